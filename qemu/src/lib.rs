@@ -1,0 +1,1 @@
+//! Boot baton images under QEMU.

@@ -1,0 +1,13 @@
+//! Configuration types shared by the board's init and the `baton` command.
+//!
+//! Every file a user writes is deserialised into a *raw* type that rejects unknown keys, then
+//! validated into the type the rest of baton uses. Errors always say which file, which line and
+//! which field they are about, so a user editing a card on a laptop can fix the right thing.
+
+pub mod build_info;
+pub mod cluster;
+pub mod error;
+mod locate;
+
+pub use cluster::{ClusterConfig, NetworkConfig, NetworkMode, StaticAddress};
+pub use error::{ConfigError, ConfigErrors};
