@@ -358,6 +358,25 @@ impl ClusterConfig {
     }
 }
 
+impl ClusterConfig {
+    /// Recovers `[api] token` from a file that failed to parse or validate, so that a board with a
+    /// broken `cluster.toml` still answers its owner's API calls (and can report the error).
+    /// Returns `None` when no token of acceptable shape can be found.
+    pub fn salvage_token(src: &str) -> Option<String> {
+        let acceptable = |t: &str| t.len() >= MIN_TOKEN_LEN && t.chars().all(|c| c.is_ascii_graphic());
+        if let Ok(table) = src.parse::<toml::Table>() {
+            let token = table.get("api")?.get("token")?.as_str()?;
+            return acceptable(token).then(|| token.to_string());
+        }
+        // The file is not valid TOML: look for a `token = "..."` line inside `[api]`.
+        let line = locate::line_of_key(src, "api", "token")?;
+        let text = src.lines().nth(line - 1)?;
+        let value = text.split_once('=')?.1.trim();
+        let token = value.strip_prefix('"')?.split('"').next()?;
+        acceptable(token).then(|| token.to_string())
+    }
+}
+
 /// Secrets that `fill_missing_secrets` added to a file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AddedSecrets {
@@ -525,6 +544,17 @@ dns = ["1.1.1.1"]
         assert!(fields.contains(&("network.address", Some(5))), "{fields:?}");
         assert!(fields.contains(&("api.token", None)), "{fields:?}");
         assert!(fields.contains(&("cluster.key", None)), "{fields:?}");
+    }
+
+    #[test]
+    fn salvages_the_token_from_broken_files() {
+        let invalid = "[api]\ntoken = \"secret-token-1234567\"\n[network]\nmode = \"carrier-pigeon\"\n";
+        assert!(ClusterConfig::parse("cluster.toml", invalid).is_err());
+        assert_eq!(ClusterConfig::salvage_token(invalid).as_deref(), Some("secret-token-1234567"));
+        let unparsable = "[api]\ntoken = \"secret-token-1234567\"\n[network\nmode = \n";
+        assert_eq!(ClusterConfig::salvage_token(unparsable).as_deref(), Some("secret-token-1234567"));
+        assert_eq!(ClusterConfig::salvage_token("[api]\ntoken = \"short\"\n"), None);
+        assert_eq!(ClusterConfig::salvage_token("[board]\ntoken = \"secret-token-1234567\"\n"), None);
     }
 
     #[test]
