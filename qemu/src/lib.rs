@@ -1,1 +1,56 @@
-//! Boot baton images under QEMU.
+//! Boot baton images under QEMU: one board, or a cluster of boards on one L2 segment.
+//!
+//! ```no_run
+//! use std::time::{Duration, Instant};
+//! use baton_qemu::{Cluster, ClusterConfig, Forward};
+//!
+//! let mut config = ClusterConfig::new("baton.img");
+//! config.boards = 3;
+//! config.forwards.push(Forward { host: 8080, guest: 80 }); // 8080, 8081, 8082 -> port 80
+//! config.serial_dir = Some("serial".into());
+//! let cluster = Cluster::start(config)?;
+//! let deadline = Instant::now() + Duration::from_secs(60);
+//! for board in cluster.boards() {
+//!     board.wait_for_line("baton: ready", deadline)?;
+//! }
+//! let port = cluster.board(2)?.forwarded(80); // Some(8081)
+//! cluster.set_link(3, false)?; // cut board 3 off the shared segment
+//! cluster.restart(1)?; // power-cycle board 1 on the same disk
+//! cluster.board(1)?.wait_for_count("baton: ready", 2, deadline)?;
+//! # let _ = port;
+//! # Ok::<(), baton_qemu::ClusterError>(())
+//! ```
+//!
+//! How it works, module by module:
+//! - [`image`] reads the MBR and the FAT32 boot partition and copies out the kernel, initramfs,
+//!   `cmdline.txt` and (for `raspi3b`) the device tree, following `baton.json`.
+//! - [`disk`] gives each board a qcow2 overlay on the image, larger than the image.
+//! - [`command`] builds the QEMU command line (`virt` or `raspi3b`).
+//! - [`ports`] maps `--forward HOST:GUEST` to each board and finds free ports for tests.
+//! - [`hub`] is the shared L2 segment (eth1) for clusters: unix datagram sockets and a hub
+//!   thread, rootless, with link cutting, counters and pcap capture.
+//! - [`process`] starts QEMU (own process group, killed if the runner dies), waits for it to
+//!   be up, and reports early exits with QEMU's stderr.
+//! - [`console`] captures serial lines to memory and `board<N>.log`, and waits on them.
+//! - [`cluster`] and [`board`] tie it together: the API callers use.
+//!
+//! Host requirements: `qemu-system-aarch64` (Debian `qemu-system-arm`) and `qemu-img`
+//! (Debian `qemu-utils`). No root: everything runs as the calling user.
+
+pub mod board;
+pub mod cluster;
+pub mod command;
+pub mod console;
+pub mod disk;
+pub mod hub;
+pub mod image;
+pub mod ports;
+pub mod process;
+
+pub use board::Board;
+pub use cluster::{Cluster, ClusterConfig, ClusterError};
+pub use console::{matching, Line, LinePattern};
+pub use hub::PortStats;
+pub use image::{BootFiles, Machine};
+pub use ports::{free_port, free_ports, Forward};
+pub use process::Exit;

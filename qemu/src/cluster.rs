@@ -1,0 +1,376 @@
+//! A cluster: N boards booted from one image, each on its own copy-on-write disk, with port
+//! forwards on the host's loopback and (for N > 1) a shared L2 segment between them.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::board::{lock, Board};
+use crate::command::{BoardCommand, SegmentLink};
+use crate::console::{Console, ConsoleError};
+use crate::disk::{self, DiskError};
+use crate::hub::{Hub, HubError, PortStats};
+use crate::image::{self, BootFiles, ImageError};
+use crate::ports::{self, Forward, PortError};
+use crate::process::{Launcher, ProcessError, QemuProcess, Spawn};
+
+/// Most boards one cluster may have (MAC addresses carry the board number in one byte, and
+/// each board costs about 200 MB of memory).
+pub const MAX_BOARDS: usize = 64;
+
+/// What went wrong with a cluster. Wraps the module errors, which name the board, file or port.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// A board count of 0 or above [`MAX_BOARDS`].
+    #[error("a cluster needs 1 to {MAX_BOARDS} boards, not {0}")]
+    BoardCount(usize),
+    /// The work or serial directory could not be created.
+    #[error("cannot create directory {path}: {source}")]
+    Dir {
+        /// Directory path.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// A board number that does not exist.
+    #[error("there is no board {board} (boards are 1 to {boards})")]
+    NoSuchBoard {
+        /// Board asked for.
+        board: usize,
+        /// Number of boards.
+        boards: usize,
+    },
+    /// A single board has no shared segment to cut or inspect.
+    #[error("the cluster has a single board and so no shared segment")]
+    NoSegment,
+    /// QEMU stopped while a caller waited on its console.
+    #[error("board {board}: QEMU exited ({status}) while waiting for a serial line {pattern}; QEMU's stderr: {stderr}")]
+    Exited {
+        /// Board number.
+        board: usize,
+        /// Exit status, in words.
+        status: String,
+        /// What was waited for.
+        pattern: String,
+        /// QEMU's stderr.
+        stderr: String,
+    },
+    /// Reading the image failed.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// A port forward is invalid or its host port is taken.
+    #[error(transparent)]
+    Port(#[from] PortError),
+    /// A board disk could not be made.
+    #[error(transparent)]
+    Disk(#[from] DiskError),
+    /// The shared segment could not be set up.
+    #[error(transparent)]
+    Hub(#[from] HubError),
+    /// QEMU could not be started or stopped early.
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    /// A console could not be set up, or a wait timed out.
+    #[error(transparent)]
+    Console(#[from] ConsoleError),
+}
+
+/// How to run a cluster. [`ClusterConfig::new`] gives the defaults; set fields to change them.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// The raw disk image built by `baton image build`. Only read, never written.
+    pub image: PathBuf,
+    /// Number of boards (default 1).
+    pub boards: usize,
+    /// Port forwards; board `i` gets host port `host + i - 1` (see [`crate::ports`]).
+    pub forwards: Vec<Forward>,
+    /// Where `board<N>.log` files go (default: the work directory).
+    pub serial_dir: Option<PathBuf>,
+    /// Where disks, sockets and extracted boot files go (default: a fresh temporary directory,
+    /// removed when the cluster is dropped). Unix socket paths must stay under 108 bytes.
+    pub work_dir: Option<PathBuf>,
+    /// Memory per board in MiB (default 512; `virt` only).
+    pub memory_mib: u32,
+    /// CPUs per board (default 2; `virt` only).
+    pub cpus: u32,
+    /// Size of each board's disk in bytes, rounded up to a power of two (default: twice the
+    /// image, at least 1 GiB). Must exceed the image.
+    pub disk_size: Option<u64>,
+    /// Echo every serial line to stdout as `[boardN] line` (default off).
+    pub echo: bool,
+    /// Record every frame on the shared segment to this pcap file (default none).
+    pub capture: Option<PathBuf>,
+    /// Kernel arguments appended to the image's `cmdline.txt` (default none).
+    pub extra_append: Option<String>,
+    /// The QEMU binary (default `qemu-system-aarch64` from `PATH`).
+    pub qemu: PathBuf,
+    /// The `qemu-img` binary (default `qemu-img` from `PATH`).
+    pub qemu_img: PathBuf,
+    /// How long one QEMU may take to come up, not counting the guest's boot (default 30 s).
+    pub start_timeout: Duration,
+}
+
+impl ClusterConfig {
+    /// One board from `image`, everything else at its default.
+    pub fn new(image: impl Into<PathBuf>) -> ClusterConfig {
+        ClusterConfig {
+            image: image.into(),
+            boards: 1,
+            forwards: Vec::new(),
+            serial_dir: None,
+            work_dir: None,
+            memory_mib: 512,
+            cpus: 2,
+            disk_size: None,
+            echo: false,
+            capture: None,
+            extra_append: None,
+            qemu: PathBuf::from("qemu-system-aarch64"),
+            qemu_img: PathBuf::from("qemu-img"),
+            start_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+enum WorkDir {
+    Temp(tempfile::TempDir),
+    Given(PathBuf),
+}
+
+impl WorkDir {
+    fn path(&self) -> &Path {
+        match self {
+            WorkDir::Temp(t) => t.path(),
+            WorkDir::Given(p) => p,
+        }
+    }
+}
+
+/// Running boards. Dropping the cluster kills every QEMU it started (and only those).
+pub struct Cluster {
+    boards: Vec<Board>,
+    hub: Option<Hub>,
+    boot: BootFiles,
+    config: ClusterConfig,
+    launcher: Launcher,
+    work: WorkDir,
+}
+
+fn mkdir(path: &Path) -> Result<(), ClusterError> {
+    std::fs::create_dir_all(path).map_err(|source| ClusterError::Dir {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+impl Cluster {
+    /// Reads the image, makes each board's disk and console, and starts every board. Returns
+    /// once every QEMU is up (its devices and port forwards exist); the guests boot on from
+    /// there, so wait for a serial line before talking to them.
+    pub fn start(config: ClusterConfig) -> Result<Cluster, ClusterError> {
+        let n = config.boards;
+        if n == 0 || n > MAX_BOARDS {
+            return Err(ClusterError::BoardCount(n));
+        }
+        let plan = ports::plan(&config.forwards, n)?;
+        for (i, forwards) in plan.iter().enumerate() {
+            for f in forwards {
+                ports::check_free(f.host, i + 1)?;
+            }
+        }
+        let work = match &config.work_dir {
+            Some(p) => {
+                mkdir(p)?;
+                WorkDir::Given(p.clone())
+            }
+            None => WorkDir::Temp(
+                tempfile::Builder::new()
+                    .prefix("baton-qemu-")
+                    .tempdir()
+                    .map_err(|source| ClusterError::Dir {
+                        path: std::env::temp_dir(),
+                        source,
+                    })?,
+            ),
+        };
+        let dir = work.path().to_path_buf();
+        let boot_dir = dir.join("boot");
+        mkdir(&boot_dir)?;
+        let boot = image::extract(&config.image, &boot_dir)?;
+        let size = disk::overlay_size(&boot.image, boot.image_size, config.disk_size)?;
+        let serial_dir = config.serial_dir.clone().unwrap_or_else(|| dir.clone());
+        mkdir(&serial_dir)?;
+        let hub = match n {
+            1 => None,
+            _ => Some(Hub::start(&dir, n, config.capture.as_deref())?),
+        };
+        let mut boards = Vec::with_capacity(n);
+        for (i, forwards) in (1..=n).zip(plan) {
+            let disk = dir.join(format!("board{i}.qcow2"));
+            disk::create_overlay(&config.qemu_img, &boot.image, &disk, size)?;
+            let log = serial_dir.join(format!("board{i}.log"));
+            let console = Arc::new(Console::new(i, &log, config.echo)?);
+            boards.push(Board::new(
+                i,
+                console,
+                forwards,
+                disk,
+                dir.join(format!("q{i}.sock")),
+            ));
+        }
+        let launcher = Launcher::start()?;
+        let cluster = Cluster {
+            boards,
+            hub,
+            boot,
+            config,
+            launcher,
+            work,
+        };
+        for board in &cluster.boards {
+            // On error the cluster is dropped here, which kills the boards already started.
+            let process = cluster.spawn(board)?;
+            *lock(&board.process) = Some(process);
+        }
+        Ok(cluster)
+    }
+
+    fn spawn(&self, board: &Board) -> Result<QemuProcess, ClusterError> {
+        let i = board.index();
+        let segment = match &self.hub {
+            Some(hub) => {
+                let link = SegmentLink {
+                    board: hub.board_path(i)?,
+                    hub: hub.hub_path(i)?,
+                };
+                // QEMU binds the board end itself and fails if a previous run left it behind.
+                let _ = std::fs::remove_file(link.board);
+                Some(link)
+            }
+            None => None,
+        };
+        let args = BoardCommand {
+            boot: &self.boot,
+            index: i,
+            disk: board.disk(),
+            memory_mib: self.config.memory_mib,
+            cpus: self.config.cpus,
+            forwards: board.forwards(),
+            segment,
+            qmp: &board.qmp,
+            extra_append: self.config.extra_append.as_deref(),
+        }
+        .args();
+        let spec = Spawn {
+            board: i,
+            program: &self.config.qemu,
+            args: &args,
+            qmp: &board.qmp,
+            timeout: self.config.start_timeout,
+        };
+        Ok(QemuProcess::start(&self.launcher, spec, &board.console)?)
+    }
+
+    /// All boards; board `N` is element `N - 1`.
+    pub fn boards(&self) -> &[Board] {
+        &self.boards
+    }
+
+    /// Board `board` (1-based).
+    pub fn board(&self, board: usize) -> Result<&Board, ClusterError> {
+        board
+            .checked_sub(1)
+            .and_then(|i| self.boards.get(i))
+            .ok_or(ClusterError::NoSuchBoard {
+                board,
+                boards: self.boards.len(),
+            })
+    }
+
+    /// What was read from the image (board name, machine, kernel command line).
+    pub fn boot_files(&self) -> &BootFiles {
+        &self.boot
+    }
+
+    /// The work directory (disks, sockets, extracted boot files).
+    pub fn work_dir(&self) -> &Path {
+        self.work.path()
+    }
+
+    /// Cuts power to a board: SIGKILL to its QEMU, which is then reaped. Its disk keeps what
+    /// the guest had written. Does nothing if the board is not running.
+    pub fn kill(&self, board: usize) -> Result<(), ClusterError> {
+        let b = self.board(board)?;
+        if let Some(p) = lock(&b.process).as_mut() {
+            p.kill();
+        }
+        Ok(())
+    }
+
+    /// Starts a board again on the same disk (killing it first if it runs). Its console keeps
+    /// the earlier lines; [`Console::run_start`] marks where the new run begins.
+    pub fn restart(&self, board: usize) -> Result<(), ClusterError> {
+        let b = self.board(board)?;
+        let mut slot = lock(&b.process);
+        if let Some(mut old) = slot.take() {
+            old.kill();
+        }
+        *slot = Some(self.spawn(b)?);
+        Ok(())
+    }
+
+    /// Kills every board that still runs. Also done on drop.
+    pub fn shutdown_all(&self) {
+        for b in &self.boards {
+            if let Some(p) = lock(&b.process).as_mut() {
+                p.kill();
+            }
+        }
+    }
+
+    /// Plugs a board into the shared segment or pulls its cable (see [`Hub::set_link`]).
+    pub fn set_link(&self, board: usize, up: bool) -> Result<(), ClusterError> {
+        self.board(board)?;
+        Ok(self
+            .hub
+            .as_ref()
+            .ok_or(ClusterError::NoSegment)?
+            .set_link(board, up)?)
+    }
+
+    /// Frame counters of a board's port on the shared segment.
+    pub fn segment_stats(&self, board: usize) -> Result<PortStats, ClusterError> {
+        self.board(board)?;
+        Ok(self
+            .hub
+            .as_ref()
+            .ok_or(ClusterError::NoSegment)?
+            .stats(board)?)
+    }
+
+    /// Blocks until `stop` is set (for example by a SIGINT handler) or no board runs any more,
+    /// checking ten times a second. The CLI's run loop: `signal_hook::flag::register(SIGINT,
+    /// stop)`, then `run_until(&stop)`, then drop the cluster.
+    pub fn run_until(&self, stop: &AtomicBool) {
+        while !stop.load(Ordering::SeqCst) && self.boards.iter().any(Board::is_running) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.shutdown_all();
+    }
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("boards", &self.boards)
+            .field("work_dir", &self.work.path())
+            .field("boot", &self.boot)
+            .finish_non_exhaustive()
+    }
+}

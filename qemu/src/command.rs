@@ -1,0 +1,317 @@
+//! The `qemu-system-aarch64` command line for one board. Pure: it only builds arguments, so
+//! every device and option choice is unit-tested here.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use crate::image::{BootFiles, Machine};
+use crate::ports::Forward;
+
+/// The two unix datagram sockets that connect a board's second NIC to the runner's hub.
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentLink<'a> {
+    /// Socket QEMU binds (the board's end).
+    pub board: &'a Path,
+    /// Socket the hub binds (where QEMU sends frames).
+    pub hub: &'a Path,
+}
+
+/// Everything that varies between boards and runs.
+#[derive(Debug, Clone)]
+pub struct BoardCommand<'a> {
+    /// Files extracted from the image.
+    pub boot: &'a BootFiles,
+    /// Board number, 1-based.
+    pub index: usize,
+    /// The board's qcow2 overlay.
+    pub disk: &'a Path,
+    /// Memory in MiB (`virt` only; `raspi3b` always has 1 GiB).
+    pub memory_mib: u32,
+    /// CPU count (`virt` only; `raspi3b` always has 4).
+    pub cpus: u32,
+    /// This board's forwards, host ports already shifted.
+    pub forwards: &'a [Forward],
+    /// The shared L2 segment (eth1), when there is one.
+    pub segment: Option<SegmentLink<'a>>,
+    /// Unix socket for QMP, which the runner uses to know QEMU is up.
+    pub qmp: &'a Path,
+    /// Extra kernel arguments appended to `cmdline.txt`.
+    pub extra_append: Option<&'a str>,
+}
+
+/// MAC address of a board's NIC: `52:54:00:ba:<nic>:<board>` (QEMU's local prefix), so every
+/// board on the shared segment differs and a board keeps its MAC across restarts.
+pub fn mac(index: usize, nic: u8) -> String {
+    format!("52:54:00:ba:{nic:02x}:{:02x}", index & 0xff)
+}
+
+/// Quotes a value for a QEMU `key=value,...` option list (commas are doubled).
+fn opt(value: &Path) -> String {
+    value.to_string_lossy().replace(',', ",,")
+}
+
+impl BoardCommand<'_> {
+    /// Arguments for `qemu-system-aarch64`, without the program name.
+    pub fn args(&self) -> Vec<OsString> {
+        let mut a: Vec<String> = Vec::new();
+        let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
+        let boot = self.boot;
+        let mut append = boot.cmdline.clone();
+        if let Some(extra) = self.extra_append.filter(|e| !e.is_empty()) {
+            append.push(' ');
+            append.push_str(extra);
+        }
+        push(&["-name", &format!("board{}", self.index)]);
+        push(&["-M", boot.machine.qemu_name()]);
+        if boot.machine == Machine::Virt {
+            push(&["-cpu", "cortex-a72", "-m", &self.memory_mib.to_string()]);
+            push(&["-smp", &self.cpus.to_string()]);
+        }
+        // Nothing QEMU would add by itself (monitor, default serial, parallel port, VGA).
+        push(&["-nodefaults", "-no-user-config", "-display", "none"]);
+        push(&[
+            "-chardev",
+            "stdio,id=console,signal=off",
+            "-serial",
+            "chardev:console",
+        ]);
+        push(&[
+            "-qmp",
+            &format!("unix:{},server=on,wait=off", opt(self.qmp)),
+        ]);
+        push(&[
+            "-kernel",
+            &opt_plain(&boot.kernel),
+            "-initrd",
+            &opt_plain(&boot.initramfs),
+        ]);
+        if let Some(dtb) = &boot.dtb {
+            push(&["-dtb", &opt_plain(dtb)]);
+        }
+        push(&["-append", &append]);
+        let user = self.user_netdev();
+        let dgram = self.segment.map(|s| {
+            format!(
+                "dgram,id=net1,local.type=unix,local.path={},remote.type=unix,remote.path={}",
+                opt(s.board),
+                opt(s.hub)
+            )
+        });
+        match boot.machine {
+            Machine::Virt => {
+                let drive = format!("if=none,id=disk0,format=qcow2,file={}", opt(self.disk));
+                push(&["-drive", &drive, "-device", "virtio-blk-pci,drive=disk0"]);
+                push(&["-device", "virtio-rng-pci", "-device", "i6300esb"]);
+                push(&["-netdev", &user]);
+                // No option ROM: the guest boots from -kernel, so QEMU needs no ipxe-qemu ROMs.
+                push(&[
+                    "-device",
+                    &format!(
+                        "virtio-net-pci,netdev=net0,mac={},romfile=",
+                        mac(self.index, 0)
+                    ),
+                ]);
+                if let Some(d) = &dgram {
+                    push(&["-netdev", d]);
+                    let dev = format!(
+                        "virtio-net-pci,netdev=net1,mac={},romfile=",
+                        mac(self.index, 1)
+                    );
+                    push(&["-device", &dev]);
+                }
+            }
+            Machine::Raspi3b => {
+                let drive = format!("if=sd,format=qcow2,file={}", opt(self.disk));
+                push(&["-drive", &drive]);
+                push(&["-netdev", &user]);
+                push(&[
+                    "-device",
+                    &format!("usb-net,netdev=net0,mac={}", mac(self.index, 0)),
+                ]);
+                if let Some(d) = &dgram {
+                    push(&["-netdev", d]);
+                    push(&[
+                        "-device",
+                        &format!("usb-net,netdev=net1,mac={}", mac(self.index, 1)),
+                    ]);
+                }
+            }
+        }
+        a.into_iter().map(OsString::from).collect()
+    }
+
+    /// `-netdev user` for eth0: DHCP from QEMU, nothing leaves the machine (`restrict=on`), and
+    /// each forward bound to the host's 127.0.0.1 only.
+    fn user_netdev(&self) -> String {
+        let mut s = String::from("user,id=net0,restrict=on");
+        for f in self.forwards {
+            s.push_str(&format!(",hostfwd=tcp:127.0.0.1:{}-:{}", f.host, f.guest));
+        }
+        s
+    }
+}
+
+/// A path given as a whole option value (`-kernel PATH`), where no comma quoting applies.
+fn opt_plain(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn boot(machine: Machine) -> BootFiles {
+        BootFiles {
+            image: PathBuf::from("/img/baton.img"),
+            image_size: 1 << 20,
+            board: "qemu-virt".into(),
+            machine,
+            kernel: PathBuf::from("/w/vmlinuz"),
+            initramfs: PathBuf::from("/w/initramfs"),
+            dtb: (machine == Machine::Raspi3b).then(|| PathBuf::from("/w/pi.dtb")),
+            cmdline: "console=ttyAMA0".into(),
+        }
+    }
+
+    fn joined(cmd: &BoardCommand<'_>) -> String {
+        let args: Vec<String> = cmd
+            .args()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        args.join(" ")
+    }
+
+    /// The value following `flag` each time it appears.
+    fn values(cmd: &BoardCommand<'_>, flag: &str) -> Vec<String> {
+        let args: Vec<String> = cmd
+            .args()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        args.windows(2)
+            .filter(|w| w[0] == flag)
+            .map(|w| w[1].clone())
+            .collect()
+    }
+
+    fn command<'a>(
+        boot: &'a BootFiles,
+        fwd: &'a [Forward],
+        seg: Option<SegmentLink<'a>>,
+    ) -> BoardCommand<'a> {
+        BoardCommand {
+            boot,
+            index: 2,
+            disk: Path::new("/w/board2,x.qcow2"),
+            memory_mib: 512,
+            cpus: 2,
+            forwards: fwd,
+            segment: seg,
+            qmp: Path::new("/w/q2.sock"),
+            extra_append: Some("baton.test=1"),
+        }
+    }
+
+    #[test]
+    fn virt_board_has_the_agreed_devices() {
+        let b = boot(Machine::Virt);
+        let fwd = [
+            Forward {
+                host: 8081,
+                guest: 80,
+            },
+            Forward {
+                host: 2223,
+                guest: 22,
+            },
+        ];
+        let cmd = command(&b, &fwd, None);
+        let line = joined(&cmd);
+        assert!(
+            line.contains("-M virt -cpu cortex-a72 -m 512 -smp 2"),
+            "{line}"
+        );
+        assert!(line.contains("-nodefaults"), "{line}");
+        assert!(line.contains("-display none"), "{line}");
+        assert_eq!(values(&cmd, "-kernel"), ["/w/vmlinuz"]);
+        assert_eq!(values(&cmd, "-initrd"), ["/w/initramfs"]);
+        assert_eq!(values(&cmd, "-append"), ["console=ttyAMA0 baton.test=1"]);
+        assert_eq!(
+            values(&cmd, "-drive"),
+            ["if=none,id=disk0,format=qcow2,file=/w/board2,,x.qcow2"]
+        );
+        assert_eq!(
+            values(&cmd, "-device"),
+            [
+                "virtio-blk-pci,drive=disk0",
+                "virtio-rng-pci",
+                "i6300esb",
+                "virtio-net-pci,netdev=net0,mac=52:54:00:ba:00:02,romfile="
+            ]
+        );
+        assert_eq!(
+            values(&cmd, "-netdev"),
+            ["user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:8081-:80,hostfwd=tcp:127.0.0.1:2223-:22"]
+        );
+        assert!(values(&cmd, "-dtb").is_empty());
+    }
+
+    #[test]
+    fn segment_adds_a_second_nic_on_the_hub() {
+        let b = boot(Machine::Virt);
+        let seg = SegmentLink {
+            board: Path::new("/w/b2.sock"),
+            hub: Path::new("/w/h2.sock"),
+        };
+        let cmd = command(&b, &[], Some(seg));
+        assert_eq!(
+            values(&cmd, "-netdev"),
+            [
+                "user,id=net0,restrict=on",
+                "dgram,id=net1,local.type=unix,local.path=/w/b2.sock,remote.type=unix,remote.path=/w/h2.sock"
+            ]
+        );
+        let devices = values(&cmd, "-device");
+        assert_eq!(
+            devices.last().map(String::as_str),
+            Some("virtio-net-pci,netdev=net1,mac=52:54:00:ba:01:02,romfile=")
+        );
+    }
+
+    #[test]
+    fn raspi3b_uses_sd_card_dtb_and_usb_net() {
+        let b = boot(Machine::Raspi3b);
+        let seg = SegmentLink {
+            board: Path::new("/w/b2.sock"),
+            hub: Path::new("/w/h2.sock"),
+        };
+        let cmd = command(&b, &[], Some(seg));
+        let line = joined(&cmd);
+        assert!(line.contains("-M raspi3b"), "{line}");
+        assert!(!line.contains("-cpu") && !line.contains("-smp"), "{line}");
+        assert!(
+            !line.contains("virtio") && !line.contains("i6300esb"),
+            "{line}"
+        );
+        assert_eq!(values(&cmd, "-dtb"), ["/w/pi.dtb"]);
+        assert_eq!(
+            values(&cmd, "-drive"),
+            ["if=sd,format=qcow2,file=/w/board2,,x.qcow2"]
+        );
+        assert_eq!(
+            values(&cmd, "-device"),
+            [
+                "usb-net,netdev=net0,mac=52:54:00:ba:00:02",
+                "usb-net,netdev=net1,mac=52:54:00:ba:01:02"
+            ]
+        );
+    }
+
+    #[test]
+    fn macs_differ_per_board_and_nic() {
+        assert_ne!(mac(1, 0), mac(2, 0));
+        assert_ne!(mac(1, 0), mac(1, 1));
+    }
+}
