@@ -1,1 +1,16 @@
-//! The `baton` command.
+//! The `baton` command as a library: the image builder, the image inspector, the QEMU runner's
+//! command line and a client for a board's API. `main.rs` only calls [`cli::main`].
+
+pub mod assemble;
+pub mod board;
+pub mod build;
+pub mod cli;
+pub mod client;
+pub mod config_dir;
+pub mod debian;
+pub mod disk;
+pub mod inspect;
+pub mod kmod;
+pub mod locate;
+pub mod qemu_run;
+pub mod rootfs;

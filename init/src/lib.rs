@@ -1,16 +1,100 @@
 //! baton's init: the first and only long-lived process on a board.
 //!
-//! [`run`] boots the board, then serves the API and supervises forever. It never
-//! returns and never panics out: a failed boot reboots the board after a delay.
+//! [`run`] boots the board ([`boot::boot`]), then handles signals and power requests
+//! ([`lifecycle::life`]) until it shuts down ([`power::shutdown`]). It never returns and never
+//! panics out: a failed boot reboots the board after a delay, a panicking task is contained by
+//! the runtime, and a panic of the main loop reboots the board.
+//!
+//! Every privileged call goes through [`sys::Sys`] and every file path through
+//! [`context::Ctx::path`], so the whole sequence runs in tests against a fake kernel and a
+//! temp-dir root.
 
 pub mod api;
+pub mod boot;
+pub mod build_info;
+pub mod clock;
+pub mod config;
+pub mod console;
+pub mod context;
+pub mod data;
+pub mod disk;
+pub mod entropy;
+pub mod hostname;
+pub mod lifecycle;
+pub mod mbr;
+pub mod modules;
+pub mod mounts;
 pub mod net;
+pub mod persist;
 pub mod power;
+pub mod reaper;
+pub mod services;
 pub mod sntp;
 pub mod status;
+pub mod sys;
+#[cfg(test)]
+mod testbed;
+pub mod watchdog;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::Arc;
+
+use console::Console;
+use context::Ctx;
+use power::Action;
+use status::State;
+use sys::real::RealSys;
 
 /// Boots the board and runs it until it is rebooted or powered off. Never returns.
 pub fn run() -> ! {
+    let console = Arc::new(Console::new(console::DEFAULT_CAPACITY));
+    console::install_panic_hook(Arc::clone(&console));
+    let ctx = Arc::new(Ctx::new(
+        Path::new("/"),
+        Arc::new(RealSys),
+        console,
+        Arc::new(State::default()),
+    ));
+    let outcome = catch_unwind(AssertUnwindSafe(|| live(&ctx)));
+    match outcome {
+        Ok(Err(message)) => ctx.say(format_args!("fatal: {message}")),
+        Ok(Ok(())) => ctx.say("fatal: the board did not go down"),
+        Err(_) => ctx.say("fatal: internal error in the main loop (see above)"),
+    }
+    last_resort(&ctx)
+}
+
+/// Runs the board's life on a current-thread runtime.
+fn live(ctx: &Arc<Ctx>) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(async {
+        let signals = match reaper::Signals::install() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                ctx.report(format_args!("cannot install signal handlers: {e}"));
+                None
+            }
+        };
+        lifecycle::life(ctx, &services::RealServices, signals, None)
+            .await
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// Reboots without the orderly shutdown, after the fatal delay; parks forever if even that fails.
+fn last_resort(ctx: &Ctx) -> ! {
+    let cmdline = std::fs::read_to_string(ctx.path("/proc/cmdline")).unwrap_or_default();
+    let delay = power::fatal_delay(&cmdline);
+    ctx.say(format_args!("rebooting in {}s", delay.as_secs()));
+    std::thread::sleep(delay);
+    ctx.sys.sync();
+    if let Err(e) = ctx.sys.reboot(Action::Reboot) {
+        ctx.say(format_args!("fatal: cannot reboot: {e}; halting here"));
+    }
     loop {
         std::thread::park();
     }

@@ -1,0 +1,168 @@
+//! Command-line parsing and dispatch for `baton`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+/// baton: build, inspect and boot baton images; talk to boards.
+#[derive(Debug, Parser)]
+#[command(name = "baton", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build and inspect SD-card images.
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Boot images under qemu-system-aarch64.
+    #[command(subcommand)]
+    Qemu(QemuCommand),
+    /// Show a board's status.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ImageCommand {
+    /// Write an SD-card image for a board.
+    Build(BuildArgs),
+    /// Show an image's partitions, board, package versions and config files.
+    Inspect(InspectArgs),
+}
+
+/// Arguments of `baton image build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Board to build for (a file in board-configs/, e.g. qemu-virt, pi3b, pi4b).
+    #[arg(long)]
+    pub board: String,
+    /// Directory copied onto the BATON-CFG partition (cluster.toml, services/, images/).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Image file to write.
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Build from the package cache alone; never use the network.
+    #[arg(long)]
+    pub offline: bool,
+    /// Lock file recording package versions and checksums.
+    #[arg(long, default_value = "baton.lock")]
+    pub lock: PathBuf,
+    /// Re-resolve packages to the archive's current versions instead of the locked ones.
+    #[arg(long)]
+    pub update: bool,
+    /// The board's init binary (default: target/aarch64-unknown-linux-musl/board/baton-init
+    /// next to this executable's build tree, or $BATON_INIT).
+    #[arg(long)]
+    pub init: Option<PathBuf>,
+    /// Package cache directory (default: $XDG_CACHE_HOME/baton or ~/.cache/baton).
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    /// Directory of board configs (default: the repository's board-configs/, else built-in copies).
+    #[arg(long)]
+    pub board_configs: Option<PathBuf>,
+    /// Debian archive base URL.
+    #[arg(long, default_value = "http://deb.debian.org/debian")]
+    pub mirror: String,
+}
+
+/// Arguments of `baton image inspect`.
+#[derive(Debug, Args)]
+struct InspectArgs {
+    /// Image file.
+    image: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum QemuCommand {
+    /// Boot an image on one or more emulated boards until Ctrl-C.
+    Run(QemuRunArgs),
+}
+
+/// Arguments of `baton qemu run`.
+#[derive(Debug, Args)]
+pub struct QemuRunArgs {
+    /// Image file (from `baton image build`).
+    pub image: PathBuf,
+    /// Number of boards, all on one Ethernet segment.
+    #[arg(long, default_value_t = 1)]
+    pub boards: usize,
+    /// Forward 127.0.0.1:HOST to port GUEST of board 1 (HOST+i-1 for board i).
+    #[arg(long = "forward", value_name = "HOST:GUEST")]
+    pub forwards: Vec<String>,
+    /// Directory for the boards' serial console logs (board1.log, ...).
+    #[arg(long)]
+    pub serial_dir: Option<PathBuf>,
+    /// Memory per board in MiB.
+    #[arg(long, default_value_t = 512)]
+    pub memory: u32,
+}
+
+/// Arguments of `baton status`.
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// Board API URL, e.g. http://192.168.1.20:7070.
+    #[arg(long, env = "BATON_BOARD")]
+    board: String,
+    /// API token.
+    #[arg(long, env = "BATON_TOKEN", hide_env_values = true)]
+    token: String,
+    /// Print the raw JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs the command line; the process exit code is the result.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Image(ImageCommand::Build(args)) => crate::build::run_cli(args),
+        Command::Image(ImageCommand::Inspect(args)) => crate::inspect::run_cli(&args.image, args.json),
+        Command::Qemu(QemuCommand::Run(args)) => crate::qemu_run::run_cli(args),
+        Command::Status(args) => status(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("baton: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn status(args: &StatusArgs) -> anyhow::Result<()> {
+    let status = crate::client::Client::new(&args.board, &args.token).status()?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&status).context("formatting status")?);
+        return Ok(());
+    }
+    let text = |k: &str| status.get(k).and_then(|v| v.as_str()).unwrap_or("?").to_string();
+    println!("board     {} ({}), kernel {}", text("hostname"), text("board"), text("kernel"));
+    let uptime = status.get("uptime_ms").and_then(|v| v.as_u64()).unwrap_or(0);
+    println!("uptime    {:.1} s", uptime as f64 / 1000.0);
+    for a in status.get("addresses").and_then(|v| v.as_array()).into_iter().flatten() {
+        println!(
+            "address   {} {} ({})",
+            a["interface"].as_str().unwrap_or("?"),
+            a["address"].as_str().unwrap_or("?"),
+            a["source"].as_str().unwrap_or("?")
+        );
+    }
+    let mem = &status["memory"];
+    println!(
+        "memory    init {} KiB, system {} MiB",
+        mem["init_rss_bytes"].as_u64().unwrap_or(0) / 1024,
+        mem["system_used_bytes"].as_u64().unwrap_or(0) >> 20
+    );
+    for e in status.get("errors").and_then(|v| v.as_array()).into_iter().flatten() {
+        println!("error     {}", e.as_str().unwrap_or("?"));
+    }
+    Ok(())
+}

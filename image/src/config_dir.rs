@@ -1,0 +1,224 @@
+//! Reading the user's config directory, the future contents of the `BATON-CFG` partition.
+//!
+//! Every file is read into memory (the partition is small), `cluster.toml` gets its missing
+//! secrets generated, and every TOML file must parse, so a mistake is reported on the laptop
+//! with file and line instead of on the board.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use baton_spec::cluster::{self, AddedSecrets};
+use baton_spec::{ClusterConfig, ConfigErrors};
+
+/// Largest config directory accepted (the partition must also hold what users add later).
+pub const MAX_TOTAL_BYTES: u64 = 32 << 20;
+
+/// Errors reading the config directory.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The directory does not exist or is not a directory.
+    #[error("config directory {0}: does not exist or is not a directory")]
+    NotADirectory(PathBuf),
+    /// A file or directory could not be read.
+    #[error("config directory: reading {path}: {source}")]
+    Read {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A file name the FAT partition cannot hold.
+    #[error("config directory: {0}: file names must be UTF-8 without ':', '\\\\', '*', '?', '\"', '<', '>', '|'")]
+    BadName(PathBuf),
+    /// Too much data for the config partition.
+    #[error("config directory {path}: {bytes} bytes is more than the {max} bytes the config partition takes")]
+    TooLarge {
+        /// The directory.
+        path: PathBuf,
+        /// Total size found.
+        bytes: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// A configuration file does not parse or validate.
+    #[error("{0}")]
+    Invalid(ConfigErrors),
+}
+
+/// The config directory as it will be written to the partition.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigTree {
+    /// Files by path relative to the directory root, `/`-separated.
+    pub files: BTreeMap<String, Vec<u8>>,
+    /// Secrets the builder generated because the user's file lacked them.
+    pub added: AddedSecrets,
+    /// The validated cluster configuration.
+    pub cluster: Option<ClusterConfig>,
+}
+
+impl ConfigTree {
+    /// Reads `dir`, fills in missing secrets with `token` and `key`, and validates.
+    pub fn read(dir: &Path, token: &str, key: &str) -> Result<ConfigTree, Error> {
+        if !dir.is_dir() {
+            return Err(Error::NotADirectory(dir.to_path_buf()));
+        }
+        let mut files = BTreeMap::new();
+        let mut total = 0u64;
+        walk(dir, dir, &mut files, &mut total)?;
+        if total > MAX_TOTAL_BYTES {
+            return Err(Error::TooLarge {
+                path: dir.to_path_buf(),
+                bytes: total,
+                max: MAX_TOTAL_BYTES,
+            });
+        }
+
+        let mut errors = Vec::new();
+        for (name, bytes) in &files {
+            if name.ends_with(".toml") && name != cluster::FILE_NAME {
+                match std::str::from_utf8(bytes) {
+                    Ok(text) => {
+                        if let Err(e) = text.parse::<toml::Table>() {
+                            errors.push(baton_spec::ConfigError {
+                                file: name.clone(),
+                                line: e.span().map(|s| line_of(text, s.start)),
+                                field: String::new(),
+                                message: e.message().trim().to_string(),
+                            });
+                        }
+                    }
+                    Err(_) => errors.push(not_utf8(name)),
+                }
+            }
+        }
+
+        let original = match files.get(cluster::FILE_NAME) {
+            Some(bytes) => match String::from_utf8(bytes.clone()) {
+                Ok(text) => text,
+                Err(_) => {
+                    errors.push(not_utf8(cluster::FILE_NAME));
+                    String::new()
+                }
+            },
+            None => String::new(),
+        };
+        let mut tree = ConfigTree::default();
+        match cluster::fill_missing_secrets(cluster::FILE_NAME, &original, token, key) {
+            Ok((text, added)) => match ClusterConfig::parse(cluster::FILE_NAME, &text) {
+                Ok(config) => {
+                    tree.cluster = Some(config);
+                    tree.added = added;
+                    files.insert(cluster::FILE_NAME.to_string(), text.into_bytes());
+                }
+                Err(e) => errors.extend(e.0),
+            },
+            Err(e) => errors.extend(e.0),
+        }
+        if !errors.is_empty() {
+            return Err(Error::Invalid(ConfigErrors(errors)));
+        }
+        tree.files = files;
+        Ok(tree)
+    }
+}
+
+fn not_utf8(file: &str) -> baton_spec::ConfigError {
+    baton_spec::ConfigError {
+        file: file.to_string(),
+        line: None,
+        field: String::new(),
+        message: "is not UTF-8 text".to_string(),
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+fn walk(root: &Path, dir: &Path, files: &mut BTreeMap<String, Vec<u8>>, total: &mut u64) -> Result<(), Error> {
+    let read_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Read { path, source }
+    };
+    let mut entries = std::fs::read_dir(dir)
+        .map_err(read_err(dir))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(read_err(dir))?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let kind = std::fs::metadata(&path).map_err(read_err(&path))?;
+        let rel = path
+            .strip_prefix(root)
+            .ok()
+            .and_then(|p| p.to_str())
+            .filter(|p| !p.chars().any(|c| ":\\*?\"<>|".contains(c)))
+            .ok_or_else(|| Error::BadName(path.clone()))?
+            .to_string();
+        if kind.is_dir() {
+            walk(root, &path, files, total)?;
+        } else if kind.is_file() {
+            let bytes = std::fs::read(&path).map_err(read_err(&path))?;
+            *total += bytes.len() as u64;
+            files.insert(rel, bytes);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "generated-token-0123456789";
+    const KEY: &str = "generated-key-0123456789abcdef0123456789";
+
+    #[test]
+    fn generates_secrets_when_there_is_no_cluster_toml() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("services")).unwrap();
+        std::fs::write(dir.path().join("services/web.toml"), "name = \"web\"\n").unwrap();
+        let tree = ConfigTree::read(dir.path(), TOKEN, KEY).unwrap();
+        assert_eq!(tree.added.token.as_deref(), Some(TOKEN));
+        assert_eq!(tree.added.key.as_deref(), Some(KEY));
+        assert_eq!(tree.cluster.unwrap().token, TOKEN);
+        let names: Vec<_> = tree.files.keys().cloned().collect();
+        assert_eq!(names, ["cluster.toml", "services/web.toml"]);
+    }
+
+    #[test]
+    fn keeps_existing_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = "[api]\ntoken = \"my-own-token-0123456789\"\n[cluster]\nkey = \"my-own-key-0123456789abcdef0123456789\"\n";
+        std::fs::write(dir.path().join("cluster.toml"), src).unwrap();
+        let tree = ConfigTree::read(dir.path(), TOKEN, KEY).unwrap();
+        assert_eq!(tree.added, AddedSecrets::default());
+        assert_eq!(tree.files["cluster.toml"], src.as_bytes());
+    }
+
+    #[test]
+    fn names_file_and_line_of_a_toml_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("services")).unwrap();
+        std::fs::write(dir.path().join("services/web.toml"), "name = \"web\"\nport = = 80\n").unwrap();
+        let err = ConfigTree::read(dir.path(), TOKEN, KEY).unwrap_err();
+        let Error::Invalid(errors) = err else { panic!("{err}") };
+        assert_eq!(errors.0[0].file, "services/web.toml");
+        assert_eq!(errors.0[0].line, Some(2));
+    }
+
+    #[test]
+    fn refuses_invalid_cluster_toml() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cluster.toml"), "[network]\nmode = \"wifi\"\n").unwrap();
+        let err = ConfigTree::read(dir.path(), TOKEN, KEY).unwrap_err().to_string();
+        assert!(err.contains("cluster.toml:2: network.mode"), "{err}");
+    }
+
+    #[test]
+    fn missing_directory_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = ConfigTree::read(&dir.path().join("nope"), TOKEN, KEY).unwrap_err();
+        assert!(matches!(err, Error::NotADirectory(_)));
+    }
+}

@@ -1,0 +1,252 @@
+//! The lock file: the exact Debian packages a build used, so the next build fetches the same.
+//!
+//! ```toml
+//! version = 1
+//!
+//! [[package]]
+//! suite = "bookworm"
+//! component = "main"
+//! requested = "linux-image-arm64"
+//! name = "linux-image-6.1.0-47-arm64"
+//! version = "6.1.170-1"
+//! filename = "pool/main/l/linux-signed-arm64/linux-image-6.1.0-47-arm64_6.1.170-1_arm64.deb"
+//! sha256 = "…"
+//! size = 61234567
+//! ```
+//!
+//! Entries are keyed by what a board asked for (suite, component, requested name) and saved
+//! sorted, so the file only changes when a pin does.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Errors from reading or writing a lock file.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file could not be read or written.
+    #[error("lock file {path}: cannot {action}: {source}")]
+    Io {
+        /// The lock file.
+        path: PathBuf,
+        /// What was being done.
+        action: &'static str,
+        /// What went wrong.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a valid lock file.
+    #[error("lock file {path} is invalid: {source}")]
+    Parse {
+        /// The lock file.
+        path: PathBuf,
+        /// What is wrong, with line and column.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// The file is for another version of baton.
+    #[error("lock file {path} has version {version}; this baton reads version 1")]
+    Version {
+        /// The lock file.
+        path: PathBuf,
+        /// The version found.
+        version: u32,
+    },
+    /// Serialising failed (a bug).
+    #[error("cannot serialise the lock file {path}: {source}")]
+    Serialize {
+        /// The lock file.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: toml::ser::Error,
+    },
+}
+
+/// One pinned package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockEntry {
+    /// Suite or codename the package comes from (`bookworm`).
+    pub suite: String,
+    /// Archive component (`main`, `non-free-firmware`).
+    pub component: String,
+    /// The name the board config asked for; a metapackage is resolved to `name`.
+    pub requested: String,
+    /// The package actually downloaded.
+    pub name: String,
+    /// Its exact version.
+    pub version: String,
+    /// Its path in the archive (`pool/...`).
+    pub filename: String,
+    /// SHA256 of the .deb, lower-case hex.
+    pub sha256: String,
+    /// Size of the .deb in bytes.
+    pub size: u64,
+}
+
+impl LockEntry {
+    fn key(&self) -> (&str, &str, &str) {
+        (&self.suite, &self.component, &self.requested)
+    }
+}
+
+/// All pinned packages of a build.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockFile {
+    /// Format version (1).
+    version: u32,
+    /// The pins.
+    #[serde(default, rename = "package")]
+    packages: Vec<LockEntry>,
+}
+
+impl LockFile {
+    /// An empty lock.
+    pub fn new() -> Self {
+        Self {
+            version: 1,
+            packages: Vec::new(),
+        }
+    }
+
+    /// Reads a lock file.
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            action: "read it",
+            source,
+        })?;
+        let lock: LockFile = toml::from_str(&text).map_err(|source| Error::Parse {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if lock.version != 1 {
+            return Err(Error::Version {
+                path: path.to_path_buf(),
+                version: lock.version,
+            });
+        }
+        Ok(lock)
+    }
+
+    /// Reads a lock file, or starts an empty one if `path` does not exist.
+    pub fn load_or_new(path: &Path) -> Result<Self, Error> {
+        if path.exists() {
+            Self::load(path)
+        } else {
+            Ok(Self::new())
+        }
+    }
+
+    /// Writes the lock file (sorted; via a temporary file and rename).
+    pub fn save(&self, path: &Path) -> Result<(), Error> {
+        let mut sorted = self.clone();
+        sorted.packages.sort_by(|a, b| a.key().cmp(&b.key()));
+        let body = toml::to_string(&sorted).map_err(|source| Error::Serialize {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let text = format!(
+            "# Pinned Debian packages for `baton image build`. Generated; commit it for \
+             reproducible builds.\n# Run the build with --update-lock to pick up new versions.\n\n{body}"
+        );
+        let io_err = |action, source| Error::Io {
+            path: path.to_path_buf(),
+            action,
+            source,
+        };
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let tmp = tempfile::NamedTempFile::new_in(dir)
+            .map_err(|e| io_err("create a temporary file next to it", e))?;
+        std::fs::write(tmp.path(), text).map_err(|e| io_err("write it", e))?;
+        tmp.persist(path)
+            .map_err(|e| io_err("move it into place", e.error))?;
+        Ok(())
+    }
+
+    /// The pin for `requested` from `suite`/`component`, if any.
+    pub fn get(&self, suite: &str, component: &str, requested: &str) -> Option<&LockEntry> {
+        self.packages
+            .iter()
+            .find(|e| e.key() == (suite, component, requested))
+    }
+
+    /// Adds or replaces a pin.
+    pub fn set(&mut self, entry: LockEntry) {
+        self.packages.retain(|e| e.key() != entry.key());
+        self.packages.push(entry);
+    }
+
+    /// All pins.
+    pub fn entries(&self) -> &[LockEntry] {
+        &self.packages
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(requested: &str, version: &str) -> LockEntry {
+        LockEntry {
+            suite: "bookworm".into(),
+            component: "main".into(),
+            requested: requested.into(),
+            name: format!("{requested}-real"),
+            version: version.into(),
+            filename: format!("pool/main/x/{requested}_{version}_arm64.deb"),
+            sha256: "ab".repeat(32),
+            size: 42,
+        }
+    }
+
+    #[test]
+    fn round_trips_sorted_and_replaces_pins() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("baton.lock");
+        let mut lock = LockFile::load_or_new(&path).unwrap();
+        lock.set(entry("zz", "1"));
+        lock.set(entry("aa", "1"));
+        lock.set(entry("zz", "2"));
+        assert_eq!(lock.entries().len(), 2);
+        lock.save(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.find("requested = \"aa\"") < text.find("requested = \"zz\""),
+            "{text}"
+        );
+        let back = LockFile::load(&path).unwrap();
+        assert_eq!(back.get("bookworm", "main", "zz").unwrap().version, "2");
+        assert_eq!(back.get("trixie", "main", "zz"), None);
+        // Saving again gives the same bytes.
+        back.save(&path).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_versions() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("baton.lock");
+        std::fs::write(
+            &path,
+            "version = 1\n[[package]]\nsuite = \"x\"\nbogus = 1\n",
+        )
+        .unwrap();
+        let err = LockFile::load(&path).unwrap_err().to_string();
+        assert!(err.contains("baton.lock") && err.contains("bogus"), "{err}");
+        std::fs::write(&path, "version = 7\n").unwrap();
+        assert!(matches!(
+            LockFile::load(&path),
+            Err(Error::Version { version: 7, .. })
+        ));
+        assert!(matches!(
+            LockFile::load(&tmp.path().join("missing.lock")),
+            Err(Error::Io { .. })
+        ));
+    }
+}

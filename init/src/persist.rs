@@ -1,0 +1,45 @@
+//! Small state files the init keeps on the data partition, written so that a power cut leaves
+//! either the old or the new contents, never a torn file.
+
+use std::io::{self, Write};
+use std::path::Path;
+
+/// Directory of the init's own files on the data partition.
+pub const DIR: &str = "/data/baton";
+
+/// Writes `contents` to `path` via a temporary file, fsync and rename, then syncs the directory.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no directory"))?;
+    std::fs::create_dir_all(dir)?;
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = dir.join(tmp_name);
+    {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_the_file_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("a/b/seed");
+        write_atomic(&path, b"one").expect("first");
+        write_atomic(&path, b"two").expect("second");
+        assert_eq!(std::fs::read(&path).expect("read"), b"two");
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("a/b"))
+            .expect("list")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect();
+        assert_eq!(names, ["seed"]);
+    }
+}

@@ -1,0 +1,64 @@
+//! The long-running services the boot sequence starts last (network, SNTP, API), behind a
+//! trait so the boot sequence can be tested without touching the host's network.
+
+use std::error::Error as StdError;
+use std::future::Future;
+use std::sync::Arc;
+
+use baton_spec::NetworkConfig;
+use tokio::sync::mpsc;
+
+use crate::power::Action;
+use crate::status::State;
+use crate::{api, net, sntp};
+
+/// A service failed to start.
+pub type StartError = Box<dyn StdError + Send + Sync>;
+
+/// What the boot sequence starts after the local steps, and what shutdown stops.
+pub trait Services {
+    /// The running network, stopped at shutdown.
+    type Network;
+    /// Brings up networking.
+    fn start_network(
+        &self,
+        config: &NetworkConfig,
+        hostname: &str,
+        state: Arc<State>,
+    ) -> impl Future<Output = Result<Self::Network, StartError>>;
+    /// Starts clock synchronisation in the background.
+    fn start_time_sync(&self, servers: Vec<String>, network: &Self::Network, state: Arc<State>);
+    /// Starts the HTTP API in the background.
+    fn start_api(&self, state: Arc<State>, power: mpsc::Sender<Action>) -> Result<(), StartError>;
+    /// Stops networking (releases DHCP leases).
+    fn stop_network(&self, network: Self::Network) -> impl Future<Output = ()>;
+}
+
+/// The real services: [`net`], [`sntp`] and [`api`].
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RealServices;
+
+impl Services for RealServices {
+    type Network = net::Network;
+
+    async fn start_network(
+        &self,
+        config: &NetworkConfig,
+        hostname: &str,
+        state: Arc<State>,
+    ) -> Result<net::Network, StartError> {
+        Ok(net::start(config, hostname, state).await?)
+    }
+
+    fn start_time_sync(&self, servers: Vec<String>, network: &net::Network, state: Arc<State>) {
+        tokio::spawn(sntp::run(servers, network.ntp_servers(), state));
+    }
+
+    fn start_api(&self, state: Arc<State>, power: mpsc::Sender<Action>) -> Result<(), StartError> {
+        Ok(api::spawn(state, power)?)
+    }
+
+    async fn stop_network(&self, network: net::Network) {
+        network.stop().await;
+    }
+}
