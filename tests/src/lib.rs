@@ -1,1 +1,181 @@
-//! End-to-end test harness.
+//! Harness for baton's end-to-end tests: build real images with the real builder, boot them
+//! under QEMU, talk to them over the API, and wait for conditions with deadlines (never for
+//! fixed times).
+//!
+//! The tests need the board's init binary (`scripts/build-init`) and reach the Debian archive
+//! the first time (packages are cached in `~/.cache/baton` or `$BATON_CACHE`).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use baton::build::{BuildOptions, BuildReport};
+use baton::client::Client;
+use baton_qemu::{Cluster, ClusterConfig, Forward};
+
+/// The line the init prints once boot has completed.
+pub const READY: &str = "baton: ready";
+
+/// The API port on every board.
+pub const API_PORT: u16 = 7070;
+
+/// How long a board may take to boot under QEMU's software emulation.
+pub const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
+
+/// A `cluster.toml` with fixed secrets, for tests that need to know the token.
+pub const CLUSTER_TOML: &str = r#"[cluster]
+name = "e2e"
+key = "e2e-cluster-key-0123456789abcdef0123456789"
+
+[api]
+token = "e2e-token-0123456789abcdef"
+
+[time]
+servers = []
+"#;
+
+/// The token in [`CLUSTER_TOML`].
+pub const TOKEN: &str = "e2e-token-0123456789abcdef";
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The board's init binary, built by `scripts/build-init`.
+pub fn init_binary() -> PathBuf {
+    let path = std::env::var_os("BATON_INIT").map(PathBuf::from).unwrap_or_else(|| {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo_root().join("target"));
+        target.join("aarch64-unknown-linux-musl/board/baton-init")
+    });
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/build-init first (scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+/// The package cache the tests share: `$BATON_CACHE`, else the user's default cache.
+pub fn cache_dir() -> PathBuf {
+    match std::env::var_os("BATON_CACHE") {
+        Some(p) => PathBuf::from(p),
+        None => baton::debian::cache::default_dir().expect("no cache directory: set BATON_CACHE"),
+    }
+}
+
+/// A built image in its own temporary directory (removed on drop).
+#[derive(Debug)]
+pub struct TestImage {
+    /// The directory holding the image, its config directory and its lock file.
+    pub dir: tempfile::TempDir,
+    /// The image file.
+    pub path: PathBuf,
+    /// What the builder reported.
+    pub report: BuildReport,
+}
+
+/// Options for a build in a fresh temporary directory with `files` as the config directory.
+pub fn build_options(dir: &Path, board: &str, files: &[(&str, &str)]) -> BuildOptions {
+    let config = dir.join("config");
+    for (name, text) in files {
+        let path = config.join(name);
+        std::fs::create_dir_all(path.parent().expect("config file has a parent")).expect("creating config dir");
+        std::fs::write(&path, text).expect("writing config file");
+    }
+    std::fs::create_dir_all(&config).expect("creating config dir");
+    BuildOptions {
+        board: board.to_string(),
+        config_dir: config,
+        output: dir.join(format!("{board}.img")),
+        lock: dir.join("baton.lock"),
+        offline: false,
+        update: false,
+        init: init_binary(),
+        cache_dir: cache_dir(),
+        board_configs: Some(repo_root().join("board-configs")),
+        mirror: baton::debian::DEFAULT_MIRROR.to_string(),
+        progress: false,
+        epoch: baton::build::DEFAULT_EPOCH,
+    }
+}
+
+/// Builds an image for `board` whose config directory holds `files` (`(path, contents)`).
+pub fn build_image(board: &str, files: &[(&str, &str)]) -> TestImage {
+    let dir = tempfile::tempdir().expect("creating a temporary directory");
+    let opts = build_options(dir.path(), board, files);
+    let report = baton::build::build(&opts).unwrap_or_else(|e| panic!("building the {board} image: {e}"));
+    TestImage {
+        path: opts.output,
+        dir,
+        report,
+    }
+}
+
+/// Boots `boards` boards from `image`, with each board's API forwarded to a free host port and
+/// serial logs kept under `target/e2e-serial/<name>/` for post-mortems.
+pub fn boot(image: &Path, boards: usize, name: &str) -> Cluster {
+    let host = baton_qemu::free_ports(boards).expect("finding free ports");
+    let mut config = ClusterConfig::new(image);
+    config.boards = boards;
+    config.forwards.push(Forward { host, guest: API_PORT });
+    let serial = repo_root().join("target/e2e-serial").join(name);
+    let _ = std::fs::remove_dir_all(&serial);
+    config.serial_dir = Some(serial);
+    Cluster::start(config).unwrap_or_else(|e| panic!("starting QEMU: {e}"))
+}
+
+/// A client for board `index`'s API (1-based).
+pub fn api(cluster: &Cluster, index: usize, token: &str) -> Client {
+    let board = cluster.board(index).expect("board index");
+    let port = board.forwarded(API_PORT).expect("the API port is forwarded");
+    Client::new(&format!("http://127.0.0.1:{port}"), token)
+}
+
+/// Waits for `board`'s console to print [`READY`] `count` times; panics with the console's tail.
+pub fn wait_ready(cluster: &Cluster, index: usize, count: usize) {
+    let board = cluster.board(index).expect("board index");
+    if let Err(e) = board.wait_for_count(READY, count, Instant::now() + BOOT_TIMEOUT) {
+        panic!("board {index} did not get ready: {e}\n{}", tail(&board.lines(), 60));
+    }
+}
+
+/// The last `n` lines, joined.
+pub fn tail(lines: &[String], n: usize) -> String {
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Polls `probe` until it returns `Some` or `timeout` passes; panics naming `what`.
+pub fn wait_until<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Replaces `name` on the image's config partition with `contents`, using mtools as a user
+/// editing the card on another computer would.
+pub fn replace_config_file(image: &Path, name: &str, contents: &str) {
+    let mut file = std::fs::File::open(image).expect("opening the image");
+    let mbr = baton::disk::mbr::Mbr::read_from(&mut file).expect("reading the MBR");
+    let index = baton_spec::build_info::partition::CONFIG as usize - 1;
+    let part = mbr.partitions[index].as_ref().expect("config partition");
+    let offset = part.offset();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let source = dir.path().join("file");
+    std::fs::write(&source, contents).expect("writing the replacement");
+    let status = std::process::Command::new("mcopy")
+        .arg("-o")
+        .arg("-i")
+        .arg(format!("{}@@{offset}", image.display()))
+        .arg(&source)
+        .arg(format!("::{name}"))
+        .status()
+        .expect("running mcopy (Debian package mtools)");
+    assert!(status.success(), "mcopy failed: {status}");
+}
