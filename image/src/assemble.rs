@@ -112,7 +112,10 @@ impl BootFiles {
         };
 
         let images = debian::deb::extract(&kernel_deb.path, |p| p.starts_with("/boot/vmlinuz-"))?;
-        let image = images.into_iter().next().ok_or_else(|| missing("the kernel", "/boot/vmlinuz-*"))?;
+        let image = images
+            .into_iter()
+            .next()
+            .ok_or_else(|| missing("the kernel", "/boot/vmlinuz-*"))?;
         let kernel_release = image.path.trim_start_matches("/boot/vmlinuz-").to_string();
         let kernel = if board.decompress_kernel {
             gunzip(&image.data).map_err(write_err("decompressing the kernel"))?
@@ -123,7 +126,8 @@ impl BootFiles {
         let dtb_prefix = format!("/usr/lib/linux-image-{kernel_release}/");
         let mut dtbs = BTreeMap::new();
         for f in debian::deb::extract(&kernel_deb.path, |p| {
-            p.strip_prefix(&dtb_prefix).is_some_and(|rel| board.dtbs.iter().any(|d| d == rel))
+            p.strip_prefix(&dtb_prefix)
+                .is_some_and(|rel| board.dtbs.iter().any(|d| d == rel))
         })? {
             dtbs.insert(base_name(&f.path).to_string(), f.data);
         }
@@ -148,16 +152,22 @@ impl BootFiles {
 
         let mut firmware = BTreeMap::new();
         if let Some(fw) = &board.firmware {
-            let deb = debs.iter().find(|d| d.name == fw.package.name).ok_or_else(|| Error::Missing {
-                package: fw.package.name.clone(),
-                what: "the firmware package",
-                pattern: fw.package.to_string(),
-            })?;
+            let deb = debs
+                .iter()
+                .find(|d| d.name == fw.package.name)
+                .ok_or_else(|| Error::Missing {
+                    package: fw.package.name.clone(),
+                    what: "the firmware package",
+                    pattern: fw.package.to_string(),
+                })?;
             let found = debian::deb::extract(&deb.path, |p| {
-                p.strip_prefix(&fw.directory).is_some_and(|rest| fw.files.iter().any(|f| rest.trim_start_matches('/') == f))
+                p.strip_prefix(&fw.directory)
+                    .is_some_and(|rest| fw.files.iter().any(|f| rest.trim_start_matches('/') == f))
             })?;
             for f in found {
-                let name = f.path[fw.directory.len()..].trim_start_matches('/').to_string();
+                let name = f.path[fw.directory.len()..]
+                    .trim_start_matches('/')
+                    .to_string();
                 firmware.insert(name, f.data);
             }
             for f in &fw.files {
@@ -190,14 +200,26 @@ fn base_name(path: &str) -> &str {
 fn unpacked_modules(deb: &CachedDeb, release: &str) -> Result<PathBuf, Error> {
     let cache_root = deb.path.parent().map(Path::to_path_buf).unwrap_or_default();
     let dir = cache_root.join("unpacked").join(&deb.sha256);
-    let root = dir.join("lib/modules").join(release);
+    // bookworm ships modules under /lib/modules, later releases under /usr/lib/modules.
+    let root_in = |dir: &Path| {
+        let merged = dir.join("usr/lib/modules").join(release);
+        if merged.is_dir() {
+            merged
+        } else {
+            dir.join("lib/modules").join(release)
+        }
+    };
     if dir.join(".complete").is_file() {
-        return Ok(root);
+        return Ok(root_in(&dir));
     }
     let parent = cache_root.join("unpacked");
     let io = |action: &'static str, path: &Path| {
         let path = path.to_path_buf();
-        move |source| Error::Io { action, path, source }
+        move |source| Error::Io {
+            action,
+            path,
+            source,
+        }
     };
     std::fs::create_dir_all(&parent).map_err(io("creating", &parent))?;
     let tmp = tempfile::Builder::new()
@@ -205,7 +227,13 @@ fn unpacked_modules(deb: &CachedDeb, release: &str) -> Result<PathBuf, Error> {
         .tempdir_in(&parent)
         .map_err(io("creating a directory in", &parent))?;
     let prefix = format!("/lib/modules/{release}/");
-    debian::deb::extract_to_dir(&deb.path, tmp.path(), |p| p.starts_with(&prefix), debian::deb::Modules::Decompress)?;
+    let is_module = |p: &str| p.strip_prefix("/usr").unwrap_or(p).starts_with(&prefix);
+    debian::deb::extract_to_dir(
+        &deb.path,
+        tmp.path(),
+        is_module,
+        debian::deb::Modules::Decompress,
+    )?;
     std::fs::write(tmp.path().join(".complete"), b"").map_err(io("writing", tmp.path()))?;
     let tmp_path = tmp.keep();
     if let Err(e) = std::fs::rename(&tmp_path, &dir) {
@@ -219,9 +247,11 @@ fn unpacked_modules(deb: &CachedDeb, release: &str) -> Result<PathBuf, Error> {
             });
         }
     }
-    Ok(root)
+    Ok(root_in(&dir))
 }
 
+/// Decompresses a gzip stream; anything else (Debian's arm64 `vmlinuz` is already a plain
+/// `Image`) comes back as it is.
 fn gunzip(data: &[u8]) -> Result<Vec<u8>, String> {
     if data.len() < 2 || data[..2] != [0x1f, 0x8b] {
         return Ok(data.to_vec());
@@ -290,7 +320,12 @@ pub fn write_image(inputs: &ImageInputs<'_>, output: &Path) -> Result<Written, E
             path: dir.to_path_buf(),
             source,
         })?;
-    let disk_id = u32::from_le_bytes([inputs.seed[0], inputs.seed[1], inputs.seed[2], inputs.seed[3]]) | 1;
+    let disk_id = u32::from_le_bytes([
+        inputs.seed[0],
+        inputs.seed[1],
+        inputs.seed[2],
+        inputs.seed[3],
+    ]) | 1;
     let initramfs = initramfs(inputs, disk_id)?;
     let written = write_partitions(inputs, tmp.path(), disk_id, &initramfs)?;
     tmp.persist(output).map_err(|e| Error::Io {
@@ -312,29 +347,52 @@ fn initramfs(inputs: &ImageInputs<'_>, disk_id: u32) -> Result<Vec<u8>, Error> {
         modules: boot.modules.iter().map(|(p, _)| p.clone()).collect(),
         console: inputs.board.console.clone(),
     };
-    let info_json = serde_json::to_vec_pretty(&info).map_err(|e| write_err("build.json")(e.to_string()))?;
+    let info_json =
+        serde_json::to_vec_pretty(&info).map_err(|e| write_err("build.json")(e.to_string()))?;
     let epoch = u32::try_from(inputs.epoch.max(0)).unwrap_or(u32::MAX);
     let cpio_err = |e: crate::disk::cpio::CpioError| write_err("initramfs")(e.to_string());
     let mut cpio = CpioArchive::new(epoch);
-    for dir in ["proc", "sys", "dev", "run", "tmp", "config", "data", "boot", "mnt"] {
+    for dir in [
+        "proc", "sys", "dev", "run", "tmp", "config", "data", "boot", "mnt",
+    ] {
         cpio.add_dir(dir, 0o755).map_err(cpio_err)?;
     }
-    cpio.add_node("dev/console", 0o600, crate::disk::cpio::CpioNode::CharDevice(5, 1))
+    // The kernel opens /dev/console for the init before devtmpfs is mounted; /dev/null keeps a
+    // process whose standard streams cannot be opened from aborting.
+    cpio.add_node(
+        "dev/console",
+        0o600,
+        crate::disk::cpio::CpioNode::CharDevice(5, 1),
+    )
+    .map_err(cpio_err)?;
+    cpio.add_node(
+        "dev/null",
+        0o666,
+        crate::disk::cpio::CpioNode::CharDevice(1, 3),
+    )
+    .map_err(cpio_err)?;
+    cpio.add_file("init", 0o755, inputs.init.to_vec())
         .map_err(cpio_err)?;
-    cpio.add_file("init", 0o755, inputs.init.to_vec()).map_err(cpio_err)?;
     for (path, mode, data) in crate::rootfs::FILES {
-        cpio.add_file(path, *mode, data.to_vec()).map_err(cpio_err)?;
+        cpio.add_file(path, *mode, data.to_vec())
+            .map_err(cpio_err)?;
     }
     cpio.add_file(build_info::PATH.trim_start_matches('/'), 0o644, info_json)
         .map_err(cpio_err)?;
     for (rel, data) in &boot.modules {
         let path = format!("lib/modules/{}/{rel}", boot.kernel_release);
-        cpio.add_file(&path, 0o644, data.clone()).map_err(cpio_err)?;
+        cpio.add_file(&path, 0o644, data.clone())
+            .map_err(cpio_err)?;
     }
     cpio.write_gzip(Vec::new()).map_err(cpio_err)
 }
 
-fn write_partitions(inputs: &ImageInputs<'_>, path: &Path, disk_id: u32, initramfs: &[u8]) -> Result<Written, Error> {
+fn write_partitions(
+    inputs: &ImageInputs<'_>,
+    path: &Path,
+    disk_id: u32,
+    initramfs: &[u8],
+) -> Result<Written, Error> {
     let board = inputs.board;
     let boot = inputs.boot;
     let total = if board.power_of_two_image {
@@ -342,18 +400,25 @@ fn write_partitions(inputs: &ImageInputs<'_>, path: &Path, disk_id: u32, initram
     } else {
         TotalSize::Minimal
     };
-    let layout = ImageLayout::new(&SIZES, total).map_err(|e| write_err("the partition layout")(e.to_string()))?;
-    let image_err = |e: crate::disk::image::ImageError| write_err(format!("image {}", path.display()))(e.to_string());
+    let layout = ImageLayout::new(&SIZES, total)
+        .map_err(|e| write_err("the partition layout")(e.to_string()))?;
+    let image_err = |e: crate::disk::image::ImageError| {
+        write_err(format!("image {}", path.display()))(e.to_string())
+    };
     let fat_err = |e: crate::disk::fat::FatError| write_err("boot partition")(e.to_string());
     let mut img = ImageWriter::create(path, layout, disk_id).map_err(image_err)?;
 
     let mut tree = FatDir::new();
     let kernel_name = board.kernel_file.as_str();
-    tree.add_file(kernel_name, boot.kernel.clone()).map_err(fat_err)?;
-    tree.add_file(&board.initramfs_file, initramfs.to_vec()).map_err(fat_err)?;
-    tree.add_file("cmdline.txt", format!("{}\n", board.cmdline)).map_err(fat_err)?;
+    tree.add_file(kernel_name, boot.kernel.clone())
+        .map_err(fat_err)?;
+    tree.add_file(&board.initramfs_file, initramfs.to_vec())
+        .map_err(fat_err)?;
+    tree.add_file("cmdline.txt", format!("{}\n", board.cmdline))
+        .map_err(fat_err)?;
     if let Some(config_txt) = &board.config_txt {
-        tree.add_file("config.txt", config_txt.clone()).map_err(fat_err)?;
+        tree.add_file("config.txt", config_txt.clone())
+            .map_err(fat_err)?;
     }
     for (name, data) in &boot.dtbs {
         tree.add_file(name, data.clone()).map_err(fat_err)?;
@@ -371,11 +436,19 @@ fn write_partitions(inputs: &ImageInputs<'_>, path: &Path, disk_id: u32, initram
         packages: inputs.packages,
         baton_version: env!("CARGO_PKG_VERSION"),
     };
-    let manifest = serde_json::to_vec_pretty(&manifest).map_err(|e| write_err(MANIFEST)(e.to_string()))?;
+    let manifest =
+        serde_json::to_vec_pretty(&manifest).map_err(|e| write_err(MANIFEST)(e.to_string()))?;
     tree.add_file(MANIFEST, manifest).map_err(fat_err)?;
 
     let seed = &inputs.seed;
-    let volume_id = |i: usize| u32::from_le_bytes([seed[4 + i * 4], seed[5 + i * 4], seed[6 + i * 4], seed[7 + i * 4]]);
+    let volume_id = |i: usize| {
+        u32::from_le_bytes([
+            seed[4 + i * 4],
+            seed[5 + i * 4],
+            seed[6 + i * 4],
+            seed[7 + i * 4],
+        ])
+    };
     let fat_opts = |extent: crate::disk::layout::Extent, label: &str, id: u32| FatOptions {
         size: extent.size,
         label: label.to_string(),
@@ -384,25 +457,49 @@ fn write_partitions(inputs: &ImageInputs<'_>, path: &Path, disk_id: u32, initram
         hidden_sectors: extent.start_lba(),
     };
     if inputs.progress {
-        eprintln!("baton: writing boot partition ({} KiB kernel, {} KiB initramfs)", boot.kernel.len() >> 10, initramfs.len() >> 10);
+        eprintln!(
+            "baton: writing boot partition ({} KiB kernel, {} KiB initramfs)",
+            boot.kernel.len() >> 10,
+            initramfs.len() >> 10
+        );
     }
-    img.write_fat32(Partition::Boot, &fat_opts(layout.boot, "BATON-BOOT", volume_id(0)), &tree)
-        .map_err(image_err)?;
-    img.write_fat32(Partition::BootB, &fat_opts(layout.boot_b, "BATON-BOOTB", volume_id(1)), &FatDir::new())
-        .map_err(image_err)?;
+    img.write_fat32(
+        Partition::Boot,
+        &fat_opts(layout.boot, "BATON-BOOT", volume_id(0)),
+        &tree,
+    )
+    .map_err(image_err)?;
+    img.write_fat32(
+        Partition::BootB,
+        &fat_opts(layout.boot_b, "BATON-BOOTB", volume_id(1)),
+        &FatDir::new(),
+    )
+    .map_err(image_err)?;
 
     let mut config = FatDir::new();
     for (name, data) in &inputs.config.files {
-        config.add_file(name, data.clone()).map_err(|e| write_err("config partition")(e.to_string()))?;
+        config
+            .add_file(name, data.clone())
+            .map_err(|e| write_err("config partition")(e.to_string()))?;
     }
     if inputs.progress {
-        eprintln!("baton: writing config partition ({} files)", inputs.config.files.len());
+        eprintln!(
+            "baton: writing config partition ({} files)",
+            inputs.config.files.len()
+        );
     }
-    img.write_fat32(Partition::Config, &fat_opts(layout.config, partition::CONFIG_LABEL, volume_id(2)), &config)
-        .map_err(image_err)?;
+    img.write_fat32(
+        Partition::Config,
+        &fat_opts(layout.config, partition::CONFIG_LABEL, volume_id(2)),
+        &config,
+    )
+    .map_err(image_err)?;
 
     if inputs.progress {
-        eprintln!("baton: making the data file system ({} MiB)", layout.data.size >> 20);
+        eprintln!(
+            "baton: making the data file system ({} MiB)",
+            layout.data.size >> 20
+        );
     }
     let mut uuid = [0u8; 16];
     uuid.copy_from_slice(&seed[16..32]);

@@ -139,7 +139,10 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, Error> {
     })?;
     let debs = archive.fetch_all(&board.packages(), &mut lock)?;
     lock.save(&opts.lock)?;
-    let packages: Vec<String> = debs.iter().map(|d| format!("{} {}", d.name, d.version)).collect();
+    let packages: Vec<String> = debs
+        .iter()
+        .map(|d| format!("{} {}", d.name, d.version))
+        .collect();
 
     let boot = BootFiles::from_packages(&board, &debs)?;
     let seed = input_hash(&board.name, &debs, &config, &init);
@@ -155,7 +158,11 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, Error> {
     };
     let written = assemble::write_image(&inputs, &opts.output)?;
 
-    let token = config.cluster.as_ref().map(|c| c.token.clone()).unwrap_or_default();
+    let token = config
+        .cluster
+        .as_ref()
+        .map(|c| c.token.clone())
+        .unwrap_or_default();
     Ok(BuildReport {
         image: opts.output.clone(),
         board: board.name.clone(),
@@ -195,13 +202,20 @@ fn read_init(path: &Path) -> Result<Vec<u8>, Error> {
     }
     // e_machine at offset 18, little-endian; 183 is EM_AARCH64.
     if u16::from_le_bytes([bytes[18], bytes[19]]) != 183 {
-        return Err(invalid("not an aarch64 binary (build it with --target aarch64-unknown-linux-musl)"));
+        return Err(invalid(
+            "not an aarch64 binary (build it with --target aarch64-unknown-linux-musl)",
+        ));
     }
     Ok(bytes)
 }
 
 /// A hash of everything that goes into the image; ids and UUIDs are derived from it.
-fn input_hash(board: &str, debs: &[debian::CachedDeb], config: &ConfigTree, init: &[u8]) -> [u8; 32] {
+fn input_hash(
+    board: &str,
+    debs: &[debian::CachedDeb],
+    config: &ConfigTree,
+    init: &[u8],
+) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(b"baton image v1\0");
     h.update(board.as_bytes());
@@ -283,7 +297,10 @@ mod tests {
     #[test]
     fn output_checks() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(check_output(dir.path()), Err(Error::OutputIsDirectory(_))));
+        assert!(matches!(
+            check_output(dir.path()),
+            Err(Error::OutputIsDirectory(_))
+        ));
         assert!(matches!(
             check_output(&dir.path().join("missing/x.img")),
             Err(Error::OutputDirMissing(_))
@@ -297,12 +314,18 @@ mod tests {
         let path = dir.path().join("init");
         assert!(matches!(read_init(&path), Err(Error::InitMissing(_))));
         std::fs::write(&path, b"#!/bin/sh\n").unwrap();
-        assert!(read_init(&path).unwrap_err().to_string().contains("not an ELF"));
+        assert!(read_init(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("not an ELF"));
         let mut elf = vec![0u8; 64];
         elf[..4].copy_from_slice(b"\x7fELF");
         elf[18] = 62; // x86-64
         std::fs::write(&path, &elf).unwrap();
-        assert!(read_init(&path).unwrap_err().to_string().contains("aarch64"));
+        assert!(read_init(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("aarch64"));
         elf[18] = 183;
         std::fs::write(&path, &elf).unwrap();
         assert_eq!(read_init(&path).unwrap(), elf);

@@ -124,7 +124,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Image(ImageCommand::Build(args)) => crate::build::run_cli(args),
-        Command::Image(ImageCommand::Inspect(args)) => crate::inspect::run_cli(&args.image, args.json),
+        Command::Image(ImageCommand::Inspect(args)) => {
+            crate::inspect::run_cli(&args.image, args.json)
+        }
         Command::Qemu(QemuCommand::Run(args)) => crate::qemu_run::run_cli(args),
         Command::Status(args) => status(&args),
     };
@@ -140,14 +142,36 @@ pub fn main() -> ExitCode {
 fn status(args: &StatusArgs) -> anyhow::Result<()> {
     let status = crate::client::Client::new(&args.board, &args.token).status()?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&status).context("formatting status")?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&status).context("formatting status")?
+        );
         return Ok(());
     }
-    let text = |k: &str| status.get(k).and_then(|v| v.as_str()).unwrap_or("?").to_string();
-    println!("board     {} ({}), kernel {}", text("hostname"), text("board"), text("kernel"));
-    let uptime = status.get("uptime_ms").and_then(|v| v.as_u64()).unwrap_or(0);
+    let text = |k: &str| {
+        status
+            .get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or("?")
+            .to_string()
+    };
+    println!(
+        "board     {} ({}), kernel {}",
+        text("hostname"),
+        text("board"),
+        text("kernel")
+    );
+    let uptime = status
+        .get("uptime_ms")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
     println!("uptime    {:.1} s", uptime as f64 / 1000.0);
-    for a in status.get("addresses").and_then(|v| v.as_array()).into_iter().flatten() {
+    for a in status
+        .get("addresses")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+    {
         println!(
             "address   {} {} ({})",
             a["interface"].as_str().unwrap_or("?"),
@@ -161,7 +185,12 @@ fn status(args: &StatusArgs) -> anyhow::Result<()> {
         mem["init_rss_bytes"].as_u64().unwrap_or(0) / 1024,
         mem["system_used_bytes"].as_u64().unwrap_or(0) >> 20
     );
-    for e in status.get("errors").and_then(|v| v.as_array()).into_iter().flatten() {
+    for e in status
+        .get("errors")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+    {
         println!("error     {}", e.as_str().unwrap_or("?"));
     }
     Ok(())

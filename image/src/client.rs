@@ -52,20 +52,36 @@ impl Client {
             message: e.to_string(),
         };
         let response = match method {
-            "POST" => self.agent.post(&url).header("Authorization", &auth).send_empty(),
+            "POST" => self
+                .agent
+                .post(&url)
+                .header("Authorization", &auth)
+                .send_empty(),
             _ => self.agent.get(&url).header("Authorization", &auth).call(),
         }
         .map_err(fail)?;
         let code = response.status().as_u16();
         let text = response.into_body().read_to_string().map_err(fail)?;
-        Ok((code, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)))
+        Ok((
+            code,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        ))
     }
 
-    fn expect_ok(&self, code: u16, body: serde_json::Value, path: &str) -> Result<serde_json::Value, Error> {
+    fn expect_ok(
+        &self,
+        code: u16,
+        body: serde_json::Value,
+        path: &str,
+    ) -> Result<serde_json::Value, Error> {
         if code == 200 {
             return Ok(body);
         }
-        let reason = body.get("error").and_then(|e| e.as_str()).unwrap_or("").to_string();
+        let reason = body
+            .get("error")
+            .and_then(|e| e.as_str())
+            .unwrap_or("")
+            .to_string();
         Err(Error::Request {
             url: format!("{}{}", self.base, path),
             message: format!("HTTP {code} {reason}"),

@@ -132,10 +132,19 @@ fn not_utf8(file: &str) -> baton_spec::ConfigError {
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
-fn walk(root: &Path, dir: &Path, files: &mut BTreeMap<String, Vec<u8>>, total: &mut u64) -> Result<(), Error> {
+fn walk(
+    root: &Path,
+    dir: &Path,
+    files: &mut BTreeMap<String, Vec<u8>>,
+    total: &mut u64,
+) -> Result<(), Error> {
     let read_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| Error::Read { path, source }
@@ -200,9 +209,15 @@ mod tests {
     fn names_file_and_line_of_a_toml_error() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("services")).unwrap();
-        std::fs::write(dir.path().join("services/web.toml"), "name = \"web\"\nport = = 80\n").unwrap();
+        std::fs::write(
+            dir.path().join("services/web.toml"),
+            "name = \"web\"\nport = = 80\n",
+        )
+        .unwrap();
         let err = ConfigTree::read(dir.path(), TOKEN, KEY).unwrap_err();
-        let Error::Invalid(errors) = err else { panic!("{err}") };
+        let Error::Invalid(errors) = err else {
+            panic!("{err}")
+        };
         assert_eq!(errors.0[0].file, "services/web.toml");
         assert_eq!(errors.0[0].line, Some(2));
     }
@@ -210,8 +225,14 @@ mod tests {
     #[test]
     fn refuses_invalid_cluster_toml() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("cluster.toml"), "[network]\nmode = \"wifi\"\n").unwrap();
-        let err = ConfigTree::read(dir.path(), TOKEN, KEY).unwrap_err().to_string();
+        std::fs::write(
+            dir.path().join("cluster.toml"),
+            "[network]\nmode = \"wifi\"\n",
+        )
+        .unwrap();
+        let err = ConfigTree::read(dir.path(), TOKEN, KEY)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("cluster.toml:2: network.mode"), "{err}");
     }
 

@@ -20,7 +20,8 @@ pub struct Inspection {
 
 /// Reads `path`.
 pub fn inspect(path: &Path) -> anyhow::Result<Inspection> {
-    let contents = image::read_image(path).with_context(|| format!("reading image {}", path.display()))?;
+    let contents =
+        image::read_image(path).with_context(|| format!("reading image {}", path.display()))?;
     let manifest = image::read_partition_file(path, 1, MANIFEST)
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok());
@@ -34,15 +35,28 @@ pub fn inspect(path: &Path) -> anyhow::Result<Inspection> {
 pub fn run_cli(path: &Path, json: bool) -> anyhow::Result<()> {
     let found = inspect(path)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&found).context("formatting JSON")?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&found).context("formatting JSON")?
+        );
         return Ok(());
     }
-    println!("image      {} ({} MiB, disk id {:08x})", path.display(), found.image.size >> 20, found.image.disk_id);
+    println!(
+        "image      {} ({} MiB, disk id {:08x})",
+        path.display(),
+        found.image.size >> 20,
+        found.image.disk_id
+    );
     if let Some(m) = &found.manifest {
         let field = |k: &str| m.get(k).and_then(|v| v.as_str()).unwrap_or("?").to_string();
         println!("board      {}", field("board"));
         println!("kernel     {}", field("kernel_release"));
-        for p in m.get("packages").and_then(|v| v.as_array()).into_iter().flatten() {
+        for p in m
+            .get("packages")
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+        {
             println!("package    {}", p.as_str().unwrap_or("?"));
         }
         println!("built by   baton {}", field("baton_version"));

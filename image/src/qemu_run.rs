@@ -27,16 +27,22 @@ pub fn parse_forward(s: &str) -> anyhow::Result<Forward> {
 pub fn run_cli(args: crate::cli::QemuRunArgs) -> anyhow::Result<()> {
     let mut config = ClusterConfig::new(&args.image);
     config.boards = args.boards;
-    config.forwards = args.forwards.iter().map(|f| parse_forward(f)).collect::<Result<_, _>>()?;
+    config.forwards = args
+        .forwards
+        .iter()
+        .map(|f| parse_forward(f))
+        .collect::<Result<_, _>>()?;
     config.serial_dir = args.serial_dir;
     config.memory_mib = args.memory;
     config.echo = true;
 
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&stop)).context("installing the Ctrl-C handler")?;
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .context("installing the Ctrl-C handler")?;
     }
-    let cluster = Cluster::start(config).with_context(|| format!("booting {}", args.image.display()))?;
+    let cluster =
+        Cluster::start(config).with_context(|| format!("booting {}", args.image.display()))?;
     for board in cluster.boards() {
         let forwards: Vec<String> = board
             .forwards()

@@ -5,9 +5,21 @@
 pub const FILES: &[(&str, u32, &[u8])] = &[
     ("etc/group", 0o644, include_bytes!("../../rootfs/etc/group")),
     ("etc/hosts", 0o644, include_bytes!("../../rootfs/etc/hosts")),
-    ("etc/nsswitch.conf", 0o644, include_bytes!("../../rootfs/etc/nsswitch.conf")),
-    ("etc/os-release", 0o644, include_bytes!("../../rootfs/etc/os-release")),
-    ("etc/passwd", 0o644, include_bytes!("../../rootfs/etc/passwd")),
+    (
+        "etc/nsswitch.conf",
+        0o644,
+        include_bytes!("../../rootfs/etc/nsswitch.conf"),
+    ),
+    (
+        "etc/os-release",
+        0o644,
+        include_bytes!("../../rootfs/etc/os-release"),
+    ),
+    (
+        "etc/passwd",
+        0o644,
+        include_bytes!("../../rootfs/etc/passwd"),
+    ),
 ];
 
 #[cfg(test)]
@@ -20,7 +32,13 @@ mod tests {
             if path.is_dir() {
                 walk(root, &path, out);
             } else {
-                out.push(path.strip_prefix(root).unwrap().to_str().unwrap().to_string());
+                out.push(
+                    path.strip_prefix(root)
+                        .unwrap()
+                        .to_str()
+                        .unwrap()
+                        .to_string(),
+                );
             }
         }
     }

@@ -94,7 +94,8 @@ pub fn spawn(state: Arc<State>, power: mpsc::Sender<Action>) -> Result<(), Error
 }
 
 fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, Error> {
-    let std_listener = std::net::TcpListener::bind(addr).map_err(|source| Error::Listen { addr, source })?;
+    let std_listener =
+        std::net::TcpListener::bind(addr).map_err(|source| Error::Listen { addr, source })?;
     std_listener
         .set_nonblocking(true)
         .map_err(|source| Error::Listen { addr, source })?;
@@ -102,7 +103,11 @@ fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, Error> {
 }
 
 /// Serves the API on `listener` until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, state: Arc<State>, power: mpsc::Sender<Action>) {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<State>,
+    power: mpsc::Sender<Action>,
+) {
     let app = router(Shared { state, power });
     if let Err(e) = axum::serve(listener, app).await {
         eprintln!("baton: API server stopped: {e}");
@@ -115,9 +120,15 @@ fn router(shared: Shared) -> Router {
         .route("/v1/reboot", post(|s| power(s, Action::Reboot)))
         .route("/v1/halt", post(|s| power(s, Action::Halt)))
         .route("/v1/poweroff", post(|s| power(s, Action::Poweroff)))
-        .route_layer(middleware::from_fn_with_state(shared.clone(), require_token));
+        .route_layer(middleware::from_fn_with_state(
+            shared.clone(),
+            require_token,
+        ));
     Router::new()
-        .route("/v1/health", get(|| async { Json(serde_json::json!({ "ok": true })) }))
+        .route(
+            "/v1/health",
+            get(|| async { Json(serde_json::json!({ "ok": true })) }),
+        )
         .merge(authenticated)
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(shared)
@@ -153,9 +164,10 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 fn problem(status: StatusCode, message: &str) -> Response {
     let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
     if status == StatusCode::UNAUTHORIZED {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
     }
     response
 }
@@ -192,7 +204,10 @@ async fn power(Extract(shared): Extract<Shared>, action: Action) -> Response {
             Json(serde_json::json!({ "accepted": format!("{action:?}").to_lowercase() })),
         )
             .into_response(),
-        Err(_) => problem(StatusCode::SERVICE_UNAVAILABLE, "a shutdown is already under way"),
+        Err(_) => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "a shutdown is already under way",
+        ),
     }
 }
 
@@ -255,9 +270,16 @@ mod tests {
     }
 
     /// One HTTP/1.1 request over a fresh connection; returns (status code, body).
-    async fn request(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+    async fn request(
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+    ) -> (u16, serde_json::Value) {
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
         let req = format!("{method} {path} HTTP/1.1\r\nHost: board\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n");
         stream.write_all(req.as_bytes()).await.unwrap();
         let mut raw = Vec::new();
@@ -265,7 +287,10 @@ mod tests {
         let text = String::from_utf8(raw).unwrap();
         let code = text[9..12].parse().unwrap();
         let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
-        (code, serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
+        (
+            code,
+            serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+        )
     }
 
     #[tokio::test]
@@ -281,8 +306,18 @@ mod tests {
         let (addr, _, state) = start(Some(TOKEN)).await;
         state.add_error("cluster.toml:3: network.mode: bad");
         assert_eq!(request(addr, "GET", "/v1/status", None).await.0, 401);
-        assert_eq!(request(addr, "GET", "/v1/status", Some("wrong-token-0123456789")).await.0, 401);
-        assert_eq!(request(addr, "GET", "/v1/status", Some("test-token-012345678")).await.0, 401);
+        assert_eq!(
+            request(addr, "GET", "/v1/status", Some("wrong-token-0123456789"))
+                .await
+                .0,
+            401
+        );
+        assert_eq!(
+            request(addr, "GET", "/v1/status", Some("test-token-012345678"))
+                .await
+                .0,
+            401
+        );
         let (code, body) = request(addr, "GET", "/v1/status", Some(TOKEN)).await;
         assert_eq!(code, 200);
         assert_eq!(body["boot"][0]["step"], "mounts");
@@ -295,7 +330,10 @@ mod tests {
     async fn no_configured_token_refuses_everything_but_health() {
         let (addr, _, _) = start(None).await;
         assert_eq!(request(addr, "GET", "/v1/status", Some(TOKEN)).await.0, 401);
-        assert_eq!(request(addr, "POST", "/v1/reboot", Some(TOKEN)).await.0, 401);
+        assert_eq!(
+            request(addr, "POST", "/v1/reboot", Some(TOKEN)).await.0,
+            401
+        );
         assert_eq!(request(addr, "GET", "/v1/health", None).await.0, 200);
     }
 
@@ -303,11 +341,20 @@ mod tests {
     async fn power_requests_reach_the_channel_once() {
         let (addr, mut rx, _) = start(Some(TOKEN)).await;
         assert_eq!(request(addr, "POST", "/v1/reboot", None).await.0, 401);
-        assert!(rx.try_recv().is_err(), "an unauthenticated reboot must not get through");
-        assert_eq!(request(addr, "POST", "/v1/poweroff", Some(TOKEN)).await.0, 202);
+        assert!(
+            rx.try_recv().is_err(),
+            "an unauthenticated reboot must not get through"
+        );
+        assert_eq!(
+            request(addr, "POST", "/v1/poweroff", Some(TOKEN)).await.0,
+            202
+        );
         assert_eq!(rx.recv().await, Some(Action::Poweroff));
         assert_eq!(request(addr, "GET", "/v1/reboot", Some(TOKEN)).await.0, 405);
-        assert_eq!(request(addr, "GET", "/v1/nothing", Some(TOKEN)).await.0, 404);
+        assert_eq!(
+            request(addr, "GET", "/v1/nothing", Some(TOKEN)).await.0,
+            404
+        );
     }
 
     #[test]

@@ -49,6 +49,11 @@ pub fn open(ctx: &Arc<Ctx>) -> Result<Option<Watchdog>, Error> {
     if !path.exists() {
         return Ok(None);
     }
+    let cmdline = std::fs::read_to_string(ctx.path("/proc/cmdline")).unwrap_or_default();
+    if disabled_on(&cmdline) {
+        ctx.say("watchdog: disabled by baton.watchdog=off on the kernel command line");
+        return Ok(None);
+    }
     let mut device = ctx.sys.open_watchdog(&path).map_err(Error::Open)?;
     let timeout = match device.set_timeout(TIMEOUT_SECS) {
         Ok(secs) => secs.max(1),
@@ -63,6 +68,13 @@ pub fn open(ctx: &Arc<Ctx>) -> Result<Option<Watchdog>, Error> {
     let task = tokio::spawn(keep_alive(Arc::clone(&device), every));
     ctx.say(format_args!("watchdog: armed, {timeout}s timeout"));
     Ok(Some(Watchdog { device, task }))
+}
+
+/// Whether the kernel command line says `baton.watchdog=off`.
+pub fn disabled_on(cmdline: &str) -> bool {
+    cmdline
+        .split_whitespace()
+        .any(|arg| arg == "baton.watchdog=off")
 }
 
 async fn keep_alive(device: Device, every: Duration) {
@@ -107,6 +119,24 @@ impl Watchdog {
 mod tests {
     use super::*;
     use crate::testbed::Testbed;
+
+    #[tokio::test]
+    async fn stays_unarmed_when_the_command_line_says_so() {
+        let tb = Testbed::new();
+        let ctx = Arc::new(tb_ctx(&tb));
+        tb.file(DEVICE, "");
+        tb.file(
+            "/proc/cmdline",
+            "console=ttyAMA0 baton.watchdog=off quiet\n",
+        );
+        assert!(open(&ctx).expect("no error").is_none());
+        assert!(
+            tb.sys.calls_starting("watchdog").is_empty(),
+            "{:?}",
+            tb.sys.calls()
+        );
+        assert!(!disabled_on("baton.watchdog=offline"));
+    }
 
     #[tokio::test(start_paused = true)]
     async fn keeps_alive_and_disarms_on_halt() {

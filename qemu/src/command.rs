@@ -57,6 +57,11 @@ impl BoardCommand<'_> {
         let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
         let boot = self.boot;
         let mut append = boot.cmdline.clone();
+        if boot.machine == Machine::Raspi3b {
+            // QEMU's BCM2835 power-management model resets the machine as soon as the watchdog
+            // is armed instead of counting down, so an emulated Pi must not arm it.
+            append.push_str(" baton.watchdog=off");
+        }
         if let Some(extra) = self.extra_append.filter(|e| !e.is_empty()) {
             append.push(' ');
             append.push_str(extra);
@@ -290,6 +295,7 @@ mod tests {
         let cmd = command(&b, &[], Some(seg));
         let line = joined(&cmd);
         assert!(line.contains("-M raspi3b"), "{line}");
+        assert!(line.contains("baton.watchdog=off"), "{line}");
         assert!(!line.contains("-cpu") && !line.contains("-smp"), "{line}");
         assert!(
             !line.contains("virtio") && !line.contains("i6300esb"),

@@ -363,7 +363,8 @@ impl ClusterConfig {
     /// broken `cluster.toml` still answers its owner's API calls (and can report the error).
     /// Returns `None` when no token of acceptable shape can be found.
     pub fn salvage_token(src: &str) -> Option<String> {
-        let acceptable = |t: &str| t.len() >= MIN_TOKEN_LEN && t.chars().all(|c| c.is_ascii_graphic());
+        let acceptable =
+            |t: &str| t.len() >= MIN_TOKEN_LEN && t.chars().all(|c| c.is_ascii_graphic());
         if let Ok(table) = src.parse::<toml::Table>() {
             let token = table.get("api")?.get("token")?.as_str()?;
             return acceptable(token).then(|| token.to_string());
@@ -548,13 +549,26 @@ dns = ["1.1.1.1"]
 
     #[test]
     fn salvages_the_token_from_broken_files() {
-        let invalid = "[api]\ntoken = \"secret-token-1234567\"\n[network]\nmode = \"carrier-pigeon\"\n";
+        let invalid =
+            "[api]\ntoken = \"secret-token-1234567\"\n[network]\nmode = \"carrier-pigeon\"\n";
         assert!(ClusterConfig::parse("cluster.toml", invalid).is_err());
-        assert_eq!(ClusterConfig::salvage_token(invalid).as_deref(), Some("secret-token-1234567"));
+        assert_eq!(
+            ClusterConfig::salvage_token(invalid).as_deref(),
+            Some("secret-token-1234567")
+        );
         let unparsable = "[api]\ntoken = \"secret-token-1234567\"\n[network\nmode = \n";
-        assert_eq!(ClusterConfig::salvage_token(unparsable).as_deref(), Some("secret-token-1234567"));
-        assert_eq!(ClusterConfig::salvage_token("[api]\ntoken = \"short\"\n"), None);
-        assert_eq!(ClusterConfig::salvage_token("[board]\ntoken = \"secret-token-1234567\"\n"), None);
+        assert_eq!(
+            ClusterConfig::salvage_token(unparsable).as_deref(),
+            Some("secret-token-1234567")
+        );
+        assert_eq!(
+            ClusterConfig::salvage_token("[api]\ntoken = \"short\"\n"),
+            None
+        );
+        assert_eq!(
+            ClusterConfig::salvage_token("[board]\ntoken = \"secret-token-1234567\"\n"),
+            None
+        );
     }
 
     #[test]

@@ -43,12 +43,14 @@ pub fn repo_root() -> PathBuf {
 
 /// The board's init binary, built by `scripts/build-init`.
 pub fn init_binary() -> PathBuf {
-    let path = std::env::var_os("BATON_INIT").map(PathBuf::from).unwrap_or_else(|| {
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo_root().join("target"));
-        target.join("aarch64-unknown-linux-musl/board/baton-init")
-    });
+    let path = std::env::var_os("BATON_INIT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| repo_root().join("target"));
+            target.join("aarch64-unknown-linux-musl/board/baton-init")
+        });
     assert!(
         path.is_file(),
         "{} is missing: run scripts/build-init first (scripts/test does)",
@@ -81,7 +83,8 @@ pub fn build_options(dir: &Path, board: &str, files: &[(&str, &str)]) -> BuildOp
     let config = dir.join("config");
     for (name, text) in files {
         let path = config.join(name);
-        std::fs::create_dir_all(path.parent().expect("config file has a parent")).expect("creating config dir");
+        std::fs::create_dir_all(path.parent().expect("config file has a parent"))
+            .expect("creating config dir");
         std::fs::write(&path, text).expect("writing config file");
     }
     std::fs::create_dir_all(&config).expect("creating config dir");
@@ -105,7 +108,8 @@ pub fn build_options(dir: &Path, board: &str, files: &[(&str, &str)]) -> BuildOp
 pub fn build_image(board: &str, files: &[(&str, &str)]) -> TestImage {
     let dir = tempfile::tempdir().expect("creating a temporary directory");
     let opts = build_options(dir.path(), board, files);
-    let report = baton::build::build(&opts).unwrap_or_else(|e| panic!("building the {board} image: {e}"));
+    let report =
+        baton::build::build(&opts).unwrap_or_else(|e| panic!("building the {board} image: {e}"));
     TestImage {
         path: opts.output,
         dir,
@@ -119,7 +123,10 @@ pub fn boot(image: &Path, boards: usize, name: &str) -> Cluster {
     let host = baton_qemu::free_ports(boards).expect("finding free ports");
     let mut config = ClusterConfig::new(image);
     config.boards = boards;
-    config.forwards.push(Forward { host, guest: API_PORT });
+    config.forwards.push(Forward {
+        host,
+        guest: API_PORT,
+    });
     let serial = repo_root().join("target/e2e-serial").join(name);
     let _ = std::fs::remove_dir_all(&serial);
     config.serial_dir = Some(serial);
@@ -129,7 +136,9 @@ pub fn boot(image: &Path, boards: usize, name: &str) -> Cluster {
 /// A client for board `index`'s API (1-based).
 pub fn api(cluster: &Cluster, index: usize, token: &str) -> Client {
     let board = cluster.board(index).expect("board index");
-    let port = board.forwarded(API_PORT).expect("the API port is forwarded");
+    let port = board
+        .forwarded(API_PORT)
+        .expect("the API port is forwarded");
     Client::new(&format!("http://127.0.0.1:{port}"), token)
 }
 
@@ -137,7 +146,10 @@ pub fn api(cluster: &Cluster, index: usize, token: &str) -> Client {
 pub fn wait_ready(cluster: &Cluster, index: usize, count: usize) {
     let board = cluster.board(index).expect("board index");
     if let Err(e) = board.wait_for_count(READY, count, Instant::now() + BOOT_TIMEOUT) {
-        panic!("board {index} did not get ready: {e}\n{}", tail(&board.lines(), 60));
+        panic!(
+            "board {index} did not get ready: {e}\n{}",
+            tail(&board.lines(), 60)
+        );
     }
 }
 
@@ -153,7 +165,10 @@ pub fn wait_until<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> O
         if let Some(v) = probe() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }

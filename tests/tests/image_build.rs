@@ -8,20 +8,30 @@ use baton::disk::mbr::Mbr;
 use baton_tests::{build_image, build_options, CLUSTER_TOML};
 
 fn tool(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "{cmd:?} failed ({}):\n{text}", out.status);
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{text}",
+        out.status
+    );
     text
 }
 
 /// Copies partition `n` (1-based) of `image` into its own file.
 fn extract_partition(image: &Path, n: usize, to: &Path) {
-    let mut file = std::fs::File::open(image).unwrap();
-    let mbr = Mbr::read_from(&mut file).unwrap();
-    let p = mbr.partitions[n - 1].unwrap();
-    let bytes = std::fs::read(image).unwrap();
+    let mut file = std::fs::File::open(image).expect("opening the image");
+    let mbr = Mbr::read_from(&mut file).expect("reading the MBR");
+    let p = mbr.partitions[n - 1].expect("partition entry");
+    let bytes = std::fs::read(image).expect("reading the image");
     let start = p.offset() as usize;
-    std::fs::write(to, &bytes[start..start + p.size() as usize]).unwrap();
+    std::fs::write(to, &bytes[start..start + p.size() as usize]).expect("writing the partition");
 }
 
 #[test]
@@ -37,7 +47,13 @@ fn virt_image_passes_the_standard_tools_and_is_reproducible() {
     let data = tools.path().join("data");
     extract_partition(&first.path, 4, &data);
     tool(Command::new("e2fsck").arg("-fn").arg(&data));
-    let listing = tool(Command::new("mdir").arg("-i").arg(tools.path().join("config")).arg("-b").arg("::"));
+    let listing = tool(
+        Command::new("mdir")
+            .arg("-i")
+            .arg(tools.path().join("config"))
+            .arg("-b")
+            .arg("::"),
+    );
     assert!(listing.contains("cluster.toml"), "{listing}");
 
     // A second build from the same inputs (same lock file) gives the same bytes.
@@ -57,7 +73,10 @@ fn bad_input_is_refused_and_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
     let base = build_options(dir.path(), "qemu-virt", &[("cluster.toml", CLUSTER_TOML)]);
     let listing = || {
-        let mut names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
         names.sort();
         names
     };
@@ -66,11 +85,16 @@ fn bad_input_is_refused_and_leaves_nothing_behind() {
     let mut unknown_board = base.clone();
     unknown_board.board = "pi9".into();
     let err = baton::build::build(&unknown_board).unwrap_err().to_string();
-    assert!(err.contains("pi9") && err.contains("qemu-virt"), "names the board and the known ones: {err}");
+    assert!(
+        err.contains("pi9") && err.contains("qemu-virt"),
+        "names the board and the known ones: {err}"
+    );
 
     let mut missing_config = base.clone();
     missing_config.config_dir = dir.path().join("no-such-dir");
-    let err = baton::build::build(&missing_config).unwrap_err().to_string();
+    let err = baton::build::build(&missing_config)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("no-such-dir"), "{err}");
 
     let bad = dir.path().join("bad-config");
@@ -79,13 +103,19 @@ fn bad_input_is_refused_and_leaves_nothing_behind() {
     let mut bad_config = base.clone();
     bad_config.config_dir = bad.clone();
     let err = baton::build::build(&bad_config).unwrap_err().to_string();
-    assert!(err.contains("services/web.toml:2"), "names the file and line: {err}");
+    assert!(
+        err.contains("services/web.toml:2"),
+        "names the file and line: {err}"
+    );
 
     let mut offline = base.clone();
     offline.offline = true;
     offline.cache_dir = dir.path().join("empty-cache");
     let err = baton::build::build(&offline).unwrap_err().to_string();
-    assert!(err.contains("linux-image"), "names the missing package: {err}");
+    assert!(
+        err.contains("linux-image"),
+        "names the missing package: {err}"
+    );
 
     let mut to_dir = base.clone();
     to_dir.output = dir.path().to_path_buf();

@@ -7,13 +7,25 @@ fn pi3b_image_boots_on_raspi3b_and_mounts_its_sd_partitions() {
     let image = build_image("pi3b", &[("cluster.toml", CLUSTER_TOML)]);
     let cluster = boot(&image.path, 1, "pi3b");
     wait_ready(&cluster, 1, 1);
-    let status = api(&cluster, 1, TOKEN).status().expect("status over the USB network");
+    let status = api(&cluster, 1, TOKEN)
+        .status()
+        .expect("status over the USB network");
     assert_eq!(status["board"], "pi3b");
     let data = &status["data"];
     assert!(
-        data["device"].as_str().is_some_and(|d| d.starts_with("/dev/mmcblk")),
+        data["device"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("/dev/mmcblk")),
         "the data partition is on the SD card: {data}"
     );
-    let files: Vec<&str> = status["config_files"].as_array().expect("config_files").iter().filter_map(|f| f.as_str()).collect();
-    assert!(files.contains(&"cluster.toml"), "the config partition is mounted: {files:?}");
+    let files: Vec<&str> = status["config_files"]
+        .as_array()
+        .expect("config_files")
+        .iter()
+        .filter_map(|f| f.as_str())
+        .collect();
+    assert!(
+        files.contains(&"cluster.toml"),
+        "the config partition is mounted: {files:?}"
+    );
 }
