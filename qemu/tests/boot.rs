@@ -1,7 +1,7 @@
 //! Boots real QEMU VMs from a small test image: Debian's arm64 kernel and tinyinit
 //! (tests/support/tinyinit). Prepare them with `tests/support/make-test-boot.sh [DIR]`; the
-//! tests read DIR from `BATON_QEMU_TEST_BOOT` (default /tmp/baton-qemu-test) and skip, saying
-//! so, when the files are not there.
+//! tests read DIR from `BATON_QEMU_TEST_BOOT` (default /tmp/baton-qemu-test) and fail, saying
+//! how to make them, when the files are not there (`scripts/test` prepares them).
 
 #[path = "support/fake_image.rs"]
 mod fake_image;
@@ -16,7 +16,7 @@ struct Inputs {
     initramfs: Vec<u8>,
 }
 
-fn inputs() -> Option<Inputs> {
+fn inputs() -> Inputs {
     let dir = std::env::var_os("BATON_QEMU_TEST_BOOT")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/tmp/baton-qemu-test"));
@@ -25,15 +25,12 @@ fn inputs() -> Option<Inputs> {
         .zip(read("initramfs"))
         .zip(Some(fake_image::tools_available()));
     match found {
-        Some(((kernel, initramfs), true)) => Some(Inputs { kernel, initramfs }),
-        _ => {
-            eprintln!(
-                "SKIPPED: no {0}/vmlinuz and {0}/initramfs (run qemu/tests/support/make-test-boot.sh) \
-                 or no sfdisk/mkfs.fat/mcopy",
-                dir.display()
-            );
-            None
-        }
+        Some(((kernel, initramfs), true)) => Inputs { kernel, initramfs },
+        _ => panic!(
+            "no {0}/vmlinuz and {0}/initramfs (run qemu/tests/support/make-test-boot.sh {0}, as \
+             scripts/test does) or no sfdisk/mkfs.fat/mcopy",
+            dir.display()
+        ),
     }
 }
 
@@ -56,7 +53,7 @@ fn deadline() -> Instant {
 
 #[test]
 fn one_board_boots_restarts_and_reports_its_exit() {
-    let Some(inputs) = inputs() else { return };
+    let inputs = inputs();
     let dir = tempfile::tempdir().unwrap();
     let img = image(
         dir.path(),
@@ -106,7 +103,7 @@ fn one_board_boots_restarts_and_reports_its_exit() {
 
 #[test]
 fn three_boards_share_a_segment_and_get_their_forwards() {
-    let Some(inputs) = inputs() else { return };
+    let inputs = inputs();
     let dir = tempfile::tempdir().unwrap();
     let img = image(dir.path(), &inputs, "console=ttyAMA0 quiet");
     let base = free_ports(3).unwrap();
@@ -164,7 +161,7 @@ fn three_boards_share_a_segment_and_get_their_forwards() {
 
 #[test]
 fn a_taken_port_is_reported_before_anything_starts() {
-    let Some(inputs) = inputs() else { return };
+    let inputs = inputs();
     let dir = tempfile::tempdir().unwrap();
     let img = image(dir.path(), &inputs, "console=ttyAMA0");
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
