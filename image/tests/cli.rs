@@ -112,10 +112,10 @@ fn a_full_disk_fails_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let small = dir.path().join("small");
     std::fs::create_dir(&small).unwrap();
-    // Inside a private mount namespace: a 64 MiB tmpfs, too small for the image; the build's
+    // Inside a private mount namespace: a 16 MiB tmpfs, too small for the image; the build's
     // exit status and the directory's contents afterwards are what we check.
     let script = format!(
-        "mount -t tmpfs -o size=64m baton-test {small} && {baton} image build --board qemu-virt \
+        "mount -t tmpfs -o size=16m baton-test {small} && {baton} image build --board qemu-virt \
          --config {config} --output {small}/x.img --lock {lock} --init {init}; status=$?; \
          echo \"left behind: [$(ls -A {small})]\"; exit $status",
         small = small.display(),
