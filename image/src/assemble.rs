@@ -48,6 +48,9 @@ pub enum Error {
     /// Reading a package failed.
     #[error(transparent)]
     Deb(#[from] debian::deb::Error),
+    /// Writing the image file failed.
+    #[error(transparent)]
+    Image(#[from] crate::disk::image::ImageError),
     /// The module closure could not be computed.
     #[error(transparent)]
     Modules(#[from] kmod::Error),
@@ -402,9 +405,7 @@ fn write_partitions(
     };
     let layout = ImageLayout::new(&SIZES, total)
         .map_err(|e| write_err("the partition layout")(e.to_string()))?;
-    let image_err = |e: crate::disk::image::ImageError| {
-        write_err(format!("image {}", path.display()))(e.to_string())
-    };
+    let image_err = Error::Image;
     let fat_err = |e: crate::disk::fat::FatError| write_err("boot partition")(e.to_string());
     let mut img = ImageWriter::create(path, layout, disk_id).map_err(image_err)?;
 
