@@ -10,10 +10,10 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use baton_spec::build_info::partition;
+use baton_spec::mbr;
 
 use crate::context::Ctx;
 use crate::disk::{self, BootDisk};
-use crate::mbr;
 use crate::mounts;
 use crate::status::DataPartition;
 use crate::sys::MsFlags;
@@ -83,7 +83,7 @@ pub fn prepare(ctx: &Ctx, disk: &BootDisk) -> Result<DataPartition, Error> {
     })?;
     let part_name = disk.partitions.get(&number).cloned().unwrap_or_default();
     let sysfs_bytes = disk::read_u64(&ctx.path(format!("/sys/class/block/{part_name}/size")))
-        .map(|s| s * mbr::SECTOR);
+        .map(|s| s * mbr::SECTOR_SIZE);
 
     let mut part_bytes = sysfs_bytes;
     let mut grown = false;
@@ -108,7 +108,7 @@ pub fn prepare(ctx: &Ctx, disk: &BootDisk) -> Result<DataPartition, Error> {
         Ok(sb) => {
             size_bytes = sb.bytes();
             match part_bytes {
-                Some(part) if part >= size_bytes + mbr::ALIGN_SECTORS * mbr::SECTOR => {
+                Some(part) if part >= size_bytes + mbr::ALIGN_SECTORS * mbr::SECTOR_SIZE => {
                     let blocks = part / sb.block_size;
                     match ctx.sys.resize_ext4(&ctx.path(MOUNT_POINT), blocks) {
                         Ok(()) => {
@@ -159,7 +159,7 @@ fn grow_partition(ctx: &Ctx, disk: &BootDisk, number: u32) -> Result<Option<u64>
     let Some(new_len) = mbr::grow_target(&sector0, number, disk_sectors) else {
         return Ok(None);
     };
-    let start = mbr::entry(&sector0, number).map_or(0, |e| e.start);
+    let start = mbr::entry(&sector0, number).map_or(0, |e| e.start_lba);
     mbr::set_length(&mut sector0, number, new_len);
     let mut file = OpenOptions::new()
         .write(true)
@@ -169,8 +169,8 @@ fn grow_partition(ctx: &Ctx, disk: &BootDisk, number: u32) -> Result<Option<u64>
     file.sync_all().map_err(table_err)?;
     drop(file);
     let (start, length) = (
-        u64::from(start) * mbr::SECTOR,
-        u64::from(new_len) * mbr::SECTOR,
+        u64::from(start) * mbr::SECTOR_SIZE,
+        u64::from(new_len) * mbr::SECTOR_SIZE,
     );
     ctx.sys
         .resize_partition(&path, number, start, length)

@@ -7,6 +7,7 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
+use baton_spec::mbr;
 use tokio::time::Instant;
 
 use crate::context::Ctx;
@@ -174,15 +175,7 @@ pub fn read_sector0(device: &Path) -> std::io::Result<[u8; 512]> {
 
 fn read_signature(device: &Path) -> Result<u32, String> {
     let sector = read_sector0(device).map_err(|e| format!("unreadable: {e}"))?;
-    if sector[510..512] != [0x55, 0xAA] {
-        return Err("no MBR".to_string());
-    }
-    Ok(u32::from_le_bytes([
-        sector[440],
-        sector[441],
-        sector[442],
-        sector[443],
-    ]))
+    mbr::disk_id(&sector).map_err(|_| "no MBR".to_string())
 }
 
 #[cfg(test)]

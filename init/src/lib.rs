@@ -21,7 +21,6 @@ pub mod disk;
 pub mod entropy;
 pub mod hostname;
 pub mod lifecycle;
-pub mod mbr;
 pub mod modules;
 pub mod mounts;
 pub mod net;

@@ -4,11 +4,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use baton_spec::mbr::{Mbr, MbrPartition};
+
 use crate::console::Console;
 use crate::context::Ctx;
+use crate::data;
 use crate::status::State;
 use crate::sys::fake::FakeSys;
-use crate::{data, mbr};
 
 /// Disk signature of the test image.
 pub const DISK_ID: u32 = 0xB470_0001;
@@ -80,13 +82,7 @@ impl Testbed {
             .iter()
             .map(|&(n, p)| (n, p, u64::from(4 * MIB)))
             .collect();
-        Self::disk_with(
-            root,
-            name,
-            sectors,
-            &mbr::build(signature, &entries),
-            &sizes,
-        );
+        Self::disk_with(root, name, sectors, &sector0(signature, &entries), &sizes);
     }
 
     fn disk_with(
@@ -133,7 +129,7 @@ impl Testbed {
             &self.ctx.root,
             "vda",
             sectors,
-            &mbr::build(DISK_ID, &layout),
+            &sector0(DISK_ID, &layout),
             &parts,
         );
         let mut part = vec![0u8; 1024];
@@ -148,4 +144,23 @@ fn write(path: &Path, contents: &[u8]) {
         std::fs::create_dir_all(parent).expect("create test dir");
     }
     std::fs::write(path, contents).expect("write test file");
+}
+
+/// Sector 0 with disk signature `disk_id` and `(number, kind, start, sectors)` entries, none
+/// active, as the image builder writes it.
+pub fn sector0(disk_id: u32, entries: &[(u32, u8, u32, u32)]) -> [u8; 512] {
+    let mut partitions = [None; 4];
+    for &(number, kind, start_lba, sectors) in entries {
+        partitions[number as usize - 1] = Some(MbrPartition {
+            bootable: false,
+            kind,
+            start_lba,
+            sectors,
+        });
+    }
+    Mbr {
+        disk_id,
+        partitions,
+    }
+    .to_bytes()
 }

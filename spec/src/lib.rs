@@ -1,4 +1,5 @@
-//! Configuration types shared by the board's init and the `baton` command.
+//! Configuration types shared by the board's init and the `baton` command, and the card's
+//! partition table ([`mbr`]) that the image builder, the init and the QEMU runner all use.
 //!
 //! Every file a user writes is deserialised into a *raw* type that rejects unknown keys, then
 //! validated into the type the rest of baton uses. Errors always say which file, which line and
@@ -8,6 +9,7 @@ pub mod build_info;
 pub mod cluster;
 pub mod error;
 mod locate;
+pub mod mbr;
 
 pub use cluster::{ClusterConfig, NetworkConfig, NetworkMode, StaticAddress};
 pub use error::{ConfigError, ConfigErrors};

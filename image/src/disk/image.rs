@@ -4,10 +4,11 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use baton_spec::mbr::{MbrError, SECTOR_SIZE};
+
 use super::ext4::{self, Ext4Error, Ext4Options};
 use super::fat::{self, FatDir, FatError, FatOptions};
 use super::layout::{Extent, ImageLayout};
-use super::mbr::{MbrError, SECTOR_SIZE};
 use super::region::Region;
 
 mod read;

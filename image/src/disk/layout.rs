@@ -1,10 +1,10 @@
 //! Where the four partitions of a baton image go.
 
-use super::mbr::{Mbr, MbrPartition, SECTOR_SIZE, TYPE_FAT32_LBA, TYPE_LINUX};
+use baton_spec::mbr::{Mbr, MbrPartition, ALIGN_SECTORS, SECTOR_SIZE, TYPE_FAT32_LBA, TYPE_LINUX};
 
 /// Every partition starts and (except the last, which may end early) is sized on this boundary:
-/// SD cards erase in blocks of up to 4 MiB.
-pub const ALIGNMENT: u64 = 4 << 20;
+/// SD cards erase in blocks of up to 4 MiB. The init grows the data partition on the same boundary.
+pub const ALIGNMENT: u64 = ALIGN_SECTORS * SECTOR_SIZE;
 
 /// Failures computing a layout.
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,6 @@
 //! The byte formats of a baton image and the assembly of the image file.
 //!
-//! A card is an MBR ([`mbr`]) and four partitions placed by [`layout`]: p1 FAT32 boot, p2 the
+//! A card is an MBR ([`mbr`], shared with the init and the QEMU runner) and four partitions placed by [`layout`]: p1 FAT32 boot, p2 the
 //! second boot slot, p3 the FAT32 `BATON-CFG` config partition ([`fat`]), p4 the ext4 data
 //! partition ([`ext4`], made by mke2fs). The initramfs on the boot partition is a gzip-compressed
 //! newc archive ([`cpio`]). [`image`] writes the file (sparse) and reads one back for
@@ -37,8 +37,10 @@ pub mod ext4;
 pub mod fat;
 pub mod image;
 pub mod layout;
-pub mod mbr;
 pub mod region;
+
+/// The partition table, from `baton-spec` (re-exported for the integration tests).
+pub use baton_spec::mbr;
 
 #[cfg(test)]
 mod host_tools;

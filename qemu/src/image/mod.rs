@@ -3,11 +3,13 @@
 //! directory. The image itself is only ever opened read-only.
 
 pub mod manifest;
-pub mod mbr;
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+
+use baton_spec::build_info::partition;
+use baton_spec::mbr;
 
 pub use manifest::{Machine, Manifest};
 
@@ -130,27 +132,26 @@ pub fn extract(image: &Path, dest: &Path) -> Result<BootFiles> {
     let image_size = file.metadata().map_err(read_err)?.len();
     let mut sector = [0u8; 512];
     file.read_exact(&mut sector).map_err(read_err)?;
-    let parts = mbr::parse(&sector).ok_or_else(|| ImageError::NoMbr { path: abs.clone() })?;
-    let boot = parts
-        .iter()
-        .find(|p| p.number == 1)
-        .ok_or_else(|| ImageError::NoBootPartition {
+    mbr::disk_id(&sector).map_err(|_| ImageError::NoMbr { path: abs.clone() })?;
+    let boot =
+        mbr::entry(&sector, partition::BOOT_A).ok_or_else(|| ImageError::NoBootPartition {
             path: abs.clone(),
             reason: "MBR entry 1 is empty".into(),
         })?;
-    if boot.start.saturating_add(boot.len) > image_size {
+    let (start, len) = (boot.offset(), boot.size());
+    if start + len > image_size {
         return Err(ImageError::NoBootPartition {
             path: abs,
             reason: format!(
                 "it ends at byte {} but the image has {image_size} bytes",
-                boot.start + boot.len
+                start + len
             ),
         });
     }
     let region = Region {
         file,
-        start: boot.start,
-        len: boot.len,
+        start,
+        len,
         pos: 0,
     };
     let fs = fatfs::FileSystem::new(region, fatfs::FsOptions::new()).map_err(|source| {

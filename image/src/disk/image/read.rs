@@ -4,10 +4,11 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
+use baton_spec::mbr::{Mbr, MbrPartition};
+
 use super::ImageError;
 use crate::disk::ext4;
 use crate::disk::fat::{self, FatEntry};
-use crate::disk::mbr::{Mbr, MbrPartition};
 use crate::disk::region::Region;
 
 /// What `read_image` found in an image.

@@ -6,11 +6,12 @@ use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use baton_spec::mbr::{TYPE_FAT32_LBA, TYPE_LINUX};
+
 use super::*;
 use crate::disk::fat::FatDir;
 use crate::disk::host_tools::{arg, check};
 use crate::disk::layout::{PartitionSizes, TotalSize};
-use crate::disk::mbr::{TYPE_FAT32_LBA, TYPE_LINUX};
 
 const MIB: u64 = 1 << 20;
 const DISK_ID: u32 = 0xba70_0001;
