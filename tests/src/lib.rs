@@ -194,3 +194,13 @@ pub fn replace_config_file(image: &Path, name: &str, contents: &str) {
         .expect("running mcopy (Debian package mtools)");
     assert!(status.success(), "mcopy failed: {status}");
 }
+
+/// The strings of a JSON array (empty if it is not one).
+pub fn strings(value: &serde_json::Value) -> Vec<String> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect()
+}
