@@ -319,6 +319,10 @@ pub async fn run_with(
 ) {
     let mut all = servers;
     all.extend(extra.iter().map(Ipv4Addr::to_string));
+    if all.is_empty() {
+        eprintln!("sntp: no time servers configured or offered by DHCP; keeping the saved time");
+        return;
+    }
     let mut retry = schedule.min_retry;
     loop {
         match sync_once(&all, clock, schedule.timeout).await {
@@ -499,5 +503,24 @@ mod tests {
             "step {} ns",
             steps[0]
         );
+    }
+
+    #[tokio::test]
+    async fn without_any_server_it_stops_at_once_and_leaves_the_clock() {
+        let clock = FakeClock::default();
+        let schedule = Schedule {
+            timeout: Duration::from_secs(2),
+            interval: Duration::from_millis(50),
+            min_retry: Duration::from_millis(50),
+            max_retry: Duration::from_millis(200),
+            step_threshold: Duration::from_secs(1),
+        };
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            run_with(Vec::new(), Vec::new(), &clock, schedule),
+        )
+        .await
+        .expect("run_with returns when there is nothing to ask");
+        assert!(clock.steps.lock().map(|s| s.is_empty()).unwrap_or(false));
     }
 }

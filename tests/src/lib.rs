@@ -3,7 +3,7 @@
 //! fixed times).
 //!
 //! The tests need the board's init binary (`scripts/build-init`) and reach the Debian archive
-//! the first time (packages are cached in `~/.cache/baton` or `$BATON_CACHE`).
+//! the first time (packages are cached in `~/.cache/baton` or `$BATON_CACHE_DIR`).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -59,12 +59,9 @@ pub fn init_binary() -> PathBuf {
     path
 }
 
-/// The package cache the tests share: `$BATON_CACHE`, else the user's default cache.
+/// The package cache the tests share with the user's builds (`$BATON_CACHE_DIR` overrides it).
 pub fn cache_dir() -> PathBuf {
-    match std::env::var_os("BATON_CACHE") {
-        Some(p) => PathBuf::from(p),
-        None => baton::debian::cache::default_dir().expect("no cache directory: set BATON_CACHE"),
-    }
+    baton::debian::cache::default_dir().expect("no cache directory: set BATON_CACHE_DIR")
 }
 
 /// A built image in its own temporary directory (removed on drop).
