@@ -28,7 +28,7 @@ use crate::power::Action;
 use crate::status::{Address, BootStep, DataPartition, State};
 
 /// TCP port of the API on every board.
-pub const PORT: u16 = 7070;
+pub const PORT: u16 = baton_spec::service::defaults::API_PORT;
 
 /// Errors starting the API.
 #[derive(Debug, thiserror::Error)]

@@ -1,4 +1,5 @@
-//! Configuration types shared by the board's init and the `baton` command, and the card's
+//! Configuration types shared by the board's init and the `baton` command (`cluster.toml` and
+//! the service specs of [`service`]), and the card's
 //! partition table ([`mbr`]) that the image builder, the init and the QEMU runner all use.
 //!
 //! Every file a user writes is deserialised into a *raw* type that rejects unknown keys, then
@@ -10,6 +11,8 @@ pub mod cluster;
 pub mod error;
 mod locate;
 pub mod mbr;
+pub mod service;
 
 pub use cluster::{ClusterConfig, NetworkConfig, NetworkMode, StaticAddress};
 pub use error::{ConfigError, ConfigErrors};
+pub use service::{load_services, ImageSource, LoadedServices, ServiceSpec};

@@ -1,0 +1,89 @@
+//! Every default and every bound of a service spec, in one place. `docs/services.md` documents
+//! the same values; change both together.
+
+use std::time::Duration;
+
+/// `resources.cpu` when absent: no CPU limit (the instance shares the board's CPUs fairly).
+pub const CPU_MILLIS: Option<u32> = None;
+/// Smallest `resources.cpu`, in thousandths of a core (0.01 cores).
+pub const MIN_CPU_MILLIS: u32 = 10;
+/// Largest `resources.cpu`, in thousandths of a core (64 cores).
+pub const MAX_CPU_MILLIS: u32 = 64_000;
+
+/// `resources.memory` when absent: 256 MiB.
+pub const MEMORY_BYTES: u64 = 256 << 20;
+/// Smallest `resources.memory`: 4 MiB.
+pub const MIN_MEMORY_BYTES: u64 = 4 << 20;
+/// Largest `resources.memory`: 1 TiB.
+pub const MAX_MEMORY_BYTES: u64 = 1 << 40;
+
+/// `resources.pids` when absent.
+pub const PIDS: u32 = 256;
+/// Smallest `resources.pids`.
+pub const MIN_PIDS: u32 = 1;
+/// Largest `resources.pids` (Linux's `PID_MAX_LIMIT`).
+pub const MAX_PIDS: u32 = 4_194_304;
+
+/// `restart` when absent.
+pub const RESTART: super::RestartPolicy = super::RestartPolicy::Always;
+/// `stop_timeout` when absent: time between SIGTERM and SIGKILL.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest `stop_timeout`.
+pub const MAX_STOP_TIMEOUT: Duration = Duration::from_secs(600);
+/// `readonly_root` when absent.
+pub const READONLY_ROOT: bool = true;
+/// `egress` when absent.
+pub const EGRESS: super::Egress = super::Egress::Internet;
+
+/// `health.interval` when absent.
+pub const HEALTH_INTERVAL: Duration = Duration::from_secs(10);
+/// Smallest `health.interval`.
+pub const MIN_HEALTH_INTERVAL: Duration = Duration::from_secs(1);
+/// Largest `health.interval`, `health.start_period`.
+pub const MAX_HEALTH_PERIOD: Duration = Duration::from_secs(3600);
+/// `health.timeout` when absent (never more than the interval).
+pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+/// Smallest `health.timeout`.
+pub const MIN_HEALTH_TIMEOUT: Duration = Duration::from_millis(100);
+/// `health.retries` when absent: failed checks in a row before an instance is unhealthy.
+pub const HEALTH_RETRIES: u32 = 3;
+/// Largest `health.retries`.
+pub const MAX_HEALTH_RETRIES: u32 = 100;
+/// `health.start_period` when absent: failures in this window after start do not count.
+pub const HEALTH_START_PERIOD: Duration = Duration::ZERO;
+
+/// `scale.min` when absent.
+pub const SCALE_MIN: u32 = 1;
+/// `scale.max` when absent: `scale.min`, or 1 when that is 0.
+pub fn scale_max(min: u32) -> u32 {
+    min.max(1)
+}
+/// Largest `scale.max` and `surge[].max`.
+pub const MAX_INSTANCES: u32 = 64;
+/// `scale.idle_after` when absent.
+pub const IDLE_AFTER: Duration = Duration::from_secs(300);
+/// Smallest `scale.idle_after`.
+pub const MIN_IDLE_AFTER: Duration = Duration::from_secs(10);
+/// Largest `scale.idle_after`.
+pub const MAX_IDLE_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
+/// `scale.target_concurrency` when absent: in-flight requests per instance before scaling up.
+pub const TARGET_CONCURRENCY: u32 = 10;
+/// Largest `scale.target_concurrency`.
+pub const MAX_TARGET_CONCURRENCY: u32 = 10_000;
+
+/// `route.path` when absent.
+pub const ROUTE_PATH: &str = "/";
+/// `route.auth` when absent.
+pub const ROUTE_AUTH: super::Auth = super::Auth::None;
+
+/// `volumes[].readonly` when absent.
+pub const VOLUME_READONLY: bool = false;
+
+/// TCP port of every board's HTTP API.
+pub const API_PORT: u16 = 7070;
+
+/// Host ports `publish` may not use, and what uses them.
+pub const RESERVED_HOST_PORTS: &[(u16, &str)] = &[(API_PORT, "the board's API")];
+
+/// Container paths a volume may not be mounted on or under.
+pub const RESERVED_CONTAINER_PATHS: &[&str] = &["/proc", "/sys", "/dev"];

@@ -1,0 +1,23 @@
+//! The JSON Schema of `services/*.toml` for editors (for example with taplo or the Even Better
+//! TOML extension), generated from the raw types so that it cannot drift from the parser.
+//! `docs/service.schema.json` is a committed copy; a test keeps the two equal.
+
+use super::raw::RawService;
+
+/// The schema's `$id`.
+pub const SCHEMA_ID: &str = "https://baton-os.github.io/baton/service.schema.json";
+
+/// The JSON Schema of a service spec.
+pub fn json_schema() -> serde_json::Value {
+    let mut schema = schemars::schema_for!(RawService);
+    schema.insert("$id".to_string(), SCHEMA_ID.into());
+    schema.to_value()
+}
+
+/// The schema as pretty-printed JSON with a final newline, as committed in
+/// `docs/service.schema.json`.
+pub fn json_schema_text() -> String {
+    let mut text = serde_json::to_string_pretty(&json_schema()).unwrap_or_default();
+    text.push('\n');
+    text
+}
