@@ -22,8 +22,40 @@ enum Command {
     /// Boot images under qemu-system-aarch64.
     #[command(subcommand)]
     Qemu(QemuCommand),
+    /// Work with OCI images.
+    #[command(subcommand)]
+    Oci(OciCommand),
     /// Show a board's status.
     Status(StatusArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum OciCommand {
+    /// Package a static linux/arm64 binary as an OCI image archive (oci-archive).
+    Pack(PackArgs),
+}
+
+/// Arguments of `baton oci pack`.
+#[derive(Debug, Args)]
+struct PackArgs {
+    /// The static binary.
+    #[arg(long)]
+    binary: PathBuf,
+    /// Its path inside the image, also the entrypoint.
+    #[arg(long)]
+    path: String,
+    /// Default environment, NAME=value (repeatable).
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    env: Vec<String>,
+    /// TCP port the program listens on (recorded as exposed).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Name recorded in the archive's index.
+    #[arg(long)]
+    tag: Option<String>,
+    /// Archive to write.
+    #[arg(long)]
+    output: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -128,6 +160,17 @@ pub fn main() -> ExitCode {
             crate::inspect::run_cli(&args.image, args.json)
         }
         Command::Qemu(QemuCommand::Run(args)) => crate::qemu_run::run_cli(args),
+        Command::Oci(OciCommand::Pack(args)) => {
+            let digest = crate::oci_pack::pack(&crate::oci_pack::PackOptions {
+                binary: args.binary,
+                path: args.path,
+                env: args.env,
+                port: args.port,
+                tag: args.tag,
+                output: args.output.clone(),
+            });
+            digest.map(|d| println!("wrote {} ({d})", args.output.display()))
+        }
         Command::Status(args) => status(&args),
     };
     match result {

@@ -12,5 +12,6 @@ pub mod disk;
 pub mod inspect;
 pub mod kmod;
 pub mod locate;
+pub mod oci_pack;
 pub mod qemu_run;
 pub mod rootfs;

@@ -147,3 +147,61 @@ fn is_root() -> bool {
         })
         .unwrap_or(false)
 }
+
+/// `baton oci pack` writes an archive that the board's image store imports as linux/arm64 with
+/// the binary as its entrypoint.
+#[test]
+fn oci_pack_writes_an_importable_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join("hello");
+    std::fs::write(&binary, b"\x7fELF pretend binary").unwrap();
+    let archive = dir.path().join("hello.tar");
+    let (ok, text) = run(baton()
+        .args(["oci", "pack", "--binary"])
+        .arg(&binary)
+        .args([
+            "--path",
+            "/hello",
+            "--port",
+            "8080",
+            "--env",
+            "GREETING=hi",
+            "--output",
+        ])
+        .arg(&archive));
+    assert!(ok, "{text}");
+    let again = dir.path().join("again.tar");
+    let (ok, _) = run(baton()
+        .args(["oci", "pack", "--binary"])
+        .arg(&binary)
+        .args([
+            "--path",
+            "/hello",
+            "--port",
+            "8080",
+            "--env",
+            "GREETING=hi",
+            "--output",
+        ])
+        .arg(&again));
+    assert!(ok);
+    assert_eq!(
+        std::fs::read(&archive).unwrap(),
+        std::fs::read(&again).unwrap(),
+        "packing is deterministic"
+    );
+
+    let store = baton_oci::Store::open(dir.path().join("store")).unwrap();
+    let source = baton_oci::Source::parse("oci-archive:hello.tar", dir.path()).unwrap();
+    let imported = store.import(&source, "hello").unwrap();
+    assert_eq!(imported.platform, baton_oci::Platform::linux_arm64());
+    assert_eq!(imported.layers, 1);
+
+    let (ok, text) = run(baton()
+        .args(["oci", "pack", "--binary"])
+        .arg(dir.path().join("missing"))
+        .args(["--path", "/hello", "--output"])
+        .arg(dir.path().join("x.tar")));
+    assert!(!ok && text.contains("missing"), "{text}");
+    assert!(!dir.path().join("x.tar").exists());
+}
