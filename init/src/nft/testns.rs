@@ -1,0 +1,134 @@
+//! Test support: network namespaces the tests create and delete again (also on failure), and
+//! running commands or code inside them. Needs root, as CI runs the tests.
+
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Panics unless the tests run as root.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "these tests need root (they create network namespaces)"
+    );
+}
+
+/// Runs a command and returns its output, success or not: (success, stdout, stderr).
+pub fn output(program: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {program}: {e}"));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs a command and returns its stdout; panics with its stderr on failure.
+pub fn run(program: &str, args: &[&str]) -> String {
+    let (ok, stdout, stderr) = output(program, args);
+    assert!(ok, "{program} {args:?} failed: {stderr}");
+    stdout
+}
+
+/// Polls `check` until it returns `Some`, or panics naming `what` after `limit`.
+pub fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A named network namespace (`ip netns`), deleted on drop.
+pub struct Netns(pub String);
+
+impl Netns {
+    /// Creates `baton-<tag>-<pid>` with loopback up.
+    pub fn new(tag: &str) -> Netns {
+        let name = format!("baton-{tag}-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        run("ip", &["netns", "add", &name]);
+        let ns = Netns(name);
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// The bind-mounted namespace file.
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from("/run/netns").join(&self.0)
+    }
+
+    /// Runs `ip -n <ns> args`.
+    pub fn ip(&self, args: &[&str]) -> String {
+        let mut all = vec!["-n", self.0.as_str()];
+        all.extend_from_slice(args);
+        run("ip", &all)
+    }
+
+    /// Runs a program inside the namespace: (success, stdout, stderr).
+    pub fn exec(&self, program: &str, args: &[&str]) -> (bool, String, String) {
+        let mut all = vec!["netns", "exec", self.0.as_str(), program];
+        all.extend_from_slice(args);
+        output("ip", &all)
+    }
+
+    /// `nft args` inside the namespace; panics on failure.
+    pub fn nft(&self, args: &[&str]) -> String {
+        let (ok, stdout, stderr) = self.exec("nft", args);
+        assert!(ok, "nft {args:?} in {} failed: {stderr}", self.0);
+        stdout
+    }
+
+    /// Runs `f` on a new thread inside this namespace and returns its result.
+    pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = self.path();
+        std::thread::spawn(move || {
+            let ns = std::fs::File::open(&path)
+                .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+            // SAFETY: setns on a valid namespace descriptor only changes this thread's network namespace.
+            let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(
+                rc,
+                0,
+                "setns {}: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            );
+            f()
+        })
+        .join()
+        .expect("thread inside the namespace panicked")
+    }
+
+    /// Runs the future made by `f` on a current-thread runtime on a thread inside this namespace.
+    pub fn block_on<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = T>>> + Send + 'static,
+    ) -> T {
+        self.run(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            rt.block_on(f())
+        })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
