@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 /// baton: build, inspect and boot baton images; talk to boards.
@@ -27,6 +26,64 @@ enum Command {
     Oci(OciCommand),
     /// Show a board's status.
     Status(StatusArgs),
+    /// List services and their instances.
+    Ps(BoardArgs),
+    /// Show a service's logs.
+    Logs(LogsArgs),
+    /// Apply a service spec (create or change the service).
+    Apply(ApplyArgs),
+    /// Stop and remove a service.
+    Rm(RmArgs),
+}
+
+/// Which board to talk to.
+#[derive(Debug, Args)]
+struct BoardArgs {
+    /// Board API URL, e.g. http://192.168.1.20:7070.
+    #[arg(long, env = "BATON_BOARD")]
+    board: String,
+    /// API token.
+    #[arg(long, env = "BATON_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+impl BoardArgs {
+    fn client(&self) -> crate::client::Client {
+        crate::client::Client::new(&self.board, &self.token)
+    }
+}
+
+/// Arguments of `baton logs`.
+#[derive(Debug, Args)]
+struct LogsArgs {
+    #[command(flatten)]
+    board: BoardArgs,
+    /// The service.
+    name: String,
+    /// Keep printing new lines.
+    #[arg(short, long)]
+    follow: bool,
+    /// Lines of history to print first.
+    #[arg(long, default_value_t = 100)]
+    tail: usize,
+}
+
+/// Arguments of `baton apply`.
+#[derive(Debug, Args)]
+struct ApplyArgs {
+    #[command(flatten)]
+    board: BoardArgs,
+    /// The spec file; the service is named after its stem (web.toml is service web).
+    file: PathBuf,
+}
+
+/// Arguments of `baton rm`.
+#[derive(Debug, Args)]
+struct RmArgs {
+    #[command(flatten)]
+    board: BoardArgs,
+    /// The service.
+    name: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,12 +197,8 @@ pub struct QemuRunArgs {
 /// Arguments of `baton status`.
 #[derive(Debug, Args)]
 struct StatusArgs {
-    /// Board API URL, e.g. http://192.168.1.20:7070.
-    #[arg(long, env = "BATON_BOARD")]
-    board: String,
-    /// API token.
-    #[arg(long, env = "BATON_TOKEN", hide_env_values = true)]
-    token: String,
+    #[command(flatten)]
+    board: BoardArgs,
     /// Print the raw JSON.
     #[arg(long)]
     json: bool,
@@ -171,7 +224,13 @@ pub fn main() -> ExitCode {
             });
             digest.map(|d| println!("wrote {} ({d})", args.output.display()))
         }
-        Command::Status(args) => status(&args),
+        Command::Status(args) => crate::board_cli::status(&args.board.client(), args.json),
+        Command::Ps(args) => crate::board_cli::ps(&args.client()),
+        Command::Logs(args) => {
+            crate::board_cli::logs(&args.board.client(), &args.name, args.follow, args.tail)
+        }
+        Command::Apply(args) => crate::board_cli::apply(&args.board.client(), &args.file),
+        Command::Rm(args) => crate::board_cli::rm(&args.board.client(), &args.name),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -180,61 +239,4 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn status(args: &StatusArgs) -> anyhow::Result<()> {
-    let status = crate::client::Client::new(&args.board, &args.token).status()?;
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&status).context("formatting status")?
-        );
-        return Ok(());
-    }
-    let text = |k: &str| {
-        status
-            .get(k)
-            .and_then(|v| v.as_str())
-            .unwrap_or("?")
-            .to_string()
-    };
-    println!(
-        "board     {} ({}), kernel {}",
-        text("hostname"),
-        text("board"),
-        text("kernel")
-    );
-    let uptime = status
-        .get("uptime_ms")
-        .and_then(|v| v.as_u64())
-        .unwrap_or(0);
-    println!("uptime    {:.1} s", uptime as f64 / 1000.0);
-    for a in status
-        .get("addresses")
-        .and_then(|v| v.as_array())
-        .into_iter()
-        .flatten()
-    {
-        println!(
-            "address   {} {} ({})",
-            a["interface"].as_str().unwrap_or("?"),
-            a["address"].as_str().unwrap_or("?"),
-            a["source"].as_str().unwrap_or("?")
-        );
-    }
-    let mem = &status["memory"];
-    println!(
-        "memory    init {} KiB, system {} MiB",
-        mem["init_rss_bytes"].as_u64().unwrap_or(0) / 1024,
-        mem["system_used_bytes"].as_u64().unwrap_or(0) >> 20
-    );
-    for e in status
-        .get("errors")
-        .and_then(|v| v.as_array())
-        .into_iter()
-        .flatten()
-    {
-        println!("error     {}", e.as_str().unwrap_or("?"));
-    }
-    Ok(())
 }

@@ -74,20 +74,31 @@ impl ConfigTree {
         }
 
         let mut errors = Vec::new();
+        let mut specs = Vec::new();
         for (name, bytes) in &files {
-            if name.ends_with(".toml") && name != cluster::FILE_NAME {
-                match std::str::from_utf8(bytes) {
-                    Ok(text) => {
-                        if let Err(e) = text.parse::<toml::Table>() {
-                            errors.push(baton_spec::ConfigError {
-                                file: name.clone(),
-                                line: e.span().map(|s| line_of(text, s.start)),
-                                field: String::new(),
-                                message: e.message().trim().to_string(),
-                            });
-                        }
-                    }
-                    Err(_) => errors.push(not_utf8(name)),
+            let Some(spec_file) = name.strip_prefix("services/") else {
+                continue;
+            };
+            match std::str::from_utf8(bytes) {
+                Ok(text) => specs.push((spec_file.to_string(), text.to_string())),
+                Err(_) => errors.push(not_utf8(name)),
+            }
+        }
+        let loaded = baton_spec::service::load_services(&specs);
+        errors.extend(loaded.errors);
+        for spec in &loaded.specs {
+            if let Some(path) = spec.image.archive_path() {
+                let key = path.to_string_lossy().replace('\\', "/");
+                if !files
+                    .keys()
+                    .any(|f| f == &key || f.starts_with(&format!("{key}/")))
+                {
+                    errors.push(baton_spec::ConfigError {
+                        file: format!("services/{}.toml", spec.name),
+                        line: None,
+                        field: "image".to_string(),
+                        message: format!("{key} is not in the config directory"),
+                    });
                 }
             }
         }
@@ -129,14 +140,6 @@ fn not_utf8(file: &str) -> baton_spec::ConfigError {
         field: String::new(),
         message: "is not UTF-8 text".to_string(),
     }
-}
-
-fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
 }
 
 fn walk(
@@ -186,13 +189,22 @@ mod tests {
     fn generates_secrets_when_there_is_no_cluster_toml() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("services")).unwrap();
-        std::fs::write(dir.path().join("services/web.toml"), "name = \"web\"\n").unwrap();
+        std::fs::create_dir(dir.path().join("images")).unwrap();
+        std::fs::write(dir.path().join("images/web.tar"), b"archive").unwrap();
+        std::fs::write(
+            dir.path().join("services/web.toml"),
+            "name = \"web\"\nimage = \"oci-archive:images/web.tar\"\n",
+        )
+        .unwrap();
         let tree = ConfigTree::read(dir.path(), TOKEN, KEY).unwrap();
         assert_eq!(tree.added.token.as_deref(), Some(TOKEN));
         assert_eq!(tree.added.key.as_deref(), Some(KEY));
         assert_eq!(tree.cluster.unwrap().token, TOKEN);
         let names: Vec<_> = tree.files.keys().cloned().collect();
-        assert_eq!(names, ["cluster.toml", "services/web.toml"]);
+        assert_eq!(
+            names,
+            ["cluster.toml", "images/web.tar", "services/web.toml"]
+        );
     }
 
     #[test]
@@ -220,6 +232,33 @@ mod tests {
         };
         assert_eq!(errors.0[0].file, "services/web.toml");
         assert_eq!(errors.0[0].line, Some(2));
+    }
+
+    #[test]
+    fn refuses_invalid_service_specs_and_missing_archives() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("services")).unwrap();
+        std::fs::write(
+            dir.path().join("services/web.toml"),
+            "name = \"web\"\nimage = \"oci-archive:images/web.tar\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("services/db.toml"),
+            "name = \"db\"\nimage = \"postgres:16\"\nresources = { memory = \"lots\" }\n",
+        )
+        .unwrap();
+        let err = ConfigTree::read(dir.path(), TOKEN, KEY)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("services/db.toml:3: resources.memory"),
+            "{err}"
+        );
+        assert!(
+            err.contains("services/web.toml: image: images/web.tar is not in the config directory"),
+            "{err}"
+        );
     }
 
     #[test]

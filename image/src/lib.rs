@@ -3,6 +3,7 @@
 
 pub mod assemble;
 pub mod board;
+pub mod board_cli;
 pub mod build;
 pub mod cli;
 pub mod client;

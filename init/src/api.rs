@@ -11,6 +11,7 @@
 //! | POST   | `/v1/reboot`   | clean reboot (202, then the board goes down) |
 //! | POST   | `/v1/halt`     | clean halt                                  |
 //! | POST   | `/v1/poweroff` | clean power-off                             |
+//! |        | `/v1/services…` | see [`services`]                           |
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -26,6 +27,8 @@ use tokio::sync::mpsc;
 
 use crate::power::Action;
 use crate::status::{Address, BootStep, DataPartition, State};
+
+mod services;
 
 /// TCP port of the API on every board.
 pub const PORT: u16 = baton_spec::service::defaults::API_PORT;
@@ -120,6 +123,7 @@ fn router(shared: Shared) -> Router {
         .route("/v1/reboot", post(|s| power(s, Action::Reboot)))
         .route("/v1/halt", post(|s| power(s, Action::Halt)))
         .route("/v1/poweroff", post(|s| power(s, Action::Poweroff)))
+        .merge(services::routes())
         .route_layer(middleware::from_fn_with_state(
             shared.clone(),
             require_token,

@@ -82,7 +82,9 @@ fn done(ctx: &Ctx, step: &str, started: Instant) {
 ///  9. `clock`: move the clock forward to the saved or build time; save it every 15 minutes.
 /// 10. `watchdog`: arm /dev/watchdog if there is one.
 /// 11. `network`: bring up networking, then start SNTP.
-/// 12. `api` (fatal): start the HTTP API; then print `baton: ready`.
+/// 12. `api` (fatal): start the HTTP API.
+/// 13. `services`: start the supervisor and the services on the config partition; then print
+///     `baton: ready`.
 pub async fn boot<S: Services>(
     ctx: &Arc<Ctx>,
     services: &S,
@@ -206,6 +208,10 @@ pub async fn boot<S: Services>(
         .start_api(Arc::clone(&ctx.state), power.clone())
         .map_err(Error::Api)?;
     done(ctx, "api", t);
+
+    let t = Instant::now();
+    services.start_containers(ctx, up.data_mounted).await;
+    done(ctx, "services", t);
 
     ctx.say("ready");
     Ok(())

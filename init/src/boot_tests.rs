@@ -62,6 +62,15 @@ impl Services for FakeServices {
     async fn stop_network(&self, network: String) {
         self.sys.note(format!("net stop {network}"));
     }
+
+    async fn start_containers(&self, _ctx: &Arc<Ctx>, data_mounted: bool) {
+        self.sys
+            .note(format!("containers start (data {data_mounted})"));
+    }
+
+    async fn stop_containers(&self, _ctx: &Ctx) {
+        self.sys.note("containers stop");
+    }
 }
 
 const CLUSTER: &str = "[cluster]\nkey = \"0123456789abcdef0123456789abcdef\"\n\
@@ -137,7 +146,8 @@ async fn boots_in_the_documented_order() {
             "clock",
             "watchdog",
             "network",
-            "api"
+            "api",
+            "services"
         ]
     );
     let order = [
@@ -156,6 +166,7 @@ async fn boots_in_the_documented_order() {
         "net start pi-one",
         "sntp time.lan",
         "api start",
+        "containers start (data true)",
     ];
     let positions: Vec<usize> = order.iter().map(|c| at(&tb, c)).collect();
     assert!(

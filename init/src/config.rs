@@ -150,6 +150,34 @@ fn list_files(dir: &Path, prefix: &str, out: &mut Vec<String>) {
     }
 }
 
+/// Reads every service spec in `/config/services/`; valid specs are returned, problems go to
+/// the console and to the state's config errors (replacing earlier `services/` errors).
+pub fn load_services(ctx: &Ctx) -> Vec<baton_spec::ServiceSpec> {
+    let dir = ctx
+        .path(MOUNT_POINT)
+        .join(baton_spec::service::SERVICES_DIR);
+    let mut files: Vec<(String, String)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            match std::fs::read(entry.path()) {
+                Ok(bytes) => files.push((name, String::from_utf8_lossy(&bytes).into_owned())),
+                Err(e) => ctx.report(format_args!("services/{name}: cannot be read: {e}")),
+            }
+        }
+    }
+    files.sort();
+    let loaded = baton_spec::service::load_services(&files);
+    for note in &loaded.notes {
+        ctx.say(format_args!("services: {note}"));
+    }
+    for e in &loaded.errors {
+        ctx.say(format_args!("config error: {e}"));
+    }
+    ctx.state.replace_config_errors("services/", loaded.errors);
+    loaded.specs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

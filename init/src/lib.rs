@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod boot;
+pub mod bridge;
 pub mod build_info;
 pub mod clock;
 pub mod config;
@@ -24,12 +25,15 @@ pub mod lifecycle;
 pub mod modules;
 pub mod mounts;
 pub mod net;
+pub mod nft;
 pub mod persist;
 pub mod power;
 pub mod reaper;
+pub mod runtime;
 pub mod services;
 pub mod sntp;
 pub mod status;
+pub mod supervisor;
 pub mod sys;
 #[cfg(test)]
 mod testbed;

@@ -1,5 +1,9 @@
 //! baton's PID 1. Everything lives in the library; this only hands over control.
 
 fn main() {
+    // The same binary, re-executed by the container runtime, serves as its helper process.
+    if let Some(code) = baton_init::runtime::helper_main_if_requested() {
+        std::process::exit(code);
+    }
     baton_init::run()
 }

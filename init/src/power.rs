@@ -18,6 +18,8 @@ pub const TERM_GRACE: Duration = Duration::from_secs(5);
 pub const KILL_GRACE: Duration = Duration::from_secs(2);
 /// How long stopping the network may take.
 pub const NETWORK_GRACE: Duration = Duration::from_secs(5);
+/// How long services get to stop (each gets its own `stop_timeout` within this).
+pub const SERVICES_GRACE: Duration = Duration::from_secs(30);
 /// Delay before rebooting after a fatal boot error, unless `baton.fatal_delay=<s>` says otherwise.
 pub const DEFAULT_FATAL_DELAY: Duration = Duration::from_secs(10);
 /// How often to look for exited processes while waiting.
@@ -87,6 +89,13 @@ pub async fn shutdown<S: Services>(
         if let Err(e) = entropy::save(ctx) {
             ctx.report(e);
         }
+    }
+    ctx.say("shutdown: stopping services");
+    if tokio::time::timeout(SERVICES_GRACE, services.stop_containers(ctx))
+        .await
+        .is_err()
+    {
+        ctx.say("shutdown: services did not stop in time; they are killed with everything else");
     }
     if let Some(network) = up.network {
         ctx.say("shutdown: stopping the network");

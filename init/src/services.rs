@@ -1,4 +1,5 @@
-//! The long-running services the boot sequence starts last (network, SNTP, API), behind a
+//! The long-running services the boot sequence starts last (network, SNTP, API, the
+//! supervisor and its containers), behind a
 //! trait so the boot sequence can be tested without touching the host's network.
 
 use std::error::Error as StdError;
@@ -8,8 +9,10 @@ use std::sync::Arc;
 use baton_spec::NetworkConfig;
 use tokio::sync::mpsc;
 
+use crate::context::Ctx;
 use crate::power::Action;
 use crate::status::State;
+use crate::supervisor::{Paths, Supervisor};
 use crate::{api, net, sntp};
 
 /// A service failed to start.
@@ -32,6 +35,10 @@ pub trait Services {
     fn start_api(&self, state: Arc<State>, power: mpsc::Sender<Action>) -> Result<(), StartError>;
     /// Stops networking (releases DHCP leases).
     fn stop_network(&self, network: Self::Network) -> impl Future<Output = ()>;
+    /// Starts the supervisor and the services on the config partition.
+    fn start_containers(&self, ctx: &Arc<Ctx>, data_mounted: bool) -> impl Future<Output = ()>;
+    /// Stops every service gracefully.
+    fn stop_containers(&self, ctx: &Ctx) -> impl Future<Output = ()>;
 }
 
 /// The real services: [`net`], [`sntp`] and [`api`].
@@ -60,5 +67,23 @@ impl Services for RealServices {
 
     async fn stop_network(&self, network: net::Network) {
         network.stop().await;
+    }
+
+    async fn start_containers(&self, ctx: &Arc<Ctx>, data_mounted: bool) {
+        let (supervisor, notes) = Supervisor::start(Paths::board(data_mounted)).await;
+        for note in notes {
+            ctx.say(format_args!("services: {note}"));
+        }
+        let specs = crate::config::load_services(ctx);
+        for spec in specs {
+            supervisor.apply(spec);
+        }
+        ctx.state.set_supervisor(supervisor);
+    }
+
+    async fn stop_containers(&self, ctx: &Ctx) {
+        if let Some(supervisor) = ctx.state.supervisor() {
+            supervisor.stop_all().await;
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! The board's state as the API reports it, shared between the boot sequence, the network
 //! code and the API. Every field is behind its own lock, held only to copy in or out.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use baton_spec::ConfigError;
@@ -74,6 +74,7 @@ pub struct State {
     config_errors: Mutex<Vec<ConfigError>>,
     addresses: Mutex<Vec<Address>>,
     token: Mutex<Option<String>>,
+    supervisor: OnceLock<crate::supervisor::Supervisor>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -125,6 +126,13 @@ impl State {
         *lock(&self.config_errors) = errors;
     }
 
+    /// Replaces the configuration errors of the files under `prefix` (e.g. `services/`).
+    pub fn replace_config_errors(&self, prefix: &str, errors: Vec<ConfigError>) {
+        let mut all = lock(&self.config_errors);
+        all.retain(|e| !e.file.starts_with(prefix));
+        all.extend(errors);
+    }
+
     /// Current configuration errors.
     pub fn config_errors(&self) -> Vec<ConfigError> {
         lock(&self.config_errors).clone()
@@ -147,6 +155,16 @@ impl State {
     /// authenticated request is refused.
     pub fn set_token(&self, token: Option<String>) {
         *lock(&self.token) = token;
+    }
+
+    /// Hands the running supervisor to the API and to shutdown (once).
+    pub fn set_supervisor(&self, supervisor: crate::supervisor::Supervisor) {
+        let _ = self.supervisor.set(supervisor);
+    }
+
+    /// The supervisor, once the boot has started it.
+    pub fn supervisor(&self) -> Option<&crate::supervisor::Supervisor> {
+        self.supervisor.get()
     }
 
     /// The API token, if one is configured.

@@ -103,8 +103,22 @@ pub fn build_options(dir: &Path, board: &str, files: &[(&str, &str)]) -> BuildOp
 
 /// Builds an image for `board` whose config directory holds `files` (`(path, contents)`).
 pub fn build_image(board: &str, files: &[(&str, &str)]) -> TestImage {
+    build_image_with(board, files, &[])
+}
+
+/// Like [`build_image`], also copying host files (`(path in the config dir, host path)`).
+pub fn build_image_with(
+    board: &str,
+    files: &[(&str, &str)],
+    copies: &[(&str, &Path)],
+) -> TestImage {
     let dir = tempfile::tempdir().expect("creating a temporary directory");
     let opts = build_options(dir.path(), board, files);
+    for (name, host) in copies {
+        let to = opts.config_dir.join(name);
+        std::fs::create_dir_all(to.parent().expect("a parent")).expect("creating config dir");
+        std::fs::copy(host, &to).unwrap_or_else(|e| panic!("copying {}: {e}", host.display()));
+    }
     let report =
         baton::build::build(&opts).unwrap_or_else(|e| panic!("building the {board} image: {e}"));
     TestImage {
@@ -117,13 +131,20 @@ pub fn build_image(board: &str, files: &[(&str, &str)]) -> TestImage {
 /// Boots `boards` boards from `image`, with each board's API forwarded to a free host port and
 /// serial logs kept under `target/e2e-serial/<name>/` for post-mortems.
 pub fn boot(image: &Path, boards: usize, name: &str) -> Cluster {
-    let host = baton_qemu::free_ports(boards).expect("finding free ports");
+    boot_forwarding(image, boards, name, &[API_PORT])
+}
+
+/// Like [`boot`], forwarding each of `guest_ports` of every board to free host ports.
+pub fn boot_forwarding(image: &Path, boards: usize, name: &str, guest_ports: &[u16]) -> Cluster {
     let mut config = ClusterConfig::new(image);
     config.boards = boards;
-    config.forwards.push(Forward {
-        host,
-        guest: API_PORT,
-    });
+    for guest in guest_ports {
+        let host = baton_qemu::free_ports(boards).expect("finding free ports");
+        config.forwards.push(Forward {
+            host,
+            guest: *guest,
+        });
+    }
     let serial = repo_root().join("target/e2e-serial").join(name);
     let _ = std::fs::remove_dir_all(&serial);
     config.serial_dir = Some(serial);
@@ -200,4 +221,31 @@ pub fn strings(value: &serde_json::Value) -> Vec<String> {
         .flatten()
         .filter_map(|v| v.as_str().map(str::to_string))
         .collect()
+}
+
+/// The example service packaged by `scripts/build-example`.
+pub fn example_archive() -> PathBuf {
+    let path = repo_root().join("target/examples/hello.tar");
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/build-example first (scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+/// One HTTP GET to 127.0.0.1:`port`; the body, if the answer was 200.
+pub fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
 }

@@ -111,6 +111,16 @@ impl ImageSource {
         }
         ImageReference::parse(text).map(ImageSource::Registry)
     }
+
+    /// The archive or layout path on the config partition; `None` for registry images.
+    pub fn archive_path(&self) -> Option<&std::path::Path> {
+        match self {
+            ImageSource::OciArchive { path, .. }
+            | ImageSource::DockerArchive { path, .. }
+            | ImageSource::OciLayout { path, .. } => Some(path),
+            ImageSource::Registry(_) => None,
+        }
+    }
 }
 
 impl fmt::Display for ImageSource {

@@ -1,0 +1,205 @@
+//! Commands that talk to a board's API: `status`, `ps`, `logs`, `apply`, `rm`.
+//! The board and token come from `--board`/`--token` or `BATON_BOARD`/`BATON_TOKEN`.
+
+use std::path::Path;
+
+use anyhow::{bail, Context};
+
+use crate::client::Client;
+
+/// `baton status`.
+pub fn status(client: &Client, json: bool) -> anyhow::Result<()> {
+    let status = client.status()?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&status).context("formatting status")?
+        );
+        return Ok(());
+    }
+    let text = |k: &str| {
+        status
+            .get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or("?")
+            .to_string()
+    };
+    println!(
+        "board     {} ({}), kernel {}",
+        text("hostname"),
+        text("board"),
+        text("kernel")
+    );
+    let uptime = status
+        .get("uptime_ms")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
+    println!("uptime    {:.1} s", uptime as f64 / 1000.0);
+    for a in status
+        .get("addresses")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+    {
+        println!(
+            "address   {} {} ({})",
+            a["interface"].as_str().unwrap_or("?"),
+            a["address"].as_str().unwrap_or("?"),
+            a["source"].as_str().unwrap_or("?")
+        );
+    }
+    let mem = &status["memory"];
+    println!(
+        "memory    init {} KiB, system {} MiB",
+        mem["init_rss_bytes"].as_u64().unwrap_or(0) / 1024,
+        mem["system_used_bytes"].as_u64().unwrap_or(0) >> 20
+    );
+    for e in status
+        .get("errors")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+    {
+        println!("error     {}", e.as_str().unwrap_or("?"));
+    }
+    Ok(())
+}
+
+/// `baton ps`: every service and instance.
+pub fn ps(client: &Client) -> anyhow::Result<()> {
+    let (code, body) = client.request("GET", "/v1/services")?;
+    if code != 200 {
+        bail!(
+            "GET /v1/services: HTTP {code} {}",
+            body["error"].as_str().unwrap_or("")
+        );
+    }
+    println!(
+        "{:<20} {:<11} {:>7}  {:<14} {:<12} {:>8}  LAST EXIT",
+        "INSTANCE", "STATE", "HEALTH", "ADDRESS", "SERVICE", "RESTARTS"
+    );
+    for service in body["services"].as_array().into_iter().flatten() {
+        let name = service["name"].as_str().unwrap_or("?");
+        let instances = service["instances"].as_array().cloned().unwrap_or_default();
+        if instances.is_empty() {
+            println!(
+                "{:<20} {:<11} {:>7}  {:<14} {:<12} {:>8}",
+                "-",
+                service["state"].as_str().unwrap_or("?"),
+                "-",
+                "-",
+                name,
+                "-"
+            );
+        }
+        for i in instances {
+            let health = match i["healthy"].as_bool() {
+                Some(true) => "ok",
+                Some(false) => "failing",
+                None => "-",
+            };
+            let exit = match (&i["last_exit"], i["last_error"].as_str()) {
+                (_, Some(e)) => format!("start failed: {e}"),
+                (e, None) if e.is_object() => {
+                    let oom = if e["oom_killed"] == true {
+                        " (OOM)"
+                    } else {
+                        ""
+                    };
+                    match (e["code"].as_i64(), e["signal"].as_i64()) {
+                        (Some(c), _) => format!("code {c}{oom}"),
+                        (_, Some(s)) => format!("signal {s}{oom}"),
+                        _ => String::new(),
+                    }
+                }
+                _ => String::new(),
+            };
+            println!(
+                "{:<20} {:<11} {:>7}  {:<14} {:<12} {:>8}  {exit}",
+                i["id"].as_str().unwrap_or("?"),
+                i["state"].as_str().unwrap_or("?"),
+                health,
+                i["address"].as_str().unwrap_or("-"),
+                name,
+                i["restarts"].as_u64().unwrap_or(0),
+            );
+        }
+    }
+    for e in body["errors"].as_array().into_iter().flatten() {
+        println!(
+            "error: {}:{}: {}: {}",
+            e["file"].as_str().unwrap_or("?"),
+            e["line"]
+                .as_u64()
+                .map(|l| l.to_string())
+                .unwrap_or_default(),
+            e["field"].as_str().unwrap_or(""),
+            e["message"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+/// `baton logs NAME [-f] [--tail N]`.
+pub fn logs(client: &Client, name: &str, follow: bool, tail: usize) -> anyhow::Result<()> {
+    let path = format!(
+        "/v1/services/{name}/logs?tail={tail}{}",
+        if follow { "&follow=1" } else { "" }
+    );
+    if follow {
+        client.follow(&path, |line| println!("{line}"))?;
+        return Ok(());
+    }
+    let (code, text) = client.text("GET", &path)?;
+    if code != 200 {
+        bail!("GET {path}: HTTP {code} {text}");
+    }
+    print!("{text}");
+    Ok(())
+}
+
+/// `baton apply FILE`: the service's name is the file's stem, as on the config partition.
+pub fn apply(client: &Client, file: &Path) -> anyhow::Result<()> {
+    let name = file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .with_context(|| format!("{}: no file name", file.display()))?;
+    let body =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let (code, text) = client.send("PUT", &format!("/v1/services/{name}"), Some(&body))?;
+    if code == 202 {
+        println!("applied {name}");
+        return Ok(());
+    }
+    let reply: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    let mut message = format!("the board refused {} (HTTP {code})", file.display());
+    for e in reply["errors"].as_array().into_iter().flatten() {
+        message.push_str(&format!(
+            "\n  {}:{}: {}: {}",
+            file.display(),
+            e["line"]
+                .as_u64()
+                .map(|l| l.to_string())
+                .unwrap_or_default(),
+            e["field"].as_str().unwrap_or(""),
+            e["message"].as_str().unwrap_or("")
+        ));
+    }
+    if let Some(e) = reply["error"]
+        .as_str()
+        .filter(|_| reply["errors"].is_null())
+    {
+        message.push_str(&format!(": {e}"));
+    }
+    bail!(message)
+}
+
+/// `baton rm NAME`.
+pub fn rm(client: &Client, name: &str) -> anyhow::Result<()> {
+    let (code, text) = client.send("DELETE", &format!("/v1/services/{name}"), None)?;
+    if code != 202 {
+        bail!("removing {name}: HTTP {code} {text}");
+    }
+    println!("removed {name}");
+    Ok(())
+}
