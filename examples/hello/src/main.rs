@@ -4,7 +4,12 @@
 //! - `GET /healthz` answers `ok`;
 //! - `GET /count` counts the requests it has served (state kept in `$STATE_DIR/count` if set,
 //!   so a volume can carry it across restarts);
+//! - `GET /hog` allocates and touches memory until the kernel stops it (to test memory limits);
+//! - `GET /threads?n=N` starts up to N threads and answers how many it could start (to test
+//!   process limits);
 //! - anything else is 404.
+//!
+//! Started with `--exit CODE` it exits at once with that code (to test restart policies).
 //!
 //! Every request is logged on stdout. It uses only the standard library, so it builds as a
 //! static binary of a few hundred KiB for the board.
@@ -24,6 +29,15 @@ struct Service {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(code) = args
+        .iter()
+        .position(|a| a == "--exit")
+        .and_then(|i| args.get(i + 1))
+    {
+        println!("hello: exiting with code {code} as asked");
+        std::process::exit(code.parse().unwrap_or(1));
+    }
     let port = std::env::var("PORT")
         .ok()
         .and_then(|p| p.parse::<u16>().ok())
@@ -82,6 +96,33 @@ fn serve(service: &Service, mut stream: TcpStream) -> std::io::Result<()> {
             let n = service.served.fetch_add(1, Ordering::SeqCst) + 1;
             if let Some(path) = &service.state {
                 std::fs::write(path, format!("{n}\n"))?;
+            }
+            ("200 OK", format!("{n}\n"))
+        }
+        ("GET", "/hog") => {
+            let mut chunks: Vec<Vec<u8>> = Vec::new();
+            loop {
+                // Touch every page so the memory is really used.
+                chunks.push(vec![1u8; 1 << 20]);
+                if chunks.len() % 16 == 0 {
+                    println!("hello: holding {} MiB", chunks.len());
+                }
+            }
+        }
+        ("GET", p) if p.starts_with("/threads?n=") => {
+            let wanted: usize = p["/threads?n=".len()..].parse().unwrap_or(0);
+            let mut started = Vec::new();
+            for _ in 0..wanted {
+                match std::thread::Builder::new()
+                    .spawn(|| std::thread::sleep(Duration::from_secs(2)))
+                {
+                    Ok(t) => started.push(t),
+                    Err(_) => break,
+                }
+            }
+            let n = started.len();
+            for t in started {
+                let _ = t.join();
             }
             ("200 OK", format!("{n}\n"))
         }

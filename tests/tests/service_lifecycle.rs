@@ -1,0 +1,189 @@
+//! Limits, restarts, live changes and volumes of services on a real board under QEMU:
+//! a memory hog is OOM-killed and restarted, threads stop at `pids.max`, a crashing service
+//! backs off and shows it, a changed spec pushed over the API replaces the running instance
+//! (an invalid one is refused and changes nothing), a removed service goes away, and a named
+//! volume keeps its data across a container restart and a reboot.
+
+use std::time::Duration;
+
+use baton::client::Client;
+use baton_tests::{
+    api, boot_forwarding, build_image_with, http_get, wait_ready, wait_until, API_PORT,
+    CLUSTER_TOML, TOKEN,
+};
+
+const COUNTER: &str = r#"name = "counter"
+image = "oci-archive:images/hello.tar"
+port = 8080
+publish = 8080
+env = { STATE_DIR = "/state", GREETING = "first" }
+resources = { memory = "32Mi", pids = 24 }
+volumes = [{ name = "state", path = "/state" }]
+restart = "on-failure"
+"#;
+
+const CRASHER: &str = r#"name = "crasher"
+image = "oci-archive:images/hello.tar"
+command = ["/hello", "--exit", "3"]
+restart = "always"
+"#;
+
+fn service(board: &Client, name: &str) -> Option<serde_json::Value> {
+    let (code, list) = board.request("GET", "/v1/services").ok()?;
+    if code != 200 {
+        return None;
+    }
+    list["services"]
+        .as_array()?
+        .iter()
+        .find(|s| s["name"] == name)
+        .cloned()
+}
+
+#[test]
+fn limits_restarts_live_changes_and_volumes() {
+    let archive = baton_tests::example_archive();
+    let image = build_image_with(
+        "qemu-virt",
+        &[
+            ("cluster.toml", CLUSTER_TOML),
+            ("services/counter.toml", COUNTER),
+            ("services/crasher.toml", CRASHER),
+        ],
+        &[("images/hello.tar", archive.as_path())],
+    );
+    let cluster = boot_forwarding(&image.path, 1, "service_lifecycle", &[API_PORT, 8080]);
+    wait_ready(&cluster, 1, 1);
+    let board = api(&cluster, 1, TOKEN);
+    let port = cluster
+        .board(1)
+        .expect("board")
+        .forwarded(8080)
+        .expect("forwarded");
+    let minute = Duration::from_secs(60);
+
+    // The volume counts requests.
+    let first: u64 = wait_until("the counter to answer", Duration::from_secs(120), || {
+        http_get(port, "/count")
+    })
+    .trim()
+    .parse()
+    .expect("a number");
+    assert_eq!(first, 1);
+
+    // pids.max = 24 stops threads well before 100.
+    let threads: u32 = http_get(port, "/threads?n=100")
+        .expect("threads")
+        .trim()
+        .parse()
+        .expect("a number");
+    assert!(
+        threads > 0 && threads < 24,
+        "pids.max must stop the threads: {threads} started"
+    );
+
+    // A memory hog is OOM-killed, reported, and restarted (on-failure).
+    let _ = http_get(port, "/hog");
+    let counter = wait_until("the OOM kill to be reported", minute, || {
+        service(&board, "counter").filter(|s| s["instances"][0]["oom_kills"].as_u64() >= Some(1))
+    });
+    let instance = &counter["instances"][0];
+    assert_eq!(instance["last_exit"]["oom_killed"], true, "{instance}");
+    let second: u64 = wait_until("the counter to come back", minute, || {
+        http_get(port, "/count")
+    })
+    .trim()
+    .parse()
+    .expect("a number");
+    assert_eq!(second, 2, "the volume kept the count across the restart");
+    assert!(
+        service(&board, "counter").expect("counter")["instances"][0]["restarts"].as_u64()
+            >= Some(1)
+    );
+
+    // A service that keeps exiting backs off, and says so.
+    let crasher = wait_until("the crasher to back off", minute, || {
+        service(&board, "crasher").filter(|s| s["instances"][0]["restarts"].as_u64() >= Some(2))
+    });
+    let state = crasher["instances"][0]["state"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        ["backoff", "crash-loop", "starting", "running"].contains(&state.as_str()),
+        "{crasher}"
+    );
+    assert_eq!(crasher["instances"][0]["last_exit"]["code"], 3, "{crasher}");
+    assert_ne!(crasher["state"], "running");
+
+    // An invalid change is refused with the line and field, and changes nothing.
+    let (code, text) = board
+        .send(
+            "PUT",
+            "/v1/services/counter",
+            Some(&COUNTER.replace("\"32Mi\"", "\"lots\"")),
+        )
+        .expect("put");
+    assert_eq!(code, 400, "{text}");
+    let reply: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(reply["errors"][0]["field"], "resources.memory", "{reply}");
+    assert_eq!(reply["errors"][0]["line"], 6, "{reply}");
+    assert_eq!(
+        http_get(port, "/").as_deref(),
+        Some("first from counter-1\n")
+    );
+
+    // A valid change replaces the instance.
+    let (code, text) = board
+        .send(
+            "PUT",
+            "/v1/services/counter",
+            Some(&COUNTER.replace("\"first\"", "\"second\"")),
+        )
+        .expect("put");
+    assert_eq!(code, 202, "{text}");
+    wait_until("the changed spec to serve", minute, || {
+        http_get(port, "/").filter(|b| b == "second from counter-1\n")
+    });
+
+    // Removing a service stops it and forgets it.
+    let (code, _) = board
+        .send("DELETE", "/v1/services/crasher", None)
+        .expect("delete");
+    assert_eq!(code, 202);
+    wait_until("the crasher to be gone", minute, || {
+        service(&board, "crasher").is_none().then_some(())
+    });
+    let (code, _) = board
+        .send("DELETE", "/v1/services/crasher", None)
+        .expect("delete again");
+    assert_eq!(code, 404);
+
+    // After a reboot: the changed spec (written to the card) runs, the removed one does not,
+    // and the volume still has the count.
+    let before: u64 = http_get(port, "/count")
+        .expect("count")
+        .trim()
+        .parse()
+        .expect("a number");
+    let (code, _) = board.request("POST", "/v1/reboot").expect("reboot");
+    assert_eq!(code, 202);
+    wait_ready(&cluster, 1, 2);
+    let after: u64 = wait_until(
+        "the counter after the reboot",
+        Duration::from_secs(120),
+        || http_get(port, "/count"),
+    )
+    .trim()
+    .parse()
+    .expect("a number");
+    assert_eq!(after, before + 1, "the volume survives the reboot");
+    assert_eq!(
+        http_get(port, "/").as_deref(),
+        Some("second from counter-1\n")
+    );
+    assert!(
+        service(&board, "crasher").is_none(),
+        "a removed service stays removed"
+    );
+}
