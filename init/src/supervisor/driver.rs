@@ -120,6 +120,8 @@ struct Slot {
     address: Option<Ipv4Addr>,
     netns: Option<PathBuf>,
     started_ms: Option<u64>,
+    launched_at: Option<Instant>,
+    start_ms: Option<u64>,
     health: Option<JoinHandle<()>>,
     /// Replace with a fresh instance when this one is released (restart, rollout).
     replace: bool,
@@ -389,6 +391,8 @@ impl Driver {
                 address: None,
                 netns: None,
                 started_ms: None,
+                launched_at: None,
+                start_ms: None,
                 health: None,
                 replace: false,
                 timer: None,
@@ -509,6 +513,7 @@ impl Driver {
         };
         if let Some(s) = self.slot_mut(name, slot) {
             s.address = address;
+            s.launched_at = Some(Instant::now());
         }
         let job = Job {
             id,
@@ -546,6 +551,8 @@ impl Driver {
                         if let Some(s) = self.slot_mut(&service, slot) {
                             s.netns = launched.netns;
                             s.started_ms = Some(now_ms());
+                            s.start_ms =
+                                s.launched_at.take().map(|t| t.elapsed().as_millis() as u64);
                             s.health = health;
                         }
                         self.feed(&service, slot, Event::Started);
@@ -768,6 +775,7 @@ impl Driver {
                 state: s.machine.phase,
                 address: s.address.map(|a| a.to_string()),
                 started_at_ms: s.started_ms,
+                start_ms: s.start_ms,
                 restarts: s.machine.restarts,
                 last_exit: s.machine.last_exit,
                 last_error: s.machine.last_error.clone(),

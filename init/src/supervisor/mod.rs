@@ -88,6 +88,9 @@ pub struct InstanceView {
     pub address: Option<String>,
     /// When the current run started (ms since the Unix epoch).
     pub started_at_ms: Option<u64>,
+    /// How long the last start took, from launch to a running container (image preparation,
+    /// network, create and start), in ms.
+    pub start_ms: Option<u64>,
     /// Restarts so far.
     pub restarts: u32,
     /// How the last run ended.

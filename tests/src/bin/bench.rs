@@ -6,7 +6,10 @@
 //!
 //! Reports, per board: image build time with a warm package cache, image and initramfs sizes;
 //! for the `virt` board under QEMU: the boot timeline (QEMU start, first console line, PID 1's
-//! first line, `baton: ready`), the init's own per-step timings, and memory after boot.
+//! first line, `baton: ready`), the init's own per-step timings, and memory after boot; image
+//! import throughput; and for boards running 1 and 10 example services: the time from
+//! `baton: ready` to the first HTTP answer and to all services running, each instance's start
+//! time (launch to running container) and memory. Needs `scripts/build-example` first.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -51,7 +54,179 @@ fn run() -> Result<(), String> {
         }
     }
     let image = virt_image.ok_or("no virt image")?;
-    boot_timeline(&image)
+    boot_timeline(&image)?;
+    import_throughput()?;
+    services(1)?;
+    services(10)
+}
+
+/// Imports and unpacks a large single-layer image with the board's store code, on this host.
+fn import_throughput() -> Result<(), String> {
+    use baton_oci::pack::{PackEntry, PackSpec};
+    println!("\n== image import (this host, x86_64; the board's code)");
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let size = 64usize << 20;
+    // Incompressible-ish data so gzip does real work: a simple xorshift stream.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let data: Vec<u8> = (0..size)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    let archive = dir.path().join("big.tar");
+    let spec = PackSpec {
+        entries: vec![PackEntry::bytes("/blob", data, 0o644)],
+        config: baton_oci::RuntimeConfig {
+            entrypoint: vec!["/blob".into()],
+            ..Default::default()
+        },
+        platform: baton_oci::Platform::linux_arm64(),
+        tag: None,
+    };
+    let file = std::fs::File::create(&archive).map_err(|e| e.to_string())?;
+    baton_oci::pack::oci_archive(&spec, file).map_err(|e| e.to_string())?;
+    let bytes = std::fs::metadata(&archive)
+        .map_err(|e| e.to_string())?
+        .len();
+    let store = baton_oci::Store::open(dir.path().join("store")).map_err(|e| e.to_string())?;
+    let source =
+        baton_oci::Source::parse("oci-archive:big.tar", dir.path()).map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    store.import(&source, "big").map_err(|e| e.to_string())?;
+    let import = started.elapsed();
+    let started = Instant::now();
+    let prepared = store.prepare("big");
+    let unpack = started.elapsed();
+    let mib = bytes as f64 / f64::from(1 << 20);
+    println!("{:<34} {:>8.1} MiB", "archive", mib);
+    println!(
+        "{:<34} {:>8.1} MiB/s",
+        "import (verify + store blobs)",
+        mib / import.as_secs_f64()
+    );
+    match prepared {
+        Ok(_) => println!(
+            "{:<34} {:>8.1} MiB/s",
+            "unpack layer",
+            mib / unpack.as_secs_f64()
+        ),
+        Err(e) => println!("{:<34} {e}", "unpack layer (needs root)"),
+    }
+    Ok(())
+}
+
+/// Boots a board running `n` copies of the example service and reports start times and memory.
+fn services(n: usize) -> Result<(), String> {
+    println!("\n== {n} service(s) on a qemu-virt board");
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mut texts = vec![("cluster.toml".to_string(), CLUSTER_TOML.to_string())];
+    for i in 1..=n {
+        let publish = if i == 1 { "publish = 8080\n" } else { "" };
+        texts.push((
+            format!("services/hello{i}.toml"),
+            format!("name = \"hello{i}\"\nimage = \"oci-archive:images/hello.tar\"\nport = 8080\n{publish}resources = {{ memory = \"16Mi\" }}\n"),
+        ));
+    }
+    let files: Vec<(&str, &str)> = texts
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let opts = build_options(dir.path(), "qemu-virt", &files);
+    std::fs::create_dir_all(opts.config_dir.join("images")).map_err(|e| e.to_string())?;
+    std::fs::copy(
+        baton_tests::example_archive(),
+        opts.config_dir.join("images/hello.tar"),
+    )
+    .map_err(|e| e.to_string())?;
+    baton::build::build(&opts).map_err(|e| e.to_string())?;
+
+    let api_port = baton_qemu::free_port().map_err(|e| e.to_string())?;
+    let http_port = baton_qemu::free_port().map_err(|e| e.to_string())?;
+    let mut config = ClusterConfig::new(&opts.output);
+    config.forwards.push(Forward {
+        host: api_port,
+        guest: baton_tests::API_PORT,
+    });
+    config.forwards.push(Forward {
+        host: http_port,
+        guest: 8080,
+    });
+    let cluster = Cluster::start(config).map_err(|e| e.to_string())?;
+    let board = cluster.board(1).map_err(|e| e.to_string())?;
+    board
+        .wait_for_line(
+            baton_tests::READY,
+            Instant::now() + Duration::from_secs(300),
+        )
+        .map_err(|e| e.to_string())?;
+    let ready = Instant::now();
+    let deadline = ready + Duration::from_secs(300);
+    let first_http = loop {
+        if baton_tests::http_get(http_port, "/").is_some() {
+            break ready.elapsed();
+        }
+        if Instant::now() > deadline {
+            return Err("the service never answered".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let client = baton::client::Client::new(&format!("http://127.0.0.1:{api_port}"), TOKEN);
+    let all_running = loop {
+        let (_, list) = client
+            .request("GET", "/v1/services")
+            .map_err(|e| e.to_string())?;
+        let running = list["services"]
+            .as_array()
+            .map_or(0, |s| s.iter().filter(|s| s["state"] == "running").count());
+        if running == n {
+            break (ready.elapsed(), list);
+        }
+        if Instant::now() > deadline {
+            return Err(format!("only {running} of {n} services running"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let (all, list) = all_running;
+    let mut starts: Vec<u64> = list["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["instances"][0]["start_ms"].as_u64())
+        .collect();
+    starts.sort_unstable();
+    println!(
+        "{:<34} {:>8.2} s",
+        "ready -> first HTTP via publish",
+        first_http.as_secs_f64()
+    );
+    println!(
+        "{:<34} {:>8.2} s",
+        "ready -> all services running",
+        all.as_secs_f64()
+    );
+    if let (Some(min), Some(max)) = (starts.first(), starts.last()) {
+        println!(
+            "{:<34} {:>8} ms (min {min}, max {max})",
+            "launch to running, median",
+            starts[starts.len() / 2]
+        );
+    }
+    let status = client.status().map_err(|e| e.to_string())?;
+    let kib = |v: &serde_json::Value| v.as_u64().unwrap_or(0) / 1024;
+    println!(
+        "{:<34} {:>8} KiB",
+        "init RSS",
+        kib(&status["memory"]["init_rss_bytes"])
+    );
+    println!(
+        "{:<34} {:>8} KiB",
+        "system used",
+        kib(&status["memory"]["system_used_bytes"])
+    );
+    Ok(())
 }
 
 fn boot_timeline(image: &Path) -> Result<(), String> {
