@@ -127,14 +127,8 @@ pub fn ps(client: &Client) -> anyhow::Result<()> {
     }
     for e in body["errors"].as_array().into_iter().flatten() {
         println!(
-            "error: {}:{}: {}: {}",
-            e["file"].as_str().unwrap_or("?"),
-            e["line"]
-                .as_u64()
-                .map(|l| l.to_string())
-                .unwrap_or_default(),
-            e["field"].as_str().unwrap_or(""),
-            e["message"].as_str().unwrap_or("")
+            "error: {}",
+            config_error(e["file"].as_str().unwrap_or("?"), e)
         );
     }
     Ok(())
@@ -175,14 +169,8 @@ pub fn apply(client: &Client, file: &Path) -> anyhow::Result<()> {
     let mut message = format!("the board refused {} (HTTP {code})", file.display());
     for e in reply["errors"].as_array().into_iter().flatten() {
         message.push_str(&format!(
-            "\n  {}:{}: {}: {}",
-            file.display(),
-            e["line"]
-                .as_u64()
-                .map(|l| l.to_string())
-                .unwrap_or_default(),
-            e["field"].as_str().unwrap_or(""),
-            e["message"].as_str().unwrap_or("")
+            "\n  {}",
+            config_error(&file.display().to_string(), e)
         ));
     }
     if let Some(e) = reply["error"]
@@ -202,4 +190,17 @@ pub fn rm(client: &Client, name: &str) -> anyhow::Result<()> {
     }
     println!("removed {name}");
     Ok(())
+}
+
+/// `file:line: field: message` from a JSON config error.
+fn config_error(file: &str, e: &serde_json::Value) -> String {
+    format!(
+        "{file}:{}: {}: {}",
+        e["line"]
+            .as_u64()
+            .map(|l| l.to_string())
+            .unwrap_or_default(),
+        e["field"].as_str().unwrap_or(""),
+        e["message"].as_str().unwrap_or("")
+    )
 }

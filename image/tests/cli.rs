@@ -156,35 +156,25 @@ fn oci_pack_writes_an_importable_archive() {
     let binary = dir.path().join("hello");
     std::fs::write(&binary, b"\x7fELF pretend binary").unwrap();
     let archive = dir.path().join("hello.tar");
-    let (ok, text) = run(baton()
-        .args(["oci", "pack", "--binary"])
-        .arg(&binary)
-        .args([
-            "--path",
-            "/hello",
-            "--port",
-            "8080",
-            "--env",
-            "GREETING=hi",
-            "--output",
-        ])
-        .arg(&archive));
+    let pack = |output: &Path| {
+        run(baton()
+            .args(["oci", "pack", "--binary"])
+            .arg(&binary)
+            .args([
+                "--path",
+                "/hello",
+                "--port",
+                "8080",
+                "--env",
+                "GREETING=hi",
+                "--output",
+            ])
+            .arg(output))
+    };
+    let (ok, text) = pack(&archive);
     assert!(ok, "{text}");
     let again = dir.path().join("again.tar");
-    let (ok, _) = run(baton()
-        .args(["oci", "pack", "--binary"])
-        .arg(&binary)
-        .args([
-            "--path",
-            "/hello",
-            "--port",
-            "8080",
-            "--env",
-            "GREETING=hi",
-            "--output",
-        ])
-        .arg(&again));
-    assert!(ok);
+    assert!(pack(&again).0);
     assert_eq!(
         std::fs::read(&archive).unwrap(),
         std::fs::read(&again).unwrap(),

@@ -469,17 +469,22 @@ mod tests {
         (addr, served)
     }
 
-    #[tokio::test]
-    async fn steps_a_clock_that_is_off_once_then_leaves_it_alone() {
-        let (addr, served) = server(Duration::from_secs(100)).await;
-        let clock = Arc::new(FakeClock::default());
-        let schedule = Schedule {
+    /// Short intervals so the loop runs several rounds within a test.
+    fn fast_schedule() -> Schedule {
+        Schedule {
             timeout: Duration::from_secs(2),
             interval: Duration::from_millis(50),
             min_retry: Duration::from_millis(50),
             max_retry: Duration::from_millis(200),
             step_threshold: Duration::from_secs(1),
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn steps_a_clock_that_is_off_once_then_leaves_it_alone() {
+        let (addr, served) = server(Duration::from_secs(100)).await;
+        let clock = Arc::new(FakeClock::default());
+        let schedule = fast_schedule();
         // A dead server first: the loop must move on to the next one.
         let servers = vec!["127.0.0.1:1".to_string(), addr.to_string()];
         let task_clock = clock.clone();
@@ -508,13 +513,7 @@ mod tests {
     #[tokio::test]
     async fn without_any_server_it_stops_at_once_and_leaves_the_clock() {
         let clock = FakeClock::default();
-        let schedule = Schedule {
-            timeout: Duration::from_secs(2),
-            interval: Duration::from_millis(50),
-            min_retry: Duration::from_millis(50),
-            max_retry: Duration::from_millis(200),
-            step_threshold: Duration::from_secs(1),
-        };
+        let schedule = fast_schedule();
         tokio::time::timeout(
             Duration::from_secs(10),
             run_with(Vec::new(), Vec::new(), &clock, schedule),

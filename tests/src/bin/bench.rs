@@ -215,17 +215,7 @@ fn services(n: usize) -> Result<(), String> {
         );
     }
     let status = client.status().map_err(|e| e.to_string())?;
-    let kib = |v: &serde_json::Value| v.as_u64().unwrap_or(0) / 1024;
-    println!(
-        "{:<34} {:>8} KiB",
-        "init RSS",
-        kib(&status["memory"]["init_rss_bytes"])
-    );
-    println!(
-        "{:<34} {:>8} KiB",
-        "system used",
-        kib(&status["memory"]["system_used_bytes"])
-    );
+    print_memory(&status);
     Ok(())
 }
 
@@ -277,18 +267,24 @@ fn boot_timeline(image: &Path) -> Result<(), String> {
     );
 
     println!("\n== memory after boot");
+    print_memory(&status);
+    Ok(())
+}
+
+/// The init's RSS and the system's memory use from a status report.
+fn print_memory(status: &serde_json::Value) {
     let kib = |v: &serde_json::Value| v.as_u64().unwrap_or(0) / 1024;
+    let memory = &status["memory"];
     println!(
         "{:<34} {:>8} KiB",
         "init RSS",
-        kib(&status["memory"]["init_rss_bytes"])
+        kib(&memory["init_rss_bytes"])
     );
     println!(
         "{:<34} {:>8} KiB",
         "system used",
-        kib(&status["memory"]["system_used_bytes"])
+        kib(&memory["system_used_bytes"])
     );
-    Ok(())
 }
 
 /// Bytes the (sparse) file really occupies.
