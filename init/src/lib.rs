@@ -37,6 +37,8 @@ pub mod supervisor;
 pub mod sys;
 #[cfg(test)]
 mod testbed;
+#[cfg(test)]
+mod testns;
 pub mod watchdog;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

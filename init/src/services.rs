@@ -2,10 +2,12 @@
 //! supervisor and its containers), behind a
 //! trait so the boot sequence can be tested without touching the host's network.
 
+use std::collections::BTreeMap;
 use std::error::Error as StdError;
 use std::future::Future;
 use std::sync::Arc;
 
+use baton_oci::{Credentials, RegistryOptions};
 use baton_spec::NetworkConfig;
 use tokio::sync::mpsc;
 
@@ -70,7 +72,11 @@ impl Services for RealServices {
     }
 
     async fn start_containers(&self, ctx: &Arc<Ctx>, data_mounted: bool) {
-        let (supervisor, notes) = Supervisor::start(Paths::board(data_mounted)).await;
+        let paths = Paths {
+            registries: Arc::new(registries(ctx)),
+            ..Paths::board(data_mounted)
+        };
+        let (supervisor, notes) = Supervisor::start(paths).await;
         for note in notes {
             ctx.say(format_args!("services: {note}"));
         }
@@ -86,4 +92,35 @@ impl Services for RealServices {
             supervisor.stop_all().await;
         }
     }
+}
+
+/// The `[registries]` of `cluster.toml` for registry pulls; none when the file is missing or broken
+/// (the config step has reported why already).
+fn registries(ctx: &Ctx) -> BTreeMap<String, RegistryOptions> {
+    let path = ctx
+        .path(crate::config::MOUNT_POINT)
+        .join(baton_spec::cluster::FILE_NAME);
+    let Ok(src) = std::fs::read_to_string(path) else {
+        return BTreeMap::new();
+    };
+    let Ok(config) = baton_spec::ClusterConfig::parse(baton_spec::cluster::FILE_NAME, &src) else {
+        return BTreeMap::new();
+    };
+    config
+        .registries
+        .into_iter()
+        .map(|(host, r)| {
+            let credentials = match (r.username, r.password) {
+                (Some(username), Some(password)) => Some(Credentials { username, password }),
+                _ => None,
+            };
+            (
+                host,
+                RegistryOptions {
+                    credentials,
+                    insecure: r.insecure,
+                },
+            )
+        })
+        .collect()
 }

@@ -2,6 +2,7 @@
 //!
 //! - [`import`]: bring images in from `oci-archive:`, `docker-archive:` and `oci:` sources, choosing
 //!   the linux/arm64 manifest of multi-platform images and refusing other platforms.
+//! - [`registry`]: pull images from registries (OCI distribution API v2, plain HTTP for now).
 //! - [`store`]: the content-addressed store on the data partition: verified blobs, atomic refs,
 //!   recovery at open, GC.
 //! - [`prepare`]: unpack an image's layers once each (whiteouts converted for overlayfs) and hand back
@@ -15,6 +16,7 @@ pub mod import;
 pub mod model;
 pub mod pack;
 pub mod prepare;
+pub mod registry;
 pub mod store;
 mod unpack;
 
@@ -22,5 +24,6 @@ pub use digest::Digest;
 pub use import::{ImportError, Imported, Source, SourceKind};
 pub use model::Platform;
 pub use prepare::{ExposedPort, PrepareError, PreparedImage, RuntimeConfig};
+pub use registry::{Credentials, PullRequest, RegistryError, RegistryOptions};
 pub use store::{GcReport, Recovery, Store, StoreError};
 pub use unpack::UnpackError;

@@ -138,8 +138,10 @@ pub fn boot(image: &Path, boards: usize, name: &str) -> Cluster {
 pub fn boot_forwarding(image: &Path, boards: usize, name: &str, guest_ports: &[u16]) -> Cluster {
     let mut config = ClusterConfig::new(image);
     config.boards = boards;
-    for guest in guest_ports {
-        let host = baton_qemu::free_ports(boards).expect("finding free ports");
+    // One block of free ports for all forwards, so no two forwards can be handed the same one.
+    let base = baton_qemu::free_ports(boards * guest_ports.len()).expect("finding free ports");
+    for (i, guest) in guest_ports.iter().enumerate() {
+        let host = base + u16::try_from(i * boards).expect("few forwards");
         config.forwards.push(Forward {
             host,
             guest: *guest,

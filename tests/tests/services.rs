@@ -1,6 +1,7 @@
 //! A service from an OCI archive on the config partition runs as a container, serves HTTP that
-//! the host reaches through `publish`, shows up in the API with its logs; a malformed spec next
-//! to it is reported with file, line and field while it keeps running.
+//! the host reaches through `publish`, shows up in the API with its logs; the same image written
+//! by a standard tool (skopeo, as a `docker save` archive) runs too; a malformed spec next to
+//! them is reported with file, line and field while they keep running.
 
 use std::time::Duration;
 
@@ -17,21 +18,44 @@ env = { GREETING = "hi" }
 health = { http = "/healthz", interval = "1s" }
 "#;
 
+const FROM_SKOPEO: &str = r#"name = "docker"
+image = "docker-archive:images/hello-docker.tar"
+port = 8080
+publish = 8081
+env = { GREETING = "from skopeo" }
+"#;
+
 #[test]
 fn a_service_from_the_config_partition_serves_through_publish() {
     let archive = baton_tests::example_archive();
+    let tools = tempfile::tempdir().expect("temp dir");
+    let docker_archive = tools.path().join("hello-docker.tar");
+    let status = std::process::Command::new("skopeo")
+        .args(["copy", "-q"])
+        .arg(format!("oci-archive:{}", archive.display()))
+        .arg(format!(
+            "docker-archive:{}:hello:latest",
+            docker_archive.display()
+        ))
+        .status()
+        .expect("running skopeo (Debian package skopeo)");
+    assert!(status.success(), "skopeo copy failed: {status}");
     let image = build_image_with(
         "qemu-virt",
         &[
             ("cluster.toml", CLUSTER_TOML),
             ("services/hello.toml", HELLO),
+            ("services/docker.toml", FROM_SKOPEO),
         ],
-        &[("images/hello.tar", archive.as_path())],
+        &[
+            ("images/hello.tar", archive.as_path()),
+            ("images/hello-docker.tar", docker_archive.as_path()),
+        ],
     );
     // A spec that the builder would refuse, put on the card as a user with a laptop would.
     baton_tests::replace_config_file(&image.path, "services/bad.toml", "name = \"bad\"\nimage = \"oci-archive:images/hello.tar\"\nresources = { memory = \"lots\" }\n");
 
-    let cluster = boot_forwarding(&image.path, 1, "service_publish", &[API_PORT, 8080]);
+    let cluster = boot_forwarding(&image.path, 1, "service_publish", &[API_PORT, 8080, 8081]);
     wait_ready(&cluster, 1, 1);
     let port = cluster
         .board(1)
@@ -44,8 +68,19 @@ fn a_service_from_the_config_partition_serves_through_publish() {
         || http_get(port, "/"),
     );
     assert_eq!(body, "hi from hello-1\n");
-
+    let docker_port = cluster
+        .board(1)
+        .expect("board")
+        .forwarded(8081)
+        .expect("forwarded");
     let board = api(&cluster, 1, TOKEN);
+    let body = wait_until(
+        "the skopeo-written image to answer",
+        Duration::from_secs(120),
+        || http_get(docker_port, "/"),
+    );
+    assert_eq!(body, "from skopeo from docker-1\n");
+
     let (code, list) = board.request("GET", "/v1/services").expect("services");
     assert_eq!(code, 200);
     let hello = list["services"]

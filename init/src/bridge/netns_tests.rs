@@ -6,24 +6,19 @@
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::{nat_table, Bridge, Config, Netns as Target};
-use crate::nft::testns::{require_root, wait_for, Netns};
 use crate::nft::{self, Ipv4Net, Ruleset};
+use crate::testns::{require_root, wait_for, Killed, Netns};
 
 /// Accepts one connection on `addr` inside `ns` (on a background thread) and answers with
 /// the peer's address; returns once the listener is bound.
 fn serve_once(ns: &Netns, addr: SocketAddr) -> std::thread::JoinHandle<SocketAddr> {
-    let path = ns.path();
     let (ready_tx, ready_rx) = mpsc::channel();
-    let server = std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).expect("namespace file");
-        // SAFETY: setns on a valid namespace descriptor changes only this thread's namespace.
-        let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+    let server = ns.spawn(move || {
         let listener = TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
         listener
             .set_nonblocking(true)
@@ -65,33 +60,6 @@ fn connect_from(ns: &Netns, addr: SocketAddr) -> String {
         s.read_to_string(&mut seen).expect("reading the answer");
         seen
     })
-}
-
-fn addresses(ns: &Netns, dev: &str) -> Vec<String> {
-    let json: serde_json::Value =
-        serde_json::from_str(&ns.ip(&["-j", "-4", "addr", "show", "dev", dev]))
-            .expect("ip -j output");
-    let mut out = Vec::new();
-    for link in json.as_array().into_iter().flatten() {
-        for a in link["addr_info"].as_array().into_iter().flatten() {
-            out.push(format!(
-                "{}/{}",
-                a["local"].as_str().unwrap_or("?"),
-                a["prefixlen"]
-            ));
-        }
-    }
-    out
-}
-
-/// A child process killed and reaped on drop.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
@@ -152,12 +120,9 @@ fn containers_reach_the_board_and_the_uplink_through_nat() {
         (Ipv4Addr::new(10, 88, 0, 2), Ipv4Addr::new(10, 88, 0, 3))
     );
 
-    assert_eq!(
-        addresses(&board, "baton0"),
-        vec!["10.88.0.1/24".to_string()]
-    );
-    assert_eq!(addresses(&ctr, "eth0"), vec!["10.88.0.2/24".to_string()]);
-    assert_eq!(addresses(&ctr2, "eth0"), vec!["10.88.0.3/24".to_string()]);
+    assert_eq!(board.addresses("baton0"), vec!["10.88.0.1/24".to_string()]);
+    assert_eq!(ctr.addresses("eth0"), vec!["10.88.0.2/24".to_string()]);
+    assert_eq!(ctr2.addresses("eth0"), vec!["10.88.0.3/24".to_string()]);
     let route: serde_json::Value =
         serde_json::from_str(&ctr.ip(&["-j", "route", "show", "default"])).expect("ip -j route");
     assert_eq!(route[0]["gateway"], "10.88.0.1", "{route}");
@@ -247,12 +212,12 @@ fn containers_reach_the_board_and_the_uplink_through_nat() {
         "the container end went with the host end"
     );
     assert_eq!(
-        addresses(&ctr2, "eth0"),
+        ctr2.addresses("eth0"),
         vec!["10.88.0.3/24".to_string()],
         "kept"
     );
     assert_eq!(
-        addresses(&board, "baton0"),
+        board.addresses("baton0"),
         vec!["10.88.0.1/24".to_string()],
         "address not duplicated"
     );

@@ -3,156 +3,23 @@
 //! fails loudly otherwise. Everything the tests create is removed again, also on failure.
 
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use baton_spec::NetworkConfig;
 
 use super::{linklocal, start_with, Options};
 use crate::status::{Address, AddressSource, State};
-
-fn require_root() {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(
-        euid, 0,
-        "network namespace tests need root (they create namespaces and veths)"
-    );
-}
-
-/// Runs a command and returns its stdout; panics with its stderr on failure.
-fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running {program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Polls `check` until it returns `Some`, or panics naming `what` after `limit`.
-fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// A network namespace, deleted on drop (which also deletes the veth end inside it).
-struct Netns(String);
-
-impl Netns {
-    fn new(name: String) -> Netns {
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        run("ip", &["netns", "add", &name]);
-        Netns(name)
-    }
-
-    fn ip(&self, args: &[&str]) -> String {
-        let mut all = vec!["-n", self.0.as_str()];
-        all.extend_from_slice(args);
-        run("ip", &all)
-    }
-
-    /// IPv4 addresses on `dev` as `a.b.c.d/n`.
-    fn addresses(&self, dev: &str) -> Vec<String> {
-        let json: serde_json::Value =
-            serde_json::from_str(&self.ip(&["-j", "-4", "addr", "show", "dev", dev]))
-                .expect("ip -j addr output is JSON");
-        let mut out = Vec::new();
-        for link in json.as_array().into_iter().flatten() {
-            for a in link["addr_info"].as_array().into_iter().flatten() {
-                out.push(format!(
-                    "{}/{}",
-                    a["local"].as_str().unwrap_or("?"),
-                    a["prefixlen"]
-                ));
-            }
-        }
-        out
-    }
-
-    /// Runs `f` on a thread inside this namespace with its own current-thread tokio runtime.
-    fn spawn<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = T>>> + Send + 'static,
-    ) -> std::thread::JoinHandle<T> {
-        let path = PathBuf::from("/run/netns").join(&self.0);
-        std::thread::spawn(move || {
-            let ns = std::fs::File::open(&path)
-                .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
-            // SAFETY: setns on a valid namespace descriptor only changes this thread's network namespace.
-            let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(
-                rc,
-                0,
-                "setns {}: {}",
-                path.display(),
-                std::io::Error::last_os_error()
-            );
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("tokio runtime");
-            rt.block_on(f())
-        })
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-    }
-}
-
-/// A child process killed and reaped on drop.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("baton-net-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("temp dir");
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use crate::testns::{require_root, wait_for, Killed, Netns, TempDir};
 
 /// Two namespaces joined by a veth pair `<tag>s` (server side, up, with `server_addr`) and
 /// `<tag>c` (client side, down).
 fn pair(tag: &str, server_addr: &str) -> (Netns, Netns, String, String) {
     let pid = std::process::id();
-    let srv = Netns::new(format!("baton-{tag}{pid}-srv"));
-    let cli = Netns::new(format!("baton-{tag}{pid}-cli"));
+    let srv = Netns::named(format!("baton-{tag}{pid}-srv"));
+    let cli = Netns::named(format!("baton-{tag}{pid}-cli"));
     let (vs, vc) = (format!("{tag}{pid}s"), format!("{tag}{pid}c"));
     srv.ip(&[
         "link", "add", &vs, "type", "veth", "peer", "name", &vc, "netns", &cli.0,
@@ -160,6 +27,38 @@ fn pair(tag: &str, server_addr: &str) -> (Netns, Netns, String, String) {
     srv.ip(&["addr", "add", server_addr, "dev", &vs]);
     srv.ip(&["link", "set", &vs, "up"]);
     (srv, cli, vs, vc)
+}
+
+/// Our client with the default config, on a thread inside a namespace: it reports its NTP
+/// servers once started and runs until [`Client::stop`].
+struct Client {
+    thread: std::thread::JoinHandle<()>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    ntp: std::sync::mpsc::Receiver<Vec<Ipv4Addr>>,
+}
+
+impl Client {
+    fn start(ns: &Netns, state: Arc<State>, options: Options) -> Client {
+        let (ntp_tx, ntp) = std::sync::mpsc::channel();
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = ns.spawn_async(move || {
+            Box::pin(async move {
+                let net = start_with(&NetworkConfig::default(), "baton-test", state, options)
+                    .await
+                    .expect("network start");
+                let _ = ntp_tx.send(net.ntp_servers());
+                let _ = stop_rx.await;
+                net.stop().await;
+            })
+        });
+        Client { thread, stop, ntp }
+    }
+
+    /// Stops the client (it releases its lease and removes its addresses) and waits for it.
+    fn stop(self) {
+        let _ = self.stop.send(());
+        self.thread.join().expect("client thread");
+    }
 }
 
 fn count(path: &Path, needle: &str) -> usize {
@@ -173,7 +72,7 @@ fn count(path: &Path, needle: &str) -> usize {
 fn dhcp_lease_renewal_and_release_against_dnsmasq() {
     require_root();
     let (srv, cli, vs, vc) = pair("d", "10.77.0.1/24");
-    let tmp = TempDir::new("dhcp");
+    let tmp = TempDir::new("net-dhcp");
     let (log, leases, resolv) = (
         tmp.0.join("dnsmasq.log"),
         tmp.0.join("leases"),
@@ -218,8 +117,6 @@ fn dhcp_lease_renewal_and_release_against_dnsmasq() {
     });
 
     let state = Arc::new(State::default());
-    let (ntp_tx, ntp_rx) = std::sync::mpsc::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let options = Options {
         interfaces: Some(vec![vc.clone()]),
         resolv_conf: resolv.clone(),
@@ -227,24 +124,10 @@ fn dhcp_lease_renewal_and_release_against_dnsmasq() {
         link_local_after: Duration::from_secs(600),
         ..Options::default()
     };
-    let client_state = state.clone();
-    let client = cli.spawn(move || {
-        Box::pin(async move {
-            let net = start_with(
-                &NetworkConfig::default(),
-                "baton-test",
-                client_state,
-                options,
-            )
-            .await
-            .expect("network start");
-            let _ = ntp_tx.send(net.ntp_servers());
-            let _ = stop_rx.await;
-            net.stop().await;
-        })
-    });
+    let client = Client::start(&cli, state.clone(), options);
 
-    let ntp = ntp_rx
+    let ntp = client
+        .ntp
         .recv_timeout(Duration::from_secs(40))
         .expect("start_with returned");
     assert_eq!(
@@ -298,8 +181,7 @@ fn dhcp_lease_renewal_and_release_against_dnsmasq() {
         "address kept across the renewal"
     );
 
-    let _ = stop_tx.send(());
-    client.join().expect("client thread");
+    client.stop();
     assert!(
         count(&log, &format!("DHCPRELEASE({vs}) {ip}")) >= 1,
         "dnsmasq saw the release"
@@ -337,9 +219,8 @@ fn link_local_fallback_probes_around_a_conflicting_neighbour() {
     srv.ip(&["addr", "add", &format!("{taken}/16"), "dev", &vs]);
     let want = format!("{}/16", linklocal::candidate(mac, 1));
 
-    let tmp = TempDir::new("ll");
+    let tmp = TempDir::new("net-ll");
     let state = Arc::new(State::default());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let options = Options {
         interfaces: Some(vec![vc.clone()]),
         resolv_conf: tmp.0.join("resolv.conf"),
@@ -347,21 +228,7 @@ fn link_local_fallback_probes_around_a_conflicting_neighbour() {
         link_local_after: Duration::from_secs(1),
         ..Options::default()
     };
-    let client_state = state.clone();
-    let client = cli.spawn(move || {
-        Box::pin(async move {
-            let net = start_with(
-                &NetworkConfig::default(),
-                "baton-test",
-                client_state,
-                options,
-            )
-            .await
-            .expect("network start");
-            let _ = stop_rx.await;
-            net.stop().await;
-        })
-    });
+    let client = Client::start(&cli, state.clone(), options);
     let got = wait_for("a link-local address", Duration::from_secs(40), || {
         let a = cli.addresses(&vc);
         (!a.is_empty()).then_some(a)
@@ -378,7 +245,7 @@ fn link_local_fallback_probes_around_a_conflicting_neighbour() {
         .trim_end_matches("/16")
         .parse()
         .expect("an IPv4 address");
-    srv.spawn(move || {
+    srv.spawn_async(move || {
         Box::pin(async move {
             let s = tokio::net::UdpSocket::bind("0.0.0.0:0")
                 .await
@@ -408,8 +275,7 @@ fn link_local_fallback_probes_around_a_conflicting_neighbour() {
         },
     );
 
-    let _ = stop_tx.send(());
-    client.join().expect("client thread");
+    client.stop();
     assert!(
         cli.addresses(&vc).is_empty(),
         "link-local address removed on stop"
@@ -420,7 +286,7 @@ fn link_local_fallback_probes_around_a_conflicting_neighbour() {
 fn static_mode_configures_the_first_interface_without_dhcp() {
     require_root();
     let (_srv, cli, _vs, vc) = pair("s", "192.0.2.1/24");
-    let tmp = TempDir::new("static");
+    let tmp = TempDir::new("net-static");
     let config = NetworkConfig {
         mode: baton_spec::NetworkMode::Static(baton_spec::StaticAddress {
             address: Ipv4Addr::new(192, 0, 2, 10),
@@ -437,7 +303,7 @@ fn static_mode_configures_the_first_interface_without_dhcp() {
     };
     let state = Arc::new(State::default());
     let client_state = state.clone();
-    cli.spawn(move || {
+    cli.spawn_async(move || {
         Box::pin(async move {
             let net = start_with(&config, "baton-test", client_state, options)
                 .await

@@ -26,8 +26,6 @@ mod mnl_oracle;
 mod netns_tests;
 #[cfg(test)]
 mod oracle_tests;
-#[cfg(test)]
-pub(crate) mod testns;
 
 pub use expr::{CmpOp, Verdict};
 pub use model::{

@@ -3,12 +3,12 @@
 
 use std::net::Ipv4Addr;
 
-use super::rule::{CtState, Ipv4Net, Rule, Statement};
-use super::testns::{require_root, Netns};
+use super::rule::{AddrField, CtState, Ipv4Net, KeyField, Match, PortField, Rule, Statement};
 use super::{
     apply, remove, Chain, ChainType, Error, Family, Hook, KeyType, Policy, Ruleset, Set, Table,
     Value,
 };
+use crate::testns::{require_root, Netns};
 
 const NFT_TEXT: &str = r#"
 table inet baton {
@@ -41,18 +41,41 @@ fn net24() -> Ipv4Net {
     Ipv4Net::new(Ipv4Addr::new(10, 88, 0, 0), 24)
 }
 
+/// `set ports { type inet_service; elements = { 80, 443 } }`, shared with the oracle tests.
+pub(super) fn ports_set() -> Set {
+    Set::new("ports", KeyType::InetService)
+        .element(&[Value::Port(80)])
+        .element(&[Value::Port(443)])
+}
+
+/// `set pairs { type ipv4_addr . inet_service; elements = { 10.88.0.5 . 80 } }`.
+pub(super) fn pairs_set() -> Set {
+    Set::concat("pairs", &[KeyType::Ipv4Addr, KeyType::InetService])
+        .element(&[Value::Ipv4(Ipv4Addr::new(10, 88, 0, 5)), Value::Port(80)])
+}
+
+/// `ip saddr . tcp dport @pairs`.
+pub(super) fn in_pairs() -> Match {
+    Match::InSet {
+        fields: vec![
+            KeyField::Addr(AddrField::Saddr),
+            KeyField::Port(PortField::TcpDport),
+        ],
+        set: "pairs".into(),
+        invert: false,
+    }
+}
+
+/// The base chain `<name>` of type nat on `hook` at `priority`, policy accept.
+pub(super) fn nat_chain(name: &str, hook: Hook, priority: i32) -> Chain {
+    Chain::base(name, ChainType::Nat, hook, priority, Policy::Accept)
+}
+
 fn ruleset() -> Ruleset {
-    use super::{AddrField, CmpOp, KeyField, Match, PortField};
+    use super::CmpOp;
     let inet = Table::new(Family::Inet, "baton")
-        .set(
-            Set::new("ports", KeyType::InetService)
-                .element(&[Value::Port(80)])
-                .element(&[Value::Port(443)]),
-        )
-        .set(
-            Set::concat("pairs", &[KeyType::Ipv4Addr, KeyType::InetService])
-                .element(&[Value::Ipv4(Ipv4Addr::new(10, 88, 0, 5)), Value::Port(80)]),
-        )
+        .set(ports_set())
+        .set(pairs_set())
         .chain(
             Chain::base("forward", ChainType::Filter, Hook::Forward, 0, Policy::Drop)
                 .rule(
@@ -78,18 +101,7 @@ fn ruleset() -> Ruleset {
                         .accept()
                         .comment("web"),
                 )
-                .rule(
-                    Rule::new()
-                        .when(Match::InSet {
-                            fields: vec![
-                                KeyField::Addr(AddrField::Saddr),
-                                KeyField::Port(PortField::TcpDport),
-                            ],
-                            set: "pairs".into(),
-                            invert: false,
-                        })
-                        .jump("svc"),
-                ),
+                .rule(Rule::new().when(in_pairs()).jump("svc")),
         )
         .chain(
             Chain::regular("svc")
@@ -97,33 +109,19 @@ fn ruleset() -> Ruleset {
         );
     let nat = Table::new(Family::Ip, "baton-nat")
         .chain(
-            Chain::base(
-                "postrouting",
-                ChainType::Nat,
-                Hook::Postrouting,
-                100,
-                Policy::Accept,
-            )
-            .rule(
+            nat_chain("postrouting", Hook::Postrouting, 100).rule(
                 Rule::new()
                     .ip_saddr(net24())
                     .when(Match::Oifname(CmpOp::Neq, "baton0".into()))
                     .masquerade(),
             ),
         )
-        .chain(
-            Chain::base(
-                "prerouting",
-                ChainType::Nat,
-                Hook::Prerouting,
-                -100,
-                Policy::Accept,
-            )
-            .rule(Rule::new().tcp_dport(8080).then(Statement::Dnat {
+        .chain(nat_chain("prerouting", Hook::Prerouting, -100).rule(
+            Rule::new().tcp_dport(8080).then(Statement::Dnat {
                 addr: Ipv4Addr::new(10, 88, 0, 5),
                 port: Some(80),
-            })),
-        );
+            }),
+        ));
     Ruleset::new(vec![inet, nat])
 }
 

@@ -7,10 +7,11 @@ use std::net::Ipv4Addr;
 use super::encode::{chain_attrs, elements_attrs, rule_attrs, set_attrs, table_attrs};
 use super::expr::CmpOp;
 use super::mnl_oracle::{self, MnlMessage};
+use super::netns_tests::{in_pairs, nat_chain, pairs_set, ports_set};
 use super::rule::{AddrField, CtState, Ipv4Net, KeyField, Match, PortField, Rule, Statement, ICMP};
-use super::testns::{require_root, Netns};
 use super::wire::MsgKind;
 use super::{Chain, ChainType, Family, Hook, KeyType, Policy, Set, Table, Value, Verdict};
+use crate::testns::{require_root, Netns};
 
 const SETUP: &str = r#"
 table inet baton {
@@ -35,19 +36,12 @@ table ip baton-nat {
 
 fn setup_tables() -> (Table, Table) {
     let inet = Table::new(Family::Inet, "baton")
-        .set(
-            Set::new("ports", KeyType::InetService)
-                .element(&[Value::Port(80)])
-                .element(&[Value::Port(443)]),
-        )
+        .set(ports_set())
         .set(
             Set::new("hosts", KeyType::Ipv4Addr)
                 .element(&[Value::Ipv4(Ipv4Addr::new(10, 88, 0, 5))]),
         )
-        .set(
-            Set::concat("pairs", &[KeyType::Ipv4Addr, KeyType::InetService])
-                .element(&[Value::Ipv4(Ipv4Addr::new(10, 88, 0, 5)), Value::Port(80)]),
-        )
+        .set(pairs_set())
         .chain(Chain::base(
             "forward",
             ChainType::Filter,
@@ -57,20 +51,8 @@ fn setup_tables() -> (Table, Table) {
         ))
         .chain(Chain::regular("svc"));
     let nat = Table::new(Family::Ip, "baton-nat")
-        .chain(Chain::base(
-            "postrouting",
-            ChainType::Nat,
-            Hook::Postrouting,
-            100,
-            Policy::Accept,
-        ))
-        .chain(Chain::base(
-            "prerouting",
-            ChainType::Nat,
-            Hook::Prerouting,
-            -100,
-            Policy::Accept,
-        ));
+        .chain(nat_chain("postrouting", Hook::Postrouting, 100))
+        .chain(nat_chain("prerouting", Hook::Prerouting, -100));
     (inet, nat)
 }
 
@@ -251,16 +233,7 @@ fn cases() -> Vec<(&'static str, &'static str, Rule)> {
         (
             "forward",
             "ip saddr . tcp dport @pairs accept",
-            Rule::new()
-                .when(Match::InSet {
-                    fields: vec![
-                        KeyField::Addr(AddrField::Saddr),
-                        KeyField::Port(PortField::TcpDport),
-                    ],
-                    set: "pairs".into(),
-                    invert: false,
-                })
-                .accept(),
+            Rule::new().when(in_pairs()).accept(),
         ),
         (
             "forward",

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use baton_oci::{PreparedImage, Source, Store};
-use baton_spec::service::ServiceSpec;
+use baton_oci::{PreparedImage, PullRequest, RegistryOptions, Source, Store};
+use baton_spec::service::{ImageReference, ImageSource, ServiceSpec};
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -894,9 +894,20 @@ impl Job {
         let text = self.spec.image.to_string();
         let config = self.paths.config.clone();
         let name = self.spec.name.clone();
+        let registry = match &self.spec.image {
+            ImageSource::Registry(reference) => Some(reference.clone()),
+            _ => None,
+        };
+        let registries = Arc::clone(&self.paths.registries);
         tokio::task::spawn_blocking(move || {
-            let source = Source::parse(&text, &config).map_err(|e| format!("image {text}: {e}"))?;
-            store.import(&source, &text).map_err(|e| e.to_string())?;
+            match registry {
+                Some(reference) => pull(&store, &reference, &text, &registries)?,
+                None => {
+                    let source =
+                        Source::parse(&text, &config).map_err(|e| format!("image {text}: {e}"))?;
+                    store.import(&source, &text).map_err(|e| e.to_string())?;
+                }
+            }
             store
                 .prepare(&text)
                 .map(Arc::new)
@@ -922,4 +933,39 @@ impl Job {
         });
         Ok(write)
     }
+}
+
+/// Pulls a registry image into the store under the reference text `name`. An image pinned by digest
+/// that is already stored is not asked for again (so it starts without the network).
+fn pull(
+    store: &Store,
+    reference: &ImageReference,
+    name: &str,
+    registries: &BTreeMap<String, RegistryOptions>,
+) -> Result<(), String> {
+    if let Some(digest) = &reference.digest {
+        if store
+            .get_ref(name)
+            .is_ok_and(|stored| stored.to_string() == *digest)
+        {
+            return Ok(());
+        }
+    }
+    let request = PullRequest {
+        registry: reference.api_host().to_owned(),
+        repository: reference.repository.clone(),
+        reference: reference
+            .digest
+            .clone()
+            .or_else(|| reference.tag.clone())
+            .unwrap_or_else(|| "latest".to_owned()),
+    };
+    let options = registries
+        .get(&reference.registry)
+        .cloned()
+        .unwrap_or_default();
+    store
+        .pull(&request, name, &options)
+        .map(|_| ())
+        .map_err(|e| format!("pulling {reference}: {e}"))
 }

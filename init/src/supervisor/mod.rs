@@ -35,6 +35,8 @@ pub struct Paths {
     pub data: Option<PathBuf>,
     /// Run-time state that does not survive a reboot (`/run/baton`).
     pub run: PathBuf,
+    /// How to reach registries, by host as in image references (`cluster.toml`'s `[registries]`).
+    pub registries: Arc<BTreeMap<String, baton_oci::RegistryOptions>>,
 }
 
 impl Paths {
@@ -44,6 +46,7 @@ impl Paths {
             config: PathBuf::from("/config"),
             data: data_mounted.then(|| PathBuf::from("/data")),
             run: PathBuf::from("/run/baton"),
+            registries: Arc::default(),
         }
     }
 

@@ -8,8 +8,8 @@
 //! chosen, every blob it reaches is checked (digest and size), and only then is the ref written. An
 //! import that fails leaves verified but unreferenced blobs, which the next GC removes.
 //!
-//! Registry pulls plug in at [`fetch::BlobFetch`]: fetch the top manifest or index, then let
-//! [`select::select_manifest`] walk it, fetching each blob into the store as it goes.
+//! Registry pulls ([`crate::registry`]) plug in at [`fetch::BlobFetch`]: fetch the top manifest or
+//! index, then let [`select::select_manifest`] walk it, fetching each blob into the store as it goes.
 
 mod archive;
 mod docker;
@@ -106,6 +106,14 @@ pub enum ImportError {
         /// The tags present.
         available: String,
     },
+    /// The registry refused, failed or could not be reached.
+    #[error("image {image}: {source}")]
+    Registry {
+        /// The image.
+        image: String,
+        /// What went wrong with the registry.
+        source: crate::registry::RegistryError,
+    },
     /// An index or manifest is malformed (bad media type, nesting too deep).
     #[error("image {image}: blob {blob}: {reason}")]
     Structure {
@@ -127,6 +135,8 @@ pub enum SourceKind {
     DockerArchive,
     /// An OCI image layout directory.
     OciLayout,
+    /// A registry ([`Store::pull`]); not a valid kind for [`Store::import`].
+    Registry,
 }
 
 impl fmt::Display for SourceKind {
@@ -135,6 +145,7 @@ impl fmt::Display for SourceKind {
             SourceKind::OciArchive => "oci-archive",
             SourceKind::DockerArchive => "docker-archive",
             SourceKind::OciLayout => "oci",
+            SourceKind::Registry => "registry",
         })
     }
 }
@@ -203,7 +214,7 @@ pub struct Imported {
     pub layers: usize,
 }
 
-/// The context every importer shares: the store, the ref name and how to name the image in errors.
+/// The context every importer (and the registry pull) shares: the store, the ref name and how to name the image in errors.
 pub(crate) struct Job<'a> {
     pub store: &'a Store,
     pub name: &'a str,
@@ -255,6 +266,7 @@ impl Store {
             SourceKind::OciArchive => oci::import_archive(&job),
             SourceKind::DockerArchive => docker::import(&job),
             SourceKind::OciLayout => oci::import_layout(&job),
+            SourceKind::Registry => Err(ImportError::Reference(source.to_string())),
         }
     }
 }
