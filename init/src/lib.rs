@@ -1,7 +1,8 @@
 //! baton's init: the first and only long-lived process on a board.
 //!
-//! [`run`] boots the board ([`boot::boot`]), then handles signals and power requests
-//! ([`lifecycle::life`]) until it shuts down ([`power::shutdown`]). It never returns and never
+//! [`run`] moves `/` off the initramfs ([`rootfs_switch`]), boots the board ([`boot::boot`]),
+//! then handles signals and power requests ([`lifecycle::life`]) until it shuts down
+//! ([`power::shutdown`]). It never returns and never
 //! panics out: a failed boot reboots the board after a delay, a panicking task is contained by
 //! the runtime, and a panic of the main loop reboots the board.
 //!
@@ -29,6 +30,7 @@ pub mod nft;
 pub mod persist;
 pub mod power;
 pub mod reaper;
+pub mod rootfs_switch;
 pub mod runtime;
 pub mod services;
 pub mod sntp;
@@ -61,6 +63,13 @@ pub fn run() -> ! {
         console,
         Arc::new(State::default()),
     ));
+    // First of all, off the initramfs (so containers can pivot_root); on failure, boot on it.
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    if let Err(e) = rootfs_switch::switch_root(&ctx, &args) {
+        ctx.report(e);
+    }
     let outcome = catch_unwind(AssertUnwindSafe(|| live(&ctx)));
     match outcome {
         Ok(Err(message)) => ctx.say(format_args!("fatal: {message}")),

@@ -99,4 +99,16 @@ pub trait Sys: Send + Sync {
     fn sync(&self);
     /// reboot(2). Returns only on failure (the fake returns `Ok`).
     fn reboot(&self, action: Action) -> io::Result<()>;
+    /// mknod(2): creates the device node, FIFO or socket `path` with `mode` (type and
+    /// permission bits, as in `st_mode`) and device number `device` (as in `st_rdev`).
+    fn make_node(&self, path: &Path, mode: u32, device: u64) -> io::Result<()>;
+    /// Moves the mount at `from` onto `to` (mount(2) with `MS_MOVE`).
+    fn move_mount(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// chroot(2).
+    fn change_root(&self, path: &Path) -> io::Result<()>;
+    /// chdir(2).
+    fn change_dir(&self, path: &Path) -> io::Result<()>;
+    /// execv(2) of `path` with `args` (`args[0]` included) and the current environment.
+    /// Returns only on failure (the fake returns `Ok`).
+    fn exec(&self, path: &Path, args: &[String]) -> io::Result<()>;
 }

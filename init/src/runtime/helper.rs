@@ -63,7 +63,8 @@ fn helper_main(sock: OwnedFd, paths: RuntimePaths) -> i32 {
     let no_pivot = overlay::root_is_initramfs(&mountinfo);
     if no_pivot {
         notes.push(
-            "the root is the initramfs: containers enter theirs with MS_MOVE and chroot".into(),
+            "the root is still the initramfs: containers enter theirs with MS_MOVE and chroot"
+                .into(),
         );
     }
     if let Err(e) = protocol::send(sock.as_fd(), &ToInit::Ready { notes }, &[]) {

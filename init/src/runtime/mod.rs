@@ -30,11 +30,14 @@
 //! which this build lacks, so device nodes are kept out by the missing capability) and minus
 //! `CAP_SYS_CHROOT`; and the default seccomp profile ([`seccomp`]).
 //!
-//! `pivot_root` cannot leave an initramfs root. When the board's `/` is the initramfs (`rootfs`
-//! in `/proc/self/mountinfo`), the helper has libcontainer enter the container's root with
-//! `MS_MOVE` and `chroot` instead; the missing `CAP_SYS_CHROOT` and the seccomp profile's ban on
-//! `chroot` close the classic way back out. Booting into a tmpfs root (switch_root) would allow
-//! `pivot_root` again.
+//! Containers enter their roots with `pivot_root`: the init moves the board's `/` from the
+//! initramfs to a tmpfs first thing ([`crate::rootfs_switch`]). `pivot_root` cannot leave an
+//! initramfs root, so if that switch failed (`rootfs` is `/` in `/proc/self/mountinfo`) the
+//! helper has libcontainer enter the container's root with `MS_MOVE` and `chroot` instead, and
+//! says so in its startup notes. The capabilities and the seccomp profile are the same either
+//! way, so a service behaves the same whether or not the switch worked: the missing
+//! `CAP_SYS_CHROOT` and the profile's ban on `chroot` close the classic way out of a chroot-ed
+//! root, and cost appliance services nothing.
 
 mod backend;
 mod cleanup;
@@ -55,6 +58,7 @@ use serde::{Deserialize, Serialize};
 
 pub use client::{Error, Runtime};
 pub use helper::{helper_main_if_requested, HELPER_ARG};
+pub use overlay::root_is_initramfs;
 
 /// Where the runtime keeps its things. [`RuntimePaths::default`] is the board's layout.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,10 +11,11 @@
 //! `EPERM`. `clone3` returns `ENOSYS` (its flags sit behind a pointer a filter cannot read), so
 //! libc falls back to `clone`, whose flags the filter checks. `ptrace` stays allowed, as in
 //! Docker on kernels from 4.8: without `CAP_SYS_PTRACE` it reaches only the container's own
-//! processes of the same user. `chroot` is refused (Docker allows it): on a board whose root is
-//! the initramfs, containers enter their root with `MS_MOVE` and `chroot` instead of
-//! `pivot_root`, and a second `chroot` is the classic way out of such a root. Calls of a foreign architecture (32-bit compat) kill the
-//! process. On x86_64 the x32 ABI is not covered; the boards are aarch64 and the x86_64
+//! processes of the same user. `chroot` is refused (Docker allows it): if the board could not
+//! leave the initramfs, containers enter their root with `MS_MOVE` and `chroot` instead of
+//! `pivot_root`, and a second `chroot` is the classic way out of such a root; the profile does
+//! not depend on that (see the module docs of `runtime`). Calls of a foreign architecture
+//! (32-bit compat) kill the process. On x86_64 the x32 ABI is not covered; the boards are aarch64 and the x86_64
 //! build exists for tests.
 
 use std::collections::BTreeMap;

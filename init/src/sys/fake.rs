@@ -214,6 +214,26 @@ impl Sys for FakeSys {
     fn reboot(&self, action: Action) -> io::Result<()> {
         self.record(format!("reboot {action:?}"))
     }
+
+    fn make_node(&self, path: &Path, mode: u32, device: u64) -> io::Result<()> {
+        self.record(format!("mknod {} {mode:o} {device}", self.rel(path)))
+    }
+
+    fn move_mount(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.record(format!("move {} {}", self.rel(from), self.rel(to)))
+    }
+
+    fn change_root(&self, path: &Path) -> io::Result<()> {
+        self.record(format!("chroot {}", self.rel(path)))
+    }
+
+    fn change_dir(&self, path: &Path) -> io::Result<()> {
+        self.record(format!("chdir {}", self.rel(path)))
+    }
+
+    fn exec(&self, path: &Path, args: &[String]) -> io::Result<()> {
+        self.record(format!("exec {} {}", self.rel(path), args.join(" ")))
+    }
 }
 
 /// The watchdog the fake hands out; it logs into the same call log.

@@ -269,6 +269,44 @@ impl Sys for RealSys {
             Err(e) => Err(errno(e)),
         }
     }
+
+    fn make_node(&self, path: &Path, mode: u32, device: u64) -> io::Result<()> {
+        let kind = nix::sys::stat::SFlag::from_bits_truncate(mode & libc::S_IFMT);
+        let perm = nix::sys::stat::Mode::from_bits_truncate(mode & 0o7777);
+        nix::sys::stat::mknod(path, kind, perm, device).map_err(errno)
+    }
+
+    fn move_mount(&self, from: &Path, to: &Path) -> io::Result<()> {
+        nix::mount::mount(Some(from), to, None::<&str>, MsFlags::MS_MOVE, None::<&str>)
+            .map_err(errno)
+    }
+
+    fn change_root(&self, path: &Path) -> io::Result<()> {
+        nix::unistd::chroot(path).map_err(errno)
+    }
+
+    fn change_dir(&self, path: &Path) -> io::Result<()> {
+        nix::unistd::chdir(path).map_err(errno)
+    }
+
+    fn exec(&self, path: &Path, args: &[String]) -> io::Result<()> {
+        let invalid = |what: &str| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{what} contains a NUL byte"),
+            )
+        };
+        let program = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+            .map_err(|_| invalid("program path"))?;
+        let args = args
+            .iter()
+            .map(|a| std::ffi::CString::new(a.as_bytes()).map_err(|_| invalid("argument")))
+            .collect::<io::Result<Vec<_>>>()?;
+        match nix::unistd::execv(&program, &args) {
+            Ok(never) => match never {},
+            Err(e) => Err(errno(e)),
+        }
+    }
 }
 
 /// `/dev/watchdog`, open.
