@@ -72,11 +72,12 @@ fn limits_restarts_live_changes_and_volumes() {
     assert_eq!(first, 1);
 
     // pids.max = 24 stops threads well before 100.
-    let threads: u32 = http_get(port, "/threads?n=100")
-        .expect("threads")
-        .trim()
-        .parse()
-        .expect("a number");
+    let threads: u32 = wait_until("the thread count", minute, || {
+        http_get(port, "/threads?n=100")
+    })
+    .trim()
+    .parse()
+    .expect("a number");
     assert!(
         threads > 0 && threads < 24,
         "pids.max must stop the threads: {threads} started"

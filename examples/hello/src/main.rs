@@ -66,11 +66,16 @@ fn main() {
     println!("hello: listening on port {port}");
     for stream in listener.incoming().flatten() {
         let service = Arc::clone(&service);
-        std::thread::spawn(move || {
+        // Under a process limit a thread may not start: then this connection is dropped, and
+        // the server keeps accepting (std::thread::spawn would panic instead).
+        let started = std::thread::Builder::new().spawn(move || {
             if let Err(e) = serve(&service, stream) {
                 eprintln!("hello: {e}");
             }
         });
+        if let Err(e) = started {
+            eprintln!("hello: cannot start a thread for a connection: {e}");
+        }
     }
 }
 
