@@ -361,6 +361,32 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_service_name_that_is_a_path_is_refused() {
+        let (addr, _, _) = start(Some(TOKEN)).await;
+        for path in [
+            "/v1/services/..%2F..%2Fetc%2Fpasswd",
+            "/v1/services/Web",
+            "/v1/services/a.b",
+        ] {
+            let (code, body) = request(addr, "PUT", path, Some(TOKEN)).await;
+            assert_eq!(code, 400, "{path}: {body}");
+            assert!(
+                body["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("not a service name")),
+                "{body}"
+            );
+        }
+        // Without a running supervisor, a valid name gets "not ready", not a write.
+        assert_eq!(
+            request(addr, "PUT", "/v1/services/web", Some(TOKEN))
+                .await
+                .0,
+            503
+        );
+    }
+
     #[test]
     fn parses_proc_figures() {
         assert_eq!(proc_files::parse_uptime_ms("12.34 20.00\n"), Some(12340));

@@ -87,6 +87,12 @@ async fn put(
     UrlPath(name): UrlPath<String>,
     body: String,
 ) -> Response {
+    if !baton_spec::service::is_service_name(&name) {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            &format!("{name:?} is not a service name"),
+        );
+    }
     let supervisor = match supervisor(&shared) {
         Ok(s) => s.clone(),
         Err(r) => return *r,
