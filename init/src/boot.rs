@@ -210,7 +210,9 @@ pub async fn boot<S: Services>(
     done(ctx, "api", t);
 
     let t = Instant::now();
-    services.start_containers(ctx, up.data_mounted).await;
+    services
+        .start_containers(ctx, up.data_mounted, &config.registries)
+        .await;
     done(ctx, "services", t);
 
     ctx.say("ready");

@@ -63,7 +63,12 @@ impl Services for FakeServices {
         self.sys.note(format!("net stop {network}"));
     }
 
-    async fn start_containers(&self, _ctx: &Arc<Ctx>, data_mounted: bool) {
+    async fn start_containers(
+        &self,
+        _ctx: &Arc<Ctx>,
+        data_mounted: bool,
+        _registries: &std::collections::BTreeMap<String, baton_spec::cluster::RegistryConfig>,
+    ) {
         self.sys
             .note(format!("containers start (data {data_mounted})"));
     }

@@ -43,6 +43,8 @@ pub struct BootConfig {
     pub network: NetworkConfig,
     /// `[time] servers`.
     pub time_servers: Vec<String>,
+    /// `[registries]`: credentials and insecure flags for registry pulls.
+    pub registries: std::collections::BTreeMap<String, baton_spec::cluster::RegistryConfig>,
 }
 
 impl Default for BootConfig {
@@ -51,6 +53,7 @@ impl Default for BootConfig {
             hostname: None,
             network: NetworkConfig::default(),
             time_servers: vec!["pool.ntp.org".to_string()],
+            registries: Default::default(),
         }
     }
 }
@@ -61,6 +64,7 @@ impl From<&ClusterConfig> for BootConfig {
             hostname: c.hostname.clone(),
             network: c.network.clone(),
             time_servers: c.time_servers.clone(),
+            registries: c.registries.clone(),
         }
     }
 }

@@ -8,6 +8,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use baton_oci::{Credentials, RegistryOptions};
+use baton_spec::cluster::RegistryConfig;
 use baton_spec::NetworkConfig;
 use tokio::sync::mpsc;
 
@@ -37,8 +38,14 @@ pub trait Services {
     fn start_api(&self, state: Arc<State>, power: mpsc::Sender<Action>) -> Result<(), StartError>;
     /// Stops networking (releases DHCP leases).
     fn stop_network(&self, network: Self::Network) -> impl Future<Output = ()>;
-    /// Starts the supervisor and the services on the config partition.
-    fn start_containers(&self, ctx: &Arc<Ctx>, data_mounted: bool) -> impl Future<Output = ()>;
+    /// Starts the supervisor and the services on the config partition; `registries` are the
+    /// `[registries]` of `cluster.toml`.
+    fn start_containers(
+        &self,
+        ctx: &Arc<Ctx>,
+        data_mounted: bool,
+        registries: &BTreeMap<String, RegistryConfig>,
+    ) -> impl Future<Output = ()>;
     /// Stops every service gracefully.
     fn stop_containers(&self, ctx: &Ctx) -> impl Future<Output = ()>;
 }
@@ -71,9 +78,14 @@ impl Services for RealServices {
         network.stop().await;
     }
 
-    async fn start_containers(&self, ctx: &Arc<Ctx>, data_mounted: bool) {
+    async fn start_containers(
+        &self,
+        ctx: &Arc<Ctx>,
+        data_mounted: bool,
+        registries: &BTreeMap<String, RegistryConfig>,
+    ) {
         let paths = Paths {
-            registries: Arc::new(registries(ctx)),
+            registries: Arc::new(registry_options(registries)),
             ..Paths::board(data_mounted)
         };
         let (supervisor, notes) = Supervisor::start(paths).await;
@@ -94,20 +106,12 @@ impl Services for RealServices {
     }
 }
 
-/// The `[registries]` of `cluster.toml` for registry pulls; none when the file is missing or broken
-/// (the config step has reported why already).
-fn registries(ctx: &Ctx) -> BTreeMap<String, RegistryOptions> {
-    let path = ctx
-        .path(crate::config::MOUNT_POINT)
-        .join(baton_spec::cluster::FILE_NAME);
-    let Ok(src) = std::fs::read_to_string(path) else {
-        return BTreeMap::new();
-    };
-    let Ok(config) = baton_spec::ClusterConfig::parse(baton_spec::cluster::FILE_NAME, &src) else {
-        return BTreeMap::new();
-    };
-    config
-        .registries
+/// The `[registries]` of `cluster.toml` as the registry client takes them.
+fn registry_options(
+    registries: &BTreeMap<String, RegistryConfig>,
+) -> BTreeMap<String, RegistryOptions> {
+    registries
+        .clone()
         .into_iter()
         .map(|(host, r)| {
             let credentials = match (r.username, r.password) {
