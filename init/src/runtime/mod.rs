@@ -197,3 +197,32 @@ pub enum Event {
     /// The helper is gone: every container is gone with it. The last event.
     Lost(String),
 }
+
+/// A container configuration for tests: every kind of field set.
+#[cfg(test)]
+pub(crate) fn sample_config() -> ContainerConfig {
+    ContainerConfig {
+        id: "web-1".into(),
+        lower_dirs: vec!["/data/layers/a".into()],
+        writable_dir: "/data/rw/web-1".into(),
+        readonly_root: true,
+        args: vec!["/bin/web".into(), "--port=80".into()],
+        env: vec!["PATH=/bin".into()],
+        cwd: "/srv".into(),
+        user: (1000, 100),
+        hostname: "web".into(),
+        cpu: Some(0.5),
+        memory_bytes: Some(64 << 20),
+        pids: Some(32),
+        netns: None,
+        volumes: vec![Volume {
+            host: "/data/volumes/db".into(),
+            container: "/var/db".into(),
+            readonly: false,
+        }],
+        files: vec![File {
+            container: "/etc/hosts".into(),
+            contents: b"127.0.0.1 localhost\n".to_vec(),
+        }],
+    }
+}

@@ -210,28 +210,9 @@ pub fn recv<T: DeserializeOwned>(sock: BorrowedFd<'_>) -> Result<(T, Vec<OwnedFd
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::sample_config;
     use std::io::{Read, Write};
     use std::os::fd::AsFd;
-
-    fn config() -> ContainerConfig {
-        ContainerConfig {
-            id: "web-1".into(),
-            lower_dirs: vec!["/data/layers/a".into()],
-            writable_dir: "/data/rw/web-1".into(),
-            readonly_root: true,
-            args: vec!["/bin/web".into()],
-            env: vec!["PATH=/bin".into()],
-            cwd: "/".into(),
-            user: (1000, 1000),
-            hostname: "web".into(),
-            cpu: Some(0.5),
-            memory_bytes: Some(64 << 20),
-            pids: Some(32),
-            netns: None,
-            volumes: vec![],
-            files: vec![],
-        }
-    }
 
     #[test]
     fn a_frame_round_trips_with_its_descriptors() {
@@ -240,7 +221,7 @@ mod tests {
         let mut reader = std::fs::File::from(reader);
         let msg = ToHelper {
             seq: 7,
-            request: Request::Run(Box::new(config())),
+            request: Request::Run(Box::new(sample_config())),
         };
         send(a.as_fd(), &msg, &[writer.as_fd()]).expect("send");
         drop(writer);
@@ -282,7 +263,7 @@ mod tests {
     #[test]
     fn oversized_frames_are_refused_on_send() {
         let (a, _b) = pair().expect("pair");
-        let mut c = config();
+        let mut c = sample_config();
         c.files.push(super::super::File {
             container: "/etc/big".into(),
             contents: vec![b'x'; MAX_MESSAGE],

@@ -311,35 +311,8 @@ fn mounts(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::{File, Volume};
+    use crate::runtime::sample_config;
     use std::path::PathBuf;
-
-    fn config() -> ContainerConfig {
-        ContainerConfig {
-            id: "web-1".into(),
-            lower_dirs: vec!["/data/layers/a".into()],
-            writable_dir: "/data/rw/web-1".into(),
-            readonly_root: true,
-            args: vec!["/bin/web".into(), "--port=80".into()],
-            env: vec!["PATH=/bin".into()],
-            cwd: "/srv".into(),
-            user: (1000, 100),
-            hostname: "web".into(),
-            cpu: Some(0.5),
-            memory_bytes: Some(64 << 20),
-            pids: Some(32),
-            netns: None,
-            volumes: vec![Volume {
-                host: "/data/volumes/db".into(),
-                container: "/var/db".into(),
-                readonly: false,
-            }],
-            files: vec![File {
-                container: "/etc/hosts".into(),
-                contents: b"127.0.0.1 localhost\n".to_vec(),
-            }],
-        }
-    }
 
     fn spec(c: &ContainerConfig) -> Spec {
         build(c, "baton", Path::new("/run/baton/bundles/web-1/files")).expect("spec")
@@ -357,7 +330,7 @@ mod tests {
 
     #[test]
     fn process_is_the_request_with_no_new_privileges() {
-        let s = spec(&config());
+        let s = spec(&sample_config());
         let p = s.process().as_ref().expect("process");
         assert_eq!(
             p.args().as_deref(),
@@ -372,7 +345,7 @@ mod tests {
 
     #[test]
     fn capabilities_are_dockers_defaults_without_mknod_and_chroot() {
-        let s = spec(&config());
+        let s = spec(&sample_config());
         let caps = s
             .process()
             .as_ref()
@@ -391,7 +364,7 @@ mod tests {
 
     #[test]
     fn namespaces_are_new_or_the_given_network() {
-        let mut c = config();
+        let mut c = sample_config();
         let s = spec(&c);
         let ns = s
             .linux()
@@ -428,7 +401,7 @@ mod tests {
 
     #[test]
     fn limits_and_cgroup_path() {
-        let s = spec(&config());
+        let s = spec(&sample_config());
         let linux = s.linux().as_ref().expect("linux");
         assert_eq!(
             linux.cgroups_path().as_deref(),
@@ -443,7 +416,7 @@ mod tests {
         );
         assert_eq!(r.pids().as_ref().map(|p| p.limit()), Some(32));
 
-        let mut c = config();
+        let mut c = sample_config();
         (c.cpu, c.memory_bytes, c.pids) = (None, None, None);
         let s = spec(&c);
         let r = s
@@ -456,7 +429,7 @@ mod tests {
 
     #[test]
     fn masked_and_readonly_paths_like_runc() {
-        let s = spec(&config());
+        let s = spec(&sample_config());
         let linux = s.linux().as_ref().expect("linux");
         let masked = linux.masked_paths().clone().expect("masked");
         assert!(masked.contains(&"/proc/kcore".to_string()));
@@ -466,7 +439,7 @@ mod tests {
 
     #[test]
     fn mounts_root_tmp_volumes_and_files() {
-        let s = spec(&config());
+        let s = spec(&sample_config());
         let root = s.root().as_ref().expect("root");
         assert_eq!(root.path(), Path::new(ROOTFS));
         assert_eq!(root.readonly(), Some(true));
@@ -499,7 +472,7 @@ mod tests {
 
     #[test]
     fn a_writable_root_has_no_tmpfs_on_tmp() {
-        let mut c = config();
+        let mut c = sample_config();
         c.readonly_root = false;
         let s = spec(&c);
         assert_eq!(s.root().as_ref().and_then(|r| r.readonly()), Some(false));
@@ -508,14 +481,14 @@ mod tests {
 
     #[test]
     fn bad_requests_are_refused_with_the_container_named() {
-        let mut c = config();
+        let mut c = sample_config();
         c.args.clear();
         let e = build(&c, "baton", Path::new("/f")).expect_err("no args");
         assert!(e.to_string().contains("web-1"), "{e}");
-        let mut c = config();
+        let mut c = sample_config();
         c.env = vec!["HOME=/".into()];
         assert!(build(&c, "baton", Path::new("/f")).is_err());
-        let mut c = config();
+        let mut c = sample_config();
         c.cwd = "srv".into();
         assert!(build(&c, "baton", Path::new("/f")).is_err());
     }
