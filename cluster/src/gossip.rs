@@ -1,0 +1,1 @@
+//! Gossip membership over the sealed transport.

@@ -1,0 +1,1 @@
+//! Deterministic placement of service instances on boards.

@@ -1,0 +1,1 @@
+//! Authenticated encryption of cluster datagrams with a key derived from the cluster key.
