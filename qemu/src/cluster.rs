@@ -12,7 +12,7 @@ use crate::console::{Console, ConsoleError};
 use crate::disk::{self, DiskError};
 use crate::hub::{Hub, HubError, PortStats};
 use crate::image::{self, BootFiles, ImageError};
-use crate::ports::{self, Forward, PortError};
+use crate::ports::{self, Forward, GuestForward, PortError};
 use crate::process::{Launcher, ProcessError, QemuProcess, Spawn};
 
 /// Most boards one cluster may have (MAC addresses carry the board number in one byte, and
@@ -85,6 +85,8 @@ pub struct ClusterConfig {
     pub boards: usize,
     /// Port forwards; board `i` gets host port `host + i - 1` (see [`crate::ports`]).
     pub forwards: Vec<Forward>,
+    /// Connections from every board to the host's loopback (default none).
+    pub guest_forwards: Vec<GuestForward>,
     /// Where `board<N>.log` files go (default: the work directory).
     pub serial_dir: Option<PathBuf>,
     /// Where disks, sockets and extracted boot files go (default: a fresh temporary directory,
@@ -118,6 +120,7 @@ impl ClusterConfig {
             image: image.into(),
             boards: 1,
             forwards: Vec::new(),
+            guest_forwards: Vec::new(),
             serial_dir: None,
             work_dir: None,
             memory_mib: 512,
@@ -257,6 +260,7 @@ impl Cluster {
             memory_mib: self.config.memory_mib,
             cpus: self.config.cpus,
             forwards: board.forwards(),
+            guest_forwards: &self.config.guest_forwards,
             segment,
             qmp: &board.qmp,
             extra_append: self.config.extra_append.as_deref(),

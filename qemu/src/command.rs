@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::path::Path;
 
 use crate::image::{BootFiles, Machine};
-use crate::ports::Forward;
+use crate::ports::{Forward, GuestForward};
 
 /// The two unix datagram sockets that connect a board's second NIC to the runner's hub.
 #[derive(Debug, Clone, Copy)]
@@ -31,6 +31,8 @@ pub struct BoardCommand<'a> {
     pub cpus: u32,
     /// This board's forwards, host ports already shifted.
     pub forwards: &'a [Forward],
+    /// Connections from the board to the host (the same for every board).
+    pub guest_forwards: &'a [GuestForward],
     /// The shared L2 segment (eth1), when there is one.
     pub segment: Option<SegmentLink<'a>>,
     /// Unix socket for QMP, which the runner uses to know QEMU is up.
@@ -152,6 +154,12 @@ impl BoardCommand<'_> {
         for f in self.forwards {
             s.push_str(&format!(",hostfwd=tcp:127.0.0.1:{}-:{}", f.host, f.guest));
         }
+        for f in self.guest_forwards {
+            s.push_str(&format!(
+                ",guestfwd=tcp:{}-tcp:127.0.0.1:{}",
+                f.guest, f.host
+            ));
+        }
         s
     }
 }
@@ -213,6 +221,7 @@ mod tests {
             memory_mib: 512,
             cpus: 2,
             forwards: fwd,
+            guest_forwards: &[],
             segment: seg,
             qmp: Path::new("/w/q2.sock"),
             extra_append: Some("baton.test=1"),
@@ -261,6 +270,21 @@ mod tests {
             ["user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:8081-:80,hostfwd=tcp:127.0.0.1:2223-:22"]
         );
         assert!(values(&cmd, "-dtb").is_empty());
+    }
+
+    #[test]
+    fn guest_forwards_reach_the_hosts_loopback() {
+        let b = boot(Machine::Virt);
+        let guest = [GuestForward {
+            guest: "10.0.2.100:5000".parse().unwrap(),
+            host: 41234,
+        }];
+        let mut cmd = command(&b, &[], None);
+        cmd.guest_forwards = &guest;
+        assert_eq!(
+            values(&cmd, "-netdev"),
+            ["user,id=net0,restrict=on,guestfwd=tcp:10.0.2.100:5000-tcp:127.0.0.1:41234"]
+        );
     }
 
     #[test]

@@ -52,5 +52,5 @@ pub use cluster::{Cluster, ClusterConfig, ClusterError};
 pub use console::{matching, Line, LinePattern};
 pub use hub::PortStats;
 pub use image::{BootFiles, Machine};
-pub use ports::{free_port, free_ports, Forward};
+pub use ports::{free_port, free_ports, Forward, GuestForward};
 pub use process::Exit;

@@ -46,6 +46,13 @@ pub enum PortError {
         /// Error from bind.
         source: io::Error,
     },
+    /// A guest forward is not written `GUEST_IP:PORT=HOST_PORT` with a free address of QEMU's
+    /// user network.
+    #[error("guest forward {text:?} is not GUEST_IP:PORT=HOST_PORT with GUEST_IP in 10.0.2.4-10.0.2.14 or 10.0.2.16-10.0.2.254 (QEMU's user network, away from its gateway, DNS and the board) and ports between 1 and 65535")]
+    BadGuestForward {
+        /// The text given.
+        text: String,
+    },
     /// No free port could be found on 127.0.0.1.
     #[error("cannot find {count} free consecutive TCP port(s) on 127.0.0.1: {source}")]
     NoFreePort {
@@ -80,6 +87,39 @@ impl FromStr for Forward {
             return Err(bad());
         }
         Ok(Forward { host, guest })
+    }
+}
+
+/// A forward in the other direction: the boards' connections to `guest` (an address of QEMU's
+/// user network that no board has) reach `127.0.0.1:host` on the host. Every board gets the same
+/// ones. This is how a board reaches a registry or other test server on the host while the user
+/// network stays `restrict=on`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GuestForward {
+    /// Address and port the boards connect to.
+    pub guest: std::net::SocketAddrV4,
+    /// Port on the host's 127.0.0.1.
+    pub host: u16,
+}
+
+impl FromStr for GuestForward {
+    type Err = PortError;
+
+    /// Parses `GUEST_IP:PORT=HOST_PORT`, for example `10.0.2.100:5000=5000`.
+    fn from_str(text: &str) -> Result<Self, PortError> {
+        let bad = || PortError::BadGuestForward {
+            text: text.to_string(),
+        };
+        let (g, h) = text.split_once('=').ok_or_else(bad)?;
+        let guest: std::net::SocketAddrV4 = g.trim().parse().map_err(|_| bad())?;
+        let host: u16 = h.trim().parse().map_err(|_| bad())?;
+        let [a, b, c, d] = guest.ip().octets();
+        // 10.0.2.2 is QEMU's gateway, .3 its DNS server, .15 the board itself.
+        let free = (a, b, c) == (10, 0, 2) && matches!(d, 4..=14 | 16..=254);
+        if !free || host == 0 || guest.port() == 0 {
+            return Err(bad());
+        }
+        Ok(GuestForward { guest, host })
     }
 }
 
@@ -164,6 +204,27 @@ pub fn free_ports(count: usize) -> Result<u16, PortError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn guest_forwards_parse_and_keep_away_from_qemus_addresses() {
+        let f: GuestForward = "10.0.2.100:5000=41000".parse().unwrap();
+        assert_eq!(f.guest.to_string(), "10.0.2.100:5000");
+        assert_eq!(f.host, 41000);
+        for bad in [
+            "10.0.2.2:5000=1",
+            "10.0.2.3:53=1",
+            "10.0.2.15:80=1",
+            "10.0.3.100:80=1",
+            "192.168.1.1:80=1",
+            "10.0.2.100:5000",
+            "10.0.2.100:0=5",
+            "10.0.2.100:5000=0",
+            "10.0.2.100=5000",
+        ] {
+            let err = bad.parse::<GuestForward>().unwrap_err().to_string();
+            assert!(err.contains(bad), "{bad}: {err}");
+        }
+    }
+
     use super::*;
 
     #[test]
