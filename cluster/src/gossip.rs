@@ -1,1 +1,358 @@
 //! Gossip membership over the sealed transport.
+//!
+//! Each board runs one gossip endpoint on a UDP port. It finds out which other boards of the cluster are
+//! alive, and what each publishes as key/values (capacity, labels, API address, a digest of its specs).
+//! Every datagram goes through [`crate::sealed`], so only boards with the cluster key take part.
+//!
+//! # Library: foca
+//! Membership and failure detection come from [foca](https://crates.io/crates/foca) 1.0 (SWIM with
+//! suspicion, indirect probes and piggybacked updates). Why foca rather than chitchat:
+//! - chitchat (MIT, quickwit) has key/value state built in and a replaceable `Transport` trait, but
+//!   every version up to 0.13 depends on `zstd` (C code through `zstd-sys`): its build for
+//!   `aarch64-unknown-linux-musl` fails here for want of a C cross compiler, and the board's binary must
+//!   be pure Rust.
+//! - foca is pure Rust and `no_std` at its core; it owns no socket, timer or thread: the caller feeds it
+//!   datagrams and timer events and it hands back datagrams to send, timers to arm and notifications.
+//!   So sealing every datagram needs no transport trait at all: [`driver`] seals what foca asks to send
+//!   and opens what arrives before foca sees it.
+//! - Rejoin after reboot: foca identities with the same address are one node over time; the identity
+//!   with the higher generation wins the conflict (see [`identity`]), so a restarted board replaces its
+//!   old self. A node wrongly declared dead renews its identity by itself.
+//! - Healing after a partition: foca periodically announces to members it believes down, and this module
+//!   re-announces to every seed that is not an alive member.
+//! - Licence: MPL-2.0, file-level copyleft: we use its files unmodified, so our binaries stay MIT OR
+//!   Apache-2.0 (modifying foca's own files would oblige us to publish those changes).
+//! - foca 1.0 declares rust-version 1.81 (2.0 needs 1.88, above the workspace's 1.85).
+//!
+//! foca has no key/value state, so it is added here: each node sends its versioned key/values
+//! ([`wire::StateMessage`]) to a member that comes up, to every alive member when they change, and
+//! to one random alive member every [`Timing::state_push_period`]; receivers keep the newest by
+//! (generation, version). The state must fit one datagram (about 1.4 kB).
+
+mod driver;
+mod identity;
+mod table;
+#[cfg(test)]
+mod tests;
+mod wire;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::sealed::{self, DropCounts, SealError};
+
+/// What went wrong in the gossip endpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum GossipError {
+    /// The cluster key or node name is unusable.
+    #[error("gossip setup for node {name:?}: {source}")]
+    Seal {
+        /// Node name.
+        name: String,
+        /// Cause.
+        source: SealError,
+    },
+    /// The UDP socket could not be bound.
+    #[error("binding the gossip socket on {addr}: {source}")]
+    Bind {
+        /// Listen address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The node's key/values would not fit one datagram.
+    #[error("key/values of node {name:?} take {len} bytes, more than the {max} a datagram holds")]
+    StateTooLarge {
+        /// Node name.
+        name: String,
+        /// Encoded size.
+        len: usize,
+        /// Limit.
+        max: usize,
+    },
+    /// The endpoint has stopped (shut down, or its socket failed).
+    #[error("the gossip endpoint of node {0:?} has stopped")]
+    Stopped(String),
+}
+
+/// How often things happen; shorter means faster detection and more traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// How often a random member is probed.
+    pub probe_period: Duration,
+    /// How long a probe waits for an answer before asking others to probe indirectly.
+    pub probe_rtt: Duration,
+    /// How long a suspected member has to refute before it is declared dead.
+    pub suspect_to_down_after: Duration,
+    /// How often membership updates are gossiped to a few members.
+    pub gossip_period: Duration,
+    /// How often the node announces itself to seeds and to a member (down members: twice as long).
+    pub announce_period: Duration,
+    /// How often the node's key/values are pushed to one random member.
+    pub state_push_period: Duration,
+}
+
+impl Timing {
+    /// For boards on a LAN (foca's LAN profile for up to 16 boards).
+    pub fn lan() -> Self {
+        Self {
+            probe_period: Duration::from_secs(1),
+            probe_rtt: Duration::from_millis(500),
+            suspect_to_down_after: Duration::from_secs(5),
+            gossip_period: Duration::from_millis(200),
+            announce_period: Duration::from_secs(10),
+            state_push_period: Duration::from_secs(5),
+        }
+    }
+
+    /// Short intervals for tests on loopback.
+    pub fn fast() -> Self {
+        Self {
+            probe_period: Duration::from_millis(100),
+            probe_rtt: Duration::from_millis(40),
+            suspect_to_down_after: Duration::from_millis(500),
+            gossip_period: Duration::from_millis(50),
+            announce_period: Duration::from_millis(300),
+            state_push_period: Duration::from_millis(300),
+        }
+    }
+}
+
+/// What [`start`] needs.
+#[derive(Clone)]
+pub struct GossipConfig {
+    /// Address to bind, e.g. `0.0.0.0:7946`.
+    pub listen: SocketAddr,
+    /// Address peers reach this node at; defaults to the bound address (fine when `listen` names an IP).
+    pub advertise: Option<SocketAddr>,
+    /// This board's node name (1 to 63 bytes), unique in the cluster.
+    pub name: String,
+    /// Must grow with every start of the node (for example a boot counter kept on the data
+    /// partition, or milliseconds since the epoch once the clock is synced).
+    pub generation: u64,
+    /// Gossip addresses of other boards to announce to (more can come with [`GossipHandle::add_seed`]).
+    pub seeds: Vec<SocketAddr>,
+    /// The `[cluster] key` text from `cluster.toml`.
+    pub cluster_key: String,
+    /// The key/values this node publishes from the start.
+    pub values: BTreeMap<String, String>,
+    /// Intervals.
+    pub timing: Timing,
+}
+
+/// Whether a member is believed alive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberState {
+    /// Answering probes.
+    Alive,
+    /// Declared dead by the failure detector (or left).
+    Dead,
+}
+
+/// A peer as this node sees it (the node itself is never listed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Node name.
+    pub name: String,
+    /// Gossip address.
+    pub addr: SocketAddr,
+    /// The generation of the identity last seen for this name.
+    pub generation: u64,
+    /// Alive or dead.
+    pub state: MemberState,
+    /// The key/values it published (empty until its state arrives).
+    pub values: BTreeMap<String, String>,
+    /// When an authenticated datagram from it last arrived.
+    pub last_heard: Option<Instant>,
+}
+
+/// What the endpoint shares with its handle.
+#[derive(Debug, Default)]
+struct Shared {
+    members: Vec<Member>,
+    drops: DropCounts,
+    /// Own key/values and their version.
+    values: BTreeMap<String, String>,
+    version: u64,
+}
+
+/// Requests from the handle to the endpoint task.
+#[derive(Debug)]
+enum Command {
+    /// Own key/values changed (they are in [`Shared`]).
+    StateChanged,
+    /// Announce to this address now and whenever it is not an alive member.
+    AddSeed(SocketAddr),
+    /// Leave the cluster and stop.
+    Shutdown,
+}
+
+/// A running gossip endpoint; dropping it without [`GossipHandle::shutdown`] stops it abruptly.
+#[derive(Debug)]
+pub struct GossipHandle {
+    name: String,
+    local_addr: SocketAddr,
+    max_state: usize,
+    shared: Arc<Mutex<Shared>>,
+    commands: mpsc::UnboundedSender<Command>,
+    changes: watch::Receiver<u64>,
+    task: JoinHandle<()>,
+}
+
+/// Binds the socket and starts the endpoint on the current tokio runtime.
+pub async fn start(config: GossipConfig) -> Result<GossipHandle, GossipError> {
+    let seal_err = |source| GossipError::Seal {
+        name: config.name.clone(),
+        source,
+    };
+    let key = sealed::SealKey::derive(&config.cluster_key).map_err(seal_err)?;
+    let sealer =
+        sealed::Sealer::new(key.clone(), &config.name, config.generation).map_err(seal_err)?;
+    let socket = tokio::net::UdpSocket::bind(config.listen)
+        .await
+        .map_err(|source| GossipError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let local_addr = socket.local_addr().map_err(|source| GossipError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    // One byte of every payload is the kind.
+    let max_state = sealer.max_payload() - 1;
+    let shared = Arc::new(Mutex::new(Shared {
+        values: config.values.clone(),
+        ..Shared::default()
+    }));
+    check_state_size(&config.name, &config.values, max_state)?;
+    let (commands, command_rx) = mpsc::unbounded_channel();
+    let (change_tx, changes) = watch::channel(0);
+    let id = identity::NodeId {
+        name: config.name.clone(),
+        addr: config.advertise.unwrap_or(local_addr),
+        generation: config.generation,
+    };
+    let endpoint = driver::Driver::new(driver::Parts {
+        id,
+        timing: config.timing,
+        seeds: config.seeds,
+        socket,
+        sealer,
+        opener: sealed::Opener::new(key),
+        shared: shared.clone(),
+        changes: change_tx,
+    });
+    let task = tokio::spawn(endpoint.run(command_rx));
+    Ok(GossipHandle {
+        name: config.name,
+        local_addr,
+        max_state,
+        shared,
+        commands,
+        changes,
+        task,
+    })
+}
+
+fn check_state_size(
+    name: &str,
+    values: &BTreeMap<String, String>,
+    max: usize,
+) -> Result<(), GossipError> {
+    let len = wire::StateMessage {
+        generation: u64::MAX,
+        version: u64::MAX,
+        values: values.clone(),
+    }
+    .encode()
+    .len();
+    if len > max {
+        return Err(GossipError::StateTooLarge {
+            name: name.to_owned(),
+            len,
+            max,
+        });
+    }
+    Ok(())
+}
+
+/// Locks the shared state; a panic elsewhere while holding it leaves data that is still usable.
+fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl GossipHandle {
+    /// The address the socket is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Publishes `key = value` (replacing an earlier value) to the cluster.
+    pub fn set(&self, key: &str, value: &str) -> Result<(), GossipError> {
+        self.change(|values| {
+            values.insert(key.to_owned(), value.to_owned());
+        })
+    }
+
+    /// Stops publishing `key`.
+    pub fn remove(&self, key: &str) -> Result<(), GossipError> {
+        self.change(|values| {
+            values.remove(key);
+        })
+    }
+
+    fn change(&self, edit: impl FnOnce(&mut BTreeMap<String, String>)) -> Result<(), GossipError> {
+        {
+            let mut shared = lock(&self.shared);
+            let mut values = shared.values.clone();
+            edit(&mut values);
+            check_state_size(&self.name, &values, self.max_state)?;
+            shared.values = values;
+            shared.version += 1;
+        }
+        self.send(Command::StateChanged)
+    }
+
+    /// Adds a seed (for example one found by mDNS) and announces to it right away.
+    pub fn add_seed(&self, addr: SocketAddr) -> Result<(), GossipError> {
+        self.send(Command::AddSeed(addr))
+    }
+
+    /// The peers, sorted by name; the node itself is not listed.
+    pub fn members(&self) -> Vec<Member> {
+        lock(&self.shared).members.clone()
+    }
+
+    /// Datagrams dropped by the sealed transport so far.
+    pub fn drops(&self) -> DropCounts {
+        lock(&self.shared).drops
+    }
+
+    /// A receiver that changes whenever membership or someone's key/values change (not on every
+    /// datagram): wait with `changed()`, then read [`GossipHandle::members`].
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.changes.clone()
+    }
+
+    /// Tells the peers this node leaves, then stops the endpoint and closes its socket.
+    pub async fn shutdown(self) -> Result<(), GossipError> {
+        // The task may already have stopped; joining tells either way.
+        let _ = self.commands.send(Command::Shutdown);
+        self.task
+            .await
+            .map_err(|_| GossipError::Stopped(self.name.clone()))
+    }
+
+    fn send(&self, command: Command) -> Result<(), GossipError> {
+        self.commands
+            .send(command)
+            .map_err(|_| GossipError::Stopped(self.name.clone()))
+    }
+}

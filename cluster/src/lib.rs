@@ -1,6 +1,9 @@
-//! The cluster layer of baton: which board runs what ([`placement`]), and how boards that share a
-//! cluster key talk to each other ([`sealed`], [`gossip`]).
+//! The cluster layer of baton: how boards find each other on the LAN ([`discovery`]), which board
+//! runs what ([`placement`]), and how boards that share a cluster key talk to each other
+//! ([`sealed`], [`gossip`]).
 
+pub mod desired;
+pub mod discovery;
 pub mod gossip;
 pub mod placement;
 pub mod sealed;

@@ -1,1 +1,535 @@
 //! Authenticated encryption of cluster datagrams with a key derived from the cluster key.
+//!
+//! Every gossip datagram is sealed before it leaves the board and opened before anything else reads it,
+//! so a board without the cluster key learns nothing (not even member names) and cannot inject anything.
+//!
+//! Wire format of one datagram:
+//! ```text
+//! version (1 byte, = 1) | nonce (24 random bytes) | XChaCha20-Poly1305 ciphertext + tag (16 bytes)
+//! plaintext = name length (1) | sender name | generation (u64 BE) | counter (u64 BE) | payload
+//! ```
+//! The version byte is authenticated as associated data. The key is
+//! `HKDF-SHA256(ikm = [cluster] key, salt = none, info = "baton gossip v1")`.
+//!
+//! Replay protection: the sender's name and generation (a number that grows with every start of the
+//! board) plus a counter that grows with every datagram travel inside the ciphertext. The receiver keeps,
+//! per sender, the newest generation and a 64-datagram sliding window of counters: an older generation, a
+//! counter already seen or one that fell behind the window is dropped. A receiver that restarted has no
+//! window yet and accepts the first datagram of each sender's current generation; replaying datagrams
+//! recorded earlier in that generation can then only repeat stale gossip that the membership protocol
+//! itself already tolerates.
+//!
+//! Nothing here panics or allocates more than one datagram's worth on bad input; every drop is
+//! counted in [`DropCounts`].
+
+use std::collections::HashMap;
+
+use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hkdf::Hkdf;
+use sha2::Sha256;
+
+/// Minimum length of the cluster key text (as in `spec::cluster::MIN_KEY_LEN`).
+pub const MIN_KEY_TEXT_LEN: usize = 32;
+/// Largest datagram this module produces or accepts (fits an Ethernet MTU without fragmentation).
+pub const MAX_DATAGRAM: usize = 1472;
+/// Longest sender name.
+pub const MAX_NAME_LEN: usize = 63;
+/// Context string of the key derivation; changing it changes every key.
+const KDF_INFO: &[u8] = b"baton gossip v1";
+/// Format version, the first byte of every datagram.
+const VERSION: u8 = 1;
+const NONCE_LEN: usize = 24;
+const TAG_LEN: usize = 16;
+/// Fixed part of the sealed header inside the ciphertext: name length, generation, counter.
+const INNER_FIXED: usize = 1 + 8 + 8;
+/// Bytes a datagram adds to its payload, not counting the sender name.
+pub const OVERHEAD: usize = 1 + NONCE_LEN + TAG_LEN + INNER_FIXED;
+/// Width of the replay window, in datagrams.
+const WINDOW: u64 = 64;
+/// Senders whose replay windows are remembered; beyond that the least recently heard is forgotten.
+const MAX_TRACKED_SENDERS: usize = 1024;
+
+/// What went wrong while setting up or sealing.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    /// The cluster key text is shorter than [`MIN_KEY_TEXT_LEN`].
+    #[error("cluster key is {0} characters long, it needs at least {MIN_KEY_TEXT_LEN}")]
+    KeyTooShort(usize),
+    /// A sender name is empty or longer than [`MAX_NAME_LEN`] bytes.
+    #[error("node name {0:?} must be 1 to {MAX_NAME_LEN} bytes long")]
+    BadName(String),
+    /// The payload does not fit one datagram.
+    #[error("payload of {len} bytes does not fit a sealed datagram from {name:?} (at most {max})")]
+    TooLarge {
+        /// Sender name.
+        name: String,
+        /// Payload length.
+        len: usize,
+        /// Largest payload for this sender.
+        max: usize,
+    },
+    /// The cipher refused to encrypt (not expected with valid sizes).
+    #[error("encrypting a datagram from {0:?} failed")]
+    Encrypt(String),
+}
+
+/// Why a received datagram was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Rejected {
+    /// Shorter than the smallest sealed datagram, longer than [`MAX_DATAGRAM`], or an unknown version.
+    #[error("datagram has a bad size or version")]
+    Malformed,
+    /// Authentication failed: garbage, tampering, or another cluster key.
+    #[error("datagram failed authentication (wrong key or garbage)")]
+    Unauthenticated,
+    /// Authenticated, but its header is inconsistent.
+    #[error("authenticated datagram has a malformed header")]
+    BadHeader,
+    /// Seen before, or too old for the replay window.
+    #[error("datagram was replayed or is outside the replay window")]
+    Replayed,
+    /// From an older generation of a sender that has since restarted.
+    #[error("datagram is from an older generation of its sender")]
+    StaleGeneration,
+}
+
+/// How many datagrams were dropped, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DropCounts {
+    /// [`Rejected::Malformed`].
+    pub malformed: u64,
+    /// [`Rejected::Unauthenticated`].
+    pub unauthenticated: u64,
+    /// [`Rejected::BadHeader`].
+    pub bad_header: u64,
+    /// [`Rejected::Replayed`].
+    pub replayed: u64,
+    /// [`Rejected::StaleGeneration`].
+    pub stale_generation: u64,
+}
+
+impl DropCounts {
+    /// All drops together.
+    pub fn total(&self) -> u64 {
+        self.malformed
+            + self.unauthenticated
+            + self.bad_header
+            + self.replayed
+            + self.stale_generation
+    }
+
+    fn count(&mut self, drop: Rejected) {
+        let slot = match drop {
+            Rejected::Malformed => &mut self.malformed,
+            Rejected::Unauthenticated => &mut self.unauthenticated,
+            Rejected::BadHeader => &mut self.bad_header,
+            Rejected::Replayed => &mut self.replayed,
+            Rejected::StaleGeneration => &mut self.stale_generation,
+        };
+        *slot = slot.saturating_add(1);
+    }
+}
+
+/// The datagram key derived from a cluster key.
+#[derive(Clone)]
+pub struct SealKey {
+    cipher: XChaCha20Poly1305,
+}
+
+impl std::fmt::Debug for SealKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealKey(..)")
+    }
+}
+
+impl SealKey {
+    /// Derives the datagram key from the `[cluster] key` text.
+    pub fn derive(cluster_key: &str) -> Result<Self, SealError> {
+        let chars = cluster_key.chars().count();
+        if chars < MIN_KEY_TEXT_LEN {
+            return Err(SealError::KeyTooShort(chars));
+        }
+        let mut okm = [0u8; 32];
+        // expand only fails for outputs longer than 255 * 32 bytes; 32 bytes always succeeds.
+        let expanded = Hkdf::<Sha256>::new(None, cluster_key.as_bytes()).expand(KDF_INFO, &mut okm);
+        debug_assert!(expanded.is_ok());
+        let cipher = XChaCha20Poly1305::new((&okm).into());
+        Ok(Self { cipher })
+    }
+}
+
+/// Seals this node's outgoing datagrams.
+#[derive(Debug)]
+pub struct Sealer {
+    key: SealKey,
+    name: String,
+    generation: u64,
+    counter: u64,
+}
+
+impl Sealer {
+    /// A sealer for node `name` in its `generation` (which must grow with every start of the node).
+    pub fn new(key: SealKey, name: &str, generation: u64) -> Result<Self, SealError> {
+        if name.is_empty() || name.len() > MAX_NAME_LEN {
+            return Err(SealError::BadName(name.to_owned()));
+        }
+        Ok(Self {
+            key,
+            name: name.to_owned(),
+            generation,
+            counter: 0,
+        })
+    }
+
+    /// Largest payload [`Sealer::seal`] accepts.
+    pub fn max_payload(&self) -> usize {
+        MAX_DATAGRAM - OVERHEAD - self.name.len()
+    }
+
+    /// Encrypts and authenticates `payload` into one datagram.
+    pub fn seal(&mut self, payload: &[u8]) -> Result<Vec<u8>, SealError> {
+        if payload.len() > self.max_payload() {
+            return Err(SealError::TooLarge {
+                name: self.name.clone(),
+                len: payload.len(),
+                max: self.max_payload(),
+            });
+        }
+        self.counter = self.counter.wrapping_add(1);
+        let mut plain = Vec::with_capacity(INNER_FIXED + self.name.len() + payload.len());
+        // The name length was checked in `new` to fit one byte.
+        plain.push(self.name.len() as u8);
+        plain.extend_from_slice(self.name.as_bytes());
+        plain.extend_from_slice(&self.generation.to_be_bytes());
+        plain.extend_from_slice(&self.counter.to_be_bytes());
+        plain.extend_from_slice(payload);
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let sealed = self
+            .key
+            .cipher
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: &plain,
+                    aad: &[VERSION],
+                },
+            )
+            .map_err(|_| SealError::Encrypt(self.name.clone()))?;
+        let mut datagram = Vec::with_capacity(1 + NONCE_LEN + sealed.len());
+        datagram.push(VERSION);
+        datagram.extend_from_slice(&nonce);
+        datagram.extend_from_slice(&sealed);
+        Ok(datagram)
+    }
+}
+
+/// An authenticated datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened {
+    /// The sender's node name.
+    pub sender: String,
+    /// The sender's generation.
+    pub generation: u64,
+    /// The payload.
+    pub payload: Vec<u8>,
+}
+
+/// Replay state of one sender.
+#[derive(Debug)]
+struct Window {
+    generation: u64,
+    /// Highest counter accepted.
+    top: u64,
+    /// Bit i set: counter `top - i` was accepted.
+    seen: u64,
+    /// When this sender was last accepted, in [`Opener`] ticks.
+    last_tick: u64,
+}
+
+/// Opens incoming datagrams and rejects replays.
+#[derive(Debug)]
+pub struct Opener {
+    key: SealKey,
+    windows: HashMap<String, Window>,
+    tick: u64,
+    drops: DropCounts,
+}
+
+impl Opener {
+    /// An opener with no replay history.
+    pub fn new(key: SealKey) -> Self {
+        Self {
+            key,
+            windows: HashMap::new(),
+            tick: 0,
+            drops: DropCounts::default(),
+        }
+    }
+
+    /// Drops so far, by reason.
+    pub fn drops(&self) -> DropCounts {
+        self.drops
+    }
+
+    /// Authenticates, decrypts and replay-checks one datagram; drops are counted.
+    pub fn open(&mut self, datagram: &[u8]) -> Result<Opened, Rejected> {
+        let result = self.open_uncounted(datagram);
+        if let Err(drop) = result {
+            self.drops.count(drop);
+        }
+        result
+    }
+
+    fn open_uncounted(&mut self, datagram: &[u8]) -> Result<Opened, Rejected> {
+        if datagram.len() < OVERHEAD + 1 || datagram.len() > MAX_DATAGRAM {
+            return Err(Rejected::Malformed);
+        }
+        let (version, rest) = datagram.split_at(1);
+        if version != [VERSION] {
+            return Err(Rejected::Malformed);
+        }
+        let (nonce, sealed) = rest.split_at(NONCE_LEN);
+        let plain = self
+            .key
+            .cipher
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: &[VERSION],
+                },
+            )
+            .map_err(|_| Rejected::Unauthenticated)?;
+        let (sender, generation, counter, payload) =
+            parse_inner(&plain).ok_or(Rejected::BadHeader)?;
+        self.check_replay(sender, generation, counter)?;
+        Ok(Opened {
+            sender: sender.to_owned(),
+            generation,
+            payload: payload.to_vec(),
+        })
+    }
+
+    fn check_replay(
+        &mut self,
+        sender: &str,
+        generation: u64,
+        counter: u64,
+    ) -> Result<(), Rejected> {
+        self.tick += 1;
+        let tick = self.tick;
+        if let Some(window) = self.windows.get_mut(sender) {
+            if generation < window.generation {
+                return Err(Rejected::StaleGeneration);
+            }
+            if generation == window.generation {
+                if counter > window.top {
+                    let shift = counter - window.top;
+                    window.seen = if shift >= WINDOW {
+                        0
+                    } else {
+                        window.seen << shift
+                    };
+                    window.seen |= 1;
+                    window.top = counter;
+                } else {
+                    let age = window.top - counter;
+                    if age >= WINDOW || window.seen & (1 << age) != 0 {
+                        return Err(Rejected::Replayed);
+                    }
+                    window.seen |= 1 << age;
+                }
+                window.last_tick = tick;
+                return Ok(());
+            }
+        }
+        if !self.windows.contains_key(sender) && self.windows.len() >= MAX_TRACKED_SENDERS {
+            let oldest = self
+                .windows
+                .iter()
+                .min_by_key(|(_, w)| w.last_tick)
+                .map(|(name, _)| name.clone());
+            if let Some(oldest) = oldest {
+                self.windows.remove(&oldest);
+            }
+        }
+        self.windows.insert(
+            sender.to_owned(),
+            Window {
+                generation,
+                top: counter,
+                seen: 1,
+                last_tick: tick,
+            },
+        );
+        Ok(())
+    }
+}
+
+/// Splits the decrypted plaintext into sender name, generation, counter and payload.
+fn parse_inner(plain: &[u8]) -> Option<(&str, u64, u64, &[u8])> {
+    let (&name_len, rest) = plain.split_first()?;
+    let name_len = usize::from(name_len);
+    if name_len == 0 || name_len > MAX_NAME_LEN || rest.len() < name_len + 16 {
+        return None;
+    }
+    let (name, rest) = rest.split_at(name_len);
+    let name = std::str::from_utf8(name).ok()?;
+    let (generation, rest) = rest.split_at(8);
+    let (counter, payload) = rest.split_at(8);
+    let generation = u64::from_be_bytes(generation.try_into().ok()?);
+    let counter = u64::from_be_bytes(counter.try_into().ok()?);
+    Some((name, generation, counter, payload))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "0123456789abcdef0123456789abcdef-cluster-key";
+    const OTHER_KEY: &str = "fedcba9876543210fedcba9876543210-other-key";
+
+    fn pair(name: &str, generation: u64) -> (Sealer, Opener) {
+        let key = SealKey::derive(KEY).expect("key");
+        (
+            Sealer::new(key.clone(), name, generation).expect("sealer"),
+            Opener::new(key),
+        )
+    }
+
+    #[test]
+    fn round_trip_carries_sender_and_payload() {
+        let (mut sealer, mut opener) = pair("pi-1", 7);
+        let datagram = sealer.seal(b"hello").expect("seal");
+        assert_eq!(datagram.len(), OVERHEAD + "pi-1".len() + 5);
+        let opened = opener.open(&datagram).expect("open");
+        assert_eq!(opened.sender, "pi-1");
+        assert_eq!(opened.generation, 7);
+        assert_eq!(opened.payload, b"hello");
+        assert!(
+            !datagram.windows(5).any(|w| w == b"hello"),
+            "payload is not encrypted"
+        );
+        assert!(
+            !datagram.windows(4).any(|w| w == b"pi-1"),
+            "sender name is not encrypted"
+        );
+    }
+
+    #[test]
+    fn short_key_is_refused() {
+        assert!(matches!(
+            SealKey::derive("short"),
+            Err(SealError::KeyTooShort(5))
+        ));
+    }
+
+    #[test]
+    fn oversized_payload_is_refused() {
+        let (mut sealer, _) = pair("pi-1", 1);
+        let max = sealer.max_payload();
+        assert!(sealer.seal(&vec![0; max]).is_ok());
+        assert!(matches!(
+            sealer.seal(&vec![0; max + 1]),
+            Err(SealError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn wrong_key_is_dropped() {
+        let (mut sealer, _) = pair("pi-1", 1);
+        let mut other = Opener::new(SealKey::derive(OTHER_KEY).expect("key"));
+        let datagram = sealer.seal(b"secret").expect("seal");
+        assert_eq!(other.open(&datagram), Err(Rejected::Unauthenticated));
+        assert_eq!(other.drops().unauthenticated, 1);
+    }
+
+    #[test]
+    fn truncated_and_tampered_datagrams_are_dropped() {
+        let (mut sealer, mut opener) = pair("pi-1", 1);
+        let datagram = sealer.seal(b"payload").expect("seal");
+        for len in 0..datagram.len() {
+            assert!(opener.open(&datagram[..len]).is_err(), "truncated to {len}");
+        }
+        for i in 0..datagram.len() {
+            let mut bad = datagram.clone();
+            bad[i] ^= 0x40;
+            assert!(opener.open(&bad).is_err(), "byte {i} flipped");
+        }
+        assert_eq!(opener.drops().total(), 2 * datagram.len() as u64);
+        // The untouched datagram still opens: failed attempts left no replay state behind.
+        assert!(opener.open(&datagram).is_ok());
+    }
+
+    #[test]
+    fn replays_are_dropped() {
+        let (mut sealer, mut opener) = pair("pi-1", 1);
+        let first = sealer.seal(b"one").expect("seal");
+        let second = sealer.seal(b"two").expect("seal");
+        assert!(opener.open(&second).is_ok());
+        assert!(
+            opener.open(&first).is_ok(),
+            "reordered within the window is fine"
+        );
+        assert_eq!(opener.open(&first), Err(Rejected::Replayed));
+        assert_eq!(opener.open(&second), Err(Rejected::Replayed));
+        assert_eq!(opener.drops().replayed, 2);
+    }
+
+    #[test]
+    fn datagrams_behind_the_window_are_dropped() {
+        let (mut sealer, mut opener) = pair("pi-1", 1);
+        let old = sealer.seal(b"old").expect("seal");
+        for _ in 0..WINDOW {
+            let datagram = sealer.seal(b"newer").expect("seal");
+            assert!(opener.open(&datagram).is_ok());
+        }
+        assert_eq!(opener.open(&old), Err(Rejected::Replayed));
+    }
+
+    #[test]
+    fn older_generation_is_dropped_after_restart() {
+        let key = SealKey::derive(KEY).expect("key");
+        let mut before = Sealer::new(key.clone(), "pi-1", 1).expect("sealer");
+        let mut after = Sealer::new(key.clone(), "pi-1", 2).expect("sealer");
+        let mut opener = Opener::new(key);
+        let recorded = before.seal(b"old life").expect("seal");
+        assert!(opener.open(&before.seal(b"x").expect("seal")).is_ok());
+        let restarted = after.seal(b"new life").expect("seal");
+        assert!(
+            opener.open(&restarted).is_ok(),
+            "counter restarts with a new generation"
+        );
+        assert_eq!(opener.open(&recorded), Err(Rejected::StaleGeneration));
+    }
+
+    #[test]
+    fn tracked_senders_are_bounded() {
+        let key = SealKey::derive(KEY).expect("key");
+        let mut opener = Opener::new(key.clone());
+        for i in 0..(MAX_TRACKED_SENDERS + 10) {
+            let mut sealer = Sealer::new(key.clone(), &format!("n{i}"), 1).expect("sealer");
+            assert!(opener.open(&sealer.seal(b"x").expect("seal")).is_ok());
+        }
+        assert_eq!(opener.windows.len(), MAX_TRACKED_SENDERS);
+    }
+
+    #[test]
+    fn random_bytes_never_open() {
+        use rand::{Rng, SeedableRng};
+        let (_, mut opener) = pair("pi-1", 1);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
+        let mut buf = vec![0u8; MAX_DATAGRAM + 64];
+        for round in 0..20_000u32 {
+            let len = rng.random_range(0..buf.len());
+            rng.fill(&mut buf[..len]);
+            if round % 2 == 0 && len > 0 {
+                buf[0] = VERSION;
+            }
+            assert!(opener.open(&buf[..len]).is_err());
+        }
+        assert_eq!(opener.drops().total(), 20_000);
+        assert_eq!(opener.drops().replayed, 0);
+    }
+}

@@ -1,0 +1,214 @@
+//! The cluster's desired state: which service specs exist, merged the same way on every board.
+//!
+//! Each spec travels as a [`Record`]: the spec's TOML text (or a tombstone for a deleted spec)
+//! with a [`Version`]. A board that takes a change (a `PUT` or `DELETE` on its API, or a file that
+//! changed on its config partition) stamps it with a version from its [`Clock`]; boards exchange
+//! records and keep, for every service name, the record with the highest version.
+//!
+//! ## Merge rules
+//! 1. Higher `Version` wins. A version is `(time, board)`, compared by time first, then by board
+//!    name, so two boards never disagree about which of two records is newer.
+//! 2. `time` comes from a hybrid logical clock: the larger of the board's wall clock (in ms) and
+//!    one more than the highest time it has seen in any record. A change made after a board has
+//!    seen another change therefore always wins over it, even when the boards' clocks disagree (a
+//!    Pi has no battery-backed clock and may boot without the network).
+//! 3. A deletion is a record too (a tombstone), so it wins over older versions of the spec and
+//!    reaches every board; tombstones are kept for [`TOMBSTONE_TTL_MS`] and then dropped.
+//! 4. Records with the same version but different contents cannot come from one board; should it
+//!    happen (two cards copied with the same stamps), the one whose text hashes higher wins and
+//!    the clash is reported as a conflict.
+//!
+//! A conflict shown to the user is a spec that a board holds on its own config partition with a
+//! different text than the one in force cluster-wide: the board runs the cluster's version, and
+//! [`Desired::conflicts`] says which board has which version.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+/// How long a tombstone is kept (7 days), long enough for a board that was off to come back.
+pub const TOMBSTONE_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
+
+/// When a change was made, and by which board.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Version {
+    /// Hybrid logical time in milliseconds.
+    pub time: u64,
+    /// The board that made the change.
+    pub board: String,
+}
+
+/// One spec, or its tombstone, as the cluster holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Service name.
+    pub name: String,
+    /// The spec's TOML text; `None` once deleted.
+    pub text: Option<String>,
+    /// When and where this version was made.
+    pub version: Version,
+}
+
+impl Record {
+    /// SHA-256 of the text (of the empty string for a tombstone), hex.
+    pub fn text_digest(&self) -> String {
+        hex(&Sha256::digest(
+            self.text.as_deref().unwrap_or("").as_bytes(),
+        ))
+    }
+
+    /// Whether `self` wins over `other` for the same name (rules 1 and 4).
+    pub fn beats(&self, other: &Record) -> bool {
+        match self.version.cmp(&other.version) {
+            std::cmp::Ordering::Greater => true,
+            std::cmp::Ordering::Less => false,
+            std::cmp::Ordering::Equal => {
+                (self.text.is_some(), self.text_digest())
+                    > (other.text.is_some(), other.text_digest())
+            }
+        }
+    }
+}
+
+/// A hybrid logical clock (rule 2).
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    last: u64,
+}
+
+impl Clock {
+    /// A time for a new change: after the wall clock and after everything seen.
+    pub fn tick(&mut self, wall_ms: u64) -> u64 {
+        self.last = wall_ms.max(self.last + 1);
+        self.last
+    }
+
+    /// Takes note of a time seen in a record from elsewhere.
+    pub fn observe(&mut self, time: u64) {
+        self.last = self.last.max(time);
+    }
+}
+
+/// A board's local spec that differs from the version in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Conflict {
+    /// Service name.
+    pub name: String,
+    /// The board whose local copy differs.
+    pub board: String,
+    /// Version of the board's copy.
+    pub local: Version,
+    /// Version in force.
+    pub winner: Version,
+}
+
+/// The merged records of the whole cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Desired {
+    records: BTreeMap<String, Record>,
+}
+
+/// What a merge changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Names whose spec in force is new or different (including new tombstones).
+    pub changed: Vec<String>,
+    /// Same version, different text (rule 4).
+    pub clashes: Vec<String>,
+}
+
+impl Desired {
+    /// Every record, tombstones included, by name.
+    pub fn records(&self) -> impl Iterator<Item = &Record> {
+        self.records.values()
+    }
+
+    /// The record in force for `name`.
+    pub fn get(&self, name: &str) -> Option<&Record> {
+        self.records.get(name)
+    }
+
+    /// The live specs (no tombstones) as (name, text).
+    pub fn specs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.records
+            .values()
+            .filter_map(|r| r.text.as_deref().map(|t| (r.name.as_str(), t)))
+    }
+
+    /// Merges `incoming` records; the clock observes their times.
+    pub fn merge(
+        &mut self,
+        incoming: impl IntoIterator<Item = Record>,
+        clock: &mut Clock,
+    ) -> Changes {
+        let mut changes = Changes::default();
+        for record in incoming {
+            clock.observe(record.version.time);
+            match self.records.get(&record.name) {
+                Some(current) if !record.beats(current) => {}
+                current => {
+                    if current.is_some_and(|c| c.version == record.version && c.text != record.text)
+                    {
+                        changes.clashes.push(record.name.clone());
+                    }
+                    changes.changed.push(record.name.clone());
+                    self.records.insert(record.name.clone(), record);
+                }
+            }
+        }
+        changes.changed.sort();
+        changes.changed.dedup();
+        changes
+    }
+
+    /// Drops tombstones older than [`TOMBSTONE_TTL_MS`] before `now_ms`.
+    pub fn expire(&mut self, now_ms: u64) {
+        self.records.retain(|_, r| {
+            r.text.is_some() || now_ms.saturating_sub(r.version.time) < TOMBSTONE_TTL_MS
+        });
+    }
+
+    /// A digest of everything held: equal digests mean equal state, so boards compare digests
+    /// and exchange records only when they differ.
+    pub fn digest(&self) -> String {
+        let mut h = Sha256::new();
+        for r in self.records.values() {
+            h.update(r.name.as_bytes());
+            h.update([0]);
+            h.update(r.version.time.to_be_bytes());
+            h.update(r.version.board.as_bytes());
+            h.update([0, u8::from(r.text.is_some())]);
+            h.update(r.text_digest().as_bytes());
+        }
+        hex(&h.finalize())
+    }
+
+    /// Specs that `board` holds locally (`local`: name → text) with another text than the one in
+    /// force; a local spec the cluster has deleted counts too.
+    pub fn conflicts(
+        &self,
+        board: &str,
+        local: &BTreeMap<String, (String, Version)>,
+    ) -> Vec<Conflict> {
+        local
+            .iter()
+            .filter_map(|(name, (text, version))| {
+                let winner = self.records.get(name)?;
+                (winner.text.as_deref() != Some(text.as_str())).then(|| Conflict {
+                    name: name.clone(),
+                    board: board.to_string(),
+                    local: version.clone(),
+                    winner: winner.version.clone(),
+                })
+            })
+            .collect()
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,280 @@
+//! The endpoint task: one loop that owns foca, the socket, the sealer/opener and the member table.
+//!
+//! Each turn handles one event (a datagram, a foca timer, a command, a periodic tick) and then
+//! flushes what foca produced: datagrams are sealed and sent, timers armed as sleeping tasks that
+//! post back to the loop, notifications applied to the table and published to the handle.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use foca::{AccumulatingRuntime, Foca, NoCustomBroadcast, OwnedNotification, PostcardCodec, Timer};
+use rand::rngs::StdRng;
+use rand::seq::IndexedRandom;
+use rand::SeedableRng;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+
+use super::identity::NodeId;
+use super::table::Table;
+use super::wire::{self, StateMessage};
+use super::{lock, Command, Shared, Timing};
+use crate::sealed::{Opener, Sealer, MAX_DATAGRAM};
+
+type Membership = Foca<NodeId, PostcardCodec, StdRng, NoCustomBroadcast>;
+
+/// What [`Driver::new`] is built from.
+pub(super) struct Parts {
+    pub(super) id: NodeId,
+    pub(super) timing: Timing,
+    pub(super) seeds: Vec<SocketAddr>,
+    pub(super) socket: UdpSocket,
+    pub(super) sealer: Sealer,
+    pub(super) opener: Opener,
+    pub(super) shared: Arc<Mutex<Shared>>,
+    pub(super) changes: watch::Sender<u64>,
+}
+
+pub(super) struct Driver {
+    name: String,
+    generation: u64,
+    foca: Membership,
+    runtime: AccumulatingRuntime<NodeId>,
+    timing: Timing,
+    seeds: BTreeSet<SocketAddr>,
+    socket: UdpSocket,
+    sealer: Sealer,
+    opener: Opener,
+    table: Table,
+    shared: Arc<Mutex<Shared>>,
+    changes: watch::Sender<u64>,
+    timers: mpsc::UnboundedSender<Timer<NodeId>>,
+    timer_rx: mpsc::UnboundedReceiver<Timer<NodeId>>,
+    rng: StdRng,
+}
+
+/// foca's LAN profile with our intervals and the packet size left after sealing.
+fn foca_config(timing: &Timing, max_packet: usize) -> foca::Config {
+    let mut config = foca::Config::new_lan(NonZeroU32::MIN.saturating_add(15));
+    config.probe_period = timing.probe_period;
+    config.probe_rtt = timing.probe_rtt;
+    config.suspect_to_down_after = timing.suspect_to_down_after;
+    if let Some(size) = NonZeroUsize::new(max_packet) {
+        config.max_packet_size = size;
+    }
+    if let Some(gossip) = config.periodic_gossip.as_mut() {
+        gossip.frequency = timing.gossip_period;
+    }
+    if let Some(announce) = config.periodic_announce.as_mut() {
+        announce.frequency = timing.announce_period;
+    }
+    if let Some(announce) = config.periodic_announce_to_down_members.as_mut() {
+        announce.frequency = timing.announce_period * 2;
+    }
+    config
+}
+
+impl Driver {
+    pub(super) fn new(parts: Parts) -> Self {
+        // One byte of every payload is the kind.
+        let max_packet = parts.sealer.max_payload() - 1;
+        let foca = Foca::new(
+            parts.id.clone(),
+            foca_config(&parts.timing, max_packet),
+            StdRng::from_os_rng(),
+            PostcardCodec,
+        );
+        let (timers, timer_rx) = mpsc::unbounded_channel();
+        Self {
+            name: parts.id.name,
+            generation: parts.id.generation,
+            foca,
+            runtime: AccumulatingRuntime::new(),
+            timing: parts.timing,
+            seeds: parts.seeds.into_iter().collect(),
+            socket: parts.socket,
+            sealer: parts.sealer,
+            opener: parts.opener,
+            table: Table::default(),
+            shared: parts.shared,
+            changes: parts.changes,
+            timers,
+            timer_rx,
+            rng: StdRng::from_os_rng(),
+        }
+    }
+
+    /// Runs until shutdown, until every handle is gone, or until the socket fails.
+    pub(super) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        // One byte more than the largest datagram, so an oversized one is seen (and dropped) as such.
+        let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+        let mut announce = tokio::time::interval(self.timing.announce_period);
+        let mut push = tokio::time::interval(self.timing.state_push_period);
+        loop {
+            tokio::select! {
+                received = self.socket.recv_from(&mut buf) => match received {
+                    Ok((len, _from)) => self.on_datagram(buf.get(..len).unwrap_or_default()),
+                    Err(err) if is_transient(&err) => {}
+                    Err(_) => break,
+                },
+                Some(timer) = self.timer_rx.recv() => {
+                    // Errors concern one event (e.g. a stale timer); the protocol goes on.
+                    let _ = self.foca.handle_timer(timer, &mut self.runtime);
+                }
+                command = commands.recv() => match command {
+                    Some(Command::StateChanged) => {
+                        for addr in self.table.alive_addrs() {
+                            self.send_state(addr).await;
+                        }
+                    }
+                    Some(Command::AddSeed(addr)) => {
+                        self.seeds.insert(addr);
+                        let _ = self.foca.announce(NodeId::seed(addr), &mut self.runtime);
+                    }
+                    Some(Command::Shutdown) | None => {
+                        let _ = self.foca.leave_cluster(&mut self.runtime);
+                        self.flush().await;
+                        break;
+                    }
+                },
+                _ = announce.tick() => self.announce_to_seeds(),
+                _ = push.tick() => {
+                    let alive = self.table.alive_addrs();
+                    if let Some(&addr) = alive.choose(&mut self.rng) {
+                        self.send_state(addr).await;
+                    }
+                }
+            }
+            self.flush().await;
+        }
+    }
+
+    /// Announces to every seed that is not an alive member: the first join, and healing after a
+    /// partition outlasted foca's own announcements.
+    fn announce_to_seeds(&mut self) {
+        let alive = self.table.alive_addrs();
+        let own = self.foca.identity().addr;
+        for &seed in &self.seeds {
+            if seed != own && !alive.contains(&seed) {
+                let _ = self.foca.announce(NodeId::seed(seed), &mut self.runtime);
+            }
+        }
+    }
+
+    fn on_datagram(&mut self, datagram: &[u8]) {
+        let opened = self.opener.open(datagram);
+        lock(&self.shared).drops = self.opener.drops();
+        let Ok(opened) = opened else { return };
+        if opened.sender == self.name {
+            return;
+        }
+        self.table.heard(&opened.sender, Instant::now());
+        match opened.payload.split_first() {
+            Some((&wire::KIND_FOCA, packet)) => {
+                // Malformed or misdirected packets are foca's to reject; nothing to do about them.
+                let _ = self.foca.handle_data(packet, &mut self.runtime);
+            }
+            Some((&wire::KIND_STATE, body)) => {
+                if let Some(state) = StateMessage::decode(body) {
+                    self.table.state(&opened.sender, state);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    async fn send_state(&mut self, addr: SocketAddr) {
+        let state = {
+            let shared = lock(&self.shared);
+            StateMessage {
+                generation: self.generation,
+                version: shared.version,
+                values: shared.values.clone(),
+            }
+        };
+        self.send(addr, &state.encode()).await;
+    }
+
+    async fn send(&mut self, addr: SocketAddr, payload: &[u8]) {
+        // Sizes are checked when state is set and foca respects max_packet_size, so sealing
+        // succeeds; a lost datagram is something gossip tolerates anyway.
+        if let Ok(datagram) = self.sealer.seal(payload) {
+            let _ = self.socket.send_to(&datagram, addr).await;
+        }
+    }
+
+    /// Sends, arms and applies what foca produced, then publishes the table.
+    async fn flush(&mut self) {
+        while let Some((to, packet)) = self.runtime.to_send() {
+            self.send(to.addr, &wire::foca_payload(&packet)).await;
+        }
+        while let Some((after, timer)) = self.runtime.to_schedule() {
+            self.arm(after, timer);
+        }
+        let mut greet = Vec::new();
+        while let Some(notification) = self.runtime.to_notify() {
+            match notification {
+                OwnedNotification::MemberUp(id) | OwnedNotification::Rename(_, id) => {
+                    // A member new to the table gets our state straight away.
+                    greet.extend(self.table.up(&id).then_some(id.addr));
+                }
+                OwnedNotification::MemberDown(id) => {
+                    self.table.down(&id);
+                }
+                _ => {}
+            }
+        }
+        for addr in greet {
+            self.send_state(addr).await;
+        }
+        self.publish();
+    }
+
+    fn arm(&self, after: Duration, timer: Timer<NodeId>) {
+        let timers = self.timers.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            // The loop may have stopped; then the timer no longer matters.
+            let _ = timers.send(timer);
+        });
+    }
+
+    fn publish(&mut self) {
+        let members = self.table.snapshot();
+        let changed = {
+            let mut shared = lock(&self.shared);
+            let changed = !same_ignoring_last_heard(&shared.members, &members);
+            shared.members = members;
+            changed
+        };
+        if changed {
+            self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+}
+
+fn same_ignoring_last_heard(a: &[super::Member], b: &[super::Member]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.name == y.name
+                && x.addr == y.addr
+                && x.generation == y.generation
+                && x.state == y.state
+                && x.values == y.values
+        })
+}
+
+/// Errors after which the socket still works (an ICMP error from an earlier send, memory pressure).
+fn is_transient(err: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        err.kind(),
+        ErrorKind::ConnectionRefused
+            | ErrorKind::ConnectionReset
+            | ErrorKind::Interrupted
+            | ErrorKind::OutOfMemory
+            | ErrorKind::WouldBlock
+    )
+}

@@ -1,0 +1,170 @@
+//! The membership table: foca's view of who is alive, joined with each node's published state.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use super::identity::NodeId;
+use super::wire::StateMessage;
+use super::{Member, MemberState};
+
+/// Names remembered at most (members, states, last-heard times each); bounds memory even if many
+/// key holders churn through names.
+const MAX_NAMES: usize = 1024;
+
+#[derive(Debug)]
+struct Entry {
+    id: NodeId,
+    alive: bool,
+}
+
+/// Everything this node knows about its peers.
+#[derive(Debug, Default)]
+pub(crate) struct Table {
+    members: BTreeMap<String, Entry>,
+    states: BTreeMap<String, StateMessage>,
+    heard: BTreeMap<String, Instant>,
+}
+
+impl Table {
+    /// foca says `id` is up (or renamed to `id`). Returns whether the table changed.
+    pub(crate) fn up(&mut self, id: &NodeId) -> bool {
+        let full = self.members.len() >= MAX_NAMES;
+        match self.members.get_mut(&id.name) {
+            Some(entry) if entry.id.generation > id.generation => false,
+            Some(entry) => {
+                let changed = !entry.alive || entry.id != *id;
+                entry.id = id.clone();
+                entry.alive = true;
+                changed
+            }
+            None if full => false,
+            None => {
+                self.members.insert(
+                    id.name.clone(),
+                    Entry {
+                        id: id.clone(),
+                        alive: true,
+                    },
+                );
+                true
+            }
+        }
+    }
+
+    /// foca says `id` is down. Ignored when the name has since come back with a newer identity.
+    pub(crate) fn down(&mut self, id: &NodeId) -> bool {
+        match self.members.get_mut(&id.name) {
+            Some(entry) if entry.id == *id && entry.alive => {
+                entry.alive = false;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// `sender` published `state`; kept if newer than what is known. Returns whether it changed.
+    pub(crate) fn state(&mut self, sender: &str, state: StateMessage) -> bool {
+        let full = self.states.len() >= MAX_NAMES;
+        match self.states.get_mut(sender) {
+            Some(known) if !state.newer_than(known.generation, known.version) => false,
+            Some(known) => {
+                let changed = known.values != state.values;
+                *known = state;
+                changed
+            }
+            None if full => false,
+            None => {
+                self.states.insert(sender.to_owned(), state);
+                true
+            }
+        }
+    }
+
+    /// An authenticated datagram arrived from `sender`.
+    pub(crate) fn heard(&mut self, sender: &str, now: Instant) {
+        if let Some(at) = self.heard.get_mut(sender) {
+            *at = now;
+        } else if self.heard.len() < MAX_NAMES {
+            self.heard.insert(sender.to_owned(), now);
+        }
+    }
+
+    /// Addresses of the members believed alive.
+    pub(crate) fn alive_addrs(&self) -> Vec<std::net::SocketAddr> {
+        self.members
+            .values()
+            .filter(|e| e.alive)
+            .map(|e| e.id.addr)
+            .collect()
+    }
+
+    /// The peers as the public API shows them, sorted by name.
+    pub(crate) fn snapshot(&self) -> Vec<Member> {
+        self.members
+            .iter()
+            .map(|(name, entry)| Member {
+                name: name.clone(),
+                addr: entry.id.addr,
+                generation: entry.id.generation,
+                state: if entry.alive {
+                    MemberState::Alive
+                } else {
+                    MemberState::Dead
+                },
+                values: self
+                    .states
+                    .get(name)
+                    .map(|s| s.values.clone())
+                    .unwrap_or_default(),
+                last_heard: self.heard.get(name).copied(),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(name: &str, generation: u64) -> NodeId {
+        NodeId {
+            name: name.into(),
+            addr: ([127, 0, 0, 1], 7000).into(),
+            generation,
+        }
+    }
+
+    #[test]
+    fn restarted_node_replaces_its_old_self() {
+        let mut table = Table::default();
+        assert!(table.up(&id("a", 1)));
+        assert!(table.down(&id("a", 1)));
+        assert_eq!(table.snapshot()[0].state, MemberState::Dead);
+        assert!(table.up(&id("a", 2)));
+        assert!(
+            !table.down(&id("a", 1)),
+            "late news about the old self is ignored"
+        );
+        assert!(!table.up(&id("a", 1)));
+        let members = table.snapshot();
+        assert_eq!(members.len(), 1);
+        assert_eq!(members[0].state, MemberState::Alive);
+        assert_eq!(members[0].generation, 2);
+    }
+
+    #[test]
+    fn newer_state_wins() {
+        let mut table = Table::default();
+        table.up(&id("a", 1));
+        let state = |generation, version, v: &str| StateMessage {
+            generation,
+            version,
+            values: BTreeMap::from([("k".to_owned(), v.to_owned())]),
+        };
+        assert!(table.state("a", state(1, 2, "two")));
+        assert!(!table.state("a", state(1, 1, "one")));
+        assert_eq!(table.snapshot()[0].values["k"], "two");
+        assert!(table.state("a", state(2, 0, "rebooted")));
+        assert_eq!(table.snapshot()[0].values["k"], "rebooted");
+    }
+}
