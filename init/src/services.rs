@@ -5,8 +5,10 @@
 use std::collections::BTreeMap;
 use std::error::Error as StdError;
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 
+use baton_oci::registry::RegistryCa;
 use baton_oci::{Credentials, RegistryOptions};
 use baton_spec::cluster::RegistryConfig;
 use baton_spec::NetworkConfig;
@@ -84,9 +86,19 @@ impl Services for RealServices {
         data_mounted: bool,
         registries: &BTreeMap<String, RegistryConfig>,
     ) {
+        let board = Paths::board(data_mounted);
+        let registries = registry_options(registries, &board.config);
+        for (host, options) in registries.iter() {
+            if let Some(RegistryCa { file, pem: Err(e) }) = &options.ca {
+                ctx.say(format_args!(
+                    "services: registry {host}: CA file {}: {e}; pulls from it will fail",
+                    file.display()
+                ));
+            }
+        }
         let paths = Paths {
-            registries: Arc::new(registry_options(registries)),
-            ..Paths::board(data_mounted)
+            registries: Arc::new(registries),
+            ..board
         };
         let (supervisor, notes) = Supervisor::start(paths).await;
         for note in notes {
@@ -106,9 +118,12 @@ impl Services for RealServices {
     }
 }
 
-/// The `[registries]` of `cluster.toml` as the registry client takes them.
+/// The `[registries]` of `cluster.toml` as the registry client takes them, with each `ca` file read
+/// from `config_dir` (the config partition). A file that cannot be read is kept as an error, which
+/// every pull from that registry reports with the file's path.
 fn registry_options(
     registries: &BTreeMap<String, RegistryConfig>,
+    config_dir: &Path,
 ) -> BTreeMap<String, RegistryOptions> {
     registries
         .clone()
@@ -123,6 +138,7 @@ fn registry_options(
                 RegistryOptions {
                     credentials,
                     insecure: r.insecure,
+                    ca: r.ca.map(|ca| RegistryCa::read(&config_dir.join(ca))),
                 },
             )
         })

@@ -2,7 +2,8 @@
 //!
 //! - [`import`]: bring images in from `oci-archive:`, `docker-archive:` and `oci:` sources, choosing
 //!   the linux/arm64 manifest of multi-platform images and refusing other platforms.
-//! - [`registry`]: pull images from registries (OCI distribution API v2, plain HTTP for now).
+//! - [`registry`]: pull images from registries (OCI distribution API v2) over HTTPS (rustls, Mozilla's
+//!   roots plus an optional CA per registry), or plain HTTP for loopback and `insecure` registries.
 //! - [`store`]: the content-addressed store on the data partition: verified blobs, atomic refs,
 //!   recovery at open, GC.
 //! - [`prepare`]: unpack an image's layers once each (whiteouts converted for overlayfs) and hand back
@@ -24,6 +25,6 @@ pub use digest::Digest;
 pub use import::{ImportError, Imported, Source, SourceKind};
 pub use model::Platform;
 pub use prepare::{ExposedPort, PrepareError, PreparedImage, RuntimeConfig};
-pub use registry::{Credentials, PullRequest, RegistryError, RegistryOptions};
+pub use registry::{Credentials, PullRequest, RegistryCa, RegistryError, RegistryOptions};
 pub use store::{GcReport, Recovery, Store, StoreError};
 pub use unpack::UnpackError;

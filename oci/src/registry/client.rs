@@ -1,7 +1,7 @@
 //! One repository on one registry: requests with authentication handled (anonymous, basic, bearer).
 
 use super::auth::{self, Challenge};
-use super::{is_loopback_host, RegistryError, RegistryOptions};
+use super::{tls, RegistryError, RegistryOptions};
 use std::time::Duration;
 use ureq::http::Response;
 use ureq::Body;
@@ -23,6 +23,7 @@ enum Auth {
 pub(crate) struct Client {
     agent: ureq::Agent,
     registry: String,
+    https: bool,
     base: String,
     repository: String,
     options: RegistryOptions,
@@ -30,19 +31,17 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    /// A client for `repository` on `registry` (the API host, with optional port). Refuses registries
-    /// that would need HTTPS.
+    /// A client for `repository` on `registry` (the API host, with optional port), over HTTPS
+    /// unless [`tls::plain_http`] says otherwise. Fails when the registry's CA file is unusable.
     pub fn new(
         registry: &str,
         repository: &str,
         options: &RegistryOptions,
     ) -> Result<Client, RegistryError> {
-        if !options.insecure && !is_loopback_host(registry) {
-            return Err(RegistryError::HttpsUnsupported {
-                registry: registry.to_owned(),
-            });
-        }
+        let https = !tls::plain_http(registry, options);
+        let scheme = if https { "https" } else { "http" };
         let config = ureq::Agent::config_builder()
+            .tls_config(tls::config(registry, options)?)
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(15)))
             .timeout_recv_response(Some(Duration::from_secs(60)))
@@ -51,7 +50,8 @@ impl Client {
         Ok(Client {
             agent: config.into(),
             registry: registry.to_owned(),
-            base: format!("http://{registry}/v2/{repository}"),
+            https,
+            base: format!("{scheme}://{registry}/v2/{repository}"),
             repository: repository.to_owned(),
             options: options.clone(),
             auth: Auth::Anonymous,
@@ -139,11 +139,28 @@ impl Client {
                 request = request.header("Authorization", &format!("Bearer {token}"))
             }
         }
-        request.call().map_err(|e| RegistryError::Unreachable {
-            registry: self.registry.clone(),
-            url: url.to_owned(),
-            reason: e.to_string(),
-        })
+        request.call().map_err(|e| self.request_error(url, &e))
+    }
+
+    /// A failed request as an error: [`RegistryError::Tls`] for TLS failures, else unreachable.
+    fn request_error(&self, url: &str, error: &ureq::Error) -> RegistryError {
+        match tls::describe(error, &self.registry, &self.options) {
+            Some(reason) => RegistryError::Tls {
+                registry: self.registry.clone(),
+                url: url.to_owned(),
+                reason,
+            },
+            None => RegistryError::Unreachable {
+                registry: self.registry.clone(),
+                url: url.to_owned(),
+                reason: match error {
+                    ureq::Error::Protocol(_) if !self.https => format!(
+                        "{error} (it spoke plain HTTP because of insecure = true: does the registry want HTTPS?)"
+                    ),
+                    _ => error.to_string(),
+                },
+            },
+        }
     }
 
     fn credentials_hint(&self) -> &'static str {
@@ -185,20 +202,24 @@ impl Client {
                 let default_scope = format!("repository:{}:pull", self.repository);
                 let token_url =
                     auth::token_url(&realm, service.as_deref(), scope.as_deref(), &default_scope);
-                if !token_url.starts_with("http://") {
+                let plain = token_url.starts_with("http://");
+                if !plain && !token_url.starts_with("https://") {
                     return Err(auth_error(format!(
-                        "token endpoint {realm:?} needs HTTPS, which is not supported yet"
+                        "token endpoint {realm:?} is not an http:// or https:// URL"
+                    )));
+                }
+                if plain && self.https {
+                    return Err(auth_error(format!(
+                        "token endpoint {realm:?} is plain HTTP for an HTTPS registry: refused, credentials and tokens would travel unencrypted"
                     )));
                 }
                 let mut request = self.agent.get(&token_url);
                 if let Some(basic) = &basic {
                     request = request.header("Authorization", basic);
                 }
-                let mut response = request.call().map_err(|e| RegistryError::Unreachable {
-                    registry: self.registry.clone(),
-                    url: token_url.clone(),
-                    reason: e.to_string(),
-                })?;
+                let mut response = request
+                    .call()
+                    .map_err(|e| self.request_error(&token_url, &e))?;
                 match response.status().as_u16() {
                     200 => {}
                     401 | 403 => {

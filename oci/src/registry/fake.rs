@@ -1,11 +1,64 @@
-//! A tiny registry for tests, served on 127.0.0.1 by a thread: manifests and blobs from maps, with
-//! optional basic or bearer authentication, and a log of the requests it saw.
+//! A tiny registry for tests, served on a loopback address by a thread, in plain HTTP or in TLS:
+//! manifests and blobs from maps, with optional basic or bearer authentication, and a log of the
+//! requests it saw. [`Pki`] makes the throwaway CA and server certificate for the TLS case.
 
 use crate::digest::Digest;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A self-signed CA and a server certificate it signed.
+pub(crate) struct Pki {
+    /// The CA certificate, PEM.
+    pub ca_pem: String,
+    leaf: CertificateDer<'static>,
+    key: Vec<u8>,
+}
+
+impl Pki {
+    /// A new CA and a server certificate for `names` (IP addresses become IP SANs).
+    pub fn new(names: &[&str]) -> Pki {
+        // Distinct names: a CA with the same name would be a bad signature, not an unknown issuer.
+        static SERIAL: AtomicUsize = AtomicUsize::new(0);
+        let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
+        let ca_key = rcgen::KeyPair::generate().expect("CA key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, format!("baton test CA {serial}"));
+        let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
+        let leaf = rcgen::CertificateParams::new(names)
+            .expect("leaf params")
+            .signed_by(&leaf_key, &issuer)
+            .expect("leaf certificate");
+        Pki {
+            ca_pem: ca.pem(),
+            leaf: leaf.der().clone(),
+            key: leaf_key.serialize_der(),
+        }
+    }
+
+    fn server_config(&self) -> Arc<ServerConfig> {
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key.clone()));
+        let config =
+            ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .expect("protocol versions")
+                .with_no_client_auth()
+                .with_single_cert(vec![self.leaf.clone()], key)
+                .expect("server certificate");
+        Arc::new(config)
+    }
+}
 
 /// How the fake registry wants clients to authenticate.
 #[derive(Clone)]
@@ -28,6 +81,8 @@ pub(crate) struct Fake {
     /// Digest -> bytes.
     pub blobs: HashMap<String, Vec<u8>>,
     pub auth: FakeAuth,
+    /// The bearer realm to announce instead of this registry's own `/token`.
+    pub realm: Option<String>,
 }
 
 impl Fake {
@@ -36,6 +91,7 @@ impl Fake {
             manifests: HashMap::new(),
             blobs: HashMap::new(),
             auth,
+            realm: None,
         }
     }
 
@@ -60,28 +116,57 @@ impl Fake {
         digest
     }
 
-    /// Serves on 127.0.0.1; returns `host:port` and the request log (`METHOD path auth`).
+    /// Serves plain HTTP on 127.0.0.1; returns `host:port` and the request log (`METHOD path auth`).
     pub fn serve(self) -> (String, Arc<Mutex<Vec<String>>>) {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        self.serve_on("127.0.0.1", None)
+    }
+
+    /// Serves TLS with `pki`'s server certificate on `ip` (a loopback address); returns
+    /// `host:port` and the request log. Handshakes the client refuses are not logged.
+    pub fn serve_tls(self, ip: &str, pki: &Pki) -> (String, Arc<Mutex<Vec<String>>>) {
+        self.serve_on(ip, Some(pki.server_config()))
+    }
+
+    fn serve_on(
+        self,
+        ip: &str,
+        tls: Option<Arc<ServerConfig>>,
+    ) -> (String, Arc<Mutex<Vec<String>>>) {
+        let listener = TcpListener::bind((ip, 0)).expect("bind");
         let addr = listener.local_addr().expect("addr").to_string();
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let origin = format!("{scheme}://{addr}");
         let log = Arc::new(Mutex::new(Vec::new()));
-        let state = (self, addr.clone(), Arc::clone(&log));
+        let thread_log = Arc::clone(&log);
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let _ = handle(&state.0, &state.1, &state.2, stream);
+                // A client that stops talking must not block the next one forever.
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                let _ = match &tls {
+                    None => handle(&self, &origin, &thread_log, stream),
+                    Some(config) => ServerConnection::new(Arc::clone(config))
+                        .map_err(std::io::Error::other)
+                        .and_then(|connection| {
+                            let mut tls = StreamOwned::new(connection, stream);
+                            handle(&self, &origin, &thread_log, &mut tls)?;
+                            tls.conn.send_close_notify();
+                            tls.flush()
+                        }),
+                };
             }
         });
         (addr, log)
     }
 }
 
+/// Answers one request on `stream`; `origin` is `scheme://host:port`, for the token realm.
 fn handle(
     fake: &Fake,
-    addr: &str,
+    origin: &str,
     log: &Mutex<Vec<String>>,
-    mut stream: TcpStream,
+    mut stream: impl Read + Write,
 ) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut reader = BufReader::new(&mut stream);
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
     let mut authorization = String::new();
@@ -106,7 +191,8 @@ fn handle(
     log.lock()
         .expect("log")
         .push(format!("GET {path} {authorization}").trim_end().to_owned());
-    let (status, headers, body) = answer(fake, addr, &path, &authorization);
+    drop(reader);
+    let (status, headers, body) = answer(fake, origin, &path, &authorization);
     let mut head = format!(
         "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
@@ -122,7 +208,7 @@ fn handle(
 
 type Answer = (&'static str, Vec<(&'static str, String)>, Vec<u8>);
 
-fn answer(fake: &Fake, addr: &str, path: &str, authorization: &str) -> Answer {
+fn answer(fake: &Fake, origin: &str, path: &str, authorization: &str) -> Answer {
     let unauthorized = |challenge: String| -> Answer {
         (
             "401 Unauthorized",
@@ -153,9 +239,10 @@ fn answer(fake: &Fake, addr: &str, path: &str, authorization: &str) -> Answer {
             return unauthorized(r#"Basic realm="fake""#.to_owned())
         }
         FakeAuth::Bearer { token, .. } if authorization != format!("Bearer {token}") => {
+            let realm = fake.realm.clone().unwrap_or(format!("{origin}/token"));
             return unauthorized(format!(
-                r#"Bearer realm="http://{addr}/token",service="fake",scope="repository:hello:pull""#
-            ))
+                r#"Bearer realm="{realm}",service="fake",scope="repository:hello:pull""#
+            ));
         }
         _ => {}
     }

@@ -7,17 +7,21 @@
 //! `WWW-Authenticate: Bearer realm=…,service=…,scope=…` sends the client to the token endpoint, with
 //! basic credentials when configured).
 //!
-//! Only plain HTTP is spoken, so only registries on `localhost`/`127.0.0.1`/`[::1]` and registries
-//! configured as insecure can be used; any other registry is refused with
-//! [`RegistryError::HttpsUnsupported`] before a byte is sent.
+//! Transport: HTTPS (rustls with the ring provider), verified against Mozilla's roots plus the
+//! registry's own CA when [`RegistryOptions::ca`] is set. Plain HTTP is spoken only to registries
+//! marked insecure and to loopback hosts (`localhost`, `127.0.0.1`, `[::1]`) without a CA; see
+//! [`plain_http`]. A bearer token endpoint must be HTTPS too when the registry is.
 
 mod auth;
 mod client;
 mod pull;
+mod tls;
 
 pub use pull::PullRequest;
+pub use tls::plain_http;
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 /// User name and password for a registry (basic auth, or to obtain a bearer token).
 #[derive(Clone, PartialEq, Eq)]
@@ -42,18 +46,54 @@ impl fmt::Debug for Credentials {
 pub struct RegistryOptions {
     /// Credentials, if the registry needs them.
     pub credentials: Option<Credentials>,
-    /// Talk plain HTTP to it (always the case for loopback hosts).
+    /// Talk plain HTTP to it (also the case for loopback hosts without a [`ca`](Self::ca)).
     pub insecure: bool,
+    /// A CA to trust for this registry besides Mozilla's roots; setting it also means HTTPS for
+    /// loopback hosts.
+    pub ca: Option<RegistryCa>,
+}
+
+/// A registry's own CA certificate(s), as read from a PEM file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryCa {
+    /// The file, for messages.
+    pub file: PathBuf,
+    /// The file's contents, or why it could not be read (reported when the registry is used).
+    pub pem: Result<Vec<u8>, String>,
+}
+
+impl RegistryCa {
+    /// Reads `file`; a failure is kept and reported by every pull from the registry.
+    pub fn read(file: &Path) -> RegistryCa {
+        RegistryCa {
+            file: file.to_owned(),
+            pem: std::fs::read(file).map_err(|e| format!("cannot read it: {e}")),
+        }
+    }
 }
 
 /// Errors from talking to a registry. Every message names the registry.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    /// The registry needs HTTPS, which this build does not speak.
-    #[error("registry {registry}: HTTPS is not supported yet; only localhost and registries marked `insecure = true` in cluster.toml (plain HTTP) can be used")]
-    HttpsUnsupported {
+    /// The registry's CA file could not be read or holds no usable certificate.
+    #[error("registry {registry}: CA file {file}: {reason}")]
+    Ca {
         /// The registry host.
         registry: String,
+        /// The CA file.
+        file: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The TLS handshake failed: unknown CA, wrong name, expired certificate, not TLS at all.
+    #[error("registry {registry}: HTTPS to {url} failed: {reason}")]
+    Tls {
+        /// The registry host.
+        registry: String,
+        /// The URL requested.
+        url: String,
+        /// What went wrong, in words.
+        reason: String,
     },
     /// No connection, or the connection broke.
     #[error("registry {registry} is unreachable ({url}): {reason}")]

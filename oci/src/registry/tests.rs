@@ -77,6 +77,7 @@ fn credentials(username: &str, password: &str) -> RegistryOptions {
             password: password.to_owned(),
         }),
         insecure: false,
+        ca: None,
     }
 }
 
@@ -304,25 +305,8 @@ fn refuses_blobs_and_manifests_that_do_not_match_their_digest() {
 }
 
 #[test]
-fn refuses_https_registries_and_reports_unreachable_ones() {
+fn reports_unreachable_registries() {
     let (_dir, store) = store();
-    let error = store
-        .pull(
-            &request("registry.example.com", "1"),
-            "x",
-            &RegistryOptions::default(),
-        )
-        .unwrap_err();
-    assert!(
-        matches!(
-            &error,
-            ImportError::Registry {
-                source: RegistryError::HttpsUnsupported { registry },
-                ..
-            } if registry == "registry.example.com"
-        ),
-        "{error}"
-    );
     // A port nothing listens on: bind one, then close it.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -337,6 +321,31 @@ fn refuses_https_registries_and_reports_unreachable_ones() {
         )
         .unwrap_err();
     assert!(error.to_string().contains("unreachable"), "{error}");
+    assert!(
+        error.to_string().contains(&format!("127.0.0.1:{port}")),
+        "{error}"
+    );
+}
+
+#[test]
+fn speaks_plain_http_only_to_insecure_registries_and_loopback_without_a_ca() {
+    let ca = || {
+        Some(RegistryCa {
+            file: "/config/certs/ca.pem".into(),
+            pem: Ok(Vec::new()),
+        })
+    };
+    let options = |insecure, ca| RegistryOptions {
+        credentials: None,
+        insecure,
+        ca,
+    };
+    assert!(!plain_http("docker.io", &options(false, None)));
+    assert!(!plain_http("10.0.2.100:5000", &options(false, ca())));
+    assert!(plain_http("10.0.2.100:5000", &options(true, None)));
+    assert!(plain_http("localhost:5000", &options(false, None)));
+    assert!(plain_http("127.0.0.1:5000", &options(true, ca())));
+    assert!(!plain_http("127.0.0.1:5000", &options(false, ca())));
 }
 
 #[test]
@@ -348,3 +357,5 @@ fn knows_loopback_hosts() {
         assert!(!is_loopback_host(host), "{host}");
     }
 }
+
+mod tls;
