@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use baton_spec::build_info::{self, partition, BuildInfo};
 use serde::Serialize;
 
+use crate::bake::{self, BakedImage, StagedStore};
 use crate::board::BoardConfig;
 use crate::config_dir::ConfigTree;
 use crate::debian::{self, CachedDeb};
@@ -24,7 +25,8 @@ use crate::kmod;
 pub const MANIFEST: &str = "baton.json";
 
 const MIB: u64 = 1 << 20;
-/// Partition sizes; the data partition grows to fill the card on first boot.
+/// Partition sizes; the data partition grows to fill the card on first boot, and is made larger
+/// when baked images need it ([`bake::data_partition_size`]).
 const SIZES: PartitionSizes = PartitionSizes {
     boot: 128 * MIB,
     boot_b: 128 * MIB,
@@ -285,6 +287,8 @@ pub struct ImageInputs<'a> {
     pub epoch: i64,
     /// Print progress on stderr.
     pub progress: bool,
+    /// OCI images to bake into the data partition's image store.
+    pub baked: Option<&'a StagedStore>,
 }
 
 /// Sizes of what was written.
@@ -307,6 +311,9 @@ struct Manifest<'a> {
     kernel_release: &'a str,
     packages: &'a [String],
     baton_version: &'a str,
+    /// Images baked into the data partition's store (left out when there are none).
+    #[serde(skip_serializing_if = "<[BakedImage]>::is_empty")]
+    images: &'a [BakedImage],
 }
 
 /// Writes the image to a temporary file next to `output` and renames it into place.
@@ -403,7 +410,11 @@ fn write_partitions(
     } else {
         TotalSize::Minimal
     };
-    let layout = ImageLayout::new(&SIZES, total)
+    let sizes = PartitionSizes {
+        data: bake::data_partition_size(SIZES.data, inputs.baked.map_or(0, |b| b.bytes)),
+        ..SIZES
+    };
+    let layout = ImageLayout::new(&sizes, total)
         .map_err(|e| write_err("the partition layout")(e.to_string()))?;
     let image_err = Error::Image;
     let fat_err = |e: crate::disk::fat::FatError| write_err("boot partition")(e.to_string());
@@ -436,6 +447,7 @@ fn write_partitions(
         kernel_release: &boot.kernel_release,
         packages: inputs.packages,
         baton_version: env!("CARGO_PKG_VERSION"),
+        images: inputs.baked.map_or(&[], |b| b.images.as_slice()),
     };
     let manifest =
         serde_json::to_vec_pretty(&manifest).map_err(|e| write_err(MANIFEST)(e.to_string()))?;
@@ -498,8 +510,9 @@ fn write_partitions(
 
     if inputs.progress {
         eprintln!(
-            "baton: making the data file system ({} MiB)",
-            layout.data.size >> 20
+            "baton: making the data file system ({} MiB, {} baked images)",
+            layout.data.size >> 20,
+            inputs.baked.map_or(0, |b| b.images.len())
         );
     }
     let mut uuid = [0u8; 16];
@@ -514,7 +527,7 @@ fn write_partitions(
         uuid,
         hash_seed,
         mtime: inputs.epoch,
-        populate_from: None,
+        populate_from: inputs.baked.map(|b| b.tree().to_path_buf()),
     })
     .map_err(image_err)?;
     img.finish().map_err(image_err)?;

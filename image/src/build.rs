@@ -58,6 +58,13 @@ pub struct BuildOptions {
     pub epoch: i64,
 }
 
+/// OCI images to bake into the data partition (`--image`); see [`crate::bake`].
+#[derive(Debug, Clone, Default)]
+pub struct BakeOptions {
+    /// The archives, with the references to store them under.
+    pub images: Vec<crate::bake::ImageArg>,
+}
+
 /// What was built.
 #[derive(Debug, Clone)]
 pub struct BuildReport {
@@ -79,6 +86,8 @@ pub struct BuildReport {
     pub initramfs_bytes: u64,
     /// Number of kernel modules in the initramfs.
     pub modules: usize,
+    /// Images baked into the data partition.
+    pub baked: Vec<crate::bake::BakedImage>,
 }
 
 /// Errors of a build; each names what failed and on what.
@@ -116,17 +125,30 @@ pub enum Error {
     /// Assembling the image failed.
     #[error(transparent)]
     Assemble(#[from] assemble::Error),
+    /// Baking an image failed.
+    #[error(transparent)]
+    Bake(#[from] crate::bake::BakeError),
     /// Generating secrets failed.
     #[error("generating secrets: {0}")]
     Random(String),
 }
 
-/// Builds the image `opts` describes.
+/// Builds the image `opts` describes, with no baked images.
 pub fn build(opts: &BuildOptions) -> Result<BuildReport, Error> {
+    build_with(opts, &BakeOptions::default())
+}
+
+/// Builds the image `opts` describes with the images of `bake` in its data partition. The
+/// images are imported and verified before anything is fetched or written.
+pub fn build_with(opts: &BuildOptions, bake: &BakeOptions) -> Result<BuildReport, Error> {
     check_output(&opts.output)?;
     let board = BoardConfig::load(&opts.board, opts.board_configs.as_deref())?;
     let init = read_init(&opts.init)?;
     let config = ConfigTree::read(&opts.config_dir, &random_secret(24)?, &random_secret(32)?)?;
+    if opts.progress && !bake.images.is_empty() {
+        eprintln!("baton: importing {} image(s) to bake in", bake.images.len());
+    }
+    let baked = crate::bake::stage(&bake.images)?;
 
     let mut lock = LockFile::load_or_new(&opts.lock)?;
     let mut archive = Archive::new(ArchiveOptions {
@@ -145,7 +167,8 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, Error> {
         .collect();
 
     let boot = BootFiles::from_packages(&board, &debs)?;
-    let seed = input_hash(&board.name, &debs, &config, &init);
+    let baked_images = baked.as_ref().map(|b| b.images.clone()).unwrap_or_default();
+    let seed = input_hash(&board.name, &debs, &config, &init, &baked_images);
     let inputs = ImageInputs {
         board: &board,
         boot: &boot,
@@ -155,6 +178,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, Error> {
         seed,
         epoch: opts.epoch,
         progress: opts.progress,
+        baked: baked.as_ref(),
     };
     let written = assemble::write_image(&inputs, &opts.output)?;
 
@@ -173,6 +197,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, Error> {
         image_bytes: written.image_bytes,
         initramfs_bytes: written.initramfs_bytes,
         modules: boot.modules.len(),
+        baked: baked_images,
     })
 }
 
@@ -215,6 +240,7 @@ fn input_hash(
     debs: &[debian::CachedDeb],
     config: &ConfigTree,
     init: &[u8],
+    baked: &[crate::bake::BakedImage],
 ) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(b"baton image v1\0");
@@ -231,6 +257,12 @@ fn input_hash(
     }
     h.update(b"\0init\0");
     h.update(init);
+    for image in baked {
+        h.update(b"\0image\0");
+        h.update(image.reference.as_bytes());
+        h.update(b"\0");
+        h.update(image.digest.as_bytes());
+    }
     h.update(env!("CARGO_PKG_VERSION").as_bytes());
     h.finalize().into()
 }
@@ -274,7 +306,14 @@ pub fn run_cli(args: crate::cli::BuildArgs) -> anyhow::Result<()> {
         progress: true,
         epoch: epoch_from_env(),
     };
-    let report = build(&opts)?;
+    let bake = BakeOptions {
+        images: args
+            .images
+            .iter()
+            .map(|text| crate::bake::ImageArg::parse(text))
+            .collect::<Result<_, _>>()?,
+    };
+    let report = build_with(&opts, &bake)?;
     eprintln!(
         "baton: wrote {} ({} MiB, board {}, kernel {}, {} modules, initramfs {} KiB)",
         report.image.display(),
@@ -284,6 +323,14 @@ pub fn run_cli(args: crate::cli::BuildArgs) -> anyhow::Result<()> {
         report.modules,
         report.initramfs_bytes >> 10
     );
+    for image in &report.baked {
+        eprintln!(
+            "baton: baked {} ({}, {} KiB)",
+            image.reference,
+            image.digest,
+            image.size >> 10
+        );
+    }
     if let Some(token) = &report.generated_token {
         println!("API token (generated, stored in the image's cluster.toml): {token}");
     }

@@ -157,6 +157,12 @@ pub struct BuildArgs {
     /// Debian archive base URL.
     #[arg(long, default_value = "http://deb.debian.org/debian")]
     pub mirror: String,
+    /// Bake an OCI image into the data partition's image store (repeatable): REF=ARCHIVE
+    /// stores the oci-archive or docker-archive tar ARCHIVE under the registry reference REF
+    /// that specs name (e.g. registry.lan/web:2); ARCHIVE alone uses the one name the archive
+    /// carries. Images must be linux/arm64.
+    #[arg(long = "image", value_name = "REF=ARCHIVE")]
+    pub images: Vec<String>,
 }
 
 /// Arguments of `baton image inspect`.
@@ -186,6 +192,10 @@ pub struct QemuRunArgs {
     /// Forward 127.0.0.1:HOST to port GUEST of board 1 (HOST+i-1 for board i).
     #[arg(long = "forward", value_name = "HOST:GUEST")]
     pub forwards: Vec<String>,
+    /// Let every board reach 127.0.0.1:HOST_PORT on this machine at GUEST_IP:PORT (an unused
+    /// address of QEMU's user network, e.g. 10.0.2.100:5000=5000 for a local registry).
+    #[arg(long = "guest-forward", value_name = "GUEST_IP:PORT=HOST_PORT")]
+    pub guest_forwards: Vec<String>,
     /// Directory for the boards' serial console logs (board1.log, ...).
     #[arg(long)]
     pub serial_dir: Option<PathBuf>,

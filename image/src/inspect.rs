@@ -1,5 +1,6 @@
 //! `baton image inspect`: what an image holds, from its partition table, its boot partition's
-//! `baton.json` and its config partition.
+//! `baton.json` (which also lists the images baked into the data partition, so the ext4 file
+//! system need not be read) and its config partition.
 
 use std::path::Path;
 
@@ -60,6 +61,21 @@ pub fn run_cli(path: &Path, json: bool) -> anyhow::Result<()> {
             println!("package    {}", p.as_str().unwrap_or("?"));
         }
         println!("built by   baton {}", field("baton_version"));
+        for image in m
+            .get("images")
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let text = |k: &str| image.get(k).and_then(|v| v.as_str()).unwrap_or("?");
+            let size = image.get("size").and_then(|v| v.as_u64()).unwrap_or(0);
+            println!(
+                "baked      {} {} ({} KiB)",
+                text("reference"),
+                text("digest"),
+                size >> 10
+            );
+        }
     } else {
         println!("board      unknown (no {MANIFEST} on the boot partition)");
     }

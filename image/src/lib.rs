@@ -2,6 +2,7 @@
 //! command line and a client for a board's API. `main.rs` only calls [`cli::main`].
 
 pub mod assemble;
+pub mod bake;
 pub mod board;
 pub mod board_cli;
 pub mod build;

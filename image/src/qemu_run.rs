@@ -4,7 +4,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use baton_qemu::{Cluster, ClusterConfig, Forward};
+use baton_qemu::{Cluster, ClusterConfig, Forward, GuestForward};
 
 /// Parses `HOST:GUEST` port pairs.
 pub fn parse_forward(s: &str) -> anyhow::Result<Forward> {
@@ -31,6 +31,11 @@ pub fn run_cli(args: crate::cli::QemuRunArgs) -> anyhow::Result<()> {
         .forwards
         .iter()
         .map(|f| parse_forward(f))
+        .collect::<Result<_, _>>()?;
+    config.guest_forwards = args
+        .guest_forwards
+        .iter()
+        .map(|f| f.parse::<GuestForward>())
         .collect::<Result<_, _>>()?;
     config.serial_dir = args.serial_dir;
     config.memory_mib = args.memory;

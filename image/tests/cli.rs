@@ -195,3 +195,175 @@ fn oci_pack_writes_an_importable_archive() {
     assert!(!ok && text.contains("missing"), "{text}");
     assert!(!dir.path().join("x.tar").exists());
 }
+
+/// The example service archive, built with `scripts/build-example` when missing.
+fn example_archive() -> PathBuf {
+    let path = repo().join("target/examples/hello.tar");
+    if !path.is_file() {
+        let (ok, text) = run(Command::new("bash").arg(repo().join("scripts/build-example")));
+        assert!(ok, "scripts/build-example failed:\n{text}");
+    }
+    path
+}
+
+/// A file the builder takes for a static aarch64 init (the refusal tests stop before using it).
+fn fake_init(dir: &Path) -> PathBuf {
+    let mut elf = vec![0u8; 64];
+    elf[..4].copy_from_slice(b"\x7fELF");
+    elf[18] = 183;
+    let path = dir.join("init");
+    std::fs::write(&path, elf).expect("writing a fake init");
+    path
+}
+
+/// `baton image build --board qemu-virt` into `out` with the given `--image` arguments.
+fn build_with_images(out: &Path, lock: &Path, init: &Path, images: &[String]) -> (bool, String) {
+    let mut cmd = baton();
+    cmd.args(["image", "build", "--board", "qemu-virt", "--config"])
+        .arg(repo().join("examples/config"))
+        .arg("--output")
+        .arg(out)
+        .arg("--lock")
+        .arg(lock)
+        .arg("--init")
+        .arg(init);
+    for image in images {
+        cmd.arg("--image").arg(image);
+    }
+    run(&mut cmd)
+}
+
+/// Runs an e2fsprogs tool on the data partition of `image` in place; its output.
+fn on_data_partition(image: &Path, program: &str, args: &[&str]) -> String {
+    let mut file = std::fs::File::open(image).expect("opening the image");
+    let mbr = baton::disk::mbr::Mbr::read_from(&mut file).expect("reading the MBR");
+    let data = mbr.partitions[3].expect("data partition");
+    let device = format!("{}?offset={}", image.display(), data.offset());
+    let (ok, text) = run(Command::new(program).args(args).arg(&device));
+    assert!(ok, "{program} {args:?} {device}:\n{text}");
+    text
+}
+
+/// `--image` bakes verified images into the data partition's store under the reference specs
+/// name, lists them in `baton image inspect`, and the same inputs still give the same bytes.
+#[test]
+fn image_flag_bakes_the_store_into_the_data_partition() {
+    assert!(init_binary().is_file(), "run scripts/build-init first");
+    let hello = example_archive();
+    let dir = tempfile::tempdir().unwrap();
+    let lock = dir.path().join("baton.lock");
+    let images = [
+        hello.display().to_string(),
+        format!("registry.lan:5000/hello:2={}", hello.display()),
+    ];
+    let first = dir.path().join("a.img");
+    let (ok, text) = build_with_images(&first, &lock, &init_binary(), &images);
+    assert!(ok, "{text}");
+
+    let fsck = on_data_partition(&first, "e2fsck", &["-fn"]);
+    assert!(fsck.contains("baton-data"), "{fsck}");
+    let refs = on_data_partition(&first, "debugfs", &["-R", "ls -l /images/refs"]);
+    for name in [
+        "docker.io/library/hello:latest",
+        "registry.lan:5000/hello:2",
+    ] {
+        let escaped = baton_oci::store::escape_ref(name);
+        let line = refs
+            .lines()
+            .find(|l| l.ends_with(&escaped))
+            .unwrap_or_else(|| panic!("no ref {escaped}:\n{refs}"));
+        // Root-owned, 0644, whoever built it.
+        assert!(line.contains("100644 (1)      0      0"), "{line}");
+    }
+    let dump = dir.path().join("dump");
+    std::fs::create_dir(&dump).unwrap();
+    let rdump = format!("rdump /images {}", dump.display());
+    on_data_partition(&first, "debugfs", &["-R", &rdump]);
+    let store = baton_oci::Store::open(dump.join("images")).unwrap();
+    let digest = store.get_ref("registry.lan:5000/hello:2").unwrap();
+    assert_eq!(
+        store.get_ref("docker.io/library/hello:latest").unwrap(),
+        digest
+    );
+    assert!(
+        std::fs::read_dir(dump.join("images/layers"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "layers are unpacked on the board, not by the builder"
+    );
+
+    let (ok, listing) = run(baton().args(["image", "inspect"]).arg(&first));
+    assert!(ok, "{listing}");
+    assert!(
+        listing.contains(&format!("baked      registry.lan:5000/hello:2 {digest}")),
+        "{listing}"
+    );
+
+    let second = dir.path().join("b.img");
+    let (ok, text) = build_with_images(&second, &lock, &init_binary(), &images);
+    assert!(ok, "{text}");
+    assert!(
+        std::fs::read(&first).unwrap() == std::fs::read(&second).unwrap(),
+        "two builds from the same inputs differ"
+    );
+}
+
+/// A wrong-architecture or corrupt archive and a bad REF are refused, naming the archive or
+/// the argument, before anything is written.
+#[test]
+fn image_flag_refuses_bad_images_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let init = fake_init(dir.path());
+    let lock = dir.path().join("baton.lock");
+
+    let amd64 = dir.path().join("amd64.tar");
+    let spec = baton_oci::pack::PackSpec {
+        entries: vec![baton_oci::pack::PackEntry::bytes(
+            "/hello",
+            b"x".to_vec(),
+            0o755,
+        )],
+        config: baton_oci::RuntimeConfig::default(),
+        platform: baton_oci::Platform {
+            architecture: "amd64".to_string(),
+            os: "linux".to_string(),
+            variant: None,
+        },
+        tag: Some("web:1".to_string()),
+    };
+    baton_oci::pack::oci_archive(&spec, std::fs::File::create(&amd64).unwrap()).unwrap();
+    let corrupt = dir.path().join("corrupt.tar");
+    let mut bytes = std::fs::read(example_archive()).unwrap();
+    let middle = bytes.len() / 2;
+    for b in &mut bytes[middle..middle + 4096] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&corrupt, bytes).unwrap();
+
+    for (image, needle) in [
+        (amd64.display().to_string(), "amd64.tar"),
+        (format!("web:1={}", corrupt.display()), "corrupt.tar"),
+        (
+            format!("Bad Ref={}", amd64.display()),
+            "not a registry reference",
+        ),
+        (
+            format!("oci-archive:images/x.tar={}", amd64.display()),
+            "registry reference",
+        ),
+    ] {
+        let (ok, text) = build_with_images(
+            &out.join("x.img"),
+            &lock,
+            &init,
+            std::slice::from_ref(&image),
+        );
+        assert!(!ok, "{image} was accepted");
+        assert!(text.contains(needle), "{image}: {text}");
+        assert!(entries(&out).is_empty(), "{:?}", entries(&out));
+        assert!(!lock.exists());
+    }
+}

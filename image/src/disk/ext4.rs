@@ -4,9 +4,12 @@
 //! Reproducible bytes come from pinning everything mke2fs would otherwise pick: our own
 //! mke2fs.conf instead of the host's, the UUID and directory hash seed passed in,
 //! `E2FSPROGS_FAKE_TIME` for every timestamp, root as owner of the root directory, and a cleared
-//! environment. `mke2fs -d` copies owners and timestamps from the source tree, so after populating
-//! we set every copied inode to root:root and the fixed time with `debugfs`. Extended attributes
-//! of the source files are copied as they are: keep them off the source tree.
+//! environment. `mke2fs -d` copies owners, permissions and timestamps from the source tree, so
+//! after populating we set every copied inode to root:root, the fixed time and permissions that
+//! do not depend on the builder's umask (0755 for directories and executables, 0644 for other
+//! files) with `debugfs`. This works for a builder that is not root, unlike chown on the source
+//! tree; `-E root_owner` only covers the root directory. Extended attributes of the source files
+//! are copied as they are: keep them off the source tree.
 //!
 //! The feature set is the one Debian 12's mke2fs uses for ext4, which the 6.1 kernel mounts; it
 //! keeps `resize_inode` with GDT blocks reserved for growth to 1 TiB, so the board can grow the
@@ -14,6 +17,7 @@
 
 use std::fmt::Write as _;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -171,7 +175,8 @@ pub fn make_ext4(target: &Path, offset: u64, opts: &Ext4Options) -> Result<(), E
     Ok(())
 }
 
-/// Sets owner root:root and time `mtime` on every inode `mke2fs -d` copied from `src`.
+/// Sets owner root:root, time `mtime` and normalized permissions on every inode `mke2fs -d`
+/// copied from `src`.
 fn normalize_inodes(
     target: &Path,
     offset: u64,
@@ -182,7 +187,10 @@ fn normalize_inodes(
     let mut paths = Vec::new();
     collect_paths(src, "", &mut paths)?;
     let mut script = String::new();
-    for p in &paths {
+    for (p, mode) in &paths {
+        if let Some(mode) = mode {
+            let _ = writeln!(script, "sif \"{p}\" mode 0{mode:o}");
+        }
         for (field, value) in [
             ("uid", 0),
             ("gid", 0),
@@ -195,7 +203,10 @@ fn normalize_inodes(
             ("mtime_extra", 0),
             ("crtime_extra", 0),
         ] {
-            let _ = writeln!(script, "sif \"{p}\" {field} {value}");
+            // debugfs reads a bare number for a time field as a date (YYYYMMDD...) when it
+            // can; `@` makes it seconds since the epoch.
+            let at = if field.ends_with("time") { "@" } else { "" };
+            let _ = writeln!(script, "sif \"{p}\" {field} {at}{value}");
         }
     }
     let commands = temp.join("debugfs.cmds");
@@ -229,8 +240,13 @@ fn normalize_inodes(
     Ok(())
 }
 
-/// Absolute in-file-system paths of everything under `dir`.
-fn collect_paths(dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result<(), Ext4Error> {
+/// Absolute in-file-system paths of everything under `dir`, with the mode (type and
+/// permissions) to give directories and regular files.
+fn collect_paths(
+    dir: &Path,
+    prefix: &str,
+    out: &mut Vec<(String, Option<u32>)>,
+) -> Result<(), Ext4Error> {
     let io = |source| Ext4Error::Io {
         action: "reading directory",
         path: dir.to_owned(),
@@ -250,9 +266,15 @@ fn collect_paths(dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result<(), 
             });
         };
         let path = format!("{prefix}/{name}");
-        out.push(path.clone());
-        if entry.file_type().map_err(io)?.is_dir() {
+        let meta = entry.metadata().map_err(io)?;
+        if meta.is_dir() {
+            out.push((path.clone(), Some(0o040_755)));
             collect_paths(&entry.path(), &path, out)?;
+        } else if meta.is_file() {
+            let executable = meta.permissions().mode() & 0o111 != 0;
+            out.push((path, Some(if executable { 0o100_755 } else { 0o100_644 })));
+        } else {
+            out.push((path, None));
         }
     }
     Ok(())

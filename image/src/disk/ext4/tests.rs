@@ -1,7 +1,7 @@
 //! mke2fs driven for reproducible bytes, judged by e2fsck, dumpe2fs and debugfs.
 
 use std::fs;
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -21,8 +21,9 @@ fn options(populate_from: Option<&Path>) -> Ext4Options {
     }
 }
 
-/// A small tree whose files carry the given modification time.
-fn source_tree(dir: &Path, mtime: u64) {
+/// A small tree whose files carry the given modification time and permissions as a umask of
+/// `umask` would leave them.
+fn source_tree(dir: &Path, mtime: u64, umask: u32) {
     fs::create_dir_all(dir.join("images/blobs")).expect("mkdir");
     fs::write(dir.join("images/index.json"), b"{}\n").expect("write");
     fs::write(dir.join("images/blobs/layer"), vec![0x5a; 70_000]).expect("write");
@@ -38,6 +39,14 @@ fn source_tree(dir: &Path, mtime: u64) {
         fs::File::open(dir.join(p))
             .and_then(|f| f.set_modified(t))
             .expect("set mtime");
+    }
+    fs::write(dir.join("tool"), b"#!/bin/sh\n").expect("write");
+    for (p, mode) in [
+        ("images", 0o777),
+        ("file with space", 0o666),
+        ("tool", 0o777),
+    ] {
+        fs::set_permissions(dir.join(p), fs::Permissions::from_mode(mode & !umask)).expect("chmod");
     }
 }
 
@@ -103,11 +112,16 @@ fn empty_file_system_is_reproducible_and_clean() {
 fn populated_file_system_ignores_source_timestamps() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (src1, src2) = (dir.path().join("src1"), dir.path().join("src2"));
-    source_tree(&src1, 1_000_000_000);
-    source_tree(&src2, 1_600_000_000);
+    source_tree(&src1, 1_000_000_000, 0o022);
+    source_tree(&src2, 1_600_000_000, 0o077);
     let (a, b) = (dir.path().join("a.img"), dir.path().join("b.img"));
-    make_ext4(&a, 0, &options(Some(&src1))).expect("mke2fs a");
-    make_ext4(&b, 0, &options(Some(&src2))).expect("mke2fs b");
+    // 2026-01-01, which debugfs would misread as a date without the `@`.
+    let opts = |src| Ext4Options {
+        mtime: 1_767_225_600,
+        ..options(Some(src))
+    };
+    make_ext4(&a, 0, &opts(&src1)).expect("mke2fs a");
+    make_ext4(&b, 0, &opts(&src2)).expect("mke2fs b");
     assert!(fs::read(&a).expect("a") == fs::read(&b).expect("b"));
     e2fsck(arg(&a));
 
@@ -123,7 +137,12 @@ fn populated_file_system_ignores_source_timestamps() {
     assert_eq!(fs::read(&layer).expect("dumped"), vec![0x5a; 70_000]);
     let stat = check("debugfs", &["-R", "stat \"/file with space\"", arg(&a)]);
     assert!(stat.contains("User:     0   Group:     0"), "{stat}");
-    assert!(stat.contains("mtime: 0x6553f100:00000000"), "{stat}");
+    assert!(stat.contains("mtime: 0x6955b900:00000000"), "{stat}");
+    assert!(stat.contains("Mode:  0644"), "{stat}");
+    let stat = check("debugfs", &["-R", "stat /images", arg(&a)]);
+    assert!(stat.contains("Mode:  0755"), "{stat}");
+    let stat = check("debugfs", &["-R", "stat /tool", arg(&a)]);
+    assert!(stat.contains("Mode:  0755"), "{stat}");
     let link = check("debugfs", &["-R", "stat /link", arg(&a)]);
     assert!(
         link.contains("Fast link dest: \"images/index.json\""),
@@ -137,7 +156,7 @@ fn writes_at_an_offset_without_touching_the_rest() {
     let img = dir.path().join("disk.img");
     fs::write(&img, vec![0xee; 4 * MIB as usize]).expect("write prefix");
     let src = dir.path().join("src");
-    source_tree(&src, 1_000_000_000);
+    source_tree(&src, 1_000_000_000, 0o022);
     make_ext4(&img, 4 * MIB, &options(Some(&src))).expect("mke2fs at offset");
     let bytes = fs::read(&img).expect("read");
     assert_eq!(bytes.len() as u64, 68 * MIB);
