@@ -10,7 +10,7 @@ use crate::board::{lock, Board};
 use crate::command::{BoardCommand, SegmentLink};
 use crate::console::{Console, ConsoleError};
 use crate::disk::{self, DiskError};
-use crate::hub::{Hub, HubError, PortStats};
+use crate::hub::{CapturedFrame, Hub, HubError, PortStats};
 use crate::image::{self, BootFiles, ImageError};
 use crate::ports::{self, Forward, GuestForward, PortError};
 use crate::process::{Launcher, ProcessError, QemuProcess, Spawn};
@@ -351,6 +351,36 @@ impl Cluster {
             .as_ref()
             .ok_or(ClusterError::NoSegment)?
             .stats(board)?)
+    }
+
+    /// Puts a raw Ethernet frame (no FCS) on the shared segment as if from one more station,
+    /// to every board whose link is up: for tests that play a hostile peer (replay a captured
+    /// frame, send garbage to a port; build frames with [`crate::packet`]). Counted apart from
+    /// the boards' frames (see [`Hub::inject`]); [`Cluster::frames`] shows it as
+    /// [`FrameSource::Injected`](crate::hub::FrameSource::Injected).
+    pub fn inject(&self, frame: &[u8]) -> Result<(), ClusterError> {
+        self.hub
+            .as_ref()
+            .ok_or(ClusterError::NoSegment)?
+            .inject(frame)?;
+        Ok(())
+    }
+
+    /// The recent frames on the shared segment, oldest first, with who sent each and who got
+    /// it: at most the last [`RING_FRAMES`](crate::hub::RING_FRAMES) frames or
+    /// [`RING_BYTES`](crate::hub::RING_BYTES) bytes of them, whichever is less. Empty for a
+    /// single board, which has no segment.
+    pub fn frames(&self) -> Vec<CapturedFrame> {
+        self.frames_since(0)
+    }
+
+    /// Like [`Cluster::frames`], only those with [`CapturedFrame::seq`] at least `seq`: poll
+    /// with the last seen `seq + 1` to get new frames only.
+    pub fn frames_since(&self, seq: u64) -> Vec<CapturedFrame> {
+        self.hub
+            .as_ref()
+            .map(|hub| hub.frames_since(seq))
+            .unwrap_or_default()
     }
 
     /// Blocks until `stop` is set (for example by a SIGINT handler) or no board runs any more,

@@ -28,7 +28,7 @@
 //! - [`command`] builds the QEMU command line (`virt` or `raspi3b`).
 //! - [`ports`] maps `--forward HOST:GUEST` to each board and finds free ports for tests.
 //! - [`hub`] is the shared L2 segment (eth1) for clusters: unix datagram sockets and a hub
-//!   thread, rootless, with link cutting, counters and pcap capture.
+//!   thread, rootless, with link cutting, counters, pcap capture, frame injection and an in-memory ring of recent frames (see [`packet`] to read and build them).
 //! - [`process`] starts QEMU (own process group, killed if the runner dies), waits for it to
 //!   be up, and reports early exits with QEMU's stderr.
 //! - [`console`] captures serial lines to memory and `board<N>.log`, and waits on them.
@@ -44,13 +44,14 @@ pub mod console;
 pub mod disk;
 pub mod hub;
 pub mod image;
+pub mod packet;
 pub mod ports;
 pub mod process;
 
 pub use board::Board;
 pub use cluster::{Cluster, ClusterConfig, ClusterError};
 pub use console::{matching, Line, LinePattern};
-pub use hub::PortStats;
+pub use hub::{CapturedFrame, FrameSource, InjectStats, PortStats};
 pub use image::{BootFiles, Machine};
 pub use ports::{free_port, free_ports, Forward, GuestForward};
 pub use process::Exit;

@@ -10,12 +10,15 @@
 //! Why a hub and not QEMU's multicast netdevs: those need a multicast route, which on the host
 //! means root (or a network namespace) and could leak frames onto a real LAN; unix sockets need
 //! no privilege and stay on the machine. The hub also lets tests cut a board off the segment
-//! ([`Hub::set_link`]), count its frames ([`Hub::stats`]) and record everything to a pcap file.
+//! ([`Hub::set_link`]), count its frames ([`Hub::stats`]), record everything to a pcap file,
+//! keep the recent frames in memory ([`Hub::frames`], see [`ring`]) and act as one more
+//! station on the segment ([`Hub::inject`]), for example to replay a captured frame.
 //!
 //! Frames are dropped, never queued, when a board is not running or not reading: like a cable
 //! to a switched-off machine.
 
 pub mod pcap;
+pub mod ring;
 
 use std::fs::File;
 use std::io;
@@ -29,6 +32,13 @@ use std::time::SystemTime;
 use rustix::event::{PollFd, PollFlags, Timespec};
 
 use pcap::PcapWriter;
+use ring::FrameRing;
+pub use ring::{CapturedFrame, FrameSource, RING_BYTES, RING_FRAMES};
+
+/// Longest frame the hub handles (it reads into a 64 KiB buffer; pcap records keep 65535).
+pub const MAX_FRAME: usize = 65535;
+/// Shortest frame [`Hub::inject`] takes: an Ethernet header.
+pub const MIN_FRAME: usize = 14;
 
 /// What went wrong with the hub.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +62,12 @@ pub enum HubError {
     /// The hub thread could not be started.
     #[error("cannot start the hub thread: {0}")]
     Thread(io::Error),
+    /// A frame to inject that is not an Ethernet frame the hub can carry.
+    #[error("cannot inject a frame of {len} bytes onto the segment (it takes {MIN_FRAME} to {MAX_FRAME})")]
+    FrameLength {
+        /// Length of the frame.
+        len: usize,
+    },
     /// A board number outside 1..=boards.
     #[error("the segment has no board {board} (boards are 1 to {boards})")]
     NoSuchBoard {
@@ -73,6 +89,19 @@ pub struct PortStats {
     pub dropped: u64,
 }
 
+/// Counters of the frames injected onto the segment with [`Hub::inject`], kept apart from
+/// the boards' [`PortStats`] (which count only frames boards sent).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InjectStats {
+    /// Frames injected.
+    pub frames: u64,
+    /// Copies handed to boards.
+    pub delivered: u64,
+    /// Copies for boards with their link up that were dropped (board not running, or not
+    /// reading).
+    pub dropped: u64,
+}
+
 #[derive(Debug)]
 struct Port {
     socket: UnixDatagram,
@@ -89,6 +118,10 @@ struct Shared {
     ports: Vec<Port>,
     stop: AtomicBool,
     capture: Option<Mutex<PcapWriter<File>>>,
+    ring: Mutex<FrameRing>,
+    injected: AtomicU64,
+    injected_delivered: AtomicU64,
+    injected_dropped: AtomicU64,
 }
 
 /// A running hub. Dropping it stops the thread and removes its sockets.
@@ -146,6 +179,10 @@ impl Hub {
             ports,
             stop: AtomicBool::new(false),
             capture,
+            ring: Mutex::new(FrameRing::default()),
+            injected: AtomicU64::new(0),
+            injected_delivered: AtomicU64::new(0),
+            injected_dropped: AtomicU64::new(0),
         });
         let run = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -192,6 +229,44 @@ impl Hub {
             dropped: p.dropped.load(Ordering::Relaxed),
         })
     }
+
+    /// Puts `frame` (an Ethernet frame without FCS) on the segment as if from one more
+    /// station: every board whose link is up gets it, and it is captured like any other frame
+    /// (pcap file and [`Hub::frames`], source [`FrameSource::Injected`]). Sent from the
+    /// caller's thread; returns the number of boards it was handed to. Counted in
+    /// [`Hub::injected`], not in the boards' [`PortStats`].
+    pub fn inject(&self, frame: &[u8]) -> Result<usize, HubError> {
+        if !(MIN_FRAME..=MAX_FRAME).contains(&frame.len()) {
+            return Err(HubError::FrameLength { len: frame.len() });
+        }
+        Ok(self.shared.deliver(FrameSource::Injected, frame))
+    }
+
+    /// Counters of the injected frames.
+    pub fn injected(&self) -> InjectStats {
+        let s = &self.shared;
+        InjectStats {
+            frames: s.injected.load(Ordering::Relaxed),
+            delivered: s.injected_delivered.load(Ordering::Relaxed),
+            dropped: s.injected_dropped.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The recent frames on the segment, oldest first (see [`ring`] for how many are kept).
+    pub fn frames(&self) -> Vec<CapturedFrame> {
+        self.frames_since(0)
+    }
+
+    /// The recent frames whose [`CapturedFrame::seq`] is at least `seq`: pass the last seen
+    /// `seq + 1` to poll for new frames only.
+    pub fn frames_since(&self, seq: u64) -> Vec<CapturedFrame> {
+        lock(&self.shared.ring).since(seq)
+    }
+}
+
+/// Locks a mutex; a panic elsewhere while holding it leaves data that is still usable here.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Shared {
@@ -219,31 +294,50 @@ impl Shared {
             drop(fds);
             for from in ready {
                 while let Ok(n) = self.ports[from].socket.recv(&mut frame) {
-                    self.forward(from, &frame[..n]);
+                    self.ports[from].from_board.fetch_add(1, Ordering::Relaxed);
+                    self.deliver(FrameSource::Board(from + 1), &frame[..n]);
                 }
             }
         }
     }
 
-    fn forward(&self, from: usize, frame: &[u8]) {
-        self.ports[from].from_board.fetch_add(1, Ordering::Relaxed);
+    /// Captures a frame and hands it to the boards that should get it; returns how many did.
+    fn deliver(&self, source: FrameSource, frame: &[u8]) -> usize {
+        let now = SystemTime::now();
         if let Some(capture) = &self.capture {
-            let mut w = capture.lock().unwrap_or_else(|p| p.into_inner());
             // Capture is for diagnosis; a failed write must not stop the segment.
-            let _ = w.write_frame(SystemTime::now(), frame);
+            let _ = lock(capture).write_frame(now, frame);
         }
         let up: Vec<bool> = self
             .ports
             .iter()
             .map(|p| p.up.load(Ordering::SeqCst))
             .collect();
-        for to in destinations(from, &up) {
-            let port = &self.ports[to];
-            match port.socket.send_to(frame, &port.board_path) {
-                Ok(_) => port.to_board.fetch_add(1, Ordering::Relaxed),
-                Err(_) => port.dropped.fetch_add(1, Ordering::Relaxed),
+        let to = match source {
+            FrameSource::Board(n) => destinations(n - 1, &up),
+            FrameSource::Injected => (0..up.len()).filter(|&j| up[j]).collect(),
+        };
+        let mut delivered = Vec::with_capacity(to.len());
+        for j in to {
+            let port = &self.ports[j];
+            let sent = port.socket.send_to(frame, &port.board_path).is_ok();
+            if sent {
+                delivered.push(j + 1);
+            }
+            let counter = match (source, sent) {
+                (FrameSource::Board(_), true) => &port.to_board,
+                (FrameSource::Board(_), false) => &port.dropped,
+                (FrameSource::Injected, true) => &self.injected_delivered,
+                (FrameSource::Injected, false) => &self.injected_dropped,
             };
+            counter.fetch_add(1, Ordering::Relaxed);
         }
+        if source == FrameSource::Injected {
+            self.injected.fetch_add(1, Ordering::Relaxed);
+        }
+        let count = delivered.len();
+        lock(&self.ring).push(now, source, delivered, frame);
+        count
     }
 }
 

@@ -121,3 +121,194 @@ fn removes_its_sockets_when_dropped() {
     drop(hub);
     assert!(!path.exists());
 }
+
+/// Waits until the ring holds `n` frames, with a deadline.
+fn wait_for_frames(hub: &Hub, n: usize) -> Vec<CapturedFrame> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let frames = hub.frames();
+        if frames.len() >= n {
+            return frames;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} of {n} frames captured: {frames:?}",
+            frames.len()
+        );
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn injects_to_every_board_with_link_up_and_counts_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("segment.pcap");
+    let hub = Hub::start(dir.path(), 3, Some(&pcap)).unwrap();
+    let b: Vec<UnixDatagram> = (1..=3).map(|i| board(&hub, i)).collect();
+
+    let frame = [0xabu8; 20];
+    assert_eq!(hub.inject(&frame).unwrap(), 3);
+    for s in &b {
+        assert_eq!(recv(s), frame);
+    }
+    hub.set_link(2, false).unwrap();
+    assert_eq!(hub.inject(b"garbage frame, cable 2 out").unwrap(), 2);
+    assert_eq!(recv(&b[0]), b"garbage frame, cable 2 out");
+    assert_eq!(recv(&b[2]), b"garbage frame, cable 2 out");
+    assert!(nothing_waiting(&b[1]), "board 2's cable is pulled");
+
+    assert_eq!(
+        hub.injected(),
+        InjectStats {
+            frames: 2,
+            delivered: 5,
+            dropped: 0
+        }
+    );
+    for i in 1..=3 {
+        assert_eq!(hub.stats(i).unwrap(), PortStats::default(), "board {i}");
+    }
+    let frames = hub.frames();
+    assert_eq!(frames.len(), 2);
+    assert_eq!(frames[0].source, FrameSource::Injected);
+    assert_eq!(frames[0].delivered, vec![1, 2, 3]);
+    assert_eq!(frames[1].delivered, vec![1, 3]);
+    assert_eq!(&*frames[1].bytes, b"garbage frame, cable 2 out");
+    let bytes = std::fs::read(&pcap).unwrap();
+    assert_eq!(bytes.len(), 24 + (16 + 20) + (16 + 26));
+}
+
+#[test]
+fn injection_to_a_board_that_is_not_running_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(dir.path(), 2, None).unwrap();
+    let b1 = board(&hub, 1);
+    assert_eq!(hub.inject(&[0; 60]).unwrap(), 1);
+    assert_eq!(recv(&b1), [0; 60]);
+    assert_eq!(
+        hub.injected(),
+        InjectStats {
+            frames: 1,
+            delivered: 1,
+            dropped: 1
+        }
+    );
+    assert_eq!(hub.frames()[0].delivered, vec![1]);
+}
+
+#[test]
+fn refuses_to_inject_what_is_not_a_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(dir.path(), 2, None).unwrap();
+    assert!(matches!(
+        hub.inject(&[0; 13]),
+        Err(HubError::FrameLength { len: 13 })
+    ));
+    assert!(matches!(
+        hub.inject(&vec![0; MAX_FRAME + 1]),
+        Err(HubError::FrameLength { len: 65536 })
+    ));
+    assert_eq!(hub.injected(), InjectStats::default());
+    assert!(hub.frames().is_empty());
+}
+
+#[test]
+fn captures_board_frames_in_order_with_sender_and_receivers() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(dir.path(), 3, None).unwrap();
+    let b: Vec<UnixDatagram> = (1..=3).map(|i| board(&hub, i)).collect();
+
+    hub.set_link(3, false).unwrap();
+    b[0].send(b"one").unwrap();
+    assert_eq!(recv(&b[1]), b"one");
+    hub.set_link(3, true).unwrap();
+    b[1].send(b"two").unwrap();
+    assert_eq!(recv(&b[0]), b"two");
+
+    let frames = wait_for_frames(&hub, 2);
+    let seen: Vec<_> = frames
+        .iter()
+        .map(|f| (f.seq, f.source, f.delivered.clone(), f.bytes.to_vec()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (0, FrameSource::Board(1), vec![2], b"one".to_vec()),
+            (1, FrameSource::Board(2), vec![1, 3], b"two".to_vec()),
+        ]
+    );
+    assert!(frames[0].at <= frames[1].at);
+    assert_eq!(hub.frames_since(1).len(), 1);
+    assert!(hub.frames_since(2).is_empty());
+}
+
+#[test]
+fn replays_a_captured_udp_datagram() {
+    use crate::packet::{self, UdpDatagram};
+    use std::net::{Ipv4Addr, SocketAddrV4};
+
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(dir.path(), 2, None).unwrap();
+    let b: Vec<UnixDatagram> = (1..=2).map(|i| board(&hub, i)).collect();
+    let gossip = UdpDatagram {
+        src_mac: [0x52, 0x54, 0, 0, 1, 1],
+        dst_mac: packet::BROADCAST,
+        src: SocketAddrV4::new(Ipv4Addr::new(169, 254, 0, 1), 7946),
+        dst: SocketAddrV4::new(Ipv4Addr::new(169, 254, 0, 2), 7946),
+        payload: b"sealed bytes",
+    }
+    .to_frame()
+    .unwrap();
+    b[0].send(b"not IP at all").unwrap();
+    b[0].send(&gossip).unwrap();
+    assert_eq!(recv(&b[1]), b"not IP at all");
+    assert_eq!(recv(&b[1]), gossip);
+
+    let frames = wait_for_frames(&hub, 2);
+    let captured = frames
+        .iter()
+        .find(|f| packet::udp_to(&f.bytes, 7946).is_some())
+        .expect("the gossip datagram was captured");
+    assert_eq!(captured.source, FrameSource::Board(1));
+    assert!(packet::contains(&captured.bytes, b"sealed"));
+    hub.inject(&captured.bytes).unwrap();
+    assert_eq!(recv(&b[1]), gossip, "the replay arrives unchanged");
+    assert_eq!(recv(&b[0]), gossip, "the sender sees the replay too");
+}
+
+#[test]
+fn the_ring_keeps_the_newest_frames_within_both_limits() {
+    let t = std::time::UNIX_EPOCH;
+    let mut by_count = FrameRing::new(3, 1 << 20);
+    for i in 0..5u8 {
+        by_count.push(t, FrameSource::Board(1), vec![2], &[i; 10]);
+    }
+    let kept: Vec<(u64, u8)> = by_count
+        .since(0)
+        .iter()
+        .map(|f| (f.seq, f.bytes[0]))
+        .collect();
+    assert_eq!(kept, vec![(2, 2), (3, 3), (4, 4)]);
+    assert_eq!(by_count.bytes(), 30);
+    assert_eq!(by_count.since(4).len(), 1);
+    assert_eq!(by_count.since(1).len(), 3, "dropped frames are just gone");
+    assert!(by_count.since(5).is_empty());
+
+    let mut by_bytes = FrameRing::new(100, 25);
+    for i in 0..4u8 {
+        by_bytes.push(t, FrameSource::Injected, Vec::new(), &[i; 10]);
+    }
+    assert_eq!(by_bytes.len(), 2);
+    assert_eq!(by_bytes.bytes(), 20);
+    by_bytes.push(t, FrameSource::Injected, Vec::new(), &[9; 40]);
+    assert_eq!(
+        by_bytes.len(),
+        1,
+        "the newest frame stays even when over the limit"
+    );
+    assert_eq!(by_bytes.since(0)[0].seq, 4);
+
+    let default = FrameRing::default();
+    assert!(default.is_empty());
+    assert_eq!((RING_FRAMES, RING_BYTES), (20_000, 32 * 1024 * 1024));
+}
