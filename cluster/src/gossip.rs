@@ -350,6 +350,22 @@ impl GossipHandle {
             .map_err(|_| GossipError::Stopped(self.name.clone()))
     }
 
+    /// Tells the peers this node leaves and stops the endpoint, without waiting for it (for a
+    /// handle that is shared); waits at most `grace` for the goodbye to go out.
+    pub async fn leave(&self, grace: Duration) {
+        if self.commands.send(Command::Shutdown).is_ok() {
+            let mut changes = self.changes.clone();
+            let _ = tokio::time::timeout(grace, async {
+                while !self.task.is_finished() {
+                    if changes.changed().await.is_err() {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+    }
+
     fn send(&self, command: Command) -> Result<(), GossipError> {
         self.commands
             .send(command)

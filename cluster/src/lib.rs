@@ -7,3 +7,4 @@ pub mod discovery;
 pub mod gossip;
 pub mod placement;
 pub mod sealed;
+pub mod sync;

@@ -1,0 +1,251 @@
+//! Exchanging the cluster's spec records between boards, sealed with the cluster key.
+//!
+//! The gossip carries only a digest of each board's [`Desired`](crate::desired::Desired) state;
+//! the records themselves can be far larger than a datagram. A board that sees a peer with another
+//! digest asks that peer for its records over HTTP (`POST /v1/cluster/sync` on the peer's API)
+//! and merges them; since merging is commutative and idempotent, boards converge whatever the
+//! order of the exchanges.
+//!
+//! Both bodies are sealed with XChaCha20-Poly1305 under a key derived from the cluster key with
+//! HKDF-SHA256 (a context string of its own, so these keys never equal the gossip's). A body is a
+//! version byte, a random 24-byte nonce and the ciphertext of a JSON message. The request carries a
+//! random challenge that the response must echo, so a recorded response cannot be replayed to a
+//! board; a replayed request only earns an answer that the replayer cannot read. A board without
+//! the key can neither ask nor answer, and learns nothing from what it sees.
+
+use chacha20poly1305::aead::rand_core::RngCore;
+use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hkdf::Hkdf;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::desired::Record;
+
+/// Largest sealed body accepted (8 MiB): specs are small, a flood is refused before decryption.
+pub const MAX_BODY: usize = 8 << 20;
+
+const VERSION: u8 = 1;
+const NONCE_LEN: usize = 24;
+const KDF_INFO: &[u8] = b"baton spec sync v1";
+
+/// Why a sealed body was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SyncError {
+    /// The cluster key is too short to derive from.
+    #[error("the cluster key has {0} characters; at least {min} are needed", min = crate::sealed::MIN_KEY_TEXT_LEN)]
+    KeyTooShort(usize),
+    /// Larger than [`MAX_BODY`].
+    #[error("sealed body of {0} bytes is larger than the {MAX_BODY} allowed")]
+    TooLarge(usize),
+    /// Too short, unknown version, or it does not open with this cluster's key.
+    #[error("sealed body does not open with this cluster's key")]
+    Unauthentic,
+    /// It opened, but the message inside is not what was expected.
+    #[error("sealed body holds no valid {0}")]
+    Malformed(&'static str),
+    /// A response that answers another request (a replay).
+    #[error("the response answers another request (challenge mismatch)")]
+    WrongChallenge,
+}
+
+/// The key for sync bodies.
+#[derive(Clone)]
+pub struct SyncKey {
+    cipher: XChaCha20Poly1305,
+}
+
+impl std::fmt::Debug for SyncKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SyncKey(..)")
+    }
+}
+
+/// A board asking for records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncRequest {
+    /// Random; echoed by the response.
+    pub challenge: String,
+    /// The asking board.
+    pub board: String,
+    /// Its digest, so the answering board can tell whether it should ask back.
+    pub digest: String,
+    /// Records the asking board holds, so one exchange moves changes both ways.
+    pub records: Vec<Record>,
+}
+
+/// The answer: every record the board holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncResponse {
+    /// The request's challenge.
+    pub challenge: String,
+    /// The answering board.
+    pub board: String,
+    /// Its records, tombstones included.
+    pub records: Vec<Record>,
+}
+
+impl SyncKey {
+    /// Derives the sync key from the `[cluster] key` text.
+    pub fn derive(cluster_key: &str) -> Result<SyncKey, SyncError> {
+        let chars = cluster_key.chars().count();
+        if chars < crate::sealed::MIN_KEY_TEXT_LEN {
+            return Err(SyncError::KeyTooShort(chars));
+        }
+        let mut okm = [0u8; 32];
+        // 32 bytes is far below HKDF-SHA256's limit of 255 * 32, so expand cannot fail.
+        let expanded = Hkdf::<Sha256>::new(None, cluster_key.as_bytes()).expand(KDF_INFO, &mut okm);
+        debug_assert!(expanded.is_ok());
+        Ok(SyncKey {
+            cipher: XChaCha20Poly1305::new((&okm).into()),
+        })
+    }
+
+    fn seal<T: Serialize>(&self, message: &T) -> Vec<u8> {
+        let plain = serde_json::to_vec(message).unwrap_or_default();
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        // Encryption of an in-memory buffer with a valid key and nonce does not fail.
+        let sealed = self
+            .cipher
+            .encrypt(&nonce, plain.as_slice())
+            .unwrap_or_default();
+        let mut out = Vec::with_capacity(1 + NONCE_LEN + sealed.len());
+        out.push(VERSION);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        out
+    }
+
+    fn open<T: for<'de> Deserialize<'de>>(
+        &self,
+        body: &[u8],
+        what: &'static str,
+    ) -> Result<T, SyncError> {
+        if body.len() > MAX_BODY {
+            return Err(SyncError::TooLarge(body.len()));
+        }
+        if body.len() < 1 + NONCE_LEN || body[0] != VERSION {
+            return Err(SyncError::Unauthentic);
+        }
+        let (nonce, sealed) = body[1..].split_at(NONCE_LEN);
+        let plain = self
+            .cipher
+            .decrypt(XNonce::from_slice(nonce), sealed)
+            .map_err(|_| SyncError::Unauthentic)?;
+        serde_json::from_slice(&plain).map_err(|_| SyncError::Malformed(what))
+    }
+
+    /// A new request from `board` with a fresh challenge; returns the challenge and the body.
+    pub fn request(&self, board: &str, digest: &str, records: Vec<Record>) -> (String, Vec<u8>) {
+        let mut c = [0u8; 16];
+        OsRng.fill_bytes(&mut c);
+        let challenge: String = c.iter().map(|b| format!("{b:02x}")).collect();
+        let body = self.seal(&SyncRequest {
+            challenge: challenge.clone(),
+            board: board.to_string(),
+            digest: digest.to_string(),
+            records,
+        });
+        (challenge, body)
+    }
+
+    /// Opens a request body.
+    pub fn open_request(&self, body: &[u8]) -> Result<SyncRequest, SyncError> {
+        self.open(body, "sync request")
+    }
+
+    /// Seals the answer to `request`.
+    pub fn respond(&self, request: &SyncRequest, board: &str, records: Vec<Record>) -> Vec<u8> {
+        self.seal(&SyncResponse {
+            challenge: request.challenge.clone(),
+            board: board.to_string(),
+            records,
+        })
+    }
+
+    /// Opens a response and checks it answers the request with `challenge`.
+    pub fn open_response(&self, body: &[u8], challenge: &str) -> Result<SyncResponse, SyncError> {
+        let response: SyncResponse = self.open(body, "sync response")?;
+        if response.challenge != challenge {
+            return Err(SyncError::WrongChallenge);
+        }
+        Ok(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::Version;
+
+    const KEY: &str = "sync-test-key-0123456789abcdef0123456789";
+
+    fn record() -> Record {
+        Record {
+            name: "web".into(),
+            text: Some("name = \"web\"\nimage = \"x:1\"\n".into()),
+            version: Version {
+                time: 5,
+                board: "pi-a".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_request_and_its_response_round_trip() {
+        let key = SyncKey::derive(KEY).expect("key");
+        let (challenge, body) = key.request("pi-a", "d1", vec![record()]);
+        let request = key.open_request(&body).expect("request opens");
+        assert_eq!(request.board, "pi-a");
+        assert_eq!(request.records, [record()]);
+        let answer = key.respond(&request, "pi-b", vec![record()]);
+        let response = key.open_response(&answer, &challenge).expect("response");
+        assert_eq!(response.board, "pi-b");
+        assert_eq!(response.records, [record()]);
+        // The text never travels in the clear.
+        assert!(!body.windows(3).any(|w| w == b"web"));
+        assert!(!answer.windows(3).any(|w| w == b"web"));
+    }
+
+    #[test]
+    fn another_key_garbage_and_replays_are_refused() {
+        let key = SyncKey::derive(KEY).expect("key");
+        let other = SyncKey::derive("another-cluster-key-0123456789abcdef").expect("key");
+        let (challenge, body) = key.request("pi-a", "d1", Vec::new());
+        assert_eq!(other.open_request(&body), Err(SyncError::Unauthentic));
+        for len in [0, 1, 24, 25, 40, 200] {
+            assert_eq!(
+                key.open_request(&vec![1u8; len]),
+                Err(SyncError::Unauthentic)
+            );
+        }
+        let mut flipped = body.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        assert_eq!(key.open_request(&flipped), Err(SyncError::Unauthentic));
+        assert_eq!(
+            key.open_request(&vec![0u8; MAX_BODY + 1]),
+            Err(SyncError::TooLarge(MAX_BODY + 1))
+        );
+        // A response to an earlier request does not answer this one.
+        let request = key.open_request(&body).expect("opens");
+        let answer = key.respond(&request, "pi-b", Vec::new());
+        let (_, _) = key.request("pi-a", "d1", Vec::new());
+        assert!(key.open_response(&answer, &challenge).is_ok());
+        assert_eq!(
+            key.open_response(&answer, "00000000000000000000000000000000"),
+            Err(SyncError::WrongChallenge)
+        );
+        // A request is not a response.
+        assert_eq!(
+            key.open_response(&body, &challenge),
+            Err(SyncError::Malformed("sync response"))
+        );
+        assert_eq!(
+            SyncKey::derive("short").err(),
+            Some(SyncError::KeyTooShort(5))
+        );
+    }
+}
