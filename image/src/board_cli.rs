@@ -1,4 +1,5 @@
-//! Commands that talk to a board's API: `status`, `ps`, `logs`, `apply`, `rm`.
+//! Commands that talk to a board's API: `status`, `ps`, `logs`, `apply`, `rm` (`boards` finds
+//! boards by mDNS instead, in [`crate::boards`]).
 //! The board and token come from `--board`/`--token` or `BATON_BOARD`/`BATON_TOKEN`.
 
 use std::path::Path;
@@ -7,16 +8,61 @@ use anyhow::{bail, Context};
 
 use crate::client::Client;
 
-/// `baton status`.
+/// `baton status`: the board's status, then its cluster when the board has one (boards older
+/// than the cluster layer answer `GET /v1/cluster` with 404 and show only their status).
 pub fn status(client: &Client, json: bool) -> anyhow::Result<()> {
     let status = client.status()?;
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&status).context("formatting status")?
-        );
-        return Ok(());
+    let cluster = cluster(client);
+    print!("{}", status_report(&status, cluster.as_ref(), json)?);
+    Ok(())
+}
+
+/// The board's `GET /v1/cluster`, or `None` if it has none (404) or it failed (said on stderr,
+/// as the status printed anyway is worth more than the error).
+fn cluster(client: &Client) -> Option<serde_json::Value> {
+    match client.request("GET", "/v1/cluster") {
+        Ok((200, body)) => Some(body),
+        Ok((404, _)) => None,
+        Ok((code, body)) => {
+            eprintln!(
+                "baton: GET /v1/cluster: HTTP {code} {}",
+                body["error"].as_str().unwrap_or("")
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("baton: {e}");
+            None
+        }
     }
+}
+
+/// What `baton status` prints for `status` and, when the board has one, its `cluster`.
+pub fn status_report(
+    status: &serde_json::Value,
+    cluster: Option<&serde_json::Value>,
+    json: bool,
+) -> anyhow::Result<String> {
+    if json {
+        let both = serde_json::json!({ "status": status, "cluster": cluster });
+        let text = serde_json::to_string_pretty(&both).context("formatting status")?;
+        return Ok(format!("{text}\n"));
+    }
+    let mut out = status_text(status);
+    if let Some(cluster) = cluster {
+        out.push('\n');
+        out.push_str(&crate::boards::members::render(cluster));
+    }
+    Ok(out)
+}
+
+/// One board's `GET /v1/status` as text.
+fn status_text(status: &serde_json::Value) -> String {
+    let mut out = String::new();
+    let mut line = |l: String| {
+        out.push_str(&l);
+        out.push('\n');
+    };
     let text = |k: &str| {
         status
             .get(k)
@@ -24,45 +70,45 @@ pub fn status(client: &Client, json: bool) -> anyhow::Result<()> {
             .unwrap_or("?")
             .to_string()
     };
-    println!(
+    line(format!(
         "board     {} ({}), kernel {}",
         text("hostname"),
         text("board"),
         text("kernel")
-    );
+    ));
     let uptime = status
         .get("uptime_ms")
         .and_then(|v| v.as_u64())
         .unwrap_or(0);
-    println!("uptime    {:.1} s", uptime as f64 / 1000.0);
+    line(format!("uptime    {:.1} s", uptime as f64 / 1000.0));
     for a in status
         .get("addresses")
         .and_then(|v| v.as_array())
         .into_iter()
         .flatten()
     {
-        println!(
+        line(format!(
             "address   {} {} ({})",
             a["interface"].as_str().unwrap_or("?"),
             a["address"].as_str().unwrap_or("?"),
             a["source"].as_str().unwrap_or("?")
-        );
+        ));
     }
     let mem = &status["memory"];
-    println!(
+    line(format!(
         "memory    init {} KiB, system {} MiB",
         mem["init_rss_bytes"].as_u64().unwrap_or(0) / 1024,
         mem["system_used_bytes"].as_u64().unwrap_or(0) >> 20
-    );
+    ));
     for e in status
         .get("errors")
         .and_then(|v| v.as_array())
         .into_iter()
         .flatten()
     {
-        println!("error     {}", e.as_str().unwrap_or("?"));
+        line(format!("error     {}", e.as_str().unwrap_or("?")));
     }
-    Ok(())
+    out
 }
 
 /// `baton ps`: every service and instance.
@@ -74,17 +120,40 @@ pub fn ps(client: &Client) -> anyhow::Result<()> {
             body["error"].as_str().unwrap_or("")
         );
     }
+    let services: &[serde_json::Value] = body["services"].as_array().map_or(&[], Vec::as_slice);
+    // Boards that know of a cluster say where each instance runs; older ones do not.
+    let with_board = services.iter().any(|s| {
+        s["instances"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|i| i["board"].is_string())
+    });
+    let board = |cell: &str| {
+        if with_board {
+            format!("{cell:<12} ")
+        } else {
+            String::new()
+        }
+    };
     println!(
-        "{:<20} {:<11} {:>7}  {:<14} {:<12} {:>8}  LAST EXIT",
-        "INSTANCE", "STATE", "HEALTH", "ADDRESS", "SERVICE", "RESTARTS"
+        "{:<20} {}{:<11} {:>7}  {:<14} {:<12} {:>8}  LAST EXIT",
+        "INSTANCE",
+        board("BOARD"),
+        "STATE",
+        "HEALTH",
+        "ADDRESS",
+        "SERVICE",
+        "RESTARTS"
     );
-    for service in body["services"].as_array().into_iter().flatten() {
+    for service in services {
         let name = service["name"].as_str().unwrap_or("?");
         let instances = service["instances"].as_array().cloned().unwrap_or_default();
         if instances.is_empty() {
             println!(
-                "{:<20} {:<11} {:>7}  {:<14} {:<12} {:>8}",
+                "{:<20} {}{:<11} {:>7}  {:<14} {:<12} {:>8}",
                 "-",
+                board("-"),
                 service["state"].as_str().unwrap_or("?"),
                 "-",
                 "-",
@@ -115,8 +184,9 @@ pub fn ps(client: &Client) -> anyhow::Result<()> {
                 _ => String::new(),
             };
             println!(
-                "{:<20} {:<11} {:>7}  {:<14} {:<12} {:>8}  {exit}",
+                "{:<20} {}{:<11} {:>7}  {:<14} {:<12} {:>8}  {exit}",
                 i["id"].as_str().unwrap_or("?"),
+                board(i["board"].as_str().unwrap_or("-")),
                 i["state"].as_str().unwrap_or("?"),
                 health,
                 i["address"].as_str().unwrap_or("-"),

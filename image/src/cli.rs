@@ -24,8 +24,10 @@ enum Command {
     /// Work with OCI images.
     #[command(subcommand)]
     Oci(OciCommand),
-    /// Show a board's status.
+    /// Show a board's status and its cluster.
     Status(StatusArgs),
+    /// Find boards on the LAN by mDNS.
+    Boards(BoardsCliArgs),
     /// List services and their instances.
     Ps(BoardArgs),
     /// Show a service's logs.
@@ -209,9 +211,23 @@ pub struct QemuRunArgs {
 struct StatusArgs {
     #[command(flatten)]
     board: BoardArgs,
-    /// Print the raw JSON.
+    /// Print JSON: {"status": ..., "cluster": ...} (cluster is null on boards without one).
     #[arg(long)]
     json: bool,
+}
+
+/// Arguments of `baton boards`.
+#[derive(Debug, Args)]
+struct BoardsCliArgs {
+    /// How long to listen for answers, in seconds.
+    #[arg(long, default_value_t = 3.0, value_name = "SECS")]
+    timeout: f64,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    /// Only boards of this cluster.
+    #[arg(long, value_name = "NAME")]
+    cluster: Option<String>,
 }
 
 /// Runs the command line; the process exit code is the result.
@@ -235,6 +251,10 @@ pub fn main() -> ExitCode {
             digest.map(|d| println!("wrote {} ({d})", args.output.display()))
         }
         Command::Status(args) => crate::board_cli::status(&args.board.client(), args.json),
+        Command::Boards(args) => {
+            crate::boards::run_cli(args.timeout, args.json, args.cluster.as_deref())
+                .map_err(Into::into)
+        }
         Command::Ps(args) => crate::board_cli::ps(&args.client()),
         Command::Logs(args) => {
             crate::board_cli::logs(&args.board.client(), &args.name, args.follow, args.tail)

@@ -5,6 +5,7 @@ pub mod assemble;
 pub mod bake;
 pub mod board;
 pub mod board_cli;
+pub mod boards;
 pub mod build;
 pub mod cli;
 pub mod client;
