@@ -1,6 +1,6 @@
 //! The supervisor's task: the only owner of services, instances, addresses and timers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
@@ -17,7 +17,7 @@ use super::instance::{Action, Event, ExitStatus, Instance, Phase, Policy};
 use super::launch::{self, Placement};
 use super::logs::{ServiceLog, Stream};
 use super::proxy::Published;
-use super::{health, lock, netns, Command, InstanceView, Paths, ServiceView, Shared};
+use super::{health, images, lock, netns, Command, InstanceView, Paths, ServiceView, Shared};
 use crate::bridge::{self, Bridge, Netns};
 use crate::runtime::{self, ContainerRequest, Runtime};
 
@@ -66,12 +66,22 @@ impl Deps {
             Err(_) => None,
         };
         let images = paths.images();
-        let store = tokio::task::spawn_blocking(move || Store::open(&images))
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()))
-            .map(Arc::new)
-            .map_err(|e| format!("the image store is not available: {e}"));
+        // Opening recovers from a power cut; a collection keeping every ref then drops blobs and
+        // layers that an interrupted import or pull left without a ref.
+        let store = tokio::task::spawn_blocking(move || {
+            let store = Store::open(&images)?;
+            if let Ok(report) = images::collect(&store, &BTreeSet::new(), &BTreeSet::new()) {
+                if let Some(line) = images::summary(&report) {
+                    println!("baton: {line}");
+                }
+            }
+            Ok::<_, baton_oci::StoreError>(store)
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()))
+        .map(Arc::new)
+        .map_err(|e| format!("the image store is not available: {e}"));
         if let Ok(s) = &store {
             let r = s.recovery();
             if !r.removed_temp.is_empty() || !r.dropped_refs.is_empty() {
@@ -137,6 +147,8 @@ struct Svc {
     published: Option<Published>,
     error: Option<String>,
     removing: bool,
+    /// The instances placement gave this board; `None` means 1 to `scale.min`.
+    assigned: Option<BTreeSet<u32>>,
 }
 
 struct Driver {
@@ -147,6 +159,12 @@ struct Driver {
     internal: mpsc::UnboundedSender<Internal>,
     next_uid: u64,
     stopping: Vec<oneshot::Sender<()>>,
+    /// Images (by spec text) that a service stopped using; collected once no rollout is running.
+    released: BTreeSet<String>,
+    /// Set by `StopAll`: services stop because the board does, so their images stay.
+    shutting_down: bool,
+    /// Placement's slots per service, also for services not applied yet.
+    assignments: BTreeMap<String, Option<BTreeSet<u32>>>,
 }
 
 pub(super) async fn run(
@@ -165,6 +183,9 @@ pub(super) async fn run(
         internal,
         next_uid: 1,
         stopping: Vec::new(),
+        released: BTreeSet::new(),
+        shutting_down: false,
+        assignments: BTreeMap::new(),
     };
     loop {
         let next_timer = d.next_timer();
@@ -199,6 +220,7 @@ pub(super) async fn run(
             () = sleep => d.timers(),
         }
         d.finish_stop_all();
+        d.collect_images();
     }
 }
 
@@ -225,6 +247,13 @@ impl Driver {
     fn command(&mut self, command: Command) {
         match command {
             Command::Apply(spec) => self.apply(*spec),
+            Command::Assign(name, slots) => {
+                self.assignments.insert(name.clone(), slots.clone());
+                if let Some(svc) = self.services.get_mut(&name) {
+                    svc.assigned = slots;
+                    self.settle(&name);
+                }
+            }
             Command::Remove(name) => {
                 if let Some(svc) = self.services.get_mut(&name) {
                     svc.removing = true;
@@ -250,6 +279,8 @@ impl Driver {
                 self.settle(&name);
             }
             Command::StopAll(done) => {
+                self.shutting_down = true;
+                self.released.clear();
                 self.stopping.push(done);
                 let names: Vec<String> = self.services.keys().cloned().collect();
                 for name in names {
@@ -266,6 +297,9 @@ impl Driver {
                 return;
             }
             svc.removing = false;
+            if svc.spec.image != spec.image {
+                self.released.insert(svc.spec.image.to_string());
+            }
             let publish_changed = svc.spec.publish != spec.publish;
             svc.spec = Arc::new(spec);
             svc.generation += 1;
@@ -291,6 +325,7 @@ impl Driver {
                     published: None,
                     error: None,
                     removing: false,
+                    assigned: self.assignments.get(&name).cloned().flatten(),
                 },
             );
         }
@@ -326,17 +361,25 @@ impl Driver {
         let Some(svc) = self.services.get_mut(name) else {
             return;
         };
-        let desired = if svc.removing { 0 } else { svc.spec.scale.min };
+        let wanted: BTreeSet<u32> = match (&svc.assigned, svc.removing) {
+            (_, true) => BTreeSet::new(),
+            (Some(slots), false) => slots.clone(),
+            (None, false) => (1..=svc.spec.scale.min).collect(),
+        };
         let generation = svc.generation;
         // Start missing instances.
-        let mut to_start = Vec::new();
-        for slot in 1..=desired {
-            if !svc.slots.contains_key(&slot) {
-                to_start.push(slot);
-            }
-        }
+        let to_start: Vec<u32> = wanted
+            .iter()
+            .copied()
+            .filter(|slot| !svc.slots.contains_key(slot))
+            .collect();
         // Stop surplus ones.
-        let surplus: Vec<u32> = svc.slots.keys().copied().filter(|s| *s > desired).collect();
+        let surplus: Vec<u32> = svc
+            .slots
+            .keys()
+            .copied()
+            .filter(|s| !wanted.contains(s))
+            .collect();
         // Roll one outdated instance at a time, once nothing else is changing.
         let busy = svc
             .slots
@@ -369,6 +412,9 @@ impl Driver {
             .get(name)
             .is_some_and(|s| s.removing && s.slots.is_empty());
         if gone {
+            if let Some(svc) = self.services.get(name).filter(|_| !self.shutting_down) {
+                self.released.insert(svc.spec.image.to_string());
+            }
             self.services.remove(name);
             lock(&self.shared.views).remove(name);
             lock(&self.shared.logs).remove(name);
@@ -740,6 +786,41 @@ impl Driver {
         }
     }
 
+    /// Collects the released images once no instance is starting, stopping or outdated (so no
+    /// container still runs from them) and the board is not shutting down.
+    fn collect_images(&mut self) {
+        if self.released.is_empty() || self.shutting_down {
+            return;
+        }
+        let settled = self.services.values().all(|svc| {
+            svc.slots.values().all(|s| {
+                s.generation == svc.generation
+                    && !matches!(s.machine.phase, Phase::Starting | Phase::Stopping)
+            })
+        });
+        let Ok(store) = self.deps.store.clone() else {
+            self.released.clear();
+            return;
+        };
+        if !settled {
+            return;
+        }
+        let released = std::mem::take(&mut self.released);
+        let in_use: BTreeSet<String> = self
+            .services
+            .values()
+            .map(|svc| svc.spec.image.to_string())
+            .collect();
+        tokio::task::spawn_blocking(move || match images::collect(&store, &released, &in_use) {
+            Ok(report) => {
+                if let Some(line) = images::summary(&report) {
+                    println!("baton: {line}");
+                }
+            }
+            Err(e) => eprintln!("baton: {e}"),
+        });
+    }
+
     fn finish_stop_all(&mut self) {
         if !self.stopping.is_empty() && self.services.is_empty() {
             for done in self.stopping.drain(..) {
@@ -801,6 +882,7 @@ impl Driver {
         let view = ServiceView {
             name: name.to_string(),
             state,
+            image: svc.spec.image.to_string(),
             desired,
             running,
             publish: svc.spec.publish,
@@ -899,7 +981,10 @@ impl Job {
             _ => None,
         };
         let registries = Arc::clone(&self.paths.registries);
+        let started = Instant::now();
+        let service = name.clone();
         tokio::task::spawn_blocking(move || {
+            println!("baton: {service}: preparing image {text}");
             match registry {
                 Some(reference) => pull(&store, &reference, &text, &registries)?,
                 None => {
@@ -908,10 +993,12 @@ impl Job {
                     store.import(&source, &text).map_err(|e| e.to_string())?;
                 }
             }
-            store
-                .prepare(&text)
-                .map(Arc::new)
-                .map_err(|e| e.to_string())
+            let prepared = store.prepare(&text).map_err(|e| e.to_string())?;
+            println!(
+                "baton: {service}: image {text} ready in {} ms",
+                started.elapsed().as_millis()
+            );
+            Ok(Arc::new(prepared))
         })
         .await
         .map_err(|e| format!("{name}: preparing the image: {e}"))?
@@ -935,20 +1022,21 @@ impl Job {
     }
 }
 
-/// Pulls a registry image into the store under the reference text `name`. An image pinned by digest
-/// that is already stored is not asked for again (so it starts without the network).
+/// Pulls a registry image into the store under the reference text `name`, unless the store
+/// already holds it: an image pinned by digest that is stored under that digest, or a tag that
+/// was pulled (or baked into the image by `baton image build --image`) before. So a board starts
+/// its services without the network, and a tag is only fetched again when the service is
+/// removed and its image collected.
 fn pull(
     store: &Store,
     reference: &ImageReference,
     name: &str,
     registries: &BTreeMap<String, RegistryOptions>,
 ) -> Result<(), String> {
-    if let Some(digest) = &reference.digest {
-        if store
-            .get_ref(name)
-            .is_ok_and(|stored| stored.to_string() == *digest)
-        {
-            return Ok(());
+    if let Ok(stored) = store.get_ref(name) {
+        match &reference.digest {
+            Some(digest) if stored.to_string() != *digest => {}
+            _ => return Ok(()),
         }
     }
     let request = PullRequest {

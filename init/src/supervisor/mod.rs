@@ -9,13 +9,14 @@
 
 mod driver;
 pub mod health;
+mod images;
 pub mod instance;
 pub mod launch;
 pub mod logs;
 pub mod netns;
 pub mod proxy;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -113,6 +114,8 @@ pub struct ServiceView {
     pub name: String,
     /// Summary: `running`, `starting`, `degraded`, `crash-loop`, `stopped` or `removing`.
     pub state: &'static str,
+    /// The spec's image (an archive on the config partition or a registry reference).
+    pub image: String,
     /// Instances wanted.
     pub desired: u32,
     /// Instances running and ready.
@@ -137,6 +140,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 enum Command {
     Apply(Box<ServiceSpec>),
+    Assign(String, Option<BTreeSet<u32>>),
     Remove(String),
     Restart(String),
     StopAll(oneshot::Sender<()>),
@@ -153,6 +157,7 @@ impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Command::Apply(s) => write!(f, "Apply({})", s.name),
+            Command::Assign(n, slots) => write!(f, "Assign({n}, {slots:?})"),
             Command::Remove(n) => write!(f, "Remove({n})"),
             Command::Restart(n) => write!(f, "Restart({n})"),
             Command::StopAll(_) => write!(f, "StopAll"),
@@ -176,6 +181,13 @@ impl Supervisor {
     /// Runs `spec`: starts a new service, or replaces a changed one's instances one by one.
     pub fn apply(&self, spec: ServiceSpec) {
         let _ = self.commands.send(Command::Apply(Box::new(spec)));
+    }
+
+    /// Runs only instances `slots` (1-based) of service `name` on this board, whatever its
+    /// `scale.min`; `None` runs instances 1 to `scale.min` (a board on its own). Placement
+    /// decides the slots; the assignment outlives changes of the spec.
+    pub fn assign(&self, name: &str, slots: Option<BTreeSet<u32>>) {
+        let _ = self.commands.send(Command::Assign(name.to_string(), slots));
     }
 
     /// Stops and forgets service `name`.
