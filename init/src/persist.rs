@@ -25,6 +25,23 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// Like [`write_atomic`], for a FAT file system (the config partition): there fsync of the
+/// directory does not write its entries (they sit in the block device's buffers), so the rename
+/// is made durable by syncing the whole file system.
+pub fn write_atomic_fat(path: &Path, contents: &[u8]) -> io::Result<()> {
+    write_atomic(path, contents)?;
+    match path.parent() {
+        Some(dir) => sync_file_system(dir),
+        None => Ok(()),
+    }
+}
+
+/// Makes every change to the file system holding `dir` durable (syncfs).
+pub fn sync_file_system(dir: &Path) -> io::Result<()> {
+    let d = std::fs::File::open(dir)?;
+    nix::unistd::syncfs(&d).map_err(io::Error::from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,8 +9,7 @@
 //! | POST   | `/v1/services/{name}/restart`     | restart every instance |
 //! | GET    | `/v1/services/{name}/logs?tail=N&follow=1` | log lines as text, `follow` streams new ones |
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use axum::body::Body;
 use axum::extract::{Path as UrlPath, Query, State as Extract};
@@ -59,12 +58,45 @@ async fn list(Extract(shared): Extract<Shared>) -> Response {
         .into_iter()
         .filter(|e| e.file.starts_with(SERVICES_DIR))
         .collect();
+    let services: Vec<serde_json::Value> = services
+        .into_iter()
+        .map(|view| cluster_wide(&shared, view))
+        .collect();
     Json(serde_json::json!({ "services": services, "errors": errors })).into_response()
+}
+
+/// A service as the API shows it: with a cluster, every instance in the cluster with its board,
+/// the desired count for the whole cluster, and why instances are not placed, if so.
+fn cluster_wide(shared: &Shared, view: crate::supervisor::ServiceView) -> serde_json::Value {
+    let mut value = serde_json::to_value(&view).unwrap_or_default();
+    let Some(node) = shared.state.cluster() else {
+        return value;
+    };
+    let mut running = u64::from(view.running);
+    if let Some(instances) = value.get_mut("instances").and_then(|v| v.as_array_mut()) {
+        for instance in instances.iter_mut() {
+            instance["board"] = serde_json::Value::from(node.board());
+        }
+        for remote in node
+            .remote_instances()
+            .remove(&view.name)
+            .unwrap_or_default()
+        {
+            running += u64::from(remote.state == "running");
+            instances.push(serde_json::to_value(&remote).unwrap_or_default());
+        }
+    }
+    value["running"] = running.into();
+    if let Some(desired) = node.desired_instances().get(&view.name) {
+        value["desired"] = (*desired).into();
+    }
+    value["unplaced"] = node.unplaced(&view.name).into();
+    value
 }
 
 async fn one(Extract(shared): Extract<Shared>, UrlPath(name): UrlPath<String>) -> Response {
     match supervisor(&shared).map(|s| s.service(&name)) {
-        Ok(Some(view)) => Json(view).into_response(),
+        Ok(Some(view)) => Json(cluster_wide(&shared, view)).into_response(),
         Ok(None) => problem(StatusCode::NOT_FOUND, &format!("no service {name:?}")),
         Err(r) => *r,
     }
@@ -122,7 +154,7 @@ async fn put(
             &format!("the spec does not define service {name:?}"),
         );
     };
-    if let Err(e) = write_atomically(&dir, &file, body.as_bytes()) {
+    if let Err(e) = crate::persist::write_atomic_fat(&dir.join(&file), body.as_bytes()) {
         return problem(
             StatusCode::INTERNAL_SERVER_ERROR,
             &format!("writing {SERVICES_DIR}/{file}: {e}"),
@@ -131,7 +163,11 @@ async fn put(
     shared
         .state
         .replace_config_errors(&format!("{SERVICES_DIR}/{file}"), Vec::new());
-    supervisor.apply(spec);
+    // With a cluster, the member picks the file up, versions it and places the service.
+    match shared.state.cluster() {
+        Some(node) => node.poke(),
+        None => supervisor.apply(spec),
+    }
     (
         StatusCode::ACCEPTED,
         Json(serde_json::json!({ "applied": name })),
@@ -158,7 +194,11 @@ async fn delete(Extract(shared): Extract<Shared>, UrlPath(name): UrlPath<String>
         return problem(StatusCode::NOT_FOUND, &format!("no service {name:?}"));
     }
     match std::fs::remove_file(&path) {
-        Ok(()) => sync_dir(path.parent()),
+        Ok(()) => {
+            if let Some(dir) = path.parent() {
+                let _ = crate::persist::sync_file_system(dir);
+            }
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => {
             return problem(
@@ -170,7 +210,10 @@ async fn delete(Extract(shared): Extract<Shared>, UrlPath(name): UrlPath<String>
     shared
         .state
         .replace_config_errors(&format!("{SERVICES_DIR}/{name}.toml"), Vec::new());
-    supervisor.remove(&name);
+    match shared.state.cluster() {
+        Some(node) => node.poke(),
+        None => supervisor.remove(&name),
+    }
     (
         StatusCode::ACCEPTED,
         Json(serde_json::json!({ "removed": name })),
@@ -238,24 +281,4 @@ fn read_specs(dir: &Path, except: &str) -> Vec<(String, String)> {
         }
     }
     files
-}
-
-/// Writes `dir/name` through a temporary file that is synced and renamed into place, so a
-/// power cut leaves either the old file or the new one.
-fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let tmp: PathBuf = dir.join(format!(".{name}.tmp"));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, dir.join(name))?;
-    sync_dir(Some(dir));
-    Ok(())
-}
-
-fn sync_dir(dir: Option<&Path>) {
-    if let Some(d) = dir.and_then(|d| std::fs::File::open(d).ok()) {
-        let _ = d.sync_all();
-    }
 }
