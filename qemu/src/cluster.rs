@@ -85,6 +85,10 @@ pub struct ClusterConfig {
     pub boards: usize,
     /// Port forwards; board `i` gets host port `host + i - 1` (see [`crate::ports`]).
     pub forwards: Vec<Forward>,
+    /// Other images for some boards, by board number (1-based): built for the same board with
+    /// the same packages (the kernel and initramfs come from [`ClusterConfig::image`]), but with
+    /// another config partition, for example another cluster key. Default none.
+    pub board_images: Vec<(usize, PathBuf)>,
     /// Connections from every board to the host's loopback (default none).
     pub guest_forwards: Vec<GuestForward>,
     /// Where `board<N>.log` files go (default: the work directory).
@@ -121,6 +125,7 @@ impl ClusterConfig {
             boards: 1,
             forwards: Vec::new(),
             guest_forwards: Vec::new(),
+            board_images: Vec::new(),
             serial_dir: None,
             work_dir: None,
             memory_mib: 512,
@@ -211,7 +216,13 @@ impl Cluster {
         let mut boards = Vec::with_capacity(n);
         for (i, forwards) in (1..=n).zip(plan) {
             let disk = dir.join(format!("board{i}.qcow2"));
-            disk::create_overlay(&config.qemu_img, &boot.image, &disk, size)?;
+            let backing = config
+                .board_images
+                .iter()
+                .find(|(board, _)| *board == i)
+                .map(|(_, path)| std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()))
+                .unwrap_or_else(|| boot.image.clone());
+            disk::create_overlay(&config.qemu_img, &backing, &disk, size)?;
             let log = serial_dir.join(format!("board{i}.log"));
             let console = Arc::new(Console::new(i, &log, config.echo)?);
             boards.push(Board::new(
