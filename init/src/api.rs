@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 use crate::power::Action;
 use crate::status::{Address, BootStep, DataPartition, State};
 
+mod cluster;
 mod services;
 
 /// TCP port of the API on every board.
@@ -124,6 +125,7 @@ fn router(shared: Shared) -> Router {
         .route("/v1/halt", post(|s| power(s, Action::Halt)))
         .route("/v1/poweroff", post(|s| power(s, Action::Poweroff)))
         .merge(services::routes())
+        .merge(cluster::routes())
         .route_layer(middleware::from_fn_with_state(
             shared.clone(),
             require_token,
@@ -133,6 +135,7 @@ fn router(shared: Shared) -> Router {
             "/v1/health",
             get(|| async { Json(serde_json::json!({ "ok": true })) }),
         )
+        .merge(cluster::sync_routes())
         .merge(authenticated)
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(shared)

@@ -196,7 +196,11 @@ pub async fn boot<S: Services>(
         .await
     {
         Ok(network) => {
-            services.start_time_sync(config.time_servers, &network, Arc::clone(&ctx.state));
+            services.start_time_sync(
+                config.time_servers.clone(),
+                &network,
+                Arc::clone(&ctx.state),
+            );
             up.network = Some(network);
         }
         Err(e) => ctx.report(format_args!("network: {e}")),
@@ -211,7 +215,7 @@ pub async fn boot<S: Services>(
 
     let t = Instant::now();
     services
-        .start_containers(ctx, up.data_mounted, &config.registries)
+        .start_containers(ctx, up.data_mounted, &config)
         .await;
     done(ctx, "services", t);
 

@@ -67,7 +67,7 @@ impl Services for FakeServices {
         &self,
         _ctx: &Arc<Ctx>,
         data_mounted: bool,
-        _registries: &std::collections::BTreeMap<String, baton_spec::cluster::RegistryConfig>,
+        _config: &crate::config::BootConfig,
     ) {
         self.sys
             .note(format!("containers start (data {data_mounted})"));

@@ -45,6 +45,21 @@ pub struct BootConfig {
     pub time_servers: Vec<String>,
     /// `[registries]`: credentials and insecure flags for registry pulls.
     pub registries: std::collections::BTreeMap<String, baton_spec::cluster::RegistryConfig>,
+    /// `[cluster]` and `[board] labels`, when `cluster.toml` is valid (no key, no cluster).
+    pub cluster: Option<ClusterBoot>,
+}
+
+/// What the cluster member needs from `cluster.toml`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterBoot {
+    /// `[cluster] name`.
+    pub name: String,
+    /// `[cluster] key`.
+    pub key: String,
+    /// `[cluster] interface`.
+    pub interface: Option<String>,
+    /// `[board] labels`.
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for BootConfig {
@@ -54,6 +69,7 @@ impl Default for BootConfig {
             network: NetworkConfig::default(),
             time_servers: vec!["pool.ntp.org".to_string()],
             registries: Default::default(),
+            cluster: None,
         }
     }
 }
@@ -65,6 +81,12 @@ impl From<&ClusterConfig> for BootConfig {
             network: c.network.clone(),
             time_servers: c.time_servers.clone(),
             registries: c.registries.clone(),
+            cluster: Some(ClusterBoot {
+                name: c.name.clone(),
+                key: c.key.clone(),
+                interface: c.interface.clone(),
+                labels: c.labels.clone(),
+            }),
         }
     }
 }

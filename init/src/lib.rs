@@ -15,6 +15,7 @@ pub mod boot;
 pub mod bridge;
 pub mod build_info;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod console;
 pub mod context;

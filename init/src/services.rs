@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::error::Error as StdError;
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use baton_oci::registry::RegistryCa;
@@ -40,13 +40,13 @@ pub trait Services {
     fn start_api(&self, state: Arc<State>, power: mpsc::Sender<Action>) -> Result<(), StartError>;
     /// Stops networking (releases DHCP leases).
     fn stop_network(&self, network: Self::Network) -> impl Future<Output = ()>;
-    /// Starts the supervisor and the services on the config partition; `registries` are the
-    /// `[registries]` of `cluster.toml`.
+    /// Starts the supervisor, then the cluster member that hands it the services (or, without a
+    /// valid `cluster.toml`, the services of the config partition directly).
     fn start_containers(
         &self,
         ctx: &Arc<Ctx>,
         data_mounted: bool,
-        registries: &BTreeMap<String, RegistryConfig>,
+        config: &crate::config::BootConfig,
     ) -> impl Future<Output = ()>;
     /// Stops every service gracefully.
     fn stop_containers(&self, ctx: &Ctx) -> impl Future<Output = ()>;
@@ -84,10 +84,10 @@ impl Services for RealServices {
         &self,
         ctx: &Arc<Ctx>,
         data_mounted: bool,
-        registries: &BTreeMap<String, RegistryConfig>,
+        config: &crate::config::BootConfig,
     ) {
         let board = Paths::board(data_mounted);
-        let registries = registry_options(registries, &board.config);
+        let registries = registry_options(&config.registries, &board.config);
         for (host, options) in registries.iter() {
             if let Some(RegistryCa { file, pem: Err(e) }) = &options.ca {
                 ctx.say(format_args!(
@@ -104,14 +104,41 @@ impl Services for RealServices {
         for note in notes {
             ctx.say(format_args!("services: {note}"));
         }
-        let specs = crate::config::load_services(ctx);
-        for spec in specs {
-            supervisor.apply(spec);
-        }
-        ctx.state.set_supervisor(supervisor);
+        ctx.state.set_supervisor(supervisor.clone());
+        let Some(cluster) = &config.cluster else {
+            for spec in crate::config::load_services(ctx) {
+                supervisor.apply(spec);
+            }
+            return;
+        };
+        let settings = crate::cluster::Settings {
+            cluster: cluster.name.clone(),
+            key: cluster.key.clone(),
+            board: nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| "baton".to_string()),
+            labels: cluster.labels.clone(),
+            interface: cluster.interface.clone(),
+            services_dir: Path::new(crate::config::MOUNT_POINT)
+                .join(baton_spec::service::SERVICES_DIR),
+            state_dir: data_mounted.then(|| PathBuf::from("/data/cluster")),
+            generation: crate::cluster::next_generation(data_mounted),
+            api_port: crate::api::PORT,
+        };
+        // The member waits for its interface to have an address: it starts in the background.
+        let state = Arc::clone(&ctx.state);
+        tokio::spawn(async move {
+            match crate::cluster::Node::start(settings, supervisor, Arc::clone(&state)).await {
+                Ok(node) => state.set_cluster(node),
+                Err(e) => eprintln!("baton: {e}"),
+            }
+        });
     }
 
     async fn stop_containers(&self, ctx: &Ctx) {
+        if let Some(node) = ctx.state.cluster() {
+            node.shutdown().await;
+        }
         if let Some(supervisor) = ctx.state.supervisor() {
             supervisor.stop_all().await;
         }

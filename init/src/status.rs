@@ -75,6 +75,7 @@ pub struct State {
     addresses: Mutex<Vec<Address>>,
     token: Mutex<Option<String>>,
     supervisor: OnceLock<crate::supervisor::Supervisor>,
+    cluster: OnceLock<std::sync::Arc<crate::cluster::Node>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -165,6 +166,16 @@ impl State {
     /// The supervisor, once the boot has started it.
     pub fn supervisor(&self) -> Option<&crate::supervisor::Supervisor> {
         self.supervisor.get()
+    }
+
+    /// Hands the running cluster member to the API and to shutdown (once).
+    pub fn set_cluster(&self, node: std::sync::Arc<crate::cluster::Node>) {
+        let _ = self.cluster.set(node);
+    }
+
+    /// The cluster member, once it has started.
+    pub fn cluster(&self) -> Option<&std::sync::Arc<crate::cluster::Node>> {
+        self.cluster.get()
     }
 
     /// The API token, if one is configured.

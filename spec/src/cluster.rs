@@ -4,6 +4,8 @@
 //! [cluster]
 //! name = "home"                 # optional, default "baton"
 //! key = "…64 hex characters…"   # shared by every board of the cluster
+//! interface = "eth0"            # optional: where boards meet; default the first wired
+//!                               # interface with an address
 //!
 //! [api]
 //! token = "…"                   # bearer token for the board's HTTP API
@@ -78,6 +80,8 @@ struct RawCluster {
     name: Option<String>,
     /// Shared secret of the cluster, at least 32 characters.
     key: Option<String>,
+    /// Network interface the boards of the cluster meet on.
+    interface: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -155,6 +159,9 @@ pub struct ClusterConfig {
     /// Shared cluster secret.
     #[serde(skip)]
     pub key: String,
+    /// The interface the cluster's boards meet on (`[cluster] interface`); `None` picks the
+    /// first wired interface with an address.
+    pub interface: Option<String>,
     /// API bearer token.
     #[serde(skip)]
     pub token: String,
@@ -254,6 +261,20 @@ impl ClusterConfig {
                 String::new()
             }
         };
+        let interface = raw.cluster.interface;
+        if let Some(i) = &interface {
+            let ok = !i.is_empty()
+                && i.len() < 16
+                && i.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+            if !ok {
+                errors.push(err(
+                    "cluster",
+                    "interface",
+                    format!("{i:?} is not an interface name (1-15 letters, digits, '-', '_', '.')"),
+                ));
+            }
+        }
         let token = match raw.api.token {
             Some(t) if t.len() >= MIN_TOKEN_LEN && t.chars().all(|c| c.is_ascii_graphic()) => t,
             Some(_) => {
@@ -444,6 +465,7 @@ impl ClusterConfig {
         Ok(ClusterConfig {
             name,
             key,
+            interface,
             token,
             hostname: raw.board.hostname,
             labels: raw.board.labels,

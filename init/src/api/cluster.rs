@@ -1,0 +1,49 @@
+//! `/v1/cluster`: the members of the cluster as this board sees them, and the sealed exchange of
+//! spec records between boards.
+//!
+//! | method | path               | auth          | what |
+//! |--------|--------------------|---------------|------|
+//! | GET    | `/v1/cluster`      | token         | members (name, state, addresses, labels, capacity, last heard), conflicts, unplaced instances |
+//! | POST   | `/v1/cluster/sync` | the cluster key (sealed body) | a peer's records in, ours out |
+
+use axum::body::Bytes;
+use axum::extract::State as Extract;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+use super::{problem, Shared};
+
+/// `GET /v1/cluster`, behind the token check.
+pub(super) fn routes() -> Router<Shared> {
+    Router::new().route("/v1/cluster", get(view))
+}
+
+/// `POST /v1/cluster/sync`: no token, the body must open with the cluster key.
+pub(super) fn sync_routes() -> Router<Shared> {
+    Router::new().route("/v1/cluster/sync", post(sync))
+}
+
+async fn view(Extract(shared): Extract<Shared>) -> Response {
+    match shared.state.cluster() {
+        Some(node) => Json(node.view()).into_response(),
+        None => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this board is not in a cluster yet (no valid [cluster] key, or its interface has no address)",
+        ),
+    }
+}
+
+async fn sync(Extract(shared): Extract<Shared>, body: Bytes) -> Response {
+    let Some(node) = shared.state.cluster() else {
+        return problem(StatusCode::SERVICE_UNAVAILABLE, "not in a cluster yet");
+    };
+    match node.answer_sync(&body) {
+        Some(answer) => {
+            ([(header::CONTENT_TYPE, "application/octet-stream")], answer).into_response()
+        }
+        // Nothing about why: a stranger learns only that it was refused.
+        None => problem(StatusCode::FORBIDDEN, "refused"),
+    }
+}

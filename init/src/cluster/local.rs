@@ -1,0 +1,352 @@
+//! The board's own copy of the cluster's specs: the `services/` directory of its config
+//! partition, and a book on the data partition of which version each file holds.
+//!
+//! The config partition is what a user edits with a laptop; it always mirrors the specs in force
+//! cluster-wide. A file whose text differs from what the book says it held is a change made on
+//! this card (or over this board's API) and becomes a new record, stamped by the cluster clock; a
+//! file that the book knows but that is gone is a deletion. Files that do not validate make no
+//! record: the version in force keeps running, and the error is reported as before.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use baton_cluster::desired::{Clock, Desired, Record, Version};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+/// What the book remembers of one file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// SHA-256 of the text the file held (of "" once deleted).
+    pub hash: String,
+    /// The version of that text.
+    pub version: Version,
+    /// The spec was deleted (the file removed).
+    pub deleted: bool,
+}
+
+/// The book: service name → what its file held last.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Book {
+    /// Entries by service name.
+    pub entries: BTreeMap<String, Entry>,
+}
+
+/// SHA-256 of `text`, hex.
+pub fn hash(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The files of `dir` as (file name, text), sorted; unreadable files are left out.
+pub fn read_files(dir: &Path) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Ok(bytes) = std::fs::read(entry.path()) {
+                files.push((name, String::from_utf8_lossy(&bytes).into_owned()));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Service names that have a file (`web.toml` → `web`), valid or not.
+pub fn present(files: &[(String, String)]) -> BTreeSet<String> {
+    files
+        .iter()
+        .filter(|(f, _)| !f.starts_with('.'))
+        .filter_map(|(f, _)| f.strip_suffix(".toml"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// New records for what changed on the card since the book was written: `valid` are the specs
+/// that validate (name → text), `present` the names that have a file at all.
+pub fn changes(
+    book: &Book,
+    valid: &BTreeMap<String, String>,
+    present: &BTreeSet<String>,
+    clock: &mut Clock,
+    wall_ms: u64,
+    board: &str,
+) -> Vec<Record> {
+    let mut records = Vec::new();
+    let mut stamp = |name: &str, text: Option<String>| Record {
+        name: name.to_string(),
+        text,
+        version: Version {
+            time: clock.tick(wall_ms),
+            board: board.to_string(),
+        },
+    };
+    for (name, text) in valid {
+        let same = book
+            .entries
+            .get(name)
+            .is_some_and(|e| !e.deleted && e.hash == hash(text));
+        if !same {
+            records.push(stamp(name, Some(text.clone())));
+        }
+    }
+    for (name, entry) in &book.entries {
+        if !entry.deleted && !present.contains(name) {
+            records.push(stamp(name, None));
+        }
+    }
+    records
+}
+
+/// Brings the files of `dir` in line with the records in force for `names`, and the book with
+/// them. Returns what could not be written (the book then keeps the old entry, so the next scan
+/// tries again).
+pub fn mirror(dir: &Path, book: &mut Book, desired: &Desired, names: &[String]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for name in names {
+        let Some(record) = desired.get(name) else {
+            continue;
+        };
+        let path = dir.join(format!("{name}.toml"));
+        let result = match &record.text {
+            Some(text) => {
+                let current = std::fs::read_to_string(&path).ok();
+                if current.as_deref() == Some(text.as_str()) {
+                    Ok(())
+                } else {
+                    crate::persist::write_atomic_fat(&path, text.as_bytes())
+                }
+            }
+            None => match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => crate::persist::sync_file_system(dir),
+            },
+        };
+        match result {
+            Ok(()) => {
+                book.entries.insert(
+                    name.clone(),
+                    Entry {
+                        hash: hash(record.text.as_deref().unwrap_or("")),
+                        version: record.version.clone(),
+                        deleted: record.text.is_none(),
+                    },
+                );
+            }
+            Err(e) => problems.push(format!("{}: {e}", path.display())),
+        }
+    }
+    problems
+}
+
+/// Where the book and the merged records are kept on the data partition.
+#[derive(Debug, Clone)]
+pub struct Files {
+    /// `local.json`: the book.
+    pub book: PathBuf,
+    /// `desired.json`: every record, tombstones included.
+    pub desired: PathBuf,
+}
+
+impl Files {
+    /// Under `dir` (normally `/data/cluster`).
+    pub fn under(dir: &Path) -> Files {
+        Files {
+            book: dir.join("local.json"),
+            desired: dir.join("desired.json"),
+        }
+    }
+
+    /// Reads the book; a missing or broken file gives an empty one.
+    pub fn load_book(&self) -> Book {
+        std::fs::read(&self.book)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Reads the records; a missing or broken file gives none.
+    pub fn load_records(&self) -> Vec<Record> {
+        std::fs::read(&self.desired)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Writes both, atomically each.
+    pub fn save(&self, book: &Book, desired: &Desired) -> std::io::Result<()> {
+        if let Some(dir) = self.book.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let records: Vec<&Record> = desired.records().collect();
+        crate::persist::write_atomic(&self.desired, &serde_json::to_vec(&records)?)?;
+        crate::persist::write_atomic(&self.book, &serde_json::to_vec(book)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect()
+    }
+
+    fn names(list: &[&str]) -> BTreeSet<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn new_changed_and_removed_files_become_records_and_unchanged_ones_do_not() {
+        let mut clock = Clock::default();
+        let mut book = Book::default();
+        let first = changes(
+            &book,
+            &valid(&[("web", "a"), ("db", "b")]),
+            &names(&["web", "db"]),
+            &mut clock,
+            100,
+            "pi-a",
+        );
+        assert_eq!(first.len(), 2);
+        let mut desired = Desired::default();
+        desired.merge(first, &mut clock);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let problems = mirror(
+            dir.path(),
+            &mut book,
+            &desired,
+            &["db".to_string(), "web".to_string()],
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("web.toml")).expect("web"),
+            "a"
+        );
+        // Nothing changed: no records.
+        let again = changes(
+            &book,
+            &valid(&[("web", "a"), ("db", "b")]),
+            &names(&["web", "db"]),
+            &mut clock,
+            100,
+            "pi-a",
+        );
+        assert!(again.is_empty(), "{again:?}");
+        // web edited, db removed, a broken file for "new" (present, not valid): two records.
+        let next = changes(
+            &book,
+            &valid(&[("web", "a2")]),
+            &names(&["web", "new"]),
+            &mut clock,
+            100,
+            "pi-a",
+        );
+        let summary: Vec<(&str, Option<&str>)> = next
+            .iter()
+            .map(|r| (r.name.as_str(), r.text.as_deref()))
+            .collect();
+        assert_eq!(summary, [("web", Some("a2")), ("db", None)]);
+        assert!(next.iter().all(|r| r.version.time > 100));
+        // A file whose spec broke is not a deletion.
+        let broken = changes(
+            &book,
+            &valid(&[]),
+            &names(&["web", "db"]),
+            &mut clock,
+            100,
+            "pi-a",
+        );
+        assert!(broken.is_empty(), "{broken:?}");
+    }
+
+    #[test]
+    fn mirroring_writes_and_removes_files_and_the_book_follows() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut clock = Clock::default();
+        let mut desired = Desired::default();
+        let v = |time| Version {
+            time,
+            board: "pi-b".into(),
+        };
+        desired.merge(
+            [
+                Record {
+                    name: "web".into(),
+                    text: Some("from b".into()),
+                    version: v(5),
+                },
+                Record {
+                    name: "old".into(),
+                    text: None,
+                    version: v(6),
+                },
+            ],
+            &mut clock,
+        );
+        std::fs::write(dir.path().join("old.toml"), "stale").expect("write");
+        let mut book = Book::default();
+        let problems = mirror(
+            dir.path(),
+            &mut book,
+            &desired,
+            &["web".to_string(), "old".to_string()],
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(!dir.path().join("old.toml").exists());
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("web.toml")).expect("web"),
+            "from b"
+        );
+        assert_eq!(book.entries["web"].version, v(5));
+        assert!(book.entries["old"].deleted);
+        // The mirrored files are not changes of this board.
+        let files = read_files(dir.path());
+        let found = changes(
+            &book,
+            &valid(&[("web", "from b")]),
+            &present(&files),
+            &mut clock,
+            0,
+            "pi-a",
+        );
+        assert!(found.is_empty(), "{found:?}");
+    }
+
+    #[test]
+    fn the_book_and_records_survive_a_save_and_load() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let files = Files::under(&dir.path().join("cluster"));
+        assert_eq!(files.load_book(), Book::default());
+        let mut desired = Desired::default();
+        let record = Record {
+            name: "web".into(),
+            text: Some("x".into()),
+            version: Version {
+                time: 1,
+                board: "pi-a".into(),
+            },
+        };
+        desired.merge([record.clone()], &mut Clock::default());
+        let mut book = Book::default();
+        book.entries.insert(
+            "web".into(),
+            Entry {
+                hash: hash("x"),
+                version: record.version.clone(),
+                deleted: false,
+            },
+        );
+        files.save(&book, &desired).expect("save");
+        assert_eq!(files.load_book(), book);
+        assert_eq!(files.load_records(), [record]);
+        std::fs::write(&files.desired, "{broken").expect("write");
+        assert!(files.load_records().is_empty());
+    }
+}

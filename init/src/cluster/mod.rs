@@ -1,0 +1,377 @@
+//! The board as a member of its cluster: discovery, membership, the cluster-wide specs, placement,
+//! and the catalog of what runs where.
+//!
+//! Every couple of seconds, and whenever the membership or the specs change, a *round* runs:
+//! 1. the `services/` directory of the config partition is read, and what changed there since the
+//!    last round becomes new spec records ([`local`]);
+//! 2. records are merged into the cluster's desired state ([`baton_cluster::desired`]), the card
+//!    is brought in line with the result, and both are saved on the data partition;
+//! 3. peers whose spec digest (in the gossip) differs are asked for their records over the sealed
+//!    sync exchange ([`baton_cluster::sync`]), which sends ours along;
+//! 4. every board computes the same placement ([`baton_cluster::placement`]) from the gossiped
+//!    members, their capacity and labels, and the instances each one runs; this board's supervisor
+//!    is told which instances are its own;
+//! 5. this board's key/values are published: API address, capacity, labels, spec digest and the
+//!    instances it runs.
+
+pub mod local;
+mod round;
+mod view;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use baton_cluster::desired::{Clock, Conflict, Desired};
+use baton_cluster::discovery::{Advert, Discovery, Interfaces, PeerEvent};
+use baton_cluster::gossip::{self, GossipConfig, GossipHandle, Timing};
+use baton_cluster::placement::Assignment;
+use baton_cluster::sync::SyncKey;
+use tokio::sync::Notify;
+
+use crate::supervisor::Supervisor;
+
+pub use view::{ClusterView, MemberView};
+
+/// UDP port of the membership gossip.
+pub const GOSSIP_PORT: u16 = 7946;
+
+/// How often a round runs when nothing happens.
+const ROUND_PERIOD: Duration = Duration::from_secs(2);
+
+/// Key/value names this board publishes in the gossip.
+pub(crate) mod keys {
+    /// `ip:port` of the HTTP API.
+    pub const API: &str = "api";
+    /// `<cpu millis> <memory bytes>` offered to services.
+    pub const CAPACITY: &str = "cap";
+    /// The board's labels, JSON.
+    pub const LABELS: &str = "labels";
+    /// Digest of the desired state.
+    pub const SPECS: &str = "specs";
+    /// Instances on this board: `name/slot:phase` separated by spaces.
+    pub const INSTANCES: &str = "run";
+}
+
+/// What the node needs from the boot.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `[cluster] name`.
+    pub cluster: String,
+    /// `[cluster] key`.
+    pub key: String,
+    /// This board's host name.
+    pub board: String,
+    /// `[board] labels`.
+    pub labels: BTreeMap<String, String>,
+    /// `[cluster] interface`, or `None` for the first wired interface with an address.
+    pub interface: Option<String>,
+    /// The config partition's `services/` directory.
+    pub services_dir: PathBuf,
+    /// Where the cluster state is saved (`/data/cluster`), if the data partition is mounted.
+    pub state_dir: Option<PathBuf>,
+    /// Grows with every boot (a boot counter on the data partition).
+    pub generation: u64,
+    /// API port.
+    pub api_port: u16,
+}
+
+/// Mutable state of the node, behind one lock that is never held across an await.
+#[derive(Debug, Default)]
+pub(crate) struct Inner {
+    pub desired: Desired,
+    pub clock: Clock,
+    pub book: local::Book,
+    /// Local changes that lost to another board's newer version.
+    pub conflicts: BTreeMap<String, Conflict>,
+    /// The latest placement.
+    pub assignment: Assignment,
+    /// Errors in specs that came from the cluster, by service.
+    pub spec_errors: BTreeMap<String, String>,
+    /// The spec texts last handed to the supervisor, by service.
+    pub applied: BTreeMap<String, String>,
+    /// When each peer was last asked for its records.
+    pub synced: BTreeMap<String, Instant>,
+    /// The spec errors of the card last reported (so they are printed once, not every round).
+    pub local_errors: Option<Vec<String>>,
+}
+
+/// A running cluster member.
+pub struct Node {
+    settings: Settings,
+    gossip: GossipHandle,
+    sync_key: SyncKey,
+    address: Ipv4Addr,
+    inner: Mutex<Inner>,
+    poke: Notify,
+    discovery: Mutex<Option<Discovery>>,
+    supervisor: Supervisor,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("board", &self.settings.board)
+            .field("address", &self.address)
+            .finish()
+    }
+}
+
+/// Why the node did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The gossip endpoint did not start.
+    #[error("cluster: {0}")]
+    Gossip(#[from] gossip::GossipError),
+    /// The cluster key is unusable.
+    #[error("cluster: {0}")]
+    Key(#[from] baton_cluster::sync::SyncError),
+}
+
+pub(crate) fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The IPv4 address of `interface`, or of the first wired interface that has one (link-local
+/// only when nothing better exists).
+pub fn interface_address(interface: Option<&str>) -> Option<(String, Ipv4Addr)> {
+    let mut found: Vec<(String, Ipv4Addr)> = Vec::new();
+    for ifa in nix::ifaddrs::getifaddrs().ok()? {
+        let Some(addr) = ifa.address.as_ref().and_then(|a| a.as_sockaddr_in()) else {
+            continue;
+        };
+        let ip = addr.ip();
+        if ip.is_loopback()
+            || ifa.interface_name.starts_with("baton")
+            || ifa.interface_name.starts_with("bv")
+        {
+            continue;
+        }
+        match interface {
+            Some(name) if ifa.interface_name != name => continue,
+            _ => found.push((ifa.interface_name.clone(), ip)),
+        }
+    }
+    found.sort_by_key(|(name, ip)| (ip.is_link_local(), name.clone()));
+    found.into_iter().next()
+}
+
+/// The next generation of this board: a boot counter kept on the data partition, or the time in
+/// seconds without one.
+pub fn next_generation(data_mounted: bool) -> u64 {
+    let since_epoch = now_ms() / 1000;
+    if !data_mounted {
+        return since_epoch;
+    }
+    let path = std::path::Path::new(crate::persist::DIR).join("generation");
+    let last = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let next = last + 1;
+    if let Err(e) = crate::persist::write_atomic(&path, next.to_string().as_bytes()) {
+        eprintln!(
+            "baton: cluster: saving the generation in {}: {e}",
+            path.display()
+        );
+        return since_epoch.max(next);
+    }
+    next
+}
+
+/// This board's capacity for services: every CPU, and twice the memory the system does not keep
+/// for itself. Placement adds up the instances' memory *limits* (`memory.max`), which services
+/// rarely reach all at once, so limits may add up to twice what is free; an instance that does
+/// use its whole limit is still held by it.
+pub fn capacity() -> (u64, u64) {
+    const RESERVED: u64 = 128 << 20;
+    const OVERCOMMIT: u64 = 2;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kib| (kib << 10).saturating_sub(RESERVED) * OVERCOMMIT);
+    (cpus * 1000, memory)
+}
+
+impl Node {
+    /// Waits for the cluster interface to have an address, then starts gossip and mDNS and the
+    /// rounds. Runs until the board stops; reports through `say`.
+    pub async fn start(
+        settings: Settings,
+        supervisor: Supervisor,
+        state: Arc<crate::status::State>,
+    ) -> Result<Arc<Node>, Error> {
+        let sync_key = SyncKey::derive(&settings.key)?;
+        let (interface, address) = loop {
+            if let Some(found) = interface_address(settings.interface.as_deref()) {
+                break found;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        let (cpu, memory) = capacity();
+        let mut values = BTreeMap::new();
+        values.insert(
+            keys::API.to_string(),
+            SocketAddrV4::new(address, settings.api_port).to_string(),
+        );
+        values.insert(keys::CAPACITY.to_string(), format!("{cpu} {memory}"));
+        values.insert(
+            keys::LABELS.to_string(),
+            serde_json::to_string(&settings.labels).unwrap_or_default(),
+        );
+        let gossip = gossip::start(GossipConfig {
+            listen: SocketAddr::from((Ipv4Addr::UNSPECIFIED, GOSSIP_PORT)),
+            advertise: Some(SocketAddr::from((address, GOSSIP_PORT))),
+            name: settings.board.clone(),
+            generation: settings.generation,
+            seeds: Vec::new(),
+            cluster_key: settings.key.clone(),
+            values,
+            timing: Timing::lan(),
+        })
+        .await?;
+        println!(
+            "baton: cluster {}: board {} on {interface} ({address}), gossip on UDP {GOSSIP_PORT}",
+            settings.cluster, settings.board
+        );
+        let mut inner = Inner::default();
+        if let Some(dir) = &settings.state_dir {
+            let files = local::Files::under(dir);
+            inner.book = files.load_book();
+            let records = files.load_records();
+            inner.desired.merge(records, &mut inner.clock);
+        }
+        let node = Arc::new(Node {
+            settings,
+            gossip,
+            sync_key,
+            address,
+            inner: Mutex::new(inner),
+            poke: Notify::new(),
+            discovery: Mutex::new(None),
+            supervisor,
+        });
+        node.start_discovery(&interface);
+        tokio::spawn(round::run(Arc::clone(&node), state));
+        Ok(node)
+    }
+
+    /// Advertises the board over mDNS and feeds the peers found to the gossip as seeds.
+    fn start_discovery(self: &Arc<Self>, interface: &str) {
+        let started =
+            Discovery::start(&Interfaces::Named(vec![interface.to_string()])).and_then(|mut d| {
+                d.advertise(&Advert {
+                    cluster: self.settings.cluster.clone(),
+                    board: self.settings.board.clone(),
+                    api_port: self.settings.api_port,
+                    gossip_port: GOSSIP_PORT,
+                })?;
+                let browser = d.browse()?;
+                Ok((d, browser))
+            });
+        let (discovery, browser) = match started {
+            Ok(pair) => pair,
+            Err(e) => {
+                eprintln!("baton: cluster: {e}; peers are found only when they find this board");
+                return;
+            }
+        };
+        *self.discovery.lock().unwrap_or_else(|p| p.into_inner()) = Some(discovery);
+        let node = Arc::downgrade(self);
+        let cluster = self.settings.cluster.clone();
+        let me = self.settings.board.clone();
+        // The browser blocks; it gets a thread of its own (mdns-sd runs one anyway).
+        let spawned = std::thread::Builder::new()
+            .name("mdns-browse".into())
+            .spawn(move || loop {
+                let Some(node) = node.upgrade() else {
+                    return;
+                };
+                if let Some(PeerEvent::Found(peer)) = browser.next(Duration::from_secs(5)) {
+                    if peer.cluster != cluster || peer.board == me {
+                        continue;
+                    }
+                    let port = peer.gossip_port.unwrap_or(GOSSIP_PORT);
+                    for ip in &peer.addresses {
+                        let _ = node.gossip.add_seed(SocketAddr::from((*ip, port)));
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            eprintln!("baton: cluster: cannot start the mDNS browser: {e}");
+        }
+    }
+
+    /// Runs a round soon (a spec changed through the API).
+    pub fn poke(&self) {
+        self.poke.notify_one();
+    }
+
+    /// The board's name.
+    pub fn board(&self) -> &str {
+        &self.settings.board
+    }
+
+    /// Answers a sealed sync request from a peer: merges its records, returns ours, sealed.
+    /// `None` when the request does not open with the cluster key (nothing is revealed).
+    pub fn answer_sync(&self, body: &[u8]) -> Option<Vec<u8>> {
+        let request = self.sync_key.open_request(body).ok()?;
+        let mut inner = lock(&self.inner);
+        let inner = &mut *inner;
+        let changes = inner
+            .desired
+            .merge(request.records.clone(), &mut inner.clock);
+        let records = inner.desired.records().cloned().collect();
+        let answer = self
+            .sync_key
+            .respond(&request, &self.settings.board, records);
+        if !changes.changed.is_empty() {
+            self.poke.notify_one();
+        }
+        Some(answer)
+    }
+
+    /// Names of the instances of `service` this board runs, per placement (1-based slots).
+    pub fn local_slots(&self, service: &str) -> BTreeSet<u32> {
+        let inner = lock(&self.inner);
+        inner
+            .assignment
+            .services
+            .get(service)
+            .map(|s| {
+                s.instances
+                    .iter()
+                    .filter(|(_, board)| **board == self.settings.board)
+                    .map(|(index, _)| index + 1)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Leaves the cluster (peers learn at once) and stops mDNS.
+    pub async fn shutdown(&self) {
+        if let Some(d) = self
+            .discovery
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            d.shutdown();
+        }
+        self.gossip.leave(Duration::from_millis(500)).await;
+    }
+}
