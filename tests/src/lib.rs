@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use baton::build::{BuildOptions, BuildReport};
 use baton::client::Client;
-use baton_qemu::{Cluster, ClusterConfig, Forward};
+use baton_qemu::{Cluster, ClusterConfig, Forward, GuestForward};
+
+pub mod registry;
 
 /// The line the init prints once boot has completed.
 pub const READY: &str = "baton: ready";
@@ -136,7 +138,19 @@ pub fn boot(image: &Path, boards: usize, name: &str) -> Cluster {
 
 /// Like [`boot`], forwarding each of `guest_ports` of every board to free host ports.
 pub fn boot_forwarding(image: &Path, boards: usize, name: &str, guest_ports: &[u16]) -> Cluster {
+    boot_with(image, boards, name, guest_ports, &[])
+}
+
+/// Like [`boot_forwarding`], also letting every board reach host ports through `guest_forwards`.
+pub fn boot_with(
+    image: &Path,
+    boards: usize,
+    name: &str,
+    guest_ports: &[u16],
+    guest_forwards: &[GuestForward],
+) -> Cluster {
     let mut config = ClusterConfig::new(image);
+    config.guest_forwards = guest_forwards.to_vec();
     config.boards = boards;
     // One block of free ports for all forwards, so no two forwards can be handed the same one.
     let base = baton_qemu::free_ports(boards * guest_ports.len()).expect("finding free ports");

@@ -1,0 +1,228 @@
+//! Four boards on one emulated Ethernet segment: three share a cluster key and find each other by
+//! mDNS, the fourth has another key. The three converge to one membership; a service with
+//! `scale.min = 3` gets one instance per board; a spec pushed to board 1 that asks for board 3
+//! runs there; replayed and garbage gossip datagrams change nothing; a board cut off the segment
+//! is declared dead and comes back when its cable is back; a killed board's instances move to the
+//! others and come back with it; the fourth board is never admitted and sees no peers.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use baton::client::Client;
+use baton_qemu::{packet, Cluster, ClusterConfig, Forward};
+use baton_tests::{api, build_image_with, repo_root, wait_ready, wait_until, API_PORT, TOKEN};
+
+const GOSSIP_PORT: u16 = 7946;
+
+/// The boards meet on eth1, the shared segment (eth0 is each board's own QEMU user network).
+fn cluster_toml(key: &str) -> String {
+    format!(
+        "[cluster]\nname = \"e2e\"\nkey = \"{key}\"\ninterface = \"eth1\"\n\n[api]\ntoken = \"{TOKEN}\"\n\n[time]\nservers = []\n"
+    )
+}
+
+const KEY: &str = "e2e-cluster-key-0123456789abcdef0123456789";
+const OTHER_KEY: &str = "another-cluster-key-fedcba9876543210fedcba";
+
+const WEB: &str = r#"name = "web"
+image = "oci-archive:images/hello.tar"
+port = 8080
+scale = { min = 3 }
+resources = { memory = "32Mi" }
+"#;
+
+/// A board's host name: derived from the MAC of its first NIC (`52:54:00:ba:00:NN`).
+fn board_name(index: usize) -> String {
+    format!("baton-ba00{index:02x}")
+}
+
+fn get(client: &Client, path: &str) -> Option<serde_json::Value> {
+    match client.request("GET", path) {
+        Ok((200, v)) => Some(v),
+        _ => None,
+    }
+}
+
+/// Members of the board's view by state: name → state.
+fn members(client: &Client) -> Option<BTreeMap<String, String>> {
+    let view = get(client, "/v1/cluster")?;
+    Some(
+        view["members"]
+            .as_array()?
+            .iter()
+            .filter_map(|m| {
+                Some((
+                    m["name"].as_str()?.to_string(),
+                    m["state"].as_str()?.to_string(),
+                ))
+            })
+            .collect(),
+    )
+}
+
+/// Running instances of `service` by board, as the board's API shows them.
+fn running_on(client: &Client, service: &str) -> Option<BTreeMap<String, usize>> {
+    let services = get(client, "/v1/services")?;
+    let svc = services["services"]
+        .as_array()?
+        .iter()
+        .find(|s| s["name"] == service)?;
+    let mut boards = BTreeMap::new();
+    for i in svc["instances"].as_array()? {
+        if i["state"] == "running" {
+            *boards.entry(i["board"].as_str()?.to_string()).or_insert(0) += 1;
+        }
+    }
+    Some(boards)
+}
+
+fn alive(states: &BTreeMap<String, String>) -> BTreeSet<String> {
+    states
+        .iter()
+        .filter(|(_, s)| *s == "alive" || *s == "self")
+        .map(|(n, _)| n.clone())
+        .collect()
+}
+
+#[test]
+fn boards_form_one_cluster_share_work_and_survive_failures() {
+    let hello = baton_tests::example_archive();
+    let image = build_image_with(
+        "qemu-virt",
+        &[
+            ("cluster.toml", &cluster_toml(KEY)),
+            ("services/web.toml", WEB),
+        ],
+        &[("images/hello.tar", hello.as_path())],
+    );
+    // Board 4: the same image with another key on its card.
+    let stranger = image.dir.path().join("stranger.img");
+    std::fs::copy(&image.path, &stranger).expect("copying the image");
+    baton_tests::replace_config_file(&stranger, "cluster.toml", &cluster_toml(OTHER_KEY));
+
+    let mut config = ClusterConfig::new(&image.path);
+    config.boards = 4;
+    config.memory_mib = 384;
+    config.cpus = 1;
+    config.board_images = vec![(4, stranger)];
+    let base = baton_qemu::free_ports(4).expect("free ports");
+    config.forwards.push(Forward {
+        host: base,
+        guest: API_PORT,
+    });
+    let serial = repo_root().join("target/e2e-serial/cluster");
+    let _ = std::fs::remove_dir_all(&serial);
+    config.serial_dir = Some(serial);
+    let cluster = Cluster::start(config).unwrap_or_else(|e| panic!("starting QEMU: {e}"));
+    for i in 1..=4 {
+        wait_ready(&cluster, i, 1);
+    }
+    let clients: Vec<Client> = (1..=4).map(|i| api(&cluster, i, TOKEN)).collect();
+    let three: BTreeSet<String> = (1..=3).map(board_name).collect();
+    let limit = Duration::from_secs(240);
+
+    // One membership of three, seen from each of them.
+    for (i, client) in clients.iter().take(3).enumerate() {
+        wait_until(
+            &format!("board {} to see the three boards alive", i + 1),
+            limit,
+            || members(client).filter(|m| alive(m) == three),
+        );
+    }
+
+    // scale.min = 3 spread over three boards: one each.
+    let spread = wait_until("one web instance running on each board", limit, || {
+        running_on(&clients[0], "web").filter(|b| b.len() == 3 && b.values().all(|n| *n == 1))
+    });
+    assert_eq!(spread.keys().cloned().collect::<BTreeSet<_>>(), three);
+
+    // A spec pushed to board 1 that wants board 3 runs on board 3.
+    let pinned = format!(
+        "name = \"pinned\"\nimage = \"oci-archive:images/hello.tar\"\nport = 8080\nresources = {{ memory = \"32Mi\" }}\nplacement = {{ boards = [\"{}\"] }}\n",
+        board_name(3)
+    );
+    let (code, body) = clients[0]
+        .send("PUT", "/v1/services/pinned", Some(&pinned))
+        .expect("PUT");
+    assert_eq!(code, 202, "{body}");
+    wait_until("pinned to run on board 3, seen from board 3", limit, || {
+        running_on(&clients[2], "pinned").filter(|b| b.get(&board_name(3)) == Some(&1))
+    });
+
+    // Hostile input on the gossip port: a replayed datagram of board 2, and garbage.
+    let replayed = cluster
+        .frames()
+        .into_iter()
+        .rev()
+        .find(|f| packet::UdpDatagram::parse(&f.bytes).is_some_and(|d| d.dst.port() == GOSSIP_PORT))
+        .expect("a gossip datagram on the segment");
+    for _ in 0..3 {
+        cluster.inject(&replayed.bytes).expect("replaying");
+    }
+    let original = packet::UdpDatagram::parse(&replayed.bytes).expect("parses");
+    let garbage = packet::UdpDatagram {
+        payload: &[0x01; 200],
+        ..original
+    };
+    cluster
+        .inject(&garbage.to_frame().expect("frame"))
+        .expect("garbage");
+    // Board 4 never got in, and learned of no peer.
+    let view = get(&clients[3], "/v1/cluster").expect("board 4's view");
+    assert_eq!(
+        view["members"].as_array().map(Vec::len),
+        Some(1),
+        "board 4 sees peers: {view}"
+    );
+    for client in clients.iter().take(3) {
+        let m = members(client).expect("members");
+        assert!(
+            !m.contains_key(&board_name(4)),
+            "board 4 was admitted: {m:?}"
+        );
+        assert_eq!(
+            alive(&m),
+            three,
+            "membership changed after hostile input: {m:?}"
+        );
+    }
+
+    // A partition: board 2's cable is pulled, then plugged back.
+    cluster.set_link(2, false).expect("unplug");
+    wait_until("board 1 to declare board 2 dead", limit, || {
+        members(&clients[0]).filter(|m| m.get(&board_name(2)).map(String::as_str) == Some("dead"))
+    });
+    cluster.set_link(2, true).expect("plug");
+    wait_until("the partition to heal", limit, || {
+        members(&clients[0]).filter(|m| alive(m) == three)
+    });
+
+    // Board 3 dies: the others say so, its web instance runs elsewhere, pinned cannot move.
+    cluster.kill(3).expect("power cut");
+    wait_until("board 1 to declare board 3 dead", limit, || {
+        members(&clients[0]).filter(|m| m.get(&board_name(3)).map(String::as_str) == Some("dead"))
+    });
+    wait_until("three web instances on boards 1 and 2", limit, || {
+        running_on(&clients[0], "web")
+            .filter(|b| b.values().sum::<usize>() == 3 && !b.contains_key(&board_name(3)))
+    });
+    let services = get(&clients[0], "/v1/services").expect("services");
+    let pinned_view = services["services"]
+        .as_array()
+        .and_then(|l| l.iter().find(|s| s["name"] == "pinned"))
+        .expect("pinned listed");
+    assert!(
+        pinned_view["unplaced"].to_string().contains(&board_name(3)),
+        "pinned should say why it is not placed: {pinned_view}"
+    );
+
+    // Board 3 comes back: alive again, and pinned runs there again.
+    cluster.restart(3).expect("power back");
+    wait_ready(&cluster, 3, 2);
+    wait_until("board 3 alive again", limit, || {
+        members(&clients[0]).filter(|m| alive(m) == three)
+    });
+    wait_until("pinned back on board 3", limit, || {
+        running_on(&clients[0], "pinned").filter(|b| b.get(&board_name(3)) == Some(&1))
+    });
+}
