@@ -149,6 +149,8 @@ pub struct Files {
     pub book: PathBuf,
     /// `desired.json`: every record, tombstones included.
     pub desired: PathBuf,
+    /// `peers`: how many peers were alive when the board last ran.
+    pub peers: PathBuf,
 }
 
 impl Files {
@@ -157,7 +159,20 @@ impl Files {
         Files {
             book: dir.join("local.json"),
             desired: dir.join("desired.json"),
+            peers: dir.join("peers"),
         }
+    }
+
+    /// The number of peers saved by [`Files::save_peers`], if any.
+    pub fn load_peers(&self) -> Option<usize> {
+        std::fs::read_to_string(&self.peers)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+    }
+
+    /// Saves how many peers are alive.
+    pub fn save_peers(&self, count: usize) -> std::io::Result<()> {
+        crate::persist::write_atomic(&self.peers, count.to_string().as_bytes())
     }
 
     /// Reads the book; a missing or broken file gives an empty one.

@@ -41,6 +41,11 @@ pub const GOSSIP_PORT: u16 = 7946;
 /// How often a round runs when nothing happens.
 const ROUND_PERIOD: Duration = Duration::from_secs(2);
 
+/// How long a starting board waits for its peers before it places services, so that boards
+/// booting together do not each start every instance and then hand them over. A board that was
+/// alone when it last ran starts at once.
+const HOLD: Duration = Duration::from_secs(6);
+
 /// Key/value names this board publishes in the gossip.
 pub(crate) mod keys {
     /// `ip:port` of the HTTP API.
@@ -96,6 +101,10 @@ pub(crate) struct Inner {
     pub synced: BTreeMap<String, Instant>,
     /// The spec errors of the card last reported (so they are printed once, not every round).
     pub local_errors: Option<Vec<String>>,
+    /// Until then, while no peer has shown up, nothing is placed (see [`HOLD`]).
+    pub hold_until: Option<Instant>,
+    /// Alive peers at the last round, as saved on the data partition.
+    pub peers_saved: Option<usize>,
 }
 
 /// A running cluster member.
@@ -249,11 +258,17 @@ impl Node {
             settings.cluster, settings.board
         );
         let mut inner = Inner::default();
+        let mut alone_last_time = false;
         if let Some(dir) = &settings.state_dir {
             let files = local::Files::under(dir);
             inner.book = files.load_book();
             let records = files.load_records();
             inner.desired.merge(records, &mut inner.clock);
+            inner.peers_saved = files.load_peers();
+            alone_last_time = inner.peers_saved == Some(0);
+        }
+        if !alone_last_time {
+            inner.hold_until = Some(Instant::now() + HOLD);
         }
         let node = Arc::new(Node {
             settings,

@@ -131,6 +131,10 @@ impl Node {
         self.sync_with_peers().await;
         let specs = self.valid_specs();
         let peers = self.gossip.members();
+        if self.holding(&peers) {
+            self.publish();
+            return;
+        }
         let own_values = self.own_values();
         let input = placement_input((&self.settings.board, &own_values), &peers, &specs);
         let assignment = match placement::place(&input) {
@@ -143,6 +147,35 @@ impl Node {
         self.apply(&self.supervisor, &specs, &assignment);
         lock(&self.inner).assignment = assignment;
         self.publish();
+    }
+
+    /// Whether placement waits for peers still (see [`super::HOLD`]): until the hold time has
+    /// passed, or peers are alive and every one has published its capacity. Also saves the number
+    /// of alive peers when it changed.
+    fn holding(&self, peers: &[GossipMember]) -> bool {
+        let alive: Vec<&GossipMember> = peers
+            .iter()
+            .filter(|p| p.state == MemberState::Alive)
+            .collect();
+        let mut inner = lock(&self.inner);
+        if inner.peers_saved != Some(alive.len()) {
+            if let Some(dir) = &self.settings.state_dir {
+                if let Err(e) = local::Files::under(dir).save_peers(alive.len()) {
+                    eprintln!("baton: cluster: saving the peer count: {e}");
+                }
+            }
+            inner.peers_saved = Some(alive.len());
+        }
+        let Some(until) = inner.hold_until else {
+            return false;
+        };
+        let peers_known =
+            !alive.is_empty() && alive.iter().all(|p| p.values.contains_key(keys::CAPACITY));
+        if peers_known || Instant::now() >= until {
+            inner.hold_until = None;
+            return false;
+        }
+        true
     }
 
     /// What this board publishes, as peers see it (for its own placement input).
