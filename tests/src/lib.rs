@@ -114,6 +114,17 @@ pub fn build_image_with(
     files: &[(&str, &str)],
     copies: &[(&str, &Path)],
 ) -> TestImage {
+    build_image_baking(board, files, copies, &[])
+}
+
+/// Like [`build_image_with`], also baking images into the data partition (`REF=ARCHIVE`, as
+/// `baton image build --image` takes them).
+pub fn build_image_baking(
+    board: &str,
+    files: &[(&str, &str)],
+    copies: &[(&str, &Path)],
+    images: &[&str],
+) -> TestImage {
     let dir = tempfile::tempdir().expect("creating a temporary directory");
     let opts = build_options(dir.path(), board, files);
     for (name, host) in copies {
@@ -121,8 +132,16 @@ pub fn build_image_with(
         std::fs::create_dir_all(to.parent().expect("a parent")).expect("creating config dir");
         std::fs::copy(host, &to).unwrap_or_else(|e| panic!("copying {}: {e}", host.display()));
     }
-    let report =
-        baton::build::build(&opts).unwrap_or_else(|e| panic!("building the {board} image: {e}"));
+    let bake = baton::build::BakeOptions {
+        images: images
+            .iter()
+            .map(|arg| {
+                baton::bake::ImageArg::parse(arg).unwrap_or_else(|e| panic!("--image {arg}: {e}"))
+            })
+            .collect(),
+    };
+    let report = baton::build::build_with(&opts, &bake)
+        .unwrap_or_else(|e| panic!("building the {board} image: {e}"));
     TestImage {
         path: opts.output,
         dir,

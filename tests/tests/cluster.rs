@@ -3,7 +3,8 @@
 //! `scale.min = 3` gets one instance per board; a spec pushed to board 1 that asks for board 3
 //! runs there; replayed and garbage gossip datagrams change nothing; a board cut off the segment
 //! is declared dead and comes back when its cable is back; a killed board's instances move to the
-//! others and come back with it; the fourth board is never admitted and sees no peers.
+//! others and come back with it; a delete through one board removes the service everywhere; the
+//! fourth board is never admitted and sees no peers.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -225,4 +226,25 @@ fn boards_form_one_cluster_share_work_and_survive_failures() {
     wait_until("pinned back on board 3", limit, || {
         running_on(&clients[0], "pinned").filter(|b| b.get(&board_name(3)) == Some(&1))
     });
+
+    // Deleting through board 2 removes the service everywhere.
+    let (code, body) = clients[1]
+        .send("DELETE", "/v1/services/pinned", None)
+        .expect("DELETE");
+    assert_eq!(code, 202, "{body}");
+    for (i, client) in clients.iter().take(3).enumerate() {
+        wait_until(
+            &format!("pinned to be gone on board {}", i + 1),
+            limit,
+            || {
+                let services = get(client, "/v1/services")?;
+                let names: Vec<&str> = services["services"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(|s| s["name"].as_str())
+                    .collect();
+                (!names.contains(&"pinned")).then_some(())
+            },
+        );
+    }
 }

@@ -2,14 +2,15 @@
 //! once over plain HTTP (marked `insecure`) and once over HTTPS with a certificate from a CA that
 //! the board is given on its config partition; `skopeo` fills them, and the board reaches them
 //! through QEMU guest forwards. The pulled images run, and after a reboot they start again from the
-//! store, with the registries gone.
+//! store, with the registries gone. A third image, baked into the card by the builder under a
+//! registry name that no registry serves, runs without any registry at all.
 
 use std::time::Duration;
 
 use baton_qemu::GuestForward;
 use baton_tests::registry::{Registry, TestCa};
 use baton_tests::{
-    api, boot_with, build_image_with, http_get, wait_ready, wait_until, API_PORT, CLUSTER_TOML,
+    api, boot_with, build_image_baking, http_get, wait_ready, wait_until, API_PORT, CLUSTER_TOML,
     TOKEN,
 };
 
@@ -30,19 +31,23 @@ fn images_pulled_from_registries_run_and_survive_the_registries_going_away() {
         "{CLUSTER_TOML}\n[registries.\"{PLAIN}\"]\ninsecure = true\n\n[registries.\"{SECURE}\"]\nca = \"certs/registry.pem\"\n"
     );
     let pulled = format!(
-        "name = \"pulled\"\nimage = \"{PLAIN}/demo/hello:1\"\nport = 8080\npublish = 8080\nenv = {{ GREETING = \"pulled\" }}\n"
+        "name = \"pulled\"\nimage = \"{PLAIN}/demo/hello:1\"\nport = 8080\nresources = {{ memory = \"32Mi\" }}\npublish = 8080\nenv = {{ GREETING = \"pulled\" }}\n"
     );
     let tls = format!(
-        "name = \"tls\"\nimage = \"{SECURE}/demo/hello:2\"\nport = 8080\npublish = 8081\nenv = {{ GREETING = \"over tls\" }}\n"
+        "name = \"tls\"\nimage = \"{SECURE}/demo/hello:2\"\nport = 8080\nresources = {{ memory = \"32Mi\" }}\npublish = 8081\nenv = {{ GREETING = \"over tls\" }}\n"
     );
-    let image = build_image_with(
+    let baked = "name = \"baked\"\nimage = \"registry.invalid:5000/demo/baked:1\"\nport = 8080\nresources = { memory = \"32Mi\" }\npublish = 8082\nenv = { GREETING = \"baked\" }\n";
+    let bake = format!("registry.invalid:5000/demo/baked:1={}", archive.display());
+    let image = build_image_baking(
         "qemu-virt",
         &[
             ("cluster.toml", &cluster_toml),
             ("services/pulled.toml", &pulled),
             ("services/tls.toml", &tls),
+            ("services/baked.toml", baked),
         ],
         &[("certs/registry.pem", ca.ca_pem.as_path())],
+        &[bake.as_str()],
     );
     let forwards = [
         GuestForward {
@@ -58,13 +63,14 @@ fn images_pulled_from_registries_run_and_survive_the_registries_going_away() {
         &image.path,
         1,
         "registry_pull",
-        &[API_PORT, 8080, 8081],
+        &[API_PORT, 8080, 8081, 8082],
         &forwards,
     );
     wait_ready(&cluster, 1, 1);
     let board = cluster.board(1).expect("board");
     let port = board.forwarded(8080).expect("forwarded");
     let tls_port = board.forwarded(8081).expect("forwarded");
+    let baked_port = board.forwarded(8082).expect("forwarded");
     let answers = |what: &str| {
         let body = wait_until(
             &format!("the image pulled over HTTP to answer {what}"),
@@ -78,6 +84,12 @@ fn images_pulled_from_registries_run_and_survive_the_registries_going_away() {
             || http_get(tls_port, "/"),
         );
         assert_eq!(body, "over tls from tls-1\n");
+        let body = wait_until(
+            &format!("the baked image to answer {what}"),
+            Duration::from_secs(180),
+            || http_get(baked_port, "/"),
+        );
+        assert_eq!(body, "baked from baked-1\n");
     };
     answers("at first");
 
@@ -90,6 +102,7 @@ fn images_pulled_from_registries_run_and_survive_the_registries_going_away() {
     assert_eq!(
         images,
         [
+            "registry.invalid:5000/demo/baked:1".to_string(),
             format!("{PLAIN}/demo/hello:1"),
             format!("{SECURE}/demo/hello:2")
         ],
