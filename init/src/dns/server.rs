@@ -1,0 +1,217 @@
+//! The UDP and TCP listeners and their per-query tasks.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+
+use super::answer::{decide, servfail, Decision};
+use super::forward::forward;
+use super::{Error, Limits, Upstreams, VipTable};
+
+/// The largest datagram read from a client (EDNS clients rarely send more than a few hundred).
+const MAX_QUERY: usize = 4096;
+
+/// A running server; dropping it stops both listeners and their tasks.
+#[derive(Debug)]
+pub struct DnsServer {
+    /// The address actually bound (the port is filled in when 0 was asked for).
+    addr: SocketAddr,
+    /// The UDP and TCP accept loops.
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl DnsServer {
+    /// The address served, on both UDP and TCP.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// What every query handler shares.
+struct Shared {
+    table: VipTable,
+    upstreams: Upstreams,
+    limits: Limits,
+    forwards: Arc<Semaphore>,
+}
+
+impl Shared {
+    /// The decision for `packet` against the table as it is now.
+    fn decide(&self, packet: &[u8]) -> Decision {
+        let table = self.table.read().unwrap_or_else(|e| e.into_inner());
+        decide(packet, &table)
+    }
+
+    /// The upstream list as it is now.
+    fn upstreams(&self) -> Vec<std::net::SocketAddr> {
+        self.upstreams
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The reply to a forwarded query: the upstream's, or SERVFAIL.
+    async fn forwarded(
+        &self,
+        packet: &[u8],
+        query: &hickory_proto::op::Message,
+        tcp: bool,
+    ) -> Option<Vec<u8>> {
+        let upstreams = self.upstreams();
+        match forward(packet, &upstreams, self.limits.upstream_timeout, tcp).await {
+            Some(reply) => Some(reply),
+            None => servfail(query),
+        }
+    }
+}
+
+/// Serves DNS on `listen` (UDP and TCP) with the default [`Limits`]. Must be called inside a
+/// tokio runtime; the server runs on it until the returned handle is dropped.
+pub async fn start(
+    listen: SocketAddr,
+    table: VipTable,
+    upstreams: Upstreams,
+) -> Result<DnsServer, Error> {
+    start_with(listen, table, upstreams, Limits::default()).await
+}
+
+/// [`start`] with explicit limits. With port 0, UDP picks a port and TCP binds the same one.
+pub async fn start_with(
+    listen: SocketAddr,
+    table: VipTable,
+    upstreams: Upstreams,
+    limits: Limits,
+) -> Result<DnsServer, Error> {
+    let udp = UdpSocket::bind(listen)
+        .await
+        .map_err(|source| Error::BindUdp {
+            addr: listen,
+            source,
+        })?;
+    let addr = udp.local_addr().map_err(|source| Error::BindUdp {
+        addr: listen,
+        source,
+    })?;
+    let tcp = TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::BindTcp { addr, source })?;
+    let shared = Arc::new(Shared {
+        table,
+        upstreams,
+        limits,
+        forwards: Arc::new(Semaphore::new(limits.max_forwards.max(1))),
+    });
+    let tasks = vec![
+        tokio::spawn(serve_udp(Arc::new(udp), Arc::clone(&shared))),
+        tokio::spawn(serve_tcp(tcp, shared)),
+    ];
+    Ok(DnsServer { addr, tasks })
+}
+
+/// The UDP loop: local answers inline, forwards in bounded background tasks.
+async fn serve_udp(socket: Arc<UdpSocket>, shared: Arc<Shared>) {
+    let mut buf = vec![0u8; MAX_QUERY];
+    loop {
+        // Errors here are per-datagram (e.g. ICMP errors reported late): keep serving.
+        let Ok((len, peer)) = socket.recv_from(&mut buf).await else {
+            continue;
+        };
+        let packet = &buf[..len];
+        match shared.decide(packet) {
+            Decision::Drop => {}
+            Decision::Reply(bytes) => {
+                let _ = socket.send_to(&bytes, peer).await;
+            }
+            Decision::Forward(query) => {
+                let Ok(permit) = Arc::clone(&shared.forwards).try_acquire_owned() else {
+                    continue;
+                };
+                let packet = packet.to_vec();
+                let socket = Arc::clone(&socket);
+                let shared = Arc::clone(&shared);
+                tokio::spawn(async move {
+                    if let Some(reply) = shared.forwarded(&packet, &query, false).await {
+                        let _ = socket.send_to(&reply, peer).await;
+                    }
+                    drop(permit);
+                });
+            }
+        }
+    }
+}
+
+/// The TCP accept loop: at most `max_tcp` connections, each in its own task.
+async fn serve_tcp(listener: TcpListener, shared: Arc<Shared>) {
+    let connections = Arc::new(Semaphore::new(shared.limits.max_tcp.max(1)));
+    loop {
+        let Ok((stream, _peer)) = listener.accept().await else {
+            continue;
+        };
+        let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            serve_connection(stream, &shared).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Serves length-prefixed queries on one connection, in order, until EOF, error or idleness.
+async fn serve_connection(mut stream: TcpStream, shared: &Shared) {
+    let idle = shared.limits.tcp_idle;
+    loop {
+        let mut prefix = [0u8; 2];
+        if !matches!(
+            timeout(idle, stream.read_exact(&mut prefix)).await,
+            Ok(Ok(_))
+        ) {
+            return;
+        }
+        let len = usize::from(u16::from_be_bytes(prefix));
+        let mut packet = vec![0u8; len];
+        if !matches!(
+            timeout(idle, stream.read_exact(&mut packet)).await,
+            Ok(Ok(_))
+        ) {
+            return;
+        }
+        let reply = match shared.decide(&packet) {
+            Decision::Drop => return,
+            Decision::Reply(bytes) => bytes,
+            Decision::Forward(query) => {
+                let Ok(_permit) = shared.forwards.try_acquire() else {
+                    return;
+                };
+                match shared.forwarded(&packet, &query, true).await {
+                    Some(reply) => reply,
+                    None => return,
+                }
+            }
+        };
+        let Ok(len) = u16::try_from(reply.len()) else {
+            return;
+        };
+        let mut framed = Vec::with_capacity(reply.len() + 2);
+        framed.extend_from_slice(&len.to_be_bytes());
+        framed.extend_from_slice(&reply);
+        if stream.write_all(&framed).await.is_err() {
+            return;
+        }
+    }
+}
