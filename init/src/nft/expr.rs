@@ -126,6 +126,20 @@ pub const NAT_MAP_IPS: u32 = 0x1;
 /// `NF_NAT_RANGE_PROTO_SPECIFIED`: the NAT rewrites ports.
 pub const NAT_PROTO_SPECIFIED: u32 = 0x2;
 
+/// How a reject expression answers (`NFT_REJECT_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectKind {
+    /// An ICMP unreachable of the packet's own family (`ip`/`ip6` tables).
+    IcmpUnreach = 0,
+    /// A TCP reset.
+    TcpRst = 1,
+    /// A family-independent ICMP unreachable (`inet` tables), code from `NFT_REJECT_ICMPX_*`.
+    IcmpxUnreach = 2,
+}
+
+/// `NFT_REJECT_ICMPX_PORT_UNREACH`: what a bare `reject` answers in an `inet` table.
+pub const ICMPX_PORT_UNREACH: u8 = 1;
+
 /// One nf_tables expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expr {
@@ -211,6 +225,22 @@ pub enum Expr {
         /// `NF_NAT_RANGE_*` flags.
         flags: u32,
     },
+    /// Put a random number in `0..modulus` (plus `offset`) into `dreg`, as a host-order u32.
+    Numgen {
+        /// Destination register.
+        dreg: Register,
+        /// The numbers are taken modulo this.
+        modulus: u32,
+        /// Added to the result.
+        offset: u32,
+    },
+    /// Refuse the packet with an answer (a TCP reset or an ICMP unreachable); ends the rule.
+    Reject {
+        /// The kind of answer.
+        kind: RejectKind,
+        /// The ICMP code (0 for a TCP reset).
+        code: u8,
+    },
     /// Redirect to the local machine, optionally to the port in a register.
     Redirect {
         /// Register holding the port.
@@ -253,6 +283,8 @@ impl Expr {
             Expr::Masquerade => "masq",
             Expr::Nat { .. } => "nat",
             Expr::Redirect { .. } => "redir",
+            Expr::Numgen { .. } => "numgen",
+            Expr::Reject { .. } => "reject",
         }
     }
 
@@ -354,6 +386,22 @@ impl Expr {
                 if *flags != 0 {
                     w.u32_be(7, *flags);
                 }
+            }
+            Expr::Numgen {
+                dreg,
+                modulus,
+                offset,
+            } => {
+                // NFTA_NG_DREG, NFTA_NG_MODULUS, NFTA_NG_TYPE (NFT_NG_RANDOM), NFTA_NG_OFFSET.
+                w.u32_be(1, reg(*dreg));
+                w.u32_be(2, *modulus);
+                w.u32_be(3, 1);
+                w.u32_be(4, *offset);
+            }
+            Expr::Reject { kind, code } => {
+                // NFTA_REJECT_TYPE, NFTA_REJECT_ICMP_CODE.
+                w.u32_be(1, *kind as u32);
+                w.attr(2, &[*code]);
             }
             Expr::Redirect { proto, flags } => {
                 if let Some(r) = proto {

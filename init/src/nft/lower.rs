@@ -9,8 +9,11 @@
 use super::expr::{
     CmpOp, CtKey, Expr, MetaKey, NatKind, PayloadBase, Register, NAT_PROTO_SPECIFIED,
 };
+use super::expr::{RejectKind, ICMPX_PORT_UNREACH};
 use super::model::Family;
-use super::rule::{AddrField, Ipv4Net, KeyField, Match, Rule, Statement, NFPROTO_IPV4};
+use super::rule::{
+    AddrField, Ipv4Net, KeyField, Match, Reject, Rule, Statement, ICMP, NFPROTO_IPV4,
+};
 
 /// The expressions of `rule` in a table of `family`; `set_id` gives the batch id of a set.
 pub fn lower(rule: &Rule, family: Family, set_id: &dyn Fn(&str) -> Option<u32>) -> Vec<Expr> {
@@ -137,6 +140,20 @@ impl Lowering<'_> {
                 });
                 self.cmp(Register::R1, CmpOp::Neq, vec![0; 4]);
             }
+            Match::Numgen { modulus, value } => {
+                self.out.push(Expr::Numgen {
+                    dreg: Register::R1,
+                    modulus: *modulus,
+                    offset: 0,
+                });
+                self.cmp(Register::R1, CmpOp::Eq, value.to_ne_bytes().to_vec());
+            }
+            Match::IcmpType(kind) => {
+                self.need_ipv4();
+                self.need_l4(ICMP);
+                self.payload(Register::R1, PayloadBase::Transport, 0, 1);
+                self.cmp(Register::R1, CmpOp::Eq, vec![*kind]);
+            }
         }
     }
 
@@ -217,6 +234,24 @@ impl Lowering<'_> {
             Statement::Counter => self.out.push(Expr::Counter),
             Statement::Verdict(v) => self.out.push(Expr::Verdict(v.clone())),
             Statement::Masquerade => self.out.push(Expr::Masquerade),
+            Statement::Reject(with) => self.out.push(match with {
+                Reject::TcpReset => Expr::Reject {
+                    kind: RejectKind::TcpRst,
+                    code: 0,
+                },
+                // An inet rule that matched IPv4 answers like an ip one, as nft does.
+                Reject::PortUnreachable if self.family == Family::Inet && !self.nfproto => {
+                    Expr::Reject {
+                        kind: RejectKind::IcmpxUnreach,
+                        code: ICMPX_PORT_UNREACH,
+                    }
+                }
+                // ICMP_PORT_UNREACH.
+                Reject::PortUnreachable => Expr::Reject {
+                    kind: RejectKind::IcmpUnreach,
+                    code: 3,
+                },
+            }),
             Statement::Dnat { addr, port } => {
                 self.out.push(Expr::Immediate {
                     dreg: Register::R1,

@@ -31,7 +31,7 @@ pub use expr::{CmpOp, Verdict};
 pub use model::{
     BaseChain, Chain, ChainType, Family, Hook, KeyType, Policy, Ruleset, Set, Table, Value,
 };
-pub use rule::{AddrField, CtState, Ipv4Net, KeyField, Match, PortField, Rule, Statement};
+pub use rule::{AddrField, CtState, Ipv4Net, KeyField, Match, PortField, Reject, Rule, Statement};
 
 /// Errors while building or applying a rule set.
 #[derive(Debug, thiserror::Error)]

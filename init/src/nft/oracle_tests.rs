@@ -8,7 +8,9 @@ use super::encode::{chain_attrs, elements_attrs, rule_attrs, set_attrs, table_at
 use super::expr::CmpOp;
 use super::mnl_oracle::{self, MnlMessage};
 use super::netns_tests::{in_pairs, nat_chain, pairs_set, ports_set};
-use super::rule::{AddrField, CtState, Ipv4Net, KeyField, Match, PortField, Rule, Statement, ICMP};
+use super::rule::{
+    AddrField, CtState, Ipv4Net, KeyField, Match, PortField, Reject, Rule, Statement, ICMP,
+};
 use super::wire::MsgKind;
 use super::{Chain, ChainType, Family, Hook, KeyType, Policy, Set, Table, Value, Verdict};
 use crate::testns::{require_root, Netns};
@@ -18,6 +20,7 @@ table inet baton {
   set ports { type inet_service; elements = { 80, 443 } }
   set hosts { type ipv4_addr; elements = { 10.88.0.5 } }
   set pairs { type ipv4_addr . inet_service; elements = { 10.88.0.5 . 80 } }
+  set triples { type ipv4_addr . ipv4_addr . inet_service; elements = { 10.88.0.5 . 10.88.0.6 . 80 } }
   chain forward {
     type filter hook forward priority 0; policy drop;
   }
@@ -42,6 +45,17 @@ fn setup_tables() -> (Table, Table) {
                 .element(&[Value::Ipv4(Ipv4Addr::new(10, 88, 0, 5))]),
         )
         .set(pairs_set())
+        .set(
+            Set::concat(
+                "triples",
+                &[KeyType::Ipv4Addr, KeyType::Ipv4Addr, KeyType::InetService],
+            )
+            .element(&[
+                Value::Ipv4(Ipv4Addr::new(10, 88, 0, 5)),
+                Value::Ipv4(Ipv4Addr::new(10, 88, 0, 6)),
+                Value::Port(80),
+            ]),
+        )
         .chain(Chain::base(
             "forward",
             ChainType::Filter,
@@ -121,8 +135,8 @@ fn tables_chains_sets_and_elements_match_nft() {
 
     let sets = of_kind(&msgs, MsgKind::NewSet);
     let elems = of_kind(&msgs, MsgKind::NewSetElem);
-    assert_eq!(sets.len(), 3);
-    assert_eq!(elems.len(), 3);
+    assert_eq!(sets.len(), 4);
+    assert_eq!(elems.len(), 4);
     for (i, s) in inet.sets.iter().enumerate() {
         let id = i as u32 + 1;
         assert_same(
@@ -293,6 +307,63 @@ fn cases() -> Vec<(&'static str, &'static str, Rule)> {
                 .then(Statement::Redirect { port: None }),
         ),
         ("postrouting", "counter", Rule::new().counter()),
+        (
+            "prerouting",
+            "tcp dport 80 numgen random mod 3 1 dnat to 10.88.0.5:8080",
+            Rule::new()
+                .tcp_dport(80)
+                .when(Match::Numgen {
+                    modulus: 3,
+                    value: 1,
+                })
+                .then(Statement::Dnat {
+                    addr: Ipv4Addr::new(10, 88, 0, 5),
+                    port: Some(8080),
+                }),
+        ),
+        (
+            "forward",
+            "meta l4proto tcp reject with tcp reset",
+            Rule::new()
+                .when(Match::L4proto(CmpOp::Eq, super::rule::TCP))
+                .reject(Reject::TcpReset),
+        ),
+        (
+            "forward",
+            "ip daddr @hosts reject",
+            Rule::new()
+                .when(Match::InSet {
+                    fields: vec![KeyField::Addr(AddrField::Daddr)],
+                    set: "hosts".into(),
+                    invert: false,
+                })
+                .reject(Reject::PortUnreachable),
+        ),
+        (
+            "forward",
+            "reject",
+            Rule::new().reject(Reject::PortUnreachable),
+        ),
+        (
+            "forward",
+            "icmp type echo-request accept",
+            Rule::new().when(Match::IcmpType(8)).accept(),
+        ),
+        (
+            "forward",
+            "ip saddr . ip daddr . tcp dport @triples accept",
+            Rule::new()
+                .when(Match::InSet {
+                    fields: vec![
+                        KeyField::Addr(AddrField::Saddr),
+                        KeyField::Addr(AddrField::Daddr),
+                        KeyField::Port(PortField::TcpDport),
+                    ],
+                    set: "triples".into(),
+                    invert: false,
+                })
+                .accept(),
+        ),
     ]
 }
 

@@ -153,6 +153,25 @@ pub enum Match {
     },
     /// `ct state <states>`: any of the given states.
     CtState(CtState),
+    /// `numgen random mod <modulus> <value>`: holds for a random `value`-th share of packets
+    /// (each rule draws its own number).
+    Numgen {
+        /// The random number is taken modulo this (at least 1).
+        modulus: u32,
+        /// The value it must equal.
+        value: u32,
+    },
+    /// `icmp type <type>` (8 is echo-request).
+    IcmpType(u8),
+}
+
+/// How a `reject` statement answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reject {
+    /// `reject with tcp reset` (the rule must match TCP only, e.g. `meta l4proto tcp`).
+    TcpReset,
+    /// `reject`: ICMP port unreachable (family-independent in an `inet` table).
+    PortUnreachable,
 }
 
 /// What a rule does when it matches.
@@ -171,6 +190,8 @@ pub enum Statement {
         /// New destination port.
         port: Option<u16>,
     },
+    /// Refuse the packet with an answer instead of dropping it silently.
+    Reject(Reject),
     /// Redirect to this host, to `port` if given.
     Redirect {
         /// New destination port.
@@ -266,6 +287,11 @@ impl Rule {
     /// `jump chain`.
     pub fn jump(self, chain: &str) -> Rule {
         self.then(Statement::Verdict(Verdict::Jump(chain.to_string())))
+    }
+
+    /// `reject with ...`.
+    pub fn reject(self, with: Reject) -> Rule {
+        self.then(Statement::Reject(with))
     }
 
     /// `masquerade`.

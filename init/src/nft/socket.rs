@@ -97,10 +97,43 @@ pub fn parse_answers(datagram: &[u8]) -> Result<Vec<Answer>, Error> {
     Ok(out)
 }
 
-/// Opens a netfilter netlink socket in the calling thread's network namespace.
-fn open() -> Result<Socket, Error> {
+/// Receive buffer room per message of a batch: every message is answered while `send` runs,
+/// and each answer costs the socket a whole buffer (about 1 KiB of accounted memory), so a
+/// batch of a few hundred messages overflows the default buffer (`ENOBUFS`).
+const RCVBUF_PER_MESSAGE: usize = 2048;
+/// The least receive buffer asked for.
+const RCVBUF_MIN: usize = 256 * 1024;
+
+/// Grows the receive buffer to hold every answer to `messages` messages: beyond `rmem_max`
+/// with `SO_RCVBUFFORCE` (root, as the init is), else as far as `SO_RCVBUF` goes.
+fn size_receive_buffer(socket: &Socket, messages: usize) {
+    use std::os::fd::AsRawFd;
+    let want = RCVBUF_MIN.max(messages.saturating_mul(RCVBUF_PER_MESSAGE));
+    let size = libc::c_int::try_from(want).unwrap_or(libc::c_int::MAX);
+    for option in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+        // SAFETY: the descriptor is the open socket we own; the value is a c_int of the size given.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            return;
+        }
+    }
+}
+
+/// Opens a netfilter netlink socket in the calling thread's network namespace, with room for
+/// the answers to `messages` messages.
+fn open(messages: usize) -> Result<Socket, Error> {
     let mut socket = Socket::new(NETLINK_NETFILTER).map_err(Error::Socket)?;
     socket.bind_auto().map_err(Error::Socket)?;
+    // Too small a buffer shows as ENOBUFS while reading the answers; nothing to fail on here.
+    size_receive_buffer(&socket, messages);
     // Both are optimisations of the answers (shorter, with a reason); old kernels lack them.
     let _ = socket.set_cap_ack(true);
     let _ = socket.set_ext_ack(true);
@@ -109,7 +142,7 @@ fn open() -> Result<Socket, Error> {
 
 /// Sends `batch` and waits for the kernel's verdict on every message in it.
 pub fn send(batch: &Batch) -> Result<(), Error> {
-    let socket = open()?;
+    let socket = open(batch.messages.len())?;
     let sent = socket.send(&batch.bytes, 0).map_err(|source| Error::Send {
         len: batch.bytes.len(),
         source,
