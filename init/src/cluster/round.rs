@@ -453,6 +453,98 @@ fn post(url: &str, body: &[u8]) -> Result<Vec<u8>, String> {
 mod tests {
     use super::*;
 
+    fn peer(name: &str, alive: bool, values: &[(&str, &str)]) -> GossipMember {
+        GossipMember {
+            name: name.into(),
+            addr: "169.254.0.2:7946".parse().expect("addr"),
+            generation: 1,
+            state: if alive {
+                MemberState::Alive
+            } else {
+                MemberState::Dead
+            },
+            values: values
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            last_heard: None,
+        }
+    }
+
+    fn spec(text: &str) -> ServiceSpec {
+        ServiceSpec::parse("services/web.toml", text).expect("valid spec")
+    }
+
+    #[test]
+    fn the_placement_input_follows_what_boards_report() {
+        let me: BTreeMap<String, String> = [
+            (keys::CAPACITY.to_string(), "2000 1000000000".to_string()),
+            (
+                keys::INSTANCES.to_string(),
+                "web/1:running web/2:starting".to_string(),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let peers = [
+            // Claims web/2 too: the smaller name (pi-a, this board) keeps it.
+            peer(
+                "pi-b",
+                true,
+                &[
+                    (keys::CAPACITY, "4000 2000000000"),
+                    (keys::LABELS, "{\"disk\":\"ssd\"}"),
+                    (keys::INSTANCES, "web/2:running web/3:running"),
+                ],
+            ),
+            // Dead: its instances are not kept anywhere.
+            peer(
+                "pi-c",
+                false,
+                &[
+                    (keys::CAPACITY, "4000 1"),
+                    (keys::INSTANCES, "web/4:running"),
+                ],
+            ),
+            // Alive but its capacity has not arrived: it takes nothing yet.
+            peer("pi-d", true, &[]),
+        ];
+        let specs = [spec(
+            "name = \"web\"\nimage = \"x.lan/web:1\"\nscale = { min = 4 }\nresources = { cpu = 0.5, memory = \"64Mi\" }\nplacement = { labels = { disk = \"ssd\" } }\n",
+        )];
+        let input = placement_input(("pi-a", &me), &peers, &specs);
+        let alive: Vec<(&str, bool)> = input
+            .members
+            .iter()
+            .map(|m| (m.name.as_str(), m.alive))
+            .collect();
+        assert_eq!(
+            alive,
+            [
+                ("pi-a", true),
+                ("pi-b", true),
+                ("pi-c", false),
+                ("pi-d", false)
+            ]
+        );
+        assert_eq!(
+            input.members[1].labels.get("disk").map(String::as_str),
+            Some("ssd")
+        );
+        let web = &input.previous.services["web"].instances;
+        let owners: Vec<(u32, &str)> = web.iter().map(|(i, b)| (*i, b.as_str())).collect();
+        assert_eq!(owners, [(0, "pi-a"), (1, "pi-a"), (2, "pi-b")]);
+        let service = &input.services[0];
+        assert_eq!(service.instances, 4);
+        assert_eq!(service.resources.cpu_millis, 500);
+        assert_eq!(service.resources.memory_bytes, 64 << 20);
+        assert!(service.constraints.spread);
+        assert_eq!(
+            service.constraints.labels.get("disk").map(String::as_str),
+            Some("ssd")
+        );
+    }
+
     #[test]
     fn instance_lists_and_capacities_parse_and_junk_is_skipped() {
         assert_eq!(
