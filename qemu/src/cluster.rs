@@ -182,6 +182,7 @@ impl Cluster {
             return Err(ClusterError::BoardCount(n));
         }
         let plan = ports::plan(&config.forwards, n)?;
+        ports::check_guest_forwards(&config.guest_forwards)?;
         for (i, forwards) in plan.iter().enumerate() {
             for f in forwards {
                 ports::check_free(f.host, i + 1)?;

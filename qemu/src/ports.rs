@@ -53,6 +53,14 @@ pub enum PortError {
         /// The text given.
         text: String,
     },
+    /// Two guest forwards use the same guest port, which QEMU cannot tell apart.
+    #[error("guest forwards {first} and {second} use the same guest port; QEMU needs a different port for each")]
+    GuestPortTwice {
+        /// The first forward's guest address.
+        first: std::net::SocketAddrV4,
+        /// The second one.
+        second: std::net::SocketAddrV4,
+    },
     /// No free port could be found on 127.0.0.1.
     #[error("cannot find {count} free consecutive TCP port(s) on 127.0.0.1: {source}")]
     NoFreePort {
@@ -121,6 +129,20 @@ impl FromStr for GuestForward {
         }
         Ok(GuestForward { guest, host })
     }
+}
+
+/// Checks that no two guest forwards share a guest port (QEMU names each forward's device after
+/// its port and refuses a second one).
+pub fn check_guest_forwards(forwards: &[GuestForward]) -> Result<(), PortError> {
+    for (i, a) in forwards.iter().enumerate() {
+        if let Some(b) = forwards[i + 1..].iter().find(|b| b.guest.port() == a.guest.port()) {
+            return Err(PortError::GuestPortTwice {
+                first: a.guest,
+                second: b.guest,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The forwards of every board: element `i - 1` holds board `i`'s forwards, host ports shifted
@@ -204,6 +226,16 @@ pub fn free_ports(count: usize) -> Result<u16, PortError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn two_guest_forwards_on_one_port_are_refused() {
+        let a: GuestForward = "10.0.2.100:5000=41000".parse().unwrap();
+        let b: GuestForward = "10.0.2.101:5000=41001".parse().unwrap();
+        let c: GuestForward = "10.0.2.101:5001=41001".parse().unwrap();
+        assert!(check_guest_forwards(&[a, c]).is_ok());
+        let err = check_guest_forwards(&[a, c, b]).unwrap_err().to_string();
+        assert!(err.contains("10.0.2.100:5000 and 10.0.2.101:5000"), "{err}");
+    }
+
     #[test]
     fn guest_forwards_parse_and_keep_away_from_qemus_addresses() {
         let f: GuestForward = "10.0.2.100:5000=41000".parse().unwrap();
