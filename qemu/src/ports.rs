@@ -135,7 +135,10 @@ impl FromStr for GuestForward {
 /// its port and refuses a second one).
 pub fn check_guest_forwards(forwards: &[GuestForward]) -> Result<(), PortError> {
     for (i, a) in forwards.iter().enumerate() {
-        if let Some(b) = forwards[i + 1..].iter().find(|b| b.guest.port() == a.guest.port()) {
+        if let Some(b) = forwards[i + 1..]
+            .iter()
+            .find(|b| b.guest.port() == a.guest.port())
+        {
             return Err(PortError::GuestPortTwice {
                 first: a.guest,
                 second: b.guest,
