@@ -7,9 +7,16 @@
 //! - `GET /hog` allocates and touches memory until the kernel stops it (to test memory limits);
 //! - `GET /threads?n=N` starts up to N threads and answers how many it could start (to test
 //!   process limits);
+//! - `GET /fetch?url=http://HOST:PORT/PATH` calls another service itself (HOST a name resolved
+//!   through the container's `/etc/resolv.conf`, or an IPv4 literal; the URL may be
+//!   percent-encoded) and answers 200 with the upstream's body if it answered 200, else 502
+//!   with one line saying why: `connect to web:8080 refused`, `timed out`, `cannot resolve
+//!   web`, `upstream answered 404` (to test which services may reach which; see [`fetch`]);
 //! - anything else is 404.
 //!
 //! Started with `--exit CODE` it exits at once with that code (to test restart policies).
+//!
+//! `PORT=0` listens on a port the kernel picks; the "listening on port N" line names it.
 //!
 //! Every request is logged on stdout. It uses only the standard library, so it builds as a
 //! static binary of a few hundred KiB for the board.
@@ -20,6 +27,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+mod fetch;
 
 struct Service {
     greeting: String,
@@ -63,6 +72,7 @@ fn main() {
             std::process::exit(1);
         }
     };
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(port);
     println!("hello: listening on port {port}");
     for stream in listener.incoming().flatten() {
         let service = Arc::clone(&service);
@@ -94,15 +104,15 @@ fn serve(service: &Service, mut stream: TcpStream) -> std::io::Result<()> {
     let (status, body) = match (method, path) {
         ("GET", "/") => (
             "200 OK",
-            format!("{} from {}\n", service.greeting, service.hostname),
+            format!("{} from {}\n", service.greeting, service.hostname).into_bytes(),
         ),
-        ("GET", "/healthz") => ("200 OK", "ok\n".to_string()),
+        ("GET", "/healthz") => ("200 OK", b"ok\n".to_vec()),
         ("GET", "/count") => {
             let n = service.served.fetch_add(1, Ordering::SeqCst) + 1;
             if let Some(path) = &service.state {
                 std::fs::write(path, format!("{n}\n"))?;
             }
-            ("200 OK", format!("{n}\n"))
+            ("200 OK", format!("{n}\n").into_bytes())
         }
         ("GET", "/hog") => {
             let mut chunks: Vec<Vec<u8>> = Vec::new();
@@ -129,14 +139,24 @@ fn serve(service: &Service, mut stream: TcpStream) -> std::io::Result<()> {
             for t in started {
                 let _ = t.join();
             }
-            ("200 OK", format!("{n}\n"))
+            ("200 OK", format!("{n}\n").into_bytes())
         }
-        _ => ("404 Not Found", "not found\n".to_string()),
+        ("GET", p) if p.starts_with("/fetch?") => match fetch::parse_query(&p["/fetch?".len()..]) {
+            Err(reason) => ("400 Bad Request", format!("{reason}\n").into_bytes()),
+            Ok(target) => match fetch::fetch(&target) {
+                Ok(body) => ("200 OK", body),
+                Err(reason) => ("502 Bad Gateway", format!("{reason}\n").into_bytes()),
+            },
+        },
+        _ => ("404 Not Found", b"not found\n".to_vec()),
     };
     println!("hello: {method} {path} -> {status}");
-    write!(
-        stream,
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+    let mut answer = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
+    .into_bytes();
+    answer.extend_from_slice(&body);
+    // One write: the stream is unbuffered.
+    stream.write_all(&answer)
 }
