@@ -1,7 +1,12 @@
 //! The board bridge `baton0` and the containers' links to it.
 //!
 //! [`Bridge::ensure`] creates the bridge if needed, gives it the gateway address of the
-//! container subnet, brings it up and turns IPv4 forwarding on. [`Bridge::attach`] connects a
+//! container subnet, brings it up and turns IPv4 forwarding on. It also sets the bridge's
+//! `nf_call_iptables` option (on a new bridge and on one left from before), so IPv4 traffic
+//! between two containers on the bridge passes the inet/ip netfilter hooks and the policy
+//! rules of [`crate::nft`] see it, not only traffic routed through the board. The option only
+//! has an effect while the `br_netfilter` kernel module is loaded (the board's `containers`
+//! module set lists it); without the module bridged traffic silently bypasses nftables. [`Bridge::attach`] connects a
 //! container: a veth pair whose host end (`bv` + the container address in hex, e.g.
 //! `bv0a580002`) joins the bridge and whose other end is created directly inside the
 //! container's network namespace as `eth0`, with the address, `lo` up and a default route via
@@ -21,7 +26,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 use futures_util::TryStreamExt;
-use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage};
+use netlink_packet_route::link::{
+    InfoBridge, InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage,
+};
 use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder};
 
 use crate::nft::Ipv4Net;
@@ -171,6 +178,22 @@ async fn add_address(handle: &Handle, index: u32, name: &str, net: Ipv4Net) -> R
         .map_err(request(format!("adding {net}"), name))
 }
 
+/// Sets the bridge option that hands bridged IPv4 frames to the IPv4 netfilter hooks
+/// (`IFLA_BR_NF_CALL_IPTABLES`, `ip link set NAME type bridge nf_call_iptables 1`).
+async fn pass_to_netfilter(handle: &Handle, index: u32, name: &str) -> Result<(), Error> {
+    let msg = LinkMessageBuilder::<LinkBridge>::new_with_info_kind(InfoKind::Bridge)
+        .index(index)
+        .append_info_data(InfoBridge::NfCallIpTables(true))
+        .build();
+    // RTM_NEWLINK on the existing link (`change`): RTM_SETLINK ignores the kind's options.
+    handle
+        .link()
+        .change(msg)
+        .execute()
+        .await
+        .map_err(request("passing bridged IPv4 traffic to netfilter", name))
+}
+
 /// The board bridge.
 #[derive(Debug, Clone)]
 pub struct Bridge {
@@ -192,12 +215,10 @@ impl Bridge {
         let index = match find_link(&handle, name).await? {
             Some(i) => i,
             None => {
-                match handle
-                    .link()
-                    .add(LinkBridge::new(name).build())
-                    .execute()
-                    .await
-                {
+                let msg = LinkBridge::new(name)
+                    .append_info_data(InfoBridge::NfCallIpTables(true))
+                    .build();
+                match handle.link().add(msg).execute().await {
                     Err(e) if is_errno(&e, libc::EEXIST) => {}
                     r => r.map_err(request("creating the bridge", name))?,
                 }
@@ -206,6 +227,8 @@ impl Bridge {
                     .ok_or_else(|| Error::NoSuchLink(name.to_string()))?
             }
         };
+        // Also for a bridge that existed already (or lost the race above).
+        pass_to_netfilter(&handle, index, name).await?;
         let gateway = pool.gateway();
         add_address(
             &handle,

@@ -222,3 +222,41 @@ fn containers_reach_the_board_and_the_uplink_through_nat() {
         "address not duplicated"
     );
 }
+
+/// `nf_call_iptables` of `name` in `ns`, as `ip -d` reports it.
+fn nf_call_iptables(ns: &Netns, name: &str) -> serde_json::Value {
+    let link: serde_json::Value =
+        serde_json::from_str(&ns.ip(&["-d", "-j", "link", "show", name])).expect("ip -d -j link");
+    link[0]["linkinfo"]["info_data"]["nf_call_iptables"].clone()
+}
+
+#[test]
+fn the_bridge_hands_bridged_ipv4_to_netfilter_new_or_found() {
+    require_root();
+    let fresh = Netns::new("br-nf-new");
+    fresh.block_on(|| {
+        Box::pin(async {
+            Bridge::ensure(Config::default()).await.expect("bridge up");
+        })
+    });
+    assert_eq!(nf_call_iptables(&fresh, "baton0"), 1, "created by ensure");
+
+    // A bridge left from before (or made by someone else) without the option gets it.
+    let found = Netns::new("br-nf-old");
+    found.ip(&[
+        "link",
+        "add",
+        "baton0",
+        "type",
+        "bridge",
+        "nf_call_iptables",
+        "0",
+    ]);
+    assert_eq!(nf_call_iptables(&found, "baton0"), 0, "precondition");
+    found.block_on(|| {
+        Box::pin(async {
+            Bridge::ensure(Config::default()).await.expect("bridge up");
+        })
+    });
+    assert_eq!(nf_call_iptables(&found, "baton0"), 1, "found by ensure");
+}
