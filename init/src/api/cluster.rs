@@ -5,6 +5,7 @@
 //! |--------|--------------------|---------------|------|
 //! | GET    | `/v1/cluster`      | token         | members (name, state, addresses, labels, capacity, last heard), conflicts, unplaced instances |
 //! | POST   | `/v1/cluster/sync` | the cluster key (sealed body) | a peer's records in, ours out |
+//! | GET    | `/v1/network`      | token         | each service's virtual IP, allow list and egress; the rule set's generation |
 
 use axum::body::Bytes;
 use axum::extract::State as Extract;
@@ -17,7 +18,21 @@ use super::{problem, Shared};
 
 /// `GET /v1/cluster`, behind the token check.
 pub(super) fn routes() -> Router<Shared> {
-    Router::new().route("/v1/cluster", get(view))
+    Router::new()
+        .route("/v1/cluster", get(view))
+        .route("/v1/network", get(network))
+}
+
+/// `GET /v1/network`: every service's virtual IP, allow list and egress, and the generation of
+/// the isolation rule set in force.
+async fn network(Extract(shared): Extract<Shared>) -> Response {
+    match shared.state.supervisor() {
+        Some(s) => Json(s.network()).into_response(),
+        None => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the supervisor is not running yet",
+        ),
+    }
 }
 
 /// `POST /v1/cluster/sync`: no token, the body must open with the cluster key.

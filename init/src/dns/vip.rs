@@ -60,7 +60,17 @@ impl Subnet {
         Ipv4Addr::from(self.network + 2 + slot)
     }
 
-    /// Whether `ip` lies inside the subnet.
+    /// The network address.
+    pub fn network(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.network)
+    }
+
+    /// The prefix length.
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
+    /// Whether `ip` is inside the subnet.
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
         let mask = u32::MAX << (32 - self.prefix);
         u32::from(ip) & mask == self.network

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use super::instance::{Action, Event, ExitStatus, Instance, Phase, Policy};
 use super::launch::{self, Placement};
 use super::logs::{ServiceLog, Stream};
+use super::network::{self, Network};
 use super::proxy::Published;
 use super::{health, images, lock, netns, Command, InstanceView, Paths, ServiceView, Shared};
 use crate::bridge::{self, Bridge, Netns};
@@ -165,6 +166,10 @@ struct Driver {
     shutting_down: bool,
     /// Placement's slots per service, also for services not applied yet.
     assignments: BTreeMap<String, Option<BTreeSet<u32>>>,
+    /// Service names and the isolation rules, when the bridge is up.
+    network: Option<Network>,
+    /// Services or instances changed since the rules were last rebuilt.
+    network_dirty: bool,
 }
 
 pub(super) async fn run(
@@ -186,7 +191,16 @@ pub(super) async fn run(
         released: BTreeSet::new(),
         shutting_down: false,
         assignments: BTreeMap::new(),
+        network: None,
+        network_dirty: true,
     };
+    if let Ok(bridge) = &d.deps.bridge {
+        let (network, note) = Network::start(bridge.subnet(), bridge.gateway()).await;
+        if let Some(note) = note {
+            eprintln!("baton: services: {note}");
+        }
+        d.network = Some(network);
+    }
     loop {
         let next_timer = d.next_timer();
         let sleep = async {
@@ -221,6 +235,7 @@ pub(super) async fn run(
         }
         d.finish_stop_all();
         d.collect_images();
+        d.update_network();
     }
 }
 
@@ -229,6 +244,14 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// The spec without what only the network rules use (`allow`, `egress`).
+fn without_network_rules(spec: &ServiceSpec) -> ServiceSpec {
+    let mut s = spec.clone();
+    s.allow.clear();
+    s.egress = baton_spec::service::Egress::Internet;
+    s
 }
 
 fn policy(spec: &ServiceSpec) -> Policy {
@@ -296,13 +319,18 @@ impl Driver {
             if *svc.spec == spec && !svc.removing {
                 return;
             }
-            svc.removing = false;
+            let was_removing = std::mem::replace(&mut svc.removing, false);
             if svc.spec.image != spec.image {
                 self.released.insert(svc.spec.image.to_string());
             }
             let publish_changed = svc.spec.publish != spec.publish;
+            // Who it may call and where it may go are network rules, not container settings:
+            // changing them rebuilds the rules and restarts nothing.
+            let network_only = without_network_rules(&svc.spec) == without_network_rules(&spec);
             svc.spec = Arc::new(spec);
-            svc.generation += 1;
+            if !network_only || was_removing {
+                svc.generation += 1;
+            }
             if publish_changed {
                 svc.published = None;
                 svc.error = None;
@@ -412,6 +440,7 @@ impl Driver {
             .get(name)
             .is_some_and(|s| s.removing && s.slots.is_empty());
         if gone {
+            self.network_dirty = true;
             if let Some(svc) = self.services.get(name).filter(|_| !self.shutting_down) {
                 self.released.insert(svc.spec.image.to_string());
             }
@@ -571,6 +600,7 @@ impl Driver {
             runtime: self.deps.runtime.clone(),
             bridge: self.deps.bridge.clone(),
             store: self.deps.store.clone(),
+            resolv_conf: self.network.as_ref().and_then(Network::resolv_conf),
         };
         let results = self.internal.clone();
         tokio::spawn(async move {
@@ -786,6 +816,55 @@ impl Driver {
         }
     }
 
+    /// Rebuilds names and rules when services or instances changed.
+    fn update_network(&mut self) {
+        if !self.network_dirty || self.shutting_down {
+            return;
+        }
+        let Some(network) = self.network.as_mut() else {
+            return;
+        };
+        self.network_dirty = false;
+        let members: Vec<network::Member<'_>> = self
+            .services
+            .values()
+            .filter(|svc| !svc.removing)
+            .map(|svc| network::Member {
+                spec: &svc.spec,
+                instances: svc
+                    .slots
+                    .values()
+                    .filter(|s| s.machine.phase == Phase::Running)
+                    .filter_map(|s| {
+                        let ready = s.machine.healthy != Some(false)
+                            && (svc.spec.health.is_none() || s.machine.healthy == Some(true));
+                        s.address.map(|a| (a, ready))
+                    })
+                    .collect(),
+            })
+            .collect();
+        let error = network.update(&members);
+        if let Some(e) = &error {
+            eprintln!("baton: services: isolation rules not applied: {e}");
+        }
+        let vips = network.vips();
+        let view = super::NetworkView {
+            generation: network.generation(),
+            error,
+            services: members
+                .iter()
+                .map(|m| super::NetworkService {
+                    name: m.spec.name.clone(),
+                    vip: vips.get(&m.spec.name).copied(),
+                    port: m.spec.port,
+                    allow: m.spec.allow.clone(),
+                    egress: format!("{:?}", m.spec.egress).to_lowercase(),
+                })
+                .collect(),
+        };
+        *lock(&self.shared.network) = view;
+    }
+
     /// Collects the released images once no instance is starting, stopping or outdated (so no
     /// container still runs from them) and the board is not shutting down.
     fn collect_images(&mut self) {
@@ -831,6 +910,7 @@ impl Driver {
 
     /// Recomputes the service's view and its published backends.
     fn refresh(&mut self, name: &str) {
+        self.network_dirty = true;
         let Some(svc) = self.services.get(name) else {
             return;
         };
@@ -904,6 +984,8 @@ struct Job {
     runtime: Result<Runtime, String>,
     bridge: Result<Bridge, String>,
     store: Result<Arc<Store>, String>,
+    /// The container's `/etc/resolv.conf`; the board's own when `None`.
+    resolv_conf: Option<Vec<u8>>,
 }
 
 impl Job {
@@ -939,7 +1021,10 @@ impl Job {
             netns: netns.clone(),
             address,
             volumes_dir: self.paths.volumes(&self.spec.name),
-            resolv_conf: std::fs::read("/etc/resolv.conf").unwrap_or_default(),
+            resolv_conf: self
+                .resolv_conf
+                .clone()
+                .unwrap_or_else(|| std::fs::read("/etc/resolv.conf").unwrap_or_default()),
         };
         let result = async {
             let config = launch::container_config(&self.spec, &image.config, &placement)

@@ -14,6 +14,7 @@ pub mod instance;
 pub mod launch;
 pub mod logs;
 pub mod netns;
+mod network;
 pub mod proxy;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -132,6 +133,33 @@ pub struct ServiceView {
 struct Shared {
     views: Mutex<BTreeMap<String, ServiceView>>,
     logs: Mutex<BTreeMap<String, Arc<ServiceLog>>>,
+    network: Mutex<NetworkView>,
+}
+
+/// What `GET /v1/network` shows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct NetworkView {
+    /// Generation of the rule set last applied (0: none yet).
+    pub generation: u64,
+    /// The last error applying it, if the last attempt failed.
+    pub error: Option<String>,
+    /// Every service's virtual IP, the services it may call and its egress.
+    pub services: Vec<NetworkService>,
+}
+
+/// One service in [`NetworkView`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NetworkService {
+    /// Name.
+    pub name: String,
+    /// Virtual IP (`<name>` and `<name>.baton` resolve to it inside containers).
+    pub vip: Option<std::net::Ipv4Addr>,
+    /// Port on the VIP.
+    pub port: Option<u16>,
+    /// Services it may call.
+    pub allow: Vec<String>,
+    /// `internet` or `none`.
+    pub egress: String,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -212,6 +240,11 @@ impl Supervisor {
         if self.commands.send(Command::StopAll(tx)).is_ok() {
             let _ = rx.await;
         }
+    }
+
+    /// Names, virtual IPs and the rule set's generation.
+    pub fn network(&self) -> NetworkView {
+        lock(&self.shared.network).clone()
     }
 
     /// Every service, by name.

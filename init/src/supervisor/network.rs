@@ -1,0 +1,181 @@
+//! The services' network on this board: names (the DNS server on the bridge address) and the
+//! isolation rule set ([`crate::policy`]), both rebuilt from the supervisor's services and
+//! instances whenever they change.
+//!
+//! Every service gets a virtual IP from [`crate::dns::assign_vips`] (the same on every board for the
+//! same set of services); containers resolve `<service>` and `<service>.baton` to it through
+//! their `/etc/resolv.conf`, and the rule set sends a connection to the VIP and the service's port
+//! to one of its healthy instances, if the caller's spec allows it.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, RwLock};
+
+use baton_spec::service::Egress as SpecEgress;
+use baton_spec::ServiceSpec;
+
+use crate::dns::{self, DnsServer, Upstreams, VipTable};
+use crate::nft::Ipv4Net;
+use crate::policy::{self, Egress, Instance, Policy, Proto, Service, ServicePort};
+
+/// One service as the network sees it: its spec and the addresses of its instances here, with
+/// whether each may get new connections.
+pub struct Member<'a> {
+    /// The spec.
+    pub spec: &'a ServiceSpec,
+    /// Instances on this board: address and readiness.
+    pub instances: Vec<(Ipv4Addr, bool)>,
+}
+
+/// The DNS server and the state the rule set is built from.
+pub struct Network {
+    subnet: Ipv4Net,
+    bridge: Ipv4Addr,
+    vips: VipTable,
+    upstreams: Upstreams,
+    _dns: Option<DnsServer>,
+    generation: u64,
+    last: Option<Policy>,
+}
+
+/// The board's resolvers from its `/etc/resolv.conf` (port 53), loopback ones left out.
+pub fn upstreams_from(resolv_conf: &str) -> Vec<SocketAddr> {
+    resolv_conf
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|a| a.trim().parse::<Ipv4Addr>().ok())
+        .filter(|a| !a.is_loopback())
+        .map(|a| SocketAddr::from((a, 53)))
+        .collect()
+}
+
+impl Network {
+    /// Starts the DNS server on the bridge address; without it containers keep the board's
+    /// resolvers (reported in the returned note).
+    pub async fn start(subnet: Ipv4Net, bridge: Ipv4Addr) -> (Network, Option<String>) {
+        let vips: VipTable = Arc::new(RwLock::new(BTreeMap::new()));
+        let upstreams: Upstreams = Arc::new(RwLock::new(upstreams_from(
+            &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        )));
+        let listen = SocketAddr::from((bridge, 53));
+        let (server, note) =
+            match dns::start(listen, Arc::clone(&vips), Arc::clone(&upstreams)).await {
+                Ok(s) => (Some(s), None),
+                Err(e) => (None, Some(format!("service names are not served: {e}"))),
+            };
+        (
+            Network {
+                subnet,
+                bridge,
+                vips,
+                upstreams,
+                _dns: server,
+                generation: 0,
+                last: None,
+            },
+            note,
+        )
+    }
+
+    /// What a container's `/etc/resolv.conf` says: the bridge's DNS server when it runs.
+    pub fn resolv_conf(&self) -> Option<Vec<u8>> {
+        self._dns.as_ref().map(|_| {
+            format!(
+                "# baton: service names (<name>, <name>.baton) and the board's resolvers\nnameserver {}\nsearch baton\n",
+                self.bridge
+            )
+            .into_bytes()
+        })
+    }
+
+    /// Rebuilds the VIP table and the rule set from `members`; applies the rule set when it
+    /// changed. Returns an error to report, if applying failed.
+    pub fn update(&mut self, members: &[Member<'_>]) -> Option<String> {
+        let names: Vec<String> = members.iter().map(|m| m.spec.name.clone()).collect();
+        let vips = dns::assign_vips(&names, dns::DEFAULT_SUBNET);
+        if let Ok(mut table) = self.vips.write() {
+            if *table != vips {
+                *table = vips.clone();
+            }
+        }
+        if let Ok(mut up) = self.upstreams.write() {
+            let now =
+                upstreams_from(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
+            if !now.is_empty() && *up != now {
+                *up = now;
+            }
+        }
+        let mut policy = Policy::new(self.subnet, self.bridge, &[]);
+        let vip_net = dns::DEFAULT_SUBNET;
+        policy.cluster = vec![Ipv4Net::new(vip_net.network(), vip_net.prefix())];
+        policy.services = members
+            .iter()
+            .filter_map(|m| {
+                let vip = *vips.get(&m.spec.name)?;
+                Some(Service {
+                    name: m.spec.name.clone(),
+                    vip,
+                    ports: m
+                        .spec
+                        .port
+                        .map(|p| ServicePort {
+                            proto: Proto::Tcp,
+                            port: p,
+                            target: p,
+                        })
+                        .into_iter()
+                        .collect(),
+                    instances: m
+                        .instances
+                        .iter()
+                        .map(|(addr, healthy)| Instance {
+                            addr: *addr,
+                            healthy: *healthy,
+                        })
+                        .collect(),
+                    allow: m.spec.allow.clone(),
+                    egress: match m.spec.egress {
+                        SpecEgress::None => Egress::None,
+                        _ => Egress::Internet,
+                    },
+                })
+            })
+            .collect();
+        if self.last.as_ref() == Some(&policy) {
+            return None;
+        }
+        self.generation += 1;
+        let mut numbered = policy.clone();
+        numbered.generation = self.generation;
+        let result = policy::apply(&numbered);
+        self.last = Some(policy);
+        result.err().map(|e| e.to_string())
+    }
+
+    /// The generation of the rule set last applied.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The virtual IPs, by service.
+    pub fn vips(&self) -> BTreeMap<String, Ipv4Addr> {
+        self.vips.read().map(|t| t.clone()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstreams_come_from_resolv_conf_without_loopback() {
+        let conf = "# dhcp\nnameserver 10.0.2.3\nnameserver 127.0.0.53\nsearch lan\nnameserver 192.168.1.1\n";
+        assert_eq!(
+            upstreams_from(conf),
+            [
+                SocketAddr::from(([10, 0, 2, 3], 53)),
+                SocketAddr::from(([192, 168, 1, 1], 53))
+            ]
+        );
+    }
+}

@@ -1,0 +1,112 @@
+//! Service names and allow lists on one board: containers resolve other services by name to their
+//! virtual IP; a service reaches one that is in its `allow` list and not one that is not; no
+//! container reaches the board's API; changing an allow list takes effect without restarting the
+//! container; `GET /v1/network` shows the virtual IPs and the rule set's generation.
+
+use std::time::Duration;
+
+use baton_tests::{
+    api, boot_forwarding, build_image_with, wait_ready, wait_until, API_PORT, CLUSTER_TOML, TOKEN,
+};
+
+fn spec(name: &str, publish: u16, allow: &[&str]) -> String {
+    let allow: Vec<String> = allow.iter().map(|a| format!("\"{a}\"")).collect();
+    format!(
+        "name = \"{name}\"\nimage = \"oci-archive:images/hello.tar\"\nport = 8080\npublish = {publish}\nresources = {{ memory = \"32Mi\" }}\nallow = [{}]\nenv = {{ GREETING = \"{name}\" }}\n",
+        allow.join(", ")
+    )
+}
+
+/// One HTTP GET to 127.0.0.1:`port`: status code and body.
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(15))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n")?.1.to_string();
+    Some((code, body))
+}
+
+#[test]
+fn services_reach_exactly_what_their_allow_lists_name() {
+    let hello = baton_tests::example_archive();
+    let image = build_image_with(
+        "qemu-virt",
+        &[
+            ("cluster.toml", CLUSTER_TOML),
+            ("services/api.toml", &spec("api", 8080, &[])),
+            ("services/front.toml", &spec("front", 8081, &["api"])),
+            ("services/other.toml", &spec("other", 8082, &[])),
+        ],
+        &[("images/hello.tar", hello.as_path())],
+    );
+    let cluster = boot_forwarding(&image.path, 1, "isolation", &[API_PORT, 8080, 8081, 8082]);
+    wait_ready(&cluster, 1, 1);
+    let board = cluster.board(1).expect("board");
+    let port = |p| board.forwarded(p).expect("forwarded");
+    let (api_port, front, other) = (port(8080), port(8081), port(8082));
+    let limit = Duration::from_secs(180);
+    for p in [api_port, front, other] {
+        wait_until("every service to answer", limit, || {
+            get(p, "/").filter(|(c, _)| *c == 200)
+        });
+    }
+
+    // front may call api, by name.
+    let (code, body) = wait_until("front to reach api by name", limit, || {
+        get(front, "/fetch?url=http://api:8080/").filter(|(c, _)| *c == 200)
+    });
+    assert_eq!((code, body.as_str()), (200, "api from api-1\n"));
+    let (_, body) = get(front, "/fetch?url=http://api.baton:8080/").expect("front answers");
+    assert_eq!(body, "api from api-1\n");
+
+    // other may not; the name resolves, the connection does not go through.
+    let (code, body) = get(other, "/fetch?url=http://api:8080/").expect("other answers");
+    assert_eq!(code, 502, "{body}");
+    assert!(
+        !body.contains("cannot resolve"),
+        "the name should resolve: {body}"
+    );
+    // Nor may it (or anyone) reach the board's API from a container.
+    let client = api(&cluster, 1, TOKEN);
+    let (_, network) = client.request("GET", "/v1/network").expect("network");
+    let generation = network["generation"].as_u64().unwrap_or(0);
+    assert!(generation > 0, "{network}");
+    let vip = network["services"]
+        .as_array()
+        .and_then(|l| l.iter().find(|s| s["name"] == "api"))
+        .and_then(|s| s["vip"].as_str())
+        .expect("api's VIP")
+        .to_string();
+    assert!(vip.starts_with("10.89."), "{network}");
+    let (code, body) =
+        get(front, "/fetch?url=http://10.88.0.1:7070/v1/health").expect("front answers");
+    assert_eq!(code, 502, "a container reached the board's API: {body}");
+
+    // other is allowed now: no restart, the next call goes through.
+    let started = |client: &baton::client::Client| {
+        let (_, services) = client.request("GET", "/v1/services").expect("services");
+        services["services"]
+            .as_array()
+            .and_then(|l| l.iter().find(|s| s["name"] == "other"))
+            .map(|s| s["instances"][0]["started_at_ms"].clone())
+    };
+    let before = started(&client);
+    assert!(before.as_ref().is_some_and(|v| v.is_u64()), "{before:?}");
+    let (code, reply) = client
+        .send(
+            "PUT",
+            "/v1/services/other",
+            Some(&spec("other", 8082, &["api"])),
+        )
+        .expect("PUT");
+    assert_eq!(code, 202, "{reply}");
+    let (_, body) = wait_until("other to reach api once allowed", limit, || {
+        get(other, &format!("/fetch?url=http://{vip}:8080/")).filter(|(c, _)| *c == 200)
+    });
+    assert_eq!(body, "api from api-1\n");
+    assert_eq!(started(&client), before, "other's container was restarted");
+}
