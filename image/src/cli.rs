@@ -36,6 +36,8 @@ enum Command {
     Apply(ApplyArgs),
     /// Stop and remove a service.
     Rm(RmArgs),
+    /// Show a service's network policy: its address, whom it may call, who may call it.
+    Policy(RmArgs),
 }
 
 /// Which board to talk to.
@@ -261,6 +263,7 @@ pub fn main() -> ExitCode {
         }
         Command::Apply(args) => crate::board_cli::apply(&args.board.client(), &args.file),
         Command::Rm(args) => crate::board_cli::rm(&args.board.client(), &args.name),
+        Command::Policy(args) => crate::policy_cli::run(&args.board.client(), &args.name),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

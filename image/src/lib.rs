@@ -16,5 +16,6 @@ pub mod inspect;
 pub mod kmod;
 pub mod locate;
 pub mod oci_pack;
+pub mod policy_cli;
 pub mod qemu_run;
 pub mod rootfs;
