@@ -146,17 +146,24 @@ impl std::fmt::Debug for SealKey {
 impl SealKey {
     /// Derives the datagram key from the `[cluster] key` text.
     pub fn derive(cluster_key: &str) -> Result<Self, SealError> {
-        let chars = cluster_key.chars().count();
-        if chars < MIN_KEY_TEXT_LEN {
-            return Err(SealError::KeyTooShort(chars));
-        }
-        let mut okm = [0u8; 32];
-        // expand only fails for outputs longer than 255 * 32 bytes; 32 bytes always succeeds.
-        let expanded = Hkdf::<Sha256>::new(None, cluster_key.as_bytes()).expand(KDF_INFO, &mut okm);
-        debug_assert!(expanded.is_ok());
-        let cipher = XChaCha20Poly1305::new((&okm).into());
+        let cipher = cipher_for(cluster_key, KDF_INFO).map_err(SealError::KeyTooShort)?;
         Ok(Self { cipher })
     }
+}
+
+/// An XChaCha20-Poly1305 cipher under the key HKDF-SHA256 derives from the `[cluster] key` text
+/// for `context` (each use has its own context, so its keys differ from the others'). Fails with
+/// the key's length in characters when it is shorter than [`MIN_KEY_TEXT_LEN`].
+pub(crate) fn cipher_for(cluster_key: &str, context: &[u8]) -> Result<XChaCha20Poly1305, usize> {
+    let chars = cluster_key.chars().count();
+    if chars < MIN_KEY_TEXT_LEN {
+        return Err(chars);
+    }
+    let mut okm = [0u8; 32];
+    // expand only fails for outputs longer than 255 * 32 bytes; 32 bytes always succeeds.
+    let expanded = Hkdf::<Sha256>::new(None, cluster_key.as_bytes()).expand(context, &mut okm);
+    debug_assert!(expanded.is_ok());
+    Ok(XChaCha20Poly1305::new((&okm).into()))
 }
 
 /// Seals this node's outgoing datagrams.

@@ -14,11 +14,9 @@
 //! the key can neither ask nor answer, and learns nothing from what it sees.
 
 use chacha20poly1305::aead::rand_core::RngCore;
-use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
+use chacha20poly1305::aead::{Aead, AeadCore, OsRng};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use hkdf::Hkdf;
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
 use crate::desired::Record;
 
@@ -90,17 +88,9 @@ pub struct SyncResponse {
 impl SyncKey {
     /// Derives the sync key from the `[cluster] key` text.
     pub fn derive(cluster_key: &str) -> Result<SyncKey, SyncError> {
-        let chars = cluster_key.chars().count();
-        if chars < crate::sealed::MIN_KEY_TEXT_LEN {
-            return Err(SyncError::KeyTooShort(chars));
-        }
-        let mut okm = [0u8; 32];
-        // 32 bytes is far below HKDF-SHA256's limit of 255 * 32, so expand cannot fail.
-        let expanded = Hkdf::<Sha256>::new(None, cluster_key.as_bytes()).expand(KDF_INFO, &mut okm);
-        debug_assert!(expanded.is_ok());
-        Ok(SyncKey {
-            cipher: XChaCha20Poly1305::new((&okm).into()),
-        })
+        let cipher =
+            crate::sealed::cipher_for(cluster_key, KDF_INFO).map_err(SyncError::KeyTooShort)?;
+        Ok(SyncKey { cipher })
     }
 
     fn seal<T: Serialize>(&self, message: &T) -> Vec<u8> {

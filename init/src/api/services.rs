@@ -9,6 +9,7 @@
 //! | POST   | `/v1/services/{name}/restart`     | restart every instance |
 //! | GET    | `/v1/services/{name}/logs?tail=N&follow=1` | log lines as text, `follow` streams new ones |
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use axum::body::Body;
@@ -58,16 +59,32 @@ async fn list(Extract(shared): Extract<Shared>) -> Response {
         .into_iter()
         .filter(|e| e.file.starts_with(SERVICES_DIR))
         .collect();
+    // Other boards' instances, read once for the whole list.
+    let mut remote = remote_instances(&shared);
     let services: Vec<serde_json::Value> = services
         .into_iter()
-        .map(|view| cluster_wide(&shared, view))
+        .map(|view| cluster_wide(&shared, view, &mut remote))
         .collect();
     Json(serde_json::json!({ "services": services, "errors": errors })).into_response()
 }
 
-/// A service as the API shows it: with a cluster, every instance in the cluster with its board,
-/// the desired count for the whole cluster, and why instances are not placed, if so.
-fn cluster_wide(shared: &Shared, view: crate::supervisor::ServiceView) -> serde_json::Value {
+/// The instances on the other boards of the cluster, by service (none without a cluster).
+fn remote_instances(shared: &Shared) -> BTreeMap<String, Vec<crate::cluster::RemoteInstance>> {
+    shared
+        .state
+        .cluster()
+        .map(|node| node.remote_instances())
+        .unwrap_or_default()
+}
+
+/// A service as the API shows it: with a cluster, every instance in the cluster with its board
+/// (`remote`: the other boards' instances, by service), the desired count for the whole cluster,
+/// and why instances are not placed, if so.
+fn cluster_wide(
+    shared: &Shared,
+    view: crate::supervisor::ServiceView,
+    remote: &mut BTreeMap<String, Vec<crate::cluster::RemoteInstance>>,
+) -> serde_json::Value {
     let mut value = serde_json::to_value(&view).unwrap_or_default();
     let Some(node) = shared.state.cluster() else {
         return value;
@@ -77,26 +94,29 @@ fn cluster_wide(shared: &Shared, view: crate::supervisor::ServiceView) -> serde_
         for instance in instances.iter_mut() {
             instance["board"] = serde_json::Value::from(node.board());
         }
-        for remote in node
-            .remote_instances()
-            .remove(&view.name)
-            .unwrap_or_default()
-        {
+        for remote in remote.remove(&view.name).unwrap_or_default() {
             running += u64::from(remote.state == "running");
             instances.push(serde_json::to_value(&remote).unwrap_or_default());
         }
     }
     value["running"] = running.into();
-    if let Some(desired) = node.desired_instances().get(&view.name) {
-        value["desired"] = (*desired).into();
+    let (desired, unplaced) = match node.placement_of(&view.name) {
+        Some((desired, unplaced)) => (Some(desired), unplaced),
+        None => (None, Vec::new()),
+    };
+    if let Some(desired) = desired {
+        value["desired"] = desired.into();
     }
-    value["unplaced"] = node.unplaced(&view.name).into();
+    value["unplaced"] = unplaced.into();
     value
 }
 
 async fn one(Extract(shared): Extract<Shared>, UrlPath(name): UrlPath<String>) -> Response {
     match supervisor(&shared).map(|s| s.service(&name)) {
-        Ok(Some(view)) => Json(cluster_wide(&shared, view)).into_response(),
+        Ok(Some(view)) => {
+            let mut remote = remote_instances(&shared);
+            Json(cluster_wide(&shared, view, &mut remote)).into_response()
+        }
         Ok(None) => problem(StatusCode::NOT_FOUND, &format!("no service {name:?}")),
         Err(r) => *r,
     }

@@ -18,7 +18,7 @@ pub mod local;
 mod round;
 mod view;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -33,7 +33,7 @@ use tokio::sync::Notify;
 
 use crate::supervisor::Supervisor;
 
-pub use view::{ClusterView, MemberView};
+pub use view::{ClusterView, MemberView, RemoteInstance};
 
 /// UDP port of the membership gossip.
 pub const GOSSIP_PORT: u16 = 7946;
@@ -95,8 +95,8 @@ pub(crate) struct Inner {
     pub assignment: Assignment,
     /// Errors in specs that came from the cluster, by service.
     pub spec_errors: BTreeMap<String, String>,
-    /// The spec texts last handed to the supervisor, by service.
-    pub applied: BTreeMap<String, String>,
+    /// The specs last handed to the supervisor, by service.
+    pub applied: BTreeMap<String, baton_spec::ServiceSpec>,
     /// When each peer was last asked for its records.
     pub synced: BTreeMap<String, Instant>,
     /// The spec errors of the card last reported (so they are printed once, not every round).
@@ -117,6 +117,8 @@ pub struct Node {
     poke: Notify,
     discovery: Mutex<Option<Discovery>>,
     supervisor: Supervisor,
+    /// What the board offers to services (see [`capacity`]), measured once at start.
+    capacity: (u64, u64),
 }
 
 impl std::fmt::Debug for Node {
@@ -141,6 +143,11 @@ pub enum Error {
 
 pub(crate) fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The digest of the desired state as the gossip carries it (its first 16 hex digits).
+pub(crate) fn specs_digest(desired: &Desired) -> String {
+    desired.digest()[..16].to_string()
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -279,6 +286,7 @@ impl Node {
             poke: Notify::new(),
             discovery: Mutex::new(None),
             supervisor,
+            capacity: (cpu, memory),
         });
         node.start_discovery(&interface);
         tokio::spawn(round::run(Arc::clone(&node), state));
@@ -358,23 +366,6 @@ impl Node {
             self.poke.notify_one();
         }
         Some(answer)
-    }
-
-    /// Names of the instances of `service` this board runs, per placement (1-based slots).
-    pub fn local_slots(&self, service: &str) -> BTreeSet<u32> {
-        let inner = lock(&self.inner);
-        inner
-            .assignment
-            .services
-            .get(service)
-            .map(|s| {
-                s.instances
-                    .iter()
-                    .filter(|(_, board)| **board == self.settings.board)
-                    .map(|(index, _)| index + 1)
-                    .collect()
-            })
-            .unwrap_or_default()
     }
 
     /// Leaves the cluster (peers learn at once) and stops mDNS.

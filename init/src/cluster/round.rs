@@ -11,7 +11,6 @@ use baton_spec::ServiceSpec;
 
 use super::{keys, local, lock, now_ms, Node, ROUND_PERIOD};
 use crate::status::State;
-use crate::supervisor::Supervisor;
 
 /// A peer is asked for its records at most this often.
 const SYNC_EVERY: Duration = Duration::from_secs(3);
@@ -131,11 +130,12 @@ impl Node {
         self.sync_with_peers().await;
         let specs = self.valid_specs();
         let peers = self.gossip.members();
+        let instances = self.instances_value();
         if self.holding(&peers) {
-            self.publish();
+            self.publish(&instances);
             return;
         }
-        let own_values = self.own_values();
+        let own_values = self.own_values(&instances);
         let input = placement_input((&self.settings.board, &own_values), &peers, &specs);
         let assignment = match placement::place(&input) {
             Ok(a) => a,
@@ -144,9 +144,9 @@ impl Node {
                 return;
             }
         };
-        self.apply(&self.supervisor, &specs, &assignment);
+        self.apply(&specs, &assignment);
         lock(&self.inner).assignment = assignment;
-        self.publish();
+        self.publish(&self.instances_value());
     }
 
     /// Whether placement waits for peers still (see [`super::HOLD`]): until the hold time has
@@ -179,15 +179,15 @@ impl Node {
     }
 
     /// What this board publishes, as peers see it (for its own placement input).
-    fn own_values(&self) -> BTreeMap<String, String> {
+    fn own_values(&self, instances: &str) -> BTreeMap<String, String> {
         let mut values = BTreeMap::new();
-        let (cpu, memory) = super::capacity();
+        let (cpu, memory) = self.capacity;
         values.insert(keys::CAPACITY.to_string(), format!("{cpu} {memory}"));
         values.insert(
             keys::LABELS.to_string(),
             serde_json::to_string(&self.settings.labels).unwrap_or_default(),
         );
-        values.insert(keys::INSTANCES.to_string(), self.instances_value());
+        values.insert(keys::INSTANCES.to_string(), instances.to_string());
         values
     }
 
@@ -278,8 +278,6 @@ impl Node {
                 eprintln!("baton: cluster: saving {}: {e}", dir.display());
             }
         }
-        let digest = inner.desired.digest();
-        let _ = self.gossip.set(keys::SPECS, &digest[..16]);
     }
 
     /// Asks every alive peer whose digest differs (at most every few seconds each) for its
@@ -288,7 +286,7 @@ impl Node {
         let (digest, due) = {
             let mut inner = lock(&self.inner);
             let digest = inner.desired.digest();
-            let short = digest[..16].to_string();
+            let short = super::specs_digest(&inner.desired);
             let now = Instant::now();
             let mut due = Vec::new();
             for peer in self.gossip.members() {
@@ -355,7 +353,8 @@ impl Node {
     }
 
     /// Hands the supervisor the specs and this board's share of the instances.
-    fn apply(&self, supervisor: &Supervisor, specs: &[ServiceSpec], assignment: &Assignment) {
+    fn apply(&self, specs: &[ServiceSpec], assignment: &Assignment) {
+        let supervisor = &self.supervisor;
         let mut inner = lock(&self.inner);
         let names: BTreeSet<&str> = specs.iter().map(|s| s.name.as_str()).collect();
         let gone: Vec<String> = inner
@@ -381,21 +380,17 @@ impl Node {
                 })
                 .unwrap_or_default();
             supervisor.assign(&spec.name, Some(slots));
-            let text = format!("{spec:?}");
-            if inner.applied.get(&spec.name) != Some(&text) {
+            if inner.applied.get(&spec.name) != Some(spec) {
                 supervisor.apply(spec.clone());
-                inner.applied.insert(spec.name.clone(), text);
+                inner.applied.insert(spec.name.clone(), spec.clone());
             }
         }
     }
 
     /// `name/slot:phase ...` for the instances the supervisor has on this board.
     pub(super) fn instances_value(&self) -> String {
-        let Some(supervisor) = self.supervisor_views() else {
-            return String::new();
-        };
         let mut items = Vec::new();
-        for service in supervisor {
+        for service in self.supervisor.services() {
             for instance in service.instances {
                 let slot = instance
                     .id
@@ -414,18 +409,13 @@ impl Node {
         items.join(" ")
     }
 
-    fn supervisor_views(&self) -> Option<Vec<crate::supervisor::ServiceView>> {
-        Some(self.supervisor.services())
-    }
-
-    /// Publishes the instances this board runs.
-    fn publish(&self) {
-        let value = self.instances_value();
-        if let Err(e) = self.gossip.set(keys::INSTANCES, &value) {
+    /// Publishes the instances this board runs (`instances`) and its spec digest.
+    fn publish(&self, instances: &str) {
+        if let Err(e) = self.gossip.set(keys::INSTANCES, instances) {
             eprintln!("baton: cluster: publishing instances: {e}");
         }
-        let digest = lock(&self.inner).desired.digest();
-        let _ = self.gossip.set(keys::SPECS, &digest[..16]);
+        let digest = super::specs_digest(&lock(&self.inner).desired);
+        let _ = self.gossip.set(keys::SPECS, &digest);
     }
 }
 

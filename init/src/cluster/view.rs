@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use baton_cluster::desired::Conflict;
 use baton_cluster::gossip::MemberState;
-use baton_cluster::placement::Unplaced;
+use baton_cluster::placement::{ServiceAssignment, Unplaced};
 use serde::Serialize;
 
 use super::round::{parse_capacity, parse_instances};
@@ -78,7 +78,7 @@ impl Node {
     /// The cluster as this board sees it.
     pub fn view(&self) -> ClusterView {
         let now = Instant::now();
-        let (cpu, memory) = super::capacity();
+        let (cpu, memory) = self.capacity;
         let mut members = vec![MemberView {
             name: self.settings.board.clone(),
             state: "self",
@@ -129,14 +129,7 @@ impl Node {
             .services
             .iter()
             .filter(|(_, s)| !s.unplaced.is_empty())
-            .map(|(name, s)| {
-                let reasons = s
-                    .unplaced
-                    .iter()
-                    .map(|(index, why): (&u32, &Unplaced)| format!("instance {}: {why}", index + 1))
-                    .collect();
-                (name.clone(), reasons)
-            })
+            .map(|(name, s)| (name.clone(), reasons(s)))
             .collect();
         ClusterView {
             cluster: self.settings.cluster.clone(),
@@ -146,7 +139,7 @@ impl Node {
             conflicts: inner.conflicts.values().cloned().collect(),
             spec_errors: inner.spec_errors.clone(),
             unplaced,
-            specs_digest: inner.desired.digest()[..16].to_string(),
+            specs_digest: super::specs_digest(&inner.desired),
         }
     }
 
@@ -173,18 +166,19 @@ impl Node {
         out
     }
 
-    /// Why instances of `service` are not placed, if any are not.
-    pub fn unplaced(&self, service: &str) -> Vec<String> {
-        self.view().unplaced.remove(service).unwrap_or_default()
+    /// How many instances of `service` the cluster wants, and why those that are not placed
+    /// are not; `None` before placement has seen the service.
+    pub fn placement_of(&self, service: &str) -> Option<(u32, Vec<String>)> {
+        let inner = lock(&self.inner);
+        let s = inner.assignment.services.get(service)?;
+        Some(((s.instances.len() + s.unplaced.len()) as u32, reasons(s)))
     }
+}
 
-    /// The desired number of instances of every service in the cluster.
-    pub fn desired_instances(&self) -> BTreeMap<String, u32> {
-        lock(&self.inner)
-            .assignment
-            .services
-            .iter()
-            .map(|(name, s)| (name.clone(), (s.instances.len() + s.unplaced.len()) as u32))
-            .collect()
-    }
+/// `instance N: why` for every instance of a service that placement could not put anywhere.
+fn reasons(s: &ServiceAssignment) -> Vec<String> {
+    s.unplaced
+        .iter()
+        .map(|(index, why): (&u32, &Unplaced)| format!("instance {}: {why}", index + 1))
+        .collect()
 }

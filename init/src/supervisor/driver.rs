@@ -246,6 +246,14 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Whether an instance takes requests: running, and healthy if the spec has a health check (not
+/// known to be unhealthy otherwise).
+fn ready(spec: &ServiceSpec, s: &Slot) -> bool {
+    s.machine.phase == Phase::Running
+        && s.machine.healthy != Some(false)
+        && (spec.health.is_none() || s.machine.healthy == Some(true))
+}
+
 /// The spec without what only the network rules use (`allow`, `egress`).
 fn without_network_rules(spec: &ServiceSpec) -> ServiceSpec {
     let mut s = spec.clone();
@@ -835,11 +843,7 @@ impl Driver {
                     .slots
                     .values()
                     .filter(|s| s.machine.phase == Phase::Running)
-                    .filter_map(|s| {
-                        let ready = s.machine.healthy != Some(false)
-                            && (svc.spec.health.is_none() || s.machine.healthy == Some(true));
-                        s.address.map(|a| (a, ready))
-                    })
+                    .filter_map(|s| s.address.map(|a| (a, ready(&svc.spec, s))))
                     .collect(),
             })
             .collect();
@@ -914,11 +918,7 @@ impl Driver {
         let Some(svc) = self.services.get(name) else {
             return;
         };
-        let ready = |s: &Slot| {
-            s.machine.phase == Phase::Running
-                && s.machine.healthy != Some(false)
-                && (svc.spec.health.is_none() || s.machine.healthy == Some(true))
-        };
+        let ready = |s: &Slot| ready(&svc.spec, s);
         if let (Some(p), Some(port)) = (&svc.published, svc.spec.port) {
             let backends = svc
                 .slots

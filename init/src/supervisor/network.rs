@@ -33,7 +33,7 @@ pub struct Network {
     bridge: Ipv4Addr,
     vips: VipTable,
     upstreams: Upstreams,
-    _dns: Option<DnsServer>,
+    dns: Option<DnsServer>,
     generation: u64,
     last: Option<Policy>,
 }
@@ -69,7 +69,7 @@ impl Network {
                 bridge,
                 vips,
                 upstreams,
-                _dns: server,
+                dns: server,
                 generation: 0,
                 last: None,
             },
@@ -79,7 +79,7 @@ impl Network {
 
     /// What a container's `/etc/resolv.conf` says: the bridge's DNS server when it runs.
     pub fn resolv_conf(&self) -> Option<Vec<u8>> {
-        self._dns.as_ref().map(|_| {
+        self.dns.as_ref().map(|_| {
             format!(
                 "# baton: service names (<name>, <name>.baton) and the board's resolvers\nnameserver {}\nsearch baton\n",
                 self.bridge
