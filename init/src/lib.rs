@@ -25,6 +25,7 @@ pub mod dns;
 pub mod entropy;
 pub mod hostname;
 pub mod lifecycle;
+pub mod mesh;
 pub mod modules;
 pub mod mounts;
 pub mod net;
