@@ -208,6 +208,7 @@ pub async fn boot<S: Services>(
     done(ctx, "network", t);
 
     let t = Instant::now();
+    ctx.state.set_power(power.clone());
     services
         .start_api(Arc::clone(&ctx.state), power.clone())
         .map_err(Error::Api)?;

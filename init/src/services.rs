@@ -96,8 +96,18 @@ impl Services for RealServices {
                 ));
             }
         }
+        let board_name = nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "baton".to_string());
+        let state_dir = data_mounted.then(|| PathBuf::from("/data/cluster"));
+        // In a cluster every board has its own container subnet, routed over the mesh.
+        let subnet = match &config.cluster {
+            Some(_) => crate::cluster::subnet::load_or_choose(state_dir.as_deref(), &board_name),
+            None => crate::cluster::subnet::STANDALONE,
+        };
         let paths = Paths {
             registries: Arc::new(registries),
+            subnet,
             ..board
         };
         let (supervisor, notes) = Supervisor::start(paths).await;
@@ -114,14 +124,13 @@ impl Services for RealServices {
         let settings = crate::cluster::Settings {
             cluster: cluster.name.clone(),
             key: cluster.key.clone(),
-            board: nix::unistd::gethostname()
-                .map(|h| h.to_string_lossy().into_owned())
-                .unwrap_or_else(|_| "baton".to_string()),
+            board: board_name,
             labels: cluster.labels.clone(),
             interface: cluster.interface.clone(),
             services_dir: Path::new(crate::config::MOUNT_POINT)
                 .join(baton_spec::service::SERVICES_DIR),
-            state_dir: data_mounted.then(|| PathBuf::from("/data/cluster")),
+            state_dir,
+            subnet,
             generation: crate::cluster::next_generation(data_mounted),
             api_port: crate::api::PORT,
         };

@@ -76,6 +76,7 @@ pub struct State {
     token: Mutex<Option<String>>,
     supervisor: OnceLock<crate::supervisor::Supervisor>,
     cluster: OnceLock<std::sync::Arc<crate::cluster::Node>>,
+    power: OnceLock<tokio::sync::mpsc::Sender<crate::power::Action>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -176,6 +177,16 @@ impl State {
     /// The cluster member, once it has started.
     pub fn cluster(&self) -> Option<&std::sync::Arc<crate::cluster::Node>> {
         self.cluster.get()
+    }
+
+    /// Where power requests go (the board's life loop), set once by the boot.
+    pub fn set_power(&self, power: tokio::sync::mpsc::Sender<crate::power::Action>) {
+        let _ = self.power.set(power);
+    }
+
+    /// Asks for a clean reboot, halt or power-off; false when nobody can take the request.
+    pub fn request_power(&self, action: crate::power::Action) -> bool {
+        self.power.get().is_some_and(|p| p.try_send(action).is_ok())
     }
 
     /// The API token, if one is configured.

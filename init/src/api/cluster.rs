@@ -5,7 +5,7 @@
 //! |--------|--------------------|---------------|------|
 //! | GET    | `/v1/cluster`      | token         | members (name, state, addresses, labels, capacity, last heard), conflicts, unplaced instances |
 //! | POST   | `/v1/cluster/sync` | the cluster key (sealed body) | a peer's records in, ours out |
-//! | GET    | `/v1/network`      | token         | each service's virtual IP, allow list and egress; the rule set's generation |
+//! | GET    | `/v1/network`      | token         | each service's virtual IP, allow list and egress; the rule set's generation; the mesh to other boards |
 
 use axum::body::Bytes;
 use axum::extract::State as Extract;
@@ -24,10 +24,21 @@ pub(super) fn routes() -> Router<Shared> {
 }
 
 /// `GET /v1/network`: every service's virtual IP, allow list and egress, and the generation of
-/// the isolation rule set in force.
+/// the isolation rule set in force; in a cluster also `mesh`, the board's container subnet and
+/// the other boards at the ends of its WireGuard mesh.
 async fn network(Extract(shared): Extract<Shared>) -> Response {
     match shared.state.supervisor() {
-        Some(s) => Json(s.network()).into_response(),
+        Some(s) => {
+            let mut view = serde_json::to_value(s.network()).unwrap_or_default();
+            if let (Some(node), Some(map)) = (shared.state.cluster(), view.as_object_mut()) {
+                let mesh = node.mesh_view().await;
+                map.insert(
+                    "mesh".to_string(),
+                    serde_json::to_value(mesh).unwrap_or_default(),
+                );
+            }
+            Json(view).into_response()
+        }
         None => problem(
             StatusCode::SERVICE_UNAVAILABLE,
             "the supervisor is not running yet",

@@ -6,7 +6,9 @@ use crate::nft::{Chain, ChainType, CmpOp, Family, Hook, Ipv4Net, Match, Policy, 
 pub const NAT_TABLE: &str = "baton-nat";
 
 /// `table ip baton-nat`: masquerade packets from `subnet` that leave through any interface
-/// other than `bridge` (that is, through an uplink), whichever uplink that is.
+/// other than `bridge` and the mesh to the other boards (that is, through an uplink), whichever
+/// uplink that is. Calls to containers on other boards keep their source address, which the
+/// receiving board's allow lists check.
 pub fn nat_table(subnet: Ipv4Net, bridge: &str) -> Table {
     Table::new(Family::Ip, NAT_TABLE).chain(
         Chain::base(
@@ -20,6 +22,7 @@ pub fn nat_table(subnet: Ipv4Net, bridge: &str) -> Table {
             Rule::new()
                 .ip_saddr(subnet)
                 .when(Match::Oifname(CmpOp::Neq, bridge.to_string()))
+                .when(Match::Oifname(CmpOp::Neq, crate::mesh::LINK.to_string()))
                 .masquerade()
                 .comment("containers to the uplink"),
         ),

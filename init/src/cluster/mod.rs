@@ -14,8 +14,10 @@
 //! 5. this board's key/values are published: API address, capacity, labels, spec digest and the
 //!    instances it runs.
 
+mod fabric;
 pub mod local;
 mod round;
+pub mod subnet;
 mod view;
 
 use std::collections::BTreeMap;
@@ -33,7 +35,7 @@ use tokio::sync::Notify;
 
 use crate::supervisor::Supervisor;
 
-pub use view::{ClusterView, MemberView, RemoteInstance};
+pub use view::{ClusterView, MemberView, MeshPeerView, MeshView, RemoteInstance};
 
 /// UDP port of the membership gossip.
 pub const GOSSIP_PORT: u16 = 7946;
@@ -56,8 +58,10 @@ pub(crate) mod keys {
     pub const LABELS: &str = "labels";
     /// Digest of the desired state.
     pub const SPECS: &str = "specs";
-    /// Instances on this board: `name/slot:phase` separated by spaces.
+    /// Instances on this board, separated by spaces (see [`super::fabric::RunItem`]).
     pub const INSTANCES: &str = "run";
+    /// `<container subnet> <mesh public key> <mesh port>` (see [`super::fabric`]).
+    pub const NET: &str = "net";
 }
 
 /// What the node needs from the boot.
@@ -81,6 +85,8 @@ pub struct Settings {
     pub generation: u64,
     /// API port.
     pub api_port: u16,
+    /// This board's container subnet.
+    pub subnet: crate::nft::Ipv4Net,
 }
 
 /// Mutable state of the node, behind one lock that is never held across an await.
@@ -105,6 +111,12 @@ pub(crate) struct Inner {
     pub hold_until: Option<Instant>,
     /// Alive peers at the last round, as saved on the data partition.
     pub peers_saved: Option<usize>,
+    /// The mesh peers last configured.
+    pub mesh_boards: Option<Vec<fabric::Board>>,
+    /// The subnet this board moves to (at its restart), once it found its own taken.
+    pub moving_to: Option<crate::nft::Ipv4Net>,
+    /// The last problem with the mesh or the subnet, printed once.
+    pub mesh_note: Option<String>,
 }
 
 /// A running cluster member.
@@ -119,6 +131,8 @@ pub struct Node {
     supervisor: Supervisor,
     /// What the board offers to services (see [`capacity`]), measured once at start.
     capacity: (u64, u64),
+    /// The WireGuard link to the other boards, if it came up.
+    mesh: tokio::sync::Mutex<Option<crate::mesh::Mesh>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -223,6 +237,27 @@ pub fn capacity() -> (u64, u64) {
     (cpus * 1000, memory)
 }
 
+/// The board's address on its own container subnet (the bridge's): the source of its own
+/// packets into the mesh.
+pub fn bridge_address(subnet: crate::nft::Ipv4Net) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(subnet.network()) + 1)
+}
+
+/// Loads or creates the mesh key (on the data partition, else in `/run`) and brings the mesh
+/// link up.
+async fn start_mesh(
+    settings: &Settings,
+) -> Result<(crate::mesh::Mesh, crate::mesh::PublicKey), crate::mesh::Error> {
+    let dir = settings
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/run/baton"));
+    let keypair = crate::mesh::Keypair::load_or_create(&dir.join("mesh.key"))?;
+    let mesh =
+        crate::mesh::Mesh::up(&keypair, crate::mesh::PORT, bridge_address(settings.subnet)).await?;
+    Ok((mesh, keypair.public()))
+}
+
 impl Node {
     /// Waits for the cluster interface to have an address, then starts gossip and mDNS and the
     /// rounds. Runs until the board stops; reports through `say`.
@@ -240,6 +275,27 @@ impl Node {
         };
         let (cpu, memory) = capacity();
         let mut values = BTreeMap::new();
+        let mesh = match start_mesh(&settings).await {
+            Ok((mesh, key)) => {
+                values.insert(
+                    keys::NET.to_string(),
+                    fabric::net_value(settings.subnet, &key, crate::mesh::PORT),
+                );
+                println!(
+                    "baton: cluster: containers on {}, mesh {} on UDP {} (key {key})",
+                    settings.subnet,
+                    crate::mesh::LINK,
+                    crate::mesh::PORT
+                );
+                Some(mesh)
+            }
+            Err(e) => {
+                eprintln!(
+                    "baton: cluster: the mesh to other boards is down ({e}); services here cannot call instances on other boards"
+                );
+                None
+            }
+        };
         values.insert(
             keys::API.to_string(),
             SocketAddrV4::new(address, settings.api_port).to_string(),
@@ -287,6 +343,7 @@ impl Node {
             discovery: Mutex::new(None),
             supervisor,
             capacity: (cpu, memory),
+            mesh: tokio::sync::Mutex::new(mesh),
         });
         node.start_discovery(&interface);
         tokio::spawn(round::run(Arc::clone(&node), state));

@@ -9,8 +9,10 @@ use baton_cluster::gossip::{Member as GossipMember, MemberState};
 use baton_cluster::placement::{self, Assignment, Constraints, Input, Member, Resources, Service};
 use baton_spec::ServiceSpec;
 
-use super::{keys, local, lock, now_ms, Node, ROUND_PERIOD};
+use super::subnet::{self, Verdict};
+use super::{fabric, keys, local, lock, now_ms, Node, ROUND_PERIOD};
 use crate::status::State;
+use crate::supervisor::Remote;
 
 /// A peer is asked for its records at most this often.
 const SYNC_EVERY: Duration = Duration::from_secs(3);
@@ -28,15 +30,11 @@ pub async fn run(node: Arc<Node>, state: Arc<State>) {
     }
 }
 
-/// `name/slot:phase` pairs of a board's `run` value.
+/// `(name, slot, phase)` of the instances in a board's `run` value.
 pub fn parse_instances(value: &str) -> Vec<(String, u32, String)> {
-    value
-        .split_whitespace()
-        .filter_map(|item| {
-            let (id, phase) = item.split_once(':')?;
-            let (name, slot) = id.rsplit_once('/')?;
-            Some((name.to_string(), slot.parse().ok()?, phase.to_string()))
-        })
+    super::fabric::parse_run(value)
+        .into_iter()
+        .map(|i| (i.service, i.slot, i.phase))
         .collect()
 }
 
@@ -130,6 +128,7 @@ impl Node {
         self.sync_with_peers().await;
         let specs = self.valid_specs();
         let peers = self.gossip.members();
+        self.update_fabric(state, &peers).await;
         let instances = self.instances_value();
         if self.holding(&peers) {
             self.publish(&instances);
@@ -147,6 +146,88 @@ impl Node {
         self.apply(&specs, &assignment);
         lock(&self.inner).assignment = assignment;
         self.publish(&self.instances_value());
+    }
+
+    /// Keeps the board's subnet its own (moving and restarting when a board with a smaller name
+    /// has it), points the mesh at the other boards and tells the supervisor about their
+    /// instances.
+    async fn update_fabric(&self, state: &State, peers: &[GossipMember]) {
+        let me = &self.settings.board;
+        let mine = self.settings.subnet;
+        let claims = fabric::claims(peers);
+        let verdict = subnet::verdict(me, mine, claims.iter().map(|(n, s)| (n.as_str(), *s)));
+        match verdict {
+            Verdict::Keep => {}
+            Verdict::Move(next) if lock(&self.inner).moving_to.is_none() => {
+                lock(&self.inner).moving_to = Some(next);
+                let owner = claims
+                    .iter()
+                    .filter(|(_, s)| *s == mine)
+                    .map(|(n, _)| n.as_str())
+                    .min()
+                    .unwrap_or("?");
+                let note = match &self.settings.state_dir {
+                    Some(dir) => match subnet::save(dir, next) {
+                        Ok(()) => {
+                            let note = format!(
+                                "board {owner} has container subnet {mine} too; this board takes {next} and restarts"
+                            );
+                            if !state.request_power(crate::power::Action::Reboot) {
+                                eprintln!("baton: cluster: cannot ask for the restart");
+                            }
+                            note
+                        }
+                        Err(e) => format!(
+                            "board {owner} has container subnet {mine} too; saving {next} failed ({e}), so this board's instances cannot be reached from other boards"
+                        ),
+                    },
+                    None => format!(
+                        "board {owner} has container subnet {mine} too and without a data partition this board cannot move; its instances cannot be reached from other boards"
+                    ),
+                };
+                self.mesh_note(note);
+            }
+            Verdict::Move(_) => {}
+            Verdict::Full => self.mesh_note(format!(
+                "board subnet {mine} is taken and no other is free; this board's instances cannot be reached from other boards"
+            )),
+        }
+        let boards = fabric::boards(me, mine, peers);
+        let mut mesh = self.mesh.lock().await;
+        let Some(link) = mesh.as_mut() else {
+            self.supervisor.set_remote(Remote::default());
+            return;
+        };
+        let changed = lock(&self.inner).mesh_boards.as_ref() != Some(&boards);
+        if changed {
+            let wanted: Vec<_> = boards.iter().map(fabric::Board::peer).collect();
+            match link.set_peers(&wanted).await {
+                Ok(()) => {
+                    let names: Vec<String> = boards
+                        .iter()
+                        .map(|b| format!("{} {}", b.name, b.subnet))
+                        .collect();
+                    println!("baton: cluster: mesh peers: {}", names.join(", "));
+                    lock(&self.inner).mesh_boards = Some(boards.clone());
+                }
+                Err(e) => self.mesh_note(format!("configuring the mesh: {e}")),
+            }
+        }
+        let configured = lock(&self.inner).mesh_boards.clone().unwrap_or_default();
+        self.supervisor.set_remote(Remote {
+            mesh: Some(crate::mesh::LINK.to_string()),
+            subnets: configured.iter().map(|b| b.subnet).collect(),
+            instances: fabric::remote_instances(&configured, peers),
+        });
+    }
+
+    /// Prints a mesh or subnet problem once (until a different one comes up).
+    fn mesh_note(&self, note: String) {
+        let mut inner = lock(&self.inner);
+        if inner.mesh_note.as_ref() != Some(&note) {
+            eprintln!("baton: cluster: {note}");
+            inner.mesh_note = Some(note);
+        }
     }
 
     /// Whether placement waits for peers still (see [`super::HOLD`]): until the hold time has
@@ -387,22 +468,31 @@ impl Node {
         }
     }
 
-    /// `name/slot:phase ...` for the instances the supervisor has on this board.
+    /// The `run` value for the instances the supervisor has on this board.
     pub(super) fn instances_value(&self) -> String {
         let mut items = Vec::new();
         for service in self.supervisor.services() {
             for instance in service.instances {
-                let slot = instance
+                let Some(slot) = instance
                     .id
                     .rsplit_once('-')
-                    .map(|(_, s)| s.to_string())
-                    .unwrap_or_default();
+                    .and_then(|(_, s)| s.parse().ok())
+                else {
+                    continue;
+                };
                 let phase = serde_json::to_value(instance.state)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string))
                     .unwrap_or_default();
                 if phase != "stopped" {
-                    items.push(format!("{}/{slot}:{phase}", service.name));
+                    let item = super::fabric::RunItem {
+                        service: service.name.clone(),
+                        slot,
+                        phase,
+                        address: instance.address.as_deref().and_then(|a| a.parse().ok()),
+                        ready: instance.ready,
+                    };
+                    items.push(item.to_string());
                 }
             }
         }

@@ -9,7 +9,7 @@ use baton_cluster::gossip::MemberState;
 use baton_cluster::placement::{ServiceAssignment, Unplaced};
 use serde::Serialize;
 
-use super::round::{parse_capacity, parse_instances};
+use super::round::parse_capacity;
 use super::{keys, lock, Node};
 
 /// One board as `GET /v1/cluster` lists it.
@@ -51,6 +51,10 @@ pub struct RemoteInstance {
     pub board: String,
     /// Its phase as that board reports it.
     pub state: String,
+    /// Its container address (on that board's subnet).
+    pub address: Option<String>,
+    /// Whether it takes new connections.
+    pub ready: bool,
 }
 
 /// `GET /v1/cluster`.
@@ -153,13 +157,15 @@ impl Node {
             let Some(value) = peer.values.get(keys::INSTANCES) else {
                 continue;
             };
-            for (service, slot, state) in parse_instances(value) {
-                out.entry(service.clone())
+            for item in super::fabric::parse_run(value) {
+                out.entry(item.service.clone())
                     .or_default()
                     .push(RemoteInstance {
-                        id: format!("{service}-{slot}"),
+                        id: format!("{}-{}", item.service, item.slot),
                         board: peer.name.clone(),
-                        state,
+                        state: item.phase,
+                        address: item.address.map(|a| a.to_string()),
+                        ready: item.ready,
                     });
             }
         }
@@ -181,4 +187,79 @@ fn reasons(s: &ServiceAssignment) -> Vec<String> {
         .iter()
         .map(|(index, why): (&u32, &Unplaced)| format!("instance {}: {why}", index + 1))
         .collect()
+}
+
+/// A board at the other end of the mesh, as `GET /v1/network` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MeshPeerView {
+    /// The board's name.
+    pub board: String,
+    /// Its container subnet.
+    pub subnet: String,
+    /// Where its WireGuard endpoint is.
+    pub endpoint: String,
+    /// Its public key.
+    pub key: String,
+    /// Age of the last handshake in ms (`None`: never).
+    pub handshake_age_ms: Option<u64>,
+    /// Bytes received from it over the mesh.
+    pub rx_bytes: u64,
+    /// Bytes sent to it.
+    pub tx_bytes: u64,
+}
+
+/// This board's side of the mesh.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MeshView {
+    /// This board's container subnet.
+    pub subnet: String,
+    /// Whether the mesh link is up (without it, no instance on another board is reachable).
+    pub up: bool,
+    /// The peers, with what the kernel says of them.
+    pub peers: Vec<MeshPeerView>,
+    /// The last problem with the mesh or the subnet.
+    pub error: Option<String>,
+}
+
+impl Node {
+    /// The mesh as the kernel has it, with board names from the gossip.
+    pub async fn mesh_view(&self) -> MeshView {
+        let boards = lock(&self.inner).mesh_boards.clone().unwrap_or_default();
+        let mut error = lock(&self.inner).mesh_note.clone();
+        let mesh = self.mesh.lock().await;
+        let status = match mesh.as_ref() {
+            Some(m) => match m.status().await {
+                Ok(s) => s,
+                Err(e) => {
+                    error = Some(e.to_string());
+                    Vec::new()
+                }
+            },
+            None => Vec::new(),
+        };
+        let now = std::time::SystemTime::now();
+        let peers = boards
+            .iter()
+            .map(|b| {
+                let kernel = status.iter().find(|s| s.key == b.key);
+                MeshPeerView {
+                    board: b.name.clone(),
+                    subnet: b.subnet.to_string(),
+                    endpoint: b.endpoint.to_string(),
+                    key: b.key.to_string(),
+                    handshake_age_ms: kernel
+                        .and_then(|k| k.last_handshake)
+                        .and_then(|t| now.duration_since(t).ok().map(|d| d.as_millis() as u64)),
+                    rx_bytes: kernel.map_or(0, |k| k.rx_bytes),
+                    tx_bytes: kernel.map_or(0, |k| k.tx_bytes),
+                }
+            })
+            .collect();
+        MeshView {
+            subnet: self.settings.subnet.to_string(),
+            up: mesh.is_some(),
+            peers,
+            error,
+        }
+    }
 }

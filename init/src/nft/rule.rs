@@ -88,7 +88,7 @@ impl std::ops::BitOr for CtState {
 }
 
 /// An IPv4 network: an address and a prefix length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Ipv4Net {
     /// The address (host bits are masked off when matching).
     pub addr: Ipv4Addr,

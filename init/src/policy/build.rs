@@ -138,6 +138,14 @@ fn forward_chain(policy: &Policy) -> Chain {
                 .comment("allow lists"),
         );
     }
+    if let Some(mesh) = &policy.mesh {
+        chain = chain.rule(
+            Rule::new()
+                .iifname(mesh)
+                .drop()
+                .comment("from other boards: allowed calls only"),
+        );
+    }
     let to_vip = || in_set(vec![KeyField::Addr(AddrField::Daddr)], "vips");
     chain = chain
         .rule(
@@ -189,6 +197,14 @@ fn input_chain(policy: &Policy) -> Chain {
     )
     .rule(established())
     .rule(Rule::new().iifname("lo").accept());
+    if let Some(mesh) = &policy.mesh {
+        chain = chain.rule(
+            Rule::new()
+                .iifname(mesh)
+                .drop()
+                .comment("other boards' containers may not reach the board"),
+        );
+    }
     for proto in [Proto::Udp, Proto::Tcp] {
         chain = chain.rule(
             Rule::new()

@@ -26,18 +26,22 @@
 //!    every service `A`, every service `B` in `A`'s allow list, every instance address of `A`,
 //!    every instance of `B` (healthy or not) and every port of `B`, the set holds
 //!    `a . b . target port`. The forward hook sees the destination after DNAT, so a call to
-//!    `B`'s VIP matches the instance it was sent to;
-//! 4. `ip daddr @vips reject` (a TCP reset for TCP, ICMP port unreachable otherwise): a
+//!    `B`'s VIP matches the instance it was sent to. Instances on other boards are in the set
+//!    too: a call is checked by the board it leaves and again by the board it reaches;
+//! 4. `iifname MESH drop` (with [`Policy::mesh`]): from other boards' containers only the
+//!    allowed calls above (and their replies) get through;
+//! 5. `ip daddr @vips reject` (a TCP reset for TCP, ICMP port unreachable otherwise): a
 //!    connection to a VIP that was not DNATed has no healthy instance; it is refused rather
 //!    than left to time out;
-//! 5. `ip saddr SUBNET ip daddr NET drop` for the bridge subnet and every [`Policy::cluster`]
+//! 6. `ip saddr SUBNET ip daddr NET drop` for the bridge subnet and every [`Policy::cluster`]
 //!    network: default deny between containers, on this board and towards others;
-//! 6. `ip saddr @egress accept`: instances of services with [`Egress::Internet`] may reach
+//! 7. `ip saddr @egress accept`: instances of services with [`Egress::Internet`] may reach
 //!    anything else (the masquerade of `ip baton-nat` gives them the uplink's address);
-//! 7. `ip saddr SUBNET drop`: everything else from containers, including [`Egress::None`].
+//! 8. `ip saddr SUBNET drop`: everything else from containers, including [`Egress::None`].
 //!
 //! Chain `input` (filter, input, 0, policy accept):
-//! 1. `ct state established,related accept`, `iifname "lo" accept`;
+//! 1. `ct state established,related accept`, `iifname "lo" accept`, and with [`Policy::mesh`]
+//!    `iifname MESH drop`: other boards' containers cannot reach this board either;
 //! 2. `ip saddr SUBNET ip daddr BRIDGE_ADDR udp|tcp dport 53 accept`: DNS on the bridge;
 //! 3. `ip saddr SUBNET drop`: containers cannot reach the board itself (API, gossip, ...);
 //! 4. only with [`Policy::lan_filter`], for every uplink: `tcp|udp dport @lan_tcp|@lan_udp
@@ -189,6 +193,8 @@ pub struct Policy {
     pub lan_ports: Vec<PortSpec>,
     /// Whether the uplinks are filtered at all (off: the board accepts everything from them).
     pub lan_filter: bool,
+    /// The link other boards' containers arrive on (the WireGuard mesh), if any.
+    pub mesh: Option<String>,
     /// The services.
     pub services: Vec<Service>,
 }
@@ -215,6 +221,7 @@ impl Policy {
             uplinks: uplinks.iter().map(|u| u.to_string()).collect(),
             lan_ports: Policy::board_ports(),
             lan_filter: false,
+            mesh: None,
             services: Vec::new(),
         }
     }

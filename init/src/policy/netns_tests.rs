@@ -332,6 +332,73 @@ fn the_lan_filter_opens_only_the_listed_ports() {
     assert!(!lab.board.nft(&["list", "ruleset"]).contains("baton-policy"));
 }
 
+/// Another board's container, reaching this board over a link named like the mesh (the receiving
+/// board's rules key on the interface, not on WireGuard itself): its allowed call gets through,
+/// anything else it tries is dropped here, whatever the sending board let out.
+#[test]
+fn calls_from_other_boards_are_checked_on_arrival() {
+    require_root();
+    let lab = setup("polmesh");
+    let remote = Netns::new("polmesh-r");
+    let remote_ip = Ipv4Addr::new(10, 88, 7, 2);
+    lab.board.ip(&[
+        "link", "add", "baton-wg", "type", "veth", "peer", "name", "eth0", "netns", &remote.0,
+    ]);
+    lab.board.ip(&["link", "set", "baton-wg", "up"]);
+    lab.board.ip(&[
+        "route",
+        "add",
+        "10.88.7.0/24",
+        "dev",
+        "baton-wg",
+        "src",
+        "10.88.0.1",
+    ]);
+    // Proxy ARP answers for this board's containers on the link, at once (by default it waits
+    // up to 0.8 s, longer than a call here waits to connect).
+    for setting in [
+        "net.ipv4.conf.baton-wg.proxy_arp=1",
+        "net.ipv4.neigh.baton-wg.proxy_delay=0",
+    ] {
+        let (ok, _, err) = lab.board.exec("sysctl", &["-w", setting]);
+        assert!(ok, "{setting}: {err}");
+    }
+    remote.ip(&["addr", "add", &format!("{remote_ip}/24"), "dev", "eth0"]);
+    remote.ip(&["link", "set", "eth0", "up"]);
+    remote.ip(&["route", "add", "10.88.0.0/24", "dev", "eth0"]);
+    let [_, b, c] = &lab.containers[..] else {
+        panic!("three containers")
+    };
+    let any = Ipv4Addr::UNSPECIFIED;
+    let _servers = [
+        Listener::start(b, at(any, 8080), "b"),
+        Listener::start(c, at(ip(4), 8080), "c"),
+        Listener::start(&lab.board, at(ip(1), API_PORT), "api"),
+        Listener::start(&remote, at(remote_ip, 8080), "r"),
+    ];
+    assert_eq!(
+        call(&remote, at(ip(4), 8080)),
+        Ok("c".into()),
+        "open before"
+    );
+    let mut p = lab_policy();
+    p.mesh = Some("baton-wg".into());
+    p.cluster = vec![Ipv4Net::new(Ipv4Addr::new(10, 88, 7, 0), 24)];
+    p.services.push(service("r", vip(9), &[remote_ip], &["b"]));
+    apply_in(&lab.board, &p);
+    assert_eq!(
+        call(&remote, at(ip(3), 8080)),
+        Ok("b".into()),
+        "r may call b"
+    );
+    refused(
+        call(&remote, at(ip(4), 8080)),
+        "r → c (not in its allow list)",
+    );
+    refused(call(&remote, at(ip(1), API_PORT)), "r → this board's API");
+    refused(call(b, at(remote_ip, 8080)), "b → r (allow is one way)");
+}
+
 #[test]
 fn a_hundred_services_apply_in_one_batch_and_read_back() {
     require_root();

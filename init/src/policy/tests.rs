@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 use super::*;
 use crate::nft::{
     AddrField, Chain, CmpOp, Match, PortField, Reject, Ruleset, Set, Statement, Table, Value,
+    Verdict,
 };
 
 pub(super) fn ip(d: u8) -> Ipv4Addr {
@@ -252,6 +253,56 @@ fn containers_reach_only_dns_on_the_board_and_the_generation_is_shown() {
         fwd[0].comment.as_deref(),
         Some("baton policy generation 42")
     );
+}
+
+#[test]
+fn from_the_mesh_only_allowed_calls_pass_and_nothing_reaches_the_board() {
+    let remote = Ipv4Addr::new(10, 88, 7, 2);
+    let mut p = base_policy();
+    p.services = vec![
+        service("a", vip(2), &[remote], &["b"]),
+        service("b", vip(3), &[ip(3)], &[]),
+    ];
+    let without = build(&p);
+    assert!(!chain(table(&without, FILTER_TABLE), "forward")
+        .expect("forward")
+        .rules
+        .iter()
+        .any(|r| r.matches.iter().any(|m| matches!(m, Match::Iifname(..)))));
+    p.mesh = Some("baton-wg".into());
+    let rs = build(&p);
+    let t = table(&rs, FILTER_TABLE);
+    let from_mesh = Match::Iifname(CmpOp::Eq, "baton-wg".into());
+    let fwd = &chain(t, "forward").expect("forward").rules;
+    let drop_at = fwd
+        .iter()
+        .position(|r| r.matches.contains(&from_mesh))
+        .expect("a mesh rule");
+    let allow_at = fwd
+        .iter()
+        .position(|r| r.comment.as_deref() == Some("allow lists"))
+        .expect("allow rule");
+    assert!(
+        allow_at < drop_at,
+        "allowed calls pass before the mesh drop"
+    );
+    assert_eq!(
+        fwd[drop_at].statements,
+        vec![Statement::Verdict(Verdict::Drop)]
+    );
+    // The remote caller's call to b's local instance is in the allow set.
+    let allowed = &set(t, "allow_tcp").elements;
+    assert!(allowed.contains(&vec![
+        Value::Ipv4(remote),
+        Value::Ipv4(ip(3)),
+        Value::Port(8080)
+    ]));
+    let input = &chain(t, "input").expect("input").rules;
+    let at = input
+        .iter()
+        .position(|r| r.matches.contains(&from_mesh))
+        .expect("mesh rule in input");
+    assert!(at <= 2, "right after established and loopback");
 }
 
 /// A policy of `n` services, each with two instances, each allowed to call the next.

@@ -39,7 +39,11 @@ impl Deps {
         if let Ok(r) = &runtime {
             notes.extend(r.startup_notes().iter().cloned());
         }
-        let bridge = match Bridge::ensure(bridge::Config::default()).await {
+        let config = bridge::Config {
+            subnet: paths.subnet,
+            ..bridge::Config::default()
+        };
+        let bridge = match Bridge::ensure(config.clone()).await {
             Ok(b) => {
                 match b.remove_leftovers(&[]).await {
                     Ok(removed) if !removed.is_empty() => {
@@ -49,10 +53,7 @@ impl Deps {
                     Err(e) => notes.push(format!("removing leftover links: {e}")),
                 }
                 if let Err(e) = crate::nft::apply(&crate::nft::model::Ruleset {
-                    tables: vec![bridge::nat_table(
-                        b.subnet(),
-                        &bridge::Config::default().name,
-                    )],
+                    tables: vec![bridge::nat_table(b.subnet(), &config.name)],
                 }) {
                     notes.push(format!(
                         "container traffic cannot reach the uplink (NAT rules refused): {e}"
@@ -170,6 +171,8 @@ struct Driver {
     network: Option<Network>,
     /// Services or instances changed since the rules were last rebuilt.
     network_dirty: bool,
+    /// The other boards' instances and the mesh to them.
+    remote: super::Remote,
 }
 
 pub(super) async fn run(
@@ -193,6 +196,7 @@ pub(super) async fn run(
         assignments: BTreeMap::new(),
         network: None,
         network_dirty: true,
+        remote: super::Remote::default(),
     };
     if let Ok(bridge) = &d.deps.bridge {
         let (network, note) = Network::start(bridge.subnet(), bridge.gateway()).await;
@@ -278,6 +282,12 @@ impl Driver {
     fn command(&mut self, command: Command) {
         match command {
             Command::Apply(spec) => self.apply(*spec),
+            Command::Remote(remote) => {
+                if *remote != self.remote {
+                    self.remote = *remote;
+                    self.network_dirty = true;
+                }
+            }
             Command::Assign(name, slots) => {
                 self.assignments.insert(name.clone(), slots.clone());
                 if let Some(svc) = self.services.get_mut(&name) {
@@ -844,10 +854,17 @@ impl Driver {
                     .values()
                     .filter(|s| s.machine.phase == Phase::Running)
                     .filter_map(|s| s.address.map(|a| (a, ready(&svc.spec, s))))
+                    .chain(
+                        self.remote
+                            .instances
+                            .iter()
+                            .filter(|(name, _, _)| *name == svc.spec.name)
+                            .map(|(_, a, r)| (*a, *r)),
+                    )
                     .collect(),
             })
             .collect();
-        let error = network.update(&members);
+        let error = network.update(&members, &self.remote);
         if let Some(e) = &error {
             eprintln!("baton: services: isolation rules not applied: {e}");
         }
@@ -942,6 +959,7 @@ impl Driver {
                 last_error: s.machine.last_error.clone(),
                 oom_kills: s.machine.oom_kills,
                 healthy: s.machine.healthy,
+                ready: ready(s),
             })
             .collect();
         let desired = if svc.removing { 0 } else { svc.spec.scale.min };

@@ -39,6 +39,8 @@ pub struct Paths {
     pub run: PathBuf,
     /// How to reach registries, by host as in image references (`cluster.toml`'s `[registries]`).
     pub registries: Arc<BTreeMap<String, baton_oci::RegistryOptions>>,
+    /// The board's container subnet (see [`crate::cluster::subnet`]).
+    pub subnet: crate::nft::Ipv4Net,
 }
 
 impl Paths {
@@ -49,6 +51,7 @@ impl Paths {
             data: data_mounted.then(|| PathBuf::from("/data")),
             run: PathBuf::from("/run/baton"),
             registries: Arc::default(),
+            subnet: crate::cluster::subnet::STANDALONE,
         }
     }
 
@@ -106,6 +109,8 @@ pub struct InstanceView {
     pub oom_kills: u32,
     /// Health: `None` until known or without a health check.
     pub healthy: Option<bool>,
+    /// Whether it takes new connections (running, and healthy if the spec checks health).
+    pub ready: bool,
 }
 
 /// One service as the API shows it.
@@ -172,6 +177,19 @@ enum Command {
     Remove(String),
     Restart(String),
     StopAll(oneshot::Sender<()>),
+    Remote(Box<Remote>),
+}
+
+/// What this board knows of the other boards' containers, from the cluster: the network rules
+/// send calls to their instances too, and check calls from them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Remote {
+    /// The mesh link the other boards' subnets are routed over, when it is up.
+    pub mesh: Option<String>,
+    /// The container subnets of the boards the mesh reaches.
+    pub subnets: Vec<crate::nft::Ipv4Net>,
+    /// Their instances: service, address, and whether it takes new connections.
+    pub instances: Vec<(String, std::net::Ipv4Addr, bool)>,
 }
 
 /// The handle the boot sequence and the API use.
@@ -189,6 +207,7 @@ impl std::fmt::Debug for Command {
             Command::Remove(n) => write!(f, "Remove({n})"),
             Command::Restart(n) => write!(f, "Restart({n})"),
             Command::StopAll(_) => write!(f, "StopAll"),
+            Command::Remote(r) => write!(f, "Remote({} instances)", r.instances.len()),
         }
     }
 }
@@ -216,6 +235,11 @@ impl Supervisor {
     /// decides the slots; the assignment outlives changes of the spec.
     pub fn assign(&self, name: &str, slots: Option<BTreeSet<u32>>) {
         let _ = self.commands.send(Command::Assign(name.to_string(), slots));
+    }
+
+    /// Tells the network rules about the other boards' instances and the mesh to them.
+    pub fn set_remote(&self, remote: Remote) {
+        let _ = self.commands.send(Command::Remote(Box::new(remote)));
     }
 
     /// Stops and forgets service `name`.

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use baton_spec::service::Egress as SpecEgress;
@@ -36,6 +37,22 @@ pub struct Network {
     dns: Option<DnsServer>,
     generation: u64,
     last: Option<Policy>,
+}
+
+/// The board's LAN interfaces: those under `sys_class_net` backed by a device (Ethernet, USB
+/// network adapters, Wi-Fi), not the bridge, the containers' veths or the mesh.
+pub fn uplinks(sys_class_net: &Path) -> Vec<String> {
+    let mut found: Vec<String> = std::fs::read_dir(sys_class_net)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().join("device").exists())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
 }
 
 /// The board's resolvers from its `/etc/resolv.conf` (port 53), loopback ones left out.
@@ -88,9 +105,10 @@ impl Network {
         })
     }
 
-    /// Rebuilds the VIP table and the rule set from `members`; applies the rule set when it
+    /// Rebuilds the VIP table and the rule set from `members` (their instances on this board and
+    /// on others) and what `remote` says of the other boards; applies the rule set when it
     /// changed. Returns an error to report, if applying failed.
-    pub fn update(&mut self, members: &[Member<'_>]) -> Option<String> {
+    pub fn update(&mut self, members: &[Member<'_>], remote: &super::Remote) -> Option<String> {
         let names: Vec<String> = members.iter().map(|m| m.spec.name.clone()).collect();
         let vips = dns::assign_vips(&names, dns::DEFAULT_SUBNET);
         if let Ok(mut table) = self.vips.write() {
@@ -105,9 +123,26 @@ impl Network {
                 *up = now;
             }
         }
-        let mut policy = Policy::new(self.subnet, self.bridge, &[]);
+        let uplinks = uplinks(Path::new("/sys/class/net"));
+        let uplink_names: Vec<&str> = uplinks.iter().map(String::as_str).collect();
+        let mut policy = Policy::new(self.subnet, self.bridge, &uplink_names);
         let vip_net = dns::DEFAULT_SUBNET;
-        policy.cluster = vec![Ipv4Net::new(vip_net.network(), vip_net.prefix())];
+        policy.cluster = vec![
+            Ipv4Net::new(vip_net.network(), vip_net.prefix()),
+            crate::cluster::subnet::CONTAINERS,
+        ];
+        policy.cluster.extend(remote.subnets.iter().copied());
+        policy.mesh = remote.mesh.clone();
+        policy.lan_filter = !uplinks.is_empty();
+        policy
+            .lan_ports
+            .push(policy::PortSpec::udp(crate::mesh::PORT));
+        policy.lan_ports.extend(
+            members
+                .iter()
+                .filter_map(|m| m.spec.publish)
+                .map(policy::PortSpec::tcp),
+        );
         policy.services = members
             .iter()
             .filter_map(|m| {
@@ -166,6 +201,27 @@ impl Network {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uplinks_are_the_interfaces_with_a_device() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (name, device) in [
+            ("eth0", true),
+            ("wlan0", true),
+            ("lo", false),
+            ("baton0", false),
+            ("baton-wg", false),
+            ("bv0a580002", false),
+        ] {
+            let iface = dir.path().join(name);
+            std::fs::create_dir(&iface).expect("mkdir");
+            if device {
+                std::fs::create_dir(iface.join("device")).expect("mkdir");
+            }
+        }
+        assert_eq!(uplinks(dir.path()), ["eth0", "wlan0"]);
+        assert!(uplinks(&dir.path().join("missing")).is_empty());
+    }
 
     #[test]
     fn upstreams_come_from_resolv_conf_without_loopback() {
