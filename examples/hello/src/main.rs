@@ -12,6 +12,10 @@
 //!   percent-encoded) and answers 200 with the upstream's body if it answered 200, else 502
 //!   with one line saying why: `connect to web:8080 refused`, `timed out`, `cannot resolve
 //!   web`, `upstream answered 404` (to test which services may reach which; see [`fetch`]);
+//! - `GET /bytes?n=N` answers N bytes, streamed in 64 KiB writes (load for benchmarks);
+//! - `GET /load?n=K&url=URL` fetches URL (last parameter, the rest of the query, may be
+//!   percent-encoded) K times one after another and answers `requests=K bytes=B ms=T`, timed
+//!   inside the service, or 502 with the failed request and why (see [`load`]);
 //! - anything else is 404.
 //!
 //! Started with `--exit CODE` it exits at once with that code (to test restart policies).
@@ -29,6 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod fetch;
+mod load;
 
 struct Service {
     greeting: String,
@@ -101,6 +106,12 @@ fn serve(service: &Service, mut stream: TcpStream) -> std::io::Result<()> {
     }
     let mut parts = request_line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    if let ("GET", Some(query)) = (method, path.strip_prefix("/bytes?")) {
+        if let Ok(n) = load::parse_bytes_query(query) {
+            println!("hello: {method} {path} -> 200 OK");
+            return load::send_bytes(&mut stream, n);
+        }
+    }
     let (status, body) = match (method, path) {
         ("GET", "/") => (
             "200 OK",
@@ -145,6 +156,20 @@ fn serve(service: &Service, mut stream: TcpStream) -> std::io::Result<()> {
             Err(reason) => ("400 Bad Request", format!("{reason}\n").into_bytes()),
             Ok(target) => match fetch::fetch(&target) {
                 Ok(body) => ("200 OK", body),
+                Err(reason) => ("502 Bad Gateway", format!("{reason}\n").into_bytes()),
+            },
+        },
+        // A valid /bytes query was answered above; this is the reason an invalid one is not.
+        ("GET", p) if p.starts_with("/bytes?") => {
+            let reason = load::parse_bytes_query(&p["/bytes?".len()..]).err();
+            let reason = reason.unwrap_or_default();
+            ("400 Bad Request", format!("{reason}\n").into_bytes())
+        }
+        ("GET", p) if p.starts_with("/load?") => match load::parse_load_query(&p["/load?".len()..])
+        {
+            Err(reason) => ("400 Bad Request", format!("{reason}\n").into_bytes()),
+            Ok(l) => match load::run(&l) {
+                Ok(outcome) => ("200 OK", format!("{outcome}\n").into_bytes()),
                 Err(reason) => ("502 Bad Gateway", format!("{reason}\n").into_bytes()),
             },
         },

@@ -441,3 +441,148 @@ fn bench_build_and_apply() {
         );
     }
 }
+
+/// A TCP server inside a namespace that reads one line and answers `pong`, blocking on every
+/// call (no polling delay in the round trip). Stopped by [`Responder::stop`].
+struct Responder {
+    at: SocketAddrV4,
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl Responder {
+    fn start(ns: &Netns, at: SocketAddrV4) -> Responder {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready, bound) = mpsc::channel();
+        let flag = Arc::clone(&stop);
+        let thread = ns.spawn(move || {
+            let l = TcpListener::bind(at).unwrap_or_else(|e| panic!("binding {at}: {e}"));
+            ready.send(()).expect("test alive");
+            for s in l.incoming() {
+                if flag.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(mut s) = s else { continue };
+                let mut line = Vec::new();
+                let mut buf = [0u8; 64];
+                while !line.contains(&b'\n') {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => line.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = s.write_all(b"pong\n");
+            }
+        });
+        bound
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("responder on {at} did not start: {e}"));
+        Responder { at, stop, thread }
+    }
+
+    /// Stops the server: sets the flag, then wakes its accept with a connection from `via`.
+    fn stop(self, via: &Netns) {
+        self.stop.store(true, Ordering::Relaxed);
+        let at = self.at;
+        let _ = via.run(move || TcpStream::connect_timeout(&at.into(), Duration::from_secs(2)));
+        let _ = self.thread.join();
+    }
+}
+
+/// Mean time of `n` sequential calls (connect, send a line, read the answer to its end) from
+/// inside `ns` to `to`, after a few untimed ones.
+fn mean_round_trip(ns: &Netns, to: SocketAddrV4, n: u32) -> Duration {
+    ns.run(move || {
+        let one = || -> std::io::Result<()> {
+            let mut s = TcpStream::connect_timeout(&to.into(), Duration::from_secs(2))?;
+            s.set_nodelay(true)?;
+            s.set_read_timeout(Some(Duration::from_secs(2)))?;
+            s.write_all(b"ping\n")?;
+            let mut out = Vec::new();
+            s.read_to_end(&mut out)?;
+            assert_eq!(out, b"pong\n", "answer from {to}");
+            Ok(())
+        };
+        for _ in 0..20 {
+            one().unwrap_or_else(|e| panic!("warm-up call to {to}: {e}"));
+        }
+        let started = Instant::now();
+        for i in 0..n {
+            one().unwrap_or_else(|e| panic!("call {i} to {to}: {e}"));
+        }
+        started.elapsed() / n
+    })
+}
+
+/// The lab policy plus 100 filler services (2 instances each, each allowed to call the next
+/// one and every other one also the one after), so a→b is one allowed call among ~600.
+fn crowded_policy() -> Policy {
+    let mut p = lab_policy();
+    let n = 100;
+    let mut fillers = many(n).services;
+    for (i, s) in fillers.iter_mut().enumerate() {
+        s.vip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 99, 1, 0)) + i as u32 + 1);
+        if i % 2 == 0 {
+            s.allow.push(format!("s{}", (i + 2) % n));
+        }
+    }
+    p.services.extend(fillers);
+    p
+}
+
+/// The latency the allow-list path adds to a call between two containers on one board: the
+/// mean of N sequential connect+request+answer calls from `a` to `b` with no policy, and with
+/// the lab policy plus 100 filler services applied, to b's VIP (DNAT) and to its instance
+/// address. Prints, asserts nothing about time (run with `--ignored --nocapture`).
+#[test]
+#[ignore]
+fn bench_allow_list_latency() {
+    require_root();
+    let lab = setup("polrtt");
+    let [a, b, _] = &lab.containers[..] else {
+        panic!("three containers")
+    };
+    let instance = at(ip(3), 8080);
+    let server = Responder::start(b, at(Ipv4Addr::UNSPECIFIED, 8080));
+    let n = 500;
+    let before = mean_round_trip(a, instance, n);
+
+    let p = crowded_policy();
+    let rs = build(&p);
+    let elements: usize = rs
+        .tables
+        .iter()
+        .flat_map(|t| &t.sets)
+        .filter(|s| s.name.starts_with("allow_"))
+        .map(|s| s.elements.len())
+        .sum();
+    apply_in(&lab.board, &p);
+    let via_vip = mean_round_trip(a, at(vip(3), 80), n);
+    let direct = mean_round_trip(a, instance, n);
+    lab.board.run(remove).expect("removing the policy");
+    let after = mean_round_trip(a, instance, n);
+    server.stop(&lab.board);
+
+    let base = (before + after) / 2;
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    println!(
+        "allow-list latency: mean of {n} sequential calls a → b (connect + request + answer), {} services, {elements} allow-set elements",
+        p.services.len()
+    );
+    println!(
+        "  no policy, to the instance:   {:8.1} µs (before {:.1}, after {:.1})",
+        us(base),
+        us(before),
+        us(after)
+    );
+    println!(
+        "  policy, to the instance:      {:8.1} µs ({:+.1} µs)",
+        us(direct),
+        us(direct) - us(base)
+    );
+    println!(
+        "  policy, to the VIP (DNAT):    {:8.1} µs ({:+.1} µs)",
+        us(via_vip),
+        us(via_vip) - us(base)
+    );
+}
