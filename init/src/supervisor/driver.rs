@@ -204,6 +204,8 @@ pub(super) async fn run(
             eprintln!("baton: services: {note}");
         }
         d.network = Some(network);
+        // The first rule set (no services yet): if the kernel refuses it, no instance starts.
+        d.update_network();
     }
     loop {
         let next_timer = d.next_timer();
@@ -604,6 +606,20 @@ impl Driver {
             },
             _ => None,
         };
+        if let (Some(address), Some(network)) = (address, self.network.as_ref()) {
+            if let Some(why) = network.failure() {
+                if let Some(pool) = self.deps.pool.as_mut() {
+                    pool.release(address);
+                }
+                let _ = self.internal.send(Internal::Launched(
+                    key,
+                    Err(format!(
+                        "not started: this board cannot enforce the services' network isolation ({why})"
+                    )),
+                ));
+                return;
+            }
+        }
         if let Some(s) = self.slot_mut(name, slot) {
             s.address = address;
             s.launched_at = Some(Instant::now());

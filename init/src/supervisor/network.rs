@@ -37,6 +37,8 @@ pub struct Network {
     dns: Option<DnsServer>,
     generation: u64,
     last: Option<Policy>,
+    /// Why the last rule set was not applied, until one is.
+    failure: Option<String>,
 }
 
 /// The board's LAN interfaces: those under `sys_class_net` backed by a device (Ethernet, USB
@@ -89,6 +91,7 @@ impl Network {
                 dns: server,
                 generation: 0,
                 last: None,
+                failure: None,
             },
             note,
         )
@@ -182,9 +185,28 @@ impl Network {
         self.generation += 1;
         let mut numbered = policy.clone();
         numbered.generation = self.generation;
-        let result = policy::apply(&numbered);
-        self.last = Some(policy);
-        result.err().map(|e| e.to_string())
+        match policy::apply(&numbered) {
+            Ok(()) => {
+                self.last = Some(policy);
+                self.failure = None;
+                None
+            }
+            Err(e) => {
+                // Not remembered as applied: the next update tries again.
+                self.failure = Some(e.to_string());
+                self.failure.clone()
+            }
+        }
+    }
+
+    /// Why the isolation rules are not in force, if the last attempt to apply them failed (or
+    /// none was made yet): instances must not start then.
+    pub fn failure(&self) -> Option<String> {
+        match (&self.last, &self.failure) {
+            (_, Some(e)) => Some(e.clone()),
+            (None, None) => Some("no rule set applied yet".to_string()),
+            (Some(_), None) => None,
+        }
     }
 
     /// The generation of the rule set last applied.
