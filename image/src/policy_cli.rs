@@ -92,7 +92,45 @@ pub fn render(network: &serde_json::Value, service: &str) -> anyhow::Result<Stri
             .map(|e| format!(", NOT APPLIED: {e}"))
             .unwrap_or_default()
     ));
+    out.push_str(&mesh(&network["mesh"]));
     Ok(out)
+}
+
+/// The board's side of the mesh between boards, when it is in a cluster.
+fn mesh(mesh: &serde_json::Value) -> String {
+    let Some(subnet) = mesh["subnet"].as_str() else {
+        return String::new();
+    };
+    let mut out = format!(
+        "mesh      containers here on {subnet}{}
+",
+        if mesh["up"] == true {
+            ""
+        } else {
+            ", mesh DOWN: instances on other boards are unreachable"
+        }
+    );
+    if let Some(e) = mesh["error"].as_str() {
+        out.push_str(&format!(
+            "  problem: {e}
+"
+        ));
+    }
+    for peer in mesh["peers"].as_array().into_iter().flatten() {
+        let handshake = match peer["handshake_age_ms"].as_u64() {
+            Some(ms) => format!("handshake {}s ago", ms / 1000),
+            None => "no handshake yet".to_string(),
+        };
+        out.push_str(&format!(
+            "  {:<20} {:<16} via {:<22} {handshake}, {} B in, {} B out\n",
+            peer["board"].as_str().unwrap_or("?"),
+            peer["subnet"].as_str().unwrap_or("?"),
+            peer["endpoint"].as_str().unwrap_or("?"),
+            peer["rx_bytes"].as_u64().unwrap_or(0),
+            peer["tx_bytes"].as_u64().unwrap_or(0),
+        ));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -129,6 +167,33 @@ mod tests {
             text.contains("egress    none (no connections beyond the cluster)"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_mesh_is_listed_when_the_board_is_in_a_cluster() {
+        let mut n = network();
+        n["mesh"] = serde_json::json!({
+            "subnet": "10.88.215.0/24", "up": true, "error": null,
+            "peers": [
+                {"board": "b2", "subnet": "10.88.237.0/24", "endpoint": "169.254.1.2:51820",
+                 "key": "k", "handshake_age_ms": 12500, "rx_bytes": 272, "tx_bytes": 484},
+                {"board": "b3", "subnet": "10.88.33.0/24", "endpoint": "169.254.1.3:51820",
+                 "key": "k", "handshake_age_ms": null, "rx_bytes": 0, "tx_bytes": 0}
+            ]
+        });
+        let text = render(&n, "api").expect("api");
+        let tail = text.split_once("mesh ").expect("a mesh section").1;
+        assert_eq!(
+            tail,
+            "     containers here on 10.88.215.0/24\n\
+             \x20 b2                   10.88.237.0/24   via 169.254.1.2:51820      handshake 12s ago, 272 B in, 484 B out\n\
+             \x20 b3                   10.88.33.0/24    via 169.254.1.3:51820      no handshake yet, 0 B in, 0 B out\n"
+        );
+        n["mesh"]["up"] = serde_json::json!(false);
+        assert!(render(&n, "api")
+            .expect("api")
+            .contains("mesh DOWN: instances on other boards are unreachable"));
+        assert!(!render(&network(), "api").expect("api").contains("mesh"));
     }
 
     #[test]
