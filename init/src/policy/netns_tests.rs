@@ -480,18 +480,19 @@ impl Responder {
         Responder { at, stop, thread }
     }
 
-    /// Stops the server: sets the flag, then wakes its accept with a connection from `via`.
-    fn stop(self, via: &Netns) {
+    /// Stops the server: sets the flag, then wakes its accept with a connection from `via` to
+    /// `reach` (an address of the server's namespace).
+    fn stop(self, via: &Netns, reach: Ipv4Addr) {
         self.stop.store(true, Ordering::Relaxed);
-        let at = self.at;
-        let _ = via.run(move || TcpStream::connect_timeout(&at.into(), Duration::from_secs(2)));
+        let to = SocketAddrV4::new(reach, self.at.port());
+        let _ = via.run(move || TcpStream::connect_timeout(&to.into(), Duration::from_secs(2)));
         let _ = self.thread.join();
     }
 }
 
-/// Mean time of `n` sequential calls (connect, send a line, read the answer to its end) from
+/// The times of `n` sequential calls (connect, send a line, read the answer to its end) from
 /// inside `ns` to `to`, after a few untimed ones.
-fn mean_round_trip(ns: &Netns, to: SocketAddrV4, n: u32) -> Duration {
+fn round_trips(ns: &Netns, to: SocketAddrV4, n: u32) -> Vec<Duration> {
     ns.run(move || {
         let one = || -> std::io::Result<()> {
             let mut s = TcpStream::connect_timeout(&to.into(), Duration::from_secs(2))?;
@@ -506,11 +507,13 @@ fn mean_round_trip(ns: &Netns, to: SocketAddrV4, n: u32) -> Duration {
         for _ in 0..20 {
             one().unwrap_or_else(|e| panic!("warm-up call to {to}: {e}"));
         }
-        let started = Instant::now();
-        for i in 0..n {
-            one().unwrap_or_else(|e| panic!("call {i} to {to}: {e}"));
-        }
-        started.elapsed() / n
+        (0..n)
+            .map(|i| {
+                let started = Instant::now();
+                one().unwrap_or_else(|e| panic!("call {i} to {to}: {e}"));
+                started.elapsed()
+            })
+            .collect()
     })
 }
 
@@ -545,8 +548,7 @@ fn bench_allow_list_latency() {
     let instance = at(ip(3), 8080);
     let server = Responder::start(b, at(Ipv4Addr::UNSPECIFIED, 8080));
     let n = 500;
-    let before = mean_round_trip(a, instance, n);
-
+    let rounds = 5;
     let p = crowded_policy();
     let rs = build(&p);
     let elements: usize = rs
@@ -556,33 +558,45 @@ fn bench_allow_list_latency() {
         .filter(|s| s.name.starts_with("allow_"))
         .map(|s| s.elements.len())
         .sum();
-    apply_in(&lab.board, &p);
-    let via_vip = mean_round_trip(a, at(vip(3), 80), n);
-    let direct = mean_round_trip(a, instance, n);
-    lab.board.run(remove).expect("removing the policy");
-    let after = mean_round_trip(a, instance, n);
-    server.stop(&lab.board);
+    // Rounds of the three cases back to back, so a busy machine skews all of them alike.
+    let (mut open, mut direct, mut via_vip) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        open.extend(round_trips(a, instance, n));
+        apply_in(&lab.board, &p);
+        via_vip.extend(round_trips(a, at(vip(3), 80), n));
+        direct.extend(round_trips(a, instance, n));
+        lab.board.run(remove).expect("removing the policy");
+    }
+    server.stop(&lab.board, ip(3));
 
-    let base = (before + after) / 2;
     let us = |d: Duration| d.as_secs_f64() * 1e6;
+    // Mean, median, 99th percentile and slowest call, in µs.
+    let stats = |v: &mut Vec<Duration>| {
+        v.sort();
+        let mean = us(v.iter().sum::<Duration>()) / v.len() as f64;
+        let at = |q: f64| us(v[((v.len() - 1) as f64 * q) as usize]);
+        (mean, at(0.5), at(0.99), at(1.0))
+    };
+    let base = stats(&mut open);
     println!(
-        "allow-list latency: mean of {n} sequential calls a → b (connect + request + answer), {} services, {elements} allow-set elements",
+        "allow-list latency: a → b (connect + request + answer), {} sequential calls per case in {rounds} interleaved rounds; {} services, {elements} allow-set elements",
+        n * rounds,
         p.services.len()
     );
     println!(
-        "  no policy, to the instance:   {:8.1} µs (before {:.1}, after {:.1})",
-        us(base),
-        us(before),
-        us(after)
+        "  {:28} {:>9} {:>9} {:>9} {:>9} {:>12} {:>14}",
+        "µs", "mean", "median", "p99", "max", "mean - none", "median - none"
     );
-    println!(
-        "  policy, to the instance:      {:8.1} µs ({:+.1} µs)",
-        us(direct),
-        us(direct) - us(base)
-    );
-    println!(
-        "  policy, to the VIP (DNAT):    {:8.1} µs ({:+.1} µs)",
-        us(via_vip),
-        us(via_vip) - us(base)
-    );
+    for (what, v) in [
+        ("no policy, to the instance", &mut open),
+        ("policy, to the instance", &mut direct),
+        ("policy, to the VIP (DNAT)", &mut via_vip),
+    ] {
+        let (mean, median, p99, max) = stats(v);
+        println!(
+            "  {what:28} {mean:9.1} {median:9.1} {p99:9.1} {max:9.1} {:+12.1} {:+14.1}",
+            mean - base.0,
+            median - base.1
+        );
+    }
 }
