@@ -112,6 +112,18 @@ impl Network {
     /// on others) and what `remote` says of the other boards; applies the rule set when it
     /// changed. Returns an error to report, if applying failed.
     pub fn update(&mut self, members: &[Member<'_>], remote: &super::Remote) -> Option<String> {
+        self.update_with(members, remote, |p| {
+            policy::apply(p).map_err(|e| e.to_string())
+        })
+    }
+
+    /// [`Network::update`] with `apply` putting the rule set in force.
+    fn update_with(
+        &mut self,
+        members: &[Member<'_>],
+        remote: &super::Remote,
+        apply: impl FnOnce(&Policy) -> Result<(), String>,
+    ) -> Option<String> {
         let names: Vec<String> = members.iter().map(|m| m.spec.name.clone()).collect();
         let vips = dns::assign_vips(&names, dns::DEFAULT_SUBNET);
         if let Ok(mut table) = self.vips.write() {
@@ -185,7 +197,7 @@ impl Network {
         self.generation += 1;
         let mut numbered = policy.clone();
         numbered.generation = self.generation;
-        match policy::apply(&numbered) {
+        match apply(&numbered) {
             Ok(()) => {
                 self.last = Some(policy);
                 self.failure = None;
@@ -193,7 +205,7 @@ impl Network {
             }
             Err(e) => {
                 // Not remembered as applied: the next update tries again.
-                self.failure = Some(e.to_string());
+                self.failure = Some(e);
                 self.failure.clone()
             }
         }
@@ -223,6 +235,67 @@ impl Network {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn network() -> Network {
+        Network {
+            subnet: Ipv4Net::new(Ipv4Addr::new(10, 88, 0, 0), 24),
+            bridge: Ipv4Addr::new(10, 88, 0, 1),
+            vips: Arc::new(RwLock::new(BTreeMap::new())),
+            upstreams: Arc::new(RwLock::new(Vec::new())),
+            dns: None,
+            generation: 0,
+            last: None,
+            failure: None,
+        }
+    }
+
+    #[test]
+    fn instances_may_start_only_once_a_rule_set_is_in_force_and_refusals_are_retried() {
+        let spec = baton_spec::service::load_services(&[(
+            "web.toml".to_string(),
+            "name = \"web\"\nimage = \"oci-archive:images/web.tar\"\nport = 8080\n".to_string(),
+        )])
+        .specs
+        .pop()
+        .expect("a valid spec");
+        let members = [Member {
+            spec: &spec,
+            instances: vec![(Ipv4Addr::new(10, 88, 0, 2), true)],
+        }];
+        let remote = super::super::Remote::default();
+        let mut net = network();
+        assert!(net.failure().is_some(), "nothing applied yet");
+
+        let refused = net.update_with(&members, &remote, |_| Err("nf_tables missing".into()));
+        assert_eq!(refused.as_deref(), Some("nf_tables missing"));
+        assert_eq!(net.failure().as_deref(), Some("nf_tables missing"));
+
+        // The same state again: tried again, not taken for applied.
+        let mut tried = 0;
+        let again = net.update_with(&members, &remote, |p| {
+            tried += 1;
+            assert_eq!(p.services.len(), 1);
+            Ok(())
+        });
+        assert_eq!((again, tried), (None, 1));
+        assert_eq!(net.failure(), None);
+        let generation = net.generation();
+
+        // Unchanged since it was applied: nothing is sent.
+        let unchanged = net.update_with(&members, &remote, |_| panic!("applied twice"));
+        assert_eq!((unchanged, net.generation()), (None, generation));
+
+        // A later refusal stops new instances again.
+        let more = [Member {
+            spec: &spec,
+            instances: vec![
+                (Ipv4Addr::new(10, 88, 0, 2), true),
+                (Ipv4Addr::new(10, 88, 0, 3), true),
+            ],
+        }];
+        net.update_with(&more, &remote, |_| Err("rule refused".into()));
+        assert_eq!(net.failure().as_deref(), Some("rule refused"));
+    }
 
     #[test]
     fn uplinks_are_the_interfaces_with_a_device() {
