@@ -269,11 +269,12 @@ pub fn example_archive() -> PathBuf {
     path
 }
 
-/// One HTTP GET to 127.0.0.1:`port`; the body, if the answer was 200.
-pub fn http_get(port: u16, path: &str) -> Option<String> {
+/// One HTTP GET to 127.0.0.1:`port`: the status code and the body (`None` if nothing usable came
+/// back within 20 s).
+pub fn http_request(port: u16, path: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
@@ -282,5 +283,13 @@ pub fn http_get(port: u16, path: &str) -> Option<String> {
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     let (head, body) = text.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, body.to_string()))
+}
+
+/// One HTTP GET to 127.0.0.1:`port`; the body, if the answer was 200.
+pub fn http_get(port: u16, path: &str) -> Option<String> {
+    http_request(port, path)
+        .filter(|(code, _)| *code == 200)
+        .map(|(_, body)| body)
 }

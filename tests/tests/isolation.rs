@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use baton_qemu::GuestForward;
 use baton_tests::{
-    api, boot_with, build_image_with, wait_ready, wait_until, API_PORT, CLUSTER_TOML, TOKEN,
+    api, boot_with, build_image_with, http_request, wait_ready, wait_until, API_PORT, CLUSTER_TOML,
+    TOKEN,
 };
 
 /// "The internet" as the boards see it: an HTTP server on the host's loopback, reached at this
@@ -47,19 +48,6 @@ fn sealed_spec() -> String {
     format!("{}egress = \"none\"\n", spec("sealed", 8083, &["api"]))
 }
 
-/// One HTTP GET to 127.0.0.1:`port`: status code and body.
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(15))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let code = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n")?.1.to_string();
-    Some((code, body))
-}
-
 #[test]
 fn services_reach_exactly_what_their_allow_lists_name() {
     let hello = baton_tests::example_archive();
@@ -92,20 +80,21 @@ fn services_reach_exactly_what_their_allow_lists_name() {
     let limit = Duration::from_secs(180);
     for p in [api_port, front, other, sealed] {
         wait_until("every service to answer", limit, || {
-            get(p, "/").filter(|(c, _)| *c == 200)
+            http_request(p, "/").filter(|(c, _)| *c == 200)
         });
     }
 
     // front may call api, by name.
     let (code, body) = wait_until("front to reach api by name", limit, || {
-        get(front, "/fetch?url=http://api:8080/").filter(|(c, _)| *c == 200)
+        http_request(front, "/fetch?url=http://api:8080/").filter(|(c, _)| *c == 200)
     });
     assert_eq!((code, body.as_str()), (200, "api from api-1\n"));
-    let (_, body) = get(front, "/fetch?url=http://api.baton:8080/").expect("front answers");
+    let (_, body) =
+        http_request(front, "/fetch?url=http://api.baton:8080/").expect("front answers");
     assert_eq!(body, "api from api-1\n");
 
     // other may not; the name resolves, the connection does not go through.
-    let (code, body) = get(other, "/fetch?url=http://api:8080/").expect("other answers");
+    let (code, body) = http_request(other, "/fetch?url=http://api:8080/").expect("other answers");
     assert_eq!(code, 502, "{body}");
     assert!(
         !body.contains("cannot resolve"),
@@ -123,19 +112,27 @@ fn services_reach_exactly_what_their_allow_lists_name() {
         .expect("api's VIP")
         .to_string();
     assert!(vip.starts_with("10.89."), "{network}");
-    let (code, body) =
-        get(front, "/fetch?url=http://10.88.0.1:7070/v1/health").expect("front answers");
+    // The board's address on its bridge: the first of its container subnet.
+    let subnet = network["mesh"]["subnet"]
+        .as_str()
+        .expect("the board's subnet");
+    let bridge = subnet
+        .strip_suffix(".0/24")
+        .map(|net| format!("{net}.1"))
+        .expect("a /24 subnet");
+    let (code, body) = http_request(front, &format!("/fetch?url=http://{bridge}:7070/v1/health"))
+        .expect("front answers");
     assert_eq!(code, 502, "a container reached the board's API: {body}");
 
     // Egress: front reaches the outside world, sealed does not, though it still reaches api.
     let (code, body) = wait_until("front to reach the outside", limit, || {
-        get(front, &format!("/fetch?url=http://{OUTSIDE}/")).filter(|(c, _)| *c == 200)
+        http_request(front, &format!("/fetch?url=http://{OUTSIDE}/")).filter(|(c, _)| *c == 200)
     });
     assert_eq!((code, body.as_str()), (200, "outside\n"));
     let (code, body) =
-        get(sealed, &format!("/fetch?url=http://{OUTSIDE}/")).expect("sealed answers");
+        http_request(sealed, &format!("/fetch?url=http://{OUTSIDE}/")).expect("sealed answers");
     assert_eq!(code, 502, "egress = none let sealed out: {body}");
-    let (code, body) = get(sealed, "/fetch?url=http://api:8080/").expect("sealed answers");
+    let (code, body) = http_request(sealed, "/fetch?url=http://api:8080/").expect("sealed answers");
     assert_eq!((code, body.as_str()), (200, "api from api-1\n"));
 
     // other is allowed now: no restart, the next call goes through.
@@ -157,7 +154,7 @@ fn services_reach_exactly_what_their_allow_lists_name() {
         .expect("PUT");
     assert_eq!(code, 202, "{reply}");
     let (_, body) = wait_until("other to reach api once allowed", limit, || {
-        get(other, &format!("/fetch?url=http://{vip}:8080/")).filter(|(c, _)| *c == 200)
+        http_request(other, &format!("/fetch?url=http://{vip}:8080/")).filter(|(c, _)| *c == 200)
     });
     assert_eq!(body, "api from api-1\n");
     assert_eq!(started(&client), before, "other's container was restarted");

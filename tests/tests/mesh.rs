@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use baton::client::Client;
 use baton_qemu::{packet, Cluster, ClusterConfig, Forward};
-use baton_tests::{api, build_image_with, repo_root, wait_ready, wait_until, API_PORT, TOKEN};
+use baton_tests::{
+    api, build_image_with, http_request, repo_root, wait_ready, wait_until, API_PORT, TOKEN,
+};
 
 const KEY: &str = "e2e-mesh-key-0123456789abcdef0123456789abcd";
 const MESH_PORT: u16 = 51820;
@@ -44,19 +46,6 @@ fn spec(name: &str, boards: &[usize], scale: u32, publish: Option<u16>, allow: &
         boards.join(", "),
         allow.join(", ")
     )
-}
-
-/// One HTTP GET to 127.0.0.1:`port`: status code and body.
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let code = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n")?.1.to_string();
-    Some((code, body))
 }
 
 /// `service`'s instances that run: (board, address, id), as `client`'s board sees them.
@@ -163,7 +152,7 @@ fn allow_lists_hold_across_boards_over_an_encrypted_mesh() {
     // Allowed: front reaches both api instances, the one beside it and the one on board 3.
     let mut answered: BTreeSet<String> = BTreeSet::new();
     wait_until("front to be answered by both api instances", limit, || {
-        if let Some((200, body)) = get(front, "/fetch?url=http://api:8080/") {
+        if let Some((200, body)) = http_request(front, "/fetch?url=http://api:8080/") {
             answered.insert(body.trim().to_string());
         }
         let want: BTreeSet<String> = apis
@@ -181,7 +170,8 @@ fn allow_lists_hold_across_boards_over_an_encrypted_mesh() {
         format!("http://{}:8080/", remote_api.1),
         format!("http://{bridge3}:{API_PORT}/v1/status"),
     ] {
-        let (code, body) = get(other, &format!("/fetch?url={url}")).expect("other answers");
+        let (code, body) =
+            http_request(other, &format!("/fetch?url={url}")).expect("other answers");
         assert_eq!(code, 502, "other reached {url}: {body}");
     }
 
@@ -190,8 +180,8 @@ fn allow_lists_hold_across_boards_over_an_encrypted_mesh() {
     let marker = format!("plaintext-marker-{}", std::process::id());
     let since = cluster.frames().last().map_or(0, |f| f.seq);
     for _ in 0..12 {
-        let (code, body) =
-            get(front, &format!("/fetch?url=http://api:8080/{marker}")).expect("front answers");
+        let (code, body) = http_request(front, &format!("/fetch?url=http://api:8080/{marker}"))
+            .expect("front answers");
         assert_eq!(code, 502, "{body}");
         assert!(body.contains("404"), "the call reached api: {body}");
     }
@@ -219,7 +209,7 @@ fn allow_lists_hold_across_boards_over_an_encrypted_mesh() {
         .expect("PUT");
     assert_eq!(code, 202, "{body}");
     wait_until("other to reach api once allowed", limit, || {
-        get(other, "/fetch?url=http://api:8080/").filter(|(code, _)| *code == 200)
+        http_request(other, "/fetch?url=http://api:8080/").filter(|(code, _)| *code == 200)
     });
     let after = instances(&clients[1], "other");
     assert_eq!(before, after, "other was restarted");
@@ -229,7 +219,7 @@ fn allow_lists_hold_across_boards_over_an_encrypted_mesh() {
     wait_until("ten calls in a row answered", limit, || {
         (0..10)
             .all(|_| {
-                get(front, "/fetch?url=http://api:8080/")
+                http_request(front, "/fetch?url=http://api:8080/")
                     .is_some_and(|(code, body)| code == 200 && body.starts_with("api from"))
             })
             .then_some(())

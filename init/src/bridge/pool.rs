@@ -39,6 +39,11 @@ pub struct Pool {
     used: BTreeSet<Ipv4Addr>,
 }
 
+/// The bridge's address on `subnet`: its first host address.
+pub fn gateway_of(subnet: Ipv4Net) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(subnet.network()) + 1)
+}
+
 impl Pool {
     /// The pool of `subnet` (e.g. `10.88.0.0/24`); the gateway is its first host address.
     pub fn new(subnet: Ipv4Net) -> Result<Pool, Error> {
@@ -51,7 +56,7 @@ impl Pool {
             subnet: Ipv4Net::new(subnet.network(), subnet.prefix),
             first: network + 2,
             last: broadcast - 1,
-            gateway: Ipv4Addr::from(network + 1),
+            gateway: gateway_of(subnet),
             used: BTreeSet::new(),
         })
     }

@@ -180,6 +180,31 @@ pub fn remote_instances(
     out
 }
 
+/// A peer as the gossip lists it, for tests.
+#[cfg(test)]
+pub(super) fn gossip_member(
+    name: &str,
+    addr: SocketAddr,
+    alive: bool,
+    values: &[(&str, impl AsRef<str>)],
+) -> GossipMember {
+    GossipMember {
+        name: name.to_string(),
+        addr,
+        generation: 1,
+        state: if alive {
+            MemberState::Alive
+        } else {
+            MemberState::Dead
+        },
+        values: values
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.as_ref().to_string()))
+            .collect(),
+        last_heard: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,21 +215,7 @@ mod tests {
     }
 
     fn member(name: &str, ip: [u8; 4], alive: bool, values: &[(&str, String)]) -> GossipMember {
-        GossipMember {
-            name: name.to_string(),
-            addr: SocketAddr::from((ip, 7946)),
-            generation: 1,
-            state: if alive {
-                MemberState::Alive
-            } else {
-                MemberState::Dead
-            },
-            values: values
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
-            last_heard: None,
-        }
+        gossip_member(name, SocketAddr::from((ip, 7946)), alive, values)
     }
 
     #[test]

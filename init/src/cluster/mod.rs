@@ -237,12 +237,6 @@ pub fn capacity() -> (u64, u64) {
     (cpus * 1000, memory)
 }
 
-/// The board's address on its own container subnet (the bridge's): the source of its own
-/// packets into the mesh.
-pub fn bridge_address(subnet: crate::nft::Ipv4Net) -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(subnet.network()) + 1)
-}
-
 /// Loads or creates the mesh key (on the data partition, else in `/run`) and brings the mesh
 /// link up.
 async fn start_mesh(
@@ -253,8 +247,13 @@ async fn start_mesh(
         .clone()
         .unwrap_or_else(|| PathBuf::from("/run/baton"));
     let keypair = crate::mesh::Keypair::load_or_create(&dir.join("mesh.key"))?;
-    let mesh =
-        crate::mesh::Mesh::up(&keypair, crate::mesh::PORT, bridge_address(settings.subnet)).await?;
+    // The bridge's address: the source of the board's own packets into the mesh.
+    let mesh = crate::mesh::Mesh::up(
+        &keypair,
+        crate::mesh::PORT,
+        crate::bridge::pool::gateway_of(settings.subnet),
+    )
+    .await?;
     Ok((mesh, keypair.public()))
 }
 

@@ -534,21 +534,8 @@ mod tests {
     use super::*;
 
     fn peer(name: &str, alive: bool, values: &[(&str, &str)]) -> GossipMember {
-        GossipMember {
-            name: name.into(),
-            addr: "169.254.0.2:7946".parse().expect("addr"),
-            generation: 1,
-            state: if alive {
-                MemberState::Alive
-            } else {
-                MemberState::Dead
-            },
-            values: values
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            last_heard: None,
-        }
+        let addr = "169.254.0.2:7946".parse().expect("addr");
+        super::super::fabric::gossip_member(name, addr, alive, values)
     }
 
     fn spec(text: &str) -> ServiceSpec {
