@@ -11,51 +11,28 @@
 //! temp-dir root.
 
 pub mod api;
+pub mod board;
 pub mod boot;
-pub mod bridge;
-pub mod build_info;
-pub mod clock;
 pub mod cluster;
-pub mod config;
-pub mod console;
-pub mod context;
-pub mod data;
-pub mod disk;
-pub mod dns;
-pub mod entropy;
-pub mod hostname;
+pub mod containers;
 pub mod lifecycle;
-pub mod mesh;
-pub mod modules;
-pub mod mounts;
-pub mod net;
-pub mod nft;
-pub mod persist;
-pub mod policy;
 pub mod power;
 pub mod reaper;
-pub mod rootfs_switch;
-pub mod runtime;
 pub mod services;
-pub mod sntp;
-pub mod status;
-pub mod supervisor;
-pub mod sys;
-#[cfg(test)]
-mod testbed;
+pub mod svcnet;
 #[cfg(test)]
 mod testns;
-pub mod watchdog;
+pub mod uplink;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::Arc;
 
-use console::Console;
-use context::Ctx;
+use board::console::{self, Console};
+use board::context::Ctx;
+use board::status::State;
+use board::sys::real::RealSys;
 use power::Action;
-use status::State;
-use sys::real::RealSys;
 
 /// Boots the board and runs it until it is rebooted or powered off. Never returns.
 pub fn run() -> ! {
@@ -71,7 +48,7 @@ pub fn run() -> ! {
     let args: Vec<String> = std::env::args_os()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    if let Err(e) = rootfs_switch::switch_root(&ctx, &args) {
+    if let Err(e) = boot::rootfs_switch::switch_root(&ctx, &args) {
         ctx.report(e);
     }
     let outcome = catch_unwind(AssertUnwindSafe(|| live(&ctx)));

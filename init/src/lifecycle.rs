@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use crate::board::context::Ctx;
 use crate::boot::{self, Running};
-use crate::context::Ctx;
 use crate::power::{self, Action};
 use crate::reaper::{self, Event, Signals};
 use crate::services::Services;

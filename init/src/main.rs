@@ -2,7 +2,7 @@
 
 fn main() {
     // The same binary, re-executed by the container runtime, serves as its helper process.
-    if let Some(code) = baton_init::runtime::helper_main_if_requested() {
+    if let Some(code) = baton_init::containers::runtime::helper_main_if_requested() {
         std::process::exit(code);
     }
     baton_init::run()

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::board::context::Ctx;
+use crate::board::sys::{Reaped, Signal};
 use crate::boot::Running;
-use crate::context::Ctx;
 use crate::services::Services;
-use crate::sys::{Reaped, Signal};
-use crate::{clock, config, data, entropy, mounts};
+use crate::{boot::clock, boot::config, boot::data, boot::entropy, boot::mounts};
 
 /// How long processes get between SIGTERM and SIGKILL.
 pub const TERM_GRACE: Duration = Duration::from_secs(5);

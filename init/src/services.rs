@@ -14,11 +14,12 @@ use baton_spec::cluster::RegistryConfig;
 use baton_spec::NetworkConfig;
 use tokio::sync::mpsc;
 
-use crate::context::Ctx;
+use crate::api;
+use crate::board::context::Ctx;
+use crate::board::status::State;
+use crate::containers::supervisor::{Paths, Supervisor};
 use crate::power::Action;
-use crate::status::State;
-use crate::supervisor::{Paths, Supervisor};
-use crate::{api, net, sntp};
+use crate::uplink::{self as net, sntp};
 
 /// A service failed to start.
 pub type StartError = Box<dyn StdError + Send + Sync>;
@@ -46,7 +47,7 @@ pub trait Services {
         &self,
         ctx: &Arc<Ctx>,
         data_mounted: bool,
-        config: &crate::config::BootConfig,
+        config: &crate::boot::config::BootConfig,
     ) -> impl Future<Output = ()>;
     /// Stops every service gracefully.
     fn stop_containers(&self, ctx: &Ctx) -> impl Future<Output = ()>;
@@ -84,7 +85,7 @@ impl Services for RealServices {
         &self,
         ctx: &Arc<Ctx>,
         data_mounted: bool,
-        config: &crate::config::BootConfig,
+        config: &crate::boot::config::BootConfig,
     ) {
         let board = Paths::board(data_mounted);
         let registries = registry_options(&config.registries, &board.config);
@@ -102,8 +103,8 @@ impl Services for RealServices {
         let state_dir = data_mounted.then(|| PathBuf::from("/data/cluster"));
         // In a cluster every board has its own container subnet, routed over the mesh.
         let subnet = match &config.cluster {
-            Some(_) => crate::cluster::subnet::load_or_choose(state_dir.as_deref(), &board_name),
-            None => crate::cluster::subnet::STANDALONE,
+            Some(_) => crate::svcnet::subnet::load_or_choose(state_dir.as_deref(), &board_name),
+            None => crate::svcnet::subnet::STANDALONE,
         };
         let paths = Paths {
             registries: Arc::new(registries),
@@ -116,7 +117,7 @@ impl Services for RealServices {
         }
         ctx.state.set_supervisor(supervisor.clone());
         let Some(cluster) = &config.cluster else {
-            for spec in crate::config::load_services(ctx) {
+            for spec in crate::boot::config::load_services(ctx) {
                 supervisor.apply(spec);
             }
             return;
@@ -127,7 +128,7 @@ impl Services for RealServices {
             board: board_name,
             labels: cluster.labels.clone(),
             interface: cluster.interface.clone(),
-            services_dir: Path::new(crate::config::MOUNT_POINT)
+            services_dir: Path::new(crate::boot::config::MOUNT_POINT)
                 .join(baton_spec::service::SERVICES_DIR),
             state_dir,
             subnet,

@@ -23,8 +23,8 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 
 use super::{problem, Shared};
-use crate::supervisor::logs::{LogLine, Stream};
-use crate::supervisor::Supervisor;
+use crate::containers::supervisor::logs::{LogLine, Stream};
+use crate::containers::supervisor::Supervisor;
 
 /// Where the config partition is mounted.
 const CONFIG: &str = "/config";
@@ -82,7 +82,7 @@ fn remote_instances(shared: &Shared) -> BTreeMap<String, Vec<crate::cluster::Rem
 /// and why instances are not placed, if so.
 fn cluster_wide(
     shared: &Shared,
-    view: crate::supervisor::ServiceView,
+    view: crate::containers::supervisor::ServiceView,
     remote: &mut BTreeMap<String, Vec<crate::cluster::RemoteInstance>>,
 ) -> serde_json::Value {
     let mut value = serde_json::to_value(&view).unwrap_or_default();
@@ -174,7 +174,7 @@ async fn put(
             &format!("the spec does not define service {name:?}"),
         );
     };
-    if let Err(e) = crate::persist::write_atomic_fat(&dir.join(&file), body.as_bytes()) {
+    if let Err(e) = crate::board::persist::write_atomic_fat(&dir.join(&file), body.as_bytes()) {
         return problem(
             StatusCode::INTERNAL_SERVER_ERROR,
             &format!("writing {SERVICES_DIR}/{file}: {e}"),
@@ -216,7 +216,7 @@ async fn delete(Extract(shared): Extract<Shared>, UrlPath(name): UrlPath<String>
     match std::fs::remove_file(&path) {
         Ok(()) => {
             if let Some(dir) = path.parent() {
-                let _ = crate::persist::sync_file_system(dir);
+                let _ = crate::board::persist::sync_file_system(dir);
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -14,8 +14,8 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use baton_cluster::gossip::{Member as GossipMember, MemberState};
 
 use super::keys;
-use crate::mesh::{Peer, PublicKey};
-use crate::nft::Ipv4Net;
+use crate::svcnet::mesh::{Peer, PublicKey};
+use crate::svcnet::nft::Ipv4Net;
 
 /// A peer board of the mesh.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +49,7 @@ pub fn net_value(subnet: Ipv4Net, key: &PublicKey, port: u16) -> String {
 /// Parses a `net` value.
 pub fn parse_net(value: &str) -> Option<(Ipv4Net, PublicKey, u16)> {
     let mut parts = value.split_whitespace();
-    let subnet = super::subnet::parse(parts.next()?)?;
+    let subnet = crate::svcnet::subnet::parse(parts.next()?)?;
     let key = parts.next()?.parse().ok()?;
     let port = parts.next()?.parse().ok()?;
     parts.next().is_none().then_some((subnet, key, port))
@@ -208,7 +208,7 @@ pub(super) fn gossip_member(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::subnet::of_slot;
+    use crate::svcnet::subnet::of_slot;
 
     fn key(b: u8) -> PublicKey {
         PublicKey([b; 32])

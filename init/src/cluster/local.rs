@@ -117,12 +117,12 @@ pub fn mirror(dir: &Path, book: &mut Book, desired: &Desired, names: &[String]) 
                 if current.as_deref() == Some(text.as_str()) {
                     Ok(())
                 } else {
-                    crate::persist::write_atomic_fat(&path, text.as_bytes())
+                    crate::board::persist::write_atomic_fat(&path, text.as_bytes())
                 }
             }
             None => match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-                _ => crate::persist::sync_file_system(dir),
+                _ => crate::board::persist::sync_file_system(dir),
             },
         };
         match result {
@@ -172,7 +172,7 @@ impl Files {
 
     /// Saves how many peers are alive.
     pub fn save_peers(&self, count: usize) -> std::io::Result<()> {
-        crate::persist::write_atomic(&self.peers, count.to_string().as_bytes())
+        crate::board::persist::write_atomic(&self.peers, count.to_string().as_bytes())
     }
 
     /// Reads the book; a missing or broken file gives an empty one.
@@ -197,8 +197,8 @@ impl Files {
             std::fs::create_dir_all(dir)?;
         }
         let records: Vec<&Record> = desired.records().collect();
-        crate::persist::write_atomic(&self.desired, &serde_json::to_vec(&records)?)?;
-        crate::persist::write_atomic(&self.book, &serde_json::to_vec(book)?)
+        crate::board::persist::write_atomic(&self.desired, &serde_json::to_vec(&records)?)?;
+        crate::board::persist::write_atomic(&self.book, &serde_json::to_vec(book)?)
     }
 }
 

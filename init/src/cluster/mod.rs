@@ -17,7 +17,6 @@
 mod fabric;
 pub mod local;
 mod round;
-pub mod subnet;
 mod view;
 
 use std::collections::BTreeMap;
@@ -33,7 +32,7 @@ use baton_cluster::placement::Assignment;
 use baton_cluster::sync::SyncKey;
 use tokio::sync::Notify;
 
-use crate::supervisor::Supervisor;
+use crate::containers::supervisor::Supervisor;
 
 pub use view::{ClusterView, MemberView, MeshPeerView, MeshView, RemoteInstance};
 
@@ -86,7 +85,7 @@ pub struct Settings {
     /// API port.
     pub api_port: u16,
     /// This board's container subnet.
-    pub subnet: crate::nft::Ipv4Net,
+    pub subnet: crate::svcnet::nft::Ipv4Net,
 }
 
 /// Mutable state of the node, behind one lock that is never held across an await.
@@ -114,7 +113,7 @@ pub(crate) struct Inner {
     /// The mesh peers last configured.
     pub mesh_boards: Option<Vec<fabric::Board>>,
     /// The subnet this board moves to (at its restart), once it found its own taken.
-    pub moving_to: Option<crate::nft::Ipv4Net>,
+    pub moving_to: Option<crate::svcnet::nft::Ipv4Net>,
     /// The last problem with the mesh or the subnet, printed once.
     pub mesh_note: Option<String>,
 }
@@ -132,7 +131,7 @@ pub struct Node {
     /// What the board offers to services (see [`capacity`]), measured once at start.
     capacity: (u64, u64),
     /// The WireGuard link to the other boards, if it came up.
-    mesh: tokio::sync::Mutex<Option<crate::mesh::Mesh>>,
+    mesh: tokio::sync::Mutex<Option<crate::svcnet::mesh::Mesh>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -202,13 +201,13 @@ pub fn next_generation(data_mounted: bool) -> u64 {
     if !data_mounted {
         return since_epoch;
     }
-    let path = std::path::Path::new(crate::persist::DIR).join("generation");
+    let path = std::path::Path::new(crate::board::persist::DIR).join("generation");
     let last = std::fs::read_to_string(&path)
         .ok()
         .and_then(|t| t.trim().parse::<u64>().ok())
         .unwrap_or(0);
     let next = last + 1;
-    if let Err(e) = crate::persist::write_atomic(&path, next.to_string().as_bytes()) {
+    if let Err(e) = crate::board::persist::write_atomic(&path, next.to_string().as_bytes()) {
         eprintln!(
             "baton: cluster: saving the generation in {}: {e}",
             path.display()
@@ -241,17 +240,18 @@ pub fn capacity() -> (u64, u64) {
 /// link up.
 async fn start_mesh(
     settings: &Settings,
-) -> Result<(crate::mesh::Mesh, crate::mesh::PublicKey), crate::mesh::Error> {
+) -> Result<(crate::svcnet::mesh::Mesh, crate::svcnet::mesh::PublicKey), crate::svcnet::mesh::Error>
+{
     let dir = settings
         .state_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from("/run/baton"));
-    let keypair = crate::mesh::Keypair::load_or_create(&dir.join("mesh.key"))?;
+    let keypair = crate::svcnet::mesh::Keypair::load_or_create(&dir.join("mesh.key"))?;
     // The bridge's address: the source of the board's own packets into the mesh.
-    let mesh = crate::mesh::Mesh::up(
+    let mesh = crate::svcnet::mesh::Mesh::up(
         &keypair,
-        crate::mesh::PORT,
-        crate::bridge::pool::gateway_of(settings.subnet),
+        crate::svcnet::mesh::PORT,
+        crate::svcnet::bridge::pool::gateway_of(settings.subnet),
     )
     .await?;
     Ok((mesh, keypair.public()))
@@ -263,7 +263,7 @@ impl Node {
     pub async fn start(
         settings: Settings,
         supervisor: Supervisor,
-        state: Arc<crate::status::State>,
+        state: Arc<crate::board::status::State>,
     ) -> Result<Arc<Node>, Error> {
         let sync_key = SyncKey::derive(&settings.key)?;
         let (interface, address) = loop {
@@ -278,13 +278,13 @@ impl Node {
             Ok((mesh, key)) => {
                 values.insert(
                     keys::NET.to_string(),
-                    fabric::net_value(settings.subnet, &key, crate::mesh::PORT),
+                    fabric::net_value(settings.subnet, &key, crate::svcnet::mesh::PORT),
                 );
                 println!(
                     "baton: cluster: containers on {}, mesh {} on UDP {} (key {key})",
                     settings.subnet,
-                    crate::mesh::LINK,
-                    crate::mesh::PORT
+                    crate::svcnet::mesh::LINK,
+                    crate::svcnet::mesh::PORT
                 );
                 Some(mesh)
             }

@@ -9,10 +9,10 @@ use baton_cluster::gossip::{Member as GossipMember, MemberState};
 use baton_cluster::placement::{self, Assignment, Constraints, Input, Member, Resources, Service};
 use baton_spec::ServiceSpec;
 
-use super::subnet::{self, Verdict};
 use super::{fabric, keys, local, lock, now_ms, Node, ROUND_PERIOD};
-use crate::status::State;
-use crate::supervisor::Remote;
+use crate::board::status::State;
+use crate::containers::supervisor::Remote;
+use crate::svcnet::subnet::{self, Verdict};
 
 /// A peer is asked for its records at most this often.
 const SYNC_EVERY: Duration = Duration::from_secs(3);
@@ -215,7 +215,7 @@ impl Node {
         }
         let configured = lock(&self.inner).mesh_boards.clone().unwrap_or_default();
         self.supervisor.set_remote(Remote {
-            mesh: Some(crate::mesh::LINK.to_string()),
+            mesh: Some(crate::svcnet::mesh::LINK.to_string()),
             subnets: configured.iter().map(|b| b.subnet).collect(),
             instances: fabric::remote_instances(&configured, peers),
         });

@@ -1,0 +1,400 @@
+//! The board's HTTP API on TCP port 7070 of every address.
+//!
+//! Every request needs `Authorization: Bearer <token>` (`[api] token` in `cluster.toml`) except
+//! `GET /v1/health`. A board whose `cluster.toml` has no usable token refuses every
+//! authenticated request rather than serving them openly.
+//!
+//! | method | path           | what                                        |
+//! |--------|----------------|---------------------------------------------|
+//! | GET    | `/v1/health`   | `{"ok": true}`, no token needed             |
+//! | GET    | `/v1/status`   | [`StatusReport`]                            |
+//! | POST   | `/v1/reboot`   | clean reboot (202, then the board goes down) |
+//! | POST   | `/v1/halt`     | clean halt                                  |
+//! | POST   | `/v1/poweroff` | clean power-off                             |
+//! |        | `/v1/services…` | see [`services`]                           |
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{Request, State as Extract};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::board::status::{Address, BootStep, DataPartition, State};
+use crate::power::Action;
+
+mod cluster;
+mod services;
+
+/// TCP port of the API on every board.
+pub const PORT: u16 = baton_spec::service::defaults::API_PORT;
+
+/// Errors starting the API.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The listening socket could not be opened.
+    #[error("API: cannot listen on {addr}: {source}")]
+    Listen {
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// The body of `GET /v1/status`.
+#[derive(Debug, Serialize)]
+pub struct StatusReport {
+    /// Host name in use.
+    pub hostname: String,
+    /// Board name from the image.
+    pub board: String,
+    /// Running kernel release.
+    pub kernel: String,
+    /// Milliseconds since the kernel started.
+    pub uptime_ms: u64,
+    /// Boot steps in order, with their durations.
+    pub boot: Vec<BootStep>,
+    /// Configured addresses.
+    pub addresses: Vec<Address>,
+    /// Memory use.
+    pub memory: Memory,
+    /// Files on the config partition.
+    pub config_files: Vec<String>,
+    /// The data partition.
+    pub data: Option<DataPartition>,
+    /// Errors since boot, newest last.
+    pub errors: Vec<String>,
+    /// Problems in the configuration files, by file, line and field.
+    pub config_errors: Vec<baton_spec::ConfigError>,
+}
+
+/// Memory figures in bytes.
+#[derive(Debug, Serialize)]
+pub struct Memory {
+    /// Resident set size of the init.
+    pub init_rss_bytes: u64,
+    /// Memory in use by the whole system (total minus available).
+    pub system_used_bytes: u64,
+}
+
+#[derive(Clone)]
+struct Shared {
+    state: Arc<State>,
+    power: mpsc::Sender<Action>,
+}
+
+/// Starts serving the API on `0.0.0.0:7070` in the background (on the current tokio runtime).
+pub fn spawn(state: Arc<State>, power: mpsc::Sender<Action>) -> Result<(), Error> {
+    let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, PORT));
+    let listener = bind(addr)?;
+    tokio::spawn(serve(listener, state, power));
+    Ok(())
+}
+
+fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, Error> {
+    let std_listener =
+        std::net::TcpListener::bind(addr).map_err(|source| Error::Listen { addr, source })?;
+    std_listener
+        .set_nonblocking(true)
+        .map_err(|source| Error::Listen { addr, source })?;
+    tokio::net::TcpListener::from_std(std_listener).map_err(|source| Error::Listen { addr, source })
+}
+
+/// Serves the API on `listener` until the process ends.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<State>,
+    power: mpsc::Sender<Action>,
+) {
+    let app = router(Shared { state, power });
+    if let Err(e) = axum::serve(listener, app).await {
+        eprintln!("baton: API server stopped: {e}");
+    }
+}
+
+fn router(shared: Shared) -> Router {
+    let authenticated = Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/reboot", post(|s| power(s, Action::Reboot)))
+        .route("/v1/halt", post(|s| power(s, Action::Halt)))
+        .route("/v1/poweroff", post(|s| power(s, Action::Poweroff)))
+        .merge(services::routes())
+        .merge(cluster::routes())
+        .route_layer(middleware::from_fn_with_state(
+            shared.clone(),
+            require_token,
+        ));
+    Router::new()
+        .route(
+            "/v1/health",
+            get(|| async { Json(serde_json::json!({ "ok": true })) }),
+        )
+        .merge(cluster::sync_routes())
+        .merge(authenticated)
+        .fallback(|| async { problem(StatusCode::NOT_FOUND, "no such endpoint") })
+        .with_state(shared)
+}
+
+async fn require_token(Extract(shared): Extract<Shared>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match (shared.state.token(), presented) {
+        (Some(expected), Some(given)) if constant_time_eq(expected.as_bytes(), given.trim().as_bytes()) => {
+            next.run(request).await
+        }
+        (None, _) => problem(
+            StatusCode::UNAUTHORIZED,
+            "this board has no valid [api] token in cluster.toml; fix the file on the BATON-CFG partition",
+        ),
+        (Some(_), None) => problem(StatusCode::UNAUTHORIZED, "missing 'Authorization: Bearer <token>' header"),
+        (Some(_), Some(_)) => problem(StatusCode::UNAUTHORIZED, "wrong API token"),
+    }
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn problem(status: StatusCode, message: &str) -> Response {
+    let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+    }
+    response
+}
+
+async fn status(Extract(shared): Extract<Shared>) -> Json<StatusReport> {
+    Json(report(&shared.state))
+}
+
+/// Builds the status report from the shared state and `/proc`.
+pub fn report(state: &State) -> StatusReport {
+    let info = state.info();
+    StatusReport {
+        hostname: info.hostname,
+        board: info.board,
+        kernel: info.kernel,
+        uptime_ms: proc_files::uptime_ms().unwrap_or(0),
+        boot: state.boot_steps(),
+        addresses: state.addresses(),
+        memory: Memory {
+            init_rss_bytes: proc_files::self_rss_bytes().unwrap_or(0),
+            system_used_bytes: proc_files::system_used_bytes().unwrap_or(0),
+        },
+        config_files: info.config_files,
+        data: info.data,
+        errors: state.errors(),
+        config_errors: state.config_errors(),
+    }
+}
+
+async fn power(Extract(shared): Extract<Shared>, action: Action) -> Response {
+    match shared.power.try_send(action) {
+        Ok(()) => (
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "accepted": format!("{action:?}").to_lowercase() })),
+        )
+            .into_response(),
+        Err(_) => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "a shutdown is already under way",
+        ),
+    }
+}
+
+/// Reading figures from `/proc`.
+mod proc_files {
+    /// Milliseconds since boot, from `/proc/uptime`.
+    pub fn uptime_ms() -> Option<u64> {
+        let text = std::fs::read_to_string("/proc/uptime").ok()?;
+        parse_uptime_ms(&text)
+    }
+
+    pub fn parse_uptime_ms(text: &str) -> Option<u64> {
+        let secs: f64 = text.split_whitespace().next()?.parse().ok()?;
+        Some((secs * 1000.0) as u64)
+    }
+
+    /// `VmRSS` of this process.
+    pub fn self_rss_bytes() -> Option<u64> {
+        let text = std::fs::read_to_string("/proc/self/status").ok()?;
+        kib_field(&text, "VmRSS:")
+    }
+
+    /// `MemTotal - MemAvailable`.
+    pub fn system_used_bytes() -> Option<u64> {
+        let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+        parse_used(&text)
+    }
+
+    pub fn parse_used(meminfo: &str) -> Option<u64> {
+        let total = kib_field(meminfo, "MemTotal:")?;
+        let available = kib_field(meminfo, "MemAvailable:")?;
+        Some(total.saturating_sub(available))
+    }
+
+    /// A `Name:   1234 kB` field, in bytes.
+    fn kib_field(text: &str, name: &str) -> Option<u64> {
+        let line = text.lines().find(|l| l.starts_with(name))?;
+        let kib: u64 = line[name.len()..].split_whitespace().next()?.parse().ok()?;
+        Some(kib * 1024)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const TOKEN: &str = "test-token-0123456789";
+
+    async fn start(token: Option<&str>) -> (SocketAddr, mpsc::Receiver<Action>, Arc<State>) {
+        let state = Arc::new(State::default());
+        state.set_token(token.map(str::to_string));
+        state.record_step("mounts", Duration::from_millis(3));
+        let (tx, rx) = mpsc::channel(1);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener, state.clone(), tx));
+        (addr, rx, state)
+    }
+
+    /// One HTTP/1.1 request over a fresh connection; returns (status code, body).
+    async fn request(
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        let req = format!("{method} {path} HTTP/1.1\r\nHost: board\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n");
+        stream.write_all(req.as_bytes()).await.unwrap();
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.unwrap();
+        let text = String::from_utf8(raw).unwrap();
+        let code = text[9..12].parse().unwrap();
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+        (
+            code,
+            serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    #[tokio::test]
+    async fn health_needs_no_token() {
+        let (addr, _, _) = start(Some(TOKEN)).await;
+        let (code, body) = request(addr, "GET", "/v1/health", None).await;
+        assert_eq!(code, 200);
+        assert_eq!(body["ok"], true);
+    }
+
+    #[tokio::test]
+    async fn status_needs_the_right_token() {
+        let (addr, _, state) = start(Some(TOKEN)).await;
+        state.add_error("cluster.toml:3: network.mode: bad");
+        assert_eq!(request(addr, "GET", "/v1/status", None).await.0, 401);
+        assert_eq!(
+            request(addr, "GET", "/v1/status", Some("wrong-token-0123456789"))
+                .await
+                .0,
+            401
+        );
+        assert_eq!(
+            request(addr, "GET", "/v1/status", Some("test-token-012345678"))
+                .await
+                .0,
+            401
+        );
+        let (code, body) = request(addr, "GET", "/v1/status", Some(TOKEN)).await;
+        assert_eq!(code, 200);
+        assert_eq!(body["boot"][0]["step"], "mounts");
+        assert_eq!(body["boot"][0]["ms"], 3);
+        assert_eq!(body["errors"][0], "cluster.toml:3: network.mode: bad");
+        assert!(body["memory"]["init_rss_bytes"].as_u64().unwrap() > 0);
+    }
+
+    #[tokio::test]
+    async fn no_configured_token_refuses_everything_but_health() {
+        let (addr, _, _) = start(None).await;
+        assert_eq!(request(addr, "GET", "/v1/status", Some(TOKEN)).await.0, 401);
+        assert_eq!(
+            request(addr, "POST", "/v1/reboot", Some(TOKEN)).await.0,
+            401
+        );
+        assert_eq!(request(addr, "GET", "/v1/health", None).await.0, 200);
+    }
+
+    #[tokio::test]
+    async fn power_requests_reach_the_channel_once() {
+        let (addr, mut rx, _) = start(Some(TOKEN)).await;
+        assert_eq!(request(addr, "POST", "/v1/reboot", None).await.0, 401);
+        assert!(
+            rx.try_recv().is_err(),
+            "an unauthenticated reboot must not get through"
+        );
+        assert_eq!(
+            request(addr, "POST", "/v1/poweroff", Some(TOKEN)).await.0,
+            202
+        );
+        assert_eq!(rx.recv().await, Some(Action::Poweroff));
+        assert_eq!(request(addr, "GET", "/v1/reboot", Some(TOKEN)).await.0, 405);
+        assert_eq!(
+            request(addr, "GET", "/v1/nothing", Some(TOKEN)).await.0,
+            404
+        );
+    }
+
+    #[tokio::test]
+    async fn a_service_name_that_is_a_path_is_refused() {
+        let (addr, _, _) = start(Some(TOKEN)).await;
+        for path in [
+            "/v1/services/..%2F..%2Fetc%2Fpasswd",
+            "/v1/services/Web",
+            "/v1/services/a.b",
+        ] {
+            let (code, body) = request(addr, "PUT", path, Some(TOKEN)).await;
+            assert_eq!(code, 400, "{path}: {body}");
+            assert!(
+                body["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("not a service name")),
+                "{body}"
+            );
+        }
+        // Without a running supervisor, a valid name gets "not ready", not a write.
+        assert_eq!(
+            request(addr, "PUT", "/v1/services/web", Some(TOKEN))
+                .await
+                .0,
+            503
+        );
+    }
+
+    #[test]
+    fn parses_proc_figures() {
+        assert_eq!(proc_files::parse_uptime_ms("12.34 20.00\n"), Some(12340));
+        let meminfo = "MemTotal:        1000 kB\nMemFree:  10 kB\nMemAvailable:     400 kB\n";
+        assert_eq!(proc_files::parse_used(meminfo), Some(600 * 1024));
+        assert_eq!(proc_files::parse_used("MemTotal: 1 kB\n"), None);
+    }
+}

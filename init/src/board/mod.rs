@@ -1,0 +1,11 @@
+//! The board as every other part of the init sees it: its root directory ([`context::Ctx`]),
+//! the kernel's privileged calls ([`sys::Sys`]), the console, the state the API reports, and
+//! power-safe file writes. Nothing here depends on another folder of the init.
+
+pub mod console;
+pub mod context;
+pub mod persist;
+pub mod status;
+pub mod sys;
+#[cfg(test)]
+pub(crate) mod testbed;

@@ -1,0 +1,275 @@
+//! The supervisor: keeps every service's instances running as their specs say.
+//!
+//! One task ([`driver`]) owns all state. It takes commands (apply a spec, remove a service,
+//! restart one, stop everything) from the [`Supervisor`] handle, exit events from the
+//! container runtime, results of the work it started (launching an instance, cleaning one up,
+//! a health check) and its own timers, feeds them to each instance's state machine
+//! ([`instance`]) and carries out the actions that come back. The handle reads a snapshot of
+//! the state ([`ServiceView`]) and the services' logs without waiting for the driver.
+
+mod driver;
+pub mod health;
+mod images;
+pub mod instance;
+pub mod launch;
+pub mod logs;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use baton_spec::service::ServiceSpec;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+use instance::{ExitStatus, Phase};
+use logs::ServiceLog;
+
+pub use crate::svcnet::network::Remote;
+
+/// Where the supervisor keeps things.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// The mounted config partition (image archives are relative to it).
+    pub config: PathBuf,
+    /// The mounted data partition, if any (image store, volumes, logs, writable layers).
+    pub data: Option<PathBuf>,
+    /// Run-time state that does not survive a reboot (`/run/baton`).
+    pub run: PathBuf,
+    /// How to reach registries, by host as in image references (`cluster.toml`'s `[registries]`).
+    pub registries: Arc<BTreeMap<String, baton_oci::RegistryOptions>>,
+    /// The board's container subnet (see [`crate::svcnet::subnet`]).
+    pub subnet: crate::svcnet::nft::Ipv4Net,
+}
+
+impl Paths {
+    /// The board's layout.
+    pub fn board(data_mounted: bool) -> Paths {
+        Paths {
+            config: PathBuf::from("/config"),
+            data: data_mounted.then(|| PathBuf::from("/data")),
+            run: PathBuf::from("/run/baton"),
+            registries: Arc::default(),
+            subnet: crate::svcnet::subnet::STANDALONE,
+        }
+    }
+
+    fn persistent(&self) -> PathBuf {
+        self.data.clone().unwrap_or_else(|| self.run.clone())
+    }
+
+    /// The image store.
+    pub fn images(&self) -> PathBuf {
+        self.persistent().join("images")
+    }
+
+    /// Logs.
+    pub fn logs(&self) -> Option<PathBuf> {
+        self.data.as_ref().map(|d| d.join("logs"))
+    }
+
+    /// Named volumes of `service`.
+    pub fn volumes(&self, service: &str) -> Option<PathBuf> {
+        self.data.as_ref().map(|d| d.join("volumes").join(service))
+    }
+
+    /// Writable layers of running instances (wiped per run).
+    pub fn writable(&self, id: &str) -> PathBuf {
+        self.persistent().join("containers").join(id)
+    }
+
+    /// Pinned network namespaces.
+    pub fn netns(&self) -> PathBuf {
+        self.run.join("netns")
+    }
+}
+
+/// One instance as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InstanceView {
+    /// Container id (`web-1`).
+    pub id: String,
+    /// What it is doing.
+    pub state: Phase,
+    /// Address on the board bridge.
+    pub address: Option<String>,
+    /// When the current run started (ms since the Unix epoch).
+    pub started_at_ms: Option<u64>,
+    /// How long the last start took, from launch to a running container (image preparation,
+    /// network, create and start), in ms.
+    pub start_ms: Option<u64>,
+    /// Restarts so far.
+    pub restarts: u32,
+    /// How the last run ended.
+    pub last_exit: Option<ExitStatus>,
+    /// Why the last start failed.
+    pub last_error: Option<String>,
+    /// OOM kills so far.
+    pub oom_kills: u32,
+    /// Health: `None` until known or without a health check.
+    pub healthy: Option<bool>,
+    /// Whether it takes new connections (running, and healthy if the spec checks health).
+    pub ready: bool,
+}
+
+/// One service as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceView {
+    /// Name.
+    pub name: String,
+    /// Summary: `running`, `starting`, `degraded`, `crash-loop`, `stopped` or `removing`.
+    pub state: &'static str,
+    /// The spec's image (an archive on the config partition or a registry reference).
+    pub image: String,
+    /// Instances wanted.
+    pub desired: u32,
+    /// Instances running and ready.
+    pub running: u32,
+    /// The published board port, if any.
+    pub publish: Option<u16>,
+    /// Every instance.
+    pub instances: Vec<InstanceView>,
+    /// A problem with the service as a whole (for example its published port is taken).
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    views: Mutex<BTreeMap<String, ServiceView>>,
+    logs: Mutex<BTreeMap<String, Arc<ServiceLog>>>,
+    network: Mutex<NetworkView>,
+}
+
+/// What `GET /v1/network` shows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct NetworkView {
+    /// Generation of the rule set last applied (0: none yet).
+    pub generation: u64,
+    /// The last error applying it, if the last attempt failed.
+    pub error: Option<String>,
+    /// Every service's virtual IP, the services it may call and its egress.
+    pub services: Vec<NetworkService>,
+}
+
+/// One service in [`NetworkView`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NetworkService {
+    /// Name.
+    pub name: String,
+    /// Virtual IP (`<name>` and `<name>.baton` resolve to it inside containers).
+    pub vip: Option<std::net::Ipv4Addr>,
+    /// Port on the VIP.
+    pub port: Option<u16>,
+    /// Services it may call.
+    pub allow: Vec<String>,
+    /// `internet` or `none`.
+    pub egress: String,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+enum Command {
+    Apply(Box<ServiceSpec>),
+    Assign(String, Option<BTreeSet<u32>>),
+    Remove(String),
+    Restart(String),
+    StopAll(oneshot::Sender<()>),
+    Remote(Box<Remote>),
+}
+
+/// The handle the boot sequence and the API use.
+#[derive(Debug, Clone)]
+pub struct Supervisor {
+    commands: mpsc::UnboundedSender<Command>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Apply(s) => write!(f, "Apply({})", s.name),
+            Command::Assign(n, slots) => write!(f, "Assign({n}, {slots:?})"),
+            Command::Remove(n) => write!(f, "Remove({n})"),
+            Command::Restart(n) => write!(f, "Restart({n})"),
+            Command::StopAll(_) => write!(f, "StopAll"),
+            Command::Remote(r) => write!(f, "Remote({} instances)", r.instances.len()),
+        }
+    }
+}
+
+impl Supervisor {
+    /// Starts the supervisor on the current tokio runtime: the container runtime helper, the
+    /// board bridge with its NAT rules and the image store. If one of them cannot start, the
+    /// supervisor still runs and every instance fails to start with that reason (visible in the
+    /// API), so the board stays manageable.
+    pub async fn start(paths: Paths) -> (Supervisor, Vec<String>) {
+        let shared = Arc::new(Shared::default());
+        let (commands, rx) = mpsc::unbounded_channel();
+        let (deps, notes) = driver::Deps::start(&paths).await;
+        tokio::spawn(driver::run(paths, deps, rx, Arc::clone(&shared)));
+        (Supervisor { commands, shared }, notes)
+    }
+
+    /// Runs `spec`: starts a new service, or replaces a changed one's instances one by one.
+    pub fn apply(&self, spec: ServiceSpec) {
+        let _ = self.commands.send(Command::Apply(Box::new(spec)));
+    }
+
+    /// Runs only instances `slots` (1-based) of service `name` on this board, whatever its
+    /// `scale.min`; `None` runs instances 1 to `scale.min` (a board on its own). Placement
+    /// decides the slots; the assignment outlives changes of the spec.
+    pub fn assign(&self, name: &str, slots: Option<BTreeSet<u32>>) {
+        let _ = self.commands.send(Command::Assign(name.to_string(), slots));
+    }
+
+    /// Tells the network rules about the other boards' instances and the mesh to them.
+    pub fn set_remote(&self, remote: Remote) {
+        let _ = self.commands.send(Command::Remote(Box::new(remote)));
+    }
+
+    /// Stops and forgets service `name`.
+    pub fn remove(&self, name: &str) {
+        let _ = self.commands.send(Command::Remove(name.to_string()));
+    }
+
+    /// Restarts every instance of `name`; `false` if there is no such service.
+    pub fn restart(&self, name: &str) -> bool {
+        if !lock(&self.shared.views).contains_key(name) {
+            return false;
+        }
+        self.commands
+            .send(Command::Restart(name.to_string()))
+            .is_ok()
+    }
+
+    /// Stops every instance (SIGTERM, then SIGKILL after each service's stop timeout) and
+    /// returns when all are gone.
+    pub async fn stop_all(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::StopAll(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Names, virtual IPs and the rule set's generation.
+    pub fn network(&self) -> NetworkView {
+        lock(&self.shared.network).clone()
+    }
+
+    /// Every service, by name.
+    pub fn services(&self) -> Vec<ServiceView> {
+        lock(&self.shared.views).values().cloned().collect()
+    }
+
+    /// One service.
+    pub fn service(&self, name: &str) -> Option<ServiceView> {
+        lock(&self.shared.views).get(name).cloned()
+    }
+
+    /// The log of service `name`.
+    pub fn log(&self, name: &str) -> Option<Arc<ServiceLog>> {
+        lock(&self.shared.logs).get(name).cloned()
+    }
+}

@@ -1,0 +1,344 @@
+//! The services' network on this board: names (the DNS server on the bridge address) and the
+//! isolation rule set ([`crate::svcnet::policy`]), both rebuilt from the supervisor's services and
+//! instances whenever they change.
+//!
+//! Every service gets a virtual IP from [`crate::svcnet::dns::assign_vips`] (the same on every board for the
+//! same set of services); containers resolve `<service>` and `<service>.baton` to it through
+//! their `/etc/resolv.conf`, and the rule set sends a connection to the VIP and the service's port
+//! to one of its healthy instances, if the caller's spec allows it.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use baton_spec::service::Egress as SpecEgress;
+use baton_spec::ServiceSpec;
+
+use crate::svcnet::dns::{self, DnsServer, Upstreams, VipTable};
+use crate::svcnet::nft::Ipv4Net;
+use crate::svcnet::policy::{self, Egress, Instance, Policy, Proto, Service, ServicePort};
+
+/// One service as the network sees it: its spec and the addresses of its instances here, with
+/// whether each may get new connections.
+pub struct Member<'a> {
+    /// The spec.
+    pub spec: &'a ServiceSpec,
+    /// Instances on this board: address and readiness.
+    pub instances: Vec<(Ipv4Addr, bool)>,
+}
+
+/// What this board knows of the other boards' containers, from the cluster: the network rules
+/// send calls to their instances too, and check calls from them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Remote {
+    /// The mesh link the other boards' subnets are routed over, when it is up.
+    pub mesh: Option<String>,
+    /// The container subnets of the boards the mesh reaches.
+    pub subnets: Vec<Ipv4Net>,
+    /// Their instances: service, address, and whether it takes new connections.
+    pub instances: Vec<(String, std::net::Ipv4Addr, bool)>,
+}
+
+/// The DNS server and the state the rule set is built from.
+pub struct Network {
+    subnet: Ipv4Net,
+    bridge: Ipv4Addr,
+    vips: VipTable,
+    upstreams: Upstreams,
+    dns: Option<DnsServer>,
+    generation: u64,
+    last: Option<Policy>,
+    /// Why the last rule set was not applied, until one is.
+    failure: Option<String>,
+}
+
+/// The board's LAN interfaces: those under `sys_class_net` backed by a device (Ethernet, USB
+/// network adapters, Wi-Fi), not the bridge, the containers' veths or the mesh.
+pub fn uplinks(sys_class_net: &Path) -> Vec<String> {
+    let mut found: Vec<String> = std::fs::read_dir(sys_class_net)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().join("device").exists())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
+/// The board's resolvers from its `/etc/resolv.conf` (port 53), loopback ones left out.
+pub fn upstreams_from(resolv_conf: &str) -> Vec<SocketAddr> {
+    resolv_conf
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|a| a.trim().parse::<Ipv4Addr>().ok())
+        .filter(|a| !a.is_loopback())
+        .map(|a| SocketAddr::from((a, 53)))
+        .collect()
+}
+
+impl Network {
+    /// Starts the DNS server on the bridge address; without it containers keep the board's
+    /// resolvers (reported in the returned note).
+    pub async fn start(subnet: Ipv4Net, bridge: Ipv4Addr) -> (Network, Option<String>) {
+        let vips: VipTable = Arc::new(RwLock::new(BTreeMap::new()));
+        let upstreams: Upstreams = Arc::new(RwLock::new(upstreams_from(
+            &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        )));
+        let listen = SocketAddr::from((bridge, 53));
+        let (server, note) =
+            match dns::start(listen, Arc::clone(&vips), Arc::clone(&upstreams)).await {
+                Ok(s) => (Some(s), None),
+                Err(e) => (None, Some(format!("service names are not served: {e}"))),
+            };
+        (
+            Network {
+                subnet,
+                bridge,
+                vips,
+                upstreams,
+                dns: server,
+                generation: 0,
+                last: None,
+                failure: None,
+            },
+            note,
+        )
+    }
+
+    /// What a container's `/etc/resolv.conf` says: the bridge's DNS server when it runs.
+    pub fn resolv_conf(&self) -> Option<Vec<u8>> {
+        self.dns.as_ref().map(|_| {
+            format!(
+                "# baton: service names (<name>, <name>.baton) and the board's resolvers\nnameserver {}\nsearch baton\n",
+                self.bridge
+            )
+            .into_bytes()
+        })
+    }
+
+    /// Rebuilds the VIP table and the rule set from `members` (their instances on this board and
+    /// on others) and what `remote` says of the other boards; applies the rule set when it
+    /// changed. Returns an error to report, if applying failed.
+    pub fn update(&mut self, members: &[Member<'_>], remote: &Remote) -> Option<String> {
+        self.update_with(members, remote, |p| {
+            policy::apply(p).map_err(|e| e.to_string())
+        })
+    }
+
+    /// [`Network::update`] with `apply` putting the rule set in force.
+    fn update_with(
+        &mut self,
+        members: &[Member<'_>],
+        remote: &Remote,
+        apply: impl FnOnce(&Policy) -> Result<(), String>,
+    ) -> Option<String> {
+        let names: Vec<String> = members.iter().map(|m| m.spec.name.clone()).collect();
+        let vips = dns::assign_vips(&names, dns::DEFAULT_SUBNET);
+        if let Ok(mut table) = self.vips.write() {
+            if *table != vips {
+                *table = vips.clone();
+            }
+        }
+        if let Ok(mut up) = self.upstreams.write() {
+            let now =
+                upstreams_from(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
+            if !now.is_empty() && *up != now {
+                *up = now;
+            }
+        }
+        let uplinks = uplinks(Path::new("/sys/class/net"));
+        let uplink_names: Vec<&str> = uplinks.iter().map(String::as_str).collect();
+        let mut policy = Policy::new(self.subnet, self.bridge, &uplink_names);
+        let vip_net = dns::DEFAULT_SUBNET;
+        policy.cluster = vec![
+            Ipv4Net::new(vip_net.network(), vip_net.prefix()),
+            crate::svcnet::subnet::CONTAINERS,
+        ];
+        policy.cluster.extend(remote.subnets.iter().copied());
+        policy.mesh = remote.mesh.clone();
+        policy.lan_filter = !uplinks.is_empty();
+        policy
+            .lan_ports
+            .push(policy::PortSpec::udp(crate::svcnet::mesh::PORT));
+        policy.lan_ports.extend(
+            members
+                .iter()
+                .filter_map(|m| m.spec.publish)
+                .map(policy::PortSpec::tcp),
+        );
+        policy.services = members
+            .iter()
+            .filter_map(|m| {
+                let vip = *vips.get(&m.spec.name)?;
+                Some(Service {
+                    name: m.spec.name.clone(),
+                    vip,
+                    ports: m
+                        .spec
+                        .port
+                        .map(|p| ServicePort {
+                            proto: Proto::Tcp,
+                            port: p,
+                            target: p,
+                        })
+                        .into_iter()
+                        .collect(),
+                    instances: m
+                        .instances
+                        .iter()
+                        .map(|(addr, healthy)| Instance {
+                            addr: *addr,
+                            healthy: *healthy,
+                        })
+                        .collect(),
+                    allow: m.spec.allow.clone(),
+                    egress: match m.spec.egress {
+                        SpecEgress::None => Egress::None,
+                        _ => Egress::Internet,
+                    },
+                })
+            })
+            .collect();
+        if self.last.as_ref() == Some(&policy) {
+            return None;
+        }
+        self.generation += 1;
+        let mut numbered = policy.clone();
+        numbered.generation = self.generation;
+        match apply(&numbered) {
+            Ok(()) => {
+                self.last = Some(policy);
+                self.failure = None;
+                None
+            }
+            Err(e) => {
+                // Not remembered as applied: the next update tries again.
+                self.failure = Some(e);
+                self.failure.clone()
+            }
+        }
+    }
+
+    /// Why the isolation rules are not in force, if the last attempt to apply them failed (or
+    /// none was made yet): instances must not start then.
+    pub fn failure(&self) -> Option<String> {
+        match (&self.last, &self.failure) {
+            (_, Some(e)) => Some(e.clone()),
+            (None, None) => Some("no rule set applied yet".to_string()),
+            (Some(_), None) => None,
+        }
+    }
+
+    /// The generation of the rule set last applied.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The virtual IPs, by service.
+    pub fn vips(&self) -> BTreeMap<String, Ipv4Addr> {
+        self.vips.read().map(|t| t.clone()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn network() -> Network {
+        Network {
+            subnet: Ipv4Net::new(Ipv4Addr::new(10, 88, 0, 0), 24),
+            bridge: Ipv4Addr::new(10, 88, 0, 1),
+            vips: Arc::new(RwLock::new(BTreeMap::new())),
+            upstreams: Arc::new(RwLock::new(Vec::new())),
+            dns: None,
+            generation: 0,
+            last: None,
+            failure: None,
+        }
+    }
+
+    #[test]
+    fn instances_may_start_only_once_a_rule_set_is_in_force_and_refusals_are_retried() {
+        let spec = baton_spec::service::load_services(&[(
+            "web.toml".to_string(),
+            "name = \"web\"\nimage = \"oci-archive:images/web.tar\"\nport = 8080\n".to_string(),
+        )])
+        .specs
+        .pop()
+        .expect("a valid spec");
+        let members = [Member {
+            spec: &spec,
+            instances: vec![(Ipv4Addr::new(10, 88, 0, 2), true)],
+        }];
+        let remote = Remote::default();
+        let mut net = network();
+        assert!(net.failure().is_some(), "nothing applied yet");
+
+        let refused = net.update_with(&members, &remote, |_| Err("nf_tables missing".into()));
+        assert_eq!(refused.as_deref(), Some("nf_tables missing"));
+        assert_eq!(net.failure().as_deref(), Some("nf_tables missing"));
+
+        // The same state again: tried again, not taken for applied.
+        let mut tried = 0;
+        let again = net.update_with(&members, &remote, |p| {
+            tried += 1;
+            assert_eq!(p.services.len(), 1);
+            Ok(())
+        });
+        assert_eq!((again, tried), (None, 1));
+        assert_eq!(net.failure(), None);
+        let generation = net.generation();
+
+        // Unchanged since it was applied: nothing is sent.
+        let unchanged = net.update_with(&members, &remote, |_| panic!("applied twice"));
+        assert_eq!((unchanged, net.generation()), (None, generation));
+
+        // A later refusal stops new instances again.
+        let more = [Member {
+            spec: &spec,
+            instances: vec![
+                (Ipv4Addr::new(10, 88, 0, 2), true),
+                (Ipv4Addr::new(10, 88, 0, 3), true),
+            ],
+        }];
+        net.update_with(&more, &remote, |_| Err("rule refused".into()));
+        assert_eq!(net.failure().as_deref(), Some("rule refused"));
+    }
+
+    #[test]
+    fn uplinks_are_the_interfaces_with_a_device() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (name, device) in [
+            ("eth0", true),
+            ("wlan0", true),
+            ("lo", false),
+            ("baton0", false),
+            ("baton-wg", false),
+            ("bv0a580002", false),
+        ] {
+            let iface = dir.path().join(name);
+            std::fs::create_dir(&iface).expect("mkdir");
+            if device {
+                std::fs::create_dir(iface.join("device")).expect("mkdir");
+            }
+        }
+        assert_eq!(uplinks(dir.path()), ["eth0", "wlan0"]);
+        assert!(uplinks(&dir.path().join("missing")).is_empty());
+    }
+
+    #[test]
+    fn upstreams_come_from_resolv_conf_without_loopback() {
+        let conf = "# dhcp\nnameserver 10.0.2.3\nnameserver 127.0.0.53\nsearch lan\nnameserver 192.168.1.1\n";
+        assert_eq!(
+            upstreams_from(conf),
+            [
+                SocketAddr::from(([10, 0, 2, 3], 53)),
+                SocketAddr::from(([192, 168, 1, 1], 53))
+            ]
+        );
+    }
+}

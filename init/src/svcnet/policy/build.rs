@@ -1,0 +1,315 @@
+//! [`build`]: the policy's rule set (the rules are described in the module docs).
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+
+use super::{Egress, Policy, Proto, Service, ServicePort, DNS_PORT, FILTER_TABLE, NAT_TABLE};
+use crate::svcnet::nft::rule::TCP;
+use crate::svcnet::nft::{
+    AddrField, Chain, ChainType, CmpOp, CtState, Family, Hook, Ipv4Net, KeyField, KeyType, Match,
+    Policy as ChainPolicy, PortField, Reject, Rule, Ruleset, Set, Statement, Table, Value,
+};
+
+/// The rule set enforcing `policy`: tables `inet baton-policy` and `ip baton-policy-nat`.
+pub fn build(policy: &Policy) -> Ruleset {
+    Ruleset::new(vec![filter_table(policy), nat_table(policy)])
+}
+
+fn host(a: Ipv4Addr) -> Ipv4Net {
+    Ipv4Net::new(a, 32)
+}
+
+fn dport(proto: Proto) -> PortField {
+    match proto {
+        Proto::Tcp => PortField::TcpDport,
+        Proto::Udp => PortField::UdpDport,
+    }
+}
+
+fn in_set(fields: Vec<KeyField>, set: &str) -> Match {
+    Match::InSet {
+        fields,
+        set: set.to_string(),
+        invert: false,
+    }
+}
+
+fn allow_set(proto: Proto) -> String {
+    format!("allow_{}", proto.name())
+}
+
+fn lan_set(proto: Proto) -> String {
+    format!("lan_{}", proto.name())
+}
+
+/// `source . destination . port` for every allowed call of `proto`.
+fn allowed(policy: &Policy, proto: Proto) -> BTreeSet<(Ipv4Addr, Ipv4Addr, u16)> {
+    let mut out = BTreeSet::new();
+    for caller in &policy.services {
+        for callee in caller.allow.iter().filter_map(|n| policy.service(n)) {
+            for from in &caller.instances {
+                for to in &callee.instances {
+                    for p in callee.ports.iter().filter(|p| p.proto == proto) {
+                        out.insert((from.addr, to.addr, p.target));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn filter_table(policy: &Policy) -> Table {
+    let mut table = Table::new(Family::Inet, FILTER_TABLE);
+    for proto in [Proto::Tcp, Proto::Udp] {
+        let mut set = Set::concat(
+            &allow_set(proto),
+            &[KeyType::Ipv4Addr, KeyType::Ipv4Addr, KeyType::InetService],
+        );
+        for (from, to, port) in allowed(policy, proto) {
+            set = set.element(&[Value::Ipv4(from), Value::Ipv4(to), Value::Port(port)]);
+        }
+        table = table.set(set);
+        let ports: BTreeSet<u16> = policy
+            .lan_ports
+            .iter()
+            .filter(|p| p.proto == proto)
+            .map(|p| p.port)
+            .collect();
+        table = table.set(
+            ports
+                .into_iter()
+                .fold(Set::new(&lan_set(proto), KeyType::InetService), |s, p| {
+                    s.element(&[Value::Port(p)])
+                }),
+        );
+    }
+    let vips: BTreeSet<Ipv4Addr> = policy.services.iter().map(|s| s.vip).collect();
+    table = table.set(
+        vips.into_iter()
+            .fold(Set::new("vips", KeyType::Ipv4Addr), |s, a| {
+                s.element(&[Value::Ipv4(a)])
+            }),
+    );
+    let egress: BTreeSet<Ipv4Addr> = policy
+        .services
+        .iter()
+        .filter(|s| s.egress == Egress::Internet)
+        .flat_map(|s| s.instances.iter().map(|i| i.addr))
+        .collect();
+    table = table.set(
+        egress
+            .into_iter()
+            .fold(Set::new("egress", KeyType::Ipv4Addr), |s, a| {
+                s.element(&[Value::Ipv4(a)])
+            }),
+    );
+    table
+        .chain(forward_chain(policy))
+        .chain(input_chain(policy))
+}
+
+fn established() -> Rule {
+    Rule::new()
+        .ct_state(CtState::ESTABLISHED | CtState::RELATED)
+        .accept()
+}
+
+fn forward_chain(policy: &Policy) -> Chain {
+    let mut chain = Chain::base(
+        "forward",
+        ChainType::Filter,
+        Hook::Forward,
+        0,
+        ChainPolicy::Accept,
+    )
+    .rule(established().comment(&format!("baton policy generation {}", policy.generation)))
+    .rule(Rule::new().ct_state(CtState::INVALID).drop());
+    for proto in [Proto::Tcp, Proto::Udp] {
+        let fields = vec![
+            KeyField::Addr(AddrField::Saddr),
+            KeyField::Addr(AddrField::Daddr),
+            KeyField::Port(dport(proto)),
+        ];
+        chain = chain.rule(
+            Rule::new()
+                .when(in_set(fields, &allow_set(proto)))
+                .accept()
+                .comment("allow lists"),
+        );
+    }
+    if let Some(mesh) = &policy.mesh {
+        chain = chain.rule(
+            Rule::new()
+                .iifname(mesh)
+                .drop()
+                .comment("from other boards: allowed calls only"),
+        );
+    }
+    let to_vip = || in_set(vec![KeyField::Addr(AddrField::Daddr)], "vips");
+    chain = chain
+        .rule(
+            Rule::new()
+                .when(Match::L4proto(CmpOp::Eq, TCP))
+                .when(to_vip())
+                .reject(Reject::TcpReset)
+                .comment("no healthy instance"),
+        )
+        .rule(
+            Rule::new()
+                .when(to_vip())
+                .reject(Reject::PortUnreachable)
+                .comment("no healthy instance"),
+        );
+    let mut inside = vec![policy.subnet];
+    inside.extend(policy.cluster.iter().copied());
+    for net in inside {
+        chain = chain.rule(
+            Rule::new()
+                .ip_saddr(policy.subnet)
+                .ip_daddr(net)
+                .drop()
+                .comment("default deny between containers"),
+        );
+    }
+    chain
+        .rule(
+            Rule::new()
+                .when(in_set(vec![KeyField::Addr(AddrField::Saddr)], "egress"))
+                .accept()
+                .comment("egress internet"),
+        )
+        .rule(
+            Rule::new()
+                .ip_saddr(policy.subnet)
+                .drop()
+                .comment("no egress"),
+        )
+}
+
+fn input_chain(policy: &Policy) -> Chain {
+    let mut chain = Chain::base(
+        "input",
+        ChainType::Filter,
+        Hook::Input,
+        0,
+        ChainPolicy::Accept,
+    )
+    .rule(established())
+    .rule(Rule::new().iifname("lo").accept());
+    if let Some(mesh) = &policy.mesh {
+        chain = chain.rule(
+            Rule::new()
+                .iifname(mesh)
+                .drop()
+                .comment("other boards' containers may not reach the board"),
+        );
+    }
+    for proto in [Proto::Udp, Proto::Tcp] {
+        chain = chain.rule(
+            Rule::new()
+                .ip_saddr(policy.subnet)
+                .ip_daddr(host(policy.bridge_addr))
+                .when(Match::Port(dport(proto), CmpOp::Eq, DNS_PORT))
+                .accept()
+                .comment("dns for containers"),
+        );
+    }
+    chain = chain.rule(
+        Rule::new()
+            .ip_saddr(policy.subnet)
+            .drop()
+            .comment("containers may not reach the board"),
+    );
+    if !policy.lan_filter {
+        return chain;
+    }
+    for uplink in &policy.uplinks {
+        for proto in [Proto::Tcp, Proto::Udp] {
+            chain = chain.rule(
+                Rule::new()
+                    .iifname(uplink)
+                    .when(in_set(vec![KeyField::Port(dport(proto))], &lan_set(proto)))
+                    .accept(),
+            );
+        }
+        chain = chain
+            .rule(
+                Rule::new()
+                    .iifname(uplink)
+                    .when(Match::IcmpType(8))
+                    .accept(),
+            )
+            .rule(Rule::new().iifname(uplink).drop().comment("lan filter"));
+    }
+    chain
+}
+
+/// The chain holding the DNAT rules of one service port.
+fn service_chain_name(s: &Service, p: &ServicePort) -> String {
+    format!("svc-{}-{}{}", s.name, p.proto.name(), p.port)
+}
+
+fn nat_table(policy: &Policy) -> Table {
+    let mut prerouting = Chain::base(
+        "prerouting",
+        ChainType::Nat,
+        Hook::Prerouting,
+        -100,
+        ChainPolicy::Accept,
+    );
+    let mut output = Chain::base(
+        "output",
+        ChainType::Nat,
+        Hook::Output,
+        -100,
+        ChainPolicy::Accept,
+    );
+    let mut service_chains = Vec::new();
+    for s in &policy.services {
+        let healthy: Vec<Ipv4Addr> = s
+            .instances
+            .iter()
+            .filter(|i| i.healthy)
+            .map(|i| i.addr)
+            .collect();
+        if healthy.is_empty() {
+            continue;
+        }
+        for p in &s.ports {
+            let name = service_chain_name(s, p);
+            let to_vip = Rule::new()
+                .ip_daddr(host(s.vip))
+                .when(Match::Port(dport(p.proto), CmpOp::Eq, p.port))
+                .jump(&name)
+                .comment(&s.name);
+            prerouting = prerouting.rule(to_vip.clone());
+            output = output.rule(to_vip);
+            service_chains.push(dnat_chain(&name, p, &healthy));
+        }
+    }
+    let table = Table::new(Family::Ip, NAT_TABLE)
+        .chain(prerouting)
+        .chain(output);
+    service_chains.into_iter().fold(table, Table::chain)
+}
+
+/// Spreads new connections evenly over `instances`: rule `k` of `n` takes `1/(n-k)` of what
+/// reaches it, which is `1/n` of all.
+fn dnat_chain(name: &str, p: &ServicePort, instances: &[Ipv4Addr]) -> Chain {
+    let n = instances.len();
+    let mut chain = Chain::regular(name);
+    for (k, addr) in instances.iter().enumerate() {
+        // The port match is what lets nft print (and parse) a DNAT with a port.
+        let mut rule = Rule::new().when(Match::Port(dport(p.proto), CmpOp::Eq, p.port));
+        if k + 1 < n {
+            let modulus = u32::try_from(n - k).unwrap_or(u32::MAX);
+            rule = rule.when(Match::Numgen { modulus, value: 0 });
+        }
+        chain = chain.rule(rule.then(Statement::Dnat {
+            addr: *addr,
+            port: Some(p.target),
+        }));
+    }
+    chain
+}
