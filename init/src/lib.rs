@@ -1,14 +1,29 @@
 //! baton's init: the first and only long-lived process on a board.
 //!
-//! [`run`] moves `/` off the initramfs ([`rootfs_switch`]), boots the board ([`boot::boot`]),
-//! then handles signals and power requests ([`lifecycle::life`]) until it shuts down
-//! ([`power::shutdown`]). It never returns and never
-//! panics out: a failed boot reboots the board after a delay, a panicking task is contained by
-//! the runtime, and a panic of the main loop reboots the board.
+//! [`run`] moves `/` off the initramfs, boots the board ([`boot::boot`]), then handles signals
+//! and power requests ([`lifecycle::life`]) until it shuts down ([`power::shutdown`]). It never
+//! returns and never panics out: a failed boot reboots the board after a delay, a panicking task
+//! is contained by the runtime, and a panic of the main loop reboots the board.
 //!
-//! Every privileged call goes through [`sys::Sys`] and every file path through
-//! [`context::Ctx::path`], so the whole sequence runs in tests against a fake kernel and a
-//! temp-dir root.
+//! # Map
+//! Each folder is one path a reader follows, listed from the bottom up: a folder uses only
+//! folders above it in this list (`tests/layers.rs` checks it).
+//!
+//! | folder | what lives there |
+//! |---|---|
+//! | [`board`] | the board as everything else sees it: the root directory and paths ([`board::context::Ctx`]), every privileged call ([`board::sys::Sys`]), the console, the state the API reports, power-safe writes |
+//! | [`boot`] | the boot steps in order: off the initramfs, mounts, modules, disk, config, data, hostname, entropy, clock, watchdog; then what it starts last, as a trait ([`boot::services::Services`]) |
+//! | [`uplink`] | the board's own network: DHCP, link-local, static addresses, resolv.conf, SNTP |
+//! | [`svcnet`] | the services' network: bridge and subnet, netns, names (DNS), nftables rules and policy, the WireGuard mesh, published ports |
+//! | [`containers`] | the supervisor (reconcile, launch, health, logs) and the single-threaded runtime helper |
+//! | [`cluster`] | this board as a cluster member: rounds, card mirroring, what the gossip says about other boards |
+//! | [`api`] | the HTTP API on port 7070 |
+//!
+//! At the top: [`services`] wires the subsystems together and passes each the handles it uses,
+//! [`lifecycle`] runs the board's life, [`reaper`] reaps orphans and maps signals, [`power`] shuts
+//! down. Every privileged call goes through [`board::sys::Sys`] and every file path through
+//! [`board::context::Ctx::path`], so the whole sequence runs in tests against a fake kernel and
+//! a temp-dir root.
 
 pub mod api;
 pub mod board;
@@ -32,7 +47,7 @@ use board::console::{self, Console};
 use board::context::Ctx;
 use board::status::State;
 use board::sys::real::RealSys;
-use power::Action;
+use board::sys::Action;
 
 /// Boots the board and runs it until it is rebooted or powered off. Never returns.
 pub fn run() -> ! {
@@ -74,7 +89,7 @@ fn live(ctx: &Arc<Ctx>) -> Result<(), String> {
                 None
             }
         };
-        lifecycle::life(ctx, &services::RealServices, signals, None)
+        lifecycle::life(ctx, &services::RealServices::new(), signals, None)
             .await
             .map_err(|e| e.to_string())
     })

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::board::context::Ctx;
+use crate::board::sys::Action;
+use crate::boot::services::Services;
 use crate::boot::{self, Running};
-use crate::power::{self, Action};
+use crate::power;
 use crate::reaper::{self, Event, Signals};
-use crate::services::Services;
 
 /// Boots, then handles signals and power requests until one asks to stop, then shuts down.
 /// A fatal boot error is printed as `baton: fatal: ...` and followed by a reboot after the

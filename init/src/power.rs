@@ -1,15 +1,14 @@
 //! Reboot, halt and power-off, with a clean shutdown first.
 
-use std::fmt;
 use std::io;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::board::context::Ctx;
-use crate::board::sys::{Reaped, Signal};
+use crate::board::sys::{Action, Reaped, Signal};
+use crate::boot::services::Services;
 use crate::boot::Running;
-use crate::services::Services;
 use crate::{boot::clock, boot::config, boot::data, boot::entropy, boot::mounts};
 
 /// How long processes get between SIGTERM and SIGKILL.
@@ -24,27 +23,6 @@ pub const SERVICES_GRACE: Duration = Duration::from_secs(30);
 pub const DEFAULT_FATAL_DELAY: Duration = Duration::from_secs(10);
 /// How often to look for exited processes while waiting.
 const POLL: Duration = Duration::from_millis(20);
-
-/// What to do with the board.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// Restart the board.
-    Reboot,
-    /// Stop the CPU, leave power on.
-    Halt,
-    /// Switch off.
-    Poweroff,
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Action::Reboot => "reboot",
-            Action::Halt => "halt",
-            Action::Poweroff => "power off",
-        })
-    }
-}
 
 /// The final system call failed.
 #[derive(Debug, thiserror::Error)]

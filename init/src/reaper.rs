@@ -5,8 +5,8 @@ use std::io;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::board::context::Ctx;
+use crate::board::sys::Action;
 use crate::board::sys::Reaped;
-use crate::power::Action;
 
 /// Something the main loop must handle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +80,7 @@ pub fn reap_all(ctx: &Ctx) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::board::testbed::Testbed;
+    use crate::boot::testbed::Testbed;
 
     #[test]
     fn maps_signals_to_actions() {

@@ -1,10 +1,11 @@
-//! The long-running services the boot sequence starts last (network, SNTP, API, the
-//! supervisor and its containers), behind a
-//! trait so the boot sequence can be tested without touching the host's network.
+//! The real [`Services`]: how the subsystems are wired together once the boot sequence has
+//! done its local steps. The uplink ([`net`]) and clock sync ([`sntp`]) start first, then the
+//! API, then the supervisor and the cluster member. Each gets the handles it works with passed
+//! down here: the API receives the supervisor and the cluster member over watch channels
+//! (they start after it, so a board whose containers cannot start stays manageable), the
+//! cluster member gets the supervisor and the power-request sender.
 
 use std::collections::BTreeMap;
-use std::error::Error as StdError;
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -12,50 +13,40 @@ use baton_oci::registry::RegistryCa;
 use baton_oci::{Credentials, RegistryOptions};
 use baton_spec::cluster::RegistryConfig;
 use baton_spec::NetworkConfig;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::api;
 use crate::board::context::Ctx;
 use crate::board::status::State;
+use crate::board::sys::Action;
+use crate::boot::services::{Services, StartError};
+use crate::cluster::Node;
 use crate::containers::supervisor::{Paths, Supervisor};
-use crate::power::Action;
 use crate::uplink::{self as net, sntp};
 
-/// A service failed to start.
-pub type StartError = Box<dyn StdError + Send + Sync>;
-
-/// What the boot sequence starts after the local steps, and what shutdown stops.
-pub trait Services {
-    /// The running network, stopped at shutdown.
-    type Network;
-    /// Brings up networking.
-    fn start_network(
-        &self,
-        config: &NetworkConfig,
-        hostname: &str,
-        state: Arc<State>,
-    ) -> impl Future<Output = Result<Self::Network, StartError>>;
-    /// Starts clock synchronisation in the background.
-    fn start_time_sync(&self, servers: Vec<String>, network: &Self::Network, state: Arc<State>);
-    /// Starts the HTTP API in the background.
-    fn start_api(&self, state: Arc<State>, power: mpsc::Sender<Action>) -> Result<(), StartError>;
-    /// Stops networking (releases DHCP leases).
-    fn stop_network(&self, network: Self::Network) -> impl Future<Output = ()>;
-    /// Starts the supervisor, then the cluster member that hands it the services (or, without a
-    /// valid `cluster.toml`, the services of the config partition directly).
-    fn start_containers(
-        &self,
-        ctx: &Arc<Ctx>,
-        data_mounted: bool,
-        config: &crate::boot::config::BootConfig,
-    ) -> impl Future<Output = ()>;
-    /// Stops every service gracefully.
-    fn stop_containers(&self, ctx: &Ctx) -> impl Future<Output = ()>;
+/// The real services, holding the running supervisor and cluster member for the API and for
+/// shutdown.
+#[derive(Debug)]
+pub struct RealServices {
+    supervisor: watch::Sender<Option<Supervisor>>,
+    cluster: watch::Sender<Option<Arc<Node>>>,
 }
 
-/// The real services: [`net`], [`sntp`] and [`api`].
-#[derive(Debug, Default, Clone, Copy)]
-pub struct RealServices;
+impl RealServices {
+    /// Nothing started yet.
+    pub fn new() -> RealServices {
+        RealServices {
+            supervisor: watch::Sender::new(None),
+            cluster: watch::Sender::new(None),
+        }
+    }
+}
+
+impl Default for RealServices {
+    fn default() -> RealServices {
+        RealServices::new()
+    }
+}
 
 impl Services for RealServices {
     type Network = net::Network;
@@ -74,7 +65,11 @@ impl Services for RealServices {
     }
 
     fn start_api(&self, state: Arc<State>, power: mpsc::Sender<Action>) -> Result<(), StartError> {
-        Ok(api::spawn(state, power)?)
+        let running = api::Running {
+            supervisor: self.supervisor.subscribe(),
+            cluster: self.cluster.subscribe(),
+        };
+        Ok(api::spawn(state, power, running)?)
     }
 
     async fn stop_network(&self, network: net::Network) {
@@ -86,6 +81,7 @@ impl Services for RealServices {
         ctx: &Arc<Ctx>,
         data_mounted: bool,
         config: &crate::boot::config::BootConfig,
+        power: &mpsc::Sender<Action>,
     ) {
         let board = Paths::board(data_mounted);
         let registries = registry_options(&config.registries, &board.config);
@@ -115,7 +111,7 @@ impl Services for RealServices {
         for note in notes {
             ctx.say(format_args!("services: {note}"));
         }
-        ctx.state.set_supervisor(supervisor.clone());
+        self.supervisor.send_replace(Some(supervisor.clone()));
         let Some(cluster) = &config.cluster else {
             for spec in crate::boot::config::load_services(ctx) {
                 supervisor.apply(spec);
@@ -134,22 +130,28 @@ impl Services for RealServices {
             subnet,
             generation: crate::cluster::next_generation(data_mounted),
             api_port: crate::api::PORT,
+            power: power.clone(),
         };
         // The member waits for its interface to have an address: it starts in the background.
         let state = Arc::clone(&ctx.state);
+        let running = self.cluster.clone();
         tokio::spawn(async move {
-            match crate::cluster::Node::start(settings, supervisor, Arc::clone(&state)).await {
-                Ok(node) => state.set_cluster(node),
+            match Node::start(settings, supervisor, state).await {
+                Ok(node) => {
+                    running.send_replace(Some(node));
+                }
                 Err(e) => eprintln!("baton: {e}"),
             }
         });
     }
 
-    async fn stop_containers(&self, ctx: &Ctx) {
-        if let Some(node) = ctx.state.cluster() {
+    async fn stop_containers(&self, _ctx: &Ctx) {
+        let node = self.cluster.borrow().clone();
+        if let Some(node) = node {
             node.shutdown().await;
         }
-        if let Some(supervisor) = ctx.state.supervisor() {
+        let supervisor = self.supervisor.borrow().clone();
+        if let Some(supervisor) = supervisor {
             supervisor.stop_all().await;
         }
     }

@@ -27,10 +27,10 @@ pub(super) fn routes() -> Router<Shared> {
 /// the isolation rule set in force; in a cluster also `mesh`, the board's container subnet and
 /// the other boards at the ends of its WireGuard mesh.
 async fn network(Extract(shared): Extract<Shared>) -> Response {
-    match shared.state.supervisor() {
+    match shared.supervisor() {
         Some(s) => {
             let mut view = serde_json::to_value(s.network()).unwrap_or_default();
-            if let (Some(node), Some(map)) = (shared.state.cluster(), view.as_object_mut()) {
+            if let (Some(node), Some(map)) = (shared.cluster(), view.as_object_mut()) {
                 let mesh = node.mesh_view().await;
                 map.insert(
                     "mesh".to_string(),
@@ -52,7 +52,7 @@ pub(super) fn sync_routes() -> Router<Shared> {
 }
 
 async fn view(Extract(shared): Extract<Shared>) -> Response {
-    match shared.state.cluster() {
+    match shared.cluster() {
         Some(node) => Json(node.view()).into_response(),
         None => problem(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -62,7 +62,7 @@ async fn view(Extract(shared): Extract<Shared>) -> Response {
 }
 
 async fn sync(Extract(shared): Extract<Shared>, body: Bytes) -> Response {
-    let Some(node) = shared.state.cluster() else {
+    let Some(node) = shared.cluster() else {
         return problem(StatusCode::SERVICE_UNAVAILABLE, "not in a cluster yet");
     };
     match node.answer_sync(&body) {

@@ -23,10 +23,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::board::status::{Address, BootStep, DataPartition, State};
-use crate::power::Action;
+use crate::board::sys::Action;
+use crate::cluster::Node;
+use crate::containers::supervisor::Supervisor;
 
 mod cluster;
 mod services;
@@ -83,17 +85,45 @@ pub struct Memory {
     pub system_used_bytes: u64,
 }
 
+/// The subsystems the API reaches once they run. The supervisor and the cluster member start
+/// after the API (so a board whose containers cannot start stays manageable); each appears on
+/// its channel when it is up.
+#[derive(Debug, Clone)]
+pub struct Running {
+    /// The supervisor, once started.
+    pub supervisor: watch::Receiver<Option<Supervisor>>,
+    /// The cluster member, once it has joined.
+    pub cluster: watch::Receiver<Option<Arc<Node>>>,
+}
+
 #[derive(Clone)]
 struct Shared {
     state: Arc<State>,
     power: mpsc::Sender<Action>,
+    running: Running,
+}
+
+impl Shared {
+    /// The supervisor, if it has started.
+    fn supervisor(&self) -> Option<Supervisor> {
+        self.running.supervisor.borrow().clone()
+    }
+
+    /// The cluster member, if it has joined.
+    fn cluster(&self) -> Option<Arc<Node>> {
+        self.running.cluster.borrow().clone()
+    }
 }
 
 /// Starts serving the API on `0.0.0.0:7070` in the background (on the current tokio runtime).
-pub fn spawn(state: Arc<State>, power: mpsc::Sender<Action>) -> Result<(), Error> {
+pub fn spawn(
+    state: Arc<State>,
+    power: mpsc::Sender<Action>,
+    running: Running,
+) -> Result<(), Error> {
     let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, PORT));
     let listener = bind(addr)?;
-    tokio::spawn(serve(listener, state, power));
+    tokio::spawn(serve(listener, state, power, running));
     Ok(())
 }
 
@@ -111,8 +141,13 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<State>,
     power: mpsc::Sender<Action>,
+    running: Running,
 ) {
-    let app = router(Shared { state, power });
+    let app = router(Shared {
+        state,
+        power,
+        running,
+    });
     if let Err(e) = axum::serve(listener, app).await {
         eprintln!("baton: API server stopped: {e}");
     }
@@ -272,7 +307,11 @@ mod tests {
         let (tx, rx) = mpsc::channel(1);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(serve(listener, state.clone(), tx));
+        let running = Running {
+            supervisor: watch::channel(None).1,
+            cluster: watch::channel(None).1,
+        };
+        tokio::spawn(serve(listener, state.clone(), tx, running));
         (addr, rx, state)
     }
 

@@ -38,8 +38,8 @@ pub(super) fn routes() -> Router<Shared> {
         .route("/v1/services/{name}/logs", get(logs))
 }
 
-fn supervisor(shared: &Shared) -> Result<&Supervisor, Box<Response>> {
-    shared.state.supervisor().ok_or_else(|| {
+fn supervisor(shared: &Shared) -> Result<Supervisor, Box<Response>> {
+    shared.supervisor().ok_or_else(|| {
         Box::new(problem(
             StatusCode::SERVICE_UNAVAILABLE,
             "the supervisor is not running yet",
@@ -49,9 +49,8 @@ fn supervisor(shared: &Shared) -> Result<&Supervisor, Box<Response>> {
 
 async fn list(Extract(shared): Extract<Shared>) -> Response {
     let services = shared
-        .state
         .supervisor()
-        .map(Supervisor::services)
+        .map(|s| s.services())
         .unwrap_or_default();
     let errors: Vec<_> = shared
         .state
@@ -71,7 +70,6 @@ async fn list(Extract(shared): Extract<Shared>) -> Response {
 /// The instances on the other boards of the cluster, by service (none without a cluster).
 fn remote_instances(shared: &Shared) -> BTreeMap<String, Vec<crate::cluster::RemoteInstance>> {
     shared
-        .state
         .cluster()
         .map(|node| node.remote_instances())
         .unwrap_or_default()
@@ -86,7 +84,7 @@ fn cluster_wide(
     remote: &mut BTreeMap<String, Vec<crate::cluster::RemoteInstance>>,
 ) -> serde_json::Value {
     let mut value = serde_json::to_value(&view).unwrap_or_default();
-    let Some(node) = shared.state.cluster() else {
+    let Some(node) = shared.cluster() else {
         return value;
     };
     let mut running = u64::from(view.running);
@@ -184,7 +182,7 @@ async fn put(
         .state
         .replace_config_errors(&format!("{SERVICES_DIR}/{file}"), Vec::new());
     // With a cluster, the member picks the file up, versions it and places the service.
-    match shared.state.cluster() {
+    match shared.cluster() {
         Some(node) => node.poke(),
         None => supervisor.apply(spec),
     }
@@ -230,7 +228,7 @@ async fn delete(Extract(shared): Extract<Shared>, UrlPath(name): UrlPath<String>
     shared
         .state
         .replace_config_errors(&format!("{SERVICES_DIR}/{name}.toml"), Vec::new());
-    match shared.state.cluster() {
+    match shared.cluster() {
         Some(node) => node.poke(),
         None => supervisor.remove(&name),
     }

@@ -4,8 +4,7 @@
 
 pub mod console;
 pub mod context;
+pub mod mountinfo;
 pub mod persist;
 pub mod status;
 pub mod sys;
-#[cfg(test)]
-pub(crate) mod testbed;

@@ -1,7 +1,7 @@
 //! The board's state as the API reports it, shared between the boot sequence, the network
 //! code and the API. Every field is behind its own lock, held only to copy in or out.
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use baton_spec::ConfigError;
@@ -74,9 +74,6 @@ pub struct State {
     config_errors: Mutex<Vec<ConfigError>>,
     addresses: Mutex<Vec<Address>>,
     token: Mutex<Option<String>>,
-    supervisor: OnceLock<crate::containers::supervisor::Supervisor>,
-    cluster: OnceLock<std::sync::Arc<crate::cluster::Node>>,
-    power: OnceLock<tokio::sync::mpsc::Sender<crate::power::Action>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -157,36 +154,6 @@ impl State {
     /// authenticated request is refused.
     pub fn set_token(&self, token: Option<String>) {
         *lock(&self.token) = token;
-    }
-
-    /// Hands the running supervisor to the API and to shutdown (once).
-    pub fn set_supervisor(&self, supervisor: crate::containers::supervisor::Supervisor) {
-        let _ = self.supervisor.set(supervisor);
-    }
-
-    /// The supervisor, once the boot has started it.
-    pub fn supervisor(&self) -> Option<&crate::containers::supervisor::Supervisor> {
-        self.supervisor.get()
-    }
-
-    /// Hands the running cluster member to the API and to shutdown (once).
-    pub fn set_cluster(&self, node: std::sync::Arc<crate::cluster::Node>) {
-        let _ = self.cluster.set(node);
-    }
-
-    /// The cluster member, once it has started.
-    pub fn cluster(&self) -> Option<&std::sync::Arc<crate::cluster::Node>> {
-        self.cluster.get()
-    }
-
-    /// Where power requests go (the board's life loop), set once by the boot.
-    pub fn set_power(&self, power: tokio::sync::mpsc::Sender<crate::power::Action>) {
-        let _ = self.power.set(power);
-    }
-
-    /// Asks for a clean reboot, halt or power-off; false when nobody can take the request.
-    pub fn request_power(&self, action: crate::power::Action) -> bool {
-        self.power.get().is_some_and(|p| p.try_send(action).is_ok())
     }
 
     /// The API token, if one is configured.

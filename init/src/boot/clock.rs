@@ -118,7 +118,7 @@ pub fn iso8601(time: SystemTime) -> String {
 mod tests {
     use super::*;
     use crate::board::sys::Sys;
-    use crate::board::testbed::Testbed;
+    use crate::boot::testbed::Testbed;
 
     fn at(secs: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(secs)

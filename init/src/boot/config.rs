@@ -207,7 +207,7 @@ pub fn load_services(ctx: &Ctx) -> Vec<baton_spec::ServiceSpec> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::board::testbed::Testbed;
+    use crate::boot::testbed::Testbed;
 
     const GOOD: &str = "[cluster]\nkey = \"0123456789abcdef0123456789abcdef\"\n\
                         [api]\ntoken = \"secret-token-1234567\"\n[board]\nhostname = \"pi-one\"\n";
@@ -271,8 +271,8 @@ mod tests {
     #[test]
     fn mounts_partition_three_as_vfat() {
         let tb = Testbed::new();
-        tb.image_disk(crate::board::testbed::IMAGE_END, 1);
-        let disk = crate::boot::disk::scan(&tb.ctx, crate::board::testbed::DISK_ID)
+        tb.image_disk(crate::boot::testbed::IMAGE_END, 1);
+        let disk = crate::boot::disk::scan(&tb.ctx, crate::boot::testbed::DISK_ID)
             .0
             .expect("disk");
         mount(&tb.ctx, &disk).expect("mounted");

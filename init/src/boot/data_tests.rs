@@ -1,6 +1,6 @@
 use super::*;
-use crate::board::testbed::{Testbed, DISK_ID, IMAGE_END, MIB};
 use crate::boot::disk;
+use crate::boot::testbed::{Testbed, DISK_ID, IMAGE_END, MIB};
 
 fn boot_disk(tb: &Testbed) -> BootDisk {
     disk::scan(&tb.ctx, DISK_ID).0.expect("boot disk")

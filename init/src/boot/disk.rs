@@ -181,7 +181,7 @@ fn read_signature(device: &Path) -> Result<u32, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::board::testbed::Testbed;
+    use crate::boot::testbed::Testbed;
 
     #[test]
     fn finds_the_disk_by_signature_and_maps_partitions() {

@@ -83,7 +83,7 @@ pub fn save(ctx: &Ctx) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::board::testbed::Testbed;
+    use crate::boot::testbed::Testbed;
 
     #[test]
     fn credits_the_old_seed_and_never_reuses_it() {

@@ -102,7 +102,7 @@ fn first_mac(class: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::board::testbed::Testbed;
+    use crate::boot::testbed::Testbed;
 
     #[test]
     fn derives_names() {

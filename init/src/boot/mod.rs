@@ -10,6 +10,9 @@ pub mod hostname;
 pub mod modules;
 pub mod mounts;
 pub mod rootfs_switch;
+pub mod services;
+#[cfg(test)]
+pub(crate) mod testbed;
 pub mod watchdog;
 
 use std::sync::Arc;
@@ -20,9 +23,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::board::context::Ctx;
-use crate::power::Action;
-use crate::services::{Services, StartError};
+use crate::board::sys::Action;
 use disk::BootDisk;
+use services::{Services, StartError};
 use watchdog::Watchdog;
 
 /// Errors that stop the boot (the board then reboots after a delay).
@@ -219,7 +222,6 @@ pub async fn boot<S: Services>(
     done(ctx, "network", t);
 
     let t = Instant::now();
-    ctx.state.set_power(power.clone());
     services
         .start_api(Arc::clone(&ctx.state), power.clone())
         .map_err(Error::Api)?;
@@ -227,7 +229,7 @@ pub async fn boot<S: Services>(
 
     let t = Instant::now();
     services
-        .start_containers(ctx, up.data_mounted, &config)
+        .start_containers(ctx, up.data_mounted, &config, power)
         .await;
     done(ctx, "services", t);
 

@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::board::context::Ctx;
+use crate::board::mountinfo::root_is_initramfs;
 use crate::board::sys::MsFlags;
-use crate::containers::runtime::root_is_initramfs;
 
 /// Where the tmpfs is mounted while the initramfs is copied into it.
 pub const NEW_ROOT: &str = "/.baton-root";

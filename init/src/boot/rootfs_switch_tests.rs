@@ -1,7 +1,7 @@
 use std::os::unix::fs::PermissionsExt;
 
 use super::*;
-use crate::board::testbed::Testbed;
+use crate::boot::testbed::Testbed;
 
 const INITRAMFS: &str = "1 1 0:2 / / rw - rootfs rootfs rw,size=239k\n";
 const TMPFS: &str = "1 0 0:25 / / rw - tmpfs tmpfs rw\n";

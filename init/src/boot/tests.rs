@@ -6,9 +6,9 @@ use baton_spec::NetworkConfig;
 use super::*;
 use crate::board::status::State;
 use crate::board::sys::fake::FakeSys;
-use crate::board::testbed::{Testbed, DISK_ID, IMAGE_END};
+use crate::boot::services::StartError;
+use crate::boot::testbed::{Testbed, DISK_ID, IMAGE_END};
 use crate::lifecycle;
-use crate::services::StartError;
 
 /// Network, SNTP and API that only log into the fake kernel's call log.
 struct FakeServices {
@@ -68,6 +68,7 @@ impl Services for FakeServices {
         _ctx: &Arc<Ctx>,
         data_mounted: bool,
         _config: &crate::boot::config::BootConfig,
+        _power: &mpsc::Sender<Action>,
     ) {
         self.sys
             .note(format!("containers start (data {data_mounted})"));

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::board::context::Ctx;
+use crate::board::sys::Action;
 use crate::board::sys::WatchdogDevice;
-use crate::power::Action;
 
 /// Device node.
 pub const DEVICE: &str = "/dev/watchdog";
@@ -118,7 +118,7 @@ impl Watchdog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::board::testbed::Testbed;
+    use crate::boot::testbed::Testbed;
 
     #[tokio::test]
     async fn stays_unarmed_when_the_command_line_says_so() {

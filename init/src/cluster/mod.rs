@@ -86,6 +86,8 @@ pub struct Settings {
     pub api_port: u16,
     /// This board's container subnet.
     pub subnet: crate::svcnet::nft::Ipv4Net,
+    /// Where the board's restart is asked for (when it must move to another subnet).
+    pub power: tokio::sync::mpsc::Sender<crate::board::sys::Action>,
 }
 
 /// Mutable state of the node, behind one lock that is never held across an await.

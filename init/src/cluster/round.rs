@@ -128,7 +128,7 @@ impl Node {
         self.sync_with_peers().await;
         let specs = self.valid_specs();
         let peers = self.gossip.members();
-        self.update_fabric(state, &peers).await;
+        self.update_fabric(&peers).await;
         let instances = self.instances_value();
         if self.holding(&peers) {
             self.publish(&instances);
@@ -151,7 +151,7 @@ impl Node {
     /// Keeps the board's subnet its own (moving and restarting when a board with a smaller name
     /// has it), points the mesh at the other boards and tells the supervisor about their
     /// instances.
-    async fn update_fabric(&self, state: &State, peers: &[GossipMember]) {
+    async fn update_fabric(&self, peers: &[GossipMember]) {
         let me = &self.settings.board;
         let mine = self.settings.subnet;
         let claims = fabric::claims(peers);
@@ -172,7 +172,12 @@ impl Node {
                             let note = format!(
                                 "board {owner} has container subnet {mine} too; this board takes {next} and restarts"
                             );
-                            if !state.request_power(crate::power::Action::Reboot) {
+                            if self
+                                .settings
+                                .power
+                                .try_send(crate::board::sys::Action::Reboot)
+                                .is_err()
+                            {
                                 eprintln!("baton: cluster: cannot ask for the restart");
                             }
                             note

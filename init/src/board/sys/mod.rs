@@ -5,17 +5,37 @@
 //! dir in tests). [`real::RealSys`] makes the system calls; the recording fake in `fake` (tests
 //! only) logs every call as one line and can be told to fail some of them.
 
+use std::fmt;
 use std::io;
 use std::path::Path;
 use std::time::SystemTime;
 
 pub use nix::mount::MsFlags;
 
-use crate::power::Action;
-
 #[cfg(test)]
 pub mod fake;
 pub mod real;
+
+/// The reboot(2) command the board ends with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Restart the board.
+    Reboot,
+    /// Stop the CPU, leave power on.
+    Halt,
+    /// Switch off.
+    Poweroff,
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Action::Reboot => "reboot",
+            Action::Halt => "halt",
+            Action::Poweroff => "power off",
+        })
+    }
+}
 
 /// Signals the shutdown path sends to every process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::{Reaped, Signal, Sys, WatchdogDevice};
-use crate::power::Action;
+use crate::board::sys::Action;
 
 /// `struct rand_pool_info` header size: `int entropy_count; int buf_size;`.
 const RAND_POOL_HEADER: usize = 2 * std::mem::size_of::<c_int>();

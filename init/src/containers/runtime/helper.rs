@@ -15,7 +15,7 @@ use nix::unistd::Pid;
 
 use super::backend::{Backend, Libcontainer};
 use super::protocol::{self, Reply, Request, ToHelper, ToInit};
-use super::{cleanup, overlay, seccomp, Exit, ExitStatus, RuntimePaths, Started};
+use super::{cleanup, seccomp, Exit, ExitStatus, RuntimePaths, Started};
 
 /// The first argument that makes the init binary run as the runtime helper.
 pub const HELPER_ARG: &str = "--baton-runtime-helper";
@@ -60,7 +60,7 @@ fn helper_main(sock: OwnedFd, paths: RuntimePaths) -> i32 {
     };
     let mut notes = cleanup::leftovers(&paths);
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let no_pivot = overlay::root_is_initramfs(&mountinfo);
+    let no_pivot = crate::board::mountinfo::root_is_initramfs(&mountinfo);
     if no_pivot {
         notes.push(
             "the root is still the initramfs: containers enter theirs with MS_MOVE and chroot"

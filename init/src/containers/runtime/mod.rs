@@ -58,7 +58,6 @@ use serde::{Deserialize, Serialize};
 
 pub use client::{Error, Runtime};
 pub use helper::{helper_main_if_requested, HELPER_ARG};
-pub use overlay::root_is_initramfs;
 
 /// Where the runtime keeps its things. [`RuntimePaths::default`] is the board's layout.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,199 @@
+//! The folders of `init/src/` import each other in one direction only: each may use the folders
+//! listed before it in [`LAYERS`] and none after it. The files at the top (`lib.rs`,
+//! `lifecycle.rs`, `power.rs`, ...) wire everything together and may use any folder. Test code
+//! (`tests.rs`, `*_tests.rs`, `testbed.rs` and the `mod tests` at the end of a file) and comments
+//! are not counted.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// The folders from the bottom up.
+const LAYERS: &[&str] = &[
+    "board",
+    "boot",
+    "uplink",
+    "svcnet",
+    "containers",
+    "cluster",
+    "api",
+];
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .expect("read source dir")
+        .map(|e| e.expect("dir entry").path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+fn is_test_file(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    name == "tests.rs" || name.ends_with("_tests.rs") || name == "testbed.rs"
+}
+
+/// The code of `text` without comments and without a trailing `#[cfg(test)] mod tests`.
+fn production_code(text: &str) -> Vec<(usize, String)> {
+    let mut lines = Vec::new();
+    let all: Vec<&str> = text.lines().collect();
+    for (i, line) in all.iter().enumerate() {
+        let trimmed = line.trim_start();
+        if trimmed == "#[cfg(test)]"
+            && all
+                .get(i + 1)
+                .is_some_and(|next| next.trim_start().starts_with("mod tests"))
+        {
+            break;
+        }
+        if trimmed.starts_with("//") {
+            continue;
+        }
+        let code = line.split(" // ").next().unwrap_or_default();
+        lines.push((i + 1, code.to_string()));
+    }
+    lines
+}
+
+/// The top-level modules a line names through `crate::` paths, groups included
+/// (`crate::{a, b::c}`).
+fn crate_modules(line: &str) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    let mut rest = line;
+    while let Some(at) = rest.find("crate::") {
+        let before = rest[..at].chars().last();
+        rest = &rest[at + "crate::".len()..];
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+            continue;
+        }
+        if let Some(group) = rest.strip_prefix('{') {
+            let mut depth = 0;
+            let mut item = String::new();
+            for c in group.chars() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        found.insert(head(&item));
+                        item.clear();
+                        continue;
+                    }
+                    _ => {}
+                }
+                item.push(c);
+            }
+            found.insert(head(&item));
+        } else {
+            found.insert(head(rest));
+        }
+    }
+    found.remove("");
+    found.remove("self");
+    found
+}
+
+fn head(path: &str) -> String {
+    path.trim()
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect()
+}
+
+#[test]
+fn folders_import_each_other_in_one_direction() {
+    let src = src();
+    let mut violations = Vec::new();
+    for (rank, layer) in LAYERS.iter().enumerate() {
+        let above: BTreeSet<&str> = LAYERS[rank + 1..].iter().copied().collect();
+        let mut files = Vec::new();
+        rust_files(&src.join(layer), &mut files);
+        assert!(!files.is_empty(), "init/src/{layer} has no Rust files");
+        for file in files.iter().filter(|f| !is_test_file(f)) {
+            let text = fs::read_to_string(file).expect("read source file");
+            for (number, line) in production_code(&text) {
+                for module in crate_modules(&line) {
+                    let upward = above.contains(module.as_str());
+                    let top_level = !LAYERS.contains(&module.as_str());
+                    if upward || top_level {
+                        violations.push(format!(
+                            "{}:{number}: {layer} uses crate::{module}",
+                            file.strip_prefix(&src).unwrap_or(file).display()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "imports against the layering (board < boot < uplink < svcnet < containers < cluster < api < the top files):\n{}",
+        violations.join("\n")
+    );
+}
+
+#[test]
+fn every_folder_and_top_file_is_accounted_for() {
+    let top_files: BTreeSet<&str> = [
+        "lib.rs",
+        "main.rs",
+        "lifecycle.rs",
+        "power.rs",
+        "reaper.rs",
+        "services.rs",
+        "testns.rs",
+    ]
+    .into_iter()
+    .collect();
+    let mut unknown = Vec::new();
+    for entry in fs::read_dir(src()).expect("read src") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let known = if path.is_dir() {
+            LAYERS.contains(&name.as_str())
+        } else {
+            top_files.contains(name.as_str())
+        };
+        if !known {
+            unknown.push(name);
+        }
+    }
+    assert!(
+        unknown.is_empty(),
+        "init/src has entries the layering does not place (add them to LAYERS or the top files): {unknown:?}"
+    );
+}
+
+#[test]
+fn the_checker_sees_grouped_and_nested_paths() {
+    let found = crate_modules("use crate::{api, boot::{self, Running}, svcnet::nft::Ipv4Net};");
+    assert_eq!(
+        found,
+        ["api", "boot", "svcnet"]
+            .into_iter()
+            .map(String::from)
+            .collect()
+    );
+    assert!(crate_modules("use baton_crate::x;").is_empty());
+    let code = production_code(
+        "use crate::api;\n// crate::boot\n#[cfg(test)]\nmod tests {\n use crate::power;\n}\n",
+    );
+    assert_eq!(code, vec![(1, "use crate::api;".to_string())]);
+}
