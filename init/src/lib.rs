@@ -35,8 +35,6 @@ pub mod power;
 pub mod reaper;
 pub mod services;
 pub mod svcnet;
-#[cfg(test)]
-mod testns;
 pub mod uplink;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

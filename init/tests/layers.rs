@@ -154,7 +154,6 @@ fn every_folder_and_top_file_is_accounted_for() {
         "power.rs",
         "reaper.rs",
         "services.rs",
-        "testns.rs",
     ]
     .into_iter()
     .collect();

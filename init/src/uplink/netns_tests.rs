@@ -12,7 +12,7 @@ use baton_spec::NetworkConfig;
 
 use super::{linklocal, start_with, Options};
 use crate::board::status::{Address, AddressSource, State};
-use crate::testns::{require_root, wait_for, Killed, Netns, TempDir};
+use baton_testnet::{require_root, wait_for, Killed, Netns, TempDir};
 
 /// Two namespaces joined by a veth pair `<tag>s` (server side, up, with `server_addr`) and
 /// `<tag>c` (client side, down).

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::{nat_table, Bridge, Config, Netns as Target};
 use crate::svcnet::nft::{self, Ipv4Net, Ruleset};
-use crate::testns::{require_root, wait_for, Killed, Netns};
+use baton_testnet::{require_root, wait_for, Killed, Netns};
 
 /// Accepts one connection on `addr` inside `ns` (on a background thread) and answers with
 /// the peer's address; returns once the listener is bound.

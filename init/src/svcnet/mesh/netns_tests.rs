@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use super::tests::{hex32, ALICE_PRIVATE};
 use super::*;
-use crate::testns::{require_root, Netns};
+use baton_testnet::{require_root, Netns};
 
 /// Whether the running kernel has the wireguard driver loaded.
 fn kernel_has_wireguard() -> bool {

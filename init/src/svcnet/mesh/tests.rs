@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use super::device::KEEPALIVE_SECS;
 use super::plan::{effective_peers, peer_changes, route_changes, LinkRoute};
 use super::*;
-use crate::testns::TempDir;
+use baton_testnet::TempDir;
 
 /// RFC 7748 section 6.1: Alice's private key, and her public key in base64 (as `wg pubkey`
 /// prints it for the private key `dwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo=`).

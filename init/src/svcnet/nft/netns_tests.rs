@@ -8,7 +8,7 @@ use super::{
     apply, remove, Chain, ChainType, Error, Family, Hook, KeyType, Policy, Ruleset, Set, Table,
     Value,
 };
-use crate::testns::{require_root, Netns};
+use baton_testnet::{require_root, Netns};
 
 const NFT_TEXT: &str = r#"
 table inet baton {

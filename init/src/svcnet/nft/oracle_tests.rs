@@ -13,7 +13,7 @@ use super::rule::{
 };
 use super::wire::MsgKind;
 use super::{Chain, ChainType, Family, Hook, KeyType, Policy, Set, Table, Value, Verdict};
-use crate::testns::{require_root, Netns};
+use baton_testnet::{require_root, Netns};
 
 const SETUP: &str = r#"
 table inet baton {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::tests::{base_policy, ip, many, service, vip};
 use super::*;
-use crate::testns::{require_root, Netns};
+use baton_testnet::{require_root, Netns};
 
 /// A TCP server inside a namespace answering every connection with `name`; stopped on drop.
 struct Listener {

@@ -1,6 +1,7 @@
-//! Test support for the whole crate: network namespaces the tests create and delete again (also
-//! on failure), running commands or code inside them, children and temp dirs cleaned up on drop,
-//! and polling with a deadline. Needs root, as CI runs the tests.
+//! Test support for the workspace: network namespaces the tests create and delete again (also
+//! on failure), two of them joined like machines on one LAN, running commands or code inside
+//! them, children and temp dirs cleaned up on drop, and polling with a deadline. Needs root, as
+//! CI runs the tests.
 
 use std::future::Future;
 use std::os::fd::AsRawFd;
