@@ -5,10 +5,10 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::os::fd::AsRawFd;
 use std::process::Command;
 
 use baton_cluster::discovery::{Advert, Discovery, Interfaces};
+use baton_testnet::Lan;
 use serde_json::{json, Value};
 
 /// Runs the baton binary; (succeeded, stdout, stderr).
@@ -26,105 +26,17 @@ fn baton(args: &[&str]) -> (bool, String, String) {
     )
 }
 
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("running ip");
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Two network namespaces joined by a veth pair, like two machines on one LAN; removed on drop.
-struct Lan {
-    board: String,
-    laptop: String,
-}
-
-impl Lan {
-    fn new(tag: &str) -> Lan {
-        let pid = std::process::id();
-        let lan = Lan {
-            board: format!("bboards-{tag}-b-{pid}"),
-            laptop: format!("bboards-{tag}-l-{pid}"),
-        };
-        ip(&["netns", "add", &lan.board]);
-        ip(&["netns", "add", &lan.laptop]);
-        ip(&[
-            "-n",
-            &lan.board,
-            "link",
-            "add",
-            "eth0",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            &lan.laptop,
-        ]);
-        for (ns, addr) in [
-            (&lan.board, "169.254.20.1/16"),
-            (&lan.laptop, "169.254.20.2/16"),
-        ] {
-            ip(&["-n", ns, "addr", "add", addr, "dev", "eth0"]);
-            ip(&["-n", ns, "link", "set", "eth0", "up"]);
-            ip(&["-n", ns, "link", "set", "lo", "up"]);
-            // A LAN's default route gives multicast somewhere to go; a bare veth needs this.
-            ip(&["-n", ns, "route", "add", "224.0.0.0/4", "dev", "eth0"]);
-        }
-        lan
-    }
-
-    /// Runs `f` on a thread inside namespace `ns`; threads it starts (mdns-sd's) stay there.
-    fn within<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/run/netns/{ns}");
-        std::thread::spawn(move || {
-            let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-            // SAFETY: setns on a namespace file we hold open; it moves only this thread.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .expect("thread in the namespace")
-    }
-}
-
-impl Drop for Lan {
-    fn drop(&mut self) {
-        for ns in [&self.board, &self.laptop] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
-
-/// `baton boards` run inside the laptop's namespace.
+/// `baton boards` run inside the laptop's namespace (`lan.b`; the board is `lan.a`).
 fn boards_on(lan: &Lan, args: &[&str]) -> (bool, String, String) {
-    let mut all = vec![
-        "netns",
-        "exec",
-        &lan.laptop,
-        env!("CARGO_BIN_EXE_baton"),
-        "boards",
-    ];
+    let mut all = vec!["boards"];
     all.extend_from_slice(args);
-    let out = Command::new("ip")
-        .args(&all)
-        .output()
-        .expect("running ip netns exec");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    lan.b.exec(env!("CARGO_BIN_EXE_baton"), &all)
 }
 
 #[test]
 fn boards_finds_a_board_advertised_on_the_lan() {
-    let lan = Lan::new("find");
-    let board = Lan::within(&lan.board, || {
+    let lan = Lan::new("boards-find", "169.254.20.1/16", "169.254.20.2/16");
+    let board = lan.a.run(|| {
         let mut d = Discovery::start(&Interfaces::Named(vec!["eth0".into()])).expect("mDNS");
         d.advertise(&Advert {
             cluster: "home".into(),
@@ -180,7 +92,7 @@ fn boards_finds_a_board_advertised_on_the_lan() {
 
 #[test]
 fn boards_with_nobody_around_says_so_and_succeeds() {
-    let lan = Lan::new("none");
+    let lan = Lan::new("boards-none", "169.254.20.1/16", "169.254.20.2/16");
     let (ok, out, err) = boards_on(&lan, &["--timeout", "1"]);
     assert!(ok, "baton boards failed: {err}");
     assert_eq!(

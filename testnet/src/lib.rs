@@ -177,6 +177,36 @@ impl Netns {
     }
 }
 
+/// Two namespaces joined by a veth pair (`eth0` in each) with the given IPv4 addresses,
+/// loopback up and multicast routed over `eth0`, like two machines on one LAN; both are
+/// deleted on drop.
+pub struct Lan {
+    /// One end (`baton-<tag>-a-<pid>`).
+    pub a: Netns,
+    /// The other end (`baton-<tag>-b-<pid>`).
+    pub b: Netns,
+}
+
+impl Lan {
+    /// Creates the pair; `a_addr` and `b_addr` are `a.b.c.d/n`.
+    pub fn new(tag: &str, a_addr: &str, b_addr: &str) -> Lan {
+        let pid = std::process::id();
+        let a = Netns::named(format!("baton-{tag}-a-{pid}"));
+        let b = Netns::named(format!("baton-{tag}-b-{pid}"));
+        a.ip(&[
+            "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", &b.0,
+        ]);
+        for (ns, addr) in [(&a, a_addr), (&b, b_addr)] {
+            ns.ip(&["addr", "add", addr, "dev", "eth0"]);
+            ns.ip(&["link", "set", "eth0", "up"]);
+            ns.ip(&["link", "set", "lo", "up"]);
+            // What a LAN's default route gives: somewhere to send multicast (mDNS).
+            ns.ip(&["route", "add", "224.0.0.0/4", "dev", "eth0"]);
+        }
+        Lan { a, b }
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["netns", "del", &self.0]).output();

@@ -4,88 +4,7 @@
 //! Needs root, as CI runs the tests.
 
 use super::*;
-use std::os::fd::AsRawFd;
-use std::process::Command;
-
-/// Runs a command; its stdout, even when it failed (dig exits non-zero on a timeout).
-fn output(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running {program}: {e}"));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running {program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Two namespaces `a` and `b` joined by a veth pair with link-local addresses; removed on drop.
-struct Pair {
-    a: String,
-    b: String,
-}
-
-impl Pair {
-    fn new(tag: &str) -> Pair {
-        let pid = std::process::id();
-        let pair = Pair {
-            a: format!("bdisc-{tag}-a-{pid}"),
-            b: format!("bdisc-{tag}-b-{pid}"),
-        };
-        run("ip", &["netns", "add", &pair.a]);
-        run("ip", &["netns", "add", &pair.b]);
-        run(
-            "ip",
-            &[
-                "-n", &pair.a, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0",
-                "netns", &pair.b,
-            ],
-        );
-        for (ns, addr) in [(&pair.a, "169.254.10.1/16"), (&pair.b, "169.254.10.2/16")] {
-            run("ip", &["-n", ns, "addr", "add", addr, "dev", "eth0"]);
-            run("ip", &["-n", ns, "link", "set", "eth0", "up"]);
-            run("ip", &["-n", ns, "link", "set", "lo", "up"]);
-            // What a LAN's default route gives: somewhere to send multicast.
-            run(
-                "ip",
-                &["-n", ns, "route", "add", "224.0.0.0/4", "dev", "eth0"],
-            );
-        }
-        pair
-    }
-
-    /// Runs `f` on a thread that has entered namespace `ns` (threads it starts stay there).
-    fn within<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/run/netns/{ns}");
-        std::thread::spawn(move || {
-            let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-            // SAFETY: setns on a namespace file we hold open; it changes only this thread.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .expect("thread in namespace")
-    }
-}
-
-impl Drop for Pair {
-    fn drop(&mut self) {
-        for ns in [&self.a, &self.b] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
+use baton_testnet::Lan;
 
 /// Browses `_baton._tcp.local.` with python-zeroconf for up to 10 s, printing each resolved board.
 const ZEROCONF_BROWSE: &str = r#"
@@ -124,13 +43,13 @@ fn advert(board: &str) -> Advert {
 
 #[test]
 fn a_board_is_found_by_another_and_by_python_zeroconf() {
-    let pair = Pair::new("find");
-    let a = Pair::within(&pair.a, || {
+    let lan = Lan::new("disc-find", "169.254.10.1/16", "169.254.10.2/16");
+    let a = lan.a.run(|| {
         let mut d = Discovery::start(&Interfaces::Named(vec!["eth0".into()])).expect("start a");
         d.advertise(&advert("pi-a")).expect("advertise a");
         d
     });
-    let (b, found) = Pair::within(&pair.b, || {
+    let (b, found) = lan.b.run(|| {
         let mut d = Discovery::start(&Interfaces::All).expect("start b");
         d.advertise(&advert("pi-b")).expect("advertise b");
         let browser = d.browse().expect("browse");
@@ -158,17 +77,7 @@ fn a_board_is_found_by_another_and_by_python_zeroconf() {
     );
 
     // Another implementation: python-zeroconf (Debian's python3-zeroconf) browses and resolves it.
-    let listed = output(
-        "ip",
-        &[
-            "netns",
-            "exec",
-            &pair.b,
-            "/usr/bin/python3",
-            "-c",
-            ZEROCONF_BROWSE,
-        ],
-    );
+    let (_, listed, _) = lan.b.exec("/usr/bin/python3", &["-c", ZEROCONF_BROWSE]);
     assert!(
         listed.contains(
             "pi-a._baton._tcp.local. port=7070 cluster=home gossip=7946 addresses=169.254.10.1"
@@ -177,9 +86,8 @@ fn a_board_is_found_by_another_and_by_python_zeroconf() {
     );
 
     // A goodbye removes the board from the other's view.
-    let browser_ns = pair.b.clone();
     a.shutdown();
-    let gone = Pair::within(&browser_ns, move || {
+    let gone = lan.b.run(move || {
         let browser = b.browse().expect("browse");
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut gone = false;
