@@ -1,6 +1,6 @@
 //! One streaming pass over an image archive: blobs into the store, small JSON files into memory.
 
-use super::{ImportError, Job};
+use super::{ImportError, ImportRequest};
 use crate::digest::Digest;
 use crate::store::MAX_JSON_BYTES;
 use std::collections::BTreeMap;
@@ -38,7 +38,7 @@ impl Ingested {
 /// into the store verified against their names, and other files for which `keep` says so into the
 /// store under whatever they hash to.
 pub(crate) fn ingest(
-    job: &Job<'_>,
+    job: &ImportRequest<'_>,
     small: &[&str],
     keep: fn(&str) -> bool,
 ) -> Result<Ingested, ImportError> {

@@ -4,7 +4,7 @@
 use super::archive::{ingest, Ingested};
 use super::fetch::InStore;
 use super::select::finish;
-use super::{ImportError, Imported, Job};
+use super::{ImportError, ImportRequest, Imported};
 use crate::digest::Digest;
 use crate::model::{Compression, Descriptor, Manifest, MEDIA_TYPE_CONFIG, MEDIA_TYPE_MANIFEST};
 use serde::Deserialize;
@@ -22,7 +22,7 @@ struct Entry {
 }
 
 /// Imports a `docker save` archive.
-pub(crate) fn import(job: &Job<'_>) -> Result<Imported, ImportError> {
+pub(crate) fn import(job: &ImportRequest<'_>) -> Result<Imported, ImportError> {
     let found = ingest(job, &["manifest.json"], |name| {
         name.ends_with(".tar") || name.ends_with(".json")
     })?;
@@ -66,7 +66,7 @@ pub(crate) fn import(job: &Job<'_>) -> Result<Imported, ImportError> {
     finish(job, &digest, &mut InStore)
 }
 
-fn choose<'e>(job: &Job<'_>, entries: &'e [Entry]) -> Result<&'e Entry, ImportError> {
+fn choose<'e>(job: &ImportRequest<'_>, entries: &'e [Entry]) -> Result<&'e Entry, ImportError> {
     let tags: Vec<&str> = entries
         .iter()
         .flat_map(|e| e.repo_tags.iter().flatten().map(String::as_str))
@@ -103,7 +103,7 @@ fn choose<'e>(job: &Job<'_>, entries: &'e [Entry]) -> Result<&'e Entry, ImportEr
 }
 
 fn blob<'f>(
-    job: &Job<'_>,
+    job: &ImportRequest<'_>,
     found: &'f Ingested,
     path: &str,
 ) -> Result<&'f (Digest, u64), ImportError> {
@@ -115,7 +115,7 @@ fn blob<'f>(
 }
 
 fn descriptor(
-    job: &Job<'_>,
+    job: &ImportRequest<'_>,
     found: &Ingested,
     path: &str,
     media_type: String,
@@ -130,7 +130,7 @@ fn descriptor(
     })
 }
 
-fn sniff(job: &Job<'_>, digest: &Digest) -> Result<Compression, ImportError> {
+fn sniff(job: &ImportRequest<'_>, digest: &Digest) -> Result<Compression, ImportError> {
     let file = job.store.open_blob(digest).map_err(job.store_error())?;
     let mut head = Vec::with_capacity(4);
     let path = job.store.blob_path(digest);

@@ -1,7 +1,7 @@
 //! How an importer gets a blob a descriptor names into the store: already there (archives, which are
 //! streamed in whole first), copied from a layout directory, or (later) downloaded from a registry.
 
-use super::{ImportError, Job};
+use super::{ImportError, ImportRequest};
 use crate::model::Descriptor;
 use std::fs::File;
 use std::io;
@@ -9,14 +9,22 @@ use std::io;
 /// Puts the blob a descriptor names into the store, verified against its digest and size.
 pub(crate) trait BlobFetch {
     /// Makes `descriptor`'s blob present in `job.store`.
-    fn fetch(&mut self, job: &Job<'_>, descriptor: &Descriptor) -> Result<(), ImportError>;
+    fn fetch(
+        &mut self,
+        job: &ImportRequest<'_>,
+        descriptor: &Descriptor,
+    ) -> Result<(), ImportError>;
 }
 
 /// For archives: every blob was streamed into the store already; check it is there with its size.
 pub(crate) struct InStore;
 
 impl BlobFetch for InStore {
-    fn fetch(&mut self, job: &Job<'_>, descriptor: &Descriptor) -> Result<(), ImportError> {
+    fn fetch(
+        &mut self,
+        job: &ImportRequest<'_>,
+        descriptor: &Descriptor,
+    ) -> Result<(), ImportError> {
         job.store.check_blob(descriptor).map_err(job.store_error())
     }
 }
@@ -28,7 +36,11 @@ pub(crate) struct FromLayout<'a> {
 }
 
 impl BlobFetch for FromLayout<'_> {
-    fn fetch(&mut self, job: &Job<'_>, descriptor: &Descriptor) -> Result<(), ImportError> {
+    fn fetch(
+        &mut self,
+        job: &ImportRequest<'_>,
+        descriptor: &Descriptor,
+    ) -> Result<(), ImportError> {
         if job.store.check_blob(descriptor).is_ok() {
             return Ok(());
         }

@@ -214,15 +214,16 @@ pub struct Imported {
     pub layers: usize,
 }
 
-/// The context every importer (and the registry pull) shares: the store, the ref name and how to name the image in errors.
-pub(crate) struct Job<'a> {
+/// One import as every importer (and the registry pull) carries it out: into which store, under
+/// which ref name, from which source, and how to name the image in errors.
+pub(crate) struct ImportRequest<'a> {
     pub store: &'a Store,
     pub name: &'a str,
     pub source: &'a Source,
     pub image: String,
 }
 
-impl Job<'_> {
+impl ImportRequest<'_> {
     pub fn store_error(&self) -> impl Fn(StoreError) -> ImportError + '_ {
         move |source| ImportError::Store {
             image: self.image.clone(),
@@ -255,7 +256,7 @@ impl Store {
     /// Imports the image at `source` and points the ref `name` at it. Holds the store lock shared
     /// (see [`Store::gc`]).
     pub fn import(&self, source: &Source, name: &str) -> Result<Imported, ImportError> {
-        let job = Job {
+        let job = ImportRequest {
             store: self,
             name,
             source,

@@ -3,14 +3,14 @@
 use super::archive::ingest;
 use super::fetch::{FromLayout, InStore};
 use super::select::{finish, select_manifest};
-use super::{ImportError, Imported, Job};
+use super::{ImportError, ImportRequest, Imported};
 use crate::model::Index;
 use crate::store::MAX_JSON_BYTES;
 use std::fs::File;
 use std::io::Read;
 
 /// Imports a tar of an OCI layout.
-pub(crate) fn import_archive(job: &Job<'_>) -> Result<Imported, ImportError> {
+pub(crate) fn import_archive(job: &ImportRequest<'_>) -> Result<Imported, ImportError> {
     let found = ingest(job, &["index.json", "oci-layout"], |_| false)?;
     let bytes = found
         .small
@@ -27,7 +27,7 @@ pub(crate) fn import_archive(job: &Job<'_>) -> Result<Imported, ImportError> {
 }
 
 /// Imports an OCI layout directory, copying only the blobs the chosen manifest needs.
-pub(crate) fn import_layout(job: &Job<'_>) -> Result<Imported, ImportError> {
+pub(crate) fn import_layout(job: &ImportRequest<'_>) -> Result<Imported, ImportError> {
     let dir = &job.source.path;
     let index_path = dir.join("index.json");
     let file = File::open(&index_path).map_err(|e| {
@@ -47,7 +47,7 @@ pub(crate) fn import_layout(job: &Job<'_>) -> Result<Imported, ImportError> {
     finish(job, &manifest, &mut fetch)
 }
 
-fn missing(job: &Job<'_>, file: &str) -> ImportError {
+fn missing(job: &ImportRequest<'_>, file: &str) -> ImportError {
     ImportError::MissingFile {
         image: job.image.clone(),
         file: file.to_owned(),

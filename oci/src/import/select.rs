@@ -2,7 +2,7 @@
 //! lists included), and finishing an import once it is chosen.
 
 use super::fetch::BlobFetch;
-use super::{ImportError, Imported, Job};
+use super::{ImportError, ImportRequest, Imported};
 use crate::digest::Digest;
 use crate::model::{
     is_index, is_manifest, Descriptor, ImageConfig, Index, Manifest, Platform, ANNOTATION_REF_NAME,
@@ -14,7 +14,7 @@ const MAX_DEPTH: usize = 4;
 /// Picks the manifest for `job.store.platform()` among `candidates` (an index's entries), restricted
 /// to those tagged `tag` when given, fetching the blobs it needs to decide.
 pub(crate) fn select_manifest(
-    job: &Job<'_>,
+    job: &ImportRequest<'_>,
     candidates: &[Descriptor],
     tag: Option<&str>,
     fetch: &mut dyn BlobFetch,
@@ -71,7 +71,7 @@ pub(crate) fn select_manifest(
 }
 
 fn walk(
-    job: &Job<'_>,
+    job: &ImportRequest<'_>,
     candidates: &[Descriptor],
     depth: usize,
     fetch: &mut dyn BlobFetch,
@@ -120,7 +120,7 @@ fn walk(
 }
 
 fn manifest_config(
-    job: &Job<'_>,
+    job: &ImportRequest<'_>,
     descriptor: &Descriptor,
     fetch: &mut dyn BlobFetch,
 ) -> Result<ImageConfig, ImportError> {
@@ -137,7 +137,7 @@ fn manifest_config(
 
 /// Checks the platform of a chosen manifest's config, fetches its layers and writes the ref.
 pub(crate) fn finish(
-    job: &Job<'_>,
+    job: &ImportRequest<'_>,
     manifest_digest: &Digest,
     fetch: &mut dyn BlobFetch,
 ) -> Result<Imported, ImportError> {

@@ -5,7 +5,7 @@ use super::{RegistryError, RegistryOptions};
 use crate::digest::Digest;
 use crate::import::fetch::BlobFetch;
 use crate::import::select::{finish, select_manifest};
-use crate::import::{ImportError, Imported, Job, Source, SourceKind};
+use crate::import::{ImportError, ImportRequest, Imported, Source, SourceKind};
 use crate::model::{is_index, is_manifest, Descriptor, Index};
 use crate::store::{Store, MAX_JSON_BYTES};
 
@@ -37,7 +37,7 @@ impl Store {
             path: Default::default(),
             tag: None,
         };
-        let job = Job {
+        let job = ImportRequest {
             store: self,
             name,
             source: &source,
@@ -74,7 +74,7 @@ impl FromRegistry {
     /// media type. With `expected`, its digest and size must match.
     fn manifest(
         &mut self,
-        job: &Job<'_>,
+        job: &ImportRequest<'_>,
         reference: &str,
         expected: Option<&Descriptor>,
     ) -> Result<(Digest, String), ImportError> {
@@ -137,7 +137,11 @@ impl FromRegistry {
 }
 
 impl BlobFetch for FromRegistry {
-    fn fetch(&mut self, job: &Job<'_>, descriptor: &Descriptor) -> Result<(), ImportError> {
+    fn fetch(
+        &mut self,
+        job: &ImportRequest<'_>,
+        descriptor: &Descriptor,
+    ) -> Result<(), ImportError> {
         if job.store.check_blob(descriptor).is_ok() {
             return Ok(());
         }

@@ -66,12 +66,13 @@ struct Calls {
     lost: Option<String>,
 }
 
-struct Shared {
+/// The socket to the helper and the calls waiting for its replies.
+struct HelperSocket {
     sock: AsyncFd<OwnedFd>,
     calls: Mutex<Calls>,
 }
 
-impl Shared {
+impl HelperSocket {
     fn calls(&self) -> MutexGuard<'_, Calls> {
         self.calls
             .lock()
@@ -79,15 +80,17 @@ impl Shared {
     }
 }
 
-struct Inner {
-    shared: Arc<Shared>,
+/// The connection to one running helper: the socket, the task reading replies and exit
+/// events, what it said when it started, and its process id.
+struct HelperProcess {
+    shared: Arc<HelperSocket>,
     reader: JoinHandle<()>,
     events: Mutex<Option<mpsc::UnboundedReceiver<Event>>>,
     notes: Vec<String>,
     pid: Option<u32>,
 }
 
-impl Drop for Inner {
+impl Drop for HelperProcess {
     fn drop(&mut self) {
         // Closing our end (when the reader lets go of it) makes the helper kill its containers
         // and exit.
@@ -99,7 +102,7 @@ impl Drop for Inner {
 /// Dropping the last clone stops the helper and its containers.
 #[derive(Clone)]
 pub struct Runtime {
-    inner: Arc<Inner>,
+    inner: Arc<HelperProcess>,
 }
 
 impl Runtime {
@@ -160,14 +163,14 @@ impl Runtime {
             }
             Err(e) => return Err(e.into()),
         };
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(HelperSocket {
             sock,
             calls: Mutex::new(Calls::default()),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let reader = tokio::spawn(read_loop(Arc::clone(&shared), tx));
         Ok(Runtime {
-            inner: Arc::new(Inner {
+            inner: Arc::new(HelperProcess {
                 shared,
                 reader,
                 events: Mutex::new(Some(rx)),
@@ -261,7 +264,7 @@ fn unexpected(op: &'static str, id: String, reply: Reply) -> Error {
     }
 }
 
-async fn read_loop(shared: Arc<Shared>, events: mpsc::UnboundedSender<Event>) {
+async fn read_loop(shared: Arc<HelperSocket>, events: mpsc::UnboundedSender<Event>) {
     let reason = loop {
         match recv_async::<ToInit>(&shared.sock).await {
             Ok((ToInit::Reply { seq, reply }, _)) => {

@@ -40,15 +40,15 @@ impl Drop for DnsServer {
     }
 }
 
-/// What every query handler shares.
-struct Shared {
+/// What every query handler resolves with: the VIP table, the upstreams, the limits and the permits for forwarded queries.
+struct Resolver {
     table: VipTable,
     upstreams: Upstreams,
     limits: Limits,
     forwards: Arc<Semaphore>,
 }
 
-impl Shared {
+impl Resolver {
     /// The decision for `packet` against the table as it is now.
     fn decide(&self, packet: &[u8]) -> Decision {
         let table = self.table.read().unwrap_or_else(|e| e.into_inner());
@@ -108,7 +108,7 @@ pub async fn start_with(
     let tcp = TcpListener::bind(addr)
         .await
         .map_err(|source| Error::BindTcp { addr, source })?;
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(Resolver {
         table,
         upstreams,
         limits,
@@ -122,7 +122,7 @@ pub async fn start_with(
 }
 
 /// The UDP loop: local answers inline, forwards in bounded background tasks.
-async fn serve_udp(socket: Arc<UdpSocket>, shared: Arc<Shared>) {
+async fn serve_udp(socket: Arc<UdpSocket>, shared: Arc<Resolver>) {
     let mut buf = vec![0u8; MAX_QUERY];
     loop {
         // Errors here are per-datagram (e.g. ICMP errors reported late): keep serving.
@@ -154,7 +154,7 @@ async fn serve_udp(socket: Arc<UdpSocket>, shared: Arc<Shared>) {
 }
 
 /// The TCP accept loop: at most `max_tcp` connections, each in its own task.
-async fn serve_tcp(listener: TcpListener, shared: Arc<Shared>) {
+async fn serve_tcp(listener: TcpListener, shared: Arc<Resolver>) {
     let connections = Arc::new(Semaphore::new(shared.limits.max_tcp.max(1)));
     loop {
         let Ok((stream, _peer)) = listener.accept().await else {
@@ -173,7 +173,7 @@ async fn serve_tcp(listener: TcpListener, shared: Arc<Shared>) {
 }
 
 /// Serves length-prefixed queries on one connection, in order, until EOF, error or idleness.
-async fn serve_connection(mut stream: TcpStream, shared: &Shared) {
+async fn serve_connection(mut stream: TcpStream, shared: &Resolver) {
     let idle = shared.limits.tcp_idle;
     loop {
         let mut prefix = [0u8; 2];
