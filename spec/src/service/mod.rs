@@ -29,6 +29,7 @@ pub mod duration;
 pub mod image;
 mod load;
 mod parse;
+mod pending;
 pub mod quantity;
 mod raw;
 mod render;
@@ -41,6 +42,7 @@ pub use check::is_service_name;
 pub use date::Date;
 pub use image::{ImageReference, ImageSource};
 pub use load::{load_services, LoadedServices};
+pub use pending::Pending;
 pub use render::RenderError;
 pub use schema::{json_schema, json_schema_text, SCHEMA_ID};
 pub use types::{
