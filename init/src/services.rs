@@ -53,15 +53,19 @@ impl Services for RealServices {
 
     async fn start_network(
         &self,
+        ctx: &Arc<Ctx>,
         config: &NetworkConfig,
         hostname: &str,
-        state: Arc<State>,
     ) -> Result<net::Network, StartError> {
-        Ok(net::start(config, hostname, state).await?)
+        let options = net::Options::under(&ctx.root);
+        let state = Arc::clone(&ctx.state);
+        let console = Arc::clone(&ctx.console);
+        Ok(net::start(config, hostname, state, console, options).await?)
     }
 
-    fn start_time_sync(&self, servers: Vec<String>, network: &net::Network, state: Arc<State>) {
-        tokio::spawn(sntp::run(servers, network.ntp_servers(), state));
+    fn start_time_sync(&self, ctx: &Arc<Ctx>, servers: Vec<String>, network: &net::Network) {
+        let console = Arc::clone(&ctx.console);
+        tokio::spawn(sntp::run(servers, network.ntp_servers(), console));
     }
 
     fn start_api(&self, state: Arc<State>, power: mpsc::Sender<Action>) -> Result<(), StartError> {

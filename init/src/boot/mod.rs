@@ -205,16 +205,9 @@ pub async fn boot<S: Services>(
     done(ctx, "watchdog", t);
 
     let t = Instant::now();
-    match services
-        .start_network(&config.network, &host, Arc::clone(&ctx.state))
-        .await
-    {
+    match services.start_network(ctx, &config.network, &host).await {
         Ok(network) => {
-            services.start_time_sync(
-                config.time_servers.clone(),
-                &network,
-                Arc::clone(&ctx.state),
-            );
+            services.start_time_sync(ctx, config.time_servers.clone(), &network);
             up.network = Some(network);
         }
         Err(e) => ctx.report(format_args!("network: {e}")),

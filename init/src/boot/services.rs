@@ -24,12 +24,12 @@ pub trait Services {
     /// Brings up networking.
     fn start_network(
         &self,
+        ctx: &Arc<Ctx>,
         config: &NetworkConfig,
         hostname: &str,
-        state: Arc<State>,
     ) -> impl Future<Output = Result<Self::Network, StartError>>;
     /// Starts clock synchronisation in the background.
-    fn start_time_sync(&self, servers: Vec<String>, network: &Self::Network, state: Arc<State>);
+    fn start_time_sync(&self, ctx: &Arc<Ctx>, servers: Vec<String>, network: &Self::Network);
     /// Starts the HTTP API in the background.
     fn start_api(&self, state: Arc<State>, power: mpsc::Sender<Action>) -> Result<(), StartError>;
     /// Stops networking (releases DHCP leases).

@@ -32,9 +32,9 @@ impl Services for FakeServices {
 
     async fn start_network(
         &self,
+        _ctx: &Arc<Ctx>,
         _config: &NetworkConfig,
         hostname: &str,
-        _state: Arc<State>,
     ) -> Result<String, StartError> {
         self.sys.note(format!("net start {hostname}"));
         if self.fail_network {
@@ -43,7 +43,7 @@ impl Services for FakeServices {
         Ok("net".to_string())
     }
 
-    fn start_time_sync(&self, servers: Vec<String>, _network: &String, _state: Arc<State>) {
+    fn start_time_sync(&self, _ctx: &Arc<Ctx>, servers: Vec<String>, _network: &String) {
         self.sys.note(format!("sntp {}", servers.join(",")));
     }
 

@@ -19,6 +19,7 @@ use super::leases::Leases;
 use super::linklocal::{self, LinkLocal};
 use super::netlink::{Link, Netlink, Origin};
 use super::rng::Rng;
+use crate::board::console::Console;
 use crate::board::status::{Address, AddressSource, State};
 
 /// What every interface task shares.
@@ -26,6 +27,8 @@ use crate::board::status::{Address, AddressSource, State};
 pub struct Context {
     /// Board state for the API.
     pub state: Arc<State>,
+    /// Where messages go.
+    pub console: Arc<Console>,
     /// Leases of all interfaces (resolv.conf, NTP).
     pub leases: Leases,
     /// Host name sent to DHCP servers.
@@ -38,9 +41,10 @@ pub struct Context {
     pub addressed: watch::Sender<bool>,
 }
 
-/// Logs on the console (PID 1's stderr).
-fn log(interface: &str, message: std::fmt::Arguments<'_>) {
-    eprintln!("net: {interface}: {message}");
+/// Logs on the console.
+fn log(ctx: &Context, interface: &str, message: std::fmt::Arguments<'_>) {
+    ctx.console
+        .line(format_args!("net: {interface}: {message}"));
 }
 
 /// What woke the task.
@@ -87,7 +91,11 @@ pub async fn run(ctx: Arc<Context>, nl: Netlink, link: Link, mut stop: watch::Re
     let socket = match DhcpSocket::open(&link.name) {
         Ok(s) => s,
         Err(e) => {
-            log(&link.name, format_args!("opening the DHCP socket: {e}"));
+            log(
+                &ctx,
+                &link.name,
+                format_args!("opening the DHCP socket: {e}"),
+            );
             ctx.state
                 .add_error(format!("net: {}: opening the DHCP socket: {e}", link.name));
             return;
@@ -135,7 +143,7 @@ pub async fn run(ctx: Arc<Context>, nl: Netlink, link: Link, mut stop: watch::Re
             }
             Wake::Arp(Ok(p)) => me.arp(linklocal::Event::Arp(p), now).await,
             Wake::Dhcp(Err(e)) | Wake::Arp(Err(e)) => {
-                log(&me.link.name, format_args!("receiving: {e}"));
+                log(&me.ctx, &me.link.name, format_args!("receiving: {e}"));
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
             Wake::Timer => me.timers(now).await,
@@ -172,6 +180,7 @@ impl Iface {
         match ArpSocket::open(self.link.index) {
             Ok(socket) => {
                 log(
+                    &self.ctx,
                     &self.link.name,
                     format_args!("no DHCP answer yet, choosing a link-local address"),
                 );
@@ -181,7 +190,11 @@ impl Iface {
                     socket,
                 ));
             }
-            Err(e) => log(&self.link.name, format_args!("opening the ARP socket: {e}")),
+            Err(e) => log(
+                &self.ctx,
+                &self.link.name,
+                format_args!("opening the ARP socket: {e}"),
+            ),
         }
     }
 
@@ -191,6 +204,7 @@ impl Iface {
                 dhcp::Action::Send(m, to) => {
                     if let Err(e) = self.socket.send(&m, to).await {
                         log(
+                            &self.ctx,
                             &self.link.name,
                             format_args!("sending DHCP {:?} to {to:?}: {e}", m.opts().msg_type()),
                         );
@@ -199,6 +213,7 @@ impl Iface {
                 dhcp::Action::Bind(lease) => self.bind(lease).await,
                 dhcp::Action::Unbind(lease) => {
                     log(
+                        &self.ctx,
                         &self.link.name,
                         format_args!("lost lease on {}", lease.address),
                     );
@@ -231,6 +246,7 @@ impl Iface {
         }
         if changed {
             log(
+                &self.ctx,
                 &self.link.name,
                 format_args!(
                     "leased {}/{} from {} (router {:?}, dns {:?})",
@@ -243,7 +259,7 @@ impl Iface {
             .add_address(&self.link, lease.address, lease.prefix)
             .await
         {
-            log(&self.link.name, format_args!("{e}"));
+            log(&self.ctx, &self.link.name, format_args!("{e}"));
             self.ctx.state.add_error(format!("net: {e}"));
         }
         if let Some(gw) = lease.routers.first() {
@@ -252,7 +268,7 @@ impl Iface {
                 .add_default_route(&self.link, *gw, Origin::Dhcp)
                 .await
             {
-                log(&self.link.name, format_args!("{e}"));
+                log(&self.ctx, &self.link.name, format_args!("{e}"));
             }
         }
         self.ctx.state.set_addresses(
@@ -276,7 +292,7 @@ impl Iface {
                 .del_default_route(&self.link, *gw, Origin::Dhcp)
                 .await
             {
-                log(&self.link.name, format_args!("{e}"));
+                log(&self.ctx, &self.link.name, format_args!("{e}"));
             }
         }
         if let Err(e) = self
@@ -284,13 +300,13 @@ impl Iface {
             .del_address(&self.link, lease.address, lease.prefix)
             .await
         {
-            log(&self.link.name, format_args!("{e}"));
+            log(&self.ctx, &self.link.name, format_args!("{e}"));
         }
     }
 
     fn set_lease(&self, lease: Option<Lease>) {
         if let Err(e) = self.ctx.leases.set(&self.link.name, lease) {
-            log(&self.link.name, format_args!("{e}"));
+            log(&self.ctx, &self.link.name, format_args!("{e}"));
         }
     }
 
@@ -302,16 +318,17 @@ impl Iface {
             match action {
                 linklocal::Action::Send(p) => {
                     if let Err(e) = socket.send(&p).await {
-                        log(&self.link.name, format_args!("sending ARP: {e}"));
+                        log(&self.ctx, &self.link.name, format_args!("sending ARP: {e}"));
                     }
                 }
                 linklocal::Action::Configure(a) => {
                     log(
+                        &self.ctx,
                         &self.link.name,
                         format_args!("using link-local address {a}/16"),
                     );
                     if let Err(e) = self.nl.add_address(&self.link, a, 16).await {
-                        log(&self.link.name, format_args!("{e}"));
+                        log(&self.ctx, &self.link.name, format_args!("{e}"));
                     }
                     let addrs = vec![address(&self.link.name, a, 16, AddressSource::LinkLocal)];
                     self.ctx.state.set_addresses(&self.link.name, addrs);
@@ -319,7 +336,7 @@ impl Iface {
                 }
                 linklocal::Action::Deconfigure(a) => {
                     if let Err(e) = self.nl.del_address(&self.link, a, 16).await {
-                        log(&self.link.name, format_args!("{e}"));
+                        log(&self.ctx, &self.link.name, format_args!("{e}"));
                     }
                     if self.bound.is_none() {
                         self.ctx.state.set_addresses(&self.link.name, Vec::new());

@@ -27,7 +27,7 @@ mod static_addr;
 mod netns_tests;
 
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,6 +35,7 @@ use baton_spec::{NetworkConfig, NetworkMode, StaticAddress};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::board::console::Console;
 use crate::board::status::State;
 use iface::Context;
 use leases::Leases;
@@ -59,7 +60,7 @@ pub enum Error {
     Resolv(#[from] resolv::Error),
 }
 
-/// Where to look and how long to wait; [`Options::default`] is the board's.
+/// Where to look and how long to wait; [`Options::under`] gives the board's.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// The sysfs directory listing interfaces, `/sys/class/net`.
@@ -69,7 +70,7 @@ pub struct Options {
     pub interfaces: Option<Vec<String>>,
     /// The resolv.conf to write.
     pub resolv_conf: PathBuf,
-    /// How long [`start_with`] waits for a first address.
+    /// How long [`start`] waits for a first address.
     pub wait: Duration,
     /// How long DHCP may go unanswered before link-local addressing starts.
     pub link_local_after: Duration,
@@ -77,12 +78,13 @@ pub struct Options {
     pub rescan_every: Duration,
 }
 
-impl Default for Options {
-    fn default() -> Self {
+impl Options {
+    /// The board's: sysfs and resolv.conf under `root` (`/` on the board).
+    pub fn under(root: &Path) -> Self {
         Options {
-            sys_class_net: PathBuf::from("/sys/class/net"),
+            sys_class_net: root.join("sys/class/net"),
             interfaces: None,
-            resolv_conf: PathBuf::from("/etc/resolv.conf"),
+            resolv_conf: root.join("etc/resolv.conf"),
             wait: Duration::from_secs(10),
             link_local_after: Duration::from_secs(4),
             rescan_every: Duration::from_secs(3),
@@ -113,28 +115,23 @@ impl Network {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         for task in tasks {
             if tokio::time::timeout_at(deadline, task).await.is_err() {
-                eprintln!("net: interface tasks did not stop within 5 s");
+                self.ctx
+                    .console
+                    .line("net: interface tasks did not stop within 5 s");
                 break;
             }
         }
     }
 }
 
-/// Brings up loopback and every wired interface as `config` says; returns when the first
-/// interface has an address or a deadline passed.
+/// Brings up loopback and every wired interface as `config` says, with the paths and timings
+/// of `options`; returns when the first interface has an address or `options.wait` passed.
+/// Addresses go to `state`, messages to `console`.
 pub async fn start(
     config: &NetworkConfig,
     hostname: &str,
     state: Arc<State>,
-) -> Result<Network, Error> {
-    start_with(config, hostname, state, Options::default()).await
-}
-
-/// [`start`] with explicit paths and timings.
-pub async fn start_with(
-    config: &NetworkConfig,
-    hostname: &str,
-    state: Arc<State>,
+    console: Arc<Console>,
     options: Options,
 ) -> Result<Network, Error> {
     let nl = Netlink::connect()?;
@@ -145,6 +142,7 @@ pub async fn start_with(
     let (addressed, mut addressed_rx) = watch::channel(false);
     let ctx = Arc::new(Context {
         state,
+        console,
         leases: Leases::new(config.dns.clone(), options.resolv_conf.clone()),
         hostname: hostname.to_string(),
         link_local: config.link_local,
@@ -208,7 +206,7 @@ impl Uplinks {
         let link = self.nl.link(name).await?;
         self.nl.set_up(&link).await?;
         if let Some(s) = self.pending_static.take() {
-            static_addr::apply(&self.nl, &link, &s, &self.ctx.state).await?;
+            static_addr::apply(&self.nl, &link, &s, &self.ctx).await?;
             self.ctx.addressed.send_replace(true);
             return Ok(());
         }
@@ -221,7 +219,7 @@ impl Uplinks {
     /// returning it: one bad interface must not keep the others down.
     async fn add_logged(&mut self, name: &str) {
         if let Err(e) = self.add(name).await {
-            eprintln!("{e}");
+            self.ctx.console.line(&e);
             self.ctx.state.add_error(e.to_string());
         }
     }
@@ -231,10 +229,10 @@ impl Uplinks {
         let names = match discover::ethernet_interfaces(&options.sys_class_net) {
             Ok(names) => names,
             Err(e) => {
-                eprintln!(
+                self.ctx.console.line(format_args!(
                     "net: listing interfaces in {}: {e}",
                     options.sys_class_net.display()
-                );
+                ));
                 return;
             }
         };

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use baton_spec::NetworkConfig;
 
-use super::{linklocal, start_with, Options};
+use super::{linklocal, start, Options};
+use crate::board::console::Console;
 use crate::board::status::{Address, AddressSource, State};
 use baton_testnet::{require_root, wait_for, Killed, Netns, TempDir};
 
@@ -43,9 +44,16 @@ impl Client {
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = ns.spawn_async(move || {
             Box::pin(async move {
-                let net = start_with(&NetworkConfig::default(), "baton-test", state, options)
-                    .await
-                    .expect("network start");
+                let console = Arc::new(Console::quiet(1000));
+                let net = start(
+                    &NetworkConfig::default(),
+                    "baton-test",
+                    state,
+                    console,
+                    options,
+                )
+                .await
+                .expect("network start");
                 let _ = ntp_tx.send(net.ntp_servers());
                 let _ = stop_rx.await;
                 net.stop().await;
@@ -122,14 +130,14 @@ fn dhcp_lease_renewal_and_release_against_dnsmasq() {
         resolv_conf: resolv.clone(),
         wait: Duration::from_secs(30),
         link_local_after: Duration::from_secs(600),
-        ..Options::default()
+        ..Options::under(Path::new("/"))
     };
     let client = Client::start(&cli, state.clone(), options);
 
     let ntp = client
         .ntp
         .recv_timeout(Duration::from_secs(40))
-        .expect("start_with returned");
+        .expect("start returned");
     assert_eq!(
         ntp,
         vec![Ipv4Addr::new(10, 77, 0, 1)],
@@ -226,7 +234,7 @@ fn link_local_fallback_probes_around_a_conflicting_neighbour() {
         resolv_conf: tmp.0.join("resolv.conf"),
         wait: Duration::from_secs(1),
         link_local_after: Duration::from_secs(1),
-        ..Options::default()
+        ..Options::under(Path::new("/"))
     };
     let client = Client::start(&cli, state.clone(), options);
     let got = wait_for("a link-local address", Duration::from_secs(40), || {
@@ -299,13 +307,14 @@ fn static_mode_configures_the_first_interface_without_dhcp() {
     let options = Options {
         interfaces: Some(vec![vc.clone()]),
         resolv_conf: tmp.0.join("resolv.conf"),
-        ..Options::default()
+        ..Options::under(Path::new("/"))
     };
     let state = Arc::new(State::default());
     let client_state = state.clone();
     cli.spawn_async(move || {
         Box::pin(async move {
-            let net = start_with(&config, "baton-test", client_state, options)
+            let console = Arc::new(Console::quiet(1000));
+            let net = start(&config, "baton-test", client_state, console, options)
                 .await
                 .expect("network start");
             assert!(net.ntp_servers().is_empty());

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::net::UdpSocket;
 
-use crate::board::status::State;
+use crate::board::console::Console;
 
 /// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
 const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
@@ -283,13 +283,14 @@ async fn sync_once(
     servers: &[String],
     clock: &dyn Clock,
     timeout: Duration,
+    console: &Console,
 ) -> Result<(SocketAddr, i128), Error> {
     let mut tried = 0;
     for name in servers {
         let addrs = match resolve(name).await {
             Ok(a) => a,
             Err(e) => {
-                eprintln!("sntp: {e}");
+                console.line(format_args!("sntp: {e}"));
                 continue;
             }
         };
@@ -297,17 +298,17 @@ async fn sync_once(
             tried += 1;
             match query(addr, clock, timeout).await {
                 Ok((offset, _delay)) => return Ok((addr, offset)),
-                Err(e) => eprintln!("sntp: {e}"),
+                Err(e) => console.line(format_args!("sntp: {e}")),
             }
         }
     }
     Err(Error::NoServer(tried))
 }
 
-/// Keeps the system clock in step with `servers` (and DHCP-offered `extra` servers), forever.
-pub async fn run(servers: Vec<String>, extra: Vec<Ipv4Addr>, state: Arc<State>) {
-    let _ = state;
-    run_with(servers, extra, &SystemClock, Schedule::default()).await
+/// Keeps the system clock in step with `servers` (and DHCP-offered `extra` servers), forever;
+/// says what it does on `console`.
+pub async fn run(servers: Vec<String>, extra: Vec<Ipv4Addr>, console: Arc<Console>) {
+    run_with(servers, extra, &SystemClock, Schedule::default(), &console).await
 }
 
 /// [`run`] with an explicit clock and timing.
@@ -316,31 +317,33 @@ pub async fn run_with(
     extra: Vec<Ipv4Addr>,
     clock: &dyn Clock,
     schedule: Schedule,
+    console: &Console,
 ) {
     let mut all = servers;
     all.extend(extra.iter().map(Ipv4Addr::to_string));
     if all.is_empty() {
-        eprintln!("sntp: no time servers configured or offered by DHCP; keeping the saved time");
+        console.line("sntp: no time servers configured or offered by DHCP; keeping the saved time");
         return;
     }
     let mut retry = schedule.min_retry;
     loop {
-        match sync_once(&all, clock, schedule.timeout).await {
+        match sync_once(&all, clock, schedule.timeout, console).await {
             Ok((server, offset)) => {
                 if offset.unsigned_abs() > schedule.step_threshold.as_nanos() {
                     match clock.step(offset) {
-                        Ok(()) => eprintln!(
+                        Ok(()) => console.line(format_args!(
                             "sntp: stepped the clock by {:+.3} s ({server})",
                             offset as f64 / 1e9
-                        ),
-                        Err(e) => eprintln!("sntp: stepping the clock by {offset} ns: {e}"),
+                        )),
+                        Err(e) => console
+                            .line(format_args!("sntp: stepping the clock by {offset} ns: {e}")),
                     }
                 }
                 retry = schedule.min_retry;
                 tokio::time::sleep(schedule.interval).await;
             }
             Err(e) => {
-                eprintln!("sntp: {e}; retrying in {} s", retry.as_secs());
+                console.line(format_args!("sntp: {e}; retrying in {} s", retry.as_secs()));
                 tokio::time::sleep(retry).await;
                 retry = (retry * 2).min(schedule.max_retry);
             }
@@ -488,10 +491,11 @@ mod tests {
         // A dead server first: the loop must move on to the next one.
         let servers = vec!["127.0.0.1:1".to_string(), addr.to_string()];
         let task_clock = clock.clone();
-        let task =
-            tokio::spawn(
-                async move { run_with(servers, Vec::new(), &*task_clock, schedule).await },
-            );
+        let console = Arc::new(Console::quiet(100));
+        let task_console = Arc::clone(&console);
+        let task = tokio::spawn(async move {
+            run_with(servers, Vec::new(), &*task_clock, schedule, &task_console).await
+        });
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         while served.lock().map(|c| *c).unwrap_or(0) < 4 {
             assert!(
@@ -508,18 +512,28 @@ mod tests {
             "step {} ns",
             steps[0]
         );
+        let said = console.recent();
+        assert!(
+            said.iter()
+                .any(|l| l.starts_with("baton: sntp: stepped the clock by +100.")),
+            "console: {said:?}"
+        );
     }
 
     #[tokio::test]
     async fn without_any_server_it_stops_at_once_and_leaves_the_clock() {
         let clock = FakeClock::default();
         let schedule = fast_schedule();
+        let console = Console::quiet(100);
         tokio::time::timeout(
             Duration::from_secs(10),
-            run_with(Vec::new(), Vec::new(), &clock, schedule),
+            run_with(Vec::new(), Vec::new(), &clock, schedule, &console),
         )
         .await
         .expect("run_with returns when there is nothing to ask");
         assert!(clock.steps.lock().map(|s| s.is_empty()).unwrap_or(false));
+        assert!(console.has_line(
+            "baton: sntp: no time servers configured or offered by DHCP; keeping the saved time"
+        ));
     }
 }

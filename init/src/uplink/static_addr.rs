@@ -2,22 +2,22 @@
 
 use baton_spec::StaticAddress;
 
-use super::iface::address;
+use super::iface::{address, Context};
 use super::netlink::{self, Link, Netlink, Origin};
-use crate::board::status::{AddressSource, State};
+use crate::board::status::AddressSource;
 
 /// Puts `config` on `link` and records the address in the board state.
 pub async fn apply(
     nl: &Netlink,
     link: &Link,
     config: &StaticAddress,
-    state: &State,
+    ctx: &Context,
 ) -> Result<(), netlink::Error> {
     nl.add_address(link, config.address, config.prefix).await?;
     if let Some(gateway) = config.gateway {
         nl.add_default_route(link, gateway, Origin::Static).await?;
     }
-    state.set_addresses(
+    ctx.state.set_addresses(
         &link.name,
         vec![address(
             &link.name,
@@ -26,9 +26,9 @@ pub async fn apply(
             AddressSource::Static,
         )],
     );
-    eprintln!(
+    ctx.console.line(format_args!(
         "net: {}: static address {}/{}",
         link.name, config.address, config.prefix
-    );
+    ));
     Ok(())
 }
