@@ -6,7 +6,7 @@
 //! cluster member gets the supervisor and the power-request sender.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use baton_oci::registry::RegistryCa;
@@ -22,6 +22,7 @@ use crate::board::sys::Action;
 use crate::boot::services::{Services, StartError};
 use crate::cluster::Node;
 use crate::containers::supervisor::{Paths, Supervisor};
+use crate::svcnet::subnet;
 use crate::uplink::{self as net, sntp};
 
 /// The real services, holding the running supervisor and cluster member for the API and for
@@ -97,14 +98,15 @@ impl Services for RealServices {
                 ));
             }
         }
-        let board_name = nix::unistd::gethostname()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| "baton".to_string());
-        let state_dir = data_mounted.then(|| PathBuf::from("/data/cluster"));
+        // The host name the boot step set.
+        let board_name = Some(ctx.state.info().hostname)
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "baton".to_string());
+        let state_dir = data_mounted.then(|| ctx.path("/data/cluster"));
         // In a cluster every board has its own container subnet, routed over the mesh.
         let subnet = match &config.cluster {
-            Some(_) => crate::svcnet::subnet::load_or_choose(state_dir.as_deref(), &board_name),
-            None => crate::svcnet::subnet::STANDALONE,
+            Some(_) => subnet::load_or_choose(state_dir.as_deref(), &board_name, &ctx.console),
+            None => subnet::STANDALONE,
         };
         let paths = Paths {
             registries: Arc::new(registries),
@@ -128,11 +130,17 @@ impl Services for RealServices {
             board: board_name,
             labels: cluster.labels.clone(),
             interface: cluster.interface.clone(),
-            services_dir: Path::new(crate::boot::config::MOUNT_POINT)
+            services_dir: ctx
+                .path(crate::boot::config::MOUNT_POINT)
                 .join(baton_spec::service::SERVICES_DIR),
             state_dir,
             subnet,
-            generation: crate::cluster::next_generation(data_mounted),
+            generation: crate::cluster::next_generation(
+                data_mounted
+                    .then(|| ctx.path(crate::board::persist::DIR))
+                    .as_deref(),
+                &ctx.console,
+            ),
             api_port: crate::api::PORT,
             power: power.clone(),
         };

@@ -32,6 +32,7 @@ use baton_cluster::placement::Assignment;
 use baton_cluster::sync::SyncKey;
 use tokio::sync::Notify;
 
+use crate::board::console::Console;
 use crate::containers::supervisor::Supervisor;
 
 pub use view::{ClusterView, MemberView, MeshPeerView, MeshView, RemoteInstance};
@@ -196,24 +197,25 @@ pub fn interface_address(interface: Option<&str>) -> Option<(String, Ipv4Addr)> 
     found.into_iter().next()
 }
 
-/// The next generation of this board: a boot counter kept on the data partition, or the time in
-/// seconds without one.
-pub fn next_generation(data_mounted: bool) -> u64 {
+/// The next generation of this board: a boot counter kept in `dir` on the data partition (the
+/// board's `/data/baton`), or the time in seconds without one. A counter that cannot be saved is
+/// reported on `console`.
+pub fn next_generation(dir: Option<&std::path::Path>, console: &Console) -> u64 {
     let since_epoch = now_ms() / 1000;
-    if !data_mounted {
+    let Some(dir) = dir else {
         return since_epoch;
-    }
-    let path = std::path::Path::new(crate::board::persist::DIR).join("generation");
+    };
+    let path = dir.join("generation");
     let last = std::fs::read_to_string(&path)
         .ok()
         .and_then(|t| t.trim().parse::<u64>().ok())
         .unwrap_or(0);
     let next = last + 1;
     if let Err(e) = crate::board::persist::write_atomic(&path, next.to_string().as_bytes()) {
-        eprintln!(
-            "baton: cluster: saving the generation in {}: {e}",
+        console.line(format_args!(
+            "cluster: saving the generation in {}: {e}",
             path.display()
-        );
+        ));
         return since_epoch.max(next);
     }
     next

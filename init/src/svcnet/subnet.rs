@@ -13,6 +13,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+use crate::board::console::Console;
 use crate::svcnet::nft::Ipv4Net;
 
 /// All container subnets of a cluster: `10.88.0.0/16`.
@@ -60,8 +61,9 @@ pub fn parse(text: &str) -> Option<Ipv4Net> {
 }
 
 /// The board's subnet: the one saved under `state_dir`, else the slot its name hashes to (saved
-/// for the next boot). Without a data partition the hashed slot is used every time.
-pub fn load_or_choose(state_dir: Option<&Path>, board: &str) -> Ipv4Net {
+/// for the next boot). Without a data partition the hashed slot is used every time. A saved
+/// file that is not a subnet, or a choice that cannot be saved, is reported on `console`.
+pub fn load_or_choose(state_dir: Option<&Path>, board: &str, console: &Console) -> Ipv4Net {
     let Some(dir) = state_dir else {
         return of_slot(preferred_slot(board));
     };
@@ -69,16 +71,16 @@ pub fn load_or_choose(state_dir: Option<&Path>, board: &str) -> Ipv4Net {
     if let Ok(text) = std::fs::read_to_string(&path) {
         match parse(&text) {
             Some(net) => return net,
-            None => eprintln!(
-                "baton: cluster: {}: not a container subnet ({:?}); choosing again",
+            None => console.line(format_args!(
+                "cluster: {}: not a container subnet ({:?}); choosing again",
                 path.display(),
                 text.trim()
-            ),
+            )),
         }
     }
     let net = of_slot(preferred_slot(board));
     if let Err(e) = save(dir, net) {
-        eprintln!("baton: cluster: saving the container subnet: {e}");
+        console.line(format_args!("cluster: saving the container subnet: {e}"));
     }
     net
 }
@@ -156,16 +158,22 @@ mod tests {
     #[test]
     fn the_choice_is_saved_and_a_saved_one_wins() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let first = load_or_choose(Some(dir.path()), "board1");
+        let first = load_or_choose(Some(dir.path()), "board1", &Console::quiet(10));
         assert_eq!(first, of_slot(preferred_slot("board1")));
         assert_eq!(
             std::fs::read_to_string(dir.path().join(FILE)).expect("saved"),
             format!("{first}\n")
         );
         save(dir.path(), of_slot(200)).expect("save");
-        assert_eq!(load_or_choose(Some(dir.path()), "board1"), of_slot(200));
+        assert_eq!(
+            load_or_choose(Some(dir.path()), "board1", &Console::quiet(10)),
+            of_slot(200)
+        );
         std::fs::write(dir.path().join(FILE), "garbage").expect("write");
-        assert_eq!(load_or_choose(Some(dir.path()), "board1"), first);
+        assert_eq!(
+            load_or_choose(Some(dir.path()), "board1", &Console::quiet(10)),
+            first
+        );
     }
 
     #[test]
