@@ -73,12 +73,23 @@ pub fn run() -> ! {
     last_resort(&ctx)
 }
 
+/// Why the board's life ended (it only ends when the board could not go down).
+#[derive(Debug, thiserror::Error)]
+enum LifeError {
+    /// The async runtime could not start.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// The final reboot, halt or power-off failed.
+    #[error(transparent)]
+    Power(#[from] power::Error),
+}
+
 /// Runs the board's life on a current-thread runtime.
-fn live(ctx: &Arc<Ctx>) -> Result<(), String> {
+fn live(ctx: &Arc<Ctx>) -> Result<(), LifeError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        .map_err(LifeError::Runtime)?;
     runtime.block_on(async {
         let signals = match reaper::Signals::install() {
             Ok(s) => Some(s),
@@ -87,9 +98,7 @@ fn live(ctx: &Arc<Ctx>) -> Result<(), String> {
                 None
             }
         };
-        lifecycle::life(ctx, &services::RealServices::new(), signals, None)
-            .await
-            .map_err(|e| e.to_string())
+        Ok(lifecycle::life(ctx, &services::RealServices::new(), signals, None).await?)
     })
 }
 

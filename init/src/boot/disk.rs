@@ -47,12 +47,23 @@ fn seen_list(seen: &[Seen]) -> String {
 }
 
 /// A whole disk looked at while searching.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Seen {
     /// Kernel name (`vda`, `mmcblk0`).
     pub name: String,
     /// Its MBR signature, or why there is none.
-    pub signature: Result<u32, String>,
+    pub signature: Result<u32, NoSignature>,
+}
+
+/// Why a disk has no MBR signature to compare.
+#[derive(Debug, thiserror::Error)]
+pub enum NoSignature {
+    /// Its first sector could not be read.
+    #[error("unreadable: {0}")]
+    Unreadable(#[source] std::io::Error),
+    /// Its first sector holds no MBR.
+    #[error("no MBR")]
+    NoMbr,
 }
 
 impl fmt::Display for Seen {
@@ -134,7 +145,7 @@ pub fn scan(ctx: &Ctx, disk_id: u32) -> (Option<BootDisk>, Vec<Seen>) {
             continue;
         }
         let signature = read_signature(&ctx.path(format!("/dev/{name}")));
-        if found.is_none() && signature == Ok(disk_id) {
+        if found.is_none() && signature.as_ref().is_ok_and(|s| *s == disk_id) {
             found = Some(BootDisk {
                 partitions: partitions(&dir),
                 name: name.clone(),
@@ -173,9 +184,9 @@ pub fn read_sector0(device: &Path) -> std::io::Result<[u8; 512]> {
     Ok(sector)
 }
 
-fn read_signature(device: &Path) -> Result<u32, String> {
-    let sector = read_sector0(device).map_err(|e| format!("unreadable: {e}"))?;
-    mbr::disk_id(&sector).map_err(|_| "no MBR".to_string())
+fn read_signature(device: &Path) -> Result<u32, NoSignature> {
+    let sector = read_sector0(device).map_err(NoSignature::Unreadable)?;
+    mbr::disk_id(&sector).map_err(|_| NoSignature::NoMbr)
 }
 
 #[cfg(test)]

@@ -514,8 +514,8 @@ impl Node {
     }
 }
 
-/// POSTs `body` and returns the answer's bytes.
-fn post(url: &str, body: &[u8]) -> Result<Vec<u8>, String> {
+/// POSTs `body` and returns the answer's bytes (at most the sync exchange's largest body).
+fn post(url: &str, body: &[u8]) -> Result<Vec<u8>, ureq::Error> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(5)))
         .http_status_as_error(true)
@@ -524,14 +524,12 @@ fn post(url: &str, body: &[u8]) -> Result<Vec<u8>, String> {
     let mut response = agent
         .post(url)
         .header("Content-Type", "application/octet-stream")
-        .send(body)
-        .map_err(|e| e.to_string())?;
+        .send(body)?;
     response
         .body_mut()
         .with_config()
         .limit(baton_cluster::sync::MAX_BODY as u64)
         .read_to_vec()
-        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

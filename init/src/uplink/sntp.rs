@@ -44,7 +44,8 @@ pub enum Error {
         /// The server.
         server: SocketAddr,
         /// What was wrong.
-        reason: String,
+        #[source]
+        reason: BadReply,
     },
     /// A name did not resolve.
     #[error("resolving NTP server {name}: {source}")]
@@ -108,10 +109,33 @@ pub struct Reply {
     pub transmit: Timestamp,
 }
 
+/// Why a server's answer is not usable (RFC 4330 section 5).
+#[derive(Debug, thiserror::Error)]
+pub enum BadReply {
+    /// Too short to be an NTP packet.
+    #[error("{0} bytes, want {PACKET_LEN}")]
+    Short(usize),
+    /// Not a server's reply.
+    #[error("mode {0}, not a server reply")]
+    Mode(u8),
+    /// A protocol version we do not speak.
+    #[error("version {0}")]
+    Version(u8),
+    /// The server said go away (stratum 0), with its four-letter code.
+    #[error("kiss-o'-death {0:?}")]
+    KissOfDeath(String),
+    /// The server has no time to give.
+    #[error("server is not synchronised")]
+    Unsynchronised,
+    /// The reply carries no transmit time.
+    #[error("zero transmit timestamp")]
+    ZeroTransmit,
+}
+
 /// Checks and reads a server reply (RFC 4330 section 5); the error says what is wrong.
-pub fn parse_reply(b: &[u8]) -> Result<Reply, String> {
+pub fn parse_reply(b: &[u8]) -> Result<Reply, BadReply> {
     if b.len() < PACKET_LEN {
-        return Err(format!("{} bytes, want {PACKET_LEN}", b.len()));
+        return Err(BadReply::Short(b.len()));
     }
     let (leap, version, mode) = (b[0] >> 6, (b[0] >> 3) & 7, b[0] & 7);
     let ts = |i: usize| {
@@ -126,22 +150,21 @@ pub fn parse_reply(b: &[u8]) -> Result<Reply, String> {
         transmit: ts(40),
     };
     if mode != 4 {
-        return Err(format!("mode {mode}, not a server reply"));
+        return Err(BadReply::Mode(mode));
     }
     if !(3..=4).contains(&version) {
-        return Err(format!("version {version}"));
+        return Err(BadReply::Version(version));
     }
     if reply.stratum == 0 {
-        return Err(format!(
-            "kiss-o'-death {:?}",
-            String::from_utf8_lossy(&b[12..16])
+        return Err(BadReply::KissOfDeath(
+            String::from_utf8_lossy(&b[12..16]).into_owned(),
         ));
     }
     if leap == 3 || reply.stratum > 15 {
-        return Err("server is not synchronised".to_string());
+        return Err(BadReply::Unsynchronised);
     }
     if reply.transmit.0 == 0 {
-        return Err("zero transmit timestamp".to_string());
+        return Err(BadReply::ZeroTransmit);
     }
     Ok(reply)
 }
@@ -402,12 +425,15 @@ mod tests {
         );
         assert!(parse_reply(&reply_bytes(0x23, 2))
             .expect_err("client mode")
+            .to_string()
             .contains("mode 3"));
         assert!(parse_reply(&reply_bytes(0x24, 0))
             .expect_err("kod")
+            .to_string()
             .contains("RATE"));
         assert!(parse_reply(&reply_bytes(0xe4, 2))
             .expect_err("leap 3")
+            .to_string()
             .contains("not synchronised"));
         assert!(parse_reply(&reply_bytes(0x24, 2)[..40]).is_err());
     }

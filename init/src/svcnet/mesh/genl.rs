@@ -57,8 +57,22 @@ pub(super) fn bytes<I: NetlinkSerializable>(msg: &NetlinkMessage<I>) -> Vec<u8> 
     buf
 }
 
+/// Why a datagram from the kernel could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DatagramError {
+    /// A message header is malformed.
+    #[error("bad netlink header: {0}")]
+    Header(#[source] netlink_packet_core::DecodeError),
+    /// A message claims more bytes than the datagram holds.
+    #[error("truncated netlink message")]
+    Truncated,
+    /// A message's body is malformed.
+    #[error("{0}")]
+    Message(#[source] netlink_packet_core::DecodeError),
+}
+
 /// Splits a datagram into its netlink messages and parses each one.
-pub(super) fn parse_datagram<I>(datagram: &[u8]) -> Result<Vec<NetlinkMessage<I>>, String>
+pub(super) fn parse_datagram<I>(datagram: &[u8]) -> Result<Vec<NetlinkMessage<I>>, DatagramError>
 where
     I: NetlinkDeserializable,
 {
@@ -67,10 +81,10 @@ where
     while at < datagram.len() {
         let rest = &datagram[at..];
         let len = NetlinkBuffer::new_checked(rest)
-            .map_err(|e| format!("bad netlink header: {e}"))?
+            .map_err(DatagramError::Header)?
             .length() as usize;
-        let one = rest.get(..len).ok_or("truncated netlink message")?;
-        out.push(NetlinkMessage::<I>::deserialize(one).map_err(|e| e.to_string())?);
+        let one = rest.get(..len).ok_or(DatagramError::Truncated)?;
+        out.push(NetlinkMessage::<I>::deserialize(one).map_err(DatagramError::Message)?);
         // Messages are padded to 4 bytes.
         at += (len + 3) & !3;
     }

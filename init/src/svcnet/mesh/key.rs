@@ -29,19 +29,23 @@ impl fmt::Display for PublicKey {
     }
 }
 
+/// Why a text is not a base64 WireGuard key.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyDecodeError {
+    /// Not base64 at all.
+    #[error("bad base64: {0}")]
+    Base64(#[from] base64::DecodeError),
+    /// Base64 of the wrong length.
+    #[error("{0} bytes instead of {KEY_LEN} (a key is 44 characters of base64)")]
+    Length(usize),
+}
+
 /// Decodes one base64 key; the reason it is not one otherwise.
-fn decode_key(text: &str) -> Result<Zeroizing<[u8; KEY_LEN]>, String> {
-    let bytes = Zeroizing::new(
-        STANDARD
-            .decode(text)
-            .map_err(|e| format!("bad base64: {e}"))?,
-    );
+fn decode_key(text: &str) -> Result<Zeroizing<[u8; KEY_LEN]>, KeyDecodeError> {
+    let bytes = Zeroizing::new(STANDARD.decode(text)?);
     let mut key = Zeroizing::new([0u8; KEY_LEN]);
     if bytes.len() != KEY_LEN {
-        return Err(format!(
-            "{} bytes instead of {KEY_LEN} (a key is 44 characters of base64)",
-            bytes.len()
-        ));
+        return Err(KeyDecodeError::Length(bytes.len()));
     }
     key.copy_from_slice(&bytes);
     Ok(key)

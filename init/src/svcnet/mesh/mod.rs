@@ -59,7 +59,8 @@ pub enum Error {
         /// The file.
         path: PathBuf,
         /// What is wrong with it.
-        reason: String,
+        #[source]
+        reason: key::KeyDecodeError,
     },
     /// A text that should be a base64 key is not one.
     #[error("{text:?} is not a WireGuard key: {reason}")]
@@ -67,7 +68,8 @@ pub enum Error {
         /// The text (at most 60 characters of it).
         text: String,
         /// What is wrong with it.
-        reason: String,
+        #[source]
+        reason: key::KeyDecodeError,
     },
     /// The OS random generator failed.
     #[error("reading the OS random generator for a new key: {0}")]
@@ -117,7 +119,8 @@ pub enum Error {
         /// What was asked.
         what: String,
         /// What was wrong.
-        reason: String,
+        #[source]
+        reason: genl::DatagramError,
     },
 }
 
