@@ -8,11 +8,17 @@
 //! the state ([`ServiceView`]) and the services' logs without waiting for the driver.
 
 mod driver;
+mod effects;
+mod events;
 pub mod health;
 mod images;
 pub mod instance;
 pub mod launch;
+mod launcher;
 pub mod logs;
+mod reconcile;
+mod toolkit;
+mod views;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -207,7 +213,7 @@ impl Supervisor {
     pub async fn start(paths: Paths) -> (Supervisor, Vec<String>) {
         let shared = Arc::new(Shared::default());
         let (commands, rx) = mpsc::unbounded_channel();
-        let (deps, notes) = driver::Deps::start(&paths).await;
+        let (deps, notes) = toolkit::Deps::start(&paths).await;
         tokio::spawn(driver::run(paths, deps, rx, Arc::clone(&shared)));
         (Supervisor { commands, shared }, notes)
     }

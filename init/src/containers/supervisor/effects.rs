@@ -1,0 +1,229 @@
+//! Carrying out the decisions: signals, launches, health checks, network rules, image collection.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::task::JoinHandle;
+
+use super::health;
+use super::images;
+use super::instance::{ExitStatus, Phase};
+use super::launcher::{Job, Launched};
+use super::lock;
+use super::reconcile::{Driver, Key};
+use super::views::ready;
+use crate::svcnet::netns;
+use crate::svcnet::network::{self, Network};
+
+pub(super) enum Internal {
+    Launched(Key, Result<Launched, String>),
+    Cleaned(Key, ExitStatus),
+    Health(Key, bool),
+}
+
+impl Driver {
+    pub(super) fn signal(&mut self, name: &str, slot: u32, signal: i32) {
+        let Ok(runtime) = self.deps.runtime.as_ref() else {
+            return;
+        };
+        let runtime = runtime.clone();
+        let id = Self::id(name, slot);
+        tokio::spawn(async move {
+            if let Err(e) = runtime.signal(&id, signal).await {
+                eprintln!("baton: supervisor: signal {signal} to {id}: {e}");
+            }
+        });
+    }
+
+    /// Starts an instance's container in the background: image, network, container.
+    pub(super) fn launch(&mut self, name: &str, slot: u32) {
+        let Some(key) = self.key(name, slot) else {
+            return;
+        };
+        let id = Self::id(name, slot);
+        let Some(svc) = self.services.get_mut(name) else {
+            return;
+        };
+        let spec = Arc::clone(&svc.spec);
+        let log = Arc::clone(&svc.log);
+        let image = svc
+            .image
+            .as_ref()
+            .filter(|(g, _)| *g == svc.generation)
+            .map(|(_, i)| Arc::clone(i));
+        let address = match (&self.deps.bridge, self.deps.pool.as_mut()) {
+            (Ok(_), Some(pool)) => match pool.allocate() {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    let _ = self
+                        .internal
+                        .send(Internal::Launched(key, Err(e.to_string())));
+                    return;
+                }
+            },
+            _ => None,
+        };
+        if let (Some(address), Some(network)) = (address, self.network.as_ref()) {
+            if let Some(why) = network.failure() {
+                if let Some(pool) = self.deps.pool.as_mut() {
+                    pool.release(address);
+                }
+                let _ = self.internal.send(Internal::Launched(
+                    key,
+                    Err(format!(
+                        "not started: this board cannot enforce the services' network isolation ({why})"
+                    )),
+                ));
+                return;
+            }
+        }
+        if let Some(s) = self.slot_mut(name, slot) {
+            s.address = address;
+            s.launched_at = Some(Instant::now());
+        }
+        let job = Job {
+            id,
+            spec,
+            image,
+            address,
+            log,
+            paths: self.paths.clone(),
+            runtime: self.deps.runtime.clone(),
+            bridge: self.deps.bridge.clone(),
+            store: self.deps.store.clone(),
+            resolv_conf: self.network.as_ref().and_then(Network::resolv_conf),
+        };
+        let results = self.internal.clone();
+        tokio::spawn(async move {
+            let result = job.run().await;
+            let _ = results.send(Internal::Launched(key, result));
+        });
+        self.refresh(name);
+    }
+
+    pub(super) fn health_task(&self, key: &Key) -> Option<JoinHandle<()>> {
+        let svc = self.services.get(&key.service)?;
+        let check = svc.spec.health.clone()?;
+        let address = svc.slots.get(&key.slot)?.address?;
+        let port = svc.spec.port;
+        let results = self.internal.clone();
+        let key = key.clone();
+        Some(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(check.interval).await;
+                let ok = health::check(address.into(), port, &check.probe, check.timeout).await;
+                if results.send(Internal::Health(key.clone(), ok)).is_err() {
+                    return;
+                }
+            }
+        }))
+    }
+
+    pub(super) fn free_network(&mut self, name: &str, slot: u32) {
+        let Some(s) = self.slot_mut(name, slot) else {
+            return;
+        };
+        let address = s.address.take();
+        let ns = s.netns.take();
+        if let (Some(a), Some(pool)) = (address, self.deps.pool.as_mut()) {
+            pool.release(a);
+        }
+        let bridge = self.deps.bridge.clone();
+        tokio::spawn(async move {
+            if let (Some(a), Ok(b)) = (address, bridge) {
+                let _ = b.detach(a).await;
+            }
+            if let Some(path) = ns {
+                let _ = tokio::task::spawn_blocking(move || netns::remove(&path)).await;
+            }
+        });
+    }
+
+    /// Rebuilds names and rules when services or instances changed.
+    pub(super) fn update_network(&mut self) {
+        if !self.network_dirty || self.shutting_down {
+            return;
+        }
+        let Some(network) = self.network.as_mut() else {
+            return;
+        };
+        self.network_dirty = false;
+        let members: Vec<network::Member<'_>> = self
+            .services
+            .values()
+            .filter(|svc| !svc.removing)
+            .map(|svc| network::Member {
+                spec: &svc.spec,
+                instances: svc
+                    .slots
+                    .values()
+                    .filter(|s| s.machine.phase == Phase::Running)
+                    .filter_map(|s| s.address.map(|a| (a, ready(&svc.spec, s))))
+                    .chain(
+                        self.remote
+                            .instances
+                            .iter()
+                            .filter(|(name, _, _)| *name == svc.spec.name)
+                            .map(|(_, a, r)| (*a, *r)),
+                    )
+                    .collect(),
+            })
+            .collect();
+        let error = network.update(&members, &self.remote);
+        if let Some(e) = &error {
+            eprintln!("baton: services: isolation rules not applied: {e}");
+        }
+        let vips = network.vips();
+        let view = super::NetworkView {
+            generation: network.generation(),
+            error,
+            services: members
+                .iter()
+                .map(|m| super::NetworkService {
+                    name: m.spec.name.clone(),
+                    vip: vips.get(&m.spec.name).copied(),
+                    port: m.spec.port,
+                    allow: m.spec.allow.clone(),
+                    egress: format!("{:?}", m.spec.egress).to_lowercase(),
+                })
+                .collect(),
+        };
+        *lock(&self.shared.network) = view;
+    }
+
+    /// Collects the released images once no instance is starting, stopping or outdated (so no
+    /// container still runs from them) and the board is not shutting down.
+    pub(super) fn collect_images(&mut self) {
+        if self.released.is_empty() || self.shutting_down {
+            return;
+        }
+        let settled = self.services.values().all(|svc| {
+            svc.slots.values().all(|s| {
+                s.generation == svc.generation
+                    && !matches!(s.machine.phase, Phase::Starting | Phase::Stopping)
+            })
+        });
+        let Ok(store) = self.deps.store.clone() else {
+            self.released.clear();
+            return;
+        };
+        if !settled {
+            return;
+        }
+        let released = std::mem::take(&mut self.released);
+        let in_use: BTreeSet<String> = self
+            .services
+            .values()
+            .map(|svc| svc.spec.image.to_string())
+            .collect();
+        tokio::task::spawn_blocking(move || match images::collect(&store, &released, &in_use) {
+            Ok(report) => {
+                if let Some(line) = images::summary(&report) {
+                    println!("baton: {line}");
+                }
+            }
+            Err(e) => eprintln!("baton: {e}"),
+        });
+    }
+}

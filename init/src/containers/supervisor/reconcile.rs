@@ -1,0 +1,421 @@
+//! The decisions: which instances each service should have, and what to do about the others.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use baton_oci::PreparedImage;
+use baton_spec::service::ServiceSpec;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::effects::Internal;
+use super::instance::{Action, Event, Instance, Phase, Policy};
+use super::logs::ServiceLog;
+use super::toolkit::Deps;
+use super::{lock, Command, Paths, Shared};
+use crate::svcnet::network::Network;
+use crate::svcnet::publish::Published;
+
+/// Identifies one incarnation of one instance; stale results carry an old `uid`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Key {
+    pub(super) service: String,
+    pub(super) slot: u32,
+    pub(super) uid: u64,
+}
+
+pub(super) struct Slot {
+    pub(super) uid: u64,
+    pub(super) generation: u64,
+    pub(super) machine: Instance,
+    pub(super) address: Option<Ipv4Addr>,
+    pub(super) netns: Option<PathBuf>,
+    pub(super) started_ms: Option<u64>,
+    pub(super) launched_at: Option<Instant>,
+    pub(super) start_ms: Option<u64>,
+    pub(super) health: Option<JoinHandle<()>>,
+    /// Replace with a fresh instance when this one is released (restart, rollout).
+    pub(super) replace: bool,
+    pub(super) timer: Option<Instant>,
+}
+
+pub(super) struct Svc {
+    pub(super) spec: Arc<ServiceSpec>,
+    pub(super) generation: u64,
+    pub(super) image: Option<(u64, Arc<PreparedImage>)>,
+    pub(super) log: Arc<ServiceLog>,
+    pub(super) slots: BTreeMap<u32, Slot>,
+    pub(super) published: Option<Published>,
+    pub(super) error: Option<String>,
+    pub(super) removing: bool,
+    /// The instances placement gave this board; `None` means 1 to `scale.min`.
+    pub(super) assigned: Option<BTreeSet<u32>>,
+}
+
+pub(super) struct Driver {
+    pub(super) paths: Paths,
+    pub(super) deps: Deps,
+    pub(super) services: BTreeMap<String, Svc>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) internal: mpsc::UnboundedSender<Internal>,
+    pub(super) next_uid: u64,
+    pub(super) stopping: Vec<oneshot::Sender<()>>,
+    /// Images (by spec text) that a service stopped using; collected once no rollout is running.
+    pub(super) released: BTreeSet<String>,
+    /// Set by `StopAll`: services stop because the board does, so their images stay.
+    pub(super) shutting_down: bool,
+    /// Placement's slots per service, also for services not applied yet.
+    pub(super) assignments: BTreeMap<String, Option<BTreeSet<u32>>>,
+    /// Service names and the isolation rules, when the bridge is up.
+    pub(super) network: Option<Network>,
+    /// Services or instances changed since the rules were last rebuilt.
+    pub(super) network_dirty: bool,
+    /// The other boards' instances and the mesh to them.
+    pub(super) remote: super::Remote,
+}
+
+/// The spec without what only the network rules use (`allow`, `egress`).
+pub(super) fn without_network_rules(spec: &ServiceSpec) -> ServiceSpec {
+    let mut s = spec.clone();
+    s.allow.clear();
+    s.egress = baton_spec::service::Egress::Internet;
+    s
+}
+
+pub(super) fn policy(spec: &ServiceSpec) -> Policy {
+    Policy {
+        restart: spec.restart,
+        stop_timeout: spec.stop_timeout,
+        health_retries: spec.health.as_ref().map_or(1, |h| h.retries),
+        health_start_period: spec
+            .health
+            .as_ref()
+            .map_or(Duration::ZERO, |h| h.start_period),
+    }
+}
+
+impl Driver {
+    pub(super) fn command(&mut self, command: Command) {
+        match command {
+            Command::Apply(spec) => self.apply(*spec),
+            Command::Remote(remote) => {
+                if *remote != self.remote {
+                    self.remote = *remote;
+                    self.network_dirty = true;
+                }
+            }
+            Command::Assign(name, slots) => {
+                self.assignments.insert(name.clone(), slots.clone());
+                if let Some(svc) = self.services.get_mut(&name) {
+                    svc.assigned = slots;
+                    self.settle(&name);
+                }
+            }
+            Command::Remove(name) => {
+                if let Some(svc) = self.services.get_mut(&name) {
+                    svc.removing = true;
+                    let slots: Vec<u32> = svc.slots.keys().copied().collect();
+                    for slot in slots {
+                        self.feed(&name, slot, Event::Stop);
+                    }
+                    self.settle(&name);
+                }
+            }
+            Command::Restart(name) => {
+                let slots: Vec<u32> = self
+                    .services
+                    .get(&name)
+                    .map(|s| s.slots.keys().copied().collect())
+                    .unwrap_or_default();
+                for slot in slots {
+                    if let Some(s) = self.slot_mut(&name, slot) {
+                        s.replace = true;
+                    }
+                    self.feed(&name, slot, Event::Stop);
+                }
+                self.settle(&name);
+            }
+            Command::StopAll(done) => {
+                self.shutting_down = true;
+                self.released.clear();
+                self.stopping.push(done);
+                let names: Vec<String> = self.services.keys().cloned().collect();
+                for name in names {
+                    self.command(Command::Remove(name));
+                }
+            }
+        }
+    }
+
+    pub(super) fn apply(&mut self, spec: ServiceSpec) {
+        let name = spec.name.clone();
+        if let Some(svc) = self.services.get_mut(&name) {
+            if *svc.spec == spec && !svc.removing {
+                return;
+            }
+            let was_removing = std::mem::replace(&mut svc.removing, false);
+            if svc.spec.image != spec.image {
+                self.released.insert(svc.spec.image.to_string());
+            }
+            let publish_changed = svc.spec.publish != spec.publish;
+            // Who it may call and where it may go are network rules, not container settings:
+            // changing them rebuilds the rules and restarts nothing.
+            let network_only = without_network_rules(&svc.spec) == without_network_rules(&spec);
+            svc.spec = Arc::new(spec);
+            if !network_only || was_removing {
+                svc.generation += 1;
+            }
+            if publish_changed {
+                svc.published = None;
+                svc.error = None;
+            }
+        } else {
+            let (log, error) = ServiceLog::new(self.paths.logs().as_deref(), &name);
+            if let Some(e) = error {
+                eprintln!("baton: {name}: logs stay in memory only: {e}");
+            }
+            let log = Arc::new(log);
+            lock(&self.shared.logs).insert(name.clone(), Arc::clone(&log));
+            self.services.insert(
+                name.clone(),
+                Svc {
+                    spec: Arc::new(spec),
+                    generation: 1,
+                    image: None,
+                    log,
+                    slots: BTreeMap::new(),
+                    published: None,
+                    error: None,
+                    removing: false,
+                    assigned: self.assignments.get(&name).cloned().flatten(),
+                },
+            );
+        }
+        self.publish(&name);
+        self.settle(&name);
+    }
+
+    /// Opens the service's published port if it has one and it is not open yet.
+    pub(super) fn publish(&mut self, name: &str) {
+        let Some(svc) = self.services.get_mut(name) else {
+            return;
+        };
+        let Some(port) = svc.spec.publish else {
+            svc.published = None;
+            return;
+        };
+        if svc.published.is_some() {
+            return;
+        }
+        // Binding is quick; a std listener avoids waiting inside the driver.
+        match std::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).and_then(|l| {
+            l.set_nonblocking(true)?;
+            Published::from_std(l)
+        }) {
+            Ok(p) => svc.published = Some(p),
+            Err(e) => svc.error = Some(format!("cannot publish port {port}: {e}")),
+        }
+    }
+
+    /// Brings the number and generation of instances in line with the spec, one change at a
+    /// time for a rollout, and refreshes the view.
+    pub(super) fn settle(&mut self, name: &str) {
+        let Some(svc) = self.services.get_mut(name) else {
+            return;
+        };
+        let wanted: BTreeSet<u32> = match (&svc.assigned, svc.removing) {
+            (_, true) => BTreeSet::new(),
+            (Some(slots), false) => slots.clone(),
+            (None, false) => (1..=svc.spec.scale.min).collect(),
+        };
+        let generation = svc.generation;
+        // Start missing instances.
+        let to_start: Vec<u32> = wanted
+            .iter()
+            .copied()
+            .filter(|slot| !svc.slots.contains_key(slot))
+            .collect();
+        // Stop surplus ones.
+        let surplus: Vec<u32> = svc
+            .slots
+            .keys()
+            .copied()
+            .filter(|s| !wanted.contains(s))
+            .collect();
+        // Roll one outdated instance at a time, once nothing else is changing.
+        let busy = svc
+            .slots
+            .values()
+            .any(|s| matches!(s.machine.phase, Phase::Starting | Phase::Stopping));
+        let outdated = svc
+            .slots
+            .iter()
+            .find(|(_, s)| s.generation != generation && s.machine.phase != Phase::Stopped)
+            .map(|(k, _)| *k);
+        for slot in to_start {
+            self.new_instance(name, slot);
+        }
+        for slot in surplus {
+            self.feed(name, slot, Event::Stop);
+        }
+        if let (false, Some(slot)) = (busy, outdated) {
+            if let Some(s) = self.slot_mut(name, slot) {
+                s.replace = true;
+            }
+            self.feed(name, slot, Event::Stop);
+        }
+        self.forget_if_removed(name);
+        self.refresh(name);
+    }
+
+    pub(super) fn forget_if_removed(&mut self, name: &str) {
+        let gone = self
+            .services
+            .get(name)
+            .is_some_and(|s| s.removing && s.slots.is_empty());
+        if gone {
+            self.network_dirty = true;
+            if let Some(svc) = self.services.get(name).filter(|_| !self.shutting_down) {
+                self.released.insert(svc.spec.image.to_string());
+            }
+            self.services.remove(name);
+            lock(&self.shared.views).remove(name);
+            lock(&self.shared.logs).remove(name);
+        }
+    }
+
+    pub(super) fn new_instance(&mut self, name: &str, slot: u32) {
+        let uid = self.next_uid;
+        self.next_uid += 1;
+        let Some(svc) = self.services.get_mut(name) else {
+            return;
+        };
+        let (machine, actions) = Instance::new();
+        svc.slots.insert(
+            slot,
+            Slot {
+                uid,
+                generation: svc.generation,
+                machine,
+                address: None,
+                netns: None,
+                started_ms: None,
+                launched_at: None,
+                start_ms: None,
+                health: None,
+                replace: false,
+                timer: None,
+            },
+        );
+        self.act(name, slot, actions);
+    }
+
+    pub(super) fn slot_mut(&mut self, name: &str, slot: u32) -> Option<&mut Slot> {
+        self.services.get_mut(name)?.slots.get_mut(&slot)
+    }
+
+    pub(super) fn key(&self, name: &str, slot: u32) -> Option<Key> {
+        let s = self.services.get(name)?.slots.get(&slot)?;
+        Some(Key {
+            service: name.to_string(),
+            slot,
+            uid: s.uid,
+        })
+    }
+
+    pub(super) fn current(&self, key: &Key) -> bool {
+        self.key(&key.service, key.slot).as_ref() == Some(key)
+    }
+
+    /// Feeds one event to an instance's machine and carries out the actions.
+    pub(super) fn feed(&mut self, name: &str, slot: u32, event: Event) {
+        let Some(svc) = self.services.get_mut(name) else {
+            return;
+        };
+        let p = policy(&svc.spec);
+        let Some(s) = svc.slots.get_mut(&slot) else {
+            return;
+        };
+        let actions = s.machine.handle(event, Instant::now(), &p);
+        self.act(name, slot, actions);
+    }
+
+    pub(super) fn act(&mut self, name: &str, slot: u32, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Start => self.launch(name, slot),
+                Action::Terminate => self.signal(name, slot, libc::SIGTERM),
+                Action::Kill => self.signal(name, slot, libc::SIGKILL),
+                Action::Timer(at) => {
+                    if let Some(s) = self.slot_mut(name, slot) {
+                        s.timer = Some(at);
+                    }
+                }
+                Action::Release => self.release(name, slot),
+            }
+        }
+    }
+
+    pub(super) fn id(name: &str, slot: u32) -> String {
+        format!("{name}-{slot}")
+    }
+
+    /// Releases an instance for good (after its container is gone) and maybe replaces it.
+    pub(super) fn release(&mut self, name: &str, slot: u32) {
+        let Some(svc) = self.services.get_mut(name) else {
+            return;
+        };
+        let Some(s) = svc.slots.remove(&slot) else {
+            return;
+        };
+        if let Some(h) = &s.health {
+            h.abort();
+        }
+        let replace = s.replace && !svc.removing;
+        if replace && slot <= svc.spec.scale.min {
+            self.new_instance(name, slot);
+        }
+        // A service whose instances all ended keeps its view (state `stopped`).
+        self.settle(name);
+    }
+
+    pub(super) fn next_timer(&self) -> Option<Instant> {
+        self.services
+            .values()
+            .flat_map(|s| s.slots.values())
+            .filter_map(|s| s.timer)
+            .min()
+    }
+
+    pub(super) fn timers(&mut self) {
+        let now = Instant::now();
+        let due: Vec<(String, u32)> = self
+            .services
+            .iter()
+            .flat_map(|(n, svc)| {
+                svc.slots
+                    .iter()
+                    .filter(|(_, s)| s.timer.is_some_and(|t| t <= now))
+                    .map(|(k, _)| (n.clone(), *k))
+            })
+            .collect();
+        for (name, slot) in due {
+            if let Some(s) = self.slot_mut(&name, slot) {
+                s.timer = None;
+            }
+            self.feed(&name, slot, Event::Timer);
+            self.settle(&name);
+        }
+    }
+
+    pub(super) fn finish_stop_all(&mut self) {
+        if !self.stopping.is_empty() && self.services.is_empty() {
+            for done in self.stopping.drain(..) {
+                let _ = done.send(());
+            }
+        }
+    }
+}
