@@ -7,25 +7,25 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
 use super::reconcile::Driver;
-use super::toolkit::Deps;
-use super::{Command, Paths, Shared};
+use super::toolkit::Toolkit;
+use super::{Command, Paths, Snapshot};
 use crate::containers::runtime::{self, Runtime};
 use crate::svcnet::network::Network;
 
 pub(super) async fn run(
     paths: Paths,
-    deps: Deps,
+    kit: Toolkit,
     mut commands: mpsc::UnboundedReceiver<Command>,
-    shared: Arc<Shared>,
+    snapshot: Arc<Snapshot>,
 ) {
-    let (internal, mut results) = mpsc::unbounded_channel();
-    let mut exits = deps.runtime.as_ref().ok().and_then(Runtime::events);
+    let (work, mut results) = mpsc::unbounded_channel();
+    let mut exits = kit.runtime.as_ref().ok().and_then(Runtime::events);
     let mut d = Driver {
         paths,
-        deps,
+        kit,
         services: BTreeMap::new(),
-        shared,
-        internal,
+        snapshot,
+        work,
         next_uid: 1,
         stopping: Vec::new(),
         released: BTreeSet::new(),
@@ -35,7 +35,7 @@ pub(super) async fn run(
         network_dirty: true,
         remote: super::Remote::default(),
     };
-    if let Ok(bridge) = &d.deps.bridge {
+    if let Ok(bridge) = &d.kit.bridge {
         let (network, note) = Network::start(bridge.subnet(), bridge.gateway()).await;
         if let Some(note) = note {
             eprintln!("baton: services: {note}");
@@ -63,12 +63,12 @@ pub(super) async fn run(
                 Some(c) => d.command(c),
                 None => return,
             },
-            Some(result) = results.recv() => d.internal(result),
+            Some(result) = results.recv() => d.work_done(result),
             event = exit => match event {
                 Some(runtime::Event::Exit(exit)) => d.exited(exit),
                 Some(runtime::Event::Lost(why)) => {
                     eprintln!("baton: supervisor: the container runtime is gone: {why}");
-                    d.deps.runtime = Err(format!("the container runtime stopped: {why}"));
+                    d.kit.runtime = Err(format!("the container runtime stopped: {why}"));
                     exits = None;
                     d.all_lost();
                 }

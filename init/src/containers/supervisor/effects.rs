@@ -9,14 +9,14 @@ use tokio::task::JoinHandle;
 use super::health;
 use super::images;
 use super::instance::{ExitStatus, Phase};
-use super::launcher::{Job, Launched};
+use super::launcher::{Launch, Launched};
 use super::lock;
 use super::reconcile::{Driver, Key};
 use super::views::ready;
 use crate::svcnet::netns;
 use crate::svcnet::network::{self, Network};
 
-pub(super) enum Internal {
+pub(super) enum WorkDone {
     Launched(Key, Result<Launched, String>),
     Cleaned(Key, ExitStatus),
     Health(Key, bool),
@@ -24,7 +24,7 @@ pub(super) enum Internal {
 
 impl Driver {
     pub(super) fn signal(&mut self, name: &str, slot: u32, signal: i32) {
-        let Ok(runtime) = self.deps.runtime.as_ref() else {
+        let Ok(runtime) = self.kit.runtime.as_ref() else {
             return;
         };
         let runtime = runtime.clone();
@@ -52,13 +52,11 @@ impl Driver {
             .as_ref()
             .filter(|(g, _)| *g == svc.generation)
             .map(|(_, i)| Arc::clone(i));
-        let address = match (&self.deps.bridge, self.deps.pool.as_mut()) {
+        let address = match (&self.kit.bridge, self.kit.pool.as_mut()) {
             (Ok(_), Some(pool)) => match pool.allocate() {
                 Ok(a) => Some(a),
                 Err(e) => {
-                    let _ = self
-                        .internal
-                        .send(Internal::Launched(key, Err(e.to_string())));
+                    let _ = self.work.send(WorkDone::Launched(key, Err(e.to_string())));
                     return;
                 }
             },
@@ -66,10 +64,10 @@ impl Driver {
         };
         if let (Some(address), Some(network)) = (address, self.network.as_ref()) {
             if let Some(why) = network.failure() {
-                if let Some(pool) = self.deps.pool.as_mut() {
+                if let Some(pool) = self.kit.pool.as_mut() {
                     pool.release(address);
                 }
-                let _ = self.internal.send(Internal::Launched(
+                let _ = self.work.send(WorkDone::Launched(
                     key,
                     Err(format!(
                         "not started: this board cannot enforce the services' network isolation ({why})"
@@ -82,22 +80,22 @@ impl Driver {
             s.address = address;
             s.launched_at = Some(Instant::now());
         }
-        let job = Job {
+        let launch = Launch {
             id,
             spec,
             image,
             address,
             log,
             paths: self.paths.clone(),
-            runtime: self.deps.runtime.clone(),
-            bridge: self.deps.bridge.clone(),
-            store: self.deps.store.clone(),
+            runtime: self.kit.runtime.clone(),
+            bridge: self.kit.bridge.clone(),
+            store: self.kit.store.clone(),
             resolv_conf: self.network.as_ref().and_then(Network::resolv_conf),
         };
-        let results = self.internal.clone();
+        let results = self.work.clone();
         tokio::spawn(async move {
-            let result = job.run().await;
-            let _ = results.send(Internal::Launched(key, result));
+            let result = launch.run().await;
+            let _ = results.send(WorkDone::Launched(key, result));
         });
         self.refresh(name);
     }
@@ -107,13 +105,13 @@ impl Driver {
         let check = svc.spec.health.clone()?;
         let address = svc.slots.get(&key.slot)?.address?;
         let port = svc.spec.port;
-        let results = self.internal.clone();
+        let results = self.work.clone();
         let key = key.clone();
         Some(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(check.interval).await;
                 let ok = health::check(address.into(), port, &check.probe, check.timeout).await;
-                if results.send(Internal::Health(key.clone(), ok)).is_err() {
+                if results.send(WorkDone::Health(key.clone(), ok)).is_err() {
                     return;
                 }
             }
@@ -126,10 +124,10 @@ impl Driver {
         };
         let address = s.address.take();
         let ns = s.netns.take();
-        if let (Some(a), Some(pool)) = (address, self.deps.pool.as_mut()) {
+        if let (Some(a), Some(pool)) = (address, self.kit.pool.as_mut()) {
             pool.release(a);
         }
-        let bridge = self.deps.bridge.clone();
+        let bridge = self.kit.bridge.clone();
         tokio::spawn(async move {
             if let (Some(a), Ok(b)) = (address, bridge) {
                 let _ = b.detach(a).await;
@@ -189,7 +187,7 @@ impl Driver {
                 })
                 .collect(),
         };
-        *lock(&self.shared.network) = view;
+        *lock(&self.snapshot.network) = view;
     }
 
     /// Collects the released images once no instance is starting, stopping or outdated (so no
@@ -204,7 +202,7 @@ impl Driver {
                     && !matches!(s.machine.phase, Phase::Starting | Phase::Stopping)
             })
         });
-        let Ok(store) = self.deps.store.clone() else {
+        let Ok(store) = self.kit.store.clone() else {
             self.released.clear();
             return;
         };

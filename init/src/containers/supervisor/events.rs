@@ -1,16 +1,16 @@
 //! What happened: the results of the work the driver started, and the containers that ended.
 
 use super::driver::now_ms;
-use super::effects::Internal;
+use super::effects::WorkDone;
 use super::instance::{Event, ExitStatus, Phase};
 use super::logs::Stream;
 use super::reconcile::{Driver, Key};
 use crate::containers::runtime;
 
 impl Driver {
-    pub(super) fn internal(&mut self, result: Internal) {
+    pub(super) fn work_done(&mut self, result: WorkDone) {
         match result {
-            Internal::Launched(key, result) => {
+            WorkDone::Launched(key, result) => {
                 if !self.current(&key) {
                     return;
                 }
@@ -46,7 +46,7 @@ impl Driver {
                 }
                 self.settle(&service);
             }
-            Internal::Cleaned(key, status) => {
+            WorkDone::Cleaned(key, status) => {
                 if !self.current(&key) {
                     return;
                 }
@@ -60,7 +60,7 @@ impl Driver {
                 self.feed(&key.service, key.slot, Event::Exited(status));
                 self.settle(&key.service);
             }
-            Internal::Health(key, ok) => {
+            WorkDone::Health(key, ok) => {
                 if self.current(&key) {
                     self.feed(&key.service, key.slot, Event::Health(ok));
                     self.settle(&key.service);
@@ -109,15 +109,15 @@ impl Driver {
                 &format!("baton: {} {how}{oom}", exit.id),
             );
         }
-        let runtime = self.deps.runtime.clone();
-        let results = self.internal.clone();
+        let runtime = self.kit.runtime.clone();
+        let results = self.work.clone();
         tokio::spawn(async move {
             if let Ok(r) = runtime {
                 if let Err(e) = r.remove(&exit.id).await {
                     eprintln!("baton: supervisor: removing container {}: {e}", exit.id);
                 }
             }
-            let _ = results.send(Internal::Cleaned(key, status));
+            let _ = results.send(WorkDone::Cleaned(key, status));
         });
     }
 
@@ -143,7 +143,7 @@ impl Driver {
             })
             .collect();
         for key in keys {
-            let _ = self.internal.send(Internal::Cleaned(key, lost));
+            let _ = self.work.send(WorkDone::Cleaned(key, lost));
         }
     }
 }

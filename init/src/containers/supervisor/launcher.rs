@@ -24,7 +24,7 @@ pub(super) struct Launched {
 }
 
 /// Everything one launch needs, moved into its task.
-pub(super) struct Job {
+pub(super) struct Launch {
     pub(super) id: String,
     pub(super) spec: Arc<ServiceSpec>,
     pub(super) image: Option<Arc<PreparedImage>>,
@@ -38,7 +38,7 @@ pub(super) struct Job {
     pub(super) resolv_conf: Option<Vec<u8>>,
 }
 
-impl Job {
+impl Launch {
     pub(super) async fn run(self) -> Result<Launched, String> {
         let runtime = self.runtime.clone()?;
         let image = match self.image.clone() {

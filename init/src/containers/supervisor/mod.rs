@@ -139,8 +139,10 @@ pub struct ServiceView {
     pub error: Option<String>,
 }
 
+/// What the handle reads without waiting for the driver: the views, the logs and the network,
+/// as the driver last wrote them.
 #[derive(Debug, Default)]
-struct Shared {
+struct Snapshot {
     views: Mutex<BTreeMap<String, ServiceView>>,
     logs: Mutex<BTreeMap<String, Arc<ServiceLog>>>,
     network: Mutex<NetworkView>,
@@ -189,7 +191,7 @@ enum Command {
 #[derive(Debug, Clone)]
 pub struct Supervisor {
     commands: mpsc::UnboundedSender<Command>,
-    shared: Arc<Shared>,
+    snapshot: Arc<Snapshot>,
 }
 
 impl std::fmt::Debug for Command {
@@ -211,11 +213,11 @@ impl Supervisor {
     /// supervisor still runs and every instance fails to start with that reason (visible in the
     /// API), so the board stays manageable.
     pub async fn start(paths: Paths) -> (Supervisor, Vec<String>) {
-        let shared = Arc::new(Shared::default());
+        let snapshot = Arc::new(Snapshot::default());
         let (commands, rx) = mpsc::unbounded_channel();
-        let (deps, notes) = toolkit::Deps::start(&paths).await;
-        tokio::spawn(driver::run(paths, deps, rx, Arc::clone(&shared)));
-        (Supervisor { commands, shared }, notes)
+        let (kit, notes) = toolkit::Toolkit::start(&paths).await;
+        tokio::spawn(driver::run(paths, kit, rx, Arc::clone(&snapshot)));
+        (Supervisor { commands, snapshot }, notes)
     }
 
     /// Runs `spec`: starts a new service, or replaces a changed one's instances one by one.
@@ -242,7 +244,7 @@ impl Supervisor {
 
     /// Restarts every instance of `name`; `false` if there is no such service.
     pub fn restart(&self, name: &str) -> bool {
-        if !lock(&self.shared.views).contains_key(name) {
+        if !lock(&self.snapshot.views).contains_key(name) {
             return false;
         }
         self.commands
@@ -261,21 +263,21 @@ impl Supervisor {
 
     /// Names, virtual IPs and the rule set's generation.
     pub fn network(&self) -> NetworkView {
-        lock(&self.shared.network).clone()
+        lock(&self.snapshot.network).clone()
     }
 
     /// Every service, by name.
     pub fn services(&self) -> Vec<ServiceView> {
-        lock(&self.shared.views).values().cloned().collect()
+        lock(&self.snapshot.views).values().cloned().collect()
     }
 
     /// One service.
     pub fn service(&self, name: &str) -> Option<ServiceView> {
-        lock(&self.shared.views).get(name).cloned()
+        lock(&self.snapshot.views).get(name).cloned()
     }
 
     /// The log of service `name`.
     pub fn log(&self, name: &str) -> Option<Arc<ServiceLog>> {
-        lock(&self.shared.logs).get(name).cloned()
+        lock(&self.snapshot.logs).get(name).cloned()
     }
 }

@@ -11,11 +11,11 @@ use baton_spec::service::ServiceSpec;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::effects::Internal;
+use super::effects::WorkDone;
 use super::instance::{Action, Event, Instance, Phase, Policy};
 use super::logs::ServiceLog;
-use super::toolkit::Deps;
-use super::{lock, Command, Paths, Shared};
+use super::toolkit::Toolkit;
+use super::{lock, Command, Paths, Snapshot};
 use crate::svcnet::network::Network;
 use crate::svcnet::publish::Published;
 
@@ -42,7 +42,7 @@ pub(super) struct Slot {
     pub(super) timer: Option<Instant>,
 }
 
-pub(super) struct Svc {
+pub(super) struct ServiceState {
     pub(super) spec: Arc<ServiceSpec>,
     pub(super) generation: u64,
     pub(super) image: Option<(u64, Arc<PreparedImage>)>,
@@ -57,10 +57,10 @@ pub(super) struct Svc {
 
 pub(super) struct Driver {
     pub(super) paths: Paths,
-    pub(super) deps: Deps,
-    pub(super) services: BTreeMap<String, Svc>,
-    pub(super) shared: Arc<Shared>,
-    pub(super) internal: mpsc::UnboundedSender<Internal>,
+    pub(super) kit: Toolkit,
+    pub(super) services: BTreeMap<String, ServiceState>,
+    pub(super) snapshot: Arc<Snapshot>,
+    pub(super) work: mpsc::UnboundedSender<WorkDone>,
     pub(super) next_uid: u64,
     pub(super) stopping: Vec<oneshot::Sender<()>>,
     /// Images (by spec text) that a service stopped using; collected once no rollout is running.
@@ -178,10 +178,10 @@ impl Driver {
                 eprintln!("baton: {name}: logs stay in memory only: {e}");
             }
             let log = Arc::new(log);
-            lock(&self.shared.logs).insert(name.clone(), Arc::clone(&log));
+            lock(&self.snapshot.logs).insert(name.clone(), Arc::clone(&log));
             self.services.insert(
                 name.clone(),
-                Svc {
+                ServiceState {
                     spec: Arc::new(spec),
                     generation: 1,
                     image: None,
@@ -282,8 +282,8 @@ impl Driver {
                 self.released.insert(svc.spec.image.to_string());
             }
             self.services.remove(name);
-            lock(&self.shared.views).remove(name);
-            lock(&self.shared.logs).remove(name);
+            lock(&self.snapshot.views).remove(name);
+            lock(&self.snapshot.logs).remove(name);
         }
     }
 

@@ -10,15 +10,15 @@ use crate::containers::runtime::{self, Runtime};
 use crate::svcnet::bridge::{self, Bridge};
 
 /// What instances need from the board; any of it may be missing, with the reason.
-pub(super) struct Deps {
+pub(super) struct Toolkit {
     pub(super) runtime: Result<Runtime, String>,
     pub(super) bridge: Result<Bridge, String>,
     pub(super) pool: Option<bridge::pool::Pool>,
     pub(super) store: Result<Arc<Store>, String>,
 }
 
-impl Deps {
-    pub(super) async fn start(paths: &Paths) -> (Deps, Vec<String>) {
+impl Toolkit {
+    pub(super) async fn start(paths: &Paths) -> (Toolkit, Vec<String>) {
         let mut notes = Vec::new();
         let runtime = Runtime::start(runtime::RuntimePaths::default())
             .await
@@ -82,7 +82,7 @@ impl Deps {
             }
         }
         (
-            Deps {
+            Toolkit {
                 runtime,
                 bridge,
                 pool,

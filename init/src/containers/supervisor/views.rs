@@ -75,6 +75,6 @@ impl Driver {
             instances,
             error: svc.error.clone(),
         };
-        lock(&self.shared.views).insert(name.to_string(), view);
+        lock(&self.snapshot.views).insert(name.to_string(), view);
     }
 }
