@@ -130,7 +130,7 @@ impl Network {
     }
 
     /// [`Network::update`] with `apply` putting the rule set in force.
-    fn update_with(
+    pub(crate) fn update_with(
         &mut self,
         members: &[Member<'_>],
         remote: &Remote,

@@ -1,51 +1,78 @@
-//! The supervisor's task: the only owner of services, instances, addresses and timers.
+//! The supervisor's task: a thin loop that waits for the next thing to happen (a command from
+//! the handle, the result of work it started, a container's exit, a timer), hands it to the
+//! decisions in [`super::reconcile`] and [`super::events`], then brings the network rules, the
+//! image store and waiting `stop_all` callers up to date.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 
+use super::effects::WorkDone;
 use super::reconcile::Driver;
-use super::toolkit::Toolkit;
+use super::toolkit::{Toolkit, Unavailable};
 use super::{Command, Paths, Snapshot};
-use crate::containers::runtime::{self, Runtime};
-use crate::svcnet::network::Network;
+use crate::containers::runtime;
 
+/// What the driver waits on.
+pub(super) struct Inputs {
+    /// Commands from the [`super::Supervisor`] handle.
+    pub(super) commands: mpsc::UnboundedReceiver<Command>,
+    /// Results of the work the driver started.
+    pub(super) work: mpsc::UnboundedReceiver<WorkDone>,
+    /// The runtime's events, until it is lost.
+    pub(super) exits: Option<mpsc::UnboundedReceiver<runtime::Event>>,
+}
+
+/// Runs the supervisor until the handle is gone.
 pub(super) async fn run(
     paths: Paths,
     kit: Toolkit,
-    mut commands: mpsc::UnboundedReceiver<Command>,
+    commands: mpsc::UnboundedReceiver<Command>,
     snapshot: Arc<Snapshot>,
 ) {
-    let (work, mut results) = mpsc::unbounded_channel();
-    let mut exits = kit.runtime.as_ref().ok().and_then(Runtime::events);
-    let mut d = Driver {
-        paths,
-        kit,
-        services: BTreeMap::new(),
-        snapshot,
-        work,
-        next_uid: 1,
-        stopping: Vec::new(),
-        released: BTreeSet::new(),
-        shutting_down: false,
-        assignments: BTreeMap::new(),
-        network: None,
-        network_dirty: true,
-        remote: super::Remote::default(),
-    };
-    if let Ok(bridge) = &d.kit.bridge {
-        let (network, note) = Network::start(bridge.subnet(), bridge.gateway()).await;
-        if let Some(note) = note {
-            eprintln!("baton: services: {note}");
-        }
-        d.network = Some(network);
-        // The first rule set (no services yet): if the kernel refuses it, no instance starts.
-        d.update_network();
+    let (mut driver, mut inputs) = Driver::new(paths, kit, commands, snapshot);
+    while driver.turn(&mut inputs).await {}
+}
+
+impl Driver {
+    /// The driver with no services yet, and what it waits on. The first rule set (no services
+    /// yet) is applied at once: if the kernel refuses it, no instance starts.
+    pub(super) fn new(
+        paths: Paths,
+        mut kit: Toolkit,
+        commands: mpsc::UnboundedReceiver<Command>,
+        snapshot: Arc<Snapshot>,
+    ) -> (Driver, Inputs) {
+        let (work, results) = mpsc::unbounded_channel();
+        let exits = kit.events.take();
+        let mut driver = Driver {
+            paths,
+            kit,
+            services: BTreeMap::new(),
+            snapshot,
+            work,
+            next_uid: 1,
+            stopping: Vec::new(),
+            released: BTreeSet::new(),
+            shutting_down: false,
+            assignments: BTreeMap::new(),
+            network_dirty: true,
+            remote: super::Remote::default(),
+        };
+        driver.update_network();
+        let inputs = Inputs {
+            commands,
+            work: results,
+            exits,
+        };
+        (driver, inputs)
     }
-    loop {
-        let next_timer = d.next_timer();
+
+    /// Waits for one input and handles it; `false` once the handle is gone.
+    pub(super) async fn turn(&mut self, inputs: &mut Inputs) -> bool {
+        let next_timer = self.next_timer();
         let sleep = async {
             match next_timer {
                 Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -53,35 +80,42 @@ pub(super) async fn run(
             }
         };
         let exit = async {
-            match exits.as_mut() {
+            match inputs.exits.as_mut() {
                 Some(rx) => rx.recv().await,
                 None => std::future::pending().await,
             }
         };
         tokio::select! {
-            command = commands.recv() => match command {
-                Some(c) => d.command(c),
-                None => return,
+            command = inputs.commands.recv() => match command {
+                Some(c) => self.command(c),
+                None => return false,
             },
-            Some(result) = results.recv() => d.work_done(result),
+            Some(result) = inputs.work.recv() => self.work_done(result),
             event = exit => match event {
-                Some(runtime::Event::Exit(exit)) => d.exited(exit),
+                Some(runtime::Event::Exit(exit)) => self.exited(exit),
                 Some(runtime::Event::Lost(why)) => {
                     eprintln!("baton: supervisor: the container runtime is gone: {why}");
-                    d.kit.runtime = Err(format!("the container runtime stopped: {why}"));
-                    exits = None;
-                    d.all_lost();
+                    self.kit.runtime = Err(Unavailable::RuntimeLost(why));
+                    inputs.exits = None;
+                    self.all_lost();
                 }
-                None => exits = None,
+                None => inputs.exits = None,
             },
-            () = sleep => d.timers(),
+            () = sleep => self.timers(),
         }
-        d.finish_stop_all();
-        d.collect_images();
-        d.update_network();
+        self.finish_stop_all();
+        self.collect_images();
+        self.update_network();
+        true
     }
 }
 
+/// The time the decisions go by: the runtime's clock, which tests pause and advance.
+pub(super) fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// Wall-clock time for the API (ms since the Unix epoch).
 pub(super) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

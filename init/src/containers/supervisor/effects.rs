@@ -2,27 +2,29 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Instant;
 
 use tokio::task::JoinHandle;
 
-use super::health;
-use super::images;
+use super::driver::now;
 use super::instance::{ExitStatus, Phase};
-use super::launcher::{Launch, Launched};
+use super::launcher::{Launch, LaunchError, Launched};
 use super::lock;
 use super::reconcile::{Driver, Key};
-use super::views::ready;
-use crate::svcnet::netns;
+use super::views::{network_view, ready};
 use crate::svcnet::network::{self, Network};
 
+/// The result of work the driver started in the background, for the instance incarnation `Key`.
 pub(super) enum WorkDone {
-    Launched(Key, Result<Launched, String>),
+    /// A launch finished.
+    Launched(Key, Result<Launched, LaunchError>),
+    /// An ended container was removed.
     Cleaned(Key, ExitStatus),
+    /// A health check finished.
     Health(Key, bool),
 }
 
 impl Driver {
+    /// Sends `signal` to the instance's container in the background.
     pub(super) fn signal(&mut self, name: &str, slot: u32, signal: i32) {
         let Ok(runtime) = self.kit.runtime.as_ref() else {
             return;
@@ -56,29 +58,26 @@ impl Driver {
             (Ok(_), Some(pool)) => match pool.allocate() {
                 Ok(a) => Some(a),
                 Err(e) => {
-                    let _ = self.work.send(WorkDone::Launched(key, Err(e.to_string())));
+                    let _ = self.work.send(WorkDone::Launched(key, Err(e.into())));
                     return;
                 }
             },
             _ => None,
         };
-        if let (Some(address), Some(network)) = (address, self.network.as_ref()) {
+        if let (Some(address), Some(network)) = (address, self.kit.network.as_ref()) {
             if let Some(why) = network.failure() {
                 if let Some(pool) = self.kit.pool.as_mut() {
                     pool.release(address);
                 }
-                let _ = self.work.send(WorkDone::Launched(
-                    key,
-                    Err(format!(
-                        "not started: this board cannot enforce the services' network isolation ({why})"
-                    )),
-                ));
+                let _ = self
+                    .work
+                    .send(WorkDone::Launched(key, Err(LaunchError::Isolation(why))));
                 return;
             }
         }
         if let Some(s) = self.slot_mut(name, slot) {
             s.address = address;
-            s.launched_at = Some(Instant::now());
+            s.launched_at = Some(now());
         }
         let launch = Launch {
             id,
@@ -90,7 +89,7 @@ impl Driver {
             runtime: self.kit.runtime.clone(),
             bridge: self.kit.bridge.clone(),
             store: self.kit.store.clone(),
-            resolv_conf: self.network.as_ref().and_then(Network::resolv_conf),
+            resolv_conf: self.kit.network.as_ref().and_then(Network::resolv_conf),
         };
         let results = self.work.clone();
         tokio::spawn(async move {
@@ -100,17 +99,21 @@ impl Driver {
         self.refresh(name);
     }
 
+    /// Checks the instance's health every interval the spec gives, if it gives one.
     pub(super) fn health_task(&self, key: &Key) -> Option<JoinHandle<()>> {
         let svc = self.services.get(&key.service)?;
         let check = svc.spec.health.clone()?;
         let address = svc.slots.get(&key.slot)?.address?;
         let port = svc.spec.port;
         let results = self.work.clone();
+        let probes = Arc::clone(&self.kit.probes);
         let key = key.clone();
         Some(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(check.interval).await;
-                let ok = health::check(address.into(), port, &check.probe, check.timeout).await;
+                let ok = probes
+                    .check(address.into(), port, &check.probe, check.timeout)
+                    .await;
                 if results.send(WorkDone::Health(key.clone(), ok)).is_err() {
                     return;
                 }
@@ -118,6 +121,7 @@ impl Driver {
         }))
     }
 
+    /// Gives the instance's address back and takes it off the bridge.
     pub(super) fn free_network(&mut self, name: &str, slot: u32) {
         let Some(s) = self.slot_mut(name, slot) else {
             return;
@@ -127,15 +131,10 @@ impl Driver {
         if let (Some(a), Some(pool)) = (address, self.kit.pool.as_mut()) {
             pool.release(a);
         }
-        let bridge = self.kit.bridge.clone();
-        tokio::spawn(async move {
-            if let (Some(a), Ok(b)) = (address, bridge) {
-                let _ = b.detach(a).await;
-            }
-            if let Some(path) = ns {
-                let _ = tokio::task::spawn_blocking(move || netns::remove(&path)).await;
-            }
-        });
+        let Ok(bridge) = self.kit.bridge.clone() else {
+            return;
+        };
+        tokio::spawn(async move { bridge.disconnect(address, ns).await });
     }
 
     /// Rebuilds names and rules when services or instances changed.
@@ -143,7 +142,7 @@ impl Driver {
         if !self.network_dirty || self.shutting_down {
             return;
         }
-        let Some(network) = self.network.as_mut() else {
+        let Some(network) = self.kit.network.as_mut() else {
             return;
         };
         self.network_dirty = false;
@@ -168,25 +167,14 @@ impl Driver {
                     .collect(),
             })
             .collect();
-        let error = network.update(&members, &self.remote);
+        let rules = Arc::clone(&self.kit.rules);
+        let error = network.update_with(&members, &self.remote, |p| {
+            rules.apply(p).map_err(|e| e.to_string())
+        });
         if let Some(e) = &error {
             eprintln!("baton: services: isolation rules not applied: {e}");
         }
-        let vips = network.vips();
-        let view = super::NetworkView {
-            generation: network.generation(),
-            error,
-            services: members
-                .iter()
-                .map(|m| super::NetworkService {
-                    name: m.spec.name.clone(),
-                    vip: vips.get(&m.spec.name).copied(),
-                    port: m.spec.port,
-                    allow: m.spec.allow.clone(),
-                    egress: format!("{:?}", m.spec.egress).to_lowercase(),
-                })
-                .collect(),
-        };
+        let view = network_view(network, &members, error);
         *lock(&self.snapshot.network) = view;
     }
 
@@ -215,12 +203,9 @@ impl Driver {
             .values()
             .map(|svc| svc.spec.image.to_string())
             .collect();
-        tokio::task::spawn_blocking(move || match images::collect(&store, &released, &in_use) {
-            Ok(report) => {
-                if let Some(line) = images::summary(&report) {
-                    println!("baton: {line}");
-                }
-            }
+        tokio::task::spawn_blocking(move || match store.collect(&released, &in_use) {
+            Ok(Some(line)) => println!("baton: {line}"),
+            Ok(None) => {}
             Err(e) => eprintln!("baton: {e}"),
         });
     }

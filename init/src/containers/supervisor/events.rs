@@ -1,6 +1,6 @@
 //! What happened: the results of the work the driver started, and the containers that ended.
 
-use super::driver::now_ms;
+use super::driver::{now, now_ms};
 use super::effects::WorkDone;
 use super::instance::{Event, ExitStatus, Phase};
 use super::logs::Stream;
@@ -8,6 +8,7 @@ use super::reconcile::{Driver, Key};
 use crate::containers::runtime;
 
 impl Driver {
+    /// Work the driver started has finished: tell the instance, if it is still the same one.
     pub(super) fn work_done(&mut self, result: WorkDone) {
         match result {
             WorkDone::Launched(key, result) => {
@@ -25,13 +26,16 @@ impl Driver {
                         if let Some(s) = self.slot_mut(&service, slot) {
                             s.netns = launched.netns;
                             s.started_ms = Some(now_ms());
-                            s.start_ms =
-                                s.launched_at.take().map(|t| t.elapsed().as_millis() as u64);
+                            s.start_ms = s
+                                .launched_at
+                                .take()
+                                .map(|t| now().saturating_duration_since(t).as_millis() as u64);
                             s.health = health;
                         }
                         self.feed(&service, slot, Event::Started);
                     }
-                    Err(message) => {
+                    Err(error) => {
+                        let message = error.to_string();
                         eprintln!("baton: {service}-{slot}: start failed: {message}");
                         if let Some(svc) = self.services.get(&service) {
                             svc.log.push(

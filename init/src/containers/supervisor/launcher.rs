@@ -1,68 +1,125 @@
-//! Launching one instance: its image, its network, its container.
+//! Launching one instance, in a task of its own: its image, its network, its container.
 
-use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use baton_oci::{PreparedImage, PullRequest, RegistryOptions, Source, Store};
-use baton_spec::service::{ImageReference, ImageSource, ServiceSpec};
+use baton_oci::PreparedImage;
+use baton_spec::service::ServiceSpec;
 use tokio::io::AsyncBufReadExt;
 
+use super::images::ImageError;
 use super::launch::{self, Placement};
 use super::logs::{ServiceLog, Stream};
+use super::toolkit::{Containers, Images, LinkError, Links, Unavailable};
 use super::Paths;
-use crate::containers::runtime::{ContainerRequest, Runtime};
-use crate::svcnet::bridge::{Bridge, Netns};
-use crate::svcnet::netns;
+use crate::containers::runtime::{self, ContainerRequest};
+use crate::svcnet::bridge::pool;
 
+/// Why an instance did not start; the API shows it as the instance's `last_error`.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// A part of the toolkit is missing.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+    /// The bridge is up but gave no address.
+    #[error("no address for the instance")]
+    NoAddress,
+    /// The bridge has no free address.
+    #[error(transparent)]
+    Pool(#[from] pool::Error),
+    /// The isolation rules are not in force, so the instance would run unconfined.
+    #[error("not started: this board cannot enforce the services' network isolation ({0})")]
+    Isolation(String),
+    /// Bringing the image into the store failed.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// Preparing the image did not finish.
+    #[error("{service}: preparing the image: {source}")]
+    ImageTask {
+        /// The service.
+        service: String,
+        /// The cause.
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    /// The instance could not be connected to the bridge.
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// The spec and image do not make a container.
+    #[error(transparent)]
+    Config(#[from] launch::Error),
+    /// A volume's directory could not be created.
+    #[error("creating volume {}: {source}", path.display())]
+    Volume {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The output pipe could not be created.
+    #[error("creating a pipe: {0}")]
+    Pipe(#[source] nix::Error),
+    /// The output pipe could not be watched.
+    #[error("watching a pipe: {0}")]
+    WatchPipe(#[source] std::io::Error),
+    /// The runtime did not start the container.
+    #[error(transparent)]
+    Run(#[from] runtime::Error),
+}
+
+/// What a launch leaves behind for the instance.
 pub(super) struct Launched {
+    /// The image it runs (kept for the service's next launches of the same generation).
     pub(super) image: Arc<PreparedImage>,
+    /// Its network namespace.
     pub(super) netns: Option<PathBuf>,
 }
 
 /// Everything one launch needs, moved into its task.
 pub(super) struct Launch {
+    /// The container id (`web-1`).
     pub(super) id: String,
+    /// The spec it runs.
     pub(super) spec: Arc<ServiceSpec>,
+    /// The image, if an earlier launch of the same generation prepared it.
     pub(super) image: Option<Arc<PreparedImage>>,
+    /// Its address on the bridge.
     pub(super) address: Option<Ipv4Addr>,
+    /// Where its output goes.
     pub(super) log: Arc<ServiceLog>,
+    /// Where things are.
     pub(super) paths: Paths,
-    pub(super) runtime: Result<Runtime, String>,
-    pub(super) bridge: Result<Bridge, String>,
-    pub(super) store: Result<Arc<Store>, String>,
+    /// The container runtime.
+    pub(super) runtime: Result<Arc<dyn Containers>, Unavailable>,
+    /// The board bridge.
+    pub(super) bridge: Result<Arc<dyn Links>, Unavailable>,
+    /// The image store.
+    pub(super) store: Result<Arc<dyn Images>, Unavailable>,
     /// The container's `/etc/resolv.conf`; the board's own when `None`.
     pub(super) resolv_conf: Option<Vec<u8>>,
 }
 
 impl Launch {
-    pub(super) async fn run(self) -> Result<Launched, String> {
+    /// Prepares the image, connects the instance and starts its container.
+    pub(super) async fn run(self) -> Result<Launched, LaunchError> {
         let runtime = self.runtime.clone()?;
         let image = match self.image.clone() {
             Some(i) => i,
             None => self.prepare().await?,
         };
-        let (netns, address) = match (&self.bridge, self.address) {
+        let (netns, address, bridge) = match (&self.bridge, self.address) {
             (Ok(bridge), Some(address)) => {
-                let dir = self.paths.netns();
-                let id = self.id.clone();
-                let path = tokio::task::spawn_blocking(move || netns::create(&dir, &id))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())?;
-                let file = std::fs::File::open(&path)
-                    .map_err(|e| format!("opening {}: {e}", path.display()))?;
-                if let Err(e) = bridge.attach(address, Netns::Fd(file.as_fd())).await {
-                    let _ = netns::remove(&path);
-                    return Err(format!("connecting to the bridge: {e}"));
-                }
-                (Some(path), Some(address))
+                let path = bridge
+                    .connect(&self.paths.netns(), &self.id, address)
+                    .await?;
+                (Some(path), Some(address), bridge)
             }
-            (Err(why), _) => return Err(why.clone()),
-            (Ok(_), None) => return Err("no address for the instance".to_string()),
+            (Err(why), _) => return Err(why.clone().into()),
+            (Ok(_), None) => return Err(LaunchError::NoAddress),
         };
         let placement = Placement {
             id: &self.id,
@@ -77,11 +134,12 @@ impl Launch {
                 .unwrap_or_else(|| std::fs::read("/etc/resolv.conf").unwrap_or_default()),
         };
         let result = async {
-            let config = launch::container_config(&self.spec, &image.config, &placement)
-                .map_err(|e| e.to_string())?;
+            let config = launch::container_config(&self.spec, &image.config, &placement)?;
             for v in &config.volumes {
-                std::fs::create_dir_all(&v.host)
-                    .map_err(|e| format!("creating volume {}: {e}", v.host.display()))?;
+                std::fs::create_dir_all(&v.host).map_err(|source| LaunchError::Volume {
+                    path: v.host.clone(),
+                    source,
+                })?;
             }
             let stdout = self.pipe(Stream::Stdout)?;
             let stderr = self.pipe(Stream::Stderr)?;
@@ -91,44 +149,31 @@ impl Launch {
                     stdout,
                     stderr,
                 })
-                .await
-                .map_err(|e| e.to_string())
+                .await?;
+            Ok::<_, LaunchError>(())
         }
         .await;
         match result {
-            Ok(_) => Ok(Launched { image, netns }),
+            Ok(()) => Ok(Launched { image, netns }),
             Err(e) => {
-                if let Some(path) = &netns {
-                    let _ = netns::remove(path);
+                if netns.is_some() {
+                    bridge.disconnect(None, netns).await;
                 }
                 Err(e)
             }
         }
     }
 
-    pub(super) async fn prepare(&self) -> Result<Arc<PreparedImage>, String> {
+    /// Brings the spec's image into the store (importing or pulling it) and unpacks it.
+    async fn prepare(&self) -> Result<Arc<PreparedImage>, LaunchError> {
         let store = self.store.clone()?;
-        let text = self.spec.image.to_string();
-        let config = self.paths.config.clone();
-        let name = self.spec.name.clone();
-        let registry = match &self.spec.image {
-            ImageSource::Registry(reference) => Some(reference.clone()),
-            _ => None,
-        };
-        let registries = Arc::clone(&self.paths.registries);
+        let source = self.spec.image.clone();
+        let service = self.spec.name.clone();
         let started = Instant::now();
-        let service = name.clone();
         tokio::task::spawn_blocking(move || {
+            let text = source.to_string();
             println!("baton: {service}: preparing image {text}");
-            match registry {
-                Some(reference) => pull(&store, &reference, &text, &registries)?,
-                None => {
-                    let source =
-                        Source::parse(&text, &config).map_err(|e| format!("image {text}: {e}"))?;
-                    store.import(&source, &text).map_err(|e| e.to_string())?;
-                }
-            }
-            let prepared = store.prepare(&text).map_err(|e| e.to_string())?;
+            let prepared = store.prepare(&source)?;
             println!(
                 "baton: {service}: image {text} ready in {} ms",
                 started.elapsed().as_millis()
@@ -136,15 +181,18 @@ impl Launch {
             Ok(Arc::new(prepared))
         })
         .await
-        .map_err(|e| format!("{name}: preparing the image: {e}"))?
+        .map_err(|source| LaunchError::ImageTask {
+            service: self.spec.name.clone(),
+            source,
+        })?
     }
 
     /// A pipe whose read end feeds the service log; returns the write end for the container.
-    pub(super) fn pipe(&self, stream: Stream) -> Result<OwnedFd, String> {
-        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|e| format!("creating a pipe: {e}"))?;
+    fn pipe(&self, stream: Stream) -> Result<OwnedFd, LaunchError> {
+        let (read, write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(LaunchError::Pipe)?;
         let receiver = tokio::net::unix::pipe::Receiver::from_owned_fd(read)
-            .map_err(|e| format!("watching a pipe: {e}"))?;
+            .map_err(LaunchError::WatchPipe)?;
         let log = Arc::clone(&self.log);
         let id = self.id.clone();
         tokio::spawn(async move {
@@ -155,40 +203,4 @@ impl Launch {
         });
         Ok(write)
     }
-}
-
-/// Pulls a registry image into the store under the reference text `name`, unless the store
-/// already holds it: an image pinned by digest that is stored under that digest, or a tag that
-/// was pulled (or baked into the image by `baton image build --image`) before. So a board starts
-/// its services without the network, and a tag is only fetched again when the service is
-/// removed and its image collected.
-pub(super) fn pull(
-    store: &Store,
-    reference: &ImageReference,
-    name: &str,
-    registries: &BTreeMap<String, RegistryOptions>,
-) -> Result<(), String> {
-    if let Ok(stored) = store.get_ref(name) {
-        match &reference.digest {
-            Some(digest) if stored.to_string() != *digest => {}
-            _ => return Ok(()),
-        }
-    }
-    let request = PullRequest {
-        registry: reference.api_host().to_owned(),
-        repository: reference.repository.clone(),
-        reference: reference
-            .digest
-            .clone()
-            .or_else(|| reference.tag.clone())
-            .unwrap_or_else(|| "latest".to_owned()),
-    };
-    let options = registries
-        .get(&reference.registry)
-        .cloned()
-        .unwrap_or_default();
-    store
-        .pull(&request, name, &options)
-        .map(|_| ())
-        .map_err(|e| format!("pulling {reference}: {e}"))
 }

@@ -1,11 +1,20 @@
 //! The supervisor: keeps every service's instances running as their specs say.
 //!
-//! One task ([`driver`]) owns all state. It takes commands (apply a spec, remove a service,
-//! restart one, stop everything) from the [`Supervisor`] handle, exit events from the
-//! container runtime, results of the work it started (launching an instance, cleaning one up,
-//! a health check) and its own timers, feeds them to each instance's state machine
-//! ([`instance`]) and carries out the actions that come back. The handle reads a snapshot of
-//! the state ([`ServiceView`]) and the services' logs without waiting for the driver.
+//! One task owns all state. It takes commands (apply a spec, remove a service, restart one, stop
+//! everything) from the [`Supervisor`] handle, exit events from the container runtime, results
+//! of the work it started (launching an instance, cleaning one up, a health check) and its own
+//! timers, feeds them to each instance's state machine ([`instance`]) and carries out the actions
+//! that come back. The handle reads a snapshot of the state ([`ServiceView`]) and the services'
+//! logs without waiting for the task. By concern:
+//!
+//! - `toolkit`: what the supervisor drives (runtime, bridge, image store, rules, probes), behind
+//!   small traits, and starting it;
+//! - `driver`: the task's loop, which waits for the next input and hands it on;
+//! - `reconcile`: the decisions: which instances each service should have, rollouts, restarts;
+//! - `events`: what happened: launches finished, containers ended, health checks;
+//! - `effects`: carrying the decisions out: signals, launches, network rules, image collection;
+//! - `launcher`: one instance's launch (image, network namespace, container);
+//! - `views`: what the API shows.
 
 mod driver;
 mod effects;

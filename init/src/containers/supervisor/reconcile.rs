@@ -11,13 +11,23 @@ use baton_spec::service::ServiceSpec;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::driver::now;
 use super::effects::WorkDone;
 use super::instance::{Action, Event, Instance, Phase, Policy};
 use super::logs::ServiceLog;
 use super::toolkit::Toolkit;
 use super::{lock, Command, Paths, Snapshot};
-use crate::svcnet::network::Network;
 use crate::svcnet::publish::Published;
+
+/// The service's port could not be published.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot publish port {port}: {source}")]
+pub struct PublishError {
+    /// The board port.
+    port: u16,
+    /// The cause.
+    source: std::io::Error,
+}
 
 /// Identifies one incarnation of one instance; stale results carry an old `uid`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -49,7 +59,7 @@ pub(super) struct ServiceState {
     pub(super) log: Arc<ServiceLog>,
     pub(super) slots: BTreeMap<u32, Slot>,
     pub(super) published: Option<Published>,
-    pub(super) error: Option<String>,
+    pub(super) error: Option<PublishError>,
     pub(super) removing: bool,
     /// The instances placement gave this board; `None` means 1 to `scale.min`.
     pub(super) assigned: Option<BTreeSet<u32>>,
@@ -69,8 +79,6 @@ pub(super) struct Driver {
     pub(super) shutting_down: bool,
     /// Placement's slots per service, also for services not applied yet.
     pub(super) assignments: BTreeMap<String, Option<BTreeSet<u32>>>,
-    /// Service names and the isolation rules, when the bridge is up.
-    pub(super) network: Option<Network>,
     /// Services or instances changed since the rules were last rebuilt.
     pub(super) network_dirty: bool,
     /// The other boards' instances and the mesh to them.
@@ -216,7 +224,7 @@ impl Driver {
             Published::from_std(l)
         }) {
             Ok(p) => svc.published = Some(p),
-            Err(e) => svc.error = Some(format!("cannot publish port {port}: {e}")),
+            Err(source) => svc.error = Some(PublishError { port, source }),
         }
     }
 
@@ -339,7 +347,7 @@ impl Driver {
         let Some(s) = svc.slots.get_mut(&slot) else {
             return;
         };
-        let actions = s.machine.handle(event, Instant::now(), &p);
+        let actions = s.machine.handle(event, now(), &p);
         self.act(name, slot, actions);
     }
 
@@ -391,14 +399,14 @@ impl Driver {
     }
 
     pub(super) fn timers(&mut self) {
-        let now = Instant::now();
+        let at = now();
         let due: Vec<(String, u32)> = self
             .services
             .iter()
             .flat_map(|(n, svc)| {
                 svc.slots
                     .iter()
-                    .filter(|(_, s)| s.timer.is_some_and(|t| t <= now))
+                    .filter(|(_, s)| s.timer.is_some_and(|t| t <= at))
                     .map(|(k, _)| (n.clone(), *k))
             })
             .collect();

@@ -1,4 +1,5 @@
-//! What the API sees: each service's view, rebuilt when its instances change.
+//! What the API sees: each service's view, rebuilt when its instances change, and the network's,
+//! rebuilt with the rules.
 
 use std::net::SocketAddr;
 
@@ -6,7 +7,8 @@ use baton_spec::service::ServiceSpec;
 
 use super::instance::Phase;
 use super::reconcile::{Driver, Slot};
-use super::{lock, InstanceView, ServiceView};
+use super::{lock, InstanceView, NetworkService, NetworkView, ServiceView};
+use crate::svcnet::network::{Member, Network};
 
 /// Whether an instance takes requests: running, and healthy if the spec has a health check (not
 /// known to be unhealthy otherwise).
@@ -73,8 +75,32 @@ impl Driver {
             running,
             publish: svc.spec.publish,
             instances,
-            error: svc.error.clone(),
+            error: svc.error.as_ref().map(ToString::to_string),
         };
         lock(&self.snapshot.views).insert(name.to_string(), view);
+    }
+}
+
+/// The network's view: the rule set's generation, the error applying it, and every member's
+/// virtual IP, port, callers and egress.
+pub(super) fn network_view(
+    network: &Network,
+    members: &[Member<'_>],
+    error: Option<String>,
+) -> NetworkView {
+    let vips = network.vips();
+    NetworkView {
+        generation: network.generation(),
+        error,
+        services: members
+            .iter()
+            .map(|m| NetworkService {
+                name: m.spec.name.clone(),
+                vip: vips.get(&m.spec.name).copied(),
+                port: m.spec.port,
+                allow: m.spec.allow.clone(),
+                egress: format!("{:?}", m.spec.egress).to_lowercase(),
+            })
+            .collect(),
     }
 }
