@@ -10,7 +10,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
 use super::effects::WorkDone;
-use super::reconcile::Driver;
+use super::state::Driver;
 use super::toolkit::{Toolkit, Unavailable};
 use super::{Command, Paths, Snapshot};
 use crate::containers::runtime;

@@ -1,6 +1,7 @@
 //! Carrying out the decisions: signals, launches, health checks, network rules, image collection.
 
 use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use tokio::task::JoinHandle;
@@ -9,9 +10,10 @@ use super::driver::now;
 use super::instance::{ExitStatus, Phase};
 use super::launcher::{Launch, LaunchError, Launched};
 use super::lock;
-use super::reconcile::{Driver, Key};
+use super::state::{Driver, Key, PublishError};
 use super::views::{network_view, ready};
 use crate::svcnet::network::{self, Network};
+use crate::svcnet::publish::Published;
 
 /// The result of work the driver started in the background, for the instance incarnation `Key`.
 pub(super) enum WorkDone {
@@ -208,5 +210,27 @@ impl Driver {
             Ok(None) => {}
             Err(e) => eprintln!("baton: {e}"),
         });
+    }
+
+    /// Opens the service's published port if it has one and it is not open yet.
+    pub(super) fn publish(&mut self, name: &str) {
+        let Some(svc) = self.services.get_mut(name) else {
+            return;
+        };
+        let Some(port) = svc.spec.publish else {
+            svc.published = None;
+            return;
+        };
+        if svc.published.is_some() {
+            return;
+        }
+        // Binding is quick; a std listener avoids waiting inside the driver.
+        match std::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).and_then(|l| {
+            l.set_nonblocking(true)?;
+            Published::from_std(l)
+        }) {
+            Ok(p) => svc.published = Some(p),
+            Err(source) => svc.error = Some(PublishError { port, source }),
+        }
     }
 }

@@ -4,7 +4,7 @@ use super::driver::{now, now_ms};
 use super::effects::WorkDone;
 use super::instance::{Event, ExitStatus, Phase};
 use super::logs::Stream;
-use super::reconcile::{Driver, Key};
+use super::state::{Driver, Key};
 use crate::containers::runtime;
 
 impl Driver {

@@ -10,6 +10,7 @@
 //! - `toolkit`: what the supervisor drives (runtime, bridge, image store, rules, probes), behind
 //!   small traits, and starting it;
 //! - `driver`: the task's loop, which waits for the next input and hands it on;
+//! - `state`: the services and instances the task owns;
 //! - `reconcile`: the decisions: which instances each service should have, rollouts, restarts;
 //! - `events`: what happened: launches finished, containers ended, health checks;
 //! - `effects`: carrying the decisions out: signals, launches, network rules, image collection;
@@ -26,6 +27,7 @@ pub mod launch;
 mod launcher;
 pub mod logs;
 mod reconcile;
+mod state;
 mod toolkit;
 mod views;
 

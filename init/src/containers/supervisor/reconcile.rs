@@ -1,89 +1,16 @@
 //! The decisions: which instances each service should have, and what to do about the others.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use baton_oci::PreparedImage;
 use baton_spec::service::ServiceSpec;
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 
 use super::driver::now;
-use super::effects::WorkDone;
 use super::instance::{Action, Event, Instance, Phase, Policy};
 use super::logs::ServiceLog;
-use super::toolkit::Toolkit;
-use super::{lock, Command, Paths, Snapshot};
-use crate::svcnet::publish::Published;
-
-/// The service's port could not be published.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot publish port {port}: {source}")]
-pub struct PublishError {
-    /// The board port.
-    port: u16,
-    /// The cause.
-    source: std::io::Error,
-}
-
-/// Identifies one incarnation of one instance; stale results carry an old `uid`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) struct Key {
-    pub(super) service: String,
-    pub(super) slot: u32,
-    pub(super) uid: u64,
-}
-
-pub(super) struct Slot {
-    pub(super) uid: u64,
-    pub(super) generation: u64,
-    pub(super) machine: Instance,
-    pub(super) address: Option<Ipv4Addr>,
-    pub(super) netns: Option<PathBuf>,
-    pub(super) started_ms: Option<u64>,
-    pub(super) launched_at: Option<Instant>,
-    pub(super) start_ms: Option<u64>,
-    pub(super) health: Option<JoinHandle<()>>,
-    /// Replace with a fresh instance when this one is released (restart, rollout).
-    pub(super) replace: bool,
-    pub(super) timer: Option<Instant>,
-}
-
-pub(super) struct ServiceState {
-    pub(super) spec: Arc<ServiceSpec>,
-    pub(super) generation: u64,
-    pub(super) image: Option<(u64, Arc<PreparedImage>)>,
-    pub(super) log: Arc<ServiceLog>,
-    pub(super) slots: BTreeMap<u32, Slot>,
-    pub(super) published: Option<Published>,
-    pub(super) error: Option<PublishError>,
-    pub(super) removing: bool,
-    /// The instances placement gave this board; `None` means 1 to `scale.min`.
-    pub(super) assigned: Option<BTreeSet<u32>>,
-}
-
-pub(super) struct Driver {
-    pub(super) paths: Paths,
-    pub(super) kit: Toolkit,
-    pub(super) services: BTreeMap<String, ServiceState>,
-    pub(super) snapshot: Arc<Snapshot>,
-    pub(super) work: mpsc::UnboundedSender<WorkDone>,
-    pub(super) next_uid: u64,
-    pub(super) stopping: Vec<oneshot::Sender<()>>,
-    /// Images (by spec text) that a service stopped using; collected once no rollout is running.
-    pub(super) released: BTreeSet<String>,
-    /// Set by `StopAll`: services stop because the board does, so their images stay.
-    pub(super) shutting_down: bool,
-    /// Placement's slots per service, also for services not applied yet.
-    pub(super) assignments: BTreeMap<String, Option<BTreeSet<u32>>>,
-    /// Services or instances changed since the rules were last rebuilt.
-    pub(super) network_dirty: bool,
-    /// The other boards' instances and the mesh to them.
-    pub(super) remote: super::Remote,
-}
+use super::state::{Driver, ServiceState, Slot};
+use super::{lock, Command};
 
 /// The spec without what only the network rules use (`allow`, `egress`).
 pub(super) fn without_network_rules(spec: &ServiceSpec) -> ServiceSpec {
@@ -206,28 +133,6 @@ impl Driver {
         self.settle(&name);
     }
 
-    /// Opens the service's published port if it has one and it is not open yet.
-    pub(super) fn publish(&mut self, name: &str) {
-        let Some(svc) = self.services.get_mut(name) else {
-            return;
-        };
-        let Some(port) = svc.spec.publish else {
-            svc.published = None;
-            return;
-        };
-        if svc.published.is_some() {
-            return;
-        }
-        // Binding is quick; a std listener avoids waiting inside the driver.
-        match std::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).and_then(|l| {
-            l.set_nonblocking(true)?;
-            Published::from_std(l)
-        }) {
-            Ok(p) => svc.published = Some(p),
-            Err(source) => svc.error = Some(PublishError { port, source }),
-        }
-    }
-
     /// Brings the number and generation of instances in line with the spec, one change at a
     /// time for a rollout, and refreshes the view.
     pub(super) fn settle(&mut self, name: &str) {
@@ -321,23 +226,6 @@ impl Driver {
         self.act(name, slot, actions);
     }
 
-    pub(super) fn slot_mut(&mut self, name: &str, slot: u32) -> Option<&mut Slot> {
-        self.services.get_mut(name)?.slots.get_mut(&slot)
-    }
-
-    pub(super) fn key(&self, name: &str, slot: u32) -> Option<Key> {
-        let s = self.services.get(name)?.slots.get(&slot)?;
-        Some(Key {
-            service: name.to_string(),
-            slot,
-            uid: s.uid,
-        })
-    }
-
-    pub(super) fn current(&self, key: &Key) -> bool {
-        self.key(&key.service, key.slot).as_ref() == Some(key)
-    }
-
     /// Feeds one event to an instance's machine and carries out the actions.
     pub(super) fn feed(&mut self, name: &str, slot: u32, event: Event) {
         let Some(svc) = self.services.get_mut(name) else {
@@ -365,10 +253,6 @@ impl Driver {
                 Action::Release => self.release(name, slot),
             }
         }
-    }
-
-    pub(super) fn id(name: &str, slot: u32) -> String {
-        format!("{name}-{slot}")
     }
 
     /// Releases an instance for good (after its container is gone) and maybe replaces it.

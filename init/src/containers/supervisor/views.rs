@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use baton_spec::service::ServiceSpec;
 
 use super::instance::Phase;
-use super::reconcile::{Driver, Slot};
+use super::state::{Driver, Slot};
 use super::{lock, InstanceView, NetworkService, NetworkView, ServiceView};
 use crate::svcnet::network::{Member, Network};
 
