@@ -28,6 +28,8 @@ mod launcher;
 pub mod logs;
 mod reconcile;
 mod state;
+#[cfg(test)]
+mod tests;
 mod toolkit;
 mod views;
 
