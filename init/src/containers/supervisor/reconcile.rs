@@ -20,6 +20,7 @@ pub(super) fn without_network_rules(spec: &ServiceSpec) -> ServiceSpec {
     s
 }
 
+/// The rules an instance of `spec` follows.
 pub(super) fn policy(spec: &ServiceSpec) -> Policy {
     Policy {
         restart: spec.restart,
@@ -33,6 +34,7 @@ pub(super) fn policy(spec: &ServiceSpec) -> Policy {
 }
 
 impl Driver {
+    /// Carries out a command from the handle.
     pub(super) fn command(&mut self, command: Command) {
         match command {
             Command::Apply(spec) => self.apply(*spec),
@@ -85,6 +87,8 @@ impl Driver {
         }
     }
 
+    /// Takes a new or changed spec: a new service starts, a changed one rolls out (unless only
+    /// its network rules changed), a removed one that comes back is kept.
     pub(super) fn apply(&mut self, spec: ServiceSpec) {
         let name = spec.name.clone();
         if let Some(svc) = self.services.get_mut(&name) {
@@ -184,6 +188,7 @@ impl Driver {
         self.refresh(name);
     }
 
+    /// Forgets a removed service once its last instance is gone; its image may be collected.
     pub(super) fn forget_if_removed(&mut self, name: &str) {
         let gone = self
             .services
@@ -200,6 +205,7 @@ impl Driver {
         }
     }
 
+    /// A fresh incarnation of instance `slot`, started at once.
     pub(super) fn new_instance(&mut self, name: &str, slot: u32) {
         let uid = self.next_uid;
         self.next_uid += 1;
@@ -239,6 +245,7 @@ impl Driver {
         self.act(name, slot, actions);
     }
 
+    /// Carries out what an instance's machine asked for.
     pub(super) fn act(&mut self, name: &str, slot: u32, actions: Vec<Action>) {
         for action in actions {
             match action {
@@ -274,6 +281,7 @@ impl Driver {
         self.settle(name);
     }
 
+    /// When the earliest instance timer is due.
     pub(super) fn next_timer(&self) -> Option<Instant> {
         self.services
             .values()
@@ -282,6 +290,7 @@ impl Driver {
             .min()
     }
 
+    /// Tells the instances whose timers are due.
     pub(super) fn timers(&mut self) {
         let at = now();
         let due: Vec<(String, u32)> = self
@@ -303,6 +312,7 @@ impl Driver {
         }
     }
 
+    /// Answers `stop_all` callers once every service is gone.
     pub(super) fn finish_stop_all(&mut self) {
         if !self.stopping.is_empty() && self.services.is_empty() {
             for done in self.stopping.drain(..) {
