@@ -140,45 +140,22 @@ impl Driver {
     /// Brings the number and generation of instances in line with the spec, one change at a
     /// time for a rollout, and refreshes the view.
     pub(super) fn settle(&mut self, name: &str) {
-        let Some(svc) = self.services.get_mut(name) else {
+        let Some(svc) = self.services.get(name) else {
             return;
         };
-        let wanted: BTreeSet<u32> = match (&svc.assigned, svc.removing) {
-            (_, true) => BTreeSet::new(),
-            (Some(slots), false) => slots.clone(),
-            (None, false) => (1..=svc.spec.scale.min).collect(),
-        };
-        let generation = svc.generation;
-        // Start missing instances.
-        let to_start: Vec<u32> = wanted
-            .iter()
-            .copied()
-            .filter(|slot| !svc.slots.contains_key(slot))
-            .collect();
-        // Stop surplus ones.
-        let surplus: Vec<u32> = svc
-            .slots
-            .keys()
-            .copied()
-            .filter(|s| !wanted.contains(s))
-            .collect();
-        // Roll one outdated instance at a time, once nothing else is changing.
-        let busy = svc
-            .slots
-            .values()
-            .any(|s| matches!(s.machine.phase, Phase::Starting | Phase::Stopping));
-        let outdated = svc
+        let wanted = wanted(svc.assigned.as_ref(), svc.removing, svc.spec.scale.min);
+        let observed = svc
             .slots
             .iter()
-            .find(|(_, s)| s.generation != generation && s.machine.phase != Phase::Stopped)
-            .map(|(k, _)| *k);
-        for slot in to_start {
+            .map(|(slot, s)| (*slot, s.generation, s.machine.phase));
+        let plan = plan(&wanted, svc.generation, observed);
+        for slot in plan.start {
             self.new_instance(name, slot);
         }
-        for slot in surplus {
+        for slot in plan.stop {
             self.feed(name, slot, Event::Stop);
         }
-        if let (false, Some(slot)) = (busy, outdated) {
+        if let Some(slot) = plan.replace {
             if let Some(s) = self.slot_mut(name, slot) {
                 s.replace = true;
             }
@@ -319,5 +296,53 @@ impl Driver {
                 let _ = done.send(());
             }
         }
+    }
+}
+
+/// The instances a service should have: none while it is being removed, those placement
+/// assigned to this board, or else 1 to `scale_min`.
+pub(super) fn wanted(
+    assigned: Option<&BTreeSet<u32>>,
+    removing: bool,
+    scale_min: u32,
+) -> BTreeSet<u32> {
+    match (assigned, removing) {
+        (_, true) => BTreeSet::new(),
+        (Some(slots), false) => slots.clone(),
+        (None, false) => (1..=scale_min).collect(),
+    }
+}
+
+/// What to do about one service's instances.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Plan {
+    /// Wanted instances that do not exist: start them.
+    pub(super) start: Vec<u32>,
+    /// Instances that are not wanted: stop them.
+    pub(super) stop: Vec<u32>,
+    /// An instance of an older generation to stop and start again (a rollout's next step).
+    pub(super) replace: Option<u32>,
+}
+
+/// Compares the `wanted` instances of a service at `generation` with the `observed` ones
+/// (number, generation, phase): start the missing, stop the surplus, and roll one outdated
+/// instance at a time, once none is starting or stopping.
+pub(super) fn plan(
+    wanted: &BTreeSet<u32>,
+    generation: u64,
+    observed: impl Iterator<Item = (u32, u64, Phase)> + Clone,
+) -> Plan {
+    let exists: BTreeSet<u32> = observed.clone().map(|(slot, _, _)| slot).collect();
+    let busy = observed
+        .clone()
+        .any(|(_, _, phase)| matches!(phase, Phase::Starting | Phase::Stopping));
+    let outdated = observed
+        .clone()
+        .find(|(_, g, phase)| *g != generation && *phase != Phase::Stopped)
+        .map(|(slot, _, _)| slot);
+    Plan {
+        start: wanted.difference(&exists).copied().collect(),
+        stop: exists.difference(wanted).copied().collect(),
+        replace: outdated.filter(|_| !busy),
     }
 }
