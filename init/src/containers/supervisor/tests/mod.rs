@@ -3,6 +3,7 @@
 //! moves only when nothing is left to do but wait for a timer, so backoffs are exact.
 
 mod fakes;
+mod plan;
 mod scenarios;
 
 use std::sync::Arc;
