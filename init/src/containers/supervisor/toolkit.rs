@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -264,10 +265,7 @@ impl Links for Bridge {
                 path: path.clone(),
                 source,
             })?;
-            if let Err(e) = self
-                .attach(address, Netns::Fd(std::os::fd::AsFd::as_fd(&file)))
-                .await
-            {
+            if let Err(e) = self.attach(address, Netns::Fd(file.as_fd())).await {
                 let _ = crate::svcnet::netns::remove(&path);
                 return Err(LinkError::Attach(e));
             }
