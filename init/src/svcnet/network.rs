@@ -109,6 +109,21 @@ impl Network {
         )
     }
 
+    /// A network without the name server, for tests of what drives it.
+    #[cfg(test)]
+    pub(crate) fn offline(subnet: Ipv4Net, bridge: Ipv4Addr) -> Network {
+        Network {
+            subnet,
+            bridge,
+            vips: Arc::new(RwLock::new(BTreeMap::new())),
+            upstreams: Arc::new(RwLock::new(Vec::new())),
+            dns: None,
+            generation: 0,
+            last: None,
+            failure: None,
+        }
+    }
+
     /// What a container's `/etc/resolv.conf` says: the bridge's DNS server when it runs.
     pub fn resolv_conf(&self) -> Option<Vec<u8>> {
         self.dns.as_ref().map(|_| {
@@ -130,7 +145,7 @@ impl Network {
     }
 
     /// [`Network::update`] with `apply` putting the rule set in force.
-    fn update_with(
+    pub(crate) fn update_with(
         &mut self,
         members: &[Member<'_>],
         remote: &Remote,

@@ -2,11 +2,60 @@
 //! was removed, or its spec moved to another image and the rollout finished), then every blob and
 //! unpacked layer that no remaining ref reaches. Refs that no service ever named, such as images
 //! baked into the card by `baton image build --image`, stay until a service has used and released
-//! them.
+//! them. And how they come in: [`StoreImages`] imports archives and pulls registry images.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
 
-use baton_oci::{GcReport, Store};
+use baton_oci::{
+    GcReport, ImportError, PrepareError, PreparedImage, PullRequest, RegistryOptions, Source,
+    Store, StoreError,
+};
+use baton_spec::service::{ImageReference, ImageSource};
+
+use super::toolkit::Images;
+use super::Paths;
+
+/// Collecting unused images failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    /// The store's refs could not be listed.
+    #[error("listing the image store: {0}")]
+    List(#[source] StoreError),
+    /// The collection itself failed.
+    #[error("collecting unused images: {0}")]
+    Gc(#[source] StoreError),
+}
+
+/// Bringing an image into the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// The archive reference does not parse or name a file.
+    #[error("image {image}: {source}")]
+    Source {
+        /// The image as the spec names it.
+        image: String,
+        /// The cause.
+        #[source]
+        source: Box<ImportError>,
+    },
+    /// Importing the archive failed.
+    #[error(transparent)]
+    Import(Box<ImportError>),
+    /// Pulling from the registry failed.
+    #[error("pulling {reference}: {source}")]
+    Pull {
+        /// The registry reference.
+        reference: String,
+        /// The cause.
+        #[source]
+        source: Box<ImportError>,
+    },
+    /// Unpacking the image failed.
+    #[error(transparent)]
+    Prepare(#[from] PrepareError),
+}
 
 /// The refs to keep: every ref in the store except the released ones that no current spec uses.
 pub fn keep(
@@ -25,15 +74,11 @@ pub fn collect(
     store: &Store,
     released: &BTreeSet<String>,
     in_use: &BTreeSet<String>,
-) -> Result<GcReport, String> {
-    let stored = store
-        .refs()
-        .map_err(|e| format!("listing the image store: {e}"))?;
+) -> Result<GcReport, CollectError> {
+    let stored = store.refs().map_err(CollectError::List)?;
     let keep = keep(stored.into_iter().map(|(name, _)| name), released, in_use);
     let keep: Vec<&str> = keep.iter().map(String::as_str).collect();
-    store
-        .gc(&keep)
-        .map_err(|e| format!("collecting unused images: {e}"))
+    store.gc(&keep).map_err(CollectError::Gc)
 }
 
 /// One line for the console about what a collection freed, or `None` when it freed nothing.
@@ -53,6 +98,94 @@ pub fn summary(report: &GcReport) -> Option<String> {
         report.removed_layers.len(),
         report.freed_bytes as f64 / (1024.0 * 1024.0)
     ))
+}
+
+/// The board's image store, with what importing and pulling need.
+pub struct StoreImages {
+    store: Arc<Store>,
+    /// Archive references are relative to it.
+    config: PathBuf,
+    registries: Arc<BTreeMap<String, RegistryOptions>>,
+}
+
+impl StoreImages {
+    /// `store`, with the config partition and registries of `paths`.
+    pub fn new(store: Arc<Store>, paths: &Paths) -> StoreImages {
+        StoreImages {
+            store,
+            config: paths.config.clone(),
+            registries: Arc::clone(&paths.registries),
+        }
+    }
+}
+
+impl Images for StoreImages {
+    fn prepare(&self, source: &ImageSource) -> Result<PreparedImage, ImageError> {
+        let text = source.to_string();
+        match source {
+            ImageSource::Registry(reference) => {
+                pull(&self.store, reference, &text, &self.registries)?
+            }
+            _ => {
+                let archive =
+                    Source::parse(&text, &self.config).map_err(|source| ImageError::Source {
+                        image: text.clone(),
+                        source: Box::new(source),
+                    })?;
+                self.store
+                    .import(&archive, &text)
+                    .map_err(|e| ImageError::Import(Box::new(e)))?;
+            }
+        }
+        Ok(self.store.prepare(&text)?)
+    }
+
+    fn collect(
+        &self,
+        released: &BTreeSet<String>,
+        in_use: &BTreeSet<String>,
+    ) -> Result<Option<String>, CollectError> {
+        collect(&self.store, released, in_use).map(|report| summary(&report))
+    }
+}
+
+/// Pulls a registry image into the store under the reference text `name`, unless the store
+/// already holds it: an image pinned by digest that is stored under that digest, or a tag that
+/// was pulled (or baked into the image by `baton image build --image`) before. So a board starts
+/// its services without the network, and a tag is only fetched again when the service is
+/// removed and its image collected.
+fn pull(
+    store: &Store,
+    reference: &ImageReference,
+    name: &str,
+    registries: &BTreeMap<String, RegistryOptions>,
+) -> Result<(), ImageError> {
+    if let Ok(stored) = store.get_ref(name) {
+        match &reference.digest {
+            Some(digest) if stored.to_string() != *digest => {}
+            _ => return Ok(()),
+        }
+    }
+    let request = PullRequest {
+        registry: reference.api_host().to_owned(),
+        repository: reference.repository.clone(),
+        reference: reference
+            .digest
+            .clone()
+            .or_else(|| reference.tag.clone())
+            .unwrap_or_else(|| "latest".to_owned()),
+    };
+    let options = registries
+        .get(&reference.registry)
+        .cloned()
+        .unwrap_or_default();
+    store
+        .pull(&request, name, &options)
+        .map(|_| ())
+        .map_err(|source| ImageError::Pull {
+            reference: reference.to_string(),
+            source: Box::new(source),
+        })
 }
 
 #[cfg(test)]

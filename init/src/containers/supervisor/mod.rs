@@ -1,18 +1,37 @@
 //! The supervisor: keeps every service's instances running as their specs say.
 //!
-//! One task ([`driver`]) owns all state. It takes commands (apply a spec, remove a service,
-//! restart one, stop everything) from the [`Supervisor`] handle, exit events from the
-//! container runtime, results of the work it started (launching an instance, cleaning one up,
-//! a health check) and its own timers, feeds them to each instance's state machine
-//! ([`instance`]) and carries out the actions that come back. The handle reads a snapshot of
-//! the state ([`ServiceView`]) and the services' logs without waiting for the driver.
+//! One task owns all state. It takes commands (apply a spec, remove a service, restart one, stop
+//! everything) from the [`Supervisor`] handle, exit events from the container runtime, results
+//! of the work it started (launching an instance, cleaning one up, a health check) and its own
+//! timers, feeds them to each instance's state machine ([`instance`]) and carries out the actions
+//! that come back. The handle reads a snapshot of the state ([`ServiceView`]) and the services'
+//! logs without waiting for the task. By concern:
+//!
+//! - `toolkit`: what the supervisor drives (runtime, bridge, image store, rules, probes), behind
+//!   small traits, and starting it;
+//! - `driver`: the task's loop, which waits for the next input and hands it on;
+//! - `state`: the services and instances the task owns;
+//! - `reconcile`: the decisions: which instances each service should have, rollouts, restarts;
+//! - `events`: what happened: launches finished, containers ended, health checks;
+//! - `effects`: carrying the decisions out: signals, launches, network rules, image collection;
+//! - `launcher`: one instance's launch (image, network namespace, container);
+//! - `views`: what the API shows.
 
 mod driver;
+mod effects;
+mod events;
 pub mod health;
 mod images;
 pub mod instance;
 pub mod launch;
+mod launcher;
 pub mod logs;
+mod reconcile;
+mod state;
+#[cfg(test)]
+mod tests;
+mod toolkit;
+mod views;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -133,8 +152,10 @@ pub struct ServiceView {
     pub error: Option<String>,
 }
 
+/// What the handle reads without waiting for the driver: the views, the logs and the network,
+/// as the driver last wrote them.
 #[derive(Debug, Default)]
-struct Shared {
+struct Snapshot {
     views: Mutex<BTreeMap<String, ServiceView>>,
     logs: Mutex<BTreeMap<String, Arc<ServiceLog>>>,
     network: Mutex<NetworkView>,
@@ -183,7 +204,7 @@ enum Command {
 #[derive(Debug, Clone)]
 pub struct Supervisor {
     commands: mpsc::UnboundedSender<Command>,
-    shared: Arc<Shared>,
+    snapshot: Arc<Snapshot>,
 }
 
 impl std::fmt::Debug for Command {
@@ -205,11 +226,11 @@ impl Supervisor {
     /// supervisor still runs and every instance fails to start with that reason (visible in the
     /// API), so the board stays manageable.
     pub async fn start(paths: Paths) -> (Supervisor, Vec<String>) {
-        let shared = Arc::new(Shared::default());
+        let snapshot = Arc::new(Snapshot::default());
         let (commands, rx) = mpsc::unbounded_channel();
-        let (deps, notes) = driver::Deps::start(&paths).await;
-        tokio::spawn(driver::run(paths, deps, rx, Arc::clone(&shared)));
-        (Supervisor { commands, shared }, notes)
+        let (kit, notes) = toolkit::Toolkit::start(&paths).await;
+        tokio::spawn(driver::run(paths, kit, rx, Arc::clone(&snapshot)));
+        (Supervisor { commands, snapshot }, notes)
     }
 
     /// Runs `spec`: starts a new service, or replaces a changed one's instances one by one.
@@ -236,7 +257,7 @@ impl Supervisor {
 
     /// Restarts every instance of `name`; `false` if there is no such service.
     pub fn restart(&self, name: &str) -> bool {
-        if !lock(&self.shared.views).contains_key(name) {
+        if !lock(&self.snapshot.views).contains_key(name) {
             return false;
         }
         self.commands
@@ -255,21 +276,21 @@ impl Supervisor {
 
     /// Names, virtual IPs and the rule set's generation.
     pub fn network(&self) -> NetworkView {
-        lock(&self.shared.network).clone()
+        lock(&self.snapshot.network).clone()
     }
 
     /// Every service, by name.
     pub fn services(&self) -> Vec<ServiceView> {
-        lock(&self.shared.views).values().cloned().collect()
+        lock(&self.snapshot.views).values().cloned().collect()
     }
 
     /// One service.
     pub fn service(&self, name: &str) -> Option<ServiceView> {
-        lock(&self.shared.views).get(name).cloned()
+        lock(&self.snapshot.views).get(name).cloned()
     }
 
     /// The log of service `name`.
     pub fn log(&self, name: &str) -> Option<Arc<ServiceLog>> {
-        lock(&self.shared.logs).get(name).cloned()
+        lock(&self.snapshot.logs).get(name).cloned()
     }
 }

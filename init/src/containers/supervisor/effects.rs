@@ -1,0 +1,236 @@
+//! Carrying out the decisions: signals, launches, health checks, network rules, image collection.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+
+use super::driver::now;
+use super::instance::{ExitStatus, Phase};
+use super::launcher::{Launch, LaunchError, Launched};
+use super::lock;
+use super::state::{Driver, Key, PublishError};
+use super::views::{network_view, ready};
+use crate::svcnet::network::{self, Network};
+use crate::svcnet::publish::Published;
+
+/// The result of work the driver started in the background, for the instance incarnation `Key`.
+pub(super) enum WorkDone {
+    /// A launch finished.
+    Launched(Key, Result<Launched, LaunchError>),
+    /// An ended container was removed.
+    Cleaned(Key, ExitStatus),
+    /// A health check finished.
+    Health(Key, bool),
+}
+
+impl Driver {
+    /// Sends `signal` to the instance's container in the background.
+    pub(super) fn signal(&mut self, name: &str, slot: u32, signal: i32) {
+        let Ok(runtime) = self.kit.runtime.as_ref() else {
+            return;
+        };
+        let runtime = runtime.clone();
+        let id = Self::id(name, slot);
+        tokio::spawn(async move {
+            if let Err(e) = runtime.signal(&id, signal).await {
+                eprintln!("baton: supervisor: signal {signal} to {id}: {e}");
+            }
+        });
+    }
+
+    /// Starts an instance's container in the background: image, network, container.
+    pub(super) fn launch(&mut self, name: &str, slot: u32) {
+        let Some(key) = self.key(name, slot) else {
+            return;
+        };
+        let id = Self::id(name, slot);
+        let Some(svc) = self.services.get_mut(name) else {
+            return;
+        };
+        let spec = Arc::clone(&svc.spec);
+        let log = Arc::clone(&svc.log);
+        let image = svc
+            .image
+            .as_ref()
+            .filter(|(g, _)| *g == svc.generation)
+            .map(|(_, i)| Arc::clone(i));
+        let address = match (&self.kit.bridge, self.kit.pool.as_mut()) {
+            (Ok(_), Some(pool)) => match pool.allocate() {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    let _ = self.work.send(WorkDone::Launched(key, Err(e.into())));
+                    return;
+                }
+            },
+            _ => None,
+        };
+        if let (Some(address), Some(network)) = (address, self.kit.network.as_ref()) {
+            if let Some(why) = network.failure() {
+                if let Some(pool) = self.kit.pool.as_mut() {
+                    pool.release(address);
+                }
+                let _ = self
+                    .work
+                    .send(WorkDone::Launched(key, Err(LaunchError::Isolation(why))));
+                return;
+            }
+        }
+        if let Some(s) = self.slot_mut(name, slot) {
+            s.address = address;
+            s.launched_at = Some(now());
+        }
+        let launch = Launch {
+            id,
+            spec,
+            image,
+            address,
+            log,
+            paths: self.paths.clone(),
+            runtime: self.kit.runtime.clone(),
+            bridge: self.kit.bridge.clone(),
+            store: self.kit.store.clone(),
+            resolv_conf: self.kit.network.as_ref().and_then(Network::resolv_conf),
+        };
+        let results = self.work.clone();
+        tokio::spawn(async move {
+            let result = launch.run().await;
+            let _ = results.send(WorkDone::Launched(key, result));
+        });
+        self.refresh(name);
+    }
+
+    /// Checks the instance's health every interval the spec gives, if it gives one.
+    pub(super) fn health_task(&self, key: &Key) -> Option<JoinHandle<()>> {
+        let svc = self.services.get(&key.service)?;
+        let check = svc.spec.health.clone()?;
+        let address = svc.slots.get(&key.slot)?.address?;
+        let port = svc.spec.port;
+        let results = self.work.clone();
+        let probes = Arc::clone(&self.kit.probes);
+        let key = key.clone();
+        Some(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(check.interval).await;
+                let ok = probes
+                    .check(address.into(), port, &check.probe, check.timeout)
+                    .await;
+                if results.send(WorkDone::Health(key.clone(), ok)).is_err() {
+                    return;
+                }
+            }
+        }))
+    }
+
+    /// Gives the instance's address back and takes it off the bridge.
+    pub(super) fn free_network(&mut self, name: &str, slot: u32) {
+        let Some(s) = self.slot_mut(name, slot) else {
+            return;
+        };
+        let address = s.address.take();
+        let ns = s.netns.take();
+        if let (Some(a), Some(pool)) = (address, self.kit.pool.as_mut()) {
+            pool.release(a);
+        }
+        let Ok(bridge) = self.kit.bridge.clone() else {
+            return;
+        };
+        tokio::spawn(async move { bridge.disconnect(address, ns).await });
+    }
+
+    /// Rebuilds names and rules when services or instances changed.
+    pub(super) fn update_network(&mut self) {
+        if !self.network_dirty || self.shutting_down {
+            return;
+        }
+        let Some(network) = self.kit.network.as_mut() else {
+            return;
+        };
+        self.network_dirty = false;
+        let members: Vec<network::Member<'_>> = self
+            .services
+            .values()
+            .filter(|svc| !svc.removing)
+            .map(|svc| network::Member {
+                spec: &svc.spec,
+                instances: svc
+                    .slots
+                    .values()
+                    .filter(|s| s.machine.phase == Phase::Running)
+                    .filter_map(|s| s.address.map(|a| (a, ready(&svc.spec, s))))
+                    .chain(
+                        self.remote
+                            .instances
+                            .iter()
+                            .filter(|(name, _, _)| *name == svc.spec.name)
+                            .map(|(_, a, r)| (*a, *r)),
+                    )
+                    .collect(),
+            })
+            .collect();
+        let rules = Arc::clone(&self.kit.rules);
+        let error = network.update_with(&members, &self.remote, |p| {
+            rules.apply(p).map_err(|e| e.to_string())
+        });
+        if let Some(e) = &error {
+            eprintln!("baton: services: isolation rules not applied: {e}");
+        }
+        let view = network_view(network, &members, error);
+        *lock(&self.snapshot.network) = view;
+    }
+
+    /// Collects the released images once no instance is starting, stopping or outdated (so no
+    /// container still runs from them) and the board is not shutting down.
+    pub(super) fn collect_images(&mut self) {
+        if self.released.is_empty() || self.shutting_down {
+            return;
+        }
+        let settled = self.services.values().all(|svc| {
+            svc.slots.values().all(|s| {
+                s.generation == svc.generation
+                    && !matches!(s.machine.phase, Phase::Starting | Phase::Stopping)
+            })
+        });
+        let Ok(store) = self.kit.store.clone() else {
+            self.released.clear();
+            return;
+        };
+        if !settled {
+            return;
+        }
+        let released = std::mem::take(&mut self.released);
+        let in_use: BTreeSet<String> = self
+            .services
+            .values()
+            .map(|svc| svc.spec.image.to_string())
+            .collect();
+        tokio::task::spawn_blocking(move || match store.collect(&released, &in_use) {
+            Ok(Some(line)) => println!("baton: {line}"),
+            Ok(None) => {}
+            Err(e) => eprintln!("baton: {e}"),
+        });
+    }
+
+    /// Opens the service's published port if it has one and it is not open yet.
+    pub(super) fn publish(&mut self, name: &str) {
+        let Some(svc) = self.services.get_mut(name) else {
+            return;
+        };
+        let Some(port) = svc.spec.publish else {
+            svc.published = None;
+            return;
+        };
+        if svc.published.is_some() {
+            return;
+        }
+        // Binding is quick; a std listener avoids waiting inside the driver.
+        match std::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).and_then(|l| {
+            l.set_nonblocking(true)?;
+            Published::from_std(l)
+        }) {
+            Ok(p) => svc.published = Some(p),
+            Err(source) => svc.error = Some(PublishError { port, source }),
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Launching one instance, in a task of its own: its image, its network, its container.
+
+use std::net::Ipv4Addr;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use baton_oci::PreparedImage;
+use baton_spec::service::ServiceSpec;
+use tokio::io::AsyncBufReadExt;
+
+use super::images::ImageError;
+use super::launch::{self, Placement};
+use super::logs::{ServiceLog, Stream};
+use super::toolkit::{Containers, Images, LinkError, Links, Unavailable};
+use super::Paths;
+use crate::containers::runtime::{self, ContainerRequest};
+use crate::svcnet::bridge::pool;
+
+/// Why an instance did not start; the API shows it as the instance's `last_error`.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// A part of the toolkit is missing.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+    /// The bridge is up but gave no address.
+    #[error("no address for the instance")]
+    NoAddress,
+    /// The bridge has no free address.
+    #[error(transparent)]
+    Pool(#[from] pool::Error),
+    /// The isolation rules are not in force, so the instance would run unconfined.
+    #[error("not started: this board cannot enforce the services' network isolation ({0})")]
+    Isolation(String),
+    /// Bringing the image into the store failed.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// Preparing the image did not finish.
+    #[error("{service}: preparing the image: {source}")]
+    ImageTask {
+        /// The service.
+        service: String,
+        /// The cause.
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    /// The instance could not be connected to the bridge.
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// The spec and image do not make a container.
+    #[error(transparent)]
+    Config(#[from] launch::Error),
+    /// A volume's directory could not be created.
+    #[error("creating volume {}: {source}", path.display())]
+    Volume {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The output pipe could not be created.
+    #[error("creating a pipe: {0}")]
+    Pipe(#[source] nix::Error),
+    /// The output pipe could not be watched.
+    #[error("watching a pipe: {0}")]
+    WatchPipe(#[source] std::io::Error),
+    /// The runtime did not start the container.
+    #[error(transparent)]
+    Run(#[from] runtime::Error),
+}
+
+/// What a launch leaves behind for the instance.
+pub(super) struct Launched {
+    /// The image it runs (kept for the service's next launches of the same generation).
+    pub(super) image: Arc<PreparedImage>,
+    /// Its network namespace.
+    pub(super) netns: Option<PathBuf>,
+}
+
+/// Everything one launch needs, moved into its task.
+pub(super) struct Launch {
+    /// The container id (`web-1`).
+    pub(super) id: String,
+    /// The spec it runs.
+    pub(super) spec: Arc<ServiceSpec>,
+    /// The image, if an earlier launch of the same generation prepared it.
+    pub(super) image: Option<Arc<PreparedImage>>,
+    /// Its address on the bridge.
+    pub(super) address: Option<Ipv4Addr>,
+    /// Where its output goes.
+    pub(super) log: Arc<ServiceLog>,
+    /// Where things are.
+    pub(super) paths: Paths,
+    /// The container runtime.
+    pub(super) runtime: Result<Arc<dyn Containers>, Unavailable>,
+    /// The board bridge.
+    pub(super) bridge: Result<Arc<dyn Links>, Unavailable>,
+    /// The image store.
+    pub(super) store: Result<Arc<dyn Images>, Unavailable>,
+    /// The container's `/etc/resolv.conf`; the board's own when `None`.
+    pub(super) resolv_conf: Option<Vec<u8>>,
+}
+
+impl Launch {
+    /// Prepares the image, connects the instance and starts its container.
+    pub(super) async fn run(self) -> Result<Launched, LaunchError> {
+        let runtime = self.runtime.clone()?;
+        let image = match self.image.clone() {
+            Some(i) => i,
+            None => self.prepare().await?,
+        };
+        let (netns, address, bridge) = match (&self.bridge, self.address) {
+            (Ok(bridge), Some(address)) => {
+                let path = bridge
+                    .connect(&self.paths.netns(), &self.id, address)
+                    .await?;
+                (Some(path), Some(address), bridge)
+            }
+            (Err(why), _) => return Err(why.clone().into()),
+            (Ok(_), None) => return Err(LaunchError::NoAddress),
+        };
+        let placement = Placement {
+            id: &self.id,
+            lower_dirs: &image.lower_dirs,
+            writable_dir: self.paths.writable(&self.id),
+            netns: netns.clone(),
+            address,
+            volumes_dir: self.paths.volumes(&self.spec.name),
+            resolv_conf: self
+                .resolv_conf
+                .clone()
+                .unwrap_or_else(|| std::fs::read("/etc/resolv.conf").unwrap_or_default()),
+        };
+        let result = async {
+            let config = launch::container_config(&self.spec, &image.config, &placement)?;
+            for v in &config.volumes {
+                std::fs::create_dir_all(&v.host).map_err(|source| LaunchError::Volume {
+                    path: v.host.clone(),
+                    source,
+                })?;
+            }
+            let stdout = self.pipe(Stream::Stdout)?;
+            let stderr = self.pipe(Stream::Stderr)?;
+            runtime
+                .run(ContainerRequest {
+                    config,
+                    stdout,
+                    stderr,
+                })
+                .await?;
+            Ok::<_, LaunchError>(())
+        }
+        .await;
+        match result {
+            Ok(()) => Ok(Launched { image, netns }),
+            Err(e) => {
+                if netns.is_some() {
+                    bridge.disconnect(None, netns).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Brings the spec's image into the store (importing or pulling it) and unpacks it.
+    async fn prepare(&self) -> Result<Arc<PreparedImage>, LaunchError> {
+        let store = self.store.clone()?;
+        let source = self.spec.image.clone();
+        let service = self.spec.name.clone();
+        let started = Instant::now();
+        tokio::task::spawn_blocking(move || {
+            let text = source.to_string();
+            println!("baton: {service}: preparing image {text}");
+            let prepared = store.prepare(&source)?;
+            println!(
+                "baton: {service}: image {text} ready in {} ms",
+                started.elapsed().as_millis()
+            );
+            Ok(Arc::new(prepared))
+        })
+        .await
+        .map_err(|source| LaunchError::ImageTask {
+            service: self.spec.name.clone(),
+            source,
+        })?
+    }
+
+    /// A pipe whose read end feeds the service log; returns the write end for the container.
+    fn pipe(&self, stream: Stream) -> Result<OwnedFd, LaunchError> {
+        let (read, write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(LaunchError::Pipe)?;
+        let receiver = tokio::net::unix::pipe::Receiver::from_owned_fd(read)
+            .map_err(LaunchError::WatchPipe)?;
+        let log = Arc::clone(&self.log);
+        let id = self.id.clone();
+        tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(receiver).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                log.push(&id, stream, &line);
+            }
+        });
+        Ok(write)
+    }
+}
