@@ -34,8 +34,6 @@ use tokio::sync::Notify;
 
 use crate::containers::supervisor::Supervisor;
 
-pub use view::{ClusterView, MemberView, MeshPeerView, MeshView, RemoteInstance};
-
 /// UDP port of the membership gossip.
 pub const GOSSIP_PORT: u16 = 7946;
 

@@ -4,79 +4,16 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use baton_api::{
+    Capacity, ClusterView, InstancePhase, MemberStatus, MemberView, MeshPeerView, MeshView,
+    RemoteInstance, SpecVersion,
+};
 use baton_cluster::desired::Conflict;
 use baton_cluster::gossip::MemberState;
 use baton_cluster::placement::{ServiceAssignment, Unplaced};
-use serde::Serialize;
 
 use super::round::parse_capacity;
 use super::{keys, lock, Node};
-
-/// One board as `GET /v1/cluster` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct MemberView {
-    /// Host name.
-    pub name: String,
-    /// `self`, `alive` or `dead`.
-    pub state: &'static str,
-    /// Addresses it is reached at.
-    pub addresses: Vec<String>,
-    /// Its API, `http://ip:port`, once known.
-    pub api: Option<String>,
-    /// Labels.
-    pub labels: BTreeMap<String, String>,
-    /// What it offers to services.
-    pub capacity: Option<Capacity>,
-    /// Milliseconds since it was last heard from; `None` for the board itself.
-    pub last_heard_ms: Option<u64>,
-    /// Its generation (grows with every boot).
-    pub generation: u64,
-}
-
-/// CPU and memory offered to services.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Capacity {
-    /// Thousandths of a core.
-    pub cpu_millis: u64,
-    /// Bytes.
-    pub memory_bytes: u64,
-}
-
-/// One instance somewhere in the cluster.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RemoteInstance {
-    /// `web-2`.
-    pub id: String,
-    /// The board running it.
-    pub board: String,
-    /// Its phase as that board reports it.
-    pub state: String,
-    /// Its container address (on that board's subnet).
-    pub address: Option<String>,
-    /// Whether it takes new connections.
-    pub ready: bool,
-}
-
-/// `GET /v1/cluster`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ClusterView {
-    /// Cluster name.
-    pub cluster: String,
-    /// This board.
-    pub board: String,
-    /// This board's generation.
-    pub generation: u64,
-    /// Every board, this one first, then by name.
-    pub members: Vec<MemberView>,
-    /// Local spec changes that lost to newer versions from other boards.
-    pub conflicts: Vec<Conflict>,
-    /// Specs in force cluster-wide that do not validate on this board, by file.
-    pub spec_errors: BTreeMap<String, String>,
-    /// Instances that placement could not put anywhere, with the reason, by service.
-    pub unplaced: BTreeMap<String, Vec<String>>,
-    /// Digest of the cluster's specs as this board holds them.
-    pub specs_digest: String,
-}
 
 impl Node {
     /// The cluster as this board sees it.
@@ -85,7 +22,7 @@ impl Node {
         let (cpu, memory) = self.capacity;
         let mut members = vec![MemberView {
             name: self.settings.board.clone(),
-            state: "self",
+            state: MemberStatus::Myself,
             addresses: vec![self.address.to_string()],
             api: Some(format!(
                 "http://{}:{}",
@@ -103,8 +40,8 @@ impl Node {
             members.push(MemberView {
                 name: peer.name.clone(),
                 state: match peer.state {
-                    MemberState::Alive => "alive",
-                    MemberState::Dead => "dead",
+                    MemberState::Alive => MemberStatus::Alive,
+                    MemberState::Dead => MemberStatus::Dead,
                 },
                 addresses: vec![peer.addr.ip().to_string()],
                 api: peer.values.get(keys::API).map(|a| format!("http://{a}")),
@@ -140,7 +77,7 @@ impl Node {
             board: self.settings.board.clone(),
             generation: self.settings.generation,
             members,
-            conflicts: inner.conflicts.values().cloned().collect(),
+            conflicts: inner.conflicts.values().map(conflict).collect(),
             spec_errors: inner.spec_errors.clone(),
             unplaced,
             specs_digest: super::specs_digest(&inner.desired),
@@ -158,12 +95,15 @@ impl Node {
                 continue;
             };
             for item in super::fabric::parse_run(value) {
+                let Ok(state) = serde_json::from_value::<InstancePhase>(item.phase.into()) else {
+                    continue;
+                };
                 out.entry(item.service.clone())
                     .or_default()
                     .push(RemoteInstance {
                         id: format!("{}-{}", item.service, item.slot),
                         board: peer.name.clone(),
-                        state: item.phase,
+                        state,
                         address: item.address.map(|a| a.to_string()),
                         ready: item.ready,
                     });
@@ -181,44 +121,26 @@ impl Node {
     }
 }
 
+/// A conflict as the API shows it.
+fn conflict(c: &Conflict) -> baton_api::Conflict {
+    let version = |v: &baton_cluster::desired::Version| SpecVersion {
+        time: v.time,
+        board: v.board.clone(),
+    };
+    baton_api::Conflict {
+        name: c.name.clone(),
+        board: c.board.clone(),
+        local: version(&c.local),
+        winner: version(&c.winner),
+    }
+}
+
 /// `instance N: why` for every instance of a service that placement could not put anywhere.
 fn reasons(s: &ServiceAssignment) -> Vec<String> {
     s.unplaced
         .iter()
         .map(|(index, why): (&u32, &Unplaced)| format!("instance {}: {why}", index + 1))
         .collect()
-}
-
-/// A board at the other end of the mesh, as `GET /v1/network` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct MeshPeerView {
-    /// The board's name.
-    pub board: String,
-    /// Its container subnet.
-    pub subnet: String,
-    /// Where its WireGuard endpoint is.
-    pub endpoint: String,
-    /// Its public key.
-    pub key: String,
-    /// Age of the last handshake in ms (`None`: never).
-    pub handshake_age_ms: Option<u64>,
-    /// Bytes received from it over the mesh.
-    pub rx_bytes: u64,
-    /// Bytes sent to it.
-    pub tx_bytes: u64,
-}
-
-/// This board's side of the mesh.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct MeshView {
-    /// This board's container subnet.
-    pub subnet: String,
-    /// Whether the mesh link is up (without it, no instance on another board is reachable).
-    pub up: bool,
-    /// The peers, with what the kernel says of them.
-    pub peers: Vec<MeshPeerView>,
-    /// The last problem with the mesh or the subnet.
-    pub error: Option<String>,
 }
 
 impl Node {
