@@ -39,8 +39,12 @@ pub enum MemberStatus {
     /// Answering probes (`alive`).
     Alive,
     /// Declared dead by the failure detector, or left (`dead`).
-    #[default]
     Dead,
+    /// A word this build does not know, from a board of another version, or none at all
+    /// (boards never send it).
+    #[default]
+    #[serde(other)]
+    Unknown,
 }
 
 impl MemberStatus {
@@ -50,6 +54,7 @@ impl MemberStatus {
             MemberStatus::Myself => "self",
             MemberStatus::Alive => "alive",
             MemberStatus::Dead => "dead",
+            MemberStatus::Unknown => "unknown",
         }
     }
 }
@@ -200,6 +205,11 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(old.members[0].state, MemberStatus::Myself);
+        let newer: MemberView =
+            serde_json::from_value(json!({"name": "pi-b", "state": "napping"})).unwrap();
+        assert_eq!(newer.state, MemberStatus::Unknown);
+        let silent: MemberView = serde_json::from_value(json!({"name": "pi-c"})).unwrap();
+        assert_eq!(silent.state, MemberStatus::Unknown);
         assert_eq!(old.members[0].capacity, None);
         assert!(old.conflicts.is_empty());
     }

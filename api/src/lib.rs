@@ -20,7 +20,9 @@
 //! | GET    | `/v1/cluster`                    | [`ClusterView`] |
 //! | GET    | `/v1/network`                    | [`NetworkReport`] |
 //!
-//! Every refusal is an [`ApiError`]. The crate depends on `serde` only, so any client can use it.
+//! Every refusal is an [`ApiError`]. Clients read leniently, as boards of several versions may
+//! answer: unknown fields are ignored, and the fields that boards added over time read as their
+//! defaults when missing. The crate depends on `serde` only, so any client can use it.
 
 pub mod cluster;
 pub mod error;

@@ -84,7 +84,8 @@ impl ServiceState {
     }
 }
 
-/// One instance on this board, as its supervisor sees it.
+/// One instance on this board, as its supervisor sees it. Read back, only `id`, `state` and
+/// `restarts` are required (they tell it from a [`RemoteInstance`]); the rest default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceView {
     /// Container id: the service's name and the instance's 1-based slot (`web-1`).
@@ -105,10 +106,12 @@ pub struct InstanceView {
     /// Why the last start failed.
     pub last_error: Option<String>,
     /// OOM kills so far.
+    #[serde(default)]
     pub oom_kills: u32,
     /// Health: `null` until known or without a health check.
     pub healthy: Option<bool>,
     /// Whether it takes new connections (running, and healthy if the spec checks health).
+    #[serde(default)]
     pub ready: bool,
 }
 
@@ -133,7 +136,8 @@ pub struct ServiceView {
     pub error: Option<String>,
 }
 
-/// One service as `GET /v1/services` and `GET /v1/services/{name}` show it.
+/// One service as `GET /v1/services` and `GET /v1/services/{name}` show it. Counts, image and
+/// instances a board of another version does not send read as empty.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Service {
     /// Name.
@@ -141,15 +145,19 @@ pub struct Service {
     /// Summary of this board's instances.
     pub state: ServiceState,
     /// The spec's image.
+    #[serde(default)]
     pub image: String,
     /// Instances wanted: on this board, or in a cluster once placement has seen the service, in
     /// the whole cluster.
+    #[serde(default)]
     pub desired: u32,
     /// Instances ready on this board; in a cluster, plus the other boards' running instances.
+    #[serde(default)]
     pub running: u32,
     /// The published board port, if any.
     pub publish: Option<u16>,
     /// This board's instances, then in a cluster the other boards'.
+    #[serde(default)]
     pub instances: Vec<ServiceInstance>,
     /// A problem with the service as a whole.
     pub error: Option<String>,
@@ -270,11 +278,13 @@ pub struct RemoteInstance {
     /// Its container address (on that board's subnet).
     pub address: Option<String>,
     /// Whether it takes new connections.
+    #[serde(default)]
     pub ready: bool,
 }
 
 /// The body of `GET /v1/services`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ServiceList {
     /// Every service, by name.
     pub services: Vec<Service>,

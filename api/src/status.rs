@@ -11,8 +11,10 @@ pub struct Health {
     pub ok: bool,
 }
 
-/// The body of `GET /v1/status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The body of `GET /v1/status`. A field a board of another version does not send reads as
+/// its default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct StatusReport {
     /// Host name in use.
     pub hostname: String,
@@ -39,7 +41,7 @@ pub struct StatusReport {
 }
 
 /// Memory figures in bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Memory {
     /// Resident set size of the init.
     pub init_rss_bytes: u64,

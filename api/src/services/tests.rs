@@ -174,3 +174,23 @@ fn the_list_and_the_change_answers_keep_their_json_shape() {
         json!({"restarting": "web"})
     );
 }
+
+#[test]
+fn an_older_board_s_services_read_with_defaults() {
+    let list: ServiceList = serde_json::from_value(json!({"services": [
+        {"name": "hello", "state": "running", "instances": [
+            {"id": "hello-1", "state": "running", "address": "10.88.0.2", "restarts": 0, "board": "pi-b"},
+            {"id": "hello-2", "state": "backoff", "board": "pi-c"},
+        ]},
+    ]}))
+    .unwrap();
+    let hello = &list.services[0];
+    assert_eq!(hello.desired, 0);
+    assert!(list.errors.is_empty());
+    assert_eq!(hello.instances[0].local().map(|l| l.restarts), Some(0));
+    assert_eq!(hello.instances[0].board(), Some("pi-b"));
+    // Without `restarts` it is another board's instance.
+    assert!(hello.instances[1].local().is_none());
+    assert_eq!(hello.instances[1].state(), InstancePhase::Backoff);
+    assert!(!hello.instances[1].ready());
+}
