@@ -5,21 +5,18 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use baton_api::{
-    Capacity, ClusterView, InstancePhase, MemberStatus, MemberView, MeshPeerView, MeshView,
-    RemoteInstance, SpecVersion,
+    ClusterView, MemberStatus, MemberView, MeshPeerView, MeshView, RemoteInstance, SpecVersion,
 };
 use baton_cluster::desired::Conflict;
 use baton_cluster::gossip::MemberState;
 use baton_cluster::placement::{ServiceAssignment, Unplaced};
 
-use super::round::parse_capacity;
-use super::{keys, lock, Node};
+use super::{lock, Node};
 
 impl Node {
     /// The cluster as this board sees it.
     pub fn view(&self) -> ClusterView {
         let now = Instant::now();
-        let (cpu, memory) = self.capacity;
         let mut members = vec![MemberView {
             name: self.settings.board.clone(),
             state: MemberStatus::Myself,
@@ -29,10 +26,7 @@ impl Node {
                 self.address, self.settings.api_port
             )),
             labels: self.settings.labels.clone(),
-            capacity: Some(Capacity {
-                cpu_millis: cpu,
-                memory_bytes: memory,
-            }),
+            capacity: Some(self.capacity),
             last_heard_ms: None,
             generation: self.settings.generation,
         }];
@@ -44,20 +38,9 @@ impl Node {
                     MemberState::Dead => MemberStatus::Dead,
                 },
                 addresses: vec![peer.addr.ip().to_string()],
-                api: peer.values.get(keys::API).map(|a| format!("http://{a}")),
-                labels: peer
-                    .values
-                    .get(keys::LABELS)
-                    .and_then(|v| serde_json::from_str(v).ok())
-                    .unwrap_or_default(),
-                capacity: peer
-                    .values
-                    .get(keys::CAPACITY)
-                    .and_then(|v| parse_capacity(v))
-                    .map(|r| Capacity {
-                        cpu_millis: r.cpu_millis,
-                        memory_bytes: r.memory_bytes,
-                    }),
+                api: peer.values.api.map(|a| format!("http://{a}")),
+                labels: peer.values.labels.clone(),
+                capacity: peer.values.capacity,
                 last_heard_ms: peer
                     .last_heard
                     .map(|t| now.duration_since(t).as_millis() as u64),
@@ -91,22 +74,16 @@ impl Node {
             if peer.state != MemberState::Alive {
                 continue;
             }
-            let Some(value) = peer.values.get(keys::INSTANCES) else {
-                continue;
-            };
-            for item in super::fabric::parse_run(value) {
-                let Ok(state) = serde_json::from_value::<InstancePhase>(item.phase.into()) else {
-                    continue;
-                };
-                out.entry(item.service.clone())
+            for (service, instances) in &peer.values.instances {
+                out.entry(service.clone())
                     .or_default()
-                    .push(RemoteInstance {
-                        id: format!("{}-{}", item.service, item.slot),
+                    .extend(instances.iter().map(|i| RemoteInstance {
+                        id: format!("{service}-{}", i.slot),
                         board: peer.name.clone(),
-                        state,
-                        address: item.address.map(|a| a.to_string()),
-                        ready: item.ready,
-                    });
+                        state: i.phase,
+                        address: i.address.map(|a| a.to_string()),
+                        ready: i.ready,
+                    }));
             }
         }
         out
