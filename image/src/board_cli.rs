@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use baton_api::{ApiError, ClusterView, ConfigError, ServiceList, StatusReport};
+use baton_api::{ApiError, Applied, ClusterView, ConfigError, Removed, ServiceList, StatusReport};
 
 use crate::client::Client;
 
@@ -202,9 +202,11 @@ pub fn apply(client: &Client, file: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("{}: no file name", file.display()))?;
     let body =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let (code, text) = client.send("PUT", &format!("/v1/services/{name}"), Some(&body))?;
+    let path = format!("/v1/services/{name}");
+    let (code, text) = client.send("PUT", &path, Some(&body))?;
     if code == 202 {
-        println!("applied {name}");
+        let applied: Applied = client.read(&path, code, &text)?;
+        println!("applied {}", applied.applied);
         return Ok(());
     }
     let mut message = format!("the board refused {} (HTTP {code})", file.display());
@@ -228,11 +230,12 @@ pub fn apply(client: &Client, file: &Path) -> anyhow::Result<()> {
 
 /// `baton rm NAME`.
 pub fn rm(client: &Client, name: &str) -> anyhow::Result<()> {
-    let (code, text) = client.send("DELETE", &format!("/v1/services/{name}"), None)?;
-    if code != 202 {
-        bail!("removing {name}: HTTP {code} {text}");
-    }
-    println!("removed {name}");
+    let path = format!("/v1/services/{name}");
+    let (code, text) = client.send("DELETE", &path, None)?;
+    let removed: Removed = client
+        .read(&path, code, &text)
+        .with_context(|| format!("removing {name}"))?;
+    println!("removed {}", removed.removed);
     Ok(())
 }
 
