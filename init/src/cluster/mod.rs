@@ -98,6 +98,8 @@ pub(crate) struct Inner {
     pub moving_to: Option<crate::svcnet::nft::Ipv4Net>,
     /// The last problem with the mesh or the subnet, printed once.
     pub mesh_note: Option<String>,
+    /// Why each peer's values are refused (another build), printed once.
+    pub refused: BTreeMap<String, String>,
 }
 
 /// A running cluster member.

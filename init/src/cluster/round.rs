@@ -112,6 +112,7 @@ impl Node {
         self.sync_with_peers().await;
         let specs = self.valid_specs();
         let peers = self.gossip.members();
+        self.note_refused(&peers);
         self.update_fabric(state, &peers).await;
         let instances = self.instances_value();
         if self.holding(&peers) {
@@ -203,6 +204,27 @@ impl Node {
             subnets: configured.iter().map(|b| b.subnet).collect(),
             instances: fabric::remote_instances(&configured, peers),
         });
+    }
+
+    /// Says once which peers send values this build refuses (they run another build, and take
+    /// no instances until they run this one).
+    fn note_refused(&self, peers: &[GossipMember]) {
+        let mut inner = lock(&self.inner);
+        for peer in peers {
+            let why = peer.values_error.as_ref().map(ToString::to_string);
+            if inner.refused.get(&peer.name) == why.as_ref() {
+                continue;
+            }
+            match why {
+                Some(why) => {
+                    eprintln!("baton: cluster: board {}: {why}", peer.name);
+                    inner.refused.insert(peer.name.clone(), why);
+                }
+                None => {
+                    inner.refused.remove(&peer.name);
+                }
+            }
+        }
     }
 
     /// Prints a mesh or subnet problem once (until a different one comes up).
