@@ -1,7 +1,8 @@
 //! Gossip membership over the sealed transport.
 //!
 //! Each board runs one gossip endpoint on a UDP port. It finds out which other boards of the cluster are
-//! alive, and what each publishes as key/values (capacity, labels, API address, a digest of its specs).
+//! alive, and what each publishes ([`BoardValues`]: API address, capacity, labels, a digest of its
+//! specs, its instances and its end of the mesh).
 //! Every datagram goes through [`crate::sealed`], so only boards with the cluster key take part.
 //!
 //! # Library: foca
@@ -24,19 +25,20 @@
 //!   Apache-2.0 (modifying foca's own files would oblige us to publish those changes).
 //! - foca 1.0 declares rust-version 1.81 (2.0 needs 1.88, above the workspace's 1.85).
 //!
-//! foca has no key/value state, so it is added here: each node sends its versioned key/values
+//! foca has no state of its own, so it is added here: each node sends its versioned values
 //! ([`wire::StateMessage`]) to a member that comes up, to every alive member when they change, and
 //! to one random alive member every [`Timing::state_push_period`]; receivers keep the newest by
-//! (generation, version). The state must fit one datagram (about 1.4 kB).
+//! (generation, version). The state must fit one datagram (about 1.4 kB); [`values`] says how
+//! it is encoded and why.
 
 mod driver;
 mod identity;
 mod table;
 #[cfg(test)]
 mod tests;
+pub mod values;
 mod wire;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -45,6 +47,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::sealed::{self, DropCounts, SealError};
+pub use values::{BoardValues, MeshEndpoint, RunningInstance, ValuesError};
 
 /// What went wrong in the gossip endpoint.
 #[derive(Debug, thiserror::Error)]
@@ -65,8 +68,8 @@ pub enum GossipError {
         /// Cause.
         source: std::io::Error,
     },
-    /// The node's key/values would not fit one datagram.
-    #[error("key/values of node {name:?} take {len} bytes, more than the {max} a datagram holds")]
+    /// The node's values would not fit one datagram.
+    #[error("the values of node {name:?} take {len} bytes, more than the {max} a datagram holds")]
     StateTooLarge {
         /// Node name.
         name: String,
@@ -93,7 +96,7 @@ pub struct Timing {
     pub gossip_period: Duration,
     /// How often the node announces itself to seeds and to a member (down members: twice as long).
     pub announce_period: Duration,
-    /// How often the node's key/values are pushed to one random member.
+    /// How often the node's values are pushed to one random member.
     pub state_push_period: Duration,
 }
 
@@ -139,8 +142,8 @@ pub struct GossipConfig {
     pub seeds: Vec<SocketAddr>,
     /// The `[cluster] key` text from `cluster.toml`.
     pub cluster_key: String,
-    /// The key/values this node publishes from the start.
-    pub values: BTreeMap<String, String>,
+    /// The values this node publishes from the start.
+    pub values: BoardValues,
     /// Intervals.
     pub timing: Timing,
 }
@@ -165,8 +168,12 @@ pub struct Member {
     pub generation: u64,
     /// Alive or dead.
     pub state: MemberState,
-    /// The key/values it published (empty until its state arrives).
-    pub values: BTreeMap<String, String>,
+    /// The values it published (empty until its state arrives, or while it sends values this
+    /// node refuses).
+    pub values: BoardValues,
+    /// Why the last values it sent were refused (a board of another build), until it sends
+    /// values this node reads.
+    pub values_error: Option<ValuesError>,
     /// When an authenticated datagram from it last arrived.
     pub last_heard: Option<Instant>,
 }
@@ -176,15 +183,15 @@ pub struct Member {
 struct Shared {
     members: Vec<Member>,
     drops: DropCounts,
-    /// Own key/values and their version.
-    values: BTreeMap<String, String>,
+    /// Own values and their version.
+    values: BoardValues,
     version: u64,
 }
 
 /// Requests from the handle to the endpoint task.
 #[derive(Debug)]
 enum Command {
-    /// Own key/values changed (they are in [`Shared`]).
+    /// Own values changed (they are in [`Shared`]).
     StateChanged,
     /// Announce to this address now and whenever it is not an alive member.
     AddSeed(SocketAddr),
@@ -259,11 +266,7 @@ pub async fn start(config: GossipConfig) -> Result<GossipHandle, GossipError> {
     })
 }
 
-fn check_state_size(
-    name: &str,
-    values: &BTreeMap<String, String>,
-    max: usize,
-) -> Result<(), GossipError> {
+fn check_state_size(name: &str, values: &BoardValues, max: usize) -> Result<(), GossipError> {
     let len = wire::StateMessage {
         generation: u64::MAX,
         version: u64::MAX,
@@ -294,21 +297,9 @@ impl GossipHandle {
         self.local_addr
     }
 
-    /// Publishes `key = value` (replacing an earlier value) to the cluster.
-    pub fn set(&self, key: &str, value: &str) -> Result<(), GossipError> {
-        self.change(|values| {
-            values.insert(key.to_owned(), value.to_owned());
-        })
-    }
-
-    /// Stops publishing `key`.
-    pub fn remove(&self, key: &str) -> Result<(), GossipError> {
-        self.change(|values| {
-            values.remove(key);
-        })
-    }
-
-    fn change(&self, edit: impl FnOnce(&mut BTreeMap<String, String>)) -> Result<(), GossipError> {
+    /// Changes the values this node publishes with `edit` and sends them to the cluster;
+    /// refused (nothing changes) if they would no longer fit one datagram.
+    pub fn update(&self, edit: impl FnOnce(&mut BoardValues)) -> Result<(), GossipError> {
         {
             let mut shared = lock(&self.shared);
             let mut values = shared.values.clone();
@@ -335,7 +326,7 @@ impl GossipHandle {
         lock(&self.shared).drops
     }
 
-    /// A receiver that changes whenever membership or someone's key/values change (not on every
+    /// A receiver that changes whenever membership or someone's values change (not on every
     /// datagram): wait with `changed()`, then read [`GossipHandle::members`].
     pub fn watch(&self) -> watch::Receiver<u64> {
         self.changes.clone()

@@ -5,13 +5,14 @@
 use std::path::Path;
 
 use anyhow::{bail, Context};
+use baton_api::{ApiError, Applied, ClusterView, ConfigError, Removed, ServiceList, StatusReport};
 
 use crate::client::Client;
 
 /// `baton status`: the board's status, then its cluster when the board has one (boards older
 /// than the cluster layer answer `GET /v1/cluster` with 404 and show only their status).
 pub fn status(client: &Client, json: bool) -> anyhow::Result<()> {
-    let status = client.status()?;
+    let status: serde_json::Value = client.get("/v1/status")?;
     let cluster = cluster(client);
     print!("{}", status_report(&status, cluster.as_ref(), json)?);
     Ok(())
@@ -20,24 +21,18 @@ pub fn status(client: &Client, json: bool) -> anyhow::Result<()> {
 /// The board's `GET /v1/cluster`, or `None` if it has none (404) or it failed (said on stderr,
 /// as the status printed anyway is worth more than the error).
 fn cluster(client: &Client) -> Option<serde_json::Value> {
-    match client.request("GET", "/v1/cluster") {
-        Ok((200, body)) => Some(body),
-        Ok((404, _)) => None,
-        Ok((code, body)) => {
-            eprintln!(
-                "baton: GET /v1/cluster: HTTP {code} {}",
-                body["error"].as_str().unwrap_or("")
-            );
-            None
-        }
+    match client.get("/v1/cluster") {
+        Ok(view) => Some(view),
+        Err(e) if e.code() == Some(404) => None,
         Err(e) => {
-            eprintln!("baton: {e}");
+            eprintln!("baton: GET /v1/cluster: {e}");
             None
         }
     }
 }
 
-/// What `baton status` prints for `status` and, when the board has one, its `cluster`.
+/// What `baton status` prints for the board's answers to `GET /v1/status` and, when it has
+/// one, `GET /v1/cluster`: with `json` the answers as they came (for scripts), else as text.
 pub fn status_report(
     status: &serde_json::Value,
     cluster: Option<&serde_json::Value>,
@@ -48,87 +43,71 @@ pub fn status_report(
         let text = serde_json::to_string_pretty(&both).context("formatting status")?;
         return Ok(format!("{text}\n"));
     }
-    let mut out = status_text(status);
+    let status: StatusReport =
+        serde_json::from_value(status.clone()).context("reading the board's status")?;
+    let mut out = status_text(&status);
     if let Some(cluster) = cluster {
+        let cluster: ClusterView =
+            serde_json::from_value(cluster.clone()).context("reading the board's cluster")?;
         out.push('\n');
-        out.push_str(&crate::boards::members::render(cluster));
+        out.push_str(&crate::boards::members::render(&cluster));
     }
     Ok(out)
 }
 
 /// One board's `GET /v1/status` as text.
-fn status_text(status: &serde_json::Value) -> String {
+fn status_text(status: &StatusReport) -> String {
     let mut out = String::new();
     let mut line = |l: String| {
         out.push_str(&l);
         out.push('\n');
     };
-    let text = |k: &str| {
-        status
-            .get(k)
-            .and_then(|v| v.as_str())
-            .unwrap_or("?")
-            .to_string()
-    };
     line(format!(
         "board     {} ({}), kernel {}",
-        text("hostname"),
-        text("board"),
-        text("kernel")
+        status.hostname, status.board, status.kernel
     ));
-    let uptime = status
-        .get("uptime_ms")
-        .and_then(|v| v.as_u64())
-        .unwrap_or(0);
-    line(format!("uptime    {:.1} s", uptime as f64 / 1000.0));
-    for a in status
-        .get("addresses")
-        .and_then(|v| v.as_array())
-        .into_iter()
-        .flatten()
-    {
+    line(format!(
+        "uptime    {:.1} s",
+        status.uptime_ms as f64 / 1000.0
+    ));
+    for a in &status.addresses {
         line(format!(
             "address   {} {} ({})",
-            a["interface"].as_str().unwrap_or("?"),
-            a["address"].as_str().unwrap_or("?"),
-            a["source"].as_str().unwrap_or("?")
+            a.interface,
+            a.address,
+            a.source.as_str()
         ));
     }
-    let mem = &status["memory"];
     line(format!(
         "memory    init {} KiB, system {} MiB",
-        mem["init_rss_bytes"].as_u64().unwrap_or(0) / 1024,
-        mem["system_used_bytes"].as_u64().unwrap_or(0) >> 20
+        status.memory.init_rss_bytes / 1024,
+        status.memory.system_used_bytes >> 20
     ));
-    for e in status
-        .get("errors")
-        .and_then(|v| v.as_array())
-        .into_iter()
-        .flatten()
-    {
-        line(format!("error     {}", e.as_str().unwrap_or("?")));
+    for e in &status.errors {
+        line(format!("error     {e}"));
     }
     out
 }
 
 /// `baton ps`: every service and instance.
 pub fn ps(client: &Client) -> anyhow::Result<()> {
-    let (code, body) = client.request("GET", "/v1/services")?;
-    if code != 200 {
-        bail!(
-            "GET /v1/services: HTTP {code} {}",
-            body["error"].as_str().unwrap_or("")
-        );
-    }
-    let services: &[serde_json::Value] = body["services"].as_array().map_or(&[], Vec::as_slice);
+    let list: ServiceList = client.get("/v1/services")?;
+    print!("{}", ps_table(&list));
+    Ok(())
+}
+
+/// The table `baton ps` prints for a `GET /v1/services` answer.
+fn ps_table(list: &ServiceList) -> String {
+    let mut out = String::new();
+    let mut line = |l: String| {
+        out.push_str(&l);
+        out.push('\n');
+    };
     // Boards that know of a cluster say where each instance runs; older ones do not.
-    let with_board = services.iter().any(|s| {
-        s["instances"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|i| i["board"].is_string())
-    });
+    let with_board = list
+        .services
+        .iter()
+        .any(|s| s.instances.iter().any(|i| i.board().is_some()));
     let board = |cell: &str| {
         if with_board {
             format!("{cell:<12} ")
@@ -136,7 +115,7 @@ pub fn ps(client: &Client) -> anyhow::Result<()> {
             String::new()
         }
     };
-    println!(
+    line(format!(
         "{:<20} {}{:<11} {:>7}  {:<14} {:<12} {:>8}  LAST EXIT",
         "INSTANCE",
         board("BOARD"),
@@ -145,37 +124,33 @@ pub fn ps(client: &Client) -> anyhow::Result<()> {
         "ADDRESS",
         "SERVICE",
         "RESTARTS"
-    );
-    for service in services {
-        let name = service["name"].as_str().unwrap_or("?");
-        let instances = service["instances"].as_array().cloned().unwrap_or_default();
-        if instances.is_empty() {
-            println!(
+    ));
+    for service in &list.services {
+        let name = &service.name;
+        if service.instances.is_empty() {
+            line(format!(
                 "{:<20} {}{:<11} {:>7}  {:<14} {:<12} {:>8}",
                 "-",
                 board("-"),
-                service["state"].as_str().unwrap_or("?"),
+                service.state.as_str(),
                 "-",
                 "-",
                 name,
                 "-"
-            );
+            ));
         }
-        for i in instances {
-            let health = match i["healthy"].as_bool() {
+        for i in &service.instances {
+            let local = i.local();
+            let health = match local.and_then(|l| l.healthy) {
                 Some(true) => "ok",
                 Some(false) => "failing",
                 None => "-",
             };
-            let exit = match (&i["last_exit"], i["last_error"].as_str()) {
-                (_, Some(e)) => format!("start failed: {e}"),
-                (e, None) if e.is_object() => {
-                    let oom = if e["oom_killed"] == true {
-                        " (OOM)"
-                    } else {
-                        ""
-                    };
-                    match (e["code"].as_i64(), e["signal"].as_i64()) {
+            let exit = match local.map(|l| (&l.last_exit, &l.last_error)) {
+                Some((_, Some(e))) => format!("start failed: {e}"),
+                Some((Some(e), None)) => {
+                    let oom = if e.oom_killed { " (OOM)" } else { "" };
+                    match (e.code, e.signal) {
                         (Some(c), _) => format!("code {c}{oom}"),
                         (_, Some(s)) => format!("signal {s}{oom}"),
                         _ => String::new(),
@@ -183,25 +158,22 @@ pub fn ps(client: &Client) -> anyhow::Result<()> {
                 }
                 _ => String::new(),
             };
-            println!(
+            line(format!(
                 "{:<20} {}{:<11} {:>7}  {:<14} {:<12} {:>8}  {exit}",
-                i["id"].as_str().unwrap_or("?"),
-                board(i["board"].as_str().unwrap_or("-")),
-                i["state"].as_str().unwrap_or("?"),
+                i.id(),
+                board(i.board().unwrap_or("-")),
+                i.state().as_str(),
                 health,
-                i["address"].as_str().unwrap_or("-"),
+                i.address().unwrap_or("-"),
                 name,
-                i["restarts"].as_u64().unwrap_or(0),
-            );
+                local.map_or(0, |l| l.restarts),
+            ));
         }
     }
-    for e in body["errors"].as_array().into_iter().flatten() {
-        println!(
-            "error: {}",
-            config_error(e["file"].as_str().unwrap_or("?"), e)
-        );
+    for e in &list.errors {
+        line(format!("error: {}", config_error(&e.file, e)));
     }
-    Ok(())
+    out
 }
 
 /// `baton logs NAME [-f] [--tail N]`.
@@ -230,47 +202,120 @@ pub fn apply(client: &Client, file: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("{}: no file name", file.display()))?;
     let body =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let (code, text) = client.send("PUT", &format!("/v1/services/{name}"), Some(&body))?;
+    let path = format!("/v1/services/{name}");
+    let (code, text) = client.send("PUT", &path, Some(&body))?;
     if code == 202 {
-        println!("applied {name}");
+        let applied: Applied = client.read(&path, code, &text)?;
+        println!("applied {}", applied.applied);
         return Ok(());
     }
-    let reply: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
     let mut message = format!("the board refused {} (HTTP {code})", file.display());
-    for e in reply["errors"].as_array().into_iter().flatten() {
-        message.push_str(&format!(
-            "\n  {}",
-            config_error(&file.display().to_string(), e)
-        ));
-    }
-    if let Some(e) = reply["error"]
-        .as_str()
-        .filter(|_| reply["errors"].is_null())
-    {
-        message.push_str(&format!(": {e}"));
+    match serde_json::from_str::<ApiError>(&text) {
+        Ok(ApiError {
+            errors: Some(errors),
+            ..
+        }) => {
+            for e in &errors {
+                message.push_str(&format!(
+                    "\n  {}",
+                    config_error(&file.display().to_string(), e)
+                ));
+            }
+        }
+        Ok(refusal) => message.push_str(&format!(": {}", refusal.error)),
+        Err(_) => {}
     }
     bail!(message)
 }
 
 /// `baton rm NAME`.
 pub fn rm(client: &Client, name: &str) -> anyhow::Result<()> {
-    let (code, text) = client.send("DELETE", &format!("/v1/services/{name}"), None)?;
-    if code != 202 {
-        bail!("removing {name}: HTTP {code} {text}");
-    }
-    println!("removed {name}");
+    let path = format!("/v1/services/{name}");
+    let (code, text) = client.send("DELETE", &path, None)?;
+    let removed: Removed = client
+        .read(&path, code, &text)
+        .with_context(|| format!("removing {name}"))?;
+    println!("removed {}", removed.removed);
     Ok(())
 }
 
-/// `file:line: field: message` from a JSON config error.
-fn config_error(file: &str, e: &serde_json::Value) -> String {
+/// `file:line: field: message` from a config error (`file` as the user named it).
+fn config_error(file: &str, e: &ConfigError) -> String {
     format!(
         "{file}:{}: {}: {}",
-        e["line"]
-            .as_u64()
-            .map(|l| l.to_string())
-            .unwrap_or_default(),
-        e["field"].as_str().unwrap_or(""),
-        e["message"].as_str().unwrap_or("")
+        e.line.map(|l| l.to_string()).unwrap_or_default(),
+        e.field,
+        e.message
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_status_reads_from_the_board_s_json() {
+        let status = json!({
+            "hostname": "pi-a", "board": "qemu-virt", "kernel": "6.12.1", "uptime_ms": 12345,
+            "boot": [{"step": "mounts", "ms": 3}],
+            "addresses": [{"interface": "eth0", "address": "169.254.3.1/16", "source": "link-local"}],
+            "memory": {"init_rss_bytes": 4096, "system_used_bytes": 3145728},
+            "config_files": [], "data": null, "errors": ["a problem"], "config_errors": [],
+        });
+        assert_eq!(
+            status_report(&status, None, false).unwrap(),
+            "board     pi-a (qemu-virt), kernel 6.12.1\nuptime    12.3 s\n\
+             address   eth0 169.254.3.1/16 (link-local)\nmemory    init 4 KiB, system 3 MiB\n\
+             error     a problem\n"
+        );
+        let both: serde_json::Value =
+            serde_json::from_str(&status_report(&status, None, true).unwrap()).unwrap();
+        assert_eq!(both["status"]["addresses"][0]["source"], "link-local");
+        assert_eq!(both["cluster"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn ps_lists_local_and_remote_instances_with_their_boards() {
+        let list: ServiceList = serde_json::from_value(json!({
+            "services": [
+                {"name": "web", "state": "running", "image": "x", "desired": 2, "running": 2,
+                 "publish": null, "error": null, "unplaced": [],
+                 "instances": [
+                    {"id": "web-1", "board": "pi-a", "state": "running", "address": "10.88.1.2",
+                     "started_at_ms": 1, "start_ms": 2, "restarts": 3,
+                     "last_exit": {"code": null, "signal": 9, "oom_killed": true},
+                     "last_error": null, "oom_kills": 1, "healthy": true, "ready": true},
+                    {"id": "web-2", "board": "pi-b", "state": "running", "address": "10.88.2.2",
+                     "ready": true},
+                 ]},
+                {"name": "db", "state": "stopped", "image": "y", "desired": 0, "running": 0,
+                 "publish": null, "error": null, "instances": []},
+            ],
+            "errors": [{"file": "services/x.toml", "line": 2, "field": "image", "message": "missing"}],
+        }))
+        .unwrap();
+        let table = ps_table(&list);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 5, "{table}");
+        assert!(
+            lines[0].starts_with("INSTANCE             BOARD        STATE"),
+            "{table}"
+        );
+        assert!(
+            lines[1].starts_with("web-1                pi-a         running"),
+            "{table}"
+        );
+        assert!(lines[1].ends_with("       3  signal 9 (OOM)"), "{table}");
+        assert!(
+            lines[2].starts_with("web-2                pi-b         running"),
+            "{table}"
+        );
+        assert!(lines[2].contains("10.88.2.2"), "{table}");
+        assert!(
+            lines[3].starts_with("-                    -            stopped"),
+            "{table}"
+        );
+        assert_eq!(lines[4], "error: services/x.toml:2: image: missing");
+    }
 }

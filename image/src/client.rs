@@ -1,6 +1,10 @@
-//! A small client for a board's HTTP API.
+//! A small client for a board's HTTP API. Answers are read into the API's types
+//! ([`baton_api`]) with [`Client::get`]; refusals carry the board's reason ([`ApiError`]).
 
 use std::time::Duration;
+
+use baton_api::ApiError;
+use serde::de::DeserializeOwned;
 
 /// Errors talking to a board.
 #[derive(Debug, thiserror::Error)]
@@ -13,6 +17,34 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// The board answered with an error status.
+    #[error("{url}: HTTP {code} {reason}")]
+    Refused {
+        /// The URL requested.
+        url: String,
+        /// The HTTP status code.
+        code: u16,
+        /// The board's reason (its `error` field), or the body when it has none.
+        reason: String,
+    },
+    /// The board's answer is not what the API says it sends.
+    #[error("{url}: unexpected answer: {source}")]
+    Answer {
+        /// The URL requested.
+        url: String,
+        /// Why it did not read.
+        source: serde_json::Error,
+    },
+}
+
+impl Error {
+    /// The HTTP status of a refusal.
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            Error::Refused { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
 }
 
 /// A board's API at `base` (e.g. `http://127.0.0.1:7070`), authenticated with `token`.
@@ -37,10 +69,30 @@ impl Client {
         }
     }
 
-    /// `GET /v1/status`.
+    /// `GET /v1/status` as JSON; [`Client::get`] reads it as a [`baton_api::StatusReport`].
     pub fn status(&self) -> Result<serde_json::Value, Error> {
-        let (code, body) = self.request("GET", "/v1/status")?;
-        self.expect_ok(code, body, "/v1/status")
+        self.get("/v1/status")
+    }
+
+    /// `GET path`, its successful answer read as `T` (one of the API's types, or
+    /// `serde_json::Value`); another status is [`Error::Refused`].
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Error> {
+        let (code, text) = self.text("GET", path)?;
+        self.read(path, code, &text)
+    }
+
+    /// Reads a successful (2xx) answer `text` to `path` as `T`; another status is
+    /// [`Error::Refused`] with the board's reason.
+    pub fn read<T: DeserializeOwned>(&self, path: &str, code: u16, text: &str) -> Result<T, Error> {
+        let url = format!("{}{}", self.base, path);
+        if !(200..300).contains(&code) {
+            return Err(Error::Refused {
+                url,
+                code,
+                reason: refusal_reason(text),
+            });
+        }
+        serde_json::from_str(text).map_err(|source| Error::Answer { url, source })
     }
 
     /// Sends one request; returns the status code and the body parsed as JSON (`Null` if it is not JSON).
@@ -123,24 +175,12 @@ impl Client {
         }
         Ok(())
     }
+}
 
-    fn expect_ok(
-        &self,
-        code: u16,
-        body: serde_json::Value,
-        path: &str,
-    ) -> Result<serde_json::Value, Error> {
-        if code == 200 {
-            return Ok(body);
-        }
-        let reason = body
-            .get("error")
-            .and_then(|e| e.as_str())
-            .unwrap_or("")
-            .to_string();
-        Err(Error::Request {
-            url: format!("{}{}", self.base, path),
-            message: format!("HTTP {code} {reason}"),
-        })
-    }
+/// The reason in a refusal's body: its `error` field, or the body itself when it is not an
+/// [`ApiError`].
+pub fn refusal_reason(text: &str) -> String {
+    serde_json::from_str::<ApiError>(text)
+        .map(|e| e.error)
+        .unwrap_or_else(|_| text.trim().to_string())
 }

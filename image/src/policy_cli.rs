@@ -3,24 +3,19 @@
 //! that may call it, and its egress.
 
 use anyhow::bail;
+use baton_api::{MeshView, NetworkReport, NetworkService};
 
 use crate::client::Client;
 
 /// Prints the policy of `service` as the board enforces it.
 pub fn run(client: &Client, service: &str) -> anyhow::Result<()> {
-    let (code, body) = client.request("GET", "/v1/network")?;
-    if code != 200 {
-        bail!(
-            "GET /v1/network: HTTP {code} {}",
-            body["error"].as_str().unwrap_or("")
-        );
-    }
-    print!("{}", render(&body, service)?);
+    let network: NetworkReport = client.get("/v1/network")?;
+    print!("{}", render(&network, service)?);
     Ok(())
 }
 
-fn endpoint(s: &serde_json::Value) -> String {
-    match (s["vip"].as_str(), s["port"].as_u64()) {
+fn endpoint(s: &NetworkService) -> String {
+    match (s.vip, s.port) {
         (Some(vip), Some(port)) => format!("{vip}:{port}"),
         (Some(vip), None) => vip.to_string(),
         _ => "-".to_string(),
@@ -28,10 +23,10 @@ fn endpoint(s: &serde_json::Value) -> String {
 }
 
 /// The text for `service` from a `/v1/network` answer.
-pub fn render(network: &serde_json::Value, service: &str) -> anyhow::Result<String> {
-    let services: &[serde_json::Value] = network["services"].as_array().map_or(&[], Vec::as_slice);
-    let Some(me) = services.iter().find(|s| s["name"] == service) else {
-        let known: Vec<&str> = services.iter().filter_map(|s| s["name"].as_str()).collect();
+pub fn render(network: &NetworkReport, service: &str) -> anyhow::Result<String> {
+    let services = &network.network.services;
+    let Some(me) = services.iter().find(|s| s.name == service) else {
+        let known: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
         bail!(
             "no service {service:?} on this board's network (services: {})",
             if known.is_empty() {
@@ -41,24 +36,16 @@ pub fn render(network: &serde_json::Value, service: &str) -> anyhow::Result<Stri
             }
         );
     };
-    let names = |v: &serde_json::Value| -> Vec<String> {
-        v.as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|a| a.as_str().map(str::to_string))
-            .collect()
-    };
     let mut out = format!(
         "service   {service}\naddress   {} (also {service} and {service}.baton inside containers)\n",
         endpoint(me)
     );
     out.push_str("may call\n");
-    let allow = names(&me["allow"]);
-    if allow.is_empty() {
+    if me.allow.is_empty() {
         out.push_str("  nothing\n");
     }
-    for name in &allow {
-        match services.iter().find(|s| s["name"] == name.as_str()) {
+    for name in &me.allow {
+        match services.iter().find(|s| s.name == *name) {
             Some(s) => out.push_str(&format!("  {name:<20} {}\n", endpoint(s))),
             None => out.push_str(&format!("  {name:<20} (no such service yet)\n")),
         }
@@ -66,8 +53,8 @@ pub fn render(network: &serde_json::Value, service: &str) -> anyhow::Result<Stri
     out.push_str("called by\n");
     let callers: Vec<&str> = services
         .iter()
-        .filter(|s| names(&s["allow"]).iter().any(|a| a == service))
-        .filter_map(|s| s["name"].as_str())
+        .filter(|s| s.allow.iter().any(|a| a == service))
+        .map(|s| s.name.as_str())
         .collect();
     if callers.is_empty() {
         out.push_str("  nobody\n");
@@ -75,7 +62,7 @@ pub fn render(network: &serde_json::Value, service: &str) -> anyhow::Result<Stri
     for caller in callers {
         out.push_str(&format!("  {caller}\n"));
     }
-    let egress = me["egress"].as_str().unwrap_or("-");
+    let egress = &me.egress;
     out.push_str(&format!(
         "egress    {egress}{}\n",
         if egress == "none" {
@@ -86,48 +73,42 @@ pub fn render(network: &serde_json::Value, service: &str) -> anyhow::Result<Stri
     ));
     out.push_str(&format!(
         "rules     generation {}{}\n",
-        network["generation"].as_u64().unwrap_or(0),
-        network["error"]
-            .as_str()
+        network.network.generation,
+        network
+            .network
+            .error
+            .as_ref()
             .map(|e| format!(", NOT APPLIED: {e}"))
             .unwrap_or_default()
     ));
-    out.push_str(&mesh(&network["mesh"]));
+    if let Some(m) = &network.mesh {
+        out.push_str(&mesh(m));
+    }
     Ok(out)
 }
 
 /// The board's side of the mesh between boards, when it is in a cluster.
-fn mesh(mesh: &serde_json::Value) -> String {
-    let Some(subnet) = mesh["subnet"].as_str() else {
-        return String::new();
-    };
+fn mesh(mesh: &MeshView) -> String {
     let mut out = format!(
-        "mesh      containers here on {subnet}{}
-",
-        if mesh["up"] == true {
+        "mesh      containers here on {}{}\n",
+        mesh.subnet,
+        if mesh.up {
             ""
         } else {
             ", mesh DOWN: instances on other boards are unreachable"
         }
     );
-    if let Some(e) = mesh["error"].as_str() {
-        out.push_str(&format!(
-            "  problem: {e}
-"
-        ));
+    if let Some(e) = &mesh.error {
+        out.push_str(&format!("  problem: {e}\n"));
     }
-    for peer in mesh["peers"].as_array().into_iter().flatten() {
-        let handshake = match peer["handshake_age_ms"].as_u64() {
+    for peer in &mesh.peers {
+        let handshake = match peer.handshake_age_ms {
             Some(ms) => format!("handshake {}s ago", ms / 1000),
             None => "no handshake yet".to_string(),
         };
         out.push_str(&format!(
             "  {:<20} {:<16} via {:<22} {handshake}, {} B in, {} B out\n",
-            peer["board"].as_str().unwrap_or("?"),
-            peer["subnet"].as_str().unwrap_or("?"),
-            peer["endpoint"].as_str().unwrap_or("?"),
-            peer["rx_bytes"].as_u64().unwrap_or(0),
-            peer["tx_bytes"].as_u64().unwrap_or(0),
+            peer.board, peer.subnet, peer.endpoint, peer.rx_bytes, peer.tx_bytes,
         ));
     }
     out
@@ -137,7 +118,15 @@ fn mesh(mesh: &serde_json::Value) -> String {
 mod tests {
     use super::*;
 
-    fn network() -> serde_json::Value {
+    fn network() -> NetworkReport {
+        typed(network_json())
+    }
+
+    fn typed(json: serde_json::Value) -> NetworkReport {
+        serde_json::from_value(json).expect("a /v1/network answer")
+    }
+
+    fn network_json() -> serde_json::Value {
         serde_json::json!({
             "generation": 7,
             "error": null,
@@ -171,7 +160,7 @@ mod tests {
 
     #[test]
     fn the_mesh_is_listed_when_the_board_is_in_a_cluster() {
-        let mut n = network();
+        let mut n = network_json();
         n["mesh"] = serde_json::json!({
             "subnet": "10.88.215.0/24", "up": true, "error": null,
             "peers": [
@@ -181,7 +170,7 @@ mod tests {
                  "key": "k", "handshake_age_ms": null, "rx_bytes": 0, "tx_bytes": 0}
             ]
         });
-        let text = render(&n, "api").expect("api");
+        let text = render(&typed(n.clone()), "api").expect("api");
         let tail = text.split_once("mesh ").expect("a mesh section").1;
         assert_eq!(
             tail,
@@ -190,7 +179,7 @@ mod tests {
              \x20 b3                   10.88.33.0/24    via 169.254.1.3:51820      no handshake yet, 0 B in, 0 B out\n"
         );
         n["mesh"]["up"] = serde_json::json!(false);
-        assert!(render(&n, "api")
+        assert!(render(&typed(n), "api")
             .expect("api")
             .contains("mesh DOWN: instances on other boards are unreachable"));
         assert!(!render(&network(), "api").expect("api").contains("mesh"));
@@ -203,9 +192,9 @@ mod tests {
             err,
             "no service \"nope\" on this board's network (services: api, front, other)"
         );
-        let mut failed = network();
+        let mut failed = network_json();
         failed["error"] = serde_json::json!("nftables refused the batch");
-        let text = render(&failed, "other").expect("other");
+        let text = render(&typed(failed), "other").expect("other");
         assert!(text.contains("address   10.89.170.167 "), "{text}");
         assert!(
             text.ends_with("rules     generation 7, NOT APPLIED: nftables refused the batch\n"),

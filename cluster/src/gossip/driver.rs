@@ -177,9 +177,10 @@ impl Driver {
                 let _ = self.foca.handle_data(packet, &mut self.runtime);
             }
             Some((&wire::KIND_STATE, body)) => {
-                if let Some(state) = StateMessage::decode(body) {
-                    self.table.state(&opened.sender, state);
-                }
+                match StateMessage::decode(body) {
+                    Ok(state) => self.table.state(&opened.sender, state),
+                    Err(why) => self.table.refused(&opened.sender, why),
+                };
             }
             _ => {}
         }
@@ -263,6 +264,7 @@ fn same_ignoring_last_heard(a: &[super::Member], b: &[super::Member]) -> bool {
                 && x.generation == y.generation
                 && x.state == y.state
                 && x.values == y.values
+                && x.values_error == y.values_error
         })
 }
 

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use super::identity::NodeId;
+use super::values::ValuesError;
 use super::wire::StateMessage;
 use super::{Member, MemberState};
 
@@ -22,6 +23,8 @@ struct Entry {
 pub(crate) struct Table {
     members: BTreeMap<String, Entry>,
     states: BTreeMap<String, StateMessage>,
+    /// Why the last state a member sent was refused, until one is read.
+    refused: BTreeMap<String, ValuesError>,
     heard: BTreeMap<String, Instant>,
 }
 
@@ -64,6 +67,23 @@ impl Table {
 
     /// `sender` published `state`; kept if newer than what is known. Returns whether it changed.
     pub(crate) fn state(&mut self, sender: &str, state: StateMessage) -> bool {
+        let was_refused = self.refused.remove(sender).is_some();
+        self.accept(sender, state) || was_refused
+    }
+
+    /// `sender` published state that does not read (`why`). Returns whether that is news.
+    pub(crate) fn refused(&mut self, sender: &str, why: ValuesError) -> bool {
+        if self.refused.get(sender) == Some(&why) {
+            return false;
+        }
+        if self.refused.len() >= MAX_NAMES && !self.refused.contains_key(sender) {
+            return false;
+        }
+        self.refused.insert(sender.to_owned(), why);
+        true
+    }
+
+    fn accept(&mut self, sender: &str, state: StateMessage) -> bool {
         let full = self.states.len() >= MAX_NAMES;
         match self.states.get_mut(sender) {
             Some(known) if !state.newer_than(known.generation, known.version) => false,
@@ -116,6 +136,7 @@ impl Table {
                     .get(name)
                     .map(|s| s.values.clone())
                     .unwrap_or_default(),
+                values_error: self.refused.get(name).cloned(),
                 last_heard: self.heard.get(name).copied(),
             })
             .collect()
@@ -156,15 +177,40 @@ mod tests {
     fn newer_state_wins() {
         let mut table = Table::default();
         table.up(&id("a", 1));
-        let state = |generation, version, v: &str| StateMessage {
-            generation,
-            version,
-            values: BTreeMap::from([("k".to_owned(), v.to_owned())]),
+        let state = |generation, version, v: &str| {
+            let mut values = super::super::BoardValues::default();
+            values.labels.insert("k".to_owned(), v.to_owned());
+            StateMessage {
+                generation,
+                version,
+                values,
+            }
         };
         assert!(table.state("a", state(1, 2, "two")));
         assert!(!table.state("a", state(1, 1, "one")));
-        assert_eq!(table.snapshot()[0].values["k"], "two");
+        assert_eq!(table.snapshot()[0].values.labels["k"], "two");
         assert!(table.state("a", state(2, 0, "rebooted")));
-        assert_eq!(table.snapshot()[0].values["k"], "rebooted");
+        assert_eq!(table.snapshot()[0].values.labels["k"], "rebooted");
+    }
+
+    #[test]
+    fn refused_state_is_shown_until_state_reads_again() {
+        let mut table = Table::default();
+        table.up(&id("a", 1));
+        let newer = ValuesError::Newer { found: 9, known: 1 };
+        assert!(table.refused("a", newer.clone()));
+        assert!(
+            !table.refused("a", newer.clone()),
+            "the same refusal is no news"
+        );
+        assert_eq!(table.snapshot()[0].values_error, Some(newer));
+        assert_eq!(table.snapshot()[0].values, Default::default());
+        let state = StateMessage {
+            generation: 1,
+            version: 1,
+            values: Default::default(),
+        };
+        assert!(table.state("a", state), "a refusal cleared is a change");
+        assert_eq!(table.snapshot()[0].values_error, None);
     }
 }

@@ -18,7 +18,10 @@ fn config(name: &str, generation: u64, seeds: &[SocketAddr], key: &str) -> Gossi
         generation,
         seeds: seeds.to_vec(),
         cluster_key: key.to_owned(),
-        values: BTreeMap::from([("api".to_owned(), format!("{name}:8080"))]),
+        values: BoardValues {
+            labels: BTreeMap::from([("api".to_owned(), format!("{name}:8080"))]),
+            ..BoardValues::default()
+        },
         timing: Timing::fast(),
     }
 }
@@ -53,7 +56,7 @@ fn sees_alive_with_api(observer: &GossipHandle, name: &str) -> bool {
     observer.members().iter().any(|m| {
         m.name == name
             && m.state == MemberState::Alive
-            && m.values.get("api") == Some(&api)
+            && m.values.labels.get("api") == Some(&api)
             && m.last_heard.is_some()
     })
 }
@@ -81,10 +84,14 @@ async fn three_nodes_converge_and_share_values() {
     let (a, b, c) = three_converged().await;
     let mut watch = b.watch();
     watch.borrow_and_update();
-    a.set("capacity", "cpu=4,mem=1024").expect("set");
+    a.update(|v| {
+        v.labels.insert("capacity".into(), "cpu=4,mem=1024".into());
+    })
+    .expect("set");
     let has_capacity = |h: &GossipHandle| {
         h.members().iter().any(|m| {
-            m.name == "a" && m.values.get("capacity").map(String::as_str) == Some("cpu=4,mem=1024")
+            m.name == "a"
+                && m.values.labels.get("capacity").map(String::as_str) == Some("cpu=4,mem=1024")
         })
     };
     wait_for("a's capacity to reach b and c", || {
@@ -95,7 +102,10 @@ async fn three_nodes_converge_and_share_values() {
         watch.has_changed().expect("watch open"),
         "the watch saw the change"
     );
-    a.remove("capacity").expect("remove");
+    a.update(|v| {
+        v.labels.remove("capacity");
+    })
+    .expect("remove");
     wait_for("a's capacity to disappear", || !has_capacity(&b)).await;
     for handle in [a, b, c] {
         handle.shutdown().await.expect("shutdown");
@@ -116,7 +126,7 @@ async fn stopped_node_is_declared_dead_and_its_restart_comes_back() {
 
     let mut restarted = config("c", 2, &[a.local_addr()], KEY);
     restarted.listen = c_addr;
-    restarted.values.insert("boot".into(), "2".into());
+    restarted.values.labels.insert("boot".into(), "2".into());
     let c = start(restarted)
         .await
         .expect("restart c on its old address");
@@ -125,7 +135,7 @@ async fn stopped_node_is_declared_dead_and_its_restart_comes_back() {
             m.name == "c"
                 && m.state == MemberState::Alive
                 && m.generation >= 2
-                && m.values.get("boot").map(String::as_str) == Some("2")
+                && m.values.labels.get("boot").map(String::as_str) == Some("2")
         })
     };
     wait_for("restarted c to be alive again", || back(&a) && back(&b)).await;
@@ -213,12 +223,15 @@ async fn garbage_and_replayed_datagrams_leave_a_node_working() {
         drops.replayed >= 2 && drops.malformed + drops.unauthenticated >= 9
     })
     .await;
-    b.set("still", "working").expect("set");
+    b.update(|v| {
+        v.labels.insert("still".into(), "working".into());
+    })
+    .expect("set");
     wait_for("a to keep following b", || {
         a.members().iter().any(|m| {
             m.name == "b"
                 && m.state == MemberState::Alive
-                && m.values.get("still").map(String::as_str) == Some("working")
+                && m.values.labels.get("still").map(String::as_str) == Some("working")
         })
     })
     .await;
@@ -236,14 +249,16 @@ async fn bad_setup_is_reported() {
     let short = start(config("a", 1, &[], "short")).await;
     assert!(matches!(short, Err(GossipError::Seal { .. })));
     let mut huge = config("a", 1, &[], KEY);
-    huge.values.insert("blob".into(), "x".repeat(2000));
+    huge.values.labels.insert("blob".into(), "x".repeat(2000));
     assert!(matches!(
         start(huge).await,
         Err(GossipError::StateTooLarge { .. })
     ));
     let a = node("a", &[]).await;
     assert!(matches!(
-        a.set("blob", &"x".repeat(2000)),
+        a.update(|v| {
+            v.labels.insert("blob".into(), "x".repeat(2000));
+        }),
         Err(GossipError::StateTooLarge { .. })
     ));
     a.shutdown().await.expect("shutdown");

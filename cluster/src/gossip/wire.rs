@@ -1,28 +1,25 @@
-//! What travels inside a sealed datagram: a foca packet, or a node's key/value state.
+//! What travels inside a sealed datagram: a foca packet, or a node's published state.
 //!
-//! The first payload byte says which. A state message is JSON
-//! `{"generation":…,"version":…,"values":{…}}`; its owner is the authenticated sender of the datagram,
-//! so no node can publish state in another's name.
+//! The first payload byte says which. A state message is the sender's generation and version
+//! (postcard varints), then its [`BoardValues`] with their own version byte; its owner is the
+//! authenticated sender of the datagram, so no node can publish state in another's name.
 
-use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
+use super::values::{BoardValues, ValuesError};
 
 /// Payload kind: a foca (SWIM) packet.
 pub(crate) const KIND_FOCA: u8 = 0;
 /// Payload kind: a [`StateMessage`].
 pub(crate) const KIND_STATE: u8 = 1;
 
-/// A node's published key/values, versioned so that newer state replaces older.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A node's published values, versioned so that newer state replaces older.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct StateMessage {
     /// The sender's boot generation.
     pub(crate) generation: u64,
     /// Grows with every change within a generation.
     pub(crate) version: u64,
-    /// The key/values.
-    pub(crate) values: BTreeMap<String, String>,
+    /// The values.
+    pub(crate) values: BoardValues,
 }
 
 impl StateMessage {
@@ -31,19 +28,23 @@ impl StateMessage {
         (self.generation, self.version) > (generation, version)
     }
 
-    /// The payload bytes: kind byte, then JSON.
+    /// The payload bytes: kind byte, stamp, values.
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut out = vec![KIND_STATE];
-        // Serializing a struct of integers and string maps to a Vec cannot fail.
-        if serde_json::to_writer(&mut out, self).is_err() {
-            out.truncate(1);
-        }
+        // Two integers always serialize.
+        let mut out = postcard::to_extend(&(self.generation, self.version), vec![KIND_STATE])
+            .unwrap_or_else(|_| vec![KIND_STATE]);
+        out.extend_from_slice(&self.values.encode());
         out
     }
 
-    /// Parses the JSON after the kind byte; `None` if it is not a state message.
-    pub(crate) fn decode(body: &[u8]) -> Option<Self> {
-        serde_json::from_slice(body).ok()
+    /// Reads the bytes after the kind byte.
+    pub(crate) fn decode(body: &[u8]) -> Result<Self, ValuesError> {
+        let ((generation, version), rest) = postcard::take_from_bytes::<(u64, u64)>(body)?;
+        Ok(StateMessage {
+            generation,
+            version,
+            values: BoardValues::decode(rest)?,
+        })
     }
 }
 
@@ -61,17 +62,22 @@ mod tests {
 
     #[test]
     fn state_round_trips_and_orders_by_generation_then_version() {
+        let values = BoardValues {
+            api: Some("10.0.0.1:80".parse().unwrap()),
+            ..BoardValues::default()
+        };
         let state = StateMessage {
             generation: 2,
             version: 1,
-            values: BTreeMap::from([("api".to_owned(), "10.0.0.1:80".to_owned())]),
+            values,
         };
         let bytes = state.encode();
         assert_eq!(bytes[0], KIND_STATE);
-        assert_eq!(StateMessage::decode(&bytes[1..]), Some(state.clone()));
+        assert_eq!(StateMessage::decode(&bytes[1..]), Ok(state.clone()));
         assert!(state.newer_than(1, 99));
         assert!(state.newer_than(2, 0));
         assert!(!state.newer_than(2, 1));
-        assert_eq!(StateMessage::decode(b"{\"nope\":1}"), None);
+        assert!(StateMessage::decode(b"{\"nope\":1}").is_err());
+        assert!(StateMessage::decode(&[]).is_err());
     }
 }

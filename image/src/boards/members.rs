@@ -1,9 +1,10 @@
 //! The cluster as `baton status` shows it: one row per member of a board's `GET /v1/cluster`.
 //!
-//! The JSON is read leniently, as boards of several versions answer it: unknown fields are
-//! ignored and a missing or odd field shows as `-` rather than failing the command.
+//! Boards of several versions answer it, so [`ClusterView`] reads leniently: unknown fields are
+//! ignored, a missing field takes its default and shows as `-`, and a member state this build
+//! does not know shows as `-`.
 
-use serde_json::Value;
+use baton_api::{ClusterView, MemberStatus, MemberView};
 
 use super::table;
 
@@ -19,21 +20,21 @@ pub const HEADER: [&str; 7] = [
 ];
 
 /// Renders a `GET /v1/cluster` body: a summary line, then the member table.
-pub fn render(cluster: &Value) -> String {
-    let text = |key: &str| cluster[key].as_str().unwrap_or("-").to_string();
-    let members: &[Value] = cluster["members"].as_array().map_or(&[], Vec::as_slice);
-    let generation = cluster["generation"]
-        .as_u64()
-        .map(|g| format!(", generation {g}"))
-        .unwrap_or_default();
+pub fn render(cluster: &ClusterView) -> String {
+    let generation = if cluster.generation > 0 {
+        format!(", generation {}", cluster.generation)
+    } else {
+        String::new()
+    };
+    let members = &cluster.members;
     let alive = members
         .iter()
-        .filter(|m| matches!(m["state"].as_str(), Some("alive" | "self")))
+        .filter(|m| matches!(m.state, MemberStatus::Alive | MemberStatus::Myself))
         .count();
     let mut out = format!(
         "cluster   {} (seen from {}{generation}): {} members, {alive} up\n\n",
-        text("cluster"),
-        text("board"),
+        or_dash(cluster.cluster.clone()),
+        or_dash(cluster.board.clone()),
         members.len()
     );
     let rows: Vec<Vec<String>> = members.iter().map(row).collect();
@@ -42,40 +43,26 @@ pub fn render(cluster: &Value) -> String {
 }
 
 /// One member's cells, in [`HEADER`]'s order.
-pub fn row(member: &Value) -> Vec<String> {
-    let text = |key: &str| {
-        member[key]
-            .as_str()
-            .filter(|s| !s.is_empty())
-            .unwrap_or("-")
-            .to_string()
+pub fn row(member: &MemberView) -> Vec<String> {
+    let labels: Vec<String> = member
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let state = match member.state {
+        MemberStatus::Unknown => "-",
+        known => known.as_str(),
     };
-    let addresses: Vec<&str> = member["addresses"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    let labels: Vec<String> = member["labels"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| match v.as_str() {
-            Some(s) => format!("{k}={s}"),
-            None => format!("{k}={v}"),
-        })
-        .collect();
-    let capacity = &member["capacity"];
     vec![
-        text("name"),
-        text("state"),
-        or_dash(addresses.join(",")),
+        or_dash(member.name.clone()),
+        state.to_string(),
+        or_dash(member.addresses.join(",")),
         or_dash(labels.join(",")),
-        capacity["cpu_millis"].as_u64().map_or("-".into(), cpus),
-        capacity["memory_bytes"].as_u64().map_or("-".into(), bytes),
-        member["last_heard_ms"]
-            .as_u64()
-            .map_or("-".into(), last_heard),
+        member.capacity.map_or("-".into(), |c| cpus(c.cpu_millis)),
+        member
+            .capacity
+            .map_or("-".into(), |c| bytes(c.memory_bytes)),
+        member.last_heard_ms.map_or("-".into(), last_heard),
     ]
 }
 
@@ -135,8 +122,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn three_boards() -> Value {
-        json!({
+    fn typed<T: serde::de::DeserializeOwned>(json: serde_json::Value) -> T {
+        serde_json::from_value(json).expect("a cluster view")
+    }
+
+    fn three_boards() -> ClusterView {
+        typed(json!({
             "cluster": "home", "board": "pi-a", "generation": 3,
             "members": [
                 {"name": "pi-a", "state": "self", "addresses": ["169.254.3.1"],
@@ -151,7 +142,7 @@ mod tests {
                  "labels": {}, "capacity": {"cpu_millis": 1500, "memory_bytes": 1610612736u64},
                  "last_heard_ms": 42000, "future_field": [1, 2]}
             ]
-        })
+        }))
     }
 
     #[test]
@@ -170,22 +161,25 @@ mod tests {
 
     #[test]
     fn missing_fields_show_as_dashes() {
-        let member = json!({"name": "pi-d"});
+        let member = typed(json!({"name": "pi-d"}));
         assert_eq!(row(&member), ["pi-d", "-", "-", "-", "-", "-", "-"]);
+        let newer = typed(json!({"name": "", "state": "napping", "labels": {"n": "2"}}));
+        assert_eq!(row(&newer), ["-", "-", "-", "n=2", "-", "-", "-"]);
+        // Fields of the wrong type are not a cluster view at all (the CLI says so).
         let odd = json!({"name": "", "state": 7, "addresses": "x", "labels": {"n": 2},
                          "capacity": {"cpu_millis": "lots"}, "last_heard_ms": -1});
-        assert_eq!(row(&odd), ["-", "-", "-", "n=2", "-", "-", "-"]);
+        assert!(serde_json::from_value::<MemberView>(odd).is_err());
     }
 
     #[test]
     fn an_empty_or_strange_answer_still_renders() {
-        let text = render(&json!({}));
+        let text = render(&typed(json!({})));
         assert_eq!(
             text,
             "cluster   - (seen from -): 0 members, 0 up\n\n\
              BOARD  STATE  ADDRESS  LABELS  CPU  MEMORY  LAST HEARD\n"
         );
-        assert_eq!(render(&json!([1])), text);
+        assert!(serde_json::from_value::<ClusterView>(json!([1])).is_err());
     }
 
     #[test]

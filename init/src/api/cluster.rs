@@ -13,6 +13,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use baton_api::NetworkReport;
 
 use super::{problem, Shared};
 
@@ -29,15 +30,15 @@ pub(super) fn routes() -> Router<Shared> {
 async fn network(Extract(shared): Extract<Shared>) -> Response {
     match shared.supervisor() {
         Some(s) => {
-            let mut view = serde_json::to_value(s.network()).unwrap_or_default();
-            if let (Some(node), Some(map)) = (shared.cluster(), view.as_object_mut()) {
-                let mesh = node.mesh_view().await;
-                map.insert(
-                    "mesh".to_string(),
-                    serde_json::to_value(mesh).unwrap_or_default(),
-                );
-            }
-            Json(view).into_response()
+            let mesh = match shared.cluster() {
+                Some(node) => Some(node.mesh_view().await),
+                None => None,
+            };
+            Json(NetworkReport {
+                network: s.network(),
+                mesh,
+            })
+            .into_response()
         }
         None => problem(
             StatusCode::SERVICE_UNAVAILABLE,

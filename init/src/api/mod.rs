@@ -8,6 +8,9 @@
 //! |--------|----------------|---------------------------------------------|
 //! | GET    | `/v1/health`   | `{"ok": true}`, no token needed             |
 //! | GET    | `/v1/status`   | [`StatusReport`]                            |
+//!
+//! Every body is a type of the API's contract, [`baton_api`], which the `baton` command reads
+//! back.
 //! | POST   | `/v1/reboot`   | clean reboot (202, then the board goes down) |
 //! | POST   | `/v1/halt`     | clean halt                                  |
 //! | POST   | `/v1/poweroff` | clean power-off                             |
@@ -22,10 +25,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Serialize;
+use baton_api::{ApiError, Health, Memory, PowerAccepted, PowerAction, StatusReport};
 use tokio::sync::{mpsc, watch};
 
-use crate::board::status::{Address, BootStep, DataPartition, State};
+use crate::board::status::State;
 use crate::board::sys::Action;
 use crate::cluster::Node;
 use crate::containers::supervisor::Supervisor;
@@ -47,42 +50,6 @@ pub enum Error {
         /// Cause.
         source: std::io::Error,
     },
-}
-
-/// The body of `GET /v1/status`.
-#[derive(Debug, Serialize)]
-pub struct StatusReport {
-    /// Host name in use.
-    pub hostname: String,
-    /// Board name from the image.
-    pub board: String,
-    /// Running kernel release.
-    pub kernel: String,
-    /// Milliseconds since the kernel started.
-    pub uptime_ms: u64,
-    /// Boot steps in order, with their durations.
-    pub boot: Vec<BootStep>,
-    /// Configured addresses.
-    pub addresses: Vec<Address>,
-    /// Memory use.
-    pub memory: Memory,
-    /// Files on the config partition.
-    pub config_files: Vec<String>,
-    /// The data partition.
-    pub data: Option<DataPartition>,
-    /// Errors since boot, newest last.
-    pub errors: Vec<String>,
-    /// Problems in the configuration files, by file, line and field.
-    pub config_errors: Vec<baton_spec::ConfigError>,
-}
-
-/// Memory figures in bytes.
-#[derive(Debug, Serialize)]
-pub struct Memory {
-    /// Resident set size of the init.
-    pub init_rss_bytes: u64,
-    /// Memory in use by the whole system (total minus available).
-    pub system_used_bytes: u64,
 }
 
 /// The subsystems the API reaches once they run. The supervisor and the cluster member start
@@ -166,10 +133,7 @@ fn router(shared: Shared) -> Router {
             require_token,
         ));
     Router::new()
-        .route(
-            "/v1/health",
-            get(|| async { Json(serde_json::json!({ "ok": true })) }),
-        )
+        .route("/v1/health", get(|| async { Json(Health { ok: true }) }))
         .merge(cluster::sync_routes())
         .merge(authenticated)
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "no such endpoint") })
@@ -204,7 +168,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn problem(status: StatusCode, message: &str) -> Response {
-    let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
+    let mut response = (status, Json(ApiError::new(message))).into_response();
     if status == StatusCode::UNAUTHORIZED {
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
@@ -235,7 +199,21 @@ pub fn report(state: &State) -> StatusReport {
         config_files: info.config_files,
         data: info.data,
         errors: state.errors(),
-        config_errors: state.config_errors(),
+        config_errors: state
+            .config_errors()
+            .into_iter()
+            .map(config_error)
+            .collect(),
+    }
+}
+
+/// A configuration error as the API shows it.
+pub(crate) fn config_error(e: baton_spec::ConfigError) -> baton_api::ConfigError {
+    baton_api::ConfigError {
+        file: e.file,
+        line: e.line,
+        field: e.field,
+        message: e.message,
     }
 }
 
@@ -243,7 +221,13 @@ async fn power(Extract(shared): Extract<Shared>, action: Action) -> Response {
     match shared.power.try_send(action) {
         Ok(()) => (
             StatusCode::ACCEPTED,
-            Json(serde_json::json!({ "accepted": format!("{action:?}").to_lowercase() })),
+            Json(PowerAccepted {
+                accepted: match action {
+                    Action::Reboot => PowerAction::Reboot,
+                    Action::Halt => PowerAction::Halt,
+                    Action::Poweroff => PowerAction::Poweroff,
+                },
+            }),
         )
             .into_response(),
         Err(_) => problem(

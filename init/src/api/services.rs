@@ -18,11 +18,14 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use baton_api::{
+    ApiError, Applied, InstancePhase, LogsQuery, RemoteInstance, Removed, Restarting, Service,
+    ServiceInstance, ServiceList, ServiceView,
+};
 use baton_spec::service::{load_services, SERVICES_DIR};
 use futures_util::StreamExt;
-use serde::Deserialize;
 
-use super::{problem, Shared};
+use super::{config_error, problem, Shared};
 use crate::containers::supervisor::logs::{LogLine, Stream};
 use crate::containers::supervisor::Supervisor;
 
@@ -52,68 +55,95 @@ async fn list(Extract(shared): Extract<Shared>) -> Response {
         .supervisor()
         .map(|s| s.services())
         .unwrap_or_default();
-    let errors: Vec<_> = shared
+    let errors = shared
         .state
         .config_errors()
         .into_iter()
         .filter(|e| e.file.starts_with(SERVICES_DIR))
+        .map(config_error)
         .collect();
     // Other boards' instances, read once for the whole list.
     let mut remote = remote_instances(&shared);
-    let services: Vec<serde_json::Value> = services
+    let services = services
         .into_iter()
-        .map(|view| cluster_wide(&shared, view, &mut remote))
+        .map(|view| {
+            let cluster = in_cluster(&shared, &view.name, &mut remote);
+            cluster_wide(view, cluster)
+        })
         .collect();
-    Json(serde_json::json!({ "services": services, "errors": errors })).into_response()
+    Json(ServiceList { services, errors }).into_response()
 }
 
 /// The instances on the other boards of the cluster, by service (none without a cluster).
-fn remote_instances(shared: &Shared) -> BTreeMap<String, Vec<crate::cluster::RemoteInstance>> {
+fn remote_instances(shared: &Shared) -> BTreeMap<String, Vec<RemoteInstance>> {
     shared
         .cluster()
         .map(|node| node.remote_instances())
         .unwrap_or_default()
 }
 
-/// A service as the API shows it: with a cluster, every instance in the cluster with its board
-/// (`remote`: the other boards' instances, by service), the desired count for the whole cluster,
-/// and why instances are not placed, if so.
-fn cluster_wide(
+/// What a board in a cluster adds to the view of one of its services.
+#[derive(Debug)]
+struct InCluster {
+    /// This board's name.
+    board: String,
+    /// The service's instances on the other boards.
+    remote: Vec<RemoteInstance>,
+    /// How many instances the cluster wants and why some are not placed, once placement has
+    /// seen the service.
+    placement: Option<(u32, Vec<String>)>,
+}
+
+/// What the cluster adds to service `name` (`remote`: the other boards' instances, by service);
+/// `None` without a cluster.
+fn in_cluster(
     shared: &Shared,
-    view: crate::containers::supervisor::ServiceView,
-    remote: &mut BTreeMap<String, Vec<crate::cluster::RemoteInstance>>,
-) -> serde_json::Value {
-    let mut value = serde_json::to_value(&view).unwrap_or_default();
-    let Some(node) = shared.cluster() else {
-        return value;
+    name: &str,
+    remote: &mut BTreeMap<String, Vec<RemoteInstance>>,
+) -> Option<InCluster> {
+    let node = shared.cluster()?;
+    Some(InCluster {
+        board: node.board().to_string(),
+        remote: remote.remove(name).unwrap_or_default(),
+        placement: node.placement_of(name),
+    })
+}
+
+/// A service as the API shows it: without a cluster, the supervisor's view; with one, every
+/// instance in the cluster with its board, the running instances of the whole cluster, the
+/// desired count for the whole cluster once placement has seen the service, and why instances
+/// are not placed.
+fn cluster_wide(view: ServiceView, cluster: Option<InCluster>) -> Service {
+    let mut service = Service::from(view);
+    let Some(cluster) = cluster else {
+        return service;
     };
-    let mut running = u64::from(view.running);
-    if let Some(instances) = value.get_mut("instances").and_then(|v| v.as_array_mut()) {
-        for instance in instances.iter_mut() {
-            instance["board"] = serde_json::Value::from(node.board());
-        }
-        for remote in remote.remove(&view.name).unwrap_or_default() {
-            running += u64::from(remote.state == "running");
-            instances.push(serde_json::to_value(&remote).unwrap_or_default());
+    for instance in &mut service.instances {
+        if let ServiceInstance::Local(local) = instance {
+            local.board = Some(cluster.board.clone());
         }
     }
-    value["running"] = running.into();
-    let (desired, unplaced) = match node.placement_of(&view.name) {
-        Some((desired, unplaced)) => (Some(desired), unplaced),
-        None => (None, Vec::new()),
-    };
-    if let Some(desired) = desired {
-        value["desired"] = desired.into();
+    for remote in cluster.remote {
+        service.running += u32::from(remote.state == InstancePhase::Running);
+        service.instances.push(ServiceInstance::Remote(remote));
     }
-    value["unplaced"] = unplaced.into();
-    value
+    let unplaced = match cluster.placement {
+        Some((desired, unplaced)) => {
+            service.desired = desired;
+            unplaced
+        }
+        None => Vec::new(),
+    };
+    service.unplaced = Some(unplaced);
+    service
 }
 
 async fn one(Extract(shared): Extract<Shared>, UrlPath(name): UrlPath<String>) -> Response {
     match supervisor(&shared).map(|s| s.service(&name)) {
         Ok(Some(view)) => {
             let mut remote = remote_instances(&shared);
-            Json(cluster_wide(&shared, view, &mut remote)).into_response()
+            let cluster = in_cluster(&shared, &name, &mut remote);
+            Json(cluster_wide(view, cluster)).into_response()
         }
         Ok(None) => problem(StatusCode::NOT_FOUND, &format!("no service {name:?}")),
         Err(r) => *r,
@@ -122,11 +152,9 @@ async fn one(Extract(shared): Extract<Shared>, UrlPath(name): UrlPath<String>) -
 
 async fn restart(Extract(shared): Extract<Shared>, UrlPath(name): UrlPath<String>) -> Response {
     match supervisor(&shared) {
-        Ok(s) if s.restart(&name) => (
-            StatusCode::ACCEPTED,
-            Json(serde_json::json!({ "restarting": name })),
-        )
-            .into_response(),
+        Ok(s) if s.restart(&name) => {
+            (StatusCode::ACCEPTED, Json(Restarting { restarting: name })).into_response()
+        }
         Ok(_) => problem(StatusCode::NOT_FOUND, &format!("no service {name:?}")),
         Err(r) => *r,
     }
@@ -158,13 +186,14 @@ async fn put(
         .iter()
         .filter(|e| e.file == format!("{SERVICES_DIR}/{file}"))
         .cloned()
+        .map(config_error)
         .collect();
     if !errors.is_empty() {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(serde_json::json!({ "error": "invalid service spec", "errors": errors })),
-        )
-            .into_response();
+        let refusal = ApiError {
+            error: "invalid service spec".to_string(),
+            errors: Some(errors),
+        };
+        return (StatusCode::BAD_REQUEST, Json(refusal)).into_response();
     }
     let Some(spec) = loaded.specs.into_iter().find(|s| s.name == name) else {
         return problem(
@@ -186,11 +215,7 @@ async fn put(
         Some(node) => node.poke(),
         None => supervisor.apply(spec),
     }
-    (
-        StatusCode::ACCEPTED,
-        Json(serde_json::json!({ "applied": name })),
-    )
-        .into_response()
+    (StatusCode::ACCEPTED, Json(Applied { applied: name })).into_response()
 }
 
 async fn delete(Extract(shared): Extract<Shared>, UrlPath(name): UrlPath<String>) -> Response {
@@ -232,23 +257,13 @@ async fn delete(Extract(shared): Extract<Shared>, UrlPath(name): UrlPath<String>
         Some(node) => node.poke(),
         None => supervisor.remove(&name),
     }
-    (
-        StatusCode::ACCEPTED,
-        Json(serde_json::json!({ "removed": name })),
-    )
-        .into_response()
-}
-
-#[derive(Debug, Deserialize)]
-struct LogQuery {
-    tail: Option<usize>,
-    follow: Option<u8>,
+    (StatusCode::ACCEPTED, Json(Removed { removed: name })).into_response()
 }
 
 async fn logs(
     Extract(shared): Extract<Shared>,
     UrlPath(name): UrlPath<String>,
-    Query(q): Query<LogQuery>,
+    Query(q): Query<LogsQuery>,
 ) -> Response {
     let log = match supervisor(&shared).map(|s| s.log(&name)) {
         Ok(Some(log)) => log,
@@ -299,4 +314,97 @@ fn read_specs(dir: &Path, except: &str) -> Vec<(String, String)> {
         }
     }
     files
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn view() -> ServiceView {
+        ServiceView {
+            name: "web".into(),
+            state: baton_api::ServiceState::Running,
+            image: "images/web.tar".into(),
+            desired: 1,
+            running: 1,
+            publish: None,
+            instances: vec![baton_api::InstanceView {
+                id: "web-1".into(),
+                state: InstancePhase::Running,
+                address: Some("10.88.1.2".into()),
+                started_at_ms: Some(5),
+                start_ms: Some(7),
+                restarts: 0,
+                last_exit: None,
+                last_error: None,
+                oom_kills: 0,
+                healthy: Some(true),
+                ready: true,
+            }],
+            error: None,
+        }
+    }
+
+    fn local_json() -> serde_json::Value {
+        json!({
+            "id": "web-1", "state": "running", "address": "10.88.1.2", "started_at_ms": 5,
+            "start_ms": 7, "restarts": 0, "last_exit": null, "last_error": null, "oom_kills": 0,
+            "healthy": true, "ready": true,
+        })
+    }
+
+    #[test]
+    fn a_service_on_a_board_without_a_cluster_is_the_supervisor_s_view() {
+        assert_eq!(
+            serde_json::to_value(cluster_wide(view(), None)).unwrap(),
+            json!({
+                "name": "web", "state": "running", "image": "images/web.tar", "desired": 1,
+                "running": 1, "publish": null, "instances": [local_json()], "error": null,
+            })
+        );
+    }
+
+    #[test]
+    fn a_service_in_a_cluster_shows_every_board_s_instances_and_placement() {
+        let remote = |id: &str, state| RemoteInstance {
+            id: id.into(),
+            board: "pi-b".into(),
+            state,
+            address: None,
+            ready: false,
+        };
+        let cluster = InCluster {
+            board: "pi-a".into(),
+            remote: vec![
+                remote("web-2", InstancePhase::Running),
+                remote("web-3", InstancePhase::Starting),
+            ],
+            placement: Some((4, vec!["instance 4: no board has room".into()])),
+        };
+        let mut local = local_json();
+        local["board"] = json!("pi-a");
+        assert_eq!(
+            serde_json::to_value(cluster_wide(view(), Some(cluster))).unwrap(),
+            json!({
+                "name": "web", "state": "running", "image": "images/web.tar", "desired": 4,
+                "running": 2, "publish": null, "error": null,
+                "instances": [
+                    local,
+                    {"id": "web-2", "board": "pi-b", "state": "running", "address": null, "ready": false},
+                    {"id": "web-3", "board": "pi-b", "state": "starting", "address": null, "ready": false},
+                ],
+                "unplaced": ["instance 4: no board has room"],
+            })
+        );
+        // Before placement has seen it: this board's count, and nothing unplaced.
+        let before = InCluster {
+            board: "pi-a".into(),
+            remote: Vec::new(),
+            placement: None,
+        };
+        let service = serde_json::to_value(cluster_wide(view(), Some(before))).unwrap();
+        assert_eq!(service["desired"], 1);
+        assert_eq!(service["unplaced"], json!([]));
+    }
 }

@@ -5,65 +5,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use baton_spec::ConfigError;
-use serde::Serialize;
 
-/// A boot step and how long it took.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct BootStep {
-    /// Name of the step, as in the boot sequence's doc comment (for example `modules`).
-    pub step: String,
-    /// Milliseconds the step took.
-    pub ms: u64,
-}
-
-/// Where an address came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AddressSource {
-    /// Leased from a DHCP server.
-    Dhcp,
-    /// Configured in `cluster.toml`.
-    Static,
-    /// IPv4 link-local (169.254.0.0/16), chosen by the board.
-    LinkLocal,
-}
-
-/// One configured address.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Address {
-    /// Interface name, for example `eth0`.
-    pub interface: String,
-    /// Address with prefix length, `a.b.c.d/n`.
-    pub address: String,
-    /// How the address was obtained.
-    pub source: AddressSource,
-}
-
-/// Facts about the board that are known once the boot sequence has read them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct BoardInfo {
-    /// Host name in use.
-    pub hostname: String,
-    /// Board name from the image (`qemu-virt`, `pi4b`, ...).
-    pub board: String,
-    /// Running kernel release (`uname -r`).
-    pub kernel: String,
-    /// Files on the config partition, relative to its root, sorted.
-    pub config_files: Vec<String>,
-    /// The data partition, once mounted.
-    pub data: Option<DataPartition>,
-}
-
-/// The data partition as mounted.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct DataPartition {
-    /// Block device, for example `/dev/vda4`.
-    pub device: String,
-    /// Size of the file system in bytes.
-    pub size_bytes: u64,
-    /// Whether this boot grew the partition and its file system to fill the disk.
-    pub grown: bool,
-}
+/// The board facts the API reports are its types ([`baton_api`]).
+pub use baton_api::{Address, AddressSource, BoardInfo, BootStep, DataPartition};
 
 /// Shared, lock-protected board state.
 #[derive(Debug, Default)]

@@ -1,8 +1,8 @@
 //! The other boards as the container network sees them, from the gossip: their container
 //! subnets, their mesh keys and endpoints, and the addresses of the instances they run.
 //!
-//! Every board publishes `net` = `<subnet> <WireGuard public key> <port>`. A board is a mesh peer
-//! when it is alive, its value parses and its subnet is its own: of two boards claiming one
+//! Every board publishes its [`MeshEndpoint`]: its subnet, WireGuard public key and port. A board
+//! is a mesh peer when it is alive, its subnet is one of the cluster's and is its own: of two boards claiming one
 //! subnet only the one with the smaller name is a peer (the other moves, see [`super::subnet`]),
 //! and a board claiming this board's subnet is never one. The endpoint is the board's gossip
 //! address with the published port: the gossip is sealed with the cluster key, so keys and
@@ -11,9 +11,8 @@
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
-use baton_cluster::gossip::{Member as GossipMember, MemberState};
+use baton_cluster::gossip::{Member as GossipMember, MemberState, MeshEndpoint};
 
-use super::keys;
 use crate::svcnet::mesh::{Peer, PublicKey};
 use crate::svcnet::nft::Ipv4Net;
 
@@ -41,18 +40,21 @@ impl Board {
     }
 }
 
-/// The `net` value: `<subnet> <public key> <port>`.
-pub fn net_value(subnet: Ipv4Net, key: &PublicKey, port: u16) -> String {
-    format!("{subnet} {key} {port}")
+/// This board's end of the mesh as the gossip carries it.
+pub fn endpoint(subnet: Ipv4Net, key: &PublicKey, port: u16) -> MeshEndpoint {
+    MeshEndpoint {
+        subnet: subnet.addr,
+        prefix: subnet.prefix,
+        key: key.0,
+        port,
+    }
 }
 
-/// Parses a `net` value.
-pub fn parse_net(value: &str) -> Option<(Ipv4Net, PublicKey, u16)> {
-    let mut parts = value.split_whitespace();
-    let subnet = crate::svcnet::subnet::parse(parts.next()?)?;
-    let key = parts.next()?.parse().ok()?;
-    let port = parts.next()?.parse().ok()?;
-    parts.next().is_none().then_some((subnet, key, port))
+/// A board's end of the mesh: its subnet (when it is one of the cluster's), key and port.
+pub fn parse_net(endpoint: &MeshEndpoint) -> Option<(Ipv4Net, PublicKey, u16)> {
+    let subnet = Ipv4Net::new(endpoint.subnet, endpoint.prefix);
+    crate::svcnet::subnet::slot_of(subnet)?;
+    Some((subnet, PublicKey(endpoint.key), endpoint.port))
 }
 
 /// The subnets alive peers claim (whether or not they are usable as mesh peers), by name.
@@ -61,7 +63,7 @@ pub fn claims(members: &[GossipMember]) -> Vec<(String, Ipv4Net)> {
         .iter()
         .filter(|m| m.state == MemberState::Alive)
         .filter_map(|m| {
-            let (subnet, _, _) = parse_net(m.values.get(keys::NET)?)?;
+            let (subnet, _, _) = parse_net(m.values.net.as_ref()?)?;
             Some((m.name.clone(), subnet))
         })
         .collect()
@@ -74,7 +76,7 @@ pub fn boards(me: &str, mine: Ipv4Net, members: &[GossipMember]) -> Vec<Board> {
         if m.state != MemberState::Alive || m.name == me {
             continue;
         }
-        let Some((subnet, key, port)) = m.values.get(keys::NET).and_then(|v| parse_net(v)) else {
+        let Some((subnet, key, port)) = m.values.net.as_ref().and_then(parse_net) else {
             continue;
         };
         let SocketAddr::V4(gossip) = m.addr else {
@@ -99,65 +101,8 @@ pub fn boards(me: &str, mine: Ipv4Net, members: &[GossipMember]) -> Vec<Board> {
     by_subnet.into_values().collect()
 }
 
-/// One item of a `run` value: `name/slot:phase`, then `@address` for an instance with an
-/// address, then `*` when it takes new connections.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunItem {
-    /// The service.
-    pub service: String,
-    /// The 1-based slot.
-    pub slot: u32,
-    /// What it does (`running`, `starting`, ...).
-    pub phase: String,
-    /// Its container address.
-    pub address: Option<Ipv4Addr>,
-    /// Whether it takes new connections.
-    pub ready: bool,
-}
-
-impl std::fmt::Display for RunItem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}:{}", self.service, self.slot, self.phase)?;
-        if let Some(a) = self.address {
-            write!(f, "@{a}")?;
-            if self.ready {
-                f.write_str("*")?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The items of a `run` value; junk items are skipped.
-pub fn parse_run(value: &str) -> Vec<RunItem> {
-    value
-        .split_whitespace()
-        .filter_map(|item| {
-            let (id, rest) = item.split_once(':')?;
-            let (service, slot) = id.rsplit_once('/')?;
-            let (phase, address, ready) = match rest.split_once('@') {
-                Some((phase, addr)) => {
-                    let (addr, ready) = match addr.strip_suffix('*') {
-                        Some(a) => (a, true),
-                        None => (addr, false),
-                    };
-                    (phase, Some(addr.parse().ok()?), ready)
-                }
-                None => (rest, None, false),
-            };
-            Some(RunItem {
-                service: service.to_string(),
-                slot: slot.parse().ok()?,
-                phase: phase.to_string(),
-                address,
-                ready,
-            })
-        })
-        .collect()
-}
-
-/// The instances the mesh peers `boards` run (service, address, ready), from their `run`
-/// values; an address outside the board's own subnet is ignored.
+/// The instances the mesh peers `boards` run (service, address, ready), from their values; an
+/// address outside the board's own subnet is ignored.
 pub fn remote_instances(
     boards: &[Board],
     members: &[GossipMember],
@@ -167,12 +112,11 @@ pub fn remote_instances(
         let Some(member) = members.iter().find(|m| m.name == board.name) else {
             continue;
         };
-        let Some(run) = member.values.get(keys::INSTANCES) else {
-            continue;
-        };
-        for item in parse_run(run) {
-            if let Some(addr) = item.address.filter(|a| board.subnet.contains(*a)) {
-                out.push((item.service, addr, item.ready));
+        for (service, instances) in &member.values.instances {
+            for instance in instances {
+                if let Some(addr) = instance.address.filter(|a| board.subnet.contains(*a)) {
+                    out.push((service.clone(), addr, instance.ready));
+                }
             }
         }
     }
@@ -186,7 +130,7 @@ pub(super) fn gossip_member(
     name: &str,
     addr: SocketAddr,
     alive: bool,
-    values: &[(&str, impl AsRef<str>)],
+    values: baton_cluster::gossip::BoardValues,
 ) -> GossipMember {
     GossipMember {
         name: name.to_string(),
@@ -197,10 +141,8 @@ pub(super) fn gossip_member(
         } else {
             MemberState::Dead
         },
-        values: values
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.as_ref().to_string()))
-            .collect(),
+        values,
+        values_error: None,
         last_heard: None,
     }
 }
@@ -209,47 +151,53 @@ pub(super) fn gossip_member(
 mod tests {
     use super::*;
     use crate::svcnet::subnet::of_slot;
+    use baton_api::InstancePhase;
+    use baton_cluster::gossip::{BoardValues, RunningInstance};
 
     fn key(b: u8) -> PublicKey {
         PublicKey([b; 32])
     }
 
-    fn member(name: &str, ip: [u8; 4], alive: bool, values: &[(&str, String)]) -> GossipMember {
+    fn member(name: &str, ip: [u8; 4], alive: bool, values: BoardValues) -> GossipMember {
         gossip_member(name, SocketAddr::from((ip, 7946)), alive, values)
     }
 
+    fn net(subnet: Ipv4Net, k: u8) -> BoardValues {
+        BoardValues {
+            net: Some(endpoint(subnet, &key(k), 51820)),
+            ..BoardValues::default()
+        }
+    }
+
     #[test]
-    fn net_values_round_trip_and_junk_is_refused() {
-        let v = net_value(of_slot(7), &key(3), 51820);
-        assert_eq!(parse_net(&v), Some((of_slot(7), key(3), 51820)));
+    fn mesh_endpoints_round_trip_and_foreign_subnets_are_refused() {
+        let e = endpoint(of_slot(7), &key(3), 51820);
+        assert_eq!(parse_net(&e), Some((of_slot(7), key(3), 51820)));
         for bad in [
-            "",
-            "10.88.7.0/24",
-            "10.88.7.0/24 notakey 51820",
-            "10.1.7.0/24 AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM= 51820",
-            &format!("{} 51820 extra", &v[..v.len() - 6]),
+            Ipv4Net::new(Ipv4Addr::new(10, 1, 7, 0), 24),
+            Ipv4Net::new(Ipv4Addr::new(10, 88, 7, 0), 16),
+            crate::svcnet::subnet::STANDALONE,
         ] {
-            assert_eq!(parse_net(bad), None, "{bad}");
+            assert_eq!(parse_net(&endpoint(bad, &key(3), 51820)), None, "{bad}");
         }
     }
 
     #[test]
     fn peers_are_alive_boards_with_their_own_subnet() {
-        let net = |s: u8, k: u8| vec![(keys::NET, net_value(of_slot(s), &key(k), 51820))];
         let members = vec![
-            member("a", [192, 0, 2, 1], true, &net(1, 1)),
-            member("b", [192, 0, 2, 2], true, &net(2, 2)),
+            member("a", [192, 0, 2, 1], true, net(of_slot(1), 1)),
+            member("b", [192, 0, 2, 2], true, net(of_slot(2), 2)),
             // Claims b's subnet with a larger name: left out.
-            member("c", [192, 0, 2, 3], true, &net(2, 3)),
+            member("c", [192, 0, 2, 3], true, net(of_slot(2), 3)),
             // Claims this board's subnet: left out.
-            member("d", [192, 0, 2, 4], true, &net(9, 4)),
-            member("e", [192, 0, 2, 5], false, &net(5, 5)),
-            member("f", [192, 0, 2, 6], true, &[]),
+            member("d", [192, 0, 2, 4], true, net(of_slot(9), 4)),
+            member("e", [192, 0, 2, 5], false, net(of_slot(5), 5)),
+            member("f", [192, 0, 2, 6], true, BoardValues::default()),
             member(
                 "g",
                 [192, 0, 2, 7],
                 true,
-                &[(keys::NET, "junk".to_string())],
+                net(Ipv4Net::new(Ipv4Addr::new(10, 1, 7, 0), 24), 7),
             ),
         ];
         let got = boards("me", of_slot(9), &members);
@@ -269,41 +217,6 @@ mod tests {
     }
 
     #[test]
-    fn run_items_round_trip() {
-        let items = [
-            RunItem {
-                service: "web".into(),
-                slot: 2,
-                phase: "running".into(),
-                address: Some(Ipv4Addr::new(10, 88, 4, 3)),
-                ready: true,
-            },
-            RunItem {
-                service: "db".into(),
-                slot: 1,
-                phase: "running".into(),
-                address: Some(Ipv4Addr::new(10, 88, 4, 4)),
-                ready: false,
-            },
-            RunItem {
-                service: "x".into(),
-                slot: 1,
-                phase: "starting".into(),
-                address: None,
-                ready: false,
-            },
-        ];
-        let text: Vec<String> = items.iter().map(ToString::to_string).collect();
-        let text = text.join(" ");
-        assert_eq!(
-            text,
-            "web/2:running@10.88.4.3* db/1:running@10.88.4.4 x/1:starting"
-        );
-        assert_eq!(parse_run(&text), items);
-        assert!(parse_run("a/b:c web/1:running@nope x:1 /:").is_empty());
-    }
-
-    #[test]
     fn remote_instances_must_lie_in_their_board_subnet() {
         let b = Board {
             name: "b".into(),
@@ -311,15 +224,31 @@ mod tests {
             key: key(1),
             endpoint: SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 2), 51820),
         };
-        let members = vec![member(
-            "b",
-            [192, 0, 2, 2],
-            true,
-            &[(
-                keys::INSTANCES,
-                "web/1:running@10.88.4.2* web/2:running@10.88.5.2* db/1:starting".to_string(),
-            )],
-        )];
+        let instance = |slot, phase, address: Option<[u8; 4]>, ready| RunningInstance {
+            slot,
+            phase,
+            address: address.map(Ipv4Addr::from),
+            ready,
+        };
+        let values = BoardValues {
+            instances: [
+                (
+                    "web".to_string(),
+                    vec![
+                        instance(1, InstancePhase::Running, Some([10, 88, 4, 2]), true),
+                        instance(2, InstancePhase::Running, Some([10, 88, 5, 2]), true),
+                    ],
+                ),
+                (
+                    "db".to_string(),
+                    vec![instance(1, InstancePhase::Starting, None, false)],
+                ),
+            ]
+            .into_iter()
+            .collect(),
+            ..BoardValues::default()
+        };
+        let members = vec![member("b", [192, 0, 2, 2], true, values)];
         assert_eq!(
             remote_instances(&[b], &members),
             vec![("web".to_string(), Ipv4Addr::new(10, 88, 4, 2), true)]

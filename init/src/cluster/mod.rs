@@ -11,8 +11,8 @@
 //! 4. every board computes the same placement ([`baton_cluster::placement`]) from the gossiped
 //!    members, their capacity and labels, and the instances each one runs; this board's supervisor
 //!    is told which instances are its own;
-//! 5. this board's key/values are published: API address, capacity, labels, spec digest and the
-//!    instances it runs.
+//! 5. this board's values are published ([`baton_cluster::gossip::BoardValues`]): API address,
+//!    capacity, labels, spec digest, the instances it runs and its end of the mesh.
 
 mod fabric;
 pub mod local;
@@ -27,15 +27,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use baton_cluster::desired::{Clock, Conflict, Desired};
 use baton_cluster::discovery::{Advert, Discovery, Interfaces, PeerEvent};
-use baton_cluster::gossip::{self, GossipConfig, GossipHandle, Timing};
+use baton_cluster::gossip::{self, BoardValues, GossipConfig, GossipHandle, Timing};
 use baton_cluster::placement::Assignment;
 use baton_cluster::sync::SyncKey;
 use tokio::sync::Notify;
 
 use crate::board::console::Console;
 use crate::containers::supervisor::Supervisor;
-
-pub use view::{ClusterView, MemberView, MeshPeerView, MeshView, RemoteInstance};
 
 /// UDP port of the membership gossip.
 pub const GOSSIP_PORT: u16 = 7946;
@@ -47,22 +45,6 @@ const ROUND_PERIOD: Duration = Duration::from_secs(2);
 /// booting together do not each start every instance and then hand them over. A board that was
 /// alone when it last ran starts at once.
 const HOLD: Duration = Duration::from_secs(6);
-
-/// Key/value names this board publishes in the gossip.
-pub(crate) mod keys {
-    /// `ip:port` of the HTTP API.
-    pub const API: &str = "api";
-    /// `<cpu millis> <memory bytes>` offered to services.
-    pub const CAPACITY: &str = "cap";
-    /// The board's labels, JSON.
-    pub const LABELS: &str = "labels";
-    /// Digest of the desired state.
-    pub const SPECS: &str = "specs";
-    /// Instances on this board, separated by spaces (see [`super::fabric::RunItem`]).
-    pub const INSTANCES: &str = "run";
-    /// `<container subnet> <mesh public key> <mesh port>` (see [`super::fabric`]).
-    pub const NET: &str = "net";
-}
 
 /// What the node needs from the boot.
 #[derive(Debug, Clone)]
@@ -119,6 +101,8 @@ pub(crate) struct Inner {
     pub moving_to: Option<crate::svcnet::nft::Ipv4Net>,
     /// The last problem with the mesh or the subnet, printed once.
     pub mesh_note: Option<String>,
+    /// Why each peer's values are refused (another build), printed once.
+    pub refused: BTreeMap<String, String>,
 }
 
 /// A running cluster member.
@@ -132,7 +116,7 @@ pub struct Node {
     discovery: Mutex<Option<Discovery>>,
     supervisor: Supervisor,
     /// What the board offers to services (see [`capacity`]), measured once at start.
-    capacity: (u64, u64),
+    capacity: baton_api::Capacity,
     /// The WireGuard link to the other boards, if it came up.
     mesh: tokio::sync::Mutex<Option<crate::svcnet::mesh::Mesh>>,
 }
@@ -277,13 +261,22 @@ impl Node {
             tokio::time::sleep(Duration::from_millis(500)).await;
         };
         let (cpu, memory) = capacity();
-        let mut values = BTreeMap::new();
+        let mut values = BoardValues {
+            api: Some(SocketAddrV4::new(address, settings.api_port)),
+            capacity: Some(baton_api::Capacity {
+                cpu_millis: cpu,
+                memory_bytes: memory,
+            }),
+            labels: settings.labels.clone(),
+            ..BoardValues::default()
+        };
         let mesh = match start_mesh(&settings).await {
             Ok((mesh, key)) => {
-                values.insert(
-                    keys::NET.to_string(),
-                    fabric::net_value(settings.subnet, &key, crate::svcnet::mesh::PORT),
-                );
+                values.net = Some(fabric::endpoint(
+                    settings.subnet,
+                    &key,
+                    crate::svcnet::mesh::PORT,
+                ));
                 println!(
                     "baton: cluster: containers on {}, mesh {} on UDP {} (key {key})",
                     settings.subnet,
@@ -299,15 +292,6 @@ impl Node {
                 None
             }
         };
-        values.insert(
-            keys::API.to_string(),
-            SocketAddrV4::new(address, settings.api_port).to_string(),
-        );
-        values.insert(keys::CAPACITY.to_string(), format!("{cpu} {memory}"));
-        values.insert(
-            keys::LABELS.to_string(),
-            serde_json::to_string(&settings.labels).unwrap_or_default(),
-        );
         let gossip = gossip::start(GossipConfig {
             listen: SocketAddr::from((Ipv4Addr::UNSPECIFIED, GOSSIP_PORT)),
             advertise: Some(SocketAddr::from((address, GOSSIP_PORT))),
@@ -345,7 +329,10 @@ impl Node {
             poke: Notify::new(),
             discovery: Mutex::new(None),
             supervisor,
-            capacity: (cpu, memory),
+            capacity: baton_api::Capacity {
+                cpu_millis: cpu,
+                memory_bytes: memory,
+            },
             mesh: tokio::sync::Mutex::new(mesh),
         });
         node.start_discovery(&interface);

@@ -4,12 +4,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use baton_api::InstancePhase;
 use baton_cluster::desired::Record;
-use baton_cluster::gossip::{Member as GossipMember, MemberState};
+use baton_cluster::gossip::{BoardValues, Member as GossipMember, MemberState, RunningInstance};
 use baton_cluster::placement::{self, Assignment, Constraints, Input, Member, Resources, Service};
 use baton_spec::ServiceSpec;
 
-use super::{fabric, keys, local, lock, now_ms, Node, ROUND_PERIOD};
+use super::{fabric, local, lock, now_ms, Node, ROUND_PERIOD};
 use crate::board::status::State;
 use crate::containers::supervisor::Remote;
 use crate::svcnet::subnet::{self, Verdict};
@@ -30,43 +31,26 @@ pub async fn run(node: Arc<Node>, state: Arc<State>) {
     }
 }
 
-/// `(name, slot, phase)` of the instances in a board's `run` value.
-pub fn parse_instances(value: &str) -> Vec<(String, u32, String)> {
-    super::fabric::parse_run(value)
-        .into_iter()
-        .map(|i| (i.service, i.slot, i.phase))
-        .collect()
-}
-
-/// `<cpu millis> <memory bytes>`.
-pub fn parse_capacity(value: &str) -> Option<Resources> {
-    let (cpu, memory) = value.split_once(' ')?;
-    Some(Resources {
-        cpu_millis: cpu.parse().ok()?,
-        memory_bytes: memory.parse().ok()?,
-    })
-}
-
 /// The placement input from what the gossip says of every board (the board itself included as
 /// `me`), and the valid specs. The previous assignment is what boards report running: every
 /// board sees the same reports, so every board computes the same placement.
 pub fn placement_input(
-    me: (&str, &BTreeMap<String, String>),
+    me: (&str, &BoardValues),
     peers: &[GossipMember],
     specs: &[ServiceSpec],
 ) -> Input {
-    let mut boards: Vec<(&str, bool, &BTreeMap<String, String>)> = vec![(me.0, true, me.1)];
+    let mut boards: Vec<(&str, bool, &BoardValues)> = vec![(me.0, true, me.1)];
     for p in peers {
         boards.push((&p.name, p.state == MemberState::Alive, &p.values));
     }
     let mut members = Vec::new();
     let mut previous = Assignment::default();
     for (name, alive, values) in &boards {
-        let capacity = values.get(keys::CAPACITY).and_then(|v| parse_capacity(v));
-        let labels = values
-            .get(keys::LABELS)
-            .and_then(|v| serde_json::from_str(v).ok())
-            .unwrap_or_default();
+        let capacity = values.capacity.map(|c| Resources {
+            cpu_millis: c.cpu_millis,
+            memory_bytes: c.memory_bytes,
+        });
+        let labels = values.labels.clone();
         members.push(Member {
             name: name.to_string(),
             // A board whose capacity is not known yet takes nothing.
@@ -80,15 +64,15 @@ pub fn placement_input(
         if !alive {
             continue;
         }
-        for (service, slot, _) in values
-            .get(keys::INSTANCES)
-            .map(|v| parse_instances(v))
-            .unwrap_or_default()
-        {
+        let running = values
+            .instances
+            .iter()
+            .flat_map(|(service, list)| list.iter().map(move |i| (service, i.slot)));
+        for (service, slot) in running {
             let Some(index) = slot.checked_sub(1) else {
                 continue;
             };
-            let entry = previous.services.entry(service).or_default();
+            let entry = previous.services.entry(service.clone()).or_default();
             // Two boards claiming one instance: the smaller name keeps it, on every board alike.
             match entry.instances.get(&index) {
                 Some(owner) if owner.as_str() <= *name => {}
@@ -128,6 +112,7 @@ impl Node {
         self.sync_with_peers().await;
         let specs = self.valid_specs();
         let peers = self.gossip.members();
+        self.note_refused(&peers);
         self.update_fabric(&peers).await;
         let instances = self.instances_value();
         if self.holding(&peers) {
@@ -226,6 +211,27 @@ impl Node {
         });
     }
 
+    /// Says once which peers send values this build refuses (they run another build, and take
+    /// no instances until they run this one).
+    fn note_refused(&self, peers: &[GossipMember]) {
+        let mut inner = lock(&self.inner);
+        for peer in peers {
+            let why = peer.values_error.as_ref().map(ToString::to_string);
+            if inner.refused.get(&peer.name) == why.as_ref() {
+                continue;
+            }
+            match why {
+                Some(why) => {
+                    eprintln!("baton: cluster: board {}: {why}", peer.name);
+                    inner.refused.insert(peer.name.clone(), why);
+                }
+                None => {
+                    inner.refused.remove(&peer.name);
+                }
+            }
+        }
+    }
+
     /// Prints a mesh or subnet problem once (until a different one comes up).
     fn mesh_note(&self, note: String) {
         let mut inner = lock(&self.inner);
@@ -255,8 +261,7 @@ impl Node {
         let Some(until) = inner.hold_until else {
             return false;
         };
-        let peers_known =
-            !alive.is_empty() && alive.iter().all(|p| p.values.contains_key(keys::CAPACITY));
+        let peers_known = !alive.is_empty() && alive.iter().all(|p| p.values.capacity.is_some());
         if peers_known || Instant::now() >= until {
             inner.hold_until = None;
             return false;
@@ -265,16 +270,13 @@ impl Node {
     }
 
     /// What this board publishes, as peers see it (for its own placement input).
-    fn own_values(&self, instances: &str) -> BTreeMap<String, String> {
-        let mut values = BTreeMap::new();
-        let (cpu, memory) = self.capacity;
-        values.insert(keys::CAPACITY.to_string(), format!("{cpu} {memory}"));
-        values.insert(
-            keys::LABELS.to_string(),
-            serde_json::to_string(&self.settings.labels).unwrap_or_default(),
-        );
-        values.insert(keys::INSTANCES.to_string(), instances.to_string());
-        values
+    fn own_values(&self, instances: &Instances) -> BoardValues {
+        BoardValues {
+            capacity: Some(self.capacity),
+            labels: self.settings.labels.clone(),
+            instances: instances.clone(),
+            ..BoardValues::default()
+        }
     }
 
     /// Reads the card, turns its changes into records, merges, mirrors and saves.
@@ -376,15 +378,15 @@ impl Node {
             let now = Instant::now();
             let mut due = Vec::new();
             for peer in self.gossip.members() {
-                let differs = peer.values.get(keys::SPECS).is_some_and(|d| *d != short);
+                let differs = peer.values.digest.as_ref().is_some_and(|d| *d != short);
                 let recent = inner
                     .synced
                     .get(&peer.name)
                     .is_some_and(|at| now.duration_since(*at) < SYNC_EVERY);
                 if peer.state == MemberState::Alive && differs && !recent {
-                    if let Some(api) = peer.values.get(keys::API) {
+                    if let Some(api) = peer.values.api {
                         inner.synced.insert(peer.name.clone(), now);
-                        due.push((peer.name.clone(), api.clone()));
+                        due.push((peer.name.clone(), api));
                     }
                 }
             }
@@ -473,46 +475,47 @@ impl Node {
         }
     }
 
-    /// The `run` value for the instances the supervisor has on this board.
-    pub(super) fn instances_value(&self) -> String {
-        let mut items = Vec::new();
+    /// The instances the supervisor has on this board, as the gossip carries them (stopped
+    /// ones are left out).
+    pub(super) fn instances_value(&self) -> Instances {
+        let mut out = Instances::new();
         for service in self.supervisor.services() {
-            for instance in service.instances {
-                let Some(slot) = instance
-                    .id
-                    .rsplit_once('-')
-                    .and_then(|(_, s)| s.parse().ok())
-                else {
-                    continue;
-                };
-                let phase = serde_json::to_value(instance.state)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default();
-                if phase != "stopped" {
-                    let item = super::fabric::RunItem {
-                        service: service.name.clone(),
-                        slot,
-                        phase,
+            let running: Vec<RunningInstance> = service
+                .instances
+                .iter()
+                .filter(|i| i.state != InstancePhase::Stopped)
+                .filter_map(|instance| {
+                    let (_, slot) = instance.id.rsplit_once('-')?;
+                    Some(RunningInstance {
+                        slot: slot.parse().ok()?,
+                        phase: instance.state,
                         address: instance.address.as_deref().and_then(|a| a.parse().ok()),
                         ready: instance.ready,
-                    };
-                    items.push(item.to_string());
-                }
+                    })
+                })
+                .collect();
+            if !running.is_empty() {
+                out.insert(service.name, running);
             }
         }
-        items.join(" ")
+        out
     }
 
     /// Publishes the instances this board runs (`instances`) and its spec digest.
-    fn publish(&self, instances: &str) {
-        if let Err(e) = self.gossip.set(keys::INSTANCES, instances) {
+    fn publish(&self, instances: &Instances) {
+        let digest = super::specs_digest(&lock(&self.inner).desired);
+        let published = self.gossip.update(|values| {
+            values.instances = instances.clone();
+            values.digest = Some(digest);
+        });
+        if let Err(e) = published {
             eprintln!("baton: cluster: publishing instances: {e}");
         }
-        let digest = super::specs_digest(&lock(&self.inner).desired);
-        let _ = self.gossip.set(keys::SPECS, &digest);
     }
 }
+
+/// The instances a board runs, by service, as the gossip carries them.
+type Instances = BTreeMap<String, Vec<RunningInstance>>;
 
 /// POSTs `body` and returns the answer's bytes (at most the sync exchange's largest body).
 fn post(url: &str, body: &[u8]) -> Result<Vec<u8>, ureq::Error> {
@@ -535,8 +538,9 @@ fn post(url: &str, body: &[u8]) -> Result<Vec<u8>, ureq::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use baton_api::Capacity;
 
-    fn peer(name: &str, alive: bool, values: &[(&str, &str)]) -> GossipMember {
+    fn peer(name: &str, alive: bool, values: BoardValues) -> GossipMember {
         let addr = "169.254.0.2:7946".parse().expect("addr");
         super::super::fabric::gossip_member(name, addr, alive, values)
     }
@@ -545,39 +549,62 @@ mod tests {
         ServiceSpec::parse("services/web.toml", text).expect("valid spec")
     }
 
+    /// Values with `capacity`, `labels` and instances `web/<slot>` in `phases`.
+    fn values(
+        capacity: Option<(u64, u64)>,
+        labels: &[(&str, &str)],
+        web: &[(u32, InstancePhase)],
+    ) -> BoardValues {
+        let instances: Vec<RunningInstance> = web
+            .iter()
+            .map(|&(slot, phase)| RunningInstance {
+                slot,
+                phase,
+                address: None,
+                ready: false,
+            })
+            .collect();
+        BoardValues {
+            capacity: capacity.map(|(cpu_millis, memory_bytes)| Capacity {
+                cpu_millis,
+                memory_bytes,
+            }),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            instances: if instances.is_empty() {
+                Instances::new()
+            } else {
+                Instances::from([("web".to_string(), instances)])
+            },
+            ..BoardValues::default()
+        }
+    }
+
     #[test]
     fn the_placement_input_follows_what_boards_report() {
-        let me: BTreeMap<String, String> = [
-            (keys::CAPACITY.to_string(), "2000 1000000000".to_string()),
-            (
-                keys::INSTANCES.to_string(),
-                "web/1:running web/2:starting".to_string(),
-            ),
-        ]
-        .into_iter()
-        .collect();
+        use InstancePhase::{Running, Starting};
+        let me = values(
+            Some((2000, 1_000_000_000)),
+            &[],
+            &[(1, Running), (2, Starting)],
+        );
         let peers = [
             // Claims web/2 too: the smaller name (pi-a, this board) keeps it.
             peer(
                 "pi-b",
                 true,
-                &[
-                    (keys::CAPACITY, "4000 2000000000"),
-                    (keys::LABELS, "{\"disk\":\"ssd\"}"),
-                    (keys::INSTANCES, "web/2:running web/3:running"),
-                ],
+                values(
+                    Some((4000, 2_000_000_000)),
+                    &[("disk", "ssd")],
+                    &[(2, Running), (3, Running)],
+                ),
             ),
             // Dead: its instances are not kept anywhere.
-            peer(
-                "pi-c",
-                false,
-                &[
-                    (keys::CAPACITY, "4000 1"),
-                    (keys::INSTANCES, "web/4:running"),
-                ],
-            ),
+            peer("pi-c", false, values(Some((4000, 1)), &[], &[(4, Running)])),
             // Alive but its capacity has not arrived: it takes nothing yet.
-            peer("pi-d", true, &[]),
+            peer("pi-d", true, BoardValues::default()),
         ];
         let specs = [spec(
             "name = \"web\"\nimage = \"x.lan/web:1\"\nscale = { min = 4 }\nresources = { cpu = 0.5, memory = \"64Mi\" }\nplacement = { labels = { disk = \"ssd\" } }\n",
@@ -601,6 +628,8 @@ mod tests {
             input.members[1].labels.get("disk").map(String::as_str),
             Some("ssd")
         );
+        assert_eq!(input.members[1].capacity.cpu_millis, 4000);
+        assert_eq!(input.members[1].capacity.memory_bytes, 2_000_000_000);
         let web = &input.previous.services["web"].instances;
         let owners: Vec<(u32, &str)> = web.iter().map(|(i, b)| (*i, b.as_str())).collect();
         assert_eq!(owners, [(0, "pi-a"), (1, "pi-a"), (2, "pi-b")]);
@@ -616,23 +645,9 @@ mod tests {
     }
 
     #[test]
-    fn instance_lists_and_capacities_parse_and_junk_is_skipped() {
-        assert_eq!(
-            parse_instances("web/1:running web/2:starting bad x/y:z a-b/3:crash-loop"),
-            [
-                ("web".into(), 1, "running".into()),
-                ("web".into(), 2, "starting".into()),
-                ("a-b".into(), 3, "crash-loop".into())
-            ]
-        );
-        assert_eq!(
-            parse_capacity("4000 805306368"),
-            Some(Resources {
-                cpu_millis: 4000,
-                memory_bytes: 805306368
-            })
-        );
-        assert_eq!(parse_capacity("4000"), None);
-        assert_eq!(parse_capacity("x y"), None);
+    fn a_slot_zero_claims_nothing() {
+        let me = values(Some((1000, 1)), &[], &[(0, InstancePhase::Running)]);
+        let input = placement_input(("pi-a", &me), &[], &[]);
+        assert!(input.previous.services.is_empty(), "{:?}", input.previous);
     }
 }

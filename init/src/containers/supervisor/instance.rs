@@ -18,7 +18,6 @@
 use std::time::{Duration, Instant};
 
 use baton_spec::service::RestartPolicy;
-use serde::Serialize;
 
 /// First wait before a restart.
 pub const BACKOFF_START: Duration = Duration::from_secs(1);
@@ -29,9 +28,8 @@ pub const CRASH_LOOP_AT: Duration = Duration::from_secs(16);
 /// An instance that ran this long before exiting ran stably: its backoff starts over.
 pub const STABLE_AFTER: Duration = Duration::from_secs(30);
 
-/// What an instance is doing, as the API shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+/// What an instance is doing (the API shows it as [`baton_api::InstancePhase`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     /// Being created and started.
     Starting,
@@ -47,8 +45,8 @@ pub enum Phase {
     Stopped,
 }
 
-/// How an instance's process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// How an instance's process ended (the API shows it as [`baton_api::ExitStatus`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExitStatus {
     /// Exit code, if it exited.
     pub code: Option<i32>,

@@ -38,11 +38,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use baton_spec::service::ServiceSpec;
-use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use instance::{ExitStatus, Phase};
 use logs::ServiceLog;
+
+/// The views the supervisor gives the API are the API's types: one service and its instances
+/// ([`ServiceView`], [`InstanceView`]) and the services' network ([`NetworkView`]).
+pub use baton_api::{InstanceView, NetworkService, NetworkView, ServiceView};
 
 pub use crate::svcnet::network::Remote;
 
@@ -103,55 +106,6 @@ impl Paths {
     }
 }
 
-/// One instance as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct InstanceView {
-    /// Container id (`web-1`).
-    pub id: String,
-    /// What it is doing.
-    pub state: Phase,
-    /// Address on the board bridge.
-    pub address: Option<String>,
-    /// When the current run started (ms since the Unix epoch).
-    pub started_at_ms: Option<u64>,
-    /// How long the last start took, from launch to a running container (image preparation,
-    /// network, create and start), in ms.
-    pub start_ms: Option<u64>,
-    /// Restarts so far.
-    pub restarts: u32,
-    /// How the last run ended.
-    pub last_exit: Option<ExitStatus>,
-    /// Why the last start failed.
-    pub last_error: Option<String>,
-    /// OOM kills so far.
-    pub oom_kills: u32,
-    /// Health: `None` until known or without a health check.
-    pub healthy: Option<bool>,
-    /// Whether it takes new connections (running, and healthy if the spec checks health).
-    pub ready: bool,
-}
-
-/// One service as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ServiceView {
-    /// Name.
-    pub name: String,
-    /// Summary: `running`, `starting`, `degraded`, `crash-loop`, `stopped` or `removing`.
-    pub state: &'static str,
-    /// The spec's image (an archive on the config partition or a registry reference).
-    pub image: String,
-    /// Instances wanted.
-    pub desired: u32,
-    /// Instances running and ready.
-    pub running: u32,
-    /// The published board port, if any.
-    pub publish: Option<u16>,
-    /// Every instance.
-    pub instances: Vec<InstanceView>,
-    /// A problem with the service as a whole (for example its published port is taken).
-    pub error: Option<String>,
-}
-
 /// What the handle reads without waiting for the driver: the views, the logs and the network,
 /// as the driver last wrote them.
 #[derive(Debug, Default)]
@@ -161,30 +115,27 @@ struct Snapshot {
     network: Mutex<NetworkView>,
 }
 
-/// What `GET /v1/network` shows.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct NetworkView {
-    /// Generation of the rule set last applied (0: none yet).
-    pub generation: u64,
-    /// The last error applying it, if the last attempt failed.
-    pub error: Option<String>,
-    /// Every service's virtual IP, the services it may call and its egress.
-    pub services: Vec<NetworkService>,
+impl From<Phase> for baton_api::InstancePhase {
+    fn from(phase: Phase) -> Self {
+        match phase {
+            Phase::Starting => Self::Starting,
+            Phase::Running => Self::Running,
+            Phase::Stopping => Self::Stopping,
+            Phase::Backoff => Self::Backoff,
+            Phase::CrashLoop => Self::CrashLoop,
+            Phase::Stopped => Self::Stopped,
+        }
+    }
 }
 
-/// One service in [`NetworkView`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct NetworkService {
-    /// Name.
-    pub name: String,
-    /// Virtual IP (`<name>` and `<name>.baton` resolve to it inside containers).
-    pub vip: Option<std::net::Ipv4Addr>,
-    /// Port on the VIP.
-    pub port: Option<u16>,
-    /// Services it may call.
-    pub allow: Vec<String>,
-    /// `internet` or `none`.
-    pub egress: String,
+impl From<ExitStatus> for baton_api::ExitStatus {
+    fn from(exit: ExitStatus) -> Self {
+        Self {
+            code: exit.code,
+            signal: exit.signal,
+            oom_killed: exit.oom_killed,
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

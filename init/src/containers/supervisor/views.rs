@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 
+use baton_api::{InstancePhase, ServiceState};
 use baton_spec::service::ServiceSpec;
 
 use super::instance::Phase;
@@ -40,12 +41,12 @@ impl Driver {
             .iter()
             .map(|(slot, s)| InstanceView {
                 id: Self::id(name, *slot),
-                state: s.machine.phase,
+                state: s.machine.phase.into(),
                 address: s.address.map(|a| a.to_string()),
                 started_at_ms: s.started_ms,
                 start_ms: s.start_ms,
                 restarts: s.machine.restarts,
-                last_exit: s.machine.last_exit,
+                last_exit: s.machine.last_exit.map(Into::into),
                 last_error: s.machine.last_error.clone(),
                 oom_kills: s.machine.oom_kills,
                 healthy: s.machine.healthy,
@@ -55,17 +56,20 @@ impl Driver {
         let desired = if svc.removing { 0 } else { svc.spec.scale.min };
         let running = svc.slots.values().filter(|s| ready(s)).count() as u32;
         let state = if svc.removing {
-            "removing"
-        } else if instances.iter().any(|i| i.state == Phase::CrashLoop) {
-            "crash-loop"
+            ServiceState::Removing
+        } else if instances
+            .iter()
+            .any(|i| i.state == InstancePhase::CrashLoop)
+        {
+            ServiceState::CrashLoop
         } else if running >= desired && desired > 0 {
-            "running"
-        } else if instances.iter().all(|i| i.state == Phase::Stopped) {
-            "stopped"
-        } else if instances.iter().any(|i| matches!(i.state, Phase::Backoff)) {
-            "degraded"
+            ServiceState::Running
+        } else if instances.iter().all(|i| i.state == InstancePhase::Stopped) {
+            ServiceState::Stopped
+        } else if instances.iter().any(|i| i.state == InstancePhase::Backoff) {
+            ServiceState::Degraded
         } else {
-            "starting"
+            ServiceState::Starting
         };
         let view = ServiceView {
             name: name.to_string(),

@@ -142,11 +142,8 @@ impl Board {
 }
 
 /// An instance state as the API spells it.
-fn phase(p: super::instance::Phase) -> String {
-    serde_json::to_value(p)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
+fn phase(p: baton_api::InstancePhase) -> String {
+    p.as_str().to_string()
 }
 
 /// A service spec: `name`, an archive image, port 8080 and `extra` TOML lines.

@@ -53,7 +53,7 @@ async fn restart_backoff_doubles_into_a_crash_loop_and_a_stable_run_starts_over(
     );
     let shown: Vec<(String, &str)> = states
         .iter()
-        .map(|(phase, service)| (super::phase(*phase), *service))
+        .map(|(phase, service)| (super::phase(*phase), service.as_str()))
         .collect();
     let backoff = ("backoff".to_string(), "degraded");
     let crash_loop = ("crash-loop".to_string(), "crash-loop");
@@ -104,7 +104,7 @@ async fn a_failed_start_shows_its_error_and_is_retried_after_the_backoff() {
         view.instances[0].last_error.as_deref(),
         Some("cannot run container web-1: injected failure")
     );
-    assert_eq!(view.state, "degraded");
+    assert_eq!(view.state.as_str(), "degraded");
     assert!(
         board
             .calls
@@ -121,7 +121,7 @@ async fn a_failed_start_shows_its_error_and_is_retried_after_the_backoff() {
         .await;
     assert_eq!(board.runtime.runs()[0].at - applied, BACKOFF_START);
     assert_eq!(board.view("web").instances[0].restarts, 1);
-    assert_eq!(board.view("web").state, "running");
+    assert_eq!(board.view("web").state.as_str(), "running");
 }
 
 #[tokio::test(start_paused = true)]
@@ -141,7 +141,7 @@ async fn health_gates_readiness_and_an_unhealthy_instance_is_restarted() {
     let view = board.view("web");
     assert_eq!(board.probes.checks.load(Ordering::SeqCst), 0);
     assert_eq!(
-        (view.instances[0].ready, view.running, view.state),
+        (view.instances[0].ready, view.running, view.state.as_str()),
         (false, 0, "starting")
     );
     let backends = |b: &Board| {
@@ -156,7 +156,7 @@ async fn health_gates_readiness_and_an_unhealthy_instance_is_restarted() {
         .until("web-1 ready", |b| b.view("web").instances[0].ready)
         .await;
     let view = board.view("web");
-    assert_eq!((view.running, view.state), (1, "running"));
+    assert_eq!((view.running, view.state.as_str()), (1, "running"));
     assert_eq!(backends(&board), Some(vec![true]));
 
     // Two failed checks in a row: not ready, stopped, and started again.
@@ -257,7 +257,10 @@ async fn allow_and_egress_changes_rebuild_the_rules_and_restart_nothing() {
         "no container was touched"
     );
     let view = board.view("api");
-    assert_eq!((view.instances[0].restarts, view.state), (0, "running"));
+    assert_eq!(
+        (view.instances[0].restarts, view.state.as_str()),
+        (0, "running")
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -296,7 +299,7 @@ async fn assignments_from_placement_arrive_and_leave() {
     board
         .until("no instance left", |b| b.view("web").instances.is_empty())
         .await;
-    assert_eq!(board.view("web").state, "stopped");
+    assert_eq!(board.view("web").state.as_str(), "stopped");
 }
 
 #[tokio::test(start_paused = true)]

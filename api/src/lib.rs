@@ -1,0 +1,43 @@
+//! The contract of a board's HTTP API (TCP port 7070): every body the board's init sends and
+//! receives, and that the `baton` command (and any other client) reads back.
+//!
+//! The init serialises these types and the `baton` command deserialises into them, so both
+//! sides agree on one definition. The JSON is what scripts see: field names, nesting and which
+//! optional fields are omitted or `null` are part of the contract and are pinned by the tests of
+//! each module; a change to them is a change of the API.
+//!
+//! | method | path                             | body sent back |
+//! |--------|----------------------------------|----------------|
+//! | GET    | `/v1/health`                     | [`Health`] |
+//! | GET    | `/v1/status`                     | [`StatusReport`] |
+//! | POST   | `/v1/reboot`, `/v1/halt`, `/v1/poweroff` | [`PowerAccepted`] |
+//! | GET    | `/v1/services`                   | [`ServiceList`] |
+//! | GET    | `/v1/services/{name}`            | [`Service`] |
+//! | PUT    | `/v1/services/{name}`            | [`Applied`] (the request body is the spec's TOML) |
+//! | DELETE | `/v1/services/{name}`            | [`Removed`] |
+//! | POST   | `/v1/services/{name}/restart`    | [`Restarting`] |
+//! | GET    | `/v1/services/{name}/logs`       | text; the query is [`LogsQuery`] |
+//! | GET    | `/v1/cluster`                    | [`ClusterView`] |
+//! | GET    | `/v1/network`                    | [`NetworkReport`] |
+//!
+//! Every refusal is an [`ApiError`]. Clients read leniently, as boards of several versions may
+//! answer: unknown fields are ignored, and the fields that boards added over time read as their
+//! defaults when missing. The crate depends on `serde` only, so any client can use it.
+
+pub mod cluster;
+pub mod error;
+pub mod network;
+pub mod services;
+pub mod status;
+
+pub use cluster::{Capacity, ClusterView, Conflict, MemberStatus, MemberView, SpecVersion};
+pub use error::{ApiError, ConfigError};
+pub use network::{MeshPeerView, MeshView, NetworkReport, NetworkService, NetworkView};
+pub use services::{
+    Applied, ExitStatus, InstancePhase, InstanceView, LocalInstance, LogsQuery, RemoteInstance,
+    Removed, Restarting, Service, ServiceInstance, ServiceList, ServiceState, ServiceView,
+};
+pub use status::{
+    Address, AddressSource, BoardInfo, BootStep, DataPartition, Health, Memory, PowerAccepted,
+    PowerAction, StatusReport,
+};

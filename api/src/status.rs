@@ -1,0 +1,224 @@
+//! The board itself: `GET /v1/health`, `GET /v1/status` and the power requests.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+
+/// The body of `GET /v1/health`, the one request that needs no token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// Always `true`: the board answers.
+    pub ok: bool,
+}
+
+/// The body of `GET /v1/status`. A field a board of another version does not send reads as
+/// its default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StatusReport {
+    /// Host name in use.
+    pub hostname: String,
+    /// Board name from the image.
+    pub board: String,
+    /// Running kernel release.
+    pub kernel: String,
+    /// Milliseconds since the kernel started.
+    pub uptime_ms: u64,
+    /// Boot steps in order, with their durations.
+    pub boot: Vec<BootStep>,
+    /// Configured addresses.
+    pub addresses: Vec<Address>,
+    /// Memory use.
+    pub memory: Memory,
+    /// Files on the config partition.
+    pub config_files: Vec<String>,
+    /// The data partition (`null` until it is mounted, or without one).
+    pub data: Option<DataPartition>,
+    /// Errors since boot, newest last.
+    pub errors: Vec<String>,
+    /// Problems in the configuration files, by file, line and field.
+    pub config_errors: Vec<ConfigError>,
+}
+
+/// Memory figures in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Memory {
+    /// Resident set size of the init.
+    pub init_rss_bytes: u64,
+    /// Memory in use by the whole system (total minus available).
+    pub system_used_bytes: u64,
+}
+
+/// A boot step and how long it took.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootStep {
+    /// Name of the step, as in the boot sequence's doc comment (for example `modules`).
+    pub step: String,
+    /// Milliseconds the step took.
+    pub ms: u64,
+}
+
+/// Where an address came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AddressSource {
+    /// Leased from a DHCP server (`dhcp`).
+    Dhcp,
+    /// Configured in `cluster.toml` (`static`).
+    Static,
+    /// IPv4 link-local (169.254.0.0/16), chosen by the board (`link-local`).
+    LinkLocal,
+}
+
+impl AddressSource {
+    /// The name the API shows (`dhcp`, `static`, `link-local`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AddressSource::Dhcp => "dhcp",
+            AddressSource::Static => "static",
+            AddressSource::LinkLocal => "link-local",
+        }
+    }
+}
+
+/// One configured address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Address {
+    /// Interface name, for example `eth0`.
+    pub interface: String,
+    /// Address with prefix length, `a.b.c.d/n`.
+    pub address: String,
+    /// How the address was obtained.
+    pub source: AddressSource,
+}
+
+/// Facts about the board that are known once the boot sequence has read them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoardInfo {
+    /// Host name in use.
+    pub hostname: String,
+    /// Board name from the image (`qemu-virt`, `pi4b`, ...).
+    pub board: String,
+    /// Running kernel release (`uname -r`).
+    pub kernel: String,
+    /// Files on the config partition, relative to its root, sorted.
+    pub config_files: Vec<String>,
+    /// The data partition, once mounted.
+    pub data: Option<DataPartition>,
+}
+
+/// The data partition as mounted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataPartition {
+    /// Block device, for example `/dev/vda4`.
+    pub device: String,
+    /// Size of the file system in bytes.
+    pub size_bytes: u64,
+    /// Whether this boot grew the partition and its file system to fill the disk.
+    pub grown: bool,
+}
+
+/// A power request the board takes: the last part of its path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PowerAction {
+    /// `POST /v1/reboot`: a clean reboot.
+    Reboot,
+    /// `POST /v1/halt`: a clean halt.
+    Halt,
+    /// `POST /v1/poweroff`: a clean power-off.
+    Poweroff,
+}
+
+/// The body of an accepted power request (HTTP 202); the board goes down right after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PowerAccepted {
+    /// What the board is about to do.
+    pub accepted: PowerAction,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn report() -> StatusReport {
+        StatusReport {
+            hostname: "pi-a".into(),
+            board: "qemu-virt".into(),
+            kernel: "6.12.1".into(),
+            uptime_ms: 1234,
+            boot: vec![BootStep {
+                step: "mounts".into(),
+                ms: 3,
+            }],
+            addresses: vec![Address {
+                interface: "eth0".into(),
+                address: "169.254.3.1/16".into(),
+                source: AddressSource::LinkLocal,
+            }],
+            memory: Memory {
+                init_rss_bytes: 4096,
+                system_used_bytes: 1 << 20,
+            },
+            config_files: vec!["cluster.toml".into()],
+            data: None,
+            errors: vec!["something failed".into()],
+            config_errors: vec![ConfigError {
+                file: "cluster.toml".into(),
+                line: Some(3),
+                field: "network.mode".into(),
+                message: "bad".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn the_status_report_keeps_its_json_shape() {
+        let expected = json!({
+            "hostname": "pi-a", "board": "qemu-virt", "kernel": "6.12.1", "uptime_ms": 1234,
+            "boot": [{"step": "mounts", "ms": 3}],
+            "addresses": [{"interface": "eth0", "address": "169.254.3.1/16", "source": "link-local"}],
+            "memory": {"init_rss_bytes": 4096, "system_used_bytes": 1048576},
+            "config_files": ["cluster.toml"],
+            "data": null,
+            "errors": ["something failed"],
+            "config_errors": [{"file": "cluster.toml", "line": 3, "field": "network.mode", "message": "bad"}],
+        });
+        assert_eq!(serde_json::to_value(report()).unwrap(), expected);
+        let back: StatusReport = serde_json::from_value(expected).unwrap();
+        assert_eq!(back, report());
+        let data = DataPartition {
+            device: "/dev/vda4".into(),
+            size_bytes: 10,
+            grown: true,
+        };
+        assert_eq!(
+            serde_json::to_value(&data).unwrap(),
+            json!({"device": "/dev/vda4", "size_bytes": 10, "grown": true})
+        );
+    }
+
+    #[test]
+    fn address_sources_and_power_actions_are_lowercase_words() {
+        for (source, word) in [
+            (AddressSource::Dhcp, "dhcp"),
+            (AddressSource::Static, "static"),
+            (AddressSource::LinkLocal, "link-local"),
+        ] {
+            assert_eq!(serde_json::to_value(source).unwrap(), json!(word));
+            assert_eq!(source.as_str(), word);
+        }
+        let accepted = PowerAccepted {
+            accepted: PowerAction::Poweroff,
+        };
+        assert_eq!(
+            serde_json::to_value(accepted).unwrap(),
+            json!({"accepted": "poweroff"})
+        );
+        assert_eq!(
+            serde_json::to_value(Health { ok: true }).unwrap(),
+            json!({"ok": true})
+        );
+    }
+}

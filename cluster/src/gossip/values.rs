@@ -1,0 +1,289 @@
+//! What a board publishes in the gossip: one typed, versioned value ([`BoardValues`]).
+//!
+//! # Why one struct in postcard rather than a map of strings
+//! Each board's whole state travels in one sealed datagram of about 1.4 kB, so the encoding must
+//! be compact: a board with a few dozen instances must still fit. A map of string keys to
+//! string values (the earlier format) spends bytes on every key name and on decimal and dotted
+//! text, and gave every value a hand-rolled format of its own. One struct encoded with
+//! [postcard](https://crates.io/crates/postcard) (already in the build through foca) costs a byte
+//! or two per integer, four bytes per IPv4 address, one byte per phase, and names each service
+//! once for all its instances; its fields are typed, so no reader parses text.
+//!
+//! postcard is not self-describing, so the encoding starts with a version byte,
+//! [`VALUES_VERSION`]. All boards of a cluster run the same build; a value of another version
+//! comes from a board that does not, and is refused with [`ValuesError::Newer`] or
+//! [`ValuesError::Older`] (the member then shows no values and takes no instances) rather than
+//! misread. Any change of [`BoardValues`] or of the types inside it (including the order of
+//! [`baton_api::InstancePhase`]'s variants) needs a new version.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use baton_api::{Capacity, InstancePhase};
+use serde::{Deserialize, Serialize};
+
+/// The version of the encoding this build writes and reads.
+pub const VALUES_VERSION: u8 = 1;
+
+/// The largest encoded value read: more than one datagram holds is refused before decoding.
+pub const MAX_VALUES_BYTES: usize = crate::sealed::MAX_DATAGRAM;
+
+/// Everything a board tells the others about itself. Empty ([`Default`]) until the board's
+/// state has arrived.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoardValues {
+    /// Where its HTTP API listens.
+    pub api: Option<SocketAddrV4>,
+    /// The CPU and memory it offers to services; a board without it takes no instances.
+    pub capacity: Option<Capacity>,
+    /// Its labels (`[board] labels`), which placement constraints match.
+    pub labels: BTreeMap<String, String>,
+    /// A short digest of the cluster's specs as it holds them; boards with different digests
+    /// exchange their spec records.
+    pub digest: Option<String>,
+    /// The instances it runs, by service.
+    pub instances: BTreeMap<String, Vec<RunningInstance>>,
+    /// Its end of the mesh between the boards' container subnets, when the mesh is up.
+    pub net: Option<MeshEndpoint>,
+}
+
+/// One instance a board runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunningInstance {
+    /// Its 1-based slot among the service's instances.
+    pub slot: u32,
+    /// What it is doing.
+    pub phase: InstancePhase,
+    /// Its container address (on the board's subnet), once it has one.
+    pub address: Option<Ipv4Addr>,
+    /// Whether it takes new connections.
+    pub ready: bool,
+}
+
+/// A board's end of the WireGuard mesh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeshEndpoint {
+    /// Its container subnet's address.
+    pub subnet: Ipv4Addr,
+    /// Its container subnet's prefix length.
+    pub prefix: u8,
+    /// Its WireGuard public key.
+    pub key: [u8; 32],
+    /// The UDP port of its mesh (the address is the one it gossips from).
+    pub port: u16,
+}
+
+/// Why a published value was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValuesError {
+    /// Nothing after the state header.
+    #[error("board values are empty")]
+    Empty,
+    /// More bytes than a datagram holds.
+    #[error("board values take {len} bytes, more than the {max} allowed")]
+    TooLarge {
+        /// Encoded size.
+        len: usize,
+        /// Limit.
+        max: usize,
+    },
+    /// Written by a newer build, in a version this build cannot read.
+    #[error("board values of version {found} come from a newer build (this one reads version {known}); run the same build on every board")]
+    Newer {
+        /// The version found.
+        found: u8,
+        /// The version this build reads.
+        known: u8,
+    },
+    /// Written by an older build, in a version this build no longer reads.
+    #[error("board values of version {found} come from an older build (this one reads version {known}); run the same build on every board")]
+    Older {
+        /// The version found.
+        found: u8,
+        /// The version this build reads.
+        known: u8,
+    },
+    /// The bytes after the version are not board values.
+    #[error("board values do not decode: {0}")]
+    Malformed(#[from] postcard::Error),
+    /// Bytes are left over after the values.
+    #[error("board values have {0} bytes left over")]
+    Trailing(usize),
+}
+
+impl BoardValues {
+    /// The version byte, then the values in postcard.
+    pub fn encode(&self) -> Vec<u8> {
+        let out = vec![VALUES_VERSION];
+        // Serializing plain integers, strings, maps and options into a Vec cannot fail.
+        postcard::to_extend(self, out).unwrap_or_else(|_| vec![VALUES_VERSION])
+    }
+
+    /// Reads what [`BoardValues::encode`] wrote, refusing other versions, oversize input and
+    /// anything that is not exactly one value.
+    pub fn decode(bytes: &[u8]) -> Result<BoardValues, ValuesError> {
+        if bytes.len() > MAX_VALUES_BYTES {
+            return Err(ValuesError::TooLarge {
+                len: bytes.len(),
+                max: MAX_VALUES_BYTES,
+            });
+        }
+        let (&version, body) = bytes.split_first().ok_or(ValuesError::Empty)?;
+        match version.cmp(&VALUES_VERSION) {
+            std::cmp::Ordering::Greater => {
+                return Err(ValuesError::Newer {
+                    found: version,
+                    known: VALUES_VERSION,
+                })
+            }
+            std::cmp::Ordering::Less => {
+                return Err(ValuesError::Older {
+                    found: version,
+                    known: VALUES_VERSION,
+                })
+            }
+            std::cmp::Ordering::Equal => {}
+        }
+        let (values, rest) = postcard::take_from_bytes::<BoardValues>(body)?;
+        if !rest.is_empty() {
+            return Err(ValuesError::Trailing(rest.len()));
+        }
+        Ok(values)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A busy board: labels, the mesh, and `services` services of `each` instances with names
+    /// of `name_len` characters.
+    fn busy(services: usize, each: u32, name_len: usize) -> BoardValues {
+        let instances = (0..services)
+            .map(|s| {
+                let name = format!("{s:0>name_len$}");
+                let list = (1..=each)
+                    .map(|slot| RunningInstance {
+                        slot,
+                        phase: InstancePhase::Running,
+                        address: Some(Ipv4Addr::new(10, 88, 201, (s * 8) as u8 + slot as u8)),
+                        ready: slot % 2 == 0,
+                    })
+                    .collect();
+                (name, list)
+            })
+            .collect();
+        BoardValues {
+            api: Some(SocketAddrV4::new(Ipv4Addr::new(192, 168, 1, 10), 7070)),
+            capacity: Some(Capacity {
+                cpu_millis: 4000,
+                memory_bytes: 7 << 30,
+            }),
+            labels: BTreeMap::from([
+                ("disk".to_string(), "ssd".to_string()),
+                ("zone".to_string(), "attic".to_string()),
+            ]),
+            digest: Some("0123456789abcdef".to_string()),
+            instances,
+            net: Some(MeshEndpoint {
+                subnet: Ipv4Addr::new(10, 88, 201, 0),
+                prefix: 24,
+                key: [7; 32],
+                port: 51820,
+            }),
+        }
+    }
+
+    #[test]
+    fn values_round_trip() {
+        let values = busy(3, 2, 8);
+        let bytes = values.encode();
+        assert_eq!(bytes[0], VALUES_VERSION);
+        assert_eq!(BoardValues::decode(&bytes), Ok(values));
+        let empty = BoardValues::default();
+        assert_eq!(BoardValues::decode(&empty.encode()), Ok(empty));
+    }
+
+    #[test]
+    fn a_busy_board_fits_one_datagram() {
+        // 12 services of 3 instances, names of 16 characters: 36 instances.
+        let len = busy(12, 3, 16).encode().len();
+        assert!(len < 700, "{len} bytes");
+        // 48 instances of services with 24-character names still fit the sealed payload.
+        let len = busy(16, 3, 24).encode().len();
+        assert!(len < 1100, "{len} bytes");
+    }
+
+    #[test]
+    fn garbage_is_refused() {
+        assert_eq!(BoardValues::decode(&[]), Err(ValuesError::Empty));
+        let bytes = busy(2, 2, 4).encode();
+        assert!(matches!(
+            BoardValues::decode(&bytes[..bytes.len() - 3]),
+            Err(ValuesError::Malformed(_))
+        ));
+        let mut longer = bytes.clone();
+        longer.extend_from_slice(&[0, 0]);
+        assert_eq!(BoardValues::decode(&longer), Err(ValuesError::Trailing(2)));
+        // The JSON map of earlier builds is not board values.
+        let old = br#"{"api":"10.0.0.1:7070","cap":"4000 1"}"#;
+        assert!(BoardValues::decode(old).is_err());
+        // An unknown phase (a discriminant past the last) is refused, not guessed.
+        let mut values = BoardValues::default();
+        values.instances.insert(
+            "a".into(),
+            vec![RunningInstance {
+                slot: 1,
+                phase: InstancePhase::Stopped,
+                address: None,
+                ready: false,
+            }],
+        );
+        let mut bytes = values.encode();
+        // The last bytes: phase, no address, not ready, then no mesh endpoint.
+        let phase_at = bytes.len() - 4;
+        assert_eq!(bytes[phase_at], 5, "the phase byte of Stopped");
+        bytes[phase_at] = 200;
+        assert!(matches!(
+            BoardValues::decode(&bytes),
+            Err(ValuesError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn oversize_input_is_refused_before_decoding() {
+        let mut bytes = vec![VALUES_VERSION];
+        bytes.resize(MAX_VALUES_BYTES + 1, 0);
+        assert_eq!(
+            BoardValues::decode(&bytes),
+            Err(ValuesError::TooLarge {
+                len: MAX_VALUES_BYTES + 1,
+                max: MAX_VALUES_BYTES
+            })
+        );
+        // A length prefix claiming more than is there fails without allocating it.
+        let mut lying = vec![VALUES_VERSION, 0, 0, 0xff, 0xff, 0x03];
+        lying.extend_from_slice(b"ab");
+        assert!(BoardValues::decode(&lying).is_err());
+    }
+
+    #[test]
+    fn values_of_another_version_are_refused_clearly() {
+        let mut newer = busy(1, 1, 3).encode();
+        newer[0] = VALUES_VERSION + 1;
+        let err = BoardValues::decode(&newer).unwrap_err();
+        assert_eq!(
+            err,
+            ValuesError::Newer {
+                found: VALUES_VERSION + 1,
+                known: VALUES_VERSION
+            }
+        );
+        assert!(err.to_string().contains("newer build"), "{err}");
+        let mut older = busy(1, 1, 3).encode();
+        older[0] = VALUES_VERSION - 1;
+        let err = BoardValues::decode(&older).unwrap_err();
+        assert!(matches!(err, ValuesError::Older { found: 0, .. }), "{err}");
+        assert!(err.to_string().contains("older build"), "{err}");
+    }
+}
