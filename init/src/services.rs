@@ -88,7 +88,7 @@ impl Services for RealServices {
         config: &crate::boot::config::BootConfig,
         power: &mpsc::Sender<Action>,
     ) {
-        let board = Paths::board(data_mounted);
+        let board = Paths::board(&ctx.root, data_mounted);
         let registries = registry_options(&config.registries, &board.config);
         for (host, options) in registries.iter() {
             if let Some(RegistryCa { file, pem: Err(e) }) = &options.ca {

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use baton_spec::service::Egress as SpecEgress;
@@ -44,6 +44,7 @@ pub struct Remote {
 pub struct Network {
     subnet: Ipv4Net,
     bridge: Ipv4Addr,
+    host: HostFiles,
     vips: VipTable,
     upstreams: Upstreams,
     dns: Option<DnsServer>,
@@ -80,14 +81,46 @@ pub fn upstreams_from(resolv_conf: &str) -> Vec<SocketAddr> {
         .collect()
 }
 
+/// The host's files the services' network reads: the board's resolvers and its interfaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostFiles {
+    /// The board's `/etc/resolv.conf` (its DHCP or static DNS servers).
+    pub resolv_conf: PathBuf,
+    /// `/sys/class/net`, listing the board's interfaces.
+    pub sys_class_net: PathBuf,
+}
+
+impl HostFiles {
+    /// The board's files under `root` (`/` on the board).
+    pub fn under(root: &Path) -> HostFiles {
+        HostFiles {
+            resolv_conf: root.join("etc/resolv.conf"),
+            sys_class_net: root.join("sys/class/net"),
+        }
+    }
+
+    /// The board's resolv.conf as it is now (empty if it cannot be read).
+    pub fn resolv_conf(&self) -> Vec<u8> {
+        std::fs::read(&self.resolv_conf).unwrap_or_default()
+    }
+
+    /// The board's resolvers as they are now.
+    fn upstreams(&self) -> Vec<SocketAddr> {
+        upstreams_from(&String::from_utf8_lossy(&self.resolv_conf()))
+    }
+}
+
 impl Network {
     /// Starts the DNS server on the bridge address; without it containers keep the board's
-    /// resolvers (reported in the returned note).
-    pub async fn start(subnet: Ipv4Net, bridge: Ipv4Addr) -> (Network, Option<String>) {
+    /// resolvers (reported in the returned note). `host` says where the board's resolvers and
+    /// interfaces are read.
+    pub async fn start(
+        subnet: Ipv4Net,
+        bridge: Ipv4Addr,
+        host: HostFiles,
+    ) -> (Network, Option<String>) {
         let vips: VipTable = Arc::new(RwLock::new(BTreeMap::new()));
-        let upstreams: Upstreams = Arc::new(RwLock::new(upstreams_from(
-            &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
-        )));
+        let upstreams: Upstreams = Arc::new(RwLock::new(host.upstreams()));
         let listen = SocketAddr::from((bridge, 53));
         let (server, note) =
             match dns::start(listen, Arc::clone(&vips), Arc::clone(&upstreams)).await {
@@ -98,6 +131,7 @@ impl Network {
             Network {
                 subnet,
                 bridge,
+                host,
                 vips,
                 upstreams,
                 dns: server,
@@ -111,10 +145,11 @@ impl Network {
 
     /// A network without the name server, for tests of what drives it.
     #[cfg(test)]
-    pub(crate) fn offline(subnet: Ipv4Net, bridge: Ipv4Addr) -> Network {
+    pub(crate) fn offline(subnet: Ipv4Net, bridge: Ipv4Addr, host: HostFiles) -> Network {
         Network {
             subnet,
             bridge,
+            host,
             vips: Arc::new(RwLock::new(BTreeMap::new())),
             upstreams: Arc::new(RwLock::new(Vec::new())),
             dns: None,
@@ -139,17 +174,16 @@ impl Network {
     /// on others) and what `remote` says of the other boards; applies the rule set when it
     /// changed. Returns an error to report, if applying failed.
     pub fn update(&mut self, members: &[Member<'_>], remote: &Remote) -> Option<String> {
-        self.update_with(members, remote, |p| {
-            policy::apply(p).map_err(|e| e.to_string())
-        })
+        self.update_with(members, remote, policy::apply)
     }
 
-    /// [`Network::update`] with `apply` putting the rule set in force.
-    pub(crate) fn update_with(
+    /// [`Network::update`] with `apply` putting the rule set in force; its error is kept as
+    /// the text the API shows.
+    pub(crate) fn update_with<E: std::fmt::Display>(
         &mut self,
         members: &[Member<'_>],
         remote: &Remote,
-        apply: impl FnOnce(&Policy) -> Result<(), String>,
+        apply: impl FnOnce(&Policy) -> Result<(), E>,
     ) -> Option<String> {
         let names: Vec<String> = members.iter().map(|m| m.spec.name.clone()).collect();
         let vips = dns::assign_vips(&names, dns::DEFAULT_SUBNET);
@@ -159,13 +193,12 @@ impl Network {
             }
         }
         if let Ok(mut up) = self.upstreams.write() {
-            let now =
-                upstreams_from(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
+            let now = self.host.upstreams();
             if !now.is_empty() && *up != now {
                 *up = now;
             }
         }
-        let uplinks = uplinks(Path::new("/sys/class/net"));
+        let uplinks = uplinks(&self.host.sys_class_net);
         let uplink_names: Vec<&str> = uplinks.iter().map(String::as_str).collect();
         let mut policy = Policy::new(self.subnet, self.bridge, &uplink_names);
         let vip_net = dns::DEFAULT_SUBNET;
@@ -232,7 +265,7 @@ impl Network {
             }
             Err(e) => {
                 // Not remembered as applied: the next update tries again.
-                self.failure = Some(e);
+                self.failure = Some(e.to_string());
                 self.failure.clone()
             }
         }
@@ -267,6 +300,7 @@ mod tests {
         Network {
             subnet: Ipv4Net::new(Ipv4Addr::new(10, 88, 0, 0), 24),
             bridge: Ipv4Addr::new(10, 88, 0, 1),
+            host: HostFiles::under(Path::new("/nonexistent")),
             vips: Arc::new(RwLock::new(BTreeMap::new())),
             upstreams: Arc::new(RwLock::new(Vec::new())),
             dns: None,
@@ -293,7 +327,7 @@ mod tests {
         let mut net = network();
         assert!(net.failure().is_some(), "nothing applied yet");
 
-        let refused = net.update_with(&members, &remote, |_| Err("nf_tables missing".into()));
+        let refused = net.update_with(&members, &remote, |_| Err("nf_tables missing"));
         assert_eq!(refused.as_deref(), Some("nf_tables missing"));
         assert_eq!(net.failure().as_deref(), Some("nf_tables missing"));
 
@@ -302,14 +336,16 @@ mod tests {
         let again = net.update_with(&members, &remote, |p| {
             tried += 1;
             assert_eq!(p.services.len(), 1);
-            Ok(())
+            Ok::<(), &str>(())
         });
         assert_eq!((again, tried), (None, 1));
         assert_eq!(net.failure(), None);
         let generation = net.generation();
 
         // Unchanged since it was applied: nothing is sent.
-        let unchanged = net.update_with(&members, &remote, |_| panic!("applied twice"));
+        let unchanged = net.update_with(&members, &remote, |_| -> Result<(), &str> {
+            panic!("applied twice")
+        });
         assert_eq!((unchanged, net.generation()), (None, generation));
 
         // A later refusal stops new instances again.
@@ -320,7 +356,7 @@ mod tests {
                 (Ipv4Addr::new(10, 88, 0, 3), true),
             ],
         }];
-        net.update_with(&more, &remote, |_| Err("rule refused".into()));
+        net.update_with(&more, &remote, |_| Err("rule refused"));
         assert_eq!(net.failure().as_deref(), Some("rule refused"));
     }
 
@@ -355,5 +391,29 @@ mod tests {
                 SocketAddr::from(([192, 168, 1, 1], 53))
             ]
         );
+    }
+
+    #[test]
+    fn the_board_s_interfaces_and_resolvers_are_read_under_its_root() {
+        let root = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(root.path().join("sys/class/net/eth0/device")).expect("mkdir");
+        std::fs::create_dir_all(root.path().join("sys/class/net/baton0")).expect("mkdir");
+        std::fs::create_dir_all(root.path().join("etc")).expect("mkdir");
+        std::fs::write(
+            root.path().join("etc/resolv.conf"),
+            "nameserver 192.0.2.53\n",
+        )
+        .expect("write");
+        let host = HostFiles::under(root.path());
+        assert_eq!(host.resolv_conf(), b"nameserver 192.0.2.53\n");
+        let mut net = Network { host, ..network() };
+        let mut seen = None;
+        net.update_with(&[], &Remote::default(), |p| {
+            seen = Some((p.uplinks.clone(), p.lan_filter));
+            Ok::<(), &str>(())
+        });
+        assert_eq!(seen, Some((vec!["eth0".to_string()], true)));
+        let upstreams = net.upstreams.read().map(|u| u.clone()).unwrap_or_default();
+        assert_eq!(upstreams, [SocketAddr::from(([192, 0, 2, 53], 53))]);
     }
 }

@@ -170,9 +170,7 @@ impl Driver {
             })
             .collect();
         let rules = Arc::clone(&self.kit.rules);
-        let error = network.update_with(&members, &self.remote, |p| {
-            rules.apply(p).map_err(|e| e.to_string())
-        });
+        let error = network.update_with(&members, &self.remote, |p| rules.apply(p));
         if let Some(e) = &error {
             eprintln!("baton: services: isolation rules not applied: {e}");
         }

@@ -131,7 +131,7 @@ impl Launch {
             resolv_conf: self
                 .resolv_conf
                 .clone()
-                .unwrap_or_else(|| std::fs::read("/etc/resolv.conf").unwrap_or_default()),
+                .unwrap_or_else(|| self.paths.host.resolv_conf()),
         };
         let result = async {
             let config = launch::container_config(&self.spec, &image.config, &placement)?;

@@ -34,7 +34,7 @@ mod toolkit;
 mod views;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use baton_spec::service::ServiceSpec;
@@ -47,6 +47,7 @@ use logs::ServiceLog;
 /// ([`ServiceView`], [`InstanceView`]) and the services' network ([`NetworkView`]).
 pub use baton_api::{InstanceView, NetworkService, NetworkView, ServiceView};
 
+use crate::svcnet::network::HostFiles;
 pub use crate::svcnet::network::Remote;
 
 /// Where the supervisor keeps things.
@@ -62,17 +63,20 @@ pub struct Paths {
     pub registries: Arc<BTreeMap<String, baton_oci::RegistryOptions>>,
     /// The board's container subnet (see [`crate::svcnet::subnet`]).
     pub subnet: crate::svcnet::nft::Ipv4Net,
+    /// The host's files the services' network reads (resolvers, interfaces).
+    pub host: HostFiles,
 }
 
 impl Paths {
-    /// The board's layout.
-    pub fn board(data_mounted: bool) -> Paths {
+    /// The board's layout under `root` (`/` on the board).
+    pub fn board(root: &Path, data_mounted: bool) -> Paths {
         Paths {
-            config: PathBuf::from("/config"),
-            data: data_mounted.then(|| PathBuf::from("/data")),
-            run: PathBuf::from("/run/baton"),
+            config: root.join("config"),
+            data: data_mounted.then(|| root.join("data")),
+            run: root.join("run/baton"),
             registries: Arc::default(),
             subnet: crate::svcnet::subnet::STANDALONE,
+            host: HostFiles::under(root),
         }
     }
 

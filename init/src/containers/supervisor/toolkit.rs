@@ -160,7 +160,8 @@ impl Toolkit {
         };
         let network = match &bridge {
             Ok(b) => {
-                let (network, note) = Network::start(b.subnet(), b.gateway()).await;
+                let (network, note) =
+                    Network::start(b.subnet(), b.gateway(), paths.host.clone()).await;
                 if let Some(note) = note {
                     eprintln!("baton: services: {note}");
                 }

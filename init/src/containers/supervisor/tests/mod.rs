@@ -43,11 +43,8 @@ impl Board {
         // A documentation subnet: nothing on a test host uses it.
         let subnet = Ipv4Net::new(std::net::Ipv4Addr::new(192, 0, 2, 0), 24);
         let paths = Paths {
-            config: dir.path().join("config"),
-            data: None,
-            run: dir.path().join("run"),
-            registries: Arc::default(),
             subnet,
+            ..Paths::board(dir.path(), false)
         };
         let calls = Arc::new(Calls::default());
         let (events, exits) = mpsc::unbounded_channel();
@@ -69,7 +66,7 @@ impl Board {
             bridge: Ok(Arc::new(FakeLinks {
                 calls: Arc::clone(&calls),
             })),
-            network: Some(Network::offline(subnet, pool.gateway())),
+            network: Some(Network::offline(subnet, pool.gateway(), paths.host.clone())),
             pool: Some(pool),
             store: Ok(Arc::new(FakeImages {
                 calls: Arc::clone(&calls),
