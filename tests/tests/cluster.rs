@@ -15,10 +15,11 @@ use baton_tests::{api, build_image_with, repo_root, wait_ready, wait_until, API_
 
 const GOSSIP_PORT: u16 = 7946;
 
-/// The boards meet on eth1, the shared segment (eth0 is each board's own QEMU user network).
+/// No `interface`: the runner tells the boards that eth1 is the shared segment (eth0 is each
+/// board's own QEMU user network), so this config clusters as it would on a real LAN.
 fn cluster_toml(key: &str) -> String {
     format!(
-        "[cluster]\nname = \"e2e\"\nkey = \"{key}\"\ninterface = \"eth1\"\n\n[api]\ntoken = \"{TOKEN}\"\n\n[time]\nservers = []\n"
+        "[cluster]\nname = \"e2e\"\nkey = \"{key}\"\n\n[api]\ntoken = \"{TOKEN}\"\n\n[time]\nservers = []\n"
     )
 }
 

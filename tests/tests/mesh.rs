@@ -27,7 +27,7 @@ fn board_name(index: usize) -> String {
 
 fn cluster_toml() -> String {
     format!(
-        "[cluster]\nname = \"mesh\"\nkey = \"{KEY}\"\ninterface = \"eth1\"\n\n[api]\ntoken = \"{TOKEN}\"\n\n[time]\nservers = []\n"
+        "[cluster]\nname = \"mesh\"\nkey = \"{KEY}\"\n\n[api]\ntoken = \"{TOKEN}\"\n\n[time]\nservers = []\n"
     )
 }
 

@@ -14,6 +14,7 @@
 //! 5. this board's key/values are published: API address, capacity, labels, spec digest and the
 //!    instances it runs.
 
+mod cmdline;
 mod fabric;
 pub mod local;
 mod round;
@@ -34,6 +35,7 @@ use tokio::sync::Notify;
 
 use crate::containers::supervisor::Supervisor;
 
+pub use cmdline::interface_from_cmdline;
 pub use view::{ClusterView, MemberView, MeshPeerView, MeshView, RemoteInstance};
 
 /// UDP port of the membership gossip.
@@ -74,7 +76,8 @@ pub struct Settings {
     pub board: String,
     /// `[board] labels`.
     pub labels: BTreeMap<String, String>,
-    /// `[cluster] interface`, or `None` for the first wired interface with an address.
+    /// `[cluster] interface`, else the kernel's `baton.cluster_interface=` (see
+    /// [`interface_from_cmdline`]), or `None` for the first wired interface with an address.
     pub interface: Option<String>,
     /// The config partition's `services/` directory.
     pub services_dir: PathBuf,

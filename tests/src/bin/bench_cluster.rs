@@ -40,7 +40,7 @@ fn main() {
 
 fn run(sizes: &[usize]) -> Result<(), String> {
     let toml = format!(
-        "[cluster]\nname = \"bench\"\nkey = \"{KEY}\"\ninterface = \"eth1\"\n\n[api]\ntoken = \"{TOKEN}\"\n\n[time]\nservers = []\n"
+        "[cluster]\nname = \"bench\"\nkey = \"{KEY}\"\n\n[api]\ntoken = \"{TOKEN}\"\n\n[time]\nservers = []\n"
     );
     let web = "name = \"web\"\nimage = \"oci-archive:images/hello.tar\"\nport = 8080\nscale = { min = 3 }\nresources = { memory = \"32Mi\" }\n";
     let hello = baton_tests::example_archive();

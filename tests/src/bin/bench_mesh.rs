@@ -74,7 +74,7 @@ fn spec(name: &str, board: usize, publish: u16, allow: &[&str]) -> String {
 
 fn run() -> Result<(), String> {
     let toml = format!(
-        "[cluster]\nname = \"bench-mesh\"\nkey = \"{KEY}\"\ninterface = \"eth1\"\n\n[api]\ntoken = \"{TOKEN}\"\n\n[time]\nservers = []\n"
+        "[cluster]\nname = \"bench-mesh\"\nkey = \"{KEY}\"\n\n[api]\ntoken = \"{TOKEN}\"\n\n[time]\nservers = []\n"
     );
     let hello = baton_tests::example_archive();
     let image = build_image_with(
