@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::cluster::ClusterError;
 use crate::console::{Console, ConsoleError, Line, LinePattern};
+use crate::lab::ClusterError;
 use crate::ports::Forward;
 use crate::process::{Exit, QemuProcess};
 

@@ -32,26 +32,26 @@
 //! - [`process`] starts QEMU (own process group, killed if the runner dies), waits for it to
 //!   be up, and reports early exits with QEMU's stderr.
 //! - [`console`] captures serial lines to memory and `board<N>.log`, and waits on them.
-//! - [`cluster`] and [`board`] tie it together: the API callers use.
+//! - [`lab`] and [`board`] tie it together: the API callers use.
 //!
 //! Host requirements: `qemu-system-aarch64` (Debian `qemu-system-arm`) and `qemu-img`
 //! (Debian `qemu-utils`). No root: everything runs as the calling user.
 
 pub mod board;
-pub mod cluster;
 pub mod command;
 pub mod console;
 pub mod disk;
 pub mod hub;
 pub mod image;
+pub mod lab;
 pub mod packet;
 pub mod ports;
 pub mod process;
 
 pub use board::Board;
-pub use cluster::{Cluster, ClusterConfig, ClusterError};
 pub use console::{matching, Line, LinePattern};
 pub use hub::{CapturedFrame, FrameSource, InjectStats, PortStats};
 pub use image::{BootFiles, Machine};
+pub use lab::{Cluster, ClusterConfig, ClusterError};
 pub use ports::{free_port, free_ports, Forward, GuestForward};
 pub use process::Exit;
