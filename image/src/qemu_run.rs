@@ -4,7 +4,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use baton_qemu::{Cluster, ClusterConfig, Forward, GuestForward};
+use baton_qemu::{Forward, GuestForward, Lab, LabConfig};
 
 /// Parses `HOST:GUEST` port pairs.
 pub fn parse_forward(s: &str) -> anyhow::Result<Forward> {
@@ -25,7 +25,7 @@ pub fn parse_forward(s: &str) -> anyhow::Result<Forward> {
 
 /// Runs the boards in the foreground; Ctrl-C (or SIGTERM) stops them all.
 pub fn run_cli(args: crate::cli::QemuRunArgs) -> anyhow::Result<()> {
-    let mut config = ClusterConfig::new(&args.image);
+    let mut config = LabConfig::new(&args.image);
     config.boards = args.boards;
     config.forwards = args
         .forwards
@@ -46,9 +46,8 @@ pub fn run_cli(args: crate::cli::QemuRunArgs) -> anyhow::Result<()> {
         signal_hook::flag::register(signal, Arc::clone(&stop))
             .context("installing the Ctrl-C handler")?;
     }
-    let cluster =
-        Cluster::start(config).with_context(|| format!("booting {}", args.image.display()))?;
-    for board in cluster.boards() {
+    let lab = Lab::start(config).with_context(|| format!("booting {}", args.image.display()))?;
+    for board in lab.boards() {
         let forwards: Vec<String> = board
             .forwards()
             .iter()
@@ -62,9 +61,9 @@ pub fn run_cli(args: crate::cli::QemuRunArgs) -> anyhow::Result<()> {
             forwards.join(", ")
         );
     }
-    cluster.run_until(&stop);
+    lab.run_until(&stop);
     eprintln!("baton: stopping the boards");
-    drop(cluster);
+    drop(lab);
     Ok(())
 }
 

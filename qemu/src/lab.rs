@@ -1,4 +1,4 @@
-//! A cluster: N boards booted from one image, each on its own copy-on-write disk, with port
+//! A lab: N boards booted from one image, each on its own copy-on-write disk, with port
 //! forwards on the host's loopback and (for N > 1) a shared L2 segment between them.
 
 use std::path::{Path, PathBuf};
@@ -15,15 +15,15 @@ use crate::image::{self, BootFiles, ImageError};
 use crate::ports::{self, Forward, GuestForward, PortError};
 use crate::process::{Launcher, ProcessError, QemuProcess, Spawn};
 
-/// Most boards one cluster may have (MAC addresses carry the board number in one byte, and
+/// Most boards one lab may have (MAC addresses carry the board number in one byte, and
 /// each board costs about 200 MB of memory).
 pub const MAX_BOARDS: usize = 64;
 
-/// What went wrong with a cluster. Wraps the module errors, which name the board, file or port.
+/// What went wrong with a lab. Wraps the module errors, which name the board, file or port.
 #[derive(Debug, thiserror::Error)]
-pub enum ClusterError {
+pub enum LabError {
     /// A board count of 0 or above [`MAX_BOARDS`].
-    #[error("a cluster needs 1 to {MAX_BOARDS} boards, not {0}")]
+    #[error("a lab needs 1 to {MAX_BOARDS} boards, not {0}")]
     BoardCount(usize),
     /// The work or serial directory could not be created.
     #[error("cannot create directory {path}: {source}")]
@@ -42,7 +42,7 @@ pub enum ClusterError {
         boards: usize,
     },
     /// A single board has no shared segment to cut or inspect.
-    #[error("the cluster has a single board and so no shared segment")]
+    #[error("the lab has a single board and so no shared segment")]
     NoSegment,
     /// QEMU stopped while a caller waited on its console.
     #[error("board {board}: QEMU exited ({status}) while waiting for a serial line {pattern}; QEMU's stderr: {stderr}")]
@@ -76,9 +76,9 @@ pub enum ClusterError {
     Console(#[from] ConsoleError),
 }
 
-/// How to run a cluster. [`ClusterConfig::new`] gives the defaults; set fields to change them.
+/// How to run a lab. [`LabConfig::new`] gives the defaults; set fields to change them.
 #[derive(Debug, Clone)]
-pub struct ClusterConfig {
+pub struct LabConfig {
     /// The raw disk image built by `baton image build`. Only read, never written.
     pub image: PathBuf,
     /// Number of boards (default 1).
@@ -86,7 +86,7 @@ pub struct ClusterConfig {
     /// Port forwards; board `i` gets host port `host + i - 1` (see [`crate::ports`]).
     pub forwards: Vec<Forward>,
     /// Other images for some boards, by board number (1-based): built for the same board with
-    /// the same packages (the kernel and initramfs come from [`ClusterConfig::image`]), but with
+    /// the same packages (the kernel and initramfs come from [`LabConfig::image`]), but with
     /// another config partition, for example another cluster key. Default none.
     pub board_images: Vec<(usize, PathBuf)>,
     /// Connections from every board to the host's loopback (default none).
@@ -94,7 +94,7 @@ pub struct ClusterConfig {
     /// Where `board<N>.log` files go (default: the work directory).
     pub serial_dir: Option<PathBuf>,
     /// Where disks, sockets and extracted boot files go (default: a fresh temporary directory,
-    /// removed when the cluster is dropped). Unix socket paths must stay under 108 bytes.
+    /// removed when the lab is dropped). Unix socket paths must stay under 108 bytes.
     pub work_dir: Option<PathBuf>,
     /// Memory per board in MiB (default 512; `virt` only).
     pub memory_mib: u32,
@@ -117,10 +117,10 @@ pub struct ClusterConfig {
     pub start_timeout: Duration,
 }
 
-impl ClusterConfig {
+impl LabConfig {
     /// One board from `image`, everything else at its default.
-    pub fn new(image: impl Into<PathBuf>) -> ClusterConfig {
-        ClusterConfig {
+    pub fn new(image: impl Into<PathBuf>) -> LabConfig {
+        LabConfig {
             image: image.into(),
             boards: 1,
             forwards: Vec::new(),
@@ -155,31 +155,31 @@ impl WorkDir {
     }
 }
 
-/// Running boards. Dropping the cluster kills every QEMU it started (and only those).
-pub struct Cluster {
+/// Running boards. Dropping the lab kills every QEMU it started (and only those).
+pub struct Lab {
     boards: Vec<Board>,
     hub: Option<Hub>,
     boot: BootFiles,
-    config: ClusterConfig,
+    config: LabConfig,
     launcher: Launcher,
     work: WorkDir,
 }
 
-fn mkdir(path: &Path) -> Result<(), ClusterError> {
-    std::fs::create_dir_all(path).map_err(|source| ClusterError::Dir {
+fn mkdir(path: &Path) -> Result<(), LabError> {
+    std::fs::create_dir_all(path).map_err(|source| LabError::Dir {
         path: path.to_path_buf(),
         source,
     })
 }
 
-impl Cluster {
+impl Lab {
     /// Reads the image, makes each board's disk and console, and starts every board. Returns
     /// once every QEMU is up (its devices and port forwards exist); the guests boot on from
     /// there, so wait for a serial line before talking to them.
-    pub fn start(config: ClusterConfig) -> Result<Cluster, ClusterError> {
+    pub fn start(config: LabConfig) -> Result<Lab, LabError> {
         let n = config.boards;
         if n == 0 || n > MAX_BOARDS {
-            return Err(ClusterError::BoardCount(n));
+            return Err(LabError::BoardCount(n));
         }
         let plan = ports::plan(&config.forwards, n)?;
         ports::check_guest_forwards(&config.guest_forwards)?;
@@ -197,7 +197,7 @@ impl Cluster {
                 tempfile::Builder::new()
                     .prefix("baton-qemu-")
                     .tempdir()
-                    .map_err(|source| ClusterError::Dir {
+                    .map_err(|source| LabError::Dir {
                         path: std::env::temp_dir(),
                         source,
                     })?,
@@ -235,7 +235,7 @@ impl Cluster {
             ));
         }
         let launcher = Launcher::start()?;
-        let cluster = Cluster {
+        let lab = Lab {
             boards,
             hub,
             boot,
@@ -243,15 +243,15 @@ impl Cluster {
             launcher,
             work,
         };
-        for board in &cluster.boards {
-            // On error the cluster is dropped here, which kills the boards already started.
-            let process = cluster.spawn(board)?;
+        for board in &lab.boards {
+            // On error the lab is dropped here, which kills the boards already started.
+            let process = lab.spawn(board)?;
             *lock(&board.process) = Some(process);
         }
-        Ok(cluster)
+        Ok(lab)
     }
 
-    fn spawn(&self, board: &Board) -> Result<QemuProcess, ClusterError> {
+    fn spawn(&self, board: &Board) -> Result<QemuProcess, LabError> {
         let i = board.index();
         let segment = match &self.hub {
             Some(hub) => {
@@ -294,11 +294,11 @@ impl Cluster {
     }
 
     /// Board `board` (1-based).
-    pub fn board(&self, board: usize) -> Result<&Board, ClusterError> {
+    pub fn board(&self, board: usize) -> Result<&Board, LabError> {
         board
             .checked_sub(1)
             .and_then(|i| self.boards.get(i))
-            .ok_or(ClusterError::NoSuchBoard {
+            .ok_or(LabError::NoSuchBoard {
                 board,
                 boards: self.boards.len(),
             })
@@ -316,7 +316,7 @@ impl Cluster {
 
     /// Cuts power to a board: SIGKILL to its QEMU, which is then reaped. Its disk keeps what
     /// the guest had written. Does nothing if the board is not running.
-    pub fn kill(&self, board: usize) -> Result<(), ClusterError> {
+    pub fn kill(&self, board: usize) -> Result<(), LabError> {
         let b = self.board(board)?;
         if let Some(p) = lock(&b.process).as_mut() {
             p.kill();
@@ -326,7 +326,7 @@ impl Cluster {
 
     /// Starts a board again on the same disk (killing it first if it runs). Its console keeps
     /// the earlier lines; [`Console::run_start`] marks where the new run begins.
-    pub fn restart(&self, board: usize) -> Result<(), ClusterError> {
+    pub fn restart(&self, board: usize) -> Result<(), LabError> {
         let b = self.board(board)?;
         let mut slot = lock(&b.process);
         if let Some(mut old) = slot.take() {
@@ -346,34 +346,30 @@ impl Cluster {
     }
 
     /// Plugs a board into the shared segment or pulls its cable (see [`Hub::set_link`]).
-    pub fn set_link(&self, board: usize, up: bool) -> Result<(), ClusterError> {
+    pub fn set_link(&self, board: usize, up: bool) -> Result<(), LabError> {
         self.board(board)?;
         Ok(self
             .hub
             .as_ref()
-            .ok_or(ClusterError::NoSegment)?
+            .ok_or(LabError::NoSegment)?
             .set_link(board, up)?)
     }
 
     /// Frame counters of a board's port on the shared segment.
-    pub fn segment_stats(&self, board: usize) -> Result<PortStats, ClusterError> {
+    pub fn segment_stats(&self, board: usize) -> Result<PortStats, LabError> {
         self.board(board)?;
-        Ok(self
-            .hub
-            .as_ref()
-            .ok_or(ClusterError::NoSegment)?
-            .stats(board)?)
+        Ok(self.hub.as_ref().ok_or(LabError::NoSegment)?.stats(board)?)
     }
 
     /// Puts a raw Ethernet frame (no FCS) on the shared segment as if from one more station,
     /// to every board whose link is up: for tests that play a hostile peer (replay a captured
     /// frame, send garbage to a port; build frames with [`crate::packet`]). Counted apart from
-    /// the boards' frames (see [`Hub::inject`]); [`Cluster::frames`] shows it as
+    /// the boards' frames (see [`Hub::inject`]); [`Lab::frames`] shows it as
     /// [`FrameSource::Injected`](crate::hub::FrameSource::Injected).
-    pub fn inject(&self, frame: &[u8]) -> Result<(), ClusterError> {
+    pub fn inject(&self, frame: &[u8]) -> Result<(), LabError> {
         self.hub
             .as_ref()
-            .ok_or(ClusterError::NoSegment)?
+            .ok_or(LabError::NoSegment)?
             .inject(frame)?;
         Ok(())
     }
@@ -386,7 +382,7 @@ impl Cluster {
         self.frames_since(0)
     }
 
-    /// Like [`Cluster::frames`], only those with [`CapturedFrame::seq`] at least `seq`: poll
+    /// Like [`Lab::frames`], only those with [`CapturedFrame::seq`] at least `seq`: poll
     /// with the last seen `seq + 1` to get new frames only.
     pub fn frames_since(&self, seq: u64) -> Vec<CapturedFrame> {
         self.hub
@@ -397,7 +393,7 @@ impl Cluster {
 
     /// Blocks until `stop` is set (for example by a SIGINT handler) or no board runs any more,
     /// checking ten times a second. The CLI's run loop: `signal_hook::flag::register(SIGINT,
-    /// stop)`, then `run_until(&stop)`, then drop the cluster.
+    /// stop)`, then `run_until(&stop)`, then drop the lab.
     pub fn run_until(&self, stop: &AtomicBool) {
         while !stop.load(Ordering::SeqCst) && self.boards.iter().any(Board::is_running) {
             std::thread::sleep(Duration::from_millis(100));
@@ -405,15 +401,15 @@ impl Cluster {
     }
 }
 
-impl Drop for Cluster {
+impl Drop for Lab {
     fn drop(&mut self) {
         self.shutdown_all();
     }
 }
 
-impl std::fmt::Debug for Cluster {
+impl std::fmt::Debug for Lab {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cluster")
+        f.debug_struct("Lab")
             .field("boards", &self.boards)
             .field("work_dir", &self.work.path())
             .field("boot", &self.boot)

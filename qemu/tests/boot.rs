@@ -9,7 +9,7 @@ mod fake_image;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use baton_qemu::{free_ports, Cluster, ClusterConfig, ClusterError, Forward};
+use baton_qemu::{free_ports, Forward, Lab, LabConfig, LabError};
 
 struct Inputs {
     kernel: Vec<u8>,
@@ -60,11 +60,11 @@ fn one_board_boots_restarts_and_reports_its_exit() {
         &inputs,
         "console=ttyAMA0 quiet TINYINIT_MODE=poweroff",
     );
-    let mut config = ClusterConfig::new(&img);
+    let mut config = LabConfig::new(&img);
     config.serial_dir = Some(dir.path().join("serial"));
     config.memory_mib = 256;
-    let cluster = Cluster::start(config).unwrap();
-    let board = cluster.board(1).unwrap();
+    let lab = Lab::start(config).unwrap();
+    let board = lab.board(1).unwrap();
     assert_eq!(
         board.wait_for_line("tinyinit: up", deadline()).unwrap(),
         "tinyinit: up"
@@ -78,19 +78,16 @@ fn one_board_boots_restarts_and_reports_its_exit() {
     let err = board
         .wait_for_line("never printed", deadline())
         .unwrap_err();
-    assert!(
-        matches!(err, ClusterError::Exited { board: 1, .. }),
-        "{err}"
-    );
+    assert!(matches!(err, LabError::Exited { board: 1, .. }), "{err}");
     assert!(!board.is_running());
 
-    cluster.restart(1).unwrap();
+    lab.restart(1).unwrap();
     board.wait_for_count("tinyinit: up", 2, deadline()).unwrap();
     assert!(board.console().run_start() > 0);
     let log = std::fs::read_to_string(dir.path().join("serial/board1.log")).unwrap();
     assert_eq!(log.matches("tinyinit: up").count(), 2);
     let pid = board.pid();
-    drop(cluster);
+    drop(lab);
     if let Some(pid) = pid {
         assert!(
             !Path::new(&format!("/proc/{pid}/cmdline")).exists() || {
@@ -107,7 +104,7 @@ fn three_boards_share_a_segment_and_get_their_forwards() {
     let dir = tempfile::tempdir().unwrap();
     let img = image(dir.path(), &inputs, "console=ttyAMA0 quiet");
     let base = free_ports(3).unwrap();
-    let mut config = ClusterConfig::new(&img);
+    let mut config = LabConfig::new(&img);
     config.boards = 3;
     config.memory_mib = 256;
     config.forwards = vec![Forward {
@@ -115,15 +112,15 @@ fn three_boards_share_a_segment_and_get_their_forwards() {
         guest: 80,
     }];
     config.capture = Some(dir.path().join("segment.pcap"));
-    let cluster = Cluster::start(config).unwrap();
-    for board in cluster.boards() {
+    let lab = Lab::start(config).unwrap();
+    for board in lab.boards() {
         assert_eq!(board.forwarded(80), Some(base + board.index() as u16 - 1));
         // QEMU holds the forwarded port: nobody else can bind it now.
         assert!(
             std::net::TcpListener::bind(("127.0.0.1", base + board.index() as u16 - 1)).is_err()
         );
     }
-    for board in cluster.boards() {
+    for board in lab.boards() {
         let line = board
             .wait_for_line("tinyinit: links up", deadline())
             .unwrap();
@@ -141,7 +138,7 @@ fn three_boards_share_a_segment_and_get_their_forwards() {
     // With eth1 up, each kernel sends IPv6 link-local chatter; the hub must carry it to the others.
     let end = deadline();
     loop {
-        let stats: Vec<_> = (1..=3).map(|i| cluster.segment_stats(i).unwrap()).collect();
+        let stats: Vec<_> = (1..=3).map(|i| lab.segment_stats(i).unwrap()).collect();
         if stats.iter().all(|s| s.from_board > 0 && s.to_board > 0) {
             break;
         }
@@ -154,9 +151,9 @@ fn three_boards_share_a_segment_and_get_their_forwards() {
             .len()
             > 24
     );
-    cluster.kill(2).unwrap();
-    assert!(!cluster.board(2).unwrap().is_running());
-    assert!(cluster.board(1).unwrap().is_running());
+    lab.kill(2).unwrap();
+    assert!(!lab.board(2).unwrap().is_running());
+    assert!(lab.board(1).unwrap().is_running());
 }
 
 #[test]
@@ -166,12 +163,12 @@ fn a_taken_port_is_reported_before_anything_starts() {
     let img = image(dir.path(), &inputs, "console=ttyAMA0");
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let mut config = ClusterConfig::new(&img);
+    let mut config = LabConfig::new(&img);
     config.forwards = vec![Forward {
         host: port,
         guest: 22,
     }];
-    let err = Cluster::start(config).unwrap_err();
+    let err = Lab::start(config).unwrap_err();
     assert!(
         err.to_string().contains(&format!("127.0.0.1:{port}")),
         "{err}"
