@@ -1,5 +1,6 @@
 //! A lab: N boards booted from one image, each on its own copy-on-write disk, with port
-//! forwards on the host's loopback and (for N > 1) a shared L2 segment between them.
+//! forwards on the host's loopback and (for N > 1, or with a LAN station) a shared L2 segment
+//! between them, on which the host can be one more station ([`crate::station`], as root).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,10 +11,11 @@ use crate::board::{lock, Board};
 use crate::command::{BoardCommand, SegmentLink};
 use crate::console::{Console, ConsoleError};
 use crate::disk::{self, DiskError};
-use crate::hub::{CapturedFrame, Hub, HubError, PortStats};
+use crate::hub::{CapturedFrame, Hub, HubError, PortStats, StationLink, StationStats};
 use crate::image::{self, BootFiles, ImageError};
 use crate::ports::{self, Forward, GuestForward, PortError};
 use crate::process::{Launcher, ProcessError, QemuProcess, Spawn};
+use crate::station::{Station, StationError};
 
 /// Most boards one lab may have (MAC addresses carry the board number in one byte, and
 /// each board costs about 200 MB of memory).
@@ -44,6 +46,9 @@ pub enum LabError {
     /// A single board has no shared segment to cut or inspect.
     #[error("the lab has a single board and so no shared segment")]
     NoSegment,
+    /// The lab was started without a LAN station.
+    #[error("the lab has no LAN station (set LabConfig::station, as root)")]
+    NoStation,
     /// QEMU stopped while a caller waited on its console.
     #[error("board {board}: QEMU exited ({status}) while waiting for a serial line {pattern}; QEMU's stderr: {stderr}")]
     Exited {
@@ -59,6 +64,9 @@ pub enum LabError {
     /// Reading the image failed.
     #[error(transparent)]
     Image(#[from] ImageError),
+    /// The LAN station could not be made.
+    #[error(transparent)]
+    Station(#[from] StationError),
     /// A port forward is invalid or its host port is taken.
     #[error(transparent)]
     Port(#[from] PortError),
@@ -107,6 +115,9 @@ pub struct LabConfig {
     pub echo: bool,
     /// Record every frame on the shared segment to this pcap file (default none).
     pub capture: Option<PathBuf>,
+    /// Put the host on the shared segment as a LAN station (default off; needs root; see
+    /// [`crate::station`]). With one board, the board then gets a segment NIC too.
+    pub station: bool,
     /// Kernel arguments appended to the image's `cmdline.txt` (default none).
     pub extra_append: Option<String>,
     /// The QEMU binary (default `qemu-system-aarch64` from `PATH`).
@@ -133,6 +144,7 @@ impl LabConfig {
             disk_size: None,
             echo: false,
             capture: None,
+            station: false,
             extra_append: None,
             qemu: PathBuf::from("qemu-system-aarch64"),
             qemu_img: PathBuf::from("qemu-img"),
@@ -159,6 +171,7 @@ impl WorkDir {
 pub struct Lab {
     boards: Vec<Board>,
     hub: Option<Hub>,
+    station: Option<Station>,
     boot: BootFiles,
     config: LabConfig,
     launcher: Launcher,
@@ -210,9 +223,21 @@ impl Lab {
         let size = disk::overlay_size(&boot.image, boot.image_size, config.disk_size)?;
         let serial_dir = config.serial_dir.clone().unwrap_or_else(|| dir.clone());
         mkdir(&serial_dir)?;
-        let hub = match n {
-            1 => None,
-            _ => Some(Hub::start(&dir, n, config.capture.as_deref())?),
+        let (station, tap) = match config.station {
+            true => {
+                let (station, tap) = Station::create()?;
+                (Some(station), Some(Box::new(tap) as Box<dyn StationLink>))
+            }
+            false => (None, None),
+        };
+        let hub = match (n, tap) {
+            (1, None) => None,
+            (_, tap) => Some(Hub::start_with_station(
+                &dir,
+                n,
+                config.capture.as_deref(),
+                tap,
+            )?),
         };
         let mut boards = Vec::with_capacity(n);
         for (i, forwards) in (1..=n).zip(plan) {
@@ -238,6 +263,7 @@ impl Lab {
         let lab = Lab {
             boards,
             hub,
+            station,
             boot,
             config,
             launcher,
@@ -309,6 +335,28 @@ impl Lab {
         &self.boot
     }
 
+    /// The host's station on the shared segment, if the lab was started with one
+    /// ([`LabConfig::station`]): run code there to reach boards by their own addresses.
+    pub fn station(&self) -> Result<&Station, LabError> {
+        self.station.as_ref().ok_or(LabError::NoStation)
+    }
+
+    /// Frame counters of the LAN station's port on the shared segment.
+    pub fn station_stats(&self) -> Result<StationStats, LabError> {
+        self.hub
+            .as_ref()
+            .and_then(Hub::station_stats)
+            .ok_or(LabError::NoStation)
+    }
+
+    /// The boards' name for their NIC on the shared segment (`eth1` on `virt`), if there is
+    /// a segment; the runner tells the boards on their kernel command line.
+    pub fn segment_interface(&self) -> Option<&'static str> {
+        self.hub
+            .as_ref()
+            .map(|_| crate::command::segment_interface(self.boot.machine))
+    }
+
     /// The work directory (disks, sockets, extracted boot files).
     pub fn work_dir(&self) -> &Path {
         self.work.path()
@@ -362,9 +410,10 @@ impl Lab {
     }
 
     /// Puts a raw Ethernet frame (no FCS) on the shared segment as if from one more station,
-    /// to every board whose link is up: for tests that play a hostile peer (replay a captured
-    /// frame, send garbage to a port; build frames with [`crate::packet`]). Counted apart from
-    /// the boards' frames (see [`Hub::inject`]); [`Lab::frames`] shows it as
+    /// to every board whose link is up (and the LAN station): for tests that play a hostile
+    /// peer (replay a captured frame, send garbage to a port; build frames with
+    /// [`crate::packet`]). Counted apart from the boards' frames (see [`Hub::inject`]);
+    /// [`Lab::frames`] shows it as
     /// [`FrameSource::Injected`](crate::hub::FrameSource::Injected).
     pub fn inject(&self, frame: &[u8]) -> Result<(), LabError> {
         self.hub

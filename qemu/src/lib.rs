@@ -30,13 +30,16 @@
 //! - [`hub`] is the shared L2 segment (eth1) between the boards of a lab: unix datagram
 //!   sockets and a hub thread, rootless, with link cutting, counters, pcap capture, frame
 //!   injection and an in-memory ring of recent frames (see [`packet`] to read and build them).
+//! - [`station`] puts the host on the segment as a LAN station, as root: a network namespace
+//!   with a TAP device the hub carries, so tests reach boards by their own addresses and names.
 //! - [`process`] starts QEMU (own process group, killed if the runner dies), waits for it to
 //!   be up, and reports early exits with QEMU's stderr.
 //! - [`console`] captures serial lines to memory and `board<N>.log`, and waits on them.
 //! - [`lab`] and [`board`] tie it together: the API callers use.
 //!
 //! Host requirements: `qemu-system-aarch64` (Debian `qemu-system-arm`) and `qemu-img`
-//! (Debian `qemu-utils`). No root: everything runs as the calling user.
+//! (Debian `qemu-utils`). No root: everything runs as the calling user, but for the LAN
+//! station, which needs root and `ip` (Debian `iproute2`).
 
 pub mod board;
 pub mod command;
@@ -48,11 +51,13 @@ pub mod lab;
 pub mod packet;
 pub mod ports;
 pub mod process;
+pub mod station;
 
 pub use board::Board;
 pub use console::{matching, Line, LinePattern};
-pub use hub::{CapturedFrame, FrameSource, InjectStats, PortStats};
+pub use hub::{CapturedFrame, FrameSource, InjectStats, PortStats, StationStats};
 pub use image::{BootFiles, Machine};
 pub use lab::{Lab, LabConfig, LabError};
 pub use ports::{free_port, free_ports, Forward, GuestForward};
 pub use process::Exit;
+pub use station::Station;

@@ -6,6 +6,8 @@
 #[path = "support/fake_image.rs"]
 mod fake_image;
 
+use std::io::ErrorKind;
+use std::net::{Ipv6Addr, SocketAddrV6, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -173,4 +175,90 @@ fn a_taken_port_is_reported_before_anything_starts() {
         err.to_string().contains(&format!("127.0.0.1:{port}")),
         "{err}"
     );
+}
+
+/// The IPv6 link-local address a Linux kernel gives a NIC with `mac` (modified EUI-64).
+fn link_local(mac: &str) -> Ipv6Addr {
+    let b: Vec<u8> = mac
+        .split(':')
+        .map(|h| u8::from_str_radix(h, 16).expect("a MAC address in hex"))
+        .collect();
+    let word = |hi: u8, lo: u8| u16::from(hi) << 8 | u16::from(lo);
+    Ipv6Addr::new(
+        0xfe80,
+        0,
+        0,
+        0,
+        word(b[0] ^ 0x02, b[1]),
+        word(b[2], 0xff),
+        word(0xfe, b[3]),
+        word(b[4], b[5]),
+    )
+}
+
+/// From the station: sends a UDP datagram to port 9 of `board` on the station's interface and
+/// waits for the kernel's "port unreachable", which proves the frames go both ways. Retries
+/// while the station's own link-local address is still tentative. The last error otherwise.
+fn probe(board: Ipv6Addr, interface: &str) -> Result<(), String> {
+    let scope = nix::net::if_::if_nametoindex(interface).map_err(|e| e.to_string())?;
+    let end = deadline();
+    let mut last = String::new();
+    while Instant::now() < end {
+        let socket = UdpSocket::bind("[::]:0").map_err(|e| e.to_string())?;
+        socket
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .map_err(|e| e.to_string())?;
+        let sent = socket
+            .connect(SocketAddrV6::new(board, 9, 0, scope))
+            .and_then(|()| socket.send(b"probe"));
+        let answer = sent.and_then(|_| socket.recv(&mut [0u8; 64]));
+        match answer {
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {
+                last = "no answer".into();
+            }
+            Err(e) => {
+                last = e.to_string();
+                // Not sent at all (the station's address is still tentative): wait a little.
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Ok(_) => last = "an answer on a closed port".into(),
+        }
+    }
+    Err(last)
+}
+
+#[test]
+fn a_lan_station_reaches_a_board_by_its_own_address() {
+    let inputs = inputs();
+    let dir = tempfile::tempdir().unwrap();
+    let img = image(dir.path(), &inputs, "console=ttyAMA0 quiet");
+    let mut config = LabConfig::new(&img);
+    config.boards = 2;
+    config.memory_mib = 256;
+    config.station = true;
+    let lab = Lab::start(config).unwrap_or_else(|e| panic!("{e} (the station needs root)"));
+    for board in lab.boards() {
+        board
+            .wait_for_line("tinyinit: links up", deadline())
+            .unwrap();
+    }
+    let station = lab.station().unwrap();
+    assert_eq!(station.address(), baton_qemu::station::ADDRESS);
+    let interface = station.interface();
+    let board2 = link_local(&baton_qemu::command::mac(2, 1));
+    station
+        .run(|| probe(board2, interface))
+        .unwrap()
+        .unwrap_or_else(|e| panic!("board 2 at {board2} did not answer the station: {e}"));
+    // The host's own network never sees the board: only the station does.
+    assert!(absent_from_host(interface));
+    let stats = lab.station_stats().unwrap();
+    assert!(stats.from_station > 0 && stats.to_station > 0, "{stats:?}");
+    assert_eq!(lab.segment_interface(), Some("eth1"));
+}
+
+/// Whether the station's interface is absent from the host's own namespace.
+fn absent_from_host(interface: &str) -> bool {
+    nix::net::if_::if_nametoindex(interface).is_err()
 }
