@@ -4,7 +4,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use baton_qemu::{Cluster, ClusterConfig, Forward, GuestForward};
+use baton_qemu::{station, Forward, GuestForward, Lab, LabConfig, LabError};
 
 /// Parses `HOST:GUEST` port pairs.
 pub fn parse_forward(s: &str) -> anyhow::Result<Forward> {
@@ -25,7 +25,7 @@ pub fn parse_forward(s: &str) -> anyhow::Result<Forward> {
 
 /// Runs the boards in the foreground; Ctrl-C (or SIGTERM) stops them all.
 pub fn run_cli(args: crate::cli::QemuRunArgs) -> anyhow::Result<()> {
-    let mut config = ClusterConfig::new(&args.image);
+    let mut config = LabConfig::new(&args.image);
     config.boards = args.boards;
     config.forwards = args
         .forwards
@@ -40,15 +40,17 @@ pub fn run_cli(args: crate::cli::QemuRunArgs) -> anyhow::Result<()> {
     config.serial_dir = args.serial_dir;
     config.memory_mib = args.memory;
     config.echo = true;
+    // As root, the host joins the boards' segment as a LAN station (unprivileged runs keep to
+    // the port forwards).
+    config.station = args.boards > 1 && station::privileged();
 
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop))
             .context("installing the Ctrl-C handler")?;
     }
-    let cluster =
-        Cluster::start(config).with_context(|| format!("booting {}", args.image.display()))?;
-    for board in cluster.boards() {
+    let lab = start(config).with_context(|| format!("booting {}", args.image.display()))?;
+    for board in lab.boards() {
         let forwards: Vec<String> = board
             .forwards()
             .iter()
@@ -62,10 +64,33 @@ pub fn run_cli(args: crate::cli::QemuRunArgs) -> anyhow::Result<()> {
             forwards.join(", ")
         );
     }
-    cluster.run_until(&stop);
+    if let Ok(station) = lab.station() {
+        eprintln!(
+            "baton: this machine is on the boards' segment as {} ({}, a network namespace); \
+             run commands there with: nsenter --net={} COMMAND (e.g. baton boards)",
+            station.address(),
+            station.interface(),
+            station.netns_path().display()
+        );
+    }
+    lab.run_until(&stop);
     eprintln!("baton: stopping the boards");
-    drop(cluster);
+    drop(lab);
     Ok(())
+}
+
+/// Starts the lab; without a LAN station if it cannot be made (the boards do not need it).
+fn start(config: LabConfig) -> Result<Lab, LabError> {
+    match Lab::start(config.clone()) {
+        Err(LabError::Station(e)) => {
+            eprintln!("baton: {e}; going on without a LAN station");
+            Lab::start(LabConfig {
+                station: false,
+                ..config
+            })
+        }
+        other => other,
+    }
 }
 
 #[cfg(test)]

@@ -129,7 +129,12 @@ impl Services for RealServices {
             key: cluster.key.clone(),
             board: board_name,
             labels: cluster.labels.clone(),
-            interface: cluster.interface.clone(),
+            // `[cluster] interface` wins over the one a runner names on the kernel command line.
+            interface: cluster.interface.clone().or_else(|| {
+                let cmdline =
+                    std::fs::read_to_string(ctx.path("/proc/cmdline")).unwrap_or_default();
+                crate::cluster::interface_from_cmdline(&cmdline)
+            }),
             services_dir: ctx
                 .path(crate::boot::config::MOUNT_POINT)
                 .join(baton_spec::service::SERVICES_DIR),

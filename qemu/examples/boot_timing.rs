@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use baton_qemu::{Cluster, ClusterConfig};
+use baton_qemu::{Lab, LabConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -12,20 +12,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let image = args.next().ok_or(usage)?;
     let boards: usize = args.next().ok_or(usage)?.parse()?;
     let marker = args.next().unwrap_or_else(|| "baton: ready".to_string());
-    let mut config = ClusterConfig::new(image);
+    let mut config = LabConfig::new(image);
     config.boards = boards;
     config.memory_mib = 256;
     let started = Instant::now();
-    let cluster = Cluster::start(config)?;
+    let lab = Lab::start(config)?;
     println!(
         "{boards} board(s): all QEMUs up after {:?}",
         started.elapsed()
     );
     let deadline = Instant::now() + Duration::from_secs(120);
-    for board in cluster.boards() {
+    for board in lab.boards() {
         board.wait_for_line(marker.as_str(), deadline)?;
     }
-    for board in cluster.boards() {
+    for board in lab.boards() {
         let first = board.time_to_first_line().unwrap_or_default();
         println!(
             "board {}: first serial line after {first:.2?}",

@@ -1,12 +1,12 @@
-//! One board of a cluster as callers see it: its console, its forwarded ports, its disk and
-//! whether its QEMU still runs. Starting and stopping boards is [`crate::Cluster`]'s job.
+//! One board of a lab as callers see it: its console, its forwarded ports, its disk and
+//! whether its QEMU still runs. Starting and stopping boards is [`crate::Lab`]'s job.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::cluster::ClusterError;
 use crate::console::{Console, ConsoleError, Line, LinePattern};
+use crate::lab::LabError;
 use crate::ports::Forward;
 use crate::process::{Exit, QemuProcess};
 
@@ -110,7 +110,7 @@ impl Board {
         &self,
         pattern: impl LinePattern,
         deadline: Instant,
-    ) -> Result<String, ClusterError> {
+    ) -> Result<String, LabError> {
         self.wait_for_line_from(0, pattern, deadline)
             .map(|l| l.text)
     }
@@ -122,7 +122,7 @@ impl Board {
         from: usize,
         pattern: impl LinePattern,
         deadline: Instant,
-    ) -> Result<Line, ClusterError> {
+    ) -> Result<Line, LabError> {
         self.console
             .wait_for_line_from(from, pattern, deadline)
             .map_err(|e| self.explain(e))
@@ -134,18 +134,18 @@ impl Board {
         pattern: impl LinePattern,
         n: usize,
         deadline: Instant,
-    ) -> Result<Line, ClusterError> {
+    ) -> Result<Line, LabError> {
         self.console
             .wait_for_count(pattern, n, deadline)
             .map_err(|e| self.explain(e))
     }
 
     /// Adds QEMU's exit status and stderr to a closed-console error.
-    fn explain(&self, e: ConsoleError) -> ClusterError {
+    fn explain(&self, e: ConsoleError) -> LabError {
         match e {
             ConsoleError::Closed { board, pattern } => {
                 let exit = lock(&self.process).as_mut().map(QemuProcess::wait);
-                ClusterError::Exited {
+                LabError::Exited {
                     board,
                     pattern,
                     status: exit
@@ -154,7 +154,7 @@ impl Board {
                     stderr: exit.map(|e| e.stderr).unwrap_or_default(),
                 }
             }
-            other => ClusterError::Console(other),
+            other => LabError::Console(other),
         }
     }
 }

@@ -47,6 +47,16 @@ pub fn mac(index: usize, nic: u8) -> String {
     format!("52:54:00:ba:{nic:02x}:{:02x}", index & 0xff)
 }
 
+/// The guest's name for the NIC on the shared segment: the second virtio NIC on `virt`
+/// (`eth1`), the second USB network adapter on `raspi3b` (`usb1`). The runner passes it to the
+/// init as `baton.cluster_interface=<name>`, so boards cluster on it whatever their config says.
+pub fn segment_interface(machine: Machine) -> &'static str {
+    match machine {
+        Machine::Virt => "eth1",
+        Machine::Raspi3b => "usb1",
+    }
+}
+
 /// Quotes a value for a QEMU `key=value,...` option list (commas are doubled).
 fn opt(value: &Path) -> String {
     value.to_string_lossy().replace(',', ",,")
@@ -63,6 +73,11 @@ impl BoardCommand<'_> {
             // QEMU's BCM2835 power-management model resets the machine as soon as the watchdog
             // is armed instead of counting down, so an emulated Pi must not arm it.
             append.push_str(" baton.watchdog=off");
+        }
+        if self.segment.is_some() {
+            // Tell the init which NIC is the shared segment: eth0 is the board's own user network.
+            append.push_str(" baton.cluster_interface=");
+            append.push_str(segment_interface(boot.machine));
         }
         if let Some(extra) = self.extra_append.filter(|e| !e.is_empty()) {
             append.push(' ');
@@ -296,6 +311,10 @@ mod tests {
         };
         let cmd = command(&b, &[], Some(seg));
         assert_eq!(
+            values(&cmd, "-append"),
+            ["console=ttyAMA0 baton.cluster_interface=eth1 baton.test=1"]
+        );
+        assert_eq!(
             values(&cmd, "-netdev"),
             [
                 "user,id=net0,restrict=on",
@@ -319,7 +338,10 @@ mod tests {
         let cmd = command(&b, &[], Some(seg));
         let line = joined(&cmd);
         assert!(line.contains("-M raspi3b"), "{line}");
-        assert!(line.contains("baton.watchdog=off"), "{line}");
+        assert_eq!(
+            values(&cmd, "-append"),
+            ["console=ttyAMA0 baton.watchdog=off baton.cluster_interface=usb1 baton.test=1"]
+        );
         assert!(!line.contains("-cpu") && !line.contains("-smp"), "{line}");
         assert!(
             !line.contains("virtio") && !line.contains("i6300esb"),

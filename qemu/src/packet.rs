@@ -1,6 +1,6 @@
 //! Just enough Ethernet, IPv4, UDP and TCP for tests that watch or forge traffic on the shared
 //! segment: find the UDP datagrams to a port, read their addresses and payload, and build a
-//! frame to inject (see [`crate::Cluster::inject`]).
+//! frame to inject (see [`crate::Lab::inject`]).
 //!
 //! ```
 //! use std::net::{Ipv4Addr, SocketAddrV4};

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use baton::build::{BuildOptions, BuildReport};
 use baton::client::Client;
-use baton_qemu::{Cluster, ClusterConfig, Forward, GuestForward};
+use baton_qemu::{Forward, GuestForward, Lab, LabConfig};
 
 pub mod registry;
 
@@ -151,12 +151,12 @@ pub fn build_image_baking(
 
 /// Boots `boards` boards from `image`, with each board's API forwarded to a free host port and
 /// serial logs kept under `target/e2e-serial/<name>/` for post-mortems.
-pub fn boot(image: &Path, boards: usize, name: &str) -> Cluster {
+pub fn boot(image: &Path, boards: usize, name: &str) -> Lab {
     boot_forwarding(image, boards, name, &[API_PORT])
 }
 
 /// Like [`boot`], forwarding each of `guest_ports` of every board to free host ports.
-pub fn boot_forwarding(image: &Path, boards: usize, name: &str, guest_ports: &[u16]) -> Cluster {
+pub fn boot_forwarding(image: &Path, boards: usize, name: &str, guest_ports: &[u16]) -> Lab {
     boot_with(image, boards, name, guest_ports, &[])
 }
 
@@ -167,8 +167,8 @@ pub fn boot_with(
     name: &str,
     guest_ports: &[u16],
     guest_forwards: &[GuestForward],
-) -> Cluster {
-    let mut config = ClusterConfig::new(image);
+) -> Lab {
+    let mut config = LabConfig::new(image);
     config.guest_forwards = guest_forwards.to_vec();
     config.boards = boards;
     // One block of free ports for all forwards, so no two forwards can be handed the same one.
@@ -183,12 +183,12 @@ pub fn boot_with(
     let serial = repo_root().join("target/e2e-serial").join(name);
     let _ = std::fs::remove_dir_all(&serial);
     config.serial_dir = Some(serial);
-    Cluster::start(config).unwrap_or_else(|e| panic!("starting QEMU: {e}"))
+    Lab::start(config).unwrap_or_else(|e| panic!("starting QEMU: {e}"))
 }
 
 /// A client for board `index`'s API (1-based).
-pub fn api(cluster: &Cluster, index: usize, token: &str) -> Client {
-    let board = cluster.board(index).expect("board index");
+pub fn api(lab: &Lab, index: usize, token: &str) -> Client {
+    let board = lab.board(index).expect("board index");
     let port = board
         .forwarded(API_PORT)
         .expect("the API port is forwarded");
@@ -196,8 +196,8 @@ pub fn api(cluster: &Cluster, index: usize, token: &str) -> Client {
 }
 
 /// Waits for `board`'s console to print [`READY`] `count` times; panics with the console's tail.
-pub fn wait_ready(cluster: &Cluster, index: usize, count: usize) {
-    let board = cluster.board(index).expect("board index");
+pub fn wait_ready(lab: &Lab, index: usize, count: usize) {
+    let board = lab.board(index).expect("board index");
     if let Err(e) = board.wait_for_count(READY, count, Instant::now() + BOOT_TIMEOUT) {
         panic!(
             "board {index} did not get ready: {e}\n{}",

@@ -10,15 +10,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use baton::client::Client;
-use baton_qemu::{packet, Cluster, ClusterConfig, Forward};
+use baton_qemu::{packet, Forward, Lab, LabConfig};
 use baton_tests::{api, build_image_with, repo_root, wait_ready, wait_until, API_PORT, TOKEN};
 
 const GOSSIP_PORT: u16 = 7946;
 
-/// The boards meet on eth1, the shared segment (eth0 is each board's own QEMU user network).
+/// No `interface`: the runner tells the boards that eth1 is the shared segment (eth0 is each
+/// board's own QEMU user network), so this config clusters as it would on a real LAN.
 fn cluster_toml(key: &str) -> String {
     format!(
-        "[cluster]\nname = \"e2e\"\nkey = \"{key}\"\ninterface = \"eth1\"\n\n[api]\ntoken = \"{TOKEN}\"\n\n[time]\nservers = []\n"
+        "[cluster]\nname = \"e2e\"\nkey = \"{key}\"\n\n[api]\ntoken = \"{TOKEN}\"\n\n[time]\nservers = []\n"
     )
 }
 
@@ -101,7 +102,7 @@ fn boards_form_one_cluster_share_work_and_survive_failures() {
     std::fs::copy(&image.path, &stranger).expect("copying the image");
     baton_tests::replace_config_file(&stranger, "cluster.toml", &cluster_toml(OTHER_KEY));
 
-    let mut config = ClusterConfig::new(&image.path);
+    let mut config = LabConfig::new(&image.path);
     config.boards = 4;
     config.memory_mib = 384;
     config.cpus = 1;
@@ -114,11 +115,11 @@ fn boards_form_one_cluster_share_work_and_survive_failures() {
     let serial = repo_root().join("target/e2e-serial/cluster");
     let _ = std::fs::remove_dir_all(&serial);
     config.serial_dir = Some(serial);
-    let cluster = Cluster::start(config).unwrap_or_else(|e| panic!("starting QEMU: {e}"));
+    let lab = Lab::start(config).unwrap_or_else(|e| panic!("starting QEMU: {e}"));
     for i in 1..=4 {
-        wait_ready(&cluster, i, 1);
+        wait_ready(&lab, i, 1);
     }
-    let clients: Vec<Client> = (1..=4).map(|i| api(&cluster, i, TOKEN)).collect();
+    let clients: Vec<Client> = (1..=4).map(|i| api(&lab, i, TOKEN)).collect();
     let three: BTreeSet<String> = (1..=3).map(board_name).collect();
     let limit = Duration::from_secs(240);
 
@@ -151,22 +152,21 @@ fn boards_form_one_cluster_share_work_and_survive_failures() {
     });
 
     // Hostile input on the gossip port: a replayed datagram of board 2, and garbage.
-    let replayed = cluster
+    let replayed = lab
         .frames()
         .into_iter()
         .rev()
         .find(|f| packet::UdpDatagram::parse(&f.bytes).is_some_and(|d| d.dst.port() == GOSSIP_PORT))
         .expect("a gossip datagram on the segment");
     for _ in 0..3 {
-        cluster.inject(&replayed.bytes).expect("replaying");
+        lab.inject(&replayed.bytes).expect("replaying");
     }
     let original = packet::UdpDatagram::parse(&replayed.bytes).expect("parses");
     let garbage = packet::UdpDatagram {
         payload: &[0x01; 200],
         ..original
     };
-    cluster
-        .inject(&garbage.to_frame().expect("frame"))
+    lab.inject(&garbage.to_frame().expect("frame"))
         .expect("garbage");
     // Board 4 never got in, and learned of no peer.
     let view = get(&clients[3], "/v1/cluster").expect("board 4's view");
@@ -189,17 +189,17 @@ fn boards_form_one_cluster_share_work_and_survive_failures() {
     }
 
     // A partition: board 2's cable is pulled, then plugged back.
-    cluster.set_link(2, false).expect("unplug");
+    lab.set_link(2, false).expect("unplug");
     wait_until("board 1 to declare board 2 dead", limit, || {
         members(&clients[0]).filter(|m| m.get(&board_name(2)).map(String::as_str) == Some("dead"))
     });
-    cluster.set_link(2, true).expect("plug");
+    lab.set_link(2, true).expect("plug");
     wait_until("the partition to heal", limit, || {
         members(&clients[0]).filter(|m| alive(m) == three)
     });
 
     // Board 3 dies: the others say so, its web instance runs elsewhere, pinned cannot move.
-    cluster.kill(3).expect("power cut");
+    lab.kill(3).expect("power cut");
     wait_until("board 1 to declare board 3 dead", limit, || {
         members(&clients[0]).filter(|m| m.get(&board_name(3)).map(String::as_str) == Some("dead"))
     });
@@ -218,8 +218,8 @@ fn boards_form_one_cluster_share_work_and_survive_failures() {
     );
 
     // Board 3 comes back: alive again, and pinned runs there again.
-    cluster.restart(3).expect("power back");
-    wait_ready(&cluster, 3, 2);
+    lab.restart(3).expect("power back");
+    wait_ready(&lab, 3, 2);
     wait_until("board 3 alive again", limit, || {
         members(&clients[0]).filter(|m| alive(m) == three)
     });

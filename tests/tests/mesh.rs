@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use baton::client::Client;
-use baton_qemu::{packet, Cluster, ClusterConfig, Forward};
+use baton_qemu::{packet, Forward, Lab, LabConfig};
 use baton_tests::{
     api, build_image_with, http_request, repo_root, wait_ready, wait_until, API_PORT, TOKEN,
 };
@@ -27,7 +27,7 @@ fn board_name(index: usize) -> String {
 
 fn cluster_toml() -> String {
     format!(
-        "[cluster]\nname = \"mesh\"\nkey = \"{KEY}\"\ninterface = \"eth1\"\n\n[api]\ntoken = \"{TOKEN}\"\n\n[time]\nservers = []\n"
+        "[cluster]\nname = \"mesh\"\nkey = \"{KEY}\"\n\n[api]\ntoken = \"{TOKEN}\"\n\n[time]\nservers = []\n"
     )
 }
 
@@ -76,7 +76,7 @@ fn instances(client: &Client, service: &str) -> Vec<(String, String, String)> {
         .unwrap_or_default()
 }
 
-fn forwarded(cluster: &Cluster, board: usize, guest: u16) -> u16 {
+fn forwarded(cluster: &Lab, board: usize, guest: u16) -> u16 {
     cluster
         .board(board)
         .expect("board")
@@ -103,7 +103,7 @@ fn allow_lists_hold_across_boards_over_an_encrypted_mesh() {
         ],
         &[("images/hello.tar", hello.as_path())],
     );
-    let mut config = ClusterConfig::new(&image.path);
+    let mut config = LabConfig::new(&image.path);
     config.boards = 3;
     config.memory_mib = 384;
     config.cpus = 1;
@@ -117,7 +117,7 @@ fn allow_lists_hold_across_boards_over_an_encrypted_mesh() {
     let serial = repo_root().join("target/e2e-serial/mesh");
     let _ = std::fs::remove_dir_all(&serial);
     config.serial_dir = Some(serial);
-    let cluster = Cluster::start(config).unwrap_or_else(|e| panic!("starting QEMU: {e}"));
+    let cluster = Lab::start(config).unwrap_or_else(|e| panic!("starting QEMU: {e}"));
     for i in 1..=3 {
         wait_ready(&cluster, i, 1);
     }

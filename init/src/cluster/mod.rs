@@ -14,6 +14,7 @@
 //! 5. this board's values are published ([`baton_cluster::gossip::BoardValues`]): API address,
 //!    capacity, labels, spec digest, the instances it runs and its end of the mesh.
 
+mod cmdline;
 mod fabric;
 pub mod local;
 mod round;
@@ -34,6 +35,8 @@ use tokio::sync::Notify;
 
 use crate::board::console::Console;
 use crate::containers::supervisor::Supervisor;
+
+pub use cmdline::interface_from_cmdline;
 
 /// UDP port of the membership gossip.
 pub const GOSSIP_PORT: u16 = 7946;
@@ -57,7 +60,8 @@ pub struct Settings {
     pub board: String,
     /// `[board] labels`.
     pub labels: BTreeMap<String, String>,
-    /// `[cluster] interface`, or `None` for the first wired interface with an address.
+    /// `[cluster] interface`, else the kernel's `baton.cluster_interface=` (see
+    /// [`interface_from_cmdline`]), or `None` for the first wired interface with an address.
     pub interface: Option<String>,
     /// The config partition's `services/` directory.
     pub services_dir: PathBuf,

@@ -12,13 +12,16 @@
 //! no privilege and stay on the machine. The hub also lets tests cut a board off the segment
 //! ([`Hub::set_link`]), count its frames ([`Hub::stats`]), record everything to a pcap file,
 //! keep the recent frames in memory ([`Hub::frames`], see [`ring`]) and act as one more
-//! station on the segment ([`Hub::inject`]), for example to replay a captured frame.
+//! station on the segment ([`Hub::inject`]), for example to replay a captured frame. A LAN
+//! station (a TAP device in a network namespace, see [`crate::station`]) can be one more port
+//! ([`Hub::start_with_station`], see [`station_port`]).
 //!
 //! Frames are dropped, never queued, when a board is not running or not reading: like a cable
 //! to a switched-off machine.
 
 pub mod pcap;
 pub mod ring;
+pub mod station_port;
 
 use std::fs::File;
 use std::io;
@@ -34,6 +37,8 @@ use rustix::event::{PollFd, PollFlags, Timespec};
 use pcap::PcapWriter;
 use ring::FrameRing;
 pub use ring::{CapturedFrame, FrameSource, RING_BYTES, RING_FRAMES};
+use station_port::StationPort;
+pub use station_port::{StationLink, StationStats};
 
 /// Longest frame the hub handles (it reads into a 64 KiB buffer; pcap records keep 65535).
 pub const MAX_FRAME: usize = 65535;
@@ -119,6 +124,7 @@ struct Shared {
     stop: AtomicBool,
     capture: Option<Mutex<PcapWriter<File>>>,
     ring: Mutex<FrameRing>,
+    station: Option<StationPort>,
     injected: AtomicU64,
     injected_delivered: AtomicU64,
     injected_dropped: AtomicU64,
@@ -144,6 +150,18 @@ impl Hub {
     /// Binds `h1.sock`..`h<boards>.sock` in `dir` and starts forwarding. With `capture`, every
     /// frame a board sends is also written to that pcap file.
     pub fn start(dir: &Path, boards: usize, capture: Option<&Path>) -> Result<Hub, HubError> {
+        Hub::start_with_station(dir, boards, capture, None)
+    }
+
+    /// Like [`Hub::start`], with a LAN station as one more port when `station` is given: it
+    /// gets every frame on the segment (but those of boards whose cable is out) and its frames
+    /// go to every board whose cable is in. Its frames are captured like the boards'.
+    pub fn start_with_station(
+        dir: &Path,
+        boards: usize,
+        capture: Option<&Path>,
+        station: Option<Box<dyn StationLink>>,
+    ) -> Result<Hub, HubError> {
         let mut ports = Vec::with_capacity(boards);
         for i in 1..=boards {
             let hub_path = dir.join(format!("h{i}.sock"));
@@ -180,6 +198,7 @@ impl Hub {
             stop: AtomicBool::new(false),
             capture,
             ring: Mutex::new(FrameRing::default()),
+            station: station.map(StationPort::new),
             injected: AtomicU64::new(0),
             injected_delivered: AtomicU64::new(0),
             injected_dropped: AtomicU64::new(0),
@@ -231,15 +250,20 @@ impl Hub {
     }
 
     /// Puts `frame` (an Ethernet frame without FCS) on the segment as if from one more
-    /// station: every board whose link is up gets it, and it is captured like any other frame
-    /// (pcap file and [`Hub::frames`], source [`FrameSource::Injected`]). Sent from the
-    /// caller's thread; returns the number of boards it was handed to. Counted in
-    /// [`Hub::injected`], not in the boards' [`PortStats`].
+    /// station: every board whose link is up (and the LAN station, if any) gets it, and it is
+    /// captured like any other frame (pcap file and [`Hub::frames`], source
+    /// [`FrameSource::Injected`]). Sent from the caller's thread; returns the number of boards
+    /// it was handed to. Counted in [`Hub::injected`], not in the boards' [`PortStats`].
     pub fn inject(&self, frame: &[u8]) -> Result<usize, HubError> {
         if !(MIN_FRAME..=MAX_FRAME).contains(&frame.len()) {
             return Err(HubError::FrameLength { len: frame.len() });
         }
         Ok(self.shared.deliver(FrameSource::Injected, frame))
+    }
+
+    /// Frame counters of the LAN station's port, if there is one.
+    pub fn station_stats(&self) -> Option<StationStats> {
+        self.shared.station.as_ref().map(StationPort::stats)
     }
 
     /// Counters of the injected frames.
@@ -282,6 +306,10 @@ impl Shared {
                 .iter()
                 .map(|p| PollFd::new(&p.socket, PollFlags::IN))
                 .collect();
+            // The station, if any, polls last: index `ports.len()`.
+            if let Some(station) = &self.station {
+                fds.push(PollFd::new(&station.link, PollFlags::IN));
+            }
             if rustix::event::poll(&mut fds, Some(&tick)).is_err() {
                 continue;
             }
@@ -293,9 +321,21 @@ impl Shared {
                 .collect();
             drop(fds);
             for from in ready {
-                while let Ok(n) = self.ports[from].socket.recv(&mut frame) {
-                    self.ports[from].from_board.fetch_add(1, Ordering::Relaxed);
-                    self.deliver(FrameSource::Board(from + 1), &frame[..n]);
+                match self.ports.get(from) {
+                    Some(port) => {
+                        while let Ok(n) = port.socket.recv(&mut frame) {
+                            port.from_board.fetch_add(1, Ordering::Relaxed);
+                            self.deliver(FrameSource::Board(from + 1), &frame[..n]);
+                        }
+                    }
+                    None => {
+                        let Some(station) = &self.station else {
+                            continue;
+                        };
+                        while let Ok(n) = station.recv(&mut frame) {
+                            self.deliver(FrameSource::Station, &frame[..n]);
+                        }
+                    }
                 }
             }
         }
@@ -313,10 +353,17 @@ impl Shared {
             .iter()
             .map(|p| p.up.load(Ordering::SeqCst))
             .collect();
-        let to = match source {
-            FrameSource::Board(n) => destinations(n - 1, &up),
-            FrameSource::Injected => (0..up.len()).filter(|&j| up[j]).collect(),
+        let (to, to_station) = match source {
+            FrameSource::Board(n) => (
+                destinations(n - 1, &up),
+                up.get(n - 1).copied().unwrap_or(false),
+            ),
+            FrameSource::Injected => ((0..up.len()).filter(|&j| up[j]).collect(), true),
+            FrameSource::Station => ((0..up.len()).filter(|&j| up[j]).collect(), false),
         };
+        if let Some(station) = self.station.as_ref().filter(|_| to_station) {
+            station.send(frame);
+        }
         let mut delivered = Vec::with_capacity(to.len());
         for j in to {
             let port = &self.ports[j];
@@ -325,8 +372,8 @@ impl Shared {
                 delivered.push(j + 1);
             }
             let counter = match (source, sent) {
-                (FrameSource::Board(_), true) => &port.to_board,
-                (FrameSource::Board(_), false) => &port.dropped,
+                (FrameSource::Board(_) | FrameSource::Station, true) => &port.to_board,
+                (FrameSource::Board(_) | FrameSource::Station, false) => &port.dropped,
                 (FrameSource::Injected, true) => &self.injected_delivered,
                 (FrameSource::Injected, false) => &self.injected_dropped,
             };

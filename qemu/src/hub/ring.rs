@@ -21,6 +21,8 @@ pub enum FrameSource {
     Board(usize),
     /// The test, through [`super::Hub::inject`].
     Injected,
+    /// The LAN station (see [`crate::station`]).
+    Station,
 }
 
 /// One frame seen on the segment.
@@ -33,7 +35,8 @@ pub struct CapturedFrame {
     /// Who sent it.
     pub source: FrameSource,
     /// Boards (1-based) it was handed to; boards whose link was down, or that were not
-    /// running or reading, are missing.
+    /// running or reading, are missing. The LAN station, if there is one, is never listed
+    /// (see [`super::Hub::station_stats`]).
     pub delivered: Vec<usize>,
     /// The Ethernet frame, without FCS. Shared, so copying a capture is cheap.
     pub bytes: Arc<[u8]>,

@@ -312,3 +312,54 @@ fn the_ring_keeps_the_newest_frames_within_both_limits() {
     assert!(default.is_empty());
     assert_eq!((RING_FRAMES, RING_BYTES), (20_000, 32 * 1024 * 1024));
 }
+
+/// A station on a socket pair: the hub's end (non-blocking, like a TAP device) and the test's.
+fn station_pair() -> (Box<dyn StationLink>, UnixDatagram) {
+    let (hub_end, test_end) = UnixDatagram::pair().unwrap();
+    hub_end.set_nonblocking(true).unwrap();
+    test_end
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    (Box::new(hub_end), test_end)
+}
+
+#[test]
+fn a_station_gets_every_frame_and_reaches_every_board_with_its_cable_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let (link, station) = station_pair();
+    let hub = Hub::start_with_station(dir.path(), 3, None, Some(link)).unwrap();
+    let b: Vec<UnixDatagram> = (1..=3).map(|i| board(&hub, i)).collect();
+
+    b[0].send(b"from board 1").unwrap();
+    assert_eq!(recv(&station), b"from board 1");
+    assert_eq!(recv(&b[1]), b"from board 1");
+    assert_eq!(recv(&b[2]), b"from board 1");
+    assert_eq!(hub.inject(&[0xee; 20]).unwrap(), 3);
+    assert_eq!(recv(&station), [0xee; 20]);
+    for s in &b {
+        assert_eq!(recv(s), [0xee; 20]);
+    }
+
+    hub.set_link(3, false).unwrap();
+    station.send(b"from the station").unwrap();
+    assert_eq!(recv(&b[0]), b"from the station");
+    assert_eq!(recv(&b[1]), b"from the station");
+    b[2].send(b"from the cut-off board").unwrap();
+    // Once the ring holds board 3's frame the hub is done with it: the station never got it.
+    let frames = wait_for_frames(&hub, 4);
+    assert!(nothing_waiting(&station), "board 3's cable is pulled");
+    assert!(nothing_waiting(&b[2]), "board 3's cable is pulled");
+
+    assert_eq!(frames[2].source, FrameSource::Station);
+    assert_eq!(frames[2].delivered, vec![1, 2]);
+    assert_eq!(
+        hub.station_stats(),
+        Some(StationStats {
+            from_station: 1,
+            to_station: 2,
+            dropped: 0
+        })
+    );
+    assert_eq!(hub.stats(1).unwrap().to_board, 1, "the station's frame");
+    assert_eq!(hub.injected().delivered, 3, "boards only");
+}

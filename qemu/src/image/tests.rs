@@ -3,21 +3,17 @@ use super::*;
 #[path = "../../tests/support/fake_image.rs"]
 mod fake_image;
 
-fn skip_without_tools() -> bool {
-    if fake_image::tools_available() {
-        return false;
-    }
-    eprintln!(
-        "SKIPPED: sfdisk, mkfs.fat or mcopy missing (apt-get install fdisk dosfstools mtools)"
+/// Fails when the tools that make the fixture image are missing: scripts/setup installs them.
+fn require_tools() {
+    assert!(
+        fake_image::tools_available(),
+        "sfdisk, mkfs.fat or mcopy missing (apt-get install fdisk dosfstools mtools; scripts/setup does)"
     );
-    true
 }
 
 #[test]
 fn extracts_virt_boot_files_with_defaults() {
-    if skip_without_tools() {
-        return;
-    }
+    require_tools();
     let dir = tempfile::tempdir().unwrap();
     let image = fake_image::build(
         dir.path(),
@@ -42,9 +38,7 @@ fn extracts_virt_boot_files_with_defaults() {
 
 #[test]
 fn follows_a_raspi3b_manifest() {
-    if skip_without_tools() {
-        return;
-    }
+    require_tools();
     let dir = tempfile::tempdir().unwrap();
     let manifest = br#"{"board":"pi3b","qemu_machine":"raspi3b","dtb":"bcm2837-rpi-3-b.dtb","kernel":"kernel8.img"}"#;
     let image = fake_image::build(
@@ -67,9 +61,7 @@ fn follows_a_raspi3b_manifest() {
 
 #[test]
 fn names_the_missing_kernel() {
-    if skip_without_tools() {
-        return;
-    }
+    require_tools();
     let dir = tempfile::tempdir().unwrap();
     let image = fake_image::build(
         dir.path(),
@@ -86,9 +78,7 @@ fn names_the_missing_kernel() {
 
 #[test]
 fn rejects_unsupported_machine_and_pi_without_dtb() {
-    if skip_without_tools() {
-        return;
-    }
+    require_tools();
     let dir = tempfile::tempdir().unwrap();
     let common: [(&str, &[u8]); 3] = [
         ("vmlinuz", b"K"),

@@ -1,14 +1,15 @@
 use super::*;
 
-fn qemu_available() -> bool {
-    let ok = Command::new("qemu-system-aarch64")
+/// Fails when QEMU is missing: scripts/setup installs it.
+fn require_qemu() {
+    let found = Command::new("qemu-system-aarch64")
         .arg("--version")
         .output()
         .is_ok();
-    if !ok {
-        eprintln!("SKIPPED: qemu-system-aarch64 missing (apt-get install {QEMU_PACKAGE})");
-    }
-    ok
+    assert!(
+        found,
+        "qemu-system-aarch64 missing (apt-get install {QEMU_PACKAGE}; scripts/setup does)"
+    );
 }
 
 fn console(dir: &Path) -> Arc<Console> {
@@ -68,9 +69,7 @@ fn names_the_debian_package_when_qemu_is_missing() {
 
 #[test]
 fn waits_for_qmp_then_kills_and_reaps() {
-    if !qemu_available() {
-        return;
-    }
+    require_qemu();
     let dir = tempfile::tempdir().unwrap();
     let launcher = Launcher::start().unwrap();
     let qmp = dir.path().join("q.sock");
@@ -100,9 +99,7 @@ fn waits_for_qmp_then_kills_and_reaps() {
 
 #[test]
 fn reports_qemu_rejecting_its_arguments() {
-    if !qemu_available() {
-        return;
-    }
+    require_qemu();
     let dir = tempfile::tempdir().unwrap();
     let launcher = Launcher::start().unwrap();
     let a = args(&[

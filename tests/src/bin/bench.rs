@@ -14,7 +14,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use baton_qemu::{Cluster, ClusterConfig, Forward};
+use baton_qemu::{Forward, Lab, LabConfig};
 use baton_tests::{build_options, CLUSTER_TOML, TOKEN};
 
 fn main() {
@@ -145,7 +145,7 @@ fn services(n: usize) -> Result<(), String> {
 
     let api_port = baton_qemu::free_port().map_err(|e| e.to_string())?;
     let http_port = baton_qemu::free_port().map_err(|e| e.to_string())?;
-    let mut config = ClusterConfig::new(&opts.output);
+    let mut config = LabConfig::new(&opts.output);
     config.forwards.push(Forward {
         host: api_port,
         guest: baton_tests::API_PORT,
@@ -154,8 +154,8 @@ fn services(n: usize) -> Result<(), String> {
         host: http_port,
         guest: 8080,
     });
-    let cluster = Cluster::start(config).map_err(|e| e.to_string())?;
-    let board = cluster.board(1).map_err(|e| e.to_string())?;
+    let lab = Lab::start(config).map_err(|e| e.to_string())?;
+    let board = lab.board(1).map_err(|e| e.to_string())?;
     board
         .wait_for_line(
             baton_tests::READY,
@@ -222,15 +222,15 @@ fn services(n: usize) -> Result<(), String> {
 fn boot_timeline(image: &Path) -> Result<(), String> {
     println!("\n== boot timeline, qemu-virt under QEMU (TCG), 1 board");
     let port = baton_qemu::free_port().map_err(|e| e.to_string())?;
-    let mut config = ClusterConfig::new(image);
+    let mut config = LabConfig::new(image);
     config.forwards.push(Forward {
         host: port,
         guest: baton_tests::API_PORT,
     });
     let started = Instant::now();
-    let cluster = Cluster::start(config).map_err(|e| e.to_string())?;
+    let lab = Lab::start(config).map_err(|e| e.to_string())?;
     let qemu_up = started.elapsed();
-    let board = cluster.board(1).map_err(|e| e.to_string())?;
+    let board = lab.board(1).map_err(|e| e.to_string())?;
     let deadline = Instant::now() + Duration::from_secs(300);
     let wait = |pattern: &str| -> Result<Duration, String> {
         board

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use baton::client::Client;
-use baton_qemu::{packet, Cluster, ClusterConfig, Forward};
+use baton_qemu::{packet, Forward, Lab, LabConfig};
 use baton_tests::{build_image_with, TOKEN};
 
 const KEY: &str = "bench-cluster-key-0123456789abcdef0123456789";
@@ -40,7 +40,7 @@ fn main() {
 
 fn run(sizes: &[usize]) -> Result<(), String> {
     let toml = format!(
-        "[cluster]\nname = \"bench\"\nkey = \"{KEY}\"\ninterface = \"eth1\"\n\n[api]\ntoken = \"{TOKEN}\"\n\n[time]\nservers = []\n"
+        "[cluster]\nname = \"bench\"\nkey = \"{KEY}\"\n\n[api]\ntoken = \"{TOKEN}\"\n\n[time]\nservers = []\n"
     );
     let web = "name = \"web\"\nimage = \"oci-archive:images/hello.tar\"\nport = 8080\nscale = { min = 3 }\nresources = { memory = \"32Mi\" }\n";
     let hello = baton_tests::example_archive();
@@ -62,10 +62,10 @@ fn run(sizes: &[usize]) -> Result<(), String> {
     Ok(())
 }
 
-fn clients(cluster: &Cluster, n: usize) -> Result<Vec<Client>, String> {
+fn clients(lab: &Lab, n: usize) -> Result<Vec<Client>, String> {
     (1..=n)
         .map(|i| {
-            let board = cluster.board(i).map_err(|e| e.to_string())?;
+            let board = lab.board(i).map_err(|e| e.to_string())?;
             let port = board.forwarded(API_PORT).ok_or("no API forward")?;
             Ok(Client::new(&format!("http://127.0.0.1:{port}"), TOKEN))
         })
@@ -100,7 +100,7 @@ fn wait<T>(limit: Duration, mut probe: impl FnMut() -> Option<T>) -> Result<T, S
 }
 
 fn one_size(image: &std::path::Path, n: usize) -> Result<(), String> {
-    let mut config = ClusterConfig::new(image);
+    let mut config = LabConfig::new(image);
     config.boards = n;
     config.cpus = 1;
     config.memory_mib = 256;
@@ -110,27 +110,27 @@ fn one_size(image: &std::path::Path, n: usize) -> Result<(), String> {
         guest: API_PORT,
     });
     let started = Instant::now();
-    let cluster = Cluster::start(config).map_err(|e| e.to_string())?;
+    let lab = Lab::start(config).map_err(|e| e.to_string())?;
     let limit = Duration::from_secs(600);
     for i in 1..=n {
-        let board = cluster.board(i).map_err(|e| e.to_string())?;
+        let board = lab.board(i).map_err(|e| e.to_string())?;
         board
             .wait_for_line("baton: ready", Instant::now() + limit)
             .map_err(|e| e.to_string())?;
     }
     let all_ready = Instant::now();
-    let clients = clients(&cluster, n)?;
+    let clients = clients(&lab, n)?;
     wait(limit, || {
         clients.iter().all(|c| alive_count(c) == n).then_some(())
     })?;
     let converged = Instant::now();
 
     // Gossip at rest: UDP 7946 bytes each board sends, over 20 s.
-    let mark = cluster.frames().last().map_or(0, |f| f.seq + 1);
+    let mark = lab.frames().last().map_or(0, |f| f.seq + 1);
     let window = Duration::from_secs(20);
     std::thread::sleep(window);
     let mut sent: BTreeMap<String, u64> = BTreeMap::new();
-    for frame in cluster.frames_since(mark) {
+    for frame in lab.frames_since(mark) {
         if let Some(d) = packet::UdpDatagram::parse(&frame.bytes) {
             if d.dst.port() == GOSSIP_PORT {
                 *sent.entry(format!("{:?}", frame.source)).or_default() += frame.bytes.len() as u64;
@@ -150,13 +150,13 @@ fn one_size(image: &std::path::Path, n: usize) -> Result<(), String> {
         rss
     );
     if n == 3 {
-        failover(&cluster, &clients)?;
+        failover(&lab, &clients)?;
     }
     Ok(())
 }
 
 /// Kills board 3 and times until its `web` instance runs on another board.
-fn failover(cluster: &Cluster, clients: &[Client]) -> Result<(), String> {
+fn failover(lab: &Lab, clients: &[Client]) -> Result<(), String> {
     let limit = Duration::from_secs(600);
     let running_elsewhere = |client: &Client| -> Option<usize> {
         let (_, v) = client.request("GET", "/v1/services").ok()?;
@@ -176,7 +176,7 @@ fn failover(cluster: &Cluster, clients: &[Client]) -> Result<(), String> {
         (running_elsewhere(&clients[0]) == Some(2)).then_some(())
     })?;
     let killed = Instant::now();
-    cluster.kill(3).map_err(|e| e.to_string())?;
+    lab.kill(3).map_err(|e| e.to_string())?;
     wait(limit, || {
         (running_elsewhere(&clients[0]) == Some(3)).then_some(())
     })?;

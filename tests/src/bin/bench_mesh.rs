@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use baton::client::Client;
-use baton_qemu::{Cluster, ClusterConfig, Forward};
+use baton_qemu::{Forward, Lab, LabConfig};
 use baton_tests::{build_image_with, repo_root, API_PORT, READY, TOKEN};
 
 const KEY: &str = "bench-mesh-key-0123456789abcdef0123456789abc";
@@ -74,7 +74,7 @@ fn spec(name: &str, board: usize, publish: u16, allow: &[&str]) -> String {
 
 fn run() -> Result<(), String> {
     let toml = format!(
-        "[cluster]\nname = \"bench-mesh\"\nkey = \"{KEY}\"\ninterface = \"eth1\"\n\n[api]\ntoken = \"{TOKEN}\"\n\n[time]\nservers = []\n"
+        "[cluster]\nname = \"bench-mesh\"\nkey = \"{KEY}\"\n\n[api]\ntoken = \"{TOKEN}\"\n\n[time]\nservers = []\n"
     );
     let hello = baton_tests::example_archive();
     let image = build_image_with(
@@ -92,7 +92,7 @@ fn run() -> Result<(), String> {
         ],
         &[("images/hello.tar", hello.as_path())],
     );
-    let mut config = ClusterConfig::new(&image.path);
+    let mut config = LabConfig::new(&image.path);
     config.boards = 2;
     config.cpus = 1;
     config.memory_mib = 384;
@@ -108,31 +108,31 @@ fn run() -> Result<(), String> {
     let serial = repo_root().join("target/e2e-serial/bench-mesh");
     let _ = std::fs::remove_dir_all(&serial);
     config.serial_dir = Some(serial);
-    let cluster = Cluster::start(config).map_err(|e| format!("starting QEMU: {e}"))?;
+    let lab = Lab::start(config).map_err(|e| format!("starting QEMU: {e}"))?;
     let stop = AtomicBool::new(false);
     std::thread::scope(|scope| {
-        scope.spawn(|| dhcp::serve(&cluster, &stop));
-        let result = measure(&cluster);
+        scope.spawn(|| dhcp::serve(&lab, &stop));
+        let result = measure(&lab);
         stop.store(true, Ordering::Relaxed);
         result
     })
 }
 
 /// The measurements, once both boards run.
-fn measure(cluster: &Cluster) -> Result<(), String> {
+fn measure(lab: &Lab) -> Result<(), String> {
     for i in 1..=2 {
-        let board = cluster.board(i).map_err(|e| e.to_string())?;
+        let board = lab.board(i).map_err(|e| e.to_string())?;
         board
             .wait_for_line(READY, Instant::now() + LIMIT)
             .map_err(|e| format!("board {i} did not get ready: {e}"))?;
     }
     let api = |i: usize| -> Result<Client, String> {
-        let board = cluster.board(i).map_err(|e| e.to_string())?;
+        let board = lab.board(i).map_err(|e| e.to_string())?;
         let port = board.forwarded(API_PORT).ok_or("no API forward")?;
         Ok(Client::new(&format!("http://127.0.0.1:{port}"), TOKEN))
     };
     let board2 = api(2)?;
-    let client = cluster
+    let client = lab
         .board(1)
         .map_err(|e| e.to_string())?
         .forwarded(CLIENT_PUBLISH)
@@ -300,7 +300,7 @@ mod dhcp {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;
 
-    use baton_qemu::{packet, Cluster};
+    use baton_qemu::{packet, Lab};
 
     const SERVER: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 1);
     const SERVER_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0xff, 0x00, 0x01];
@@ -311,10 +311,10 @@ mod dhcp {
     const ACK: u8 = 5;
 
     /// Answers DISCOVERs and REQUESTs on the segment until `stop` is set.
-    pub fn serve(cluster: &Cluster, stop: &AtomicBool) {
+    pub fn serve(lab: &Lab, stop: &AtomicBool) {
         let mut next = 0;
         while !stop.load(Ordering::Relaxed) {
-            for frame in cluster.frames_since(next) {
+            for frame in lab.frames_since(next) {
                 next = frame.seq + 1;
                 let Some(d) = packet::udp_to(&frame.bytes, 67) else {
                     continue;
@@ -329,7 +329,7 @@ mod dhcp {
                     }
                     .to_frame();
                     if let Ok(frame) = frame {
-                        if let Err(e) = cluster.inject(&frame) {
+                        if let Err(e) = lab.inject(&frame) {
                             eprintln!("bench_mesh: DHCP answer not sent: {e}");
                         }
                     }

@@ -1,5 +1,6 @@
-//! A cluster: N boards booted from one image, each on its own copy-on-write disk, with port
-//! forwards on the host's loopback and (for N > 1) a shared L2 segment between them.
+//! A lab: N boards booted from one image, each on its own copy-on-write disk, with port
+//! forwards on the host's loopback and (for N > 1, or with a LAN station) a shared L2 segment
+//! between them, on which the host can be one more station ([`crate::station`], as root).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,20 +11,21 @@ use crate::board::{lock, Board};
 use crate::command::{BoardCommand, SegmentLink};
 use crate::console::{Console, ConsoleError};
 use crate::disk::{self, DiskError};
-use crate::hub::{CapturedFrame, Hub, HubError, PortStats};
+use crate::hub::{CapturedFrame, Hub, HubError, PortStats, StationLink, StationStats};
 use crate::image::{self, BootFiles, ImageError};
 use crate::ports::{self, Forward, GuestForward, PortError};
 use crate::process::{Launcher, ProcessError, QemuProcess, Spawn};
+use crate::station::{Station, StationError};
 
-/// Most boards one cluster may have (MAC addresses carry the board number in one byte, and
+/// Most boards one lab may have (MAC addresses carry the board number in one byte, and
 /// each board costs about 200 MB of memory).
 pub const MAX_BOARDS: usize = 64;
 
-/// What went wrong with a cluster. Wraps the module errors, which name the board, file or port.
+/// What went wrong with a lab. Wraps the module errors, which name the board, file or port.
 #[derive(Debug, thiserror::Error)]
-pub enum ClusterError {
+pub enum LabError {
     /// A board count of 0 or above [`MAX_BOARDS`].
-    #[error("a cluster needs 1 to {MAX_BOARDS} boards, not {0}")]
+    #[error("a lab needs 1 to {MAX_BOARDS} boards, not {0}")]
     BoardCount(usize),
     /// The work or serial directory could not be created.
     #[error("cannot create directory {path}: {source}")]
@@ -42,8 +44,11 @@ pub enum ClusterError {
         boards: usize,
     },
     /// A single board has no shared segment to cut or inspect.
-    #[error("the cluster has a single board and so no shared segment")]
+    #[error("the lab has a single board and so no shared segment")]
     NoSegment,
+    /// The lab was started without a LAN station.
+    #[error("the lab has no LAN station (set LabConfig::station, as root)")]
+    NoStation,
     /// QEMU stopped while a caller waited on its console.
     #[error("board {board}: QEMU exited ({status}) while waiting for a serial line {pattern}; QEMU's stderr: {stderr}")]
     Exited {
@@ -59,6 +64,9 @@ pub enum ClusterError {
     /// Reading the image failed.
     #[error(transparent)]
     Image(#[from] ImageError),
+    /// The LAN station could not be made.
+    #[error(transparent)]
+    Station(#[from] StationError),
     /// A port forward is invalid or its host port is taken.
     #[error(transparent)]
     Port(#[from] PortError),
@@ -76,9 +84,9 @@ pub enum ClusterError {
     Console(#[from] ConsoleError),
 }
 
-/// How to run a cluster. [`ClusterConfig::new`] gives the defaults; set fields to change them.
+/// How to run a lab. [`LabConfig::new`] gives the defaults; set fields to change them.
 #[derive(Debug, Clone)]
-pub struct ClusterConfig {
+pub struct LabConfig {
     /// The raw disk image built by `baton image build`. Only read, never written.
     pub image: PathBuf,
     /// Number of boards (default 1).
@@ -86,7 +94,7 @@ pub struct ClusterConfig {
     /// Port forwards; board `i` gets host port `host + i - 1` (see [`crate::ports`]).
     pub forwards: Vec<Forward>,
     /// Other images for some boards, by board number (1-based): built for the same board with
-    /// the same packages (the kernel and initramfs come from [`ClusterConfig::image`]), but with
+    /// the same packages (the kernel and initramfs come from [`LabConfig::image`]), but with
     /// another config partition, for example another cluster key. Default none.
     pub board_images: Vec<(usize, PathBuf)>,
     /// Connections from every board to the host's loopback (default none).
@@ -94,7 +102,7 @@ pub struct ClusterConfig {
     /// Where `board<N>.log` files go (default: the work directory).
     pub serial_dir: Option<PathBuf>,
     /// Where disks, sockets and extracted boot files go (default: a fresh temporary directory,
-    /// removed when the cluster is dropped). Unix socket paths must stay under 108 bytes.
+    /// removed when the lab is dropped). Unix socket paths must stay under 108 bytes.
     pub work_dir: Option<PathBuf>,
     /// Memory per board in MiB (default 512; `virt` only).
     pub memory_mib: u32,
@@ -107,6 +115,9 @@ pub struct ClusterConfig {
     pub echo: bool,
     /// Record every frame on the shared segment to this pcap file (default none).
     pub capture: Option<PathBuf>,
+    /// Put the host on the shared segment as a LAN station (default off; needs root; see
+    /// [`crate::station`]). With one board, the board then gets a segment NIC too.
+    pub station: bool,
     /// Kernel arguments appended to the image's `cmdline.txt` (default none).
     pub extra_append: Option<String>,
     /// The QEMU binary (default `qemu-system-aarch64` from `PATH`).
@@ -117,10 +128,10 @@ pub struct ClusterConfig {
     pub start_timeout: Duration,
 }
 
-impl ClusterConfig {
+impl LabConfig {
     /// One board from `image`, everything else at its default.
-    pub fn new(image: impl Into<PathBuf>) -> ClusterConfig {
-        ClusterConfig {
+    pub fn new(image: impl Into<PathBuf>) -> LabConfig {
+        LabConfig {
             image: image.into(),
             boards: 1,
             forwards: Vec::new(),
@@ -133,6 +144,7 @@ impl ClusterConfig {
             disk_size: None,
             echo: false,
             capture: None,
+            station: false,
             extra_append: None,
             qemu: PathBuf::from("qemu-system-aarch64"),
             qemu_img: PathBuf::from("qemu-img"),
@@ -155,31 +167,32 @@ impl WorkDir {
     }
 }
 
-/// Running boards. Dropping the cluster kills every QEMU it started (and only those).
-pub struct Cluster {
+/// Running boards. Dropping the lab kills every QEMU it started (and only those).
+pub struct Lab {
     boards: Vec<Board>,
     hub: Option<Hub>,
+    station: Option<Station>,
     boot: BootFiles,
-    config: ClusterConfig,
+    config: LabConfig,
     launcher: Launcher,
     work: WorkDir,
 }
 
-fn mkdir(path: &Path) -> Result<(), ClusterError> {
-    std::fs::create_dir_all(path).map_err(|source| ClusterError::Dir {
+fn mkdir(path: &Path) -> Result<(), LabError> {
+    std::fs::create_dir_all(path).map_err(|source| LabError::Dir {
         path: path.to_path_buf(),
         source,
     })
 }
 
-impl Cluster {
+impl Lab {
     /// Reads the image, makes each board's disk and console, and starts every board. Returns
     /// once every QEMU is up (its devices and port forwards exist); the guests boot on from
     /// there, so wait for a serial line before talking to them.
-    pub fn start(config: ClusterConfig) -> Result<Cluster, ClusterError> {
+    pub fn start(config: LabConfig) -> Result<Lab, LabError> {
         let n = config.boards;
         if n == 0 || n > MAX_BOARDS {
-            return Err(ClusterError::BoardCount(n));
+            return Err(LabError::BoardCount(n));
         }
         let plan = ports::plan(&config.forwards, n)?;
         ports::check_guest_forwards(&config.guest_forwards)?;
@@ -197,7 +210,7 @@ impl Cluster {
                 tempfile::Builder::new()
                     .prefix("baton-qemu-")
                     .tempdir()
-                    .map_err(|source| ClusterError::Dir {
+                    .map_err(|source| LabError::Dir {
                         path: std::env::temp_dir(),
                         source,
                     })?,
@@ -210,9 +223,21 @@ impl Cluster {
         let size = disk::overlay_size(&boot.image, boot.image_size, config.disk_size)?;
         let serial_dir = config.serial_dir.clone().unwrap_or_else(|| dir.clone());
         mkdir(&serial_dir)?;
-        let hub = match n {
-            1 => None,
-            _ => Some(Hub::start(&dir, n, config.capture.as_deref())?),
+        let (station, tap) = match config.station {
+            true => {
+                let (station, tap) = Station::create()?;
+                (Some(station), Some(Box::new(tap) as Box<dyn StationLink>))
+            }
+            false => (None, None),
+        };
+        let hub = match (n, tap) {
+            (1, None) => None,
+            (_, tap) => Some(Hub::start_with_station(
+                &dir,
+                n,
+                config.capture.as_deref(),
+                tap,
+            )?),
         };
         let mut boards = Vec::with_capacity(n);
         for (i, forwards) in (1..=n).zip(plan) {
@@ -235,23 +260,24 @@ impl Cluster {
             ));
         }
         let launcher = Launcher::start()?;
-        let cluster = Cluster {
+        let lab = Lab {
             boards,
             hub,
+            station,
             boot,
             config,
             launcher,
             work,
         };
-        for board in &cluster.boards {
-            // On error the cluster is dropped here, which kills the boards already started.
-            let process = cluster.spawn(board)?;
+        for board in &lab.boards {
+            // On error the lab is dropped here, which kills the boards already started.
+            let process = lab.spawn(board)?;
             *lock(&board.process) = Some(process);
         }
-        Ok(cluster)
+        Ok(lab)
     }
 
-    fn spawn(&self, board: &Board) -> Result<QemuProcess, ClusterError> {
+    fn spawn(&self, board: &Board) -> Result<QemuProcess, LabError> {
         let i = board.index();
         let segment = match &self.hub {
             Some(hub) => {
@@ -294,11 +320,11 @@ impl Cluster {
     }
 
     /// Board `board` (1-based).
-    pub fn board(&self, board: usize) -> Result<&Board, ClusterError> {
+    pub fn board(&self, board: usize) -> Result<&Board, LabError> {
         board
             .checked_sub(1)
             .and_then(|i| self.boards.get(i))
-            .ok_or(ClusterError::NoSuchBoard {
+            .ok_or(LabError::NoSuchBoard {
                 board,
                 boards: self.boards.len(),
             })
@@ -309,6 +335,28 @@ impl Cluster {
         &self.boot
     }
 
+    /// The host's station on the shared segment, if the lab was started with one
+    /// ([`LabConfig::station`]): run code there to reach boards by their own addresses.
+    pub fn station(&self) -> Result<&Station, LabError> {
+        self.station.as_ref().ok_or(LabError::NoStation)
+    }
+
+    /// Frame counters of the LAN station's port on the shared segment.
+    pub fn station_stats(&self) -> Result<StationStats, LabError> {
+        self.hub
+            .as_ref()
+            .and_then(Hub::station_stats)
+            .ok_or(LabError::NoStation)
+    }
+
+    /// The boards' name for their NIC on the shared segment (`eth1` on `virt`), if there is
+    /// a segment; the runner tells the boards on their kernel command line.
+    pub fn segment_interface(&self) -> Option<&'static str> {
+        self.hub
+            .as_ref()
+            .map(|_| crate::command::segment_interface(self.boot.machine))
+    }
+
     /// The work directory (disks, sockets, extracted boot files).
     pub fn work_dir(&self) -> &Path {
         self.work.path()
@@ -316,7 +364,7 @@ impl Cluster {
 
     /// Cuts power to a board: SIGKILL to its QEMU, which is then reaped. Its disk keeps what
     /// the guest had written. Does nothing if the board is not running.
-    pub fn kill(&self, board: usize) -> Result<(), ClusterError> {
+    pub fn kill(&self, board: usize) -> Result<(), LabError> {
         let b = self.board(board)?;
         if let Some(p) = lock(&b.process).as_mut() {
             p.kill();
@@ -326,7 +374,7 @@ impl Cluster {
 
     /// Starts a board again on the same disk (killing it first if it runs). Its console keeps
     /// the earlier lines; [`Console::run_start`] marks where the new run begins.
-    pub fn restart(&self, board: usize) -> Result<(), ClusterError> {
+    pub fn restart(&self, board: usize) -> Result<(), LabError> {
         let b = self.board(board)?;
         let mut slot = lock(&b.process);
         if let Some(mut old) = slot.take() {
@@ -346,34 +394,31 @@ impl Cluster {
     }
 
     /// Plugs a board into the shared segment or pulls its cable (see [`Hub::set_link`]).
-    pub fn set_link(&self, board: usize, up: bool) -> Result<(), ClusterError> {
+    pub fn set_link(&self, board: usize, up: bool) -> Result<(), LabError> {
         self.board(board)?;
         Ok(self
             .hub
             .as_ref()
-            .ok_or(ClusterError::NoSegment)?
+            .ok_or(LabError::NoSegment)?
             .set_link(board, up)?)
     }
 
     /// Frame counters of a board's port on the shared segment.
-    pub fn segment_stats(&self, board: usize) -> Result<PortStats, ClusterError> {
+    pub fn segment_stats(&self, board: usize) -> Result<PortStats, LabError> {
         self.board(board)?;
-        Ok(self
-            .hub
-            .as_ref()
-            .ok_or(ClusterError::NoSegment)?
-            .stats(board)?)
+        Ok(self.hub.as_ref().ok_or(LabError::NoSegment)?.stats(board)?)
     }
 
     /// Puts a raw Ethernet frame (no FCS) on the shared segment as if from one more station,
-    /// to every board whose link is up: for tests that play a hostile peer (replay a captured
-    /// frame, send garbage to a port; build frames with [`crate::packet`]). Counted apart from
-    /// the boards' frames (see [`Hub::inject`]); [`Cluster::frames`] shows it as
+    /// to every board whose link is up (and the LAN station): for tests that play a hostile
+    /// peer (replay a captured frame, send garbage to a port; build frames with
+    /// [`crate::packet`]). Counted apart from the boards' frames (see [`Hub::inject`]);
+    /// [`Lab::frames`] shows it as
     /// [`FrameSource::Injected`](crate::hub::FrameSource::Injected).
-    pub fn inject(&self, frame: &[u8]) -> Result<(), ClusterError> {
+    pub fn inject(&self, frame: &[u8]) -> Result<(), LabError> {
         self.hub
             .as_ref()
-            .ok_or(ClusterError::NoSegment)?
+            .ok_or(LabError::NoSegment)?
             .inject(frame)?;
         Ok(())
     }
@@ -386,7 +431,7 @@ impl Cluster {
         self.frames_since(0)
     }
 
-    /// Like [`Cluster::frames`], only those with [`CapturedFrame::seq`] at least `seq`: poll
+    /// Like [`Lab::frames`], only those with [`CapturedFrame::seq`] at least `seq`: poll
     /// with the last seen `seq + 1` to get new frames only.
     pub fn frames_since(&self, seq: u64) -> Vec<CapturedFrame> {
         self.hub
@@ -397,7 +442,7 @@ impl Cluster {
 
     /// Blocks until `stop` is set (for example by a SIGINT handler) or no board runs any more,
     /// checking ten times a second. The CLI's run loop: `signal_hook::flag::register(SIGINT,
-    /// stop)`, then `run_until(&stop)`, then drop the cluster.
+    /// stop)`, then `run_until(&stop)`, then drop the lab.
     pub fn run_until(&self, stop: &AtomicBool) {
         while !stop.load(Ordering::SeqCst) && self.boards.iter().any(Board::is_running) {
             std::thread::sleep(Duration::from_millis(100));
@@ -405,15 +450,15 @@ impl Cluster {
     }
 }
 
-impl Drop for Cluster {
+impl Drop for Lab {
     fn drop(&mut self) {
         self.shutdown_all();
     }
 }
 
-impl std::fmt::Debug for Cluster {
+impl std::fmt::Debug for Lab {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cluster")
+        f.debug_struct("Lab")
             .field("boards", &self.boards)
             .field("work_dir", &self.work.path())
             .field("boot", &self.boot)
