@@ -19,18 +19,21 @@
 //! | GET    | `/v1/services/{name}/logs`       | text; the query is [`LogsQuery`] |
 //! | GET    | `/v1/cluster`                    | [`ClusterView`] |
 //! | GET    | `/v1/network`                    | [`NetworkReport`] |
+//! | GET    | `/v1/console`                    | text: the console's recent lines; the query is [`ConsoleQuery`] |
 //!
 //! Every refusal is an [`ApiError`]. Clients read leniently, as boards of several versions may
 //! answer: unknown fields are ignored, and the fields that boards added over time read as their
 //! defaults when missing. The crate depends on `serde` only, so any client can use it.
 
 pub mod cluster;
+pub mod console;
 pub mod error;
 pub mod network;
 pub mod services;
 pub mod status;
 
 pub use cluster::{Capacity, ClusterView, Conflict, MemberStatus, MemberView, SpecVersion};
+pub use console::ConsoleQuery;
 pub use error::{ApiError, ConfigError};
 pub use network::{MeshPeerView, MeshView, NetworkReport, NetworkService, NetworkView};
 pub use services::{

@@ -194,6 +194,17 @@ pub fn logs(client: &Client, name: &str, follow: bool, tail: usize) -> anyhow::R
     Ok(())
 }
 
+/// `baton console [--tail N]`: the board's most recent console lines.
+pub fn console(client: &Client, tail: usize) -> anyhow::Result<()> {
+    let path = format!("/v1/console?tail={tail}");
+    let (code, text) = client.text("GET", &path)?;
+    if code != 200 {
+        bail!("GET {path}: HTTP {code} {text}");
+    }
+    print!("{text}");
+    Ok(())
+}
+
 /// `baton apply FILE`: the service's name is the file's stem, as on the config partition.
 pub fn apply(client: &Client, file: &Path) -> anyhow::Result<()> {
     let name = file
@@ -207,6 +218,9 @@ pub fn apply(client: &Client, file: &Path) -> anyhow::Result<()> {
     if code == 202 {
         let applied: Applied = client.read(&path, code, &text)?;
         println!("applied {}", applied.applied);
+        for note in pending_notes(&file.display().to_string(), &body) {
+            println!("{note}");
+        }
         return Ok(());
     }
     let mut message = format!("the board refused {} (HTTP {code})", file.display());
@@ -226,6 +240,23 @@ pub fn apply(client: &Client, file: &Path) -> anyhow::Result<()> {
         Err(_) => {}
     }
     bail!(message)
+}
+
+/// What `baton apply` says of the settings of a spec that boards accept but do not act on yet
+/// (see `docs/services.md`), one line each.
+fn pending_notes(file: &str, spec: &str) -> Vec<String> {
+    let Ok(spec) = baton_spec::ServiceSpec::parse(file, spec) else {
+        return Vec::new();
+    };
+    spec.pending_settings()
+        .into_iter()
+        .map(|p| {
+            format!(
+                "note: {file}: {} is accepted but not acted on yet: {}",
+                p.field, p.today
+            )
+        })
+        .collect()
 }
 
 /// `baton rm NAME`.
@@ -252,6 +283,23 @@ fn config_error(file: &str, e: &ConfigError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn apply_names_the_settings_nothing_acts_on_yet() {
+        let spec = "name = \"shop\"\nimage = \"oci-archive:images/shop.tar\"\nport = 8080\n\
+                    route = { host = \"shop.lan\" }\nscale = { min = 0, max = 4 }\n";
+        assert_eq!(
+            pending_notes("shop.toml", spec),
+            [
+                "note: shop.toml: scale.min = 0 is accepted but not acted on yet: no instance runs, and nothing starts one on demand",
+                "note: shop.toml: scale.max is accepted but not acted on yet: exactly scale.min instances run",
+                "note: shop.toml: route is accepted but not acted on yet: there is no front door yet; use publish",
+            ]
+        );
+        let plain = "name = \"web\"\nimage = \"oci-archive:images/web.tar\"\n";
+        assert!(pending_notes("web.toml", plain).is_empty());
+        assert!(pending_notes("bad.toml", "name = 3").is_empty());
+    }
     use serde_json::json;
 
     #[test]

@@ -32,6 +32,8 @@ enum Command {
     Ps(BoardArgs),
     /// Show a service's logs.
     Logs(LogsArgs),
+    /// Show the most recent lines of a board's console.
+    Console(ConsoleArgs),
     /// Apply a service spec (create or change the service).
     Apply(ApplyArgs),
     /// Stop and remove a service.
@@ -68,6 +70,16 @@ struct LogsArgs {
     #[arg(short, long)]
     follow: bool,
     /// Lines of history to print first.
+    #[arg(long, default_value_t = 100)]
+    tail: usize,
+}
+
+/// Arguments of `baton console`.
+#[derive(Debug, Args)]
+struct ConsoleArgs {
+    #[command(flatten)]
+    board: BoardArgs,
+    /// How many of the most recent lines to print.
     #[arg(long, default_value_t = 100)]
     tail: usize,
 }
@@ -261,6 +273,7 @@ pub fn main() -> ExitCode {
         Command::Logs(args) => {
             crate::board_cli::logs(&args.board.client(), &args.name, args.follow, args.tail)
         }
+        Command::Console(args) => crate::board_cli::console(&args.board.client(), args.tail),
         Command::Apply(args) => crate::board_cli::apply(&args.board.client(), &args.file),
         Command::Rm(args) => crate::board_cli::rm(&args.board.client(), &args.name),
         Command::Policy(args) => crate::policy_cli::run(&args.board.client(), &args.name),

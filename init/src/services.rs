@@ -17,7 +17,6 @@ use tokio::sync::{mpsc, watch};
 
 use crate::api;
 use crate::board::context::Ctx;
-use crate::board::status::State;
 use crate::board::sys::Action;
 use crate::boot::services::{Services, StartError};
 use crate::cluster::Node;
@@ -69,12 +68,16 @@ impl Services for RealServices {
         tokio::spawn(sntp::run(servers, network.ntp_servers(), console));
     }
 
-    fn start_api(&self, state: Arc<State>, power: mpsc::Sender<Action>) -> Result<(), StartError> {
-        let running = api::Running {
-            supervisor: self.supervisor.subscribe(),
-            cluster: self.cluster.subscribe(),
-        };
-        Ok(api::spawn(state, power, running)?)
+    fn start_api(&self, ctx: &Arc<Ctx>, power: mpsc::Sender<Action>) -> Result<(), StartError> {
+        Ok(api::spawn(api::Handles {
+            state: Arc::clone(&ctx.state),
+            console: Arc::clone(&ctx.console),
+            power,
+            running: api::Running {
+                supervisor: self.supervisor.subscribe(),
+                cluster: self.cluster.subscribe(),
+            },
+        })?)
     }
 
     async fn stop_network(&self, network: net::Network) {
@@ -113,7 +116,7 @@ impl Services for RealServices {
             subnet,
             ..board
         };
-        let (supervisor, notes) = Supervisor::start(paths).await;
+        let (supervisor, notes) = Supervisor::start(paths, Arc::clone(&ctx.console)).await;
         for note in notes {
             ctx.say(format_args!("services: {note}"));
         }
@@ -148,16 +151,18 @@ impl Services for RealServices {
             ),
             api_port: crate::api::PORT,
             power: power.clone(),
+            console: Arc::clone(&ctx.console),
         };
         // The member waits for its interface to have an address: it starts in the background.
         let state = Arc::clone(&ctx.state);
         let running = self.cluster.clone();
+        let console = Arc::clone(&ctx.console);
         tokio::spawn(async move {
             match Node::start(settings, supervisor, state).await {
                 Ok(node) => {
                     running.send_replace(Some(node));
                 }
-                Err(e) => eprintln!("baton: {e}"),
+                Err(e) => console.line(e),
             }
         });
     }

@@ -15,10 +15,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use baton_api::NetworkReport;
 
-use super::{problem, Shared};
+use super::{problem, Handles};
 
 /// `GET /v1/cluster`, behind the token check.
-pub(super) fn routes() -> Router<Shared> {
+pub(super) fn routes() -> Router<Handles> {
     Router::new()
         .route("/v1/cluster", get(view))
         .route("/v1/network", get(network))
@@ -27,10 +27,10 @@ pub(super) fn routes() -> Router<Shared> {
 /// `GET /v1/network`: every service's virtual IP, allow list and egress, and the generation of
 /// the isolation rule set in force; in a cluster also `mesh`, the board's container subnet and
 /// the other boards at the ends of its WireGuard mesh.
-async fn network(Extract(shared): Extract<Shared>) -> Response {
-    match shared.supervisor() {
+async fn network(Extract(handles): Extract<Handles>) -> Response {
+    match handles.supervisor() {
         Some(s) => {
-            let mesh = match shared.cluster() {
+            let mesh = match handles.cluster() {
                 Some(node) => Some(node.mesh_view().await),
                 None => None,
             };
@@ -48,12 +48,12 @@ async fn network(Extract(shared): Extract<Shared>) -> Response {
 }
 
 /// `POST /v1/cluster/sync`: no token, the body must open with the cluster key.
-pub(super) fn sync_routes() -> Router<Shared> {
+pub(super) fn sync_routes() -> Router<Handles> {
     Router::new().route("/v1/cluster/sync", post(sync))
 }
 
-async fn view(Extract(shared): Extract<Shared>) -> Response {
-    match shared.cluster() {
+async fn view(Extract(handles): Extract<Handles>) -> Response {
+    match handles.cluster() {
         Some(node) => Json(node.view()).into_response(),
         None => problem(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -62,8 +62,8 @@ async fn view(Extract(shared): Extract<Shared>) -> Response {
     }
 }
 
-async fn sync(Extract(shared): Extract<Shared>, body: Bytes) -> Response {
-    let Some(node) = shared.cluster() else {
+async fn sync(Extract(handles): Extract<Handles>, body: Bytes) -> Response {
+    let Some(node) = handles.cluster() else {
         return problem(StatusCode::SERVICE_UNAVAILABLE, "not in a cluster yet");
     };
     match node.answer_sync(&body) {

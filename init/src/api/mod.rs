@@ -19,15 +19,17 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
+use axum::extract::Query;
 use axum::extract::{Request, State as Extract};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use baton_api::{ApiError, Health, Memory, PowerAccepted, PowerAction, StatusReport};
+use baton_api::{ApiError, ConsoleQuery, Health, Memory, PowerAccepted, PowerAction, StatusReport};
 use tokio::sync::{mpsc, watch};
 
+use crate::board::console::Console;
 use crate::board::status::State;
 use crate::board::sys::Action;
 use crate::cluster::Node;
@@ -63,14 +65,21 @@ pub struct Running {
     pub cluster: watch::Receiver<Option<Arc<Node>>>,
 }
 
+/// Everything a request handler reaches, handed down by the wiring: the board state, the
+/// console, where power requests go, and the subsystems once they run.
 #[derive(Clone)]
-struct Shared {
-    state: Arc<State>,
-    power: mpsc::Sender<Action>,
-    running: Running,
+pub struct Handles {
+    /// The board state the API reports.
+    pub state: Arc<State>,
+    /// The console, whose recent lines `GET /v1/console` serves.
+    pub console: Arc<Console>,
+    /// Where reboot, halt and power-off requests go.
+    pub power: mpsc::Sender<Action>,
+    /// The supervisor and the cluster member, once they run.
+    pub running: Running,
 }
 
-impl Shared {
+impl Handles {
     /// The supervisor, if it has started.
     fn supervisor(&self) -> Option<Supervisor> {
         self.running.supervisor.borrow().clone()
@@ -83,14 +92,10 @@ impl Shared {
 }
 
 /// Starts serving the API on `0.0.0.0:7070` in the background (on the current tokio runtime).
-pub fn spawn(
-    state: Arc<State>,
-    power: mpsc::Sender<Action>,
-    running: Running,
-) -> Result<(), Error> {
+pub fn spawn(handles: Handles) -> Result<(), Error> {
     let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, PORT));
     let listener = bind(addr)?;
-    tokio::spawn(serve(listener, state, power, running));
+    tokio::spawn(serve(listener, handles));
     Ok(())
 }
 
@@ -104,32 +109,24 @@ fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, Error> {
 }
 
 /// Serves the API on `listener` until the process ends.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: Arc<State>,
-    power: mpsc::Sender<Action>,
-    running: Running,
-) {
-    let app = router(Shared {
-        state,
-        power,
-        running,
-    });
-    if let Err(e) = axum::serve(listener, app).await {
-        eprintln!("baton: API server stopped: {e}");
+pub async fn serve(listener: tokio::net::TcpListener, handles: Handles) {
+    let console = Arc::clone(&handles.console);
+    if let Err(e) = axum::serve(listener, router(handles)).await {
+        console.line(format_args!("API server stopped: {e}"));
     }
 }
 
-fn router(shared: Shared) -> Router {
+fn router(handles: Handles) -> Router {
     let authenticated = Router::new()
         .route("/v1/status", get(status))
+        .route("/v1/console", get(console))
         .route("/v1/reboot", post(|s| power(s, Action::Reboot)))
         .route("/v1/halt", post(|s| power(s, Action::Halt)))
         .route("/v1/poweroff", post(|s| power(s, Action::Poweroff)))
         .merge(services::routes())
         .merge(cluster::routes())
         .route_layer(middleware::from_fn_with_state(
-            shared.clone(),
+            handles.clone(),
             require_token,
         ));
     Router::new()
@@ -137,16 +134,20 @@ fn router(shared: Shared) -> Router {
         .merge(cluster::sync_routes())
         .merge(authenticated)
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "no such endpoint") })
-        .with_state(shared)
+        .with_state(handles)
 }
 
-async fn require_token(Extract(shared): Extract<Shared>, request: Request, next: Next) -> Response {
+async fn require_token(
+    Extract(handles): Extract<Handles>,
+    request: Request,
+    next: Next,
+) -> Response {
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    match (shared.state.token(), presented) {
+    match (handles.state.token(), presented) {
         (Some(expected), Some(given)) if constant_time_eq(expected.as_bytes(), given.trim().as_bytes()) => {
             next.run(request).await
         }
@@ -178,8 +179,17 @@ fn problem(status: StatusCode, message: &str) -> Response {
     response
 }
 
-async fn status(Extract(shared): Extract<Shared>) -> Json<StatusReport> {
-    Json(report(&shared.state))
+async fn status(Extract(handles): Extract<Handles>) -> Json<StatusReport> {
+    Json(report(&handles.state))
+}
+
+/// `GET /v1/console?tail=N`: the console's most recent lines, oldest first.
+async fn console(Extract(handles): Extract<Handles>, Query(q): Query<ConsoleQuery>) -> Response {
+    let recent = handles.console.recent();
+    let tail = q.tail.unwrap_or(baton_api::console::DEFAULT_TAIL);
+    let skip = recent.len().saturating_sub(tail);
+    let text: String = recent[skip..].iter().map(|l| format!("{l}\n")).collect();
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
 }
 
 /// Builds the status report from the shared state and `/proc`.
@@ -217,8 +227,8 @@ pub(crate) fn config_error(e: baton_spec::ConfigError) -> baton_api::ConfigError
     }
 }
 
-async fn power(Extract(shared): Extract<Shared>, action: Action) -> Response {
-    match shared.power.try_send(action) {
+async fn power(Extract(handles): Extract<Handles>, action: Action) -> Response {
+    match handles.power.try_send(action) {
         Ok(()) => (
             StatusCode::ACCEPTED,
             Json(PowerAccepted {
@@ -285,27 +295,54 @@ mod tests {
     const TOKEN: &str = "test-token-0123456789";
 
     async fn start(token: Option<&str>) -> (SocketAddr, mpsc::Receiver<Action>, Arc<State>) {
-        let state = Arc::new(State::default());
-        state.set_token(token.map(str::to_string));
-        state.record_step("mounts", Duration::from_millis(3));
-        let (tx, rx) = mpsc::channel(1);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let running = Running {
-            supervisor: watch::channel(None).1,
-            cluster: watch::channel(None).1,
-        };
-        tokio::spawn(serve(listener, state.clone(), tx, running));
+        let (addr, rx, state, _) = start_with_console(token).await;
         (addr, rx, state)
     }
 
-    /// One HTTP/1.1 request over a fresh connection; returns (status code, body).
+    async fn start_with_console(
+        token: Option<&str>,
+    ) -> (SocketAddr, mpsc::Receiver<Action>, Arc<State>, Arc<Console>) {
+        let state = Arc::new(State::default());
+        state.set_token(token.map(str::to_string));
+        state.record_step("mounts", Duration::from_millis(3));
+        let console = Arc::new(Console::quiet(1000));
+        let (tx, rx) = mpsc::channel(1);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handles = Handles {
+            state: Arc::clone(&state),
+            console: Arc::clone(&console),
+            power: tx,
+            running: Running {
+                supervisor: watch::channel(None).1,
+                cluster: watch::channel(None).1,
+            },
+        };
+        tokio::spawn(serve(listener, handles));
+        (addr, rx, state, console)
+    }
+
+    /// One HTTP/1.1 request over a fresh connection; returns (status code, JSON body).
     async fn request(
         addr: SocketAddr,
         method: &str,
         path: &str,
         token: Option<&str>,
     ) -> (u16, serde_json::Value) {
+        let (code, body) = request_text(addr, method, path, token).await;
+        (
+            code,
+            serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// One HTTP/1.1 request over a fresh connection; returns (status code, body text).
+    async fn request_text(
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+    ) -> (u16, String) {
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         let auth = token
             .map(|t| format!("Authorization: Bearer {t}\r\n"))
@@ -317,10 +354,30 @@ mod tests {
         let text = String::from_utf8(raw).unwrap();
         let code = text[9..12].parse().unwrap();
         let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
-        (
-            code,
-            serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
-        )
+        (code, body.to_string())
+    }
+
+    #[tokio::test]
+    async fn the_console_s_recent_lines_need_the_token_and_honour_tail() {
+        let (addr, _, _, console) = start_with_console(Some(TOKEN)).await;
+        for i in 1..=150 {
+            console.line(format_args!("line {i}"));
+        }
+        let (code, _) = request_text(addr, "GET", "/v1/console", None).await;
+        assert_eq!(code, 401);
+        let (code, text) = request_text(addr, "GET", "/v1/console?tail=2", Some(TOKEN)).await;
+        assert_eq!(
+            (code, text.as_str()),
+            (200, "baton: line 149\nbaton: line 150\n")
+        );
+        let (_, text) = request_text(addr, "GET", "/v1/console", Some(TOKEN)).await;
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), baton_api::console::DEFAULT_TAIL);
+        assert_eq!(lines.first(), Some(&"baton: line 51"));
+        let (_, text) = request_text(addr, "GET", "/v1/console?tail=100000", Some(TOKEN)).await;
+        assert_eq!(text.lines().count(), 150);
+        let (code, _) = request_text(addr, "GET", "/v1/console?tail=many", Some(TOKEN)).await;
+        assert_eq!(code, 400);
     }
 
     #[tokio::test]

@@ -25,7 +25,7 @@ use baton_api::{
 use baton_spec::service::{load_services, SERVICES_DIR};
 use futures_util::StreamExt;
 
-use super::{config_error, problem, Shared};
+use super::{config_error, problem, Handles};
 use crate::containers::supervisor::logs::{LogLine, Stream};
 use crate::containers::supervisor::Supervisor;
 
@@ -33,7 +33,7 @@ use crate::containers::supervisor::Supervisor;
 const CONFIG: &str = "/config";
 
 /// The routes (all behind the token check).
-pub(super) fn routes() -> Router<Shared> {
+pub(super) fn routes() -> Router<Handles> {
     Router::new()
         .route("/v1/services", get(list))
         .route("/v1/services/{name}", get(one).put(put).delete(delete))
@@ -41,8 +41,8 @@ pub(super) fn routes() -> Router<Shared> {
         .route("/v1/services/{name}/logs", get(logs))
 }
 
-fn supervisor(shared: &Shared) -> Result<Supervisor, Box<Response>> {
-    shared.supervisor().ok_or_else(|| {
+fn supervisor(handles: &Handles) -> Result<Supervisor, Box<Response>> {
+    handles.supervisor().ok_or_else(|| {
         Box::new(problem(
             StatusCode::SERVICE_UNAVAILABLE,
             "the supervisor is not running yet",
@@ -50,12 +50,12 @@ fn supervisor(shared: &Shared) -> Result<Supervisor, Box<Response>> {
     })
 }
 
-async fn list(Extract(shared): Extract<Shared>) -> Response {
-    let services = shared
+async fn list(Extract(handles): Extract<Handles>) -> Response {
+    let services = handles
         .supervisor()
         .map(|s| s.services())
         .unwrap_or_default();
-    let errors = shared
+    let errors = handles
         .state
         .config_errors()
         .into_iter()
@@ -63,11 +63,11 @@ async fn list(Extract(shared): Extract<Shared>) -> Response {
         .map(config_error)
         .collect();
     // Other boards' instances, read once for the whole list.
-    let mut remote = remote_instances(&shared);
+    let mut remote = remote_instances(&handles);
     let services = services
         .into_iter()
         .map(|view| {
-            let cluster = in_cluster(&shared, &view.name, &mut remote);
+            let cluster = in_cluster(&handles, &view.name, &mut remote);
             cluster_wide(view, cluster)
         })
         .collect();
@@ -75,8 +75,8 @@ async fn list(Extract(shared): Extract<Shared>) -> Response {
 }
 
 /// The instances on the other boards of the cluster, by service (none without a cluster).
-fn remote_instances(shared: &Shared) -> BTreeMap<String, Vec<RemoteInstance>> {
-    shared
+fn remote_instances(handles: &Handles) -> BTreeMap<String, Vec<RemoteInstance>> {
+    handles
         .cluster()
         .map(|node| node.remote_instances())
         .unwrap_or_default()
@@ -97,11 +97,11 @@ struct InCluster {
 /// What the cluster adds to service `name` (`remote`: the other boards' instances, by service);
 /// `None` without a cluster.
 fn in_cluster(
-    shared: &Shared,
+    handles: &Handles,
     name: &str,
     remote: &mut BTreeMap<String, Vec<RemoteInstance>>,
 ) -> Option<InCluster> {
-    let node = shared.cluster()?;
+    let node = handles.cluster()?;
     Some(InCluster {
         board: node.board().to_string(),
         remote: remote.remove(name).unwrap_or_default(),
@@ -138,11 +138,11 @@ fn cluster_wide(view: ServiceView, cluster: Option<InCluster>) -> Service {
     service
 }
 
-async fn one(Extract(shared): Extract<Shared>, UrlPath(name): UrlPath<String>) -> Response {
-    match supervisor(&shared).map(|s| s.service(&name)) {
+async fn one(Extract(handles): Extract<Handles>, UrlPath(name): UrlPath<String>) -> Response {
+    match supervisor(&handles).map(|s| s.service(&name)) {
         Ok(Some(view)) => {
-            let mut remote = remote_instances(&shared);
-            let cluster = in_cluster(&shared, &name, &mut remote);
+            let mut remote = remote_instances(&handles);
+            let cluster = in_cluster(&handles, &name, &mut remote);
             Json(cluster_wide(view, cluster)).into_response()
         }
         Ok(None) => problem(StatusCode::NOT_FOUND, &format!("no service {name:?}")),
@@ -150,8 +150,8 @@ async fn one(Extract(shared): Extract<Shared>, UrlPath(name): UrlPath<String>) -
     }
 }
 
-async fn restart(Extract(shared): Extract<Shared>, UrlPath(name): UrlPath<String>) -> Response {
-    match supervisor(&shared) {
+async fn restart(Extract(handles): Extract<Handles>, UrlPath(name): UrlPath<String>) -> Response {
+    match supervisor(&handles) {
         Ok(s) if s.restart(&name) => {
             (StatusCode::ACCEPTED, Json(Restarting { restarting: name })).into_response()
         }
@@ -161,7 +161,7 @@ async fn restart(Extract(shared): Extract<Shared>, UrlPath(name): UrlPath<String
 }
 
 async fn put(
-    Extract(shared): Extract<Shared>,
+    Extract(handles): Extract<Handles>,
     UrlPath(name): UrlPath<String>,
     body: String,
 ) -> Response {
@@ -171,7 +171,7 @@ async fn put(
             &format!("{name:?} is not a service name"),
         );
     }
-    let supervisor = match supervisor(&shared) {
+    let supervisor = match supervisor(&handles) {
         Ok(s) => s.clone(),
         Err(r) => return *r,
     };
@@ -207,19 +207,19 @@ async fn put(
             &format!("writing {SERVICES_DIR}/{file}: {e}"),
         );
     }
-    shared
+    handles
         .state
         .replace_config_errors(&format!("{SERVICES_DIR}/{file}"), Vec::new());
     // With a cluster, the member picks the file up, versions it and places the service.
-    match shared.cluster() {
+    match handles.cluster() {
         Some(node) => node.poke(),
         None => supervisor.apply(spec),
     }
     (StatusCode::ACCEPTED, Json(Applied { applied: name })).into_response()
 }
 
-async fn delete(Extract(shared): Extract<Shared>, UrlPath(name): UrlPath<String>) -> Response {
-    let supervisor = match supervisor(&shared) {
+async fn delete(Extract(handles): Extract<Handles>, UrlPath(name): UrlPath<String>) -> Response {
+    let supervisor = match supervisor(&handles) {
         Ok(s) => s.clone(),
         Err(r) => return *r,
     };
@@ -250,10 +250,10 @@ async fn delete(Extract(shared): Extract<Shared>, UrlPath(name): UrlPath<String>
             )
         }
     }
-    shared
+    handles
         .state
         .replace_config_errors(&format!("{SERVICES_DIR}/{name}.toml"), Vec::new());
-    match shared.cluster() {
+    match handles.cluster() {
         Some(node) => node.poke(),
         None => supervisor.remove(&name),
     }
@@ -261,11 +261,11 @@ async fn delete(Extract(shared): Extract<Shared>, UrlPath(name): UrlPath<String>
 }
 
 async fn logs(
-    Extract(shared): Extract<Shared>,
+    Extract(handles): Extract<Handles>,
     UrlPath(name): UrlPath<String>,
     Query(q): Query<LogsQuery>,
 ) -> Response {
-    let log = match supervisor(&shared).map(|s| s.log(&name)) {
+    let log = match supervisor(&handles).map(|s| s.log(&name)) {
         Ok(Some(log)) => log,
         Ok(None) => return problem(StatusCode::NOT_FOUND, &format!("no service {name:?}")),
         Err(r) => return *r,

@@ -11,7 +11,6 @@ use baton_spec::NetworkConfig;
 use tokio::sync::mpsc;
 
 use crate::board::context::Ctx;
-use crate::board::status::State;
 use crate::board::sys::Action;
 
 /// A service failed to start.
@@ -31,7 +30,7 @@ pub trait Services {
     /// Starts clock synchronisation in the background.
     fn start_time_sync(&self, ctx: &Arc<Ctx>, servers: Vec<String>, network: &Self::Network);
     /// Starts the HTTP API in the background.
-    fn start_api(&self, state: Arc<State>, power: mpsc::Sender<Action>) -> Result<(), StartError>;
+    fn start_api(&self, ctx: &Arc<Ctx>, power: mpsc::Sender<Action>) -> Result<(), StartError>;
     /// Stops networking (releases DHCP leases).
     fn stop_network(&self, network: Self::Network) -> impl Future<Output = ()>;
     /// Starts the supervisor, then the cluster member that hands it the services (or, without a

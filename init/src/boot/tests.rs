@@ -4,7 +4,6 @@ use std::time::Duration;
 use baton_spec::NetworkConfig;
 
 use super::*;
-use crate::board::status::State;
 use crate::board::sys::fake::FakeSys;
 use crate::boot::services::StartError;
 use crate::boot::testbed::{Testbed, DISK_ID, IMAGE_END};
@@ -47,11 +46,7 @@ impl Services for FakeServices {
         self.sys.note(format!("sntp {}", servers.join(",")));
     }
 
-    fn start_api(
-        &self,
-        _state: Arc<State>,
-        _power: mpsc::Sender<Action>,
-    ) -> Result<(), StartError> {
+    fn start_api(&self, _ctx: &Arc<Ctx>, _power: mpsc::Sender<Action>) -> Result<(), StartError> {
         self.sys.note("api start");
         if self.fail_api {
             return Err("port 7070 in use".into());

@@ -75,6 +75,8 @@ pub struct Settings {
     pub subnet: crate::svcnet::nft::Ipv4Net,
     /// Where the board's restart is asked for (when it must move to another subnet).
     pub power: tokio::sync::mpsc::Sender<crate::board::sys::Action>,
+    /// Where the member reports what an operator should see.
+    pub console: Arc<Console>,
 }
 
 /// Mutable state of the node, behind one lock that is never held across an await.
@@ -281,18 +283,18 @@ impl Node {
                     &key,
                     crate::svcnet::mesh::PORT,
                 ));
-                println!(
-                    "baton: cluster: containers on {}, mesh {} on UDP {} (key {key})",
+                settings.console.line(format_args!(
+                    "cluster: containers on {}, mesh {} on UDP {} (key {key})",
                     settings.subnet,
                     crate::svcnet::mesh::LINK,
                     crate::svcnet::mesh::PORT
-                );
+                ));
                 Some(mesh)
             }
             Err(e) => {
-                eprintln!(
-                    "baton: cluster: the mesh to other boards is down ({e}); services here cannot call instances on other boards"
-                );
+                settings.console.line(format_args!(
+                    "cluster: the mesh to other boards is down ({e}); services here cannot call instances on other boards"
+                ));
                 None
             }
         };
@@ -307,10 +309,10 @@ impl Node {
             timing: Timing::lan(),
         })
         .await?;
-        println!(
-            "baton: cluster {}: board {} on {interface} ({address}), gossip on UDP {GOSSIP_PORT}",
+        settings.console.line(format_args!(
+            "cluster {}: board {} on {interface} ({address}), gossip on UDP {GOSSIP_PORT}",
             settings.cluster, settings.board
-        );
+        ));
         let mut inner = Inner::default();
         let mut alone_last_time = false;
         if let Some(dir) = &settings.state_dir {
@@ -360,7 +362,9 @@ impl Node {
         let (discovery, browser) = match started {
             Ok(pair) => pair,
             Err(e) => {
-                eprintln!("baton: cluster: {e}; peers are found only when they find this board");
+                self.settings.console.line(format_args!(
+                    "cluster: {e}; peers are found only when they find this board"
+                ));
                 return;
             }
         };
@@ -386,7 +390,9 @@ impl Node {
                 }
             });
         if let Err(e) = spawned {
-            eprintln!("baton: cluster: cannot start the mDNS browser: {e}");
+            self.settings
+                .console
+                .line(format_args!("cluster: cannot start the mDNS browser: {e}"));
         }
     }
 

@@ -124,7 +124,9 @@ impl Node {
         let assignment = match placement::place(&input) {
             Ok(a) => a,
             Err(e) => {
-                eprintln!("baton: cluster: placement: {e}");
+                self.settings
+                    .console
+                    .line(format_args!("cluster: placement: {e}"));
                 return;
             }
         };
@@ -163,7 +165,7 @@ impl Node {
                                 .try_send(crate::board::sys::Action::Reboot)
                                 .is_err()
                             {
-                                eprintln!("baton: cluster: cannot ask for the restart");
+                                self.settings.console.line(format_args!("cluster: cannot ask for the restart"));
                             }
                             note
                         }
@@ -197,7 +199,9 @@ impl Node {
                         .iter()
                         .map(|b| format!("{} {}", b.name, b.subnet))
                         .collect();
-                    println!("baton: cluster: mesh peers: {}", names.join(", "));
+                    self.settings
+                        .console
+                        .line(format_args!("cluster: mesh peers: {}", names.join(", ")));
                     lock(&self.inner).mesh_boards = Some(boards.clone());
                 }
                 Err(e) => self.mesh_note(format!("configuring the mesh: {e}")),
@@ -222,7 +226,9 @@ impl Node {
             }
             match why {
                 Some(why) => {
-                    eprintln!("baton: cluster: board {}: {why}", peer.name);
+                    self.settings
+                        .console
+                        .line(format_args!("cluster: board {}: {why}", peer.name));
                     inner.refused.insert(peer.name.clone(), why);
                 }
                 None => {
@@ -236,7 +242,7 @@ impl Node {
     fn mesh_note(&self, note: String) {
         let mut inner = lock(&self.inner);
         if inner.mesh_note.as_ref() != Some(&note) {
-            eprintln!("baton: cluster: {note}");
+            self.settings.console.line(format_args!("cluster: {note}"));
             inner.mesh_note = Some(note);
         }
     }
@@ -253,7 +259,9 @@ impl Node {
         if inner.peers_saved != Some(alive.len()) {
             if let Some(dir) = &self.settings.state_dir {
                 if let Err(e) = local::Files::under(dir).save_peers(alive.len()) {
-                    eprintln!("baton: cluster: saving the peer count: {e}");
+                    self.settings
+                        .console
+                        .line(format_args!("cluster: saving the peer count: {e}"));
                 }
             }
             inner.peers_saved = Some(alive.len());
@@ -300,7 +308,9 @@ impl Node {
         let errors: Vec<String> = loaded.errors.iter().map(|e| e.to_string()).collect();
         if inner.local_errors.as_ref() != Some(&errors) {
             for e in &errors {
-                println!("baton: config error: {e}");
+                self.settings
+                    .console
+                    .line(format_args!("config error: {e}"));
             }
             state.replace_config_errors("services/", loaded.errors.clone());
             inner.local_errors = Some(errors);
@@ -359,11 +369,15 @@ impl Node {
             &inner.desired,
             &stale,
         ) {
-            eprintln!("baton: cluster: writing the config partition: {problem}");
+            self.settings.console.line(format_args!(
+                "cluster: writing the config partition: {problem}"
+            ));
         }
         if let Some(dir) = &self.settings.state_dir {
             if let Err(e) = local::Files::under(dir).save(&inner.book, &inner.desired) {
-                eprintln!("baton: cluster: saving {}: {e}", dir.display());
+                self.settings
+                    .console
+                    .line(format_args!("cluster: saving {}: {e}", dir.display()));
             }
         }
     }
@@ -402,7 +416,9 @@ impl Node {
             let answer = match answer {
                 Ok(Ok(bytes)) => bytes,
                 Ok(Err(e)) => {
-                    eprintln!("baton: cluster: sync with {peer}: {e}");
+                    self.settings
+                        .console
+                        .line(format_args!("cluster: sync with {peer}: {e}"));
                     continue;
                 }
                 Err(_) => continue,
@@ -413,7 +429,10 @@ impl Node {
                     let inner = &mut *inner;
                     inner.desired.merge(response.records, &mut inner.clock);
                 }
-                Err(e) => eprintln!("baton: cluster: sync with {peer}: {e}"),
+                Err(e) => self
+                    .settings
+                    .console
+                    .line(format_args!("cluster: sync with {peer}: {e}")),
             }
         }
         // Whatever arrived reaches the card and the disk in the next scan.
@@ -509,7 +528,9 @@ impl Node {
             values.digest = Some(digest);
         });
         if let Err(e) = published {
-            eprintln!("baton: cluster: publishing instances: {e}");
+            self.settings
+                .console
+                .line(format_args!("cluster: publishing instances: {e}"));
         }
     }
 }

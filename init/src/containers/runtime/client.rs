@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use super::helper::{HELPER_ARG, SOCKET_FD};
 use super::protocol::{self, Reply, Request, ToHelper, ToInit};
 use super::{ContainerRequest, Event, RuntimePaths, Started};
+use crate::board::console::Console;
 
 /// Errors of the runtime.
 #[derive(Debug, thiserror::Error)]
@@ -107,12 +108,16 @@ pub struct Runtime {
 
 impl Runtime {
     /// Starts the helper (`paths.exe` with [`HELPER_ARG`]); returns once it has cleaned up the
-    /// leftovers of a previous boot or helper and is ready. Must run inside a tokio runtime.
-    pub async fn start(paths: RuntimePaths) -> Result<Runtime, Error> {
+    /// leftovers of a previous boot or helper and is ready. What the helper writes to its
+    /// standard error goes to `console`. Must run inside a tokio runtime.
+    pub async fn start(paths: RuntimePaths, console: Arc<Console>) -> Result<Runtime, Error> {
         let (ours, theirs) = protocol::pair()?;
         let arg = serde_json::to_string(&paths).map_err(protocol::Error::from)?;
         let mut cmd = Command::new(&paths.exe);
-        cmd.arg(HELPER_ARG).arg(arg).stdin(Stdio::null());
+        cmd.arg(HELPER_ARG)
+            .arg(arg)
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped());
         let raw = theirs.as_raw_fd();
         // SAFETY: the closure runs in the child between fork and exec and only calls dup2 and
         // fcntl, which are async-signal-safe; it allocates nothing.
@@ -129,12 +134,16 @@ impl Runtime {
                 Ok(())
             });
         }
-        let child = cmd.spawn().map_err(|source| Error::Spawn {
+        let mut child = cmd.spawn().map_err(|source| Error::Spawn {
             exe: paths.exe.clone(),
             source,
         })?;
         // PID 1's reaper collects the helper when it exits; the socket tells us when it does.
         let pid = child.id();
+        if let Some(stderr) = child.stderr.take() {
+            // Without the forwarder the helper's messages are lost, nothing else.
+            let _ = super::stderr::forward(OwnedFd::from(stderr), console);
+        }
         drop(child);
         drop(theirs);
         Runtime::connect(ours, Some(pid)).await

@@ -48,6 +48,7 @@ mod overlay;
 pub mod protocol;
 pub mod seccomp;
 pub mod spec;
+pub mod stderr;
 #[cfg(test)]
 mod tests;
 

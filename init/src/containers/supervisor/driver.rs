@@ -13,6 +13,7 @@ use super::effects::WorkDone;
 use super::state::Driver;
 use super::toolkit::{Toolkit, Unavailable};
 use super::{Command, Paths, Snapshot};
+use crate::board::console::Console;
 use crate::containers::runtime;
 
 /// What the driver waits on.
@@ -31,8 +32,9 @@ pub(super) async fn run(
     kit: Toolkit,
     commands: mpsc::UnboundedReceiver<Command>,
     snapshot: Arc<Snapshot>,
+    console: Arc<Console>,
 ) {
-    let (mut driver, mut inputs) = Driver::new(paths, kit, commands, snapshot);
+    let (mut driver, mut inputs) = Driver::new(paths, kit, commands, snapshot, console);
     while driver.turn(&mut inputs).await {}
 }
 
@@ -44,6 +46,7 @@ impl Driver {
         mut kit: Toolkit,
         commands: mpsc::UnboundedReceiver<Command>,
         snapshot: Arc<Snapshot>,
+        console: Arc<Console>,
     ) -> (Driver, Inputs) {
         let (work, results) = mpsc::unbounded_channel();
         let exits = kit.events.take();
@@ -60,6 +63,7 @@ impl Driver {
             assignments: BTreeMap::new(),
             network_dirty: true,
             remote: super::Remote::default(),
+            console,
         };
         driver.update_network();
         let inputs = Inputs {
@@ -94,7 +98,9 @@ impl Driver {
             event = exit => match event {
                 Some(runtime::Event::Exit(exit)) => self.exited(exit),
                 Some(runtime::Event::Lost(why)) => {
-                    eprintln!("baton: supervisor: the container runtime is gone: {why}");
+                    self.console.line(format_args!(
+                        "supervisor: the container runtime is gone: {why}"
+                    ));
                     self.kit.runtime = Err(Unavailable::RuntimeLost(why));
                     inputs.exits = None;
                     self.all_lost();

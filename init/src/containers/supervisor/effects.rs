@@ -33,9 +33,10 @@ impl Driver {
         };
         let runtime = runtime.clone();
         let id = Self::id(name, slot);
+        let console = Arc::clone(&self.console);
         tokio::spawn(async move {
             if let Err(e) = runtime.signal(&id, signal).await {
-                eprintln!("baton: supervisor: signal {signal} to {id}: {e}");
+                console.line(format_args!("supervisor: signal {signal} to {id}: {e}"));
             }
         });
     }
@@ -92,6 +93,7 @@ impl Driver {
             bridge: self.kit.bridge.clone(),
             store: self.kit.store.clone(),
             resolv_conf: self.kit.network.as_ref().and_then(Network::resolv_conf),
+            console: Arc::clone(&self.console),
         };
         let results = self.work.clone();
         tokio::spawn(async move {
@@ -172,7 +174,8 @@ impl Driver {
         let rules = Arc::clone(&self.kit.rules);
         let error = network.update_with(&members, &self.remote, |p| rules.apply(p));
         if let Some(e) = &error {
-            eprintln!("baton: services: isolation rules not applied: {e}");
+            self.console
+                .line(format_args!("services: isolation rules not applied: {e}"));
         }
         let view = network_view(network, &members, error);
         *lock(&self.snapshot.network) = view;
@@ -203,10 +206,11 @@ impl Driver {
             .values()
             .map(|svc| svc.spec.image.to_string())
             .collect();
+        let console = Arc::clone(&self.console);
         tokio::task::spawn_blocking(move || match store.collect(&released, &in_use) {
-            Ok(Some(line)) => println!("baton: {line}"),
+            Ok(Some(line)) => console.line(line),
             Ok(None) => {}
-            Err(e) => eprintln!("baton: {e}"),
+            Err(e) => console.line(e),
         });
     }
 

@@ -1,5 +1,7 @@
 //! What happened: the results of the work the driver started, and the containers that ended.
 
+use std::sync::Arc;
+
 use super::driver::{now, now_ms};
 use super::effects::WorkDone;
 use super::instance::{Event, ExitStatus, Phase};
@@ -36,7 +38,8 @@ impl Driver {
                     }
                     Err(error) => {
                         let message = error.to_string();
-                        eprintln!("baton: {service}-{slot}: start failed: {message}");
+                        self.console
+                            .line(format_args!("{service}-{slot}: start failed: {message}"));
                         if let Some(svc) = self.services.get(&service) {
                             svc.log.push(
                                 &Self::id(&service, slot),
@@ -115,10 +118,14 @@ impl Driver {
         }
         let runtime = self.kit.runtime.clone();
         let results = self.work.clone();
+        let console = Arc::clone(&self.console);
         tokio::spawn(async move {
             if let Ok(r) = runtime {
                 if let Err(e) = r.remove(&exit.id).await {
-                    eprintln!("baton: supervisor: removing container {}: {e}", exit.id);
+                    console.line(format_args!(
+                        "supervisor: removing container {}: {e}",
+                        exit.id
+                    ));
                 }
             }
             let _ = results.send(WorkDone::Cleaned(key, status));

@@ -15,6 +15,7 @@ use super::launch::{self, Placement};
 use super::logs::{ServiceLog, Stream};
 use super::toolkit::{Containers, Images, LinkError, Links, Unavailable};
 use super::Paths;
+use crate::board::console::Console;
 use crate::containers::runtime::{self, ContainerRequest};
 use crate::svcnet::bridge::pool;
 
@@ -97,6 +98,8 @@ pub(super) struct Launch {
     pub(super) runtime: Result<Arc<dyn Containers>, Unavailable>,
     /// The board bridge.
     pub(super) bridge: Result<Arc<dyn Links>, Unavailable>,
+    /// Where progress is reported.
+    pub(super) console: Arc<Console>,
     /// The image store.
     pub(super) store: Result<Arc<dyn Images>, Unavailable>,
     /// The container's `/etc/resolv.conf`; the board's own when `None`.
@@ -170,14 +173,15 @@ impl Launch {
         let source = self.spec.image.clone();
         let service = self.spec.name.clone();
         let started = Instant::now();
+        let console = Arc::clone(&self.console);
         tokio::task::spawn_blocking(move || {
             let text = source.to_string();
-            println!("baton: {service}: preparing image {text}");
+            console.line(format_args!("{service}: preparing image {text}"));
             let prepared = store.prepare(&source)?;
-            println!(
-                "baton: {service}: image {text} ready in {} ms",
+            console.line(format_args!(
+                "{service}: image {text} ready in {} ms",
                 started.elapsed().as_millis()
-            );
+            ));
             Ok(Arc::new(prepared))
         })
         .await

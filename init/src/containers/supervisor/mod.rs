@@ -47,6 +47,7 @@ use logs::ServiceLog;
 /// ([`ServiceView`], [`InstanceView`]) and the services' network ([`NetworkView`]).
 pub use baton_api::{InstanceView, NetworkService, NetworkView, ServiceView};
 
+use crate::board::console::Console;
 use crate::svcnet::network::HostFiles;
 pub use crate::svcnet::network::Remote;
 
@@ -180,11 +181,12 @@ impl Supervisor {
     /// board bridge with its NAT rules and the image store. If one of them cannot start, the
     /// supervisor still runs and every instance fails to start with that reason (visible in the
     /// API), so the board stays manageable.
-    pub async fn start(paths: Paths) -> (Supervisor, Vec<String>) {
+    /// What it has to say goes to `console`.
+    pub async fn start(paths: Paths, console: Arc<Console>) -> (Supervisor, Vec<String>) {
         let snapshot = Arc::new(Snapshot::default());
         let (commands, rx) = mpsc::unbounded_channel();
-        let (kit, notes) = toolkit::Toolkit::start(&paths).await;
-        tokio::spawn(driver::run(paths, kit, rx, Arc::clone(&snapshot)));
+        let (kit, notes) = toolkit::Toolkit::start(&paths, &console).await;
+        tokio::spawn(driver::run(paths, kit, rx, Arc::clone(&snapshot), console));
         (Supervisor { commands, snapshot }, notes)
     }
 

@@ -114,7 +114,8 @@ impl Driver {
         } else {
             let (log, error) = ServiceLog::new(self.paths.logs().as_deref(), &name);
             if let Some(e) = error {
-                eprintln!("baton: {name}: logs stay in memory only: {e}");
+                self.console
+                    .line(format_args!("{name}: logs stay in memory only: {e}"));
             }
             let log = Arc::new(log);
             lock(&self.snapshot.logs).insert(name.clone(), Arc::clone(&log));

@@ -16,6 +16,7 @@ use super::instance::Instance;
 use super::logs::ServiceLog;
 use super::toolkit::Toolkit;
 use super::{Paths, Snapshot};
+use crate::board::console::Console;
 use crate::svcnet::publish::Published;
 
 /// The service's port could not be published.
@@ -113,6 +114,8 @@ pub(super) struct Driver {
     pub(super) network_dirty: bool,
     /// The other boards' instances and the mesh to them.
     pub(super) remote: super::Remote,
+    /// Where it reports what an operator should see.
+    pub(super) console: Arc<Console>,
 }
 
 impl Driver {

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 
 use super::images::{self, CollectError, ImageError, StoreImages};
 use super::{health, Paths};
+use crate::board::console::Console;
 use crate::containers::runtime::{self, ContainerRequest, Runtime};
 use crate::svcnet::bridge::{self, Bridge, Netns, Pool};
 use crate::svcnet::network::Network;
@@ -144,9 +145,9 @@ pub(super) struct Toolkit {
 impl Toolkit {
     /// Starts the runtime helper, the bridge with its NAT rules and the service names, and opens
     /// the image store; notes for the console about what each found.
-    pub(super) async fn start(paths: &Paths) -> (Toolkit, Vec<String>) {
+    pub(super) async fn start(paths: &Paths, console: &Arc<Console>) -> (Toolkit, Vec<String>) {
         let mut notes = Vec::new();
-        let runtime = Runtime::start(runtime::RuntimePaths::default())
+        let runtime = Runtime::start(runtime::RuntimePaths::default(), Arc::clone(console))
             .await
             .map_err(|e| Unavailable::RuntimeStart(Arc::new(e)));
         if let Ok(r) = &runtime {
@@ -162,9 +163,7 @@ impl Toolkit {
             Ok(b) => {
                 let (network, note) =
                     Network::start(b.subnet(), b.gateway(), paths.host.clone()).await;
-                if let Some(note) = note {
-                    eprintln!("baton: services: {note}");
-                }
+                notes.extend(note);
                 Some(network)
             }
             Err(_) => None,
@@ -214,18 +213,17 @@ async fn start_bridge(paths: &Paths, notes: &mut Vec<String>) -> Result<Bridge, 
 /// drops blobs and layers that an interrupted import or pull left without a ref.
 async fn open_store(paths: &Paths, notes: &mut Vec<String>) -> Result<StoreImages, Unavailable> {
     let dir = paths.images();
-    let store = tokio::task::spawn_blocking(move || {
+    let (store, collected) = tokio::task::spawn_blocking(move || {
         let store = Store::open(&dir)?;
-        if let Ok(report) = images::collect(&store, &BTreeSet::new(), &BTreeSet::new()) {
-            if let Some(line) = images::summary(&report) {
-                println!("baton: {line}");
-            }
-        }
-        Ok::<_, StoreError>(store)
+        let collected = images::collect(&store, &BTreeSet::new(), &BTreeSet::new())
+            .ok()
+            .and_then(|report| images::summary(&report));
+        Ok::<_, StoreError>((store, collected))
     })
     .await
     .map_err(|e| Unavailable::StoreTask(Arc::new(e)))?
     .map_err(|e| Unavailable::Store(Arc::new(e)))?;
+    notes.extend(collected);
     let r = store.recovery();
     if !r.removed_temp.is_empty() || !r.dropped_refs.is_empty() {
         notes.push(format!(

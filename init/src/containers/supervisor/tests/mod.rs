@@ -76,7 +76,8 @@ impl Board {
         };
         let snapshot = Arc::new(Snapshot::default());
         let (commands, rx) = mpsc::unbounded_channel();
-        let (driver, inputs) = Driver::new(paths, kit, rx, Arc::clone(&snapshot));
+        let console = Arc::new(crate::board::console::Console::quiet(1000));
+        let (driver, inputs) = Driver::new(paths, kit, rx, Arc::clone(&snapshot), console);
         Board {
             driver,
             inputs,
