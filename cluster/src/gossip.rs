@@ -178,9 +178,10 @@ pub struct Member {
     pub last_heard: Option<Instant>,
 }
 
-/// What the endpoint shares with its handle.
+/// What the endpoint shares with its handle: the members it knows, what it dropped, and its own
+/// values with their version.
 #[derive(Debug, Default)]
-struct Shared {
+struct Roster {
     members: Vec<Member>,
     drops: DropCounts,
     /// Own values and their version.
@@ -191,7 +192,7 @@ struct Shared {
 /// Requests from the handle to the endpoint task.
 #[derive(Debug)]
 enum Command {
-    /// Own values changed (they are in [`Shared`]).
+    /// Own values changed (they are in [`Roster`]).
     StateChanged,
     /// Announce to this address now and whenever it is not an alive member.
     AddSeed(SocketAddr),
@@ -205,7 +206,7 @@ pub struct GossipHandle {
     name: String,
     local_addr: SocketAddr,
     max_state: usize,
-    shared: Arc<Mutex<Shared>>,
+    shared: Arc<Mutex<Roster>>,
     commands: mpsc::UnboundedSender<Command>,
     changes: watch::Receiver<u64>,
     task: JoinHandle<()>,
@@ -232,9 +233,9 @@ pub async fn start(config: GossipConfig) -> Result<GossipHandle, GossipError> {
     })?;
     // One byte of every payload is the kind.
     let max_state = sealer.max_payload() - 1;
-    let shared = Arc::new(Mutex::new(Shared {
+    let shared = Arc::new(Mutex::new(Roster {
         values: config.values.clone(),
-        ..Shared::default()
+        ..Roster::default()
     }));
     check_state_size(&config.name, &config.values, max_state)?;
     let (commands, command_rx) = mpsc::unbounded_channel();
@@ -285,7 +286,7 @@ fn check_state_size(name: &str, values: &BoardValues, max: usize) -> Result<(), 
 }
 
 /// Locks the shared state; a panic elsewhere while holding it leaves data that is still usable.
-fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+fn lock(shared: &Mutex<Roster>) -> MutexGuard<'_, Roster> {
     shared
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())

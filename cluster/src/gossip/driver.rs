@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 use super::identity::NodeId;
 use super::table::Table;
 use super::wire::{self, StateMessage};
-use super::{lock, Command, Shared, Timing};
+use super::{lock, Command, Roster, Timing};
 use crate::sealed::{Opener, Sealer, MAX_DATAGRAM};
 
 type Membership = Foca<NodeId, PostcardCodec, StdRng, NoCustomBroadcast>;
@@ -33,7 +33,7 @@ pub(super) struct Parts {
     pub(super) socket: UdpSocket,
     pub(super) sealer: Sealer,
     pub(super) opener: Opener,
-    pub(super) shared: Arc<Mutex<Shared>>,
+    pub(super) shared: Arc<Mutex<Roster>>,
     pub(super) changes: watch::Sender<u64>,
 }
 
@@ -48,7 +48,7 @@ pub(super) struct Driver {
     sealer: Sealer,
     opener: Opener,
     table: Table,
-    shared: Arc<Mutex<Shared>>,
+    shared: Arc<Mutex<Roster>>,
     changes: watch::Sender<u64>,
     timers: mpsc::UnboundedSender<Timer<NodeId>>,
     timer_rx: mpsc::UnboundedReceiver<Timer<NodeId>>,

@@ -81,7 +81,7 @@ pub struct Settings {
 
 /// Mutable state of the node, behind one lock that is never held across an await.
 #[derive(Debug, Default)]
-pub(crate) struct Inner {
+pub(crate) struct NodeState {
     pub desired: Desired,
     pub clock: Clock,
     pub book: local::Book,
@@ -117,7 +117,7 @@ pub struct Node {
     gossip: GossipHandle,
     sync_key: SyncKey,
     address: Ipv4Addr,
-    inner: Mutex<Inner>,
+    inner: Mutex<NodeState>,
     poke: Notify,
     discovery: Mutex<Option<Discovery>>,
     supervisor: Supervisor,
@@ -147,7 +147,7 @@ pub enum Error {
     Key(#[from] baton_cluster::sync::SyncError),
 }
 
-pub(crate) fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
+pub(crate) fn lock(m: &Mutex<NodeState>) -> MutexGuard<'_, NodeState> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -313,7 +313,7 @@ impl Node {
             "cluster {}: board {} on {interface} ({address}), gossip on UDP {GOSSIP_PORT}",
             settings.cluster, settings.board
         ));
-        let mut inner = Inner::default();
+        let mut inner = NodeState::default();
         let mut alone_last_time = false;
         if let Some(dir) = &settings.state_dir {
             let files = local::Files::under(dir);

@@ -118,8 +118,10 @@ struct Port {
     dropped: AtomicU64,
 }
 
+/// The segment the hub makes: its ports (boards and the station), the capture and the ring of
+/// recent frames, and its counters; shared by the forwarding thread and the handle.
 #[derive(Debug)]
-struct Shared {
+struct Segment {
     ports: Vec<Port>,
     stop: AtomicBool,
     capture: Option<Mutex<PcapWriter<File>>>,
@@ -133,7 +135,7 @@ struct Shared {
 /// A running hub. Dropping it stops the thread and removes its sockets.
 #[derive(Debug)]
 pub struct Hub {
-    shared: Arc<Shared>,
+    shared: Arc<Segment>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -193,7 +195,7 @@ impl Hub {
             }
             None => None,
         };
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(Segment {
             ports,
             stop: AtomicBool::new(false),
             capture,
@@ -293,7 +295,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-impl Shared {
+impl Segment {
     fn forward_until_stopped(&self) {
         let tick = Timespec {
             tv_sec: 0,
