@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use baton_spec::cluster::{self, AddedSecrets};
+use baton_spec::board_config::{self, AddedSecrets};
 use baton_spec::{ClusterConfig, ConfigErrors};
 
 /// Largest config directory accepted (the partition must also hold what users add later).
@@ -103,23 +103,23 @@ impl ConfigTree {
             }
         }
 
-        let original = match files.get(cluster::FILE_NAME) {
+        let original = match files.get(board_config::FILE_NAME) {
             Some(bytes) => match String::from_utf8(bytes.clone()) {
                 Ok(text) => text,
                 Err(_) => {
-                    errors.push(not_utf8(cluster::FILE_NAME));
+                    errors.push(not_utf8(board_config::FILE_NAME));
                     String::new()
                 }
             },
             None => String::new(),
         };
         let mut tree = ConfigTree::default();
-        match cluster::fill_missing_secrets(cluster::FILE_NAME, &original, token, key) {
-            Ok((text, added)) => match ClusterConfig::parse(cluster::FILE_NAME, &text) {
+        match board_config::fill_missing_secrets(board_config::FILE_NAME, &original, token, key) {
+            Ok((text, added)) => match ClusterConfig::parse(board_config::FILE_NAME, &text) {
                 Ok(config) => {
                     tree.cluster = Some(config);
                     tree.added = added;
-                    files.insert(cluster::FILE_NAME.to_string(), text.into_bytes());
+                    files.insert(board_config::FILE_NAME.to_string(), text.into_bytes());
                 }
                 Err(e) => errors.extend(e.0),
             },

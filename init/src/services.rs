@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use baton_oci::registry::RegistryCa;
 use baton_oci::{Credentials, RegistryOptions};
-use baton_spec::cluster::RegistryConfig;
+use baton_spec::board_config::RegistryConfig;
 use baton_spec::NetworkConfig;
 use tokio::sync::{mpsc, watch};
 

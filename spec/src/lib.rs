@@ -6,13 +6,13 @@
 //! validated into the type the rest of baton uses. Errors always say which file, which line and
 //! which field they are about, so a user editing a card on a laptop can fix the right thing.
 
+pub mod board_config;
 pub mod build_info;
-pub mod cluster;
 pub mod error;
 mod locate;
 pub mod mbr;
 pub mod service;
 
-pub use cluster::{ClusterConfig, NetworkConfig, NetworkMode, StaticAddress};
+pub use board_config::{ClusterConfig, NetworkConfig, NetworkMode, StaticAddress};
 pub use error::{ConfigError, ConfigErrors};
 pub use service::{load_services, ImageSource, LoadedServices, ServiceSpec};

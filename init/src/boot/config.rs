@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
+use baton_spec::board_config::FILE_NAME;
 use baton_spec::build_info::partition;
-use baton_spec::cluster::FILE_NAME;
 use baton_spec::{ClusterConfig, ConfigError, NetworkConfig};
 
 use crate::board::context::Ctx;
@@ -44,7 +44,7 @@ pub struct BootConfig {
     /// `[time] servers`.
     pub time_servers: Vec<String>,
     /// `[registries]`: credentials and insecure flags for registry pulls.
-    pub registries: std::collections::BTreeMap<String, baton_spec::cluster::RegistryConfig>,
+    pub registries: std::collections::BTreeMap<String, baton_spec::board_config::RegistryConfig>,
     /// `[cluster]` and `[board] labels`, when `cluster.toml` is valid (no key, no cluster).
     pub cluster: Option<ClusterBoot>,
 }

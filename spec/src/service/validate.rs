@@ -133,7 +133,7 @@ pub(crate) fn validate(c: &mut Checker<'_>, file: &str, raw: RawService) -> Opti
         "placement.boards",
         placement.boards.unwrap_or_default(),
         "board name: use 1-63 letters, digits and '-', not starting or ending with '-'",
-        crate::cluster::is_dns_label,
+        crate::board_config::is_dns_label,
     );
     let labels = placement.labels.unwrap_or_default();
     for k in labels.keys() {
