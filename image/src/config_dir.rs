@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use baton_spec::board_config::{self, AddedSecrets};
-use baton_spec::{ClusterConfig, ConfigErrors};
+use baton_spec::{BoardConfig, ConfigErrors};
 
 /// Largest config directory accepted (the partition must also hold what users add later).
 pub const MAX_TOTAL_BYTES: u64 = 32 << 20;
@@ -53,7 +53,7 @@ pub struct ConfigTree {
     /// Secrets the builder generated because the user's file lacked them.
     pub added: AddedSecrets,
     /// The validated cluster configuration.
-    pub cluster: Option<ClusterConfig>,
+    pub cluster: Option<BoardConfig>,
 }
 
 impl ConfigTree {
@@ -115,7 +115,7 @@ impl ConfigTree {
         };
         let mut tree = ConfigTree::default();
         match board_config::fill_missing_secrets(board_config::FILE_NAME, &original, token, key) {
-            Ok((text, added)) => match ClusterConfig::parse(board_config::FILE_NAME, &text) {
+            Ok((text, added)) => match BoardConfig::parse(board_config::FILE_NAME, &text) {
                 Ok(config) => {
                     tree.cluster = Some(config);
                     tree.added = added;

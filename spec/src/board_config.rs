@@ -151,9 +151,10 @@ pub struct RegistryConfig {
     pub ca: Option<String>,
 }
 
-/// The validated `cluster.toml`.
+/// The validated `cluster.toml`: everything a board is configured with (its cluster, API, network,
+/// time servers, registries and labels), not only the cluster.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ClusterConfig {
+pub struct BoardConfig {
     /// Cluster name.
     pub name: String,
     /// Shared cluster secret.
@@ -220,9 +221,9 @@ impl Default for NetworkConfig {
     }
 }
 
-impl ClusterConfig {
+impl BoardConfig {
     /// Parses and validates `cluster.toml`. `file` names the file in error messages.
-    pub fn parse(file: &str, src: &str) -> Result<ClusterConfig, ConfigErrors> {
+    pub fn parse(file: &str, src: &str) -> Result<BoardConfig, ConfigErrors> {
         let raw: RawClusterFile =
             toml::from_str(src).map_err(|e| ConfigErrors(vec![toml_error(file, src, &e)]))?;
         let mut errors = Vec::new();
@@ -462,7 +463,7 @@ impl ClusterConfig {
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
-        Ok(ClusterConfig {
+        Ok(BoardConfig {
             name,
             key,
             interface,
@@ -520,7 +521,7 @@ fn is_registry_host(text: &str) -> bool {
         && port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0))
 }
 
-impl ClusterConfig {
+impl BoardConfig {
     /// Recovers `[api] token` from a file that failed to parse or validate, so that a board with a
     /// broken `cluster.toml` still answers its owner's API calls (and can report the error).
     /// Returns `None` when no token of acceptable shape can be found.
@@ -665,7 +666,7 @@ dns = ["1.1.1.1"]
     #[test]
     fn parses_registry_ca_files() {
         let src = format!("{GOOD}\n[registries.\"reg.lan\"]\nca = \"certs/registry.pem\"\n");
-        let c = ClusterConfig::parse("cluster.toml", &src).unwrap();
+        let c = BoardConfig::parse("cluster.toml", &src).unwrap();
         assert_eq!(
             c.registries["reg.lan"].ca.as_deref(),
             Some("certs/registry.pem")
@@ -680,7 +681,7 @@ dns = ["1.1.1.1"]
             ("certs/ca.pem", "insecure = true\n", "insecure"),
         ] {
             let src = format!("{GOOD}\n[registries.\"reg.lan\"]\n{extra}ca = {ca:?}\n");
-            let errors = ClusterConfig::parse("cluster.toml", &src).unwrap_err();
+            let errors = BoardConfig::parse("cluster.toml", &src).unwrap_err();
             assert_eq!(errors.0.len(), 1, "{ca:?}: {errors:?}");
             let error = &errors.0[0];
             assert_eq!(error.field, "registries.\"reg.lan\".ca", "{ca:?}");
@@ -698,7 +699,7 @@ dns = ["1.1.1.1"]
         let src = format!(
             "{GOOD}\n[registries.\"localhost:5000\"]\nusername = \"ann\"\npassword = \"pw\"\n\n[registries.\"reg.lan\"]\ninsecure = true\n"
         );
-        let c = ClusterConfig::parse("cluster.toml", &src).unwrap();
+        let c = BoardConfig::parse("cluster.toml", &src).unwrap();
         assert_eq!(
             c.registries.get("localhost:5000"),
             Some(&RegistryConfig {
@@ -722,8 +723,7 @@ dns = ["1.1.1.1"]
             ("[registries.\"http://x/\"]\ninsecure = true\n", "", 19),
             ("[registries.\"x\"]\nuser = \"ann\"\n", "user", 20),
         ] {
-            let errors =
-                ClusterConfig::parse("cluster.toml", &format!("{GOOD}\n{bad}")).unwrap_err();
+            let errors = BoardConfig::parse("cluster.toml", &format!("{GOOD}\n{bad}")).unwrap_err();
             let error = &errors.0[0];
             assert!(error.field.ends_with(field), "{bad}: {error:?}");
             assert_eq!(error.line, Some(line), "{bad}: {error:?}");
@@ -732,7 +732,7 @@ dns = ["1.1.1.1"]
 
     #[test]
     fn parses_a_full_file() {
-        let c = ClusterConfig::parse("cluster.toml", GOOD).unwrap();
+        let c = BoardConfig::parse("cluster.toml", GOOD).unwrap();
         assert_eq!(c.name, "home");
         assert_eq!(c.hostname.as_deref(), Some("pi-one"));
         assert_eq!(c.labels.get("disk").map(String::as_str), Some("ssd"));
@@ -750,7 +750,7 @@ dns = ["1.1.1.1"]
     #[test]
     fn unknown_key_names_file_line_and_field() {
         let src = "[api]\ntoken = \"secret-token-1234567\"\n[network]\nmdoe = \"dhcp\"\n";
-        let e = ClusterConfig::parse("cluster.toml", src).unwrap_err().0;
+        let e = BoardConfig::parse("cluster.toml", src).unwrap_err().0;
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].file, "cluster.toml");
         assert_eq!(e[0].line, Some(4));
@@ -761,7 +761,7 @@ dns = ["1.1.1.1"]
     #[test]
     fn syntax_error_names_the_line() {
         let src = "[api]\ntoken = \"unterminated\n";
-        let e = ClusterConfig::parse("cluster.toml", src).unwrap_err().0;
+        let e = BoardConfig::parse("cluster.toml", src).unwrap_err().0;
         assert_eq!(e[0].line, Some(2));
     }
 
@@ -769,7 +769,7 @@ dns = ["1.1.1.1"]
     fn reports_every_semantic_error() {
         let src =
             "[board]\nhostname = \"-bad-\"\n[network]\nmode = \"static\"\naddress = \"10.0.0.1\"\n";
-        let e = ClusterConfig::parse("cluster.toml", src).unwrap_err().0;
+        let e = BoardConfig::parse("cluster.toml", src).unwrap_err().0;
         let fields: Vec<_> = e.iter().map(|e| (e.field.as_str(), e.line)).collect();
         assert!(fields.contains(&("board.hostname", Some(2))), "{fields:?}");
         assert!(fields.contains(&("network.address", Some(5))), "{fields:?}");
@@ -781,22 +781,22 @@ dns = ["1.1.1.1"]
     fn salvages_the_token_from_broken_files() {
         let invalid =
             "[api]\ntoken = \"secret-token-1234567\"\n[network]\nmode = \"carrier-pigeon\"\n";
-        assert!(ClusterConfig::parse("cluster.toml", invalid).is_err());
+        assert!(BoardConfig::parse("cluster.toml", invalid).is_err());
         assert_eq!(
-            ClusterConfig::salvage_token(invalid).as_deref(),
+            BoardConfig::salvage_token(invalid).as_deref(),
             Some("secret-token-1234567")
         );
         let unparsable = "[api]\ntoken = \"secret-token-1234567\"\n[network\nmode = \n";
         assert_eq!(
-            ClusterConfig::salvage_token(unparsable).as_deref(),
+            BoardConfig::salvage_token(unparsable).as_deref(),
             Some("secret-token-1234567")
         );
         assert_eq!(
-            ClusterConfig::salvage_token("[api]\ntoken = \"short\"\n"),
+            BoardConfig::salvage_token("[api]\ntoken = \"short\"\n"),
             None
         );
         assert_eq!(
-            ClusterConfig::salvage_token("[board]\ntoken = \"secret-token-1234567\"\n"),
+            BoardConfig::salvage_token("[board]\ntoken = \"secret-token-1234567\"\n"),
             None
         );
     }
@@ -813,7 +813,7 @@ dns = ["1.1.1.1"]
         .unwrap();
         assert!(out.starts_with("# my board\n"));
         assert_eq!(added.token.as_deref(), Some("t0k3n-0123456789abcdef"));
-        let c = ClusterConfig::parse("cluster.toml", &out).unwrap();
+        let c = BoardConfig::parse("cluster.toml", &out).unwrap();
         assert_eq!(c.token, "t0k3n-0123456789abcdef");
         assert_eq!(c.key, "k".repeat(40));
         // A second pass adds nothing.

@@ -13,6 +13,6 @@ mod locate;
 pub mod mbr;
 pub mod service;
 
-pub use board_config::{ClusterConfig, NetworkConfig, NetworkMode, StaticAddress};
+pub use board_config::{BoardConfig, NetworkConfig, NetworkMode, StaticAddress};
 pub use error::{ConfigError, ConfigErrors};
 pub use service::{load_services, ImageSource, LoadedServices, ServiceSpec};

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use baton_spec::board_config::FILE_NAME;
 use baton_spec::build_info::partition;
-use baton_spec::{ClusterConfig, ConfigError, NetworkConfig};
+use baton_spec::{BoardConfig, ConfigError, NetworkConfig};
 
 use crate::board::context::Ctx;
 use crate::board::sys::MsFlags;
@@ -74,8 +74,8 @@ impl Default for BootConfig {
     }
 }
 
-impl From<&ClusterConfig> for BootConfig {
-    fn from(c: &ClusterConfig) -> Self {
+impl From<&BoardConfig> for BootConfig {
+    fn from(c: &BoardConfig) -> Self {
         BootConfig {
             hostname: c.hostname.clone(),
             network: c.network.clone(),
@@ -129,7 +129,7 @@ pub fn load(ctx: &Ctx) -> BootConfig {
                 message: message.clone(),
             }]
         })
-        .and_then(|src| ClusterConfig::parse(FILE_NAME, src).map_err(|e| e.0));
+        .and_then(|src| BoardConfig::parse(FILE_NAME, src).map_err(|e| e.0));
     match parsed {
         Ok(config) => {
             ctx.state.set_token(Some(config.token.clone()));
@@ -141,7 +141,7 @@ pub fn load(ctx: &Ctx) -> BootConfig {
                 ctx.report(format_args!("config: {e}"));
             }
             ctx.state.set_config_errors(errors);
-            let token = src.ok().and_then(|s| ClusterConfig::salvage_token(&s));
+            let token = src.ok().and_then(|s| BoardConfig::salvage_token(&s));
             if token.is_none() {
                 ctx.say("config: no usable API token; the API refuses authenticated requests");
             }
