@@ -209,21 +209,7 @@ pub fn report(state: &State) -> StatusReport {
         config_files: info.config_files,
         data: info.data,
         errors: state.errors(),
-        config_errors: state
-            .config_errors()
-            .into_iter()
-            .map(config_error)
-            .collect(),
-    }
-}
-
-/// A configuration error as the API shows it.
-pub(crate) fn config_error(e: baton_spec::ConfigError) -> baton_api::ConfigError {
-    baton_api::ConfigError {
-        file: e.file,
-        line: e.line,
-        field: e.field,
-        message: e.message,
+        config_errors: state.config_errors(),
     }
 }
 

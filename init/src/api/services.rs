@@ -25,7 +25,7 @@ use baton_api::{
 use baton_spec::service::{load_services, SERVICES_DIR};
 use futures_util::StreamExt;
 
-use super::{config_error, problem, Handles};
+use super::{problem, Handles};
 use crate::containers::supervisor::logs::{LogLine, Stream};
 use crate::containers::supervisor::Supervisor;
 
@@ -60,7 +60,6 @@ async fn list(Extract(handles): Extract<Handles>) -> Response {
         .config_errors()
         .into_iter()
         .filter(|e| e.file.starts_with(SERVICES_DIR))
-        .map(config_error)
         .collect();
     // Other boards' instances, read once for the whole list.
     let mut remote = remote_instances(&handles);
@@ -186,7 +185,6 @@ async fn put(
         .iter()
         .filter(|e| e.file == format!("{SERVICES_DIR}/{file}"))
         .cloned()
-        .map(config_error)
         .collect();
     if !errors.is_empty() {
         let refusal = ApiError {
