@@ -16,8 +16,10 @@
 
 mod cmdline;
 mod fabric;
+mod fabric_round;
 pub mod local;
 mod round;
+mod sync_round;
 mod view;
 
 use std::collections::BTreeMap;

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use baton_api::InstancePhase;
 use baton_cluster::desired::Record;
@@ -10,13 +10,8 @@ use baton_cluster::gossip::{BoardValues, Member as GossipMember, MemberState, Ru
 use baton_cluster::placement::{self, Assignment, Constraints, Input, Member, Resources, Service};
 use baton_spec::ServiceSpec;
 
-use super::{fabric, local, lock, now_ms, Node, ROUND_PERIOD};
+use super::{local, lock, now_ms, Node, ROUND_PERIOD};
 use crate::board::status::State;
-use crate::containers::supervisor::Remote;
-use crate::svcnet::subnet::{self, Verdict};
-
-/// A peer is asked for its records at most this often.
-const SYNC_EVERY: Duration = Duration::from_secs(3);
 
 /// Runs rounds until the board stops.
 pub async fn run(node: Arc<Node>, state: Arc<State>) {
@@ -133,118 +128,6 @@ impl Node {
         self.apply(&specs, &assignment);
         lock(&self.inner).assignment = assignment;
         self.publish(&self.instances_value());
-    }
-
-    /// Keeps the board's subnet its own (moving and restarting when a board with a smaller name
-    /// has it), points the mesh at the other boards and tells the supervisor about their
-    /// instances.
-    async fn update_fabric(&self, peers: &[GossipMember]) {
-        let me = &self.settings.board;
-        let mine = self.settings.subnet;
-        let claims = fabric::claims(peers);
-        let verdict = subnet::verdict(me, mine, claims.iter().map(|(n, s)| (n.as_str(), *s)));
-        match verdict {
-            Verdict::Keep => {}
-            Verdict::Move(next) if lock(&self.inner).moving_to.is_none() => {
-                lock(&self.inner).moving_to = Some(next);
-                let owner = claims
-                    .iter()
-                    .filter(|(_, s)| *s == mine)
-                    .map(|(n, _)| n.as_str())
-                    .min()
-                    .unwrap_or("?");
-                let note = match &self.settings.state_dir {
-                    Some(dir) => match subnet::save(dir, next) {
-                        Ok(()) => {
-                            let note = format!(
-                                "board {owner} has container subnet {mine} too; this board takes {next} and restarts"
-                            );
-                            if self
-                                .settings
-                                .power
-                                .try_send(crate::board::sys::Action::Reboot)
-                                .is_err()
-                            {
-                                self.settings.console.line(format_args!("cluster: cannot ask for the restart"));
-                            }
-                            note
-                        }
-                        Err(e) => format!(
-                            "board {owner} has container subnet {mine} too; saving {next} failed ({e}), so this board's instances cannot be reached from other boards"
-                        ),
-                    },
-                    None => format!(
-                        "board {owner} has container subnet {mine} too and without a data partition this board cannot move; its instances cannot be reached from other boards"
-                    ),
-                };
-                self.mesh_note(note);
-            }
-            Verdict::Move(_) => {}
-            Verdict::Full => self.mesh_note(format!(
-                "board subnet {mine} is taken and no other is free; this board's instances cannot be reached from other boards"
-            )),
-        }
-        let boards = fabric::boards(me, mine, peers);
-        let mut mesh = self.mesh.lock().await;
-        let Some(link) = mesh.as_mut() else {
-            self.supervisor.set_remote(Remote::default());
-            return;
-        };
-        let changed = lock(&self.inner).mesh_boards.as_ref() != Some(&boards);
-        if changed {
-            let wanted: Vec<_> = boards.iter().map(fabric::Board::peer).collect();
-            match link.set_peers(&wanted).await {
-                Ok(()) => {
-                    let names: Vec<String> = boards
-                        .iter()
-                        .map(|b| format!("{} {}", b.name, b.subnet))
-                        .collect();
-                    self.settings
-                        .console
-                        .line(format_args!("cluster: mesh peers: {}", names.join(", ")));
-                    lock(&self.inner).mesh_boards = Some(boards.clone());
-                }
-                Err(e) => self.mesh_note(format!("configuring the mesh: {e}")),
-            }
-        }
-        let configured = lock(&self.inner).mesh_boards.clone().unwrap_or_default();
-        self.supervisor.set_remote(Remote {
-            mesh: Some(crate::svcnet::mesh::LINK.to_string()),
-            subnets: configured.iter().map(|b| b.subnet).collect(),
-            instances: fabric::remote_instances(&configured, peers),
-        });
-    }
-
-    /// Says once which peers send values this build refuses (they run another build, and take
-    /// no instances until they run this one).
-    fn note_refused(&self, peers: &[GossipMember]) {
-        let mut inner = lock(&self.inner);
-        for peer in peers {
-            let why = peer.values_error.as_ref().map(ToString::to_string);
-            if inner.refused.get(&peer.name) == why.as_ref() {
-                continue;
-            }
-            match why {
-                Some(why) => {
-                    self.settings
-                        .console
-                        .line(format_args!("cluster: board {}: {why}", peer.name));
-                    inner.refused.insert(peer.name.clone(), why);
-                }
-                None => {
-                    inner.refused.remove(&peer.name);
-                }
-            }
-        }
-    }
-
-    /// Prints a mesh or subnet problem once (until a different one comes up).
-    fn mesh_note(&self, note: String) {
-        let mut inner = lock(&self.inner);
-        if inner.mesh_note.as_ref() != Some(&note) {
-            self.settings.console.line(format_args!("cluster: {note}"));
-            inner.mesh_note = Some(note);
-        }
     }
 
     /// Whether placement waits for peers still (see [`super::HOLD`]): until the hold time has
@@ -382,64 +265,6 @@ impl Node {
         }
     }
 
-    /// Asks every alive peer whose digest differs (at most every few seconds each) for its
-    /// records, sending ours, and merges the answers.
-    async fn sync_with_peers(self: &Arc<Self>) {
-        let (digest, due) = {
-            let mut inner = lock(&self.inner);
-            let digest = inner.desired.digest();
-            let short = super::specs_digest(&inner.desired);
-            let now = Instant::now();
-            let mut due = Vec::new();
-            for peer in self.gossip.members() {
-                let differs = peer.values.digest.as_ref().is_some_and(|d| *d != short);
-                let recent = inner
-                    .synced
-                    .get(&peer.name)
-                    .is_some_and(|at| now.duration_since(*at) < SYNC_EVERY);
-                if peer.state == MemberState::Alive && differs && !recent {
-                    if let Some(api) = peer.values.api {
-                        inner.synced.insert(peer.name.clone(), now);
-                        due.push((peer.name.clone(), api));
-                    }
-                }
-            }
-            (digest, due)
-        };
-        for (peer, api) in due {
-            let records: Vec<Record> = lock(&self.inner).desired.records().cloned().collect();
-            let (challenge, body) = self
-                .sync_key
-                .request(&self.settings.board, &digest, records);
-            let url = format!("http://{api}/v1/cluster/sync");
-            let answer = tokio::task::spawn_blocking(move || post(&url, &body)).await;
-            let answer = match answer {
-                Ok(Ok(bytes)) => bytes,
-                Ok(Err(e)) => {
-                    self.settings
-                        .console
-                        .line(format_args!("cluster: sync with {peer}: {e}"));
-                    continue;
-                }
-                Err(_) => continue,
-            };
-            match self.sync_key.open_response(&answer, &challenge) {
-                Ok(response) => {
-                    let mut inner = lock(&self.inner);
-                    let inner = &mut *inner;
-                    inner.desired.merge(response.records, &mut inner.clock);
-                }
-                Err(e) => self
-                    .settings
-                    .console
-                    .line(format_args!("cluster: sync with {peer}: {e}")),
-            }
-        }
-        // Whatever arrived reaches the card and the disk in the next scan.
-        let mut inner = lock(&self.inner);
-        inner.desired.expire(now_ms());
-    }
-
     /// The specs in force that validate; errors of the others are kept for the API.
     fn valid_specs(&self) -> Vec<ServiceSpec> {
         let inner = lock(&self.inner);
@@ -537,24 +362,6 @@ impl Node {
 
 /// The instances a board runs, by service, as the gossip carries them.
 type Instances = BTreeMap<String, Vec<RunningInstance>>;
-
-/// POSTs `body` and returns the answer's bytes (at most the sync exchange's largest body).
-fn post(url: &str, body: &[u8]) -> Result<Vec<u8>, ureq::Error> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(5)))
-        .http_status_as_error(true)
-        .build()
-        .into();
-    let mut response = agent
-        .post(url)
-        .header("Content-Type", "application/octet-stream")
-        .send(body)?;
-    response
-        .body_mut()
-        .with_config()
-        .limit(baton_cluster::sync::MAX_BODY as u64)
-        .read_to_vec()
-}
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,90 @@
+//! The part of a round that exchanges spec records with peers whose digest differs.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use baton_cluster::desired::Record;
+use baton_cluster::gossip::MemberState;
+
+use super::{lock, now_ms, Node};
+
+/// A peer is asked for its records at most this often.
+const SYNC_EVERY: Duration = Duration::from_secs(3);
+
+impl Node {
+    /// Asks every alive peer whose digest differs (at most every few seconds each) for its
+    /// records, sending ours, and merges the answers.
+    pub(super) async fn sync_with_peers(self: &Arc<Self>) {
+        let (digest, due) = {
+            let mut inner = lock(&self.inner);
+            let digest = inner.desired.digest();
+            let short = super::specs_digest(&inner.desired);
+            let now = Instant::now();
+            let mut due = Vec::new();
+            for peer in self.gossip.members() {
+                let differs = peer.values.digest.as_ref().is_some_and(|d| *d != short);
+                let recent = inner
+                    .synced
+                    .get(&peer.name)
+                    .is_some_and(|at| now.duration_since(*at) < SYNC_EVERY);
+                if peer.state == MemberState::Alive && differs && !recent {
+                    if let Some(api) = peer.values.api {
+                        inner.synced.insert(peer.name.clone(), now);
+                        due.push((peer.name.clone(), api));
+                    }
+                }
+            }
+            (digest, due)
+        };
+        for (peer, api) in due {
+            let records: Vec<Record> = lock(&self.inner).desired.records().cloned().collect();
+            let (challenge, body) = self
+                .sync_key
+                .request(&self.settings.board, &digest, records);
+            let url = format!("http://{api}/v1/cluster/sync");
+            let answer = tokio::task::spawn_blocking(move || post(&url, &body)).await;
+            let answer = match answer {
+                Ok(Ok(bytes)) => bytes,
+                Ok(Err(e)) => {
+                    self.settings
+                        .console
+                        .line(format_args!("cluster: sync with {peer}: {e}"));
+                    continue;
+                }
+                Err(_) => continue,
+            };
+            match self.sync_key.open_response(&answer, &challenge) {
+                Ok(response) => {
+                    let mut inner = lock(&self.inner);
+                    let inner = &mut *inner;
+                    inner.desired.merge(response.records, &mut inner.clock);
+                }
+                Err(e) => self
+                    .settings
+                    .console
+                    .line(format_args!("cluster: sync with {peer}: {e}")),
+            }
+        }
+        // Whatever arrived reaches the card and the disk in the next scan.
+        let mut inner = lock(&self.inner);
+        inner.desired.expire(now_ms());
+    }
+}
+
+/// POSTs `body` and returns the answer's bytes (at most the sync exchange's largest body).
+fn post(url: &str, body: &[u8]) -> Result<Vec<u8>, ureq::Error> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .http_status_as_error(true)
+        .build()
+        .into();
+    let mut response = agent
+        .post(url)
+        .header("Content-Type", "application/octet-stream")
+        .send(body)?;
+    response
+        .body_mut()
+        .with_config()
+        .limit(baton_cluster::sync::MAX_BODY as u64)
+        .read_to_vec()
+}
