@@ -25,6 +25,10 @@ pub enum InstancePhase {
     CrashLoop,
     /// Exited and not restarted: its policy, or a requested stop (`stopped`).
     Stopped,
+    /// A word this build does not know, from a board of another version (boards of this
+    /// version never send it; shown as `unknown`).
+    #[serde(other)]
+    Unknown,
 }
 
 impl InstancePhase {
@@ -37,6 +41,7 @@ impl InstancePhase {
             InstancePhase::Backoff => "backoff",
             InstancePhase::CrashLoop => "crash-loop",
             InstancePhase::Stopped => "stopped",
+            InstancePhase::Unknown => "unknown",
         }
     }
 }
@@ -68,6 +73,10 @@ pub enum ServiceState {
     Stopped,
     /// Its spec is gone and its instances are being stopped (`removing`).
     Removing,
+    /// A word this build does not know, from a board of another version (boards of this
+    /// version never send it; shown as `unknown`).
+    #[serde(other)]
+    Unknown,
 }
 
 impl ServiceState {
@@ -80,6 +89,7 @@ impl ServiceState {
             ServiceState::CrashLoop => "crash-loop",
             ServiceState::Stopped => "stopped",
             ServiceState::Removing => "removing",
+            ServiceState::Unknown => "unknown",
         }
     }
 }

@@ -68,6 +68,10 @@ pub enum AddressSource {
     Static,
     /// IPv4 link-local (169.254.0.0/16), chosen by the board (`link-local`).
     LinkLocal,
+    /// A word this build does not know, from a board of another version (boards of this
+    /// version never send it; shown as `unknown`).
+    #[serde(other)]
+    Unknown,
 }
 
 impl AddressSource {
@@ -77,6 +81,7 @@ impl AddressSource {
             AddressSource::Dhcp => "dhcp",
             AddressSource::Static => "static",
             AddressSource::LinkLocal => "link-local",
+            AddressSource::Unknown => "unknown",
         }
     }
 }

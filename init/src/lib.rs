@@ -43,7 +43,7 @@ use std::sync::Arc;
 
 use board::console::{self, Console};
 use board::context::Ctx;
-use board::status::State;
+use board::status::BoardStatus;
 use board::sys::real::RealSys;
 use board::sys::Action;
 
@@ -55,7 +55,7 @@ pub fn run() -> ! {
         Path::new("/"),
         Arc::new(RealSys),
         console,
-        Arc::new(State::default()),
+        Arc::new(BoardStatus::default()),
     ));
     // First of all, off the initramfs (so containers can pivot_root); on failure, boot on it.
     let args: Vec<String> = std::env::args_os()

@@ -73,6 +73,9 @@ impl Services for RealServices {
             state: Arc::clone(&ctx.state),
             console: Arc::clone(&ctx.console),
             power,
+            services_dir: ctx
+                .path(crate::boot::config::MOUNT_POINT)
+                .join(baton_spec::service::SERVICES_DIR),
             running: api::Running {
                 supervisor: self.supervisor.subscribe(),
                 cluster: self.cluster.subscribe(),

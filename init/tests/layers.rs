@@ -1,8 +1,8 @@
 //! The folders of `init/src/` import each other in one direction only: each may use the folders
 //! listed before it in [`LAYERS`] and none after it. The files at the top (`lib.rs`,
 //! `lifecycle.rs`, `power.rs`, ...) wire everything together and may use any folder. Test code
-//! (`tests.rs`, `*_tests.rs`, `testbed.rs` and the `mod tests` at the end of a file) and comments
-//! are not counted.
+//! (`tests.rs`, `*_tests.rs`, `testbed.rs`, files under a `tests/` folder, and items marked
+//! `#[cfg(test)]`) and comments are not counted.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -38,34 +38,59 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// Whether `path` (relative to `init/src`) holds only test code.
 fn is_test_file(path: &Path) -> bool {
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or_default();
-    name == "tests.rs" || name.ends_with("_tests.rs") || name == "testbed.rs"
+    let in_tests_folder = path.components().any(|c| c.as_os_str() == "tests");
+    name == "tests.rs" || name.ends_with("_tests.rs") || name == "testbed.rs" || in_tests_folder
 }
 
-/// The code of `text` without comments and without a trailing `#[cfg(test)] mod tests`.
+/// The code of `text` without comments and without the items marked `#[cfg(test)]` (a
+/// one-line item such as `mod tests;`, or a block up to its closing brace).
 fn production_code(text: &str) -> Vec<(usize, String)> {
     let mut lines = Vec::new();
     let all: Vec<&str> = text.lines().collect();
-    for (i, line) in all.iter().enumerate() {
-        let trimmed = line.trim_start();
-        if trimmed == "#[cfg(test)]"
-            && all
-                .get(i + 1)
-                .is_some_and(|next| next.trim_start().starts_with("mod tests"))
-        {
-            break;
-        }
-        if trimmed.starts_with("//") {
+    let mut i = 0;
+    while i < all.len() {
+        let trimmed = all[i].trim_start();
+        if trimmed == "#[cfg(test)]" {
+            i = end_of_item(&all, i + 1);
             continue;
         }
-        let code = line.split(" // ").next().unwrap_or_default();
-        lines.push((i + 1, code.to_string()));
+        if !trimmed.starts_with("//") {
+            let code = all[i].split(" // ").next().unwrap_or_default();
+            lines.push((i + 1, code.to_string()));
+        }
+        i += 1;
     }
     lines
+}
+
+/// The index of the line after the item that starts at line `start`: after its `;` if it has
+/// no body, else after the brace that closes its body.
+fn end_of_item(lines: &[&str], start: usize) -> usize {
+    let mut depth = 0usize;
+    let mut opened = false;
+    for (i, line) in lines.iter().enumerate().skip(start) {
+        for c in line.chars() {
+            match c {
+                '{' => {
+                    depth += 1;
+                    opened = true;
+                }
+                '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        let ends_bodiless = !opened && line.trim_end().ends_with(';');
+        if ends_bodiless || (opened && depth == 0) {
+            return i + 1;
+        }
+    }
+    lines.len()
 }
 
 /// The top-level modules a line names through `crate::` paths, groups included
@@ -122,7 +147,10 @@ fn folders_import_each_other_in_one_direction() {
         let mut files = Vec::new();
         rust_files(&src.join(layer), &mut files);
         assert!(!files.is_empty(), "init/src/{layer} has no Rust files");
-        for file in files.iter().filter(|f| !is_test_file(f)) {
+        for file in files
+            .iter()
+            .filter(|f| !is_test_file(f.strip_prefix(&src).unwrap_or(f)))
+        {
             let text = fs::read_to_string(file).expect("read source file");
             for (number, line) in production_code(&text) {
                 for module in crate_modules(&line) {
@@ -192,7 +220,16 @@ fn the_checker_sees_grouped_and_nested_paths() {
     );
     assert!(crate_modules("use baton_crate::x;").is_empty());
     let code = production_code(
-        "use crate::api;\n// crate::boot\n#[cfg(test)]\nmod tests {\n use crate::power;\n}\n",
+        "use crate::api;\n// crate::boot\n#[cfg(test)]\nmod tests;\nuse crate::svcnet;\n\
+         #[cfg(test)]\nmod more {\n    fn f() {\n        crate::power::x();\n    }\n}\nuse crate::uplink;\n",
     );
-    assert_eq!(code, vec![(1, "use crate::api;".to_string())]);
+    let kept: Vec<&str> = code.iter().map(|(_, l)| l.as_str()).collect();
+    assert_eq!(
+        kept,
+        [
+            "use crate::api;",
+            "use crate::svcnet;",
+            "use crate::uplink;"
+        ]
+    );
 }

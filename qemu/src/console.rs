@@ -110,7 +110,7 @@ struct State {
     first_line_after: Option<Duration>,
 }
 
-/// The serial console of one board. Segment between the reader thread and callers.
+/// The serial console of one board. Shared between the reader thread and callers.
 #[derive(Debug)]
 pub struct Console {
     board: usize,

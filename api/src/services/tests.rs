@@ -132,7 +132,11 @@ fn phases_and_states_are_the_words_the_api_always_used() {
             "removing"
         ]
     );
-    assert!(serde_json::from_value::<InstancePhase>(json!("exploded")).is_err());
+    // Read leniently: a word of a newer board is `Unknown` (see the test below).
+    assert_eq!(
+        serde_json::from_value::<InstancePhase>(json!("exploded")).unwrap(),
+        InstancePhase::Unknown
+    );
 }
 
 #[test]
@@ -193,4 +197,18 @@ fn an_older_board_s_services_read_with_defaults() {
     assert!(hello.instances[1].local().is_none());
     assert_eq!(hello.instances[1].state(), InstancePhase::Backoff);
     assert!(!hello.instances[1].ready());
+}
+
+#[test]
+fn words_from_a_newer_board_read_as_unknown() {
+    let phase: InstancePhase = serde_json::from_value(json!("hibernating")).unwrap();
+    assert_eq!((phase, phase.as_str()), (InstancePhase::Unknown, "unknown"));
+    let state: ServiceState = serde_json::from_value(json!("scaling")).unwrap();
+    assert_eq!((state, state.as_str()), (ServiceState::Unknown, "unknown"));
+    let source: crate::AddressSource = serde_json::from_value(json!("slaac")).unwrap();
+    assert_eq!(source, crate::AddressSource::Unknown);
+    assert_eq!(
+        serde_json::from_value::<InstancePhase>(json!("crash-loop")).unwrap(),
+        InstancePhase::CrashLoop
+    );
 }

@@ -12,6 +12,16 @@ use super::{Member, MemberState};
 /// key holders churn through names.
 const MAX_NAMES: usize = 1024;
 
+/// What a state message did to the table.
+enum Accepted {
+    /// Older than what is known, or no room for another name: dropped.
+    No,
+    /// Newer, with the same values.
+    Same,
+    /// Newer, with other values (or the first from this member).
+    Changed,
+}
+
 #[derive(Debug)]
 struct Entry {
     id: NodeId,
@@ -65,10 +75,17 @@ impl Table {
         }
     }
 
-    /// `sender` published `state`; kept if newer than what is known. Returns whether it changed.
+    /// `sender` published `state`; kept if newer than what is known (which also ends an earlier
+    /// refusal; an older state does not). Returns whether what the member shows changed.
     pub(crate) fn state(&mut self, sender: &str, state: StateMessage) -> bool {
-        let was_refused = self.refused.remove(sender).is_some();
-        self.accept(sender, state) || was_refused
+        match self.accept(sender, state) {
+            Accepted::No => false,
+            Accepted::Same => self.refused.remove(sender).is_some(),
+            Accepted::Changed => {
+                self.refused.remove(sender);
+                true
+            }
+        }
     }
 
     /// `sender` published state that does not read (`why`). Returns whether that is news.
@@ -83,19 +100,23 @@ impl Table {
         true
     }
 
-    fn accept(&mut self, sender: &str, state: StateMessage) -> bool {
+    fn accept(&mut self, sender: &str, state: StateMessage) -> Accepted {
         let full = self.states.len() >= MAX_NAMES;
         match self.states.get_mut(sender) {
-            Some(known) if !state.newer_than(known.generation, known.version) => false,
+            Some(known) if !state.newer_than(known.generation, known.version) => Accepted::No,
             Some(known) => {
                 let changed = known.values != state.values;
                 *known = state;
-                changed
+                if changed {
+                    Accepted::Changed
+                } else {
+                    Accepted::Same
+                }
             }
-            None if full => false,
+            None if full => Accepted::No,
             None => {
                 self.states.insert(sender.to_owned(), state);
-                true
+                Accepted::Changed
             }
         }
     }
@@ -131,9 +152,12 @@ impl Table {
                 } else {
                     MemberState::Dead
                 },
+                // A member whose latest values were refused shows none: what it said before
+                // may no longer hold (it may run another build), so it takes no instances.
                 values: self
                     .states
                     .get(name)
+                    .filter(|_| !self.refused.contains_key(name))
                     .map(|s| s.values.clone())
                     .unwrap_or_default(),
                 values_error: self.refused.get(name).cloned(),
@@ -212,5 +236,37 @@ mod tests {
         };
         assert!(table.state("a", state), "a refusal cleared is a change");
         assert_eq!(table.snapshot()[0].values_error, None);
+    }
+
+    #[test]
+    fn a_refused_member_shows_no_stale_values_and_only_a_newer_state_clears_it() {
+        let mut table = Table::default();
+        table.up(&id("a", 1));
+        let state = |version, v: &str| {
+            let mut values = super::super::BoardValues::default();
+            values.labels.insert("k".to_owned(), v.to_owned());
+            StateMessage {
+                generation: 1,
+                version,
+                values,
+            }
+        };
+        assert!(table.state("a", state(5, "old build")));
+        let newer = ValuesError::Newer { found: 9, known: 1 };
+        assert!(table.refused("a", newer.clone()));
+        assert_eq!(
+            table.snapshot()[0].values,
+            Default::default(),
+            "what it said before the refusal is not used"
+        );
+        assert!(
+            !table.state("a", state(4, "replayed")),
+            "an older state is dropped"
+        );
+        assert_eq!(table.snapshot()[0].values_error, Some(newer));
+        assert_eq!(table.snapshot()[0].values, Default::default());
+        assert!(table.state("a", state(6, "old build")));
+        assert_eq!(table.snapshot()[0].values_error, None);
+        assert_eq!(table.snapshot()[0].values.labels["k"], "old build");
     }
 }

@@ -8,17 +8,20 @@
 //! |--------|----------------|---------------------------------------------|
 //! | GET    | `/v1/health`   | `{"ok": true}`, no token needed             |
 //! | GET    | `/v1/status`   | [`StatusReport`]                            |
-//!
-//! Every body is a type of the API's contract, [`baton_api`], which the `baton` command reads
-//! back.
+//! | GET    | `/v1/console`  | the console's recent lines (`?tail=N`)      |
 //! | POST   | `/v1/reboot`   | clean reboot (202, then the board goes down) |
 //! | POST   | `/v1/halt`     | clean halt                                  |
 //! | POST   | `/v1/poweroff` | clean power-off                             |
 //! |        | `/v1/services…` | see [`services`]                           |
+//!
+//! Every body is a type of the API's contract, [`baton_api`], which the `baton` command reads
+//! back.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::Query;
 use axum::extract::{Request, State as Extract};
 use axum::http::{header, StatusCode};
@@ -30,7 +33,7 @@ use baton_api::{ApiError, ConsoleQuery, Health, Memory, PowerAccepted, PowerActi
 use tokio::sync::{mpsc, watch};
 
 use crate::board::console::Console;
-use crate::board::status::State;
+use crate::board::status::BoardStatus;
 use crate::board::sys::Action;
 use crate::cluster::Node;
 use crate::containers::supervisor::Supervisor;
@@ -70,11 +73,13 @@ pub struct Running {
 #[derive(Clone)]
 pub struct Handles {
     /// The board state the API reports.
-    pub state: Arc<State>,
+    pub state: Arc<BoardStatus>,
     /// The console, whose recent lines `GET /v1/console` serves.
     pub console: Arc<Console>,
     /// Where reboot, halt and power-off requests go.
     pub power: mpsc::Sender<Action>,
+    /// The config partition's `services/` directory, where applied specs are written.
+    pub services_dir: PathBuf,
     /// The supervisor and the cluster member, once they run.
     pub running: Running,
 }
@@ -184,7 +189,13 @@ async fn status(Extract(handles): Extract<Handles>) -> Json<StatusReport> {
 }
 
 /// `GET /v1/console?tail=N`: the console's most recent lines, oldest first.
-async fn console(Extract(handles): Extract<Handles>, Query(q): Query<ConsoleQuery>) -> Response {
+async fn console(
+    Extract(handles): Extract<Handles>,
+    query: Result<Query<ConsoleQuery>, QueryRejection>,
+) -> Response {
+    let Ok(Query(q)) = query else {
+        return problem(StatusCode::BAD_REQUEST, "tail must be a number of lines");
+    };
     let recent = handles.console.recent();
     let tail = q.tail.unwrap_or(baton_api::console::DEFAULT_TAIL);
     let skip = recent.len().saturating_sub(tail);
@@ -193,7 +204,7 @@ async fn console(Extract(handles): Extract<Handles>, Query(q): Query<ConsoleQuer
 }
 
 /// Builds the status report from the shared state and `/proc`.
-pub fn report(state: &State) -> StatusReport {
+pub fn report(state: &BoardStatus) -> StatusReport {
     let info = state.info();
     StatusReport {
         hostname: info.hostname,
@@ -280,15 +291,20 @@ mod tests {
 
     const TOKEN: &str = "test-token-0123456789";
 
-    async fn start(token: Option<&str>) -> (SocketAddr, mpsc::Receiver<Action>, Arc<State>) {
+    async fn start(token: Option<&str>) -> (SocketAddr, mpsc::Receiver<Action>, Arc<BoardStatus>) {
         let (addr, rx, state, _) = start_with_console(token).await;
         (addr, rx, state)
     }
 
     async fn start_with_console(
         token: Option<&str>,
-    ) -> (SocketAddr, mpsc::Receiver<Action>, Arc<State>, Arc<Console>) {
-        let state = Arc::new(State::default());
+    ) -> (
+        SocketAddr,
+        mpsc::Receiver<Action>,
+        Arc<BoardStatus>,
+        Arc<Console>,
+    ) {
+        let state = Arc::new(BoardStatus::default());
         state.set_token(token.map(str::to_string));
         state.record_step("mounts", Duration::from_millis(3));
         let console = Arc::new(Console::quiet(1000));
@@ -299,6 +315,7 @@ mod tests {
             state: Arc::clone(&state),
             console: Arc::clone(&console),
             power: tx,
+            services_dir: PathBuf::from("/nonexistent/services"),
             running: Running {
                 supervisor: watch::channel(None).1,
                 cluster: watch::channel(None).1,
@@ -362,8 +379,11 @@ mod tests {
         assert_eq!(lines.first(), Some(&"baton: line 51"));
         let (_, text) = request_text(addr, "GET", "/v1/console?tail=100000", Some(TOKEN)).await;
         assert_eq!(text.lines().count(), 150);
-        let (code, _) = request_text(addr, "GET", "/v1/console?tail=many", Some(TOKEN)).await;
-        assert_eq!(code, 400);
+        let (code, body) = request(addr, "GET", "/v1/console?tail=many", Some(TOKEN)).await;
+        assert_eq!(
+            (code, &body["error"]),
+            (400, &serde_json::json!("tail must be a number of lines"))
+        );
     }
 
     #[tokio::test]

@@ -29,9 +29,6 @@ use super::{problem, Handles};
 use crate::containers::supervisor::logs::{LogLine, Stream};
 use crate::containers::supervisor::Supervisor;
 
-/// Where the config partition is mounted.
-const CONFIG: &str = "/config";
-
 /// The routes (all behind the token check).
 pub(super) fn routes() -> Router<Handles> {
     Router::new()
@@ -175,7 +172,7 @@ async fn put(
         Err(r) => return *r,
     };
     let file = format!("{name}.toml");
-    let dir = Path::new(CONFIG).join(SERVICES_DIR);
+    let dir = handles.services_dir.clone();
     // Validate with the other files, so a clash (name, published port, route) is refused too.
     let mut files = read_specs(&dir, &file);
     files.push((file.clone(), body.clone()));
@@ -227,9 +224,7 @@ async fn delete(Extract(handles): Extract<Handles>, UrlPath(name): UrlPath<Strin
             &format!("{name:?} is not a service name"),
         );
     }
-    let path = Path::new(CONFIG)
-        .join(SERVICES_DIR)
-        .join(format!("{name}.toml"));
+    let path = handles.services_dir.join(format!("{name}.toml"));
     let existed = supervisor.service(&name).is_some() || path.exists();
     if !existed {
         return problem(StatusCode::NOT_FOUND, &format!("no service {name:?}"));

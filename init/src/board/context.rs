@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::board::console::Console;
-use crate::board::status::State;
+use crate::board::status::BoardStatus;
 use crate::board::sys::Sys;
 
 /// The board as the init sees it.
@@ -17,13 +17,18 @@ pub struct Ctx {
     pub sys: Arc<dyn Sys>,
     /// Console output and recent lines.
     pub console: Arc<Console>,
-    /// State shared with the API.
-    pub state: Arc<State>,
+    /// BoardStatus shared with the API.
+    pub state: Arc<BoardStatus>,
 }
 
 impl Ctx {
     /// A context on `root`.
-    pub fn new(root: &Path, sys: Arc<dyn Sys>, console: Arc<Console>, state: Arc<State>) -> Ctx {
+    pub fn new(
+        root: &Path,
+        sys: Arc<dyn Sys>,
+        console: Arc<Console>,
+        state: Arc<BoardStatus>,
+    ) -> Ctx {
         Ctx {
             root: root.to_path_buf(),
             sys,

@@ -9,9 +9,10 @@ use baton_spec::ConfigError;
 /// The board facts the API reports are its types ([`baton_api`]).
 pub use baton_api::{Address, AddressSource, BoardInfo, BootStep, DataPartition};
 
-/// Shared, lock-protected board state.
+/// What the board reports about itself (facts, boot steps, errors, addresses, the token), shared
+/// between the boot, the network code and the API; every field behind its own short lock.
 #[derive(Debug, Default)]
-pub struct State {
+pub struct BoardStatus {
     info: Mutex<BoardInfo>,
     boot: Mutex<Vec<BootStep>>,
     errors: Mutex<Vec<String>>,
@@ -25,7 +26,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-impl State {
+impl BoardStatus {
     /// Replaces the board facts.
     pub fn set_info(&self, info: BoardInfo) {
         *lock(&self.info) = info;

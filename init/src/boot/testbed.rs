@@ -8,7 +8,7 @@ use baton_spec::mbr::{Mbr, MbrPartition};
 
 use crate::board::console::Console;
 use crate::board::context::Ctx;
-use crate::board::status::State;
+use crate::board::status::BoardStatus;
 use crate::board::sys::fake::FakeSys;
 use crate::boot::data;
 
@@ -37,7 +37,7 @@ impl Testbed {
             dir.path(),
             sys.clone(),
             Arc::new(Console::quiet(1000)),
-            Arc::new(State::default()),
+            Arc::new(BoardStatus::default()),
         );
         Testbed {
             _dir: dir,
@@ -47,7 +47,7 @@ impl Testbed {
     }
 
     /// The board state.
-    pub fn state(&self) -> &State {
+    pub fn state(&self) -> &BoardStatus {
         &self.ctx.state
     }
 

@@ -259,7 +259,7 @@ impl Node {
     pub async fn start(
         settings: Settings,
         supervisor: Supervisor,
-        state: Arc<crate::board::status::State>,
+        state: Arc<crate::board::status::BoardStatus>,
     ) -> Result<Arc<Node>, Error> {
         let sync_key = SyncKey::derive(&settings.key)?;
         let (interface, address) = loop {

@@ -11,10 +11,10 @@ use baton_cluster::placement::{self, Assignment, Constraints, Input, Member, Res
 use baton_spec::ServiceSpec;
 
 use super::{local, lock, now_ms, Node, ROUND_PERIOD};
-use crate::board::status::State;
+use crate::board::status::BoardStatus;
 
 /// Runs rounds until the board stops.
-pub async fn run(node: Arc<Node>, state: Arc<State>) {
+pub async fn run(node: Arc<Node>, state: Arc<BoardStatus>) {
     let mut changes = node.gossip.watch();
     loop {
         node.round(&state).await;
@@ -102,7 +102,7 @@ pub fn placement_input(
 
 impl Node {
     /// One round: local changes, merge, sync, placement, supervisor, publish.
-    pub(super) async fn round(self: &Arc<Self>, state: &State) {
+    pub(super) async fn round(self: &Arc<Self>, state: &BoardStatus) {
         self.scan_local(state);
         self.sync_with_peers().await;
         let specs = self.valid_specs();
@@ -171,7 +171,7 @@ impl Node {
     }
 
     /// Reads the card, turns its changes into records, merges, mirrors and saves.
-    fn scan_local(&self, state: &State) {
+    fn scan_local(&self, state: &BoardStatus) {
         let files = local::read_files(&self.settings.services_dir);
         let loaded = baton_spec::service::load_services(&files);
         let valid: BTreeMap<String, String> = loaded

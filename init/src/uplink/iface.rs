@@ -20,13 +20,13 @@ use super::linklocal::{self, LinkLocal};
 use super::netlink::{Link, Netlink, Origin};
 use super::rng::Rng;
 use crate::board::console::Console;
-use crate::board::status::{Address, AddressSource, State};
+use crate::board::status::{Address, AddressSource, BoardStatus};
 
 /// What every interface task shares.
 #[derive(Debug)]
 pub struct Context {
     /// Board state for the API.
-    pub state: Arc<State>,
+    pub state: Arc<BoardStatus>,
     /// Where messages go.
     pub console: Arc<Console>,
     /// Leases of all interfaces (resolv.conf, NTP).

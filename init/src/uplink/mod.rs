@@ -36,7 +36,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::board::console::Console;
-use crate::board::status::State;
+use crate::board::status::BoardStatus;
 use iface::Context;
 use leases::Leases;
 use netlink::Netlink;
@@ -130,7 +130,7 @@ impl Network {
 pub async fn start(
     config: &NetworkConfig,
     hostname: &str,
-    state: Arc<State>,
+    state: Arc<BoardStatus>,
     console: Arc<Console>,
     options: Options,
 ) -> Result<Network, Error> {

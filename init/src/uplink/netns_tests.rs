@@ -12,7 +12,7 @@ use baton_spec::NetworkConfig;
 
 use super::{linklocal, start, Options};
 use crate::board::console::Console;
-use crate::board::status::{Address, AddressSource, State};
+use crate::board::status::{Address, AddressSource, BoardStatus};
 use baton_testnet::{require_root, wait_for, Killed, Netns, TempDir};
 
 /// Two namespaces joined by a veth pair `<tag>s` (server side, up, with `server_addr`) and
@@ -39,7 +39,7 @@ struct Client {
 }
 
 impl Client {
-    fn start(ns: &Netns, state: Arc<State>, options: Options) -> Client {
+    fn start(ns: &Netns, state: Arc<BoardStatus>, options: Options) -> Client {
         let (ntp_tx, ntp) = std::sync::mpsc::channel();
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = ns.spawn_async(move || {
@@ -124,7 +124,7 @@ fn dhcp_lease_renewal_and_release_against_dnsmasq() {
         (count(&log, "DHCP, IP range") > 0).then_some(())
     });
 
-    let state = Arc::new(State::default());
+    let state = Arc::new(BoardStatus::default());
     let options = Options {
         interfaces: Some(vec![vc.clone()]),
         resolv_conf: resolv.clone(),
@@ -228,7 +228,7 @@ fn link_local_fallback_probes_around_a_conflicting_neighbour() {
     let want = format!("{}/16", linklocal::candidate(mac, 1));
 
     let tmp = TempDir::new("net-ll");
-    let state = Arc::new(State::default());
+    let state = Arc::new(BoardStatus::default());
     let options = Options {
         interfaces: Some(vec![vc.clone()]),
         resolv_conf: tmp.0.join("resolv.conf"),
@@ -309,7 +309,7 @@ fn static_mode_configures_the_first_interface_without_dhcp() {
         resolv_conf: tmp.0.join("resolv.conf"),
         ..Options::under(Path::new("/"))
     };
-    let state = Arc::new(State::default());
+    let state = Arc::new(BoardStatus::default());
     let client_state = state.clone();
     cli.spawn_async(move || {
         Box::pin(async move {

@@ -302,6 +302,9 @@ impl Segment {
             tv_nsec: 100_000_000,
         };
         let mut frame = vec![0u8; 65536];
+        // A station whose device failed (its namespace went away) is left out from then on,
+        // or every poll would return at once with its error.
+        let mut station_up = self.station.is_some();
         while !self.stop.load(Ordering::SeqCst) {
             let mut fds: Vec<PollFd<'_>> = self
                 .ports
@@ -309,11 +312,19 @@ impl Segment {
                 .map(|p| PollFd::new(&p.socket, PollFlags::IN))
                 .collect();
             // The station, if any, polls last: index `ports.len()`.
-            if let Some(station) = &self.station {
+            if let Some(station) = self.station.as_ref().filter(|_| station_up) {
                 fds.push(PollFd::new(&station.link, PollFlags::IN));
             }
             if rustix::event::poll(&mut fds, Some(&tick)).is_err() {
                 continue;
+            }
+            let failed = PollFlags::ERR | PollFlags::HUP | PollFlags::NVAL;
+            if station_up
+                && fds
+                    .get(self.ports.len())
+                    .is_some_and(|fd| fd.revents().intersects(failed))
+            {
+                station_up = false;
             }
             let ready: Vec<usize> = fds
                 .iter()

@@ -38,7 +38,7 @@ pub struct CapturedFrame {
     /// running or reading, are missing. The LAN station, if there is one, is never listed
     /// (see [`super::Hub::station_stats`]).
     pub delivered: Vec<usize>,
-    /// The Ethernet frame, without FCS. Segment, so copying a capture is cheap.
+    /// The Ethernet frame, without FCS. Shared, so copying a capture is cheap.
     pub bytes: Arc<[u8]>,
 }
 

@@ -141,8 +141,13 @@ impl Runtime {
         // PID 1's reaper collects the helper when it exits; the socket tells us when it does.
         let pid = child.id();
         if let Some(stderr) = child.stderr.take() {
-            // Without the forwarder the helper's messages are lost, nothing else.
-            let _ = super::stderr::forward(OwnedFd::from(stderr), console);
+            // Without the forwarder the helper's messages are lost (it drops what it cannot
+            // write), nothing else.
+            if let Err(e) = super::stderr::forward(OwnedFd::from(stderr), Arc::clone(&console)) {
+                console.line(format_args!(
+                    "runtime helper: its messages cannot be shown: {e}"
+                ));
+            }
         }
         drop(child);
         drop(theirs);

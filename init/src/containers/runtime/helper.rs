@@ -34,7 +34,7 @@ pub fn helper_main_if_requested() -> Option<i32> {
         .next()
         .and_then(|a| serde_json::from_str::<RuntimePaths>(&a.to_string_lossy()).ok());
     let Some(paths) = paths else {
-        eprintln!("missing or malformed paths argument");
+        say(format_args!("missing or malformed paths argument"));
         return Some(2);
     };
     // SAFETY: Runtime::start placed the helper's socket on SOCKET_FD for this process and
@@ -48,13 +48,13 @@ fn helper_main(sock: OwnedFd, paths: RuntimePaths) -> i32 {
         &sock,
         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
     ) {
-        eprintln!("cannot mark its socket close-on-exec: {e}");
+        say(format_args!("cannot mark its socket close-on-exec: {e}"));
         return 1;
     }
     let profile = match seccomp::native_arch().and_then(seccomp::profile) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("{e}");
+            say(format_args!("{e}"));
             return 1;
         }
     };
@@ -68,14 +68,14 @@ fn helper_main(sock: OwnedFd, paths: RuntimePaths) -> i32 {
         );
     }
     if let Err(e) = protocol::send(sock.as_fd(), &ToInit::Ready { notes }, &[]) {
-        eprintln!("{e}");
+        say(format_args!("{e}"));
         return 1;
     }
     let mut backend = Libcontainer::new(paths, profile, no_pivot);
     match serve(sock.as_fd(), &mut backend) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("{e}");
+            say(format_args!("{e}"));
             1
         }
     }
@@ -146,7 +146,7 @@ fn serve_loop(
             let (msg, fds): (ToHelper, Vec<OwnedFd>) = match protocol::recv(sock) {
                 Ok(m) => m,
                 Err(protocol::Error::Json(e)) => {
-                    eprintln!("ignoring a malformed request: {e}");
+                    say(format_args!("ignoring a malformed request: {e}"));
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -269,4 +269,11 @@ fn pidfd_open(pid: i32) -> std::io::Result<OwnedFd> {
     let fd = RawFd::try_from(fd).map_err(|_| std::io::Error::other("pidfd out of range"))?;
     // SAFETY: the kernel just returned this new descriptor; we are its only owner.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Writes one line to standard error, which the init reads into its console. A write that
+/// fails (the init stopped reading) is dropped: the helper must not panic over its messages.
+fn say(message: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{message}");
 }

@@ -22,6 +22,8 @@ pub fn forward(pipe: OwnedFd, console: Arc<Console>) -> std::io::Result<()> {
         let mut buf = [0u8; 1024];
         loop {
             match reader.read(&mut buf).await {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                // The helper is gone (its writes fail quietly from here on).
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     for line in lines.push(&buf[..n]) {

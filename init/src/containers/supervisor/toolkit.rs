@@ -168,7 +168,7 @@ impl Toolkit {
             }
             Err(_) => None,
         };
-        let store = open_store(paths, &mut notes).await;
+        let store = open_store(paths, console, &mut notes).await;
         let kit = Toolkit {
             runtime: runtime.map(|r| Arc::new(r) as Arc<dyn Containers>),
             events,
@@ -211,7 +211,11 @@ async fn start_bridge(paths: &Paths, notes: &mut Vec<String>) -> Result<Bridge, 
 
 /// Opens the image store. Opening recovers from a power cut; a collection keeping every ref then
 /// drops blobs and layers that an interrupted import or pull left without a ref.
-async fn open_store(paths: &Paths, notes: &mut Vec<String>) -> Result<StoreImages, Unavailable> {
+async fn open_store(
+    paths: &Paths,
+    console: &Console,
+    notes: &mut Vec<String>,
+) -> Result<StoreImages, Unavailable> {
     let dir = paths.images();
     let (store, collected) = tokio::task::spawn_blocking(move || {
         let store = Store::open(&dir)?;
@@ -223,7 +227,9 @@ async fn open_store(paths: &Paths, notes: &mut Vec<String>) -> Result<StoreImage
     .await
     .map_err(|e| Unavailable::StoreTask(Arc::new(e)))?
     .map_err(|e| Unavailable::Store(Arc::new(e)))?;
-    notes.extend(collected);
+    if let Some(line) = collected {
+        console.line(line);
+    }
     let r = store.recovery();
     if !r.removed_temp.is_empty() || !r.dropped_refs.is_empty() {
         notes.push(format!(
