@@ -73,9 +73,7 @@ impl Services for RealServices {
             state: Arc::clone(&ctx.state),
             console: Arc::clone(&ctx.console),
             power,
-            services_dir: ctx
-                .path(crate::boot::config::MOUNT_POINT)
-                .join(baton_spec::service::SERVICES_DIR),
+            services_dir: services_dir(ctx),
             running: api::Running {
                 supervisor: self.supervisor.subscribe(),
                 cluster: self.cluster.subscribe(),
@@ -141,9 +139,7 @@ impl Services for RealServices {
                     std::fs::read_to_string(ctx.path("/proc/cmdline")).unwrap_or_default();
                 crate::cluster::interface_from_cmdline(&cmdline)
             }),
-            services_dir: ctx
-                .path(crate::boot::config::MOUNT_POINT)
-                .join(baton_spec::service::SERVICES_DIR),
+            services_dir: services_dir(ctx),
             state_dir,
             subnet,
             generation: crate::cluster::next_generation(
@@ -207,4 +203,10 @@ fn registry_options(
             )
         })
         .collect()
+}
+
+/// The config partition's `services/` directory, where specs are read and written.
+fn services_dir(ctx: &Ctx) -> std::path::PathBuf {
+    ctx.path(crate::boot::config::MOUNT_POINT)
+        .join(baton_spec::service::SERVICES_DIR)
 }
