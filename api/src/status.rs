@@ -38,6 +38,22 @@ pub struct StatusReport {
     pub errors: Vec<String>,
     /// Problems in the configuration files, by file, line and field.
     pub config_errors: Vec<ConfigError>,
+    /// How the clock is kept.
+    pub clock: ClockStatus,
+}
+
+/// How the board keeps its clock (SNTP).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClockStatus {
+    /// Whether a time server's answer has been taken since boot.
+    pub synced: bool,
+    /// Time server addresses known in the last round.
+    pub servers: u32,
+    /// Steps refused since boot (too large for one server, or before the saved time).
+    pub refused_steps: u64,
+    /// What limits the clock's trust, for example only one known server.
+    pub note: Option<String>,
 }
 
 /// Memory figures in bytes.
@@ -175,6 +191,12 @@ mod tests {
                 field: "network.mode".into(),
                 message: "bad".into(),
             }],
+            clock: ClockStatus {
+                synced: true,
+                servers: 1,
+                refused_steps: 2,
+                note: Some("only one".into()),
+            },
         }
     }
 
@@ -189,6 +211,7 @@ mod tests {
             "data": null,
             "errors": ["something failed"],
             "config_errors": [{"file": "cluster.toml", "line": 3, "field": "network.mode", "message": "bad"}],
+            "clock": {"synced": true, "servers": 1, "refused_steps": 2, "note": "only one"},
         });
         assert_eq!(serde_json::to_value(report()).unwrap(), expected);
         let back: StatusReport = serde_json::from_value(expected).unwrap();

@@ -19,6 +19,7 @@ use crate::api;
 use crate::board::context::Ctx;
 use crate::board::sys::Action;
 use crate::boot::services::{Services, StartError};
+use crate::boot::{build_info, clock};
 use crate::cluster::Node;
 use crate::containers::supervisor::{Paths, Supervisor};
 use crate::svcnet::subnet;
@@ -65,7 +66,15 @@ impl Services for RealServices {
 
     fn start_time_sync(&self, ctx: &Arc<Ctx>, servers: Vec<String>, network: &net::Network) {
         let console = Arc::clone(&ctx.console);
-        tokio::spawn(sntp::run(servers, network.ntp_servers(), console));
+        let status = Arc::clone(&ctx.state);
+        let floor = clock::floor(ctx, build_info::built_at(ctx));
+        tokio::spawn(sntp::run(
+            servers,
+            network.ntp_servers(),
+            floor,
+            console,
+            status,
+        ));
     }
 
     fn start_api(&self, ctx: &Arc<Ctx>, power: mpsc::Sender<Action>) -> Result<(), StartError> {

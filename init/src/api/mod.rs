@@ -221,6 +221,7 @@ pub fn report(state: &BoardStatus) -> StatusReport {
         data: info.data,
         errors: state.errors(),
         config_errors: state.config_errors(),
+        clock: state.clock(),
     }
 }
 

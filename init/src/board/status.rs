@@ -7,7 +7,7 @@ use std::time::Duration;
 use baton_spec::ConfigError;
 
 /// The board facts the API reports are its types ([`baton_api`]).
-pub use baton_api::{Address, AddressSource, BoardInfo, BootStep, DataPartition};
+pub use baton_api::{Address, AddressSource, BoardInfo, BootStep, ClockStatus, DataPartition};
 
 /// What the board reports about itself (facts, boot steps, errors, addresses, the token), shared
 /// between the boot, the network code and the API; every field behind its own short lock.
@@ -19,6 +19,7 @@ pub struct BoardStatus {
     config_errors: Mutex<Vec<ConfigError>>,
     addresses: Mutex<Vec<Address>>,
     token: Mutex<Option<String>>,
+    clock: Mutex<ClockStatus>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -104,5 +105,15 @@ impl BoardStatus {
     /// The API token, if one is configured.
     pub fn token(&self) -> Option<String> {
         lock(&self.token).clone()
+    }
+
+    /// Changes how the clock is reported.
+    pub fn update_clock(&self, f: impl FnOnce(&mut ClockStatus)) {
+        f(&mut lock(&self.clock));
+    }
+
+    /// How the clock is kept.
+    pub fn clock(&self) -> ClockStatus {
+        lock(&self.clock).clone()
     }
 }

@@ -38,19 +38,31 @@ pub enum Error {
     },
 }
 
-/// Sets the clock forward if it is behind the saved time or `built_at`. Returns the time set,
-/// if any. A missing or unreadable saved time is not an error (first boot).
-pub fn restore(ctx: &Ctx, built_at: Option<SystemTime>) -> Result<Option<SystemTime>, Error> {
+/// The later of the saved time and `built_at`: the clock is never set before it. A missing or
+/// unreadable saved time is not an error (first boot).
+fn saved_floor(ctx: &Ctx, built_at: Option<SystemTime>) -> Option<SystemTime> {
     let saved = std::fs::read_to_string(ctx.path(saved_path()))
         .ok()
         .and_then(|s| s.trim().parse::<u64>().ok())
-        .map(|secs| UNIX_EPOCH + Duration::from_secs(secs));
-    let floor = match (saved, built_at) {
-        (Some(a), Some(b)) => a.max(b),
-        (a, b) => match a.or(b) {
-            Some(t) => t,
-            None => return Ok(None),
-        },
+        .and_then(|secs| UNIX_EPOCH.checked_add(Duration::from_secs(secs)));
+    match (saved, built_at) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// [`saved_floor`] as time since the Unix epoch (zero when nothing is known), for SNTP.
+pub fn floor(ctx: &Ctx, built_at: Option<SystemTime>) -> Duration {
+    saved_floor(ctx, built_at)
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .unwrap_or_default()
+}
+
+/// Sets the clock forward if it is behind the saved time or `built_at`. Returns the time set,
+/// if any.
+pub fn restore(ctx: &Ctx, built_at: Option<SystemTime>) -> Result<Option<SystemTime>, Error> {
+    let Some(floor) = saved_floor(ctx, built_at) else {
+        return Ok(None);
     };
     if ctx.sys.now() >= floor {
         return Ok(None);
