@@ -83,6 +83,15 @@ fn status_text(status: &StatusReport) -> String {
         status.memory.init_rss_bytes / 1024,
         status.memory.system_used_bytes >> 20
     ));
+    let clock = &status.clock;
+    if clock.synced || clock.refused_steps > 0 || clock.note.is_some() {
+        let mut says = vec![if clock.synced { "synced" } else { "not synced" }.to_string()];
+        if clock.refused_steps > 0 {
+            says.push(format!("{} steps refused", clock.refused_steps));
+        }
+        says.extend(clock.note.clone());
+        line(format!("clock     {}", says.join("; ")));
+    }
     for e in &status.errors {
         line(format!("error     {e}"));
     }
@@ -310,11 +319,13 @@ mod tests {
             "addresses": [{"interface": "eth0", "address": "169.254.3.1/16", "source": "link-local"}],
             "memory": {"init_rss_bytes": 4096, "system_used_bytes": 3145728},
             "config_files": [], "data": null, "errors": ["a problem"], "config_errors": [],
+            "clock": {"synced": true, "servers": 1, "refused_steps": 2, "note": "only one server"},
         });
         assert_eq!(
             status_report(&status, None, false).unwrap(),
             "board     pi-a (qemu-virt), kernel 6.12.1\nuptime    12.3 s\n\
              address   eth0 169.254.3.1/16 (link-local)\nmemory    init 4 KiB, system 3 MiB\n\
+             clock     synced; 2 steps refused; only one server\n\
              error     a problem\n"
         );
         let both: serde_json::Value =
