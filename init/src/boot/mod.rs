@@ -22,6 +22,7 @@ use baton_spec::build_info::partition;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::board::cgroups;
 use crate::board::context::Ctx;
 use crate::board::sys::Action;
 use disk::BootDisk;
@@ -84,7 +85,7 @@ fn done(ctx: &Ctx, step: &str, started: Instant) {
 ///
 ///  1. `filesystems` (fatal): /proc, /sys, /dev, /dev/pts, /dev/shm, /run, /tmp and cgroup2 at
 ///     /sys/fs/cgroup (pts, shm and cgroup2 optional); /dev/console becomes fds 0-2;
-///     Ctrl-Alt-Del becomes SIGINT.
+///     Ctrl-Alt-Del becomes SIGINT; the cgroup tree ([`cgroups`]) with PID 1 in `system`.
 ///  2. `build-info` (fatal): read /etc/baton/build.json.
 ///  3. `modules`: load the kernel modules in order.
 ///  4. `disk` (fatal): find the boot disk by MBR signature, waiting up to 15 s.
@@ -109,6 +110,15 @@ pub async fn boot<S: Services>(
     mounts::mount_pseudo(ctx)?;
     if let Err(e) = ctx.sys.disable_ctrl_alt_del() {
         ctx.report(format_args!("cannot route Ctrl-Alt-Del to init: {e}"));
+    }
+    match cgroups::setup(&ctx.root) {
+        Ok(Some(tree)) => ctx.say(format_args!(
+            "cgroups: containers may use {} MiB together; {} MiB kept for the system",
+            (tree.total - tree.reserve) >> 20,
+            tree.reserve >> 20
+        )),
+        Ok(None) => {}
+        Err(e) => ctx.report(e),
     }
     done(ctx, "filesystems", t);
 

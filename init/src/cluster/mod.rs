@@ -35,6 +35,7 @@ use baton_cluster::placement::Assignment;
 use baton_cluster::sync::SyncKey;
 use tokio::sync::Notify;
 
+use crate::board::cgroups;
 use crate::board::console::Console;
 use crate::containers::supervisor::Supervisor;
 
@@ -214,21 +215,19 @@ pub fn next_generation(dir: Option<&std::path::Path>, console: &Console) -> u64 
 }
 
 /// This board's capacity for services: every CPU, and twice the memory the system does not keep
-/// for itself. Placement adds up the instances' memory *limits* (`memory.max`), which services
-/// rarely reach all at once, so limits may add up to twice what is free; an instance that does
-/// use its whole limit is still held by it.
+/// for itself ([`cgroups::reserve`]). Placement adds up the instances' memory *limits*
+/// (`memory.max`), which services rarely reach all at once, so limits may add up to twice what
+/// is free; an instance that does use its whole limit is still held by it, and all of them
+/// together by the containers' parent cgroup, which leaves the reserve to the system.
 pub fn capacity() -> (u64, u64) {
-    const RESERVED: u64 = 128 << 20;
     const OVERCOMMIT: u64 = 2;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
     let memory = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|m| {
-            m.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or(0, |kib| (kib << 10).saturating_sub(RESERVED) * OVERCOMMIT);
+        .and_then(|m| cgroups::mem_total(&m))
+        .map_or(0, |total| {
+            total.saturating_sub(cgroups::reserve(total)) * OVERCOMMIT
+        });
     (cpus * 1000, memory)
 }
 

@@ -15,6 +15,9 @@ use super::executor::Confined;
 use super::seccomp::Profile;
 use super::{overlay, spec, ContainerConfig, RuntimePaths};
 
+/// This process's OOM score, which libcontainer changes for the container it forks.
+const OOM_SCORE_ADJ: &str = "/proc/self/oom_score_adj";
+
 /// Errors creating or deleting a container.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -176,7 +179,10 @@ impl Libcontainer {
             path: "/dev/null".into(),
             source,
         })?;
-        let mut container = ContainerBuilder::new(id.clone(), SyscallType::Linux)
+        // libcontainer writes the spec's oom_score_adj (0) into this process before it forks
+        // the container; the helper goes back to its own (the system's -1000) right after.
+        let own_score = std::fs::read_to_string(OOM_SCORE_ADJ).ok();
+        let built = ContainerBuilder::new(id.clone(), SyscallType::Linux)
             .with_root_path(&self.paths.state)
             .map_err(lc("use the state directory"))?
             .with_executor(Confined::new(Arc::clone(&self.profile)))
@@ -189,8 +195,13 @@ impl Libcontainer {
             .with_systemd(false)
             .with_no_pivot(self.no_pivot)
             .with_detach(true)
-            .build()
-            .map_err(lc("create"))?;
+            .build();
+        if let Some(score) = own_score {
+            if let Err(e) = std::fs::write(OOM_SCORE_ADJ, score.trim()) {
+                eprintln!("baton: runtime: cannot restore its oom_score_adj {score:?}: {e}");
+            }
+        }
+        let mut container = built.map_err(lc("create"))?;
         container.start().map_err(lc("start"))?;
         container
             .pid()

@@ -57,6 +57,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::board::cgroups;
+
 pub use client::{Error, Runtime};
 pub use helper::{helper_main_if_requested, HELPER_ARG};
 
@@ -81,8 +83,8 @@ impl Default for RuntimePaths {
             exe: PathBuf::from("/proc/self/exe"),
             state: PathBuf::from("/run/baton/containers"),
             bundles: PathBuf::from("/run/baton/bundles"),
-            cgroup_root: PathBuf::from("/sys/fs/cgroup"),
-            cgroup_parent: "baton".to_string(),
+            cgroup_root: PathBuf::from(cgroups::ROOT),
+            cgroup_parent: cgroups::CONTAINERS.to_string(),
         }
     }
 }

@@ -128,6 +128,8 @@ pub fn build(
         .map_err(oci)?;
     let process = ProcessBuilder::default()
         .terminal(false)
+        // The helper runs at -1000 (see `board::cgroups`); the workload must be killable.
+        .oom_score_adj(0)
         .user(
             UserBuilder::default()
                 .uid(config.user.0)
