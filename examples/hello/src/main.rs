@@ -16,6 +16,8 @@
 //! - `GET /load?n=K&url=URL` fetches URL (last parameter, the rest of the query, may be
 //!   percent-encoded) K times one after another and answers `requests=K bytes=B ms=T`, timed
 //!   inside the service, or 502 with the failed request and why (see [`load`]);
+//! - `GET /spew?mib=N` writes N MiB to stdout without a newline, `GET /lines?n=N` writes N
+//!   short lines (hostile output, to test that the board bounds what it reads; see [`spew`]);
 //! - anything else is 404.
 //!
 //! Started with `--exit CODE` it exits at once with that code (to test restart policies).
@@ -34,6 +36,7 @@ use std::time::Duration;
 
 mod fetch;
 mod load;
+mod spew;
 
 struct Service {
     greeting: String,
@@ -158,6 +161,20 @@ fn serve(service: &Service, mut stream: TcpStream) -> std::io::Result<()> {
                 Ok(body) => ("200 OK", body),
                 Err(reason) => ("502 Bad Gateway", format!("{reason}\n").into_bytes()),
             },
+        },
+        ("GET", p) if p.starts_with("/spew?") => match spew::parse(&p["/spew?".len()..], "mib") {
+            Err(reason) => ("400 Bad Request", format!("{reason}\n").into_bytes()),
+            Ok(mib) => {
+                spew::spew(mib)?;
+                ("200 OK", format!("spewed {mib} MiB\n").into_bytes())
+            }
+        },
+        ("GET", p) if p.starts_with("/lines?") => match spew::parse(&p["/lines?".len()..], "n") {
+            Err(reason) => ("400 Bad Request", format!("{reason}\n").into_bytes()),
+            Ok(n) => {
+                spew::lines(n)?;
+                ("200 OK", format!("wrote {n} lines\n").into_bytes())
+            }
         },
         // A valid /bytes query was answered above; this is the reason an invalid one is not.
         ("GET", p) if p.starts_with("/bytes?") => {
