@@ -51,7 +51,7 @@ fn helper_main(sock: OwnedFd, paths: RuntimePaths) -> i32 {
         say(format_args!("cannot mark its socket close-on-exec: {e}"));
         return 1;
     }
-    let profile = match seccomp::native_arch().and_then(seccomp::profile) {
+    let profile = match seccomp::profile() {
         Ok(p) => p,
         Err(e) => {
             say(format_args!("{e}"));
