@@ -15,8 +15,10 @@
 //! - `events`: what happened: launches finished, containers ended, health checks;
 //! - `effects`: carrying the decisions out: signals, launches, network rules, image collection;
 //! - `launcher`: one instance's launch (image, network namespace, container);
-//! - `views`: what the API shows.
+//! - `views`: what the API shows;
+//! - `denials`: seccomp refusals read from the kernel's log, for the instances' logs.
 
+pub mod denials;
 mod driver;
 mod effects;
 mod events;

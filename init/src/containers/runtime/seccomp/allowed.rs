@@ -91,3 +91,11 @@ pub const ARCH: &[Call] = calls![
 /// The architectures the profile knows.
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 pub const ARCH: &[Call] = &[];
+
+/// Not allowed, and refused with `ENOSYS`: listed only so that messages can name them.
+#[rustfmt::skip]
+pub const UNLISTED: &[Call] = calls![
+    SYS_clone3, SYS_kcmp, SYS_process_vm_readv, SYS_process_vm_writev, SYS_pidfd_getfd,
+    SYS_mbind, SYS_set_mempolicy, SYS_get_mempolicy, SYS_move_pages, SYS_migrate_pages,
+    SYS_name_to_handle_at, SYS_fanotify_init,
+];

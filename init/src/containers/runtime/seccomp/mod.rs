@@ -83,13 +83,17 @@ pub fn native_arch() -> Result<TargetArch, Error> {
 
 /// The kernel's name of call `nr` when the profile names it (`mount`), for messages.
 pub fn name_of(nr: i64) -> Option<&'static str> {
-    [allowed::ALWAYS, allowed::ARCH, denied::ALWAYS, denied::ARCH]
+    let tables = [
+        allowed::ALWAYS,
+        allowed::ARCH,
+        allowed::UNLISTED,
+        denied::ALWAYS,
+        denied::ARCH,
+    ];
+    tables
         .iter()
         .flat_map(|t| t.iter())
-        .chain([
-            &("SYS_clone", libc::SYS_clone),
-            &("SYS_clone3", libc::SYS_clone3),
-        ])
+        .chain([&("SYS_clone", libc::SYS_clone)])
         .chain([&("SYS_personality", libc::SYS_personality)])
         .find(|(_, n)| *n == nr)
         .map(|(name, _)| name.trim_start_matches("SYS_"))
