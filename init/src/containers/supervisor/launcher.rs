@@ -6,18 +6,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use baton_oci::PreparedImage;
-use baton_spec::service::ServiceSpec;
-use tokio::io::AsyncBufReadExt;
-
 use super::images::ImageError;
 use super::launch::{self, Placement};
 use super::logs::{ServiceLog, Stream};
+use super::output;
 use super::toolkit::{Containers, Images, LinkError, Links, Unavailable};
 use super::Paths;
 use crate::board::console::Console;
 use crate::containers::runtime::{self, ContainerRequest};
 use crate::svcnet::bridge::pool;
+use baton_oci::PreparedImage;
+use baton_spec::service::ServiceSpec;
 
 /// Why an instance did not start; the API shows it as the instance's `last_error`.
 #[derive(Debug, thiserror::Error)]
@@ -199,12 +198,9 @@ impl Launch {
             .map_err(LaunchError::WatchPipe)?;
         let log = Arc::clone(&self.log);
         let id = self.id.clone();
-        tokio::spawn(async move {
-            let mut lines = tokio::io::BufReader::new(receiver).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                log.push(&id, stream, &line);
-            }
-        });
+        tokio::spawn(output::pump(receiver, move |piece| {
+            log.offer(&id, stream, piece);
+        }));
         Ok(write)
     }
 }

@@ -15,17 +15,23 @@
 //! - `events`: what happened: launches finished, containers ended, health checks;
 //! - `effects`: carrying the decisions out: signals, launches, network rules, image collection;
 //! - `launcher`: one instance's launch (image, network namespace, container);
+//! - `output`, `logs`, `log_writer`: a container's output, cut into bounded lines, rate-limited
+//!   and kept in memory and on disk;
+//! - `image_files`: files read from an image's layers (its `/etc/passwd`), confined to them;
 //! - `views`: what the API shows.
 
 mod driver;
 mod effects;
 mod events;
 pub mod health;
+mod image_files;
 mod images;
 pub mod instance;
 pub mod launch;
 mod launcher;
+mod log_writer;
 pub mod logs;
+mod output;
 mod reconcile;
 mod state;
 #[cfg(test)]
