@@ -151,9 +151,19 @@ fn lines_beyond_the_rate_limit_are_counted_and_reported() {
     assert_eq!(tail[0].text, "baton: 2000 lines dropped (rate limit)");
     assert_eq!(tail[0].stream, Stream::Stderr);
     assert_eq!(tail[1].text, "again");
-    // Only one notice: the count starts again.
-    log.offer_at("web-1", Stream::Stdout, piece("more", false), t1);
-    assert_eq!(log.tail(1)[0].text, "more");
-    assert_eq!(log.dropped(), 2000);
-    assert!(LINES_PER_SEC > 0);
+    // One notice only; a second of refill let LINES_PER_SEC lines through ("again" was one).
+    for i in 0..LINES_PER_SEC + 5 {
+        log.offer_at("web-1", Stream::Stdout, piece(&format!("b{i}"), false), t1);
+    }
+    assert_eq!(log.dropped(), 2006);
+    assert_eq!(log.tail(1)[0].text, format!("b{}", LINES_PER_SEC - 2));
+    assert!(log
+        .tail(LINES_PER_SEC as usize)
+        .iter()
+        .all(|l| l.stream == Stream::Stdout));
+    let t2 = t1 + Duration::from_millis(100);
+    log.offer_at("web-1", Stream::Stderr, piece("late", false), t2);
+    let tail = log.tail(2);
+    assert_eq!(tail[0].text, "baton: 6 lines dropped (rate limit)");
+    assert_eq!(tail[1].text, "late");
 }
