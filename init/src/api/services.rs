@@ -349,6 +349,7 @@ mod tests {
                 ready: true,
             }],
             error: None,
+            dropped_log_lines: 0,
         }
     }
 

@@ -244,12 +244,22 @@ impl Supervisor {
 
     /// Every service, by name.
     pub fn services(&self) -> Vec<ServiceView> {
-        lock(&self.snapshot.views).values().cloned().collect()
+        let views: Vec<ServiceView> = lock(&self.snapshot.views).values().cloned().collect();
+        views.into_iter().map(|v| self.with_log_counts(v)).collect()
     }
 
     /// One service.
     pub fn service(&self, name: &str) -> Option<ServiceView> {
-        lock(&self.snapshot.views).get(name).cloned()
+        let view = lock(&self.snapshot.views).get(name).cloned();
+        view.map(|v| self.with_log_counts(v))
+    }
+
+    /// The view with its log's current count of dropped lines (which changes between refreshes).
+    fn with_log_counts(&self, mut view: ServiceView) -> ServiceView {
+        if let Some(log) = lock(&self.snapshot.logs).get(&view.name) {
+            view.dropped_log_lines = log.dropped();
+        }
+        view
     }
 
     /// The log of service `name`.
