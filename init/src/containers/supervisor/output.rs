@@ -8,7 +8,7 @@
 //! by the log) drops lines: a container that floods its output loses lines (they are counted)
 //! rather than blocking in `write`, which would stall it in the middle of its work and fail its
 //! health checks for a reason nobody sees. The cost to PID 1 is bounded by the container's CPU
-//! limit and by tokio's cooperative budget, which makes a busy reader yield to other tasks.
+//! limit, and the reader yields to the runtime's other tasks after every [`READ_BYTES`].
 
 use std::io;
 use std::time::Instant;
@@ -126,7 +126,12 @@ pub async fn pump(mut pipe: impl AsyncRead + Unpin, mut sink: impl FnMut(Piece))
     loop {
         match pipe.read(&mut chunk).await {
             Ok(0) => break,
-            Ok(n) => splitter.feed(&chunk[..n], &mut sink),
+            Ok(n) => {
+                splitter.feed(&chunk[..n], &mut sink);
+                // A pipe that is always full would keep this task busy for the whole of tokio's
+                // budget; one chunk at a time leaves the thread to the others in between.
+                tokio::task::yield_now().await;
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => break,
         }

@@ -1,9 +1,11 @@
 //! A container's output: bounded lines from a hostile writer, any bytes, the rate limit.
 
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::super::log_writer::QUEUE_LINES;
 use super::super::logs::{ServiceLog, Stream, BURST_LINES, LINES_PER_SEC, MAX_LINE};
 use super::super::output::{pump, Piece, Splitter, TokenBucket};
 
@@ -166,4 +168,68 @@ fn lines_beyond_the_rate_limit_are_counted_and_reported() {
     let tail = log.tail(2);
     assert_eq!(tail[0].text, "baton: 6 lines dropped (rate limit)");
     assert_eq!(tail[1].text, "late");
+}
+
+#[test]
+fn a_stuck_log_file_counts_lines_instead_of_blocking() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fifo = dir.path().join("web.log");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    // A reader that does not read yet: the writer's writes block once the pipe is full.
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .expect("the read end");
+    let (log, err) = ServiceLog::new(Some(dir.path()), "web");
+    assert!(err.is_none(), "{err:?}");
+    let log = Arc::new(log);
+    let line = "x".repeat(1024);
+    let started = Instant::now();
+    // Pushing must never wait for the file: on a thread of its own, against the deadline.
+    let (done, pushed) = std::sync::mpsc::channel();
+    let (flood, text) = (Arc::clone(&log), line.clone());
+    std::thread::spawn(move || {
+        let mut pushed = 0;
+        while flood.unwritten() == 0 && pushed < 100_000 {
+            flood.push("web-1", Stream::Stdout, &text);
+            pushed += 1;
+        }
+        let _ = done.send(pushed);
+    });
+    let pushed = pushed.recv_timeout(DEADLINE).expect("pushing never blocks");
+    assert!(log.unwritten() > 0, "lines were counted");
+    assert!(pushed > QUEUE_LINES, "{pushed}");
+    assert_eq!(log.tail(1)[0].text, line, "the ring has every line");
+
+    // Once the disk moves again, the file says how many lines it lacks.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = std::io::BufReader::new(reader);
+        let mut text = Vec::new();
+        loop {
+            // A read that would block keeps what it read of the line so far.
+            match std::io::BufRead::read_until(&mut reader, b'\n', &mut text) {
+                Ok(0) => break,
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&text).into_owned();
+                    text.clear();
+                    if line.contains("lines left out of this file") {
+                        let _ = tx.send(line);
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::yield_now(),
+                Err(_) => break,
+            }
+        }
+    });
+    let notice = loop {
+        log.push("web-1", Stream::Stdout, "after");
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(notice) => break notice,
+            Err(_) => assert!(started.elapsed() < DEADLINE, "no notice in the file"),
+        }
+    };
+    assert!(notice.contains(" web-1 err baton: "), "{notice}");
 }
