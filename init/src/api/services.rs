@@ -174,7 +174,18 @@ async fn put(
     let file = format!("{name}.toml");
     let dir = handles.services_dir.clone();
     // Validate with the other files, so a clash (name, published port, route) is refused too.
-    let mut files = read_specs(&dir, &file);
+    let mut files = {
+        let (dir, file) = (dir.clone(), file.clone());
+        match tokio::task::spawn_blocking(move || read_specs(&dir, &file)).await {
+            Ok(files) => files,
+            Err(e) => {
+                return problem(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("reading {SERVICES_DIR}: {e}"),
+                )
+            }
+        }
+    };
     files.push((file.clone(), body.clone()));
     let loaded = load_services(&files);
     let errors: Vec<_> = loaded
@@ -305,7 +316,8 @@ fn format_line(line: &LogLine) -> String {
         Stream::Stdout => "out",
         Stream::Stderr => "err",
     };
-    format!("{} {} {}\n", line.instance, stream, line.text)
+    let more = if line.continued { " \\" } else { "" };
+    format!("{} {} {}{more}\n", line.instance, stream, line.text)
 }
 
 /// The other spec files of the directory, as (file name, text).
