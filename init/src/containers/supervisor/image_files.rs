@@ -25,6 +25,9 @@ use nix::sys::stat::{Mode, SFlag};
 pub const MAX_BYTES: u64 = 1 << 20;
 /// Most symbolic links followed in one path.
 pub const MAX_LINKS: usize = 40;
+/// Most directories held open at once (every layer's directory on the way down), so that a deep
+/// path cannot take PID 1's file descriptors.
+pub const MAX_OPEN: usize = 256;
 
 /// Why a file of an image was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,6 +38,9 @@ pub enum Refused {
     /// The path has more symbolic links than [`MAX_LINKS`] (or a loop).
     #[error("more than {MAX_LINKS} symbolic links")]
     TooManyLinks,
+    /// The path goes deeper than [`MAX_OPEN`] allows.
+    #[error("more than {MAX_OPEN} directories deep (counting every layer)")]
+    TooDeep,
     /// A component on the way is not a directory.
     #[error("{0:?} is not a directory")]
     NotADirectory(String),
@@ -92,7 +98,12 @@ pub fn read(layers: &[PathBuf], path: &str) -> Result<Option<Vec<u8>>, Refused> 
         };
         match lookup(dir, &name)? {
             None => return Ok(None),
-            Some(Entry::Dir(merged)) => stack.push(merged),
+            Some(Entry::Dir(merged)) => {
+                if stack.iter().map(Vec::len).sum::<usize>() + merged.len() > MAX_OPEN {
+                    return Err(Refused::TooDeep);
+                }
+                stack.push(merged);
+            }
             Some(Entry::Link(target)) => {
                 links += 1;
                 if links > MAX_LINKS {

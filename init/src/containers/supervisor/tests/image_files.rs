@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use nix::sys::stat::{Mode, SFlag};
 
-use super::super::image_files::{read, Refused, MAX_BYTES};
+use super::super::image_files::{read, Refused, MAX_BYTES, MAX_OPEN};
 
 /// Longest a read may take before the test fails (it must not hang).
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -190,4 +190,24 @@ fn devices_fifos_directories_big_files_and_loops_are_refused() {
     exact.set_len(MAX_BYTES).expect("set_len");
     let read = read_in_time(&layers, "/etc/big").expect("a file");
     assert_eq!(read.map(|b| b.len() as u64), Some(MAX_BYTES));
+}
+
+#[test]
+fn a_deep_path_cannot_take_the_file_descriptors() {
+    let top = layer();
+    std::fs::create_dir(top.path().join("d")).expect("mkdir");
+    // `d/d/d/...` through a link to itself: every step is one more open directory.
+    symlink(".", top.path().join("d/d")).expect("symlink");
+    let deep = format!("/{}passwd", "d/".repeat(2 * MAX_OPEN));
+    assert_eq!(
+        read_in_time(&[top.path()], &deep),
+        Err(Refused::TooManyLinks)
+    );
+    let mut path = top.path().to_path_buf();
+    for _ in 0..MAX_OPEN {
+        path.push("e");
+    }
+    std::fs::create_dir_all(&path).expect("mkdir -p");
+    let deep = format!("/{}passwd", "e/".repeat(MAX_OPEN));
+    assert_eq!(read_in_time(&[top.path()], &deep), Err(Refused::TooDeep));
 }
