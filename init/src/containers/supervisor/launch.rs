@@ -7,7 +7,7 @@
 //!   the usual one;
 //! - `workdir` and `user` fall back to the image's, then to `/` and root; user names are
 //!   looked up in the image's `/etc/passwd` and `/etc/group` (read from its layers as
-//!   [`image_files`] does: blocking, so the whole is built off the runtime thread).
+//!   module `image_files` does: blocking, so the whole is built off the runtime thread).
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;

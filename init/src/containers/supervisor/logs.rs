@@ -2,7 +2,7 @@
 //! in-memory ring (for `GET /v1/services/{name}/logs`) and into `<dir>/<service>.log` on the data
 //! partition, rotated at [`ROTATE_BYTES`] with [`KEEP_FILES`] old files kept (`.log.1` newest).
 //!
-//! The files are written by a thread of the log's own (see [`writer`](super::log_writer)), never
+//! The files are written by a thread of the log's own (module `log_writer`), never
 //! on the runtime thread that keeps the watchdog fed; when the disk falls behind, lines are
 //! counted and left out of the file (the ring still has them). A container's lines pass a
 //! per-service rate limit ([`ServiceLog::offer`]); those beyond it are counted, and one line
