@@ -93,8 +93,21 @@ impl Splitter {
         if !continued {
             bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
         }
-        let text = String::from_utf8_lossy(bytes).into_owned();
+        let mut text = String::from_utf8_lossy(bytes).into_owned();
         self.pending.drain(..cut);
+        // Replacement characters take three bytes for one: such a text goes out in pieces too,
+        // so that no piece is longer than MAX_LINE.
+        while text.len() > MAX_LINE {
+            let mut at = MAX_LINE;
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            let rest = text.split_off(at);
+            out(Piece {
+                text: std::mem::replace(&mut text, rest),
+                continued: true,
+            });
+        }
         out(Piece { text, continued });
     }
 }

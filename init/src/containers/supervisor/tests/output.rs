@@ -233,3 +233,19 @@ fn a_stuck_log_file_counts_lines_instead_of_blocking() {
     };
     assert!(notice.contains(" web-1 err baton: "), "{notice}");
 }
+
+#[test]
+fn a_line_of_bytes_that_are_not_utf8_stays_within_the_bound() {
+    let mut line = vec![0xffu8; MAX_LINE];
+    line.push(b'\n');
+    let pieces = split(&[&line]);
+    assert!(
+        pieces.iter().all(|p| p.text.len() <= MAX_LINE),
+        "{}",
+        pieces.len()
+    );
+    let (last, rest) = pieces.split_last().expect("pieces");
+    assert!(rest.iter().all(|p| p.continued) && !last.continued);
+    let chars: usize = pieces.iter().map(|p| p.text.chars().count()).sum();
+    assert_eq!(chars, MAX_LINE, "one U+FFFD per byte");
+}
