@@ -144,6 +144,14 @@ pub struct ServiceView {
     pub instances: Vec<InstanceView>,
     /// A problem with the service as a whole (for example its published port is taken).
     pub error: Option<String>,
+    /// Lines of its containers' output dropped by the log's rate limit since the service came
+    /// to this board.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped_log_lines: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One service as `GET /v1/services` and `GET /v1/services/{name}` show it. Counts, image and
@@ -175,6 +183,9 @@ pub struct Service {
     /// absent on a board without a cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unplaced: Option<Vec<String>>,
+    /// Lines of this board's instances' output dropped by the log's rate limit.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped_log_lines: u64,
 }
 
 impl From<ServiceView> for Service {
@@ -198,6 +209,7 @@ impl From<ServiceView> for Service {
                 })
                 .collect(),
             error: view.error,
+            dropped_log_lines: view.dropped_log_lines,
             unplaced: None,
         }
     }

@@ -42,7 +42,18 @@ fn view() -> ServiceView {
         publish: Some(8080),
         instances: vec![instance()],
         error: None,
+        dropped_log_lines: 0,
     }
+}
+
+#[test]
+fn dropped_log_lines_show_once_there_are_some() {
+    let mut v = view();
+    v.dropped_log_lines = 1234;
+    let wire = serde_json::to_value(Service::from(v)).unwrap();
+    assert_eq!(wire["dropped_log_lines"], 1234);
+    let back: Service = serde_json::from_value(wire).unwrap();
+    assert_eq!(back.dropped_log_lines, 1234);
 }
 
 #[test]

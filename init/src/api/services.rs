@@ -174,7 +174,18 @@ async fn put(
     let file = format!("{name}.toml");
     let dir = handles.services_dir.clone();
     // Validate with the other files, so a clash (name, published port, route) is refused too.
-    let mut files = read_specs(&dir, &file);
+    let mut files = {
+        let (dir, file) = (dir.clone(), file.clone());
+        match tokio::task::spawn_blocking(move || read_specs(&dir, &file)).await {
+            Ok(files) => files,
+            Err(e) => {
+                return problem(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("reading {SERVICES_DIR}: {e}"),
+                )
+            }
+        }
+    };
     files.push((file.clone(), body.clone()));
     let loaded = load_services(&files);
     let errors: Vec<_> = loaded
@@ -196,7 +207,14 @@ async fn put(
             &format!("the spec does not define service {name:?}"),
         );
     };
-    if let Err(e) = crate::board::persist::write_atomic_fat(&dir.join(&file), body.as_bytes()) {
+    // A FAT file system synced as a whole: off the runtime thread, which feeds the watchdog.
+    let (path, text) = (dir.join(&file), body.clone());
+    let written = tokio::task::spawn_blocking(move || {
+        crate::board::persist::write_atomic_fat(&path, text.as_bytes())
+    })
+    .await
+    .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+    if let Err(e) = written {
         return problem(
             StatusCode::INTERNAL_SERVER_ERROR,
             &format!("writing {SERVICES_DIR}/{file}: {e}"),
@@ -229,12 +247,18 @@ async fn delete(Extract(handles): Extract<Handles>, UrlPath(name): UrlPath<Strin
     if !existed {
         return problem(StatusCode::NOT_FOUND, &format!("no service {name:?}"));
     }
-    match std::fs::remove_file(&path) {
-        Ok(()) => {
-            if let Some(dir) = path.parent() {
-                let _ = crate::board::persist::sync_file_system(dir);
-            }
+    let file = path.clone();
+    let removed = tokio::task::spawn_blocking(move || {
+        std::fs::remove_file(&file)?;
+        if let Some(dir) = file.parent() {
+            let _ = crate::board::persist::sync_file_system(dir);
         }
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+    match removed {
+        Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => {
             return problem(
@@ -292,7 +316,8 @@ fn format_line(line: &LogLine) -> String {
         Stream::Stdout => "out",
         Stream::Stderr => "err",
     };
-    format!("{} {} {}\n", line.instance, stream, line.text)
+    let more = if line.continued { " \\" } else { "" };
+    format!("{} {} {}{more}\n", line.instance, stream, line.text)
 }
 
 /// The other spec files of the directory, as (file name, text).
@@ -336,6 +361,7 @@ mod tests {
                 ready: true,
             }],
             error: None,
+            dropped_log_lines: 0,
         }
     }
 

@@ -102,8 +102,15 @@ pub fn placement_input(
 
 impl Node {
     /// One round: local changes, merge, sync, placement, supervisor, publish.
-    pub(super) async fn round(self: &Arc<Self>, state: &BoardStatus) {
-        self.scan_local(state);
+    pub(super) async fn round(self: &Arc<Self>, state: &Arc<BoardStatus>) {
+        // The card is read, written and synced (a FAT file system: syncfs) off the runtime
+        // thread, which keeps the watchdog fed.
+        let (node, status) = (Arc::clone(self), Arc::clone(state));
+        if let Err(e) = tokio::task::spawn_blocking(move || node.scan_local(&status)).await {
+            self.settings
+                .console
+                .line(format_args!("cluster: reading the config partition: {e}"));
+        }
         self.sync_with_peers().await;
         let specs = self.valid_specs();
         let peers = self.gossip.members();
@@ -186,8 +193,8 @@ impl Node {
             })
             .collect();
         let present = local::present(&files);
-        let mut inner = lock(&self.inner);
-        let inner = &mut *inner;
+        let mut guard = lock(&self.inner);
+        let inner = &mut *guard;
         let errors: Vec<String> = loaded.errors.iter().map(|e| e.to_string()).collect();
         if inner.local_errors.as_ref() != Some(&errors) {
             for e in &errors {
@@ -246,23 +253,24 @@ impl Node {
         if stale.is_empty() {
             return;
         }
-        for problem in local::mirror(
-            &self.settings.services_dir,
-            &mut inner.book,
-            &inner.desired,
-            &stale,
-        ) {
+        // The writes happen without the lock, so that nobody waits for the card; only rounds
+        // change the book, and they run one at a time.
+        let mut book = inner.book.clone();
+        let desired = inner.desired.clone();
+        drop(guard);
+        for problem in local::mirror(&self.settings.services_dir, &mut book, &desired, &stale) {
             self.settings.console.line(format_args!(
                 "cluster: writing the config partition: {problem}"
             ));
         }
         if let Some(dir) = &self.settings.state_dir {
-            if let Err(e) = local::Files::under(dir).save(&inner.book, &inner.desired) {
+            if let Err(e) = local::Files::under(dir).save(&book, &desired) {
                 self.settings
                     .console
                     .line(format_args!("cluster: saving {}: {e}", dir.display()));
             }
         }
+        lock(&self.inner).book = book;
     }
 
     /// The specs in force that validate; errors of the others are kept for the API.

@@ -6,15 +6,17 @@
 //! - `env` is added to the image's environment, overriding equal names; `PATH` defaults to
 //!   the usual one;
 //! - `workdir` and `user` fall back to the image's, then to `/` and root; user names are
-//!   looked up in the image's `/etc/passwd` and `/etc/group`.
+//!   looked up in the image's `/etc/passwd` and `/etc/group` (read from its layers as
+//!   module `image_files` does: blocking, so the whole is built off the runtime thread).
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use baton_oci::RuntimeConfig;
 use baton_spec::service::{Id, ServiceSpec};
 
+use super::image_files::{self, Refused};
 use crate::containers::runtime::{ContainerConfig, File, Volume};
 
 /// `PATH` when neither the image nor the spec sets one.
@@ -58,6 +60,16 @@ pub enum Error {
     /// The image's `User` is not understood.
     #[error("the image's user {0:?} is not a number or a known name")]
     BadImageUser(String),
+    /// A file of the image was refused.
+    #[error("image {image}: {path}: {why}")]
+    ImageFile {
+        /// The image reference.
+        image: String,
+        /// The file in the image.
+        path: &'static str,
+        /// Why.
+        why: Refused,
+    },
     /// Volumes need the data partition.
     #[error("volumes need the data partition, which is not mounted")]
     NoDataPartition,
@@ -183,60 +195,67 @@ fn resolve_user(
         },
     };
     let Some(user) = user else { return Ok((0, 0)) };
+    let image = spec.image.to_string();
+    let find = |file, field, matches: &dyn Fn(&[&str]) -> bool| {
+        lookup(&image, layers, file, field, matches)
+    };
     let (uid, primary_gid) = match user {
+        Id::Number(n) if group.is_some() => (n, n),
         Id::Number(n) => (
             n,
-            lookup(layers, "etc/passwd", 2, |f| {
+            find("/etc/passwd", 3, &|f| {
                 f.get(2) == Some(&n.to_string().as_str())
-            })
+            })?
             .unwrap_or(n),
         ),
         Id::Name(name) => {
-            let uid = lookup(layers, "etc/passwd", 2, |f| {
-                f.first() == Some(&name.as_str())
-            })
-            .ok_or(Error::UnknownName {
-                kind: "user",
-                name: name.clone(),
-                file: "/etc/passwd",
-            })?;
-            let gid = lookup(layers, "etc/passwd", 3, |f| {
-                f.first() == Some(&name.as_str())
-            })
-            .unwrap_or(uid);
+            let uid = find("/etc/passwd", 2, &|f| f.first() == Some(&name.as_str()))?.ok_or(
+                Error::UnknownName {
+                    kind: "user",
+                    name: name.clone(),
+                    file: "/etc/passwd",
+                },
+            )?;
+            let gid =
+                find("/etc/passwd", 3, &|f| f.first() == Some(&name.as_str()))?.unwrap_or(uid);
             (uid, gid)
         }
     };
     let gid = match group {
         None => primary_gid,
         Some(Id::Number(n)) => n,
-        Some(Id::Name(name)) => lookup(layers, "etc/group", 2, |f| {
-            f.first() == Some(&name.as_str())
-        })
-        .ok_or(Error::UnknownName {
-            kind: "group",
-            name,
-            file: "/etc/group",
-        })?,
+        Some(Id::Name(name)) => find("/etc/group", 2, &|f| f.first() == Some(&name.as_str()))?
+            .ok_or(Error::UnknownName {
+                kind: "group",
+                name,
+                file: "/etc/group",
+            })?,
     };
     Ok((uid, gid))
 }
 
-/// Field `field` (a number) of the first line of `file` (in the topmost layer that has it)
-/// whose `:`-separated fields `matches`.
+/// Field `field` (a number) of the first line of `file` (in the image's merged layers) whose
+/// `:`-separated fields `matches`; `None` if the image has no such file or line.
 fn lookup(
+    image: &str,
     layers: &[PathBuf],
-    file: &str,
+    file: &'static str,
     field: usize,
-    matches: impl Fn(&[&str]) -> bool,
-) -> Option<u32> {
-    let text = layers
-        .iter()
-        .find_map(|l| std::fs::read_to_string(Path::new(l).join(file)).ok())?;
-    text.lines()
+    matches: &dyn Fn(&[&str]) -> bool,
+) -> Result<Option<u32>, Error> {
+    let contents = image_files::read(layers, file).map_err(|why| Error::ImageFile {
+        image: image.to_string(),
+        path: file,
+        why,
+    })?;
+    let Some(contents) = contents else {
+        return Ok(None);
+    };
+    Ok(String::from_utf8_lossy(&contents)
+        .lines()
         .map(|l| l.split(':').collect::<Vec<_>>())
         .find(|f| matches(f))
-        .and_then(|f| f.get(field)?.parse().ok())
+        .and_then(|f| f.get(field)?.parse().ok()))
 }
 
 #[cfg(test)]
@@ -358,5 +377,38 @@ mod tests {
             container_config(&s, &img, &place(&layers)),
             Err(Error::UnknownName { kind: "user", .. })
         ));
+        // A number takes its primary group from the image when the image knows it.
+        let s = spec("user = \"101\"\n");
+        assert_eq!(
+            container_config(&s, &img, &place(&layers))
+                .expect("config")
+                .user,
+            (101, 102)
+        );
+    }
+
+    #[test]
+    fn a_hostile_passwd_is_refused_with_the_image_and_the_path() {
+        let top = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir(top.path().join("etc")).expect("mkdir");
+        nix::unistd::mkfifo(
+            &top.path().join("etc/passwd"),
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        )
+        .expect("mkfifo");
+        let layers = [top.path().to_path_buf()];
+        let s = spec("user = \"web\"\n");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(container_config(&s, &image(), &place(&layers)));
+        });
+        let error = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("no hang")
+            .expect_err("refused");
+        assert_eq!(
+            error.to_string(),
+            "image oci-archive:images/web.tar: /etc/passwd: not a regular file but a FIFO"
+        );
     }
 }

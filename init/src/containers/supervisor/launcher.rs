@@ -6,18 +6,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use baton_oci::PreparedImage;
-use baton_spec::service::ServiceSpec;
-use tokio::io::AsyncBufReadExt;
-
 use super::images::ImageError;
 use super::launch::{self, Placement};
 use super::logs::{ServiceLog, Stream};
+use super::output;
 use super::toolkit::{Containers, Images, LinkError, Links, Unavailable};
 use super::Paths;
 use crate::board::console::Console;
-use crate::containers::runtime::{self, ContainerRequest};
+use crate::containers::runtime::{self, ContainerConfig, ContainerRequest};
 use crate::svcnet::bridge::pool;
+use baton_oci::PreparedImage;
+use baton_spec::service::ServiceSpec;
 
 /// Why an instance did not start; the API shows it as the instance's `last_error`.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +39,15 @@ pub enum LaunchError {
     /// Preparing the image did not finish.
     #[error("{service}: preparing the image: {source}")]
     ImageTask {
+        /// The service.
+        service: String,
+        /// The cause.
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    /// Making the container's configuration did not finish.
+    #[error("{service}: reading the image's files: {source}")]
+    ConfigTask {
         /// The service.
         service: String,
         /// The cause.
@@ -124,26 +132,8 @@ impl Launch {
             (Err(why), _) => return Err(why.clone().into()),
             (Ok(_), None) => return Err(LaunchError::NoAddress),
         };
-        let placement = Placement {
-            id: &self.id,
-            lower_dirs: &image.lower_dirs,
-            writable_dir: self.paths.writable(&self.id),
-            netns: netns.clone(),
-            address,
-            volumes_dir: self.paths.volumes(&self.spec.name),
-            resolv_conf: self
-                .resolv_conf
-                .clone()
-                .unwrap_or_else(|| self.paths.host.resolv_conf()),
-        };
         let result = async {
-            let config = launch::container_config(&self.spec, &image.config, &placement)?;
-            for v in &config.volumes {
-                std::fs::create_dir_all(&v.host).map_err(|source| LaunchError::Volume {
-                    path: v.host.clone(),
-                    source,
-                })?;
-            }
+            let config = self.config(&image, netns.clone(), address).await?;
             let stdout = self.pipe(Stream::Stdout)?;
             let stderr = self.pipe(Stream::Stderr)?;
             runtime
@@ -165,6 +155,49 @@ impl Launch {
                 Err(e)
             }
         }
+    }
+
+    /// The container's configuration, made off the runtime thread: it reads files of the image
+    /// (`/etc/passwd`) and creates the volumes' directories.
+    async fn config(
+        &self,
+        image: &Arc<PreparedImage>,
+        netns: Option<PathBuf>,
+        address: Option<Ipv4Addr>,
+    ) -> Result<ContainerConfig, LaunchError> {
+        let spec = Arc::clone(&self.spec);
+        let image = Arc::clone(image);
+        let id = self.id.clone();
+        let writable_dir = self.paths.writable(&self.id);
+        let volumes_dir = self.paths.volumes(&self.spec.name);
+        let resolv_conf = self
+            .resolv_conf
+            .clone()
+            .unwrap_or_else(|| self.paths.host.resolv_conf());
+        tokio::task::spawn_blocking(move || {
+            let placement = Placement {
+                id: &id,
+                lower_dirs: &image.lower_dirs,
+                writable_dir,
+                netns,
+                address,
+                volumes_dir,
+                resolv_conf,
+            };
+            let config = launch::container_config(&spec, &image.config, &placement)?;
+            for v in &config.volumes {
+                std::fs::create_dir_all(&v.host).map_err(|source| LaunchError::Volume {
+                    path: v.host.clone(),
+                    source,
+                })?;
+            }
+            Ok(config)
+        })
+        .await
+        .map_err(|source| LaunchError::ConfigTask {
+            service: self.spec.name.clone(),
+            source,
+        })?
     }
 
     /// Brings the spec's image into the store (importing or pulling it) and unpacks it.
@@ -199,12 +232,9 @@ impl Launch {
             .map_err(LaunchError::WatchPipe)?;
         let log = Arc::clone(&self.log);
         let id = self.id.clone();
-        tokio::spawn(async move {
-            let mut lines = tokio::io::BufReader::new(receiver).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                log.push(&id, stream, &line);
-            }
-        });
+        tokio::spawn(output::pump(receiver, move |piece| {
+            log.offer(&id, stream, piece);
+        }));
         Ok(write)
     }
 }

@@ -1,16 +1,24 @@
 //! Service logs: every line an instance writes to stdout or stderr goes into the service's
 //! in-memory ring (for `GET /v1/services/{name}/logs`) and into `<dir>/<service>.log` on the data
 //! partition, rotated at [`ROTATE_BYTES`] with [`KEEP_FILES`] old files kept (`.log.1` newest).
+//!
+//! The files are written by a thread of the log's own (module `log_writer`), never
+//! on the runtime thread that keeps the watchdog fed; when the disk falls behind, lines are
+//! counted and left out of the file (the ring still has them). A container's lines pass a
+//! per-service rate limit ([`ServiceLog::offer`]); those beyond it are counted, and one line
+//! saying how many went missing is logged once lines pass again.
 
 use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use tokio::sync::broadcast;
+
+use super::log_writer::Writer;
+use super::output::{Piece, TokenBucket};
 
 /// A log file is rotated when it reaches this size.
 pub const ROTATE_BYTES: u64 = 1 << 20;
@@ -18,8 +26,13 @@ pub const ROTATE_BYTES: u64 = 1 << 20;
 pub const KEEP_FILES: usize = 3;
 /// Lines kept in memory per service.
 pub const RING_LINES: usize = 1000;
-/// Longest line kept; longer ones are cut (the rest is dropped, not wrapped).
+/// Longest line kept; a container's longer lines arrive in pieces of at most this size, and
+/// other longer lines are cut.
 pub const MAX_LINE: usize = 8 * 1024;
+/// Lines per second a service's containers may log, on average.
+pub const LINES_PER_SEC: u32 = 500;
+/// Lines a service's containers may log at once after a quiet spell.
+pub const BURST_LINES: u32 = 1000;
 
 /// Which output stream a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -40,23 +53,30 @@ pub struct LogLine {
     pub instance: String,
     /// The stream.
     pub stream: Stream,
-    /// The text, without the line ending.
+    /// The text, without the line ending; bytes that are not UTF-8 read as U+FFFD.
     pub text: String,
+    /// The line goes on in the next one from the same instance and stream (it was longer than
+    /// [`MAX_LINE`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub continued: bool,
 }
 
 /// The log of one service.
 #[derive(Debug)]
 pub struct ServiceLog {
     ring: Mutex<VecDeque<LogLine>>,
-    file: Mutex<Option<LogFile>>,
+    file: Option<Writer>,
     follow: broadcast::Sender<LogLine>,
+    limit: Mutex<Limit>,
+    dropped: AtomicU64,
 }
 
+/// The rate limit of a service's container output, and the lines it dropped since the last
+/// notice.
 #[derive(Debug)]
-struct LogFile {
-    path: PathBuf,
-    file: File,
-    size: u64,
+struct Limit {
+    bucket: TokenBucket,
+    unreported: u64,
 }
 
 impl ServiceLog {
@@ -64,20 +84,25 @@ impl ServiceLog {
     /// partition). A file that cannot be opened is reported once and the log stays in memory.
     pub fn new(dir: Option<&Path>, service: &str) -> (ServiceLog, Option<std::io::Error>) {
         let (follow, _) = broadcast::channel(256);
-        let (file, error) = match dir.map(|d| LogFile::open(d, service)) {
+        let (file, error) = match dir.map(|d| Writer::start(d, service)) {
             Some(Ok(f)) => (Some(f), None),
             Some(Err(e)) => (None, Some(e)),
             None => (None, None),
         };
         let log = ServiceLog {
             ring: Mutex::new(VecDeque::with_capacity(RING_LINES)),
-            file: Mutex::new(file),
+            file,
             follow,
+            limit: Mutex::new(Limit {
+                bucket: TokenBucket::new(LINES_PER_SEC, BURST_LINES, Instant::now()),
+                unreported: 0,
+            }),
+            dropped: AtomicU64::new(0),
         };
         (log, error)
     }
 
-    /// Records one line.
+    /// Records one line of the board's own (not rate-limited).
     pub fn push(&self, instance: &str, stream: Stream, text: &str) {
         let mut text = text.trim_end_matches(['\n', '\r']).to_string();
         if text.len() > MAX_LINE {
@@ -87,6 +112,54 @@ impl ServiceLog {
             }
             text.truncate(cut);
         }
+        self.record(instance, stream, text, false);
+    }
+
+    /// Records one piece of a container's output if the service's rate limit lets it through;
+    /// otherwise counts it. The first piece let through after some were dropped is preceded
+    /// by a line saying how many.
+    pub fn offer(&self, instance: &str, stream: Stream, piece: Piece) {
+        self.offer_at(instance, stream, piece, Instant::now());
+    }
+
+    /// [`ServiceLog::offer`] at a given time.
+    pub(super) fn offer_at(&self, instance: &str, stream: Stream, piece: Piece, now: Instant) {
+        let mut limit = lock(&self.limit);
+        if !limit.bucket.take(now) {
+            limit.unreported += 1;
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let missed = std::mem::take(&mut limit.unreported);
+        drop(limit);
+        if missed > 0 {
+            self.record(
+                instance,
+                Stream::Stderr,
+                format!("baton: {missed} lines dropped (rate limit)"),
+                false,
+            );
+        }
+        self.record(instance, stream, piece.text, piece.continued);
+    }
+
+    /// Container lines dropped by the rate limit since the log was made.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Lines the file writer could not keep up with since the log was made (they are in the
+    /// ring, not in the file).
+    pub fn unwritten(&self) -> u64 {
+        self.file.as_ref().map_or(0, Writer::dropped)
+    }
+
+    /// Waits until every line recorded so far is in the file, at most `timeout`; whether it is.
+    pub fn flush(&self, timeout: std::time::Duration) -> bool {
+        self.file.as_ref().is_none_or(|f| f.flush(timeout))
+    }
+
+    fn record(&self, instance: &str, stream: Stream, text: String, continued: bool) {
         let line = LogLine {
             time_ms: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -95,10 +168,11 @@ impl ServiceLog {
             instance: instance.to_string(),
             stream,
             text,
+            continued,
         };
-        if let Some(f) = lock(&self.file).as_mut() {
-            // A full or failing disk must not stop the service: the ring still has the line.
-            let _ = f.append(&line);
+        if let Some(f) = &self.file {
+            // A full, slow or failing disk must not stop the service: the ring has the line.
+            f.send(line.clone());
         }
         let mut ring = lock(&self.ring);
         if ring.len() == RING_LINES {
@@ -126,50 +200,6 @@ impl ServiceLog {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl LogFile {
-    fn open(dir: &Path, service: &str) -> std::io::Result<LogFile> {
-        std::fs::create_dir_all(dir)?;
-        let path = dir.join(format!("{service}.log"));
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
-        let size = file.metadata()?.len();
-        Ok(LogFile { path, file, size })
-    }
-
-    fn append(&mut self, line: &LogLine) -> std::io::Result<()> {
-        let stream = match line.stream {
-            Stream::Stdout => "out",
-            Stream::Stderr => "err",
-        };
-        let text = format!(
-            "{} {} {} {}\n",
-            line.time_ms, line.instance, stream, line.text
-        );
-        if self.size + text.len() as u64 > ROTATE_BYTES && self.size > 0 {
-            self.rotate()?;
-        }
-        self.file.write_all(text.as_bytes())?;
-        self.size += text.len() as u64;
-        Ok(())
-    }
-
-    fn rotate(&mut self) -> std::io::Result<()> {
-        let numbered = |n: usize| PathBuf::from(format!("{}.{n}", self.path.display()));
-        for n in (1..KEEP_FILES).rev() {
-            let from = numbered(n);
-            if from.exists() {
-                std::fs::rename(&from, numbered(n + 1))?;
-            }
-        }
-        std::fs::rename(&self.path, numbered(1))?;
-        self.file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
-        self.size = 0;
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -205,9 +235,14 @@ mod tests {
         assert!(err.is_none());
         let line = "x".repeat(1000);
         let per_file = ROTATE_BYTES as usize / 1030;
-        for _ in 0..per_file * (KEEP_FILES + 2) {
+        for i in 0..per_file * (KEEP_FILES + 2) {
             log.push("web-2", Stream::Stdout, &line);
+            if i % 64 == 0 {
+                assert!(log.flush(std::time::Duration::from_secs(60)), "flushed");
+            }
         }
+        assert!(log.flush(std::time::Duration::from_secs(60)), "flushed");
+        assert_eq!(log.unwritten(), 0);
         let current = std::fs::read_to_string(dir.path().join("web.log")).expect("current log");
         assert!(current
             .lines()

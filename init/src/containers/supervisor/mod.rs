@@ -15,6 +15,9 @@
 //! - `events`: what happened: launches finished, containers ended, health checks;
 //! - `effects`: carrying the decisions out: signals, launches, network rules, image collection;
 //! - `launcher`: one instance's launch (image, network namespace, container);
+//! - `output`, `logs`, `log_writer`: a container's output, cut into bounded lines, rate-limited
+//!   and kept in memory and on disk;
+//! - `image_files`: files read from an image's layers (its `/etc/passwd`), confined to them;
 //! - `views`: what the API shows;
 //! - `denials`: seccomp refusals read from the kernel's log, for the instances' logs.
 
@@ -23,11 +26,14 @@ mod driver;
 mod effects;
 mod events;
 pub mod health;
+mod image_files;
 mod images;
 pub mod instance;
 pub mod launch;
 mod launcher;
+mod log_writer;
 pub mod logs;
+mod output;
 mod reconcile;
 mod state;
 #[cfg(test)]
@@ -240,12 +246,22 @@ impl Supervisor {
 
     /// Every service, by name.
     pub fn services(&self) -> Vec<ServiceView> {
-        lock(&self.snapshot.views).values().cloned().collect()
+        let views: Vec<ServiceView> = lock(&self.snapshot.views).values().cloned().collect();
+        views.into_iter().map(|v| self.with_log_counts(v)).collect()
     }
 
     /// One service.
     pub fn service(&self, name: &str) -> Option<ServiceView> {
-        lock(&self.snapshot.views).get(name).cloned()
+        let view = lock(&self.snapshot.views).get(name).cloned();
+        view.map(|v| self.with_log_counts(v))
+    }
+
+    /// The view with its log's current count of dropped lines (which changes between refreshes).
+    fn with_log_counts(&self, mut view: ServiceView) -> ServiceView {
+        if let Some(log) = lock(&self.snapshot.logs).get(&view.name) {
+            view.dropped_log_lines = log.dropped();
+        }
+        view
     }
 
     /// The log of service `name`.

@@ -80,6 +80,7 @@ impl Driver {
             publish: svc.spec.publish,
             instances,
             error: svc.error.as_ref().map(ToString::to_string),
+            dropped_log_lines: svc.log.dropped(),
         };
         lock(&self.snapshot.views).insert(name.to_string(), view);
     }

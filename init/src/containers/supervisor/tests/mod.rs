@@ -3,6 +3,8 @@
 //! moves only when nothing is left to do but wait for a timer, so backoffs are exact.
 
 mod fakes;
+mod image_files;
+mod output;
 mod plan;
 mod scenarios;
 
