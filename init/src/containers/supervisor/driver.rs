@@ -24,6 +24,8 @@ pub(super) struct Inputs {
     pub(super) work: mpsc::UnboundedReceiver<WorkDone>,
     /// The runtime's events, until it is lost.
     pub(super) exits: Option<mpsc::UnboundedReceiver<runtime::Event>>,
+    /// Seccomp refusals (instance id, line), while the kernel's log is read.
+    pub(super) denials: Option<mpsc::Receiver<(String, String)>>,
 }
 
 /// Runs the supervisor until the handle is gone.
@@ -50,6 +52,7 @@ impl Driver {
     ) -> (Driver, Inputs) {
         let (work, results) = mpsc::unbounded_channel();
         let exits = kit.events.take();
+        let denials = kit.denials.take();
         let mut driver = Driver {
             paths,
             kit,
@@ -70,6 +73,7 @@ impl Driver {
             commands,
             work: results,
             exits,
+            denials,
         };
         (driver, inputs)
     }
@@ -85,6 +89,12 @@ impl Driver {
         };
         let exit = async {
             match inputs.exits.as_mut() {
+                Some(rx) => rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let denial = async {
+            match inputs.denials.as_mut() {
                 Some(rx) => rx.recv().await,
                 None => std::future::pending().await,
             }
@@ -108,6 +118,10 @@ impl Driver {
                 None => inputs.exits = None,
             },
             () = sleep => self.timers(),
+            denied = denial => match denied {
+                Some((instance, line)) => self.denied(&instance, &line),
+                None => inputs.denials = None,
+            },
         }
         self.finish_stop_all();
         self.collect_images();

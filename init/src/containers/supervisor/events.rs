@@ -76,6 +76,15 @@ impl Driver {
         }
     }
 
+    /// The kernel refused a call of `instance`'s: say so in its service's log.
+    pub(super) fn denied(&mut self, instance: &str, line: &str) {
+        let service = instance.rsplit_once('-').map_or(instance, |(name, _)| name);
+        if let Some(svc) = self.services.get(service) {
+            svc.log
+                .push(instance, Stream::Stderr, &format!("baton: {line}"));
+        }
+    }
+
     /// A container ended: remove it, then tell its machine.
     pub(super) fn exited(&mut self, exit: runtime::Exit) {
         let Some((name, slot)) = exit

@@ -128,6 +128,8 @@ pub(super) struct Toolkit {
     pub(super) runtime: Result<Arc<dyn Containers>, Unavailable>,
     /// The runtime's exit events, until it is lost.
     pub(super) events: Option<mpsc::UnboundedReceiver<runtime::Event>>,
+    /// Seccomp refusals from the kernel's log: (instance id, line).
+    pub(super) denials: Option<mpsc::Receiver<(String, String)>>,
     /// The board bridge.
     pub(super) bridge: Result<Arc<dyn Links>, Unavailable>,
     /// The bridge's free addresses.
@@ -142,6 +144,9 @@ pub(super) struct Toolkit {
     pub(super) probes: Arc<dyn Probes>,
 }
 
+/// Seccomp refusals waiting for the supervisor; more are dropped (and counted by the reader).
+const DENIALS_QUEUE: usize = 64;
+
 impl Toolkit {
     /// Starts the runtime helper, the bridge with its NAT rules and the service names, and opens
     /// the image store; notes for the console about what each found.
@@ -154,6 +159,16 @@ impl Toolkit {
             notes.extend(r.startup_notes().iter().cloned());
         }
         let events = runtime.as_ref().ok().and_then(Runtime::events);
+        let (to, denials) = mpsc::channel(DENIALS_QUEUE);
+        let denials = match super::denials::spawn("/dev/kmsg".into(), "/proc".into(), to) {
+            Ok(_) => Some(denials),
+            Err(e) => {
+                notes.push(format!(
+                    "seccomp refusals will not reach the services' logs (/dev/kmsg: {e})"
+                ));
+                None
+            }
+        };
         let bridge = start_bridge(paths, &mut notes).await;
         let pool = match &bridge {
             Ok(b) => Pool::new(b.subnet()).ok(),
@@ -172,6 +187,7 @@ impl Toolkit {
         let kit = Toolkit {
             runtime: runtime.map(|r| Arc::new(r) as Arc<dyn Containers>),
             events,
+            denials,
             bridge: bridge.map(|b| Arc::new(b) as Arc<dyn Links>),
             pool,
             store: store.map(|s| Arc::new(s) as Arc<dyn Images>),

@@ -35,6 +35,8 @@ struct Board {
     runtime: Arc<FakeRuntime>,
     rules: Arc<FakeRules>,
     probes: Arc<FakeProbes>,
+    /// Seccomp refusals as the kernel-log reader hands them on.
+    denied: mpsc::Sender<(String, String)>,
     _dir: tempfile::TempDir,
 }
 
@@ -50,6 +52,7 @@ impl Board {
         };
         let calls = Arc::new(Calls::default());
         let (events, exits) = mpsc::unbounded_channel();
+        let (denied, denials) = mpsc::channel(8);
         let runtime = Arc::new(FakeRuntime {
             calls: Arc::clone(&calls),
             events,
@@ -65,6 +68,7 @@ impl Board {
         let kit = Toolkit {
             runtime: Ok(runtime.clone()),
             events: Some(exits),
+            denials: Some(denials),
             bridge: Ok(Arc::new(FakeLinks {
                 calls: Arc::clone(&calls),
             })),
@@ -88,6 +92,7 @@ impl Board {
             runtime,
             rules,
             probes,
+            denied,
             _dir: dir,
         }
     }

@@ -336,3 +336,35 @@ async fn a_refused_rule_set_blocks_starts_until_one_is_accepted() {
         .iter()
         .any(|s| s.name == "web" && !s.instances.is_empty()));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_seccomp_refusal_shows_in_the_instance_s_log() {
+    let mut board = Board::new(false);
+    board.handle.apply(spec("web", ""));
+    board
+        .until("web-1 running", |b| {
+            b.instances("web", "running") == ["web-1"]
+        })
+        .await;
+    let line = "seccomp refused mount (syscall 40) to pid 7 (sh): EPERM";
+    for instance in ["web-1", "gone-3"] {
+        board
+            .denied
+            .try_send((instance.to_string(), line.to_string()))
+            .expect("queued");
+    }
+    let said = |b: &Board| {
+        b.handle
+            .log("web")
+            .map(|l| l.tail(10))
+            .unwrap_or_default()
+            .iter()
+            .any(|l| l.instance == "web-1" && l.text == format!("baton: {line}"))
+    };
+    board.until("the refusal in web's log", said).await;
+    board.quiet().await;
+    assert!(
+        board.handle.log("gone").is_none(),
+        "no service of an unknown instance"
+    );
+}
