@@ -4,6 +4,7 @@
 
 pub mod console;
 pub mod context;
+pub mod listen;
 pub mod mountinfo;
 pub mod persist;
 pub mod status;
