@@ -3,8 +3,6 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::Duration;
-
 use tokio::time::Instant;
 
 /// How fast one source may open connections: a bucket of `burst` tokens refilled at
@@ -107,7 +105,7 @@ impl Sources {
     }
 
     /// Sources tracked now.
-    pub fn len(&self) -> usize {
+    pub fn tracked(&self) -> usize {
         self.entries.len()
     }
 
@@ -125,15 +123,11 @@ impl Sources {
     }
 }
 
-/// The time a bucket needs to refill from empty; for messages.
-pub fn refill_time(rate: Rate) -> Duration {
-    Duration::from_secs_f64(f64::from(rate.burst) / f64::from(rate.per_second.max(1)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::net::{Ipv4Addr, Ipv6Addr};
+    use std::time::Duration;
 
     const RATE: Rate = Rate {
         burst: 3,
@@ -172,7 +166,7 @@ mod tests {
         for n in 2..=200 {
             let _ = s.admit(ip(n), now + Duration::from_millis(u64::from(n)));
             s.release(ip(n));
-            assert!(s.len() <= 4, "{} sources tracked", s.len());
+            assert!(s.tracked() <= 4, "{} sources tracked", s.tracked());
         }
         assert_eq!(
             s.admit(ip(1), now),
