@@ -36,8 +36,9 @@ pub struct Settings {
 
 impl Default for Settings {
     /// 10 s for a head of at most 16 KiB and 64 headers; 4,096 connections (PID 1's file limit
-    /// is raised at boot to allow them), 32 per source, a source opening at most 16 a second
-    /// after a burst of 32.
+    /// is raised at boot to allow them), 64 per source, a source opening at most 64 a second
+    /// after a burst of 128 (clients behind one NAT, QEMU's user network among them, share a
+    /// source).
     fn default() -> Self {
         Settings {
             header_timeout: Duration::from_secs(10),
@@ -45,10 +46,10 @@ impl Default for Settings {
             max_headers: 64,
             limits: Limits {
                 max_connections: 4096,
-                per_source: 32,
+                per_source: 64,
                 rate: Rate {
-                    burst: 32,
-                    per_second: 16,
+                    burst: 128,
+                    per_second: 64,
                 },
                 max_sources: 8192,
             },

@@ -198,3 +198,42 @@ async fn an_oversized_head_is_refused() {
         String::from_utf8_lossy(&raw)
     );
 }
+
+#[tokio::test]
+async fn one_source_opening_2000_connections_holds_only_its_share() {
+    const FLOOD: u64 = 2000;
+    crate::boot::limits::raise_open_files(crate::boot::limits::OPEN_FILES).expect("file limit");
+    let settings = Settings {
+        header_timeout: Duration::from_secs(120),
+        ..Settings::default()
+    };
+    let share = settings.limits.per_source as u64;
+    let (addr, stats) = start(settings).await;
+    let flooder = Ipv4Addr::new(127, 0, 2, 1);
+    let mut flood = Vec::new();
+    for _ in 0..FLOOD {
+        flood.push(connect_from(flooder, addr).await);
+    }
+    let refused = |s: &Stats| {
+        s.refused_per_source.load(Ordering::Relaxed) + s.refused_rate.load(Ordering::Relaxed)
+    };
+    eventually(
+        "every flood connection held or refused",
+        Duration::from_secs(20),
+        || stats.open.load(Ordering::Relaxed) + refused(&stats) >= FLOOD,
+    )
+    .await;
+    assert_eq!(
+        stats.open.load(Ordering::Relaxed),
+        share,
+        "the source holds its share"
+    );
+    assert_eq!(
+        call(addr, "/v1/health", None, Duration::from_secs(2)).await,
+        200
+    );
+    assert_eq!(
+        call(addr, "/v1/status", Some(TOKEN), Duration::from_secs(2)).await,
+        200
+    );
+}

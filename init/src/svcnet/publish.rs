@@ -29,18 +29,19 @@ pub struct ProxyLimits {
 }
 
 impl Default for ProxyLimits {
-    /// 512 connections, 64 per source, a source opening at most 32 a second after a burst of
-    /// 64; 5 s to connect to an instance; 5 minutes idle.
+    /// 1,024 connections, 256 per source, a source opening at most 128 a second after a burst
+    /// of 256 (a published port may serve many clients behind one NAT); 5 s to connect to an
+    /// instance; 5 minutes idle.
     fn default() -> Self {
         ProxyLimits {
             listen: Limits {
-                max_connections: 512,
-                per_source: 64,
+                max_connections: 1024,
+                per_source: 256,
                 rate: Rate {
-                    burst: 64,
-                    per_second: 32,
+                    burst: 256,
+                    per_second: 128,
                 },
-                max_sources: 1024,
+                max_sources: 2048,
             },
             connect_timeout: Duration::from_secs(5),
             idle: Duration::from_secs(300),
