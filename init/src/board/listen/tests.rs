@@ -231,3 +231,110 @@ async fn closed_by_server_quickly(stream: &mut TcpStream) -> bool {
         Ok(Ok(0) | Err(_))
     )
 }
+
+/// Set in the child process of [`a_real_emfile_is_backed_off`].
+const EMFILE_CHILD: &str = "BATON_TEST_EMFILE_CHILD";
+
+/// A real `EMFILE`: a child process (this test, run again) lowers its open-file limit so
+/// that no more connection can be accepted, then serves; the parent connects a few times.
+/// The child checks that failed accepts are spaced by the back-off and logged once.
+#[test]
+fn a_real_emfile_is_backed_off() {
+    if std::env::var_os(EMFILE_CHILD).is_some() {
+        return emfile_child();
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port_file = dir.path().join("port");
+    let exe = std::env::current_exe().expect("test binary");
+    let child = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            "board::listen::tests::a_real_emfile_is_backed_off",
+            "--test-threads=1",
+        ])
+        .env(EMFILE_CHILD, &port_file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn the child");
+    let port: u16 = baton_testnet::wait_for("the child's port", Duration::from_secs(20), || {
+        std::fs::read_to_string(&port_file)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    });
+    let _held: Vec<std::net::TcpStream> = (0..8)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+        .collect();
+    // The child ends by itself once it has seen enough failed accepts (or timed out).
+    let output = child.wait_with_output().expect("wait");
+    assert!(
+        output.status.success(),
+        "the child failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn emfile_child() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let first_error: Arc<Mutex<Option<Instant>>> = Arc::default();
+        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (seen, sink) = (Arc::clone(&first_error), Arc::clone(&lines));
+        let log: Log = Arc::new(move |m| {
+            lock(&seen).get_or_insert_with(Instant::now);
+            lock(&sink).push(m.to_string());
+        });
+        let stats = Arc::new(Stats::default());
+        // Room for the descriptors open now (the read_dir's own included, so one more: the
+        // port file's write needs it once).
+        let open = std::fs::read_dir("/proc/self/fd").expect("fds").count() as u64;
+        let (_, hard) = crate::boot::limits::get().expect("getrlimit");
+        let limit = libc::rlimit {
+            rlim_cur: open,
+            rlim_max: hard,
+        };
+        // SAFETY: `limit` is a valid rlimit that the call only reads.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+        let held = |s: TcpStream, _| async move {
+            let _s = s;
+            std::future::pending::<()>().await
+        };
+        tokio::spawn(serve(
+            listener,
+            "test",
+            LIMITS,
+            Arc::clone(&stats),
+            log,
+            held,
+        ));
+        let port_file = std::env::var_os(EMFILE_CHILD).expect("set by the parent");
+        std::fs::write(port_file, port.to_string()).expect("write the port");
+        eventually("six failed accepts", Duration::from_secs(20), || {
+            stats.accept_errors.load(Ordering::Relaxed) >= 6
+        })
+        .await;
+        let since_first = lock(&first_error)
+            .expect("the failure was logged")
+            .elapsed();
+        // Five sleeps (5, 10, 20, 40, 80 ms) separate the first failure from the sixth.
+        assert!(
+            since_first >= Duration::from_millis(150),
+            "six failed accepts within {since_first:?}: the loop spins"
+        );
+        let lines = lock(&lines).clone();
+        assert_eq!(lines.len(), 1, "one line per burst: {lines:?}");
+        assert!(lines[0].contains("Too many open files"), "{lines:?}");
+        assert!(
+            stats.open.load(Ordering::Relaxed) >= 1,
+            "nothing was accepted first"
+        );
+    });
+}
