@@ -25,6 +25,18 @@ pub const MAX_BODY: usize = 8 << 20;
 
 const VERSION: u8 = 1;
 const NONCE_LEN: usize = 24;
+
+/// Bytes before the ciphertext of a sealed body: the version byte and the nonce.
+pub const HEAD_LEN: usize = 1 + NONCE_LEN;
+
+/// The shortest sealed body: its head and the 16-byte tag of an empty ciphertext.
+pub const MIN_BODY: usize = HEAD_LEN + 16;
+
+/// Whether `head`, the first bytes of a body, can begin a sealed body of this version: a cheap
+/// check that lets a receiver refuse before it reads a body whole. Needs at least [`HEAD_LEN`].
+pub fn plausible_head(head: &[u8]) -> bool {
+    head.len() >= HEAD_LEN && head[0] == VERSION
+}
 const KDF_INFO: &[u8] = b"baton spec sync v1";
 
 /// Why a sealed body was refused.

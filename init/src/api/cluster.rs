@@ -7,13 +7,18 @@
 //! | POST   | `/v1/cluster/sync` | the cluster key (sealed body) | a peer's records in, ours out |
 //! | GET    | `/v1/network`      | token         | each service's virtual IP, allow list and egress; the rule set's generation; the mesh to other boards |
 
-use axum::body::Bytes;
-use axum::extract::State as Extract;
-use axum::http::{header, StatusCode};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State as Extract};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use baton_api::NetworkReport;
+use baton_cluster::sync::{plausible_head, HEAD_LEN, MIN_BODY};
+use futures_util::StreamExt;
+use tokio::sync::Semaphore;
 
 use super::{problem, Handles};
 
@@ -62,15 +67,90 @@ async fn view(Extract(handles): Extract<Handles>) -> Response {
     }
 }
 
-async fn sync(Extract(handles): Extract<Handles>, body: Bytes) -> Response {
+/// Largest sync request read (a peer's records; answers may be larger, up to the cluster's own
+/// limit).
+const MAX_SYNC_REQUEST: usize = 2 << 20;
+
+/// Time for a sync request's body to arrive whole.
+const SYNC_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Sync request bodies read at once: whoever has no key can make PID 1 hold at most this many
+/// times [`MAX_SYNC_REQUEST`]; beyond it a request is refused at once (the peer retries next
+/// round).
+static SYNC_READERS: Semaphore = Semaphore::const_new(4);
+
+/// `POST /v1/cluster/sync`. Unauthenticated until the body opens, so the cheap checks come
+/// first: a cluster to answer for, a `Content-Length` within bounds, a free reader, and a head
+/// that can begin a sealed body; only then is the rest read, within a time limit.
+async fn sync(Extract(handles): Extract<Handles>, request: Request) -> Response {
     let Some(node) = handles.cluster() else {
         return problem(StatusCode::SERVICE_UNAVAILABLE, "not in a cluster yet");
+    };
+    let Ok(_reader) = SYNC_READERS.try_acquire() else {
+        return problem(StatusCode::SERVICE_UNAVAILABLE, "busy; try again");
+    };
+    let (parts, body) = request.into_parts();
+    let read = tokio::time::timeout(SYNC_READ_TIMEOUT, read_sealed(&parts.headers, body)).await;
+    let body = match read {
+        Ok(Ok(body)) => body,
+        Ok(Err(refusal)) => return refusal,
+        Err(_) => return problem(StatusCode::REQUEST_TIMEOUT, "the body came too slowly"),
     };
     match node.answer_sync(&body) {
         Some(answer) => {
             ([(header::CONTENT_TYPE, "application/octet-stream")], answer).into_response()
         }
         // Nothing about why: a stranger learns only that it was refused.
-        None => problem(StatusCode::FORBIDDEN, "refused"),
+        None => refused(),
     }
 }
+
+fn refused() -> Response {
+    problem(StatusCode::FORBIDDEN, "refused")
+}
+
+/// Reads a sync request's body: exactly its `Content-Length` of at most [`MAX_SYNC_REQUEST`]
+/// bytes, refusing as soon as its head cannot begin a sealed body.
+async fn read_sealed(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Response> {
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .ok_or_else(|| problem(StatusCode::LENGTH_REQUIRED, "Content-Length needed"))?;
+    if length > MAX_SYNC_REQUEST {
+        return Err(problem(StatusCode::PAYLOAD_TOO_LARGE, "body too large"));
+    }
+    if length < MIN_BODY {
+        return Err(refused());
+    }
+    let mut out = Vec::with_capacity(HEAD_LEN);
+    let mut chunks = body.into_data_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|_| problem(StatusCode::BAD_REQUEST, "body unreadable"))?;
+        if out.len() + chunk.len() > length {
+            return Err(problem(
+                StatusCode::BAD_REQUEST,
+                "body longer than Content-Length",
+            ));
+        }
+        let had_head = out.len() >= HEAD_LEN;
+        out.extend_from_slice(&chunk);
+        if !had_head && out.len() >= HEAD_LEN {
+            if !plausible_head(&out) {
+                return Err(refused());
+            }
+            out.reserve_exact(length - out.len());
+        }
+    }
+    if out.len() != length {
+        return Err(problem(
+            StatusCode::BAD_REQUEST,
+            "body shorter than Content-Length",
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+#[path = "cluster_tests.rs"]
+mod tests;

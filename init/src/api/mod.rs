@@ -39,6 +39,7 @@ use crate::cluster::Node;
 use crate::containers::supervisor::Supervisor;
 
 mod cluster;
+pub mod serve;
 mod services;
 
 /// TCP port of the API on every board.
@@ -113,12 +114,20 @@ fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, Error> {
     tokio::net::TcpListener::from_std(std_listener).map_err(|source| Error::Listen { addr, source })
 }
 
-/// Serves the API on `listener` until the process ends.
+/// Serves the API on `listener` until the process ends, with the default [`serve::Settings`].
 pub async fn serve(listener: tokio::net::TcpListener, handles: Handles) {
+    serve_with(listener, handles, serve::Settings::default()).await;
+}
+
+/// [`serve`] with explicit limits and timeouts.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    handles: Handles,
+    settings: serve::Settings,
+) {
     let console = Arc::clone(&handles.console);
-    if let Err(e) = axum::serve(listener, router(handles)).await {
-        console.line(format_args!("API server stopped: {e}"));
-    }
+    let stats = Arc::default();
+    serve::run(listener, router(handles), settings, stats, console).await;
 }
 
 fn router(handles: Handles) -> Router {

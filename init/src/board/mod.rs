@@ -5,6 +5,7 @@
 pub mod cgroups;
 pub mod console;
 pub mod context;
+pub mod listen;
 pub mod mountinfo;
 pub mod persist;
 pub mod status;

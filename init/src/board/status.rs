@@ -1,6 +1,7 @@
 //! The board's state as the API reports it, shared between the boot sequence, the network
 //! code and the API. Every field is behind its own lock, held only to copy in or out.
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -15,11 +16,24 @@ pub use baton_api::{Address, AddressSource, BoardInfo, BootStep, ClockStatus, Da
 pub struct BoardStatus {
     info: Mutex<BoardInfo>,
     boot: Mutex<Vec<BootStep>>,
-    errors: Mutex<Vec<String>>,
+    errors: Mutex<Errors>,
     config_errors: Mutex<Vec<ConfigError>>,
     addresses: Mutex<Vec<Address>>,
     token: Mutex<Option<String>>,
     clock: Mutex<ClockStatus>,
+}
+
+/// Errors kept for the API (the newest); older ones are only counted.
+pub const MAX_ERRORS: usize = 64;
+
+/// Longest error message kept, in bytes; longer ones are cut.
+pub const MAX_ERROR_LEN: usize = 1024;
+
+/// The newest [`MAX_ERRORS`] errors and how many older ones were let go.
+#[derive(Debug, Default)]
+struct Errors {
+    kept: VecDeque<String>,
+    dropped: u64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -56,14 +70,35 @@ impl BoardStatus {
         lock(&self.boot).clone()
     }
 
-    /// Records an error that the API should show (it is also printed on the console by the caller).
+    /// Records an error that the API should show (it is also printed on the console by the
+    /// caller). The newest [`MAX_ERRORS`] are kept, each cut to [`MAX_ERROR_LEN`] bytes.
     pub fn add_error(&self, message: impl Into<String>) {
-        lock(&self.errors).push(message.into());
+        let mut message = message.into();
+        if message.len() > MAX_ERROR_LEN {
+            let mut end = MAX_ERROR_LEN;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push('…');
+        }
+        let mut errors = lock(&self.errors);
+        if errors.kept.len() >= MAX_ERRORS {
+            errors.kept.pop_front();
+            errors.dropped += 1;
+        }
+        errors.kept.push_back(message);
     }
 
-    /// Errors recorded so far.
+    /// Errors recorded so far, oldest first; when older ones were let go, a first line says
+    /// how many.
     pub fn errors(&self) -> Vec<String> {
-        lock(&self.errors).clone()
+        let errors = lock(&self.errors);
+        let note =
+            (errors.dropped > 0).then(|| format!("({} earlier errors not kept)", errors.dropped));
+        note.into_iter()
+            .chain(errors.kept.iter().cloned())
+            .collect()
     }
 
     /// Replaces the configuration errors (they are recomputed whenever the config is read).
@@ -115,5 +150,36 @@ impl BoardStatus {
     /// How the clock is kept.
     pub fn clock(&self) -> ClockStatus {
         lock(&self.clock).clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_keep_the_newest_and_count_the_rest() {
+        let state = BoardStatus::default();
+        for i in 0..MAX_ERRORS + 10 {
+            state.add_error(format!("error {i}"));
+        }
+        let errors = state.errors();
+        assert_eq!(errors.len(), MAX_ERRORS + 1);
+        assert_eq!(errors[0], "(10 earlier errors not kept)");
+        assert_eq!(errors[1], "error 10");
+        assert_eq!(errors[MAX_ERRORS], format!("error {}", MAX_ERRORS + 9));
+    }
+
+    #[test]
+    fn a_long_error_is_cut_on_a_character_boundary() {
+        let state = BoardStatus::default();
+        state.add_error("é".repeat(MAX_ERROR_LEN));
+        let kept = &state.errors()[0];
+        assert!(
+            kept.len() <= MAX_ERROR_LEN + '…'.len_utf8(),
+            "{}",
+            kept.len()
+        );
+        assert!(kept.ends_with('…'));
     }
 }

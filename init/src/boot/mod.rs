@@ -7,6 +7,7 @@ pub mod data;
 pub mod disk;
 pub mod entropy;
 pub mod hostname;
+pub mod limits;
 pub mod modules;
 pub mod mounts;
 pub mod rootfs_switch;
@@ -85,7 +86,8 @@ fn done(ctx: &Ctx, step: &str, started: Instant) {
 ///
 ///  1. `filesystems` (fatal): /proc, /sys, /dev, /dev/pts, /dev/shm, /run, /tmp and cgroup2 at
 ///     /sys/fs/cgroup (pts, shm and cgroup2 optional); /dev/console becomes fds 0-2;
-///     Ctrl-Alt-Del becomes SIGINT; the cgroup tree ([`cgroups`]) with PID 1 in `system`.
+///     Ctrl-Alt-Del becomes SIGINT; the cgroup tree ([`cgroups`]) with PID 1 in `system`;
+///     first of all the open-file limit is raised to [`limits::OPEN_FILES`].
 ///  2. `build-info` (fatal): read /etc/baton/build.json.
 ///  3. `modules`: load the kernel modules in order.
 ///  4. `disk` (fatal): find the boot disk by MBR signature, waiting up to 15 s.
@@ -107,6 +109,10 @@ pub async fn boot<S: Services>(
     up: &mut Running<S::Network>,
 ) -> Result<(), Error> {
     let t = Instant::now();
+    // Before anything opens files: the default 1,024 is less than the API's connection cap.
+    if let Err(e) = limits::raise_open_files(limits::OPEN_FILES) {
+        ctx.report(format_args!("cannot raise the open-file limit: {e}"));
+    }
     mounts::mount_pseudo(ctx)?;
     if let Err(e) = ctx.sys.disable_ctrl_alt_del() {
         ctx.report(format_args!("cannot route Ctrl-Alt-Del to init: {e}"));

@@ -1,4 +1,6 @@
-//! The UDP and TCP listeners and their per-query tasks.
+//! The UDP and TCP listeners and their per-query tasks. TCP connections are accepted through the
+//! board's limited loop ([`listen`]: a cap, a share and a rate per source, a back-off on accept
+//! errors); each read and write on them has [`Limits::tcp_idle`] to finish.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use tokio::time::timeout;
 use super::answer::{decide, servfail, Decision};
 use super::forward::forward;
 use super::{Error, Limits, Upstreams, VipTable};
+use crate::board::listen::{self, Rate, Stats};
 
 /// The largest datagram read from a client (EDNS clients rarely send more than a few hundred).
 const MAX_QUERY: usize = 4096;
@@ -23,12 +26,19 @@ pub struct DnsServer {
     addr: SocketAddr,
     /// The UDP and TCP accept loops.
     tasks: Vec<JoinHandle<()>>,
+    /// The TCP listener's counters.
+    tcp: Arc<Stats>,
 }
 
 impl DnsServer {
     /// The address served, on both UDP and TCP.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The TCP listener's connection counters.
+    pub fn tcp_stats(&self) -> &Stats {
+        &self.tcp
     }
 }
 
@@ -114,11 +124,16 @@ pub async fn start_with(
         limits,
         forwards: Arc::new(Semaphore::new(limits.max_forwards.max(1))),
     });
+    let stats = Arc::new(Stats::default());
     let tasks = vec![
         tokio::spawn(serve_udp(Arc::new(udp), Arc::clone(&shared))),
-        tokio::spawn(serve_tcp(tcp, shared)),
+        tokio::spawn(serve_tcp(tcp, shared, Arc::clone(&stats))),
     ];
-    Ok(DnsServer { addr, tasks })
+    Ok(DnsServer {
+        addr,
+        tasks,
+        tcp: stats,
+    })
 }
 
 /// The UDP loop: local answers inline, forwards in bounded background tasks.
@@ -153,23 +168,34 @@ async fn serve_udp(socket: Arc<UdpSocket>, shared: Arc<Resolver>) {
     }
 }
 
-/// The TCP accept loop: at most `max_tcp` connections, each in its own task.
-async fn serve_tcp(listener: TcpListener, shared: Arc<Resolver>) {
-    let connections = Arc::new(Semaphore::new(shared.limits.max_tcp.max(1)));
-    loop {
-        let Ok((stream, _peer)) = listener.accept().await else {
-            continue;
-        };
-        let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
-            drop(stream);
-            continue;
-        };
-        let shared = Arc::clone(&shared);
-        tokio::spawn(async move {
-            serve_connection(stream, &shared).await;
-            drop(permit);
-        });
+/// The TCP listener's limits: `max_tcp` connections, a quarter of them (at least one) per
+/// source, and a source opening at most `max_tcp` a second.
+fn tcp_limits(limits: &Limits) -> listen::Limits {
+    let max = limits.max_tcp.max(1);
+    let per_second = u32::try_from(max).unwrap_or(u32::MAX);
+    listen::Limits {
+        max_connections: max,
+        per_source: (max / 4).max(1),
+        rate: Rate {
+            burst: per_second,
+            per_second,
+        },
+        max_sources: max * 16,
     }
+}
+
+/// The TCP accept loop: the board's limited loop, each connection in its own task.
+async fn serve_tcp(listener: TcpListener, shared: Arc<Resolver>, stats: Arc<Stats>) {
+    let name = match listener.local_addr() {
+        Ok(addr) => format!("DNS over TCP on {addr}"),
+        Err(_) => "DNS over TCP".to_string(),
+    };
+    let limits = tcp_limits(&shared.limits);
+    let handle = move |stream, _peer| {
+        let shared = Arc::clone(&shared);
+        async move { serve_connection(stream, &shared).await }
+    };
+    listen::serve(listener, &name, limits, stats, listen::stderr_log(), handle).await;
 }
 
 /// Serves length-prefixed queries on one connection, in order, until EOF, error or idleness.
@@ -210,8 +236,70 @@ async fn serve_connection(mut stream: TcpStream, shared: &Resolver) {
         let mut framed = Vec::with_capacity(reply.len() + 2);
         framed.extend_from_slice(&len.to_be_bytes());
         framed.extend_from_slice(&reply);
-        if stream.write_all(&framed).await.is_err() {
+        // A client that does not read its answers loses the connection like an idle one.
+        if !matches!(timeout(idle, stream.write_all(&framed)).await, Ok(Ok(()))) {
             return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    async fn connect_from(from: Ipv4Addr, to: SocketAddr) -> TcpStream {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind(SocketAddr::from((from, 0))).expect("bind");
+        socket.connect(to).await.expect("connect")
+    }
+
+    /// True once the server closed `s` within `limit`.
+    async fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
+        let mut buf = [0u8; 64];
+        let until_closed = async { while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {} };
+        timeout(limit, until_closed).await.is_ok()
+    }
+
+    #[tokio::test]
+    async fn tcp_clients_get_a_share_each_and_idle_ones_are_closed() {
+        let limits = Limits {
+            max_tcp: 8, // two per source
+            tcp_idle: Duration::from_millis(300),
+            ..Limits::default()
+        };
+        let server = start_with(
+            "127.0.0.1:0".parse().expect("addr"),
+            VipTable::default(),
+            Upstreams::default(),
+            limits,
+        )
+        .await
+        .expect("start");
+        let addr = server.local_addr();
+        let from = Ipv4Addr::new(127, 0, 0, 9);
+        let mut held = [
+            connect_from(from, addr).await,
+            connect_from(from, addr).await,
+        ];
+        let mut third = connect_from(from, addr).await;
+        assert!(closed_within(&mut third, Duration::from_secs(5)).await);
+        assert_eq!(
+            server
+                .tcp_stats()
+                .refused_per_source
+                .load(Ordering::Relaxed),
+            1
+        );
+        // Half a length prefix, then nothing: cut off after the idle time.
+        held[0].write_all(&[0]).await.expect("write");
+        for s in &mut held {
+            assert!(
+                closed_within(s, Duration::from_secs(5)).await,
+                "an idle connection is still open"
+            );
         }
     }
 }

@@ -1,0 +1,99 @@
+//! Serving the API's connections: each accepted connection (through the board's limited accept
+//! loop, [`crate::board::listen`]) gets a task of its own in which hyper serves HTTP/1.1 with
+//! bounded headers and a header-read timeout.
+//!
+//! hyper starts the header-read timer whenever it waits for a request head, so the same timeout
+//! closes a connection that sends nothing, one that sends its headers slowly, and a kept-alive
+//! connection idle between requests. Bodies are bounded where they are read (the unauthenticated
+//! one, `POST /v1/cluster/sync`, with a timeout of its own, see [`super::cluster`]).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+
+use crate::board::console::Console;
+use crate::board::listen::{self, Limits, Log, Rate, Stats};
+
+/// How the API's connections are limited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// Time for a request head to arrive whole, and for a kept-alive connection to send its next.
+    pub header_timeout: Duration,
+    /// Largest request head (request line and headers), in bytes.
+    pub max_header_bytes: usize,
+    /// Most headers in one request.
+    pub max_headers: usize,
+    /// Connection limits of the listener.
+    pub limits: Limits,
+}
+
+impl Default for Settings {
+    /// 10 s for a head of at most 16 KiB and 64 headers; 4,096 connections (PID 1's file limit
+    /// is raised at boot to allow them), 64 per source, a source opening at most 64 a second
+    /// after a burst of 128 (clients behind one NAT, QEMU's user network among them, share a
+    /// source).
+    fn default() -> Self {
+        Settings {
+            header_timeout: Duration::from_secs(10),
+            max_header_bytes: 16 << 10,
+            max_headers: 64,
+            limits: Limits {
+                max_connections: 4096,
+                per_source: 64,
+                rate: Rate {
+                    burst: 128,
+                    per_second: 64,
+                },
+                max_sources: 8192,
+            },
+        }
+    }
+}
+
+/// hyper's read buffer: room for the largest head and a body chunk (its minimum is 8 KiB).
+const READ_BUFFER: usize = 64 << 10;
+
+/// Serves `router` on `listener` with `settings` until the task is dropped; accept failures
+/// are reported on `console`.
+pub async fn run(
+    listener: TcpListener,
+    router: Router,
+    settings: Settings,
+    stats: Arc<Stats>,
+    console: Arc<Console>,
+) {
+    let log: Log = Arc::new(move |message| console.line(message));
+    let handle = move |stream, _peer: SocketAddr| connection(stream, router.clone(), settings);
+    listen::serve(listener, "API", settings.limits, stats, log, handle).await;
+}
+
+/// Serves HTTP/1.1 on one accepted connection until it closes, fails or times out. Any stream
+/// will do (a TLS one wraps the accepted TCP stream here).
+pub async fn connection<S>(stream: S, router: Router, settings: Settings)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_timeout)
+        .max_buf_size(READ_BUFFER.max(settings.max_header_bytes))
+        .max_header_size(settings.max_header_bytes)
+        .max_headers(settings.max_headers)
+        .keep_alive(true);
+    // Errors here are the client's (reset, timeout, malformed head): nothing to report.
+    let _ = builder
+        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(router))
+        .await;
+}
+
+#[cfg(test)]
+#[path = "serve_tests.rs"]
+mod tests;
