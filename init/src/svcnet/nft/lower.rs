@@ -9,7 +9,7 @@
 use super::expr::{
     CmpOp, CtKey, Expr, MetaKey, NatKind, PayloadBase, Register, NAT_PROTO_SPECIFIED,
 };
-use super::expr::{RejectKind, ICMPX_PORT_UNREACH};
+use super::expr::{RejectKind, ICMPX_ADMIN_PROHIBITED, ICMPX_PORT_UNREACH, ICMP_PKT_FILTERED};
 use super::model::Family;
 use super::rule::{
     AddrField, Ipv4Net, KeyField, Match, Reject, Rule, Statement, ICMP, NFPROTO_IPV4,
@@ -250,6 +250,16 @@ impl Lowering<'_> {
                 Reject::PortUnreachable => Expr::Reject {
                     kind: RejectKind::IcmpUnreach,
                     code: 3,
+                },
+                Reject::AdminProhibited if self.family == Family::Inet && !self.nfproto => {
+                    Expr::Reject {
+                        kind: RejectKind::IcmpxUnreach,
+                        code: ICMPX_ADMIN_PROHIBITED,
+                    }
+                }
+                Reject::AdminProhibited => Expr::Reject {
+                    kind: RejectKind::IcmpUnreach,
+                    code: ICMP_PKT_FILTERED,
                 },
             }),
             Statement::Dnat { addr, port } => {

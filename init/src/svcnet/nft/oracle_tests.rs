@@ -346,6 +346,16 @@ fn cases() -> Vec<(&'static str, &'static str, Rule)> {
         ),
         (
             "forward",
+            "ip saddr 10.88.0.0/24 reject with icmp type admin-prohibited",
+            Rule::new().ip_saddr(net24).reject(Reject::AdminProhibited),
+        ),
+        (
+            "forward",
+            "reject with icmpx type admin-prohibited",
+            Rule::new().reject(Reject::AdminProhibited),
+        ),
+        (
+            "forward",
             "icmp type echo-request accept",
             Rule::new().when(Match::IcmpType(8)).accept(),
         ),

@@ -172,6 +172,9 @@ pub enum Reject {
     TcpReset,
     /// `reject`: ICMP port unreachable (family-independent in an `inet` table).
     PortUnreachable,
+    /// `reject with icmp type admin-prohibited` (`icmpx` in an `inet` rule that did not match
+    /// IPv4): the answer of a filter that forbids the packet.
+    AdminProhibited,
 }
 
 /// What a rule does when it matches.
