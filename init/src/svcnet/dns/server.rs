@@ -9,9 +9,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
-use super::answer::{decide, servfail, Decision};
+use super::answer::{decide, servfail, Decision, Reach};
 use super::forward::forward;
-use super::{Error, Limits, Upstreams, VipTable};
+use super::{Error, Limits, Reaching, Upstreams, VipTable};
 
 /// The largest datagram read from a client (EDNS clients rarely send more than a few hundred).
 const MAX_QUERY: usize = 4096;
@@ -44,15 +44,25 @@ impl Drop for DnsServer {
 struct Resolver {
     table: VipTable,
     upstreams: Upstreams,
+    reaching: Reaching,
     limits: Limits,
     forwards: Arc<Semaphore>,
 }
 
 impl Resolver {
-    /// The decision for `packet` against the table as it is now.
-    fn decide(&self, packet: &[u8]) -> Decision {
+    /// The decision for `packet` from `client` against the table as it is now.
+    fn decide(&self, packet: &[u8], client: std::net::IpAddr) -> Decision {
+        let reach = match self
+            .reaching
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&client)
+        {
+            true => Reach::Forward,
+            false => Reach::ServicesOnly,
+        };
         let table = self.table.read().unwrap_or_else(|e| e.into_inner());
-        decide(packet, &table)
+        decide(packet, &table, reach)
     }
 
     /// The upstream list as it is now.
@@ -84,8 +94,9 @@ pub async fn start(
     listen: SocketAddr,
     table: VipTable,
     upstreams: Upstreams,
+    reaching: Reaching,
 ) -> Result<DnsServer, Error> {
-    start_with(listen, table, upstreams, Limits::default()).await
+    start_with(listen, table, upstreams, reaching, Limits::default()).await
 }
 
 /// [`start`] with explicit limits. With port 0, UDP picks a port and TCP binds the same one.
@@ -93,6 +104,7 @@ pub async fn start_with(
     listen: SocketAddr,
     table: VipTable,
     upstreams: Upstreams,
+    reaching: Reaching,
     limits: Limits,
 ) -> Result<DnsServer, Error> {
     let udp = UdpSocket::bind(listen)
@@ -111,6 +123,7 @@ pub async fn start_with(
     let shared = Arc::new(Resolver {
         table,
         upstreams,
+        reaching,
         limits,
         forwards: Arc::new(Semaphore::new(limits.max_forwards.max(1))),
     });
@@ -130,7 +143,7 @@ async fn serve_udp(socket: Arc<UdpSocket>, shared: Arc<Resolver>) {
             continue;
         };
         let packet = &buf[..len];
-        match shared.decide(packet) {
+        match shared.decide(packet, peer.ip()) {
             Decision::Drop => {}
             Decision::Reply(bytes) => {
                 let _ = socket.send_to(&bytes, peer).await;
@@ -174,6 +187,9 @@ async fn serve_tcp(listener: TcpListener, shared: Arc<Resolver>) {
 
 /// Serves length-prefixed queries on one connection, in order, until EOF, error or idleness.
 async fn serve_connection(mut stream: TcpStream, shared: &Resolver) {
+    let Ok(peer) = stream.peer_addr() else {
+        return;
+    };
     let idle = shared.limits.tcp_idle;
     loop {
         let mut prefix = [0u8; 2];
@@ -191,7 +207,7 @@ async fn serve_connection(mut stream: TcpStream, shared: &Resolver) {
         ) {
             return;
         }
-        let reply = match shared.decide(&packet) {
+        let reply = match shared.decide(&packet, peer.ip()) {
             Decision::Drop => return,
             Decision::Reply(bytes) => bytes,
             Decision::Forward(query) => {

@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
-use super::{start_with, DnsServer, Limits, Upstreams, VipTable};
+use super::{start_with, DnsServer, Limits, Reaching, Upstreams, VipTable};
 
 /// The address the fake upstream answers every query with.
 const UPSTREAM_ANSWER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 7);
@@ -127,6 +127,15 @@ async fn fake_upstream(truncating: bool) -> (SocketAddr, Vec<JoinHandle<()>>) {
 
 /// A server on 127.0.0.1 with `web` in its table and the given upstreams; short upstream timeout.
 async fn server(upstreams: Vec<SocketAddr>) -> (DnsServer, VipTable, Upstreams) {
+    let (server, table, upstreams, _) = sealable(upstreams).await;
+    (server, table, upstreams)
+}
+
+/// [`server`], also returning the set of clients with egress (loopback, the tests' client).
+async fn sealable(upstreams: Vec<SocketAddr>) -> (DnsServer, VipTable, Upstreams, Reaching) {
+    let reaching: Reaching = Arc::new(RwLock::new(
+        [std::net::IpAddr::from(Ipv4Addr::LOCALHOST)].into(),
+    ));
     let table: VipTable = Arc::new(RwLock::new(BTreeMap::from([(
         "web".to_string(),
         Ipv4Addr::new(10, 89, 4, 2),
@@ -140,11 +149,12 @@ async fn server(upstreams: Vec<SocketAddr>) -> (DnsServer, VipTable, Upstreams) 
         "127.0.0.1:0".parse().expect("addr"),
         Arc::clone(&table),
         Arc::clone(&upstreams),
+        Arc::clone(&reaching),
         limits,
     )
     .await
     .expect("start the DNS server");
-    (server, table, upstreams)
+    (server, table, upstreams, reaching)
 }
 
 #[tokio::test]
@@ -262,4 +272,40 @@ async fn a_table_change_is_seen_by_the_next_query() {
     assert_eq!(single_a(&reply).1, "10.89.9.9");
     table.write().expect("lock").remove("web");
     assert_eq!(dig(addr, &["web.baton", "A"]).await.status, "NXDOMAIN");
+}
+
+#[tokio::test]
+async fn a_client_without_egress_gets_only_service_names_never_forwarded() {
+    let (upstream, upstream_tasks) = fake_upstream(false).await;
+    let (server, _table, _up, reaching) = sealable(vec![upstream]).await;
+    let addr = server.local_addr();
+    assert_eq!(
+        single_a(&dig(addr, &["example.org", "A"]).await).1,
+        "192.0.2.7",
+        "forwarded while the client may reach out"
+    );
+    reaching.write().expect("lock").clear();
+    for tcp in [false, true] {
+        let mode = if tcp { "+tcp" } else { "+notcp" };
+        let reply = dig(addr, &[mode, "example.org", "A"]).await;
+        assert_eq!(reply.status, "REFUSED", "{mode}: {reply:?}");
+        assert!(reply.answers.is_empty(), "{reply:?}");
+        let reply = dig(addr, &[mode, "web.baton", "A"]).await;
+        assert_eq!(
+            single_a(&reply).1,
+            "10.89.4.2",
+            "{mode}: service names still answer"
+        );
+    }
+    reaching
+        .write()
+        .expect("lock")
+        .insert(std::net::IpAddr::from(Ipv4Addr::LOCALHOST));
+    assert_eq!(
+        single_a(&dig(addr, &["example.org", "A"]).await).1,
+        "192.0.2.7"
+    );
+    for task in upstream_tasks {
+        task.abort();
+    }
 }
