@@ -258,3 +258,15 @@ fn a_container_cannot_send_as_another_even_with_raw_sockets() {
         ]
     );
 }
+
+#[test]
+fn a_full_subnet_of_bindings_applies_in_one_batch() {
+    require_root();
+    let ns = Netns::new("spoof-many");
+    let addresses: Vec<Ipv4Addr> = (2..=254).map(|d| Ipv4Addr::new(10, 88, 0, d)).collect();
+    let table = super::ports::ports_table(&addresses);
+    ns.run(move || nft::apply(&nft::Ruleset::new(vec![table])))
+        .expect("253 bindings in one transaction");
+    let listing = ns.nft(&["list", "table", "bridge", PORTS_TABLE]);
+    assert_eq!(listing.matches("arp saddr ip").count(), 253);
+}
