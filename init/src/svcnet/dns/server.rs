@@ -52,15 +52,13 @@ struct Resolver {
 impl Resolver {
     /// The decision for `packet` from `client` against the table as it is now.
     fn decide(&self, packet: &[u8], client: std::net::IpAddr) -> Decision {
-        let reach = match self
-            .reaching
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(&client)
-        {
-            true => Reach::Forward,
-            false => Reach::ServicesOnly,
+        let reaching = self.reaching.read().unwrap_or_else(|e| e.into_inner());
+        let reach = if reaching.contains(&client) {
+            Reach::Forward
+        } else {
+            Reach::ServicesOnly
         };
+        drop(reaching);
         let table = self.table.read().unwrap_or_else(|e| e.into_inner());
         decide(packet, &table, reach)
     }
