@@ -42,6 +42,7 @@ fn schema_describes_every_top_level_key_and_rejects_unknown_ones() {
         "scale",
         "allow",
         "egress",
+        "capabilities",
         "route",
         "surge",
         "placement",
@@ -49,7 +50,7 @@ fn schema_describes_every_top_level_key_and_rejects_unknown_ones() {
         let p = props.get(key).unwrap_or_else(|| panic!("no {key}"));
         assert!(p.get("description").is_some(), "{key} has no description");
     }
-    assert_eq!(props.len(), 21);
+    assert_eq!(props.len(), 22);
     let restart = serde_json::to_string(&schema["$defs"]["RestartPolicy"]).unwrap();
     assert!(restart.contains("on-failure"), "{restart}");
 }

@@ -15,7 +15,7 @@ use std::sync::{Arc, RwLock};
 use baton_spec::service::Egress as SpecEgress;
 use baton_spec::ServiceSpec;
 
-use crate::svcnet::dns::{self, DnsServer, Upstreams, VipTable};
+use crate::svcnet::dns::{self, DnsServer, Reaching, Upstreams, VipTable};
 use crate::svcnet::nft::Ipv4Net;
 use crate::svcnet::policy::{self, Egress, Instance, Policy, Proto, Service, ServicePort};
 
@@ -47,6 +47,9 @@ pub struct Network {
     host: HostFiles,
     vips: VipTable,
     upstreams: Upstreams,
+    /// Instances of services with egress: the DNS server forwards their other names; it answers
+    /// every other client service names only.
+    reaching: Reaching,
     dns: Option<DnsServer>,
     generation: u64,
     last: Option<Policy>,
@@ -121,12 +124,19 @@ impl Network {
     ) -> (Network, Option<String>) {
         let vips: VipTable = Arc::new(RwLock::new(BTreeMap::new()));
         let upstreams: Upstreams = Arc::new(RwLock::new(host.upstreams()));
+        let reaching: Reaching = Arc::default();
         let listen = SocketAddr::from((bridge, 53));
-        let (server, note) =
-            match dns::start(listen, Arc::clone(&vips), Arc::clone(&upstreams)).await {
-                Ok(s) => (Some(s), None),
-                Err(e) => (None, Some(format!("service names are not served: {e}"))),
-            };
+        let started = dns::start(
+            listen,
+            Arc::clone(&vips),
+            Arc::clone(&upstreams),
+            Arc::clone(&reaching),
+        )
+        .await;
+        let (server, note) = match started {
+            Ok(s) => (Some(s), None),
+            Err(e) => (None, Some(format!("service names are not served: {e}"))),
+        };
         (
             Network {
                 subnet,
@@ -134,6 +144,7 @@ impl Network {
                 host,
                 vips,
                 upstreams,
+                reaching,
                 dns: server,
                 generation: 0,
                 last: None,
@@ -152,6 +163,7 @@ impl Network {
             host,
             vips: Arc::new(RwLock::new(BTreeMap::new())),
             upstreams: Arc::new(RwLock::new(Vec::new())),
+            reaching: Arc::default(),
             dns: None,
             generation: 0,
             last: None,
@@ -196,6 +208,16 @@ impl Network {
             let now = self.host.upstreams();
             if !now.is_empty() && *up != now {
                 *up = now;
+            }
+        }
+        let reaching: std::collections::BTreeSet<std::net::IpAddr> = members
+            .iter()
+            .filter(|m| m.spec.egress != SpecEgress::None)
+            .flat_map(|m| m.instances.iter().map(|(a, _)| std::net::IpAddr::from(*a)))
+            .collect();
+        if let Ok(mut set) = self.reaching.write() {
+            if *set != reaching {
+                *set = reaching;
             }
         }
         let uplinks = uplinks(&self.host.sys_class_net);
@@ -303,6 +325,7 @@ mod tests {
             host: HostFiles::under(Path::new("/nonexistent")),
             vips: Arc::new(RwLock::new(BTreeMap::new())),
             upstreams: Arc::new(RwLock::new(Vec::new())),
+            reaching: Arc::default(),
             dns: None,
             generation: 0,
             last: None,
@@ -358,6 +381,43 @@ mod tests {
         }];
         net.update_with(&more, &remote, |_| Err("rule refused"));
         assert_eq!(net.failure().as_deref(), Some("rule refused"));
+    }
+
+    #[test]
+    fn only_instances_with_egress_have_their_other_names_forwarded() {
+        let specs = baton_spec::service::load_services(&[
+            (
+                "web.toml".to_string(),
+                "name = \"web\"\nimage = \"oci-archive:images/web.tar\"\n".to_string(),
+            ),
+            (
+                "db.toml".to_string(),
+                "name = \"db\"\nimage = \"oci-archive:images/db.tar\"\negress = \"none\"\n"
+                    .to_string(),
+            ),
+        ])
+        .specs;
+        let members: Vec<Member<'_>> = specs
+            .iter()
+            .map(|spec| Member {
+                spec,
+                instances: vec![(
+                    if spec.name == "web" {
+                        Ipv4Addr::new(10, 88, 0, 2)
+                    } else {
+                        Ipv4Addr::new(10, 88, 0, 3)
+                    },
+                    true,
+                )],
+            })
+            .collect();
+        let mut net = network();
+        net.update_with(&members, &Remote::default(), |_| Ok::<(), &str>(()));
+        let reaching = net.reaching.read().map(|r| r.clone()).unwrap_or_default();
+        assert_eq!(
+            reaching.into_iter().collect::<Vec<_>>(),
+            [std::net::IpAddr::from([10, 88, 0, 2])]
+        );
     }
 
     #[test]

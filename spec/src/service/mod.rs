@@ -22,6 +22,7 @@
 //! key does not hide the next, then validated (`validate`) into [`ServiceSpec`], the only type
 //! the rest of baton sees. [`json_schema`] is generated from the raw types.
 
+mod caps;
 mod check;
 pub mod date;
 pub mod defaults;
@@ -38,6 +39,7 @@ mod tables;
 mod types;
 mod validate;
 
+pub use caps::Capability;
 pub use check::is_service_name;
 pub use date::Date;
 pub use image::{ImageReference, ImageSource};

@@ -73,6 +73,9 @@ pub(crate) struct RawService {
     /// Whether instances may reach the internet. Default "internet".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub egress: Option<Egress>,
+    /// Linux capabilities added to the default set: only "NET_RAW". Default none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<Vec<String>>,
     /// How the front door routes requests to this service (needs `port`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<RawRoute>,

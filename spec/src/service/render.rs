@@ -100,6 +100,12 @@ fn to_raw(s: &ServiceSpec) -> RawService {
         }),
         allow: Some(s.allow.clone()),
         egress: Some(s.egress),
+        capabilities: (!s.capabilities.is_empty()).then(|| {
+            s.capabilities
+                .iter()
+                .map(|c| c.name().to_string())
+                .collect()
+        }),
         route: s.route.as_ref().map(|r| RawRoute {
             host: r.host.clone(),
             path: Some(r.path.clone()),

@@ -24,6 +24,7 @@ readonly_root = false
 scale = { min = 0, max = 4, idle_after = "5m", target_concurrency = 10 }
 allow = ["db"]
 egress = "none"
+capabilities = ["NET_RAW"]
 route = { host = "shop.lan", path = "/", auth = "oidc" }
 placement = { boards = ["pi-one"], labels = { disk = "ssd" } }
 
@@ -74,6 +75,7 @@ fn parses_a_full_spec() {
     assert_eq!(s.scale.min, 0);
     assert_eq!(s.scale.idle_after, Duration::from_secs(300));
     assert_eq!(s.egress, Egress::None);
+    assert_eq!(s.capabilities, vec![Capability::NetRaw]);
     assert_eq!(s.route.as_ref().unwrap().auth, Auth::Oidc);
     assert_eq!(s.surge[0].dates[1].to_string(), "2026-11-28");
     assert_eq!(s.placement.labels["disk"], "ssd");
@@ -90,6 +92,10 @@ fn minimal_spec_gets_the_documented_defaults() {
     assert_eq!(s.readonly_root, defaults::READONLY_ROOT);
     assert_eq!((s.scale.min, s.scale.max), (1, 1));
     assert_eq!(s.egress, defaults::EGRESS);
+    assert!(
+        s.capabilities.is_empty(),
+        "no capability is added by default"
+    );
     assert!(s.health.is_none() && s.route.is_none() && s.command.is_none());
     let s = ServiceSpec::parse(
         "web.toml",
@@ -198,4 +204,41 @@ fn any_value_swapped_for_junk_gives_located_errors_and_no_panic() {
             }
         }
     }
+}
+
+#[test]
+fn only_the_listed_capabilities_may_be_added_and_errors_name_service_and_value() {
+    let base = "name = \"web\"\nimage = \"nginx\"\n";
+    let s = ServiceSpec::parse(
+        "web.toml",
+        &format!("{base}capabilities = [\"CAP_NET_RAW\"]\n"),
+    )
+    .unwrap();
+    assert_eq!(s.capabilities, vec![Capability::NetRaw]);
+    for (bad, want) in [
+        ("SYS_ADMIN", "cannot add capability \"SYS_ADMIN\""),
+        ("net_raw", "cannot add capability \"net_raw\""),
+        ("SYS_CHROOT", "a spec may add only NET_RAW"),
+    ] {
+        let e = ServiceSpec::parse(
+            "services/web.toml",
+            &format!("{base}capabilities = [\"NET_RAW\", \"{bad}\"]\n"),
+        )
+        .unwrap_err()
+        .0;
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(
+            (e[0].line, e[0].field.as_str()),
+            (Some(3), "capabilities[1]")
+        );
+        assert!(e[0].message.contains("service \"web\""), "{}", e[0]);
+        assert!(e[0].message.contains(want), "{}", e[0]);
+    }
+    let e = ServiceSpec::parse(
+        "services/web.toml",
+        &format!("{base}capabilities = [\"NET_RAW\", \"CAP_NET_RAW\"]\n"),
+    )
+    .unwrap_err()
+    .0;
+    assert!(e[0].message.contains("listed twice"), "{}", e[0]);
 }

@@ -49,6 +49,8 @@ pub struct ServiceSpec {
     pub allow: Vec<String>,
     /// Whether instances may reach the internet.
     pub egress: Egress,
+    /// Capabilities added to the default set, sorted, each once.
+    pub capabilities: Vec<super::caps::Capability>,
     /// How the front door routes requests to this service.
     pub route: Option<Route>,
     /// Dates on which `scale.max` is raised.

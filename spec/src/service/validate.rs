@@ -127,6 +127,11 @@ pub(crate) fn validate(c: &mut Checker<'_>, file: &str, raw: RawService) -> Opti
         }
     });
     let surge = surges(c, raw.surge.unwrap_or_default(), scale.max);
+    let capabilities = super::caps::capabilities(
+        c,
+        name.as_deref().unwrap_or(stem),
+        &raw.capabilities.unwrap_or_default(),
+    );
     let placement = raw.placement.unwrap_or_default();
     let boards = names_list(
         c,
@@ -167,6 +172,7 @@ pub(crate) fn validate(c: &mut Checker<'_>, file: &str, raw: RawService) -> Opti
         scale,
         allow,
         egress: raw.egress.unwrap_or(d::EGRESS),
+        capabilities,
         route,
         surge,
         placement: Placement { boards, labels },

@@ -27,8 +27,9 @@
 //! new pid, mount, ipc, uts and cgroup namespaces and a new or given network namespace; the
 //! cgroup `/sys/fs/cgroup/baton/<id>` with `cpu.max`, `memory.max` and `pids.max`; no new
 //! privileges; Docker's default capabilities minus `CAP_MKNOD` (v2 device rules need BPF,
-//! which this build lacks, so device nodes are kept out by the missing capability) and minus
-//! `CAP_SYS_CHROOT`; and the default seccomp profile ([`seccomp`]).
+//! which this build lacks, so device nodes are kept out by the missing capability), minus
+//! `CAP_SYS_CHROOT` and minus `CAP_NET_RAW` (a spec may add that one back: `capabilities =
+//! ["NET_RAW"]`, [`spec::ADDABLE`]); and the default seccomp profile ([`seccomp`]).
 //!
 //! Containers enter their roots with `pivot_root`: the init moves the board's `/` from the
 //! initramfs to a tmpfs first thing ([`crate::boot::rootfs_switch`]). `pivot_root` cannot leave an
@@ -149,6 +150,10 @@ pub struct ContainerConfig {
     pub volumes: Vec<Volume>,
     /// Files to bind-mount read-only.
     pub files: Vec<File>,
+    /// Capabilities added to the default set, by name without `CAP_` (only those of
+    /// [`spec::ADDABLE`]).
+    #[serde(default)]
+    pub capabilities: Vec<String>,
 }
 
 /// A request to create and start a container.
@@ -226,5 +231,6 @@ pub(crate) fn sample_config() -> ContainerConfig {
             container: "/etc/hosts".into(),
             contents: b"127.0.0.1 localhost\n".to_vec(),
         }],
+        capabilities: Vec::new(),
     }
 }

@@ -39,14 +39,14 @@ pub enum Error {
 /// The CFS period `cpu.max` is written with, in microseconds.
 pub const CPU_PERIOD_US: u64 = 100_000;
 
-/// Docker's default capabilities without `CAP_MKNOD` and `CAP_SYS_CHROOT` (see the module docs
-/// of `runtime`).
-pub const CAPABILITIES: [Capability; 12] = [
+/// Docker's default capabilities without `CAP_MKNOD`, `CAP_SYS_CHROOT` and `CAP_NET_RAW` (see
+/// the module docs of `runtime`). Without `NET_RAW` a container cannot write raw frames or
+/// packets; a spec that needs it says so ([`ADDABLE`]).
+pub const CAPABILITIES: [Capability; 11] = [
     Capability::Chown,
     Capability::DacOverride,
     Capability::Fsetid,
     Capability::Fowner,
-    Capability::NetRaw,
     Capability::Setgid,
     Capability::Setuid,
     Capability::Setfcap,
@@ -55,6 +55,10 @@ pub const CAPABILITIES: [Capability; 12] = [
     Capability::Kill,
     Capability::AuditWrite,
 ];
+
+/// The capabilities a request may add to [`CAPABILITIES`], by name: the closed list a service
+/// spec may ask for (`baton_spec::service::Capability`). Anything else is refused here too.
+pub const ADDABLE: [(&str, Capability); 1] = [("NET_RAW", Capability::NetRaw)];
 
 /// Paths runc masks (an empty read-only bind or tmpfs hides them).
 pub const MASKED_PATHS: [&str; 11] = [
@@ -111,7 +115,16 @@ pub fn build(
         return Err(invalid("the environment has no PATH".into()));
     }
 
-    let caps: HashSet<Capability> = CAPABILITIES.into_iter().collect();
+    let mut caps: HashSet<Capability> = CAPABILITIES.into_iter().collect();
+    for name in &config.capabilities {
+        let Some((_, cap)) = ADDABLE.iter().find(|(n, _)| n == name) else {
+            return Err(invalid(format!(
+                "capability {name:?} cannot be added (only {})",
+                ADDABLE.map(|(n, _)| n).join(", ")
+            )));
+        };
+        caps.insert(*cap);
+    }
     let capabilities = LinuxCapabilitiesBuilder::default()
         .bounding(caps.clone())
         .effective(caps.clone())
@@ -346,7 +359,7 @@ mod tests {
     }
 
     #[test]
-    fn capabilities_are_dockers_defaults_without_mknod_and_chroot() {
+    fn capabilities_are_dockers_defaults_without_mknod_chroot_and_net_raw() {
         let s = spec(&sample_config());
         let caps = s
             .process()
@@ -359,9 +372,32 @@ mod tests {
         assert!(!bounding.contains(&Capability::Mknod));
         assert!(!bounding.contains(&Capability::SysAdmin));
         assert!(!bounding.contains(&Capability::SysChroot));
+        assert!(!bounding.contains(&Capability::NetRaw));
         assert_eq!(caps.effective(), caps.bounding());
         assert_eq!(caps.permitted(), caps.bounding());
         assert_eq!(caps.ambient().as_ref().map(|a| a.len()), Some(0));
+    }
+
+    #[test]
+    fn a_request_adds_only_the_capabilities_a_spec_may_name() {
+        let mut c = sample_config();
+        c.capabilities = vec!["NET_RAW".into()];
+        let s = spec(&c);
+        let caps = s
+            .process()
+            .as_ref()
+            .and_then(|p| p.capabilities().clone())
+            .expect("capabilities");
+        let bounding = caps.bounding().clone().expect("bounding");
+        assert!(bounding.contains(&Capability::NetRaw));
+        assert_eq!(bounding.len(), CAPABILITIES.len() + 1);
+        assert_eq!(caps.effective(), caps.bounding());
+        c.capabilities = vec!["SYS_ADMIN".into()];
+        let e = build(&c, "baton", Path::new("/files")).expect_err("refused");
+        assert!(
+            e.to_string().contains("\"SYS_ADMIN\" cannot be added"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -100,6 +100,7 @@ fn request(id: &str, args: &[&str]) -> (ContainerRequest, std::fs::File) {
         netns: None,
         volumes: vec![],
         files: vec![],
+        capabilities: vec![],
     };
     (
         ContainerRequest {

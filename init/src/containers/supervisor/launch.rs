@@ -168,6 +168,11 @@ pub fn container_config(
         netns: at.netns.clone(),
         volumes,
         files,
+        capabilities: spec
+            .capabilities
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect(),
     })
 }
 

@@ -14,13 +14,22 @@
 //! [`Bridge::addresses_in_use`] rebuilds the [`Pool`] from the kernel and
 //! [`Bridge::remove_leftovers`] deletes links of containers that no longer exist.
 //! [`nat_table`] is the masquerading rule set for [`crate::svcnet::nft::apply`].
+//!
+//! Every container gets the MAC address [`ports::mac_of`] its address, and after every attach
+//! and detach the table of [`ports`] is rewritten from the veths present, so that each
+//! container port of the bridge accepts only frames sent as its own container: a container
+//! cannot forge another's source address or answer ARP for it, even with `CAP_NET_RAW`.
+//! [`Bridge::attach`] returns only once its container's binding is in force.
 
 mod nat;
 mod nsnetlink;
 pub mod pool;
+pub mod ports;
 
 #[cfg(test)]
 mod netns_tests;
+#[cfg(test)]
+mod spoof_tests;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -78,6 +87,9 @@ pub enum Error {
     /// The subnet cannot hold containers.
     #[error(transparent)]
     Pool(#[from] pool::Error),
+    /// The rules binding container ports to their addresses were refused.
+    #[error("binding the bridge's container ports to their addresses: {0}")]
+    Ports(#[source] crate::svcnet::nft::Error),
 }
 
 /// Settings of the board bridge.
@@ -201,6 +213,9 @@ pub struct Bridge {
     config: Config,
     index: u32,
     gateway: Ipv4Addr,
+    /// Held while the port bindings are read from the kernel and rewritten, so that concurrent
+    /// attaches cannot apply an older view last.
+    binding: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Bridge {
@@ -247,6 +262,7 @@ impl Bridge {
             config,
             index,
             gateway,
+            binding: std::sync::Arc::default(),
         })
     }
 
@@ -315,12 +331,29 @@ impl Bridge {
             }
             removed.push(name);
         }
+        self.bind_ports().await?;
         Ok(removed)
     }
 
+    /// Rewrites the port bindings ([`ports::ports_table`]) for the container veths present
+    /// now, in one nftables transaction.
+    pub async fn bind_ports(&self) -> Result<(), Error> {
+        let _held = self.binding.lock().await;
+        let addresses: Vec<Ipv4Addr> = self
+            .our_veths()
+            .await?
+            .into_iter()
+            .map(|(_, _, a)| a)
+            .collect();
+        let table = ports::ports_table(&addresses);
+        crate::svcnet::nft::apply(&crate::svcnet::nft::Ruleset::new(vec![table]))
+            .map_err(Error::Ports)
+    }
+
     /// Connects a container: creates the veth pair (host end on the bridge, `eth0` inside
-    /// `netns`), and configures the container side with `address`, `lo` up and a default
-    /// route via the bridge. On failure the host end is removed again.
+    /// `netns` with the MAC [`ports::mac_of`] `address`), configures the container side with
+    /// `address`, `lo` up and a default route via the bridge, and binds the port to those
+    /// addresses. On failure the host end is removed again.
     pub async fn attach(&self, address: Ipv4Addr, netns: Netns<'_>) -> Result<Attachment, Error> {
         let host = veth_name(address);
         let ns_fd = netns.open()?;
@@ -328,6 +361,7 @@ impl Bridge {
             .append_extra_attribute(LinkAttribute::NetNsFd(std::os::fd::AsRawFd::as_raw_fd(
                 &ns_fd,
             )))
+            .append_extra_attribute(LinkAttribute::Address(ports::mac_of(address).to_vec()))
             .build();
         let msg = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth)
             .name(host.clone())
@@ -344,7 +378,12 @@ impl Bridge {
                 &host,
             ))?;
         drop(ns_fd);
-        let attached = self.configure(&host, address, netns).await;
+        let mut attached = self.configure(&host, address, netns).await;
+        if attached.is_ok() {
+            if let Err(e) = self.bind_ports().await {
+                attached = Err(e);
+            }
+        }
         if attached.is_err() {
             let _ = self.detach(address).await;
         }
@@ -401,17 +440,18 @@ impl Bridge {
         })
     }
 
-    /// Disconnects the container with `address` (deleting the host end deletes both ends);
-    /// a link that is already gone is fine.
+    /// Disconnects the container with `address` (deleting the host end deletes both ends) and
+    /// drops its port binding; a link that is already gone is fine.
     pub async fn detach(&self, address: Ipv4Addr) -> Result<(), Error> {
         let host = veth_name(address);
         let Some(index) = find_link(&self.handle, &host).await? else {
             return Ok(());
         };
         match self.handle.link().del(index).execute().await {
-            Err(e) if is_errno(&e, libc::ENODEV) => Ok(()),
-            r => r.map_err(request("deleting the veth", &host)),
+            Err(e) if is_errno(&e, libc::ENODEV) => {}
+            r => r.map_err(request("deleting the veth", &host))?,
         }
+        self.bind_ports().await
     }
 }
 

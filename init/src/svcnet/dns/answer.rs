@@ -56,8 +56,17 @@ fn classify(name: &Name, table: &BTreeMap<String, Ipv4Addr>) -> Local {
     }
 }
 
-/// Decides what to do with `packet` given the current table.
-pub(crate) fn decide(packet: &[u8], table: &BTreeMap<String, Ipv4Addr>) -> Decision {
+/// Whether a client may have names outside the zone looked up for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reach {
+    /// Yes: other names are forwarded upstream.
+    Forward,
+    /// No (a service without egress): other names are REFUSED.
+    ServicesOnly,
+}
+
+/// Decides what to do with `packet` from a client with `reach`, given the current table.
+pub(crate) fn decide(packet: &[u8], table: &BTreeMap<String, Ipv4Addr>, reach: Reach) -> Decision {
     let Ok(query) = Message::from_vec(packet) else {
         return Decision::Drop;
     };
@@ -71,6 +80,9 @@ pub(crate) fn decide(packet: &[u8], table: &BTreeMap<String, Ipv4Addr>) -> Decis
         return reply(&query, ResponseCode::FormErr, Vec::new());
     };
     match classify(question.name(), table) {
+        Local::Elsewhere if reach == Reach::ServicesOnly => {
+            reply(&query, ResponseCode::Refused, Vec::new())
+        }
         Local::Elsewhere => Decision::Forward(Box::new(query)),
         Local::Unknown => reply(&query, ResponseCode::NXDomain, Vec::new()),
         Local::Service(ip) => {
@@ -143,7 +155,11 @@ mod tests {
     #[test]
     fn service_names_answer_with_the_vip() {
         for name in ["web", "web.", "WEB.baton", "Web.BATON.", "web.baton"] {
-            let m = answered(decide(&query(name, RecordType::A), &table()));
+            let m = answered(decide(
+                &query(name, RecordType::A),
+                &table(),
+                Reach::Forward,
+            ));
             assert_eq!(m.metadata.id, 4242);
             assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{name}");
             assert_eq!(m.answers.len(), 1, "{name}");
@@ -154,17 +170,47 @@ mod tests {
 
     #[test]
     fn aaaa_is_nodata_unknown_baton_is_nxdomain_other_names_forward() {
-        let m = answered(decide(&query("web.baton", RecordType::AAAA), &table()));
+        let m = answered(decide(
+            &query("web.baton", RecordType::AAAA),
+            &table(),
+            Reach::Forward,
+        ));
         assert_eq!(m.metadata.response_code, ResponseCode::NoError);
         assert!(m.answers.is_empty());
         for name in ["nope.baton", "baton.", "a.web.baton"] {
-            let m = answered(decide(&query(name, RecordType::A), &table()));
+            let m = answered(decide(
+                &query(name, RecordType::A),
+                &table(),
+                Reach::Forward,
+            ));
             assert_eq!(m.metadata.response_code, ResponseCode::NXDomain, "{name}");
         }
         for name in ["example.org", "webbaton", "baton.example"] {
-            let d = decide(&query(name, RecordType::A), &table());
+            let d = decide(&query(name, RecordType::A), &table(), Reach::Forward);
             assert!(matches!(d, Decision::Forward(_)), "{name}: {d:?}");
         }
+    }
+
+    #[test]
+    fn a_client_without_egress_gets_service_names_only() {
+        let sealed = |name: &str| {
+            answered(decide(
+                &query(name, RecordType::A),
+                &table(),
+                Reach::ServicesOnly,
+            ))
+        };
+        let m = sealed("example.org");
+        assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+        assert!(m.answers.is_empty());
+        assert_eq!(
+            sealed("web.baton").answers[0].data,
+            RData::A(A(Ipv4Addr::new(10, 89, 1, 2)))
+        );
+        assert_eq!(
+            sealed("nope.baton").metadata.response_code,
+            ResponseCode::NXDomain
+        );
     }
 
     #[test]
@@ -179,12 +225,12 @@ mod tests {
                     state as u8
                 })
                 .collect();
-            let _ = decide(&bytes, &table());
+            let _ = decide(&bytes, &table(), Reach::Forward);
         }
         // Every prefix of a valid query, too.
         let valid = query("web.baton", RecordType::A);
         for cut in 0..valid.len() {
-            let _ = decide(&valid[..cut], &table());
+            let _ = decide(&valid[..cut], &table(), Reach::Forward);
         }
         let mut response = Message::new(1, MessageType::Response, OpCode::Query);
         response.add_query(Query::query(
@@ -192,6 +238,9 @@ mod tests {
             RecordType::A,
         ));
         let bytes = response.to_vec().expect("encode");
-        assert!(matches!(decide(&bytes, &table()), Decision::Drop));
+        assert!(matches!(
+            decide(&bytes, &table(), Reach::Forward),
+            Decision::Drop
+        ));
     }
 }

@@ -4,7 +4,11 @@
 //! optional) to the service's stable virtual IP ([`vip::assign_vips`]), the same on every
 //! board. A queries get the VIP with a 5 s TTL; other types for a service get an empty
 //! NOERROR; other names under `.baton` get NXDOMAIN; everything else is relayed to the board's
-//! upstream resolvers in order, or answered SERVFAIL when none of them answers.
+//! upstream resolvers in order, or answered SERVFAIL when none of them answers, for the clients in
+//! the [`Reaching`] set (instances of services with egress). Every other client (`egress =
+//! "none"`, or an instance the rules do not know yet) gets service names only: any other name
+//! is answered REFUSED without asking anyone, so the resolvers cannot carry its data out in the
+//! names it looks up.
 //!
 //! [`start`] serves UDP and TCP on one address until the returned [`DnsServer`] is dropped.
 //! The VIP table and the upstream list are shared handles the caller updates at run time;
@@ -19,8 +23,8 @@ pub mod vip;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -33,6 +37,10 @@ pub type VipTable = Arc<RwLock<BTreeMap<String, Ipv4Addr>>>;
 
 /// The upstream resolvers (the board's DHCP or static DNS servers), tried in order.
 pub type Upstreams = Arc<RwLock<Vec<SocketAddr>>>;
+
+/// Client addresses whose queries for other names are forwarded (instances of services with
+/// egress), shared with whoever keeps it current.
+pub type Reaching = Arc<RwLock<BTreeSet<IpAddr>>>;
 
 /// Bounds on the server's work.
 #[derive(Debug, Clone, Copy)]

@@ -11,9 +11,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
-use super::answer::{decide, servfail, Decision};
+use super::answer::{decide, servfail, Decision, Reach};
 use super::forward::forward;
-use super::{Error, Limits, Upstreams, VipTable};
+use super::{Error, Limits, Reaching, Upstreams, VipTable};
 use crate::board::listen::{self, Rate, Stats};
 
 /// The largest datagram read from a client (EDNS clients rarely send more than a few hundred).
@@ -54,15 +54,23 @@ impl Drop for DnsServer {
 struct Resolver {
     table: VipTable,
     upstreams: Upstreams,
+    reaching: Reaching,
     limits: Limits,
     forwards: Arc<Semaphore>,
 }
 
 impl Resolver {
-    /// The decision for `packet` against the table as it is now.
-    fn decide(&self, packet: &[u8]) -> Decision {
+    /// The decision for `packet` from `client` against the table as it is now.
+    fn decide(&self, packet: &[u8], client: std::net::IpAddr) -> Decision {
+        let reaching = self.reaching.read().unwrap_or_else(|e| e.into_inner());
+        let reach = if reaching.contains(&client) {
+            Reach::Forward
+        } else {
+            Reach::ServicesOnly
+        };
+        drop(reaching);
         let table = self.table.read().unwrap_or_else(|e| e.into_inner());
-        decide(packet, &table)
+        decide(packet, &table, reach)
     }
 
     /// The upstream list as it is now.
@@ -94,8 +102,9 @@ pub async fn start(
     listen: SocketAddr,
     table: VipTable,
     upstreams: Upstreams,
+    reaching: Reaching,
 ) -> Result<DnsServer, Error> {
-    start_with(listen, table, upstreams, Limits::default()).await
+    start_with(listen, table, upstreams, reaching, Limits::default()).await
 }
 
 /// [`start`] with explicit limits. With port 0, UDP picks a port and TCP binds the same one.
@@ -103,6 +112,7 @@ pub async fn start_with(
     listen: SocketAddr,
     table: VipTable,
     upstreams: Upstreams,
+    reaching: Reaching,
     limits: Limits,
 ) -> Result<DnsServer, Error> {
     let udp = UdpSocket::bind(listen)
@@ -121,6 +131,7 @@ pub async fn start_with(
     let shared = Arc::new(Resolver {
         table,
         upstreams,
+        reaching,
         limits,
         forwards: Arc::new(Semaphore::new(limits.max_forwards.max(1))),
     });
@@ -145,7 +156,7 @@ async fn serve_udp(socket: Arc<UdpSocket>, shared: Arc<Resolver>) {
             continue;
         };
         let packet = &buf[..len];
-        match shared.decide(packet) {
+        match shared.decide(packet, peer.ip()) {
             Decision::Drop => {}
             Decision::Reply(bytes) => {
                 let _ = socket.send_to(&bytes, peer).await;
@@ -200,6 +211,9 @@ async fn serve_tcp(listener: TcpListener, shared: Arc<Resolver>, stats: Arc<Stat
 
 /// Serves length-prefixed queries on one connection, in order, until EOF, error or idleness.
 async fn serve_connection(mut stream: TcpStream, shared: &Resolver) {
+    let Ok(peer) = stream.peer_addr() else {
+        return;
+    };
     let idle = shared.limits.tcp_idle;
     loop {
         let mut prefix = [0u8; 2];
@@ -217,7 +231,7 @@ async fn serve_connection(mut stream: TcpStream, shared: &Resolver) {
         ) {
             return;
         }
-        let reply = match shared.decide(&packet) {
+        let reply = match shared.decide(&packet, peer.ip()) {
             Decision::Drop => return,
             Decision::Reply(bytes) => bytes,
             Decision::Forward(query) => {

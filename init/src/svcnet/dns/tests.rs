@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
-use super::{start_with, DnsServer, Limits, Upstreams, VipTable};
+use super::{start_with, DnsServer, Limits, Reaching, Upstreams, VipTable};
 
 /// The address the fake upstream answers every query with.
 const UPSTREAM_ANSWER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 7);
@@ -127,6 +127,15 @@ async fn fake_upstream(truncating: bool) -> (SocketAddr, Vec<JoinHandle<()>>) {
 
 /// A server on 127.0.0.1 with `web` in its table and the given upstreams; short upstream timeout.
 async fn server(upstreams: Vec<SocketAddr>) -> (DnsServer, VipTable, Upstreams) {
+    let (server, table, upstreams, _) = sealable(upstreams).await;
+    (server, table, upstreams)
+}
+
+/// [`server`], also returning the set of clients with egress (loopback, the tests' client).
+async fn sealable(upstreams: Vec<SocketAddr>) -> (DnsServer, VipTable, Upstreams, Reaching) {
+    let reaching: Reaching = Arc::new(RwLock::new(
+        [std::net::IpAddr::from(Ipv4Addr::LOCALHOST)].into(),
+    ));
     let table: VipTable = Arc::new(RwLock::new(BTreeMap::from([(
         "web".to_string(),
         Ipv4Addr::new(10, 89, 4, 2),
@@ -140,11 +149,12 @@ async fn server(upstreams: Vec<SocketAddr>) -> (DnsServer, VipTable, Upstreams) 
         "127.0.0.1:0".parse().expect("addr"),
         Arc::clone(&table),
         Arc::clone(&upstreams),
+        Arc::clone(&reaching),
         limits,
     )
     .await
     .expect("start the DNS server");
-    (server, table, upstreams)
+    (server, table, upstreams, reaching)
 }
 
 #[tokio::test]
@@ -262,4 +272,121 @@ async fn a_table_change_is_seen_by_the_next_query() {
     assert_eq!(single_a(&reply).1, "10.89.9.9");
     table.write().expect("lock").remove("web");
     assert_eq!(dig(addr, &["web.baton", "A"]).await.status, "NXDOMAIN");
+}
+
+#[tokio::test]
+async fn a_client_without_egress_gets_only_service_names_never_forwarded() {
+    let (upstream, upstream_tasks) = fake_upstream(false).await;
+    let (server, _table, _up, reaching) = sealable(vec![upstream]).await;
+    let addr = server.local_addr();
+    assert_eq!(
+        single_a(&dig(addr, &["example.org", "A"]).await).1,
+        "192.0.2.7",
+        "forwarded while the client may reach out"
+    );
+    reaching.write().expect("lock").clear();
+    for tcp in [false, true] {
+        let mode = if tcp { "+tcp" } else { "+notcp" };
+        let reply = dig(addr, &[mode, "example.org", "A"]).await;
+        assert_eq!(reply.status, "REFUSED", "{mode}: {reply:?}");
+        assert!(reply.answers.is_empty(), "{reply:?}");
+        let reply = dig(addr, &[mode, "web.baton", "A"]).await;
+        assert_eq!(
+            single_a(&reply).1,
+            "10.89.4.2",
+            "{mode}: service names still answer"
+        );
+    }
+    reaching
+        .write()
+        .expect("lock")
+        .insert(std::net::IpAddr::from(Ipv4Addr::LOCALHOST));
+    assert_eq!(
+        single_a(&dig(addr, &["example.org", "A"]).await).1,
+        "192.0.2.7"
+    );
+    for task in upstream_tasks {
+        task.abort();
+    }
+}
+
+/// The real thing on a bridge: the server on the bridge address of a board namespace, two
+/// container namespaces behind it, one of a service with egress and one without; `dig` runs
+/// inside each. Needs root.
+#[test]
+fn on_the_bridge_an_instance_without_egress_gets_service_names_only() {
+    use baton_testnet::{require_root, Netns};
+    require_root();
+    let board = Netns::new("dnsnone-board");
+    board.ip(&["link", "add", "baton0", "type", "bridge"]);
+    board.ip(&["addr", "add", "10.88.0.1/24", "dev", "baton0"]);
+    board.ip(&["link", "set", "baton0", "up"]);
+    let containers: Vec<Netns> = ["out", "none"]
+        .iter()
+        .zip([2, 3])
+        .map(|(tag, d)| {
+            let ns = Netns::new(&format!("dnsnone-{tag}"));
+            let host = format!("v{tag}");
+            board.ip(&[
+                "link", "add", &host, "type", "veth", "peer", "name", "eth0", "netns", &ns.0,
+            ]);
+            board.ip(&["link", "set", &host, "master", "baton0", "up"]);
+            ns.ip(&["addr", "add", &format!("10.88.0.{d}/24"), "dev", "eth0"]);
+            ns.ip(&["link", "set", "eth0", "up"]);
+            ns
+        })
+        .collect();
+    let (ready, started) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = board.spawn_async(move || {
+        Box::pin(async move {
+            let (upstream, tasks) = fake_upstream(false).await;
+            let table: VipTable = Arc::new(RwLock::new(BTreeMap::from([(
+                "web".to_string(),
+                Ipv4Addr::new(10, 89, 4, 2),
+            )])));
+            let reaching: Reaching =
+                Arc::new(RwLock::new([std::net::IpAddr::from([10, 88, 0, 2])].into()));
+            let server = start_with(
+                "10.88.0.1:53".parse().expect("addr"),
+                table,
+                Arc::new(RwLock::new(vec![upstream])),
+                reaching,
+                Limits::default(),
+            )
+            .await
+            .expect("DNS server on the bridge");
+            ready.send(()).expect("test alive");
+            let _ = stopped.await;
+            drop(server);
+            for t in tasks {
+                t.abort();
+            }
+        })
+    });
+    started
+        .recv_timeout(Duration::from_secs(10))
+        .expect("server up");
+    let ask = |ns: &Netns, name: &str| -> String {
+        let (_, out, err) = ns.exec("dig", &["@10.88.0.1", "+tries=1", "+time=3", name, "A"]);
+        format!("{out}{err}")
+    };
+    let [out, none] = &containers[..] else {
+        panic!("two containers")
+    };
+    let answer = ask(out, "example.org");
+    assert!(
+        answer.contains("status: NOERROR") && answer.contains("192.0.2.7"),
+        "{answer}"
+    );
+    let answer = ask(none, "example.org");
+    assert!(answer.contains("status: REFUSED"), "{answer}");
+    assert!(!answer.contains("192.0.2.7"), "{answer}");
+    let answer = ask(none, "web");
+    assert!(
+        answer.contains("status: NOERROR") && answer.contains("10.89.4.2"),
+        "{answer}"
+    );
+    let _ = stop.send(());
+    server.join().expect("server thread");
 }

@@ -246,7 +246,9 @@ fn check_rule(t: &Table, c: &Chain, index: usize, r: &Rule) -> Result<(), Error>
     let what = || rule_what(t, c, index, r);
     for m in &r.matches {
         match m {
-            Match::Iifname(_, n) | Match::Oifname(_, n) if n.is_empty() || n.len() > 15 => {
+            Match::Iifname(_, n) | Match::Oifname(_, n) | Match::IifnamePrefix(n)
+                if n.is_empty() || n.len() > 15 =>
+            {
                 return Err(invalid(
                     what(),
                     format!("interface name {n:?} is not 1-15 bytes"),

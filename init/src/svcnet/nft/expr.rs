@@ -139,6 +139,10 @@ pub enum RejectKind {
 
 /// `NFT_REJECT_ICMPX_PORT_UNREACH`: what a bare `reject` answers in an `inet` table.
 pub const ICMPX_PORT_UNREACH: u8 = 1;
+/// `NFT_REJECT_ICMPX_ADMIN_PROHIBITED`.
+pub const ICMPX_ADMIN_PROHIBITED: u8 = 3;
+/// `ICMP_PKT_FILTERED`: the IPv4 destination-unreachable code for "administratively prohibited".
+pub const ICMP_PKT_FILTERED: u8 = 13;
 
 /// One nf_tables expression.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,10 +9,11 @@
 use super::expr::{
     CmpOp, CtKey, Expr, MetaKey, NatKind, PayloadBase, Register, NAT_PROTO_SPECIFIED,
 };
-use super::expr::{RejectKind, ICMPX_PORT_UNREACH};
+use super::expr::{RejectKind, ICMPX_ADMIN_PROHIBITED, ICMPX_PORT_UNREACH, ICMP_PKT_FILTERED};
 use super::model::Family;
 use super::rule::{
-    AddrField, Ipv4Net, KeyField, Match, Reject, Rule, Statement, ICMP, NFPROTO_IPV4,
+    AddrField, Ipv4Net, KeyField, Match, Reject, Rule, Statement, ETH_P_ARP, ETH_P_IP, ICMP,
+    NFPROTO_IPV4,
 };
 
 /// The expressions of `rule` in a table of `family`; `set_id` gives the batch id of a set.
@@ -61,10 +62,22 @@ impl Lowering<'_> {
     }
 
     fn need_ipv4(&mut self) {
-        if self.family == Family::Inet && !self.nfproto {
-            self.nfproto = true;
-            self.meta(MetaKey::NfProto);
-            self.cmp(Register::R1, CmpOp::Eq, vec![NFPROTO_IPV4]);
+        if self.nfproto {
+            return;
+        }
+        match self.family {
+            Family::Inet => {
+                self.nfproto = true;
+                self.meta(MetaKey::NfProto);
+                self.cmp(Register::R1, CmpOp::Eq, vec![NFPROTO_IPV4]);
+            }
+            // A bridge sees every ethertype: nft checks the frame's protocol.
+            Family::Bridge => {
+                self.nfproto = true;
+                self.meta(MetaKey::Protocol);
+                self.cmp(Register::R1, CmpOp::Eq, ETH_P_IP.to_be_bytes().to_vec());
+            }
+            Family::Ip | Family::Ip6 => {}
         }
     }
 
@@ -147,6 +160,28 @@ impl Lowering<'_> {
                     offset: 0,
                 });
                 self.cmp(Register::R1, CmpOp::Eq, value.to_ne_bytes().to_vec());
+            }
+            Match::IifnamePrefix(prefix) => {
+                self.meta(MetaKey::IifName);
+                self.cmp(Register::R1, CmpOp::Eq, prefix.as_bytes().to_vec());
+            }
+            Match::EtherSaddr(op, mac) => {
+                self.payload(Register::R1, PayloadBase::Link, 6, 6);
+                self.cmp(Register::R1, *op, mac.to_vec());
+            }
+            Match::ArpSender { hw, ip } => {
+                // The ethertype, then htype . ptype, hlen . plen and sha . spa as nft merges
+                // the adjacent fields.
+                self.payload(Register::R1, PayloadBase::Link, 12, 2);
+                self.cmp(Register::R1, CmpOp::Eq, ETH_P_ARP.to_be_bytes().to_vec());
+                self.payload(Register::R1, PayloadBase::Network, 0, 4);
+                self.cmp(Register::R1, CmpOp::Eq, vec![0, 1, 0x08, 0]);
+                self.payload(Register::R1, PayloadBase::Network, 4, 2);
+                self.cmp(Register::R1, CmpOp::Eq, vec![6, 4]);
+                self.payload(Register::R1, PayloadBase::Network, 8, 10);
+                let mut sender = hw.to_vec();
+                sender.extend_from_slice(&ip.octets());
+                self.cmp(Register::R1, CmpOp::Eq, sender);
             }
             Match::IcmpType(kind) => {
                 self.need_ipv4();
@@ -250,6 +285,16 @@ impl Lowering<'_> {
                 Reject::PortUnreachable => Expr::Reject {
                     kind: RejectKind::IcmpUnreach,
                     code: 3,
+                },
+                Reject::AdminProhibited if self.family == Family::Inet && !self.nfproto => {
+                    Expr::Reject {
+                        kind: RejectKind::IcmpxUnreach,
+                        code: ICMPX_ADMIN_PROHIBITED,
+                    }
+                }
+                Reject::AdminProhibited => Expr::Reject {
+                    kind: RejectKind::IcmpUnreach,
+                    code: ICMP_PKT_FILTERED,
                 },
             }),
             Statement::Dnat { addr, port } => {

@@ -14,6 +14,8 @@ pub enum Family {
     Inet = 1,
     /// IPv4 only (`ip`).
     Ip = 2,
+    /// Frames crossing a bridge (`bridge`): layer 2, ARP included.
+    Bridge = 7,
     /// IPv6 only (`ip6`).
     Ip6 = 10,
 }
@@ -24,12 +26,14 @@ impl Family {
         match self {
             Family::Inet => "inet",
             Family::Ip => "ip",
+            Family::Bridge => "bridge",
             Family::Ip6 => "ip6",
         }
     }
 }
 
-/// The netfilter hooks of the inet families.
+/// The netfilter hooks of the inet families (the bridge family numbers its hooks the same:
+/// prerouting is a frame entering the bridge from a port, before it is forwarded or delivered).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hook {
     /// Before routing.

@@ -35,9 +35,18 @@ table ip baton-nat {
     type nat hook prerouting priority -100; policy accept;
   }
 }
+table bridge baton-ports {
+  chain ingress {
+    type filter hook prerouting priority -200; policy accept;
+  }
+  chain port {
+  }
+}
 "#;
 
-fn setup_tables() -> (Table, Table) {
+const MAC: [u8; 6] = [0x02, 0xba, 10, 88, 0, 2];
+
+fn setup_tables() -> (Table, Table, Table) {
     let inet = Table::new(Family::Inet, "baton")
         .set(ports_set())
         .set(
@@ -67,7 +76,16 @@ fn setup_tables() -> (Table, Table) {
     let nat = Table::new(Family::Ip, "baton-nat")
         .chain(nat_chain("postrouting", Hook::Postrouting, 100))
         .chain(nat_chain("prerouting", Hook::Prerouting, -100));
-    (inet, nat)
+    let bridge = Table::new(Family::Bridge, "baton-ports")
+        .chain(Chain::base(
+            "ingress",
+            ChainType::Filter,
+            Hook::Prerouting,
+            -200,
+            Policy::Accept,
+        ))
+        .chain(Chain::regular("port"));
+    (inet, nat, bridge)
 }
 
 fn ours(family: Family, attrs: Vec<u8>) -> Vec<u8> {
@@ -108,10 +126,10 @@ fn tables_chains_sets_and_elements_match_nft() {
     let out = ns.nft(&["--debug=mnl", "-f", file.to_str().expect("utf-8 temp path")]);
     let _ = std::fs::remove_file(&file);
     let msgs = mnl_oracle::parse(&out);
-    let (inet, nat) = setup_tables();
+    let (inet, nat, bridge) = setup_tables();
 
     let tables = of_kind(&msgs, MsgKind::NewTable);
-    assert_eq!(tables.len(), 2, "nft sent two tables");
+    assert_eq!(tables.len(), 3, "nft sent three tables");
     assert_same(
         "table inet baton",
         &ours(Family::Inet, table_attrs(&inet, true)),
@@ -122,9 +140,14 @@ fn tables_chains_sets_and_elements_match_nft() {
         &ours(Family::Ip, table_attrs(&nat, true)),
         &tables[1],
     );
+    assert_same(
+        "table bridge baton-ports",
+        &ours(Family::Bridge, table_attrs(&bridge, true)),
+        &tables[2],
+    );
 
     let chains = of_kind(&msgs, MsgKind::NewChain);
-    let want: Vec<(Family, Vec<u8>)> = [&inet, &nat]
+    let want: Vec<(Family, Vec<u8>)> = [&inet, &nat, &bridge]
         .iter()
         .flat_map(|t| t.chains.iter().map(move |c| (t.family, chain_attrs(t, c))))
         .collect();
@@ -152,7 +175,8 @@ fn tables_chains_sets_and_elements_match_nft() {
     }
 }
 
-/// (chain, nft rule text, the same rule typed); the inet table unless the chain is a NAT one.
+/// (chain, nft rule text, the same rule typed); the inet table unless the chain is a NAT one
+/// or one of the bridge table (`ingress`, `port`).
 fn cases() -> Vec<(&'static str, &'static str, Rule)> {
     let net24 = Ipv4Net::new(Ipv4Addr::new(10, 88, 0, 0), 24);
     vec![
@@ -346,6 +370,50 @@ fn cases() -> Vec<(&'static str, &'static str, Rule)> {
         ),
         (
             "forward",
+            "ip saddr 10.88.0.0/24 reject with icmp type admin-prohibited",
+            Rule::new().ip_saddr(net24).reject(Reject::AdminProhibited),
+        ),
+        (
+            "forward",
+            "reject with icmpx type admin-prohibited",
+            Rule::new().reject(Reject::AdminProhibited),
+        ),
+        (
+            "ingress",
+            "iifname \"bv*\" drop",
+            Rule::new().when(Match::IifnamePrefix("bv".into())).drop(),
+        ),
+        (
+            "ingress",
+            "iifname \"bv0a580002\" jump port",
+            Rule::new().iifname("bv0a580002").jump("port"),
+        ),
+        (
+            "port",
+            "ether saddr != 02:ba:0a:58:00:02 drop",
+            Rule::new().when(Match::EtherSaddr(CmpOp::Neq, MAC)).drop(),
+        ),
+        (
+            "port",
+            "ip saddr 10.88.0.2 accept",
+            Rule::new()
+                .ip_saddr(Ipv4Net::new(Ipv4Addr::new(10, 88, 0, 2), 32))
+                .accept(),
+        ),
+        (
+            "port",
+            "arp htype 1 arp ptype ip arp hlen 6 arp plen 4 arp saddr ether 02:ba:0a:58:00:02 \
+             arp saddr ip 10.88.0.2 accept",
+            Rule::new()
+                .when(Match::ArpSender {
+                    hw: MAC,
+                    ip: Ipv4Addr::new(10, 88, 0, 2),
+                })
+                .accept(),
+        ),
+        ("port", "drop", Rule::new().drop()),
+        (
+            "forward",
             "icmp type echo-request accept",
             Rule::new().when(Match::IcmpType(8)).accept(),
         ),
@@ -375,11 +443,13 @@ fn every_rule_kind_matches_what_nft_sends() {
     std::fs::write(&file, SETUP).expect("writing the nft setup file");
     ns.nft(&["-f", file.to_str().expect("utf-8 temp path")]);
     let _ = std::fs::remove_file(&file);
-    let (inet, nat) = setup_tables();
+    let (inet, nat, bridge) = setup_tables();
     let mut failures = Vec::new();
     for (chain, text, rule) in cases() {
         let table = if chain.ends_with("routing") {
             &nat
+        } else if chain == "ingress" || chain == "port" {
+            &bridge
         } else {
             &inet
         };

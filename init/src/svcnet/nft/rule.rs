@@ -163,7 +163,24 @@ pub enum Match {
     },
     /// `icmp type <type>` (8 is echo-request).
     IcmpType(u8),
+    /// `iifname "prefix*"`: the input interface's name starts with `prefix`.
+    IifnamePrefix(String),
+    /// `ether saddr [!=] mac` (bridge and netdev tables).
+    EtherSaddr(CmpOp, [u8; 6]),
+    /// An Ethernet/IPv4 ARP packet sent as `hw`/`ip` (bridge tables): `arp htype 1 arp ptype
+    /// ip arp hlen 6 arp plen 4 arp saddr ether HW arp saddr ip IP`.
+    ArpSender {
+        /// The sender hardware address.
+        hw: [u8; 6],
+        /// The sender protocol address.
+        ip: Ipv4Addr,
+    },
 }
+
+/// `ETH_P_IP`.
+pub const ETH_P_IP: u16 = 0x0800;
+/// `ETH_P_ARP`.
+pub const ETH_P_ARP: u16 = 0x0806;
 
 /// How a `reject` statement answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,6 +189,9 @@ pub enum Reject {
     TcpReset,
     /// `reject`: ICMP port unreachable (family-independent in an `inet` table).
     PortUnreachable,
+    /// `reject with icmp type admin-prohibited` (`icmpx` in an `inet` rule that did not match
+    /// IPv4): the answer of a filter that forbids the packet.
+    AdminProhibited,
 }
 
 /// What a rule does when it matches.

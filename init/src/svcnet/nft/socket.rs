@@ -107,10 +107,23 @@ const RCVBUF_MIN: usize = 256 * 1024;
 /// Grows the receive buffer to hold every answer to `messages` messages: beyond `rmem_max`
 /// with `SO_RCVBUFFORCE` (root, as the init is), else as far as `SO_RCVBUF` goes.
 fn size_receive_buffer(socket: &Socket, messages: usize) {
-    use std::os::fd::AsRawFd;
     let want = RCVBUF_MIN.max(messages.saturating_mul(RCVBUF_PER_MESSAGE));
+    grow_buffer(socket, [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF], want);
+}
+
+/// Grows the send buffer to take a batch of `bytes` in one `send` (netlink refuses a message
+/// larger than the buffer with `EMSGSIZE`), as `nft` does.
+fn size_send_buffer(socket: &Socket, bytes: usize) {
+    // With room for what the kernel accounts beyond the bytes themselves.
+    let want = bytes.saturating_add(64 * 1024);
+    grow_buffer(socket, [libc::SO_SNDBUFFORCE, libc::SO_SNDBUF], want);
+}
+
+/// Sets a socket buffer size with the first of `options` that works.
+fn grow_buffer(socket: &Socket, options: [libc::c_int; 2], want: usize) {
+    use std::os::fd::AsRawFd;
     let size = libc::c_int::try_from(want).unwrap_or(libc::c_int::MAX);
-    for option in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+    for option in options {
         // SAFETY: the descriptor is the open socket we own; the value is a c_int of the size given.
         let rc = unsafe {
             libc::setsockopt(
@@ -143,6 +156,7 @@ fn open(messages: usize) -> Result<Socket, Error> {
 /// Sends `batch` and waits for the kernel's verdict on every message in it.
 pub fn send(batch: &Batch) -> Result<(), Error> {
     let socket = open(batch.messages.len())?;
+    size_send_buffer(&socket, batch.bytes.len());
     let sent = socket.send(&batch.bytes, 0).map_err(|source| Error::Send {
         len: batch.bytes.len(),
         source,

@@ -3,7 +3,9 @@
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
-use super::{Egress, Policy, Proto, Service, ServicePort, DNS_PORT, FILTER_TABLE, NAT_TABLE};
+use super::{
+    Egress, Policy, PortSpec, Proto, Service, ServicePort, DNS_PORT, FILTER_TABLE, NAT_TABLE,
+};
 use crate::svcnet::nft::rule::TCP;
 use crate::svcnet::nft::{
     AddrField, Chain, ChainType, CmpOp, CtState, Family, Hook, Ipv4Net, KeyField, KeyType, Match,
@@ -42,6 +44,36 @@ fn lan_set(proto: Proto) -> String {
     format!("lan_{}", proto.name())
 }
 
+fn control_set(proto: Proto) -> String {
+    format!("control_{}", proto.name())
+}
+
+/// A set of the ports of `proto` among `ports`.
+fn port_set(name: &str, ports: &[PortSpec], proto: Proto) -> Set {
+    let ports: BTreeSet<u16> = ports
+        .iter()
+        .filter(|p| p.proto == proto)
+        .map(|p| p.port)
+        .collect();
+    ports
+        .into_iter()
+        .fold(Set::new(name, KeyType::InetService), |s, p| {
+            s.element(&[Value::Port(p)])
+        })
+}
+
+/// `rule` refusing what it matches: a TCP reset for TCP, ICMP "administratively prohibited"
+/// for anything else, so a caller learns at once instead of waiting for a timeout.
+fn refuse(rule: Rule, comment: &str) -> [Rule; 2] {
+    [
+        rule.clone()
+            .when(Match::L4proto(CmpOp::Eq, TCP))
+            .reject(Reject::TcpReset)
+            .comment(comment),
+        rule.reject(Reject::AdminProhibited).comment(comment),
+    ]
+}
+
 /// `source . destination . port` for every allowed call of `proto`.
 fn allowed(policy: &Policy, proto: Proto) -> BTreeSet<(Ipv4Addr, Ipv4Addr, u16)> {
     let mut out = BTreeSet::new();
@@ -69,20 +101,10 @@ fn filter_table(policy: &Policy) -> Table {
         for (from, to, port) in allowed(policy, proto) {
             set = set.element(&[Value::Ipv4(from), Value::Ipv4(to), Value::Port(port)]);
         }
-        table = table.set(set);
-        let ports: BTreeSet<u16> = policy
-            .lan_ports
-            .iter()
-            .filter(|p| p.proto == proto)
-            .map(|p| p.port)
-            .collect();
-        table = table.set(
-            ports
-                .into_iter()
-                .fold(Set::new(&lan_set(proto), KeyType::InetService), |s, p| {
-                    s.element(&[Value::Port(p)])
-                }),
-        );
+        table = table
+            .set(set)
+            .set(port_set(&lan_set(proto), &policy.lan_ports, proto))
+            .set(port_set(&control_set(proto), &policy.control_ports, proto));
     }
     let vips: BTreeSet<Ipv4Addr> = policy.services.iter().map(|s| s.vip).collect();
     table = table.set(
@@ -139,12 +161,12 @@ fn forward_chain(policy: &Policy) -> Chain {
         );
     }
     if let Some(mesh) = &policy.mesh {
-        chain = chain.rule(
-            Rule::new()
-                .iifname(mesh)
-                .drop()
-                .comment("from other boards: allowed calls only"),
-        );
+        chain = refuse(
+            Rule::new().iifname(mesh),
+            "from other boards: allowed calls only",
+        )
+        .into_iter()
+        .fold(chain, Chain::rule);
     }
     let to_vip = || in_set(vec![KeyField::Addr(AddrField::Daddr)], "vips");
     chain = chain
@@ -163,28 +185,38 @@ fn forward_chain(policy: &Policy) -> Chain {
         );
     let mut inside = vec![policy.subnet];
     inside.extend(policy.cluster.iter().copied());
+    // ICMP for TCP too: a call to a VIP was DNATed, and conntrack translates an ICMP error
+    // back to the VIP for the caller, where a reset made here would carry the instance's
+    // address (a bridged packet's reset is sent as is) and be ignored.
     for net in inside {
         chain = chain.rule(
             Rule::new()
                 .ip_saddr(policy.subnet)
                 .ip_daddr(net)
-                .drop()
+                .reject(Reject::AdminProhibited)
                 .comment("default deny between containers"),
         );
     }
-    chain
-        .rule(
-            Rule::new()
-                .when(in_set(vec![KeyField::Addr(AddrField::Saddr)], "egress"))
-                .accept()
-                .comment("egress internet"),
-        )
-        .rule(
-            Rule::new()
-                .ip_saddr(policy.subnet)
-                .drop()
-                .comment("no egress"),
-        )
+    // Any destination, not only the boards the cluster knows of: a board whose address
+    // changed, one not yet met or one of another cluster on the LAN is covered as well.
+    for proto in [Proto::Tcp, Proto::Udp] {
+        let control = in_set(vec![KeyField::Port(dport(proto))], &control_set(proto));
+        let rule = Rule::new().ip_saddr(policy.subnet).when(control);
+        let rule = match proto {
+            Proto::Tcp => rule.reject(Reject::TcpReset),
+            Proto::Udp => rule.reject(Reject::AdminProhibited),
+        };
+        chain = chain.rule(rule.comment("no board's control ports"));
+    }
+    chain = chain.rule(
+        Rule::new()
+            .when(in_set(vec![KeyField::Addr(AddrField::Saddr)], "egress"))
+            .accept()
+            .comment("egress internet"),
+    );
+    refuse(Rule::new().ip_saddr(policy.subnet), "no egress")
+        .into_iter()
+        .fold(chain, Chain::rule)
 }
 
 fn input_chain(policy: &Policy) -> Chain {
@@ -198,12 +230,12 @@ fn input_chain(policy: &Policy) -> Chain {
     .rule(established())
     .rule(Rule::new().iifname("lo").accept());
     if let Some(mesh) = &policy.mesh {
-        chain = chain.rule(
-            Rule::new()
-                .iifname(mesh)
-                .drop()
-                .comment("other boards' containers may not reach the board"),
-        );
+        chain = refuse(
+            Rule::new().iifname(mesh),
+            "other boards' containers may not reach the board",
+        )
+        .into_iter()
+        .fold(chain, Chain::rule);
     }
     for proto in [Proto::Udp, Proto::Tcp] {
         chain = chain.rule(
@@ -215,12 +247,12 @@ fn input_chain(policy: &Policy) -> Chain {
                 .comment("dns for containers"),
         );
     }
-    chain = chain.rule(
-        Rule::new()
-            .ip_saddr(policy.subnet)
-            .drop()
-            .comment("containers may not reach the board"),
-    );
+    chain = refuse(
+        Rule::new().ip_saddr(policy.subnet),
+        "containers may not reach the board",
+    )
+    .into_iter()
+    .fold(chain, Chain::rule);
     if !policy.lan_filter {
         return chain;
     }

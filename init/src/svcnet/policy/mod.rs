@@ -28,30 +28,40 @@
 //!    `a . b . target port`. The forward hook sees the destination after DNAT, so a call to
 //!    `B`'s VIP matches the instance it was sent to. Instances on other boards are in the set
 //!    too: a call is checked by the board it leaves and again by the board it reaches;
-//! 4. `iifname MESH drop` (with [`Policy::mesh`]): from other boards' containers only the
+//! 4. `iifname MESH` refused (with [`Policy::mesh`]): from other boards' containers only the
 //!    allowed calls above (and their replies) get through;
 //! 5. `ip daddr @vips reject` (a TCP reset for TCP, ICMP port unreachable otherwise): a
 //!    connection to a VIP that was not DNATed has no healthy instance; it is refused rather
 //!    than left to time out;
-//! 6. `ip saddr SUBNET ip daddr NET drop` for the bridge subnet and every [`Policy::cluster`]
-//!    network: default deny between containers, on this board and towards others;
-//! 7. `ip saddr @egress accept`: instances of services with [`Egress::Internet`] may reach
+//! 6. `ip saddr SUBNET ip daddr NET reject with icmp type admin-prohibited` for the bridge
+//!    subnet and every [`Policy::cluster`] network: default deny between containers, on this
+//!    board and towards others. ICMP for TCP as well: the call may have been DNATed from a
+//!    VIP, and conntrack maps an ICMP error back to the VIP, where a reset sent for a bridged
+//!    packet keeps the instance's address and the caller would ignore it;
+//! 7. `ip saddr SUBNET tcp|udp dport @control_tcp|@control_udp` refused, whatever the
+//!    destination: no container reaches a board's API, gossip or mesh port through the
+//!    masquerade ([`Policy::control_ports`]);
+//! 8. `ip saddr @egress accept`: instances of services with [`Egress::Internet`] may reach
 //!    anything else (the masquerade of `ip baton-nat` gives them the uplink's address);
-//! 8. `ip saddr SUBNET drop`: everything else from containers, including [`Egress::None`].
+//! 9. `ip saddr SUBNET` refused: everything else from containers, including [`Egress::None`].
+//!
+//! "Refused" is a pair of rules: `meta l4proto tcp reject with tcp reset`, then `reject with
+//! icmp type admin-prohibited`, so a forbidden call fails at once instead of timing out.
 //!
 //! Chain `input` (filter, input, 0, policy accept):
 //! 1. `ct state established,related accept`, `iifname "lo" accept`, and with [`Policy::mesh`]
-//!    `iifname MESH drop`: other boards' containers cannot reach this board either;
+//!    `iifname MESH` refused: other boards' containers cannot reach this board either;
 //! 2. `ip saddr SUBNET ip daddr BRIDGE_ADDR udp|tcp dport 53 accept`: DNS on the bridge;
-//! 3. `ip saddr SUBNET drop`: containers cannot reach the board itself (API, gossip, ...);
+//! 3. `ip saddr SUBNET` refused: containers cannot reach the board itself (API, gossip, ...)
+//!    on any of its addresses;
 //! 4. only with [`Policy::lan_filter`], for every uplink: `tcp|udp dport @lan_tcp|@lan_udp
 //!    accept`, `icmp type echo-request accept`, then `drop`. Other interfaces are untouched.
 //!
 //! Containers on the same bridge talk at layer 2, so the forward rules see their traffic only
 //! when the bridge hands bridged IPv4 to netfilter (`br_netfilter`, with `nf_call_iptables`
 //! on the bridge); the same setting makes the un-NAT of replies from an instance on the same
-//! bridge work. The addresses matched are the ones containers send from: the bridge is
-//! expected to stop a container from using another's address.
+//! bridge work. The addresses matched are the ones containers send from: the bridge's own
+//! rules ([`crate::svcnet::bridge::ports`]) stop a container from sending as another.
 
 mod build;
 
@@ -195,6 +205,9 @@ pub struct Policy {
     pub lan_filter: bool,
     /// The link other boards' containers arrive on (the WireGuard mesh), if any.
     pub mesh: Option<String>,
+    /// The ports of the cluster's own protocols (API and sync, gossip, mesh): containers may
+    /// not reach them anywhere (see [`Policy::control_ports`]).
+    pub control_ports: Vec<PortSpec>,
     /// The services.
     pub services: Vec<Service>,
 }
@@ -210,6 +223,16 @@ impl Policy {
         ]
     }
 
+    /// The ports boards talk to each other on: the API (which also carries the cluster's
+    /// record sync), gossip and the WireGuard mesh.
+    pub fn control_ports() -> Vec<PortSpec> {
+        vec![
+            PortSpec::tcp(API_PORT),
+            PortSpec::udp(GOSSIP_PORT),
+            PortSpec::udp(crate::svcnet::mesh::PORT),
+        ]
+    }
+
     /// A policy without services for the bridge `subnet` at `bridge_addr`, with the
     /// [`Policy::board_ports`] open on `uplinks` and the LAN filter off.
     pub fn new(subnet: Ipv4Net, bridge_addr: Ipv4Addr, uplinks: &[&str]) -> Policy {
@@ -222,6 +245,7 @@ impl Policy {
             lan_ports: Policy::board_ports(),
             lan_filter: false,
             mesh: None,
+            control_ports: Policy::control_ports(),
             services: Vec::new(),
         }
     }

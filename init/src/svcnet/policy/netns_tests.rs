@@ -201,6 +201,30 @@ fn refused(r: Result<String, ErrorKind>, what: &str) {
     assert!(r.is_err(), "{what} should fail, got {r:?}");
 }
 
+/// The call is refused at once (a TCP reset), not dropped (which would time out).
+fn reset(r: Result<String, ErrorKind>, what: &str) {
+    assert_eq!(r, Err(ErrorKind::ConnectionRefused), "{what}");
+}
+
+/// The call is refused at once with ICMP "administratively prohibited", not dropped.
+fn prohibited(r: Result<String, ErrorKind>, what: &str) {
+    assert_eq!(r, Err(ErrorKind::HostUnreachable), "{what}");
+}
+
+/// Sends one UDP datagram from inside `ns` on a connected socket and waits up to 2 s for an
+/// answer or the error an ICMP refusal reports.
+fn datagram(ns: &Netns, to: SocketAddrV4) -> Result<(), ErrorKind> {
+    ns.run(move || {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0").map_err(|e| e.kind())?;
+        s.connect(to).map_err(|e| e.kind())?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))
+            .map_err(|e| e.kind())?;
+        s.send(b"gossip?").map_err(|e| e.kind())?;
+        let mut buf = [0u8; 64];
+        s.recv(&mut buf).map(|_| ()).map_err(|e| e.kind())
+    })
+}
+
 #[test]
 fn allow_lists_vips_board_ports_and_egress_are_enforced() {
     require_root();
@@ -215,13 +239,20 @@ fn allow_lists_vips_board_ports_and_egress_are_enforced() {
         Listener::start(c, at(ip(4), 8080), "c"),
         Listener::start(c, at(ip(5), 8080), "c5"),
         Listener::start(&lab.board, at(ip(1), 53), "dns"),
-        Listener::start(&lab.board, at(ip(1), API_PORT), "api"),
+        Listener::start(&lab.board, at(any, API_PORT), "api"),
         Listener::start(&lab.internet, at(INTERNET, 9000), "internet"),
+        // The "internet" namespace stands in for another board on the LAN too.
+        Listener::start(&lab.internet, at(INTERNET, API_PORT), "peer api"),
     ];
     assert_eq!(
         call(a, at(ip(4), 8080)),
         Ok("c".into()),
         "open before the policy"
+    );
+    assert_eq!(
+        call(a, at(INTERNET, API_PORT)),
+        Ok("peer api".into()),
+        "another board's API is reachable through the masquerade before the policy"
     );
     let mut p = lab_policy();
     apply_in(&lab.board, &p);
@@ -232,8 +263,8 @@ fn allow_lists_vips_board_ports_and_egress_are_enforced() {
         "a may call b by its VIP"
     );
     refused(call(a, at(vip(4), 80)), "a → c's VIP");
-    refused(call(a, at(ip(4), 8080)), "a → c's instance");
-    refused(call(c, at(vip(2), 80)), "c → a");
+    prohibited(call(a, at(ip(4), 8080)), "a → c's instance");
+    prohibited(call(c, at(vip(2), 80)), "c → a's VIP");
     refused(
         call(b, at(vip(2), 80)),
         "b → a (replies aside, allow is one way)",
@@ -243,16 +274,34 @@ fn allow_lists_vips_board_ports_and_egress_are_enforced() {
         Ok("dns".into()),
         "DNS on the bridge"
     );
-    refused(
+    reset(
         call(a, at(ip(1), API_PORT)),
-        "a container → the board's API",
+        "a container → the board's API on the bridge",
+    );
+    reset(
+        call(a, at(Ipv4Addr::new(192, 0, 2, 1), API_PORT)),
+        "a container → the board's API on its LAN address",
     );
     assert_eq!(
         call(a, at(INTERNET, 9000)),
         Ok("internet".into()),
         "a has egress"
     );
-    refused(call(b, at(INTERNET, 9000)), "b has egress none");
+    reset(
+        call(a, at(INTERNET, API_PORT)),
+        "a container → another board's API, egress or not",
+    );
+    assert_eq!(
+        datagram(a, at(INTERNET, GOSSIP_PORT)),
+        Err(ErrorKind::HostUnreachable),
+        "a container → another board's gossip port: ICMP admin-prohibited"
+    );
+    assert_eq!(
+        datagram(a, at(INTERNET, crate::svcnet::mesh::PORT)),
+        Err(ErrorKind::HostUnreachable),
+        "a container → another board's mesh port"
+    );
+    reset(call(b, at(INTERNET, 9000)), "b has egress none");
 
     // A new allow list takes effect without touching the containers.
     p.generation = 2;

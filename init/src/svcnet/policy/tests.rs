@@ -146,6 +146,7 @@ fn a_service_without_healthy_instances_is_rejected_not_dnated() {
         .expect("forward")
         .rules
         .iter()
+        .filter(|r| r.comment.as_deref() == Some("no healthy instance"))
         .filter_map(|r| match r.statements.as_slice() {
             [Statement::Reject(how)] => Some(*how),
             _ => None,
@@ -175,6 +176,52 @@ fn only_internet_services_get_egress_and_containers_are_denied_by_default() {
     assert!(last
         .matches
         .contains(&Match::Addr(AddrField::Saddr, CmpOp::Eq, p.subnet)));
+    // Refused, not dropped: a reset for TCP, "administratively prohibited" for the rest.
+    let refusals: Vec<Vec<Statement>> = fwd
+        .iter()
+        .filter(|r| r.comment.as_deref() == Some("no egress"))
+        .map(|r| r.statements.clone())
+        .collect();
+    assert_eq!(
+        refusals,
+        vec![
+            vec![Statement::Reject(Reject::TcpReset)],
+            vec![Statement::Reject(Reject::AdminProhibited)]
+        ]
+    );
+    assert!(
+        !fwd.iter().any(|r| r.comment.is_some()
+            && r.statements == vec![Statement::Verdict(Verdict::Drop)]),
+        "no call between services is dropped silently"
+    );
+}
+
+#[test]
+fn no_container_reaches_a_board_s_control_ports_whatever_its_egress() {
+    let mut p = base_policy();
+    p.services = vec![service("a", vip(2), &[ip(2)], &[])];
+    let rs = build(&p);
+    let t = table(&rs, FILTER_TABLE);
+    let ports = |name| -> Vec<Vec<Value>> { set(t, name).elements.clone() };
+    assert_eq!(ports("control_tcp"), vec![vec![Value::Port(7070)]]);
+    assert_eq!(
+        ports("control_udp"),
+        vec![vec![Value::Port(7946)], vec![Value::Port(51820)]]
+    );
+    let fwd = &chain(t, "forward").expect("forward").rules;
+    let control: Vec<usize> = (0..fwd.len())
+        .filter(|i| fwd[*i].comment.as_deref() == Some("no board's control ports"))
+        .collect();
+    let egress = fwd
+        .iter()
+        .position(|r| r.comment.as_deref() == Some("egress internet"))
+        .expect("the egress rule");
+    assert_eq!(control.len(), 2, "tcp and udp");
+    assert!(control.iter().all(|i| *i < egress), "before egress accept");
+    assert_eq!(
+        fwd[control[0]].statements,
+        vec![Statement::Reject(Reject::TcpReset)]
+    );
 }
 
 #[test]
@@ -284,11 +331,11 @@ fn from_the_mesh_only_allowed_calls_pass_and_nothing_reaches_the_board() {
         .expect("allow rule");
     assert!(
         allow_at < drop_at,
-        "allowed calls pass before the mesh drop"
+        "allowed calls pass before the mesh refusal"
     );
     assert_eq!(
         fwd[drop_at].statements,
-        vec![Statement::Verdict(Verdict::Drop)]
+        vec![Statement::Reject(Reject::TcpReset)]
     );
     // The remote caller's call to b's local instance is in the allow set.
     let allowed = &set(t, "allow_tcp").elements;
