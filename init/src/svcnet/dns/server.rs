@@ -288,6 +288,7 @@ mod tests {
             "127.0.0.1:0".parse().expect("addr"),
             VipTable::default(),
             Upstreams::default(),
+            Reaching::default(),
             limits,
         )
         .await
