@@ -69,6 +69,8 @@ impl Services for RealServices {
     }
 
     fn start_api(&self, ctx: &Arc<Ctx>, power: mpsc::Sender<Action>) -> Result<(), StartError> {
+        let config_dir = ctx.path(crate::boot::config::MOUNT_POINT);
+        let tls = api::tls::setup(&config_dir, &ctx.state, &ctx.console);
         Ok(api::spawn(api::Handles {
             state: Arc::clone(&ctx.state),
             console: Arc::clone(&ctx.console),
@@ -78,6 +80,7 @@ impl Services for RealServices {
                 supervisor: self.supervisor.subscribe(),
                 cluster: self.cluster.subscribe(),
             },
+            tls,
         })?)
     }
 

@@ -40,6 +40,7 @@ use crate::containers::supervisor::Supervisor;
 
 mod cluster;
 mod services;
+pub mod tls;
 
 /// TCP port of the API on every board.
 pub const PORT: u16 = baton_spec::service::defaults::API_PORT;
@@ -82,6 +83,8 @@ pub struct Handles {
     pub services_dir: PathBuf,
     /// The supervisor and the cluster member, once they run.
     pub running: Running,
+    /// TLS for the API ([`tls::setup`]); `None` serves plain HTTP (a card without a CA).
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Handles {
@@ -113,9 +116,13 @@ fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, Error> {
     tokio::net::TcpListener::from_std(std_listener).map_err(|source| Error::Listen { addr, source })
 }
 
-/// Serves the API on `listener` until the process ends.
+/// Serves the API on `listener` until the process ends: over TLS when the board has a
+/// certificate ([`tls::serve`]), else plain HTTP.
 pub async fn serve(listener: tokio::net::TcpListener, handles: Handles) {
     let console = Arc::clone(&handles.console);
+    if let Some(acceptor) = handles.tls.clone() {
+        return tls::serve(listener, acceptor, router(handles), console).await;
+    }
     if let Err(e) = axum::serve(listener, router(handles)).await {
         console.line(format_args!("API server stopped: {e}"));
     }
@@ -221,6 +228,7 @@ pub fn report(state: &BoardStatus) -> StatusReport {
         data: info.data,
         errors: state.errors(),
         config_errors: state.config_errors(),
+        api_tls: state.api_tls(),
     }
 }
 
@@ -320,6 +328,7 @@ mod tests {
                 supervisor: watch::channel(None).1,
                 cluster: watch::channel(None).1,
             },
+            tls: None,
         };
         tokio::spawn(serve(listener, handles));
         (addr, rx, state, console)

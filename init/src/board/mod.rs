@@ -8,3 +8,4 @@ pub mod mountinfo;
 pub mod persist;
 pub mod status;
 pub mod sys;
+pub mod tls;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use baton_spec::ConfigError;
 
 /// The board facts the API reports are its types ([`baton_api`]).
-pub use baton_api::{Address, AddressSource, BoardInfo, BootStep, DataPartition};
+pub use baton_api::{Address, AddressSource, ApiTls, BoardInfo, BootStep, DataPartition};
 
 /// What the board reports about itself (facts, boot steps, errors, addresses, the token), shared
 /// between the boot, the network code and the API; every field behind its own short lock.
@@ -19,6 +19,7 @@ pub struct BoardStatus {
     config_errors: Mutex<Vec<ConfigError>>,
     addresses: Mutex<Vec<Address>>,
     token: Mutex<Option<String>>,
+    api_tls: Mutex<ApiTls>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -104,5 +105,15 @@ impl BoardStatus {
     /// The API token, if one is configured.
     pub fn token(&self) -> Option<String> {
         lock(&self.token).clone()
+    }
+
+    /// Records whether the API speaks TLS, and why not.
+    pub fn set_api_tls(&self, tls: ApiTls) {
+        *lock(&self.api_tls) = tls;
+    }
+
+    /// Whether the API speaks TLS, and why not.
+    pub fn api_tls(&self) -> ApiTls {
+        lock(&self.api_tls).clone()
     }
 }
