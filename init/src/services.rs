@@ -152,6 +152,7 @@ impl Services for RealServices {
                 &ctx.console,
             ),
             api_port: crate::api::PORT,
+            tls: sync_tls(ctx),
             power: power.clone(),
             console: Arc::clone(&ctx.console),
         };
@@ -209,6 +210,21 @@ fn registry_options(
 }
 
 /// The config partition's `services/` directory, where specs are read and written.
+/// The client side of TLS to other boards' APIs, trusting the cluster CA on the config
+/// partition; `None` without one (the API then speaks plain HTTP too, see [`api::tls::setup`]).
+fn sync_tls(ctx: &Ctx) -> Option<Arc<rustls::ClientConfig>> {
+    let ca = crate::board::tls::load_ca(&ctx.path(crate::boot::config::MOUNT_POINT))
+        .ok()
+        .flatten()?;
+    match baton_cluster::tls::verify::client_config(ca.cert_pem()) {
+        Ok(config) => Some(config),
+        Err(e) => {
+            ctx.say(format_args!("cluster: TLS to other boards: {e}"));
+            None
+        }
+    }
+}
+
 fn services_dir(ctx: &Ctx) -> std::path::PathBuf {
     ctx.path(crate::boot::config::MOUNT_POINT)
         .join(baton_spec::service::SERVICES_DIR)
