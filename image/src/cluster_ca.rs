@@ -88,24 +88,42 @@ pub fn provide(tree: &mut ConfigTree, user_dir: &Path) -> Result<Source, Error> 
             check("the config directory", &cert, &key)?,
             Source::ConfigDir,
         ),
-        None => {
-            let where_ = keep.display().to_string();
-            match pair(
-                &where_,
-                read(&keep.join(CA_CERT_FILE))?,
-                read(&keep.join(CA_KEY_FILE))?,
-            )? {
-                Some((cert, key)) => (check(&where_, &cert, &key)?, Source::UserCopy),
-                None => (
-                    Ca::generate(&cluster).map_err(Error::Generate)?,
-                    Source::Generated,
-                ),
+        None => match user_copy(&keep)? {
+            Some(ca) => (ca, Source::UserCopy),
+            None => (
+                Ca::generate(&cluster).map_err(Error::Generate)?,
+                Source::Generated,
+            ),
+        },
+    };
+    let (ca, source) = match source {
+        Source::UserCopy => (ca, source),
+        // The user's own CA: kept unless the directory has one already (which stays).
+        Source::ConfigDir => {
+            if !keep.join(CA_KEY_FILE).exists()
+                && !keep_copy(&keep, &ca)?
+                && user_copy(&keep)?.is_none()
+            {
+                write_copy(&keep, &ca)?;
+            }
+            (ca, source)
+        }
+        Source::Generated => {
+            if keep_copy(&keep, &ca)? {
+                (ca, source)
+            } else {
+                // Another build for the cluster kept its CA first: use that one.
+                match user_copy(&keep)? {
+                    Some(kept) => (kept, Source::UserCopy),
+                    // The directory holds other files only: add ours to it.
+                    None => {
+                        write_copy(&keep, &ca)?;
+                        (ca, source)
+                    }
+                }
             }
         }
     };
-    if source != Source::UserCopy && !keep.join(CA_KEY_FILE).exists() {
-        write_copy(&keep, &ca)?;
-    }
     tree.files
         .insert(CA_CERT_FILE.to_string(), ca.cert_pem().as_bytes().to_vec());
     tree.files
@@ -156,6 +174,59 @@ fn read(path: &Path) -> Result<Option<Vec<u8>>, Error> {
             path: path.to_path_buf(),
             source,
         }),
+    }
+}
+
+/// The CA kept in `keep`, if there is one.
+fn user_copy(keep: &Path) -> Result<Option<Ca>, Error> {
+    let where_ = keep.display().to_string();
+    let cert = read(&keep.join(CA_CERT_FILE))?;
+    let key = read(&keep.join(CA_KEY_FILE))?;
+    match pair(&where_, cert, key)? {
+        Some((cert, key)) => Ok(Some(check(&where_, &cert, &key)?)),
+        None => Ok(None),
+    }
+}
+
+/// Keeps `ca` in `keep`: both files are written into a new directory next to it, which is then
+/// renamed into place, so that two builds at once never leave a certificate and a key that do
+/// not belong together. `false` when `keep` already holds files (another build was first).
+fn keep_copy(keep: &Path, ca: &Ca) -> Result<bool, Error> {
+    let parent = keep.parent().unwrap_or(Path::new("."));
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { path, source }
+    };
+    std::fs::create_dir_all(parent).map_err(io(parent))?;
+    let name = keep
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    static STAGING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = STAGING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let staging = parent.join(format!(".{name}.{}.{n}.new", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    write_copy(&staging, ca)?;
+    // rename(2) replaces an empty directory and refuses a non-empty one.
+    match std::fs::rename(&staging, keep) {
+        Ok(()) => Ok(true),
+        Err(e)
+            if keep.is_dir()
+                && matches!(
+                    e.kind(),
+                    std::io::ErrorKind::DirectoryNotEmpty | std::io::ErrorKind::AlreadyExists
+                ) =>
+        {
+            let _ = std::fs::remove_dir_all(&staging);
+            Ok(false)
+        }
+        Err(source) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            Err(Error::Io {
+                path: keep.to_path_buf(),
+                source,
+            })
+        }
     }
 }
 

@@ -139,3 +139,25 @@ fn half_a_ca_or_a_broken_one_is_an_error_naming_where() {
     let err = provide(&mut tree(&config), &user).unwrap_err().to_string();
     assert!(err.contains("user/home"), "{err}");
 }
+
+#[test]
+fn builds_at_once_for_one_cluster_agree_on_one_ca() {
+    let root = tempfile::tempdir().unwrap();
+    let config = config_dir(root.path());
+    let user = root.path().join("user");
+    let cas: Vec<Vec<u8>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut t = tree(&config);
+                    provide(&mut t, &user).unwrap();
+                    t.files["ca.pem"].clone()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let kept = std::fs::read(user.join("home/ca.pem")).unwrap();
+    assert!(cas.iter().all(|c| *c == kept), "builds disagree on the CA");
+    assert_eq!(names(&user), ["home"], "staging directories left behind");
+}
