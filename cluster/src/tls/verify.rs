@@ -9,7 +9,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::ParsedCertificate;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 
-use super::ca::{pem_certificate, Leaf};
+use super::ca::Leaf;
 use super::{provider, Error, VERSIONS};
 
 /// A server configuration for `leaf`: TLS 1.2 and 1.3 with ring, no client certificates, HTTP/1.1.
@@ -22,10 +22,11 @@ pub fn server_config(leaf: Leaf) -> Result<Arc<ServerConfig>, Error> {
     Ok(Arc::new(config))
 }
 
-/// A client configuration that trusts a server whose certificate chains to the CA in `ca_pem`,
-/// whatever name it was reached by (see [`ChainOnly`]).
+/// A client configuration that trusts a server whose certificate chains to the CA in `ca_pem`
+/// (or to any of the certificates, when it holds several), whatever name it was reached by
+/// (see [`ChainOnly`]).
 pub fn client_config(ca_pem: &str) -> Result<Arc<ClientConfig>, Error> {
-    let verifier = ChainOnly::new(pem_certificate(ca_pem)?)?;
+    let verifier = ChainOnly::with_roots(pem_certificates(ca_pem)?)?;
     let config = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(VERSIONS)?
         .dangerous()
@@ -53,8 +54,15 @@ pub struct ChainOnly {
 impl ChainOnly {
     /// A verifier that trusts certificates issued by `ca` (DER).
     pub fn new(ca: CertificateDer<'static>) -> Result<ChainOnly, Error> {
+        ChainOnly::with_roots(vec![ca])
+    }
+
+    /// A verifier that trusts certificates issued by any of `cas` (DER).
+    pub fn with_roots(cas: Vec<CertificateDer<'static>>) -> Result<ChainOnly, Error> {
         let mut roots = RootCertStore::empty();
-        roots.add(ca)?;
+        for ca in cas {
+            roots.add(ca)?;
+        }
         Ok(ChainOnly {
             roots: Arc::new(roots),
             algorithms: provider().signature_verification_algorithms,
@@ -103,4 +111,20 @@ impl ServerCertVerifier for ChainOnly {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
     }
+}
+
+/// Every certificate in `pem`; at least one.
+fn pem_certificates(pem: &str) -> Result<Vec<CertificateDer<'static>>, Error> {
+    use rustls::pki_types::pem::PemObject;
+    let bad = |message: String| Error::Pem {
+        what: super::CA_CERT_FILE,
+        message,
+    };
+    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(format!("{e:?}")))?;
+    if certs.is_empty() {
+        return Err(bad("no PEM certificate".to_string()));
+    }
+    Ok(certs)
 }
