@@ -1,4 +1,5 @@
-//! The board's HTTP API on TCP port 7070 of every address.
+//! The board's HTTP API on TCP port 7070 of every address, over TLS with a certificate from the
+//! cluster CA ([`tls`]); plain HTTP there answers only `GET /v1/health` and redirects.
 //!
 //! Every request needs `Authorization: Bearer <token>` (`[api] token` in `cluster.toml`) except
 //! `GET /v1/health`. A board whose `cluster.toml` has no usable token refuses every
