@@ -3,8 +3,15 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The `baton` command, keeping the cluster CAs its builds make under the target directory
+/// instead of the user's `~/.config/baton`.
 fn baton() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_baton"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
+    cmd.env(
+        "XDG_CONFIG_HOME",
+        concat!(env!("CARGO_TARGET_TMPDIR"), "/xdg-config"),
+    );
+    cmd
 }
 
 fn run(cmd: &mut Command) -> (bool, String) {
