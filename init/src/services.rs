@@ -209,7 +209,6 @@ fn registry_options(
         .collect()
 }
 
-/// The config partition's `services/` directory, where specs are read and written.
 /// The client side of TLS to other boards' APIs, trusting the cluster CA on the config
 /// partition; `None` without one (the API then speaks plain HTTP too, see [`api::tls::setup`]).
 fn sync_tls(ctx: &Ctx) -> Option<Arc<rustls::ClientConfig>> {
@@ -225,6 +224,7 @@ fn sync_tls(ctx: &Ctx) -> Option<Arc<rustls::ClientConfig>> {
     }
 }
 
+/// The config partition's `services/` directory, where specs are read and written.
 fn services_dir(ctx: &Ctx) -> std::path::PathBuf {
     ctx.path(crate::boot::config::MOUNT_POINT)
         .join(baton_spec::service::SERVICES_DIR)
