@@ -131,8 +131,12 @@ fn a_full_disk_fails_cleanly() {
         lock = dir.path().join("baton.lock").display(),
         init = init_binary().display(),
     );
-    let (ok, text) =
-        run(Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &script]));
+    let (ok, text) = run(Command::new("unshare")
+        .env(
+            "XDG_CONFIG_HOME",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/xdg-config"),
+        )
+        .args(["-m", "--propagation", "private", "sh", "-c", &script]));
     assert!(!ok, "the build must fail on a full disk:\n{text}");
     assert!(
         text.contains("No space left on device") || text.contains("os error 28"),
