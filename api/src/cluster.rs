@@ -69,7 +69,7 @@ pub struct MemberView {
     pub state: MemberStatus,
     /// Addresses it is reached at.
     pub addresses: Vec<String>,
-    /// Its API, `http://ip:port`, once known.
+    /// Its API, `https://ip:port` (`http://` from a board without a cluster CA), once known.
     pub api: Option<String>,
     /// Labels (`[board] labels` in its `cluster.toml`).
     pub labels: BTreeMap<String, String>,

@@ -38,8 +38,22 @@ pub struct StatusReport {
     pub errors: Vec<String>,
     /// Problems in the configuration files, by file, line and field.
     pub config_errors: Vec<ConfigError>,
+    /// Whether the API speaks TLS (a board of an older version does not send it: `false`).
+    pub api_tls: ApiTls,
     /// How the clock is kept.
     pub clock: ClockStatus,
+}
+
+/// How the board serves its API on port 7070.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ApiTls {
+    /// `true` when the API speaks TLS with a certificate issued from the cluster CA; plain HTTP
+    /// on the port then answers only `GET /v1/health` and redirects.
+    pub enabled: bool,
+    /// Why the API serves plain HTTP, when it does (no `ca.pem` on the config partition, or a
+    /// CA that could not be read).
+    pub reason: Option<String>,
 }
 
 /// How the board keeps its clock (SNTP).
@@ -191,6 +205,10 @@ mod tests {
                 field: "network.mode".into(),
                 message: "bad".into(),
             }],
+            api_tls: ApiTls {
+                enabled: true,
+                reason: None,
+            },
             clock: ClockStatus {
                 synced: true,
                 servers: 1,
@@ -212,6 +230,7 @@ mod tests {
             "errors": ["something failed"],
             "config_errors": [{"file": "cluster.toml", "line": 3, "field": "network.mode", "message": "bad"}],
             "clock": {"synced": true, "servers": 1, "refused_steps": 2, "note": "only one"},
+            "api_tls": {"enabled": true, "reason": null},
         });
         assert_eq!(serde_json::to_value(report()).unwrap(), expected);
         let back: StatusReport = serde_json::from_value(expected).unwrap();

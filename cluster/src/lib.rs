@@ -8,3 +8,4 @@ pub mod gossip;
 pub mod placement;
 pub mod sealed;
 pub mod sync;
+pub mod tls;

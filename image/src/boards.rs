@@ -51,7 +51,7 @@ impl From<Peer> for Board {
             api: peer
                 .addresses
                 .first()
-                .map(|a| format!("http://{a}:{}", peer.api_port)),
+                .map(|a| format!("https://{a}:{}", peer.api_port)),
             board: peer.board,
             cluster: peer.cluster,
             addresses: peer.addresses,
@@ -140,11 +140,11 @@ mod tests {
                 ..peer("pi-bb", &[], None).into()
             },
         ];
-        assert_eq!(boards[0].api.as_deref(), Some("http://169.254.3.1:7070"));
+        assert_eq!(boards[0].api.as_deref(), Some("https://169.254.3.1:7070"));
         let expected = [
-            "BOARD  CLUSTER  ADDRESS                   API                      GOSSIP",
-            "pi-a   home     169.254.3.1,192.168.1.10  http://169.254.3.1:7070  7946",
-            "pi-bb  -        -                         -                        -",
+            "BOARD  CLUSTER  ADDRESS                   API                       GOSSIP",
+            "pi-a   home     169.254.3.1,192.168.1.10  https://169.254.3.1:7070  7946",
+            "pi-bb  -        -                         -                         -",
             "",
         ];
         assert_eq!(render(&boards), expected.join("\n"));
@@ -157,7 +157,7 @@ mod tests {
             serde_json::to_value(&board).expect("json"),
             serde_json::json!({
                 "board": "pi-a", "cluster": "home", "addresses": ["169.254.3.1"],
-                "api": "http://169.254.3.1:7070", "api_port": 7070, "gossip_port": 7946
+                "api": "https://169.254.3.1:7070", "api_port": 7070, "gossip_port": 7946
             })
         );
     }

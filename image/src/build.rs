@@ -3,7 +3,8 @@
 //!
 //! The steps, in order:
 //! 1. check the output path, load the board config, read and validate the config directory
-//!    (generating missing secrets);
+//!    (generating missing secrets, and the cluster CA unless the config directory or the user's
+//!    config directory has it: [`crate::cluster_ca`]);
 //! 2. fetch the board's Debian packages (kernel, firmware) through the lock file and cache;
 //! 3. take the kernel, device trees and the board's kernel-module closure out of the packages;
 //! 4. assemble the initramfs: the init, the modules, `rootfs/`, `/etc/baton/build.json`;
@@ -56,6 +57,9 @@ pub struct BuildOptions {
     pub progress: bool,
     /// Timestamp for every file (seconds since the epoch).
     pub epoch: i64,
+    /// Where each cluster's CA is kept, in a directory named after the cluster; `None` is
+    /// `$XDG_CONFIG_HOME/baton` ([`crate::cluster_ca::default_user_dir`]).
+    pub user_config_dir: Option<PathBuf>,
 }
 
 /// OCI images to bake into the data partition (`--image`); see [`crate::bake`].
@@ -80,6 +84,12 @@ pub struct BuildReport {
     pub generated_token: Option<String>,
     /// The API token in the image.
     pub token: String,
+    /// Where the cluster CA came from.
+    pub ca: crate::cluster_ca::Source,
+    /// The cluster CA's certificate (PEM), which clients of the boards trust.
+    pub ca_pem: String,
+    /// The directory the builder keeps the cluster's CA in.
+    pub ca_dir: PathBuf,
     /// Size of the image file in bytes.
     pub image_bytes: u64,
     /// Size of the compressed initramfs in bytes.
@@ -116,6 +126,12 @@ pub enum Error {
     /// A config directory problem.
     #[error(transparent)]
     Config(#[from] config_dir::Error),
+    /// The cluster CA could not be found, checked, generated or kept.
+    #[error(transparent)]
+    Ca(#[from] crate::cluster_ca::Error),
+    /// Neither `XDG_CONFIG_HOME` nor `HOME` is set, so there is nowhere to keep the cluster CA.
+    #[error("no config directory for the cluster CA: set XDG_CONFIG_HOME or HOME")]
+    NoUserConfigDir,
     /// A package problem.
     #[error(transparent)]
     Package(#[from] debian::Error),
@@ -144,7 +160,17 @@ pub fn build_with(opts: &BuildOptions, bake: &BakeOptions) -> Result<BuildReport
     check_output(&opts.output)?;
     let board = BoardConfig::load(&opts.board, opts.board_configs.as_deref())?;
     let init = read_init(&opts.init)?;
-    let config = ConfigTree::read(&opts.config_dir, &random_secret(24)?, &random_secret(32)?)?;
+    let mut config = ConfigTree::read(&opts.config_dir, &random_secret(24)?, &random_secret(32)?)?;
+    let user_dir = match &opts.user_config_dir {
+        Some(dir) => dir.clone(),
+        None => crate::cluster_ca::default_user_dir().ok_or(Error::NoUserConfigDir)?,
+    };
+    let ca = crate::cluster_ca::provide(&mut config, &user_dir)?;
+    let cluster_name = config
+        .cluster
+        .as_ref()
+        .map(|c| c.name.clone())
+        .unwrap_or_else(|| "baton".to_string());
     if opts.progress && !bake.images.is_empty() {
         eprintln!("baton: importing {} image(s) to bake in", bake.images.len());
     }
@@ -194,6 +220,13 @@ pub fn build_with(opts: &BuildOptions, bake: &BakeOptions) -> Result<BuildReport
         packages,
         generated_token: config.added.token.clone(),
         token,
+        ca,
+        ca_pem: config
+            .files
+            .get(baton_cluster::tls::CA_CERT_FILE)
+            .map(|pem| String::from_utf8_lossy(pem).into_owned())
+            .unwrap_or_default(),
+        ca_dir: user_dir.join(cluster_name),
         image_bytes: written.image_bytes,
         initramfs_bytes: written.initramfs_bytes,
         modules: boot.modules.len(),
@@ -305,6 +338,7 @@ pub fn run_cli(args: crate::cli::BuildArgs) -> anyhow::Result<()> {
         mirror: args.mirror,
         progress: true,
         epoch: epoch_from_env(),
+        user_config_dir: None,
     };
     let bake = BakeOptions {
         images: args
@@ -330,6 +364,18 @@ pub fn run_cli(args: crate::cli::BuildArgs) -> anyhow::Result<()> {
             image.digest,
             image.size >> 10
         );
+    }
+    let kept = report.ca_dir.display();
+    match report.ca {
+        crate::cluster_ca::Source::Generated => {
+            eprintln!("baton: generated the cluster CA (ca.pem, ca.key), kept in {kept}")
+        }
+        crate::cluster_ca::Source::UserCopy => {
+            eprintln!("baton: the cluster CA is the one kept in {kept}")
+        }
+        crate::cluster_ca::Source::ConfigDir => {
+            eprintln!("baton: the cluster CA is the config directory's (a copy is in {kept})")
+        }
     }
     if let Some(token) = &report.generated_token {
         println!("API token (generated, stored in the image's cluster.toml): {token}");

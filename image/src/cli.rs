@@ -45,17 +45,50 @@ enum Command {
 /// Which board to talk to.
 #[derive(Debug, Args)]
 struct BoardArgs {
-    /// Board API URL, e.g. http://192.168.1.20:7070.
+    /// Board API URL, e.g. https://192.168.1.20:7070 (https:// when no scheme is given;
+    /// http:// only for boards whose cards have no cluster CA).
     #[arg(long, env = "BATON_BOARD")]
     board: String,
     /// API token.
     #[arg(long, env = "BATON_TOKEN", hide_env_values = true)]
     token: String,
+    /// The cluster CA's certificate to trust the board by (default: ca.pem in the builder's
+    /// copy for the cluster, $XDG_CONFIG_HOME/baton/<cluster>/).
+    #[arg(long, env = "BATON_CA")]
+    ca: Option<PathBuf>,
+    /// The cluster whose CA the builder kept (with no --ca).
+    #[arg(long, env = "BATON_CLUSTER", default_value = "baton")]
+    cluster: String,
 }
 
 impl BoardArgs {
-    fn client(&self) -> crate::client::Client {
-        crate::client::Client::new(&self.board, &self.token)
+    fn client(&self) -> anyhow::Result<crate::client::Client> {
+        let url = if self.board.contains("://") {
+            self.board.clone()
+        } else {
+            format!("https://{}", self.board)
+        };
+        if url.starts_with("http://") {
+            return Ok(crate::client::Client::new(&url, &self.token));
+        }
+        let ca = match &self.ca {
+            Some(file) => file.clone(),
+            None => crate::cluster_ca::default_user_dir()
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "no config directory: set XDG_CONFIG_HOME or HOME, or give --ca"
+                    )
+                })?
+                .join(&self.cluster)
+                .join(baton_cluster::tls::CA_CERT_FILE),
+        };
+        let pem = std::fs::read_to_string(&ca).map_err(|e| {
+            anyhow::anyhow!(
+                "cluster CA {}: {e} (give --ca FILE or BATON_CA, or --cluster NAME for the CA `baton image build` kept)",
+                ca.display()
+            )
+        })?;
+        Ok(crate::client::Client::with_ca(&url, &self.token, &pem)?)
     }
 }
 
@@ -264,19 +297,35 @@ pub fn main() -> ExitCode {
             });
             digest.map(|d| println!("wrote {} ({d})", args.output.display()))
         }
-        Command::Status(args) => crate::board_cli::status(&args.board.client(), args.json),
+        Command::Status(args) => args
+            .board
+            .client()
+            .and_then(|c| crate::board_cli::status(&c, args.json)),
         Command::Boards(args) => {
             crate::boards::run_cli(args.timeout, args.json, args.cluster.as_deref())
                 .map_err(Into::into)
         }
-        Command::Ps(args) => crate::board_cli::ps(&args.client()),
-        Command::Logs(args) => {
-            crate::board_cli::logs(&args.board.client(), &args.name, args.follow, args.tail)
-        }
-        Command::Console(args) => crate::board_cli::console(&args.board.client(), args.tail),
-        Command::Apply(args) => crate::board_cli::apply(&args.board.client(), &args.file),
-        Command::Rm(args) => crate::board_cli::rm(&args.board.client(), &args.name),
-        Command::Policy(args) => crate::policy_cli::run(&args.board.client(), &args.name),
+        Command::Ps(args) => args.client().and_then(|c| crate::board_cli::ps(&c)),
+        Command::Logs(args) => args
+            .board
+            .client()
+            .and_then(|c| crate::board_cli::logs(&c, &args.name, args.follow, args.tail)),
+        Command::Console(args) => args
+            .board
+            .client()
+            .and_then(|c| crate::board_cli::console(&c, args.tail)),
+        Command::Apply(args) => args
+            .board
+            .client()
+            .and_then(|c| crate::board_cli::apply(&c, &args.file)),
+        Command::Rm(args) => args
+            .board
+            .client()
+            .and_then(|c| crate::board_cli::rm(&c, &args.name)),
+        Command::Policy(args) => args
+            .board
+            .client()
+            .and_then(|c| crate::policy_cli::run(&c, &args.name)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,6 +9,7 @@ pub mod boards;
 pub mod build;
 pub mod cli;
 pub mod client;
+pub mod cluster_ca;
 pub mod config_dir;
 pub mod debian;
 pub mod disk;

@@ -55,7 +55,7 @@ fn boards_finds_a_board_advertised_on_the_lan() {
         found,
         json!([{
             "board": "pi-a", "cluster": "home", "addresses": ["169.254.20.1"],
-            "api": "http://169.254.20.1:7070", "api_port": 7070, "gossip_port": 7946
+            "api": "https://169.254.20.1:7070", "api_port": 7070, "gossip_port": 7946
         }])
     );
 
@@ -73,7 +73,7 @@ fn boards_finds_a_board_advertised_on_the_lan() {
                 "pi-a",
                 "home",
                 "169.254.20.1",
-                "http://169.254.20.1:7070",
+                "https://169.254.20.1:7070",
                 "7946"
             ],
         ],

@@ -3,8 +3,15 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The `baton` command, keeping the cluster CAs its builds make under the target directory
+/// instead of the user's `~/.config/baton`.
 fn baton() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_baton"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
+    cmd.env(
+        "XDG_CONFIG_HOME",
+        concat!(env!("CARGO_TARGET_TMPDIR"), "/xdg-config"),
+    );
+    cmd
 }
 
 fn run(cmd: &mut Command) -> (bool, String) {
@@ -124,8 +131,12 @@ fn a_full_disk_fails_cleanly() {
         lock = dir.path().join("baton.lock").display(),
         init = init_binary().display(),
     );
-    let (ok, text) =
-        run(Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &script]));
+    let (ok, text) = run(Command::new("unshare")
+        .env(
+            "XDG_CONFIG_HOME",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/xdg-config"),
+        )
+        .args(["-m", "--propagation", "private", "sh", "-c", &script]));
     assert!(!ok, "the build must fail on a full disk:\n{text}");
     assert!(
         text.contains("No space left on device") || text.contains("os error 28"),

@@ -78,6 +78,8 @@ impl Services for RealServices {
     }
 
     fn start_api(&self, ctx: &Arc<Ctx>, power: mpsc::Sender<Action>) -> Result<(), StartError> {
+        let config_dir = ctx.path(crate::boot::config::MOUNT_POINT);
+        let tls = api::tls::setup(&config_dir, &ctx.state, &ctx.console);
         Ok(api::spawn(api::Handles {
             state: Arc::clone(&ctx.state),
             console: Arc::clone(&ctx.console),
@@ -87,6 +89,7 @@ impl Services for RealServices {
                 supervisor: self.supervisor.subscribe(),
                 cluster: self.cluster.subscribe(),
             },
+            tls,
         })?)
     }
 
@@ -158,6 +161,7 @@ impl Services for RealServices {
                 &ctx.console,
             ),
             api_port: crate::api::PORT,
+            tls: sync_tls(ctx),
             power: power.clone(),
             console: Arc::clone(&ctx.console),
         };
@@ -212,6 +216,21 @@ fn registry_options(
             )
         })
         .collect()
+}
+
+/// The client side of TLS to other boards' APIs, trusting the cluster CA on the config
+/// partition; `None` without one (the API then speaks plain HTTP too, see [`api::tls::setup`]).
+fn sync_tls(ctx: &Ctx) -> Option<Arc<rustls::ClientConfig>> {
+    let ca = crate::board::tls::load_ca(&ctx.path(crate::boot::config::MOUNT_POINT))
+        .ok()
+        .flatten()?;
+    match baton_cluster::tls::verify::client_config(ca.cert_pem()) {
+        Ok(config) => Some(config),
+        Err(e) => {
+            ctx.say(format_args!("cluster: TLS to other boards: {e}"));
+            None
+        }
+    }
 }
 
 /// The config partition's `services/` directory, where specs are read and written.

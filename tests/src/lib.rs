@@ -61,6 +61,40 @@ pub fn init_binary() -> PathBuf {
     path
 }
 
+/// Where the tests' builds keep each cluster's CA (as `baton image build` keeps it in
+/// `~/.config/baton`): `target/e2e-config/<cluster>/`. Every image of one cluster name gets the
+/// same CA, as a user's builds do, so the boards of a test trust each other.
+pub fn user_config_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    target.join("e2e-config")
+}
+
+/// Every CA the tests' builds have kept ([`user_config_dir`]), as one PEM bundle.
+pub fn ca_bundle() -> String {
+    let mut bundle = String::new();
+    if let Ok(entries) = std::fs::read_dir(user_config_dir()) {
+        for entry in entries.flatten() {
+            if let Ok(pem) = std::fs::read_to_string(entry.path().join("ca.pem")) {
+                bundle.push_str(&pem);
+            }
+        }
+    }
+    bundle
+}
+
+/// A client for the API forwarded to host port `port`, over TLS trusting the tests' CAs.
+pub fn client(port: u16, token: &str) -> Client {
+    client_at(&format!("127.0.0.1:{port}"), token)
+}
+
+/// A client for the API at `host:port`, over TLS trusting the tests' CAs.
+pub fn client_at(authority: &str, token: &str) -> Client {
+    Client::with_ca(&format!("https://{authority}"), token, &ca_bundle())
+        .unwrap_or_else(|e| panic!("no CA in {}: {e}", user_config_dir().display()))
+}
+
 /// The package cache the tests share with the user's builds (`$BATON_CACHE_DIR` overrides it).
 pub fn cache_dir() -> PathBuf {
     baton::debian::cache::default_dir().expect("no cache directory: set BATON_CACHE_DIR")
@@ -100,6 +134,7 @@ pub fn build_options(dir: &Path, board: &str, files: &[(&str, &str)]) -> BuildOp
         mirror: baton::debian::DEFAULT_MIRROR.to_string(),
         progress: false,
         epoch: baton::build::DEFAULT_EPOCH,
+        user_config_dir: Some(user_config_dir().to_path_buf()),
     }
 }
 
@@ -192,7 +227,7 @@ pub fn api(lab: &Lab, index: usize, token: &str) -> Client {
     let port = board
         .forwarded(API_PORT)
         .expect("the API port is forwarded");
-    Client::new(&format!("http://127.0.0.1:{port}"), token)
+    client(port, token)
 }
 
 /// Waits for `board`'s console to print [`READY`] `count` times; panics with the console's tail.

@@ -6,9 +6,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use baton::client::Client;
 use baton_qemu::{Lab, LabConfig};
-use baton_tests::{build_image, repo_root, wait_ready, wait_until, CLUSTER_TOML, TOKEN};
+use baton_tests::{build_image, client_at, repo_root, wait_ready, wait_until, CLUSTER_TOML, TOKEN};
 
 /// A board's host name: derived from the MAC of its first NIC (`52:54:00:ba:00:NN`).
 fn board_name(index: usize) -> String {
@@ -66,14 +65,14 @@ fn a_lan_station_finds_the_boards_and_calls_them_at_their_own_addresses() {
         // The segment's link-local address, not eth0's private QEMU network.
         assert!(address.is_link_local(), "{board:?}");
         let url = board.api.clone().expect("an API URL");
-        assert_eq!(url, format!("http://{address}:7070"));
+        assert_eq!(url, format!("https://{address}:7070"));
         // Asked over the LAN, each board sees both alive: they clustered on eth1.
         wait_until(
             &format!("{} to show both boards alive at {url}", board.board),
             limit,
             || {
                 let answer = station
-                    .run(|| Client::new(&url, TOKEN).request("GET", "/v1/cluster"))
+                    .run(|| client_at(&url[8..], TOKEN).request("GET", "/v1/cluster"))
                     .expect("entering the station");
                 match answer {
                     Ok((200, view)) => (alive(&view)? == names).then_some(()),

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use baton_tests::{api, boot, build_image, wait_ready, wait_until, CLUSTER_TOML, TOKEN};
+use baton_tests::{
+    api, boot, build_image, http_request, wait_ready, wait_until, API_PORT, CLUSTER_TOML, TOKEN,
+};
 
 #[test]
 fn virt_board_boots_reports_status_and_reboots() {
@@ -46,9 +48,23 @@ fn virt_board_boots_reports_status_and_reboots() {
     let files = baton_tests::strings(&status["config_files"]);
     assert!(
         files.iter().any(|f| f == "cluster.toml")
-            && files.iter().any(|f| f == "services/README.txt"),
+            && files.iter().any(|f| f == "services/README.txt")
+            && files.iter().any(|f| f == "ca.pem"),
         "{files:?}"
     );
+    // The API speaks TLS (the client above trusts the cluster CA the build kept); plain HTTP on
+    // the same port gets the health check and a redirect, never the status.
+    assert_eq!(status["api_tls"]["enabled"], true, "{}", status["api_tls"]);
+    let port = cluster
+        .board(1)
+        .expect("board 1")
+        .forwarded(API_PORT)
+        .expect("API forwarded");
+    let (code, _) = http_request(port, "/v1/health").expect("plain health");
+    assert_eq!(code, 200);
+    let (code, body) = http_request(port, "/v1/status").expect("plain status");
+    assert_eq!(code, 308, "{body}");
+    assert!(!body.contains("qemu-virt"), "{body}");
     let data = &status["data"];
     assert_eq!(
         data["grown"], true,

@@ -1,4 +1,5 @@
-//! The board's HTTP API on TCP port 7070 of every address.
+//! The board's HTTP API on TCP port 7070 of every address, over TLS with a certificate from the
+//! cluster CA ([`tls`]); plain HTTP there answers only `GET /v1/health` and redirects.
 //!
 //! Every request needs `Authorization: Bearer <token>` (`[api] token` in `cluster.toml`) except
 //! `GET /v1/health`. A board whose `cluster.toml` has no usable token refuses every
@@ -41,6 +42,7 @@ use crate::containers::supervisor::Supervisor;
 mod cluster;
 pub mod serve;
 mod services;
+pub mod tls;
 
 /// TCP port of the API on every board.
 pub const PORT: u16 = baton_spec::service::defaults::API_PORT;
@@ -83,6 +85,8 @@ pub struct Handles {
     pub services_dir: PathBuf,
     /// The supervisor and the cluster member, once they run.
     pub running: Running,
+    /// TLS for the API ([`tls::setup`]); `None` serves plain HTTP (a card without a CA).
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Handles {
@@ -114,7 +118,8 @@ fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, Error> {
     tokio::net::TcpListener::from_std(std_listener).map_err(|source| Error::Listen { addr, source })
 }
 
-/// Serves the API on `listener` until the process ends, with the default [`serve::Settings`].
+/// Serves the API on `listener` until the process ends, with the default [`serve::Settings`]:
+/// over TLS when the board has a certificate ([`tls::setup`]), else plain HTTP.
 pub async fn serve(listener: tokio::net::TcpListener, handles: Handles) {
     serve_with(listener, handles, serve::Settings::default()).await;
 }
@@ -127,7 +132,8 @@ pub async fn serve_with(
 ) {
     let console = Arc::clone(&handles.console);
     let stats = Arc::default();
-    serve::run(listener, router(handles), settings, stats, console).await;
+    let tls = handles.tls.clone();
+    serve::run(listener, router(handles), tls, settings, stats, console).await;
 }
 
 fn router(handles: Handles) -> Router {
@@ -231,6 +237,7 @@ pub fn report(state: &BoardStatus) -> StatusReport {
         errors: state.errors(),
         config_errors: state.config_errors(),
         clock: state.clock(),
+        api_tls: state.api_tls(),
     }
 }
 
@@ -330,6 +337,7 @@ mod tests {
                 supervisor: watch::channel(None).1,
                 cluster: watch::channel(None).1,
             },
+            tls: None,
         };
         tokio::spawn(serve(listener, handles));
         (addr, rx, state, console)

@@ -1,6 +1,7 @@
 //! Serving the API's connections: each accepted connection (through the board's limited accept
-//! loop, [`crate::board::listen`]) gets a task of its own in which hyper serves HTTP/1.1 with
-//! bounded headers and a header-read timeout.
+//! loop, [`crate::board::listen`]) gets a task of its own in which it is told TLS from plain
+//! HTTP ([`super::tls`]) and hyper serves HTTP/1.1 with bounded headers and a header-read
+//! timeout.
 //!
 //! hyper starts the header-read timer whenever it waits for a request head, so the same timeout
 //! closes a connection that sends nothing, one that sends its headers slowly, and a kept-alive
@@ -16,7 +17,10 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+use super::tls;
 
 use crate::board::console::Console;
 use crate::board::listen::{self, Limits, Log, Rate, Stats};
@@ -60,17 +64,33 @@ impl Default for Settings {
 /// hyper's read buffer: room for the largest head and a body chunk (its minimum is 8 KiB).
 const READ_BUFFER: usize = 64 << 10;
 
-/// Serves `router` on `listener` with `settings` until the task is dropped; accept failures
-/// are reported on `console`.
+/// Serves `router` on `listener` with `settings` until the task is dropped: over TLS with
+/// `tls`, where plain HTTP gets only [`tls::plain_router`]; without it, plain HTTP. Accept
+/// failures are reported on `console`.
 pub async fn run(
     listener: TcpListener,
     router: Router,
+    tls: Option<TlsAcceptor>,
     settings: Settings,
     stats: Arc<Stats>,
     console: Arc<Console>,
 ) {
     let log: Log = Arc::new(move |message| console.line(message));
-    let handle = move |stream, _peer: SocketAddr| connection(stream, router.clone(), settings);
+    let plain = tls::plain_router();
+    let handle = move |stream: TcpStream, _peer: SocketAddr| {
+        let (router, plain, tls) = (router.clone(), plain.clone(), tls.clone());
+        async move {
+            let Some(acceptor) = tls else {
+                return connection(stream, router, settings).await;
+            };
+            // A client that never finishes its handshake is cut off by accept's timeout.
+            let Ok(conn) = tls::accept(stream, &acceptor).await else {
+                return;
+            };
+            let router = if conn.is_tls() { router } else { plain };
+            connection(conn, router, settings).await
+        }
+    };
     listen::serve(listener, "API", settings.limits, stats, log, handle).await;
 }
 

@@ -28,6 +28,7 @@ async fn start(settings: Settings) -> (SocketAddr, Arc<Stats>) {
             supervisor: watch::channel(None).1,
             cluster: watch::channel(None).1,
         },
+        tls: None,
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -35,6 +36,7 @@ async fn start(settings: Settings) -> (SocketAddr, Arc<Stats>) {
     tokio::spawn(run(
         listener,
         router(handles),
+        None,
         settings,
         Arc::clone(&stats),
         console,

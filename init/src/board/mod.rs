@@ -10,3 +10,4 @@ pub mod mountinfo;
 pub mod persist;
 pub mod status;
 pub mod sys;
+pub mod tls;

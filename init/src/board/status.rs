@@ -8,7 +8,9 @@ use std::time::Duration;
 use baton_spec::ConfigError;
 
 /// The board facts the API reports are its types ([`baton_api`]).
-pub use baton_api::{Address, AddressSource, BoardInfo, BootStep, ClockStatus, DataPartition};
+pub use baton_api::{
+    Address, AddressSource, ApiTls, BoardInfo, BootStep, ClockStatus, DataPartition,
+};
 
 /// What the board reports about itself (facts, boot steps, errors, addresses, the token), shared
 /// between the boot, the network code and the API; every field behind its own short lock.
@@ -21,6 +23,7 @@ pub struct BoardStatus {
     addresses: Mutex<Vec<Address>>,
     token: Mutex<Option<String>>,
     clock: Mutex<ClockStatus>,
+    api_tls: Mutex<ApiTls>,
 }
 
 /// Errors kept for the API (the newest); older ones are only counted.
@@ -150,6 +153,16 @@ impl BoardStatus {
     /// How the clock is kept.
     pub fn clock(&self) -> ClockStatus {
         lock(&self.clock).clone()
+    }
+
+    /// Records whether the API speaks TLS, and why not.
+    pub fn set_api_tls(&self, tls: ApiTls) {
+        *lock(&self.api_tls) = tls;
+    }
+
+    /// Whether the API speaks TLS, and why not.
+    pub fn api_tls(&self) -> ApiTls {
+        lock(&self.api_tls).clone()
     }
 }
 

@@ -74,6 +74,9 @@ pub struct Settings {
     pub generation: u64,
     /// API port.
     pub api_port: u16,
+    /// How to reach other boards' APIs over TLS (trusting the cluster CA); `None` on a card
+    /// without a CA, whose API and whose peers' speak plain HTTP.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     /// This board's container subnet.
     pub subnet: crate::svcnet::nft::Ipv4Net,
     /// Where the board's restart is asked for (when it must move to another subnet).

@@ -41,8 +41,14 @@ impl Node {
             let (challenge, body) = self
                 .sync_key
                 .request(&self.settings.board, &digest, records);
-            let url = format!("http://{api}/v1/cluster/sync");
-            let answer = tokio::task::spawn_blocking(move || post(&url, &body)).await;
+            let scheme = if self.settings.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            let url = format!("{scheme}://{api}/v1/cluster/sync");
+            let tls = self.settings.tls.clone();
+            let answer = tokio::task::spawn_blocking(move || post(&url, &body, tls)).await;
             let answer = match answer {
                 Ok(Ok(bytes)) => bytes,
                 Ok(Err(e)) => {
@@ -71,13 +77,21 @@ impl Node {
     }
 }
 
-/// POSTs `body` and returns the answer's bytes (at most the sync exchange's largest body).
-fn post(url: &str, body: &[u8]) -> Result<Vec<u8>, ureq::Error> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+/// POSTs `body` (over TLS that trusts the cluster CA, with `tls`) and returns the answer's
+/// bytes (at most the sync exchange's largest body).
+fn post(
+    url: &str,
+    body: &[u8],
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<Vec<u8>, ureq::Error> {
+    let config = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(5)))
         .http_status_as_error(true)
-        .build()
-        .into();
+        .build();
+    let agent = match tls {
+        Some(tls) => baton_cluster::tls::connector::agent(config, tls),
+        None => config.into(),
+    };
     let mut response = agent
         .post(url)
         .header("Content-Type", "application/octet-stream")

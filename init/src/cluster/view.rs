@@ -17,12 +17,17 @@ impl Node {
     /// The cluster as this board sees it.
     pub fn view(&self) -> ClusterView {
         let now = Instant::now();
+        let scheme = if self.settings.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let mut members = vec![MemberView {
             name: self.settings.board.clone(),
             state: MemberStatus::Myself,
             addresses: vec![self.address.to_string()],
             api: Some(format!(
-                "http://{}:{}",
+                "{scheme}://{}:{}",
                 self.address, self.settings.api_port
             )),
             labels: self.settings.labels.clone(),
@@ -38,7 +43,7 @@ impl Node {
                     MemberState::Dead => MemberStatus::Dead,
                 },
                 addresses: vec![peer.addr.ip().to_string()],
-                api: peer.values.api.map(|a| format!("http://{a}")),
+                api: peer.values.api.map(|a| format!("{scheme}://{a}")),
                 labels: peer.values.labels.clone(),
                 capacity: peer.values.capacity,
                 last_heard_ms: peer

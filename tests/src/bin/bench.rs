@@ -173,7 +173,7 @@ fn services(n: usize) -> Result<(), String> {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let client = baton::client::Client::new(&format!("http://127.0.0.1:{api_port}"), TOKEN);
+    let client = baton_tests::client(api_port, TOKEN);
     let all_running = loop {
         let (_, list) = client
             .request("GET", "/v1/services")
@@ -250,7 +250,7 @@ fn boot_timeline(image: &Path) -> Result<(), String> {
     println!("{:<34} {:>8.2} s", "PID 1 first line", pid1.as_secs_f64());
     println!("{:<34} {:>8.2} s", "baton: ready", ready.as_secs_f64());
 
-    let client = baton::client::Client::new(&format!("http://127.0.0.1:{port}"), TOKEN);
+    let client = baton_tests::client(port, TOKEN);
     let status = client.status().map_err(|e| e.to_string())?;
     println!("\n== the init's boot steps (from GET /v1/status)");
     let mut total = 0;

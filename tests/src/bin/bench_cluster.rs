@@ -67,7 +67,7 @@ fn clients(lab: &Lab, n: usize) -> Result<Vec<Client>, String> {
         .map(|i| {
             let board = lab.board(i).map_err(|e| e.to_string())?;
             let port = board.forwarded(API_PORT).ok_or("no API forward")?;
-            Ok(Client::new(&format!("http://127.0.0.1:{port}"), TOKEN))
+            Ok(baton_tests::client(port, TOKEN))
         })
         .collect()
 }

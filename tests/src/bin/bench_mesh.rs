@@ -129,7 +129,7 @@ fn measure(lab: &Lab) -> Result<(), String> {
     let api = |i: usize| -> Result<Client, String> {
         let board = lab.board(i).map_err(|e| e.to_string())?;
         let port = board.forwarded(API_PORT).ok_or("no API forward")?;
-        Ok(Client::new(&format!("http://127.0.0.1:{port}"), TOKEN))
+        Ok(baton_tests::client(port, TOKEN))
     };
     let board2 = api(2)?;
     let client = lab
