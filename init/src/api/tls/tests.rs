@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use baton_cluster::tls::ca::Ca;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use super::*;
