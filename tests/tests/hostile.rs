@@ -20,7 +20,8 @@ use baton_oci::pack::{self, PackEntry, PackSpec};
 use baton_oci::{ExposedPort, Platform, RuntimeConfig};
 use baton_qemu::{Lab, LabConfig};
 use baton_tests::{
-    api, build_image_with, http_get, repo_root, wait_ready, wait_until, CLUSTER_TOML, TOKEN,
+    api, build_image_with, client_at, http_get, repo_root, wait_ready, wait_until, CLUSTER_TOML,
+    TOKEN,
 };
 
 const FLOOD: &str = r#"name = "flood"
@@ -256,10 +257,10 @@ fn a_board_under_attack_keeps_serving() {
         started.elapsed().as_secs_f64() * 1000.0
     );
     drop(health);
-    // And from the LAN itself, from an address of its own.
-    let url = format!("http://{address}:{}", baton_tests::API_PORT);
+    // And from the LAN itself, over TLS, from an address of its own.
+    let authority = format!("{address}:{}", baton_tests::API_PORT);
     let answered = station
-        .run(|| baton::client::Client::new(&url, TOKEN).request("GET", "/v1/health"))
+        .run(|| client_at(&authority, TOKEN).request("GET", "/v1/status"))
         .expect("entering the station");
     assert!(matches!(answered, Ok((200, _))), "{answered:?}");
     assert!(http_get(steady_port, "/")
