@@ -25,6 +25,8 @@ mod static_addr;
 
 #[cfg(test)]
 mod netns_tests;
+#[cfg(test)]
+mod proptests;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};

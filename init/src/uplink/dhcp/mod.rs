@@ -4,6 +4,7 @@
 pub mod machine;
 pub mod message;
 pub mod socket;
+pub mod wire;
 
 pub use machine::{Action, Client, Destination, Event, Lease};
 pub use message::Identity;

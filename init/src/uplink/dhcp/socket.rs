@@ -58,11 +58,15 @@ impl DhcpSocket {
         Ok(())
     }
 
-    /// Waits for the next well-formed DHCP message; malformed datagrams are skipped.
+    /// Waits for the next well-formed DHCP message; malformed datagrams (among them options whose
+    /// lengths do not fit, [`super::wire`]) are skipped.
     pub async fn recv(&self) -> io::Result<Message> {
         let mut buf = vec![0u8; 1500];
         loop {
             let (n, _) = self.socket.recv_from(&mut buf).await?;
+            if !super::wire::options_are_sound(&buf[..n]) {
+                continue;
+            }
             if let Ok(m) = Message::from_bytes(&buf[..n]) {
                 return Ok(m);
             }
