@@ -21,6 +21,8 @@ mod server;
 pub mod vip;
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
