@@ -7,6 +7,8 @@
 //! Needs root (mknod, chown, trusted xattrs).
 
 mod entry;
+#[cfg(test)]
+mod proptests;
 
 use crate::digest::{Digest, HashingReader};
 use crate::model::Compression;
