@@ -203,6 +203,15 @@ fn a_board_under_attack_keeps_serving() {
     config.serial_dir = Some(serial);
     let lab = Lab::start(config).unwrap_or_else(|e| panic!("starting QEMU (as root): {e}"));
     wait_ready(&lab, 1, 1);
+    // The containers' parent cgroup leaves the system its reserve (a 512 MiB board keeps 128).
+    let board = lab.board(1).expect("the board");
+    assert!(
+        board
+            .lines()
+            .iter()
+            .any(|l| l.contains("baton: cgroups: containers may use") && l.contains("128 MiB kept")),
+        "no cgroup tree on the console"
+    );
     let client = api(&lab, 1, TOKEN);
     let (flood_port, steady_port) = (base + 1, base + 2);
     let limit = Duration::from_secs(240);
