@@ -32,12 +32,18 @@ proptest! {
         b[0] = (version << 3) | 4;
         b[1] = stratum;
         b[24..32].copy_from_slice(&originate.to_be_bytes());
+        b[32..40].copy_from_slice(&transmit.to_be_bytes()); // received when sent
         b[40..48].copy_from_slice(&transmit.to_be_bytes());
         b.extend(tail);
         let reply = sntp_reply(&b).expect("a valid reply");
         prop_assert_eq!(reply.stratum, stratum);
         prop_assert_eq!(reply.originate, Timestamp(originate));
         prop_assert_eq!(reply.transmit, Timestamp(transmit));
+    }
+
+    #[test]
+    fn any_timestamp_converts_without_a_panic(t: u64) {
+        let _ = Timestamp(t).to_unix();
     }
 
     #[test]

@@ -16,6 +16,7 @@ fn length_fits(code: u8, len: usize) -> bool {
         80 => len == 0,        // Rapid Commit
         81 => len >= 3,        // Client FQDN: flags and two rcodes, then the name
         94 => len == 3,        // Client Network Interface
+        151 => len >= 1,       // bulk lease query status: a code, then text
         152..=155 => len == 4, // bulk lease query times
         _ => true,
     }
@@ -31,24 +32,28 @@ pub fn options_are_sound(message: &[u8]) -> bool {
     if message[OPTIONS - 4..OPTIONS] != COOKIE {
         return false;
     }
+    // dhcproto joins the options of one code into one (RFC 3396): their lengths add up.
+    let mut total: [Option<usize>; 256] = [None; 256];
     let mut at = OPTIONS;
     while let Some(&code) = message.get(at) {
         match code {
             0 => at += 1,
-            255 => return true,
+            255 => break,
             _ => {
                 let Some(&len) = message.get(at + 1) else {
                     return false;
                 };
                 let len = usize::from(len);
-                if at + 2 + len > message.len() || !length_fits(code, len) {
+                if at + 2 + len > message.len() {
                     return false;
                 }
+                let seen = &mut total[usize::from(code)];
+                *seen = Some(seen.unwrap_or(0) + len);
                 at += 2 + len;
             }
         }
     }
-    true
+    (0..=255u8).all(|code| total[usize::from(code)].is_none_or(|len| length_fits(code, len)))
 }
 
 #[cfg(test)]
@@ -79,6 +84,18 @@ mod tests {
             "runs past the end"
         );
         assert!(!options_are_sound(&with_options(&[53])), "no length");
+        assert!(
+            !options_are_sound(&with_options(&[94, 3, 1, 2, 3, 94, 3, 1, 2, 3])),
+            "two parts that join into a length the code cannot have"
+        );
+        assert!(
+            !options_are_sound(&with_options(&[151, 0])),
+            "a status without its code"
+        );
+        assert!(
+            options_are_sound(&with_options(&[80, 0, 255])),
+            "rapid commit"
+        );
         assert!(
             options_are_sound(&[1, 2, 3]),
             "too short: left to the decoder"

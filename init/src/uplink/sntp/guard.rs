@@ -155,13 +155,17 @@ impl Guard {
         }
         let mut group = best?;
         group.sort_by_key(|s| s.offset_ns);
-        let median = group[group.len() / 2].offset_ns;
+        // The lower middle: of two that agree, the smaller step.
+        let median = group[(group.len() - 1) / 2].offset_ns;
         Some((median, group.iter().map(|s| s.server).collect()))
     }
 
     fn agree(&self, a: &Sample, b: &Sample) -> bool {
-        let slack = (a.delay_ns.max(0) + b.delay_ns.max(0)) / 2;
-        let within = self.limits.agree_within.as_nanos() as i128 + slack;
+        // Half the round trips widen the margin, never by more than the margin itself: a
+        // server states its own timestamps, so a liar could claim any delay.
+        let margin = self.limits.agree_within.as_nanos() as i128;
+        let slack = ((a.delay_ns.max(0) + b.delay_ns.max(0)) / 2).min(margin);
+        let within = margin + slack;
         (a.offset_ns - b.offset_ns).abs() <= within
     }
 }
@@ -229,6 +233,22 @@ mod tests {
         };
         assert!((3600 * SEC..=3601 * SEC).contains(&offset_ns));
         assert_eq!(servers.len(), 2);
+    }
+
+    #[test]
+    fn a_liar_claiming_a_long_round_trip_does_not_agree_with_an_honest_server() {
+        let liar = Sample {
+            delay_ns: 365 * 86_400 * SEC,
+            ..sample(1, 86_400)
+        };
+        assert!(matches!(
+            guard(true).judge(NOW, &[liar, sample(2, 0)]),
+            Verdict::InStep { .. }
+        ));
+        assert!(matches!(
+            guard(true).judge(NOW, &[liar, sample(2, 3)]),
+            Verdict::Step { offset_ns, .. } if offset_ns == 3 * SEC
+        ));
     }
 
     #[test]

@@ -152,12 +152,13 @@ pub async fn query(
             if reply.originate != sent {
                 continue; // a stale or forged answer: not to our request
             }
-            return Ok(offset_and_delay(
-                t1,
-                reply.receive.to_unix(),
-                reply.transmit.to_unix(),
-                t4,
-            ));
+            let (offset, delay) =
+                offset_and_delay(t1, reply.receive.to_unix(), reply.transmit.to_unix(), t4);
+            if delay < 0 || delay > timeout.as_nanos() as i128 {
+                let reason = BadReply::ImplausibleDelay(delay);
+                return Err(Error::BadReply { server, reason });
+            }
+            return Ok((offset, delay));
         }
     };
     tokio::time::timeout(timeout, answer)

@@ -23,7 +23,8 @@ impl Timestamp {
     }
 
     /// The time since the Unix epoch. Seconds with the top bit clear are taken to be in era 1
-    /// (after 2036-02-07), as RFC 4330 section 3 suggests.
+    /// (after 2036-02-07), as RFC 4330 section 3 suggests; a time before 1970 (which a server
+    /// may send) reads as the epoch.
     pub fn to_unix(self) -> Duration {
         let secs = self.0 >> 32;
         let secs = if secs & 0x8000_0000 != 0 {
@@ -32,7 +33,7 @@ impl Timestamp {
             secs + (1 << 32)
         };
         let nanos = ((self.0 & 0xffff_ffff) * 1_000_000_000) >> 32;
-        Duration::new(secs - NTP_UNIX_OFFSET, nanos as u32)
+        Duration::new(secs.saturating_sub(NTP_UNIX_OFFSET), nanos as u32)
     }
 }
 
@@ -79,6 +80,13 @@ pub enum BadReply {
     /// The reply carries no transmit time.
     #[error("zero transmit timestamp")]
     ZeroTransmit,
+    /// The server says it sent the reply before it received the request.
+    #[error("sent before it was received")]
+    SentBeforeReceived,
+    /// The round trip the timestamps imply is negative or longer than the wait for the answer
+    /// (a server making up its delay to widen what counts as agreeing).
+    #[error("round trip of {0} ns cannot be")]
+    ImplausibleDelay(i128),
 }
 
 /// Checks and reads a server reply (RFC 4330 section 5); the error says what is wrong.
@@ -114,6 +122,9 @@ pub fn parse_reply(b: &[u8]) -> Result<Reply, BadReply> {
     }
     if reply.transmit.0 == 0 {
         return Err(BadReply::ZeroTransmit);
+    }
+    if reply.transmit.to_unix() < reply.receive.to_unix() {
+        return Err(BadReply::SentBeforeReceived);
     }
     Ok(reply)
 }
@@ -189,6 +200,13 @@ mod tests {
             .to_string()
             .contains("not synchronised"));
         assert!(parse_reply(&reply_bytes(0x24, 2)[..40]).is_err());
+        let mut reversed = reply_bytes(0x24, 2);
+        reversed[32..40].copy_from_slice(&(5u64 << 32).to_be_bytes());
+        reversed[40..48].copy_from_slice(&(4u64 << 32).to_be_bytes());
+        assert!(parse_reply(&reversed)
+            .expect_err("sent before received")
+            .to_string()
+            .contains("sent before"));
     }
 
     #[test]
