@@ -20,6 +20,7 @@ macro_rules! calls {
         &[$((stringify!($name), libc::$name)),*]
     };
 }
+pub(super) use calls;
 
 /// Allowed whatever their arguments, on every architecture.
 #[rustfmt::skip]

@@ -5,13 +5,7 @@
 //! modules, kexec, reboot, swap, clock setting, the kernel keyring, BPF, perf, io_uring,
 //! userfaultfd, quotas, accounting, `open_by_handle_at`, `setns` and `unshare`.
 
-use super::allowed::Call;
-
-macro_rules! calls {
-    ($($name:ident),* $(,)?) => {
-        &[$((stringify!($name), libc::$name)),*]
-    };
-}
+use super::allowed::{calls, Call};
 
 /// Refused with `EPERM` whatever their arguments, on every architecture.
 #[rustfmt::skip]
