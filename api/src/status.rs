@@ -151,6 +151,13 @@ pub struct DataPartition {
     pub size_bytes: u64,
     /// Whether this boot grew the partition and its file system to fill the disk.
     pub grown: bool,
+    /// Whether the file system enforces project quotas, which `resources.disk` needs (a card
+    /// made by an older builder lacks them: `false`, as from a board of an older version).
+    #[serde(default)]
+    pub disk_quotas: bool,
+    /// Why it does not, when it does not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_quotas_missing: Option<String>,
 }
 
 /// A power request the board takes: the last part of its path.

@@ -104,7 +104,12 @@ impl Services for RealServices {
         config: &crate::boot::config::BootConfig,
         power: &mpsc::Sender<Action>,
     ) {
-        let board = Paths::board(&ctx.root, data_mounted);
+        let mut board = Paths::board(&ctx.root, data_mounted);
+        board.disk_quotas = match ctx.state.info().data {
+            Some(d) if d.disk_quotas => Ok(()),
+            Some(d) => Err(d.disk_quotas_missing.unwrap_or_default()),
+            None => Err("no data partition".to_string()),
+        };
         let registries = registry_options(&config.registries, &board.config);
         for (host, options) in registries.iter() {
             if let Some(RegistryCa { file, pem: Err(e) }) = &options.ca {

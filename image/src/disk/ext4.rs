@@ -13,7 +13,11 @@
 //!
 //! The feature set is the one Debian 12's mke2fs uses for ext4, which the 6.1 kernel mounts; it
 //! keeps `resize_inode` with GDT blocks reserved for growth to 1 TiB, so the board can grow the
-//! file system online (resize2fs or the kernel's ioctl) to fill the card.
+//! file system online (resize2fs or the kernel's ioctl) to fill the card. To it we add project
+//! quotas (`quota,project` with only the project type tracked), which `resources.disk` needs
+//! and which cannot be added to a mounted file system; mounting then needs the kernel's
+//! `quota_v2` format (a module on Debian's kernels, in the board's module set). 2 % of the
+//! blocks are reserved: the board lets no container use them (see `init/src/boot/data.rs`).
 
 use std::fmt::Write as _;
 use std::fs;
@@ -37,13 +41,13 @@ const MKE2FS_CONF: &str = "\
 \tblocksize = 4096
 \tinode_size = 256
 \tinode_ratio = 16384
-\treserved_ratio = 1.0
+\treserved_ratio = 2.0
 \tlazy_itable_init = false
 \tlazy_journal_init = false
 
 [fs_types]
 \text4 = {
-\t\tfeatures = has_journal,extent,huge_file,flex_bg,metadata_csum,64bit,dir_nlink,extra_isize
+\t\tfeatures = has_journal,extent,huge_file,flex_bg,metadata_csum,64bit,dir_nlink,extra_isize,quota,project
 \t}
 ";
 
@@ -143,7 +147,7 @@ pub fn make_ext4(target: &Path, offset: u64, opts: &Ext4Options) -> Result<(), E
 
     let blocks = opts.size / BLOCK_SIZE;
     let mut extended = format!(
-        "hash_seed={},root_owner=0:0,nodiscard",
+        "hash_seed={},root_owner=0:0,nodiscard,quotatype=prjquota",
         uuid_text(&opts.hash_seed)
     );
     if opts.size < MAX_ONLINE_SIZE {

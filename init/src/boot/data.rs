@@ -13,6 +13,7 @@ use baton_spec::build_info::partition;
 use baton_spec::mbr;
 
 use crate::board::context::Ctx;
+use crate::board::quota;
 use crate::board::status::DataPartition;
 use crate::board::sys::MsFlags;
 use crate::boot::disk::{self, BootDisk};
@@ -20,6 +21,22 @@ use crate::boot::mounts;
 
 /// Where the data partition is mounted.
 pub const MOUNT_POINT: &str = "/data";
+
+/// The group and user that alone may use the blocks ext4 keeps in reserve, besides processes
+/// with `CAP_SYS_RESOURCE` (PID 1 and the runtime helper, never a container): an id no board
+/// account has and no service's user namespace maps (their ranges start at 131,072).
+pub const RESERVE_ID: u32 = 131_071;
+
+/// Mount options: project quotas enforced (`resources.disk`) and the reserve kept from every
+/// container (ext4 reserves 2 % of the partition, set by the builder).
+fn options(quotas: bool) -> String {
+    let reserve = format!("resuid={RESERVE_ID},resgid={RESERVE_ID}");
+    if quotas {
+        format!("prjquota,{reserve}")
+    } else {
+        reserve
+    }
+}
 
 /// Errors preparing the data partition.
 #[derive(Debug, thiserror::Error)]
@@ -101,7 +118,29 @@ pub fn prepare(ctx: &Ctx, disk: &BootDisk) -> Result<DataPartition, Error> {
     }
 
     let flags = MsFlags::MS_NOATIME | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-    mounts::mount_device(ctx, &device, MOUNT_POINT, "ext4", flags)?;
+    // A card made before project quotas refuses `prjquota`: mount it without, and say so.
+    let with_quotas = Some(options(true));
+    if let Err(e) = mounts::mount_device_with(
+        ctx,
+        &device,
+        MOUNT_POINT,
+        "ext4",
+        flags,
+        with_quotas.as_deref(),
+    ) {
+        ctx.say(format_args!(
+            "data: {e}; mounting {device} without project quotas"
+        ));
+        let without = options(false);
+        mounts::mount_device_with(ctx, &device, MOUNT_POINT, "ext4", flags, Some(&without))?;
+    }
+    let (disk_quotas, disk_quotas_missing) = match quota::probe(&ctx.path(MOUNT_POINT)) {
+        Ok(()) => (true, None),
+        Err(e) => {
+            ctx.say(format_args!("data: resources.disk cannot be enforced: {e}"));
+            (false, Some(e.to_string()))
+        }
+    };
 
     let mut size_bytes = 0;
     match superblock(&ctx.path(&device)) {
@@ -138,6 +177,8 @@ pub fn prepare(ctx: &Ctx, disk: &BootDisk) -> Result<DataPartition, Error> {
         device,
         size_bytes,
         grown,
+        disk_quotas,
+        disk_quotas_missing,
     })
 }
 

@@ -6,6 +6,9 @@ fn boot_disk(tb: &Testbed) -> BootDisk {
     disk::scan(&tb.ctx, DISK_ID).0.expect("boot disk")
 }
 
+/// What the data partition is mounted with.
+const MOUNT_OPTIONS: &str = "prjquota,resuid=131071,resgid=131071";
+
 /// 444 MiB of 4 KiB blocks: a file system that fills the partition as built.
 const FULL: u64 = 444 * 256;
 
@@ -37,16 +40,18 @@ fn first_boot_grows_partition_then_file_system() {
     let blocks = new_len * 512 / 4096;
     assert_eq!(
         tb.sys.calls_starting("mount").concat() + &tb.sys.calls_starting("ext4").concat(),
-        format!("mount ext4 /dev/vda4 /dataext4-resize /data {blocks}")
+        format!("mount ext4 /dev/vda4 /data {MOUNT_OPTIONS}ext4-resize /data {blocks}")
     );
     assert_eq!(
-        data,
-        DataPartition {
-            device: "/dev/vda4".to_string(),
-            size_bytes: blocks * 4096,
-            grown: true
-        }
+        (data.device.as_str(), data.size_bytes, data.grown),
+        ("/dev/vda4", blocks * 4096, true)
     );
+    // The test's root is no ext4 file system with quotas: the reason is kept for the status.
+    assert!(!data.disk_quotas);
+    assert!(data
+        .disk_quotas_missing
+        .expect("a reason")
+        .contains("does not enforce project quotas"));
 }
 
 #[test]
@@ -56,7 +61,10 @@ fn later_boots_change_nothing() {
     let data = prepare(&tb.ctx, &boot_disk(&tb)).expect("mounted");
     assert!(!data.grown);
     assert_eq!(data.size_bytes, 444 << 20);
-    assert_eq!(tb.sys.calls(), ["mount ext4 /dev/vda4 /data"]);
+    assert_eq!(
+        tb.sys.calls(),
+        [format!("mount ext4 /dev/vda4 /data {MOUNT_OPTIONS}")]
+    );
 }
 
 #[test]
@@ -93,6 +101,32 @@ fn an_unmountable_partition_is_an_error() {
     tb.sys.fail("mount ext4", nix::libc::EINVAL);
     let err = prepare(&tb.ctx, &boot_disk(&tb)).expect_err("not mounted");
     assert!(err.to_string().contains("ext4 on /data"), "{err}");
+}
+
+#[test]
+fn a_card_without_project_quotas_mounts_without_them_and_says_why() {
+    let tb = Testbed::new();
+    tb.image_disk(IMAGE_END, FULL);
+    tb.sys.fail(
+        &format!("mount ext4 /dev/vda4 /data {MOUNT_OPTIONS}"),
+        nix::libc::EINVAL,
+    );
+    let data = prepare(&tb.ctx, &boot_disk(&tb)).expect("mounted");
+    assert_eq!(
+        tb.sys.calls_starting("mount"),
+        [
+            format!("mount ext4 /dev/vda4 /data {MOUNT_OPTIONS}"),
+            "mount ext4 /dev/vda4 /data resuid=131071,resgid=131071".to_string()
+        ]
+    );
+    assert!(!data.disk_quotas);
+    assert!(
+        tb.console()
+            .iter()
+            .any(|l| l.contains("mounting /dev/vda4 without project quotas")),
+        "{:?}",
+        tb.console()
+    );
 }
 
 #[test]

@@ -165,13 +165,25 @@ pub fn mount_device(
     fstype: &str,
     flags: MsFlags,
 ) -> Result<(), Error> {
+    mount_device_with(ctx, device, target, fstype, flags, None)
+}
+
+/// [`mount_device`] with file-system specific options.
+pub fn mount_device_with(
+    ctx: &Ctx,
+    device: &str,
+    target: &str,
+    fstype: &str,
+    flags: MsFlags,
+    options: Option<&str>,
+) -> Result<(), Error> {
     let path = ctx.path(target);
     std::fs::create_dir_all(&path).map_err(|source| Error::MountPoint {
         path: PathBuf::from(target),
         source,
     })?;
     ctx.sys
-        .mount(device, &path, fstype, flags, None)
+        .mount(device, &path, fstype, flags, options)
         .map_err(|source| Error::Mount {
             fstype: fstype.to_string(),
             target: target.to_string(),

@@ -160,7 +160,7 @@ async fn boots_in_the_documented_order() {
         "module /lib/modules/6.1.0-test-arm64/kernel/lib/crc32c_generic.ko",
         "module /lib/modules/6.1.0-test-arm64/kernel/fs/ext4/ext4.ko",
         "mount vfat /dev/vda3 /config",
-        "mount ext4 /dev/vda4 /data",
+        "mount ext4 /dev/vda4 /data prjquota,resuid=131071,resgid=131071",
         "hostname pi-one",
         "entropy 512 07070707",
         "random 512",

@@ -17,6 +17,14 @@ pub const MIN_MEMORY_BYTES: u64 = 4 << 20;
 /// Largest `resources.memory`: 1 TiB.
 pub const MAX_MEMORY_BYTES: u64 = 1 << 40;
 
+/// What a board lets a service write on its data partition when `resources.disk` is absent:
+/// 2 GiB.
+pub const DISK_BYTES: u64 = 2 << 30;
+/// Smallest `resources.disk`: 1 MiB.
+pub const MIN_DISK_BYTES: u64 = 1 << 20;
+/// Largest `resources.disk`: 16 TiB.
+pub const MAX_DISK_BYTES: u64 = 16 << 40;
+
 /// `resources.pids` when absent.
 pub const PIDS: u32 = 256;
 /// Smallest `resources.pids`.

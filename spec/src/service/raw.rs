@@ -101,6 +101,12 @@ pub(crate) struct RawResources {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 4194304))]
     pub pids: Option<i64>,
+    /// What the service may write on the data partition of each board it runs on: its volumes and
+    /// its instances' writable layers together, for example "512Mi" or "20G", 1Mi to 16Ti.
+    /// Default "2Gi" where the board enforces it (a card made by an older builder cannot: there
+    /// a spec that sets it is refused, and the default is not enforced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<RawQuantity>,
 }
 
 /// A named volume.

@@ -64,6 +64,10 @@ fn to_raw(s: &ServiceSpec) -> RawService {
             cpu: s.resources.cpu_millis.map(cores_from_millis),
             memory: Some(RawQuantity::Text(format_bytes(s.resources.memory_bytes))),
             pids: Some(i64::from(s.resources.pids)),
+            disk: s
+                .resources
+                .disk_bytes
+                .map(|b| RawQuantity::Text(format_bytes(b))),
         }),
         volumes: Some(
             s.volumes

@@ -27,34 +27,19 @@ pub(crate) fn resources(c: &mut Checker<'_>, raw: RawResources) -> Resources {
             None
         }
     });
-    let memory = match raw.memory {
-        None => d::MEMORY_BYTES,
-        Some(q) => {
-            let parsed = match &q {
-                RawQuantity::Text(t) => parse_bytes(t),
-                RawQuantity::Bytes(b) => bytes_from_integer(*b),
-            };
-            match parsed {
-                Ok(b) if (d::MIN_MEMORY_BYTES..=d::MAX_MEMORY_BYTES).contains(&b) => b,
-                Ok(b) => {
-                    c.error(
-                        "resources.memory",
-                        format!(
-                            "{} is out of range: use {} to {}",
-                            format_bytes(b),
-                            format_bytes(d::MIN_MEMORY_BYTES),
-                            format_bytes(d::MAX_MEMORY_BYTES)
-                        ),
-                    );
-                    d::MEMORY_BYTES
-                }
-                Err(e) => {
-                    c.error("resources.memory", e.to_string());
-                    d::MEMORY_BYTES
-                }
-            }
-        }
-    };
+    let memory = bytes(
+        c,
+        "resources.memory",
+        raw.memory,
+        d::MIN_MEMORY_BYTES..=d::MAX_MEMORY_BYTES,
+    )
+    .unwrap_or(d::MEMORY_BYTES);
+    let disk = bytes(
+        c,
+        "resources.disk",
+        raw.disk,
+        d::MIN_DISK_BYTES..=d::MAX_DISK_BYTES,
+    );
     let pids = raw
         .pids
         .and_then(|p| c.count("resources.pids", p, d::MIN_PIDS, d::MAX_PIDS))
@@ -63,6 +48,39 @@ pub(crate) fn resources(c: &mut Checker<'_>, raw: RawResources) -> Resources {
         cpu_millis: cpu.or(d::CPU_MILLIS),
         memory_bytes: memory,
         pids,
+        disk_bytes: disk,
+    }
+}
+
+/// A quantity of bytes within `range`; `None` when absent or wrong (the error recorded).
+fn bytes(
+    c: &mut Checker<'_>,
+    field: &str,
+    raw: Option<RawQuantity>,
+    range: std::ops::RangeInclusive<u64>,
+) -> Option<u64> {
+    let parsed = match &raw? {
+        RawQuantity::Text(t) => parse_bytes(t),
+        RawQuantity::Bytes(b) => bytes_from_integer(*b),
+    };
+    match parsed {
+        Ok(b) if range.contains(&b) => Some(b),
+        Ok(b) => {
+            c.error(
+                field,
+                format!(
+                    "{} is out of range: use {} to {}",
+                    format_bytes(b),
+                    format_bytes(*range.start()),
+                    format_bytes(*range.end())
+                ),
+            );
+            None
+        }
+        Err(e) => {
+            c.error(field, e.to_string());
+            None
+        }
     }
 }
 

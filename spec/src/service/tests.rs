@@ -57,7 +57,8 @@ fn parses_a_full_spec() {
         Resources {
             cpu_millis: Some(500),
             memory_bytes: 64 << 20,
-            pids: 64
+            pids: 64,
+            disk_bytes: None,
         }
     );
     assert_eq!(s.volumes.len(), 2);
@@ -241,4 +242,22 @@ fn only_the_listed_capabilities_may_be_added_and_errors_name_service_and_value()
     .unwrap_err()
     .0;
     assert!(e[0].message.contains("listed twice"), "{}", e[0]);
+}
+
+#[test]
+fn disk_is_a_quantity_in_range_and_absent_by_default() {
+    let with = |extra: &str| {
+        ServiceSpec::parse(
+            "svc.toml",
+            &format!("name = \"svc\"\nimage = \"oci-archive:images/a.tar\"\n{extra}"),
+        )
+    };
+    let s = with("resources = { disk = \"512Mi\" }").expect("valid");
+    assert_eq!(s.resources.disk_bytes, Some(512 << 20));
+    assert_eq!(with("").expect("valid").resources.disk_bytes, None);
+    let err = with("resources = { disk = \"512Ki\" }").expect_err("too small");
+    assert!(err.to_string().contains("resources.disk"), "{err}");
+    assert!(err.to_string().contains("out of range"), "{err}");
+    let err = with("resources = { disk = \"lots\" }").expect_err("not a quantity");
+    assert!(err.to_string().contains("resources.disk"), "{err}");
 }

@@ -86,6 +86,10 @@ pub struct Resources {
     pub memory_bytes: u64,
     /// Process and thread limit (`pids.max`).
     pub pids: u32,
+    /// What the service may write on a board's data partition (volumes and writable layers
+    /// together, one ext4 project quota); `None` when the spec does not say, so that the
+    /// board applies [`super::defaults::DISK_BYTES`] where it can.
+    pub disk_bytes: Option<u64>,
 }
 
 /// A named volume on the data partition, mounted at `path`.

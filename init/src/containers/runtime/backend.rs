@@ -35,6 +35,14 @@ pub enum Error {
         /// What failed.
         source: overlay::Error,
     },
+    /// The writable layer could not be put in the service's disk project.
+    #[error("container {id}: {source}")]
+    Disk {
+        /// The container.
+        id: String,
+        /// What failed.
+        source: crate::board::quota::Error,
+    },
     /// The spec could not be built.
     #[error(transparent)]
     Spec(#[from] spec::Error),
@@ -155,6 +163,14 @@ impl Libcontainer {
         })?;
         write(&bundle.join("config.json"), &json)?;
         overlay::prepare_writable(&config.writable_dir).map_err(root_err)?;
+        if let Some(project) = config.disk_project {
+            crate::board::quota::set_project_tree(&config.writable_dir, project).map_err(
+                |source| Error::Disk {
+                    id: id.clone(),
+                    source,
+                },
+            )?;
+        }
         overlay::mount_root(&config.lower_dirs, &config.writable_dir, &rootfs).map_err(root_err)?;
         Ok(bundle)
     }

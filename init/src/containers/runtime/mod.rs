@@ -154,6 +154,10 @@ pub struct ContainerConfig {
     /// [`spec::ADDABLE`]).
     #[serde(default)]
     pub capabilities: Vec<String>,
+    /// The service's ext4 project on the data partition: the writable layer is marked with it
+    /// so that what the container writes counts against the service's `resources.disk`.
+    #[serde(default)]
+    pub disk_project: Option<u32>,
 }
 
 /// A request to create and start a container.
@@ -232,5 +236,6 @@ pub(crate) fn sample_config() -> ContainerConfig {
             contents: b"127.0.0.1 localhost\n".to_vec(),
         }],
         capabilities: Vec::new(),
+        disk_project: None,
     }
 }

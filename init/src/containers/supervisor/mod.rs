@@ -22,6 +22,7 @@
 //! - `denials`: seccomp refusals read from the kernel's log, for the instances' logs.
 
 pub mod denials;
+mod disk;
 mod driver;
 mod effects;
 mod events;
@@ -74,6 +75,8 @@ pub struct Paths {
     pub subnet: crate::svcnet::nft::Ipv4Net,
     /// The host's files the services' network reads (resolvers, interfaces).
     pub host: HostFiles,
+    /// Whether the data partition enforces project quotas (`resources.disk`), or why not.
+    pub disk_quotas: Result<(), String>,
 }
 
 impl Paths {
@@ -86,6 +89,7 @@ impl Paths {
             registries: Arc::default(),
             subnet: crate::svcnet::subnet::STANDALONE,
             host: HostFiles::under(root),
+            disk_quotas: Err("not probed".to_string()),
         }
     }
 
