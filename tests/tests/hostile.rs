@@ -5,6 +5,8 @@
 //!   counted and said;
 //! - an image whose `/etc/passwd` is a link to `/dev/zero`: that service reports the file as
 //!   unusable, naming the image and the path, and nothing else notices;
+//! - a container that writes more than its `resources.disk` to its writable layer and to a
+//!   volume: it gets "Disk quota exceeded" at the limit, for both together;
 //! - 2,000 idle TCP connections to the API from 40 LAN addresses, and a flood of garbage
 //!   datagrams at the gossip and mDNS ports: a real API call, and a service on the board,
 //!   still answer.
@@ -28,7 +30,8 @@ const FLOOD: &str = r#"name = "flood"
 image = "oci-archive:images/hello.tar"
 port = 8080
 publish = 8080
-resources = { memory = "32Mi" }
+resources = { memory = "32Mi", disk = "16Mi" }
+volumes = [{ name = "scratch", path = "/scratch" }]
 "#;
 
 const STEADY: &str = r#"name = "steady"
@@ -253,6 +256,22 @@ fn a_board_under_attack_keeps_serving() {
         view["dropped_log_lines"].as_u64().filter(|n| *n > 0)
     });
     println!("lines dropped by the rate limit: {dropped}");
+
+    // The disk: 48 MiB into the writable layer stop at the service's 16 MiB, and then its
+    // volume, in the same project, takes nothing more.
+    assert_eq!(status["data"]["disk_quotas"], true, "{}", status["data"]);
+    let filled = slow_get(flood_port, "/fill?mib=48");
+    println!("writable layer: {}", filled.trim());
+    let written: u64 = filled
+        .strip_prefix("wrote ")
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected answer {filled:?}"));
+    assert!(filled.contains("Disk quota exceeded"), "{filled}");
+    assert!(written <= 16 << 20, "{written} bytes went past 16 MiB");
+    let volume = slow_get(flood_port, "/fill?mib=4&to=/scratch/fill.bin");
+    println!("volume: {}", volume.trim());
+    assert!(volume.contains("Disk quota exceeded"), "{volume}");
 
     // 2,000 idle connections from the LAN, and garbage datagrams.
     let address = segment_address(&status).expect("the board's segment address");

@@ -18,6 +18,8 @@
 //!   inside the service, or 502 with the failed request and why (see [`load`]);
 //! - `GET /spew?mib=N` writes N MiB to stdout without a newline, `GET /lines?n=N` writes N
 //!   short lines (hostile output, to test that the board bounds what it reads; see [`spew`]);
+//! - `GET /fill?mib=N[&to=PATH]` writes N MiB into PATH (default `/fill.bin`) and says how much
+//!   went in and why it stopped (to test disk limits; see [`spew::fill`]);
 //! - anything else is 404.
 //!
 //! Started with `--exit CODE` it exits at once with that code (to test restart policies).
@@ -176,6 +178,13 @@ fn serve(service: &Service, mut stream: TcpStream) -> std::io::Result<()> {
                 ("200 OK", format!("wrote {n} lines\n").into_bytes())
             }
         },
+        ("GET", p) if p.starts_with("/fill?") => {
+            let query = &p["/fill?".len()..];
+            match spew::parse(query, "mib").and_then(|mib| Ok((mib, spew::fill_target(query)?))) {
+                Err(reason) => ("400 Bad Request", format!("{reason}\n").into_bytes()),
+                Ok((mib, to)) => ("200 OK", spew::fill(&to, mib).into_bytes()),
+            }
+        }
         // A valid /bytes query was answered above; this is the reason an invalid one is not.
         ("GET", p) if p.starts_with("/bytes?") => {
             let reason = load::parse_bytes_query(&p["/bytes?".len()..]).err();

@@ -1,6 +1,8 @@
 //! Hostile output on stdout, to test that the board bounds what it reads from a container:
 //! `GET /spew?mib=N` writes N MiB with no newline (with a byte that is not UTF-8 in every KiB),
-//! `GET /lines?n=N` writes N short lines as fast as it can.
+//! `GET /lines?n=N` writes N short lines as fast as it can, and `GET /fill?mib=N[&to=PATH]`
+//! writes N MiB into a file (`/fill.bin` in the writable layer by default), to test the limits
+//! on what a service may write to the board's disk.
 
 use std::io::Write;
 
@@ -43,6 +45,34 @@ pub fn lines(n: u64) -> std::io::Result<()> {
     out.flush()
 }
 
+/// The file `/fill` writes: `to=` (an absolute path) or `/fill.bin`.
+pub fn fill_target(query: &str) -> Result<String, String> {
+    match query.split('&').find_map(|kv| kv.strip_prefix("to=")) {
+        None => Ok("/fill.bin".to_string()),
+        Some(p) if p.starts_with('/') && !p.contains("..") => Ok(p.to_string()),
+        Some(p) => Err(format!("to={p} must be an absolute path without ..")),
+    }
+}
+
+/// Writes `mib` MiB of zeros (synced) to `path` and says how much went in, and why it
+/// stopped if it stopped early: `wrote 8388608 bytes; then: Disk quota exceeded (os error 122)`.
+pub fn fill(path: &str, mib: u64) -> String {
+    let mut written = 0u64;
+    let outcome = (|| {
+        let mut file = std::fs::File::create(path)?;
+        let chunk = vec![0u8; 1 << 20];
+        for _ in 0..mib {
+            file.write_all(&chunk)?;
+            written += 1 << 20;
+        }
+        file.sync_all()
+    })();
+    match outcome {
+        Ok(()) => format!("wrote {written} bytes\n"),
+        Err(e) => format!("wrote {written} bytes; then: {e}\n"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,5 +85,23 @@ mod tests {
         assert!(parse("mib=5000", "mib").is_err());
         assert!(parse("n=abc", "n").is_err());
         assert!(parse("", "n").is_err());
+        assert_eq!(fill_target("mib=1"), Ok("/fill.bin".to_string()));
+        assert_eq!(fill_target("mib=1&to=/v/x"), Ok("/v/x".to_string()));
+        assert!(fill_target("to=../x").is_err());
+    }
+
+    #[test]
+    fn fill_says_what_it_wrote() {
+        let dir = std::env::temp_dir().join(format!("hello-fill-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("f");
+        assert_eq!(
+            fill(path.to_str().expect("utf-8"), 2),
+            "wrote 2097152 bytes\n"
+        );
+        assert_eq!(std::fs::metadata(&path).expect("file").len(), 2 << 20);
+        let missing = dir.join("no/such/f");
+        assert!(fill(missing.to_str().expect("utf-8"), 1).starts_with("wrote 0 bytes; then: "));
+        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }
