@@ -55,6 +55,9 @@ pub struct Limits {
     pub upstream_timeout: Duration,
     /// How long an idle TCP connection is kept.
     pub tcp_idle: Duration,
+    /// How fast one source (a container's address, a LAN host) may send UDP queries; those
+    /// beyond are dropped unread, as a resolver that lost them (clients retry).
+    pub udp_rate: crate::board::listen::Rate,
 }
 
 impl Default for Limits {
@@ -64,6 +67,10 @@ impl Default for Limits {
             max_tcp: 16,
             upstream_timeout: Duration::from_secs(2),
             tcp_idle: Duration::from_secs(10),
+            udp_rate: crate::board::listen::Rate {
+                burst: 500,
+                per_second: 250,
+            },
         }
     }
 }

@@ -147,14 +147,24 @@ pub async fn start_with(
     })
 }
 
-/// The UDP loop: local answers inline, forwards in bounded background tasks.
+/// Sources whose UDP query rate is tracked at once (the least recently seen are forgotten).
+const UDP_SOURCES: usize = 4096;
+
+/// The UDP loop: local answers inline, forwards in bounded background tasks; each source
+/// within its query rate.
 async fn serve_udp(socket: Arc<UdpSocket>, shared: Arc<Resolver>) {
     let mut buf = vec![0u8; MAX_QUERY];
+    let mut sources = listen::sources::Sources::new(UDP_SOURCES, 1, shared.limits.udp_rate);
     loop {
         // Errors here are per-datagram (e.g. ICMP errors reported late): keep serving.
         let Ok((len, peer)) = socket.recv_from(&mut buf).await else {
             continue;
         };
+        let source = listen::sources::key(peer.ip());
+        if sources.admit(source, tokio::time::Instant::now()).is_err() {
+            continue;
+        }
+        sources.release(source);
         let packet = &buf[..len];
         match shared.decide(packet, peer.ip()) {
             Decision::Drop => {}
@@ -316,5 +326,59 @@ mod tests {
                 "an idle connection is still open"
             );
         }
+    }
+
+    /// A query for `web.baton` A with id `id`.
+    fn query(id: u16) -> Vec<u8> {
+        let mut q = id.to_be_bytes().to_vec();
+        q.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+        q.extend_from_slice(b"\x03web\x05baton\x00\x00\x01\x00\x01");
+        q
+    }
+
+    /// How many of `n` queries sent at once from `from` are answered within a short wait.
+    async fn answered(from: Ipv4Addr, to: SocketAddr, n: u16) -> u16 {
+        let socket = tokio::net::UdpSocket::bind((from, 0)).await.expect("bind");
+        for id in 0..n {
+            socket.send_to(&query(id), to).await.expect("send");
+        }
+        let mut got = 0;
+        let mut buf = [0u8; 512];
+        while timeout(Duration::from_millis(500), socket.recv_from(&mut buf))
+            .await
+            .is_ok()
+        {
+            got += 1;
+        }
+        got
+    }
+
+    #[tokio::test]
+    async fn a_source_past_its_udp_rate_is_dropped_and_others_still_answered() {
+        let limits = Limits {
+            udp_rate: Rate {
+                burst: 20,
+                per_second: 1,
+            },
+            ..Limits::default()
+        };
+        let table = VipTable::default();
+        table
+            .write()
+            .expect("table")
+            .insert("web".to_string(), Ipv4Addr::new(10, 89, 4, 2));
+        let server = start_with(
+            "127.0.0.1:0".parse().expect("addr"),
+            table,
+            Upstreams::default(),
+            Reaching::default(),
+            limits,
+        )
+        .await
+        .expect("start");
+        let addr = server.local_addr();
+        let flooder = answered(Ipv4Addr::new(127, 0, 0, 11), addr, 100).await;
+        assert!((20..=22).contains(&flooder), "{flooder} of 100 answered");
+        assert_eq!(answered(Ipv4Addr::new(127, 0, 0, 12), addr, 10).await, 10);
     }
 }
