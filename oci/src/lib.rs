@@ -26,5 +26,5 @@ pub use import::{ImportError, Imported, Source, SourceKind};
 pub use model::Platform;
 pub use prepare::{ExposedPort, PrepareError, PreparedImage, RuntimeConfig};
 pub use registry::{Credentials, PullRequest, RegistryCa, RegistryError, RegistryOptions};
-pub use store::{GcReport, Recovery, Store, StoreError};
+pub use store::{GcReport, Recovery, Store, StoreError, StoreLimits};
 pub use unpack::UnpackError;

@@ -1,11 +1,12 @@
 //! Blobs: `blobs/sha256/<hex>`, written through a temp file, verified while streaming.
 
+use super::space::{FreeSpace, SpaceError};
 use super::{io_error, sync_dir, Result, Store, StoreError, MAX_JSON_BYTES};
 use crate::digest::{Digest, HashingReader};
 use crate::model::Descriptor;
 use serde::de::DeserializeOwned;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Read};
+use std::io::{self, BufWriter, Read, Write};
 use std::path::PathBuf;
 
 impl Store {
@@ -94,17 +95,39 @@ impl Store {
             .create_new(true)
             .open(temp)
             .map_err(io_error("create temp blob", temp))?;
+        let what = expected.map_or_else(|| "blob".to_owned(), |d| format!("blob {d}"));
+        let mut space = FreeSpace::new(&self.root, self.limits.min_available)
+            .map_err(io_error("check free space of", &self.root))?;
+        if let Some(size) = expected_size {
+            space
+                .fits(size)
+                .map_err(|e| self.space_error(e, &what, 0))?;
+        }
         let limit = expected_size.map_or(u64::MAX, |size| size.saturating_add(1));
         let mut hashing = HashingReader::new(reader.take(limit));
         let mut out = BufWriter::with_capacity(128 << 10, file);
-        io::copy(&mut hashing, &mut out).map_err(|e| {
-            let what = expected.map_or_else(|| "blob".to_owned(), |d| format!("blob {d}"));
-            StoreError::Io {
-                action: "stream",
-                path: PathBuf::from(what),
-                source: e,
-            }
-        })?;
+        let mut buf = vec![0u8; 64 << 10];
+        let mut written = 0u64;
+        loop {
+            let n = match hashing.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(StoreError::Io {
+                        action: "stream",
+                        path: PathBuf::from(what),
+                        source,
+                    })
+                }
+            };
+            space
+                .charge(n as u64)
+                .map_err(|e| self.space_error(e, &what, written))?;
+            out.write_all(&buf[..n])
+                .map_err(io_error("write temp blob", temp))?;
+            written += n as u64;
+        }
         let file = out
             .into_inner()
             .map_err(|e| io_error("write temp blob", temp)(e.into_error()))?;
@@ -148,6 +171,23 @@ impl Store {
         fs::rename(temp, &target).map_err(io_error("move blob into place", &target))?;
         sync_dir(&self.root.join("blobs/sha256"))?;
         Ok((actual, size))
+    }
+
+    fn space_error(&self, error: SpaceError, what: &str, written: u64) -> StoreError {
+        match error {
+            SpaceError::Statvfs(path, source) => StoreError::Io {
+                action: "check free space of",
+                path,
+                source,
+            },
+            SpaceError::Low { available } => StoreError::NoSpace {
+                root: self.root.clone(),
+                what: what.to_owned(),
+                written,
+                available,
+                min_available: self.limits.min_available,
+            },
+        }
     }
 
     /// Reads a small JSON blob (manifest, index, config).

@@ -19,9 +19,11 @@ mod blobs;
 mod gc;
 mod lock;
 mod refs;
+pub(crate) mod space;
 
 pub use gc::GcReport;
 pub use refs::{escape_ref, unescape_ref};
+pub use space::StoreLimits;
 
 use crate::digest::{Digest, DigestError};
 use crate::model::Platform;
@@ -130,6 +132,23 @@ pub enum StoreError {
         /// Its media type.
         media_type: String,
     },
+    /// Writing a blob would take the store's file system below the space it always leaves free.
+    #[error(
+        "image store at {root}: stopped writing {what} after {written} bytes: its file system has \
+         {available} bytes available and the store always leaves {min_available} free"
+    )]
+    NoSpace {
+        /// The store root.
+        root: PathBuf,
+        /// What was being written (`blob sha256:...`).
+        what: String,
+        /// Bytes written when it was stopped (removed since).
+        written: u64,
+        /// Bytes available (estimated) when it was stopped.
+        available: u64,
+        /// The reserve ([`StoreLimits::min_available`]).
+        min_available: u64,
+    },
 }
 
 /// Shorthand for store results.
@@ -161,13 +180,15 @@ pub struct Store {
     root: PathBuf,
     platform: Platform,
     recovery: Recovery,
+    limits: StoreLimits,
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl Store {
     /// Opens (creating if needed) the store at `root`, for linux/arm64 images, and recovers from an
-    /// unclean shutdown: see the module docs.
+    /// unclean shutdown: see the module docs. The limits are [`StoreLimits::default`]; change them
+    /// with [`Store::with_limits`] or [`Store::set_limits`].
     pub fn open(root: impl Into<PathBuf>) -> Result<Store> {
         Store::open_for(root, Platform::linux_arm64())
     }
@@ -178,6 +199,7 @@ impl Store {
             root: root.into(),
             platform,
             recovery: Recovery::default(),
+            limits: StoreLimits::default(),
         };
         for dir in ["blobs/sha256", "refs", "layers", "tmp"] {
             let path = store.root.join(dir);
@@ -187,6 +209,22 @@ impl Store {
             store.recovery = store.recover()?;
         }
         Ok(store)
+    }
+
+    /// The same store, with these limits on what images may take (see [`StoreLimits`]).
+    pub fn with_limits(mut self, limits: StoreLimits) -> Store {
+        self.limits = limits;
+        self
+    }
+
+    /// Sets the limits on what images may take; the next import, pull or prepare uses them.
+    pub fn set_limits(&mut self, limits: StoreLimits) {
+        self.limits = limits;
+    }
+
+    /// The limits in force ([`StoreLimits::default`] unless set).
+    pub fn limits(&self) -> StoreLimits {
+        self.limits
     }
 
     /// The store's root directory.
