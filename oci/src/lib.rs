@@ -19,6 +19,8 @@ pub mod pack;
 pub mod prepare;
 pub mod registry;
 pub mod store;
+#[cfg(test)]
+mod testimage;
 mod unpack;
 
 pub use digest::Digest;

@@ -6,7 +6,7 @@ use crate::digest::{Digest, HashingReader};
 use crate::model::Descriptor;
 use serde::de::DeserializeOwned;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
 impl Store {
@@ -105,32 +105,26 @@ impl Store {
         }
         let limit = expected_size.map_or(u64::MAX, |size| size.saturating_add(1));
         let mut hashing = HashingReader::new(reader.take(limit));
-        let mut out = BufWriter::with_capacity(128 << 10, file);
-        let mut buf = vec![0u8; 64 << 10];
+        // Written in whole buffers (no buffering writer), so what is charged is what was written.
+        let mut file = file;
+        let mut buf = vec![0u8; 128 << 10];
         let mut written = 0u64;
         loop {
-            let n = match hashing.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => {
-                    return Err(StoreError::Io {
-                        action: "stream",
-                        path: PathBuf::from(what),
-                        source,
-                    })
-                }
-            };
+            let n = fill(&mut hashing, &mut buf).map_err(|source| StoreError::Io {
+                action: "stream",
+                path: PathBuf::from(&what),
+                source,
+            })?;
+            if n == 0 {
+                break;
+            }
             space
                 .charge(n as u64)
                 .map_err(|e| self.space_error(e, &what, written))?;
-            out.write_all(&buf[..n])
+            file.write_all(&buf[..n])
                 .map_err(io_error("write temp blob", temp))?;
             written += n as u64;
         }
-        let file = out
-            .into_inner()
-            .map_err(|e| io_error("write temp blob", temp)(e.into_error()))?;
         let (actual, size) = hashing
             .finish()
             .map_err(io_error("finish reading blob", temp))?;
@@ -221,6 +215,20 @@ impl Store {
     }
 }
 
+/// Reads into `buf` until it is full or the reader ends; returns how much was read.
+fn fill(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,5 +260,72 @@ mod tests {
             .unwrap()
             .next()
             .is_none());
+    }
+}
+
+#[cfg(test)]
+mod space_tests {
+    use super::*;
+    use crate::testimage::{names, Tmpfs};
+    use crate::StoreLimits;
+
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn blob_writes_stop_at_the_reserve_of_a_small_real_file_system() {
+        let tmpfs = Tmpfs::mount("48m");
+        let root = tmpfs.path().join("store");
+        let limits = StoreLimits {
+            min_available: 16 * MIB,
+            ..StoreLimits::default()
+        };
+        let store = Store::open(&root).expect("store").with_limits(limits);
+        let left_alone = || {
+            assert_eq!(names(&root.join("tmp")), Vec::<String>::new());
+            assert_eq!(names(&root.join("blobs/sha256")), Vec::<String>::new());
+        };
+
+        // A stream of unknown size is stopped as it goes.
+        let stream = io::repeat(7).take(40 * MIB);
+        let err = store.write_blob(stream, None, None).expect_err("40 MiB");
+        match &err {
+            StoreError::NoSpace {
+                root: at,
+                what,
+                written,
+                available,
+                min_available,
+            } => {
+                assert_eq!(
+                    (at, what.as_str(), *min_available),
+                    (&root, "blob", 16 * MIB)
+                );
+                assert!(*written > 16 * MIB && *written <= 32 * MIB, "{written}");
+                assert!(*available >= 16 * MIB, "{available}");
+            }
+            other => panic!("expected the reserve: {other}"),
+        }
+        assert!(
+            err.to_string().contains("always leaves 16777216 free"),
+            "{err}"
+        );
+        left_alone();
+
+        // A blob announced too large is refused before a byte is written.
+        let digest = Digest::of(b"never read");
+        let stream = io::repeat(7).take(40 * MIB);
+        let err = store
+            .write_blob(stream, Some(&digest), Some(40 * MIB))
+            .expect_err("40 MiB announced");
+        assert!(
+            matches!(&err, StoreError::NoSpace { written: 0, what, .. } if *what == format!("blob {digest}")),
+            "{err}"
+        );
+        left_alone();
+
+        // What fits above the reserve is written.
+        let bytes = vec![3u8; (8 * MIB) as usize];
+        let digest = store.write_blob_bytes(&bytes).expect("8 MiB fits");
+        assert!(store.has_blob(&digest));
     }
 }

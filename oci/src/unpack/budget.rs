@@ -145,7 +145,7 @@ pub(crate) fn layer_cost(dir: &Path) -> Result<u64, StoreError> {
 
 /// The cost of a tree by the unpacker's rules (hard-linked contents counted once).
 fn measure(dir: &Path) -> io::Result<u64> {
-    let mut total = BLOCK;
+    let mut total = 0u64;
     let mut linked = HashSet::new();
     let mut pending = vec![dir.to_owned()];
     while let Some(current) = pending.pop() {

@@ -13,6 +13,8 @@ pub(crate) mod budget;
 mod entry;
 #[cfg(test)]
 mod proptests;
+#[cfg(test)]
+mod tests;
 
 use crate::digest::{Digest, HashingReader};
 use crate::model::Compression;
