@@ -1,8 +1,9 @@
 //! What an image's layers may take while they are unpacked: the image's cap and the store's reserve.
 //!
 //! Every entry is charged before it is written, as a file system would roughly charge it: one 4 KiB
-//! block per entry of any kind (so millions of empty files or directories count), plus a regular file's
-//! contents rounded up to whole blocks. Directories created on the way to an entry count as entries.
+//! block per entry of any kind (so millions of empty files or directories count), plus the contents
+//! the entry declares rounded up to whole blocks (only regular files' are written, but all are
+//! decompressed). Directories created on the way to an entry count as entries.
 //! A layer's cost is kept on its directory (the `trusted.baton.unpacked` xattr, which an image cannot
 //! set: the unpacker only copies `user.*` and `security.capability` from tars), so layers unpacked by an
 //! earlier prepare still count against the image.

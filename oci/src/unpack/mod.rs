@@ -110,6 +110,14 @@ pub enum UnpackError {
         /// The reserve ([`crate::StoreLimits::min_available`]).
         min_available: u64,
     },
+    /// The layer goes on after the end of its tar (a bomb of padding costs no disk, but time).
+    #[error("layer {layer}: more than {limit} bytes after the end of its tar: refused")]
+    Trailing {
+        /// The layer blob.
+        layer: Digest,
+        /// The most allowed (1 MiB).
+        limit: u64,
+    },
     /// The layer has more entries than the store allows one layer.
     #[error(
         "layer {layer}: more than {limit} entries, the most the image store allows one layer; \
@@ -124,6 +132,10 @@ pub enum UnpackError {
         written: u64,
     },
 }
+
+/// Most bytes a layer's uncompressed stream may hold after the end of its tar (tar pads to its record
+/// size, 10 KiB by default; producers that pad more are far below this).
+pub(crate) const MAX_TRAILING_BYTES: u64 = 1 << 20;
 
 /// Unpacks the layer blob read from `blob` into the existing empty directory `dest`: first checks
 /// the whole blob against `layer` (so a blob corrupt on disk is never unpacked), then unpacks it,
@@ -163,6 +175,17 @@ pub(crate) fn unpack_layer(
     };
     let mut tar_stream = HashingReader::new(decoder);
     let cost = entry::Unpacker::new(layer, dest, budget).run(&mut tar_stream)?;
+    let trailing = io::copy(
+        &mut (&mut tar_stream).take(MAX_TRAILING_BYTES + 1),
+        &mut io::sink(),
+    )
+    .map_err(read_error)?;
+    if trailing > MAX_TRAILING_BYTES {
+        return Err(UnpackError::Trailing {
+            layer: layer.clone(),
+            limit: MAX_TRAILING_BYTES,
+        });
+    }
     let (actual, _) = tar_stream.finish().map_err(read_error)?;
     if actual != *diff_id {
         return Err(UnpackError::DiffId {

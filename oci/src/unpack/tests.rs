@@ -215,6 +215,35 @@ fn a_blob_corrupt_on_disk_is_refused_before_anything_is_unpacked() {
 }
 
 #[test]
+fn a_layer_padded_past_its_end_is_refused() {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = file_header(1);
+    builder
+        .append_data(&mut header, "a", &b"a"[..])
+        .expect("append");
+    let mut tar = builder.into_inner().expect("tar");
+    let padded = tar.len() + (10 << 10);
+    tar.resize(padded, 0);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut budget = Budget::new(dir.path(), StoreLimits::default()).expect("budget");
+    let unpack = |tar: &[u8], dest: &str, budget: &mut Budget| {
+        let dest = dir.path().join(dest);
+        fs::create_dir(&dest).expect("dest");
+        let digest = Digest::of(tar);
+        let blob = std::io::Cursor::new(tar);
+        unpack_layer(blob, Compression::None, &digest, &digest, &dest, budget)
+    };
+    unpack(&tar, "padded", &mut budget).expect("tar's own padding is fine");
+    tar.resize(padded + (1 << 20), 0);
+    let err = unpack(&tar, "bomb", &mut budget).expect_err("a MiB more");
+    assert!(matches!(err, UnpackError::Trailing { .. }), "{err}");
+    assert!(
+        err.to_string().contains("after the end of its tar"),
+        "{err}"
+    );
+}
+
+#[test]
 fn unpacking_stops_at_the_reserve_of_a_small_real_file_system() {
     let tmpfs = Tmpfs::mount("48m");
     let root = tmpfs.path().join("store");
