@@ -14,6 +14,11 @@
 //! moment does a ref point at a missing blob. Whatever a power cut leaves in `tmp/` is removed at open,
 //! and refs that do not parse or whose blobs are missing (which the rules above prevent, but a damaged
 //! card may not) are dropped and reported by [`Store::recovery`].
+//!
+//! Space: the store shares its file system with the state and the logs, so blob writes and layer
+//! unpacking stop before available space goes below [`StoreLimits::min_available`], and one image's
+//! layers may take at most [`StoreLimits::max_image_bytes`] unpacked (see `space.rs` and the
+//! unpacker's budget). Layer blobs are checked against their digest before they are unpacked.
 
 mod blobs;
 mod gc;
