@@ -19,6 +19,8 @@ pub mod pack;
 pub mod prepare;
 pub mod registry;
 pub mod store;
+#[cfg(test)]
+mod testimage;
 mod unpack;
 
 pub use digest::Digest;
@@ -26,5 +28,5 @@ pub use import::{ImportError, Imported, Source, SourceKind};
 pub use model::Platform;
 pub use prepare::{ExposedPort, PrepareError, PreparedImage, RuntimeConfig};
 pub use registry::{Credentials, PullRequest, RegistryCa, RegistryError, RegistryOptions};
-pub use store::{GcReport, Recovery, Store, StoreError};
+pub use store::{GcReport, Recovery, Store, StoreError, StoreLimits};
 pub use unpack::UnpackError;

@@ -3,6 +3,7 @@
 use crate::digest::Digest;
 use crate::model::{Compression, ContainerConfig};
 use crate::store::{io_error, sync_dir, Store, StoreError};
+use crate::unpack::budget::{record_cost, Budget};
 use crate::unpack::{unpack_layer, UnpackError};
 use std::fs;
 use std::path::PathBuf;
@@ -133,13 +134,14 @@ impl Store {
         let _lock = self.lock_shared().map_err(store_error)?;
         let manifest_digest = self.get_ref(name).map_err(store_error)?;
         let (manifest, config) = self.closure(&manifest_digest).map_err(store_error)?;
+        let mut budget = Budget::for_image(self, &config.rootfs.diff_ids).map_err(store_error)?;
         let mut lower_dirs: Vec<PathBuf> = Vec::new();
         for (layer, diff_id) in manifest.layers.iter().zip(&config.rootfs.diff_ids).rev() {
             let dir = self.layers_dir().join(diff_id.hex());
             if !dir.is_dir() {
                 let compression =
                     Compression::of_media_type(&layer.media_type).unwrap_or(Compression::None);
-                self.unpack(&layer.digest, compression, diff_id, &dir)
+                self.unpack(&layer.digest, compression, diff_id, &dir, &mut budget)
                     .map_err(|source| match source {
                         Unpacking::Store(source) => store_error(source),
                         Unpacking::Unpack(source) => PrepareError::Unpack {
@@ -163,19 +165,21 @@ impl Store {
         })
     }
 
-    /// Unpacks into a fresh directory under `tmp/`, syncs it and renames it into `layers/`. Two
-    /// prepares racing on one layer both unpack it; the loser's copy is discarded.
+    /// Unpacks into a fresh directory under `tmp/`, syncs it and renames it into `layers/`; on an
+    /// error the directory is removed. Two prepares racing on one layer both unpack it; the loser's
+    /// copy is discarded.
     fn unpack(
         &self,
         layer: &Digest,
         compression: Compression,
         diff_id: &Digest,
         dir: &PathBuf,
+        budget: &mut Budget,
     ) -> Result<(), Unpacking> {
         let temp = self.temp_path("layer");
         fs::create_dir(&temp)
             .map_err(|e| Unpacking::Store(io_error("create directory", &temp)(e)))?;
-        let result = self.unpack_into(layer, compression, diff_id, &temp, dir);
+        let result = self.unpack_into(layer, compression, diff_id, &temp, dir, budget);
         if fs::symlink_metadata(&temp).is_ok() {
             let _ = fs::remove_dir_all(&temp);
         }
@@ -189,9 +193,12 @@ impl Store {
         diff_id: &Digest,
         temp: &PathBuf,
         dir: &PathBuf,
+        budget: &mut Budget,
     ) -> Result<(), Unpacking> {
         let blob = self.open_blob(layer).map_err(Unpacking::Store)?;
-        unpack_layer(blob, compression, layer, diff_id, temp).map_err(Unpacking::Unpack)?;
+        let cost = unpack_layer(blob, compression, layer, diff_id, temp, budget)
+            .map_err(Unpacking::Unpack)?;
+        record_cost(temp, cost).map_err(Unpacking::Store)?;
         let handle =
             fs::File::open(temp).map_err(|e| Unpacking::Store(io_error("open", temp)(e)))?;
         rustix::fs::syncfs(&handle)

@@ -1,11 +1,12 @@
 //! Blobs: `blobs/sha256/<hex>`, written through a temp file, verified while streaming.
 
+use super::space::{FreeSpace, SpaceError};
 use super::{io_error, sync_dir, Result, Store, StoreError, MAX_JSON_BYTES};
 use crate::digest::{Digest, HashingReader};
 use crate::model::Descriptor;
 use serde::de::DeserializeOwned;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Read};
+use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
 impl Store {
@@ -94,20 +95,36 @@ impl Store {
             .create_new(true)
             .open(temp)
             .map_err(io_error("create temp blob", temp))?;
+        let what = expected.map_or_else(|| "blob".to_owned(), |d| format!("blob {d}"));
+        let mut space = FreeSpace::new(&self.root, self.limits.min_available)
+            .map_err(io_error("check free space of", &self.root))?;
+        if let Some(size) = expected_size {
+            space
+                .fits(size)
+                .map_err(|e| self.space_error(e, &what, 0))?;
+        }
         let limit = expected_size.map_or(u64::MAX, |size| size.saturating_add(1));
         let mut hashing = HashingReader::new(reader.take(limit));
-        let mut out = BufWriter::with_capacity(128 << 10, file);
-        io::copy(&mut hashing, &mut out).map_err(|e| {
-            let what = expected.map_or_else(|| "blob".to_owned(), |d| format!("blob {d}"));
-            StoreError::Io {
+        // Written in whole buffers (no buffering writer), so what is charged is what was written.
+        let mut file = file;
+        let mut buf = vec![0u8; 128 << 10];
+        let mut written = 0u64;
+        loop {
+            let n = fill(&mut hashing, &mut buf).map_err(|source| StoreError::Io {
                 action: "stream",
-                path: PathBuf::from(what),
-                source: e,
+                path: PathBuf::from(&what),
+                source,
+            })?;
+            if n == 0 {
+                break;
             }
-        })?;
-        let file = out
-            .into_inner()
-            .map_err(|e| io_error("write temp blob", temp)(e.into_error()))?;
+            space
+                .charge(n as u64)
+                .map_err(|e| self.space_error(e, &what, written))?;
+            file.write_all(&buf[..n])
+                .map_err(io_error("write temp blob", temp))?;
+            written += n as u64;
+        }
         let (actual, size) = hashing
             .finish()
             .map_err(io_error("finish reading blob", temp))?;
@@ -150,6 +167,23 @@ impl Store {
         Ok((actual, size))
     }
 
+    fn space_error(&self, error: SpaceError, what: &str, written: u64) -> StoreError {
+        match error {
+            SpaceError::Statvfs(path, source) => StoreError::Io {
+                action: "check free space of",
+                path,
+                source,
+            },
+            SpaceError::Low { available } => StoreError::NoSpace {
+                root: self.root.clone(),
+                what: what.to_owned(),
+                written,
+                available,
+                min_available: self.limits.min_available,
+            },
+        }
+    }
+
     /// Reads a small JSON blob (manifest, index, config).
     pub(crate) fn read_json<T: DeserializeOwned>(
         &self,
@@ -179,6 +213,20 @@ impl Store {
             source,
         })
     }
+}
+
+/// Reads into `buf` until it is full or the reader ends; returns how much was read.
+fn fill(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 #[cfg(test)]
@@ -212,5 +260,72 @@ mod tests {
             .unwrap()
             .next()
             .is_none());
+    }
+}
+
+#[cfg(test)]
+mod space_tests {
+    use super::*;
+    use crate::testimage::{names, Tmpfs};
+    use crate::StoreLimits;
+
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn blob_writes_stop_at_the_reserve_of_a_small_real_file_system() {
+        let tmpfs = Tmpfs::mount("48m");
+        let root = tmpfs.path().join("store");
+        let limits = StoreLimits {
+            min_available: 16 * MIB,
+            ..StoreLimits::default()
+        };
+        let store = Store::open(&root).expect("store").with_limits(limits);
+        let left_alone = || {
+            assert_eq!(names(&root.join("tmp")), Vec::<String>::new());
+            assert_eq!(names(&root.join("blobs/sha256")), Vec::<String>::new());
+        };
+
+        // A stream of unknown size is stopped as it goes.
+        let stream = io::repeat(7).take(40 * MIB);
+        let err = store.write_blob(stream, None, None).expect_err("40 MiB");
+        match &err {
+            StoreError::NoSpace {
+                root: at,
+                what,
+                written,
+                available,
+                min_available,
+            } => {
+                assert_eq!(
+                    (at, what.as_str(), *min_available),
+                    (&root, "blob", 16 * MIB)
+                );
+                assert!(*written > 16 * MIB && *written <= 32 * MIB, "{written}");
+                assert!(*available >= 16 * MIB, "{available}");
+            }
+            other => panic!("expected the reserve: {other}"),
+        }
+        assert!(
+            err.to_string().contains("always leaves 16777216 free"),
+            "{err}"
+        );
+        left_alone();
+
+        // A blob announced too large is refused before a byte is written.
+        let digest = Digest::of(b"never read");
+        let stream = io::repeat(7).take(40 * MIB);
+        let err = store
+            .write_blob(stream, Some(&digest), Some(40 * MIB))
+            .expect_err("40 MiB announced");
+        assert!(
+            matches!(&err, StoreError::NoSpace { written: 0, what, .. } if *what == format!("blob {digest}")),
+            "{err}"
+        );
+        left_alone();
+
+        // What fits above the reserve is written.
+        let bytes = vec![3u8; (8 * MIB) as usize];
+        let digest = store.write_blob_bytes(&bytes).expect("8 MiB fits");
+        assert!(store.has_blob(&digest));
     }
 }

@@ -14,14 +14,21 @@
 //! moment does a ref point at a missing blob. Whatever a power cut leaves in `tmp/` is removed at open,
 //! and refs that do not parse or whose blobs are missing (which the rules above prevent, but a damaged
 //! card may not) are dropped and reported by [`Store::recovery`].
+//!
+//! Space: the store shares its file system with the state and the logs, so blob writes and layer
+//! unpacking stop before available space goes below [`StoreLimits::min_available`], and one image's
+//! layers may take at most [`StoreLimits::max_image_bytes`] unpacked (see `space.rs` and the
+//! unpacker's budget). Layer blobs are checked against their digest before they are unpacked.
 
 mod blobs;
 mod gc;
 mod lock;
 mod refs;
+pub(crate) mod space;
 
 pub use gc::GcReport;
 pub use refs::{escape_ref, unescape_ref};
+pub use space::StoreLimits;
 
 use crate::digest::{Digest, DigestError};
 use crate::model::Platform;
@@ -130,6 +137,23 @@ pub enum StoreError {
         /// Its media type.
         media_type: String,
     },
+    /// Writing a blob would take the store's file system below the space it always leaves free.
+    #[error(
+        "image store at {root}: stopped writing {what} after {written} bytes: its file system has \
+         {available} bytes available and the store always leaves {min_available} free"
+    )]
+    NoSpace {
+        /// The store root.
+        root: PathBuf,
+        /// What was being written (`blob sha256:...`).
+        what: String,
+        /// Bytes written when it was stopped (removed since).
+        written: u64,
+        /// Bytes available (estimated) when it was stopped.
+        available: u64,
+        /// The reserve ([`StoreLimits::min_available`]).
+        min_available: u64,
+    },
 }
 
 /// Shorthand for store results.
@@ -161,13 +185,15 @@ pub struct Store {
     root: PathBuf,
     platform: Platform,
     recovery: Recovery,
+    limits: StoreLimits,
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl Store {
     /// Opens (creating if needed) the store at `root`, for linux/arm64 images, and recovers from an
-    /// unclean shutdown: see the module docs.
+    /// unclean shutdown: see the module docs. The limits are [`StoreLimits::default`]; change them
+    /// with [`Store::with_limits`] or [`Store::set_limits`].
     pub fn open(root: impl Into<PathBuf>) -> Result<Store> {
         Store::open_for(root, Platform::linux_arm64())
     }
@@ -178,6 +204,7 @@ impl Store {
             root: root.into(),
             platform,
             recovery: Recovery::default(),
+            limits: StoreLimits::default(),
         };
         for dir in ["blobs/sha256", "refs", "layers", "tmp"] {
             let path = store.root.join(dir);
@@ -187,6 +214,22 @@ impl Store {
             store.recovery = store.recover()?;
         }
         Ok(store)
+    }
+
+    /// The same store, with these limits on what images may take (see [`StoreLimits`]).
+    pub fn with_limits(mut self, limits: StoreLimits) -> Store {
+        self.limits = limits;
+        self
+    }
+
+    /// Sets the limits on what images may take; the next import, pull or prepare uses them.
+    pub fn set_limits(&mut self, limits: StoreLimits) {
+        self.limits = limits;
+    }
+
+    /// The limits in force ([`StoreLimits::default`] unless set).
+    pub fn limits(&self) -> StoreLimits {
+        self.limits
     }
 
     /// The store's root directory.

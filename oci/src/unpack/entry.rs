@@ -1,5 +1,6 @@
 //! Creating one tar entry at a time inside the layer directory, never outside it.
 
+use super::budget::{blocks, Budget, BLOCK};
 use super::UnpackError;
 use crate::digest::Digest;
 use rustix::fs::{AtFlags, FileType, Mode, Timespec, Timestamps, XattrFlags, CWD};
@@ -26,19 +27,28 @@ pub(super) struct Unpacker<'a> {
     layer: &'a Digest,
     root: &'a Path,
     dir_times: Vec<(PathBuf, i64)>,
+    budget: &'a mut Budget,
+    /// Bytes charged for this layer so far.
+    written: u64,
+    /// Entries seen so far.
+    entries: u64,
 }
 
 impl<'a> Unpacker<'a> {
-    pub(super) fn new(layer: &'a Digest, root: &'a Path) -> Self {
+    pub(super) fn new(layer: &'a Digest, root: &'a Path, budget: &'a mut Budget) -> Self {
         Unpacker {
             layer,
             root,
             dir_times: Vec::new(),
+            budget,
+            written: 0,
+            entries: 0,
         }
     }
 
     /// Unpacks every entry, then sets directory times (which creating their children changed).
-    pub(super) fn run(mut self, tar_stream: impl Read) -> Result<(), UnpackError> {
+    /// Returns what the layer cost.
+    pub(super) fn run(mut self, tar_stream: impl Read) -> Result<u64, UnpackError> {
         let read_error = |source| UnpackError::Read {
             layer: self.layer.clone(),
             source,
@@ -46,12 +56,37 @@ impl<'a> Unpacker<'a> {
         let mut archive = tar::Archive::new(tar_stream);
         for entry in archive.entries().map_err(read_error)? {
             let mut entry = entry.map_err(read_error)?;
+            self.count(&entry)?;
             self.entry(&mut entry)?;
         }
         drop(archive);
         for (path, mtime) in self.dir_times.iter().rev() {
             set_mtime(path, *mtime).map_err(|e| self.io("set time of", "", path, e))?;
         }
+        Ok(self.written)
+    }
+
+    /// Counts an entry against the entry cap and charges it, before anything of it is written.
+    fn count<R: Read>(&mut self, entry: &tar::Entry<R>) -> Result<(), UnpackError> {
+        self.entries += 1;
+        let limit = self.budget.limits().max_layer_entries;
+        if self.entries > limit {
+            return Err(UnpackError::TooManyEntries {
+                layer: self.layer.clone(),
+                limit,
+                written: self.written,
+            });
+        }
+        // What the entry declares is charged whatever its type: only regular files' contents are
+        // written, but every declared byte is decompressed, so this also bounds the time.
+        self.charge(BLOCK.saturating_add(blocks(entry.size())))
+    }
+
+    fn charge(&mut self, bytes: u64) -> Result<(), UnpackError> {
+        self.budget
+            .charge(bytes)
+            .map_err(|over| self.budget.error(over, self.layer, self.written))?;
+        self.written = self.written.saturating_add(bytes);
         Ok(())
     }
 
@@ -256,7 +291,7 @@ impl<'a> Unpacker<'a> {
     /// The directory `relative` inside the layer, checked component by component to be a real
     /// directory (never a symlink, which could point anywhere); missing ones are created when `create`.
     fn parent_dir(
-        &self,
+        &mut self,
         relative: &Path,
         name: &str,
         create: bool,
@@ -278,6 +313,7 @@ impl<'a> Unpacker<'a> {
                     )
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
+                    self.charge(BLOCK)?;
                     fs::create_dir(&current)
                         .map_err(|e| self.io("create directory", name, &current, e))?;
                 }
@@ -288,7 +324,7 @@ impl<'a> Unpacker<'a> {
     }
 
     /// Resolves a hard link's target inside the layer; it must already exist and not be a directory.
-    fn link_source(&self, link: &Path, name: &str) -> Result<PathBuf, UnpackError> {
+    fn link_source(&mut self, link: &Path, name: &str) -> Result<PathBuf, UnpackError> {
         let relative = relative(link)
             .filter(|r| r.file_name().is_some())
             .ok_or_else(|| {

@@ -5,6 +5,7 @@
 
 use proptest::prelude::*;
 
+use super::budget::Budget;
 use super::unpack_layer;
 use crate::digest::Digest;
 use crate::model::Compression;
@@ -76,7 +77,16 @@ fn unpack_confined(tar: &[u8]) -> Result<(), TestCaseError> {
     let dest = parent.path().join("layer");
     std::fs::create_dir(&dest).expect("layer dir");
     let digest = Digest::of(tar);
-    let _ = unpack_layer(tar, Compression::None, &digest, &digest, &dest);
+    let mut budget = Budget::new(parent.path(), crate::StoreLimits::default()).expect("statvfs");
+    let blob = std::io::Cursor::new(tar);
+    let _ = unpack_layer(
+        blob,
+        Compression::None,
+        &digest,
+        &digest,
+        &dest,
+        &mut budget,
+    );
     let outside: Vec<_> = std::fs::read_dir(parent.path())
         .expect("list")
         .filter_map(|e| e.ok().map(|e| e.file_name()))
