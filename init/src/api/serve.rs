@@ -23,6 +23,7 @@ use tokio_rustls::TlsAcceptor;
 use super::tls;
 
 use crate::board::console::Console;
+use crate::board::listen::stall::Stall;
 use crate::board::listen::{self, Limits, Log, Rate, Stats};
 
 /// How the API's connections are limited.
@@ -30,6 +31,8 @@ use crate::board::listen::{self, Limits, Log, Rate, Stats};
 pub struct Settings {
     /// Time for a request head to arrive whole, and for a kept-alive connection to send its next.
     pub header_timeout: Duration,
+    /// How long a reply may wait for a client that does not read it.
+    pub write_stall: Duration,
     /// Largest request head (request line and headers), in bytes.
     pub max_header_bytes: usize,
     /// Most headers in one request.
@@ -46,6 +49,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             header_timeout: Duration::from_secs(10),
+            write_stall: Duration::from_secs(30),
             max_header_bytes: 16 << 10,
             max_headers: 64,
             limits: Limits {
@@ -108,10 +112,15 @@ where
         .max_header_size(settings.max_header_bytes)
         .max_headers(settings.max_headers)
         .keep_alive(true);
+    // A client that stops reading what it asked for is cut off (a followed log may be quiet
+    // for hours; one not read for WRITE_STALL ends).
+    let stall = Stall::new();
+    let stream = stall.watch(stream);
     // Errors here are the client's (reset, timeout, malformed head): nothing to report.
-    let _ = builder
-        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(router))
-        .await;
+    tokio::select! {
+        _ = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router)) => {}
+        () = stall.stalled_for(settings.write_stall) => {}
+    }
 }
 
 #[cfg(test)]

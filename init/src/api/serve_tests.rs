@@ -239,3 +239,33 @@ async fn one_source_opening_2000_connections_holds_only_its_share() {
         200
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_stops_reading_a_streamed_reply_is_cut_off() {
+    // A reply that never ends (as a followed log may not), to a client that reads nothing.
+    let endless = axum::Router::new().route(
+        "/endless",
+        axum::routing::get(|| async {
+            let chunks = futures_util::stream::repeat_with(|| {
+                Ok::<_, std::convert::Infallible>(vec![b'x'; 16 << 10])
+            });
+            axum::body::Body::from_stream(chunks)
+        }),
+    );
+    let (ours, mut theirs) = tokio::io::duplex(64 << 10);
+    let settings = Settings {
+        write_stall: Duration::from_secs(30),
+        ..Settings::default()
+    };
+    let served = tokio::spawn(connection(ours, endless, settings));
+    theirs
+        .write_all(b"GET /endless HTTP/1.1\r\nHost: b\r\n\r\n")
+        .await
+        .expect("request");
+    // The connection ends by itself once the reply has waited 30 s (twice that at most, as the
+    // stall is checked every 30 s).
+    tokio::time::timeout(Duration::from_secs(61), served)
+        .await
+        .expect("cut off")
+        .expect("the connection task");
+}

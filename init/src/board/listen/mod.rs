@@ -15,6 +15,7 @@
 
 pub mod idle;
 pub mod sources;
+pub mod stall;
 
 use std::fmt;
 use std::future::Future;
