@@ -40,6 +40,8 @@ use crate::cluster::Node;
 use crate::containers::supervisor::Supervisor;
 
 mod cluster;
+#[cfg(test)]
+mod proptests;
 pub mod serve;
 mod services;
 pub mod tls;
