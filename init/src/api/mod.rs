@@ -265,6 +265,8 @@ async fn power(Extract(handles): Extract<Handles>, action: Action) -> Response {
 
 /// Reading figures from `/proc`.
 mod proc_files {
+    use crate::board::procfs::kib_field;
+
     /// Milliseconds since boot, from `/proc/uptime`.
     pub fn uptime_ms() -> Option<u64> {
         let text = std::fs::read_to_string("/proc/uptime").ok()?;
@@ -292,13 +294,6 @@ mod proc_files {
         let total = kib_field(meminfo, "MemTotal:")?;
         let available = kib_field(meminfo, "MemAvailable:")?;
         Some(total.saturating_sub(available))
-    }
-
-    /// A `Name:   1234 kB` field, in bytes.
-    fn kib_field(text: &str, name: &str) -> Option<u64> {
-        let line = text.lines().find(|l| l.starts_with(name))?;
-        let kib: u64 = line[name.len()..].split_whitespace().next()?.parse().ok()?;
-        Some(kib * 1024)
     }
 }
 

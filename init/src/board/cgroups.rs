@@ -33,11 +33,7 @@ pub fn reserve(total: u64) -> u64 {
 
 /// `MemTotal` of `/proc/meminfo`, in bytes.
 pub fn mem_total(meminfo: &str) -> Option<u64> {
-    meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .and_then(|kib| kib.checked_mul(1024))
+    super::procfs::kib_field(meminfo, "MemTotal:")
 }
 
 /// What [`setup`] put in place.

@@ -8,6 +8,7 @@ pub mod context;
 pub mod listen;
 pub mod mountinfo;
 pub mod persist;
+pub mod procfs;
 pub mod quota;
 pub mod status;
 pub mod sys;
