@@ -11,6 +11,9 @@
 
 pub(crate) mod budget;
 mod entry;
+mod headers;
+#[cfg(test)]
+mod headers_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
@@ -173,8 +176,9 @@ pub(crate) fn unpack_layer(
                 .map_err(|e| read_error(io::Error::new(io::ErrorKind::InvalidData, e)))?,
         ),
     };
-    let mut tar_stream = HashingReader::new(decoder);
-    let cost = entry::Unpacker::new(layer, dest, budget).run(&mut tar_stream)?;
+    let mut guarded = headers::HeaderGuard::new(HashingReader::new(decoder));
+    let cost = entry::Unpacker::new(layer, dest, budget).run(&mut guarded)?;
+    let mut tar_stream = guarded.into_inner();
     let trailing = io::copy(
         &mut (&mut tar_stream).take(MAX_TRAILING_BYTES + 1),
         &mut io::sink(),
