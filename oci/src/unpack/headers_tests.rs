@@ -19,12 +19,13 @@ const MIB: u64 = 1 << 20;
 /// What the tar crate makes of an entry, contents included.
 #[derive(Debug, PartialEq)]
 pub(super) struct Seen {
-    kind: EntryType,
-    path: Vec<u8>,
-    link: Option<Vec<u8>>,
-    size: u64,
-    contents: Vec<u8>,
-    pax: Vec<Vec<u8>>,
+    pub kind: EntryType,
+    pub path: Vec<u8>,
+    pub link: Option<Vec<u8>>,
+    pub size: u64,
+    pub contents: Vec<u8>,
+    /// The keys of its PAX records (`?` for a malformed one).
+    pub pax: Vec<Vec<u8>>,
 }
 
 /// Every entry the tar crate reads from `stream`, and the error it stopped at (if any).
