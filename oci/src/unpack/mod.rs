@@ -4,13 +4,18 @@
 //! It is then decompressed (gzip, zstd or none) and its uncompressed bytes hashed against the diff id
 //! while the tar is unpacked. Every entry is charged to a [`budget::Budget`] before it is written, so a
 //! small compressed bomb is stopped at the image's cap, the entry cap or the store's free-space reserve
-//! instead of filling the data partition. OCI whiteouts become overlayfs whiteouts (`.wh.NAME` → a 0:0 character
+//! instead of filling the data partition. Extension headers the tar crate would read into memory
+//! (long names and links, PAX headers, sparse maps) are bounded by [`headers`] before it reads
+//! them. OCI whiteouts become overlayfs whiteouts (`.wh.NAME` → a 0:0 character
 //! device, `.wh..wh..opq` → `trusted.overlay.opaque=y` on the directory). Entries are refused when they
 //! are absolute, contain `..`, pass through a symlink, or hard-link to something outside the layer.
 //! Needs root (mknod, chown, trusted xattrs).
 
 pub(crate) mod budget;
 mod entry;
+mod headers;
+#[cfg(test)]
+mod headers_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
@@ -173,8 +178,9 @@ pub(crate) fn unpack_layer(
                 .map_err(|e| read_error(io::Error::new(io::ErrorKind::InvalidData, e)))?,
         ),
     };
-    let mut tar_stream = HashingReader::new(decoder);
-    let cost = entry::Unpacker::new(layer, dest, budget).run(&mut tar_stream)?;
+    let mut guarded = headers::HeaderGuard::new(HashingReader::new(decoder));
+    let cost = entry::Unpacker::new(layer, dest, budget).run(&mut guarded)?;
+    let mut tar_stream = guarded.into_inner();
     let trailing = io::copy(
         &mut (&mut tar_stream).take(MAX_TRAILING_BYTES + 1),
         &mut io::sink(),
