@@ -71,6 +71,8 @@ fn virt_board_boots_reports_status_and_reboots() {
         "first boot grows the data partition: {data}"
     );
     let data_size = data["size_bytes"].as_u64().expect("data size");
+    // The card's data partition has project quotas, and the board enforces them.
+    assert_eq!(data["disk_quotas"], true, "{data}");
     assert!(
         data_size > 512 << 20,
         "the data partition fills the larger disk: {data_size}"

@@ -125,12 +125,13 @@ pub fn probe(mount: &Path) -> Result<(), Error> {
         version: QSTATV_VERSION,
         ..QuotaStatV::default()
     };
-    quotactl(&dir, Q_XGETQSTATV, 0, std::ptr::from_mut(&mut stat).cast()).map_err(|e| {
+    let cmd = libc::QCMD(Q_XGETQSTATV, PRJQUOTA);
+    quotactl(&dir, cmd, 0, std::ptr::from_mut(&mut stat).cast()).map_err(|e| {
         unsupported(match e.raw_os_error() {
-            Some(libc::ENOSYS | libc::ENOTSUP | libc::EINVAL) => {
-                "the kernel or the file system has no quota support".to_string()
+            Some(libc::ENOSYS | libc::ENOTSUP) => {
+                format!("the kernel or the file system has no quota support ({e})")
             }
-            _ => e.to_string(),
+            _ => format!("reading its quota state: {e}"),
         })
     })?;
     if stat.flags & PDQ_ACCT == 0 {
