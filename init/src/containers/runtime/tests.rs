@@ -101,6 +101,7 @@ fn request(id: &str, args: &[&str]) -> (ContainerRequest, std::fs::File) {
         volumes: vec![],
         files: vec![],
         capabilities: vec![],
+        ids: None,
     };
     (
         ContainerRequest {

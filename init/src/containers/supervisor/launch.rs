@@ -173,6 +173,7 @@ pub fn container_config(
             .iter()
             .map(|c| c.name().to_string())
             .collect(),
+        ids: None,
     })
 }
 

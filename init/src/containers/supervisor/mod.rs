@@ -26,6 +26,7 @@ mod driver;
 mod effects;
 mod events;
 pub mod health;
+pub mod ids;
 mod image_files;
 mod images;
 pub mod instance;
