@@ -13,9 +13,17 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use std::sync::{Mutex, OnceLock};
+
 use serde::{Deserialize, Serialize};
 
 use crate::board::persist;
+
+/// Whether idmapped mounts work on the image store, probed once (see [`probe`]).
+static PROBE: OnceLock<Result<(), String>> = OnceLock::new();
+
+/// Serializes reading and changing the table: launches run side by side.
+static TABLE: Mutex<()> = Mutex::new(());
 
 /// Ids in one service's range.
 pub const RANGE: u32 = 65_536;
@@ -193,6 +201,36 @@ impl Table {
             source,
         })
     }
+}
+
+/// Probes once whether the layers in `store` can be idmapped (the kernel and the file system:
+/// tmpfs needs Linux 6.3); later calls return the first answer.
+pub fn probe(store: &Path) -> Result<(), String> {
+    PROBE
+        .get_or_init(|| {
+            std::fs::create_dir_all(store)
+                .map_err(|e| format!("{}: {e}", store.display()))
+                .and_then(|()| crate::containers::runtime::probe_idmap(store))
+                .map_err(|why| format!("idmapped mounts do not work on the image store: {why}"))
+        })
+        .clone()
+}
+
+/// The probe's answer: `None` before [`probe`] ran.
+pub fn user_namespaces() -> Option<Result<(), String>> {
+    PROBE.get().cloned()
+}
+
+/// The slot of `service` in the table at `path`, made if needed (see [`Table::slot`]).
+pub fn slot_for(path: &Path, service: &str) -> Result<Slot, Error> {
+    let _held = TABLE.lock().unwrap_or_else(|p| p.into_inner());
+    Table::load(path)?.slot(service).map(|(slot, _)| slot)
+}
+
+/// Records that the volumes of `service` are in its range.
+pub fn mark_shifted(path: &Path, service: &str) -> Result<(), Error> {
+    let _held = TABLE.lock().unwrap_or_else(|p| p.into_inner());
+    Table::load(path)?.mark_shifted(service)
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ mod driver;
 mod effects;
 mod events;
 pub mod health;
+mod id_shift;
 pub mod ids;
 mod image_files;
 mod images;
@@ -112,6 +113,11 @@ impl Paths {
     /// Writable layers of running instances (wiped per run).
     pub fn writable(&self, id: &str) -> PathBuf {
         self.persistent().join("containers").join(id)
+    }
+
+    /// The table of the services' user id ranges ([`ids`]).
+    pub fn ids(&self) -> PathBuf {
+        self.persistent().join("baton").join("ids.json")
     }
 
     /// Pinned network namespaces.
