@@ -42,5 +42,5 @@ pub use services::{
 };
 pub use status::{
     Address, AddressSource, ApiTls, BoardInfo, BootStep, ClockStatus, DataPartition, Health,
-    Memory, PowerAccepted, PowerAction, StatusReport,
+    Memory, PowerAccepted, PowerAction, StatusReport, UserNamespaces,
 };

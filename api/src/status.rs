@@ -42,6 +42,20 @@ pub struct StatusReport {
     pub api_tls: ApiTls,
     /// How the clock is kept.
     pub clock: ClockStatus,
+    /// Whether services run in user namespaces of their own (an older board: unknown, `false`).
+    pub user_namespaces: UserNamespaces,
+}
+
+/// Whether services run in user namespaces of their own, their root mapped to ids of their own.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UserNamespaces {
+    /// `true` when the kernel can idmap the image store's layers: every service without
+    /// `host_ids` runs in a user namespace of its own.
+    pub supported: bool,
+    /// Why not, when not: then only services with `host_ids` start (the others fail with this
+    /// reason instead of running as the board's root).
+    pub reason: Option<String>,
 }
 
 /// How the board serves its API on port 7070.
@@ -205,6 +219,10 @@ mod tests {
             },
             config_files: vec!["cluster.toml".into()],
             data: None,
+            user_namespaces: UserNamespaces {
+                supported: false,
+                reason: Some("tmpfs".into()),
+            },
             errors: vec!["something failed".into()],
             config_errors: vec![ConfigError {
                 file: "cluster.toml".into(),
@@ -238,6 +256,7 @@ mod tests {
             "config_errors": [{"file": "cluster.toml", "line": 3, "field": "network.mode", "message": "bad"}],
             "clock": {"synced": true, "servers": 1, "refused_steps": 2, "note": "only one"},
             "api_tls": {"enabled": true, "reason": null},
+            "user_namespaces": {"supported": false, "reason": "tmpfs"},
         });
         assert_eq!(serde_json::to_value(report()).unwrap(), expected);
         let back: StatusReport = serde_json::from_value(expected).unwrap();

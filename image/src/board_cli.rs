@@ -92,6 +92,12 @@ fn status_text(status: &StatusReport) -> String {
         says.extend(clock.note.clone());
         line(format!("clock     {}", says.join("; ")));
     }
+    let userns = &status.user_namespaces;
+    line(match (&userns.supported, &userns.reason) {
+        (true, _) => "userns    each service in its own id range".to_string(),
+        (false, Some(why)) => format!("userns    unavailable: {why}"),
+        (false, None) => "userns    unknown (the board does not say)".to_string(),
+    });
     for e in &status.errors {
         line(format!("error     {e}"));
     }

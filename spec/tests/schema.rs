@@ -43,6 +43,7 @@ fn schema_describes_every_top_level_key_and_rejects_unknown_ones() {
         "allow",
         "egress",
         "capabilities",
+        "host_ids",
         "route",
         "surge",
         "placement",
@@ -50,7 +51,7 @@ fn schema_describes_every_top_level_key_and_rejects_unknown_ones() {
         let p = props.get(key).unwrap_or_else(|| panic!("no {key}"));
         assert!(p.get("description").is_some(), "{key} has no description");
     }
-    assert_eq!(props.len(), 22);
+    assert_eq!(props.len(), 23);
     let restart = serde_json::to_string(&schema["$defs"]["RestartPolicy"]).unwrap();
     assert!(restart.contains("on-failure"), "{restart}");
 }

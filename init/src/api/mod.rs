@@ -30,7 +30,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use baton_api::{ApiError, ConsoleQuery, Health, Memory, PowerAccepted, PowerAction, StatusReport};
+use baton_api::{
+    ApiError, ConsoleQuery, Health, Memory, PowerAccepted, PowerAction, StatusReport,
+    UserNamespaces,
+};
 use tokio::sync::{mpsc, watch};
 
 use crate::board::console::Console;
@@ -240,6 +243,20 @@ pub fn report(state: &BoardStatus) -> StatusReport {
         config_errors: state.config_errors(),
         clock: state.clock(),
         api_tls: state.api_tls(),
+        user_namespaces: match crate::containers::supervisor::ids::user_namespaces() {
+            Some(Ok(())) => UserNamespaces {
+                supported: true,
+                reason: None,
+            },
+            Some(Err(why)) => UserNamespaces {
+                supported: false,
+                reason: Some(why),
+            },
+            None => UserNamespaces {
+                supported: false,
+                reason: Some("not probed yet (the supervisor has not started)".into()),
+            },
+        },
     }
 }
 

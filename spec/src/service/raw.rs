@@ -76,6 +76,11 @@ pub(crate) struct RawService {
     /// Linux capabilities added to the default set: only "NET_RAW". Default none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capabilities: Option<Vec<String>>,
+    /// Run with the board's user ids (container root is the board's root) instead of a user
+    /// namespace of the service's own; the value says why (required, non-empty). Default: the
+    /// service's own ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ids: Option<String>,
     /// How the front door routes requests to this service (needs `port`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<RawRoute>,

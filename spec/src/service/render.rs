@@ -110,6 +110,7 @@ fn to_raw(s: &ServiceSpec) -> RawService {
                 .map(|c| c.name().to_string())
                 .collect()
         }),
+        host_ids: s.host_ids.clone(),
         route: s.route.as_ref().map(|r| RawRoute {
             host: r.host.clone(),
             path: Some(r.path.clone()),

@@ -25,6 +25,7 @@ scale = { min = 0, max = 4, idle_after = "5m", target_concurrency = 10 }
 allow = ["db"]
 egress = "none"
 capabilities = ["NET_RAW"]
+host_ids = "writes the board's /data/shared as root"
 route = { host = "shop.lan", path = "/", auth = "oidc" }
 placement = { boards = ["pi-one"], labels = { disk = "ssd" } }
 
@@ -98,6 +99,10 @@ fn minimal_spec_gets_the_documented_defaults() {
         "no capability is added by default"
     );
     assert!(s.health.is_none() && s.route.is_none() && s.command.is_none());
+    assert!(
+        s.host_ids.is_none(),
+        "a user namespace of its own by default"
+    );
     let s = ServiceSpec::parse(
         "web.toml",
         "name = \"web\"\nimage = \"nginx\"\nport = 80\nhealth.http = \"/\"\n",
@@ -260,4 +265,31 @@ fn disk_is_a_quantity_in_range_and_absent_by_default() {
     assert!(err.to_string().contains("out of range"), "{err}");
     let err = with("resources = { disk = \"lots\" }").expect_err("not a quantity");
     assert!(err.to_string().contains("resources.disk"), "{err}");
+}
+
+#[test]
+fn host_ids_need_a_reason() {
+    let base = "name = \"web\"\nimage = \"nginx\"\n";
+    let s = ServiceSpec::parse(
+        "web.toml",
+        &format!("{base}host_ids = \" needs raw disks \"\n"),
+    )
+    .unwrap();
+    assert_eq!(s.host_ids.as_deref(), Some("needs raw disks"));
+    for bad in [
+        "\"\"",
+        "\"   \"",
+        "\"a\\nb\"",
+        &format!("\"{}\"", "x".repeat(201)),
+    ] {
+        let e = ServiceSpec::parse("services/web.toml", &format!("{base}host_ids = {bad}\n"))
+            .unwrap_err()
+            .0;
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(
+            (e[0].line, e[0].field.as_str()),
+            (Some(3), "host_ids"),
+            "{bad}"
+        );
+    }
 }

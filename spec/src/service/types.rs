@@ -51,6 +51,8 @@ pub struct ServiceSpec {
     pub egress: Egress,
     /// Capabilities added to the default set, sorted, each once.
     pub capabilities: Vec<super::caps::Capability>,
+    /// Why the service runs with the board's user ids; `None`: in a user namespace of its own.
+    pub host_ids: Option<String>,
     /// How the front door routes requests to this service.
     pub route: Option<Route>,
     /// Dates on which `scale.max` is raised.

@@ -132,6 +132,7 @@ pub(crate) fn validate(c: &mut Checker<'_>, file: &str, raw: RawService) -> Opti
         name.as_deref().unwrap_or(stem),
         &raw.capabilities.unwrap_or_default(),
     );
+    let host_ids = raw.host_ids.map(|why| host_ids(c, why));
     let placement = raw.placement.unwrap_or_default();
     let boards = names_list(
         c,
@@ -173,10 +174,31 @@ pub(crate) fn validate(c: &mut Checker<'_>, file: &str, raw: RawService) -> Opti
         allow,
         egress: raw.egress.unwrap_or(d::EGRESS),
         capabilities,
+        host_ids,
         route,
         surge,
         placement: Placement { boards, labels },
     })
+}
+
+/// The longest reason `host_ids` may give.
+const MAX_HOST_IDS_REASON: usize = 200;
+
+fn host_ids(c: &mut Checker<'_>, why: String) -> String {
+    let trimmed = why.trim();
+    if trimmed.is_empty() {
+        c.error(
+            "host_ids",
+            "say why the service needs the board's user ids (an empty reason is refused)",
+        );
+    } else if trimmed.chars().count() > MAX_HOST_IDS_REASON || trimmed.chars().any(char::is_control)
+    {
+        c.error(
+            "host_ids",
+            format!("the reason must be one line of at most {MAX_HOST_IDS_REASON} characters"),
+        );
+    }
+    trimmed.to_string()
 }
 
 fn user(c: &mut Checker<'_>, text: &str) -> Option<User> {

@@ -13,7 +13,7 @@ use libcontainer::syscall::syscall::SyscallType;
 
 use super::executor::Confined;
 use super::seccomp::Profile;
-use super::{overlay, spec, ContainerConfig, RuntimePaths};
+use super::{cleanup, idmap, netns, overlay, spec, ContainerConfig, IdRange, RuntimePaths};
 
 /// This process's OOM score, which libcontainer changes for the container it forks.
 const OOM_SCORE_ADJ: &str = "/proc/self/oom_score_adj";
@@ -42,6 +42,14 @@ pub enum Error {
         id: String,
         /// What failed.
         source: crate::board::quota::Error,
+    },
+    /// The layers could not be idmapped.
+    #[error("container {id}: cannot map the layers to its ids: {source}")]
+    Idmap {
+        /// The container.
+        id: String,
+        /// What failed.
+        source: idmap::Error,
     },
     /// The spec could not be built.
     #[error(transparent)]
@@ -163,6 +171,21 @@ impl Libcontainer {
         })?;
         write(&bundle.join("config.json"), &json)?;
         overlay::prepare_writable(&config.writable_dir).map_err(root_err)?;
+        let lower = match config.ids {
+            Some(ids) => {
+                let mapped = self.map_layers(config, &bundle, ids)?;
+                let (upper, _) = overlay::upper_work(&config.writable_dir);
+                let owner = Some(nix::unistd::Uid::from_raw(ids.base));
+                nix::unistd::chown(&upper, owner, Some(nix::unistd::Gid::from_raw(ids.base)))
+                    .map_err(|e| Error::Write {
+                        id: id.clone(),
+                        path: upper.clone(),
+                        source: e.into(),
+                    })?;
+                mapped
+            }
+            None => config.lower_dirs.clone(),
+        };
         if let Some(project) = config.disk_project {
             crate::board::quota::set_project_tree(&config.writable_dir, project).map_err(
                 |source| Error::Disk {
@@ -171,8 +194,34 @@ impl Libcontainer {
                 },
             )?;
         }
-        overlay::mount_root(&config.lower_dirs, &config.writable_dir, &rootfs).map_err(root_err)?;
+        overlay::mount_root(&lower, &config.writable_dir, &rootfs).map_err(root_err)?;
         Ok(bundle)
+    }
+
+    /// Attaches each layer idmapped to `ids` under `<bundle>/lower/<n>`; returns those paths.
+    fn map_layers(
+        &self,
+        config: &ContainerConfig,
+        bundle: &Path,
+        ids: IdRange,
+    ) -> Result<Vec<PathBuf>, Error> {
+        let idmap_err = |source| Error::Idmap {
+            id: config.id.clone(),
+            source,
+        };
+        let userns = idmap::user_namespace(ids).map_err(idmap_err)?;
+        let mut mapped = Vec::with_capacity(config.lower_dirs.len());
+        for (n, layer) in config.lower_dirs.iter().enumerate() {
+            let target = bundle.join("lower").join(n.to_string());
+            std::fs::create_dir_all(&target).map_err(|source| Error::Write {
+                id: config.id.clone(),
+                path: target.clone(),
+                source,
+            })?;
+            idmap::mount(layer, &target, &userns).map_err(idmap_err)?;
+            mapped.push(target);
+        }
+        Ok(mapped)
     }
 
     fn create(
@@ -198,6 +247,17 @@ impl Libcontainer {
         // libcontainer writes the spec's oom_score_adj (0) into this process before it forks
         // the container; the helper goes back to its own (the system's -1000) right after.
         let own_score = std::fs::read_to_string(OOM_SCORE_ADJ).ok();
+        // Back in the helper's own network namespace when dropped, right after the fork.
+        let joined = if spec::helper_joins_network(config) {
+            let path = config.netns.as_deref().unwrap_or(Path::new(""));
+            Some(netns::Joined::enter(path).map_err(|source| Error::Write {
+                id: id.clone(),
+                path: path.to_path_buf(),
+                source,
+            })?)
+        } else {
+            None
+        };
         let built = ContainerBuilder::new(id.clone(), SyscallType::Linux)
             .with_root_path(&self.paths.state)
             .map_err(lc("use the state directory"))?
@@ -218,6 +278,7 @@ impl Libcontainer {
             }
         }
         let mut container = built.map_err(lc("create"))?;
+        drop(joined);
         container.start().map_err(lc("start"))?;
         container
             .pid()
@@ -242,9 +303,22 @@ impl Libcontainer {
         // libcontainer removed the cgroup if it had state; a half-created one may remain.
         let _ = std::fs::remove_dir(self.paths.cgroup_of(id));
         let bundle = self.bundle(id);
+        // The root first, then the idmapped layers under it: never remove a directory a layer
+        // is still attached to.
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut unmounted = Ok(());
+        for target in cleanup::mounts_below(&mountinfo, &bundle) {
+            if let Err(e) = overlay::unmount(&target) {
+                unmounted = Err(e);
+            }
+        }
+        let removed = match unmounted {
+            Ok(()) => overlay::remove_dir(&bundle),
+            Err(e) => Err(e),
+        };
         let steps = [
             overlay::unmount(&bundle.join(spec::ROOTFS)),
-            overlay::remove_dir(&bundle),
+            removed,
             match self.writable.remove(id) {
                 Some(w) => overlay::remove_dir(&w),
                 None => Ok(()),

@@ -45,6 +45,8 @@ mod cleanup;
 mod client;
 mod executor;
 mod helper;
+mod idmap;
+mod netns;
 mod overlay;
 pub mod protocol;
 pub mod seccomp;
@@ -62,6 +64,7 @@ use crate::board::cgroups;
 
 pub use client::{Error, Runtime};
 pub use helper::{helper_main_if_requested, HELPER_ARG};
+pub use idmap::probe as probe_idmap;
 
 /// Where the runtime keeps its things. [`RuntimePaths::default`] is the board's layout.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,6 +161,19 @@ pub struct ContainerConfig {
     /// so that what the container writes counts against the service's `resources.disk`.
     #[serde(default)]
     pub disk_project: Option<u32>,
+    /// Run in a user namespace whose ids `0..count` are the board's `base..base + count`;
+    /// `None`: the board's ids (container root is the board's root).
+    #[serde(default)]
+    pub ids: Option<IdRange>,
+}
+
+/// A range of the board's user and group ids a container's ids map onto.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdRange {
+    /// The board's id of the container's root (uid and gid alike).
+    pub base: u32,
+    /// How many ids, from the container's 0.
+    pub count: u32,
 }
 
 /// A request to create and start a container.
@@ -237,5 +253,6 @@ pub(crate) fn sample_config() -> ContainerConfig {
         }],
         capabilities: Vec::new(),
         disk_project: None,
+        ids: None,
     }
 }

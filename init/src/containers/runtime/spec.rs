@@ -7,10 +7,10 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxMemoryBuilder,
-    LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
-    LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimitBuilder, PosixRlimitType,
-    ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxIdMappingBuilder,
+    LinuxMemoryBuilder, LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType,
+    LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimitBuilder,
+    PosixRlimitType, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
 use super::ContainerConfig;
@@ -159,7 +159,23 @@ pub fn build(
         .build()
         .map_err(oci)?;
 
-    let linux = LinuxBuilder::default()
+    let mut linux = LinuxBuilder::default();
+    if let Some(ids) = config.ids {
+        if ids.count == 0 || ids.base.checked_add(ids.count).is_none() {
+            return Err(invalid(format!(
+                "id range {}+{} is empty or past the last id",
+                ids.base, ids.count
+            )));
+        }
+        let map = LinuxIdMappingBuilder::default()
+            .container_id(0u32)
+            .host_id(ids.base)
+            .size(ids.count)
+            .build()
+            .map_err(oci)?;
+        linux = linux.uid_mappings(vec![map]).gid_mappings(vec![map]);
+    }
+    let linux = linux
         .namespaces(namespaces(config).map_err(oci)?)
         .resources(resources(config).map_err(oci)?)
         .cgroups_path(format!("/{cgroup_parent}/{id}"))
@@ -185,22 +201,39 @@ pub fn build(
         .map_err(oci)
 }
 
+/// Whether the helper joins the container's network namespace itself before creating it.
+///
+/// A container in a user namespace cannot enter a network namespace made outside it:
+/// libcontainer enters the user namespace first, and then lacks the rights over the network
+/// namespace's owner. So for such a container the spec names no network namespace and the
+/// helper enters the given one before libcontainer forks; the container inherits it.
+pub fn helper_joins_network(config: &ContainerConfig) -> bool {
+    config.ids.is_some() && config.netns.is_some()
+}
+
 fn namespaces(config: &ContainerConfig) -> Result<Vec<LinuxNamespace>, oci_spec::OciSpecError> {
     let new = |typ| LinuxNamespaceBuilder::default().typ(typ).build();
-    let mut list = vec![
+    let mut list = Vec::new();
+    if config.ids.is_some() {
+        list.push(new(LinuxNamespaceType::User)?);
+    }
+    list.extend([
         new(LinuxNamespaceType::Pid)?,
         new(LinuxNamespaceType::Mount)?,
         new(LinuxNamespaceType::Ipc)?,
         new(LinuxNamespaceType::Uts)?,
         new(LinuxNamespaceType::Cgroup)?,
-    ];
-    list.push(match &config.netns {
-        Some(path) => LinuxNamespaceBuilder::default()
-            .typ(LinuxNamespaceType::Network)
-            .path(path.clone())
-            .build()?,
-        None => new(LinuxNamespaceType::Network)?,
-    });
+    ]);
+    match &config.netns {
+        _ if helper_joins_network(config) => {}
+        Some(path) => list.push(
+            LinuxNamespaceBuilder::default()
+                .typ(LinuxNamespaceType::Network)
+                .path(path.clone())
+                .build()?,
+        ),
+        None => list.push(new(LinuxNamespaceType::Network)?),
+    }
     Ok(list)
 }
 
@@ -243,6 +276,28 @@ fn mount(
         .build()
 }
 
+/// `/sys`: a fresh sysfs, read-only; but sysfs cannot be mounted in a user namespace that does
+/// not own the network namespace (the one the helper joins for it), so there the board's
+/// `/sys` is bound instead, read-only throughout (its submounts come along, locked, and the
+/// container's cgroup mount covers the board's cgroup tree).
+fn sys(config: &ContainerConfig) -> Result<Mount, oci_spec::OciSpecError> {
+    if helper_joins_network(config) {
+        mount(
+            "/sys",
+            "bind",
+            "/sys",
+            &["rbind", "nosuid", "noexec", "nodev", "ro", "rro"],
+        )
+    } else {
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        )
+    }
+}
+
 fn mounts(
     config: &ContainerConfig,
     files_dir: &Path,
@@ -280,12 +335,7 @@ fn mounts(
             "mqueue",
             &["nosuid", "noexec", "nodev"],
         )?,
-        mount(
-            "/sys",
-            "sysfs",
-            "sysfs",
-            &["nosuid", "noexec", "nodev", "ro"],
-        )?,
+        sys(config)?,
         mount(
             "/sys/fs/cgroup",
             "cgroup",
@@ -515,6 +565,67 @@ mod tests {
         let s = spec(&c);
         assert_eq!(s.root().as_ref().and_then(|r| r.readonly()), Some(false));
         assert!(find(&s, "/tmp").is_none());
+    }
+
+    #[test]
+    fn an_id_range_makes_a_user_namespace_with_its_mapping() {
+        let mut c = sample_config();
+        c.ids = Some(crate::containers::runtime::IdRange {
+            base: 131_072,
+            count: 65_536,
+        });
+        c.netns = Some(PathBuf::from("/run/netns/web-1"));
+        let s = spec(&c);
+        let linux = s.linux().as_ref().expect("linux");
+        let types: Vec<_> = linux
+            .namespaces()
+            .clone()
+            .expect("ns")
+            .iter()
+            .map(|n| n.typ())
+            .collect();
+        assert!(types.contains(&LinuxNamespaceType::User));
+        assert!(
+            !types.contains(&LinuxNamespaceType::Network),
+            "the helper joins the given network namespace itself"
+        );
+        for maps in [linux.uid_mappings(), linux.gid_mappings()] {
+            let maps = maps.clone().expect("mappings");
+            assert_eq!(maps.len(), 1);
+            assert_eq!(
+                (maps[0].container_id(), maps[0].host_id(), maps[0].size()),
+                (0, 131_072, 65_536)
+            );
+        }
+        let sys = find(&s, "/sys").expect("sys");
+        assert_eq!(sys.typ().as_deref(), Some("bind"));
+        assert!(options(sys).contains(&"rro".to_string()));
+        assert!(helper_joins_network(&c));
+
+        c.netns = None;
+        let s = spec(&c);
+        let types: Vec<_> = s
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().clone())
+            .expect("ns")
+            .iter()
+            .map(|n| n.typ())
+            .collect();
+        assert!(
+            types.contains(&LinuxNamespaceType::Network),
+            "a new one, in the user namespace"
+        );
+        assert_eq!(
+            find(&s, "/sys").and_then(|m| m.typ().clone()).as_deref(),
+            Some("sysfs")
+        );
+
+        c.ids = Some(crate::containers::runtime::IdRange {
+            base: u32::MAX - 10,
+            count: 65_536,
+        });
+        assert!(build(&c, "baton", Path::new("/f")).is_err());
     }
 
     #[test]

@@ -102,6 +102,7 @@ fn request(id: &str, args: &[&str]) -> (ContainerRequest, std::fs::File) {
         files: vec![],
         capabilities: vec![],
         disk_project: None,
+        ids: None,
     };
     (
         ContainerRequest {

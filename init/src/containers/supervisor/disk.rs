@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use baton_spec::service::{defaults, ServiceSpec};
 
+use super::ids;
 use crate::board::quota;
 
 /// The limit applied to one launch.
@@ -33,6 +34,31 @@ pub enum Error {
     /// Setting the limit or marking a directory failed.
     #[error(transparent)]
     Quota(#[from] quota::Error),
+    /// The service has no slot (and so no project) on this board.
+    #[error("no disk project: {0}")]
+    Slot(String),
+}
+
+/// Limits what `spec` may write on the board (see [`limit`]): gives the service its slot's
+/// project in the table at `table`, sets the limit and marks its volume directories. The
+/// project for the instance's writable layer, or `None` when nothing is enforced.
+pub fn prepare(
+    spec: &ServiceSpec,
+    data: Option<&Path>,
+    quotas: Result<(), &str>,
+    table: &Path,
+    volumes: &[PathBuf],
+) -> Result<Option<u32>, Error> {
+    let (Some(data), Some(wanted)) = (data, limit(spec, data, quotas, 0)?) else {
+        return Ok(None);
+    };
+    let slot = ids::slot_for(table, &spec.name).map_err(|e| Error::Slot(e.to_string()))?;
+    let limit = DiskLimit {
+        project: slot.project(),
+        ..wanted
+    };
+    apply(data, limit, volumes)?;
+    Ok(Some(limit.project))
 }
 
 /// The limit for `spec` on a board whose data partition does (`quotas: Ok`) or does not

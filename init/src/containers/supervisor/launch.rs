@@ -174,6 +174,7 @@ pub fn container_config(
             .map(|c| c.name().to_string())
             .collect(),
         disk_project: None,
+        ids: None,
     })
 }
 

@@ -2,7 +2,7 @@
 
 use std::net::Ipv4Addr;
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,9 +11,9 @@ use super::launch::{self, Placement};
 use super::logs::{ServiceLog, Stream};
 use super::output;
 use super::toolkit::{Containers, Images, LinkError, Links, Unavailable};
-use super::Paths;
+use super::{disk, id_shift, ids, Paths};
 use crate::board::console::Console;
-use crate::containers::runtime::{self, ContainerConfig, ContainerRequest};
+use crate::containers::runtime::{self, ContainerConfig, ContainerRequest, IdRange};
 use crate::svcnet::bridge::pool;
 use baton_oci::PreparedImage;
 use baton_spec::service::ServiceSpec;
@@ -68,6 +68,23 @@ pub enum LaunchError {
         /// The cause.
         #[source]
         source: std::io::Error,
+    },
+    /// The service's disk limit cannot be applied.
+    #[error("{service}: {source}")]
+    Disk {
+        /// The service.
+        service: String,
+        /// Why.
+        #[source]
+        source: disk::Error,
+    },
+    /// The service cannot get its own user ids.
+    #[error("{service}: not started in a user namespace of its own: {why} (a spec that must run with the board's ids says so with host_ids = \"why\")")]
+    UserIds {
+        /// The service.
+        service: String,
+        /// Why.
+        why: String,
     },
     /// The output pipe could not be created.
     #[error("creating a pipe: {0}")]
@@ -170,6 +187,8 @@ impl Launch {
         let id = self.id.clone();
         let writable_dir = self.paths.writable(&self.id);
         let volumes_dir = self.paths.volumes(&self.spec.name);
+        let (ids_table, store) = (self.paths.ids(), self.paths.images());
+        let (data, quotas) = (self.paths.data.clone(), self.paths.disk_quotas.clone());
         let resolv_conf = self
             .resolv_conf
             .clone()
@@ -181,16 +200,30 @@ impl Launch {
                 writable_dir,
                 netns,
                 address,
-                volumes_dir,
+                volumes_dir: volumes_dir.clone(),
                 resolv_conf,
             };
-            let config = launch::container_config(&spec, &image.config, &placement)?;
+            let mut config = launch::container_config(&spec, &image.config, &placement)?;
+            config.ids = user_ids(&spec, &store, &ids_table, volumes_dir.as_deref())?;
             for v in &config.volumes {
-                std::fs::create_dir_all(&v.host).map_err(|source| LaunchError::Volume {
+                let volume = |source| LaunchError::Volume {
                     path: v.host.clone(),
                     source,
-                })?;
+                };
+                std::fs::create_dir_all(&v.host).map_err(volume)?;
+                if let Some(range) = config.ids {
+                    id_shift::own_root(&v.host, range.base).map_err(volume)?;
+                }
             }
+            let volumes: Vec<PathBuf> = config.volumes.iter().map(|v| v.host.clone()).collect();
+            let quotas = quotas.as_ref().map(|_| ()).map_err(String::as_str);
+            config.disk_project =
+                disk::prepare(&spec, data.as_deref(), quotas, &ids_table, &volumes).map_err(
+                    |source| LaunchError::Disk {
+                        service: spec.name.clone(),
+                        source,
+                    },
+                )?;
             Ok(config)
         })
         .await
@@ -237,4 +270,34 @@ impl Launch {
         }));
         Ok(write)
     }
+}
+
+/// The ids the service's containers run with: `None` for the board's (the spec's `host_ids`),
+/// else the service's range; its volumes are moved into the range the first time.
+fn user_ids(
+    spec: &ServiceSpec,
+    store: &Path,
+    table: &Path,
+    volumes: Option<&Path>,
+) -> Result<Option<IdRange>, LaunchError> {
+    if spec.host_ids.is_some() {
+        return Ok(None);
+    }
+    let refuse = |why: String| LaunchError::UserIds {
+        service: spec.name.clone(),
+        why,
+    };
+    ids::probe(store).map_err(refuse)?;
+    let slot = ids::slot_for(table, &spec.name).map_err(|e| refuse(e.to_string()))?;
+    if !slot.volumes_shifted {
+        if let Some(dir) = volumes {
+            id_shift::shift_tree(dir, slot.uid_base())
+                .map_err(|e| refuse(format!("moving its volumes into its ids: {e}")))?;
+        }
+        ids::mark_shifted(table, &spec.name).map_err(|e| refuse(e.to_string()))?;
+    }
+    Ok(Some(IdRange {
+        base: slot.uid_base(),
+        count: ids::RANGE,
+    }))
 }

@@ -27,6 +27,8 @@ mod driver;
 mod effects;
 mod events;
 pub mod health;
+mod id_shift;
+pub mod ids;
 mod image_files;
 mod images;
 pub mod instance;
@@ -115,6 +117,11 @@ impl Paths {
     /// Writable layers of running instances (wiped per run).
     pub fn writable(&self, id: &str) -> PathBuf {
         self.persistent().join("containers").join(id)
+    }
+
+    /// The table of the services' user id ranges ([`ids`]).
+    pub fn ids(&self) -> PathBuf {
+        self.persistent().join("baton").join("ids.json")
     }
 
     /// Pinned network namespaces.
