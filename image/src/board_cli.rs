@@ -93,11 +93,12 @@ fn status_text(status: &StatusReport) -> String {
         line(format!("clock     {}", says.join("; ")));
     }
     let userns = &status.user_namespaces;
-    line(match (&userns.supported, &userns.reason) {
-        (true, _) => "userns    each service in its own id range".to_string(),
-        (false, Some(why)) => format!("userns    unavailable: {why}"),
-        (false, None) => "userns    unknown (the board does not say)".to_string(),
-    });
+    // A board of an older version says nothing: no line.
+    match (&userns.supported, &userns.reason) {
+        (true, _) => line("userns    each service in its own id range".to_string()),
+        (false, Some(why)) => line(format!("userns    unavailable: {why}")),
+        (false, None) => {}
+    }
     for e in &status.errors {
         line(format!("error     {e}"));
     }
@@ -338,6 +339,13 @@ mod tests {
             serde_json::from_str(&status_report(&status, None, true).unwrap()).unwrap();
         assert_eq!(both["status"]["addresses"][0]["source"], "link-local");
         assert_eq!(both["cluster"], serde_json::Value::Null);
+        let mut status = status;
+        status["user_namespaces"] = json!({"supported": false, "reason": "tmpfs store"});
+        let text = status_report(&status, None, false).unwrap();
+        assert!(
+            text.contains("userns    unavailable: tmpfs store\n"),
+            "{text}"
+        );
     }
 
     #[test]
