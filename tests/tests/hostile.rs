@@ -6,7 +6,7 @@
 //! - an image whose `/etc/passwd` is a link to `/dev/zero`: that service reports the file as
 //!   unusable, naming the image and the path, and nothing else notices;
 //! - a container that writes more than its `resources.disk` to its writable layer and to a
-//!   volume: it gets "Disk quota exceeded" at the limit, for both together;
+//!   volume: it gets EDQUOT at the limit, for both together;
 //! - 2,000 idle TCP connections to the API from 40 LAN addresses, and a flood of garbage
 //!   datagrams at the gossip and mDNS ports: a real API call, and a service on the board,
 //!   still answer.
@@ -32,6 +32,7 @@ port = 8080
 publish = 8080
 resources = { memory = "32Mi", disk = "16Mi" }
 volumes = [{ name = "scratch", path = "/scratch" }]
+readonly_root = false
 "#;
 
 const STEADY: &str = r#"name = "steady"
@@ -260,6 +261,12 @@ fn a_board_under_attack_keeps_serving() {
     // The disk: 48 MiB into the writable layer stop at the service's 16 MiB, and then its
     // volume, in the same project, takes nothing more.
     assert_eq!(status["data"]["disk_quotas"], true, "{}", status["data"]);
+    // And every container here runs in a user namespace of its own.
+    assert_eq!(
+        status["user_namespaces"]["supported"], true,
+        "{}",
+        status["user_namespaces"]
+    );
     let filled = slow_get(flood_port, "/fill?mib=48");
     println!("writable layer: {}", filled.trim());
     let written: u64 = filled
@@ -267,11 +274,17 @@ fn a_board_under_attack_keeps_serving() {
         .and_then(|t| t.split(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("unexpected answer {filled:?}"));
-    assert!(filled.contains("Disk quota exceeded"), "{filled}");
+    assert!(
+        filled.contains("(os error 122)"),
+        "EDQUOT expected: {filled}"
+    );
     assert!(written <= 16 << 20, "{written} bytes went past 16 MiB");
     let volume = slow_get(flood_port, "/fill?mib=4&to=/scratch/fill.bin");
     println!("volume: {}", volume.trim());
-    assert!(volume.contains("Disk quota exceeded"), "{volume}");
+    assert!(
+        volume.contains("(os error 122)"),
+        "EDQUOT expected: {volume}"
+    );
 
     // 2,000 idle connections from the LAN, and garbage datagrams.
     let address = segment_address(&status).expect("the board's segment address");
