@@ -224,8 +224,16 @@ fn normalize_inodes(
         device.push(format!("?offset={offset}"));
     }
     let mut cmd = tool("debugfs", mtime);
-    cmd.arg("-w").arg("-f").arg(&commands).arg(device);
+    cmd.arg("-w").arg("-f").arg(&commands).arg(&device);
     let out = run("debugfs", cmd, target)?;
+    // mke2fs 1.47 counts the quota before it copies the source tree in: recount it, or the
+    // kernel's accounting (and e2fsck) starts from wrong figures. tune2fs recounts only when
+    // it turns quotas on, so off and on again.
+    for args in [&["-O", "^quota"][..], &["-O", "quota", "-Q", "prjquota"]] {
+        let mut recount = tool("tune2fs", mtime);
+        recount.args(args).arg(&device);
+        run("tune2fs", recount, target)?;
+    }
     // debugfs reports failed commands on stderr but still exits 0.
     let errors: Vec<&str> = out
         .lines()
