@@ -18,12 +18,18 @@
 //!    happen (two cards copied with the same stamps), the one whose text hashes higher wins and
 //!    the clash is reported as a conflict.
 //!
+//! 5. Only records that pass [`admit::check`] enter (their name is a service name); the others are
+//!    refused and reported in [`Changes::refused`].
+//!
 //! A conflict shown to the user is a spec that a board holds on its own config partition with a
 //! different text than the one in force cluster-wide: the board runs the cluster's version, and
 //! [`Desired::conflicts`] says which board has which version.
 
+pub mod admit;
+
 use std::collections::BTreeMap;
 
+pub use admit::{Reason, Refused};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
@@ -116,6 +122,26 @@ pub struct Changes {
     pub changed: Vec<String>,
     /// Same version, different text (rule 4).
     pub clashes: Vec<String>,
+    /// Records not let in (rule 5), the first [`MAX_REPORTED`] of them.
+    pub refused: Vec<Refused>,
+    /// How many records were not let in, all of them.
+    pub refused_count: usize,
+}
+
+/// Refused records a merge lists in [`Changes::refused`]; the others are only counted.
+pub const MAX_REPORTED: usize = 16;
+
+impl Changes {
+    fn refuse(&mut self, record: Record, reason: Reason) {
+        self.refused_count += 1;
+        if self.refused.len() < MAX_REPORTED {
+            self.refused.push(Refused {
+                name: record.name,
+                board: record.version.board,
+                reason,
+            });
+        }
+    }
 }
 
 impl Desired {
@@ -136,7 +162,8 @@ impl Desired {
             .filter_map(|r| r.text.as_deref().map(|t| (r.name.as_str(), t)))
     }
 
-    /// Merges `incoming` records; the clock observes their times.
+    /// Merges `incoming` records; the clock observes the times of those let in. Records that
+    /// fail [`admit::check`] change nothing and are reported in [`Changes::refused`].
     pub fn merge(
         &mut self,
         incoming: impl IntoIterator<Item = Record>,
@@ -144,6 +171,10 @@ impl Desired {
     ) -> Changes {
         let mut changes = Changes::default();
         for record in incoming {
+            if let Err(reason) = admit::check(&record) {
+                changes.refuse(record, reason);
+                continue;
+            }
             clock.observe(record.version.time);
             match self.records.get(&record.name) {
                 Some(current) if !record.beats(current) => {}

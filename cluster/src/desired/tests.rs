@@ -153,3 +153,25 @@ fn a_local_copy_that_lost_is_a_conflict() {
     assert_eq!(conflicts[1].winner, v(9, "pi-b"));
     assert_eq!(conflicts[1].local, v(3, "pi-a"));
 }
+
+#[test]
+fn records_with_bad_names_are_refused_counted_and_change_nothing() {
+    let mut d = Desired::default();
+    let mut clock = Clock::default();
+    d.merge([rec("web", Some("a"), 10, "pi-a")], &mut clock);
+    let before = d.clone();
+    let mut bad: Vec<Record> = ["../cluster", "services/../../cluster", "..", "Web", ""]
+        .iter()
+        .map(|n| rec(n, None, 50, "pi-x"))
+        .collect();
+    bad.extend((0..MAX_REPORTED).map(|i| rec(&format!("../{i}"), Some("x"), 60, "pi-x")));
+    let changes = d.merge(bad, &mut clock);
+    assert_eq!(d, before, "nothing entered");
+    assert!(changes.changed.is_empty());
+    assert_eq!(changes.refused_count, 5 + MAX_REPORTED);
+    assert_eq!(changes.refused.len(), MAX_REPORTED);
+    assert_eq!(changes.refused[0].name, "../cluster");
+    assert_eq!(changes.refused[0].reason, Reason::Name);
+    // The clock did not observe the refused records' times.
+    assert_eq!(clock.tick(0), 11);
+}

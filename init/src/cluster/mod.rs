@@ -17,7 +17,10 @@
 mod cmdline;
 mod fabric;
 mod fabric_round;
+#[cfg(test)]
+mod hostile_tests;
 pub mod local;
+mod refused;
 mod round;
 mod sync_round;
 mod view;
@@ -115,6 +118,10 @@ pub(crate) struct NodeState {
     pub mesh_note: Option<String>,
     /// Why each peer's values are refused (another build), printed once.
     pub refused: BTreeMap<String, String>,
+    /// Records refused so far (bad names, ...), from peers, the saved state or the card.
+    pub records_refused: u64,
+    /// The refusals already printed (see [`refused::report`]).
+    pub refusal_notes: std::collections::BTreeSet<String>,
 }
 
 /// A running cluster member.
@@ -323,7 +330,9 @@ impl Node {
             let files = local::Files::under(dir);
             inner.book = files.load_book();
             let records = files.load_records();
-            inner.desired.merge(records, &mut inner.clock);
+            let changes = inner.desired.merge(records, &mut inner.clock);
+            let source = format!("the saved state {}", files.desired.display());
+            refused::report(&settings.console, &mut inner, &source, &changes);
             inner.peers_saved = files.load_peers();
             alone_last_time = inner.peers_saved == Some(0);
         }
@@ -419,6 +428,11 @@ impl Node {
         let changes = inner
             .desired
             .merge(request.records.clone(), &mut inner.clock);
+        let source = format!(
+            "the sync request of board {}",
+            baton_cluster::desired::admit::escaped(&request.board)
+        );
+        refused::report(&self.settings.console, inner, &source, &changes);
         let records = inner.desired.records().cloned().collect();
         let answer = self
             .sync_key

@@ -218,6 +218,7 @@ impl Node {
             .map(|r| (r.name.clone(), r.clone()))
             .collect();
         let changes = inner.desired.merge(records, &mut inner.clock);
+        super::refused::report(&self.settings.console, inner, "the card", &changes);
         // A change of this card that lost to a newer one elsewhere is a conflict.
         for (name, record) in &mine {
             match inner.desired.get(name) {

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use baton_cluster::desired::admit::escaped;
 use baton_cluster::desired::Record;
 use baton_cluster::gossip::MemberState;
 
@@ -52,9 +53,10 @@ impl Node {
             let answer = match answer {
                 Ok(Ok(bytes)) => bytes,
                 Ok(Err(e)) => {
-                    self.settings
-                        .console
-                        .line(format_args!("cluster: sync with {peer}: {e}"));
+                    self.settings.console.line(format_args!(
+                        "cluster: sync with board {}: {e}",
+                        escaped(&peer)
+                    ));
                     continue;
                 }
                 Err(_) => continue,
@@ -63,12 +65,14 @@ impl Node {
                 Ok(response) => {
                     let mut inner = lock(&self.inner);
                     let inner = &mut *inner;
-                    inner.desired.merge(response.records, &mut inner.clock);
+                    let changes = inner.desired.merge(response.records, &mut inner.clock);
+                    let source = format!("the sync answer of board {}", escaped(&peer));
+                    super::refused::report(&self.settings.console, inner, &source, &changes);
                 }
-                Err(e) => self
-                    .settings
-                    .console
-                    .line(format_args!("cluster: sync with {peer}: {e}")),
+                Err(e) => self.settings.console.line(format_args!(
+                    "cluster: sync with board {}: {e}",
+                    escaped(&peer)
+                )),
             }
         }
         // Whatever arrived reaches the card and the disk in the next scan.
