@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::identity::NodeId;
 use super::table::Table;
+use super::values::ValuesError;
 use super::wire::{self, StateMessage};
 use super::{lock, Command, Roster, Timing};
 use crate::sealed::{Opener, Sealer, MAX_DATAGRAM};
@@ -177,7 +178,16 @@ impl Driver {
                 let _ = self.foca.handle_data(packet, &mut self.runtime);
             }
             Some((&wire::KIND_STATE, body)) => {
+                // A board's state carries the generation its datagrams do; another one is made
+                // up (and would outrank the board's real state).
                 match StateMessage::decode(body) {
+                    Ok(state) if state.generation != opened.generation => {
+                        let why = ValuesError::Generation {
+                            state: state.generation,
+                            datagram: opened.generation,
+                        };
+                        self.table.refused(&opened.sender, why)
+                    }
                     Ok(state) => self.table.state(&opened.sender, state),
                     Err(why) => self.table.refused(&opened.sender, why),
                 };

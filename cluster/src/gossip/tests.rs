@@ -244,6 +244,52 @@ async fn garbage_and_replayed_datagrams_leave_a_node_working() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_holder_claiming_a_generation_of_u64_max_is_dropped_and_the_board_stays() {
+    let a = node("a", &[]).await;
+    let b = node("b", &[a.local_addr()]).await;
+    wait_for("a and b to converge", || sees_alive_with_api(&a, "b")).await;
+    let key = sealed::SealKey::derive(KEY).expect("key");
+    let mut forged = sealed::Sealer::new(key, "b", u64::MAX).expect("sealer");
+    let mut values = BoardValues::default();
+    values.labels.insert("api".into(), "evil:1".into());
+    let state = wire::StateMessage {
+        generation: u64::MAX,
+        version: u64::MAX,
+        values,
+    };
+    let attacker = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind attacker");
+    for _ in 0..3 {
+        let datagram = forged.seal(&state.encode()).expect("seal");
+        attacker
+            .send_to(&datagram, a.local_addr())
+            .await
+            .expect("send");
+    }
+    wait_for("a to drop the forged generation", || {
+        a.drops().implausible_generation >= 3
+    })
+    .await;
+    b.update(|v| {
+        v.labels.insert("still".into(), "heard".into());
+    })
+    .expect("set");
+    wait_for("a to keep following the real b", || {
+        a.members().iter().any(|m| {
+            m.name == "b"
+                && m.generation == 1
+                && m.values.labels.get("still").map(String::as_str) == Some("heard")
+                && m.values.labels.get("api").map(String::as_str) == Some("b:8080")
+        })
+    })
+    .await;
+    for handle in [a, b] {
+        handle.shutdown().await.expect("shutdown");
+    }
+}
+
 #[tokio::test]
 async fn bad_setup_is_reported() {
     let short = start(config("a", 1, &[], "short")).await;

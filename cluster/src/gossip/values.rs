@@ -109,6 +109,14 @@ pub enum ValuesError {
     /// Bytes are left over after the values.
     #[error("board values have {0} bytes left over")]
     Trailing(usize),
+    /// A state message names another generation than the datagram that carried it.
+    #[error("board state of generation {state} came in a datagram of generation {datagram}")]
+    Generation {
+        /// The state's generation.
+        state: u64,
+        /// The datagram's.
+        datagram: u64,
+    },
     /// An instance's service is not a service name (the text is escaped and cut).
     #[error("board values name a service {0}, which is not a service name")]
     ServiceName(String),

@@ -53,7 +53,7 @@ fn merge_and_mirror(
     console: &Console,
 ) -> (Desired, Vec<String>) {
     let mut inner = NodeState::default();
-    let changes = inner.desired.merge(records, &mut inner.clock);
+    let changes = inner.desired.merge(records, &mut inner.clock, 1_000_000);
     refused::report(console, &mut inner, source, &changes);
     assert_eq!(inner.records_refused, 5);
     let names: Vec<String> = inner.desired.records().map(|r| r.name.clone()).collect();
@@ -149,7 +149,7 @@ fn a_saved_state_naming_dot_dot_cluster_writes_nothing_outside_services() {
 fn the_mirror_itself_refuses_a_name_that_is_not_a_plain_file_name() {
     let (root, services) = card();
     let mut desired = Desired::default();
-    desired.merge([record("web", Some("w"))], &mut Clock::default());
+    desired.merge([record("web", Some("w"))], &mut Clock::default(), 1_000_000);
     let mut book = Book::default();
     let names: Vec<String> = ["../cluster", "..", ".", "", "a/b", "web"]
         .iter()
@@ -174,9 +174,10 @@ fn a_refusal_is_printed_once_and_counted_each_time() {
     let console = Console::quiet(100);
     let mut inner = NodeState::default();
     for _ in 0..3 {
-        let changes = inner
-            .desired
-            .merge([record("../cluster", None)], &mut inner.clock);
+        let changes =
+            inner
+                .desired
+                .merge([record("../cluster", None)], &mut inner.clock, 1_000_000);
         assert_eq!(changes.refused[0].reason, Reason::Name);
         refused::report(
             &console,

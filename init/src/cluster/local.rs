@@ -247,7 +247,7 @@ mod tests {
         );
         assert_eq!(first.len(), 2);
         let mut desired = Desired::default();
-        desired.merge(first, &mut clock);
+        desired.merge(first, &mut clock, 1_000_000);
         let dir = tempfile::tempdir().expect("temp dir");
         let problems = mirror(
             dir.path(),
@@ -320,6 +320,7 @@ mod tests {
                 },
             ],
             &mut clock,
+            1_000_000,
         );
         std::fs::write(dir.path().join("old.toml"), "stale").expect("write");
         let mut book = Book::default();
@@ -364,7 +365,7 @@ mod tests {
                 board: "pi-a".into(),
             },
         };
-        desired.merge([record.clone()], &mut Clock::default());
+        desired.merge([record.clone()], &mut Clock::default(), 1_000_000);
         let mut book = Book::default();
         book.entries.insert(
             "web".into(),

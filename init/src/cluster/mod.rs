@@ -330,7 +330,7 @@ impl Node {
             let files = local::Files::under(dir);
             inner.book = files.load_book();
             let records = files.load_records();
-            let changes = inner.desired.merge(records, &mut inner.clock);
+            let changes = inner.desired.merge(records, &mut inner.clock, now_ms());
             let source = format!("the saved state {}", files.desired.display());
             refused::report(&settings.console, &mut inner, &source, &changes);
             inner.peers_saved = files.load_peers();
@@ -427,7 +427,7 @@ impl Node {
         let inner = &mut *inner;
         let changes = inner
             .desired
-            .merge(request.records.clone(), &mut inner.clock);
+            .merge(request.records.clone(), &mut inner.clock, now_ms());
         let source = format!(
             "the sync request of board {}",
             baton_cluster::desired::admit::escaped(&request.board)

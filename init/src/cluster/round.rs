@@ -217,7 +217,7 @@ impl Node {
             .iter()
             .map(|r| (r.name.clone(), r.clone()))
             .collect();
-        let changes = inner.desired.merge(records, &mut inner.clock);
+        let changes = inner.desired.merge(records, &mut inner.clock, now_ms());
         super::refused::report(&self.settings.console, inner, "the card", &changes);
         // A change of this card that lost to a newer one elsewhere is a conflict.
         for (name, record) in &mine {

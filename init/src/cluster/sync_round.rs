@@ -65,7 +65,9 @@ impl Node {
                 Ok(response) => {
                     let mut inner = lock(&self.inner);
                     let inner = &mut *inner;
-                    let changes = inner.desired.merge(response.records, &mut inner.clock);
+                    let changes = inner
+                        .desired
+                        .merge(response.records, &mut inner.clock, now_ms());
                     let source = format!("the sync answer of board {}", escaped(&peer));
                     super::refused::report(&self.settings.console, inner, &source, &changes);
                 }
