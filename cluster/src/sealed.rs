@@ -116,6 +116,8 @@ pub struct DropCounts {
     pub stale_generation: u64,
     /// [`Rejected::ImplausibleGeneration`].
     pub implausible_generation: u64,
+    /// Dropped unopened by the gossip endpoint: their source sent more than its share.
+    pub rate_limited: u64,
 }
 
 impl DropCounts {
@@ -127,6 +129,7 @@ impl DropCounts {
             + self.replayed
             + self.stale_generation
             + self.implausible_generation
+            + self.rate_limited
     }
 
     fn count(&mut self, drop: Rejected) {

@@ -96,7 +96,7 @@ fn assert_reported(console: &Console, source: &str) {
 fn a_sync_request_naming_dot_dot_cluster_writes_nothing_outside_services() {
     let (root, services) = card();
     let key = SyncKey::derive(KEY).expect("key");
-    let (_, body) = key.request("pi-evil", "d", hostile());
+    let (_, body) = key.request("pi-evil", "d", hostile()).expect("request");
     let request = key
         .open_request(&body)
         .expect("a key holder's request opens");
@@ -113,9 +113,9 @@ fn a_sync_request_naming_dot_dot_cluster_writes_nothing_outside_services() {
 fn a_sync_answer_naming_dot_dot_cluster_writes_nothing_outside_services() {
     let (root, services) = card();
     let key = SyncKey::derive(KEY).expect("key");
-    let (challenge, body) = key.request("pi-a", "d", Vec::new());
+    let (challenge, body) = key.request("pi-a", "d", Vec::new()).expect("request");
     let request = key.open_request(&body).expect("opens");
-    let answer = key.respond(&request, "pi-evil", hostile());
+    let answer = key.respond(&request, "pi-evil", hostile()).expect("answer");
     let response = key
         .open_response(&answer, &challenge)
         .expect("answer opens");

@@ -122,6 +122,19 @@ pub(crate) struct NodeState {
     pub records_refused: u64,
     /// The refusals already printed (see [`refused::report`]).
     pub refusal_notes: std::collections::BTreeSet<String>,
+    /// The gossip receive errors already reported.
+    pub receive_errors_seen: u64,
+}
+
+/// What [`Node::answer_sync`] has for a peer.
+#[derive(Debug)]
+pub enum SyncAnswer {
+    /// The sealed answer.
+    Sealed(Vec<u8>),
+    /// The request does not open with the cluster key (nothing is revealed).
+    Refused,
+    /// The request opened but no answer could be sealed (reported on the console too).
+    Failed(String),
 }
 
 /// A running cluster member.
@@ -420,9 +433,10 @@ impl Node {
     }
 
     /// Answers a sealed sync request from a peer: merges its records, returns ours, sealed.
-    /// `None` when the request does not open with the cluster key (nothing is revealed).
-    pub fn answer_sync(&self, body: &[u8]) -> Option<Vec<u8>> {
-        let request = self.sync_key.open_request(body).ok()?;
+    pub fn answer_sync(&self, body: &[u8]) -> SyncAnswer {
+        let Ok(request) = self.sync_key.open_request(body) else {
+            return SyncAnswer::Refused;
+        };
         let mut inner = lock(&self.inner);
         let inner = &mut *inner;
         let changes = inner
@@ -440,7 +454,19 @@ impl Node {
         if !changes.changed.is_empty() {
             self.poke.notify_one();
         }
-        Some(answer)
+        match answer {
+            Ok(sealed) => SyncAnswer::Sealed(sealed),
+            Err(e) => {
+                let message = format!(
+                    "answering the sync request of board {}: {e}",
+                    baton_cluster::desired::admit::escaped(&request.board)
+                );
+                self.settings
+                    .console
+                    .line(format_args!("cluster: {message}"));
+                SyncAnswer::Failed(message)
+            }
+        }
     }
 
     /// Leaves the cluster (peers learn at once) and stops mDNS.

@@ -115,6 +115,7 @@ impl Node {
         let specs = self.valid_specs();
         let peers = self.gossip.members();
         self.note_refused(&peers);
+        self.note_receive_errors();
         self.update_fabric(&peers).await;
         let instances = self.instances_value();
         if self.holding(&peers) {

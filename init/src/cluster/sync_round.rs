@@ -39,9 +39,20 @@ impl Node {
         };
         for (peer, api) in due {
             let records: Vec<Record> = lock(&self.inner).desired.records().cloned().collect();
-            let (challenge, body) = self
-                .sync_key
-                .request(&self.settings.board, &digest, records);
+            let (challenge, body) =
+                match self
+                    .sync_key
+                    .request(&self.settings.board, &digest, records)
+                {
+                    Ok(sealed) => sealed,
+                    Err(e) => {
+                        self.settings.console.line(format_args!(
+                            "cluster: sync with board {}: {e}",
+                            escaped(&peer)
+                        ));
+                        continue;
+                    }
+                };
             let scheme = if self.settings.tls.is_some() {
                 "https"
             } else {
