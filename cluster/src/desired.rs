@@ -18,14 +18,23 @@
 //!    happen (two cards copied with the same stamps), the one whose text hashes higher wins and
 //!    the clash is reported as a conflict.
 //!
+//! 5. Only records that pass [`admit::check`] enter (a service name, a time at most a day ahead
+//!    of this board's clock, a bounded text, at most [`admit::MAX_RECORDS`] names); the others
+//!    are refused and reported in [`Changes::refused`].
+//!
 //! A conflict shown to the user is a spec that a board holds on its own config partition with a
 //! different text than the one in force cluster-wide: the board runs the cluster's version, and
 //! [`Desired::conflicts`] says which board has which version.
 
+pub mod admit;
+
 use std::collections::BTreeMap;
 
+pub use admit::{Reason, Refused};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
+
+use crate::plausible;
 
 /// How long a tombstone is kept (7 days), long enough for a board that was off to come back.
 pub const TOMBSTONE_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
@@ -72,21 +81,34 @@ impl Record {
 }
 
 /// A hybrid logical clock (rule 2).
+///
+/// It follows the times it has seen only up to [`plausible::FOLLOW_AHEAD`] ahead of the wall
+/// clock, a little less than records may be ahead ([`plausible::MAX_AHEAD`]): a key holder who
+/// stamps records at the very edge of what boards accept would otherwise push every board's own
+/// changes past that edge, where a board whose clock is a few milliseconds behind refuses them.
+/// A change made right after such a record may lose to it, for at most the difference (a minute).
 #[derive(Debug, Clone, Default)]
 pub struct Clock {
     last: u64,
+    seen: u64,
 }
 
 impl Clock {
-    /// A time for a new change: after the wall clock and after everything seen.
+    /// A time for a new change: after the wall clock and after everything seen (up to
+    /// [`plausible::FOLLOW_AHEAD`] ahead of `wall_ms`).
     pub fn tick(&mut self, wall_ms: u64) -> u64 {
-        self.last = wall_ms.max(self.last + 1);
+        let followed = self.seen.min(plausible::followed_time(wall_ms));
+        // Saturating: times are bounded where records enter, this only keeps a clock that was
+        // fed a huge time from wrapping to zero.
+        self.last = wall_ms
+            .max(self.last.saturating_add(1))
+            .max(followed.saturating_add(1));
         self.last
     }
 
     /// Takes note of a time seen in a record from elsewhere.
     pub fn observe(&mut self, time: u64) {
-        self.last = self.last.max(time);
+        self.seen = self.seen.max(time);
     }
 }
 
@@ -116,6 +138,26 @@ pub struct Changes {
     pub changed: Vec<String>,
     /// Same version, different text (rule 4).
     pub clashes: Vec<String>,
+    /// Records not let in (rule 5), the first [`MAX_REPORTED`] of them.
+    pub refused: Vec<Refused>,
+    /// How many records were not let in, all of them.
+    pub refused_count: usize,
+}
+
+/// Refused records a merge lists in [`Changes::refused`]; the others are only counted.
+pub const MAX_REPORTED: usize = 16;
+
+impl Changes {
+    fn refuse(&mut self, record: Record, reason: Reason) {
+        self.refused_count += 1;
+        if self.refused.len() < MAX_REPORTED {
+            self.refused.push(Refused {
+                name: record.name,
+                board: record.version.board,
+                reason,
+            });
+        }
+    }
 }
 
 impl Desired {
@@ -136,14 +178,27 @@ impl Desired {
             .filter_map(|r| r.text.as_deref().map(|t| (r.name.as_str(), t)))
     }
 
-    /// Merges `incoming` records; the clock observes their times.
+    /// Merges `incoming` records on a board whose wall clock reads `now_ms`; the clock observes
+    /// the times of those let in. Records that fail [`admit::check`], and records of new names
+    /// once [`admit::MAX_RECORDS`] are held, change nothing and are reported in
+    /// [`Changes::refused`].
     pub fn merge(
         &mut self,
         incoming: impl IntoIterator<Item = Record>,
         clock: &mut Clock,
+        now_ms: u64,
     ) -> Changes {
         let mut changes = Changes::default();
         for record in incoming {
+            if let Err(reason) = admit::check(&record, now_ms) {
+                changes.refuse(record, reason);
+                continue;
+            }
+            if self.records.len() >= admit::MAX_RECORDS && !self.records.contains_key(&record.name)
+            {
+                changes.refuse(record, Reason::Full);
+                continue;
+            }
             clock.observe(record.version.time);
             match self.records.get(&record.name) {
                 Some(current) if !record.beats(current) => {}

@@ -32,6 +32,7 @@
 //! it is encoded and why.
 
 mod driver;
+mod flood;
 mod identity;
 mod table;
 #[cfg(test)]
@@ -184,6 +185,9 @@ pub struct Member {
 struct Roster {
     members: Vec<Member>,
     drops: DropCounts,
+    /// Receive errors of the socket other than the transient ones, and the last one.
+    receive_errors: u64,
+    last_receive_error: Option<String>,
     /// Own values and their version.
     values: BoardValues,
     version: u64,
@@ -198,6 +202,9 @@ enum Command {
     AddSeed(SocketAddr),
     /// Leave the cluster and stop.
     Shutdown,
+    /// Behave as if receiving failed with this error (tests of the endpoint's resilience).
+    #[cfg(test)]
+    FailReceive(std::io::ErrorKind),
 }
 
 /// A running gossip endpoint; dropping it without [`GossipHandle::shutdown`] stops it abruptly.
@@ -325,6 +332,18 @@ impl GossipHandle {
     /// Datagrams dropped by the sealed transport so far.
     pub fn drops(&self) -> DropCounts {
         lock(&self.shared).drops
+    }
+
+    /// How many times receiving failed with an error other than a transient one, and the last
+    /// such error. The endpoint keeps receiving after each (pausing longer while they repeat).
+    pub fn receive_errors(&self) -> (u64, Option<String>) {
+        let shared = lock(&self.shared);
+        (shared.receive_errors, shared.last_receive_error.clone())
+    }
+
+    #[cfg(test)]
+    fn fail_receive(&self, kind: std::io::ErrorKind) -> Result<(), GossipError> {
+        self.send(Command::FailReceive(kind))
     }
 
     /// A receiver that changes whenever membership or someone's values change (not on every

@@ -6,6 +6,7 @@ pub mod desired;
 pub mod discovery;
 pub mod gossip;
 pub mod placement;
+pub mod plausible;
 pub mod sealed;
 pub mod sync;
 pub mod tls;

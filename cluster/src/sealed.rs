@@ -19,6 +19,10 @@
 //! recorded earlier in that generation can then only repeat stale gossip that the membership protocol
 //! itself already tolerates.
 //!
+//! A generation further ahead than [`crate::plausible::highest_generation`] of the receiver's clock
+//! is dropped before it reaches the window: a key holder could otherwise claim a board's name with
+//! a generation of `u64::MAX`, which the real board could never overtake.
+//!
 //! Nothing here panics or allocates more than one datagram's worth on bad input; every drop is
 //! counted in [`DropCounts`].
 
@@ -92,6 +96,9 @@ pub enum Rejected {
     /// From an older generation of a sender that has since restarted.
     #[error("datagram is from an older generation of its sender")]
     StaleGeneration,
+    /// The generation is further ahead of the receiver's clock than a board's can be.
+    #[error("datagram claims a generation further ahead than any board's can be")]
+    ImplausibleGeneration,
 }
 
 /// How many datagrams were dropped, by reason.
@@ -107,6 +114,10 @@ pub struct DropCounts {
     pub replayed: u64,
     /// [`Rejected::StaleGeneration`].
     pub stale_generation: u64,
+    /// [`Rejected::ImplausibleGeneration`].
+    pub implausible_generation: u64,
+    /// Dropped unopened by the gossip endpoint: their source sent more than its share.
+    pub rate_limited: u64,
 }
 
 impl DropCounts {
@@ -117,6 +128,8 @@ impl DropCounts {
             + self.bad_header
             + self.replayed
             + self.stale_generation
+            + self.implausible_generation
+            + self.rate_limited
     }
 
     fn count(&mut self, drop: Rejected) {
@@ -126,6 +139,7 @@ impl DropCounts {
             Rejected::BadHeader => &mut self.bad_header,
             Rejected::Replayed => &mut self.replayed,
             Rejected::StaleGeneration => &mut self.stale_generation,
+            Rejected::ImplausibleGeneration => &mut self.implausible_generation,
         };
         *slot = slot.saturating_add(1);
     }
@@ -281,14 +295,19 @@ impl Opener {
 
     /// Authenticates, decrypts and replay-checks one datagram; drops are counted.
     pub fn open(&mut self, datagram: &[u8]) -> Result<Opened, Rejected> {
-        let result = self.open_uncounted(datagram);
+        self.open_at(datagram, crate::plausible::wall_ms())
+    }
+
+    /// [`Opener::open`] on a board whose clock reads `now_ms`.
+    pub fn open_at(&mut self, datagram: &[u8], now_ms: u64) -> Result<Opened, Rejected> {
+        let result = self.open_uncounted(datagram, now_ms);
         if let Err(drop) = result {
             self.drops.count(drop);
         }
         result
     }
 
-    fn open_uncounted(&mut self, datagram: &[u8]) -> Result<Opened, Rejected> {
+    fn open_uncounted(&mut self, datagram: &[u8], now_ms: u64) -> Result<Opened, Rejected> {
         if datagram.len() < OVERHEAD + 1 || datagram.len() > MAX_DATAGRAM {
             return Err(Rejected::Malformed);
         }
@@ -310,6 +329,9 @@ impl Opener {
             .map_err(|_| Rejected::Unauthenticated)?;
         let (sender, generation, counter, payload) =
             parse_inner(&plain).ok_or(Rejected::BadHeader)?;
+        if generation > crate::plausible::highest_generation(now_ms) {
+            return Err(Rejected::ImplausibleGeneration);
+        }
         self.check_replay(sender, generation, counter)?;
         Ok(Opened {
             sender: sender.to_owned(),
@@ -509,6 +531,32 @@ mod tests {
             "counter restarts with a new generation"
         );
         assert_eq!(opener.open(&recorded), Err(Rejected::StaleGeneration));
+    }
+
+    #[test]
+    fn a_generation_far_ahead_is_dropped_and_does_not_lock_the_real_sender_out() {
+        let key = SealKey::derive(KEY).expect("key");
+        let mut opener = Opener::new(key.clone());
+        let now = 1_700_000_000_000;
+        let highest = crate::plausible::highest_generation(now);
+        for generation in [u64::MAX, highest + 1] {
+            let mut forged = Sealer::new(key.clone(), "pi-1", generation).expect("sealer");
+            let datagram = forged.seal(b"I am pi-1").expect("seal");
+            assert_eq!(
+                opener.open_at(&datagram, now),
+                Err(Rejected::ImplausibleGeneration)
+            );
+        }
+        assert_eq!(opener.drops().implausible_generation, 2);
+        assert_eq!(opener.drops().total(), 2);
+        // The real board, at its boot counter, is still heard.
+        let mut real = Sealer::new(key.clone(), "pi-1", 12).expect("sealer");
+        assert!(opener.open_at(&real.seal(b"x").expect("seal"), now).is_ok());
+        // A generation from a board whose clock is ahead, within the bound, is taken.
+        let mut ahead = Sealer::new(key, "pi-2", highest).expect("sealer");
+        assert!(opener
+            .open_at(&ahead.seal(b"x").expect("seal"), now)
+            .is_ok());
     }
 
     #[test]

@@ -18,10 +18,17 @@ use chacha20poly1305::aead::{Aead, AeadCore, OsRng};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use serde::{Deserialize, Serialize};
 
+use crate::desired::admit::{MAX_RECORDS, MAX_RECORD_JSON};
 use crate::desired::Record;
 
-/// Largest sealed body accepted (8 MiB): specs are small, a flood is refused before decryption.
-pub const MAX_BODY: usize = 8 << 20;
+/// Largest sealed body, sent or accepted, request or answer (a little over 8 MiB): large enough
+/// for every record the desired state can hold ([`MAX_RECORDS`] records of at most
+/// [`MAX_RECORD_JSON`] bytes each, with room for the commas, the other fields and the seal), so
+/// a board never holds more than it can send. Both ends use this one limit: the API refuses a
+/// longer request before reading it (`init/src/api/cluster.rs`), the client a longer answer, and
+/// [`SyncKey::request`] and [`SyncKey::respond`] refuse to seal one, with
+/// [`SyncError::TooLarge`], rather than send what the other end would drop.
+pub const MAX_BODY: usize = MAX_RECORDS * (MAX_RECORD_JSON + 1) + 4096 + MIN_BODY;
 
 const VERSION: u8 = 1;
 const NONCE_LEN: usize = 24;
@@ -46,7 +53,7 @@ pub enum SyncError {
     #[error("the cluster key has {0} characters; at least {min} are needed", min = crate::sealed::MIN_KEY_TEXT_LEN)]
     KeyTooShort(usize),
     /// Larger than [`MAX_BODY`].
-    #[error("sealed body of {0} bytes is larger than the {MAX_BODY} allowed")]
+    #[error("sealed sync body of {0} bytes is larger than the {MAX_BODY} bytes a board takes")]
     TooLarge(usize),
     /// Too short, unknown version, or it does not open with this cluster's key.
     #[error("sealed body does not open with this cluster's key")]
@@ -105,19 +112,25 @@ impl SyncKey {
         Ok(SyncKey { cipher })
     }
 
-    fn seal<T: Serialize>(&self, message: &T) -> Vec<u8> {
+    /// Seals `message`, refusing a body longer than [`MAX_BODY`] (the other end would drop it)
+    /// before encrypting it.
+    fn seal_bounded<T: Serialize>(&self, message: &T) -> Result<Vec<u8>, SyncError> {
         let plain = serde_json::to_vec(message).unwrap_or_default();
+        let len = MIN_BODY + plain.len();
+        if len > MAX_BODY {
+            return Err(SyncError::TooLarge(len));
+        }
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
         // Encryption of an in-memory buffer with a valid key and nonce does not fail.
         let sealed = self
             .cipher
             .encrypt(&nonce, plain.as_slice())
             .unwrap_or_default();
-        let mut out = Vec::with_capacity(1 + NONCE_LEN + sealed.len());
+        let mut out = Vec::with_capacity(HEAD_LEN + sealed.len());
         out.push(VERSION);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&sealed);
-        out
+        Ok(out)
     }
 
     fn open<T: for<'de> Deserialize<'de>>(
@@ -139,18 +152,24 @@ impl SyncKey {
         serde_json::from_slice(&plain).map_err(|_| SyncError::Malformed(what))
     }
 
-    /// A new request from `board` with a fresh challenge; returns the challenge and the body.
-    pub fn request(&self, board: &str, digest: &str, records: Vec<Record>) -> (String, Vec<u8>) {
+    /// A new request from `board` with a fresh challenge; returns the challenge and the body,
+    /// or [`SyncError::TooLarge`] when the body would be longer than [`MAX_BODY`].
+    pub fn request(
+        &self,
+        board: &str,
+        digest: &str,
+        records: Vec<Record>,
+    ) -> Result<(String, Vec<u8>), SyncError> {
         let mut c = [0u8; 16];
         OsRng.fill_bytes(&mut c);
         let challenge: String = c.iter().map(|b| format!("{b:02x}")).collect();
-        let body = self.seal(&SyncRequest {
+        let body = self.seal_bounded(&SyncRequest {
             challenge: challenge.clone(),
             board: board.to_string(),
             digest: digest.to_string(),
             records,
-        });
-        (challenge, body)
+        })?;
+        Ok((challenge, body))
     }
 
     /// Opens a request body.
@@ -158,9 +177,15 @@ impl SyncKey {
         self.open(body, "sync request")
     }
 
-    /// Seals the answer to `request`.
-    pub fn respond(&self, request: &SyncRequest, board: &str, records: Vec<Record>) -> Vec<u8> {
-        self.seal(&SyncResponse {
+    /// Seals the answer to `request`, or refuses with [`SyncError::TooLarge`] when it would be
+    /// longer than [`MAX_BODY`].
+    pub fn respond(
+        &self,
+        request: &SyncRequest,
+        board: &str,
+        records: Vec<Record>,
+    ) -> Result<Vec<u8>, SyncError> {
+        self.seal_bounded(&SyncResponse {
             challenge: request.challenge.clone(),
             board: board.to_string(),
             records,
@@ -198,11 +223,13 @@ mod tests {
     #[test]
     fn a_request_and_its_response_round_trip() {
         let key = SyncKey::derive(KEY).expect("key");
-        let (challenge, body) = key.request("pi-a", "d1", vec![record()]);
+        let (challenge, body) = key.request("pi-a", "d1", vec![record()]).expect("request");
         let request = key.open_request(&body).expect("request opens");
         assert_eq!(request.board, "pi-a");
         assert_eq!(request.records, [record()]);
-        let answer = key.respond(&request, "pi-b", vec![record()]);
+        let answer = key
+            .respond(&request, "pi-b", vec![record()])
+            .expect("answer");
         let response = key.open_response(&answer, &challenge).expect("response");
         assert_eq!(response.board, "pi-b");
         assert_eq!(response.records, [record()]);
@@ -215,7 +242,7 @@ mod tests {
     fn another_key_garbage_and_replays_are_refused() {
         let key = SyncKey::derive(KEY).expect("key");
         let other = SyncKey::derive("another-cluster-key-0123456789abcdef").expect("key");
-        let (challenge, body) = key.request("pi-a", "d1", Vec::new());
+        let (challenge, body) = key.request("pi-a", "d1", Vec::new()).expect("request");
         assert_eq!(other.open_request(&body), Err(SyncError::Unauthentic));
         for len in [0, 1, 24, 25, 40, 200] {
             assert_eq!(
@@ -233,8 +260,9 @@ mod tests {
         );
         // A response to an earlier request does not answer this one.
         let request = key.open_request(&body).expect("opens");
-        let answer = key.respond(&request, "pi-b", Vec::new());
-        let (_, _) = key.request("pi-a", "d1", Vec::new());
+        let answer = key.respond(&request, "pi-b", Vec::new()).expect("answer");
+        key.request("pi-a", "d1", Vec::new())
+            .expect("another request");
         assert!(key.open_response(&answer, &challenge).is_ok());
         assert_eq!(
             key.open_response(&answer, "00000000000000000000000000000000"),
@@ -249,5 +277,55 @@ mod tests {
             SyncKey::derive("short").err(),
             Some(SyncError::KeyTooShort(5))
         );
+    }
+
+    /// `count` records at their largest: every character of the text escaped in JSON.
+    fn largest(count: usize) -> Vec<Record> {
+        (0..count)
+            .map(|i| Record {
+                name: format!("{i:a>63}"),
+                text: Some("\"".repeat(crate::desired::admit::MAX_SPEC_TEXT)),
+                version: Version {
+                    time: u64::MAX,
+                    board: "b".repeat(63),
+                },
+            })
+            .collect()
+    }
+
+    #[test]
+    fn everything_the_desired_state_can_hold_fits_one_body() {
+        let key = SyncKey::derive(KEY).expect("key");
+        // A request carries a field more than an answer (the digest): it is the larger body.
+        let (_, body) = key
+            .request(&"b".repeat(63), &"d".repeat(64), largest(MAX_RECORDS))
+            .expect("every record fits a request");
+        assert!(body.len() <= MAX_BODY);
+        let request = key.open_request(&body).expect("opens");
+        assert_eq!(request.records.len(), MAX_RECORDS);
+    }
+
+    #[test]
+    fn a_body_over_the_limit_is_refused_when_sealed_not_sent_to_be_dropped() {
+        let key = SyncKey::derive(KEY).expect("key");
+        let err = key
+            .request("pi-a", "d", largest(MAX_RECORDS + 20))
+            .expect_err("too large to send");
+        let SyncError::TooLarge(len) = err else {
+            panic!("{err:?}")
+        };
+        assert!(len > MAX_BODY);
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "sealed sync body of {len} bytes is larger than the {MAX_BODY} bytes a board takes"
+            )
+        );
+        let (_, body) = key.request("pi-a", "d", Vec::new()).expect("request");
+        let request = key.open_request(&body).expect("opens");
+        assert!(matches!(
+            key.respond(&request, "pi-b", largest(MAX_RECORDS + 20)),
+            Err(SyncError::TooLarge(_))
+        ));
     }
 }

@@ -17,8 +17,10 @@ use rand::SeedableRng;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
+use super::flood::Flood;
 use super::identity::NodeId;
 use super::table::Table;
+use super::values::ValuesError;
 use super::wire::{self, StateMessage};
 use super::{lock, Command, Roster, Timing};
 use crate::sealed::{Opener, Sealer, MAX_DATAGRAM};
@@ -53,7 +55,15 @@ pub(super) struct Driver {
     timers: mpsc::UnboundedSender<Timer<NodeId>>,
     timer_rx: mpsc::UnboundedReceiver<Timer<NodeId>>,
     rng: StdRng,
+    flood: Flood,
+    /// The pause after the last receive error; `None` once a datagram arrived again.
+    backoff: Option<Duration>,
 }
+
+/// The first pause after a receive error that is not transient; it doubles while errors repeat.
+const FIRST_BACKOFF: Duration = Duration::from_millis(10);
+/// The longest pause between receive attempts that keep failing.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// foca's LAN profile with our intervals and the packet size left after sealing.
 fn foca_config(timing: &Timing, max_packet: usize) -> foca::Config {
@@ -103,10 +113,13 @@ impl Driver {
             timers,
             timer_rx,
             rng: StdRng::from_os_rng(),
+            flood: Flood::default(),
+            backoff: None,
         }
     }
 
-    /// Runs until shutdown, until every handle is gone, or until the socket fails.
+    /// Runs until shutdown or until every handle is gone. A receive error is reported and
+    /// followed by a pause (see [`Driver::receive_failed`]), never by the end of the loop.
     pub(super) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         // One byte more than the largest datagram, so an oversized one is seen (and dropped) as such.
         let mut buf = vec![0u8; MAX_DATAGRAM + 1];
@@ -115,9 +128,18 @@ impl Driver {
         loop {
             tokio::select! {
                 received = self.socket.recv_from(&mut buf) => match received {
-                    Ok((len, _from)) => self.on_datagram(buf.get(..len).unwrap_or_default()),
+                    Ok((len, from)) => {
+                        self.backoff = None;
+                        // Each datagram opened costs a decryption: a source past its share is
+                        // dropped before that.
+                        if self.flood.admit(from.ip(), Instant::now()) {
+                            self.on_datagram(buf.get(..len).unwrap_or_default());
+                        } else {
+                            self.publish_drops();
+                        }
+                    }
                     Err(err) if is_transient(&err) => {}
-                    Err(_) => break,
+                    Err(err) => self.receive_failed(&err).await,
                 },
                 Some(timer) = self.timer_rx.recv() => {
                     // Errors concern one event (e.g. a stale timer); the protocol goes on.
@@ -132,6 +154,10 @@ impl Driver {
                     Some(Command::AddSeed(addr)) => {
                         self.seeds.insert(addr);
                         let _ = self.foca.announce(NodeId::seed(addr), &mut self.runtime);
+                    }
+                    #[cfg(test)]
+                    Some(Command::FailReceive(kind)) => {
+                        self.receive_failed(&std::io::Error::from(kind)).await;
                     }
                     Some(Command::Shutdown) | None => {
                         let _ = self.foca.leave_cluster(&mut self.runtime);
@@ -163,9 +189,33 @@ impl Driver {
         }
     }
 
+    /// Receiving failed with an error that is not known to be transient: counts and keeps it
+    /// for [`super::GossipHandle::receive_errors`], then pauses before the next attempt (10 ms,
+    /// doubling up to a second while errors repeat), so a socket that keeps failing does not
+    /// spin; a datagram that arrives again ends the back-off.
+    async fn receive_failed(&mut self, err: &std::io::Error) {
+        let pause = self
+            .backoff
+            .map_or(FIRST_BACKOFF, |last| (last * 2).min(MAX_BACKOFF));
+        self.backoff = Some(pause);
+        {
+            let mut shared = lock(&self.shared);
+            shared.receive_errors = shared.receive_errors.saturating_add(1);
+            shared.last_receive_error = Some(format!("receiving gossip datagrams: {err}"));
+        }
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        tokio::time::sleep(pause).await;
+    }
+
+    fn publish_drops(&self) {
+        let mut drops = self.opener.drops();
+        drops.rate_limited = self.flood.dropped();
+        lock(&self.shared).drops = drops;
+    }
+
     fn on_datagram(&mut self, datagram: &[u8]) {
         let opened = self.opener.open(datagram);
-        lock(&self.shared).drops = self.opener.drops();
+        self.publish_drops();
         let Ok(opened) = opened else { return };
         if opened.sender == self.name {
             return;
@@ -177,7 +227,16 @@ impl Driver {
                 let _ = self.foca.handle_data(packet, &mut self.runtime);
             }
             Some((&wire::KIND_STATE, body)) => {
+                // A board's state carries the generation its datagrams do; another one is made
+                // up (and would outrank the board's real state).
                 match StateMessage::decode(body) {
+                    Ok(state) if state.generation != opened.generation => {
+                        let why = ValuesError::Generation {
+                            state: state.generation,
+                            datagram: opened.generation,
+                        };
+                        self.table.refused(&opened.sender, why)
+                    }
                     Ok(state) => self.table.state(&opened.sender, state),
                     Err(why) => self.table.refused(&opened.sender, why),
                 };

@@ -244,6 +244,131 @@ async fn garbage_and_replayed_datagrams_leave_a_node_working() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_holder_claiming_a_generation_of_u64_max_is_dropped_and_the_board_stays() {
+    let a = node("a", &[]).await;
+    let b = node("b", &[a.local_addr()]).await;
+    wait_for("a and b to converge", || sees_alive_with_api(&a, "b")).await;
+    let key = sealed::SealKey::derive(KEY).expect("key");
+    let mut forged = sealed::Sealer::new(key, "b", u64::MAX).expect("sealer");
+    let mut values = BoardValues::default();
+    values.labels.insert("api".into(), "evil:1".into());
+    let state = wire::StateMessage {
+        generation: u64::MAX,
+        version: u64::MAX,
+        values,
+    };
+    let attacker = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind attacker");
+    for _ in 0..3 {
+        let datagram = forged.seal(&state.encode()).expect("seal");
+        attacker
+            .send_to(&datagram, a.local_addr())
+            .await
+            .expect("send");
+    }
+    wait_for("a to drop the forged generation", || {
+        a.drops().implausible_generation >= 3
+    })
+    .await;
+    b.update(|v| {
+        v.labels.insert("still".into(), "heard".into());
+    })
+    .expect("set");
+    wait_for("a to keep following the real b", || {
+        a.members().iter().any(|m| {
+            m.name == "b"
+                && m.generation == 1
+                && m.values.labels.get("still").map(String::as_str) == Some("heard")
+                && m.values.labels.get("api").map(String::as_str) == Some("b:8080")
+        })
+    })
+    .await;
+    for handle in [a, b] {
+        handle.shutdown().await.expect("shutdown");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receive_errors_are_reported_and_the_endpoint_keeps_serving() {
+    let a = node("a", &[]).await;
+    let b = node("b", &[a.local_addr()]).await;
+    wait_for("a and b to converge", || sees_alive_with_api(&a, "b")).await;
+    // Errors that are not transient (the ones that used to end the loop for good).
+    for kind in [
+        std::io::ErrorKind::PermissionDenied,
+        std::io::ErrorKind::NetworkDown,
+        std::io::ErrorKind::Other,
+    ] {
+        a.fail_receive(kind).expect("the endpoint is still there");
+    }
+    wait_for("a to report the errors", || a.receive_errors().0 == 3).await;
+    let (_, last) = a.receive_errors();
+    assert_eq!(
+        last.as_deref(),
+        Some("receiving gossip datagrams: other error")
+    );
+    b.update(|v| {
+        v.labels.insert("after".into(), "errors".into());
+    })
+    .expect("set");
+    wait_for("a to keep following b", || {
+        a.members().iter().any(|m| {
+            m.name == "b"
+                && m.state == MemberState::Alive
+                && m.values.labels.get("after").map(String::as_str) == Some("errors")
+        })
+    })
+    .await;
+    for handle in [a, b] {
+        handle.shutdown().await.expect("shutdown");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_from_one_source_is_dropped_unopened_and_others_get_through() {
+    let a = node("a", &[]).await;
+    let b = node("b", &[a.local_addr()]).await;
+    wait_for("a and b to converge", || sees_alive_with_api(&a, "b")).await;
+    // The flood comes from another address than the boards (127.0.0.1).
+    let attacker = tokio::net::UdpSocket::bind("127.0.0.2:0")
+        .await
+        .expect("bind attacker");
+    let started = std::time::Instant::now();
+    let junk = vec![1u8; 200];
+    let sent = 5_000u64;
+    for _ in 0..sent {
+        attacker.send_to(&junk, a.local_addr()).await.expect("send");
+    }
+    wait_for("a to rate-limit the flood", || a.drops().rate_limited > 0).await;
+    b.update(|v| {
+        v.labels.insert("during".into(), "flood".into());
+    })
+    .expect("set");
+    wait_for("a to keep following b", || {
+        a.members().iter().any(|m| {
+            m.name == "b"
+                && m.state == MemberState::Alive
+                && m.values.labels.get("during").map(String::as_str) == Some("flood")
+        })
+    })
+    .await;
+    // What was opened (and failed to authenticate) is what the source's bucket held: its burst
+    // and its rate for the time the flood lasted, however long that was.
+    let drops = a.drops();
+    let elapsed = started.elapsed().as_secs() + 1;
+    let allowed = u64::from(flood::BURST) + u64::from(flood::PER_SECOND) * elapsed;
+    assert!(drops.unauthenticated <= allowed, "{drops:?}, {allowed}");
+    assert!(
+        drops.unauthenticated + drops.rate_limited <= sent,
+        "{drops:?}"
+    );
+    for handle in [a, b] {
+        handle.shutdown().await.expect("shutdown");
+    }
+}
+
 #[tokio::test]
 async fn bad_setup_is_reported() {
     let short = start(config("a", 1, &[], "short")).await;

@@ -109,6 +109,17 @@ pub enum ValuesError {
     /// Bytes are left over after the values.
     #[error("board values have {0} bytes left over")]
     Trailing(usize),
+    /// A state message names another generation than the datagram that carried it.
+    #[error("board state of generation {state} came in a datagram of generation {datagram}")]
+    Generation {
+        /// The state's generation.
+        state: u64,
+        /// The datagram's.
+        datagram: u64,
+    },
+    /// An instance's service is not a service name (the text is escaped and cut).
+    #[error("board values name a service {0}, which is not a service name")]
+    ServiceName(String),
 }
 
 impl BoardValues {
@@ -147,6 +158,17 @@ impl BoardValues {
         let (values, rest) = postcard::take_from_bytes::<BoardValues>(body)?;
         if !rest.is_empty() {
             return Err(ValuesError::Trailing(rest.len()));
+        }
+        // Service names reach the supervisor (remote instances) and the API: the same rule as
+        // for spec records.
+        if let Some(bad) = values
+            .instances
+            .keys()
+            .find(|name| !baton_spec::service::is_service_name(name))
+        {
+            return Err(ValuesError::ServiceName(crate::desired::admit::escaped(
+                bad,
+            )));
         }
         Ok(values)
     }
@@ -248,6 +270,26 @@ mod tests {
             BoardValues::decode(&bytes),
             Err(ValuesError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn instances_of_a_service_that_is_not_a_service_name_are_refused() {
+        for bad in ["../cluster", "Web", ""] {
+            let mut values = busy(1, 1, 3);
+            values.instances.insert(bad.to_string(), Vec::new());
+            assert_eq!(
+                BoardValues::decode(&values.encode()),
+                Err(ValuesError::ServiceName(crate::desired::admit::escaped(
+                    bad
+                ))),
+                "{bad:?}"
+            );
+        }
+        let err = ValuesError::ServiceName(crate::desired::admit::escaped("../cluster"));
+        assert_eq!(
+            err.to_string(),
+            "board values name a service \"../cluster\", which is not a service name"
+        );
     }
 
     #[test]

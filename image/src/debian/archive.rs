@@ -29,7 +29,7 @@ pub enum Error {
     /// A package download failed.
     #[error(
         "cannot download {package} {version} from {url}: {source}; if the archive no longer has \
-         this version, run the build with --update-lock to pin the current one"
+         this version, run the build with --update to pin the current one"
     )]
     Package {
         /// The package.

@@ -400,7 +400,7 @@ fn a_missing_pool_file_suggests_updating_the_lock() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("linux-image-6.1.0-9-arm64 6.1.2-1") && err.contains("--update-lock"),
+        err.contains("linux-image-6.1.0-9-arm64 6.1.2-1") && err.contains("--update to pin"),
         "{err}"
     );
 }

@@ -26,6 +26,14 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A digest that is not 64 lowercase hex digits: never made into a cache path.
+    #[error("{what}: sha256 {value:?} is not 64 lowercase hex digits; refusing to use it as a cache path")]
+    BadDigest {
+        /// The package or file.
+        what: String,
+        /// The value found.
+        value: String,
+    },
     /// No cache directory could be found.
     #[error("cannot find a cache directory: set BATON_CACHE_DIR, XDG_CACHE_HOME or HOME")]
     NoCacheDir,
@@ -67,6 +75,12 @@ pub fn default_dir() -> Result<PathBuf, Error> {
         .ok_or(Error::NoCacheDir)
 }
 
+/// Whether `text` is a SHA-256 digest as the cache names directories: exactly 64 lowercase hex
+/// digits.
+pub fn is_sha256_hex(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Lower-case hex SHA256 of `data`.
 pub fn sha256_hex(data: &[u8]) -> String {
     hex(&Sha256::digest(data))
@@ -93,14 +107,23 @@ impl Cache {
         &self.root
     }
 
-    fn dir_for(&self, sha256: &str) -> PathBuf {
-        self.root.join("debs").join(sha256)
+    /// The directory of digest `sha256`, which must be 64 lowercase hex digits
+    /// ([`is_sha256_hex`]): a path is never built from anything else, whatever a lock file or an
+    /// index says.
+    fn dir_for(&self, sha256: &str) -> Result<PathBuf, Error> {
+        if !is_sha256_hex(sha256) {
+            return Err(Error::BadDigest {
+                what: "package cache".to_string(),
+                value: sha256.to_string(),
+            });
+        }
+        Ok(self.root.join("debs").join(sha256))
     }
 
     /// The stored file with digest `sha256`, re-hashed to make sure it is intact. A file that no
     /// longer matches is removed and reported as absent.
     pub fn get(&self, sha256: &str, size: u64) -> Result<Option<PathBuf>, Error> {
-        let dir = self.dir_for(sha256);
+        let dir = self.dir_for(sha256)?;
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -131,7 +154,7 @@ impl Cache {
         what: &str,
         fill: impl FnOnce(&mut dyn Write) -> Result<u64, E>,
     ) -> Result<PathBuf, PutError<E>> {
-        let dir = self.dir_for(sha256);
+        let dir = self.dir_for(sha256)?;
         fs::create_dir_all(&dir).map_err(|e| io_err("create", &dir, e))?;
         let tmp = tempfile::Builder::new()
             .suffix(".partial")
@@ -326,5 +349,42 @@ mod tests {
         assert_eq!(sanitize("pool/main/../../etc/passwd"), "passwd");
         assert_eq!(sanitize(".."), "package.deb");
         assert_eq!(sanitize("a b+c~1.deb"), "a_b+c~1.deb");
+    }
+
+    #[test]
+    fn a_digest_that_is_not_64_lowercase_hex_digits_never_becomes_a_path() {
+        let tmp = tempfile::tempdir().unwrap();
+        let victim = tmp.path().join("victim");
+        fs::write(&victim, "keep me").unwrap();
+        let cache = Cache::new(tmp.path().join("cache"));
+        let good = sha256_hex(b"x");
+        for bad in [
+            "../../victim".to_string(),
+            "../../etc/x".to_string(),
+            good.to_uppercase(),
+            good[..63].to_string(),
+            format!("{good}0"),
+            String::new(),
+            format!("{}/..", &good[..61]),
+        ] {
+            let err = cache.get(&bad, 1).unwrap_err();
+            assert!(
+                matches!(&err, Error::BadDigest { value, .. } if *value == bad),
+                "{err}"
+            );
+            assert!(
+                err.to_string().ends_with(
+                    "is not 64 lowercase hex digits; refusing to use it as a cache path"
+                ),
+                "{err}"
+            );
+            assert!(matches!(
+                put(&cache, &bad, 1, b"x"),
+                Err(PutError::Cache(Error::BadDigest { .. }))
+            ));
+        }
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "keep me");
+        assert!(!tmp.path().join("cache").exists(), "nothing was created");
+        assert!(is_sha256_hex(&good));
     }
 }

@@ -52,6 +52,18 @@ pub enum Error {
         /// The version found.
         version: u32,
     },
+    /// A package's `sha256` is not 64 lowercase hex digits (the cache names a directory by it).
+    #[error("lock file {path}, line {line}: package {package:?}: sha256 {value:?} is not 64 lowercase hex digits")]
+    Digest {
+        /// The lock file.
+        path: PathBuf,
+        /// The line of the value (of the `sha256` key), 1-based; 0 if it was not found.
+        line: usize,
+        /// The package's `name`.
+        package: String,
+        /// The value found.
+        value: String,
+    },
     /// Serialising failed (a bug).
     #[error("cannot serialise the lock file {path}: {source}")]
     Serialize {
@@ -102,6 +114,20 @@ pub struct LockFile {
     packages: Vec<LockEntry>,
 }
 
+/// The 1-based line of the `sha256` key of the `index`th `[[package]]` in `text`, or 0.
+fn sha256_line(text: &str, index: usize) -> usize {
+    let mut packages = 0;
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line == "[[package]]" {
+            packages += 1;
+        } else if packages == index + 1 && line.starts_with("sha256") {
+            return number + 1;
+        }
+    }
+    0
+}
+
 impl LockFile {
     /// An empty lock.
     pub fn new() -> Self {
@@ -128,6 +154,16 @@ impl LockFile {
                 version: lock.version,
             });
         }
+        for (index, entry) in lock.packages.iter().enumerate() {
+            if !super::cache::is_sha256_hex(&entry.sha256) {
+                return Err(Error::Digest {
+                    path: path.to_path_buf(),
+                    line: sha256_line(&text, index),
+                    package: entry.name.clone(),
+                    value: entry.sha256.clone(),
+                });
+            }
+        }
         Ok(lock)
     }
 
@@ -150,7 +186,7 @@ impl LockFile {
         })?;
         let text = format!(
             "# Pinned Debian packages for `baton image build`. Generated; commit it for \
-             reproducible builds.\n# Run the build with --update-lock to pick up new versions.\n\n{body}"
+             reproducible builds.\n# Run the build with --update to pick up new versions.\n\n{body}"
         );
         let io_err = |action, source| Error::Io {
             path: path.to_path_buf(),
@@ -226,6 +262,51 @@ mod tests {
         // Saving again gives the same bytes.
         back.save(&path).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    }
+
+    #[test]
+    fn a_sha256_that_is_not_64_lowercase_hex_digits_is_refused_with_file_line_and_package() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("baton.lock");
+        let good = "ab".repeat(32);
+        for bad in [
+            "../../etc/x".to_string(),
+            good.to_uppercase(),
+            good[..62].to_string(),
+            format!("{good}a"),
+            String::new(),
+        ] {
+            let mut lock = LockFile::new();
+            lock.set(entry("aa", "1"));
+            lock.set(LockEntry {
+                sha256: bad.clone(),
+                ..entry("zz", "2")
+            });
+            lock.save(&path).unwrap();
+            let text = std::fs::read_to_string(&path).unwrap();
+            // Saved sorted: "zz" is the second package, its sha256 the last.
+            let lines: Vec<&str> = text.lines().collect();
+            let line = lines.iter().rposition(|l| l.starts_with("sha256")).unwrap() + 1;
+            assert!(text
+                .lines()
+                .nth(line - 1)
+                .unwrap()
+                .contains(&format!("{bad:?}")));
+            let err = LockFile::load(&path).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "lock file {}, line {line}: package \"zz-real\": sha256 {bad:?} is not 64 lowercase hex digits",
+                    path.display()
+                )
+            );
+        }
+        let mut lock = LockFile::new();
+        lock.set(entry("aa", "1"));
+        lock.save(&path).unwrap();
+        assert!(LockFile::load(&path).is_ok());
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("--update to pick up") && !text.contains("--update-lock"));
     }
 
     #[test]

@@ -21,6 +21,7 @@ use futures_util::StreamExt;
 use tokio::sync::Semaphore;
 
 use super::{problem, Handles};
+use crate::cluster::SyncAnswer;
 
 /// `GET /v1/cluster`, behind the token check.
 pub(super) fn routes() -> Router<Handles> {
@@ -67,9 +68,10 @@ async fn view(Extract(handles): Extract<Handles>) -> Response {
     }
 }
 
-/// Largest sync request read (a peer's records; answers may be larger, up to the cluster's own
-/// limit).
-const MAX_SYNC_REQUEST: usize = 2 << 20;
+/// Largest sync request read: the one limit of sync bodies that both ends use, large enough for
+/// every record a board can hold (see [`baton_cluster::sync::MAX_BODY`]). The body is read here
+/// from the raw stream, so axum's default limit of extracted bodies (2 MiB) does not apply.
+const MAX_SYNC_REQUEST: usize = baton_cluster::sync::MAX_BODY;
 
 /// Time for a sync request's body to arrive whole.
 const SYNC_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -97,11 +99,13 @@ async fn sync(Extract(handles): Extract<Handles>, request: Request) -> Response 
         Err(_) => return problem(StatusCode::REQUEST_TIMEOUT, "the body came too slowly"),
     };
     match node.answer_sync(&body) {
-        Some(answer) => {
+        SyncAnswer::Sealed(answer) => {
             ([(header::CONTENT_TYPE, "application/octet-stream")], answer).into_response()
         }
         // Nothing about why: a stranger learns only that it was refused.
-        None => refused(),
+        SyncAnswer::Refused => refused(),
+        // The request opened with the cluster key: a member may learn why.
+        SyncAnswer::Failed(why) => problem(StatusCode::INTERNAL_SERVER_ERROR, &why),
     }
 }
 
@@ -118,7 +122,10 @@ async fn read_sealed(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Respons
         .and_then(|v| v.parse::<usize>().ok())
         .ok_or_else(|| problem(StatusCode::LENGTH_REQUIRED, "Content-Length needed"))?;
     if length > MAX_SYNC_REQUEST {
-        return Err(problem(StatusCode::PAYLOAD_TOO_LARGE, "body too large"));
+        return Err(problem(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("sync body of {length} bytes is larger than the {MAX_SYNC_REQUEST} bytes a board takes"),
+        ));
     }
     if length < MIN_BODY {
         return Err(refused());

@@ -39,9 +39,19 @@ async fn a_body_over_the_limit_or_without_a_length_is_refused_unread() {
         stalling(sealed_head(), Arc::clone(&polls)),
     )
     .await;
-    assert_eq!(
-        r.expect_err("refused").status(),
-        StatusCode::PAYLOAD_TOO_LARGE
+    let refusal = r.expect_err("refused");
+    assert_eq!(refusal.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let text = axum::body::to_bytes(refusal.into_body(), 4096)
+        .await
+        .expect("problem body");
+    let text = String::from_utf8_lossy(&text);
+    assert!(
+        text.contains(&format!(
+            "sync body of {} bytes is larger than the {} bytes a board takes",
+            MAX_SYNC_REQUEST + 1,
+            baton_cluster::sync::MAX_BODY
+        )),
+        "{text}"
     );
     let r = read_sealed(
         &HeaderMap::new(),

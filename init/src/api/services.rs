@@ -167,6 +167,16 @@ async fn put(
             &format!("{name:?} is not a service name"),
         );
     }
+    let max = baton_cluster::desired::admit::MAX_SPEC_TEXT;
+    if handles.cluster().is_some() && body.len() > max {
+        return problem(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "the spec takes {} bytes; a cluster takes specs of at most {max} bytes",
+                body.len()
+            ),
+        );
+    }
     let supervisor = match supervisor(&handles) {
         Ok(s) => s.clone(),
         Err(r) => return *r,

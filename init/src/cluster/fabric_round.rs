@@ -111,6 +111,20 @@ impl Node {
         }
     }
 
+    /// Prints the gossip socket's receive errors when more came since the last round (the
+    /// endpoint keeps receiving after each, pausing while they repeat).
+    pub(super) fn note_receive_errors(&self) {
+        let (count, last) = self.gossip.receive_errors();
+        let mut inner = lock(&self.inner);
+        if count > inner.receive_errors_seen {
+            let last = last.unwrap_or_default();
+            self.settings.console.line(format_args!(
+                "cluster: {last} ({count} receive errors so far)"
+            ));
+            inner.receive_errors_seen = count;
+        }
+    }
+
     /// Prints a mesh or subnet problem once (until a different one comes up).
     pub(super) fn mesh_note(&self, note: String) {
         let mut inner = lock(&self.inner);

@@ -101,12 +101,28 @@ pub fn changes(
     records
 }
 
+/// Whether `name` can name a file directly inside a directory: not empty, no `/` or NUL, not
+/// `.` or `..`. Records are checked when they enter the desired state
+/// ([`baton_cluster::desired::admit`]); this is the second check, where files are written.
+pub fn plain_file_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains(['/', '\0']) && name != "." && name != ".."
+}
+
 /// Brings the files of `dir` in line with the records in force for `names`, and the book with
 /// them. Returns what could not be written (the book then keeps the old entry, so the next scan
-/// tries again).
+/// tries again); a name that is not a plain file name ([`plain_file_name`]) writes nothing
+/// anywhere and is among them.
 pub fn mirror(dir: &Path, book: &mut Book, desired: &Desired, names: &[String]) -> Vec<String> {
     let mut problems = Vec::new();
     for name in names {
+        if !plain_file_name(name) {
+            problems.push(format!(
+                "{}: the service name {} is not a plain file name; nothing written",
+                dir.display(),
+                baton_cluster::desired::admit::escaped(name)
+            ));
+            continue;
+        }
         let Some(record) = desired.get(name) else {
             continue;
         };
@@ -231,7 +247,7 @@ mod tests {
         );
         assert_eq!(first.len(), 2);
         let mut desired = Desired::default();
-        desired.merge(first, &mut clock);
+        desired.merge(first, &mut clock, 1_000_000);
         let dir = tempfile::tempdir().expect("temp dir");
         let problems = mirror(
             dir.path(),
@@ -304,6 +320,7 @@ mod tests {
                 },
             ],
             &mut clock,
+            1_000_000,
         );
         std::fs::write(dir.path().join("old.toml"), "stale").expect("write");
         let mut book = Book::default();
@@ -348,7 +365,7 @@ mod tests {
                 board: "pi-a".into(),
             },
         };
-        desired.merge([record.clone()], &mut Clock::default());
+        desired.merge([record.clone()], &mut Clock::default(), 1_000_000);
         let mut book = Book::default();
         book.entries.insert(
             "web".into(),

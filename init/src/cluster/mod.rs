@@ -17,7 +17,10 @@
 mod cmdline;
 mod fabric;
 mod fabric_round;
+#[cfg(test)]
+mod hostile_tests;
 pub mod local;
+mod refused;
 mod round;
 mod sync_round;
 mod view;
@@ -115,6 +118,23 @@ pub(crate) struct NodeState {
     pub mesh_note: Option<String>,
     /// Why each peer's values are refused (another build), printed once.
     pub refused: BTreeMap<String, String>,
+    /// Records refused so far (bad names, ...), from peers, the saved state or the card.
+    pub records_refused: u64,
+    /// The refusals already printed (see [`refused::report`]).
+    pub refusal_notes: std::collections::BTreeSet<String>,
+    /// The gossip receive errors already reported.
+    pub receive_errors_seen: u64,
+}
+
+/// What [`Node::answer_sync`] has for a peer.
+#[derive(Debug)]
+pub enum SyncAnswer {
+    /// The sealed answer.
+    Sealed(Vec<u8>),
+    /// The request does not open with the cluster key (nothing is revealed).
+    Refused,
+    /// The request opened but no answer could be sealed (reported on the console too).
+    Failed(String),
 }
 
 /// A running cluster member.
@@ -323,7 +343,9 @@ impl Node {
             let files = local::Files::under(dir);
             inner.book = files.load_book();
             let records = files.load_records();
-            inner.desired.merge(records, &mut inner.clock);
+            let changes = inner.desired.merge(records, &mut inner.clock, now_ms());
+            let source = format!("the saved state {}", files.desired.display());
+            refused::report(&settings.console, &mut inner, &source, &changes);
             inner.peers_saved = files.load_peers();
             alone_last_time = inner.peers_saved == Some(0);
         }
@@ -411,14 +433,20 @@ impl Node {
     }
 
     /// Answers a sealed sync request from a peer: merges its records, returns ours, sealed.
-    /// `None` when the request does not open with the cluster key (nothing is revealed).
-    pub fn answer_sync(&self, body: &[u8]) -> Option<Vec<u8>> {
-        let request = self.sync_key.open_request(body).ok()?;
+    pub fn answer_sync(&self, body: &[u8]) -> SyncAnswer {
+        let Ok(request) = self.sync_key.open_request(body) else {
+            return SyncAnswer::Refused;
+        };
         let mut inner = lock(&self.inner);
         let inner = &mut *inner;
         let changes = inner
             .desired
-            .merge(request.records.clone(), &mut inner.clock);
+            .merge(request.records.clone(), &mut inner.clock, now_ms());
+        let source = format!(
+            "the sync request of board {}",
+            baton_cluster::desired::admit::escaped(&request.board)
+        );
+        refused::report(&self.settings.console, inner, &source, &changes);
         let records = inner.desired.records().cloned().collect();
         let answer = self
             .sync_key
@@ -426,7 +454,19 @@ impl Node {
         if !changes.changed.is_empty() {
             self.poke.notify_one();
         }
-        Some(answer)
+        match answer {
+            Ok(sealed) => SyncAnswer::Sealed(sealed),
+            Err(e) => {
+                let message = format!(
+                    "answering the sync request of board {}: {e}",
+                    baton_cluster::desired::admit::escaped(&request.board)
+                );
+                self.settings
+                    .console
+                    .line(format_args!("cluster: {message}"));
+                SyncAnswer::Failed(message)
+            }
+        }
     }
 
     /// Leaves the cluster (peers learn at once) and stops mDNS.

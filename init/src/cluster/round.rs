@@ -115,6 +115,7 @@ impl Node {
         let specs = self.valid_specs();
         let peers = self.gossip.members();
         self.note_refused(&peers);
+        self.note_receive_errors();
         self.update_fabric(&peers).await;
         let instances = self.instances_value();
         if self.holding(&peers) {
@@ -217,7 +218,8 @@ impl Node {
             .iter()
             .map(|r| (r.name.clone(), r.clone()))
             .collect();
-        let changes = inner.desired.merge(records, &mut inner.clock);
+        let changes = inner.desired.merge(records, &mut inner.clock, now_ms());
+        super::refused::report(&self.settings.console, inner, "the card", &changes);
         // A change of this card that lost to a newer one elsewhere is a conflict.
         for (name, record) in &mine {
             match inner.desired.get(name) {

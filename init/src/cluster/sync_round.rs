@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use baton_cluster::desired::admit::escaped;
 use baton_cluster::desired::Record;
 use baton_cluster::gossip::MemberState;
 
@@ -38,9 +39,20 @@ impl Node {
         };
         for (peer, api) in due {
             let records: Vec<Record> = lock(&self.inner).desired.records().cloned().collect();
-            let (challenge, body) = self
-                .sync_key
-                .request(&self.settings.board, &digest, records);
+            let (challenge, body) =
+                match self
+                    .sync_key
+                    .request(&self.settings.board, &digest, records)
+                {
+                    Ok(sealed) => sealed,
+                    Err(e) => {
+                        self.settings.console.line(format_args!(
+                            "cluster: sync with board {}: {e}",
+                            escaped(&peer)
+                        ));
+                        continue;
+                    }
+                };
             let scheme = if self.settings.tls.is_some() {
                 "https"
             } else {
@@ -52,9 +64,10 @@ impl Node {
             let answer = match answer {
                 Ok(Ok(bytes)) => bytes,
                 Ok(Err(e)) => {
-                    self.settings
-                        .console
-                        .line(format_args!("cluster: sync with {peer}: {e}"));
+                    self.settings.console.line(format_args!(
+                        "cluster: sync with board {}: {e}",
+                        escaped(&peer)
+                    ));
                     continue;
                 }
                 Err(_) => continue,
@@ -63,12 +76,16 @@ impl Node {
                 Ok(response) => {
                     let mut inner = lock(&self.inner);
                     let inner = &mut *inner;
-                    inner.desired.merge(response.records, &mut inner.clock);
+                    let changes = inner
+                        .desired
+                        .merge(response.records, &mut inner.clock, now_ms());
+                    let source = format!("the sync answer of board {}", escaped(&peer));
+                    super::refused::report(&self.settings.console, inner, &source, &changes);
                 }
-                Err(e) => self
-                    .settings
-                    .console
-                    .line(format_args!("cluster: sync with {peer}: {e}")),
+                Err(e) => self.settings.console.line(format_args!(
+                    "cluster: sync with board {}: {e}",
+                    escaped(&peer)
+                )),
             }
         }
         // Whatever arrived reaches the card and the disk in the next scan.
