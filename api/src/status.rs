@@ -265,11 +265,17 @@ mod tests {
             device: "/dev/vda4".into(),
             size_bytes: 10,
             grown: true,
+            disk_quotas: false,
+            disk_quotas_missing: Some("made without".into()),
         };
-        assert_eq!(
-            serde_json::to_value(&data).unwrap(),
-            json!({"device": "/dev/vda4", "size_bytes": 10, "grown": true})
-        );
+        let text = json!({"device": "/dev/vda4", "size_bytes": 10, "grown": true,
+            "disk_quotas": false, "disk_quotas_missing": "made without"});
+        assert_eq!(serde_json::to_value(&data).unwrap(), text);
+        // A board of an older version says nothing about quotas: none.
+        let old: DataPartition =
+            serde_json::from_value(json!({"device": "/dev/vda4", "size_bytes": 10, "grown": true}))
+                .unwrap();
+        assert!(!old.disk_quotas && old.disk_quotas_missing.is_none());
     }
 
     #[test]

@@ -73,6 +73,7 @@ fn config(dir: &Path, id: &str, ids: Option<IdRange>, script: &str) -> Container
         volumes: vec![],
         files: vec![],
         capabilities: vec![],
+        disk_project: None,
         ids,
     }
 }

@@ -205,7 +205,8 @@ fn problem(status: StatusCode, message: &str) -> Response {
 }
 
 async fn status(Extract(handles): Extract<Handles>) -> Json<StatusReport> {
-    Json(report(&handles.state))
+    let user_namespaces = handles.supervisor().and_then(|s| s.user_namespaces());
+    Json(report(&handles.state, user_namespaces))
 }
 
 /// `GET /v1/console?tail=N`: the console's most recent lines, oldest first.
@@ -223,8 +224,9 @@ async fn console(
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
 }
 
-/// Builds the status report from the shared state and `/proc`.
-pub fn report(state: &BoardStatus) -> StatusReport {
+/// Builds the status report from the shared state, `/proc` and whether the supervisor found
+/// that services can run in user namespaces (`None` before it knows).
+pub fn report(state: &BoardStatus, user_namespaces: Option<Result<(), String>>) -> StatusReport {
     let info = state.info();
     StatusReport {
         hostname: info.hostname,
@@ -243,7 +245,7 @@ pub fn report(state: &BoardStatus) -> StatusReport {
         config_errors: state.config_errors(),
         clock: state.clock(),
         api_tls: state.api_tls(),
-        user_namespaces: match crate::containers::supervisor::ids::user_namespaces() {
+        user_namespaces: match user_namespaces {
             Some(Ok(())) => UserNamespaces {
                 supported: true,
                 reason: None,

@@ -40,19 +40,21 @@ pub enum Error {
 }
 
 /// Limits what `spec` may write on the board (see [`limit`]): gives the service its slot's
-/// project in the table at `table`, sets the limit and marks its volume directories. The
+/// project in `ids`, sets the limit and marks its volume directories. The
 /// project for the instance's writable layer, or `None` when nothing is enforced.
 pub fn prepare(
     spec: &ServiceSpec,
     data: Option<&Path>,
     quotas: Result<(), &str>,
-    table: &Path,
+    ids: &ids::UserIds,
     volumes: &[PathBuf],
 ) -> Result<Option<u32>, Error> {
     let (Some(data), Some(wanted)) = (data, limit(spec, data, quotas, 0)?) else {
         return Ok(None);
     };
-    let slot = ids::slot_for(table, &spec.name).map_err(|e| Error::Slot(e.to_string()))?;
+    let slot = ids
+        .slot_for(&spec.name)
+        .map_err(|e| Error::Slot(e.to_string()))?;
     let limit = DiskLimit {
         project: slot.project(),
         ..wanted

@@ -19,12 +19,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::board::persist;
 
-/// Whether idmapped mounts work on the image store, probed once (see [`probe`]).
-static PROBE: OnceLock<Result<(), String>> = OnceLock::new();
-
-/// Serializes reading and changing the table: launches run side by side.
-static TABLE: Mutex<()> = Mutex::new(());
-
 /// Ids in one service's range.
 pub const RANGE: u32 = 65_536;
 
@@ -203,34 +197,56 @@ impl Table {
     }
 }
 
-/// Probes once whether the layers in `store` can be idmapped (the kernel and the file system:
-/// tmpfs needs Linux 6.3); later calls return the first answer.
-pub fn probe(store: &Path) -> Result<(), String> {
-    PROBE
-        .get_or_init(|| {
-            std::fs::create_dir_all(store)
-                .map_err(|e| format!("{}: {e}", store.display()))
-                .and_then(|()| crate::containers::runtime::probe_idmap(store))
-                .map_err(|why| format!("idmapped mounts do not work on the image store: {why}"))
-        })
-        .clone()
+/// The board's table of services' ids at one path, shared by every launch: one launch at a
+/// time reads and changes it, and the kernel is probed once.
+#[derive(Debug)]
+pub struct UserIds {
+    table: PathBuf,
+    changing: Mutex<()>,
+    probed: OnceLock<Result<(), String>>,
 }
 
-/// The probe's answer: `None` before [`probe`] ran.
-pub fn user_namespaces() -> Option<Result<(), String>> {
-    PROBE.get().cloned()
-}
+impl UserIds {
+    /// The table kept at `table`.
+    pub fn new(table: PathBuf) -> UserIds {
+        UserIds {
+            table,
+            changing: Mutex::new(()),
+            probed: OnceLock::new(),
+        }
+    }
 
-/// The slot of `service` in the table at `path`, made if needed (see [`Table::slot`]).
-pub fn slot_for(path: &Path, service: &str) -> Result<Slot, Error> {
-    let _held = TABLE.lock().unwrap_or_else(|p| p.into_inner());
-    Table::load(path)?.slot(service).map(|(slot, _)| slot)
-}
+    /// Probes once whether the layers in `store` can be idmapped (the kernel and the file
+    /// system: tmpfs needs Linux 6.3); later calls return the first answer.
+    pub fn probe(&self, store: &Path) -> Result<(), String> {
+        self.probed
+            .get_or_init(|| {
+                std::fs::create_dir_all(store)
+                    .map_err(|e| format!("{}: {e}", store.display()))
+                    .and_then(|()| crate::containers::runtime::probe_idmap(store))
+                    .map_err(|why| format!("idmapped mounts do not work on the image store: {why}"))
+            })
+            .clone()
+    }
 
-/// Records that the volumes of `service` are in its range.
-pub fn mark_shifted(path: &Path, service: &str) -> Result<(), Error> {
-    let _held = TABLE.lock().unwrap_or_else(|p| p.into_inner());
-    Table::load(path)?.mark_shifted(service)
+    /// The probe's answer: `None` before [`UserIds::probe`] ran.
+    pub fn probed(&self) -> Option<Result<(), String>> {
+        self.probed.get().cloned()
+    }
+
+    /// The slot of `service`, made if needed (see [`Table::slot`]).
+    pub fn slot_for(&self, service: &str) -> Result<Slot, Error> {
+        let _held = self.changing.lock().unwrap_or_else(|p| p.into_inner());
+        Table::load(&self.table)?
+            .slot(service)
+            .map(|(slot, _)| slot)
+    }
+
+    /// Records that the volumes of `service` are in its range.
+    pub fn mark_shifted(&self, service: &str) -> Result<(), Error> {
+        let _held = self.changing.lock().unwrap_or_else(|p| p.into_inner());
+        Table::load(&self.table)?.mark_shifted(service)
+    }
 }
 
 #[cfg(test)]

@@ -187,7 +187,7 @@ impl Launch {
         let id = self.id.clone();
         let writable_dir = self.paths.writable(&self.id);
         let volumes_dir = self.paths.volumes(&self.spec.name);
-        let (ids_table, store) = (self.paths.ids(), self.paths.images());
+        let (ids, store) = (Arc::clone(&self.paths.ids), self.paths.images());
         let (data, quotas) = (self.paths.data.clone(), self.paths.disk_quotas.clone());
         let resolv_conf = self
             .resolv_conf
@@ -204,7 +204,7 @@ impl Launch {
                 resolv_conf,
             };
             let mut config = launch::container_config(&spec, &image.config, &placement)?;
-            config.ids = user_ids(&spec, &store, &ids_table, volumes_dir.as_deref())?;
+            config.ids = user_ids(&spec, &store, &ids, volumes_dir.as_deref())?;
             for v in &config.volumes {
                 let volume = |source| LaunchError::Volume {
                     path: v.host.clone(),
@@ -217,13 +217,11 @@ impl Launch {
             }
             let volumes: Vec<PathBuf> = config.volumes.iter().map(|v| v.host.clone()).collect();
             let quotas = quotas.as_ref().map(|_| ()).map_err(String::as_str);
-            config.disk_project =
-                disk::prepare(&spec, data.as_deref(), quotas, &ids_table, &volumes).map_err(
-                    |source| LaunchError::Disk {
-                        service: spec.name.clone(),
-                        source,
-                    },
-                )?;
+            config.disk_project = disk::prepare(&spec, data.as_deref(), quotas, &ids, &volumes)
+                .map_err(|source| LaunchError::Disk {
+                    service: spec.name.clone(),
+                    source,
+                })?;
             Ok(config)
         })
         .await
@@ -277,7 +275,7 @@ impl Launch {
 fn user_ids(
     spec: &ServiceSpec,
     store: &Path,
-    table: &Path,
+    ids: &ids::UserIds,
     volumes: Option<&Path>,
 ) -> Result<Option<IdRange>, LaunchError> {
     if spec.host_ids.is_some() {
@@ -287,14 +285,17 @@ fn user_ids(
         service: spec.name.clone(),
         why,
     };
-    ids::probe(store).map_err(refuse)?;
-    let slot = ids::slot_for(table, &spec.name).map_err(|e| refuse(e.to_string()))?;
+    ids.probe(store).map_err(refuse)?;
+    let slot = ids
+        .slot_for(&spec.name)
+        .map_err(|e| refuse(e.to_string()))?;
     if !slot.volumes_shifted {
         if let Some(dir) = volumes {
             id_shift::shift_tree(dir, slot.uid_base())
                 .map_err(|e| refuse(format!("moving its volumes into its ids: {e}")))?;
         }
-        ids::mark_shifted(table, &spec.name).map_err(|e| refuse(e.to_string()))?;
+        ids.mark_shifted(&spec.name)
+            .map_err(|e| refuse(e.to_string()))?;
     }
     Ok(Some(IdRange {
         base: slot.uid_base(),

@@ -79,6 +79,8 @@ pub struct Paths {
     pub host: HostFiles,
     /// Whether the data partition enforces project quotas (`resources.disk`), or why not.
     pub disk_quotas: Result<(), String>,
+    /// The services' id ranges (and disk projects).
+    pub ids: Arc<ids::UserIds>,
 }
 
 impl Paths {
@@ -92,6 +94,14 @@ impl Paths {
             subnet: crate::svcnet::subnet::STANDALONE,
             host: HostFiles::under(root),
             disk_quotas: Err("not probed".to_string()),
+            ids: Arc::new(ids::UserIds::new(
+                if data_mounted {
+                    root.join("data")
+                } else {
+                    root.join("run/baton")
+                }
+                .join("baton/ids.json"),
+            )),
         }
     }
 
@@ -117,11 +127,6 @@ impl Paths {
     /// Writable layers of running instances (wiped per run).
     pub fn writable(&self, id: &str) -> PathBuf {
         self.persistent().join("containers").join(id)
-    }
-
-    /// The table of the services' user id ranges ([`ids`]).
-    pub fn ids(&self) -> PathBuf {
-        self.persistent().join("baton").join("ids.json")
     }
 
     /// Pinned network namespaces.
@@ -180,6 +185,7 @@ enum Command {
 pub struct Supervisor {
     commands: mpsc::UnboundedSender<Command>,
     snapshot: Arc<Snapshot>,
+    ids: Arc<ids::UserIds>,
 }
 
 impl std::fmt::Debug for Command {
@@ -205,8 +211,22 @@ impl Supervisor {
         let snapshot = Arc::new(Snapshot::default());
         let (commands, rx) = mpsc::unbounded_channel();
         let (kit, notes) = toolkit::Toolkit::start(&paths, &console).await;
+        let ids = Arc::clone(&paths.ids);
         tokio::spawn(driver::run(paths, kit, rx, Arc::clone(&snapshot), console));
-        (Supervisor { commands, snapshot }, notes)
+        (
+            Supervisor {
+                commands,
+                snapshot,
+                ids,
+            },
+            notes,
+        )
+    }
+
+    /// Whether services can run in user namespaces of their own, or why not; `None` until the
+    /// supervisor has found out.
+    pub fn user_namespaces(&self) -> Option<Result<(), String>> {
+        self.ids.probed()
     }
 
     /// Runs `spec`: starts a new service, or replaces a changed one's instances one by one.

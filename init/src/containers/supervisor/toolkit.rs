@@ -184,8 +184,8 @@ impl Toolkit {
             Err(_) => None,
         };
         let store = open_store(paths, console, &mut notes).await;
-        let images = paths.images();
-        match tokio::task::spawn_blocking(move || super::ids::probe(&images)).await {
+        let (images, ids) = (paths.images(), Arc::clone(&paths.ids));
+        match tokio::task::spawn_blocking(move || ids.probe(&images)).await {
             Ok(Ok(())) => notes.push("services run in user namespaces of their own".into()),
             Ok(Err(why)) => notes.push(format!(
                 "services cannot run in user namespaces ({why}): only those with host_ids start"

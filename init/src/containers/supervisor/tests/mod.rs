@@ -87,7 +87,13 @@ impl Board {
         Board {
             driver,
             inputs,
-            handle: Supervisor { commands, snapshot },
+            handle: Supervisor {
+                commands,
+                snapshot,
+                ids: Arc::new(crate::containers::supervisor::ids::UserIds::new(
+                    std::path::PathBuf::from("/nonexistent/ids.json"),
+                )),
+            },
             calls,
             runtime,
             rules,
