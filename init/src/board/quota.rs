@@ -249,25 +249,44 @@ fn mark_open(file: &File, project: u32, inherit: bool) -> io::Result<bool> {
 /// Sets project `project`'s hard limit on the file system at `mount` to `bytes` (rounded up to
 /// KiB; 0 means no limit).
 pub fn set_limit(mount: &Path, project: u32, bytes: u64) -> Result<(), Error> {
-    let fail = |action, source| Error::Limit {
-        mount: mount.to_path_buf(),
-        project,
-        action,
-        source,
-    };
-    let dir = open_dir(mount).map_err(|e| fail("opening", e))?;
     // SAFETY: `dqblk` is plain old data; all zeroes is a valid value.
     let mut block: libc::dqblk = unsafe { std::mem::zeroed() };
     block.dqb_bhardlimit = bytes.div_ceil(QUOTA_BLOCK);
-    block.dqb_bsoftlimit = 0;
     block.dqb_valid = libc::QIF_BLIMITS;
-    let cmd = libc::QCMD(libc::Q_SETQUOTA, PRJQUOTA);
-    quotactl(&dir, cmd, project, std::ptr::from_mut(&mut block).cast())
-        .map_err(|e| fail("setting the limit", e))
+    project_call(
+        mount,
+        project,
+        libc::Q_SETQUOTA,
+        "setting the limit",
+        &mut block,
+    )
 }
 
 /// Project `project`'s bytes in use and hard limit (0: none) on the file system at `mount`.
 pub fn usage(mount: &Path, project: u32) -> Result<(u64, u64), Error> {
+    // SAFETY: as in `set_limit`.
+    let mut block: libc::dqblk = unsafe { std::mem::zeroed() };
+    project_call(
+        mount,
+        project,
+        libc::Q_GETQUOTA,
+        "reading the usage",
+        &mut block,
+    )?;
+    Ok((
+        block.dqb_curspace,
+        block.dqb_bhardlimit.saturating_mul(QUOTA_BLOCK),
+    ))
+}
+
+/// One `dqblk` command of the project quota type on the file system at `mount`.
+fn project_call(
+    mount: &Path,
+    project: u32,
+    cmd: libc::c_int,
+    action: &'static str,
+    block: &mut libc::dqblk,
+) -> Result<(), Error> {
     let fail = |action, source| Error::Limit {
         mount: mount.to_path_buf(),
         project,
@@ -275,15 +294,8 @@ pub fn usage(mount: &Path, project: u32) -> Result<(u64, u64), Error> {
         source,
     };
     let dir = open_dir(mount).map_err(|e| fail("opening", e))?;
-    // SAFETY: as in `set_limit`.
-    let mut block: libc::dqblk = unsafe { std::mem::zeroed() };
-    let cmd = libc::QCMD(libc::Q_GETQUOTA, PRJQUOTA);
-    quotactl(&dir, cmd, project, std::ptr::from_mut(&mut block).cast())
-        .map_err(|e| fail("reading the usage", e))?;
-    Ok((
-        block.dqb_curspace,
-        block.dqb_bhardlimit.saturating_mul(QUOTA_BLOCK),
-    ))
+    let cmd = libc::QCMD(cmd, PRJQUOTA);
+    quotactl(&dir, cmd, project, std::ptr::from_mut(block).cast()).map_err(|e| fail(action, e))
 }
 
 fn open_dir(path: &Path) -> io::Result<File> {
