@@ -27,6 +27,22 @@ pub struct ClusterView {
     pub unplaced: BTreeMap<String, Vec<String>>,
     /// Digest of the cluster's specs as this board holds them.
     pub specs_digest: String,
+    /// State refused because its board name is bound to another key, oldest first.
+    pub name_conflicts: Vec<NameConflictView>,
+}
+
+/// A board name claimed by a key other than the one it is bound to (see `docs/cluster.md`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NameConflictView {
+    /// The board name.
+    pub name: String,
+    /// Fingerprint of the key the name is bound to.
+    pub bound: String,
+    /// Fingerprint of the key that claimed it too.
+    pub claimed: String,
+    /// When the claim was refused (Unix milliseconds).
+    pub at_ms: u64,
 }
 
 /// Whether a member is up, as the board answering sees it.
@@ -79,6 +95,9 @@ pub struct MemberView {
     pub last_heard_ms: Option<u64>,
     /// Its generation (grows with every boot).
     pub generation: u64,
+    /// Fingerprint of the board key that signed what it publishes; `null` for a board of a
+    /// release before board keys, whose name any holder of the cluster key could use.
+    pub key: Option<String>,
 }
 
 /// CPU and memory a board offers to services.
@@ -137,6 +156,7 @@ mod tests {
                     }),
                     last_heard_ms: None,
                     generation: 7,
+                    key: Some("0a1b2c3d4e5f6071".into()),
                 },
                 MemberView {
                     name: "pi-b".into(),
@@ -147,6 +167,7 @@ mod tests {
                     capacity: None,
                     last_heard_ms: Some(1500),
                     generation: 3,
+                    key: None,
                 },
             ],
             conflicts: vec![Conflict {
@@ -164,6 +185,12 @@ mod tests {
             spec_errors: BTreeMap::from([("db.toml".into(), "db.toml: bad".into())]),
             unplaced: BTreeMap::from([("web".into(), vec!["instance 2: no room".into()])]),
             specs_digest: "0123456789abcdef".into(),
+            name_conflicts: vec![NameConflictView {
+                name: "pi-c".into(),
+                bound: "1111".into(),
+                claimed: "2222".into(),
+                at_ms: 9,
+            }],
         }
     }
 
@@ -175,9 +202,10 @@ mod tests {
                 {"name": "pi-a", "state": "self", "addresses": ["192.0.2.1"],
                  "api": "http://192.0.2.1:7070", "labels": {"disk": "ssd"},
                  "capacity": {"cpu_millis": 4000, "memory_bytes": 1073741824_u64},
-                 "last_heard_ms": null, "generation": 7},
+                 "last_heard_ms": null, "generation": 7, "key": "0a1b2c3d4e5f6071"},
                 {"name": "pi-b", "state": "dead", "addresses": ["192.0.2.2"], "api": null,
-                 "labels": {}, "capacity": null, "last_heard_ms": 1500, "generation": 3},
+                 "labels": {}, "capacity": null, "last_heard_ms": 1500, "generation": 3,
+                 "key": null},
             ],
             "conflicts": [{"name": "web", "board": "pi-a",
                            "local": {"time": 10, "board": "pi-a"},
@@ -185,6 +213,7 @@ mod tests {
             "spec_errors": {"db.toml": "db.toml: bad"},
             "unplaced": {"web": ["instance 2: no room"]},
             "specs_digest": "0123456789abcdef",
+            "name_conflicts": [{"name": "pi-c", "bound": "1111", "claimed": "2222", "at_ms": 9}],
         });
         assert_eq!(serde_json::to_value(view()).unwrap(), wire);
         assert_eq!(serde_json::from_value::<ClusterView>(wire).unwrap(), view());

@@ -31,9 +31,14 @@
 //! (generation, version). The state must fit one datagram (about 1.4 kB); [`values`] says how
 //! it is encoded and why.
 
+pub mod bindings;
 mod driver;
 mod flood;
 mod identity;
+mod pending;
+mod proof;
+#[cfg(test)]
+mod signed_tests;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -48,6 +53,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::sealed::{self, DropCounts, SealError};
+pub use bindings::{Binding, Bindings, NameConflict};
 pub use values::{BoardValues, MeshEndpoint, RunningInstance, ValuesError};
 
 /// What went wrong in the gossip endpoint.
@@ -147,6 +153,11 @@ pub struct GossipConfig {
     pub values: BoardValues,
     /// Intervals.
     pub timing: Timing,
+    /// This board's own key, which signs its state.
+    pub board_key: crate::board_key::BoardKey,
+    /// The name-to-key bindings kept from earlier runs (see [`bindings`]); the endpoint adds
+    /// to them, and [`GossipHandle::bindings`] returns them to be saved.
+    pub bindings: std::collections::BTreeMap<String, Binding>,
 }
 
 /// Whether a member is believed alive.
@@ -175,6 +186,9 @@ pub struct Member {
     /// Why the last values it sent were refused (a board of another build), until it sends
     /// values this node reads.
     pub values_error: Option<ValuesError>,
+    /// The fingerprint of the board key that signed its values; `None` for a board of the
+    /// previous release, which signs nothing (see [`bindings`]).
+    pub signed_by: Option<String>,
     /// When an authenticated datagram from it last arrived.
     pub last_heard: Option<Instant>,
 }
@@ -191,6 +205,9 @@ struct Roster {
     /// Own values and their version.
     values: BoardValues,
     version: u64,
+    /// The name-to-key bindings, and the conflicts refused.
+    bindings: std::collections::BTreeMap<String, Binding>,
+    conflicts: Vec<NameConflict>,
 }
 
 /// Requests from the handle to the endpoint task.
@@ -200,11 +217,16 @@ enum Command {
     StateChanged,
     /// Announce to this address now and whenever it is not an alive member.
     AddSeed(SocketAddr),
+    /// Forget this name's key binding.
+    Forget(String),
     /// Leave the cluster and stop.
     Shutdown,
     /// Behave as if receiving failed with this error (tests of the endpoint's resilience).
     #[cfg(test)]
     FailReceive(std::io::ErrorKind),
+    /// Send state without proofs, as the previous release does (tests of N/N-1).
+    #[cfg(test)]
+    PreviousRelease,
 }
 
 /// A running gossip endpoint; dropping it without [`GossipHandle::shutdown`] stops it abruptly.
@@ -240,8 +262,10 @@ pub async fn start(config: GossipConfig) -> Result<GossipHandle, GossipError> {
     })?;
     // One byte of every payload is the kind.
     let max_state = sealer.max_payload() - 1;
+    let bindings = Bindings::new(config.bindings);
     let shared = Arc::new(Mutex::new(Roster {
         values: config.values.clone(),
+        bindings: bindings.all().clone(),
         ..Roster::default()
     }));
     check_state_size(&config.name, &config.values, max_state)?;
@@ -259,6 +283,8 @@ pub async fn start(config: GossipConfig) -> Result<GossipHandle, GossipError> {
         socket,
         sealer,
         opener: sealed::Opener::new(key),
+        board_key: config.board_key,
+        bindings,
         shared: shared.clone(),
         changes: change_tx,
     });
@@ -339,6 +365,27 @@ impl GossipHandle {
     pub fn receive_errors(&self) -> (u64, Option<String>) {
         let shared = lock(&self.shared);
         (shared.receive_errors, shared.last_receive_error.clone())
+    }
+
+    /// The name-to-key bindings this node holds (to be saved on the data partition).
+    pub fn bindings(&self) -> std::collections::BTreeMap<String, Binding> {
+        lock(&self.shared).bindings.clone()
+    }
+
+    /// Proofs refused because their name is bound to another key, oldest first.
+    pub fn conflicts(&self) -> Vec<NameConflict> {
+        lock(&self.shared).conflicts.clone()
+    }
+
+    /// Forgets `name`'s key binding, so that the next key to sign in that name is bound (a
+    /// board that got a new card, or lost its data partition).
+    pub fn forget(&self, name: &str) -> Result<(), GossipError> {
+        self.send(Command::Forget(name.to_owned()))
+    }
+
+    #[cfg(test)]
+    fn as_previous_release(&self) -> Result<(), GossipError> {
+        self.send(Command::PreviousRelease)
     }
 
     #[cfg(test)]

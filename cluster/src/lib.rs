@@ -2,6 +2,7 @@
 //! runs what ([`placement`]), and how boards that share a cluster key talk to each other
 //! ([`sealed`], [`gossip`]).
 
+pub mod board_key;
 pub mod desired;
 pub mod discovery;
 pub mod gossip;

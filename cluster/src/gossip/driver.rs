@@ -17,12 +17,16 @@ use rand::SeedableRng;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
+use super::bindings::{Bindings, Verdict};
 use super::flood::Flood;
 use super::identity::NodeId;
+use super::pending::Pending;
+use super::proof::{payload_digest, StateProof};
 use super::table::Table;
 use super::values::ValuesError;
 use super::wire::{self, StateMessage};
 use super::{lock, Command, Roster, Timing};
+use crate::board_key::BoardKey;
 use crate::sealed::{Opener, Sealer, MAX_DATAGRAM};
 
 type Membership = Foca<NodeId, PostcardCodec, StdRng, NoCustomBroadcast>;
@@ -37,6 +41,8 @@ pub(super) struct Parts {
     pub(super) opener: Opener,
     pub(super) shared: Arc<Mutex<Roster>>,
     pub(super) changes: watch::Sender<u64>,
+    pub(super) board_key: BoardKey,
+    pub(super) bindings: Bindings,
 }
 
 pub(super) struct Driver {
@@ -58,6 +64,13 @@ pub(super) struct Driver {
     flood: Flood,
     /// The pause after the last receive error; `None` once a datagram arrived again.
     backoff: Option<Duration>,
+    board_key: BoardKey,
+    bindings: Bindings,
+    pending: Pending,
+    /// The last state sent and its proof, as payloads, by version: signed once per version.
+    signed: Option<(u64, Vec<u8>, Vec<u8>)>,
+    /// Whether proofs are sent (always, but in tests that play the previous release).
+    proofs: bool,
 }
 
 /// The first pause after a receive error that is not transient; it doubles while errors repeat.
@@ -115,6 +128,11 @@ impl Driver {
             rng: StdRng::from_os_rng(),
             flood: Flood::default(),
             backoff: None,
+            board_key: parts.board_key,
+            bindings: parts.bindings,
+            pending: Pending::default(),
+            signed: None,
+            proofs: true,
         }
     }
 
@@ -151,10 +169,17 @@ impl Driver {
                             self.send_state(addr).await;
                         }
                     }
+                    Some(Command::Forget(name)) => {
+                        self.bindings.forget(&name);
+                        self.pending.forget(&name);
+                        self.publish_bindings();
+                    }
                     Some(Command::AddSeed(addr)) => {
                         self.seeds.insert(addr);
                         let _ = self.foca.announce(NodeId::seed(addr), &mut self.runtime);
                     }
+                    #[cfg(test)]
+                    Some(Command::PreviousRelease) => self.proofs = false,
                     #[cfg(test)]
                     Some(Command::FailReceive(kind)) => {
                         self.receive_failed(&std::io::Error::from(kind)).await;
@@ -227,34 +252,118 @@ impl Driver {
                 let _ = self.foca.handle_data(packet, &mut self.runtime);
             }
             Some((&wire::KIND_STATE, body)) => {
-                // A board's state carries the generation its datagrams do; another one is made
-                // up (and would outrank the board's real state).
-                match StateMessage::decode(body) {
-                    Ok(state) if state.generation != opened.generation => {
-                        let why = ValuesError::Generation {
-                            state: state.generation,
-                            datagram: opened.generation,
-                        };
-                        self.table.refused(&opened.sender, why)
-                    }
-                    Ok(state) => self.table.state(&opened.sender, state),
-                    Err(why) => self.table.refused(&opened.sender, why),
-                };
+                let digest = payload_digest(&opened.payload);
+                self.on_state(&opened.sender, opened.generation, body, digest);
+            }
+            Some((&wire::KIND_PROOF, body)) => {
+                self.on_proof(&opened.sender, opened.generation, body);
             }
             _ => {}
         }
     }
 
-    async fn send_state(&mut self, addr: SocketAddr) {
-        let state = {
-            let shared = lock(&self.shared);
-            StateMessage {
-                generation: self.generation,
-                version: shared.version,
-                values: shared.values.clone(),
+    /// A state message from `sender`. A name bound to a key shows only states its key signed,
+    /// so the state waits for its proof; an unbound name (a board of the previous release, or one
+    /// whose proof has not come yet) shows it at once, unsigned.
+    fn on_state(&mut self, sender: &str, generation: u64, body: &[u8], digest: [u8; 32]) {
+        let state = match StateMessage::decode(body) {
+            // A board's state carries the generation its datagrams do; another one is made up
+            // (and would outrank the board's real state).
+            Ok(state) if state.generation != generation => {
+                let why = ValuesError::Generation {
+                    state: state.generation,
+                    datagram: generation,
+                };
+                self.table.refused(sender, why);
+                return;
+            }
+            Ok(state) => state,
+            Err(why) => {
+                self.table.refused(sender, why);
+                return;
             }
         };
-        self.send(addr, &state.encode()).await;
+        let bound = self.bindings.get(sender).map(|b| b.key);
+        match self.pending.state(sender, state.clone(), digest) {
+            Some((state, proof)) if bound == Some(proof.key) => {
+                self.table.state(sender, state, Some(proof.key));
+            }
+            _ if bound.is_none() => {
+                self.table.state(sender, state, None);
+            }
+            _ => {}
+        }
+    }
+
+    /// A proof from `sender`: checked, its key bound or refused, and the state it covers shown.
+    fn on_proof(&mut self, sender: &str, generation: u64, body: &[u8]) {
+        let Some(proof) = StateProof::decode(body) else {
+            return;
+        };
+        if proof.generation != generation
+            || proof.since_ms > crate::plausible::latest_time(crate::plausible::wall_ms())
+            || !proof.verify(sender)
+        {
+            return;
+        }
+        let verdict = self.bindings.check(
+            sender,
+            proof.key,
+            proof.since_ms,
+            crate::plausible::wall_ms(),
+        );
+        if verdict.changed() || matches!(verdict, Verdict::Conflict(_)) {
+            self.publish_bindings();
+        }
+        if !verdict.accepted() {
+            return;
+        }
+        let key = proof.key;
+        if let Some(state) = self.pending.proof(sender, proof) {
+            // Shown before its name was bound, or new: either way now signed.
+            self.table.signed(sender, &state, key);
+            self.table.state(sender, state, Some(key));
+        }
+    }
+
+    fn publish_bindings(&mut self) {
+        {
+            let mut shared = lock(&self.shared);
+            shared.bindings = self.bindings.all().clone();
+            shared.conflicts = self.bindings.conflicts().cloned().collect();
+        }
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Sends this board's state to `addr`, then the proof that it signed it.
+    async fn send_state(&mut self, addr: SocketAddr) {
+        let (version, values) = {
+            let shared = lock(&self.shared);
+            (shared.version, shared.values.clone())
+        };
+        if self.signed.as_ref().map(|s| s.0) != Some(version) {
+            let state = StateMessage {
+                generation: self.generation,
+                version,
+                values,
+            }
+            .encode();
+            let proof = StateProof::sign(
+                &self.board_key,
+                &self.name,
+                self.generation,
+                version,
+                &state,
+            )
+            .encode();
+            self.signed = Some((version, state, proof));
+        }
+        if let Some((_, state, proof)) = self.signed.clone() {
+            self.send(addr, &state).await;
+            if self.proofs {
+                self.send(addr, &proof).await;
+            }
+        }
     }
 
     async fn send(&mut self, addr: SocketAddr, payload: &[u8]) {
@@ -324,6 +433,7 @@ fn same_ignoring_last_heard(a: &[super::Member], b: &[super::Member]) -> bool {
                 && x.state == y.state
                 && x.values == y.values
                 && x.values_error == y.values_error
+                && x.signed_by == y.signed_by
         })
 }
 

@@ -36,6 +36,9 @@ pub(crate) struct Table {
     /// Why the last state a member sent was refused, until one is read.
     refused: BTreeMap<String, ValuesError>,
     heard: BTreeMap<String, Instant>,
+    /// The key that signed each member's current state; absent for an unsigned state (a board
+    /// of the previous release, whose name no key has claimed).
+    signers: BTreeMap<String, [u8; 32]>,
 }
 
 impl Table {
@@ -77,13 +80,48 @@ impl Table {
 
     /// `sender` published `state`; kept if newer than what is known (which also ends an earlier
     /// refusal; an older state does not). Returns whether what the member shows changed.
-    pub(crate) fn state(&mut self, sender: &str, state: StateMessage) -> bool {
-        match self.accept(sender, state) {
+    /// `signer` is the key whose proof covered it, if any.
+    pub(crate) fn state(
+        &mut self,
+        sender: &str,
+        state: StateMessage,
+        signer: Option<[u8; 32]>,
+    ) -> bool {
+        let accepted = self.accept(sender, state);
+        if !matches!(accepted, Accepted::No) {
+            self.set_signer(sender, signer);
+        }
+        match accepted {
             Accepted::No => false,
             Accepted::Same => self.refused.remove(sender).is_some(),
             Accepted::Changed => {
                 self.refused.remove(sender);
                 true
+            }
+        }
+    }
+
+    /// A proof by `key` arrived for the state `sender` already shows (applied unsigned before its
+    /// name was bound). Returns whether that is news.
+    pub(crate) fn signed(&mut self, sender: &str, state: &StateMessage, key: [u8; 32]) -> bool {
+        let current = self
+            .states
+            .get(sender)
+            .is_some_and(|s| (s.generation, s.version) == (state.generation, state.version));
+        if !current || self.signers.get(sender) == Some(&key) {
+            return false;
+        }
+        self.set_signer(sender, Some(key));
+        true
+    }
+
+    fn set_signer(&mut self, sender: &str, signer: Option<[u8; 32]>) {
+        match signer {
+            Some(key) if self.signers.len() < MAX_NAMES || self.signers.contains_key(sender) => {
+                self.signers.insert(sender.to_owned(), key);
+            }
+            _ => {
+                self.signers.remove(sender);
             }
         }
     }
@@ -161,6 +199,7 @@ impl Table {
                     .map(|s| s.values.clone())
                     .unwrap_or_default(),
                 values_error: self.refused.get(name).cloned(),
+                signed_by: self.signers.get(name).map(crate::board_key::fingerprint),
                 last_heard: self.heard.get(name).copied(),
             })
             .collect()
@@ -170,6 +209,12 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Table {
+        fn state_unsigned(&mut self, sender: &str, state: StateMessage) -> bool {
+            self.state(sender, state, None)
+        }
+    }
 
     fn id(name: &str, generation: u64) -> NodeId {
         NodeId {
@@ -210,10 +255,10 @@ mod tests {
                 values,
             }
         };
-        assert!(table.state("a", state(1, 2, "two")));
-        assert!(!table.state("a", state(1, 1, "one")));
+        assert!(table.state_unsigned("a", state(1, 2, "two")));
+        assert!(!table.state_unsigned("a", state(1, 1, "one")));
         assert_eq!(table.snapshot()[0].values.labels["k"], "two");
-        assert!(table.state("a", state(2, 0, "rebooted")));
+        assert!(table.state_unsigned("a", state(2, 0, "rebooted")));
         assert_eq!(table.snapshot()[0].values.labels["k"], "rebooted");
     }
 
@@ -234,7 +279,10 @@ mod tests {
             version: 1,
             values: Default::default(),
         };
-        assert!(table.state("a", state), "a refusal cleared is a change");
+        assert!(
+            table.state("a", state, None),
+            "a refusal cleared is a change"
+        );
         assert_eq!(table.snapshot()[0].values_error, None);
     }
 
@@ -251,7 +299,7 @@ mod tests {
                 values,
             }
         };
-        assert!(table.state("a", state(5, "old build")));
+        assert!(table.state_unsigned("a", state(5, "old build")));
         let newer = ValuesError::Newer { found: 9, known: 1 };
         assert!(table.refused("a", newer.clone()));
         assert_eq!(
@@ -260,12 +308,12 @@ mod tests {
             "what it said before the refusal is not used"
         );
         assert!(
-            !table.state("a", state(4, "replayed")),
+            !table.state_unsigned("a", state(4, "replayed")),
             "an older state is dropped"
         );
         assert_eq!(table.snapshot()[0].values_error, Some(newer));
         assert_eq!(table.snapshot()[0].values, Default::default());
-        assert!(table.state("a", state(6, "old build")));
+        assert!(table.state_unsigned("a", state(6, "old build")));
         assert_eq!(table.snapshot()[0].values_error, None);
         assert_eq!(table.snapshot()[0].values.labels["k"], "old build");
     }

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use super::*;
 
-const KEY: &str = "test-cluster-key-0123456789abcdef0123456789";
+pub(super) const KEY: &str = "test-cluster-key-0123456789abcdef0123456789";
 const OTHER_KEY: &str = "another-cluster-key-fedcba9876543210fedcba";
 const DEADLINE: Duration = Duration::from_secs(15);
 
-fn config(name: &str, generation: u64, seeds: &[SocketAddr], key: &str) -> GossipConfig {
+pub(super) fn config(name: &str, generation: u64, seeds: &[SocketAddr], key: &str) -> GossipConfig {
     GossipConfig {
         listen: ([127, 0, 0, 1], 0).into(),
         advertise: None,
@@ -23,7 +23,18 @@ fn config(name: &str, generation: u64, seeds: &[SocketAddr], key: &str) -> Gossi
             ..BoardValues::default()
         },
         timing: Timing::fast(),
+        board_key: board_key(name),
+        bindings: BTreeMap::new(),
     }
+}
+
+/// The key a test board of this name signs with (the same across its restarts).
+pub(super) fn board_key(name: &str) -> crate::board_key::BoardKey {
+    let mut seed = [0u8; 32];
+    for (i, b) in name.bytes().enumerate().take(32) {
+        seed[i] = b;
+    }
+    crate::board_key::BoardKey::from_seed(seed, 1_000)
 }
 
 async fn node(name: &str, seeds: &[SocketAddr]) -> GossipHandle {
@@ -33,7 +44,7 @@ async fn node(name: &str, seeds: &[SocketAddr]) -> GossipHandle {
 }
 
 /// Polls `condition` until it holds; panics with `what` at the deadline.
-async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+pub(super) async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + DEADLINE;
     while !condition() {
         assert!(
@@ -51,7 +62,7 @@ fn sees(observer: &GossipHandle, name: &str, state: MemberState) -> bool {
         .any(|m| m.name == name && m.state == state)
 }
 
-fn sees_alive_with_api(observer: &GossipHandle, name: &str) -> bool {
+pub(super) fn sees_alive_with_api(observer: &GossipHandle, name: &str) -> bool {
     let api = format!("{name}:8080");
     observer.members().iter().any(|m| {
         m.name == name
@@ -61,7 +72,7 @@ fn sees_alive_with_api(observer: &GossipHandle, name: &str) -> bool {
     })
 }
 
-async fn three_converged() -> (GossipHandle, GossipHandle, GossipHandle) {
+pub(super) async fn three_converged() -> (GossipHandle, GossipHandle, GossipHandle) {
     let a = node("a", &[]).await;
     let b = node("b", &[a.local_addr()]).await;
     let c = node("c", &[a.local_addr()]).await;

@@ -1,6 +1,6 @@
 //! What travels inside a sealed datagram: a foca packet, or a node's published state.
 //!
-//! The first payload byte says which. A state message is the sender's generation and version
+//! The first payload byte says which (or a proof: [`KIND_PROOF`]). A state message is the sender's generation and version
 //! (postcard varints), then its [`BoardValues`] with their own version byte; its owner is the
 //! authenticated sender of the datagram, so no node can publish state in another's name.
 
@@ -10,6 +10,9 @@ use super::values::{BoardValues, ValuesError};
 pub(crate) const KIND_FOCA: u8 = 0;
 /// Payload kind: a [`StateMessage`].
 pub(crate) const KIND_STATE: u8 = 1;
+/// Payload kind: a [`super::proof::StateProof`] of the state sent just before it. The previous
+/// release skips this kind, and so keeps reading the state itself.
+pub(crate) const KIND_PROOF: u8 = 2;
 
 /// A node's published values, versioned so that newer state replaces older.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use baton_api::{ClusterView, MemberStatus, MemberView};
 use super::table;
 
 /// The column titles of the member table.
-pub const HEADER: [&str; 7] = [
+pub const HEADER: [&str; 8] = [
     "BOARD",
     "STATE",
     "ADDRESS",
@@ -17,6 +17,7 @@ pub const HEADER: [&str; 7] = [
     "CPU",
     "MEMORY",
     "LAST HEARD",
+    "KEY",
 ];
 
 /// Renders a `GET /v1/cluster` body: a summary line, then the member table.
@@ -39,6 +40,16 @@ pub fn render(cluster: &ClusterView) -> String {
     );
     let rows: Vec<Vec<String>> = members.iter().map(row).collect();
     out.push_str(&table::render(&HEADER, &rows));
+    for c in &cluster.name_conflicts {
+        out.push_str(&format!(
+            "\nname conflict: {} is bound to key {}, and key {} claims it too (refused); if that \
+             board got a new card, run `baton boards forget {}`",
+            c.name, c.bound, c.claimed, c.name
+        ));
+    }
+    if !cluster.name_conflicts.is_empty() {
+        out.push('\n');
+    }
     out
 }
 
@@ -63,6 +74,8 @@ pub fn row(member: &MemberView) -> Vec<String> {
             .capacity
             .map_or("-".into(), |c| bytes(c.memory_bytes)),
         member.last_heard_ms.map_or("-".into(), last_heard),
+        // None: a board of a release before board keys (or an answer from one).
+        or_dash(member.key.clone().unwrap_or_default()),
     ]
 }
 
@@ -133,11 +146,11 @@ mod tests {
                 {"name": "pi-a", "state": "self", "addresses": ["169.254.3.1"],
                  "api": "http://169.254.3.1:7070", "labels": {"disk": "ssd"},
                  "capacity": {"cpu_millis": 4000, "memory_bytes": 805306368u64},
-                 "last_heard_ms": null, "generation": 3},
+                 "last_heard_ms": null, "generation": 3, "key": "0a1b2c3d4e5f6071"},
                 {"name": "pi-b", "state": "alive", "addresses": ["169.254.3.2", "192.168.1.12"],
                  "api": "http://169.254.3.2:7070", "labels": {"disk": "sd", "zone": "attic"},
                  "capacity": {"cpu_millis": 4000, "memory_bytes": 4294967296u64},
-                 "last_heard_ms": 850, "generation": 2},
+                 "last_heard_ms": 850, "generation": 2, "key": "8899aabbccddeeff"},
                 {"name": "pi-c", "state": "dead", "addresses": ["169.254.3.3"],
                  "labels": {}, "capacity": {"cpu_millis": 1500, "memory_bytes": 1610612736u64},
                  "last_heard_ms": 42000, "future_field": [1, 2]}
@@ -150,21 +163,36 @@ mod tests {
         let expected = [
             "cluster   home (seen from pi-a, generation 3): 3 members, 2 up",
             "",
-            "BOARD  STATE  ADDRESS                   LABELS              CPU  MEMORY   LAST HEARD",
-            "pi-a   self   169.254.3.1               disk=ssd            4    768 MiB  -",
-            "pi-b   alive  169.254.3.2,192.168.1.12  disk=sd,zone=attic  4    4 GiB    now",
-            "pi-c   dead   169.254.3.3               -                   1.5  1.5 GiB  42s ago",
+            "BOARD  STATE  ADDRESS                   LABELS              CPU  MEMORY   LAST HEARD  KEY",
+            "pi-a   self   169.254.3.1               disk=ssd            4    768 MiB  -           0a1b2c3d4e5f6071",
+            "pi-b   alive  169.254.3.2,192.168.1.12  disk=sd,zone=attic  4    4 GiB    now         8899aabbccddeeff",
+            "pi-c   dead   169.254.3.3               -                   1.5  1.5 GiB  42s ago     -",
             "",
         ];
         assert_eq!(render(&three_boards()), expected.join("\n"));
+        let mut conflicted = three_boards();
+        conflicted.name_conflicts = vec![baton_api::NameConflictView {
+            name: "pi-c".into(),
+            bound: "1111".into(),
+            claimed: "2222".into(),
+            at_ms: 5,
+        }];
+        let text = render(&conflicted);
+        assert!(
+            text.ends_with(
+                "\nname conflict: pi-c is bound to key 1111, and key 2222 claims it too \
+                 (refused); if that board got a new card, run `baton boards forget pi-c`\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
     fn missing_fields_show_as_dashes() {
         let member = typed(json!({"name": "pi-d"}));
-        assert_eq!(row(&member), ["pi-d", "-", "-", "-", "-", "-", "-"]);
+        assert_eq!(row(&member), ["pi-d", "-", "-", "-", "-", "-", "-", "-"]);
         let newer = typed(json!({"name": "", "state": "napping", "labels": {"n": "2"}}));
-        assert_eq!(row(&newer), ["-", "-", "-", "n=2", "-", "-", "-"]);
+        assert_eq!(row(&newer), ["-", "-", "-", "n=2", "-", "-", "-", "-"]);
         // Fields of the wrong type are not a cluster view at all (the CLI says so).
         let odd = json!({"name": "", "state": 7, "addresses": "x", "labels": {"n": 2},
                          "capacity": {"cpu_millis": "lots"}, "last_heard_ms": -1});
@@ -177,7 +205,7 @@ mod tests {
         assert_eq!(
             text,
             "cluster   - (seen from -): 0 members, 0 up\n\n\
-             BOARD  STATE  ADDRESS  LABELS  CPU  MEMORY  LAST HEARD\n"
+             BOARD  STATE  ADDRESS  LABELS  CPU  MEMORY  LAST HEARD  KEY\n"
         );
         assert!(serde_json::from_value::<ClusterView>(json!([1])).is_err());
     }

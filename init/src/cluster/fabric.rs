@@ -143,6 +143,7 @@ pub(super) fn gossip_member(
         },
         values,
         values_error: None,
+        signed_by: None,
         last_heard: None,
     }
 }

@@ -19,6 +19,7 @@ mod fabric;
 mod fabric_round;
 #[cfg(test)]
 mod hostile_tests;
+mod identity;
 pub mod local;
 mod refused;
 mod round;
@@ -151,6 +152,8 @@ pub struct Node {
     capacity: baton_api::Capacity,
     /// The WireGuard link to the other boards, if it came up.
     mesh: tokio::sync::Mutex<Option<crate::svcnet::mesh::Mesh>>,
+    /// The fingerprint of this board's own key.
+    key_print: String,
 }
 
 impl std::fmt::Debug for Node {
@@ -171,6 +174,9 @@ pub enum Error {
     /// The cluster key is unusable.
     #[error("cluster: {0}")]
     Key(#[from] baton_cluster::sync::SyncError),
+    /// No board key could be made (the console says why).
+    #[error("cluster: this board has no key to sign its state with")]
+    NoBoardKey,
 }
 
 pub(crate) fn lock(m: &Mutex<NodeState>) -> MutexGuard<'_, NodeState> {
@@ -254,6 +260,33 @@ pub fn capacity() -> (u64, u64) {
     (cpus * 1000, memory)
 }
 
+/// Saves the gossip's name-to-key bindings on the data partition whenever they change (off the
+/// runtime thread: the write syncs the disk).
+async fn save_bindings(node: Arc<Node>) {
+    let Some(dir) = node.settings.state_dir.clone() else {
+        return;
+    };
+    let mut changes = node.gossip.watch();
+    let mut saved = node.gossip.bindings();
+    while changes.changed().await.is_ok() {
+        let now = node.gossip.bindings();
+        if now == saved {
+            continue;
+        }
+        let (into, copy) = (dir.clone(), now.clone());
+        let result =
+            tokio::task::spawn_blocking(move || identity::save_bindings(&into, &copy)).await;
+        match result {
+            Ok(Ok(())) => saved = now,
+            Ok(Err(e)) => node.settings.console.line(format_args!(
+                "cluster: saving the board key bindings in {}: {e}",
+                dir.display()
+            )),
+            Err(_) => {}
+        }
+    }
+}
+
 /// Loads or creates the mesh key (on the data partition, else in `/run`) and brings the mesh
 /// link up.
 async fn start_mesh(
@@ -322,6 +355,11 @@ impl Node {
                 None
             }
         };
+        let state_dir = settings.state_dir.as_deref();
+        let board_key =
+            identity::board_key(state_dir, now_ms(), &settings.console).ok_or(Error::NoBoardKey)?;
+        let key_print = baton_cluster::board_key::fingerprint(&board_key.public());
+        let bindings = identity::load_bindings(state_dir, &settings.console);
         let gossip = gossip::start(GossipConfig {
             listen: SocketAddr::from((Ipv4Addr::UNSPECIFIED, GOSSIP_PORT)),
             advertise: Some(SocketAddr::from((address, GOSSIP_PORT))),
@@ -331,10 +369,12 @@ impl Node {
             cluster_key: settings.key.clone(),
             values,
             timing: Timing::lan(),
+            board_key,
+            bindings,
         })
         .await?;
         settings.console.line(format_args!(
-            "cluster {}: board {} on {interface} ({address}), gossip on UDP {GOSSIP_PORT}",
+            "cluster {}: board {} (key {key_print}) on {interface} ({address}), gossip on UDP {GOSSIP_PORT}",
             settings.cluster, settings.board
         ));
         let mut inner = NodeState::default();
@@ -366,8 +406,10 @@ impl Node {
                 memory_bytes: memory,
             },
             mesh: tokio::sync::Mutex::new(mesh),
+            key_print,
         });
         node.start_discovery(&interface);
+        tokio::spawn(save_bindings(Arc::clone(&node)));
         tokio::spawn(round::run(Arc::clone(&node), state));
         Ok(node)
     }

@@ -34,6 +34,7 @@ impl Node {
             capacity: Some(self.capacity),
             last_heard_ms: None,
             generation: self.settings.generation,
+            key: Some(self.key_print.clone()),
         }];
         for peer in self.gossip.members() {
             members.push(MemberView {
@@ -50,6 +51,7 @@ impl Node {
                     .last_heard
                     .map(|t| now.duration_since(t).as_millis() as u64),
                 generation: peer.generation,
+                key: peer.signed_by.clone(),
             });
         }
         let inner = lock(&self.inner);
@@ -69,6 +71,17 @@ impl Node {
             spec_errors: inner.spec_errors.clone(),
             unplaced,
             specs_digest: super::specs_digest(&inner.desired),
+            name_conflicts: self
+                .gossip
+                .conflicts()
+                .into_iter()
+                .map(|c| baton_api::NameConflictView {
+                    name: c.name,
+                    bound: c.bound,
+                    claimed: c.claimed,
+                    at_ms: c.at_ms,
+                })
+                .collect(),
         }
     }
 

@@ -1,0 +1,189 @@
+//! Loopback tests of signed state: every board's values are signed by its own key, and a holder
+//! of the cluster key without a board's key cannot publish values in that board's name.
+
+use std::collections::BTreeMap;
+
+use super::tests::{board_key, config, sees_alive_with_api, three_converged, wait_for, KEY};
+use super::*;
+use crate::board_key::{fingerprint, BoardKey};
+
+/// A key holder: it seals datagrams with the cluster key under any name it likes.
+struct Holder {
+    socket: tokio::net::UdpSocket,
+    sealer: sealed::Sealer,
+}
+
+impl Holder {
+    async fn as_board(name: &str, generation: u64) -> Holder {
+        let key = sealed::SealKey::derive(KEY).expect("key");
+        Holder {
+            socket: tokio::net::UdpSocket::bind("127.0.0.1:0")
+                .await
+                .expect("bind"),
+            sealer: sealed::Sealer::new(key, name, generation).expect("sealer"),
+        }
+    }
+
+    /// Sends `values` as state `generation`/`version`, followed by a proof signed by `key` when
+    /// one is given (the previous release sends none).
+    async fn publish(
+        &mut self,
+        to: SocketAddr,
+        name: &str,
+        (generation, version): (u64, u64),
+        values: BoardValues,
+        key: Option<&BoardKey>,
+    ) {
+        let state = wire::StateMessage {
+            generation,
+            version,
+            values,
+        }
+        .encode();
+        let mut payloads = vec![state.clone()];
+        if let Some(key) = key {
+            payloads.push(proof::StateProof::sign(key, name, generation, version, &state).encode());
+        }
+        for payload in payloads {
+            let datagram = self.sealer.seal(&payload).expect("seal");
+            self.socket.send_to(&datagram, to).await.expect("send");
+        }
+    }
+}
+
+fn api_of(observer: &GossipHandle, name: &str) -> Option<String> {
+    let m = observer.members().into_iter().find(|m| m.name == name)?;
+    m.values.labels.get("api").cloned()
+}
+
+fn evil() -> BoardValues {
+    let mut values = BoardValues::default();
+    values.labels.insert("api".into(), "evil:1".into());
+    values
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_board_shows_signed_values_and_binds_every_name() {
+    let (a, b, c) = three_converged().await;
+    wait_for("every member signed and bound", || {
+        [(&a, ["b", "c"]), (&b, ["a", "c"]), (&c, ["a", "b"])]
+            .iter()
+            .all(|(h, others)| {
+                others.iter().all(|o| {
+                    let want = fingerprint(&board_key(o).public());
+                    h.members()
+                        .iter()
+                        .any(|m| m.name == *o && m.signed_by.as_deref() == Some(want.as_str()))
+                        && h.bindings().get(*o).map(|b| b.key) == Some(board_key(o).public())
+                })
+            })
+    })
+    .await;
+    assert!(a.conflicts().is_empty());
+    for handle in [a, b, c] {
+        handle.shutdown().await.expect("shutdown");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_holder_cannot_publish_values_in_a_bound_name() {
+    let a = start(config("a", 1, &[], KEY)).await.expect("a");
+    let b = start(config("b", 1, &[a.local_addr()], KEY))
+        .await
+        .expect("b");
+    wait_for("a binds b", || {
+        sees_alive_with_api(&a, "b") && a.bindings().contains_key("b")
+    })
+    .await;
+    // A later generation than b's, or a's replay window would drop the holder's datagrams. (The
+    // transport itself is not signed: until b restarts, a now drops b's own datagrams of the
+    // older generation, which is a denial of service the signatures do not prevent.)
+    let mut holder = Holder::as_board("b", 2).await;
+    // Unsigned, as the previous release would send it, with a version far ahead.
+    holder
+        .publish(a.local_addr(), "b", (2, 1), evil(), None)
+        .await;
+    // Signed by the holder's own key: a young binding gives way only to an earlier claim, so
+    // this one claims a later time than b's.
+    let mine = BoardKey::from_seed([0xee; 32], 5_000);
+    holder
+        .publish(a.local_addr(), "b", (2, 2), evil(), Some(&mine))
+        .await;
+    wait_for("a to report the conflict", || {
+        a.conflicts()
+            .iter()
+            .any(|c| c.name == "b" && c.claimed == fingerprint(&mine.public()))
+    })
+    .await;
+    assert_eq!(api_of(&a, "b").as_deref(), Some("b:8080"));
+    assert_eq!(
+        a.bindings().get("b").map(|x| x.key),
+        Some(board_key("b").public())
+    );
+    for handle in [a, b] {
+        handle.shutdown().await.expect("shutdown");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settled_binding_refuses_a_backdated_claim_until_the_operator_forgets_it() {
+    // a has known b's key for a long time (loaded from its data partition).
+    let mut cfg = config("a", 1, &[], KEY);
+    cfg.bindings = BTreeMap::from([(
+        "b".to_owned(),
+        Binding {
+            key: board_key("b").public(),
+            since_ms: 1_000,
+            bound_at_ms: 0,
+        },
+    )]);
+    let a = start(cfg).await.expect("a");
+    // b comes back with a new card: a new key, claiming an earlier time than the old one.
+    let mut b_cfg = config("b", 2, &[a.local_addr()], KEY);
+    b_cfg.board_key = BoardKey::from_seed([0x42; 32], 0);
+    let b = start(b_cfg).await.expect("b");
+    wait_for("a to refuse b's new key", || {
+        a.conflicts().iter().any(|c| c.name == "b")
+    })
+    .await;
+    assert!(
+        api_of(&a, "b").is_none(),
+        "no values shown for a name under another key"
+    );
+    a.forget("b").expect("forget");
+    wait_for("b's new key to bind and its values to show", || {
+        a.bindings().get("b").map(|x| x.key) == Some(BoardKey::from_seed([0x42; 32], 0).public())
+            && sees_alive_with_api(&a, "b")
+    })
+    .await;
+    assert!(a.conflicts().is_empty(), "forgetting clears the conflicts");
+    for handle in [a, b] {
+        handle.shutdown().await.expect("shutdown");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_board_of_the_previous_release_is_shown_unsigned_and_reads_signed_boards() {
+    let a = start(config("a", 1, &[], KEY)).await.expect("a");
+    let old = start(config("old", 1, &[a.local_addr()], KEY))
+        .await
+        .expect("old");
+    old.as_previous_release().expect("previous release");
+    old.update(|v| {
+        v.labels.insert("build".into(), "previous".into());
+    })
+    .expect("update");
+    wait_for("each to show the other's values", || {
+        a.members().iter().any(|m| {
+            m.name == "old" && m.values.labels.contains_key("build") && m.signed_by.is_none()
+        }) && sees_alive_with_api(&old, "a")
+    })
+    .await;
+    assert!(
+        !a.bindings().contains_key("old"),
+        "no key, so no binding: any key holder could still speak for it"
+    );
+    for handle in [a, old] {
+        handle.shutdown().await.expect("shutdown");
+    }
+}
