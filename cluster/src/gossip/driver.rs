@@ -22,7 +22,7 @@ use super::flood::Flood;
 use super::identity::NodeId;
 use super::pending::Pending;
 use super::proof::{payload_digest, StateProof};
-use super::table::Table;
+use super::table::{Signer, Table};
 use super::values::ValuesError;
 use super::wire::{self, StateMessage};
 use super::{lock, Command, Roster, Timing};
@@ -47,6 +47,8 @@ pub(super) struct Parts {
 
 pub(super) struct Driver {
     name: String,
+    /// Where this node receives gossip, as it advertises it.
+    addr: SocketAddr,
     generation: u64,
     foca: Membership,
     runtime: AccumulatingRuntime<NodeId>,
@@ -111,6 +113,7 @@ impl Driver {
         );
         let (timers, timer_rx) = mpsc::unbounded_channel();
         Self {
+            addr: parts.id.addr,
             name: parts.id.name,
             generation: parts.id.generation,
             foca,
@@ -286,7 +289,12 @@ impl Driver {
         let bound = self.bindings.get(sender).map(|b| b.key);
         match self.pending.state(sender, state.clone(), digest) {
             Some((state, proof)) if bound == Some(proof.key) => {
-                self.table.state(sender, state, Some(proof.key));
+                let signer = Signer {
+                    key: proof.key,
+                    addr: proof.addr,
+                };
+                self.table.state(sender, state, Some(signer));
+                self.follow_signed_addr(sender);
             }
             _ if bound.is_none() => {
                 self.table.state(sender, state, None);
@@ -318,11 +326,33 @@ impl Driver {
         if !verdict.accepted() {
             return;
         }
-        let key = proof.key;
+        let signer = Signer {
+            key: proof.key,
+            addr: proof.addr,
+        };
         if let Some(state) = self.pending.proof(sender, proof) {
             // Shown before its name was bound, or new: either way now signed.
-            self.table.signed(sender, &state, key);
-            self.table.state(sender, state, Some(key));
+            self.table.signed(sender, &state, signer);
+            self.table.state(sender, state, Some(signer));
+            self.follow_signed_addr(sender);
+        }
+    }
+
+    /// Puts the membership identity of `name` at its signed address into the table (foca may
+    /// have reported it before the signed state said which address is the board's).
+    fn follow_signed_addr(&mut self, name: &str) {
+        let Some(addr) = self.table.signed_addr(name) else {
+            return;
+        };
+        let ids: Vec<NodeId> = self
+            .foca
+            .iter_members()
+            .map(|m| m.id())
+            .filter(|id| id.name == name && id.addr == addr)
+            .cloned()
+            .collect();
+        for id in ids {
+            self.table.up(&id);
         }
     }
 
@@ -351,6 +381,7 @@ impl Driver {
             let proof = StateProof::sign(
                 &self.board_key,
                 &self.name,
+                self.addr,
                 self.generation,
                 version,
                 &state,

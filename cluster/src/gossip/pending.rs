@@ -103,6 +103,7 @@ mod tests {
         StateProof::sign(
             &BoardKey::from_seed([1; 32], 0),
             "a",
+            ([127, 0, 0, 1], 1).into(),
             1,
             s.version,
             &s.encode(),

@@ -1,9 +1,11 @@
 //! The signature a board sends with each of its gossip states ([`StateProof`]).
 //!
 //! A state message ([`super::wire::StateMessage`]) is followed, to the same receiver, by a proof
-//! datagram: the board's public key, the time it claimed its name, the state's generation and
-//! version, the SHA-256 of the state's payload, and the board key's signature over all of that
-//! and the board's name. A receiver that has bound the name to a key
+//! datagram: the board's public key, the time it claimed its name, its gossip address, the
+//! state's generation and version, the SHA-256 of the state's payload, and the board key's
+//! signature over all of that and the board's name. The address is signed because the mesh
+//! sends to it: the membership protocol's own packets are not signed, so the address foca
+//! reports for a name could be a key holder's. A receiver that has bound the name to a key
 //! ([`super::bindings`]) applies a state only once a proof signed by that key covers it.
 //!
 //! Why a second datagram rather than a signature inside the state: the previous release reads
@@ -12,14 +14,19 @@
 //! previous release refuse the state as malformed). It costs one datagram of
 //! [`PROOF_LEN`] + 1 bytes of payload per state sent.
 
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+
 use sha2::{Digest, Sha256};
 
 use crate::board_key::{self, BoardKey};
 
 /// What the signature covers first, so that it can never be taken for another message's.
 const DOMAIN: &[u8] = b"baton board state v1\0";
-/// Length of a proof after its kind byte: key, since, generation, version, digest, signature.
-pub(crate) const PROOF_LEN: usize = 32 + 8 + 8 + 8 + 32 + 64;
+/// Length of an address in a proof: an IPv6 address (IPv4 mapped) and a port.
+const ADDR_LEN: usize = 16 + 2;
+/// Length of a proof after its kind byte: key, since, address, generation, version, digest,
+/// signature.
+pub(crate) const PROOF_LEN: usize = 32 + 8 + ADDR_LEN + 8 + 8 + 32 + 64;
 
 /// A board's signature over one of its states.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +35,8 @@ pub(crate) struct StateProof {
     pub(crate) key: [u8; 32],
     /// When the board claimed its name with this key.
     pub(crate) since_ms: u64,
+    /// Where the board receives gossip (and, at the port it publishes, mesh traffic).
+    pub(crate) addr: SocketAddr,
     /// The state's generation (that of the datagrams carrying it).
     pub(crate) generation: u64,
     /// The state's version.
@@ -48,6 +57,7 @@ impl StateProof {
     pub(crate) fn sign(
         key: &BoardKey,
         name: &str,
+        addr: SocketAddr,
         generation: u64,
         version: u64,
         payload: &[u8],
@@ -55,6 +65,7 @@ impl StateProof {
         let mut proof = StateProof {
             key: key.public(),
             since_ms: key.since_ms(),
+            addr,
             generation,
             version,
             digest: payload_digest(payload),
@@ -80,11 +91,7 @@ impl StateProof {
         // Names are at most 63 bytes (sealed::MAX_NAME_LEN); the length keeps fields apart.
         out.push(name.len().min(255) as u8);
         out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(&self.key);
-        out.extend_from_slice(&self.since_ms.to_be_bytes());
-        out.extend_from_slice(&self.generation.to_be_bytes());
-        out.extend_from_slice(&self.version.to_be_bytes());
-        out.extend_from_slice(&self.digest);
+        self.put_fields(&mut out);
         out
     }
 
@@ -92,13 +99,24 @@ impl StateProof {
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(1 + PROOF_LEN);
         out.push(super::wire::KIND_PROOF);
+        self.put_fields(&mut out);
+        out.extend_from_slice(&self.signature);
+        out
+    }
+
+    /// Everything but the signature, in wire order.
+    fn put_fields(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.key);
         out.extend_from_slice(&self.since_ms.to_be_bytes());
+        let ip = match self.addr.ip() {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+            IpAddr::V6(v6) => v6,
+        };
+        out.extend_from_slice(&ip.octets());
+        out.extend_from_slice(&self.addr.port().to_be_bytes());
         out.extend_from_slice(&self.generation.to_be_bytes());
         out.extend_from_slice(&self.version.to_be_bytes());
         out.extend_from_slice(&self.digest);
-        out.extend_from_slice(&self.signature);
-        out
     }
 
     /// Reads the bytes after the kind byte: exactly [`PROOF_LEN`] of them.
@@ -108,6 +126,8 @@ impl StateProof {
         }
         let (key, rest) = body.split_at(32);
         let (since, rest) = rest.split_at(8);
+        let (ip, rest) = rest.split_at(16);
+        let (port, rest) = rest.split_at(2);
         let (generation, rest) = rest.split_at(8);
         let (version, rest) = rest.split_at(8);
         let (digest, signature) = rest.split_at(32);
@@ -115,6 +135,11 @@ impl StateProof {
         Some(StateProof {
             key: key.try_into().ok()?,
             since_ms: u64_of(since)?,
+            addr: {
+                let ip = Ipv6Addr::from(<[u8; 16]>::try_from(ip).ok()?);
+                let ip = ip.to_ipv4_mapped().map_or(IpAddr::V6(ip), IpAddr::V4);
+                SocketAddr::new(ip, u16::from_be_bytes(port.try_into().ok()?))
+            },
             generation: u64_of(generation)?,
             version: u64_of(version)?,
             digest: digest.try_into().ok()?,
@@ -131,12 +156,14 @@ mod tests {
     fn a_proof_round_trips_and_binds_name_key_and_state() {
         let key = BoardKey::from_seed([1; 32], 42);
         let payload = b"\x01state bytes";
-        let proof = StateProof::sign(&key, "pi-1", 7, 3, payload);
+        let addr: SocketAddr = "192.0.2.7:7946".parse().unwrap();
+        let proof = StateProof::sign(&key, "pi-1", addr, 7, 3, payload);
         let bytes = proof.encode();
         assert_eq!(bytes.len(), 1 + PROOF_LEN);
         assert_eq!(bytes[0], super::super::wire::KIND_PROOF);
         let read = StateProof::decode(&bytes[1..]).expect("decodes");
         assert_eq!(read, proof);
+        assert_eq!(read.addr, addr, "an IPv4 address comes back as one");
         assert!(read.verify("pi-1"));
         assert!(!read.verify("pi-2"), "the name is signed");
         assert!(read.covers(7, 3, &payload_digest(payload)));

@@ -42,7 +42,9 @@ impl Holder {
         .encode();
         let mut payloads = vec![state.clone()];
         if let Some(key) = key {
-            payloads.push(proof::StateProof::sign(key, name, generation, version, &state).encode());
+            let addr = self.socket.local_addr().expect("addr");
+            let proof = proof::StateProof::sign(key, name, addr, generation, version, &state);
+            payloads.push(proof.encode());
         }
         for payload in payloads {
             let datagram = self.sealer.seal(&payload).expect("seal");

@@ -38,12 +38,29 @@ pub(crate) struct Table {
     heard: BTreeMap<String, Instant>,
     /// The key that signed each member's current state; absent for an unsigned state (a board
     /// of the previous release, whose name no key has claimed).
-    signers: BTreeMap<String, [u8; 32]>,
+    signers: BTreeMap<String, Signer>,
+}
+
+/// Who signed a member's current state, and the gossip address the signature vouches for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Signer {
+    pub(crate) key: [u8; 32],
+    pub(crate) addr: std::net::SocketAddr,
 }
 
 impl Table {
     /// foca says `id` is up (or renamed to `id`). Returns whether the table changed.
+    /// For a name whose state is signed, only an identity at the address the signature vouches
+    /// for counts: the membership protocol's packets are not signed, so a key holder could
+    /// otherwise announce the name from its own address and later let it die.
     pub(crate) fn up(&mut self, id: &NodeId) -> bool {
+        if self
+            .signers
+            .get(&id.name)
+            .is_some_and(|s| s.addr != id.addr)
+        {
+            return false;
+        }
         let full = self.members.len() >= MAX_NAMES;
         match self.members.get_mut(&id.name) {
             Some(entry) if entry.id.generation > id.generation => false,
@@ -85,7 +102,7 @@ impl Table {
         &mut self,
         sender: &str,
         state: StateMessage,
-        signer: Option<[u8; 32]>,
+        signer: Option<Signer>,
     ) -> bool {
         let accepted = self.accept(sender, state);
         if !matches!(accepted, Accepted::No) {
@@ -103,22 +120,27 @@ impl Table {
 
     /// A proof by `key` arrived for the state `sender` already shows (applied unsigned before its
     /// name was bound). Returns whether that is news.
-    pub(crate) fn signed(&mut self, sender: &str, state: &StateMessage, key: [u8; 32]) -> bool {
+    pub(crate) fn signed(&mut self, sender: &str, state: &StateMessage, signer: Signer) -> bool {
         let current = self
             .states
             .get(sender)
             .is_some_and(|s| (s.generation, s.version) == (state.generation, state.version));
-        if !current || self.signers.get(sender) == Some(&key) {
+        if !current || self.signers.get(sender) == Some(&signer) {
             return false;
         }
-        self.set_signer(sender, Some(key));
+        self.set_signer(sender, Some(signer));
         true
     }
 
-    fn set_signer(&mut self, sender: &str, signer: Option<[u8; 32]>) {
+    /// The address `name`'s signed state vouches for.
+    pub(crate) fn signed_addr(&self, name: &str) -> Option<std::net::SocketAddr> {
+        self.signers.get(name).map(|s| s.addr)
+    }
+
+    fn set_signer(&mut self, sender: &str, signer: Option<Signer>) {
         match signer {
-            Some(key) if self.signers.len() < MAX_NAMES || self.signers.contains_key(sender) => {
-                self.signers.insert(sender.to_owned(), key);
+            Some(signer) if self.signers.len() < MAX_NAMES || self.signers.contains_key(sender) => {
+                self.signers.insert(sender.to_owned(), signer);
             }
             _ => {
                 self.signers.remove(sender);
@@ -171,10 +193,16 @@ impl Table {
     /// Addresses of the members believed alive.
     pub(crate) fn alive_addrs(&self) -> Vec<std::net::SocketAddr> {
         self.members
-            .values()
-            .filter(|e| e.alive)
-            .map(|e| e.id.addr)
+            .iter()
+            .filter(|(_, e)| e.alive)
+            .map(|(name, e)| self.addr_of(name, e))
             .collect()
+    }
+
+    /// A member's address: the one its signed state vouches for, else the one foca reports
+    /// (which any key holder could have announced for the name).
+    fn addr_of(&self, name: &str, entry: &Entry) -> std::net::SocketAddr {
+        self.signers.get(name).map_or(entry.id.addr, |s| s.addr)
     }
 
     /// The peers as the public API shows them, sorted by name.
@@ -183,7 +211,7 @@ impl Table {
             .iter()
             .map(|(name, entry)| Member {
                 name: name.clone(),
-                addr: entry.id.addr,
+                addr: self.addr_of(name, entry),
                 generation: entry.id.generation,
                 state: if entry.alive {
                     MemberState::Alive
@@ -199,7 +227,10 @@ impl Table {
                     .map(|s| s.values.clone())
                     .unwrap_or_default(),
                 values_error: self.refused.get(name).cloned(),
-                signed_by: self.signers.get(name).map(crate::board_key::fingerprint),
+                signed_by: self
+                    .signers
+                    .get(name)
+                    .map(|s| crate::board_key::fingerprint(&s.key)),
                 last_heard: self.heard.get(name).copied(),
             })
             .collect()
@@ -316,5 +347,33 @@ mod tests {
         assert!(table.state_unsigned("a", state(6, "old build")));
         assert_eq!(table.snapshot()[0].values_error, None);
         assert_eq!(table.snapshot()[0].values.labels["k"], "old build");
+    }
+
+    #[test]
+    fn a_signed_state_s_address_wins_over_the_one_foca_reports() {
+        let mut table = Table::default();
+        table.up(&id("b", 1));
+        let real: std::net::SocketAddr = ([192, 0, 2, 2], 7946).into();
+        let state = StateMessage {
+            generation: 1,
+            version: 1,
+            values: Default::default(),
+        };
+        let signer = Signer {
+            key: [2; 32],
+            addr: real,
+        };
+        assert!(table.state("b", state, Some(signer)));
+        // A key holder announced the name from its own address, with a newer generation.
+        let mut forged = id("b", 2);
+        forged.addr = ([192, 0, 2, 66], 7946).into();
+        assert!(!table.up(&forged), "ignored");
+        assert_eq!(table.snapshot()[0].addr, real);
+        assert_eq!(table.alive_addrs(), vec![real]);
+        assert!(!table.down(&forged), "and so is its death");
+        assert_eq!(table.snapshot()[0].state, MemberState::Alive);
+        let mut moved = id("b", 3);
+        moved.addr = real;
+        assert!(table.up(&moved), "the signed address counts");
     }
 }
