@@ -13,8 +13,10 @@
 //!
 //! Replay protection: the sender's name and generation (a number that grows with every start of the
 //! board) plus a counter that grows with every datagram travel inside the ciphertext. The receiver keeps,
-//! per sender, the newest generation and a 64-datagram sliding window of counters: an older generation, a
-//! counter already seen or one that fell behind the window is dropped. A receiver that restarted has no
+//! per sender, a 64-datagram sliding window of counters for each of its recent generations: a counter
+//! already seen or one that fell behind the window is dropped, and so is an older generation (older
+//! than the one the sender signed its state in, see [`replay`], so that a key holder's datagram in a
+//! board's name with a higher generation cannot make the board's own ones look stale). A receiver that restarted has no
 //! window yet and accepts the first datagram of each sender's current generation; replaying datagrams
 //! recorded earlier in that generation can then only repeat stale gossip that the membership protocol
 //! itself already tolerates.
@@ -26,7 +28,7 @@
 //! Nothing here panics or allocates more than one datagram's worth on bad input; every drop is
 //! counted in [`DropCounts`].
 
-use std::collections::HashMap;
+mod replay;
 
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -49,10 +51,8 @@ const TAG_LEN: usize = 16;
 const INNER_FIXED: usize = 1 + 8 + 8;
 /// Bytes a datagram adds to its payload, not counting the sender name.
 pub const OVERHEAD: usize = 1 + NONCE_LEN + TAG_LEN + INNER_FIXED;
-/// Width of the replay window, in datagrams.
-const WINDOW: u64 = 64;
-/// Senders whose replay windows are remembered; beyond that the least recently heard is forgotten.
-const MAX_TRACKED_SENDERS: usize = 1024;
+#[cfg(test)]
+use replay::{MAX_TRACKED_SENDERS, WINDOW};
 
 /// What went wrong while setting up or sealing.
 #[derive(Debug, thiserror::Error)]
@@ -256,24 +256,11 @@ pub struct Opened {
     pub payload: Vec<u8>,
 }
 
-/// Replay state of one sender.
-#[derive(Debug)]
-struct Window {
-    generation: u64,
-    /// Highest counter accepted.
-    top: u64,
-    /// Bit i set: counter `top - i` was accepted.
-    seen: u64,
-    /// When this sender was last accepted, in [`Opener`] ticks.
-    last_tick: u64,
-}
-
 /// Opens incoming datagrams and rejects replays.
 #[derive(Debug)]
 pub struct Opener {
     key: SealKey,
-    windows: HashMap<String, Window>,
-    tick: u64,
+    windows: replay::Windows,
     drops: DropCounts,
 }
 
@@ -282,8 +269,7 @@ impl Opener {
     pub fn new(key: SealKey) -> Self {
         Self {
             key,
-            windows: HashMap::new(),
-            tick: 0,
+            windows: replay::Windows::default(),
             drops: DropCounts::default(),
         }
     }
@@ -346,53 +332,22 @@ impl Opener {
         generation: u64,
         counter: u64,
     ) -> Result<(), Rejected> {
-        self.tick += 1;
-        let tick = self.tick;
-        if let Some(window) = self.windows.get_mut(sender) {
-            if generation < window.generation {
-                return Err(Rejected::StaleGeneration);
-            }
-            if generation == window.generation {
-                if counter > window.top {
-                    let shift = counter - window.top;
-                    window.seen = if shift >= WINDOW {
-                        0
-                    } else {
-                        window.seen << shift
-                    };
-                    window.seen |= 1;
-                    window.top = counter;
-                } else {
-                    let age = window.top - counter;
-                    if age >= WINDOW || window.seen & (1 << age) != 0 {
-                        return Err(Rejected::Replayed);
-                    }
-                    window.seen |= 1 << age;
-                }
-                window.last_tick = tick;
-                return Ok(());
-            }
-        }
-        if !self.windows.contains_key(sender) && self.windows.len() >= MAX_TRACKED_SENDERS {
-            let oldest = self
-                .windows
-                .iter()
-                .min_by_key(|(_, w)| w.last_tick)
-                .map(|(name, _)| name.clone());
-            if let Some(oldest) = oldest {
-                self.windows.remove(&oldest);
-            }
-        }
-        self.windows.insert(
-            sender.to_owned(),
-            Window {
-                generation,
-                top: counter,
-                seen: 1,
-                last_tick: tick,
-            },
-        );
-        Ok(())
+        self.windows
+            .check(sender, generation, counter)
+            .map_err(|refused| match refused {
+                replay::Refused::Replayed => Rejected::Replayed,
+                replay::Refused::Stale => Rejected::StaleGeneration,
+            })
+    }
+
+    /// `sender` signed state in `generation` with its own board key: see [`replay`].
+    pub fn confirm(&mut self, sender: &str, generation: u64) {
+        self.windows.confirm(sender, generation);
+    }
+
+    /// Forgets `sender`'s replay state (its key binding was forgotten).
+    pub fn forget(&mut self, sender: &str) {
+        self.windows.forget(sender);
     }
 }
 

@@ -175,6 +175,7 @@ impl Driver {
                     Some(Command::Forget(name)) => {
                         self.bindings.forget(&name);
                         self.pending.forget(&name);
+                        self.opener.forget(&name);
                         self.publish_bindings();
                     }
                     Some(Command::AddSeed(addr)) => {
@@ -326,6 +327,7 @@ impl Driver {
         if !verdict.accepted() {
             return;
         }
+        self.opener.confirm(sender, generation);
         let signer = Signer {
             key: proof.key,
             addr: proof.addr,

@@ -97,9 +97,8 @@ async fn a_key_holder_cannot_publish_values_in_a_bound_name() {
         sees_alive_with_api(&a, "b") && a.bindings().contains_key("b")
     })
     .await;
-    // A later generation than b's, or a's replay window would drop the holder's datagrams. (The
-    // transport itself is not signed: until b restarts, a now drops b's own datagrams of the
-    // older generation, which is a denial of service the signatures do not prevent.)
+    // A later generation than b's, or a's replay window would drop the holder's datagrams; b's
+    // own generation stays heard, because b signed state in it (see sealed::replay).
     let mut holder = Holder::as_board("b", 2).await;
     // Unsigned, as the previous release would send it, with a version far ahead.
     holder
@@ -117,7 +116,18 @@ async fn a_key_holder_cannot_publish_values_in_a_bound_name() {
             .any(|c| c.name == "b" && c.claimed == fingerprint(&mine.public()))
     })
     .await;
+    b.update(|v| {
+        v.labels.insert("still".into(), "b".into());
+    })
+    .expect("update");
+    wait_for("a to keep following b's own values", || {
+        a.members()
+            .iter()
+            .any(|m| m.name == "b" && m.values.labels.contains_key("still"))
+    })
+    .await;
     assert_eq!(api_of(&a, "b").as_deref(), Some("b:8080"));
+    assert_eq!(a.drops().stale_generation, 0, "b's datagrams are not stale");
     assert_eq!(
         a.bindings().get("b").map(|x| x.key),
         Some(board_key("b").public())
