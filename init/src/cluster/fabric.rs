@@ -3,7 +3,7 @@
 //!
 //! Every board publishes its [`MeshEndpoint`]: its subnet, WireGuard public key and port. A board
 //! is a mesh peer when it is alive, its subnet is one of the cluster's and is its own: of two boards claiming one
-//! subnet only the one with the smaller name is a peer (the other moves, see [`super::subnet`]),
+//! subnet only the keeper by the tenure rule ([`super::tenure`]) is a peer (the other moves),
 //! and a board claiming this board's subnet is never one. The endpoint is the board's gossip
 //! address with the published port: the gossip is sealed with the cluster key, so keys and
 //! endpoints come from boards that hold it.
@@ -69,9 +69,15 @@ pub fn claims(members: &[GossipMember]) -> Vec<(String, Ipv4Net)> {
         .collect()
 }
 
-/// The mesh peers among `members`, seen from board `me` with subnet `mine`.
-pub fn boards(me: &str, mine: Ipv4Net, members: &[GossipMember]) -> Vec<Board> {
-    let mut by_subnet: BTreeMap<Ipv4Net, Board> = BTreeMap::new();
+/// The mesh peers among `members`, seen from board `me` with subnet `mine`; `known_since`
+/// says since when this board has known a board (the tenure rule's input).
+pub fn boards(
+    me: &str,
+    mine: Ipv4Net,
+    members: &[GossipMember],
+    known_since: &dyn Fn(&str) -> u64,
+) -> Vec<Board> {
+    let mut by_subnet: BTreeMap<Ipv4Net, Vec<Board>> = BTreeMap::new();
     for m in members {
         if m.state != MemberState::Alive || m.name == me {
             continue;
@@ -91,14 +97,25 @@ pub fn boards(me: &str, mine: Ipv4Net, members: &[GossipMember]) -> Vec<Board> {
             key,
             endpoint: SocketAddrV4::new(*gossip.ip(), port),
         };
-        match by_subnet.get(&subnet) {
-            Some(other) if other.name < board.name => {}
-            _ => {
-                by_subnet.insert(subnet, board);
-            }
-        }
+        by_subnet.entry(subnet).or_default().push(board);
     }
-    by_subnet.into_values().collect()
+    by_subnet
+        .into_values()
+        .filter_map(|mut claimants| {
+            let keeper = super::tenure::keeper(
+                &claimants
+                    .iter()
+                    .map(|b| super::tenure::Claimant {
+                        name: &b.name,
+                        known_since_ms: known_since(&b.name),
+                    })
+                    .collect::<Vec<_>>(),
+            )?
+            .to_owned();
+            let at = claimants.iter().position(|b| b.name == keeper)?;
+            Some(claimants.swap_remove(at))
+        })
+        .collect()
 }
 
 /// The instances the mesh peers `boards` run (service, address, ready), from their values; an
@@ -201,7 +218,7 @@ mod tests {
                 net(Ipv4Net::new(Ipv4Addr::new(10, 1, 7, 0), 24), 7),
             ),
         ];
-        let got = boards("me", of_slot(9), &members);
+        let got = boards("me", of_slot(9), &members, &|_| 0);
         let names: Vec<&str> = got.iter().map(|b| b.name.as_str()).collect();
         assert_eq!(names, ["a", "b"]);
         assert_eq!(
@@ -209,6 +226,17 @@ mod tests {
             SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 2), 51820)
         );
         assert_eq!(got[1].peer().allowed, vec![of_slot(2)]);
+        // Known longer, c keeps slot 2 whatever its name.
+        let since = |name: &str| {
+            if name == "c" {
+                0
+            } else {
+                10 * super::super::tenure::GRACE_MS
+            }
+        };
+        let got = boards("me", of_slot(9), &members, &since);
+        let names: Vec<&str> = got.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, ["a", "c"]);
         let claimed: Vec<String> = claims(&members).into_iter().map(|(n, _)| n).collect();
         assert_eq!(
             claimed,

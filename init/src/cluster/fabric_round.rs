@@ -1,34 +1,103 @@
 //! The part of a round that keeps this board's place in the container network: its subnet its
 //! own, the mesh pointed at the other boards, the supervisor told about their instances.
 
+use std::collections::BTreeMap;
+
 use baton_cluster::gossip::Member as GossipMember;
 
-use super::{fabric, lock, Node};
+use super::tenure::{self, Claimant};
+use super::{fabric, lock, now_ms, Node};
 use crate::containers::supervisor::Remote;
 use crate::svcnet::subnet::{self, Verdict};
 
 impl Node {
-    /// Keeps the board's subnet its own (moving and restarting when a board with a smaller name
-    /// has it), points the mesh at the other boards and tells the supervisor about their
-    /// instances.
+    /// Since when this board has known each board that claims a subnet, itself included (the
+    /// tenure rule's input, see [`tenure`]).
+    fn known_since(
+        &self,
+        claims: &[(String, crate::svcnet::nft::Ipv4Net)],
+    ) -> BTreeMap<String, u64> {
+        let now = now_ms();
+        let bindings = self.gossip.bindings();
+        let mut inner = lock(&self.inner);
+        let mut known: BTreeMap<String, u64> = claims
+            .iter()
+            .map(|(name, _)| {
+                let since = match bindings.get(name) {
+                    Some(b) => b.bound_at_ms,
+                    None => inner.first_seen.at(name, now),
+                };
+                (name.clone(), since)
+            })
+            .collect();
+        let me = &self.settings.board;
+        let held = self
+            .settings
+            .state_dir
+            .as_deref()
+            .and_then(tenure::held_since_ms);
+        let held = held.unwrap_or_else(|| inner.first_seen.at(me, now));
+        known.insert(me.clone(), held);
+        known
+    }
+
+    /// Keeps the board's subnet its own (moving and restarting when another board keeps it by
+    /// the tenure rule, a few times a day at most), points the mesh at the other boards and tells
+    /// the supervisor about their instances.
     pub(super) async fn update_fabric(&self, peers: &[GossipMember]) {
         let me = &self.settings.board;
         let mine = self.settings.subnet;
         let claims = fabric::claims(peers);
-        let verdict = subnet::verdict(me, mine, claims.iter().map(|(n, s)| (n.as_str(), *s)));
+        let known = self.known_since(&claims);
+        let since = |name: &str| known.get(name).copied().unwrap_or(u64::MAX);
+        let mut rivals: Vec<Claimant> = claims
+            .iter()
+            .filter(|(_, s)| *s == mine)
+            .map(|(name, _)| Claimant {
+                name,
+                known_since_ms: since(name),
+            })
+            .collect();
+        let contested = !rivals.is_empty();
+        rivals.push(Claimant {
+            name: me,
+            known_since_ms: since(me),
+        });
+        let keeper = tenure::keeper(&rivals).unwrap_or(me).to_owned();
+        let may_move = match &self.settings.state_dir {
+            Some(dir) => tenure::may_move(dir, now_ms()),
+            None => true,
+        };
+        if contested && keeper == *me {
+            self.mesh_note(format!(
+                "{} claim container subnet {mine} too, which this board has held longer and keeps",
+                rivals
+                    .iter()
+                    .filter(|c| c.name != me.as_str())
+                    .map(|c| c.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let keeps = keeper == *me || !may_move;
+        if keeper != *me && !may_move {
+            self.mesh_note(format!(
+                "board {keeper} keeps container subnet {mine}, but this board has moved {} times in a day and stays; its instances cannot be reached from other boards",
+                tenure::MOVES_PER_DAY
+            ));
+        }
+        let verdict = subnet::verdict(mine, keeps, claims.iter().map(|(n, s)| (n.as_str(), *s)));
         match verdict {
             Verdict::Keep => {}
             Verdict::Move(next) if lock(&self.inner).moving_to.is_none() => {
                 lock(&self.inner).moving_to = Some(next);
-                let owner = claims
-                    .iter()
-                    .filter(|(_, s)| *s == mine)
-                    .map(|(n, _)| n.as_str())
-                    .min()
-                    .unwrap_or("?");
+                let owner = &keeper;
                 let note = match &self.settings.state_dir {
                     Some(dir) => match subnet::save(dir, next) {
                         Ok(()) => {
+                            if let Err(e) = tenure::record_move(dir, now_ms()) {
+                                self.settings.console.line(format_args!("cluster: recording the subnet move: {e}"));
+                            }
                             let note = format!(
                                 "board {owner} has container subnet {mine} too; this board takes {next} and restarts"
                             );
@@ -57,7 +126,7 @@ impl Node {
                 "board subnet {mine} is taken and no other is free; this board's instances cannot be reached from other boards"
             )),
         }
-        let boards = fabric::boards(me, mine, peers);
+        let boards = fabric::boards(me, mine, peers, &since);
         let mut mesh = self.mesh.lock().await;
         let Some(link) = mesh.as_mut() else {
             self.supervisor.set_remote(Remote::default());

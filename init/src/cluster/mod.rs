@@ -24,6 +24,7 @@ pub mod local;
 mod refused;
 mod round;
 mod sync_round;
+mod tenure;
 mod view;
 
 use std::collections::BTreeMap;
@@ -115,6 +116,8 @@ pub(crate) struct NodeState {
     pub mesh_boards: Option<Vec<fabric::Board>>,
     /// The subnet this board moves to (at its restart), once it found its own taken.
     pub moving_to: Option<crate::svcnet::nft::Ipv4Net>,
+    /// When this run first saw each board (the tenure rule for boards without a key binding).
+    pub first_seen: tenure::FirstSeen,
     /// The last problem with the mesh or the subnet, printed once.
     pub mesh_note: Option<String>,
     /// Why each peer's values are refused (another build), printed once.

@@ -4,9 +4,9 @@
 //! A board takes the slot its name hashes to, the first time it starts in a cluster, and keeps
 //! it on the data partition (`/data/cluster/subnet`), so its containers keep their addresses
 //! across reboots. Two boards whose names hash to the same slot find out from the gossip (every
-//! board publishes its subnet): the board with the smaller name keeps it, the other takes the
-//! next slot nobody uses and restarts, before its containers have talked to anyone if the two
-//! boards met while forming the cluster.
+//! board publishes its subnet): which one keeps it is the cluster's tenure rule
+//! (`cluster::tenure`); the other takes the next slot nobody uses and restarts, before its
+//! containers have talked to anyone if the two boards met while forming the cluster.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -94,26 +94,23 @@ pub fn save(dir: &Path, net: Ipv4Net) -> std::io::Result<()> {
 /// What a board does about its subnet, given the subnets `peers` (name, subnet) publish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// Nobody else uses it, or this board keeps it (its name is the smallest of those using it).
+    /// Nobody else uses it, or this board keeps it.
     Keep,
-    /// A board with a smaller name uses the same subnet: this one moves to the given one, the
-    /// first free slot after its own.
+    /// Another board keeps it: this one moves to the given one, the first free slot after its
+    /// own.
     Move(Ipv4Net),
     /// Every slot is taken.
     Full,
 }
 
-/// Whether `board` keeps `mine` against the subnets `peers` publish.
+/// What a board with subnet `mine` does, given whether it `keeps` it and the subnets `peers`
+/// (name, subnet) publish.
 pub fn verdict<'a>(
-    board: &str,
     mine: Ipv4Net,
-    peers: impl IntoIterator<Item = (&'a str, Ipv4Net)> + Clone,
+    keeps: bool,
+    peers: impl IntoIterator<Item = (&'a str, Ipv4Net)>,
 ) -> Verdict {
-    let loses = peers
-        .clone()
-        .into_iter()
-        .any(|(name, net)| net == mine && name < board);
-    if !loses {
+    if keeps {
         return Verdict::Keep;
     }
     let taken: std::collections::BTreeSet<u8> =
@@ -177,21 +174,23 @@ mod tests {
     }
 
     #[test]
-    fn the_smaller_name_keeps_a_shared_subnet() {
+    fn a_board_that_does_not_keep_its_subnet_moves_to_the_next_free_one() {
         let s = of_slot(9);
-        assert_eq!(verdict("b", s, [("a", s)]), Verdict::Move(of_slot(10)));
-        assert_eq!(verdict("a", s, [("b", s)]), Verdict::Keep);
-        assert_eq!(verdict("a", s, [("b", of_slot(3))]), Verdict::Keep);
+        assert_eq!(verdict(s, false, [("a", s)]), Verdict::Move(of_slot(10)));
+        assert_eq!(verdict(s, true, [("b", s)]), Verdict::Keep);
         assert_eq!(
-            verdict("c", s, [("a", s), ("b", of_slot(10)), ("d", of_slot(11))]),
+            verdict(s, false, [("a", s), ("b", of_slot(10)), ("d", of_slot(11))]),
             Verdict::Move(of_slot(12))
         );
         let last = of_slot(254);
-        assert_eq!(verdict("b", last, [("a", last)]), Verdict::Move(of_slot(1)));
+        assert_eq!(
+            verdict(last, false, [("a", last)]),
+            Verdict::Move(of_slot(1))
+        );
         let all: Vec<(String, Ipv4Net)> =
             (1..=254).map(|k| (format!("a{k}"), of_slot(k))).collect();
         assert_eq!(
-            verdict("z", s, all.iter().map(|(n, s)| (n.as_str(), *s))),
+            verdict(s, false, all.iter().map(|(n, s)| (n.as_str(), *s))),
             Verdict::Full
         );
     }
