@@ -3,6 +3,10 @@
 //! ```toml
 //! version = 1
 //!
+//! [[release]]
+//! suite = "bookworm"
+//! date = "Sat, 10 Jan 2026 09:56:44 UTC"
+//!
 //! [[package]]
 //! suite = "bookworm"
 //! component = "main"
@@ -16,10 +20,18 @@
 //!
 //! Entries are keyed by what a board asked for (suite, component, requested name) and saved
 //! sorted, so the file only changes when a pin does.
+//!
+//! A `[[release]]` records the `Date` of the newest signed index of a suite that a pin was
+//! resolved from; an index older than that is refused later (a replayed or rolled-back index).
+//! Lock files written before this field existed are read as recording no date, and gain one the
+//! next time a suite's index is fetched.
 
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use super::date;
 
 /// Errors from reading or writing a lock file.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +76,16 @@ pub enum Error {
         /// The value found.
         value: String,
     },
+    /// A `[[release]]` date is not a date.
+    #[error("lock file {path}: the release of suite {suite:?} has the unreadable date {value:?} (expected a date like \"Sat, 10 Jan 2026 09:56:44 UTC\")")]
+    Date {
+        /// The lock file.
+        path: PathBuf,
+        /// The suite.
+        suite: String,
+        /// The value found.
+        value: String,
+    },
     /// Serialising failed (a bug).
     #[error("cannot serialise the lock file {path}: {source}")]
     Serialize {
@@ -103,12 +125,25 @@ impl LockEntry {
     }
 }
 
+/// The `Date` of the newest signed index of a suite that pins were resolved from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReleaseEntry {
+    /// Suite or codename, as the packages name it.
+    suite: String,
+    /// The index's `Date`, as [`date::format`] writes it.
+    date: String,
+}
+
 /// All pinned packages of a build.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LockFile {
     /// Format version (1).
     version: u32,
+    /// Index dates per suite (absent in lock files from before they were recorded).
+    #[serde(default, rename = "release", skip_serializing_if = "Vec::is_empty")]
+    releases: Vec<ReleaseEntry>,
     /// The pins.
     #[serde(default, rename = "package")]
     packages: Vec<LockEntry>,
@@ -133,6 +168,7 @@ impl LockFile {
     pub fn new() -> Self {
         Self {
             version: 1,
+            releases: Vec::new(),
             packages: Vec::new(),
         }
     }
@@ -164,6 +200,15 @@ impl LockFile {
                 });
             }
         }
+        for release in &lock.releases {
+            if date::parse(&release.date).is_none() {
+                return Err(Error::Date {
+                    path: path.to_path_buf(),
+                    suite: release.suite.clone(),
+                    value: release.date.clone(),
+                });
+            }
+        }
         Ok(lock)
     }
 
@@ -180,6 +225,7 @@ impl LockFile {
     pub fn save(&self, path: &Path) -> Result<(), Error> {
         let mut sorted = self.clone();
         sorted.packages.sort_by(|a, b| a.key().cmp(&b.key()));
+        sorted.releases.sort_by(|a, b| a.suite.cmp(&b.suite));
         let body = toml::to_string(&sorted).map_err(|source| Error::Serialize {
             path: path.to_path_buf(),
             source,
@@ -221,6 +267,26 @@ impl LockFile {
     /// All pins.
     pub fn entries(&self) -> &[LockEntry] {
         &self.packages
+    }
+
+    /// The `Date` of the newest index of `suite` recorded, if any (dates are checked on load).
+    pub fn release_date(&self, suite: &str) -> Option<DateTime<Utc>> {
+        self.releases
+            .iter()
+            .find(|r| r.suite == suite)
+            .and_then(|r| date::parse(&r.date))
+    }
+
+    /// Records `date` as the `Date` of `suite`'s index, unless a newer one is recorded.
+    pub fn record_release_date(&mut self, suite: &str, date: DateTime<Utc>) {
+        if self.release_date(suite).is_some_and(|d| d >= date) {
+            return;
+        }
+        self.releases.retain(|r| r.suite != suite);
+        self.releases.push(ReleaseEntry {
+            suite: suite.to_string(),
+            date: date::format(&date),
+        });
     }
 }
 
@@ -307,6 +373,50 @@ mod tests {
         assert!(LockFile::load(&path).is_ok());
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("--update to pick up") && !text.contains("--update-lock"));
+    }
+
+    #[test]
+    fn a_lock_without_release_dates_is_read_and_gains_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("baton.lock");
+        let mut old = LockFile::new();
+        old.set(entry("aa", "1"));
+        old.save(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("[[release]]"), "{text}");
+
+        let mut lock = LockFile::load(&path).unwrap();
+        assert_eq!(lock.release_date("bookworm"), None);
+        let d = |s| date::parse(s).unwrap();
+        lock.record_release_date("trixie", d("Sun, 11 Jan 2026 08:00:00 UTC"));
+        lock.record_release_date("bookworm", d("Sat, 10 Jan 2026 09:56:44 UTC"));
+        // An older date never lowers the record.
+        lock.record_release_date("bookworm", d("Fri, 09 Jan 2026 09:56:44 UTC"));
+        lock.save(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains(
+                "[[release]]\nsuite = \"bookworm\"\ndate = \"Sat, 10 Jan 2026 09:56:44 UTC\""
+            ),
+            "{text}"
+        );
+        assert!(
+            text.find("\"bookworm\"") < text.find("\"trixie\""),
+            "{text}"
+        );
+        let back = LockFile::load(&path).unwrap();
+        assert_eq!(
+            back.release_date("bookworm"),
+            Some(d("Sat, 10 Jan 2026 09:56:44 UTC"))
+        );
+        assert_eq!(back.entries(), lock.entries());
+
+        std::fs::write(&path, text.replace("Sat, 10 Jan 2026", "someday")).unwrap();
+        let err = LockFile::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("baton.lock") && err.contains("bookworm") && err.contains("someday"),
+            "{err}"
+        );
     }
 
     #[test]

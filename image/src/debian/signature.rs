@@ -3,10 +3,15 @@
 //! The archive signs each `InRelease` with several keys (the automatic signing keys of the
 //! current and the next release, and the stable release key). An index is accepted when at least
 //! one signature verifies against a key in the [`Keyring`]; signatures by keys we do not know are
-//! ignored, as apt does. Only the text that was signed is handed back, so nothing outside the
-//! signature can reach the parser.
+//! ignored, as apt does. A signature only counts if the key (and subkey) that made it was
+//! neither expired nor revoked, and the signature itself was not made in the future nor has
+//! expired (see `key_validity.rs`). Only the text that was signed is handed back, so nothing
+//! outside the signature can reach the parser.
 
+use chrono::{DateTime, Utc};
 use pgp::composed::{CleartextSignedMessage, Deserializable, SignedPublicKey};
+
+use super::{date, key_validity};
 
 /// Errors from signature checking.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +44,18 @@ pub enum Error {
         what: String,
         /// How many signatures the message carried.
         count: usize,
+    },
+    /// Signatures verified against trusted keys, but none of them at a time the key was valid.
+    #[error(
+        "{what}: no signature by a currently valid trusted key ({}); an old index signed by a \
+         key since expired or revoked is not accepted",
+        reasons.join("; ")
+    )]
+    Unusable {
+        /// What was being checked.
+        what: String,
+        /// Why each verifying signature was not accepted.
+        reasons: Vec<String>,
     },
 }
 
@@ -99,9 +116,19 @@ impl Keyring {
         self.keys.is_empty()
     }
 
-    /// Verifies the clear-signed `message` (named `what` in errors) and returns the signed text,
-    /// with `\n` line endings.
+    /// Verifies the clear-signed `message` (named `what` in errors) now and returns the signed
+    /// text, with `\n` line endings.
     pub fn verify_clearsigned(&self, message: &[u8], what: &str) -> Result<String, Error> {
+        self.verify_clearsigned_at(message, what, date::now())
+    }
+
+    /// [`Self::verify_clearsigned`] with the key and signature times checked at `now`.
+    pub fn verify_clearsigned_at(
+        &self,
+        message: &[u8],
+        what: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String, Error> {
         let text = String::from_utf8_lossy(message);
         let (msg, _headers) =
             CleartextSignedMessage::from_string(&text).map_err(|source| Error::NotSigned {
@@ -109,22 +136,36 @@ impl Keyring {
                 source,
             })?;
         let signed = msg.signed_text();
-        let good = msg.signatures().iter().any(|sig| {
-            self.keys.iter().any(|key| {
-                sig.verify(&key.primary_key, signed.as_bytes()).is_ok()
-                    || key
-                        .public_subkeys
-                        .iter()
-                        .any(|sub| sig.verify(&sub.key, signed.as_bytes()).is_ok())
-            })
-        });
-        if !good {
-            return Err(Error::BadSignature {
+        let mut reasons = Vec::new();
+        for sig in msg.signatures() {
+            for key in &self.keys {
+                let signers = std::iter::once(None).chain(key.public_subkeys.iter().map(Some));
+                for sub in signers {
+                    let verified = match sub {
+                        None => sig.verify(&key.primary_key, signed.as_bytes()),
+                        Some(s) => sig.verify(&s.key, signed.as_bytes()),
+                    };
+                    if verified.is_err() {
+                        continue;
+                    }
+                    match key_validity::check(sig, key, sub, now) {
+                        Ok(()) => return Ok(signed.replace("\r\n", "\n")),
+                        Err(reason) => reasons.push(reason),
+                    }
+                }
+            }
+        }
+        if reasons.is_empty() {
+            Err(Error::BadSignature {
                 what: what.to_string(),
                 count: msg.signatures().len(),
-            });
+            })
+        } else {
+            Err(Error::Unusable {
+                what: what.to_string(),
+                reasons,
+            })
         }
-        Ok(signed.replace("\r\n", "\n"))
     }
 }
 
@@ -143,7 +184,7 @@ fn parse_binary(name: &str, bytes: &[u8]) -> Result<Vec<SignedPublicKey>, Error>
 pub(crate) mod tests {
     use super::*;
     use pgp::composed::{KeyType, SecretKeyParamsBuilder, SignedSecretKey};
-    use pgp::types::Password;
+    use pgp::types::{KeyDetails, Password, PublicKeyTrait, SecretKeyTrait};
 
     /// A fresh Ed25519 signing key for tests.
     pub(crate) fn test_key() -> SignedSecretKey {
@@ -160,6 +201,58 @@ pub(crate) mod tests {
             .unwrap()
             .sign(&mut rng, &Password::empty())
             .unwrap()
+    }
+
+    /// A fresh Ed25519 signing key created at `created` whose self-signature says it expires
+    /// `valid_for` later.
+    pub(crate) fn test_key_expiring(
+        created: DateTime<Utc>,
+        valid_for: chrono::Duration,
+    ) -> SignedSecretKey {
+        use chrono::SubsecRound;
+        use pgp::packet::{SignatureConfig, SignatureType, Subpacket, SubpacketData};
+        use pgp::types::Tag;
+
+        let created = created.trunc_subsecs(0);
+        let params = SecretKeyParamsBuilder::default()
+            .key_type(KeyType::Ed25519Legacy)
+            .can_certify(true)
+            .can_sign(true)
+            .created_at(created)
+            .primary_user_id("baton expiring test <test@baton.invalid>".into())
+            .build()
+            .unwrap();
+        let mut rng = rand::thread_rng();
+        let mut key = params
+            .generate(&mut rng)
+            .unwrap()
+            .sign(&mut rng, &Password::empty())
+            .unwrap();
+        let mut config = SignatureConfig::v4(
+            SignatureType::CertPositive,
+            key.primary_key.algorithm(),
+            key.primary_key.hash_alg(),
+        );
+        config.hashed_subpackets = vec![
+            Subpacket::regular(SubpacketData::SignatureCreationTime(created)).unwrap(),
+            Subpacket::regular(SubpacketData::KeyExpirationTime(valid_for)).unwrap(),
+            Subpacket::regular(SubpacketData::IssuerFingerprint(
+                key.primary_key.fingerprint(),
+            ))
+            .unwrap(),
+        ];
+        let user = key.details.users[0].id.clone();
+        let sig = config
+            .sign_certification(
+                &key.primary_key,
+                key.primary_key.public_key(),
+                &Password::empty(),
+                Tag::UserId,
+                &user,
+            )
+            .unwrap();
+        key.details.users[0].signatures = vec![sig];
+        key
     }
 
     /// `text` clear-signed by `key`.
@@ -212,6 +305,58 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_signature_by_an_expired_key_is_refused_naming_the_key_and_times() {
+        let now = date::now();
+        let day = chrono::Duration::days(1);
+        // Created ten days ago, expired nine days ago: expired when it signed (now).
+        let key = test_key_expiring(now - day * 10, day);
+        let ring = Keyring::from_keys(vec![SignedPublicKey::from(key.clone())]);
+        let signed = clearsign(&key, "Suite: test\n");
+        let err = ring
+            .verify_clearsigned(signed.as_bytes(), "http://x/InRelease")
+            .unwrap_err();
+        assert!(matches!(err, Error::Unusable { .. }), "{err}");
+        let msg = err.to_string();
+        let expired_at = date::format(&(*key.primary_key.public_key().created_at() + day));
+        assert!(
+            msg.contains("http://x/InRelease")
+                && msg.contains("expired at")
+                && msg.contains(&expired_at),
+            "{msg}"
+        );
+
+        // Valid for a year: accepted now, refused once the year is over, though it was valid
+        // when it signed (an old index must not outlive its key).
+        let key = test_key_expiring(now - day, day * 365);
+        let ring = Keyring::from_keys(vec![SignedPublicKey::from(key.clone())]);
+        let signed = clearsign(&key, "Suite: test\n");
+        ring.verify_clearsigned(signed.as_bytes(), "x").unwrap();
+        let err = ring
+            .verify_clearsigned_at(signed.as_bytes(), "x", now + day * 400)
+            .unwrap_err();
+        assert!(matches!(err, Error::Unusable { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_signature_from_the_future_is_refused() {
+        let key = test_key();
+        let ring = Keyring::from_keys(vec![SignedPublicKey::from(key.clone())]);
+        let signed = clearsign(&key, "Suite: test\n");
+        let now = date::now();
+        let early = now - date::FUTURE_ALLOWANCE - chrono::Duration::minutes(1);
+        let err = ring
+            .verify_clearsigned_at(signed.as_bytes(), "x", early)
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Unusable { .. }) && err.to_string().contains("in the future"),
+            "{err}"
+        );
+        // A clock a minute behind is within the allowance.
+        ring.verify_clearsigned_at(signed.as_bytes(), "x", now - chrono::Duration::minutes(1))
+            .unwrap();
+    }
+
+    #[test]
     fn rejects_unsigned_text() {
         let ring = Keyring::debian().unwrap();
         let err = ring
@@ -228,6 +373,12 @@ pub(crate) mod tests {
         let text = ring.verify_clearsigned(bytes, "InRelease").unwrap();
         assert!(text.starts_with("Origin: Debian\n"));
         assert!(!text.contains("BEGIN PGP"));
+        // Long after Debian's signing keys expire, the same index is refused.
+        let late = date::now() + chrono::Duration::days(365 * 30);
+        let err = ring
+            .verify_clearsigned_at(bytes, "InRelease", late)
+            .unwrap_err();
+        assert!(matches!(err, Error::Unusable { .. }), "{err}");
         // One flipped byte inside the signed text breaks it.
         let mut bad = bytes.to_vec();
         let at = bad.windows(8).position(|w| w == b"bookworm").unwrap();
