@@ -4,11 +4,15 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::PathBuf;
 
+use chrono::{DateTime, Utc};
+
 use super::cache::{self, Cache, PutError};
+use super::date;
 use super::http;
 use super::lock::{LockEntry, LockFile};
 use super::packages::{self, PackageIndex};
 use super::release::{self, Release};
+use super::rollback::{self, Rollback};
 use super::signature::{self, Keyring};
 
 /// The Debian mirror used unless another is configured.
@@ -45,9 +49,21 @@ pub enum Error {
     /// The signature of an `InRelease` did not check out.
     #[error(transparent)]
     Signature(#[from] signature::Error),
-    /// A `Release` was malformed or for the wrong suite.
+    /// A `Release` has expired or is not valid yet.
     #[error(transparent)]
-    Release(#[from] release::Error),
+    Release(Box<release::Error>),
+    /// A `Release` was malformed or for the wrong suite.
+    #[error("{url}: {source}")]
+    BadRelease {
+        /// Where it came from.
+        url: String,
+        /// What is wrong.
+        #[source]
+        source: Box<release::Error>,
+    },
+    /// A signed index older than one already accepted for the suite (a replay or rollback).
+    #[error(transparent)]
+    Rollback(Box<Rollback>),
     /// A `Packages` index was malformed or lacks the package.
     #[error(transparent)]
     Packages(#[from] packages::Error),
@@ -178,6 +194,8 @@ pub struct Archive {
     client: http::Client,
     releases: HashMap<String, Release>,
     indexes: HashMap<(String, String), PackageIndex>,
+    /// Index dates per suite recorded in the lock file being resolved (see [`Self::fetch`]).
+    lock_dates: HashMap<String, DateTime<Utc>>,
 }
 
 impl Archive {
@@ -194,6 +212,7 @@ impl Archive {
             keyring,
             releases: HashMap::new(),
             indexes: HashMap::new(),
+            lock_dates: HashMap::new(),
             opts,
         })
     }
@@ -204,11 +223,18 @@ impl Archive {
     }
 
     /// Fetches `pkg` as pinned in `lock` (pinning it first if needed) and returns the verified
-    /// file in the cache.
+    /// file in the cache. If the suite's index was fetched, an index older than the one `lock`
+    /// records is refused, and its `Date` is recorded in `lock`.
     pub fn fetch(&mut self, pkg: &PackageRef, lock: &mut LockFile) -> Result<CachedDeb, Error> {
+        if let Some(recorded) = lock.release_date(&pkg.suite) {
+            self.lock_dates.insert(pkg.suite.clone(), recorded);
+        }
         let entry = self.pin(pkg, lock)?;
         let deb = self.fetch_entry(&entry)?;
         lock.set(entry);
+        if let Some(release) = self.releases.get(&pkg.suite) {
+            lock.record_release_date(&pkg.suite, release.date);
+        }
         Ok(deb)
     }
 
@@ -320,8 +346,27 @@ impl Archive {
         if !self.releases.contains_key(suite) {
             let url = format!("{}/dists/{suite}/InRelease", self.opts.base_url);
             let bytes = self.client.get(&url, MAX_INRELEASE)?;
-            let text = self.keyring.verify_clearsigned(&bytes, &url)?;
-            let release = Release::parse(&text, suite)?;
+            let now = date::now();
+            let text = self.keyring.verify_clearsigned_at(&bytes, &url, now)?;
+            let release = Release::parse(&text, suite).map_err(|source| Error::BadRelease {
+                url: url.clone(),
+                source: Box::new(source),
+            })?;
+            release
+                .check_valid_at(suite, &url, now)
+                .map_err(|e| Error::Release(Box::new(e)))?;
+            rollback::check(
+                &self.cache,
+                self.lock_dates.get(suite),
+                suite,
+                &url,
+                &release,
+            )
+            .map_err(|e| match e {
+                rollback::Error::Cache(c) => Error::Cache(c),
+                rollback::Error::Older(r) => Error::Rollback(r),
+            })?;
+            self.cache.record_release_date(suite, release.date)?;
             self.releases.insert(suite.to_string(), release);
         }
         self.releases
@@ -374,3 +419,7 @@ impl Archive {
 #[cfg(test)]
 #[path = "archive_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "archive_dates_tests.rs"]
+mod dates_tests;

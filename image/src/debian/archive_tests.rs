@@ -14,7 +14,7 @@ use crate::debian::deb::tests::{build_deb, compress, Item};
 use crate::debian::signature::tests::{clearsign, test_key};
 
 /// A tiny HTTP/1.1 server for a fixed set of paths; records every path asked for.
-struct Server {
+pub(super) struct Server {
     addr: String,
     files: Arc<Mutex<HashMap<String, Vec<u8>>>>,
     log: Arc<Mutex<Vec<String>>>,
@@ -22,7 +22,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(files: HashMap<String, Vec<u8>>) -> Self {
+    pub(super) fn start(files: HashMap<String, Vec<u8>>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let files = Arc::new(Mutex::new(files));
@@ -47,7 +47,7 @@ impl Server {
         }
     }
 
-    fn url(&self) -> String {
+    pub(super) fn url(&self) -> String {
         format!("http://{}/debian", self.addr)
     }
 
@@ -55,7 +55,7 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
-    fn set(&self, path: &str, data: Vec<u8>) {
+    pub(super) fn set(&self, path: &str, data: Vec<u8>) {
         self.files.lock().unwrap().insert(path.to_string(), data);
     }
 }
@@ -99,11 +99,40 @@ fn serve(conn: TcpStream, files: &Mutex<HashMap<String, Vec<u8>>>, log: &Mutex<V
 }
 
 /// A signed one-suite archive with a kernel metapackage, two kernel versions and firmware.
-struct Fixture {
-    key: SignedSecretKey,
-    files: HashMap<String, Vec<u8>>,
+pub(super) struct Fixture {
+    pub(super) key: SignedSecretKey,
+    pub(super) files: HashMap<String, Vec<u8>>,
     kernel_old: Vec<u8>,
     kernel_new: Vec<u8>,
+    by_hash: bool,
+    /// SHA256 and size of `main/binary-arm64/Packages.xz`.
+    index: (String, usize),
+}
+
+/// The fixture's `InRelease` path on the server.
+pub(super) const INRELEASE: &str = "/debian/dists/bookworm/InRelease";
+
+impl Fixture {
+    /// The fixture's `InRelease`, dated `date` and valid until `valid_until`, signed by `key`.
+    pub(super) fn inrelease(
+        &self,
+        key: &SignedSecretKey,
+        date: chrono::DateTime<chrono::Utc>,
+        valid_until: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Vec<u8> {
+        let valid_until = valid_until
+            .map(|v| format!("Valid-Until: {}\n", crate::debian::date::format(&v)))
+            .unwrap_or_default();
+        let release = format!(
+            "Origin: Test\nSuite: stable\nCodename: bookworm\nDate: {}\n{valid_until}\
+             Acquire-By-Hash: {}\nSHA256:\n {} {} main/binary-arm64/Packages.xz\n",
+            crate::debian::date::format(&date),
+            if self.by_hash { "yes" } else { "no" },
+            self.index.0,
+            self.index.1
+        );
+        clearsign(key, &release).into_bytes()
+    }
 }
 
 const POOL: &str = "pool/main/l/linux-signed-arm64";
@@ -117,7 +146,7 @@ fn stanza(name: &str, version: &str, depends: &str, file: &str, deb: &[u8]) -> S
     )
 }
 
-fn fixture(by_hash: bool) -> Fixture {
+pub(super) fn fixture(by_hash: bool) -> Fixture {
     let key = test_key();
     let kernel_old = build_deb(
         &[Item::File("/boot/vmlinuz-6.1.0-8-arm64", b"old", 0o644)],
@@ -155,33 +184,31 @@ fn fixture(by_hash: bool) -> Fixture {
     .concat();
     let packages_xz = compress("xz", packages.as_bytes());
     let sha = sha256_hex(&packages_xz);
-    let release = format!(
-        "Origin: Test\nSuite: stable\nCodename: bookworm\nAcquire-By-Hash: {}\nSHA256:\n {sha} {} main/binary-arm64/Packages.xz\n",
-        if by_hash { "yes" } else { "no" },
-        packages_xz.len()
-    );
     let mut files = HashMap::new();
-    files.insert(
-        "/debian/dists/bookworm/InRelease".to_string(),
-        clearsign(&key, &release).into_bytes(),
-    );
     let index_path = if by_hash {
         format!("/debian/dists/bookworm/main/binary-arm64/by-hash/SHA256/{sha}")
     } else {
         "/debian/dists/bookworm/main/binary-arm64/Packages.xz".to_string()
     };
+    let index = (sha, packages_xz.len());
     files.insert(index_path, packages_xz);
     files.insert(format!("/debian/{old_file}"), kernel_old.clone());
     files.insert(format!("/debian/{new_file}"), kernel_new.clone());
-    Fixture {
+    let mut fx = Fixture {
         key,
         files,
         kernel_old,
         kernel_new,
-    }
+        by_hash,
+        index,
+    };
+    let now = crate::debian::date::now();
+    let inrelease = fx.inrelease(&fx.key, now - chrono::Duration::hours(1), None);
+    fx.files.insert(INRELEASE.to_string(), inrelease);
+    fx
 }
 
-fn options(server: &Server, fx: &Fixture, cache: &std::path::Path) -> ArchiveOptions {
+pub(super) fn options(server: &Server, fx: &Fixture, cache: &std::path::Path) -> ArchiveOptions {
     ArchiveOptions {
         base_url: server.url(),
         cache_dir: cache.to_path_buf(),
@@ -194,7 +221,7 @@ fn options(server: &Server, fx: &Fixture, cache: &std::path::Path) -> ArchiveOpt
     }
 }
 
-fn kernel_ref() -> PackageRef {
+pub(super) fn kernel_ref() -> PackageRef {
     PackageRef {
         suite: "bookworm".into(),
         component: "main".into(),

@@ -5,6 +5,9 @@
 //! readable. Files are written to a temporary file in the same directory tree, checked, and only
 //! then renamed into place, so the cache never holds a partial or unverified file under a real
 //! name.
+//!
+//! `<root>/releases/<suite>` records the `Date` of the newest signed index of each suite the
+//! cache has accepted (see `release_dates.rs`).
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -32,6 +35,14 @@ pub enum Error {
         /// The package or file.
         what: String,
         /// The value found.
+        value: String,
+    },
+    /// A recorded index date could not be read.
+    #[error("download cache: {path} does not hold an index date ({value:?}); delete the file and run the build again")]
+    BadRecord {
+        /// The record.
+        path: PathBuf,
+        /// What it holds (at most its first bytes).
         value: String,
     },
     /// No cache directory could be found.
@@ -257,7 +268,7 @@ fn sanitize(file_name: &str) -> String {
     }
 }
 
-fn io_err(action: &'static str, path: &Path, source: io::Error) -> Error {
+pub(super) fn io_err(action: &'static str, path: &Path, source: io::Error) -> Error {
     Error::Io {
         action,
         path: path.to_path_buf(),

@@ -3,6 +3,10 @@
 //! ```toml
 //! version = 1
 //!
+//! [[release]]
+//! suite = "bookworm"
+//! date = "Sat, 10 Jan 2026 09:56:44 UTC"
+//!
 //! [[package]]
 //! suite = "bookworm"
 //! component = "main"
@@ -16,10 +20,18 @@
 //!
 //! Entries are keyed by what a board asked for (suite, component, requested name) and saved
 //! sorted, so the file only changes when a pin does.
+//!
+//! A `[[release]]` records the `Date` of the newest signed index of a suite that a pin was
+//! resolved from; an index older than that is refused later (a replayed or rolled-back index).
+//! Lock files written before this field existed are read as recording no date, and gain one the
+//! next time a suite's index is fetched.
 
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use super::date;
 
 /// Errors from reading or writing a lock file.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +76,16 @@ pub enum Error {
         /// The value found.
         value: String,
     },
+    /// A `[[release]]` date is not a date.
+    #[error("lock file {path}: the release of suite {suite:?} has the unreadable date {value:?} (expected a date like \"Sat, 10 Jan 2026 09:56:44 UTC\")")]
+    Date {
+        /// The lock file.
+        path: PathBuf,
+        /// The suite.
+        suite: String,
+        /// The value found.
+        value: String,
+    },
     /// Serialising failed (a bug).
     #[error("cannot serialise the lock file {path}: {source}")]
     Serialize {
@@ -103,12 +125,25 @@ impl LockEntry {
     }
 }
 
+/// The `Date` of the newest signed index of a suite that pins were resolved from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReleaseEntry {
+    /// Suite or codename, as the packages name it.
+    suite: String,
+    /// The index's `Date`, as [`date::format`] writes it.
+    date: String,
+}
+
 /// All pinned packages of a build.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LockFile {
     /// Format version (1).
     version: u32,
+    /// Index dates per suite (absent in lock files from before they were recorded).
+    #[serde(default, rename = "release", skip_serializing_if = "Vec::is_empty")]
+    releases: Vec<ReleaseEntry>,
     /// The pins.
     #[serde(default, rename = "package")]
     packages: Vec<LockEntry>,
@@ -133,6 +168,7 @@ impl LockFile {
     pub fn new() -> Self {
         Self {
             version: 1,
+            releases: Vec::new(),
             packages: Vec::new(),
         }
     }
@@ -164,6 +200,15 @@ impl LockFile {
                 });
             }
         }
+        for release in &lock.releases {
+            if date::parse(&release.date).is_none() {
+                return Err(Error::Date {
+                    path: path.to_path_buf(),
+                    suite: release.suite.clone(),
+                    value: release.date.clone(),
+                });
+            }
+        }
         Ok(lock)
     }
 
@@ -180,6 +225,7 @@ impl LockFile {
     pub fn save(&self, path: &Path) -> Result<(), Error> {
         let mut sorted = self.clone();
         sorted.packages.sort_by(|a, b| a.key().cmp(&b.key()));
+        sorted.releases.sort_by(|a, b| a.suite.cmp(&b.suite));
         let body = toml::to_string(&sorted).map_err(|source| Error::Serialize {
             path: path.to_path_buf(),
             source,
@@ -222,112 +268,28 @@ impl LockFile {
     pub fn entries(&self) -> &[LockEntry] {
         &self.packages
     }
+
+    /// The `Date` of the newest index of `suite` recorded, if any (dates are checked on load).
+    pub fn release_date(&self, suite: &str) -> Option<DateTime<Utc>> {
+        self.releases
+            .iter()
+            .find(|r| r.suite == suite)
+            .and_then(|r| date::parse(&r.date))
+    }
+
+    /// Records `date` as the `Date` of `suite`'s index, unless a newer one is recorded.
+    pub fn record_release_date(&mut self, suite: &str, date: DateTime<Utc>) {
+        if self.release_date(suite).is_some_and(|d| d >= date) {
+            return;
+        }
+        self.releases.retain(|r| r.suite != suite);
+        self.releases.push(ReleaseEntry {
+            suite: suite.to_string(),
+            date: date::format(&date),
+        });
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry(requested: &str, version: &str) -> LockEntry {
-        LockEntry {
-            suite: "bookworm".into(),
-            component: "main".into(),
-            requested: requested.into(),
-            name: format!("{requested}-real"),
-            version: version.into(),
-            filename: format!("pool/main/x/{requested}_{version}_arm64.deb"),
-            sha256: "ab".repeat(32),
-            size: 42,
-        }
-    }
-
-    #[test]
-    fn round_trips_sorted_and_replaces_pins() {
-        let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("baton.lock");
-        let mut lock = LockFile::load_or_new(&path).unwrap();
-        lock.set(entry("zz", "1"));
-        lock.set(entry("aa", "1"));
-        lock.set(entry("zz", "2"));
-        assert_eq!(lock.entries().len(), 2);
-        lock.save(&path).unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(
-            text.find("requested = \"aa\"") < text.find("requested = \"zz\""),
-            "{text}"
-        );
-        let back = LockFile::load(&path).unwrap();
-        assert_eq!(back.get("bookworm", "main", "zz").unwrap().version, "2");
-        assert_eq!(back.get("trixie", "main", "zz"), None);
-        // Saving again gives the same bytes.
-        back.save(&path).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
-    }
-
-    #[test]
-    fn a_sha256_that_is_not_64_lowercase_hex_digits_is_refused_with_file_line_and_package() {
-        let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("baton.lock");
-        let good = "ab".repeat(32);
-        for bad in [
-            "../../etc/x".to_string(),
-            good.to_uppercase(),
-            good[..62].to_string(),
-            format!("{good}a"),
-            String::new(),
-        ] {
-            let mut lock = LockFile::new();
-            lock.set(entry("aa", "1"));
-            lock.set(LockEntry {
-                sha256: bad.clone(),
-                ..entry("zz", "2")
-            });
-            lock.save(&path).unwrap();
-            let text = std::fs::read_to_string(&path).unwrap();
-            // Saved sorted: "zz" is the second package, its sha256 the last.
-            let lines: Vec<&str> = text.lines().collect();
-            let line = lines.iter().rposition(|l| l.starts_with("sha256")).unwrap() + 1;
-            assert!(text
-                .lines()
-                .nth(line - 1)
-                .unwrap()
-                .contains(&format!("{bad:?}")));
-            let err = LockFile::load(&path).unwrap_err();
-            assert_eq!(
-                err.to_string(),
-                format!(
-                    "lock file {}, line {line}: package \"zz-real\": sha256 {bad:?} is not 64 lowercase hex digits",
-                    path.display()
-                )
-            );
-        }
-        let mut lock = LockFile::new();
-        lock.set(entry("aa", "1"));
-        lock.save(&path).unwrap();
-        assert!(LockFile::load(&path).is_ok());
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains("--update to pick up") && !text.contains("--update-lock"));
-    }
-
-    #[test]
-    fn rejects_unknown_keys_and_versions() {
-        let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("baton.lock");
-        std::fs::write(
-            &path,
-            "version = 1\n[[package]]\nsuite = \"x\"\nbogus = 1\n",
-        )
-        .unwrap();
-        let err = LockFile::load(&path).unwrap_err().to_string();
-        assert!(err.contains("baton.lock") && err.contains("bogus"), "{err}");
-        std::fs::write(&path, "version = 7\n").unwrap();
-        assert!(matches!(
-            LockFile::load(&path),
-            Err(Error::Version { version: 7, .. })
-        ));
-        assert!(matches!(
-            LockFile::load(&tmp.path().join("missing.lock")),
-            Err(Error::Io { .. })
-        ));
-    }
-}
+#[path = "lock_tests.rs"]
+mod tests;

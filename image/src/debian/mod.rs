@@ -17,11 +17,15 @@
 mod archive;
 pub mod cache;
 mod control;
+pub mod date;
 pub mod deb;
 mod http;
+mod key_validity;
 pub mod lock;
 pub mod packages;
 pub mod release;
+mod release_dates;
+mod rollback;
 pub mod signature;
 pub mod version;
 

@@ -3,10 +3,15 @@
 //! The archive signs each `InRelease` with several keys (the automatic signing keys of the
 //! current and the next release, and the stable release key). An index is accepted when at least
 //! one signature verifies against a key in the [`Keyring`]; signatures by keys we do not know are
-//! ignored, as apt does. Only the text that was signed is handed back, so nothing outside the
-//! signature can reach the parser.
+//! ignored, as apt does. A signature only counts if the key (and subkey) that made it was
+//! neither expired nor revoked, and the signature itself was not made in the future nor has
+//! expired (see `key_validity.rs`). Only the text that was signed is handed back, so nothing
+//! outside the signature can reach the parser.
 
+use chrono::{DateTime, Utc};
 use pgp::composed::{CleartextSignedMessage, Deserializable, SignedPublicKey};
+
+use super::{date, key_validity};
 
 /// Errors from signature checking.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +44,18 @@ pub enum Error {
         what: String,
         /// How many signatures the message carried.
         count: usize,
+    },
+    /// Signatures verified against trusted keys, but none of them at a time the key was valid.
+    #[error(
+        "{what}: no signature by a currently valid trusted key ({}); an old index signed by a \
+         key since expired or revoked is not accepted",
+        reasons.join("; ")
+    )]
+    Unusable {
+        /// What was being checked.
+        what: String,
+        /// Why each verifying signature was not accepted.
+        reasons: Vec<String>,
     },
 }
 
@@ -99,9 +116,19 @@ impl Keyring {
         self.keys.is_empty()
     }
 
-    /// Verifies the clear-signed `message` (named `what` in errors) and returns the signed text,
-    /// with `\n` line endings.
+    /// Verifies the clear-signed `message` (named `what` in errors) now and returns the signed
+    /// text, with `\n` line endings.
     pub fn verify_clearsigned(&self, message: &[u8], what: &str) -> Result<String, Error> {
+        self.verify_clearsigned_at(message, what, date::now())
+    }
+
+    /// [`Self::verify_clearsigned`] with the key and signature times checked at `now`.
+    pub fn verify_clearsigned_at(
+        &self,
+        message: &[u8],
+        what: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String, Error> {
         let text = String::from_utf8_lossy(message);
         let (msg, _headers) =
             CleartextSignedMessage::from_string(&text).map_err(|source| Error::NotSigned {
@@ -109,22 +136,36 @@ impl Keyring {
                 source,
             })?;
         let signed = msg.signed_text();
-        let good = msg.signatures().iter().any(|sig| {
-            self.keys.iter().any(|key| {
-                sig.verify(&key.primary_key, signed.as_bytes()).is_ok()
-                    || key
-                        .public_subkeys
-                        .iter()
-                        .any(|sub| sig.verify(&sub.key, signed.as_bytes()).is_ok())
-            })
-        });
-        if !good {
-            return Err(Error::BadSignature {
+        let mut reasons = Vec::new();
+        for sig in msg.signatures() {
+            for key in &self.keys {
+                let signers = std::iter::once(None).chain(key.public_subkeys.iter().map(Some));
+                for sub in signers {
+                    let verified = match sub {
+                        None => sig.verify(&key.primary_key, signed.as_bytes()),
+                        Some(s) => sig.verify(&s.key, signed.as_bytes()),
+                    };
+                    if verified.is_err() {
+                        continue;
+                    }
+                    match key_validity::check(sig, key, sub, now) {
+                        Ok(()) => return Ok(signed.replace("\r\n", "\n")),
+                        Err(reason) => reasons.push(reason),
+                    }
+                }
+            }
+        }
+        if reasons.is_empty() {
+            Err(Error::BadSignature {
                 what: what.to_string(),
                 count: msg.signatures().len(),
-            });
+            })
+        } else {
+            Err(Error::Unusable {
+                what: what.to_string(),
+                reasons,
+            })
         }
-        Ok(signed.replace("\r\n", "\n"))
     }
 }
 
@@ -140,98 +181,5 @@ fn parse_binary(name: &str, bytes: &[u8]) -> Result<Vec<SignedPublicKey>, Error>
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use pgp::composed::{KeyType, SecretKeyParamsBuilder, SignedSecretKey};
-    use pgp::types::Password;
-
-    /// A fresh Ed25519 signing key for tests.
-    pub(crate) fn test_key() -> SignedSecretKey {
-        let params = SecretKeyParamsBuilder::default()
-            .key_type(KeyType::Ed25519Legacy)
-            .can_certify(true)
-            .can_sign(true)
-            .primary_user_id("baton test <test@baton.invalid>".into())
-            .build()
-            .unwrap();
-        let mut rng = rand::thread_rng();
-        params
-            .generate(&mut rng)
-            .unwrap()
-            .sign(&mut rng, &Password::empty())
-            .unwrap()
-    }
-
-    /// `text` clear-signed by `key`.
-    pub(crate) fn clearsign(key: &SignedSecretKey, text: &str) -> String {
-        let msg = CleartextSignedMessage::sign(
-            rand::thread_rng(),
-            text,
-            &key.primary_key,
-            &Password::empty(),
-        )
-        .unwrap();
-        msg.to_armored_string(Default::default()).unwrap()
-    }
-
-    #[test]
-    fn embedded_debian_keys_parse_and_self_verify() {
-        let ring = Keyring::debian().unwrap();
-        assert_eq!(ring.len(), 4);
-        // The automatic signing keys sign with their (bound) subkeys.
-        let subkeys: usize = ring.keys.iter().map(|k| k.public_subkeys.len()).sum();
-        assert!(subkeys >= 2, "subkeys with valid bindings: {subkeys}");
-    }
-
-    #[test]
-    fn accepts_good_signature_and_returns_signed_text_only() {
-        let key = test_key();
-        let ring = Keyring::from_keys(vec![SignedPublicKey::from(key.clone())]);
-        let text = "Origin: Debian\nSuite: test\n-dash line\n";
-        let signed = clearsign(&key, text);
-        let got = ring.verify_clearsigned(signed.as_bytes(), "test").unwrap();
-        assert_eq!(got.trim_end(), text.trim_end());
-    }
-
-    #[test]
-    fn rejects_tampered_text_and_unknown_keys() {
-        let key = test_key();
-        let signed = clearsign(&key, "Suite: test\nSHA256:\n aa 1 main/x\n");
-        let tampered = signed.replace(" aa 1 ", " bb 1 ");
-        let ring = Keyring::from_keys(vec![SignedPublicKey::from(key.clone())]);
-        let err = ring
-            .verify_clearsigned(tampered.as_bytes(), "http://x/InRelease")
-            .unwrap_err();
-        assert!(matches!(err, Error::BadSignature { count: 1, .. }), "{err}");
-        assert!(err.to_string().contains("http://x/InRelease"));
-
-        let other = Keyring::from_keys(vec![SignedPublicKey::from(test_key())]);
-        assert!(other.verify_clearsigned(signed.as_bytes(), "x").is_err());
-        let debian = Keyring::debian().unwrap();
-        assert!(debian.verify_clearsigned(signed.as_bytes(), "x").is_err());
-    }
-
-    #[test]
-    fn rejects_unsigned_text() {
-        let ring = Keyring::debian().unwrap();
-        let err = ring
-            .verify_clearsigned(b"Origin: Debian\n", "plain")
-            .unwrap_err();
-        assert!(matches!(err, Error::NotSigned { .. }), "{err}");
-    }
-
-    #[test]
-    fn verifies_a_real_debian_inrelease() {
-        // bookworm's InRelease as downloaded from deb.debian.org on 2026-07-11.
-        let bytes = include_bytes!("testdata/bookworm-InRelease");
-        let ring = Keyring::debian().unwrap();
-        let text = ring.verify_clearsigned(bytes, "InRelease").unwrap();
-        assert!(text.starts_with("Origin: Debian\n"));
-        assert!(!text.contains("BEGIN PGP"));
-        // One flipped byte inside the signed text breaks it.
-        let mut bad = bytes.to_vec();
-        let at = bad.windows(8).position(|w| w == b"bookworm").unwrap();
-        bad[at] = b'c';
-        assert!(ring.verify_clearsigned(&bad, "InRelease").is_err());
-    }
-}
+#[path = "signature_tests.rs"]
+pub(crate) mod tests;
