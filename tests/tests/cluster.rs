@@ -2,7 +2,8 @@
 //! mDNS, the fourth has another key. The three converge to one membership; a service with
 //! `scale.min = 3` gets one instance per board; a spec pushed to board 1 that asks for board 3
 //! runs there; replayed and garbage gossip datagrams change nothing; a board cut off the segment
-//! is declared dead and comes back when its cable is back; a killed board's instances move to the
+//! is declared dead and comes back when its cable is back; a holder of the cluster key on the
+//! segment cannot take a board's subnet or name ([`key_holder`]); a killed board's instances move to the
 //! others and come back with it; a delete through one board removes the service everywhere; the
 //! fourth board is never admitted and sees no peers.
 
@@ -12,6 +13,9 @@ use std::time::Duration;
 use baton::client::Client;
 use baton_qemu::{packet, Forward, Lab, LabConfig};
 use baton_tests::{api, build_image_with, repo_root, wait_ready, wait_until, API_PORT, TOKEN};
+
+#[path = "cluster/key_holder.rs"]
+mod key_holder;
 
 const GOSSIP_PORT: u16 = 7946;
 
@@ -107,6 +111,8 @@ fn boards_form_one_cluster_share_work_and_survive_failures() {
     config.memory_mib = 384;
     config.cpus = 1;
     config.board_images = vec![(4, stranger)];
+    // The station is the key holder's laptop on the segment.
+    config.station = true;
     let base = baton_qemu::free_ports(4).expect("free ports");
     config.forwards.push(Forward {
         host: base,
@@ -187,6 +193,8 @@ fn boards_form_one_cluster_share_work_and_survive_failures() {
             "membership changed after hostile input: {m:?}"
         );
     }
+
+    key_holder::claims_change_nothing(&lab, &clients, limit);
 
     // A partition: board 2's cable is pulled, then plugged back.
     lab.set_link(2, false).expect("unplug");
