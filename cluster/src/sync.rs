@@ -9,17 +9,32 @@
 //! Both bodies are sealed with XChaCha20-Poly1305 under a key derived from the cluster key with
 //! HKDF-SHA256 (a context string of its own, so these keys never equal the gossip's). A body is a
 //! version byte, a random 24-byte nonce and the ciphertext of a JSON message. The request carries a
-//! random challenge that the response must echo, so a recorded response cannot be replayed to a
-//! board; a replayed request only earns an answer that the replayer cannot read. A board without
-//! the key can neither ask nor answer, and learns nothing from what it sees.
+//! challenge that the response must echo, so a recorded response cannot be replayed to a board. A
+//! board without the key can neither ask nor answer, and learns nothing from what it sees.
+//!
+//! A replayed request earns only an answer that the replayer cannot read, but it would merge its
+//! records again, and after a tombstone is gone that brings a deleted service back. So the
+//! challenge carries the request's time and a nonce ([`fresh`]), and the answering board refuses
+//! a request that is not fresh with a sealed [`SyncRefusal`] that names its own clock.
+//!
+//! # Two releases side by side (N/N-1)
+//! The messages keep the fields of the previous release (which refuses unknown fields); the
+//! time and nonce travel inside the challenge, which the previous release only echoes. So:
+//! - a request of this release to a board of the previous one is answered as before, and since a
+//!   request carries the asker's records and the answer the answerer's, the pair converges both
+//!   ways through it;
+//! - a request of the previous release to a board of this one is refused (its challenge has no
+//!   time: [`fresh::Stale::NoFreshness`], "from an older build?", on the answering board's
+//!   console); the asker logs a failed sync and the exchange of the other direction carries it.
 
-use chacha20poly1305::aead::rand_core::RngCore;
 use chacha20poly1305::aead::{Aead, AeadCore, OsRng};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use serde::{Deserialize, Serialize};
 
 use crate::desired::admit::{MAX_RECORDS, MAX_RECORD_JSON};
 use crate::desired::Record;
+
+pub mod fresh;
 
 /// Largest sealed body, sent or accepted, request or answer (a little over 8 MiB): large enough
 /// for every record the desired state can hold ([`MAX_RECORDS`] records of at most
@@ -64,6 +79,23 @@ pub enum SyncError {
     /// A response that answers another request (a replay).
     #[error("the response answers another request (challenge mismatch)")]
     WrongChallenge,
+}
+
+/// The sealed refusal of a request that opened but is not fresh (HTTP 409): only a holder of the
+/// key can make one, and it answers one request (its challenge). The asker learns from it the
+/// answering board's clock and stamps its next request to that board by it, so a board whose
+/// clock is off by more than [`fresh::WINDOW_MS`] still exchanges records both ways.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncRefusal {
+    /// The refused request's challenge.
+    pub challenge: String,
+    /// The refusing board.
+    pub board: String,
+    /// The refusing board's clock (unix ms) when it refused.
+    pub time_ms: u64,
+    /// Why, as [`fresh::Stale`] says it.
+    pub reason: String,
 }
 
 /// The key for sync bodies.
@@ -152,17 +184,31 @@ impl SyncKey {
         serde_json::from_slice(&plain).map_err(|_| SyncError::Malformed(what))
     }
 
-    /// A new request from `board` with a fresh challenge; returns the challenge and the body,
-    /// or [`SyncError::TooLarge`] when the body would be longer than [`MAX_BODY`].
+    /// A new request from `board`, stamped with the wall clock: see [`SyncKey::request_at`].
     pub fn request(
         &self,
         board: &str,
         digest: &str,
         records: Vec<Record>,
     ) -> Result<(String, Vec<u8>), SyncError> {
-        let mut c = [0u8; 16];
-        OsRng.fill_bytes(&mut c);
-        let challenge: String = c.iter().map(|b| format!("{b:02x}")).collect();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.request_at(now, board, digest, records)
+    }
+
+    /// A new request from `board` made at `time_ms` (unix ms, by the answering board's clock as
+    /// far as the asker knows it), with a fresh challenge ([`fresh::challenge`]); returns the
+    /// challenge and the body, or [`SyncError::TooLarge`] when the body would be longer than
+    /// [`MAX_BODY`].
+    pub fn request_at(
+        &self,
+        time_ms: u64,
+        board: &str,
+        digest: &str,
+        records: Vec<Record>,
+    ) -> Result<(String, Vec<u8>), SyncError> {
+        let challenge = fresh::challenge(time_ms);
         let body = self.seal_bounded(&SyncRequest {
             challenge: challenge.clone(),
             board: board.to_string(),
@@ -192,6 +238,28 @@ impl SyncKey {
         })
     }
 
+    /// Seals the refusal of `request` (not fresh: `why`) by `board`, whose clock reads `now_ms`.
+    pub fn refuse(&self, request: &SyncRequest, board: &str, now_ms: u64, why: &str) -> Vec<u8> {
+        let refusal = SyncRefusal {
+            challenge: request.challenge.clone(),
+            board: board.to_string(),
+            time_ms: now_ms,
+            reason: why.to_string(),
+        };
+        // A challenge, a board name and a reason: far below the limit, unless the request's own
+        // challenge was huge; then the refusal is empty (and does not open).
+        self.seal_bounded(&refusal).unwrap_or_default()
+    }
+
+    /// Opens a refusal and checks it refuses the request with `challenge`.
+    pub fn open_refusal(&self, body: &[u8], challenge: &str) -> Result<SyncRefusal, SyncError> {
+        let refusal: SyncRefusal = self.open(body, "sync refusal")?;
+        if refusal.challenge != challenge {
+            return Err(SyncError::WrongChallenge);
+        }
+        Ok(refusal)
+    }
+
     /// Opens a response and checks it answers the request with `challenge`.
     pub fn open_response(&self, body: &[u8], challenge: &str) -> Result<SyncResponse, SyncError> {
         let response: SyncResponse = self.open(body, "sync response")?;
@@ -202,6 +270,8 @@ impl SyncKey {
     }
 }
 
+#[cfg(test)]
+mod proptests;
 #[cfg(test)]
 mod tests {
     use super::*;
