@@ -27,6 +27,26 @@ pub struct ClusterView {
     pub unplaced: BTreeMap<String, Vec<String>>,
     /// Digest of the cluster's specs as this board holds them.
     pub specs_digest: String,
+    /// The boards this board knows to be in the cluster (tombstones wait for each of them); an
+    /// older board does not send it: empty.
+    pub known_boards: Vec<String>,
+    /// Sync requests this board refused as not fresh (replayed, too old, too far ahead, or from
+    /// an older build) since it started.
+    pub sync_refused: u64,
+}
+
+/// The body of `DELETE /v1/cluster/boards/{name}`: what forgetting a board did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BoardForgotten {
+    /// The board named.
+    pub board: String,
+    /// Whether it was registered (`false`: there was nothing to forget).
+    pub forgotten: bool,
+    /// Tombstones past their time that waited for no other board: dropped at the next round.
+    pub released: Vec<String>,
+    /// Tombstones past their time that still wait, with the boards they wait for.
+    pub waiting: BTreeMap<String, Vec<String>>,
 }
 
 /// Whether a member is up, as the board answering sees it.
@@ -164,6 +184,8 @@ mod tests {
             spec_errors: BTreeMap::from([("db.toml".into(), "db.toml: bad".into())]),
             unplaced: BTreeMap::from([("web".into(), vec!["instance 2: no room".into()])]),
             specs_digest: "0123456789abcdef".into(),
+            known_boards: vec!["pi-b".into()],
+            sync_refused: 2,
         }
     }
 
@@ -185,6 +207,7 @@ mod tests {
             "spec_errors": {"db.toml": "db.toml: bad"},
             "unplaced": {"web": ["instance 2: no room"]},
             "specs_digest": "0123456789abcdef",
+            "known_boards": ["pi-b"], "sync_refused": 2,
         });
         assert_eq!(serde_json::to_value(view()).unwrap(), wire);
         assert_eq!(serde_json::from_value::<ClusterView>(wire).unwrap(), view());

@@ -32,7 +32,9 @@ pub mod network;
 pub mod services;
 pub mod status;
 
-pub use cluster::{Capacity, ClusterView, Conflict, MemberStatus, MemberView, SpecVersion};
+pub use cluster::{
+    BoardForgotten, Capacity, ClusterView, Conflict, MemberStatus, MemberView, SpecVersion,
+};
 pub use console::ConsoleQuery;
 pub use error::{ApiError, ConfigError};
 pub use network::{MeshPeerView, MeshView, NetworkReport, NetworkService, NetworkView};

@@ -517,4 +517,24 @@ mod tests {
         assert_eq!(proc_files::parse_used(meminfo), Some(600 * 1024));
         assert_eq!(proc_files::parse_used("MemTotal: 1 kB\n"), None);
     }
+
+    #[tokio::test]
+    async fn forgetting_a_board_needs_the_token_and_a_cluster() {
+        let (addr, _, _, _) = start_with_console(Some(TOKEN)).await;
+        let path = "/v1/cluster/boards/pi-gone";
+        let (code, _) = request(addr, "DELETE", path, None).await;
+        assert_eq!(code, 401);
+        let (code, _) = request(addr, "DELETE", path, Some("wrong")).await;
+        assert_eq!(code, 401);
+        let (code, body) = request(addr, "DELETE", path, Some(TOKEN)).await;
+        assert_eq!(
+            (code, &body["error"]),
+            (
+                503,
+                &serde_json::json!("this board is not in a cluster yet")
+            )
+        );
+        let (code, _) = request(addr, "GET", path, Some(TOKEN)).await;
+        assert_eq!(code, 405);
+    }
 }

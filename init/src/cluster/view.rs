@@ -69,6 +69,8 @@ impl Node {
             spec_errors: inner.spec_errors.clone(),
             unplaced,
             specs_digest: super::specs_digest(&inner.desired),
+            known_boards: inner.known.names().map(str::to_string).collect(),
+            sync_refused: inner.sync_refused,
         }
     }
 
