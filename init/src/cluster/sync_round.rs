@@ -242,10 +242,10 @@ fn held_note(held: &BTreeMap<String, Vec<String>>) -> Option<String> {
         text.join(", ")
     };
     Some(format!(
-        "{} tombstones past their time are kept until these boards have them: {} (they: {}); `baton boards forget NAME` for a board that is gone for good",
+        "{} tombstones past their time ({}) are kept until these boards have them: {}; `baton boards forget NAME` for a board that is gone for good",
         held.len(),
-        list(&mut boards.iter().map(|b| escaped(b)), boards.len()),
         list(&mut held.keys().map(|n| escaped(n)), held.len()),
+        list(&mut boards.iter().map(|b| escaped(b)), boards.len()),
     ))
 }
 
@@ -290,4 +290,31 @@ fn post(
     } else {
         Answer::Stale(bytes)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_tombstones_are_named_with_the_boards_they_wait_for() {
+        assert_eq!(held_note(&BTreeMap::new()), None);
+        let held = BTreeMap::from([
+            ("old".to_string(), vec!["pi-gone".to_string()]),
+            (
+                "older".to_string(),
+                vec!["pi-gone".to_string(), "pi-c".to_string()],
+            ),
+        ]);
+        assert_eq!(
+            held_note(&held).expect("a note"),
+            "2 tombstones past their time (\"old\", \"older\") are kept until these boards have them: \"pi-c\", \"pi-gone\"; `baton boards forget NAME` for a board that is gone for good"
+        );
+        let many: BTreeMap<String, Vec<String>> = (0..20)
+            .map(|i| (format!("s{i:02}"), vec![format!("pi-{i:02}")]))
+            .collect();
+        let note = held_note(&many).expect("a note");
+        assert!(note.contains("\"s07\", and 12 more)"), "{note}");
+        assert!(note.contains("\"pi-07\", and 12 more;"), "{note}");
+    }
 }
