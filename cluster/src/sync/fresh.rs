@@ -18,6 +18,7 @@
 //!   [`crate::sync::SyncRefusal`]);
 //! - a nonce seen within the window (a replay);
 //! - a time more than [`WINDOW_MS`] older than the newest request accepted from the same board;
+//! - a board name longer than a host name (the newest request of each board is remembered);
 //! - once [`MAX_NONCES`] nonces are held within the window, the oldest is forgotten and every
 //!   request not newer than it is refused from then on ([`Stale::BelowFloor`]): the window
 //!   shrinks, no replay gets through.
@@ -26,6 +27,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chacha20poly1305::aead::rand_core::RngCore;
 use chacha20poly1305::aead::OsRng;
+
+use crate::desired::admit::MAX_BOARD_NAME;
 
 /// How far a request's time may be from the answering board's clock, either way (10 minutes).
 pub const WINDOW_MS: u64 = 10 * 60 * 1000;
@@ -60,6 +63,9 @@ pub enum Stale {
     /// Older than the newest request accepted from the same board by more than the window.
     #[error("it is {}s older than the newest request accepted from the same board (a replay)", .0 / 1000)]
     OlderThanNewest(u64),
+    /// The asking board's name is not 1 to [`MAX_BOARD_NAME`] bytes.
+    #[error("its board name is not 1-{MAX_BOARD_NAME} bytes")]
+    BoardName,
     /// Not newer than the oldest nonce forgotten at the cap.
     #[error("it is older than the requests this board can still tell apart ({MAX_NONCES} within the window)")]
     BelowFloor,
@@ -74,6 +80,7 @@ impl Stale {
             Stale::Ahead(_) => "ahead",
             Stale::Replayed => "replayed",
             Stale::OlderThanNewest(_) => "older-than-newest",
+            Stale::BoardName => "board-name",
             Stale::BelowFloor => "below-floor",
         }
     }
@@ -124,6 +131,9 @@ impl Freshness {
     pub fn admit(&mut self, board: &str, challenge: &str, now_ms: u64) -> Result<(), Stale> {
         self.forget_before(now_ms.saturating_sub(WINDOW_MS));
         let (time, nonce) = parse(challenge).ok_or(Stale::NoFreshness)?;
+        if board.is_empty() || board.len() > MAX_BOARD_NAME {
+            return Err(Stale::BoardName);
+        }
         if time.saturating_add(WINDOW_MS) < now_ms {
             return Err(Stale::Behind(now_ms - time));
         }
@@ -287,6 +297,9 @@ mod tests {
     #[test]
     fn the_boards_remembered_are_bounded() {
         let mut f = Freshness::default();
+        for bad in [String::new(), "b".repeat(MAX_BOARD_NAME + 1)] {
+            assert_eq!(f.admit(&bad, &challenge(NOW), NOW), Err(Stale::BoardName));
+        }
         for i in 0..(MAX_BOARDS + 10) as u64 {
             assert_eq!(
                 f.admit(&format!("pi-{i}"), &challenge(NOW + i), NOW),
