@@ -208,7 +208,19 @@ impl SyncKey {
         digest: &str,
         records: Vec<Record>,
     ) -> Result<(String, Vec<u8>), SyncError> {
-        let challenge = fresh::challenge(time_ms);
+        self.request_with_challenge(fresh::challenge(time_ms), board, digest, records)
+    }
+
+    /// A request with a challenge of the caller's choosing: [`SyncKey::request_at`] makes a
+    /// fresh one; a board of the previous release sent 32 hex digits alone, which tests of the
+    /// exchange between the two releases send with this.
+    pub fn request_with_challenge(
+        &self,
+        challenge: String,
+        board: &str,
+        digest: &str,
+        records: Vec<Record>,
+    ) -> Result<(String, Vec<u8>), SyncError> {
         let body = self.seal_bounded(&SyncRequest {
             challenge: challenge.clone(),
             board: board.to_string(),

@@ -114,7 +114,12 @@ async fn sync(Extract(handles): Extract<Handles>, request: Request) -> Response 
         Ok(Err(refusal)) => return refusal,
         Err(_) => return problem(StatusCode::REQUEST_TIMEOUT, "the body came too slowly"),
     };
-    match node.answer_sync(&body) {
+    sync_reply(node.answer_sync(&body))
+}
+
+/// The HTTP answer to a sync request.
+pub(crate) fn sync_reply(answer: SyncAnswer) -> Response {
+    match answer {
         SyncAnswer::Sealed(answer) => {
             ([(header::CONTENT_TYPE, "application/octet-stream")], answer).into_response()
         }

@@ -42,7 +42,7 @@ use crate::board::sys::Action;
 use crate::cluster::Node;
 use crate::containers::supervisor::Supervisor;
 
-mod cluster;
+pub(crate) mod cluster;
 #[cfg(test)]
 mod proptests;
 pub mod serve;

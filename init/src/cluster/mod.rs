@@ -25,6 +25,8 @@ pub mod known;
 pub mod local;
 mod refused;
 mod round;
+#[cfg(test)]
+mod sync_http_tests;
 mod sync_round;
 mod tombstones;
 mod view;

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use baton_cluster::desired::admit::escaped;
 use baton_cluster::desired::Record;
 use baton_cluster::gossip::MemberState;
+use baton_cluster::sync::{SyncError, SyncKey, SyncRefusal};
 use std::collections::BTreeMap;
 
 use super::known::{Known, Noted};
@@ -198,8 +199,8 @@ impl Node {
     /// Reads a peer's refusal of a request not fresh: notes the peer's clock for the next
     /// request, and says so on the console.
     fn learn_clock(&self, peer: &str, body: &[u8], challenge: &str) {
-        let refusal = match self.sync_key.open_refusal(body, challenge) {
-            Ok(refusal) => refusal,
+        let (refusal, offset) = match clock_offset(&self.sync_key, body, challenge, now_ms()) {
+            Ok(learnt) => learnt,
             Err(e) => {
                 self.settings.console.line(format_args!(
                     "cluster: sync with board {}: refused, and the refusal is unreadable: {e}",
@@ -208,7 +209,6 @@ impl Node {
                 return;
             }
         };
-        let offset = i64::try_from(i128::from(refusal.time_ms) - i128::from(now_ms())).unwrap_or(0);
         let mut inner = lock(&self.inner);
         if inner.clock_offsets.len() >= super::known::MAX_BOARDS {
             inner.clock_offsets.clear();
@@ -222,6 +222,19 @@ impl Node {
             if offset < 0 { "behind" } else { "ahead of" },
         ));
     }
+}
+
+/// Opens a peer's refusal of the request with `challenge` and returns it with the peer's clock
+/// minus this board's (`now_ms`), in ms.
+pub(super) fn clock_offset(
+    key: &SyncKey,
+    body: &[u8],
+    challenge: &str,
+    now_ms: u64,
+) -> Result<(SyncRefusal, i64), SyncError> {
+    let refusal = key.open_refusal(body, challenge)?;
+    let offset = i64::try_from(i128::from(refusal.time_ms) - i128::from(now_ms)).unwrap_or(0);
+    Ok((refusal, offset))
 }
 
 /// The tombstones past their time still held, with the boards they wait for, as one line (the
@@ -250,7 +263,8 @@ fn held_note(held: &BTreeMap<String, Vec<String>>) -> Option<String> {
 }
 
 /// What a peer answered to a sync request.
-enum Answer {
+#[derive(Debug)]
+pub(super) enum Answer {
     /// The sealed answer (HTTP 200).
     Records(Vec<u8>),
     /// The sealed refusal of a request not fresh (HTTP 409).
@@ -259,7 +273,7 @@ enum Answer {
 
 /// POSTs `body` (over TLS that trusts the cluster CA, with `tls`) and returns the answer's
 /// bytes (at most the sync exchange's largest body): an answer or a refusal.
-fn post(
+pub(super) fn post(
     url: &str,
     body: &[u8],
     tls: Option<Arc<rustls::ClientConfig>>,
