@@ -121,13 +121,16 @@ impl Confirmations {
     /// passed (at most [`MAX_ENTRIES`], the oldest go first); forgets the boards no longer
     /// registered. Returns whether anything changed.
     pub fn prune(&mut self, desired: &Desired, known: &Known, now_ms: u64) -> bool {
-        let before = self.clone();
+        let before = self.tombstones.len();
         self.tombstones.retain(|name, c| match desired.get(name) {
             Some(record) => record.text.is_none() && record.version == c.version,
             None => now_ms.saturating_sub(c.version.time) < 2 * TOMBSTONE_TTL_MS,
         });
+        let mut changed = self.tombstones.len() != before;
         for c in self.tombstones.values_mut() {
+            let boards = c.boards.len();
             c.boards.retain(|b| known.boards.contains_key(b));
+            changed |= c.boards.len() != boards;
         }
         while self.tombstones.len() > MAX_ENTRIES {
             let oldest = self
@@ -140,8 +143,9 @@ impl Confirmations {
                 Some(name) => self.tombstones.remove(&name),
                 None => break,
             };
+            changed = true;
         }
-        *self != before
+        changed
     }
 }
 

@@ -120,3 +120,26 @@ fn confirmations_survive_a_save_and_load_and_a_broken_file_is_reported() {
     assert!(c.tombstones.is_empty());
     assert!(problem.expect("reported").contains("confirmed.json"));
 }
+
+#[test]
+fn the_entries_of_dropped_tombstones_are_bounded_oldest_first() {
+    let d = Desired::default();
+    let known = known(&["pi-b"]);
+    let mut c = Confirmations::default();
+    for i in 0..(MAX_ENTRIES as u64 + 5) {
+        c.tombstones.insert(
+            format!("s{i}"),
+            Confirmed {
+                version: Version {
+                    time: 100 + i,
+                    board: "pi-a".into(),
+                },
+                boards: BTreeSet::from(["pi-b".to_string()]),
+            },
+        );
+    }
+    assert!(c.prune(&d, &known, 200));
+    assert_eq!(c.tombstones.len(), MAX_ENTRIES);
+    assert!(!c.tombstones.contains_key("s4") && c.tombstones.contains_key("s5"));
+    assert!(!c.prune(&d, &known, 200), "nothing more to do");
+}
