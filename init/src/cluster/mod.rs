@@ -7,7 +7,9 @@
 //! 2. records are merged into the cluster's desired state ([`baton_cluster::desired`]), the card
 //!    is brought in line with the result, and both are saved on the data partition;
 //! 3. peers whose spec digest (in the gossip) differs are asked for their records over the sealed
-//!    sync exchange ([`baton_cluster::sync`]), which sends ours along;
+//!    sync exchange ([`baton_cluster::sync`]), which sends ours along; a request is answered only
+//!    while fresh ([`answer`]); the boards seen are registered ([`known`]), and a tombstone goes
+//!    once past its time and confirmed by every known board ([`tombstones`], [`forget`]);
 //! 4. every board computes the same placement ([`baton_cluster::placement`]) from the gossiped
 //!    members, their capacity and labels, and the instances each one runs; this board's supervisor
 //!    is told which instances are its own;
