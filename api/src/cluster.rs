@@ -29,6 +29,12 @@ pub struct ClusterView {
     pub specs_digest: String,
     /// State refused because its board name is bound to another key, oldest first.
     pub name_conflicts: Vec<NameConflictView>,
+    /// The boards this board knows to be in the cluster (tombstones wait for each of them); an
+    /// older board does not send it: empty.
+    pub known_boards: Vec<String>,
+    /// Sync requests this board refused as not fresh (replayed, too old, too far ahead, or from
+    /// an older build) since it started.
+    pub sync_refused: u64,
 }
 
 /// A board name claimed by a key other than the one it is bound to (see `docs/cluster.md`).
@@ -43,6 +49,23 @@ pub struct NameConflictView {
     pub claimed: String,
     /// When the claim was refused (Unix milliseconds).
     pub at_ms: u64,
+}
+
+/// The body of `DELETE /v1/cluster/boards/{name}`: what forgetting a board did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BoardForgotten {
+    /// The board named.
+    pub board: String,
+    /// Whether it was registered (`false`: there was nothing to forget).
+    pub forgotten: bool,
+    /// Tombstones past their time that waited for no other board: dropped at the next round.
+    pub released: Vec<String>,
+    /// Tombstones past their time that still wait, with the boards they wait for.
+    pub waiting: BTreeMap<String, Vec<String>>,
+    /// Fingerprint of the key the board's name was bound to, now unbound (the next key to sign
+    /// in that name is bound); `null` when the name had no binding.
+    pub key: Option<String>,
 }
 
 /// Whether a member is up, as the board answering sees it.
@@ -191,6 +214,8 @@ mod tests {
                 claimed: "2222".into(),
                 at_ms: 9,
             }],
+            known_boards: vec!["pi-b".into()],
+            sync_refused: 2,
         }
     }
 
@@ -214,6 +239,7 @@ mod tests {
             "unplaced": {"web": ["instance 2: no room"]},
             "specs_digest": "0123456789abcdef",
             "name_conflicts": [{"name": "pi-c", "bound": "1111", "claimed": "2222", "at_ms": 9}],
+            "known_boards": ["pi-b"], "sync_refused": 2,
         });
         assert_eq!(serde_json::to_value(view()).unwrap(), wire);
         assert_eq!(serde_json::from_value::<ClusterView>(wire).unwrap(), view());

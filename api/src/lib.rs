@@ -33,7 +33,8 @@ pub mod services;
 pub mod status;
 
 pub use cluster::{
-    Capacity, ClusterView, Conflict, MemberStatus, MemberView, NameConflictView, SpecVersion,
+    BoardForgotten, Capacity, ClusterView, Conflict, MemberStatus, MemberView, NameConflictView,
+    SpecVersion,
 };
 pub use console::ConsoleQuery;
 pub use error::{ApiError, ConfigError};

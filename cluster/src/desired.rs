@@ -13,7 +13,9 @@
 //!    seen another change therefore always wins over it, even when the boards' clocks disagree (a
 //!    Pi has no battery-backed clock and may boot without the network).
 //! 3. A deletion is a record too (a tombstone), so it wins over older versions of the spec and
-//!    reaches every board; tombstones are kept for [`TOMBSTONE_TTL_MS`] and then dropped.
+//!    reaches every board; a tombstone is kept for at least [`TOMBSTONE_TTL_MS`], and after that
+//!    until the caller says every board it knows has it ([`Desired::expire`]): a record of the
+//!    deleted spec that arrives after its tombstone is gone would bring the spec back.
 //! 4. Records with the same version but different contents cannot come from one board; should it
 //!    happen (two cards copied with the same stamps), the one whose text hashes higher wins and
 //!    the clash is reported as a conflict.
@@ -217,11 +219,31 @@ impl Desired {
         changes
     }
 
-    /// Drops tombstones older than [`TOMBSTONE_TTL_MS`] before `now_ms`.
-    pub fn expire(&mut self, now_ms: u64) {
-        self.records.retain(|_, r| {
-            r.text.is_some() || now_ms.saturating_sub(r.version.time) < TOMBSTONE_TTL_MS
-        });
+    /// Tombstones older than [`TOMBSTONE_TTL_MS`] before `now_ms`: those [`Desired::expire`]
+    /// may drop.
+    pub fn expired(&self, now_ms: u64) -> impl Iterator<Item = &Record> {
+        self.records.values().filter(move |r| {
+            r.text.is_none() && now_ms.saturating_sub(r.version.time) >= TOMBSTONE_TTL_MS
+        })
+    }
+
+    /// Drops the tombstones older than [`TOMBSTONE_TTL_MS`] before `now_ms` that `released`
+    /// lets go (every board known has seen them); returns the names dropped.
+    pub fn expire(&mut self, now_ms: u64, released: impl Fn(&Record) -> bool) -> Vec<String> {
+        let gone: Vec<String> = self
+            .expired(now_ms)
+            .filter(|r| released(r))
+            .map(|r| r.name.clone())
+            .collect();
+        for name in &gone {
+            self.records.remove(name);
+        }
+        gone
+    }
+
+    /// The tombstones held.
+    pub fn tombstones(&self) -> impl Iterator<Item = &Record> {
+        self.records.values().filter(|r| r.text.is_none())
     }
 
     /// A digest of everything held: equal digests mean equal state, so boards compare digests

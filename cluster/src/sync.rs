@@ -9,17 +9,32 @@
 //! Both bodies are sealed with XChaCha20-Poly1305 under a key derived from the cluster key with
 //! HKDF-SHA256 (a context string of its own, so these keys never equal the gossip's). A body is a
 //! version byte, a random 24-byte nonce and the ciphertext of a JSON message. The request carries a
-//! random challenge that the response must echo, so a recorded response cannot be replayed to a
-//! board; a replayed request only earns an answer that the replayer cannot read. A board without
-//! the key can neither ask nor answer, and learns nothing from what it sees.
+//! challenge that the response must echo, so a recorded response cannot be replayed to a board. A
+//! board without the key can neither ask nor answer, and learns nothing from what it sees.
+//!
+//! A replayed request earns only an answer that the replayer cannot read, but it would merge its
+//! records again, and after a tombstone is gone that brings a deleted service back. So the
+//! challenge carries the request's time and a nonce ([`fresh`]), and the answering board refuses
+//! a request that is not fresh with a sealed [`SyncRefusal`] that names its own clock.
+//!
+//! # Two releases side by side (N/N-1)
+//! The messages keep the fields of the previous release (which refuses unknown fields); the
+//! time and nonce travel inside the challenge, which the previous release only echoes. So:
+//! - a request of this release to a board of the previous one is answered as before, and since a
+//!   request carries the asker's records and the answer the answerer's, the pair converges both
+//!   ways through it;
+//! - a request of the previous release to a board of this one is refused (its challenge has no
+//!   time: [`fresh::Stale::NoFreshness`], "from an older build?", on the answering board's
+//!   console); the asker logs a failed sync and the exchange of the other direction carries it.
 
-use chacha20poly1305::aead::rand_core::RngCore;
 use chacha20poly1305::aead::{Aead, AeadCore, OsRng};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use serde::{Deserialize, Serialize};
 
 use crate::desired::admit::{MAX_RECORDS, MAX_RECORD_JSON};
 use crate::desired::Record;
+
+pub mod fresh;
 
 /// Largest sealed body, sent or accepted, request or answer (a little over 8 MiB): large enough
 /// for every record the desired state can hold ([`MAX_RECORDS`] records of at most
@@ -64,6 +79,23 @@ pub enum SyncError {
     /// A response that answers another request (a replay).
     #[error("the response answers another request (challenge mismatch)")]
     WrongChallenge,
+}
+
+/// The sealed refusal of a request that opened but is not fresh (HTTP 409): only a holder of the
+/// key can make one, and it answers one request (its challenge). The asker learns from it the
+/// answering board's clock and stamps its next request to that board by it, so a board whose
+/// clock is off by more than [`fresh::WINDOW_MS`] still exchanges records both ways.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncRefusal {
+    /// The refused request's challenge.
+    pub challenge: String,
+    /// The refusing board.
+    pub board: String,
+    /// The refusing board's clock (unix ms) when it refused.
+    pub time_ms: u64,
+    /// Why, as [`fresh::Stale`] says it.
+    pub reason: String,
 }
 
 /// The key for sync bodies.
@@ -152,17 +184,43 @@ impl SyncKey {
         serde_json::from_slice(&plain).map_err(|_| SyncError::Malformed(what))
     }
 
-    /// A new request from `board` with a fresh challenge; returns the challenge and the body,
-    /// or [`SyncError::TooLarge`] when the body would be longer than [`MAX_BODY`].
+    /// A new request from `board`, stamped with the wall clock: see [`SyncKey::request_at`].
     pub fn request(
         &self,
         board: &str,
         digest: &str,
         records: Vec<Record>,
     ) -> Result<(String, Vec<u8>), SyncError> {
-        let mut c = [0u8; 16];
-        OsRng.fill_bytes(&mut c);
-        let challenge: String = c.iter().map(|b| format!("{b:02x}")).collect();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.request_at(now, board, digest, records)
+    }
+
+    /// A new request from `board` made at `time_ms` (unix ms, by the answering board's clock as
+    /// far as the asker knows it), with a fresh challenge ([`fresh::challenge`]); returns the
+    /// challenge and the body, or [`SyncError::TooLarge`] when the body would be longer than
+    /// [`MAX_BODY`].
+    pub fn request_at(
+        &self,
+        time_ms: u64,
+        board: &str,
+        digest: &str,
+        records: Vec<Record>,
+    ) -> Result<(String, Vec<u8>), SyncError> {
+        self.request_with_challenge(fresh::challenge(time_ms), board, digest, records)
+    }
+
+    /// A request with a challenge of the caller's choosing: [`SyncKey::request_at`] makes a
+    /// fresh one; a board of the previous release sent 32 hex digits alone, which tests of the
+    /// exchange between the two releases send with this.
+    pub fn request_with_challenge(
+        &self,
+        challenge: String,
+        board: &str,
+        digest: &str,
+        records: Vec<Record>,
+    ) -> Result<(String, Vec<u8>), SyncError> {
         let body = self.seal_bounded(&SyncRequest {
             challenge: challenge.clone(),
             board: board.to_string(),
@@ -192,6 +250,28 @@ impl SyncKey {
         })
     }
 
+    /// Seals the refusal of `request` (not fresh: `why`) by `board`, whose clock reads `now_ms`.
+    pub fn refuse(&self, request: &SyncRequest, board: &str, now_ms: u64, why: &str) -> Vec<u8> {
+        let refusal = SyncRefusal {
+            challenge: request.challenge.clone(),
+            board: board.to_string(),
+            time_ms: now_ms,
+            reason: why.to_string(),
+        };
+        // A challenge, a board name and a reason: far below the limit, unless the request's own
+        // challenge was huge; then the refusal is empty (and does not open).
+        self.seal_bounded(&refusal).unwrap_or_default()
+    }
+
+    /// Opens a refusal and checks it refuses the request with `challenge`.
+    pub fn open_refusal(&self, body: &[u8], challenge: &str) -> Result<SyncRefusal, SyncError> {
+        let refusal: SyncRefusal = self.open(body, "sync refusal")?;
+        if refusal.challenge != challenge {
+            return Err(SyncError::WrongChallenge);
+        }
+        Ok(refusal)
+    }
+
     /// Opens a response and checks it answers the request with `challenge`.
     pub fn open_response(&self, body: &[u8], challenge: &str) -> Result<SyncResponse, SyncError> {
         let response: SyncResponse = self.open(body, "sync response")?;
@@ -203,129 +283,6 @@ impl SyncKey {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::desired::Version;
-
-    const KEY: &str = "sync-test-key-0123456789abcdef0123456789";
-
-    fn record() -> Record {
-        Record {
-            name: "web".into(),
-            text: Some("name = \"web\"\nimage = \"x:1\"\n".into()),
-            version: Version {
-                time: 5,
-                board: "pi-a".into(),
-            },
-        }
-    }
-
-    #[test]
-    fn a_request_and_its_response_round_trip() {
-        let key = SyncKey::derive(KEY).expect("key");
-        let (challenge, body) = key.request("pi-a", "d1", vec![record()]).expect("request");
-        let request = key.open_request(&body).expect("request opens");
-        assert_eq!(request.board, "pi-a");
-        assert_eq!(request.records, [record()]);
-        let answer = key
-            .respond(&request, "pi-b", vec![record()])
-            .expect("answer");
-        let response = key.open_response(&answer, &challenge).expect("response");
-        assert_eq!(response.board, "pi-b");
-        assert_eq!(response.records, [record()]);
-        // The text never travels in the clear.
-        assert!(!body.windows(3).any(|w| w == b"web"));
-        assert!(!answer.windows(3).any(|w| w == b"web"));
-    }
-
-    #[test]
-    fn another_key_garbage_and_replays_are_refused() {
-        let key = SyncKey::derive(KEY).expect("key");
-        let other = SyncKey::derive("another-cluster-key-0123456789abcdef").expect("key");
-        let (challenge, body) = key.request("pi-a", "d1", Vec::new()).expect("request");
-        assert_eq!(other.open_request(&body), Err(SyncError::Unauthentic));
-        for len in [0, 1, 24, 25, 40, 200] {
-            assert_eq!(
-                key.open_request(&vec![1u8; len]),
-                Err(SyncError::Unauthentic)
-            );
-        }
-        let mut flipped = body.clone();
-        let last = flipped.len() - 1;
-        flipped[last] ^= 1;
-        assert_eq!(key.open_request(&flipped), Err(SyncError::Unauthentic));
-        assert_eq!(
-            key.open_request(&vec![0u8; MAX_BODY + 1]),
-            Err(SyncError::TooLarge(MAX_BODY + 1))
-        );
-        // A response to an earlier request does not answer this one.
-        let request = key.open_request(&body).expect("opens");
-        let answer = key.respond(&request, "pi-b", Vec::new()).expect("answer");
-        key.request("pi-a", "d1", Vec::new())
-            .expect("another request");
-        assert!(key.open_response(&answer, &challenge).is_ok());
-        assert_eq!(
-            key.open_response(&answer, "00000000000000000000000000000000"),
-            Err(SyncError::WrongChallenge)
-        );
-        // A request is not a response.
-        assert_eq!(
-            key.open_response(&body, &challenge),
-            Err(SyncError::Malformed("sync response"))
-        );
-        assert_eq!(
-            SyncKey::derive("short").err(),
-            Some(SyncError::KeyTooShort(5))
-        );
-    }
-
-    /// `count` records at their largest: every character of the text escaped in JSON.
-    fn largest(count: usize) -> Vec<Record> {
-        (0..count)
-            .map(|i| Record {
-                name: format!("{i:a>63}"),
-                text: Some("\"".repeat(crate::desired::admit::MAX_SPEC_TEXT)),
-                version: Version {
-                    time: u64::MAX,
-                    board: "b".repeat(63),
-                },
-            })
-            .collect()
-    }
-
-    #[test]
-    fn everything_the_desired_state_can_hold_fits_one_body() {
-        let key = SyncKey::derive(KEY).expect("key");
-        // A request carries a field more than an answer (the digest): it is the larger body.
-        let (_, body) = key
-            .request(&"b".repeat(63), &"d".repeat(64), largest(MAX_RECORDS))
-            .expect("every record fits a request");
-        assert!(body.len() <= MAX_BODY);
-        let request = key.open_request(&body).expect("opens");
-        assert_eq!(request.records.len(), MAX_RECORDS);
-    }
-
-    #[test]
-    fn a_body_over_the_limit_is_refused_when_sealed_not_sent_to_be_dropped() {
-        let key = SyncKey::derive(KEY).expect("key");
-        let err = key
-            .request("pi-a", "d", largest(MAX_RECORDS + 20))
-            .expect_err("too large to send");
-        let SyncError::TooLarge(len) = err else {
-            panic!("{err:?}")
-        };
-        assert!(len > MAX_BODY);
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "sealed sync body of {len} bytes is larger than the {MAX_BODY} bytes a board takes"
-            )
-        );
-        let (_, body) = key.request("pi-a", "d", Vec::new()).expect("request");
-        let request = key.open_request(&body).expect("opens");
-        assert!(matches!(
-            key.respond(&request, "pi-b", largest(MAX_RECORDS + 20)),
-            Err(SyncError::TooLarge(_))
-        ));
-    }
-}
+mod proptests;
+#[cfg(test)]
+mod tests;

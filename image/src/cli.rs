@@ -26,7 +26,7 @@ enum Command {
     Oci(OciCommand),
     /// Show a board's status and its cluster.
     Status(StatusArgs),
-    /// Find boards on the LAN by mDNS.
+    /// Find boards on the LAN by mDNS; `boards forget NAME` makes a board forget one.
     Boards(BoardsCliArgs),
     /// List services and their instances.
     Ps(BoardArgs),
@@ -63,10 +63,15 @@ struct BoardArgs {
 
 impl BoardArgs {
     fn client(&self) -> anyhow::Result<crate::client::Client> {
-        let url = if self.board.contains("://") {
-            self.board.clone()
+        self.client_for(&self.board)
+    }
+
+    /// A client for the board at `board` (a URL or an address) with this token and CA.
+    fn client_for(&self, board: &str) -> anyhow::Result<crate::client::Client> {
+        let url = if board.contains("://") {
+            board.to_string()
         } else {
-            format!("https://{}", self.board)
+            format!("https://{board}")
         };
         if url.starts_with("http://") {
             return Ok(crate::client::Client::new(&url, &self.token));
@@ -265,7 +270,10 @@ struct StatusArgs {
 
 /// Arguments of `baton boards`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 struct BoardsCliArgs {
+    #[command(subcommand)]
+    action: Option<BoardsAction>,
     /// How long to listen for answers, in seconds.
     #[arg(long, default_value_t = 3.0, value_name = "SECS")]
     timeout: f64,
@@ -275,6 +283,22 @@ struct BoardsCliArgs {
     /// Only boards of this cluster.
     #[arg(long, value_name = "NAME")]
     cluster: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum BoardsAction {
+    /// Make the board named by --board forget a board that is gone for good: the tombstones of
+    /// deleted specs no longer wait for it (ask every board: each keeps its own list).
+    Forget(ForgetArgs),
+}
+
+/// Arguments of `baton boards forget`.
+#[derive(Debug, Args)]
+struct ForgetArgs {
+    #[command(flatten)]
+    board: BoardArgs,
+    /// The board to forget (its host name).
+    name: String,
 }
 
 /// Runs the command line; the process exit code is the result.
@@ -301,6 +325,12 @@ pub fn main() -> ExitCode {
             .board
             .client()
             .and_then(|c| crate::board_cli::status(&c, args.json)),
+        Command::Boards(BoardsCliArgs {
+            action: Some(BoardsAction::Forget(args)),
+            ..
+        }) => args.board.client().and_then(|c| {
+            crate::forget_cli::forget_everywhere(&c, &args.name, |url| args.board.client_for(url))
+        }),
         Command::Boards(args) => {
             crate::boards::run_cli(args.timeout, args.json, args.cluster.as_deref())
                 .map_err(Into::into)

@@ -115,9 +115,19 @@ fn old_tombstones_expire_but_live_specs_stay() {
         &mut Clock::default(),
         NOW,
     );
-    d.expire(TOMBSTONE_TTL_MS - 1);
+    assert!(d.expire(TOMBSTONE_TTL_MS - 1, |_| true).is_empty());
     assert_eq!(d.records().count(), 2);
-    d.expire(TOMBSTONE_TTL_MS);
+    // Past its time, a tombstone stays while the caller does not release it.
+    assert!(d.expire(TOMBSTONE_TTL_MS, |_| false).is_empty());
+    assert_eq!(d.records().count(), 2);
+    assert_eq!(
+        d.expired(TOMBSTONE_TTL_MS)
+            .map(|r| r.name.as_str())
+            .collect::<Vec<_>>(),
+        ["gone"]
+    );
+    assert_eq!(d.tombstones().count(), 1);
+    assert_eq!(d.expire(TOMBSTONE_TTL_MS, |r| r.name == "gone"), ["gone"]);
     assert_eq!(
         d.records().map(|r| r.name.as_str()).collect::<Vec<_>>(),
         ["live"]

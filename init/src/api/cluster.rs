@@ -3,17 +3,18 @@
 //!
 //! | method | path               | auth          | what |
 //! |--------|--------------------|---------------|------|
-//! | GET    | `/v1/cluster`      | token         | members (name, state, addresses, labels, capacity, last heard), conflicts, unplaced instances |
-//! | POST   | `/v1/cluster/sync` | the cluster key (sealed body) | a peer's records in, ours out |
+//! | GET    | `/v1/cluster`      | token         | members (name, state, addresses, labels, capacity, last heard), conflicts, unplaced instances, known boards, sync requests refused |
+//! | DELETE | `/v1/cluster/boards/{name}` | token | forget a board: tombstones no longer wait for it ([`baton_api::BoardForgotten`]; 409 while it is alive) |
+//! | POST   | `/v1/cluster/sync` | the cluster key (sealed body) | a peer's records in, ours out (409 with a sealed refusal when the request is not fresh) |
 //! | GET    | `/v1/network`      | token         | each service's virtual IP, allow list and egress; the rule set's generation; the mesh to other boards |
 
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State as Extract};
+use axum::extract::{Path, Request, State as Extract};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use baton_api::NetworkReport;
 use baton_cluster::sync::{plausible_head, HEAD_LEN, MIN_BODY};
@@ -27,7 +28,22 @@ use crate::cluster::SyncAnswer;
 pub(super) fn routes() -> Router<Handles> {
     Router::new()
         .route("/v1/cluster", get(view))
+        .route("/v1/cluster/boards/{name}", delete(forget))
         .route("/v1/network", get(network))
+}
+
+/// `DELETE /v1/cluster/boards/{name}`: the board leaves the registry of known boards.
+async fn forget(Extract(handles): Extract<Handles>, Path(name): Path<String>) -> Response {
+    match handles.cluster() {
+        Some(node) => match node.forget_board(&name) {
+            Ok(report) => Json(report).into_response(),
+            Err(e) => problem(StatusCode::CONFLICT, &e.to_string()),
+        },
+        None => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this board is not in a cluster yet",
+        ),
+    }
 }
 
 /// `GET /v1/network`: every service's virtual IP, allow list and egress, and the generation of
@@ -98,12 +114,24 @@ async fn sync(Extract(handles): Extract<Handles>, request: Request) -> Response 
         Ok(Err(refusal)) => return refusal,
         Err(_) => return problem(StatusCode::REQUEST_TIMEOUT, "the body came too slowly"),
     };
-    match node.answer_sync(&body) {
+    sync_reply(node.answer_sync(&body))
+}
+
+/// The HTTP answer to a sync request.
+pub(crate) fn sync_reply(answer: SyncAnswer) -> Response {
+    match answer {
         SyncAnswer::Sealed(answer) => {
             ([(header::CONTENT_TYPE, "application/octet-stream")], answer).into_response()
         }
         // Nothing about why: a stranger learns only that it was refused.
         SyncAnswer::Refused => refused(),
+        // Opened with the key but not fresh: the sealed refusal, which only a member reads.
+        SyncAnswer::Stale(sealed) => (
+            StatusCode::CONFLICT,
+            [(header::CONTENT_TYPE, "application/octet-stream")],
+            sealed,
+        )
+            .into_response(),
         // The request opened with the cluster key: a member may learn why.
         SyncAnswer::Failed(why) => problem(StatusCode::INTERNAL_SERVER_ERROR, &why),
     }

@@ -42,7 +42,7 @@ use crate::board::sys::Action;
 use crate::cluster::Node;
 use crate::containers::supervisor::Supervisor;
 
-mod cluster;
+pub(crate) mod cluster;
 #[cfg(test)]
 mod proptests;
 pub mod serve;
@@ -516,5 +516,25 @@ mod tests {
         let meminfo = "MemTotal:        1000 kB\nMemFree:  10 kB\nMemAvailable:     400 kB\n";
         assert_eq!(proc_files::parse_used(meminfo), Some(600 * 1024));
         assert_eq!(proc_files::parse_used("MemTotal: 1 kB\n"), None);
+    }
+
+    #[tokio::test]
+    async fn forgetting_a_board_needs_the_token_and_a_cluster() {
+        let (addr, _, _, _) = start_with_console(Some(TOKEN)).await;
+        let path = "/v1/cluster/boards/pi-gone";
+        let (code, _) = request(addr, "DELETE", path, None).await;
+        assert_eq!(code, 401);
+        let (code, _) = request(addr, "DELETE", path, Some("wrong")).await;
+        assert_eq!(code, 401);
+        let (code, body) = request(addr, "DELETE", path, Some(TOKEN)).await;
+        assert_eq!(
+            (code, &body["error"]),
+            (
+                503,
+                &serde_json::json!("this board is not in a cluster yet")
+            )
+        );
+        let (code, _) = request(addr, "GET", path, Some(TOKEN)).await;
+        assert_eq!(code, 405);
     }
 }

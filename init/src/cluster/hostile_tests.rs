@@ -191,3 +191,136 @@ fn a_refusal_is_printed_once_and_counted_each_time() {
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].contains("(1 refused so far)"), "{lines:?}");
 }
+
+/// A recorded sync request replayed after a deleted spec's tombstone is gone would bring the
+/// spec back: it is refused as not fresh, and changes nothing.
+#[test]
+fn a_replayed_sync_request_after_the_tombstone_is_gone_changes_nothing() {
+    use super::answer::answer;
+    use super::tombstones::release;
+    use super::SyncAnswer;
+    use baton_cluster::desired::TOMBSTONE_TTL_MS;
+
+    const T0: u64 = 1_800_000_000_000;
+    let key = SyncKey::derive(KEY).expect("key");
+    let console = Console::quiet(100);
+    let mut inner = NodeState::default();
+    inner.known.note("pi-a", T0);
+    let web = Record {
+        name: "web".into(),
+        text: Some("name = \"web\"\nimage = \"x:1\"\n".into()),
+        version: Version {
+            time: T0 - 1_000,
+            board: "pi-a".into(),
+        },
+    };
+    let (challenge, recorded) = key
+        .request_at(T0, "pi-a", "d", vec![web.clone()])
+        .expect("request");
+    let (first, changed) = answer(&key, "pi-b", &console, &mut inner, &recorded, T0);
+    assert!(matches!(first, SyncAnswer::Sealed(_)) && changed);
+    assert!(inner.desired.get("web").is_some_and(|r| r.text.is_some()));
+    // web is deleted; the same request, replayed at once, is refused.
+    let tombstone = Record {
+        text: None,
+        version: Version {
+            time: T0 + 1_000,
+            board: "pi-b".into(),
+        },
+        ..web
+    };
+    inner
+        .desired
+        .merge([tombstone], &mut inner.clock, T0 + 1_000);
+    let (again, _) = answer(&key, "pi-b", &console, &mut inner, &recorded, T0 + 5_000);
+    assert!(matches!(again, SyncAnswer::Stale(_)), "{again:?}");
+    // The tombstone outlives its TTL until pi-a confirms it, then goes.
+    let later = T0 + 1_000 + TOMBSTONE_TTL_MS;
+    let (dropped, held) = release(
+        &mut inner.desired,
+        &inner.confirmations,
+        &inner.known,
+        "pi-b",
+        later,
+    );
+    assert!(dropped.is_empty());
+    assert_eq!(held["web"], ["pi-a"]);
+    inner
+        .confirmations
+        .confirm("pi-a", &inner.known, &inner.desired);
+    let (dropped, _) = release(
+        &mut inner.desired,
+        &inner.confirmations,
+        &inner.known,
+        "pi-b",
+        later,
+    );
+    assert_eq!(dropped, ["web"]);
+    // Replayed now, the request would bring web back: it is refused and changes nothing.
+    let digest = inner.desired.digest();
+    let (replayed, changed) = answer(&key, "pi-b", &console, &mut inner, &recorded, later);
+    let SyncAnswer::Stale(sealed) = replayed else {
+        panic!("{replayed:?}")
+    };
+    assert!(!changed);
+    assert!(inner.desired.get("web").is_none());
+    assert_eq!(inner.desired.digest(), digest);
+    // The refusal is sealed, answers that request only, and names the refusing clock.
+    let refusal = key.open_refusal(&sealed, &challenge).expect("opens");
+    assert_eq!(refusal.time_ms, later);
+    assert!(
+        refusal.reason.contains("behind this board's clock"),
+        "{}",
+        refusal.reason
+    );
+    assert_eq!(inner.sync_refused, 2);
+    let lines = console.recent().join("\n");
+    assert!(
+        lines.contains(
+            "the sync request of board \"pi-a\" refused: it was answered before (a replay)"
+        ),
+        "{lines}"
+    );
+    assert!(
+        lines.contains("(2 sync requests refused so far)"),
+        "{lines}"
+    );
+    // A stranger's bytes are refused without a word.
+    let (stranger, _) = answer(&key, "pi-b", &console, &mut inner, &[1u8; 64], later);
+    assert!(matches!(stranger, SyncAnswer::Refused));
+}
+
+/// A board whose clock is far off: its request is refused with the skew named; the asker, told
+/// the refusing board's clock, stamps its next request by it and is answered.
+#[test]
+fn a_board_whose_clock_is_far_off_is_refused_once_then_answered() {
+    use super::answer::answer;
+    use super::SyncAnswer;
+
+    const NOW: u64 = 1_800_000_000_000;
+    const SKEW: u64 = 3 * 3600 * 1000;
+    let key = SyncKey::derive(KEY).expect("key");
+    let console = Console::quiet(100);
+    let mut inner = NodeState::default();
+    let (challenge, body) = key
+        .request_at(NOW - SKEW, "pi-slow", "d", Vec::new())
+        .expect("request");
+    let (refused, _) = answer(&key, "pi-b", &console, &mut inner, &body, NOW);
+    let SyncAnswer::Stale(sealed) = refused else {
+        panic!("{refused:?}")
+    };
+    let refusal = key.open_refusal(&sealed, &challenge).expect("opens");
+    assert!(
+        refusal.reason.contains("10800s behind"),
+        "{}",
+        refusal.reason
+    );
+    // The asker's offset: the refusing clock minus its own.
+    let offset = refusal.time_ms as i64 - (NOW - SKEW) as i64;
+    let stamped = (NOW - SKEW).saturating_add_signed(offset);
+    let (_, body) = key
+        .request_at(stamped, "pi-slow", "d", Vec::new())
+        .expect("request");
+    let (answered, _) = answer(&key, "pi-b", &console, &mut inner, &body, NOW + 50);
+    assert!(matches!(answered, SyncAnswer::Sealed(_)), "{answered:?}");
+}

@@ -7,24 +7,32 @@
 //! 2. records are merged into the cluster's desired state ([`baton_cluster::desired`]), the card
 //!    is brought in line with the result, and both are saved on the data partition;
 //! 3. peers whose spec digest (in the gossip) differs are asked for their records over the sealed
-//!    sync exchange ([`baton_cluster::sync`]), which sends ours along;
+//!    sync exchange ([`baton_cluster::sync`]), which sends ours along; a request is answered only
+//!    while fresh ([`answer`]); the boards seen are registered ([`known`]), and a tombstone goes
+//!    once past its time and confirmed by every known board ([`tombstones`], [`forget`]);
 //! 4. every board computes the same placement ([`baton_cluster::placement`]) from the gossiped
 //!    members, their capacity and labels, and the instances each one runs; this board's supervisor
 //!    is told which instances are its own;
 //! 5. this board's values are published ([`baton_cluster::gossip::BoardValues`]): API address,
 //!    capacity, labels, spec digest, the instances it runs and its end of the mesh.
 
+mod answer;
 mod cmdline;
 mod fabric;
 mod fabric_round;
+mod forget;
 #[cfg(test)]
 mod hostile_tests;
 mod identity;
+pub mod known;
 pub mod local;
 mod refused;
 mod round;
+#[cfg(test)]
+mod sync_http_tests;
 mod sync_round;
 mod tenure;
+mod tombstones;
 mod view;
 
 use std::collections::BTreeMap;
@@ -45,6 +53,7 @@ use crate::board::console::Console;
 use crate::containers::supervisor::Supervisor;
 
 pub use cmdline::interface_from_cmdline;
+pub use forget::NotForgotten;
 
 /// UDP port of the membership gossip.
 pub const GOSSIP_PORT: u16 = 7946;
@@ -128,6 +137,21 @@ pub(crate) struct NodeState {
     pub refusal_notes: std::collections::BTreeSet<String>,
     /// The gossip receive errors already reported.
     pub receive_errors_seen: u64,
+    /// The boards known to be in the cluster (saved on the data partition).
+    pub known: known::Known,
+    /// Which known boards confirmed each tombstone (saved on the data partition).
+    pub confirmations: tombstones::Confirmations,
+    /// The sync requests answered lately (their nonces), to refuse replays.
+    pub freshness: baton_cluster::sync::fresh::Freshness,
+    /// Each peer's clock minus this board's, learnt from its refusals (see
+    /// [`baton_cluster::sync::SyncRefusal`]), in ms.
+    pub clock_offsets: BTreeMap<String, i64>,
+    /// Sync requests refused as not fresh, since the start.
+    pub sync_refused: u64,
+    /// The tombstones held past their time and the boards they wait for, as last printed.
+    pub tombstones_note: Option<String>,
+    /// Boards not registered because the registry is full, as last printed.
+    pub registry_full_note: Option<String>,
 }
 
 /// What [`Node::answer_sync`] has for a peer.
@@ -137,6 +161,8 @@ pub enum SyncAnswer {
     Sealed(Vec<u8>),
     /// The request does not open with the cluster key (nothing is revealed).
     Refused,
+    /// The request opened but is not fresh: the sealed [`baton_cluster::sync::SyncRefusal`].
+    Stale(Vec<u8>),
     /// The request opened but no answer could be sealed (reported on the console too).
     Failed(String),
 }
@@ -390,6 +416,16 @@ impl Node {
             let source = format!("the saved state {}", files.desired.display());
             refused::report(&settings.console, &mut inner, &source, &changes);
             inner.peers_saved = files.load_peers();
+            let (known, problem) = known::Known::load(&known::Known::file(dir));
+            let (confirmations, problem2) =
+                tombstones::Confirmations::load(&tombstones::Confirmations::file(dir));
+            for problem in problem.iter().chain(&problem2) {
+                settings.console.line(format_args!(
+                    "cluster: {problem}; starting over (tombstones wait for confirmations anew)"
+                ));
+            }
+            inner.known = known;
+            inner.confirmations = confirmations;
             alone_last_time = inner.peers_saved == Some(0);
         }
         if !alone_last_time {
@@ -475,43 +511,6 @@ impl Node {
     /// The board's name.
     pub fn board(&self) -> &str {
         &self.settings.board
-    }
-
-    /// Answers a sealed sync request from a peer: merges its records, returns ours, sealed.
-    pub fn answer_sync(&self, body: &[u8]) -> SyncAnswer {
-        let Ok(request) = self.sync_key.open_request(body) else {
-            return SyncAnswer::Refused;
-        };
-        let mut inner = lock(&self.inner);
-        let inner = &mut *inner;
-        let changes = inner
-            .desired
-            .merge(request.records.clone(), &mut inner.clock, now_ms());
-        let source = format!(
-            "the sync request of board {}",
-            baton_cluster::desired::admit::escaped(&request.board)
-        );
-        refused::report(&self.settings.console, inner, &source, &changes);
-        let records = inner.desired.records().cloned().collect();
-        let answer = self
-            .sync_key
-            .respond(&request, &self.settings.board, records);
-        if !changes.changed.is_empty() {
-            self.poke.notify_one();
-        }
-        match answer {
-            Ok(sealed) => SyncAnswer::Sealed(sealed),
-            Err(e) => {
-                let message = format!(
-                    "answering the sync request of board {}: {e}",
-                    baton_cluster::desired::admit::escaped(&request.board)
-                );
-                self.settings
-                    .console
-                    .line(format_args!("cluster: {message}"));
-                SyncAnswer::Failed(message)
-            }
-        }
     }
 
     /// Leaves the cluster (peers learn at once) and stops mDNS.

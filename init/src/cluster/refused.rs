@@ -37,3 +37,26 @@ pub(crate) fn report(console: &Console, inner: &mut NodeState, source: &str, cha
         ));
     }
 }
+
+/// Counts a sync request from `board` (a text safe to print) refused as not fresh, and prints
+/// the refusal the first time this kind comes from this board.
+pub(crate) fn report_stale(
+    console: &Console,
+    inner: &mut NodeState,
+    board: &str,
+    stale: &baton_cluster::sync::fresh::Stale,
+) {
+    inner.sync_refused = inner.sync_refused.saturating_add(1);
+    let note = format!("stale {board} {}", stale.kind());
+    if inner.refusal_notes.contains(&note) {
+        return;
+    }
+    if inner.refusal_notes.len() >= MAX_NOTES {
+        inner.refusal_notes.clear();
+    }
+    inner.refusal_notes.insert(note);
+    console.line(format_args!(
+        "cluster: the sync request of board {board} refused: {stale} ({} sync requests refused so far)",
+        inner.sync_refused
+    ));
+}

@@ -82,6 +82,8 @@ impl Node {
                     at_ms: c.at_ms,
                 })
                 .collect(),
+            known_boards: inner.known.names().map(str::to_string).collect(),
+            sync_refused: inner.sync_refused,
         }
     }
 
