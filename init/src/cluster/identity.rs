@@ -1,5 +1,5 @@
 //! This board's own key ([`BoardKey`]) and the name-to-key bindings it holds, both kept on the
-//! data partition (`/data/baton/board.key`, `/data/baton/bindings.json`).
+//! data partition (`/data/cluster/board.key`, `/data/cluster/bindings.json`).
 //!
 //! The key is made on the board's first boot with a data partition and never leaves it (only its
 //! public half travels, in the gossip). Without a data partition the board makes a new key at

@@ -125,6 +125,8 @@ pub(crate) struct NodeState {
     pub mesh_boards: Option<Vec<fabric::Board>>,
     /// The subnet this board moves to (at its restart), once it found its own taken.
     pub moving_to: Option<crate::svcnet::nft::Ipv4Net>,
+    /// The last error publishing this board's values, said once.
+    pub publish_error: Option<String>,
     /// When this run first saw each board (the tenure rule for boards without a key binding).
     pub first_seen: tenure::FirstSeen,
     /// The last problem with the mesh or the subnet, printed once.

@@ -362,11 +362,19 @@ impl Node {
             values.instances = instances.clone();
             values.digest = Some(digest);
         });
-        if let Err(e) = published {
+        // Said once until it changes: while the board shuts down, its gossip endpoint has left
+        // and every round would say so again.
+        let error = published.err().map(|e| e.to_string());
+        let mut inner = lock(&self.inner);
+        if let Some(e) = error
+            .as_ref()
+            .filter(|e| inner.publish_error.as_ref() != Some(*e))
+        {
             self.settings
                 .console
                 .line(format_args!("cluster: publishing instances: {e}"));
         }
+        inner.publish_error = error;
     }
 }
 

@@ -123,7 +123,14 @@ pub(super) fn claims_change_nothing(lab: &Lab, clients: &[Client], limit: Durati
     let console = lab.board(2).expect("board 2").console();
     let from = console.len();
 
-    // 1. Board 2's subnet, claimed under a name that sorts before every board's.
+    // 1. Board 2's subnet, claimed under a name that sorts before every board's. Claims within a
+    // minute of a board taking its subnet count as boards meeting while the cluster forms (then
+    // the smaller name keeps it), so the claim comes once board 2 has been up for two minutes
+    // (it takes its subnet before `baton: ready`).
+    wait_until("board 2 to have held its subnet for a while", limit, || {
+        let status = get(c2, "/v1/status")?;
+        (status["uptime_ms"].as_u64()? >= 120_000).then_some(())
+    });
     let values = BoardValues {
         net: Some(MeshEndpoint {
             subnet: net,
