@@ -211,6 +211,8 @@ fn boards_form_one_cluster_share_work_and_survive_failures() {
     wait_until("board 1 to declare board 3 dead", limit, || {
         members(&clients[0]).filter(|m| m.get(&board_name(3)).map(String::as_str) == Some("dead"))
     });
+    let real_key = key_holder::key_of(&clients[0], &board_name(3));
+    key_holder::a_new_card_joins_once_forgotten(&lab, &clients, &board_name(3), limit);
     wait_until("three web instances on boards 1 and 2", limit, || {
         running_on(&clients[0], "web")
             .filter(|b| b.values().sum::<usize>() == 3 && !b.contains_key(&board_name(3)))
@@ -230,6 +232,10 @@ fn boards_form_one_cluster_share_work_and_survive_failures() {
     wait_ready(&lab, 3, 2);
     wait_until("board 3 alive again", limit, || {
         members(&clients[0]).filter(|m| alive(m) == three)
+    });
+    // The new card was forgotten: the real board's key is bound again on first sight.
+    wait_until("board 3 known by its own key again", limit, || {
+        (key_holder::key_of(&clients[0], &board_name(3)) == real_key).then_some(())
     });
     wait_until("pinned back on board 3", limit, || {
         running_on(&clients[0], "pinned").filter(|b| b.get(&board_name(3)) == Some(&1))

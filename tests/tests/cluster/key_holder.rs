@@ -99,6 +99,13 @@ fn member(client: &Client, name: &str) -> Option<serde_json::Value> {
         .cloned()
 }
 
+/// The key fingerprint board `name` is listed with by `client` (empty if none).
+pub(super) fn key_of(client: &Client, name: &str) -> String {
+    member(client, name)
+        .and_then(|m| m["key"].as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 /// Runs the key holder's attempts against boards 1-3 of a formed cluster.
 pub(super) fn claims_change_nothing(lab: &Lab, clients: &[Client], limit: Duration) {
     let station = lab.station().expect("the lab has a LAN station");
@@ -202,4 +209,67 @@ pub(super) fn claims_change_nothing(lab: &Lab, clients: &[Client], limit: Durati
     );
     let ready = lab.board(2).expect("board 2").count(baton_tests::READY);
     assert_eq!(ready, 1, "board 2 restarted");
+}
+
+/// With board `dead` off (its card replaced, say), a board with a new key joins under its name:
+/// refused and reported until the operator forgets the old binding through board 1, then let in.
+/// The new card then leaves and is forgotten in turn, so that the caller can bring the real board
+/// back (its generation is below the new card's, which a binding keeps until it is forgotten).
+pub(super) fn a_new_card_joins_once_forgotten(
+    lab: &Lab,
+    clients: &[Client],
+    dead: &str,
+    limit: Duration,
+) {
+    let station = lab.station().expect("the lab has a LAN station");
+    let c1 = &clients[0];
+    let old_key = member(c1, dead).expect("the dead board")["key"]
+        .as_str()
+        .expect("it signed")
+        .to_owned();
+    let seed: Ipv4Addr = member(c1, &board_name(1)).expect("board 1")["addresses"][0]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .expect("board 1's address");
+    let mut values = BoardValues::default();
+    values.labels.insert("card".into(), "new".into());
+    let new_card = Holder::start(station, dead, now_ms() / 1000, seed, values);
+    wait_until("board 1 to refuse the new key", limit, || {
+        let view = get(c1, "/v1/cluster")?;
+        view["name_conflicts"]
+            .as_array()?
+            .iter()
+            .any(|c| c["name"] == dead && c["claimed"] == new_card.key.as_str())
+            .then_some(())
+    });
+    let m = member(c1, dead).expect("listed");
+    assert_ne!(
+        m["labels"]["card"], "new",
+        "values shown under a refused key: {m}"
+    );
+    let (code, body) = c1
+        .send("DELETE", &format!("/v1/cluster/boards/{dead}"), None)
+        .expect("DELETE");
+    assert_eq!(code, 200, "{body}");
+    let report: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(report["key"], old_key.as_str(), "{report}");
+    wait_until("the new card to be let in", limit, || {
+        let m = member(c1, dead)?;
+        (m["key"] == new_card.key.as_str() && m["labels"]["card"] == "new").then_some(())
+    });
+    let view = get(c1, "/v1/cluster").expect("view");
+    assert!(
+        !view["name_conflicts"].to_string().contains(&new_card.key),
+        "the conflict is gone: {view}"
+    );
+    let key = new_card.key.clone();
+    drop(new_card);
+    wait_until("the new card to be gone", limit, || {
+        member(c1, dead).filter(|m| m["state"] == "dead")
+    });
+    let (code, body) = c1
+        .send("DELETE", &format!("/v1/cluster/boards/{dead}"), None)
+        .expect("DELETE");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(&key), "the new card's key unbound: {body}");
 }
