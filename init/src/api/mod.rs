@@ -240,6 +240,7 @@ pub fn report(state: &BoardStatus, user_namespaces: Option<Result<(), String>>) 
             system_used_bytes: proc_files::system_used_bytes().unwrap_or(0),
         },
         config_files: info.config_files,
+        card_repairs: info.card_repairs,
         data: info.data,
         errors: state.errors(),
         config_errors: state.config_errors(),
