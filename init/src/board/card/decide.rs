@@ -241,7 +241,10 @@ mod tests {
             Verdict::Foreign
         );
         assert_eq!(
-            decide(&CardFile::Unreadable("EIO".into()), known(None, false, None)),
+            decide(
+                &CardFile::Unreadable("EIO".into()),
+                known(None, false, None)
+            ),
             Verdict::Foreign
         );
     }

@@ -218,13 +218,19 @@ fn load_manifest(path: &Path) -> (Manifest, Option<String>) {
             Ok(m) => (m, None),
             Err(e) => (
                 Manifest::default(),
-                Some(format!("{}: {e}; every card file is read as it is", path.display())),
+                Some(format!(
+                    "{}: {e}; every card file is read as it is",
+                    path.display()
+                )),
             ),
         },
         Err(e) if e.kind() == io::ErrorKind::NotFound => (Manifest::default(), None),
         Err(e) => (
             Manifest::default(),
-            Some(format!("{}: {e}; every card file is read as it is", path.display())),
+            Some(format!(
+                "{}: {e}; every card file is read as it is",
+                path.display()
+            )),
         ),
     }
 }

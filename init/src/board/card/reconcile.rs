@@ -169,7 +169,9 @@ fn carry_out(
     let settle = |manifest: &mut Manifest, text: Option<&str>| {
         manifest.pending.remove(name);
         match text {
-            Some(t) => manifest.written.insert(name.to_string(), hash(t.as_bytes())),
+            Some(t) => manifest
+                .written
+                .insert(name.to_string(), hash(t.as_bytes())),
             None => manifest.written.remove(name),
         };
     };
@@ -190,9 +192,14 @@ fn carry_out(
                     "{shown}: cannot be rewritten from the data partition: {e}; its copy there is used"
                 )),
             }
-            let action = if truth.is_some() { "rewritten" } else { "removed" };
-            out.notes
-                .push(format!("{shown}: {action} from the data partition: {reason}"));
+            let action = if truth.is_some() {
+                "rewritten"
+            } else {
+                "removed"
+            };
+            out.notes.push(format!(
+                "{shown}: {action} from the data partition: {reason}"
+            ));
             out.repairs.push(CardRepair {
                 file: shown,
                 reason,
@@ -215,7 +222,8 @@ fn carry_out(
                 Ok(()) => {
                     settle(manifest, Some(&text));
                     if truth.is_some() {
-                        out.notes.push(format!("{shown}: changed on the card; taken"));
+                        out.notes
+                            .push(format!("{shown}: changed on the card; taken"));
                     }
                 }
                 Err(e) => out.notes.push(format!(

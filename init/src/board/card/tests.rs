@@ -56,7 +56,10 @@ impl Board {
 }
 
 fn loaded(r: &Reconciled, file: &str) -> Option<String> {
-    r.files.iter().find(|(f, _)| f == file).map(|(_, t)| t.clone())
+    r.files
+        .iter()
+        .find(|(f, _)| f == file)
+        .map(|(_, t)| t.clone())
 }
 
 #[test]
