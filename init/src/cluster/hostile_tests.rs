@@ -62,7 +62,13 @@ fn merge_and_mirror(
     // The data partition's copy takes no other name than the card does.
     let data = tempfile::tempdir().expect("temp dir");
     let card = CardStore::open(services.to_path_buf(), Some(data.path().to_path_buf())).0;
-    let problems = local::mirror(&card, &mut book, &inner.desired, &names);
+    let problems = local::mirror(
+        &card,
+        &mut book,
+        &inner.desired,
+        &names,
+        &local::read_files(services),
+    );
     let kept: Vec<String> = std::fs::read_dir(data.path().join("specs"))
         .expect("specs")
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -166,7 +172,13 @@ fn the_mirror_itself_refuses_a_name_that_is_not_a_plain_file_name() {
         .collect();
     let data = tempfile::tempdir().expect("temp dir");
     let card = CardStore::open(services.clone(), Some(data.path().to_path_buf())).0;
-    let problems = local::mirror(&card, &mut book, &desired, &names);
+    let problems = local::mirror(
+        &card,
+        &mut book,
+        &desired,
+        &names,
+        &local::read_files(&services),
+    );
     assert_eq!(problems.len(), 5, "{problems:?}");
     assert!(
         problems[0]

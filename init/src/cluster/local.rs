@@ -112,14 +112,17 @@ pub fn plain_file_name(name: &str) -> bool {
 
 /// Brings the card's files in line with the records in force for `names`, and the book with
 /// them; each write goes to the data partition before the card ([`CardStore`]), so a power cut
-/// leaves nothing the next boot cannot repair. Returns what could not be written (the book then
-/// keeps the old entry, so the next scan tries again); a name that is not a plain file name
-/// ([`plain_file_name`]) writes nothing anywhere and is among them.
+/// leaves nothing the next boot cannot repair. `seen` are the card's files as the scan read them
+/// ([`read_files`]): a file changed since (an API apply) is left alone, and the book keeps its
+/// old entry so the next scan makes a record of the change. Returns what could not be written
+/// (the book then keeps the old entry, so the next scan tries again); a name that is not a plain
+/// file name ([`plain_file_name`]) writes nothing anywhere and is among them.
 pub fn mirror(
     card: &CardStore,
     book: &mut Book,
     desired: &Desired,
     names: &[String],
+    seen: &[(String, String)],
 ) -> Vec<String> {
     let dir = card.card_dir();
     let mut problems = Vec::new();
@@ -135,8 +138,14 @@ pub fn mirror(
         let Some(record) = desired.get(name) else {
             continue;
         };
-        match card.mirror(name, record.text.as_deref()) {
-            Ok(()) => {
+        let file = format!("{name}.toml");
+        let was = seen
+            .iter()
+            .find(|(f, _)| *f == file)
+            .map(|(_, t)| t.as_str());
+        match card.mirror(name, record.text.as_deref(), was) {
+            Ok(false) => {}
+            Ok(true) => {
                 book.entries.insert(
                     name.clone(),
                     Entry {
@@ -249,6 +258,7 @@ mod tests {
             &mut book,
             &desired,
             &["db".to_string(), "web".to_string()],
+            &read_files(dir.path()),
         );
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(
@@ -327,6 +337,7 @@ mod tests {
             &mut book,
             &desired,
             &["web".to_string(), "old".to_string()],
+            &read_files(dir.path()),
         );
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(card.truth("web").as_deref(), Some("from b"));

@@ -124,11 +124,23 @@ impl CardStore {
         self.write_locked(&mut manifest, name, text)
     }
 
-    /// Like [`CardStore::write`], doing nothing when the card and the data partition already
-    /// hold `text` (the cluster mirrors every record this way, most of them unchanged).
-    pub fn mirror(&self, name: &str, text: Option<&str>) -> Result<(), WriteError> {
+    /// Like [`CardStore::write`] for the cluster's mirroring: `seen` is what the card file held
+    /// when the records were made from it (`None`: no file). If the file changed since (an API
+    /// apply came in between), nothing is written and `Ok(false)` returned: the next scan makes
+    /// a record of the change instead of the mirror overwriting it. Writes nothing either when
+    /// the card and the data partition already hold `text`.
+    pub fn mirror(
+        &self,
+        name: &str,
+        text: Option<&str>,
+        seen: Option<&str>,
+    ) -> Result<bool, WriteError> {
         let mut manifest = self.lock();
         let card = std::fs::read(self.card_file(name)).ok();
+        let card_text = card.as_deref().map(String::from_utf8_lossy);
+        if card_text.as_deref() != seen {
+            return Ok(false);
+        }
         let card_agrees = card.as_deref() == text.map(str::as_bytes);
         let data_agrees = match &self.data {
             None => true,
@@ -140,9 +152,9 @@ impl CardStore {
             }
         };
         if card_agrees && data_agrees {
-            return Ok(());
+            return Ok(true);
         }
-        self.write_locked(&mut manifest, name, text)
+        self.write_locked(&mut manifest, name, text).map(|()| true)
     }
 
     fn write_locked(

@@ -189,7 +189,7 @@ fn carry_out(
             match write_card(&store.card_file(name), truth.as_deref()) {
                 Ok(()) => settle(manifest, truth.as_deref()),
                 Err(e) => out.notes.push(format!(
-                    "{shown}: cannot be rewritten from the data partition: {e}; its copy there is used"
+                    "{shown}: the card cannot be written ({e}); the data partition's copy is used"
                 )),
             }
             let action = if truth.is_some() {

@@ -203,14 +203,26 @@ fn a_services_folder_that_cannot_be_read_is_made_anew_from_the_data_partition() 
 fn mirroring_an_unchanged_spec_writes_nothing() {
     let b = Board::new();
     let store = b.store();
-    store.mirror("web", Some(V1)).expect("mirror");
+    assert!(store.mirror("web", Some(V1), None).expect("mirror"));
     // Make a rewrite visible: the manifest file would be replaced (a new inode).
     let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
     let ino = inode(&b.data.join("manifest.json"));
-    store.mirror("web", Some(V1)).expect("mirror");
+    assert!(store.mirror("web", Some(V1), Some(V1)).expect("mirror"));
     assert_eq!(inode(&b.data.join("manifest.json")), ino);
-    store.mirror("web", Some(V2)).expect("mirror");
+    assert!(store.mirror("web", Some(V2), Some(V1)).expect("mirror"));
     assert_eq!(b.card("web").as_deref(), Some(V2));
+}
+
+#[test]
+fn the_mirror_does_not_overwrite_a_file_changed_since_it_was_read() {
+    let b = Board::new();
+    let store = b.store();
+    store.write("web", Some(V1)).expect("write");
+    // The scan read V1; an API apply wrote V2 before the mirror ran.
+    store.write("web", Some(V2)).expect("apply");
+    assert!(!store.mirror("web", Some(V1), Some(V1)).expect("mirror"));
+    assert_eq!(b.card("web").as_deref(), Some(V2));
+    assert_eq!(store.truth("web").as_deref(), Some(V2));
 }
 
 #[test]
