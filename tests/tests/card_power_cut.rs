@@ -39,7 +39,8 @@ const BURST: usize = 12;
 fn spec(name: &str, port: u16, version: u64) -> String {
     format!(
         "name = \"{name}\"\nimage = \"oci-archive:images/hello.tar\"\nport = 8080\n\
-         publish = {port}\nenv = {{ GREETING = \"{name}-v{version}\" }}\n"
+         publish = {port}\nresources = {{ memory = \"32Mi\" }}\n\
+         env = {{ GREETING = \"{name}-v{version}\" }}\n"
     )
 }
 
