@@ -6,7 +6,7 @@
 //! version of one), the test waits for a random number of acknowledgements (HTTP 202) plus a
 //! random delay, and SIGKILLs QEMU. The board is started again on the same disk; it must print
 //! `baton: ready`, and every service must serve its last acknowledged version, or a later one
-//! whose apply was in flight at the cut (unacknowledged: either outcome is allowed).
+//! whose apply was in flight at the cut or refused (unacknowledged: either outcome is allowed).
 //!
 //! Fault model: killing QEMU keeps every write QEMU had completed, in the order it completed
 //! them, and loses only what was still queued inside the emulator. That is gentler than an SD
@@ -16,6 +16,12 @@
 //! last flush dropped): closer to a card, not done here. The card store's decisions for those
 //! torn states (truncated, zeroed, half-renamed files) are unit-tested in the init
 //! (`board::card`), and the last step here damages a file on the disk directly.
+//!
+//! Even this gentle model damages the card: a cut in the middle of a FAT update can leave cluster
+//! chains the kernel trips over at a later write ("deleting FAT entry beyond EOF"); it then sets
+//! the partition read-only. Applies are then refused (HTTP 500, not acknowledged; their text
+//! stays on the data partition and reaches the card at a boot where it is writable) until the
+//! card is checked, which the board does not do yet (it has no `fsck.fat`).
 //!
 //! `BATON_POWERCUT_CUTS` sets the number of cuts (default 3; `scripts/powercut 20` runs 20),
 //! `BATON_POWERCUT_SEED` the seed (printed either way).
@@ -138,6 +144,7 @@ fn power_cuts_during_a_burst_of_applies_lose_no_acknowledged_spec() {
         "first boot",
     );
 
+    let mut allowed: Vec<Vec<u64>> = in_force.iter().map(|v| vec![*v]).collect();
     let mut next_version = 1u64;
     let (mut acked_total, mut repairs_total, mut refused_total) = (0usize, 0usize, 0usize);
     for cut in 1..=cuts {
@@ -186,8 +193,9 @@ fn power_cuts_during_a_burst_of_applies_lose_no_acknowledged_spec() {
         let burst = std::mem::take(&mut *burst.lock().unwrap_or_else(|p| p.into_inner()));
         acked_total += burst.acked.len();
         refused_total += burst.refused.len();
-        // Allowed after the cut: the last acknowledged version, or any later unanswered one.
-        let mut allowed: Vec<Vec<u64>> = in_force.iter().map(|v| vec![*v]).collect();
+        // Allowed after the cut: the last acknowledged version, or any later unanswered one
+        // (kept across cuts: an unanswered apply kept on the data partition may reach the card
+        // at a later boot).
         for (i, v) in &burst.acked {
             allowed[*i] = vec![*v];
         }
@@ -226,18 +234,20 @@ fn power_cuts_during_a_burst_of_applies_lose_no_acknowledged_spec() {
     );
     lab.restart(1).expect("power on");
     wait_ready(&lab, 1, cuts as usize + 2);
-    let mut allowed: Vec<Vec<u64>> = in_force.iter().map(|v| vec![*v]).collect();
     allowed[1] = vec![9999];
     let seen = wait_versions(&allowed, "after the card was damaged and edited");
     let client = api(&lab, 1, TOKEN);
     let found = repairs(&client);
-    let alpha = serde_json::json!({"file": "services/alpha.toml", "reason": "it holds NUL bytes"});
-    assert!(
-        found.contains(&alpha),
-        "{found:?}\n{}",
-        tail(&board.lines(), 40)
-    );
-    assert!(board.count("card: services/alpha.toml: rewritten from the data partition") >= 1);
+    // The reason goes on when the card could not be written (a FAT a cut left damaged).
+    let alpha = found.iter().any(|r| {
+        r["file"] == "services/alpha.toml"
+            && r["reason"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("it holds NUL bytes"))
+    });
+    assert!(alpha, "{found:?}\n{}", tail(&board.lines(), 40));
+    let console = |l: &str| l.contains("card: services/alpha.toml: ") && l.contains("NUL bytes");
+    assert!(board.count(baton_qemu::matching("the repair", console)) >= 1);
     assert!(board.count("card: services/beta.toml: changed on the card; taken") >= 1);
     println!(
         "power cuts: {cuts}, acknowledged applies: {acked_total}, lost: 0, refused: \

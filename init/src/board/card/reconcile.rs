@@ -185,17 +185,22 @@ fn carry_out(
                     .push((spec_file, String::from_utf8_lossy(&b).into_owned()));
             }
         }
-        Verdict::Repair(reason) => {
-            match write_card(&store.card_file(name), truth.as_deref()) {
-                Ok(()) => settle(manifest, truth.as_deref()),
-                Err(e) => out.notes.push(format!(
-                    "{shown}: the card cannot be written ({e}); the data partition's copy is used"
-                )),
-            }
-            let action = if truth.is_some() {
-                "rewritten"
-            } else {
-                "removed"
+        Verdict::Repair(mut reason) => {
+            let action = match write_card(&store.card_file(name), truth.as_deref()) {
+                Ok(()) => {
+                    settle(manifest, truth.as_deref());
+                    if truth.is_some() {
+                        "rewritten"
+                    } else {
+                        "removed"
+                    }
+                }
+                Err(e) => {
+                    reason.push_str(&format!(
+                        "; the card cannot be written ({e}): the data partition's copy is used"
+                    ));
+                    "not rewritten"
+                }
             };
             out.notes.push(format!(
                 "{shown}: {action} from the data partition: {reason}"

@@ -237,3 +237,21 @@ fn without_a_data_partition_the_card_is_written_and_read_as_it_is() {
     assert_eq!(loaded(&r, "db.toml").as_deref(), Some("\0\0"));
     assert!(!b.data.exists());
 }
+
+#[test]
+fn a_repair_the_card_refuses_is_reported_as_such_and_the_data_partition_s_copy_is_loaded() {
+    let b = Board::new();
+    b.store().write("web", Some(V1)).expect("write");
+    // A file the card cannot read nor replace (here a directory in its place).
+    std::fs::remove_file(b.card.join("web.toml")).unwrap();
+    std::fs::create_dir(b.card.join("web.toml")).unwrap();
+    std::fs::write(b.card.join("web.toml/x"), "x").unwrap();
+    let r = b.store().reconcile();
+    assert_eq!(loaded(&r, "web.toml").as_deref(), Some(V1));
+    assert_eq!(r.repairs.len(), 1, "{r:?}");
+    assert!(
+        r.repairs[0].reason.contains("the card cannot be written"),
+        "{r:?}"
+    );
+    assert!(r.notes.iter().any(|n| n.contains("not rewritten")), "{r:?}");
+}
