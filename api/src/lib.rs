@@ -44,6 +44,6 @@ pub use services::{
     Removed, Restarting, Service, ServiceInstance, ServiceList, ServiceState, ServiceView,
 };
 pub use status::{
-    Address, AddressSource, ApiTls, BoardInfo, BootStep, ClockStatus, DataPartition, Health,
-    Memory, PowerAccepted, PowerAction, StatusReport, UserNamespaces,
+    Address, AddressSource, ApiTls, BoardInfo, BootStep, CardRepair, ClockStatus, DataPartition,
+    Health, Memory, PowerAccepted, PowerAction, StatusReport, UserNamespaces,
 };

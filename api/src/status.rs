@@ -44,6 +44,18 @@ pub struct StatusReport {
     pub clock: ClockStatus,
     /// Whether services run in user namespaces of their own (an older board: unknown, `false`).
     pub user_namespaces: UserNamespaces,
+    /// Spec files on the config partition that this boot found damaged or half-written and
+    /// rewrote from the copy on the data partition.
+    pub card_repairs: Vec<CardRepair>,
+}
+
+/// A spec file of the config partition rewritten from the data partition's copy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardRepair {
+    /// The file, relative to the partition's root (`services/web.toml`).
+    pub file: String,
+    /// What was wrong with it (an interrupted write, a file that does not parse, ...).
+    pub reason: String,
 }
 
 /// Whether services run in user namespaces of their own, their root mapped to ids of their own.
@@ -154,6 +166,9 @@ pub struct BoardInfo {
     pub config_files: Vec<String>,
     /// The data partition, once mounted.
     pub data: Option<DataPartition>,
+    /// Spec files of the config partition repaired from the data partition at boot.
+    #[serde(default)]
+    pub card_repairs: Vec<CardRepair>,
 }
 
 /// The data partition as mounted.
@@ -240,6 +255,10 @@ mod tests {
                 refused_steps: 2,
                 note: Some("only one".into()),
             },
+            card_repairs: vec![CardRepair {
+                file: "services/web.toml".into(),
+                reason: "an interrupted write".into(),
+            }],
         }
     }
 
@@ -257,6 +276,7 @@ mod tests {
             "clock": {"synced": true, "servers": 1, "refused_steps": 2, "note": "only one"},
             "api_tls": {"enabled": true, "reason": null},
             "user_namespaces": {"supported": false, "reason": "tmpfs"},
+            "card_repairs": [{"file": "services/web.toml", "reason": "an interrupted write"}],
         });
         assert_eq!(serde_json::to_value(report()).unwrap(), expected);
         let back: StatusReport = serde_json::from_value(expected).unwrap();

@@ -99,6 +99,9 @@ fn status_text(status: &StatusReport) -> String {
         (false, Some(why)) => line(format!("userns    unavailable: {why}")),
         (false, None) => {}
     }
+    for r in &status.card_repairs {
+        line(format!("repaired  {}: {}", r.file, r.reason));
+    }
     for e in &status.errors {
         line(format!("error     {e}"));
     }
@@ -344,6 +347,12 @@ mod tests {
         let text = status_report(&status, None, false).unwrap();
         assert!(
             text.contains("userns    unavailable: tmpfs store\n"),
+            "{text}"
+        );
+        status["card_repairs"] = json!([{"file": "services/web.toml", "reason": "it is empty"}]);
+        let text = status_report(&status, None, false).unwrap();
+        assert!(
+            text.contains("repaired  services/web.toml: it is empty\n"),
             "{text}"
         );
     }

@@ -16,6 +16,7 @@ use baton_spec::NetworkConfig;
 use tokio::sync::{mpsc, watch};
 
 use crate::api;
+use crate::board::card::CardStore;
 use crate::board::context::Ctx;
 use crate::board::sys::Action;
 use crate::boot::services::{Services, StartError};
@@ -31,6 +32,7 @@ use crate::uplink::{self as net, sntp};
 pub struct RealServices {
     supervisor: watch::Sender<Option<Supervisor>>,
     cluster: watch::Sender<Option<Arc<Node>>>,
+    card: std::sync::OnceLock<Arc<CardStore>>,
 }
 
 impl RealServices {
@@ -39,7 +41,26 @@ impl RealServices {
         RealServices {
             supervisor: watch::Sender::new(None),
             cluster: watch::Sender::new(None),
+            card: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The card's specs and their store on the data partition (once it is mounted), shared by
+    /// the API and the cluster member.
+    fn card(&self, ctx: &Ctx) -> Arc<CardStore> {
+        Arc::clone(self.card.get_or_init(|| {
+            let data = ctx
+                .state
+                .info()
+                .data
+                .is_some()
+                .then(|| ctx.path(crate::board::card::DIR));
+            let (store, problem) = CardStore::open(services_dir(ctx), data);
+            if let Some(problem) = problem {
+                ctx.report(format_args!("card: {problem}"));
+            }
+            Arc::new(store)
+        }))
     }
 }
 
@@ -85,6 +106,7 @@ impl Services for RealServices {
             console: Arc::clone(&ctx.console),
             power,
             services_dir: services_dir(ctx),
+            card: self.card(ctx),
             running: api::Running {
                 supervisor: self.supervisor.subscribe(),
                 cluster: self.cluster.subscribe(),
@@ -104,6 +126,14 @@ impl Services for RealServices {
         config: &crate::boot::config::BootConfig,
         power: &mpsc::Sender<Action>,
     ) {
+        // Before anything reads the card: repair what a power cut left half-written.
+        let card = self.card(ctx);
+        let reconciled = card.reconcile();
+        for note in &reconciled.notes {
+            ctx.say(format_args!("card: {note}"));
+        }
+        ctx.state
+            .update_info(|i| i.card_repairs = reconciled.repairs.clone());
         let mut board = Paths::board(&ctx.root, data_mounted);
         board.disk_quotas = match ctx.state.info().data {
             Some(d) if d.disk_quotas => Ok(()),
@@ -140,7 +170,7 @@ impl Services for RealServices {
         }
         self.supervisor.send_replace(Some(supervisor.clone()));
         let Some(cluster) = &config.cluster else {
-            for spec in crate::boot::config::load_services(ctx) {
+            for spec in crate::boot::config::load_service_files(ctx, &reconciled.files) {
                 supervisor.apply(spec);
             }
             return;
@@ -157,6 +187,7 @@ impl Services for RealServices {
                 crate::cluster::interface_from_cmdline(&cmdline)
             }),
             services_dir: services_dir(ctx),
+            card,
             state_dir,
             subnet,
             generation: crate::cluster::next_generation(

@@ -88,6 +88,8 @@ pub struct Handles {
     pub power: mpsc::Sender<Action>,
     /// The config partition's `services/` directory, where applied specs are written.
     pub services_dir: PathBuf,
+    /// Where applied specs are kept: the data partition first, then the card.
+    pub card: Arc<crate::board::card::CardStore>,
     /// The supervisor and the cluster member, once they run.
     pub running: Running,
     /// TLS for the API ([`tls::setup`]); `None` serves plain HTTP (a card without a CA).
@@ -240,6 +242,7 @@ pub fn report(state: &BoardStatus, user_namespaces: Option<Result<(), String>>) 
             system_used_bytes: proc_files::system_used_bytes().unwrap_or(0),
         },
         config_files: info.config_files,
+        card_repairs: info.card_repairs,
         data: info.data,
         errors: state.errors(),
         config_errors: state.config_errors(),
@@ -349,6 +352,9 @@ mod tests {
             console: Arc::clone(&console),
             power: tx,
             services_dir: PathBuf::from("/nonexistent/services"),
+            card: Arc::new(
+                crate::board::card::CardStore::open(PathBuf::from("/nonexistent/services"), None).0,
+            ),
             running: Running {
                 supervisor: watch::channel(None).1,
                 cluster: watch::channel(None).1,

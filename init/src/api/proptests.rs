@@ -33,6 +33,7 @@ fn exchange(request: Vec<u8>, services: PathBuf) -> Vec<u8> {
             state,
             console: Arc::new(Console::quiet(100)),
             power: mpsc::channel(1).0,
+            card: Arc::new(crate::board::card::CardStore::open(services.clone(), None).0),
             services_dir: services,
             running: Running {
                 supervisor: watch::channel(None).1,

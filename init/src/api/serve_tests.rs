@@ -24,6 +24,9 @@ async fn start(settings: Settings) -> (SocketAddr, Arc<Stats>) {
         console: Arc::clone(&console),
         power: mpsc::channel(1).0,
         services_dir: PathBuf::from("/nonexistent/services"),
+        card: Arc::new(
+            crate::board::card::CardStore::open(PathBuf::from("/nonexistent/services"), None).0,
+        ),
         running: Running {
             supervisor: watch::channel(None).1,
             cluster: watch::channel(None).1,

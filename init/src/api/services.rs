@@ -4,13 +4,14 @@
 //! |--------|-----------------------------------|------|
 //! | GET    | `/v1/services`                    | every service with its instances, plus spec errors |
 //! | GET    | `/v1/services/{name}`             | one service |
-//! | PUT    | `/v1/services/{name}`             | TOML body: validate, write `services/{name}.toml` atomically, apply |
-//! | DELETE | `/v1/services/{name}`             | stop it and delete its file |
+//! | PUT    | `/v1/services/{name}`             | TOML body: validate, keep it on the data partition, then write `services/{name}.toml`, apply |
+//! | DELETE | `/v1/services/{name}`             | delete it from the data partition and the card, stop it |
 //! | POST   | `/v1/services/{name}/restart`     | restart every instance |
 //! | GET    | `/v1/services/{name}/logs?tail=N&follow=1` | log lines as text, `follow` streams new ones |
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path as UrlPath, Query, State as Extract};
@@ -217,13 +218,13 @@ async fn put(
             &format!("the spec does not define service {name:?}"),
         );
     };
-    // A FAT file system synced as a whole: off the runtime thread, which feeds the watchdog.
-    let (path, text) = (dir.join(&file), body.clone());
-    let written = tokio::task::spawn_blocking(move || {
-        crate::board::persist::write_atomic_fat(&path, text.as_bytes())
-    })
-    .await
-    .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+    // Durable on the data partition, then on the card (a FAT file system synced as a whole);
+    // acknowledged only after both. Off the runtime thread, which feeds the watchdog.
+    let (card, spec_name, text) = (Arc::clone(&handles.card), name.clone(), body.clone());
+    let written = tokio::task::spawn_blocking(move || card.write(&spec_name, Some(&text)))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
     if let Err(e) = written {
         return problem(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -257,25 +258,17 @@ async fn delete(Extract(handles): Extract<Handles>, UrlPath(name): UrlPath<Strin
     if !existed {
         return problem(StatusCode::NOT_FOUND, &format!("no service {name:?}"));
     }
-    let file = path.clone();
-    let removed = tokio::task::spawn_blocking(move || {
-        std::fs::remove_file(&file)?;
-        if let Some(dir) = file.parent() {
-            let _ = crate::board::persist::sync_file_system(dir);
-        }
-        Ok(())
-    })
-    .await
-    .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
-    match removed {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return problem(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("removing {}: {e}", path.display()),
-            )
-        }
+    // Removed from the data partition, then from the card; acknowledged after both.
+    let (card, spec_name) = (Arc::clone(&handles.card), name.clone());
+    let removed = tokio::task::spawn_blocking(move || card.write(&spec_name, None))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    if let Err(e) = removed {
+        return problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("removing {}: {e}", path.display()),
+        );
     }
     handles
         .state

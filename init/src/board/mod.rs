@@ -2,6 +2,7 @@
 //! the kernel's privileged calls ([`sys::Sys`]), the console, the state the API reports, and
 //! power-safe file writes. Nothing here depends on another folder of the init.
 
+pub mod card;
 pub mod cgroups;
 pub mod console;
 pub mod context;

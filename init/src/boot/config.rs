@@ -193,7 +193,13 @@ pub fn load_services(ctx: &Ctx) -> Vec<baton_spec::ServiceSpec> {
         }
     }
     files.sort();
-    let loaded = baton_spec::service::load_services(&files);
+    load_service_files(ctx, &files)
+}
+
+/// Validates the `services/` files given as (file name, text) and reports as
+/// [`load_services`] does.
+pub fn load_service_files(ctx: &Ctx, files: &[(String, String)]) -> Vec<baton_spec::ServiceSpec> {
+    let loaded = baton_spec::service::load_services(files);
     for note in &loaded.notes {
         ctx.say(format_args!("services: {note}"));
     }

@@ -8,6 +8,7 @@ use baton_cluster::sync::SyncKey;
 
 use super::local::{self, Book, Files};
 use super::{refused, NodeState};
+use crate::board::card::CardStore;
 use crate::board::console::Console;
 
 const KEY: &str = "hostile-records-test-key-0123456789abcdef";
@@ -58,7 +59,21 @@ fn merge_and_mirror(
     assert_eq!(inner.records_refused, 5);
     let names: Vec<String> = inner.desired.records().map(|r| r.name.clone()).collect();
     let mut book = Book::default();
-    let problems = local::mirror(services, &mut book, &inner.desired, &names);
+    // The data partition's copy takes no other name than the card does.
+    let data = tempfile::tempdir().expect("temp dir");
+    let card = CardStore::open(services.to_path_buf(), Some(data.path().to_path_buf())).0;
+    let problems = local::mirror(
+        &card,
+        &mut book,
+        &inner.desired,
+        &names,
+        &local::read_files(services),
+    );
+    let kept: Vec<String> = std::fs::read_dir(data.path().join("specs"))
+        .expect("specs")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    assert_eq!(kept, ["web.toml"]);
     (inner.desired, problems)
 }
 
@@ -155,7 +170,15 @@ fn the_mirror_itself_refuses_a_name_that_is_not_a_plain_file_name() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let problems = local::mirror(&services, &mut book, &desired, &names);
+    let data = tempfile::tempdir().expect("temp dir");
+    let card = CardStore::open(services.clone(), Some(data.path().to_path_buf())).0;
+    let problems = local::mirror(
+        &card,
+        &mut book,
+        &desired,
+        &names,
+        &local::read_files(&services),
+    );
     assert_eq!(problems.len(), 5, "{problems:?}");
     assert!(
         problems[0]

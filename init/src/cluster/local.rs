@@ -11,6 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use baton_cluster::desired::{Clock, Desired, Record, Version};
+
+use crate::board::card::CardStore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
@@ -108,11 +110,21 @@ pub fn plain_file_name(name: &str) -> bool {
     !name.is_empty() && !name.contains(['/', '\0']) && name != "." && name != ".."
 }
 
-/// Brings the files of `dir` in line with the records in force for `names`, and the book with
-/// them. Returns what could not be written (the book then keeps the old entry, so the next scan
-/// tries again); a name that is not a plain file name ([`plain_file_name`]) writes nothing
-/// anywhere and is among them.
-pub fn mirror(dir: &Path, book: &mut Book, desired: &Desired, names: &[String]) -> Vec<String> {
+/// Brings the card's files in line with the records in force for `names`, and the book with
+/// them; each write goes to the data partition before the card ([`CardStore`]), so a power cut
+/// leaves nothing the next boot cannot repair. `seen` are the card's files as the scan read them
+/// ([`read_files`]): a file changed since (an API apply) is left alone, and the book keeps its
+/// old entry so the next scan makes a record of the change. Returns what could not be written
+/// (the book then keeps the old entry, so the next scan tries again); a name that is not a plain
+/// file name ([`plain_file_name`]) writes nothing anywhere and is among them.
+pub fn mirror(
+    card: &CardStore,
+    book: &mut Book,
+    desired: &Desired,
+    names: &[String],
+    seen: &[(String, String)],
+) -> Vec<String> {
+    let dir = card.card_dir();
     let mut problems = Vec::new();
     for name in names {
         if !plain_file_name(name) {
@@ -126,23 +138,14 @@ pub fn mirror(dir: &Path, book: &mut Book, desired: &Desired, names: &[String]) 
         let Some(record) = desired.get(name) else {
             continue;
         };
-        let path = dir.join(format!("{name}.toml"));
-        let result = match &record.text {
-            Some(text) => {
-                let current = std::fs::read_to_string(&path).ok();
-                if current.as_deref() == Some(text.as_str()) {
-                    Ok(())
-                } else {
-                    crate::board::persist::write_atomic_fat(&path, text.as_bytes())
-                }
-            }
-            None => match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-                _ => crate::board::persist::sync_file_system(dir),
-            },
-        };
-        match result {
-            Ok(()) => {
+        let file = format!("{name}.toml");
+        let was = seen
+            .iter()
+            .find(|(f, _)| *f == file)
+            .map(|(_, t)| t.as_str());
+        match card.mirror(name, record.text.as_deref(), was) {
+            Ok(false) => {}
+            Ok(true) => {
                 book.entries.insert(
                     name.clone(),
                     Entry {
@@ -152,7 +155,7 @@ pub fn mirror(dir: &Path, book: &mut Book, desired: &Desired, names: &[String]) 
                     },
                 );
             }
-            Err(e) => problems.push(format!("{}: {e}", path.display())),
+            Err(e) => problems.push(e.to_string()),
         }
     }
     problems
@@ -249,11 +252,13 @@ mod tests {
         let mut desired = Desired::default();
         desired.merge(first, &mut clock, 1_000_000);
         let dir = tempfile::tempdir().expect("temp dir");
+        let card = CardStore::open(dir.path().to_path_buf(), None).0;
         let problems = mirror(
-            dir.path(),
+            &card,
             &mut book,
             &desired,
             &["db".to_string(), "web".to_string()],
+            &read_files(dir.path()),
         );
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(
@@ -324,13 +329,19 @@ mod tests {
         );
         std::fs::write(dir.path().join("old.toml"), "stale").expect("write");
         let mut book = Book::default();
+        // The records are kept on the data partition before the card is written.
+        let data = tempfile::tempdir().expect("temp dir");
+        let card = CardStore::open(dir.path().to_path_buf(), Some(data.path().to_path_buf())).0;
         let problems = mirror(
-            dir.path(),
+            &card,
             &mut book,
             &desired,
             &["web".to_string(), "old".to_string()],
+            &read_files(dir.path()),
         );
         assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(card.truth("web").as_deref(), Some("from b"));
+        assert_eq!(card.truth("old"), None);
         assert!(!dir.path().join("old.toml").exists());
         assert_eq!(
             std::fs::read_to_string(dir.path().join("web.toml")).expect("web"),

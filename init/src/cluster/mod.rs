@@ -82,6 +82,9 @@ pub struct Settings {
     pub interface: Option<String>,
     /// The config partition's `services/` directory.
     pub services_dir: PathBuf,
+    /// The card's spec files with their copy on the data partition, through which the card is
+    /// written.
+    pub card: Arc<crate::board::card::CardStore>,
     /// Where the cluster state is saved (`/data/cluster`), if the data partition is mounted.
     pub state_dir: Option<PathBuf>,
     /// Grows with every boot (a boot counter on the data partition).

@@ -260,7 +260,7 @@ impl Node {
         let mut book = inner.book.clone();
         let desired = inner.desired.clone();
         drop(guard);
-        for problem in local::mirror(&self.settings.services_dir, &mut book, &desired, &stale) {
+        for problem in local::mirror(&self.settings.card, &mut book, &desired, &stale, &files) {
             self.settings.console.line(format_args!(
                 "cluster: writing the config partition: {problem}"
             ));

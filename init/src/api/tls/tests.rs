@@ -48,6 +48,9 @@ async fn board(ca: Option<&Ca>) -> Board {
         console,
         power,
         services_dir: PathBuf::from("/nonexistent/services"),
+        card: Arc::new(
+            crate::board::card::CardStore::open(PathBuf::from("/nonexistent/services"), None).0,
+        ),
         running: Running {
             supervisor: watch::channel(None).1,
             cluster: watch::channel(None).1,

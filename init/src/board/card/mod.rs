@@ -1,0 +1,286 @@
+//! The service specs of the config partition (`services/*.toml` on the FAT card) with their truth
+//! on the data partition (ext4, journaled).
+//!
+//! FAT has no atomic rename over an existing file: a power cut while the board writes a card
+//! file can leave the old file, the new one, a truncated or zeroed one, both names, or none. So
+//! every spec the board writes is first made durable on `/data` ([`DIR`]): an intent in the
+//! manifest, then the text in `specs/<name>.toml`; only then is the card written, and the
+//! manifest records the hash of what the card now holds. At boot [`CardStore::reconcile`] tells
+//! an interrupted write (repaired from `/data`) from a laptop's edit (honoured), see
+//! [`decide`]. Without a data partition the card is the only copy, as it always was.
+
+pub mod decide;
+mod reconcile;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+
+pub use reconcile::Reconciled;
+
+use crate::board::persist;
+
+/// Where the store lives on the data partition.
+pub const DIR: &str = "/data/baton/card";
+
+/// Longest spec file read from the card or the store, in bytes.
+pub const MAX_FILE: u64 = 1 << 20;
+
+/// What the board knows of the card's spec files, saved atomically on the data partition.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Manifest {
+    /// Service name → SHA-256 of the text the board last wrote to the card and synced.
+    pub written: BTreeMap<String, String>,
+    /// Service name → hash of the text being written (`None`: being removed), for writes begun
+    /// and not finished.
+    pub pending: BTreeMap<String, Option<String>>,
+}
+
+/// A write that failed, naming the partition: an error on the data partition means nothing was
+/// kept; one on the card means the data partition holds the spec and the next boot repairs the
+/// card.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// Writing the data partition failed.
+    #[error("{}: {source} (nothing was kept)", path.display())]
+    Data {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// Writing the card failed after the data partition was written.
+    #[error("{}: {source} (kept on the data partition; the next boot rewrites the card)", path.display())]
+    Card {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+}
+
+/// The card's `services/` directory and its store on the data partition; writes are serialised.
+#[derive(Debug)]
+pub struct CardStore {
+    card: PathBuf,
+    data: Option<PathBuf>,
+    manifest: Mutex<Manifest>,
+}
+
+impl CardStore {
+    /// The store for the card directory `card` (`/config/services`) kept under `data`
+    /// (`/data/baton/card`), or with no data partition (`None`). A manifest that cannot be read
+    /// counts as empty (every card file is then read as it is); the problem is returned.
+    pub fn open(card: PathBuf, data: Option<PathBuf>) -> (CardStore, Option<String>) {
+        let (manifest, problem) = match &data {
+            Some(dir) => load_manifest(&dir.join("manifest.json")),
+            None => (Manifest::default(), None),
+        };
+        let store = CardStore {
+            card,
+            data,
+            manifest: Mutex::new(manifest),
+        };
+        (store, problem)
+    }
+
+    /// The card's `services/` directory.
+    pub fn card_dir(&self) -> &Path {
+        &self.card
+    }
+
+    /// Whether specs are kept on the data partition.
+    pub fn has_data(&self) -> bool {
+        self.data.is_some()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Manifest> {
+        self.manifest.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The card file of service `name`.
+    pub fn card_file(&self, name: &str) -> PathBuf {
+        self.card.join(format!("{name}.toml"))
+    }
+
+    /// The spec of `name` kept on the data partition, if any.
+    pub fn truth(&self, name: &str) -> Option<String> {
+        let dir = self.data.as_ref()?;
+        read_text(&dir.join("specs").join(format!("{name}.toml")))
+    }
+
+    /// Writes service `name`'s spec (`None`: removes it): durable on the data partition first
+    /// (intent, then text), then on the card, then the manifest. `Ok` means both hold it; an
+    /// error names which partition failed. `name` must be a plain file name (the callers check
+    /// service names).
+    pub fn write(&self, name: &str, text: Option<&str>) -> Result<(), WriteError> {
+        let mut manifest = self.lock();
+        self.write_locked(&mut manifest, name, text)
+    }
+
+    /// Like [`CardStore::write`] for the cluster's mirroring: `seen` is what the card file held
+    /// when the records were made from it (`None`: no file). If the file changed since (an API
+    /// apply came in between), nothing is written and `Ok(false)` returned: the next scan makes
+    /// a record of the change instead of the mirror overwriting it. Writes nothing either when
+    /// the card and the data partition already hold `text`.
+    pub fn mirror(
+        &self,
+        name: &str,
+        text: Option<&str>,
+        seen: Option<&str>,
+    ) -> Result<bool, WriteError> {
+        let mut manifest = self.lock();
+        let card = std::fs::read(self.card_file(name)).ok();
+        let card_text = card.as_deref().map(String::from_utf8_lossy);
+        if card_text.as_deref() != seen {
+            return Ok(false);
+        }
+        let card_agrees = card.as_deref() == text.map(str::as_bytes);
+        let data_agrees = match &self.data {
+            None => true,
+            Some(_) => {
+                self.truth(name).as_deref() == text
+                    && manifest.written.get(name).map(String::as_str)
+                        == text.map(|t| decide::hash(t.as_bytes())).as_deref()
+                    && !manifest.pending.contains_key(name)
+            }
+        };
+        if card_agrees && data_agrees {
+            return Ok(true);
+        }
+        self.write_locked(&mut manifest, name, text).map(|()| true)
+    }
+
+    fn write_locked(
+        &self,
+        manifest: &mut Manifest,
+        name: &str,
+        text: Option<&str>,
+    ) -> Result<(), WriteError> {
+        let card_path = self.card_file(name);
+        let Some(dir) = &self.data else {
+            return write_card(&card_path, text).map_err(|source| WriteError::Card {
+                path: card_path,
+                source,
+            });
+        };
+        let hash = text.map(|t| decide::hash(t.as_bytes()));
+        let data_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| WriteError::Data { path, source }
+        };
+        // 1. The intent.
+        let manifest_path = dir.join("manifest.json");
+        manifest.pending.insert(name.to_string(), hash.clone());
+        save_manifest(&manifest_path, manifest).map_err(data_err(&manifest_path))?;
+        // 2. The truth.
+        let truth = dir.join("specs").join(format!("{name}.toml"));
+        write_truth(&truth, text).map_err(data_err(&truth))?;
+        // 3. The card.
+        write_card(&card_path, text).map_err(|source| WriteError::Card {
+            path: card_path,
+            source,
+        })?;
+        // 4. What the card holds.
+        match hash {
+            Some(h) => manifest.written.insert(name.to_string(), h),
+            None => manifest.written.remove(name),
+        };
+        manifest.pending.remove(name);
+        save_manifest(&manifest_path, manifest).map_err(data_err(&manifest_path))
+    }
+
+    /// Brings the card in line with the data partition at boot; see [`decide`].
+    pub fn reconcile(&self) -> Reconciled {
+        let mut manifest = self.lock();
+        reconcile::run(self, &mut manifest)
+    }
+}
+
+/// Reads a text file of at most [`MAX_FILE`] bytes; `None` if missing, larger or not UTF-8.
+fn read_text(path: &Path) -> Option<String> {
+    let bytes = read_bounded(path).ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// Reads at most [`MAX_FILE`] bytes of `path`; a larger file is an error.
+fn read_bounded(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_FILE + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(io::Error::other(format!(
+            "larger than {MAX_FILE} bytes; not read"
+        )));
+    }
+    Ok(bytes)
+}
+
+fn load_manifest(path: &Path) -> (Manifest, Option<String>) {
+    match read_bounded(path) {
+        Ok(bytes) => match serde_json::from_slice(&bytes) {
+            Ok(m) => (m, None),
+            Err(e) => (
+                Manifest::default(),
+                Some(format!(
+                    "{}: {e}; every card file is read as it is",
+                    path.display()
+                )),
+            ),
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => (Manifest::default(), None),
+        Err(e) => (
+            Manifest::default(),
+            Some(format!(
+                "{}: {e}; every card file is read as it is",
+                path.display()
+            )),
+        ),
+    }
+}
+
+fn save_manifest(path: &Path, manifest: &Manifest) -> io::Result<()> {
+    persist::write_atomic(path, &serde_json::to_vec(manifest)?)
+}
+
+/// Writes (or removes) a file on the data partition durably.
+fn write_truth(path: &Path, text: Option<&str>) -> io::Result<()> {
+    match text {
+        Some(t) => persist::write_atomic(path, t.as_bytes()),
+        None => {
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            match path.parent() {
+                Some(dir) if dir.exists() => std::fs::File::open(dir)?.sync_all(),
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
+/// Writes (or removes) a card file and syncs the FAT file system.
+fn write_card(path: &Path, text: Option<&str>) -> io::Result<()> {
+    match text {
+        Some(t) => persist::write_atomic_fat(path, t.as_bytes()),
+        None => {
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            match path.parent() {
+                Some(dir) if dir.exists() => persist::sync_file_system(dir),
+                _ => Ok(()),
+            }
+        }
+    }
+}
