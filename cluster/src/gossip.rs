@@ -263,6 +263,10 @@ pub async fn start(config: GossipConfig) -> Result<GossipHandle, GossipError> {
     // One byte of every payload is the kind.
     let max_state = sealer.max_payload() - 1;
     let bindings = Bindings::new(config.bindings);
+    let mut opener = sealed::Opener::new(key.clone());
+    for name in bindings.all().keys() {
+        opener.expect_signed(name);
+    }
     let shared = Arc::new(Mutex::new(Roster {
         values: config.values.clone(),
         bindings: bindings.all().clone(),
@@ -282,7 +286,7 @@ pub async fn start(config: GossipConfig) -> Result<GossipHandle, GossipError> {
         seeds: config.seeds,
         socket,
         sealer,
-        opener: sealed::Opener::new(key),
+        opener,
         board_key: config.board_key,
         bindings,
         shared: shared.clone(),

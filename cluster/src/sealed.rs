@@ -345,6 +345,11 @@ impl Opener {
         self.windows.confirm(sender, generation);
     }
 
+    /// `sender`'s name is bound to a board key: see [`replay`].
+    pub fn expect_signed(&mut self, sender: &str) {
+        self.windows.expect_signed(sender);
+    }
+
     /// Forgets `sender`'s replay state (its key binding was forgotten).
     pub fn forget(&mut self, sender: &str) {
         self.windows.forget(sender);

@@ -176,7 +176,11 @@ impl Driver {
                         self.bindings.forget(&name);
                         self.pending.forget(&name);
                         self.opener.forget(&name);
+                        // What it showed came from the old key (a new card counts its
+                        // generations from one again and would never outrank it).
+                        self.table.forget(&name);
                         self.publish_bindings();
+                        self.publish();
                     }
                     Some(Command::AddSeed(addr)) => {
                         self.seeds.insert(addr);
@@ -270,24 +274,29 @@ impl Driver {
     /// so the state waits for its proof; an unbound name (a board of the previous release, or one
     /// whose proof has not come yet) shows it at once, unsigned.
     fn on_state(&mut self, sender: &str, generation: u64, body: &[u8], digest: [u8; 32]) {
-        let state = match StateMessage::decode(body) {
+        let bound = self.bindings.get(sender).map(|b| b.key);
+        let decoded = StateMessage::decode(body).and_then(|state| {
             // A board's state carries the generation its datagrams do; another one is made up
             // (and would outrank the board's real state).
-            Ok(state) if state.generation != generation => {
-                let why = ValuesError::Generation {
+            if state.generation == generation {
+                Ok(state)
+            } else {
+                Err(ValuesError::Generation {
                     state: state.generation,
                     datagram: generation,
-                };
-                self.table.refused(sender, why);
-                return;
+                })
             }
+        });
+        let state = match decoded {
             Ok(state) => state,
+            // Nobody signs what does not decode, so for a bound name it may be anyone's: a key
+            // holder's refused state must not blank the board's values.
+            Err(_) if bound.is_some() => return,
             Err(why) => {
                 self.table.refused(sender, why);
                 return;
             }
         };
-        let bound = self.bindings.get(sender).map(|b| b.key);
         match self.pending.state(sender, state.clone(), digest) {
             Some((state, proof)) if bound == Some(proof.key) => {
                 let signer = Signer {
@@ -315,18 +324,25 @@ impl Driver {
         {
             return;
         }
+        // A conflict already shown is not news (a key holder may repeat it every datagram).
+        let claimed = crate::board_key::fingerprint(&proof.key);
+        let known_conflict = self
+            .bindings
+            .conflicts()
+            .any(|c| c.name == sender && c.claimed == claimed);
         let verdict = self.bindings.check(
             sender,
             proof.key,
             proof.since_ms,
             crate::plausible::wall_ms(),
         );
-        if verdict.changed() || matches!(verdict, Verdict::Conflict(_)) {
+        if verdict.changed() || (matches!(verdict, Verdict::Conflict(_)) && !known_conflict) {
             self.publish_bindings();
         }
         if !verdict.accepted() {
             return;
         }
+        self.opener.expect_signed(sender);
         self.opener.confirm(sender, generation);
         let signer = Signer {
             key: proof.key,

@@ -19,20 +19,35 @@ const MAX_SENDERS: usize = 1024;
 struct Waiting {
     states: VecDeque<(StateMessage, [u8; 32])>,
     proofs: VecDeque<StateProof>,
+    /// When anything last arrived for this sender, in [`Pending`] ticks.
+    touched: u64,
 }
 
 /// The halves waiting, by sender.
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
     by_sender: BTreeMap<String, Waiting>,
+    tick: u64,
 }
 
 impl Pending {
+    /// The sender's halves; at the cap, the sender heard from least recently makes room (junk
+    /// names cannot fill the map for good).
     fn waiting(&mut self, sender: &str) -> Option<&mut Waiting> {
+        self.tick += 1;
         if !self.by_sender.contains_key(sender) && self.by_sender.len() >= MAX_SENDERS {
-            return None;
+            let stalest = self
+                .by_sender
+                .iter()
+                .min_by_key(|(_, w)| w.touched)
+                .map(|(name, _)| name.clone());
+            if let Some(stalest) = stalest {
+                self.by_sender.remove(&stalest);
+            }
         }
-        Some(self.by_sender.entry(sender.to_owned()).or_default())
+        let waiting = self.by_sender.entry(sender.to_owned()).or_default();
+        waiting.touched = self.tick;
+        Some(waiting)
     }
 
     /// A state with payload digest `digest` arrived: returns it with the proof that covers it, if
@@ -148,8 +163,9 @@ mod tests {
         p.state("late", s.clone(), d);
         assert_eq!(
             p.proof("late", proof_of(&s)),
-            None,
-            "no room for a new sender"
+            Some(s),
+            "the stalest sender made room"
         );
+        assert!(p.by_sender.len() <= MAX_SENDERS);
     }
 }

@@ -104,6 +104,17 @@ async fn a_key_holder_cannot_publish_values_in_a_bound_name() {
     holder
         .publish(a.local_addr(), "b", (2, 1), evil(), None)
         .await;
+    // A state that does not decode: for an unbound name it would be shown as refused, blanking
+    // the values; for a bound one it may be anyone's, so it changes nothing.
+    let junk = holder
+        .sealer
+        .seal(&[wire::KIND_STATE, 0xff, 0xff, 0xff])
+        .expect("seal");
+    holder
+        .socket
+        .send_to(&junk, a.local_addr())
+        .await
+        .expect("send");
     // Signed by the holder's own key: a young binding gives way only to an earlier claim, so
     // this one claims a later time than b's.
     let mine = BoardKey::from_seed([0xee; 32], 5_000);
@@ -128,6 +139,8 @@ async fn a_key_holder_cannot_publish_values_in_a_bound_name() {
     .await;
     assert_eq!(api_of(&a, "b").as_deref(), Some("b:8080"));
     assert_eq!(a.drops().stale_generation, 0, "b's datagrams are not stale");
+    let b_member = a.members().into_iter().find(|m| m.name == "b").expect("b");
+    assert_eq!(b_member.values_error, None, "the junk did not blank b");
     assert_eq!(
         a.bindings().get("b").map(|x| x.key),
         Some(board_key("b").public())

@@ -132,6 +132,15 @@ impl Table {
         true
     }
 
+    /// Forgets everything about `name` (its key binding was forgotten by an operator).
+    pub(crate) fn forget(&mut self, name: &str) {
+        self.members.remove(name);
+        self.states.remove(name);
+        self.refused.remove(name);
+        self.heard.remove(name);
+        self.signers.remove(name);
+    }
+
     /// The address `name`'s signed state vouches for.
     pub(crate) fn signed_addr(&self, name: &str) -> Option<std::net::SocketAddr> {
         self.signers.get(name).map(|s| s.addr)

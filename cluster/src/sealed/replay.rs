@@ -78,6 +78,10 @@ impl Window {
 struct Sender {
     windows: Vec<Window>,
     pinned: Option<u64>,
+    /// The name is bound to a board key: no "highest generation wins" floor before a pin (a
+    /// receiver that restarted has none yet, and a key holder's high generation must not make
+    /// the board's own datagrams, proofs included, stale).
+    signed: bool,
     last_tick: u64,
 }
 
@@ -99,19 +103,21 @@ impl Windows {
         self.tick += 1;
         let tick = self.tick;
         if !self.senders.contains_key(name) && self.senders.len() >= MAX_TRACKED_SENDERS {
+            // Signing senders go last: junk names must not push a board's pin out.
             let oldest = self
                 .senders
                 .iter()
-                .min_by_key(|(_, s)| s.last_tick)
+                .min_by_key(|(_, s)| (s.signed, s.last_tick))
                 .map(|(n, _)| n.clone());
             if let Some(oldest) = oldest {
                 self.senders.remove(&oldest);
             }
         }
         let sender = self.senders.entry(name.to_owned()).or_default();
-        let floor = match sender.pinned {
-            Some(pinned) => pinned,
-            None => sender
+        let floor = match (sender.pinned, sender.signed) {
+            (Some(pinned), _) => pinned,
+            (None, true) => 0,
+            (None, false) => sender
                 .windows
                 .iter()
                 .map(|w| w.generation)
@@ -142,7 +148,7 @@ impl Windows {
                 sender.windows.swap_remove(i);
             }
         }
-        if sender.pinned.is_none() {
+        if sender.pinned.is_none() && !sender.signed {
             // The old rule for unsigned senders: the new, highest generation replaces the rest.
             sender.windows.clear();
         }
@@ -162,6 +168,11 @@ impl Windows {
         }
         sender.pinned = Some(generation);
         sender.windows.retain(|w| w.generation >= generation);
+    }
+
+    /// `name` is bound to a board key (from the saved bindings at start, or a new binding).
+    pub(crate) fn expect_signed(&mut self, name: &str) {
+        self.senders.entry(name.to_owned()).or_default().signed = true;
     }
 
     /// Forgets everything about `name` (its key binding was forgotten: a board with a new card
@@ -229,6 +240,25 @@ mod tests {
         );
         w.forget("b");
         assert_eq!(w.check("b", 1, 1), Ok(()), "a new card starts again at one");
+    }
+
+    #[test]
+    fn a_bound_name_is_not_locked_out_before_its_pin_and_outlives_junk() {
+        let mut w = Windows::default();
+        // A receiver that restarted knows the binding, not the pin; a key holder comes first.
+        w.expect_signed("b");
+        assert_eq!(w.check("b", 1_700_000_000, 1), Ok(()));
+        assert_eq!(
+            w.check("b", 7, 1),
+            Ok(()),
+            "the board's own generation is heard"
+        );
+        w.confirm("b", 7);
+        for i in 0..MAX_TRACKED_SENDERS + 10 {
+            w.check(&format!("junk{i}"), 1, 1).expect("junk");
+        }
+        assert_eq!(w.check("b", 7, 2), Ok(()), "its window survived the junk");
+        assert_eq!(w.check("b", 7, 2), Err(Refused::Replayed));
     }
 
     #[test]

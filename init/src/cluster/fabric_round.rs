@@ -23,8 +23,12 @@ impl Node {
         let mut known: BTreeMap<String, u64> = claims
             .iter()
             .map(|(name, _)| {
+                // The key's own time counts too: two boards whose subnets collide must agree on
+                // which came first, and each measures itself by when it took its subnet, long
+                // before it may have bound the other (a key holder can claim an old time, and so
+                // make a board move, three times a day at most).
                 let since = match bindings.get(name) {
-                    Some(b) => b.bound_at_ms,
+                    Some(b) => b.bound_at_ms.min(b.since_ms),
                     None => inner.first_seen.at(name, now),
                 };
                 (name.clone(), since)
