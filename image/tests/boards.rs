@@ -208,10 +208,10 @@ fn status_shows_the_cluster_as_a_table() {
         "",
         "cluster   home (seen from pi-a, generation 3): 3 members, 2 up",
         "",
-        "BOARD  STATE  ADDRESS      LABELS    CPU  MEMORY   LAST HEARD",
-        "pi-a   self   169.254.3.1  disk=ssd  4    768 MiB  -",
-        "pi-b   alive  169.254.3.2  -         4    1 GiB    3s ago",
-        "pi-c   dead   169.254.3.3  -         -    -        -",
+        "BOARD  STATE  ADDRESS      LABELS    CPU  MEMORY   LAST HEARD  KEY",
+        "pi-a   self   169.254.3.1  disk=ssd  4    768 MiB  -           -",
+        "pi-b   alive  169.254.3.2  -         4    1 GiB    3s ago      -",
+        "pi-c   dead   169.254.3.3  -         -    -        -           -",
         "",
     ];
     assert_eq!(out, format!("{STATUS_TEXT}{}", expected.join("\n")));
