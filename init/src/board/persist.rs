@@ -7,6 +7,25 @@ use std::path::Path;
 /// Directory of the init's own files on the data partition.
 pub const DIR: &str = "/data/baton";
 
+/// The bytes of a small state file, at most `max` of them: `Ok(None)` when it does not exist; an
+/// error (the reason, without the path) when it cannot be read or is larger than `max`.
+pub fn read_bounded(path: &Path, max: u64) -> Result<Option<Vec<u8>>, String> {
+    use std::io::Read;
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > max {
+        return Err(format!("larger than {max} bytes"));
+    }
+    Ok(Some(bytes))
+}
+
 /// Writes `contents` to `path` via a temporary file, fsync and rename, then syncs the directory.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     let dir = path

@@ -7,7 +7,7 @@
 //! `baton boards forget <name>`, which is said on the console.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -43,7 +43,7 @@ pub fn board_key(dir: Option<&Path>, now_ms: u64, console: &Console) -> Option<B
         return fresh();
     };
     let path = dir.join(KEY_FILE);
-    match read_bounded(&path, board_key::MAX_FILE_BYTES as u64) {
+    match crate::board::persist::read_bounded(&path, board_key::MAX_FILE_BYTES as u64) {
         Ok(Some(bytes)) => match BoardKey::from_file(&bytes) {
             Ok(key) => return Some(key),
             Err(e) => {
@@ -91,7 +91,7 @@ pub fn load_bindings(dir: Option<&Path>, console: &Console) -> BTreeMap<String, 
         return BTreeMap::new();
     };
     let path = bindings_path(dir);
-    let parsed = read_bounded(&path, MAX_BINDINGS_BYTES).and_then(|bytes| {
+    let parsed = crate::board::persist::read_bounded(&path, MAX_BINDINGS_BYTES).and_then(|bytes| {
         bytes
             .map(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
             .transpose()
@@ -112,23 +112,6 @@ pub fn load_bindings(dir: Option<&Path>, console: &Console) -> BTreeMap<String, 
 pub fn save_bindings(dir: &Path, bindings: &BTreeMap<String, Binding>) -> std::io::Result<()> {
     let json = serde_json::to_vec_pretty(bindings).map_err(std::io::Error::other)?;
     crate::board::persist::write_atomic(&bindings_path(dir), &json)
-}
-
-/// The file's bytes, `None` when it does not exist; refused when longer than `max`.
-fn read_bounded(path: &Path, max: u64) -> Result<Option<Vec<u8>>, String> {
-    let file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e.to_string()),
-    };
-    let mut bytes = Vec::new();
-    file.take(max + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
-    if bytes.len() as u64 > max {
-        return Err(format!("longer than the {max} bytes it may take"));
-    }
-    Ok(Some(bytes))
 }
 
 /// Writes a secret: mode 0600 from the start, fsync, rename, directory fsync.

@@ -13,7 +13,6 @@
 //! previous and the next release read what the other wrote.
 
 use std::collections::BTreeMap;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -61,25 +60,19 @@ impl Known {
     /// not parse also gives an empty one, with the problem to report (the boards seen from then
     /// on are registered again).
     pub fn load(path: &Path) -> (Known, Option<String>) {
-        let mut text = Vec::new();
-        let read =
-            std::fs::File::open(path).and_then(|f| f.take(MAX_FILE + 1).read_to_end(&mut text));
-        match read {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Known::default(), None),
-            Err(e) => (Known::default(), Some(format!("{}: {e}", path.display()))),
-            Ok(_) if text.len() as u64 > MAX_FILE => (
-                Known::default(),
-                Some(format!("{}: larger than {MAX_FILE} bytes", path.display())),
-            ),
-            Ok(_) => match serde_json::from_slice::<Known>(&text) {
-                Ok(mut known) => {
-                    while known.boards.len() > MAX_BOARDS {
-                        known.boards.pop_last();
-                    }
-                    (known, None)
+        let text = match crate::board::persist::read_bounded(path, MAX_FILE) {
+            Ok(Some(text)) => text,
+            Ok(None) => return (Known::default(), None),
+            Err(e) => return (Known::default(), Some(format!("{}: {e}", path.display()))),
+        };
+        match serde_json::from_slice::<Known>(&text) {
+            Ok(mut known) => {
+                while known.boards.len() > MAX_BOARDS {
+                    known.boards.pop_last();
                 }
-                Err(e) => (Known::default(), Some(format!("{}: {e}", path.display()))),
-            },
+                (known, None)
+            }
+            Err(e) => (Known::default(), Some(format!("{}: {e}", path.display()))),
         }
     }
 

@@ -13,7 +13,6 @@
 //! is then dropped again at once instead of waiting for every board's confirmation anew.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use baton_cluster::desired::{Desired, Record, Version, TOMBSTONE_TTL_MS};
@@ -53,14 +52,10 @@ impl Confirmations {
     /// Reads the confirmations; a missing file gives none, a broken one none with the problem to
     /// report (tombstones then wait for confirmations anew, which only keeps them longer).
     pub fn load(path: &Path) -> (Confirmations, Option<String>) {
-        let mut text = Vec::new();
-        let read =
-            std::fs::File::open(path).and_then(|f| f.take(MAX_FILE + 1).read_to_end(&mut text));
-        let problem = match read {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Default::default(),
-            Err(e) => e.to_string(),
-            Ok(_) if text.len() as u64 > MAX_FILE => format!("larger than {MAX_FILE} bytes"),
-            Ok(_) => match serde_json::from_slice::<Confirmations>(&text) {
+        let problem = match crate::board::persist::read_bounded(path, MAX_FILE) {
+            Ok(None) => return Default::default(),
+            Err(e) => e,
+            Ok(Some(text)) => match serde_json::from_slice::<Confirmations>(&text) {
                 Ok(mut c) => {
                     while c.tombstones.len() > MAX_ENTRIES {
                         c.tombstones.pop_last();
