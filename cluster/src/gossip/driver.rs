@@ -112,6 +112,7 @@ impl Driver {
             PostcardCodec,
         );
         let (timers, timer_rx) = mpsc::unbounded_channel();
+        let table = Table::new(&parts.id.name);
         Self {
             addr: parts.id.addr,
             name: parts.id.name,
@@ -123,7 +124,7 @@ impl Driver {
             socket: parts.socket,
             sealer: parts.sealer,
             opener: parts.opener,
-            table: Table::default(),
+            table,
             shared: parts.shared,
             changes: parts.changes,
             timers,

@@ -31,6 +31,9 @@ struct Entry {
 /// Everything this node knows about its peers.
 #[derive(Debug, Default)]
 pub(crate) struct Table {
+    /// This node's own name: an identity of another node that carries it is a key holder's (or a
+    /// stale copy of this node), never a member to show beside this node.
+    me: String,
     members: BTreeMap<String, Entry>,
     states: BTreeMap<String, StateMessage>,
     /// Why the last state a member sent was refused, until one is read.
@@ -49,11 +52,22 @@ pub(crate) struct Signer {
 }
 
 impl Table {
+    /// An empty table for the node named `me`.
+    pub(crate) fn new(me: &str) -> Table {
+        Table {
+            me: me.to_owned(),
+            ..Table::default()
+        }
+    }
+
     /// foca says `id` is up (or renamed to `id`). Returns whether the table changed.
     /// For a name whose state is signed, only an identity at the address the signature vouches
     /// for counts: the membership protocol's packets are not signed, so a key holder could
     /// otherwise announce the name from its own address and later let it die.
     pub(crate) fn up(&mut self, id: &NodeId) -> bool {
+        if id.name == self.me {
+            return false;
+        }
         if self
             .signers
             .get(&id.name)
@@ -262,6 +276,15 @@ mod tests {
             addr: ([127, 0, 0, 1], 7000).into(),
             generation,
         }
+    }
+
+    #[test]
+    fn another_identity_under_this_nodes_own_name_is_never_a_member() {
+        let mut table = Table::new("me");
+        assert!(!table.up(&id("me", u64::from(u32::MAX))));
+        assert!(table.up(&id("a", 1)));
+        let names: Vec<String> = table.snapshot().into_iter().map(|m| m.name).collect();
+        assert_eq!(names, ["a"]);
     }
 
     #[test]

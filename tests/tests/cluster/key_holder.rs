@@ -201,6 +201,19 @@ pub(super) fn claims_change_nothing(lab: &Lab, clients: &[Client], limit: Durati
         assert_eq!(m["addresses"], real["addresses"], "{m}");
         assert_eq!(m["api"], real["api"], "{m}");
     }
+    // Board 2 itself lists its name once: the impostor's identity, gossiped on by board 1, is
+    // not a second member (placement refuses a member list with a name twice).
+    let view = get(c2, "/v1/cluster").expect("board 2's view");
+    let entries = view["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .filter(|m| m["name"] == two.as_str())
+        .count();
+    assert_eq!(
+        entries, 1,
+        "board 2 lists its own name {entries} times: {view}"
+    );
     drop(impostor);
     assert_eq!(
         get(c2, "/v1/cluster").expect("board 2's view")["generation"],
