@@ -47,10 +47,42 @@ pub fn render(cluster: &ClusterView) -> String {
             c.name, c.bound, c.claimed, c.name
         ));
     }
-    if !cluster.name_conflicts.is_empty() {
+    let notes = notes(cluster);
+    for line in &notes {
+        out.push('\n');
+        out.push_str(line);
+    }
+    if !cluster.name_conflicts.is_empty() || !notes.is_empty() {
         out.push('\n');
     }
     out
+}
+
+/// What else an operator should know: boards that tombstones wait for but that are not members,
+/// and sync requests refused as not fresh.
+fn notes(cluster: &ClusterView) -> Vec<String> {
+    let mut notes = Vec::new();
+    let absent: Vec<&str> = cluster
+        .known_boards
+        .iter()
+        .filter(|k| !cluster.members.iter().any(|m| &m.name == *k))
+        .map(String::as_str)
+        .collect();
+    if !absent.is_empty() {
+        notes.push(format!(
+            "known, not a member: {} (deleted services' tombstones wait for them; run `baton boards \
+             forget NAME` for a board that is gone for good)",
+            absent.join(", ")
+        ));
+    }
+    if cluster.sync_refused > 0 {
+        notes.push(format!(
+            "sync: {} requests refused as not fresh since this board started (replayed, too old, \
+             or from an older build)",
+            cluster.sync_refused
+        ));
+    }
+    notes
 }
 
 /// One member's cells, in [`HEADER`]'s order.
@@ -185,6 +217,24 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn absent_known_boards_and_refused_syncs_are_told() {
+        let mut view = three_boards();
+        view.known_boards = vec!["pi-a".into(), "pi-c".into(), "pi-old".into()];
+        view.sync_refused = 2;
+        let text = render(&view);
+        assert!(
+            text.ends_with(
+                "\nknown, not a member: pi-old (deleted services' tombstones wait for them; run \
+                 `baton boards forget NAME` for a board that is gone for good)\nsync: 2 requests \
+                 refused as not fresh since this board started (replayed, too old, or from an \
+                 older build)\n"
+            ),
+            "{text}"
+        );
+        assert!(!render(&three_boards()).contains("known, not a member"));
     }
 
     #[test]
