@@ -319,6 +319,10 @@ pub struct ServiceList {
 pub struct Applied {
     /// The service whose spec was written and is being applied.
     pub applied: String,
+    /// Set when the data partition holds the spec but the card could not be written (the
+    /// board runs the spec, and a later boot writes the card): why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 /// The body of an accepted `DELETE /v1/services/{name}` (HTTP 202).
@@ -326,6 +330,9 @@ pub struct Applied {
 pub struct Removed {
     /// The service whose spec was deleted and whose instances are being stopped.
     pub removed: String,
+    /// As [`Applied::warning`], for the removal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 /// The body of an accepted `POST /v1/services/{name}/restart` (HTTP 202).

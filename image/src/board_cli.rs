@@ -237,6 +237,9 @@ pub fn apply(client: &Client, file: &Path) -> anyhow::Result<()> {
     if code == 202 {
         let applied: Applied = client.read(&path, code, &text)?;
         println!("applied {}", applied.applied);
+        if let Some(warning) = applied.warning {
+            println!("warning: {warning}");
+        }
         for note in pending_notes(&file.display().to_string(), &body) {
             println!("{note}");
         }
@@ -286,6 +289,9 @@ pub fn rm(client: &Client, name: &str) -> anyhow::Result<()> {
         .read(&path, code, &text)
         .with_context(|| format!("removing {name}"))?;
     println!("removed {}", removed.removed);
+    if let Some(warning) = removed.warning {
+        println!("warning: {warning}");
+    }
     Ok(())
 }
 

@@ -186,7 +186,6 @@ impl Services for RealServices {
                     std::fs::read_to_string(ctx.path("/proc/cmdline")).unwrap_or_default();
                 crate::cluster::interface_from_cmdline(&cmdline)
             }),
-            services_dir: services_dir(ctx),
             card,
             state_dir,
             subnet,

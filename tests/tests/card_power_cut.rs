@@ -19,9 +19,9 @@
 //!
 //! Even this gentle model damages the card: a cut in the middle of a FAT update can leave cluster
 //! chains the kernel trips over at a later write ("deleting FAT entry beyond EOF"); it then sets
-//! the partition read-only. Applies are then refused (HTTP 500, not acknowledged; their text
-//! stays on the data partition and reaches the card at a boot where it is writable) until the
-//! card is checked, which the board does not do yet (it has no `fsck.fat`).
+//! the partition read-only. Applies are then still acknowledged once the data partition holds
+//! them (HTTP 202 with a warning), run from there, and reach the card at a boot where it is
+//! writable; the board does not check the card itself yet (it has no `fsck.fat`).
 //!
 //! `BATON_POWERCUT_CUTS` sets the number of cuts (default 3; `scripts/powercut 20` runs 20),
 //! `BATON_POWERCUT_SEED` the seed (printed either way).

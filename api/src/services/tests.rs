@@ -169,14 +169,16 @@ fn the_list_and_the_change_answers_keep_their_json_shape() {
     );
     assert_eq!(
         serde_json::to_value(Applied {
-            applied: "web".into()
+            applied: "web".into(),
+            warning: None,
         })
         .unwrap(),
         json!({"applied": "web"})
     );
     assert_eq!(
         serde_json::to_value(Removed {
-            removed: "web".into()
+            removed: "web".into(),
+            warning: None,
         })
         .unwrap(),
         json!({"removed": "web"})

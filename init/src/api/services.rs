@@ -10,7 +10,6 @@
 //! | GET    | `/v1/services/{name}/logs?tail=N&follow=1` | log lines as text, `follow` streams new ones |
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -27,6 +26,7 @@ use baton_spec::service::{load_services, SERVICES_DIR};
 use futures_util::StreamExt;
 
 use super::{problem, Handles};
+use crate::board::card::WriteError;
 use crate::containers::supervisor::logs::{LogLine, Stream};
 use crate::containers::supervisor::Supervisor;
 
@@ -183,11 +183,16 @@ async fn put(
         Err(r) => return *r,
     };
     let file = format!("{name}.toml");
-    let dir = handles.services_dir.clone();
-    // Validate with the other files, so a clash (name, published port, route) is refused too.
+    // Validate with the other files (as the board runs them), so a clash (name, published
+    // port, route) is refused too.
     let mut files = {
-        let (dir, file) = (dir.clone(), file.clone());
-        match tokio::task::spawn_blocking(move || read_specs(&dir, &file)).await {
+        let (card, file) = (Arc::clone(&handles.card), file.clone());
+        let others = move || {
+            let mut files = card.files();
+            files.retain(|(f, _)| *f != file);
+            files
+        };
+        match tokio::task::spawn_blocking(others).await {
             Ok(files) => files,
             Err(e) => {
                 return problem(
@@ -221,16 +226,16 @@ async fn put(
     // Durable on the data partition, then on the card (a FAT file system synced as a whole);
     // acknowledged only after both. Off the runtime thread, which feeds the watchdog.
     let (card, spec_name, text) = (Arc::clone(&handles.card), name.clone(), body.clone());
-    let written = tokio::task::spawn_blocking(move || card.write(&spec_name, Some(&text)))
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.map_err(|e| e.to_string()));
-    if let Err(e) = written {
-        return problem(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &format!("writing {SERVICES_DIR}/{file}: {e}"),
-        );
-    }
+    let written = tokio::task::spawn_blocking(move || card.write(&spec_name, Some(&text))).await;
+    let warning = match kept(&handles, written) {
+        Ok(warning) => warning,
+        Err(e) => {
+            return problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("writing {SERVICES_DIR}/{file}: {e}"),
+            )
+        }
+    };
     handles
         .state
         .replace_config_errors(&format!("{SERVICES_DIR}/{file}"), Vec::new());
@@ -239,7 +244,14 @@ async fn put(
         Some(node) => node.poke(),
         None => supervisor.apply(spec),
     }
-    (StatusCode::ACCEPTED, Json(Applied { applied: name })).into_response()
+    (
+        StatusCode::ACCEPTED,
+        Json(Applied {
+            applied: name,
+            warning,
+        }),
+    )
+        .into_response()
 }
 
 async fn delete(Extract(handles): Extract<Handles>, UrlPath(name): UrlPath<String>) -> Response {
@@ -260,16 +272,16 @@ async fn delete(Extract(handles): Extract<Handles>, UrlPath(name): UrlPath<Strin
     }
     // Removed from the data partition, then from the card; acknowledged after both.
     let (card, spec_name) = (Arc::clone(&handles.card), name.clone());
-    let removed = tokio::task::spawn_blocking(move || card.write(&spec_name, None))
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.map_err(|e| e.to_string()));
-    if let Err(e) = removed {
-        return problem(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &format!("removing {}: {e}", path.display()),
-        );
-    }
+    let removed = tokio::task::spawn_blocking(move || card.write(&spec_name, None)).await;
+    let warning = match kept(&handles, removed) {
+        Ok(warning) => warning,
+        Err(e) => {
+            return problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("removing {}: {e}", path.display()),
+            )
+        }
+    };
     handles
         .state
         .replace_config_errors(&format!("{SERVICES_DIR}/{name}.toml"), Vec::new());
@@ -277,7 +289,14 @@ async fn delete(Extract(handles): Extract<Handles>, UrlPath(name): UrlPath<Strin
         Some(node) => node.poke(),
         None => supervisor.remove(&name),
     }
-    (StatusCode::ACCEPTED, Json(Removed { removed: name })).into_response()
+    (
+        StatusCode::ACCEPTED,
+        Json(Removed {
+            removed: name,
+            warning,
+        }),
+    )
+        .into_response()
 }
 
 async fn logs(
@@ -324,17 +343,23 @@ fn format_line(line: &LogLine) -> String {
 }
 
 /// The other spec files of the directory, as (file name, text).
-fn read_specs(dir: &Path, except: &str) -> Vec<(String, String)> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name != except {
-            if let Ok(bytes) = std::fs::read(entry.path()) {
-                files.push((name, String::from_utf8_lossy(&bytes).into_owned()));
-            }
+/// Whether a write through the card store is kept, and so acknowledged: when both partitions
+/// hold it, or when the data partition does and only the card failed (the board runs the data
+/// partition's text, see `CardStore::files`); the warning then says so, and so does the console.
+fn kept(
+    handles: &Handles,
+    written: Result<Result<(), WriteError>, tokio::task::JoinError>,
+) -> Result<Option<String>, String> {
+    match written {
+        Ok(Ok(())) => Ok(None),
+        Ok(Err(e @ WriteError::Card { .. })) if handles.card.has_data() => {
+            let warning = format!("{e}; the board runs the spec from the data partition");
+            handles.console.line(&warning);
+            Ok(Some(warning))
         }
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(e.to_string()),
     }
-    files
 }
 
 #[cfg(test)]

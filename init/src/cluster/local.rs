@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use baton_cluster::desired::{Clock, Desired, Record, Version};
 
-use crate::board::card::CardStore;
+use crate::board::card::{CardStore, WriteError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
@@ -113,10 +113,11 @@ pub fn plain_file_name(name: &str) -> bool {
 /// Brings the card's files in line with the records in force for `names`, and the book with
 /// them; each write goes to the data partition before the card ([`CardStore`]), so a power cut
 /// leaves nothing the next boot cannot repair. `seen` are the card's files as the scan read them
-/// ([`read_files`]): a file changed since (an API apply) is left alone, and the book keeps its
-/// old entry so the next scan makes a record of the change. Returns what could not be written
-/// (the book then keeps the old entry, so the next scan tries again); a name that is not a plain
-/// file name ([`plain_file_name`]) writes nothing anywhere and is among them.
+/// ([`CardStore::files`]): a file changed since (an API apply) is left alone, and the book keeps
+/// its old entry so the next scan makes a record of the change. Returns what could not be
+/// written; the book then keeps the old entry, so the next scan tries again, except where only
+/// the card failed and the data partition holds the text (the board runs that). A name that is
+/// not a plain file name ([`plain_file_name`]) writes nothing anywhere and is among them.
 pub fn mirror(
     card: &CardStore,
     book: &mut Book,
@@ -143,19 +144,28 @@ pub fn mirror(
             .iter()
             .find(|(f, _)| *f == file)
             .map(|(_, t)| t.as_str());
-        match card.mirror(name, record.text.as_deref(), was) {
-            Ok(false) => {}
-            Ok(true) => {
-                book.entries.insert(
-                    name.clone(),
-                    Entry {
-                        hash: hash(record.text.as_deref().unwrap_or("")),
-                        version: record.version.clone(),
-                        deleted: record.text.is_none(),
-                    },
-                );
+        let held = match card.mirror(name, record.text.as_deref(), was) {
+            Ok(held) => held,
+            // The data partition holds it, and the board runs it from there until a boot
+            // writes the card (see `CardStore::files`): the book follows.
+            Err(e @ WriteError::Card { .. }) if card.has_data() => {
+                problems.push(e.to_string());
+                true
             }
-            Err(e) => problems.push(e.to_string()),
+            Err(e) => {
+                problems.push(e.to_string());
+                false
+            }
+        };
+        if held {
+            book.entries.insert(
+                name.clone(),
+                Entry {
+                    hash: hash(record.text.as_deref().unwrap_or("")),
+                    version: record.version.clone(),
+                    deleted: record.text.is_none(),
+                },
+            );
         }
     }
     problems
@@ -351,6 +361,47 @@ mod tests {
         assert!(book.entries["old"].deleted);
         // The mirrored files are not changes of this board.
         let files = read_files(dir.path());
+        let found = changes(
+            &book,
+            &valid(&[("web", "from b")]),
+            &present(&files),
+            &mut clock,
+            0,
+            "pi-a",
+        );
+        assert!(found.is_empty(), "{found:?}");
+    }
+
+    #[test]
+    fn a_record_only_the_card_refuses_is_kept_in_the_book_and_makes_no_change_of_this_board() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = tempfile::tempdir().expect("temp dir");
+        let card = CardStore::open(dir.path().to_path_buf(), Some(data.path().to_path_buf())).0;
+        let mut clock = Clock::default();
+        let mut desired = Desired::default();
+        let record = Record {
+            name: "web".into(),
+            text: Some("from b".into()),
+            version: Version {
+                time: 5,
+                board: "pi-b".into(),
+            },
+        };
+        desired.merge([record], &mut clock, 1_000_000);
+        // The card refuses the write (a directory where its temporary file goes).
+        std::fs::create_dir(dir.path().join("web.toml.tmp")).expect("dir");
+        let mut book = Book::default();
+        let seen = card.files();
+        let problems = mirror(&card, &mut book, &desired, &["web".to_string()], &seen);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(card.truth("web").as_deref(), Some("from b"));
+        assert_eq!(book.entries["web"].hash, hash("from b"));
+        // What the board runs holds the record, and is no change of this board's.
+        let files = card.files();
+        assert!(
+            files.contains(&("web.toml".into(), "from b".into())),
+            "{files:?}"
+        );
         let found = changes(
             &book,
             &valid(&[("web", "from b")]),

@@ -80,8 +80,6 @@ pub struct Settings {
     /// `[cluster] interface`, else the kernel's `baton.cluster_interface=` (see
     /// [`interface_from_cmdline`]), or `None` for the first wired interface with an address.
     pub interface: Option<String>,
-    /// The config partition's `services/` directory.
-    pub services_dir: PathBuf,
     /// The card's spec files with their copy on the data partition, through which the card is
     /// written.
     pub card: Arc<crate::board::card::CardStore>,

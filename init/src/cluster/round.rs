@@ -180,7 +180,7 @@ impl Node {
 
     /// Reads the card, turns its changes into records, merges, mirrors and saves.
     fn scan_local(&self, state: &BoardStatus) {
-        let files = local::read_files(&self.settings.services_dir);
+        let files = self.settings.card.files();
         let loaded = baton_spec::service::load_services(&files);
         let valid: BTreeMap<String, String> = loaded
             .specs

@@ -137,7 +137,16 @@ impl CardStore {
     ) -> Result<bool, WriteError> {
         let mut manifest = self.lock();
         let card = std::fs::read(self.card_file(name)).ok();
-        let card_text = card.as_deref().map(String::from_utf8_lossy);
+        // What the scan read: the card's file, or the data partition's text where the card
+        // write of it failed (see [`CardStore::files`]).
+        let shown = match manifest.pending.get(name) {
+            Some(hash) => self.held_by_data(name, hash.as_deref()),
+            None => None,
+        };
+        let card_text = match shown {
+            Some(text) => text.map(std::borrow::Cow::Owned),
+            None => card.as_deref().map(String::from_utf8_lossy),
+        };
         if card_text.as_deref() != seen {
             return Ok(false);
         }
@@ -194,6 +203,37 @@ impl CardStore {
         };
         manifest.pending.remove(name);
         save_manifest(&manifest_path, manifest).map_err(data_err(&manifest_path))
+    }
+
+    /// The spec files as the board runs them, as (file name, text), sorted: the card's files,
+    /// except that a write the data partition holds and the card does not yet (its card write
+    /// failed: a card the kernel set read-only after a FAT error, say) shows the data partition's
+    /// text, or no file for a removal. The next boot writes those to the card ([`decide`]).
+    pub fn files(&self) -> Vec<(String, String)> {
+        let mut files: BTreeMap<String, String> = crate::cluster::local::read_files(&self.card)
+            .into_iter()
+            .collect();
+        let manifest = self.lock();
+        for (name, hash) in &manifest.pending {
+            if let Some(text) = self.held_by_data(name, hash.as_deref()) {
+                let file = format!("{name}.toml");
+                match text {
+                    Some(text) => files.insert(file, text),
+                    None => files.remove(&file),
+                };
+            }
+        }
+        files.into_iter().collect()
+    }
+
+    /// The text the data partition holds for a pending write of `name` whose intent was
+    /// `hash` (`None`: a removal), when it holds what was intended: `Some(None)` for a removal
+    /// done there; `None` when the write did not get as far as the data partition.
+    fn held_by_data(&self, name: &str, hash: Option<&str>) -> Option<Option<String>> {
+        self.data.as_ref()?;
+        let truth = self.truth(name);
+        let held = truth.as_deref().map(|t| decide::hash(t.as_bytes()));
+        (held.as_deref() == hash).then_some(truth)
     }
 
     /// Brings the card in line with the data partition at boot; see [`decide`].

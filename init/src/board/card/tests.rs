@@ -255,3 +255,61 @@ fn a_repair_the_card_refuses_is_reported_as_such_and_the_data_partition_s_copy_i
     );
     assert!(r.notes.iter().any(|n| n.contains("not rewritten")), "{r:?}");
 }
+
+#[test]
+fn a_write_only_the_card_refused_is_run_from_the_data_partition_and_the_mirror_keeps_it() {
+    let b = Board::new();
+    let store = b.store();
+    store.write("web", Some(V1)).expect("write");
+    // The card refuses writes from here on (as a FAT the kernel set read-only would): a
+    // directory where the write's temporary file goes.
+    std::fs::create_dir(b.card.join("web.toml.tmp")).unwrap();
+    let err = store.write("web", Some(V2)).expect_err("the card refused");
+    assert!(matches!(err, WriteError::Card { .. }), "{err}");
+    assert_eq!(
+        b.card("web").as_deref(),
+        Some(V1),
+        "the card keeps the old text"
+    );
+    let web = |files: Vec<(String, String)>| {
+        files
+            .into_iter()
+            .find(|(f, _)| f == "web.toml")
+            .map(|(_, t)| t)
+    };
+    assert_eq!(
+        web(store.files()).as_deref(),
+        Some(V2),
+        "runs what was kept"
+    );
+    // The cluster's mirror of the same text sees no change of the card since the scan (it
+    // compares with what the scan read), and tries the card again.
+    let err = store
+        .mirror("web", Some(V2), Some(V2))
+        .expect_err("still refused");
+    assert!(matches!(err, WriteError::Card { .. }), "{err}");
+    // The next boot, with a writable card, writes it.
+    std::fs::remove_dir(b.card.join("web.toml.tmp")).unwrap();
+    let r = b.store().reconcile();
+    assert_eq!(loaded(&r, "web.toml").as_deref(), Some(V2));
+    assert_eq!(b.card("web").as_deref(), Some(V2));
+    assert!(b.manifest().pending.is_empty(), "{:?}", b.manifest());
+}
+
+#[test]
+fn a_removal_kept_only_on_the_data_partition_hides_the_card_file_and_a_failed_one_does_not() {
+    let b = Board::new();
+    b.store().write("web", Some(V1)).expect("write");
+    // Removed on the data partition, the card's removal refused.
+    b.cut_after_truth("web", None, Some(V1.as_bytes()));
+    assert!(b.store().files().iter().all(|(f, _)| f != "web.toml"));
+    // An intent whose text never reached the data partition changes nothing.
+    let b = Board::new();
+    b.store().write("web", Some(V1)).expect("write");
+    let mut m = b.manifest();
+    m.pending
+        .insert("web".into(), Some(decide::hash(V2.as_bytes())));
+    save_manifest(&b.data.join("manifest.json"), &m).expect("manifest");
+    let files = b.store().files();
+    assert_eq!(files, vec![("web.toml".to_string(), V1.to_string())]);
+}
