@@ -58,11 +58,23 @@ use check::Checker;
 /// The directory of the config partition that holds service specs.
 pub const SERVICES_DIR: &str = "services";
 
+/// The longest spec file read, in bytes (a cluster takes far shorter ones); readers of the card
+/// read at most one byte more, so that a longer file is refused by name instead of read whole.
+pub const MAX_SPEC_FILE: usize = 1 << 20;
+
 impl ServiceSpec {
     /// Parses and validates one spec. `file` names it in errors (for example
     /// `services/web.toml`); its stem is the name the spec must declare. Errors are sorted by
     /// line and each names file, line and field.
     pub fn parse(file: &str, src: &str) -> Result<ServiceSpec, ConfigErrors> {
+        if src.len() > MAX_SPEC_FILE {
+            return Err(ConfigErrors(vec![crate::ConfigError {
+                file: file.to_string(),
+                line: None,
+                field: String::new(),
+                message: format!("the file is larger than {MAX_SPEC_FILE} bytes; not read"),
+            }]));
+        }
         let (raw, index) = parse::parse_raw(file, src).map_err(sorted)?;
         let mut checker = Checker::new(file, &index);
         match validate::validate(&mut checker, file, raw) {

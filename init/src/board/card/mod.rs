@@ -29,7 +29,7 @@ use crate::board::persist;
 pub const DIR: &str = "/data/baton/card";
 
 /// Longest spec file read from the card or the store, in bytes.
-pub const MAX_FILE: u64 = 1 << 20;
+pub const MAX_FILE: u64 = baton_spec::service::MAX_SPEC_FILE as u64;
 
 /// What the board knows of the card's spec files, saved atomically on the data partition.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,7 +136,7 @@ impl CardStore {
         seen: Option<&str>,
     ) -> Result<bool, WriteError> {
         let mut manifest = self.lock();
-        let card = std::fs::read(self.card_file(name)).ok();
+        let card = read_bounded(&self.card_file(name)).ok();
         // What the scan read: the card's file, or the data partition's text where the card
         // write of it failed (see [`CardStore::files`]).
         let shown = match manifest.pending.get(name) {
