@@ -35,14 +35,17 @@ pub mod bindings;
 mod driver;
 mod flood;
 mod identity;
+mod limits;
 mod pending;
 mod proof;
+mod sanitize;
 #[cfg(test)]
 mod signed_tests;
 mod table;
 #[cfg(test)]
 mod tests;
 pub mod values;
+mod vouches;
 mod wire;
 
 use std::net::SocketAddr;
@@ -205,6 +208,9 @@ struct Roster {
     /// Own values and their version.
     values: BoardValues,
     version: u64,
+    /// The generation of this node's membership identity (its start generation, plus one per
+    /// renewal).
+    member_generation: u64,
     /// The name-to-key bindings, and the conflicts refused.
     bindings: std::collections::BTreeMap<String, Binding>,
     conflicts: Vec<NameConflict>,
@@ -269,6 +275,7 @@ pub async fn start(config: GossipConfig) -> Result<GossipHandle, GossipError> {
     }
     let shared = Arc::new(Mutex::new(Roster {
         values: config.values.clone(),
+        member_generation: config.generation,
         bindings: bindings.all().clone(),
         ..Roster::default()
     }));
@@ -369,6 +376,13 @@ impl GossipHandle {
     pub fn receive_errors(&self) -> (u64, Option<String>) {
         let shared = lock(&self.shared);
         (shared.receive_errors, shared.last_receive_error.clone())
+    }
+
+    /// The generation of this node's membership identity: the start generation, raised by one
+    /// each time the cluster declared the node down and it renewed. The next start's generation
+    /// should exceed it, or peers may still hold the identity as down (one more renewal).
+    pub fn member_generation(&self) -> u64 {
+        lock(&self.shared).member_generation
     }
 
     /// The name-to-key bindings this node holds (to be saved on the data partition).

@@ -118,6 +118,16 @@ pub struct DropCounts {
     pub implausible_generation: u64,
     /// Dropped unopened by the gossip endpoint: their source sent more than its share.
     pub rate_limited: u64,
+    /// Membership packets dropped by the gossip endpoint because their sender's identity, in a
+    /// name bound to a key, is not the one that key's latest proof vouches for (a key holder's
+    /// forgery, or a board that restarted or renewed before its proof arrived).
+    pub unvouched_sender: u64,
+    /// Membership updates stripped from packets for the same reason (not counted in
+    /// [`DropCounts::total`]: the rest of each packet was used).
+    pub unvouched_update: u64,
+    /// Membership packets that no release of baton sends (trailing bytes, custom broadcasts,
+    /// identities that do not decode).
+    pub malformed_membership: u64,
 }
 
 impl DropCounts {
@@ -130,6 +140,8 @@ impl DropCounts {
             + self.stale_generation
             + self.implausible_generation
             + self.rate_limited
+            + self.unvouched_sender
+            + self.malformed_membership
     }
 
     fn count(&mut self, drop: Rejected) {

@@ -3,6 +3,10 @@
 //! Each turn handles one event (a datagram, a foca timer, a command, a periodic tick) and then
 //! flushes what foca produced: datagrams are sealed and sent, timers armed as sleeping tasks that
 //! post back to the loop, notifications applied to the table and published to the handle.
+//! What arrives is handled in [`receive`]; this node's proof and identity in [`renewal`].
+
+mod receive;
+mod renewal;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -17,14 +21,15 @@ use rand::SeedableRng;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
-use super::bindings::{Bindings, Verdict};
+use super::bindings::Bindings;
 use super::flood::Flood;
 use super::identity::NodeId;
+use super::limits::{self, Bucket, Introductions};
 use super::pending::Pending;
-use super::proof::{payload_digest, StateProof};
-use super::table::{Signer, Table};
-use super::values::ValuesError;
-use super::wire::{self, StateMessage};
+use super::sanitize;
+use super::table::Table;
+use super::vouches::Vouches;
+use super::wire;
 use super::{lock, Command, Roster, Timing};
 use crate::board_key::BoardKey;
 use crate::sealed::{Opener, Sealer, MAX_DATAGRAM};
@@ -69,10 +74,33 @@ pub(super) struct Driver {
     board_key: BoardKey,
     bindings: Bindings,
     pending: Pending,
-    /// The last state sent and its proof, as payloads, by version: signed once per version.
-    signed: Option<(u64, Vec<u8>, Vec<u8>)>,
+    /// The last state sent and its proof, as payloads.
+    signed: Option<Signed>,
     /// Whether proofs are sent (always, but in tests that play the previous release).
     proofs: bool,
+    /// The identity each bound name's latest proof vouches for.
+    vouches: Vouches,
+    /// What the sanitizer dropped.
+    sanitized: sanitize::Counts,
+    /// Where this node's proof went, and how many it may still send unasked.
+    introductions: Introductions,
+    /// Addresses this node's proof goes to alone at the next flush (before foca's packets).
+    proof_to: Vec<SocketAddr>,
+    /// Members that get this node's state at the next flush.
+    greet: Vec<SocketAddr>,
+    /// Renewals of the membership identity left, and when the next is due.
+    renewals: Bucket,
+    renew_at: Option<tokio::time::Instant>,
+    /// Set once the node leaves: foca goes defunct then, and must stay so.
+    leaving: bool,
+}
+
+/// This node's state and proof, signed for one version and one member generation.
+struct Signed {
+    version: u64,
+    member_generation: u64,
+    state: Vec<u8>,
+    proof: Vec<u8>,
 }
 
 /// The first pause after a receive error that is not transient; it doubles while errors repeat.
@@ -137,6 +165,14 @@ impl Driver {
             pending: Pending::default(),
             signed: None,
             proofs: true,
+            vouches: Vouches::default(),
+            sanitized: sanitize::Counts::default(),
+            introductions: Introductions::new(parts.timing.state_push_period),
+            proof_to: Vec::new(),
+            greet: Vec::new(),
+            renewals: limits::RENEWALS,
+            renew_at: None,
+            leaving: false,
         }
     }
 
@@ -163,6 +199,8 @@ impl Driver {
                     Err(err) if is_transient(&err) => {}
                     Err(err) => self.receive_failed(&err).await,
                 },
+                () = tokio::time::sleep_until(self.renew_at.unwrap_or_else(far)),
+                    if self.renew_at.is_some() => self.renew(),
                 Some(timer) = self.timer_rx.recv() => {
                     // Errors concern one event (e.g. a stale timer); the protocol goes on.
                     let _ = self.foca.handle_timer(timer, &mut self.runtime);
@@ -175,6 +213,7 @@ impl Driver {
                     }
                     Some(Command::Forget(name)) => {
                         self.bindings.forget(&name);
+                        self.vouches.clear(&name);
                         self.pending.forget(&name);
                         self.opener.forget(&name);
                         // What it showed came from the old key (a new card counts its
@@ -185,7 +224,7 @@ impl Driver {
                     }
                     Some(Command::AddSeed(addr)) => {
                         self.seeds.insert(addr);
-                        let _ = self.foca.announce(NodeId::seed(addr), &mut self.runtime);
+                        self.announce_to(addr);
                     }
                     #[cfg(test)]
                     Some(Command::PreviousRelease) => self.proofs = false,
@@ -194,6 +233,7 @@ impl Driver {
                         self.receive_failed(&std::io::Error::from(kind)).await;
                     }
                     Some(Command::Shutdown) | None => {
+                        self.leaving = true;
                         let _ = self.foca.leave_cluster(&mut self.runtime);
                         self.flush().await;
                         break;
@@ -216,11 +256,22 @@ impl Driver {
     fn announce_to_seeds(&mut self) {
         let alive = self.table.alive_addrs();
         let own = self.foca.identity().addr;
-        for &seed in &self.seeds {
+        let seeds: Vec<SocketAddr> = self.seeds.iter().copied().collect();
+        for seed in seeds {
             if seed != own && !alive.contains(&seed) {
-                let _ = self.foca.announce(NodeId::seed(seed), &mut self.runtime);
+                self.announce_to(seed);
             }
         }
+    }
+
+    /// Announces to a seed, after this node's proof: a seed that bound this node's name admits
+    /// only the identity a proof vouches for (it may have restarted since it last had one).
+    fn announce_to(&mut self, seed: SocketAddr) {
+        if self.proofs {
+            self.introductions.sent(seed, Instant::now());
+            self.proof_to.push(seed);
+        }
+        let _ = self.foca.announce(NodeId::seed(seed), &mut self.runtime);
     }
 
     /// Receiving failed with an error that is not known to be transient: counts and keeps it
@@ -244,176 +295,10 @@ impl Driver {
     fn publish_drops(&self) {
         let mut drops = self.opener.drops();
         drops.rate_limited = self.flood.dropped();
+        drops.unvouched_sender = self.sanitized.senders;
+        drops.unvouched_update = self.sanitized.updates;
+        drops.malformed_membership = self.sanitized.malformed;
         lock(&self.shared).drops = drops;
-    }
-
-    fn on_datagram(&mut self, datagram: &[u8]) {
-        let opened = self.opener.open(datagram);
-        self.publish_drops();
-        let Ok(opened) = opened else { return };
-        if opened.sender == self.name {
-            return;
-        }
-        self.table.heard(&opened.sender, Instant::now());
-        match opened.payload.split_first() {
-            Some((&wire::KIND_FOCA, packet)) => {
-                // Malformed or misdirected packets are foca's to reject; nothing to do about them.
-                let _ = self.foca.handle_data(packet, &mut self.runtime);
-            }
-            Some((&wire::KIND_STATE, body)) => {
-                let digest = payload_digest(&opened.payload);
-                self.on_state(&opened.sender, opened.generation, body, digest);
-            }
-            Some((&wire::KIND_PROOF, body)) => {
-                self.on_proof(&opened.sender, opened.generation, body);
-            }
-            _ => {}
-        }
-    }
-
-    /// A state message from `sender`. A name bound to a key shows only states its key signed,
-    /// so the state waits for its proof; an unbound name (a board of the previous release, or one
-    /// whose proof has not come yet) shows it at once, unsigned.
-    fn on_state(&mut self, sender: &str, generation: u64, body: &[u8], digest: [u8; 32]) {
-        let bound = self.bindings.get(sender).map(|b| b.key);
-        let decoded = StateMessage::decode(body).and_then(|state| {
-            // A board's state carries the generation its datagrams do; another one is made up
-            // (and would outrank the board's real state).
-            if state.generation == generation {
-                Ok(state)
-            } else {
-                Err(ValuesError::Generation {
-                    state: state.generation,
-                    datagram: generation,
-                })
-            }
-        });
-        let state = match decoded {
-            Ok(state) => state,
-            // Nobody signs what does not decode, so for a bound name it may be anyone's: a key
-            // holder's refused state must not blank the board's values.
-            Err(_) if bound.is_some() => return,
-            Err(why) => {
-                self.table.refused(sender, why);
-                return;
-            }
-        };
-        match self.pending.state(sender, state.clone(), digest) {
-            Some((state, proof)) if bound == Some(proof.key) => {
-                let signer = Signer {
-                    key: proof.key,
-                    addr: proof.addr,
-                };
-                self.table.state(sender, state, Some(signer));
-                self.follow_signed_addr(sender);
-            }
-            _ if bound.is_none() => {
-                self.table.state(sender, state, None);
-            }
-            _ => {}
-        }
-    }
-
-    /// A proof from `sender`: checked, its key bound or refused, and the state it covers shown.
-    fn on_proof(&mut self, sender: &str, generation: u64, body: &[u8]) {
-        let Some(proof) = StateProof::decode(body) else {
-            return;
-        };
-        if proof.generation != generation
-            || proof.since_ms > crate::plausible::latest_time(crate::plausible::wall_ms())
-            || !proof.verify(sender)
-        {
-            return;
-        }
-        // A conflict already shown is not news (a key holder may repeat it every datagram).
-        let claimed = crate::board_key::fingerprint(&proof.key);
-        let known_conflict = self
-            .bindings
-            .conflicts()
-            .any(|c| c.name == sender && c.claimed == claimed);
-        let verdict = self.bindings.check(
-            sender,
-            proof.key,
-            proof.since_ms,
-            crate::plausible::wall_ms(),
-        );
-        if verdict.changed() || (matches!(verdict, Verdict::Conflict(_)) && !known_conflict) {
-            self.publish_bindings();
-        }
-        if !verdict.accepted() {
-            return;
-        }
-        self.opener.expect_signed(sender);
-        self.opener.confirm(sender, generation);
-        let signer = Signer {
-            key: proof.key,
-            addr: proof.addr,
-        };
-        if let Some(state) = self.pending.proof(sender, proof) {
-            // Shown before its name was bound, or new: either way now signed.
-            self.table.signed(sender, &state, signer);
-            self.table.state(sender, state, Some(signer));
-            self.follow_signed_addr(sender);
-        }
-    }
-
-    /// Puts the membership identity of `name` at its signed address into the table (foca may
-    /// have reported it before the signed state said which address is the board's).
-    fn follow_signed_addr(&mut self, name: &str) {
-        let Some(addr) = self.table.signed_addr(name) else {
-            return;
-        };
-        let ids: Vec<NodeId> = self
-            .foca
-            .iter_members()
-            .map(|m| m.id())
-            .filter(|id| id.name == name && id.addr == addr)
-            .cloned()
-            .collect();
-        for id in ids {
-            self.table.up(&id);
-        }
-    }
-
-    fn publish_bindings(&mut self) {
-        {
-            let mut shared = lock(&self.shared);
-            shared.bindings = self.bindings.all().clone();
-            shared.conflicts = self.bindings.conflicts().cloned().collect();
-        }
-        self.changes.send_modify(|n| *n = n.wrapping_add(1));
-    }
-
-    /// Sends this board's state to `addr`, then the proof that it signed it.
-    async fn send_state(&mut self, addr: SocketAddr) {
-        let (version, values) = {
-            let shared = lock(&self.shared);
-            (shared.version, shared.values.clone())
-        };
-        if self.signed.as_ref().map(|s| s.0) != Some(version) {
-            let state = StateMessage {
-                generation: self.generation,
-                version,
-                values,
-            }
-            .encode();
-            let proof = StateProof::sign(
-                &self.board_key,
-                &self.name,
-                self.addr,
-                self.generation,
-                version,
-                &state,
-            )
-            .encode();
-            self.signed = Some((version, state, proof));
-        }
-        if let Some((_, state, proof)) = self.signed.clone() {
-            self.send(addr, &state).await;
-            if self.proofs {
-                self.send(addr, &proof).await;
-            }
-        }
     }
 
     async fn send(&mut self, addr: SocketAddr, payload: &[u8]) {
@@ -426,28 +311,32 @@ impl Driver {
 
     /// Sends, arms and applies what foca produced, then publishes the table.
     async fn flush(&mut self) {
+        self.send_proofs().await;
         while let Some((to, packet)) = self.runtime.to_send() {
             self.send(to.addr, &wire::foca_payload(&packet)).await;
         }
         while let Some((after, timer)) = self.runtime.to_schedule() {
             self.arm(after, timer);
         }
-        let mut greet = Vec::new();
         while let Some(notification) = self.runtime.to_notify() {
             match notification {
                 OwnedNotification::MemberUp(id) | OwnedNotification::Rename(_, id) => {
                     // A member new to the table gets our state straight away.
-                    greet.extend(self.table.up(&id).then_some(id.addr));
+                    if self.member_up(&id) {
+                        self.greet.push(id.addr);
+                    }
                 }
                 OwnedNotification::MemberDown(id) => {
                     self.table.down(&id);
                 }
+                OwnedNotification::Defunct => self.defunct(),
                 _ => {}
             }
         }
-        for addr in greet {
+        for addr in std::mem::take(&mut self.greet) {
             self.send_state(addr).await;
         }
+        self.send_proofs().await;
         self.publish();
     }
 
@@ -472,6 +361,11 @@ impl Driver {
             self.changes.send_modify(|n| *n = n.wrapping_add(1));
         }
     }
+}
+
+/// A time the renewal timer never reaches (it is disabled while no renewal is due).
+fn far() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(86_400)
 }
 
 fn same_ignoring_last_heard(a: &[super::Member], b: &[super::Member]) -> bool {

@@ -6,9 +6,17 @@ use serde::{Deserialize, Serialize};
 
 /// A node's identity in the membership protocol.
 ///
-/// foca treats two identities with the same [`foca::Identity::addr`] (here: the gossip address) as
-/// the same node at different times and keeps the one that wins the conflict: the higher generation.
-/// That is how a board that restarted replaces its old self instead of being shadowed by it.
+/// foca treats two identities with the same [`foca::Identity::addr`] as the same node at different
+/// times and keeps the one that wins the conflict: the higher generation. That key is the node
+/// name, not the gossip address (which only this node's own state uses; nothing of it travels):
+/// foca holds at most one identity per name, and identities of different names never displace
+/// each other. Keyed by address, a key holder's identity of another name at a board's address
+/// (or its own name, with the board's address signed) would take the board's place. A board that
+/// restarted, at the same address or another, replaces its old self.
+///
+/// foca never renews an identity by itself ([`foca::Identity::renew`] gives none): the endpoint
+/// does, once it has signed the renewed identity's proof (see `super::driver`), because
+/// receivers that bound the name admit only the identity a proof vouches for.
 ///
 /// An identity whose generation is further ahead than
 /// [`crate::plausible::highest_generation`] of this board's clock does not decode, so foca drops
@@ -54,8 +62,9 @@ impl TryFrom<WireNodeId> for NodeId {
 }
 
 impl NodeId {
-    /// A stand-in for a seed whose name is not known yet: foca accepts an announce addressed to any
-    /// identity with the receiver's address.
+    /// A stand-in for a seed whose name is not known yet. The receiver readdresses an announce
+    /// to it to its own identity (`super::sanitize`); the previous release, keyed by address,
+    /// accepts it as it is.
     pub(crate) fn seed(addr: SocketAddr) -> Self {
         Self {
             name: String::new(),
@@ -65,18 +74,25 @@ impl NodeId {
     }
 }
 
-impl foca::Identity for NodeId {
-    type Addr = SocketAddr;
-
-    fn renew(&self) -> Option<Self> {
+impl NodeId {
+    /// The next identity of this node (one generation up), if there is one.
+    pub(crate) fn next(&self) -> Option<Self> {
         Some(Self {
             generation: self.generation.checked_add(1)?,
             ..self.clone()
         })
     }
+}
 
-    fn addr(&self) -> SocketAddr {
-        self.addr
+impl foca::Identity for NodeId {
+    type Addr = String;
+
+    fn renew(&self) -> Option<Self> {
+        None
+    }
+
+    fn addr(&self) -> String {
+        self.name.clone()
     }
 
     fn win_addr_conflict(&self, adversary: &Self) -> bool {
@@ -91,18 +107,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn newer_generation_wins_and_renew_bumps_it() {
+    fn identities_conflict_by_name_and_the_newer_generation_wins() {
         let addr: SocketAddr = ([127, 0, 0, 1], 7946).into();
         let old = NodeId {
             name: "pi-1".into(),
             addr,
             generation: 10,
         };
-        let renewed = old.renew().expect("renew");
+        assert_eq!(old.renew(), None, "the endpoint renews, not foca");
+        let renewed = old.next().expect("next");
         assert_eq!(renewed.generation, 11);
         assert!(renewed.win_addr_conflict(&old));
         assert!(!old.win_addr_conflict(&renewed));
-        assert_eq!(NodeId::seed(addr).addr(), old.addr());
+        let junk = NodeId {
+            name: "junk".into(),
+            ..renewed.clone()
+        };
+        assert_ne!(junk.addr(), old.addr(), "another name at the same address");
+        let moved = NodeId {
+            addr: ([127, 0, 0, 2], 7946).into(),
+            ..renewed
+        };
+        assert_eq!(moved.addr(), old.addr());
     }
 
     #[test]

@@ -119,7 +119,7 @@ mod tests {
             &BoardKey::from_seed([1; 32], 0),
             "a",
             ([127, 0, 0, 1], 1).into(),
-            1,
+            (1, 1),
             s.version,
             &s.encode(),
         )

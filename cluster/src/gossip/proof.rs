@@ -2,8 +2,11 @@
 //!
 //! A state message ([`super::wire::StateMessage`]) is followed, to the same receiver, by a proof
 //! datagram: the board's public key, the time it claimed its name, its gossip address, the
-//! state's generation and version, the SHA-256 of the state's payload, and the board key's
-//! signature over all of that and the board's name. The address is signed because the mesh
+//! state's generation, the generation of its current membership identity, the state's version,
+//! the SHA-256 of the state's payload, and the board key's signature over all of that and the
+//! board's name. The address and the membership generation make the proof a vouch for one
+//! membership identity ([`super::vouches`]): foca's packets are not signed, so a receiver takes
+//! a bound name's identity only as its latest proof names it. The address is signed because the mesh
 //! sends to it: the membership protocol's own packets are not signed, so the address foca
 //! reports for a name could be a key holder's. A receiver that has bound the name to a key
 //! ([`super::bindings`]) applies a state only once a proof signed by that key covers it.
@@ -21,12 +24,12 @@ use sha2::{Digest, Sha256};
 use crate::board_key::{self, BoardKey};
 
 /// What the signature covers first, so that it can never be taken for another message's.
-const DOMAIN: &[u8] = b"baton board state v1\0";
+const DOMAIN: &[u8] = b"baton board state v2\0";
 /// Length of an address in a proof: an IPv6 address (IPv4 mapped) and a port.
 const ADDR_LEN: usize = 16 + 2;
-/// Length of a proof after its kind byte: key, since, address, generation, version, digest,
-/// signature.
-pub(crate) const PROOF_LEN: usize = 32 + 8 + ADDR_LEN + 8 + 8 + 32 + 64;
+/// Length of a proof after its kind byte: key, since, address, generation, member generation,
+/// version, digest, signature.
+pub(crate) const PROOF_LEN: usize = 32 + 8 + ADDR_LEN + 8 + 8 + 8 + 32 + 64;
 
 /// A board's signature over one of its states.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,8 +40,11 @@ pub(crate) struct StateProof {
     pub(crate) since_ms: u64,
     /// Where the board receives gossip (and, at the port it publishes, mesh traffic).
     pub(crate) addr: SocketAddr,
-    /// The state's generation (that of the datagrams carrying it).
+    /// The state's generation (that of the datagrams carrying it): the board's boot generation.
     pub(crate) generation: u64,
+    /// The generation of the board's membership identity when it signed: its boot generation,
+    /// raised by one for each renewal since (never below `generation`).
+    pub(crate) member_generation: u64,
     /// The state's version.
     pub(crate) version: u64,
     /// SHA-256 of the state's payload (kind byte included).
@@ -53,12 +59,13 @@ pub(crate) fn payload_digest(payload: &[u8]) -> [u8; 32] {
 }
 
 impl StateProof {
-    /// `key`'s proof of the state payload `payload` that `name` sends in `generation`/`version`.
+    /// `key`'s proof of the state payload `payload` that `name` sends in `generation`/`version`,
+    /// as membership identity `name`@`addr`, generation `member_generation`.
     pub(crate) fn sign(
         key: &BoardKey,
         name: &str,
         addr: SocketAddr,
-        generation: u64,
+        (generation, member_generation): (u64, u64),
         version: u64,
         payload: &[u8],
     ) -> StateProof {
@@ -67,6 +74,7 @@ impl StateProof {
             since_ms: key.since_ms(),
             addr,
             generation,
+            member_generation,
             version,
             digest: payload_digest(payload),
             signature: [0; 64],
@@ -115,6 +123,7 @@ impl StateProof {
         out.extend_from_slice(&ip.octets());
         out.extend_from_slice(&self.addr.port().to_be_bytes());
         out.extend_from_slice(&self.generation.to_be_bytes());
+        out.extend_from_slice(&self.member_generation.to_be_bytes());
         out.extend_from_slice(&self.version.to_be_bytes());
         out.extend_from_slice(&self.digest);
     }
@@ -129,6 +138,7 @@ impl StateProof {
         let (ip, rest) = rest.split_at(16);
         let (port, rest) = rest.split_at(2);
         let (generation, rest) = rest.split_at(8);
+        let (member_generation, rest) = rest.split_at(8);
         let (version, rest) = rest.split_at(8);
         let (digest, signature) = rest.split_at(32);
         let u64_of = |b: &[u8]| b.try_into().ok().map(u64::from_be_bytes);
@@ -141,6 +151,7 @@ impl StateProof {
                 SocketAddr::new(ip, u16::from_be_bytes(port.try_into().ok()?))
             },
             generation: u64_of(generation)?,
+            member_generation: u64_of(member_generation)?,
             version: u64_of(version)?,
             digest: digest.try_into().ok()?,
             signature: signature.try_into().ok()?,
@@ -157,13 +168,14 @@ mod tests {
         let key = BoardKey::from_seed([1; 32], 42);
         let payload = b"\x01state bytes";
         let addr: SocketAddr = "192.0.2.7:7946".parse().unwrap();
-        let proof = StateProof::sign(&key, "pi-1", addr, 7, 3, payload);
+        let proof = StateProof::sign(&key, "pi-1", addr, (7, 9), 3, payload);
         let bytes = proof.encode();
         assert_eq!(bytes.len(), 1 + PROOF_LEN);
         assert_eq!(bytes[0], super::super::wire::KIND_PROOF);
         let read = StateProof::decode(&bytes[1..]).expect("decodes");
         assert_eq!(read, proof);
         assert_eq!(read.addr, addr, "an IPv4 address comes back as one");
+        assert_eq!((read.generation, read.member_generation), (7, 9));
         assert!(read.verify("pi-1"));
         assert!(!read.verify("pi-2"), "the name is signed");
         assert!(read.covers(7, 3, &payload_digest(payload)));

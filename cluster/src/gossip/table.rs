@@ -60,14 +60,11 @@ impl Table {
         }
     }
 
-    /// foca says `id` is up (or renamed to `id`). Returns whether the table changed.
-    /// For a name whose state is signed, only an identity at the address the signature vouches
-    /// for counts: the membership protocol's packets are not signed, so a key holder could
-    /// otherwise announce the name from its own address and later let it die.
+    /// foca says `id` is up (or renamed to `id`), `id`'s name being unbound. Returns whether
+    /// the table changed. For a name whose state is signed, only an identity at the address the
+    /// signature vouches for counts: the membership protocol's packets are not signed, so a key
+    /// holder could otherwise announce the name from its own address and later let it die.
     pub(crate) fn up(&mut self, id: &NodeId) -> bool {
-        if id.name == self.me {
-            return false;
-        }
         if self
             .signers
             .get(&id.name)
@@ -75,9 +72,23 @@ impl Table {
         {
             return false;
         }
+        self.set_up(id, false)
+    }
+
+    /// foca says `id` is up, and `id` is exactly the identity its bound name's latest proof
+    /// vouches for ([`super::vouches`]): the caller checked that. It replaces whatever the name
+    /// showed, even a higher generation (a key holder's, taken before the name was bound).
+    pub(crate) fn up_vouched(&mut self, id: &NodeId) -> bool {
+        self.set_up(id, true)
+    }
+
+    fn set_up(&mut self, id: &NodeId, vouched: bool) -> bool {
+        if id.name == self.me {
+            return false;
+        }
         let full = self.members.len() >= MAX_NAMES;
         match self.members.get_mut(&id.name) {
-            Some(entry) if entry.id.generation > id.generation => false,
+            Some(entry) if !vouched && entry.id.generation > id.generation => false,
             Some(entry) => {
                 let changed = !entry.alive || entry.id != *id;
                 entry.id = id.clone();
@@ -153,11 +164,6 @@ impl Table {
         self.refused.remove(name);
         self.heard.remove(name);
         self.signers.remove(name);
-    }
-
-    /// The address `name`'s signed state vouches for.
-    pub(crate) fn signed_addr(&self, name: &str) -> Option<std::net::SocketAddr> {
-        self.signers.get(name).map(|s| s.addr)
     }
 
     fn set_signer(&mut self, sender: &str, signer: Option<Signer>) {
@@ -285,6 +291,16 @@ mod tests {
         assert!(table.up(&id("a", 1)));
         let names: Vec<String> = table.snapshot().into_iter().map(|m| m.name).collect();
         assert_eq!(names, ["a"]);
+    }
+
+    #[test]
+    fn a_vouched_identity_replaces_a_higher_generation_taken_before_its_name_was_bound() {
+        let mut table = Table::new("me");
+        assert!(table.up(&id("b", 1_000)), "forged, while b was unbound");
+        assert!(!table.up(&id("b", 1)), "unvouched: the higher generation stays");
+        assert!(table.up_vouched(&id("b", 1)));
+        assert_eq!(table.snapshot()[0].generation, 1);
+        assert!(!table.up_vouched(&id("me", 1)), "never this node's own name");
     }
 
     #[test]

@@ -194,12 +194,17 @@ async fn garbage_and_replayed_datagrams_leave_a_node_working() {
         .await
         .expect("bind tap");
     let c = node("c", &[tap.local_addr().expect("tap addr")]).await;
-    let mut captured = vec![0u8; 2048];
-    let (len, _) = tokio::time::timeout(DEADLINE, tap.recv_from(&mut captured))
-        .await
-        .expect("c announces within the deadline")
-        .expect("recv");
-    captured.truncate(len);
+    // c's proof comes first (a seed that knows c's name admits only identities a proof vouches
+    // for), then its announce.
+    let mut captured = Vec::new();
+    for _ in 0..2 {
+        captured = vec![0u8; 2048];
+        let (len, _) = tokio::time::timeout(DEADLINE, tap.recv_from(&mut captured))
+            .await
+            .expect("c announces within the deadline")
+            .expect("recv");
+        captured.truncate(len);
+    }
     c.shutdown().await.expect("shutdown c");
 
     let attacker = tokio::net::UdpSocket::bind("127.0.0.1:0")
