@@ -36,6 +36,8 @@ mod driver;
 mod flood;
 mod identity;
 mod limits;
+#[cfg(test)]
+mod membership_tests;
 mod pending;
 mod proof;
 mod sanitize;

@@ -320,11 +320,11 @@ impl Driver {
         }
         while let Some(notification) = self.runtime.to_notify() {
             match notification {
-                OwnedNotification::MemberUp(id) | OwnedNotification::Rename(_, id) => {
-                    // A member new to the table gets our state straight away.
-                    if self.member_up(&id) {
-                        self.greet.push(id.addr);
-                    }
+                // A member new to the table gets our state straight away.
+                OwnedNotification::MemberUp(id) | OwnedNotification::Rename(_, id)
+                    if self.member_up(&id) =>
+                {
+                    self.greet.push(id.addr);
                 }
                 OwnedNotification::MemberDown(id) => {
                     self.table.down(&id);

@@ -139,7 +139,9 @@ mod tests {
         assert!(intro.allow(addr(1), t0 + period));
         intro.sent(addr(2), t0);
         assert!(!intro.allow(addr(2), t0), "a greeting went there just now");
-        let burst = (100..200).filter(|&i| intro.allow(addr(i), t0 + period)).count();
+        let burst = (100..200)
+            .filter(|&i| intro.allow(addr(i), t0 + period))
+            .count();
         assert_eq!(burst as f64, INTRODUCTIONS_PER_SECOND - 1.0);
         for i in 0..MAX_ADDRS as u16 + 10 {
             intro.sent(addr(1000 + i), t0);

@@ -43,7 +43,8 @@ impl Holder {
         let mut payloads = vec![state.clone()];
         if let Some(key) = key {
             let addr = self.socket.local_addr().expect("addr");
-            let proof = proof::StateProof::sign(key, name, addr, (generation, generation), version, &state);
+            let proof =
+                proof::StateProof::sign(key, name, addr, (generation, generation), version, &state);
             payloads.push(proof.encode());
         }
         for payload in payloads {

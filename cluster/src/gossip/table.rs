@@ -297,10 +297,16 @@ mod tests {
     fn a_vouched_identity_replaces_a_higher_generation_taken_before_its_name_was_bound() {
         let mut table = Table::new("me");
         assert!(table.up(&id("b", 1_000)), "forged, while b was unbound");
-        assert!(!table.up(&id("b", 1)), "unvouched: the higher generation stays");
+        assert!(
+            !table.up(&id("b", 1)),
+            "unvouched: the higher generation stays"
+        );
         assert!(table.up_vouched(&id("b", 1)));
         assert_eq!(table.snapshot()[0].generation, 1);
-        assert!(!table.up_vouched(&id("me", 1)), "never this node's own name");
+        assert!(
+            !table.up_vouched(&id("me", 1)),
+            "never this node's own name"
+        );
     }
 
     #[test]

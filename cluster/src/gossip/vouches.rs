@@ -48,9 +48,8 @@ impl Vouches {
             generation,
             member_generation,
         };
-        let higher = |old: &Vouch| {
-            (generation, member_generation) > (old.generation, old.member_generation)
-        };
+        let higher =
+            |old: &Vouch| (generation, member_generation) > (old.generation, old.member_generation);
         match self.by_name.get_mut(name) {
             Some(old) if !higher(old) => return None,
             Some(old) => *old = new,
@@ -94,9 +93,10 @@ impl Gate<'_> {
         if self.bindings.get(&id.name).is_none() {
             return true;
         }
-        self.vouches.by_name.get(&id.name).is_some_and(|v| {
-            v.addr == id.addr && v.member_generation == id.generation
-        })
+        self.vouches
+            .by_name
+            .get(&id.name)
+            .is_some_and(|v| v.addr == id.addr && v.member_generation == id.generation)
     }
 
     /// Whether `id`'s name is bound (or is this node's own), so that only one identity of it
@@ -133,16 +133,25 @@ mod tests {
             }
             .admits(x)
         };
-        assert!(!gate(&vouches, &bindings, &id("b", 2, 7)), "bound, no vouch");
+        assert!(
+            !gate(&vouches, &bindings, &id("b", 2, 7)),
+            "bound, no vouch"
+        );
         assert!(gate(&vouches, &bindings, &id("c", 3, 7)), "unbound");
         assert!(gate(&vouches, &bindings, &me));
-        assert!(!gate(&vouches, &bindings, &id("a", 1, 6)), "not my identity");
+        assert!(
+            !gate(&vouches, &bindings, &id("a", 1, 6)),
+            "not my identity"
+        );
         assert_eq!(vouches.raise("b", addr, (7, 7)), Some(id("b", 2, 7)));
         assert_eq!(vouches.raise("b", addr, (7, 9)), Some(id("b", 2, 9)));
         assert_eq!(vouches.raise("b", addr, (7, 8)), None, "reordered: kept");
         assert_eq!(vouches.raise("b", addr, (6, 99)), None, "older boot");
         assert!(gate(&vouches, &bindings, &id("b", 2, 9)));
-        assert!(!gate(&vouches, &bindings, &id("b", 2, 1009)), "forged ahead");
+        assert!(
+            !gate(&vouches, &bindings, &id("b", 2, 1009)),
+            "forged ahead"
+        );
         assert!(!gate(&vouches, &bindings, &id("b", 66, 9)), "elsewhere");
         vouches.clear("b");
         assert!(!gate(&vouches, &bindings, &id("b", 2, 9)));

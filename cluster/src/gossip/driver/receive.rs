@@ -137,9 +137,9 @@ impl Driver {
         }
         self.opener.expect_signed(sender);
         self.opener.confirm(sender, generation);
-        let vouched =
-            self.vouches
-                .raise(sender, proof.addr, (generation, proof.member_generation));
+        let vouched = self
+            .vouches
+            .raise(sender, proof.addr, (generation, proof.member_generation));
         if let Some(vouched) = vouched {
             self.follow_vouch(vouched);
         }

@@ -1,0 +1,240 @@
+//! Loopback tests of signed membership identities: a holder of the cluster key without a board's
+//! key cannot replace the board's identity in the membership, nor displace it, and restarts
+//! still converge.
+
+use foca::{Codec, Header, Member, Message, PostcardCodec};
+
+use super::identity::NodeId;
+use super::tests::{config, sees_alive_with_api, three_converged, wait_for, KEY};
+use super::*;
+
+/// A key holder that speaks foca's protocol under identities of its choosing.
+struct Holder {
+    socket: tokio::net::UdpSocket,
+    sealer: sealed::Sealer,
+}
+
+impl Holder {
+    async fn new() -> Holder {
+        let key = sealed::SealKey::derive(KEY).expect("key");
+        Holder {
+            socket: tokio::net::UdpSocket::bind("127.0.0.1:0")
+                .await
+                .expect("bind"),
+            sealer: sealed::Sealer::new(key, "holder", 1).expect("sealer"),
+        }
+    }
+
+    fn me(&self) -> NodeId {
+        id("holder", self.socket.local_addr().expect("addr"), 1)
+    }
+
+    /// Sends `to` a foca packet from `src` carrying `updates` as alive.
+    async fn send(
+        &mut self,
+        to: &GossipHandle,
+        src: NodeId,
+        message: Message<NodeId>,
+        updates: &[NodeId],
+    ) {
+        let dst = id(&to.name, to.local_addr(), 1);
+        let header = Header {
+            src,
+            src_incarnation: 0,
+            dst,
+            message,
+        };
+        let mut packet = Vec::new();
+        <PostcardCodec as Codec<NodeId>>::encode_header(&mut PostcardCodec, &header, &mut packet)
+            .expect("header");
+        let count = u16::try_from(updates.len()).expect("few");
+        packet.extend_from_slice(&count.to_be_bytes());
+        for update in updates {
+            let member = Member::alive(update.clone());
+            <PostcardCodec as Codec<NodeId>>::encode_member(
+                &mut PostcardCodec,
+                &member,
+                &mut packet,
+            )
+            .expect("member");
+        }
+        let datagram = self
+            .sealer
+            .seal(&wire::foca_payload(&packet))
+            .expect("seal");
+        self.socket
+            .send_to(&datagram, to.local_addr())
+            .await
+            .expect("send");
+    }
+}
+
+fn id(name: &str, addr: SocketAddr, generation: u64) -> NodeId {
+    NodeId {
+        name: name.to_owned(),
+        addr,
+        generation,
+    }
+}
+
+fn shows(observer: &GossipHandle, name: &str, state: MemberState, generation: u64) -> bool {
+    observer
+        .members()
+        .iter()
+        .any(|m| m.name == name && m.state == state && m.generation == generation)
+}
+
+fn signed_by_all(boards: &[(&str, &GossipHandle)]) -> bool {
+    boards.iter().all(|(me, h)| {
+        boards
+            .iter()
+            .filter(|(other, _)| other != me)
+            .all(|(other, _)| {
+                h.members()
+                    .iter()
+                    .any(|m| m.name == *other && m.signed_by.is_some())
+            })
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_holder_can_neither_replace_nor_displace_a_bound_board() {
+    let (a, b, c) = three_converged().await;
+    let boards = [("a", &a), ("b", &b), ("c", &c)];
+    wait_for("every name bound", || signed_by_all(&boards)).await;
+    let at_b = b.local_addr();
+    let forged = id("b", at_b, 1_001);
+    let junk = id("junk", at_b, 50_000);
+    let mut holder = Holder::new().await;
+    for target in [&a, &c] {
+        // Gossip of b at b's address with a generation 1000 ahead, and of another name there.
+        let src = holder.me();
+        holder
+            .send(
+                target,
+                src,
+                Message::Gossip,
+                &[forged.clone(), junk.clone()],
+            )
+            .await;
+        // And a packet that claims to come from the forged b.
+        holder
+            .send(target, forged.clone(), Message::Ping(1), &[])
+            .await;
+    }
+    wait_for("the forgeries to be refused", || {
+        [&a, &c].iter().all(|h| {
+            let drops = h.drops();
+            drops.unvouched_sender >= 1 && drops.unvouched_update >= 1
+        })
+    })
+    .await;
+    // junk@b's address is probed there; b does not answer for it, so it dies. A forged b that
+    // had taken b's place would have died the same way by then.
+    wait_for("junk to be declared dead", || {
+        [&a, &c]
+            .iter()
+            .all(|h| shows(h, "junk", MemberState::Dead, 50_000))
+    })
+    .await;
+    for (name, h) in [("a", &a), ("c", &c)] {
+        assert!(
+            shows(h, "b", MemberState::Alive, 1),
+            "{name} sees {:?}",
+            h.members()
+        );
+        assert!(sees_alive_with_api(h, "b"), "{name}");
+    }
+    assert!(sees_alive_with_api(&b, "a") && sees_alive_with_api(&b, "c"));
+    for handle in [a, b, c] {
+        handle.shutdown().await.expect("shutdown");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forgery_taken_before_the_boards_first_proof_is_purged_when_the_proof_arrives() {
+    let a = start(config("a", 1, &[], KEY)).await.expect("a");
+    // b is up but has not met anyone: its name is not bound at a yet.
+    let b = start(config("b", 1, &[], KEY)).await.expect("b");
+    let mut holder = Holder::new().await;
+    let forged = id("b", b.local_addr(), 1_000);
+    let src = holder.me();
+    holder
+        .send(&a, src, Message::Gossip, std::slice::from_ref(&forged))
+        .await;
+    wait_for("a to take the forged b (nothing vouches yet)", || {
+        shows(&a, "b", MemberState::Alive, 1_000)
+    })
+    .await;
+    b.add_seed(a.local_addr()).expect("seed");
+    wait_for("the real b to replace the forgery at a", || {
+        shows(&a, "b", MemberState::Alive, 1) && sees_alive_with_api(&a, "b")
+    })
+    .await;
+    wait_for("b to see a", || sees_alive_with_api(&b, "a")).await;
+    for handle in [a, b] {
+        handle.shutdown().await.expect("shutdown");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_restarts_with_its_bindings_and_no_seeds_converges() {
+    let (a, b, c) = three_converged().await;
+    let boards = [("a", &a), ("b", &b), ("c", &c)];
+    wait_for("every name bound", || signed_by_all(&boards)).await;
+    let c_addr = c.local_addr();
+    let kept = c.bindings();
+    c.task.abort();
+    let _ = c.task.await;
+    wait_for("c to be declared dead", || {
+        shows(&a, "c", MemberState::Dead, 1) && shows(&b, "c", MemberState::Dead, 1)
+    })
+    .await;
+    // Back at its address, knowing a's and b's keys but no seed: only the others' announces to
+    // the down c bring it back, and c admits a and b only once their proofs vouch for them.
+    let mut restarted = config("c", 2, &[], KEY);
+    restarted.listen = c_addr;
+    restarted.bindings = kept;
+    let c = start(restarted).await.expect("restart c");
+    wait_for("c and the others to see each other again", || {
+        sees_alive_with_api(&c, "a")
+            && sees_alive_with_api(&c, "b")
+            && shows(&a, "c", MemberState::Alive, 2)
+            && shows(&b, "c", MemberState::Alive, 2)
+    })
+    .await;
+    assert!(c.drops().unvouched_sender + c.drops().unvouched_update >= 1);
+    for handle in [a, b, c] {
+        handle.shutdown().await.expect("shutdown");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_board_that_restarts_at_another_address_replaces_its_old_self() {
+    let (a, b, c) = three_converged().await;
+    let boards = [("a", &a), ("b", &b), ("c", &c)];
+    wait_for("every name bound", || signed_by_all(&boards)).await;
+    let old = c.local_addr();
+    c.task.abort();
+    let _ = c.task.await;
+    let c = start(config("c", 2, &[a.local_addr()], KEY))
+        .await
+        .expect("restart c");
+    let moved = |h: &GossipHandle| {
+        h.members().iter().any(|m| {
+            m.name == "c"
+                && m.state == MemberState::Alive
+                && m.generation == 2
+                && m.addr == c.local_addr()
+        })
+    };
+    wait_for("c at its new address everywhere", || {
+        moved(&a) && moved(&b) && sees_alive_with_api(&c, "a") && sees_alive_with_api(&c, "b")
+    })
+    .await;
+    assert_ne!(old, c.local_addr());
+    assert_eq!(a.members().len(), 2, "no ghost of c at its old address");
+    for handle in [a, b, c] {
+        handle.shutdown().await.expect("shutdown");
+    }
+}
