@@ -29,7 +29,7 @@ impl Holder {
         id("holder", self.socket.local_addr().expect("addr"), 1)
     }
 
-    /// Sends `to` a foca packet from `src` carrying `updates` as alive.
+    /// Sends `to` (as its first identity) a foca packet from `src` carrying `updates` as alive.
     async fn send(
         &mut self,
         to: &GossipHandle,
@@ -38,6 +38,28 @@ impl Holder {
         updates: &[NodeId],
     ) {
         let dst = id(&to.name, to.local_addr(), 1);
+        self.send_packet(to, src, dst, message, updates).await;
+    }
+
+    /// Sends `to` a message addressed to its identity `dst`, without updates.
+    async fn send_to(
+        &mut self,
+        to: &GossipHandle,
+        src: NodeId,
+        dst: NodeId,
+        message: Message<NodeId>,
+    ) {
+        self.send_packet(to, src, dst, message, &[]).await;
+    }
+
+    async fn send_packet(
+        &mut self,
+        to: &GossipHandle,
+        src: NodeId,
+        dst: NodeId,
+        message: Message<NodeId>,
+        updates: &[NodeId],
+    ) {
         let header = Header {
             src,
             src_incarnation: 0,
@@ -234,6 +256,36 @@ async fn a_board_that_restarts_at_another_address_replaces_its_old_self() {
     .await;
     assert_ne!(old, c.local_addr());
     assert_eq!(a.members().len(), 2, "no ghost of c at its old address");
+    for handle in [a, b, c] {
+        handle.shutdown().await.expect("shutdown");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forced_renewals_are_rate_limited_and_each_renewed_identity_is_admitted() {
+    let (a, b, c) = three_converged().await;
+    let boards = [("a", &a), ("b", &b), ("c", &c)];
+    wait_for("every name bound", || signed_by_all(&boards)).await;
+    let mut holder = Holder::new().await;
+    let started = std::time::Instant::now();
+    // "You are down", to whatever identity b has at the moment, as fast as the holder can.
+    for _ in 0..300 {
+        let current = id("b", b.local_addr(), b.member_generation());
+        let src = holder.me();
+        holder.send_to(&b, src, current, Message::TurnUndead).await;
+    }
+    wait_for("b to renew", || b.member_generation() > 1).await;
+    let renewed = b.member_generation();
+    let elapsed = started.elapsed().as_secs() + 1;
+    assert!(
+        renewed - 1 <= 4 + elapsed,
+        "{renewed} after {elapsed} s: a burst of 4, then one a second"
+    );
+    wait_for("a and c to admit b's renewed identity", || {
+        let now = b.member_generation();
+        shows(&a, "b", MemberState::Alive, now) && shows(&c, "b", MemberState::Alive, now)
+    })
+    .await;
     for handle in [a, b, c] {
         handle.shutdown().await.expect("shutdown");
     }
