@@ -16,9 +16,11 @@
 //!   datagrams and timer events and it hands back datagrams to send, timers to arm and notifications.
 //!   So sealing every datagram needs no transport trait at all: [`driver`] seals what foca asks to send
 //!   and opens what arrives before foca sees it.
-//! - Rejoin after reboot: foca identities with the same address are one node over time; the identity
+//! - Rejoin after reboot: foca identities with the same name are one node over time; the identity
 //!   with the higher generation wins the conflict (see [`identity`]), so a restarted board replaces its
-//!   old self. A node wrongly declared dead renews its identity by itself.
+//!   old self. A node wrongly declared dead renews its identity (the endpoint does, after signing it).
+//! - foca's packets are not signed: for a name bound to a board key, only the identity that key's
+//!   latest proof vouches for enters foca ([`vouches`], [`sanitize`]).
 //! - Healing after a partition: foca periodically announces to members it believes down, and this module
 //!   re-announces to every seed that is not an alive member.
 //! - Licence: MPL-2.0, file-level copyleft: we use its files unmodified, so our binaries stay MIT OR
