@@ -143,8 +143,6 @@ impl Driver {
         if let Some(vouched) = vouched {
             self.follow_vouch(vouched);
         }
-        // The sender may lack this node's proof (it restarted, or dropped this node's packets).
-        self.introduce(proof.addr);
         let signer = Signer {
             key: proof.key,
             addr: proof.addr,
@@ -153,6 +151,10 @@ impl Driver {
             // Shown before its name was bound, or new: either way now signed.
             self.table.signed(sender, &state, signer);
             self.table.state(sender, state, Some(signer));
+        } else {
+            // A proof sent on its own (before an announce or a renewal, or in answer to a
+            // packet of this node's that it dropped): the sender may lack this node's proof.
+            self.introduce(signer.addr);
         }
     }
 
