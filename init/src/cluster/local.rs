@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use baton_cluster::desired::{Clock, Desired, Record, Version};
-use baton_spec::service::MAX_SPEC_FILE;
 
 use crate::board::card::{CardStore, WriteError};
 use serde::{Deserialize, Serialize};
@@ -43,26 +42,7 @@ pub fn hash(text: &str) -> String {
         .collect()
 }
 
-/// The files of `dir` as (file name, text), sorted; unreadable files are left out. At most one
-/// byte past [`MAX_SPEC_FILE`] of each is read: a longer file (a card edited by hand) is then
-/// refused as a spec by name, and stays present, so it deletes nothing.
-pub fn read_files(dir: &Path) -> Vec<(String, String)> {
-    use std::io::Read as _;
-    let mut files = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let mut bytes = Vec::new();
-            let read = std::fs::File::open(entry.path())
-                .and_then(|f| f.take(MAX_SPEC_FILE as u64 + 1).read_to_end(&mut bytes));
-            if read.is_ok() {
-                files.push((name, String::from_utf8_lossy(&bytes).into_owned()));
-            }
-        }
-    }
-    files.sort();
-    files
-}
+pub use crate::board::card::read_files;
 
 /// Service names that have a file (`web.toml` → `web`), valid or not.
 pub fn present(files: &[(String, String)]) -> BTreeSet<String> {
@@ -419,10 +399,17 @@ mod tests {
     #[test]
     fn a_file_too_long_to_read_is_refused_by_name_and_deletes_nothing() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let long = format!("name = \"web\"\n#{}\n", "x".repeat(MAX_SPEC_FILE));
+        let long = format!(
+            "name = \"web\"\n#{}\n",
+            "x".repeat(baton_spec::service::MAX_SPEC_FILE)
+        );
         std::fs::write(dir.path().join("web.toml"), long).expect("write");
         let files = read_files(dir.path());
-        assert_eq!(files[0].1.len(), MAX_SPEC_FILE + 1, "read no further");
+        assert_eq!(
+            files[0].1.len(),
+            baton_spec::service::MAX_SPEC_FILE + 1,
+            "read no further"
+        );
         assert!(present(&files).contains("web"));
         let loaded = baton_spec::service::load_services(&files);
         assert!(loaded.specs.is_empty());

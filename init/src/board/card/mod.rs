@@ -210,9 +210,7 @@ impl CardStore {
     /// failed: a card the kernel set read-only after a FAT error, say) shows the data partition's
     /// text, or no file for a removal. The next boot writes those to the card ([`decide`]).
     pub fn files(&self) -> Vec<(String, String)> {
-        let mut files: BTreeMap<String, String> = crate::cluster::local::read_files(&self.card)
-            .into_iter()
-            .collect();
+        let mut files: BTreeMap<String, String> = read_files(&self.card).into_iter().collect();
         let manifest = self.lock();
         for (name, hash) in &manifest.pending {
             if let Some(text) = self.held_by_data(name, hash.as_deref()) {
@@ -241,6 +239,29 @@ impl CardStore {
         let mut manifest = self.lock();
         reconcile::run(self, &mut manifest)
     }
+}
+
+/// The files of `dir` as (file name, text), sorted; unreadable files are left out. At most one
+/// byte past [`baton_spec::service::MAX_SPEC_FILE`] of each is read: a longer file (a card edited by hand) is then
+/// refused as a spec by name, and stays present, so it deletes nothing.
+pub fn read_files(dir: &Path) -> Vec<(String, String)> {
+    use std::io::Read as _;
+    let mut files = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let mut bytes = Vec::new();
+            let read = std::fs::File::open(entry.path()).and_then(|f| {
+                f.take(baton_spec::service::MAX_SPEC_FILE as u64 + 1)
+                    .read_to_end(&mut bytes)
+            });
+            if read.is_ok() {
+                files.push((name, String::from_utf8_lossy(&bytes).into_owned()));
+            }
+        }
+    }
+    files.sort();
+    files
 }
 
 /// Reads a text file of at most [`MAX_FILE`] bytes; `None` if missing, larger or not UTF-8.
