@@ -224,7 +224,8 @@ async fn put(
         );
     };
     // Durable on the data partition, then on the card (a FAT file system synced as a whole);
-    // acknowledged only after both. Off the runtime thread, which feeds the watchdog.
+    // acknowledged once the data partition holds it (see `kept`). Off the runtime thread, which
+    // feeds the watchdog.
     let (card, spec_name, text) = (Arc::clone(&handles.card), name.clone(), body.clone());
     let written = tokio::task::spawn_blocking(move || card.write(&spec_name, Some(&text))).await;
     let warning = match kept(&handles, written) {
@@ -270,7 +271,7 @@ async fn delete(Extract(handles): Extract<Handles>, UrlPath(name): UrlPath<Strin
     if !existed {
         return problem(StatusCode::NOT_FOUND, &format!("no service {name:?}"));
     }
-    // Removed from the data partition, then from the card; acknowledged after both.
+    // Removed from the data partition, then from the card; acknowledged as an apply is.
     let (card, spec_name) = (Arc::clone(&handles.card), name.clone());
     let removed = tokio::task::spawn_blocking(move || card.write(&spec_name, None)).await;
     let warning = match kept(&handles, removed) {
@@ -342,7 +343,6 @@ fn format_line(line: &LogLine) -> String {
     format!("{} {} {}{more}\n", line.instance, stream, line.text)
 }
 
-/// The other spec files of the directory, as (file name, text).
 /// Whether a write through the card store is kept, and so acknowledged: when both partitions
 /// hold it, or when the data partition does and only the card failed (the board runs the data
 /// partition's text, see `CardStore::files`); the warning then says so, and so does the console.

@@ -139,11 +139,7 @@ impl CardStore {
         let card = read_bounded(&self.card_file(name)).ok();
         // What the scan read: the card's file, or the data partition's text where the card
         // write of it failed (see [`CardStore::files`]).
-        let shown = match manifest.pending.get(name) {
-            Some(hash) => self.held_by_data(name, hash.as_deref()),
-            None => None,
-        };
-        let card_text = match shown {
+        let card_text = match self.kept_pending(&manifest, name) {
             Some(text) => text.map(std::borrow::Cow::Owned),
             None => card.as_deref().map(String::from_utf8_lossy),
         };
@@ -212,8 +208,8 @@ impl CardStore {
     pub fn files(&self) -> Vec<(String, String)> {
         let mut files: BTreeMap<String, String> = read_files(&self.card).into_iter().collect();
         let manifest = self.lock();
-        for (name, hash) in &manifest.pending {
-            if let Some(text) = self.held_by_data(name, hash.as_deref()) {
+        for name in manifest.pending.keys() {
+            if let Some(text) = self.kept_pending(&manifest, name) {
                 let file = format!("{name}.toml");
                 match text {
                     Some(text) => files.insert(file, text),
@@ -224,14 +220,15 @@ impl CardStore {
         files.into_iter().collect()
     }
 
-    /// The text the data partition holds for a pending write of `name` whose intent was
-    /// `hash` (`None`: a removal), when it holds what was intended: `Some(None)` for a removal
-    /// done there; `None` when the write did not get as far as the data partition.
-    fn held_by_data(&self, name: &str, hash: Option<&str>) -> Option<Option<String>> {
+    /// The text the data partition holds for a pending write of `name`, when it holds what the
+    /// write's intent says: `Some(None)` for a removal done there; `None` when no write of
+    /// `name` is pending or it did not get as far as the data partition.
+    fn kept_pending(&self, manifest: &Manifest, name: &str) -> Option<Option<String>> {
+        let intent = manifest.pending.get(name)?;
         self.data.as_ref()?;
         let truth = self.truth(name);
         let held = truth.as_deref().map(|t| decide::hash(t.as_bytes()));
-        (held.as_deref() == hash).then_some(truth)
+        (held == *intent).then_some(truth)
     }
 
     /// Brings the card in line with the data partition at boot; see [`decide`].
@@ -242,8 +239,8 @@ impl CardStore {
 }
 
 /// The files of `dir` as (file name, text), sorted; unreadable files are left out. At most one
-/// byte past [`baton_spec::service::MAX_SPEC_FILE`] of each is read: a longer file (a card edited by hand) is then
-/// refused as a spec by name, and stays present, so it deletes nothing.
+/// byte past [`MAX_FILE`] of each is read: a longer file (a card edited by hand) is then refused
+/// as a spec by name, and stays present, so it deletes nothing.
 pub fn read_files(dir: &Path) -> Vec<(String, String)> {
     use std::io::Read as _;
     let mut files = Vec::new();
@@ -251,10 +248,8 @@ pub fn read_files(dir: &Path) -> Vec<(String, String)> {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let mut bytes = Vec::new();
-            let read = std::fs::File::open(entry.path()).and_then(|f| {
-                f.take(baton_spec::service::MAX_SPEC_FILE as u64 + 1)
-                    .read_to_end(&mut bytes)
-            });
+            let read = std::fs::File::open(entry.path())
+                .and_then(|f| f.take(MAX_FILE + 1).read_to_end(&mut bytes));
             if read.is_ok() {
                 files.push((name, String::from_utf8_lossy(&bytes).into_owned()));
             }
