@@ -15,6 +15,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Instant;
 
+use super::limits::Bucket;
+
 /// Datagrams a source may send at once after a quiet spell. A board sends a few a second (probes,
 /// their answers, gossip, state pushes); a burst covers a board that joins and is greeted by all.
 pub(crate) const BURST: u32 = 200;
@@ -22,12 +24,6 @@ pub(crate) const BURST: u32 = 200;
 pub(crate) const PER_SECOND: u32 = 100;
 /// Sources remembered; the least recently heard is forgotten for a new one.
 const MAX_SOURCES: usize = 512;
-
-#[derive(Debug)]
-struct Bucket {
-    tokens: f64,
-    refilled: Instant,
-}
 
 /// Token buckets by source.
 #[derive(Debug)]
@@ -72,26 +68,21 @@ impl Flood {
             let oldest = self
                 .buckets
                 .iter()
-                .min_by_key(|(_, b)| b.refilled)
+                .min_by_key(|(_, b)| b.counted_at())
                 .map(|(ip, _)| *ip);
             if let Some(ip) = oldest {
                 self.buckets.remove(&ip);
             }
         }
-        let burst = f64::from(self.burst);
-        let bucket = self.buckets.entry(source).or_insert(Bucket {
-            tokens: burst,
-            refilled: now,
-        });
-        let elapsed = now.saturating_duration_since(bucket.refilled);
-        bucket.tokens =
-            (bucket.tokens + elapsed.as_secs_f64() * f64::from(self.per_second)).min(burst);
-        bucket.refilled = now;
-        if bucket.tokens < 1.0 {
+        let (burst, per_second) = (f64::from(self.burst), f64::from(self.per_second));
+        let bucket = self
+            .buckets
+            .entry(source)
+            .or_insert(Bucket::full(burst, per_second));
+        if !bucket.take(now) {
             self.dropped = self.dropped.saturating_add(1);
             return false;
         }
-        bucket.tokens -= 1.0;
         true
     }
 

@@ -25,7 +25,7 @@ pub(crate) struct Bucket {
 }
 
 impl Bucket {
-    const fn full(burst: f64, per_second: f64) -> Bucket {
+    pub(crate) const fn full(burst: f64, per_second: f64) -> Bucket {
         Bucket {
             tokens: burst,
             burst,
@@ -40,6 +40,11 @@ impl Bucket {
             self.tokens = (self.tokens + earned).min(self.burst);
         }
         self.at = Some(now);
+    }
+
+    /// When tokens were last counted (`None`: never).
+    pub(crate) fn counted_at(&self) -> Option<Instant> {
+        self.at
     }
 
     /// Takes a token if there is one.
