@@ -93,9 +93,9 @@ pub struct LabConfig {
     pub boards: usize,
     /// Port forwards; board `i` gets host port `host + i - 1` (see [`crate::ports`]).
     pub forwards: Vec<Forward>,
-    /// Other images for some boards, by board number (1-based): built for the same board with
-    /// the same packages (the kernel and initramfs come from [`LabConfig::image`]), but with
-    /// another config partition, for example another cluster key. Default none.
+    /// Other images for some boards, by board number (1-based): built for the same kind of board,
+    /// with another config partition (another cluster key, say) or another init (a previous
+    /// release's). Each such board boots its own image's kernel and initramfs. Default none.
     pub board_images: Vec<(usize, PathBuf)>,
     /// Connections from every board to the host's loopback (default none).
     pub guest_forwards: Vec<GuestForward>,
@@ -173,6 +173,8 @@ pub struct Lab {
     hub: Option<Hub>,
     station: Option<Station>,
     boot: BootFiles,
+    /// The boot files of the boards in [`LabConfig::board_images`], by board number.
+    own_boots: Vec<(usize, BootFiles)>,
     config: LabConfig,
     launcher: Launcher,
     work: WorkDir,
@@ -221,6 +223,12 @@ impl Lab {
         mkdir(&boot_dir)?;
         let boot = image::extract(&config.image, &boot_dir)?;
         let size = disk::overlay_size(&boot.image, boot.image_size, config.disk_size)?;
+        let mut own_boots = Vec::with_capacity(config.board_images.len());
+        for (board, path) in &config.board_images {
+            let own_dir = boot_dir.join(format!("board{board}"));
+            mkdir(&own_dir)?;
+            own_boots.push((*board, image::extract(path, &own_dir)?));
+        }
         let serial_dir = config.serial_dir.clone().unwrap_or_else(|| dir.clone());
         mkdir(&serial_dir)?;
         let (station, tap) = match config.station {
@@ -242,12 +250,10 @@ impl Lab {
         let mut boards = Vec::with_capacity(n);
         for (i, forwards) in (1..=n).zip(plan) {
             let disk = dir.join(format!("board{i}.qcow2"));
-            let backing = config
-                .board_images
+            let backing = own_boots
                 .iter()
                 .find(|(board, _)| *board == i)
-                .map(|(_, path)| std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()))
-                .unwrap_or_else(|| boot.image.clone());
+                .map_or_else(|| boot.image.clone(), |(_, own)| own.image.clone());
             disk::create_overlay(&config.qemu_img, &backing, &disk, size)?;
             let log = serial_dir.join(format!("board{i}.log"));
             let console = Arc::new(Console::new(i, &log, config.echo)?);
@@ -265,6 +271,7 @@ impl Lab {
             hub,
             station,
             boot,
+            own_boots,
             config,
             launcher,
             work,
@@ -292,7 +299,7 @@ impl Lab {
             None => None,
         };
         let args = BoardCommand {
-            boot: &self.boot,
+            boot: self.boot_of(i),
             index: i,
             disk: board.disk(),
             memory_mib: self.config.memory_mib,
@@ -333,6 +340,14 @@ impl Lab {
     /// What was read from the image (board name, machine, kernel command line).
     pub fn boot_files(&self) -> &BootFiles {
         &self.boot
+    }
+
+    /// The boot files board `index` boots: its own image's, or [`Lab::boot_files`].
+    fn boot_of(&self, index: usize) -> &BootFiles {
+        self.own_boots
+            .iter()
+            .find(|(board, _)| *board == index)
+            .map_or(&self.boot, |(_, own)| own)
     }
 
     /// The host's station on the shared segment, if the lab was started with one
