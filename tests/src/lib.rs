@@ -61,6 +61,21 @@ pub fn init_binary() -> PathBuf {
     path
 }
 
+/// The previous release's init binary, built by `scripts/build-previous` (boards of two releases
+/// side by side).
+pub fn previous_init_binary() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    let path = target.join("previous/baton-init");
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/build-previous first (scripts/test does)",
+        path.display()
+    );
+    path
+}
+
 /// Where the tests' builds keep each cluster's CA (as `baton image build` keeps it in
 /// `~/.config/baton`): `target/e2e-config/<cluster>/`. Every image of one cluster name gets the
 /// same CA, as a user's builds do, so the boards of a test trust each other.

@@ -7,11 +7,12 @@
 //! others and come back with it; a delete through one board removes the service everywhere; the
 //! fourth board is never admitted and sees no peers.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use baton::client::Client;
 use baton_qemu::{packet, Forward, Lab, LabConfig};
+use baton_tests::view::{alive, board_name, get, members, running_on};
 use baton_tests::{api, build_image_with, repo_root, wait_ready, wait_until, API_PORT, TOKEN};
 
 #[path = "cluster/key_holder.rs"]
@@ -36,59 +37,6 @@ port = 8080
 scale = { min = 3 }
 resources = { memory = "32Mi" }
 "#;
-
-/// A board's host name: derived from the MAC of its first NIC (`52:54:00:ba:00:NN`).
-fn board_name(index: usize) -> String {
-    format!("baton-ba00{index:02x}")
-}
-
-fn get(client: &Client, path: &str) -> Option<serde_json::Value> {
-    match client.request("GET", path) {
-        Ok((200, v)) => Some(v),
-        _ => None,
-    }
-}
-
-/// Members of the board's view by state: name → state.
-fn members(client: &Client) -> Option<BTreeMap<String, String>> {
-    let view = get(client, "/v1/cluster")?;
-    Some(
-        view["members"]
-            .as_array()?
-            .iter()
-            .filter_map(|m| {
-                Some((
-                    m["name"].as_str()?.to_string(),
-                    m["state"].as_str()?.to_string(),
-                ))
-            })
-            .collect(),
-    )
-}
-
-/// Running instances of `service` by board, as the board's API shows them.
-fn running_on(client: &Client, service: &str) -> Option<BTreeMap<String, usize>> {
-    let services = get(client, "/v1/services")?;
-    let svc = services["services"]
-        .as_array()?
-        .iter()
-        .find(|s| s["name"] == service)?;
-    let mut boards = BTreeMap::new();
-    for i in svc["instances"].as_array()? {
-        if i["state"] == "running" {
-            *boards.entry(i["board"].as_str()?.to_string()).or_insert(0) += 1;
-        }
-    }
-    Some(boards)
-}
-
-fn alive(states: &BTreeMap<String, String>) -> BTreeSet<String> {
-    states
-        .iter()
-        .filter(|(_, s)| *s == "alive" || *s == "self")
-        .map(|(n, _)| n.clone())
-        .collect()
-}
 
 #[test]
 fn boards_form_one_cluster_share_work_and_survive_failures() {
