@@ -13,6 +13,7 @@ use baton::client::Client;
 use baton_qemu::{Forward, GuestForward, Lab, LabConfig};
 
 pub mod registry;
+pub mod view;
 
 /// The line the init prints once boot has completed.
 pub const READY: &str = "baton: ready";
@@ -175,8 +176,20 @@ pub fn build_image_baking(
     copies: &[(&str, &Path)],
     images: &[&str],
 ) -> TestImage {
+    build_image_of(init_binary(), board, files, copies, images)
+}
+
+/// Like [`build_image_with`], with another init binary (the previous release's, say).
+pub fn build_image_of(
+    init: PathBuf,
+    board: &str,
+    files: &[(&str, &str)],
+    copies: &[(&str, &Path)],
+    images: &[&str],
+) -> TestImage {
     let dir = tempfile::tempdir().expect("creating a temporary directory");
-    let opts = build_options(dir.path(), board, files);
+    let mut opts = build_options(dir.path(), board, files);
+    opts.init = init;
     for (name, host) in copies {
         let to = opts.config_dir.join(name);
         std::fs::create_dir_all(to.parent().expect("a parent")).expect("creating config dir");
