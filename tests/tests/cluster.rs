@@ -3,9 +3,10 @@
 //! `scale.min = 3` gets one instance per board; a spec pushed to board 1 that asks for board 3
 //! runs there; replayed and garbage gossip datagrams change nothing; a board cut off the segment
 //! is declared dead and comes back when its cable is back; a holder of the cluster key on the
-//! segment cannot take a board's subnet or name ([`key_holder`]); a killed board's instances move to the
-//! others and come back with it; a delete through one board removes the service everywhere; the
-//! fourth board is never admitted and sees no peers.
+//! segment cannot take a board's subnet or name ([`key_holder`]), and a sync request it replays to
+//! a board is refused and reported and brings no deleted service back ([`replay`]); a killed
+//! board's instances move to the others and come back with it; a delete through one board removes
+//! the service everywhere; the fourth board is never admitted and sees no peers.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -17,6 +18,8 @@ use baton_tests::{api, build_image_with, repo_root, wait_ready, wait_until, API_
 
 #[path = "cluster/key_holder.rs"]
 mod key_holder;
+#[path = "cluster/replay.rs"]
+mod replay;
 
 const GOSSIP_PORT: u16 = 7946;
 
@@ -143,6 +146,7 @@ fn boards_form_one_cluster_share_work_and_survive_failures() {
     }
 
     key_holder::claims_change_nothing(&lab, &clients, limit);
+    replay::replays_change_nothing(&lab, &clients, limit);
 
     // A partition: board 2's cable is pulled, then plugged back.
     lab.set_link(2, false).expect("unplug");
