@@ -274,8 +274,13 @@ pub async fn start(config: GossipConfig) -> Result<GossipHandle, GossipError> {
     let max_state = sealer.max_payload() - 1;
     let bindings = Bindings::new(config.bindings);
     let mut opener = sealed::Opener::new(key.clone());
-    for name in bindings.all().keys() {
+    for (name, binding) in bindings.all() {
         opener.expect_signed(name);
+        // The pin saved in an earlier run: a key holder's replay of the board's datagrams from
+        // before its last restart stays refused after this board's own restart.
+        if let Some(generation) = binding.pinned_generation {
+            opener.confirm(name, generation);
+        }
     }
     let shared = Arc::new(Mutex::new(Roster {
         values: config.values.clone(),

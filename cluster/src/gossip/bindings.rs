@@ -35,6 +35,12 @@ pub struct Binding {
     pub since_ms: u64,
     /// When this board bound the name.
     pub bound_at_ms: u64,
+    /// The highest generation the board signed its state in, as this board saw: the replay pin
+    /// ([`crate::sealed`]), kept so that after a restart this board still refuses the name's
+    /// datagrams from older generations. Absent in the files of the release that did not save
+    /// it; that release reads the files of this one and ignores it (serde skips unknown fields).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned_generation: Option<u64>,
 }
 
 /// A proof in a bound name signed by another key, refused.
@@ -114,6 +120,18 @@ impl Bindings {
         self.map.remove(name)
     }
 
+    /// The key bound to `name` signed state in `generation`: its pin rises to it. Returns whether
+    /// it rose (and the bindings should be saved).
+    pub fn pin(&mut self, name: &str, generation: u64) -> bool {
+        match self.map.get_mut(name) {
+            Some(bound) if bound.pinned_generation.is_none_or(|p| p < generation) => {
+                bound.pinned_generation = Some(generation);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// A verified proof says `key` speaks for `name`, which it claimed at `since_ms`.
     pub fn check(&mut self, name: &str, key: [u8; 32], since_ms: u64, now_ms: u64) -> Verdict {
         let full = self.map.len() >= MAX_BINDINGS;
@@ -121,6 +139,7 @@ impl Bindings {
             key,
             since_ms,
             bound_at_ms: now_ms,
+            pinned_generation: None,
         };
         let Some(bound) = self.map.get_mut(name) else {
             if full {
@@ -248,5 +267,42 @@ mod tests {
         assert_eq!(&back, b.all());
         let bad = json.replace(&"ab".repeat(32), "zz");
         assert!(serde_json::from_str::<BTreeMap<String, Binding>>(&bad).is_err());
+    }
+
+    #[test]
+    fn the_pin_only_rises_is_saved_and_files_of_either_release_read() {
+        let mut b = Bindings::default();
+        assert!(!b.pin("pi-1", 3), "no pin without a binding");
+        b.check("pi-1", [1; 32], 0, 0);
+        assert!(b.pin("pi-1", 5));
+        assert!(!b.pin("pi-1", 5));
+        assert!(!b.pin("pi-1", 4), "an older proof does not lower it");
+        assert_eq!(b.get("pi-1").and_then(|x| x.pinned_generation), Some(5));
+        let json = serde_json::to_string(b.all()).expect("json");
+        let back: BTreeMap<String, Binding> = serde_json::from_str(&json).expect("reads");
+        assert_eq!(&back, b.all(), "the pin is saved");
+        // The previous release's file has no pin.
+        let previous = format!(
+            r#"{{"pi-1":{{"key":"{}","since_ms":0,"bound_at_ms":0}}}}"#,
+            "01".repeat(32)
+        );
+        let read: BTreeMap<String, Binding> = serde_json::from_str(&previous).expect("reads");
+        assert_eq!(read.get("pi-1").map(|x| x.pinned_generation), Some(None));
+        // The previous release reads this one's file: its binding had these fields only, and
+        // serde's derive skips the others.
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct PreviousBinding {
+            #[serde(with = "key_hex")]
+            key: [u8; 32],
+            since_ms: u64,
+            bound_at_ms: u64,
+        }
+        let old: BTreeMap<String, PreviousBinding> =
+            serde_json::from_str(&json).expect("the previous release reads it");
+        assert_eq!(old.get("pi-1").map(|x| x.key), Some([1; 32]));
+        // A claim that replaces an unsettled binding starts without a pin.
+        b.check("pi-1", [0; 32], 0, 1);
+        assert_eq!(b.get("pi-1").and_then(|x| x.pinned_generation), None);
     }
 }

@@ -181,6 +181,7 @@ mod tests {
                 key: [3; 32],
                 since_ms: 1,
                 bound_at_ms: 2,
+                pinned_generation: Some(9),
             },
         )]);
         save_bindings(dir.path(), &bindings).expect("save");

@@ -125,7 +125,12 @@ impl Driver {
         let verdict = self
             .bindings
             .check(sender, proof.key, proof.since_ms, now_ms);
-        if verdict.changed() || (matches!(verdict, Verdict::Conflict(_)) && !known_conflict) {
+        // The replay pin below is saved with the binding, to outlast this board's restart.
+        let pinned = verdict.accepted() && self.bindings.pin(sender, generation);
+        if verdict.changed()
+            || pinned
+            || (matches!(verdict, Verdict::Conflict(_)) && !known_conflict)
+        {
             self.publish_bindings();
         }
         if !verdict.accepted() {
