@@ -390,6 +390,7 @@ impl GossipHandle {
     /// The generation of this node's membership identity: the start generation, raised by one
     /// each time the cluster declared the node down and it renewed. The next start's generation
     /// should exceed it, or peers may still hold the identity as down (one more renewal).
+    /// [`GossipHandle::watch`] changes when it rises.
     pub fn member_generation(&self) -> u64 {
         lock(&self.shared).member_generation
     }
