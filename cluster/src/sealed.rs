@@ -128,6 +128,10 @@ pub struct DropCounts {
     /// Membership packets that no release of baton sends (trailing bytes, custom broadcasts,
     /// identities that do not decode).
     pub malformed_membership: u64,
+    /// Membership updates left out of packets larger than this release sends (from a board of
+    /// the previous release, whose limit followed the length of its name), so that the rest of
+    /// each packet is used (not counted in [`DropCounts::total`]).
+    pub trimmed_update: u64,
 }
 
 impl DropCounts {

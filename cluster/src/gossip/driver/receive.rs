@@ -44,7 +44,9 @@ impl Driver {
         self.sanitized.count(&sanitized);
         self.publish_drops();
         let refused = match sanitized {
-            Sanitized::Keep { packet, stripped } => {
+            Sanitized::Keep {
+                packet, stripped, ..
+            } => {
                 // Malformed or misdirected packets are foca's to reject; nothing to do about them.
                 let _ = self.foca.handle_data(&packet, &mut self.runtime);
                 stripped
