@@ -218,6 +218,8 @@ struct Roster {
     /// The name-to-key bindings, and the conflicts refused.
     bindings: std::collections::BTreeMap<String, Binding>,
     conflicts: Vec<NameConflict>,
+    /// Names refused because the bindings were full, and the latest.
+    refused_full: (u64, Option<String>),
 }
 
 /// Requests from the handle to the endpoint task.
@@ -403,6 +405,14 @@ impl GossipHandle {
     /// Proofs refused because their name is bound to another key, oldest first.
     pub fn conflicts(&self) -> Vec<NameConflict> {
         lock(&self.shared).conflicts.clone()
+    }
+
+    /// Names whose proofs were refused because this board holds the most bindings it keeps
+    /// ([`bindings::MAX_BINDINGS`]), and the latest: such a name is not bound to its key, and its
+    /// state is shown unsigned. A name counts once while it keeps sending proofs; the watch
+    /// changes when another is refused.
+    pub fn refused_full(&self) -> (u64, Option<String>) {
+        lock(&self.shared).refused_full.clone()
     }
 
     /// Forgets `name`'s key binding, so that the next key to sign in that name is bound (a

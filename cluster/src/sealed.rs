@@ -132,6 +132,10 @@ pub struct DropCounts {
     /// the previous release, whose limit followed the length of its name), so that the rest of
     /// each packet is used (not counted in [`DropCounts::total`]).
     pub trimmed_update: u64,
+    /// State proofs refused because this board holds the most name bindings it keeps
+    /// ([`crate::gossip::bindings::MAX_BINDINGS`]): the name stays unbound and its state is shown
+    /// unsigned. See [`crate::gossip::GossipHandle::refused_full`] for the names.
+    pub bindings_full: u64,
 }
 
 impl DropCounts {
@@ -146,6 +150,7 @@ impl DropCounts {
             + self.rate_limited
             + self.unvouched_sender
             + self.malformed_membership
+            + self.bindings_full
     }
 
     fn count(&mut self, drop: Rejected) {

@@ -20,7 +20,8 @@ use crate::board_key::{fingerprint, hex, unhex32};
 
 /// How long a new binding can still be replaced by an earlier claim.
 pub const SETTLE_MS: u64 = 10 * 60 * 1000;
-/// Names bound at most; a proof for another name beyond this is refused.
+/// Names bound at most; a proof for another name beyond this is refused (counted, see
+/// [`Bindings::refused_full`]).
 pub const MAX_BINDINGS: usize = 1024;
 /// Conflicts remembered (the newest); older ones are dropped.
 pub const MAX_CONFLICTS: usize = 64;
@@ -88,6 +89,18 @@ impl Verdict {
 pub struct Bindings {
     map: BTreeMap<String, Binding>,
     conflicts: VecDeque<NameConflict>,
+    full: Full,
+}
+
+/// The proofs refused because the bindings were full.
+#[derive(Debug, Clone, Default)]
+struct Full {
+    /// Proofs refused.
+    proofs: u64,
+    /// Names refused, each counted once while it is among `recent`.
+    names: u64,
+    /// The names refused last, newest at the back (at most [`MAX_CONFLICTS`]).
+    recent: VecDeque<String>,
 }
 
 impl Bindings {
@@ -96,6 +109,7 @@ impl Bindings {
         Bindings {
             map: map.into_iter().take(MAX_BINDINGS).collect(),
             conflicts: VecDeque::new(),
+            full: Full::default(),
         }
     }
 
@@ -107,6 +121,17 @@ impl Bindings {
     /// Every binding, by name.
     pub fn all(&self) -> &BTreeMap<String, Binding> {
         &self.map
+    }
+
+    /// Names refused because [`MAX_BINDINGS`] were bound: how many (a name that keeps sending
+    /// proofs counts once, while it is among the last [`MAX_CONFLICTS`] refused), and the latest.
+    pub fn refused_full(&self) -> (u64, Option<&str>) {
+        (self.full.names, self.full.recent.back().map(String::as_str))
+    }
+
+    /// Proofs refused because [`MAX_BINDINGS`] were bound.
+    pub fn proofs_refused_full(&self) -> u64 {
+        self.full.proofs
     }
 
     /// Conflicts refused, oldest first.
@@ -143,6 +168,7 @@ impl Bindings {
         };
         let Some(bound) = self.map.get_mut(name) else {
             if full {
+                self.full.refused(name);
                 return Verdict::Full;
             }
             self.map.insert(name.to_owned(), claim);
@@ -168,6 +194,24 @@ impl Bindings {
         }
         self.conflicts.push_back(conflict.clone());
         Verdict::Conflict(conflict)
+    }
+}
+
+impl Full {
+    fn refused(&mut self, name: &str) {
+        self.proofs = self.proofs.saturating_add(1);
+        if let Some(at) = self.recent.iter().position(|n| n == name) {
+            // Known: it moves to the back, so that it stays counted once.
+            if let Some(known) = self.recent.remove(at) {
+                self.recent.push_back(known);
+            }
+            return;
+        }
+        self.names = self.names.saturating_add(1);
+        if self.recent.len() >= MAX_CONFLICTS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(name.to_owned());
     }
 }
 
@@ -255,6 +299,41 @@ mod tests {
             b.check(&format!("n{i}"), [8; 32], 0, 10 * SETTLE_MS);
         }
         assert_eq!(b.conflicts().count(), MAX_CONFLICTS);
+    }
+
+    #[test]
+    fn names_refused_for_want_of_room_are_counted_once_each() {
+        let mut b = Bindings::new(
+            (0..MAX_BINDINGS)
+                .map(|i| {
+                    let binding = Binding {
+                        key: [1; 32],
+                        since_ms: 0,
+                        bound_at_ms: 0,
+                        pinned_generation: None,
+                    };
+                    (format!("n{i}"), binding)
+                })
+                .collect(),
+        );
+        assert_eq!(b.refused_full(), (0, None));
+        for _ in 0..3 {
+            assert_eq!(b.check("late", [2; 32], 0, 0), Verdict::Full);
+        }
+        assert_eq!(b.refused_full(), (1, Some("late")));
+        assert_eq!(b.proofs_refused_full(), 3);
+        b.check("later", [3; 32], 0, 0);
+        b.check("late", [2; 32], 0, 0);
+        assert_eq!(b.refused_full(), (2, Some("late")));
+        // Many names: the memory of them stays bounded.
+        for i in 0..3 * MAX_CONFLICTS {
+            b.check(&format!("junk{i}"), [4; 32], 0, 0);
+        }
+        assert_eq!(b.refused_full().0, 2 + 3 * MAX_CONFLICTS as u64);
+        assert!(b.full.recent.len() <= MAX_CONFLICTS);
+        // Room again: the next one binds.
+        b.forget("n0");
+        assert_eq!(b.check("late", [2; 32], 0, 0), Verdict::Bound);
     }
 
     #[test]

@@ -297,6 +297,7 @@ impl Driver {
         drops.unvouched_update = self.sanitized.updates;
         drops.malformed_membership = self.sanitized.malformed;
         drops.trimmed_update = self.sanitized.trimmed;
+        drops.bindings_full = self.bindings.proofs_refused_full();
         lock(&self.shared).drops = drops;
     }
 

@@ -247,3 +247,37 @@ async fn a_receiver_restarted_with_its_bindings_refuses_a_replayed_older_generat
     );
     a.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_refused_because_the_bindings_are_full_is_counted_and_named() {
+    let mut cfg = config("a", 1, &[], KEY);
+    cfg.bindings = (0..bindings::MAX_BINDINGS)
+        .map(|i| {
+            let binding = Binding {
+                key: [7; 32],
+                since_ms: 0,
+                bound_at_ms: 0,
+                pinned_generation: None,
+            };
+            (format!("n{i}"), binding)
+        })
+        .collect();
+    let a = start(cfg).await.expect("a");
+    let b = start(config("b", 1, &[a.local_addr()], KEY))
+        .await
+        .expect("b");
+    wait_for("a to refuse b's proofs for want of room", || {
+        a.drops().bindings_full >= 2 && a.refused_full() == (1, Some("b".to_owned()))
+    })
+    .await;
+    assert!(!a.bindings().contains_key("b"));
+    wait_for("b's state shown unsigned", || {
+        a.members()
+            .iter()
+            .any(|m| m.name == "b" && m.signed_by.is_none() && sees_alive_with_api(&a, "b"))
+    })
+    .await;
+    for handle in [a, b] {
+        handle.shutdown().await.expect("shutdown");
+    }
+}

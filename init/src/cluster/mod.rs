@@ -145,6 +145,8 @@ pub(crate) struct NodeState {
     pub refusal_notes: std::collections::BTreeSet<String>,
     /// The gossip receive errors already reported.
     pub receive_errors_seen: u64,
+    /// The names refused for want of room in the bindings already reported.
+    pub bindings_full_seen: u64,
     /// The boards known to be in the cluster (saved on the data partition).
     pub known: known::Known,
     /// Which known boards confirmed each tombstone (saved on the data partition).
