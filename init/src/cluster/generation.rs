@@ -18,15 +18,27 @@ const FILE: &str = "generation";
 const MAX_BYTES: u64 = 32;
 
 /// The next generation of this board: a boot counter kept in `dir` on the data partition (the
-/// board's `/data/baton`), or the time in seconds without one. A counter that cannot be saved is
-/// reported on `console`.
+/// board's `/data/baton`), or the time in seconds without one. A counter that cannot be read or
+/// saved is reported on `console`; one that cannot be read continues from the time in seconds,
+/// far above any count of boots: peers keep the generation a board last signed in across their
+/// own restarts and refuse lower ones, so starting again from one would leave the board out
+/// until `baton boards forget`.
 pub fn next_generation(dir: Option<&Path>, console: &Console) -> u64 {
     let since_epoch = super::now_ms() / 1000;
     let Some(dir) = dir else {
         return since_epoch;
     };
     let path = dir.join(FILE);
-    let next = saved(&path).saturating_add(1);
+    let next = match read(&path) {
+        Ok(last) => last.saturating_add(1),
+        Err(e) => {
+            console.line(format_args!(
+                "cluster: the generation in {}: {e}; counting on from the clock",
+                path.display()
+            ));
+            since_epoch
+        }
+    };
     if let Err(e) = crate::board::persist::write_atomic(&path, next.to_string().as_bytes()) {
         console.line(format_args!(
             "cluster: saving the generation in {}: {e}",
@@ -37,21 +49,22 @@ pub fn next_generation(dir: Option<&Path>, console: &Console) -> u64 {
     next
 }
 
-/// The counter in `path`; 0 when there is none or it does not read as one.
-fn saved(path: &Path) -> u64 {
-    crate::board::persist::read_bounded(path, MAX_BYTES)
+/// The counter in `path`; 0 when there is none.
+fn read(path: &Path) -> Result<u64, String> {
+    let Some(bytes) = crate::board::persist::read_bounded(path, MAX_BYTES)? else {
+        return Ok(0);
+    };
+    std::str::from_utf8(&bytes)
         .ok()
-        .flatten()
-        .and_then(|b| String::from_utf8(b).ok())
         .and_then(|t| t.trim().parse::<u64>().ok())
-        .unwrap_or(0)
+        .ok_or_else(|| "not a number".to_owned())
 }
 
 /// Raises the counter in `dir` to `used`, a generation this board used, when it is lower.
 /// Returns whether it was written.
 pub fn raise(dir: &Path, used: u64) -> std::io::Result<bool> {
     let path = dir.join(FILE);
-    if saved(&path) >= used {
+    if read(&path).is_ok_and(|held| held >= used) {
         return Ok(false);
     }
     crate::board::persist::write_atomic(&path, used.to_string().as_bytes())?;
@@ -105,11 +118,17 @@ mod tests {
     }
 
     #[test]
-    fn a_damaged_counter_starts_again_and_no_data_partition_uses_the_clock() {
+    fn a_damaged_counter_goes_on_from_the_clock_as_without_a_data_partition() {
         let dir = tempfile::tempdir().expect("tempdir");
         let console = Console::quiet(100);
-        std::fs::write(dir.path().join(FILE), vec![b'9'; 100]).expect("write");
-        assert_eq!(next_generation(Some(dir.path()), &console), 1);
-        assert!(next_generation(None, &console) > 1_600_000_000);
+        let clock = super::super::now_ms() / 1000;
+        assert!(next_generation(None, &console) >= clock);
+        for damaged in [vec![b'9'; 100], b"twelve".to_vec()] {
+            std::fs::write(dir.path().join(FILE), damaged).expect("write");
+            let next = next_generation(Some(dir.path()), &console);
+            assert!(next >= clock, "{next}");
+            assert_eq!(next_generation(Some(dir.path()), &console), next + 1);
+        }
+        assert_eq!(console.recent().len(), 2, "{:?}", console.recent());
     }
 }
