@@ -218,6 +218,8 @@ struct Roster {
     /// The name-to-key bindings, and the conflicts refused.
     bindings: std::collections::BTreeMap<String, Binding>,
     conflicts: Vec<NameConflict>,
+    /// Names refused because the bindings were full, and the latest.
+    refused_full: (u64, Option<String>),
 }
 
 /// Requests from the handle to the endpoint task.
@@ -274,8 +276,13 @@ pub async fn start(config: GossipConfig) -> Result<GossipHandle, GossipError> {
     let max_state = sealer.max_payload() - 1;
     let bindings = Bindings::new(config.bindings);
     let mut opener = sealed::Opener::new(key.clone());
-    for name in bindings.all().keys() {
+    for (name, binding) in bindings.all() {
         opener.expect_signed(name);
+        // The pin saved in an earlier run: a key holder's replay of the board's datagrams from
+        // before its last restart stays refused after this board's own restart.
+        if let Some(generation) = binding.pinned_generation {
+            opener.confirm(name, generation);
+        }
     }
     let shared = Arc::new(Mutex::new(Roster {
         values: config.values.clone(),
@@ -385,6 +392,7 @@ impl GossipHandle {
     /// The generation of this node's membership identity: the start generation, raised by one
     /// each time the cluster declared the node down and it renewed. The next start's generation
     /// should exceed it, or peers may still hold the identity as down (one more renewal).
+    /// [`GossipHandle::watch`] changes when it rises.
     pub fn member_generation(&self) -> u64 {
         lock(&self.shared).member_generation
     }
@@ -397,6 +405,14 @@ impl GossipHandle {
     /// Proofs refused because their name is bound to another key, oldest first.
     pub fn conflicts(&self) -> Vec<NameConflict> {
         lock(&self.shared).conflicts.clone()
+    }
+
+    /// Names whose proofs were refused because this board holds the most bindings it keeps
+    /// ([`bindings::MAX_BINDINGS`]), and the latest: such a name is not bound to its key, and its
+    /// state is shown unsigned. A name counts once while it keeps sending proofs; the watch
+    /// changes when another is refused.
+    pub fn refused_full(&self) -> (u64, Option<String>) {
+        lock(&self.shared).refused_full.clone()
     }
 
     /// Forgets `name`'s key binding, so that the next key to sign in that name is bound (a

@@ -128,6 +128,14 @@ pub struct DropCounts {
     /// Membership packets that no release of baton sends (trailing bytes, custom broadcasts,
     /// identities that do not decode).
     pub malformed_membership: u64,
+    /// Membership updates left out of packets larger than this release sends (from a board of
+    /// the previous release, whose limit followed the length of its name), so that the rest of
+    /// each packet is used (not counted in [`DropCounts::total`]).
+    pub trimmed_update: u64,
+    /// State proofs refused because this board holds the most name bindings it keeps
+    /// ([`crate::gossip::bindings::MAX_BINDINGS`]): the name stays unbound and its state is shown
+    /// unsigned. See [`crate::gossip::GossipHandle::refused_full`] for the names.
+    pub bindings_full: u64,
 }
 
 impl DropCounts {
@@ -142,6 +150,7 @@ impl DropCounts {
             + self.rate_limited
             + self.unvouched_sender
             + self.malformed_membership
+            + self.bindings_full
     }
 
     fn count(&mut self, drop: Rejected) {

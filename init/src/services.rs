@@ -175,6 +175,7 @@ impl Services for RealServices {
             }
             return;
         };
+        let counter_dir = data_mounted.then(|| ctx.path(crate::board::persist::DIR));
         let settings = crate::cluster::Settings {
             cluster: cluster.name.clone(),
             key: cluster.key.clone(),
@@ -189,12 +190,8 @@ impl Services for RealServices {
             card,
             state_dir,
             subnet,
-            generation: crate::cluster::next_generation(
-                data_mounted
-                    .then(|| ctx.path(crate::board::persist::DIR))
-                    .as_deref(),
-                &ctx.console,
-            ),
+            generation: crate::cluster::next_generation(counter_dir.as_deref(), &ctx.console),
+            counter_dir,
             api_port: crate::api::PORT,
             tls: sync_tls(ctx),
             power: power.clone(),

@@ -20,7 +20,8 @@ use crate::board_key::{fingerprint, hex, unhex32};
 
 /// How long a new binding can still be replaced by an earlier claim.
 pub const SETTLE_MS: u64 = 10 * 60 * 1000;
-/// Names bound at most; a proof for another name beyond this is refused.
+/// Names bound at most; a proof for another name beyond this is refused (counted, see
+/// [`Bindings::refused_full`]).
 pub const MAX_BINDINGS: usize = 1024;
 /// Conflicts remembered (the newest); older ones are dropped.
 pub const MAX_CONFLICTS: usize = 64;
@@ -35,6 +36,12 @@ pub struct Binding {
     pub since_ms: u64,
     /// When this board bound the name.
     pub bound_at_ms: u64,
+    /// The highest generation the board signed its state in, as this board saw: the replay pin
+    /// ([`crate::sealed`]), kept so that after a restart this board still refuses the name's
+    /// datagrams from older generations. Absent in the files of the release that did not save
+    /// it; that release reads the files of this one and ignores it (serde skips unknown fields).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned_generation: Option<u64>,
 }
 
 /// A proof in a bound name signed by another key, refused.
@@ -82,6 +89,18 @@ impl Verdict {
 pub struct Bindings {
     map: BTreeMap<String, Binding>,
     conflicts: VecDeque<NameConflict>,
+    full: Full,
+}
+
+/// The proofs refused because the bindings were full.
+#[derive(Debug, Clone, Default)]
+struct Full {
+    /// Proofs refused.
+    proofs: u64,
+    /// Names refused, each counted once while it is among `recent`.
+    names: u64,
+    /// The names refused last, newest at the back (at most [`MAX_CONFLICTS`]).
+    recent: VecDeque<String>,
 }
 
 impl Bindings {
@@ -90,6 +109,7 @@ impl Bindings {
         Bindings {
             map: map.into_iter().take(MAX_BINDINGS).collect(),
             conflicts: VecDeque::new(),
+            full: Full::default(),
         }
     }
 
@@ -103,6 +123,17 @@ impl Bindings {
         &self.map
     }
 
+    /// Names refused because [`MAX_BINDINGS`] were bound: how many (a name that keeps sending
+    /// proofs counts once, while it is among the last [`MAX_CONFLICTS`] refused), and the latest.
+    pub fn refused_full(&self) -> (u64, Option<&str>) {
+        (self.full.names, self.full.recent.back().map(String::as_str))
+    }
+
+    /// Proofs refused because [`MAX_BINDINGS`] were bound.
+    pub fn proofs_refused_full(&self) -> u64 {
+        self.full.proofs
+    }
+
     /// Conflicts refused, oldest first.
     pub fn conflicts(&self) -> impl Iterator<Item = &NameConflict> {
         self.conflicts.iter()
@@ -114,6 +145,18 @@ impl Bindings {
         self.map.remove(name)
     }
 
+    /// The key bound to `name` signed state in `generation`: its pin rises to it. Returns whether
+    /// it rose (and the bindings should be saved).
+    pub fn pin(&mut self, name: &str, generation: u64) -> bool {
+        match self.map.get_mut(name) {
+            Some(bound) if bound.pinned_generation.is_none_or(|p| p < generation) => {
+                bound.pinned_generation = Some(generation);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// A verified proof says `key` speaks for `name`, which it claimed at `since_ms`.
     pub fn check(&mut self, name: &str, key: [u8; 32], since_ms: u64, now_ms: u64) -> Verdict {
         let full = self.map.len() >= MAX_BINDINGS;
@@ -121,9 +164,11 @@ impl Bindings {
             key,
             since_ms,
             bound_at_ms: now_ms,
+            pinned_generation: None,
         };
         let Some(bound) = self.map.get_mut(name) else {
             if full {
+                self.full.refused(name);
                 return Verdict::Full;
             }
             self.map.insert(name.to_owned(), claim);
@@ -149,6 +194,24 @@ impl Bindings {
         }
         self.conflicts.push_back(conflict.clone());
         Verdict::Conflict(conflict)
+    }
+}
+
+impl Full {
+    fn refused(&mut self, name: &str) {
+        self.proofs = self.proofs.saturating_add(1);
+        if let Some(at) = self.recent.iter().position(|n| n == name) {
+            // Known: it moves to the back, so that it stays counted once.
+            if let Some(known) = self.recent.remove(at) {
+                self.recent.push_back(known);
+            }
+            return;
+        }
+        self.names = self.names.saturating_add(1);
+        if self.recent.len() >= MAX_CONFLICTS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(name.to_owned());
     }
 }
 
@@ -239,6 +302,41 @@ mod tests {
     }
 
     #[test]
+    fn names_refused_for_want_of_room_are_counted_once_each() {
+        let mut b = Bindings::new(
+            (0..MAX_BINDINGS)
+                .map(|i| {
+                    let binding = Binding {
+                        key: [1; 32],
+                        since_ms: 0,
+                        bound_at_ms: 0,
+                        pinned_generation: None,
+                    };
+                    (format!("n{i}"), binding)
+                })
+                .collect(),
+        );
+        assert_eq!(b.refused_full(), (0, None));
+        for _ in 0..3 {
+            assert_eq!(b.check("late", [2; 32], 0, 0), Verdict::Full);
+        }
+        assert_eq!(b.refused_full(), (1, Some("late")));
+        assert_eq!(b.proofs_refused_full(), 3);
+        b.check("later", [3; 32], 0, 0);
+        b.check("late", [2; 32], 0, 0);
+        assert_eq!(b.refused_full(), (2, Some("late")));
+        // Many names: the memory of them stays bounded.
+        for i in 0..3 * MAX_CONFLICTS {
+            b.check(&format!("junk{i}"), [4; 32], 0, 0);
+        }
+        assert_eq!(b.refused_full().0, 2 + 3 * MAX_CONFLICTS as u64);
+        assert!(b.full.recent.len() <= MAX_CONFLICTS);
+        // Room again: the next one binds.
+        b.forget("n0");
+        assert_eq!(b.check("late", [2; 32], 0, 0), Verdict::Bound);
+    }
+
+    #[test]
     fn bindings_save_as_json_with_hex_keys() {
         let mut b = Bindings::default();
         b.check("pi-1", [0xab; 32], 7, 9);
@@ -248,5 +346,42 @@ mod tests {
         assert_eq!(&back, b.all());
         let bad = json.replace(&"ab".repeat(32), "zz");
         assert!(serde_json::from_str::<BTreeMap<String, Binding>>(&bad).is_err());
+    }
+
+    #[test]
+    fn the_pin_only_rises_is_saved_and_files_of_either_release_read() {
+        let mut b = Bindings::default();
+        assert!(!b.pin("pi-1", 3), "no pin without a binding");
+        b.check("pi-1", [1; 32], 0, 0);
+        assert!(b.pin("pi-1", 5));
+        assert!(!b.pin("pi-1", 5));
+        assert!(!b.pin("pi-1", 4), "an older proof does not lower it");
+        assert_eq!(b.get("pi-1").and_then(|x| x.pinned_generation), Some(5));
+        let json = serde_json::to_string(b.all()).expect("json");
+        let back: BTreeMap<String, Binding> = serde_json::from_str(&json).expect("reads");
+        assert_eq!(&back, b.all(), "the pin is saved");
+        // The previous release's file has no pin.
+        let previous = format!(
+            r#"{{"pi-1":{{"key":"{}","since_ms":0,"bound_at_ms":0}}}}"#,
+            "01".repeat(32)
+        );
+        let read: BTreeMap<String, Binding> = serde_json::from_str(&previous).expect("reads");
+        assert_eq!(read.get("pi-1").map(|x| x.pinned_generation), Some(None));
+        // The previous release reads this one's file: its binding had these fields only, and
+        // serde's derive skips the others.
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct PreviousBinding {
+            #[serde(with = "key_hex")]
+            key: [u8; 32],
+            since_ms: u64,
+            bound_at_ms: u64,
+        }
+        let old: BTreeMap<String, PreviousBinding> =
+            serde_json::from_str(&json).expect("the previous release reads it");
+        assert_eq!(old.get("pi-1").map(|x| x.key), Some([1; 32]));
+        // A claim that replaces an unsettled binding starts without a pin.
+        b.check("pi-1", [0; 32], 0, 1);
+        assert_eq!(b.get("pi-1").and_then(|x| x.pinned_generation), None);
     }
 }

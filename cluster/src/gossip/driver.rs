@@ -108,13 +108,13 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(10);
 /// The longest pause between receive attempts that keep failing.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
-/// foca's LAN profile with our intervals and the packet size left after sealing.
-fn foca_config(timing: &Timing, max_packet: usize) -> foca::Config {
+/// foca's LAN profile with our intervals and the packet size every board can seal and take.
+fn foca_config(timing: &Timing) -> foca::Config {
     let mut config = foca::Config::new_lan(NonZeroU32::MIN.saturating_add(15));
     config.probe_period = timing.probe_period;
     config.probe_rtt = timing.probe_rtt;
     config.suspect_to_down_after = timing.suspect_to_down_after;
-    if let Some(size) = NonZeroUsize::new(max_packet) {
+    if let Some(size) = NonZeroUsize::new(wire::MAX_FOCA_PACKET) {
         config.max_packet_size = size;
     }
     if let Some(gossip) = config.periodic_gossip.as_mut() {
@@ -131,11 +131,9 @@ fn foca_config(timing: &Timing, max_packet: usize) -> foca::Config {
 
 impl Driver {
     pub(super) fn new(parts: Parts) -> Self {
-        // One byte of every payload is the kind.
-        let max_packet = parts.sealer.max_payload() - 1;
         let foca = Foca::new(
             parts.id.clone(),
-            foca_config(&parts.timing, max_packet),
+            foca_config(&parts.timing),
             StdRng::from_os_rng(),
             PostcardCodec,
         );
@@ -298,12 +296,14 @@ impl Driver {
         drops.unvouched_sender = self.sanitized.senders;
         drops.unvouched_update = self.sanitized.updates;
         drops.malformed_membership = self.sanitized.malformed;
+        drops.trimmed_update = self.sanitized.trimmed;
+        drops.bindings_full = self.bindings.proofs_refused_full();
         lock(&self.shared).drops = drops;
     }
 
     async fn send(&mut self, addr: SocketAddr, payload: &[u8]) {
-        // Sizes are checked when state is set and foca respects max_packet_size, so sealing
-        // succeeds; a lost datagram is something gossip tolerates anyway.
+        // Sizes are checked when state is set and foca's packets are at most MAX_FOCA_PACKET,
+        // which every name can seal; a lost datagram is something gossip tolerates anyway.
         if let Ok(datagram) = self.sealer.seal(payload) {
             let _ = self.socket.send_to(&datagram, addr).await;
         }

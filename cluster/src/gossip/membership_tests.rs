@@ -290,3 +290,50 @@ async fn forced_renewals_are_rate_limited_and_each_renewed_identity_is_admitted(
         handle.shutdown().await.expect("shutdown");
     }
 }
+
+/// Probes so rare that members nobody answers for stay alive for the length of a test.
+fn rare_probes() -> Timing {
+    Timing {
+        probe_period: std::time::Duration::from_secs(10),
+        probe_rtt: std::time::Duration::from_secs(2),
+        suspect_to_down_after: std::time::Duration::from_secs(60),
+        ..Timing::fast()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boards_with_names_of_one_and_of_63_bytes_take_each_others_fullest_packets() {
+    let long = "l".repeat(sealed::MAX_NAME_LEN);
+    let mut cfg = config("s", 1, &[], KEY);
+    cfg.timing = rare_probes();
+    let s = start(cfg).await.expect("s");
+    // s hears of many members with the longest names, so that its Feed fills a packet.
+    let mut holder = Holder::new().await;
+    let at = holder.socket.local_addr().expect("addr");
+    let others: Vec<NodeId> = (0..24)
+        .map(|i| id(&format!("{i:02}{}", "m".repeat(61)), at, 1))
+        .collect();
+    for chunk in others.chunks(8) {
+        let src = holder.me();
+        holder.send(&s, src, Message::Gossip, chunk).await;
+    }
+    wait_for("s to hold them", || s.members().len() > others.len()).await;
+    let mut cfg = config(&long, 1, &[s.local_addr()], KEY);
+    cfg.timing = rare_probes();
+    let l = start(cfg).await.expect("l");
+    let learnt = |h: &GossipHandle| {
+        h.members()
+            .iter()
+            .filter(|m| others.iter().any(|o| o.name == m.name))
+            .count()
+    };
+    wait_for("the long-named board to join and take s's Feed", || {
+        sees_alive_with_api(&l, "s") && sees_alive_with_api(&s, &long) && learnt(&l) >= 10
+    })
+    .await;
+    assert_eq!(l.drops().trimmed_update, 0, "s's packets arrived whole");
+    assert_eq!(s.drops().trimmed_update, 0);
+    for handle in [s, l] {
+        handle.shutdown().await.expect("shutdown");
+    }
+}

@@ -7,6 +7,9 @@
 //! - a packet whose sender is not admissible ([`super::vouches::Gate`]) is dropped whole;
 //! - an update about an identity that is not admissible is stripped, the others are copied byte
 //!   for byte and the count rewritten;
+//! - updates that would make the packet larger than [`MAX_FOCA_PACKET`] are left out (only a board
+//!   of the previous release, whose limit followed its name's length, sends such packets; foca
+//!   would refuse them whole, the probe or answer they carry included);
 //! - an Announce to a seed stand-in (no name, this node's address: the sender did not know the
 //!   name yet) is readdressed to this node's identity, because foca, keyed by name, would
 //!   otherwise ignore it;
@@ -19,14 +22,17 @@
 use foca::{Codec, Header, Member, Message, PostcardCodec};
 
 use super::identity::NodeId;
+use super::wire::MAX_FOCA_PACKET;
 
 /// What became of a packet.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Sanitized {
-    /// Hand these bytes to foca. `stripped` are the updates' identities taken out.
+    /// Hand these bytes to foca. `stripped` are the updates' identities taken out, `trimmed`
+    /// the number of updates left out for want of room.
     Keep {
         packet: Vec<u8>,
         stripped: Vec<NodeId>,
+        trimmed: u64,
     },
     /// The sender's identity is not admissible.
     Sender(NodeId),
@@ -43,13 +49,20 @@ pub(crate) struct Counts {
     pub(crate) updates: u64,
     /// Packets that baton does not send.
     pub(crate) malformed: u64,
+    /// Updates left out of packets larger than [`MAX_FOCA_PACKET`].
+    pub(crate) trimmed: u64,
 }
 
 impl Counts {
     /// Counts what `outcome` dropped.
     pub(crate) fn count(&mut self, outcome: &Sanitized) {
         let (slot, n) = match outcome {
-            Sanitized::Keep { stripped, .. } => (&mut self.updates, stripped.len() as u64),
+            Sanitized::Keep {
+                stripped, trimmed, ..
+            } => {
+                self.trimmed = self.trimmed.saturating_add(*trimmed);
+                (&mut self.updates, stripped.len() as u64)
+            }
             Sanitized::Sender(_) => (&mut self.senders, 1),
             Sanitized::Malformed => (&mut self.malformed, 1),
         };
@@ -92,22 +105,26 @@ pub(crate) fn sanitize(packet: &[u8], me: &NodeId, admits: impl Fn(&NodeId) -> b
         return Sanitized::Keep {
             packet: out,
             stripped,
+            trimmed: 0,
         };
     };
     let count_at = out.len();
     out.extend_from_slice(&[0, 0]);
     let mut kept: u16 = 0;
+    let mut trimmed = 0;
     for _ in 0..u16::from_be_bytes(*count) {
         let before = members;
         let Ok(member) = decode_member(&mut members) else {
             return Sanitized::Malformed;
         };
-        if admits(member.id()) {
-            let len = before.len() - members.len();
+        let len = before.len() - members.len();
+        if !admits(member.id()) {
+            stripped.push(member.id().clone());
+        } else if out.len() + len > MAX_FOCA_PACKET {
+            trimmed += 1;
+        } else {
             out.extend_from_slice(before.get(..len).unwrap_or_default());
             kept += 1;
-        } else {
-            stripped.push(member.id().clone());
         }
     }
     if !members.is_empty() {
@@ -119,6 +136,7 @@ pub(crate) fn sanitize(packet: &[u8], me: &NodeId, admits: impl Fn(&NodeId) -> b
     Sanitized::Keep {
         packet: out,
         stripped,
+        trimmed,
     }
 }
 

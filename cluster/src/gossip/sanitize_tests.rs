@@ -41,7 +41,9 @@ fn ups(runtime: &mut AccumulatingRuntime<NodeId>) -> Vec<NodeId> {
 
 fn kept(out: Sanitized) -> (Vec<u8>, Vec<NodeId>) {
     match out {
-        Sanitized::Keep { packet, stripped } => (packet, stripped),
+        Sanitized::Keep {
+            packet, stripped, ..
+        } => (packet, stripped),
         other => panic!("dropped: {other:?}"),
     }
 }
@@ -155,4 +157,43 @@ fn what_baton_never_sends_is_malformed() {
     assert_eq!(kept(sanitize(&bare, &a, |_| true)).0, bare);
     bare.push(0);
     assert_eq!(sanitize(&bare, &a, |_| true), Sanitized::Malformed);
+}
+
+#[test]
+fn a_larger_packet_of_the_previous_release_loses_updates_to_fit_not_its_message() {
+    let limited = |me: &NodeId, max: usize| {
+        let mut config = foca::Config::new_lan(NonZeroU32::MIN.saturating_add(3));
+        config.max_packet_size = std::num::NonZeroUsize::new(max).expect("size");
+        Foca::new(me.clone(), config, StdRng::seed_from_u64(7), PostcardCodec)
+    };
+    // The previous release's limit followed the sender's name: for a one-byte name it is larger
+    // than the one every board now has.
+    let previous = crate::sealed::MAX_DATAGRAM - crate::sealed::OVERHEAD - 1 - 1;
+    let (s, long) = (id("s", 1, 1), id(&"l".repeat(63), 2, 1));
+    let (mut fs, mut fl) = (limited(&s, previous), limited(&long, MAX_FOCA_PACKET));
+    let (mut rs, mut rl) = (AccumulatingRuntime::new(), AccumulatingRuntime::new());
+    let many = (0..40).map(|i| Member::alive(id(&format!("{i:02}{}", "m".repeat(61)), 10, 1)));
+    fs.apply_many(many, false, &mut rs).expect("apply");
+    sent(&mut rs);
+    fl.announce(s.clone(), &mut rl).expect("announce");
+    let [(_, announce)] = <[_; 1]>::try_from(sent(&mut rl)).expect("one");
+    fs.handle_data(&announce, &mut rs).expect("handled");
+    let [(_, feed)] = <[_; 1]>::try_from(sent(&mut rs)).expect("a Feed");
+    assert!(feed.len() > MAX_FOCA_PACKET, "{} bytes", feed.len());
+    assert!(
+        fl.handle_data(&feed, &mut AccumulatingRuntime::new())
+            .is_err(),
+        "foca refuses it whole"
+    );
+    let Sanitized::Keep {
+        packet, trimmed, ..
+    } = sanitize(&feed, &long, |_| true)
+    else {
+        panic!("dropped");
+    };
+    assert!(packet.len() <= MAX_FOCA_PACKET);
+    assert!(trimmed >= 1);
+    fl.handle_data(&packet, &mut rl).expect("taken");
+    // The sender, and every member the packet kept room for.
+    assert!(ups(&mut rl).len() >= 10);
 }

@@ -161,6 +161,7 @@ async fn a_settled_binding_refuses_a_backdated_claim_until_the_operator_forgets_
             key: board_key("b").public(),
             since_ms: 1_000,
             bound_at_ms: 0,
+            pinned_generation: None,
         },
     )]);
     let a = start(cfg).await.expect("a");
@@ -191,10 +192,11 @@ async fn a_settled_binding_refuses_a_backdated_claim_until_the_operator_forgets_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_board_of_the_previous_release_is_shown_unsigned_and_reads_signed_boards() {
     let a = start(config("a", 1, &[], KEY)).await.expect("a");
-    let old = start(config("old", 1, &[a.local_addr()], KEY))
-        .await
-        .expect("old");
+    // No seed until it plays the previous release (commands are taken in order): with one, its
+    // first announce could carry a proof before that, and a would bind its name.
+    let old = start(config("old", 1, &[], KEY)).await.expect("old");
     old.as_previous_release().expect("previous release");
+    old.add_seed(a.local_addr()).expect("seed");
     old.update(|v| {
         v.labels.insert("build".into(), "previous".into());
     })
@@ -210,6 +212,73 @@ async fn a_board_of_the_previous_release_is_shown_unsigned_and_reads_signed_boar
         "no key, so no binding: any key holder could still speak for it"
     );
     for handle in [a, old] {
+        handle.shutdown().await.expect("shutdown");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_restarted_with_its_bindings_refuses_a_replayed_older_generation() {
+    let a = start(config("a", 1, &[], KEY)).await.expect("a");
+    let b = start(config("b", 5, &[a.local_addr()], KEY))
+        .await
+        .expect("b");
+    wait_for("a to pin b's generation in its bindings", || {
+        a.bindings().get("b").and_then(|x| x.pinned_generation) == Some(5)
+    })
+    .await;
+    let kept = a.bindings();
+    for handle in [a, b] {
+        handle.shutdown().await.expect("shutdown");
+    }
+    let mut restarted = config("a", 2, &[], KEY);
+    restarted.bindings = kept;
+    let a = start(restarted).await.expect("restart a");
+    // A key holder replays what b signed in its generation 4, before its last restart.
+    let mut holder = Holder::as_board("b", 4).await;
+    holder
+        .publish(a.local_addr(), "b", (4, 1), evil(), Some(&board_key("b")))
+        .await;
+    wait_for("a to refuse the state and proof as stale", || {
+        a.drops().stale_generation >= 2
+    })
+    .await;
+    assert!(
+        api_of(&a, "b").is_none(),
+        "b is not shown at the old address"
+    );
+    a.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_refused_because_the_bindings_are_full_is_counted_and_named() {
+    let mut cfg = config("a", 1, &[], KEY);
+    cfg.bindings = (0..bindings::MAX_BINDINGS)
+        .map(|i| {
+            let binding = Binding {
+                key: [7; 32],
+                since_ms: 0,
+                bound_at_ms: 0,
+                pinned_generation: None,
+            };
+            (format!("n{i}"), binding)
+        })
+        .collect();
+    let a = start(cfg).await.expect("a");
+    let b = start(config("b", 1, &[a.local_addr()], KEY))
+        .await
+        .expect("b");
+    wait_for("a to refuse b's proofs for want of room", || {
+        a.drops().bindings_full >= 2 && a.refused_full() == (1, Some("b".to_owned()))
+    })
+    .await;
+    assert!(!a.bindings().contains_key("b"));
+    wait_for("b's state shown unsigned", || {
+        a.members()
+            .iter()
+            .any(|m| m.name == "b" && m.signed_by.is_none() && sees_alive_with_api(&a, "b"))
+    })
+    .await;
+    for handle in [a, b] {
         handle.shutdown().await.expect("shutdown");
     }
 }

@@ -5,6 +5,7 @@
 //! authenticated sender of the datagram, so no node can publish state in another's name.
 
 use super::values::{BoardValues, ValuesError};
+use crate::sealed::{MAX_DATAGRAM, MAX_NAME_LEN, OVERHEAD};
 
 /// Payload kind: a foca (SWIM) packet.
 pub(crate) const KIND_FOCA: u8 = 0;
@@ -13,6 +14,14 @@ pub(crate) const KIND_STATE: u8 = 1;
 /// Payload kind: a [`super::proof::StateProof`] of the state sent just before it. The previous
 /// release skips this kind, and so keeps reading the state itself.
 pub(crate) const KIND_PROOF: u8 = 2;
+
+/// The largest foca packet, sent or received, on every board: what one sealed datagram holds for
+/// a sender of the longest name ([`MAX_NAME_LEN`] bytes), less the kind byte. foca has one limit
+/// for both ways; one that followed each board's own name would let a board with a short name
+/// send packets that a board with a long name refuses whole. A board of the previous release
+/// still sends up to its own name's limit: the sanitizer leaves updates out of such a packet
+/// until it fits ([`super::sanitize`]).
+pub(crate) const MAX_FOCA_PACKET: usize = MAX_DATAGRAM - OVERHEAD - MAX_NAME_LEN - 1;
 
 /// A node's published values, versioned so that newer state replaces older.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,7 +12,9 @@
 //! gossip layer *pins* the generation whose state a board signed with its own key
 //! ([`Windows::confirm`]): a pinned window is never evicted, and generations below it are stale.
 //! A sender without a pinned generation (a board of the previous release, which signs nothing)
-//! keeps the old rule: generations below the highest seen are stale.
+//! keeps the old rule: generations below the highest seen are stale. The gossip layer saves each
+//! pin with the name's key binding and confirms it again at start, so a receiver that restarts
+//! keeps refusing the older generations.
 
 use std::collections::HashMap;
 

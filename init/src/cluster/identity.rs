@@ -12,6 +12,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use baton_cluster::board_key::{self, BoardKey};
+use baton_cluster::gossip::bindings::MAX_BINDINGS;
 use baton_cluster::gossip::Binding;
 
 use crate::board::console::Console;
@@ -114,6 +115,34 @@ pub fn save_bindings(dir: &Path, bindings: &BTreeMap<String, Binding>) -> std::i
     crate::board::persist::write_atomic(&bindings_path(dir), &json)
 }
 
+impl super::Node {
+    /// Says on the console when the gossip refused more names because this board holds the
+    /// most bindings it keeps (see [`full_note`]).
+    pub(super) fn note_bindings_full(&self) {
+        let refused = self.gossip.refused_full();
+        let note = full_note(&mut super::lock(&self.inner).bindings_full_seen, refused);
+        if let Some(note) = note {
+            self.settings.console.line(format_args!("{note}"));
+        }
+    }
+}
+
+/// The line for names refused because the bindings were full, when more were refused than
+/// `seen` says (which then follows): one line each time it is asked (once a round), however
+/// many names came, naming the latest; none while no new name comes.
+fn full_note(seen: &mut u64, (names, last): (u64, Option<String>)) -> Option<String> {
+    if names <= *seen {
+        return None;
+    }
+    *seen = names;
+    Some(format!(
+        "cluster: this board holds {MAX_BINDINGS} name bindings, the most it keeps, so board {} \
+         is not bound to its key and its state shows unsigned (names refused so far: {names}); \
+         run `baton boards forget` for names no longer used",
+        last.as_deref().unwrap_or("?")
+    ))
+}
+
 /// Writes a secret: mode 0600 from the start, fsync, rename, directory fsync.
 fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -171,6 +200,24 @@ mod tests {
     }
 
     #[test]
+    fn names_refused_for_want_of_room_are_said_once_each() {
+        let mut seen = 0;
+        assert_eq!(full_note(&mut seen, (0, None)), None);
+        let note = full_note(&mut seen, (1, Some("pi-9".into()))).expect("said");
+        assert!(
+            note.contains("board pi-9 ") && note.contains("so far: 1)"),
+            "{note}"
+        );
+        assert_eq!(full_note(&mut seen, (1, Some("pi-9".into()))), None);
+        let note = full_note(&mut seen, (40, Some("junk".into()))).expect("said");
+        assert!(
+            note.contains("junk") && note.contains("so far: 40)"),
+            "{note}"
+        );
+        assert_eq!(seen, 40);
+    }
+
+    #[test]
     fn bindings_round_trip_and_bad_files_start_empty() {
         let dir = tempfile::tempdir().expect("tempdir");
         let console = Console::quiet(100);
@@ -181,6 +228,7 @@ mod tests {
                 key: [3; 32],
                 since_ms: 1,
                 bound_at_ms: 2,
+                pinned_generation: Some(9),
             },
         )]);
         save_bindings(dir.path(), &bindings).expect("save");

@@ -21,6 +21,7 @@ mod cmdline;
 mod fabric;
 mod fabric_round;
 mod forget;
+mod generation;
 #[cfg(test)]
 mod hostile_tests;
 mod identity;
@@ -54,6 +55,7 @@ use crate::containers::supervisor::Supervisor;
 
 pub use cmdline::interface_from_cmdline;
 pub use forget::NotForgotten;
+pub use generation::next_generation;
 
 /// UDP port of the membership gossip.
 pub const GOSSIP_PORT: u16 = 7946;
@@ -85,8 +87,11 @@ pub struct Settings {
     pub card: Arc<crate::board::card::CardStore>,
     /// Where the cluster state is saved (`/data/cluster`), if the data partition is mounted.
     pub state_dir: Option<PathBuf>,
-    /// Grows with every boot (a boot counter on the data partition).
+    /// Grows with every boot (a boot counter on the data partition, see [`next_generation`]).
     pub generation: u64,
+    /// Where that counter is kept (`/data/baton`), if the data partition is mounted: it is
+    /// raised there when the gossip renews this board's identity.
+    pub counter_dir: Option<PathBuf>,
     /// API port.
     pub api_port: u16,
     /// How to reach other boards' APIs over TLS (trusting the cluster CA); `None` on a card
@@ -140,6 +145,8 @@ pub(crate) struct NodeState {
     pub refusal_notes: std::collections::BTreeSet<String>,
     /// The gossip receive errors already reported.
     pub receive_errors_seen: u64,
+    /// The names refused for want of room in the bindings already reported.
+    pub bindings_full_seen: u64,
     /// The boards known to be in the cluster (saved on the data partition).
     pub known: known::Known,
     /// Which known boards confirmed each tombstone (saved on the data partition).
@@ -249,30 +256,6 @@ pub fn interface_address(interface: Option<&str>) -> Option<(String, Ipv4Addr)> 
     }
     found.sort_by_key(|(name, ip)| (ip.is_link_local(), name.clone()));
     found.into_iter().next()
-}
-
-/// The next generation of this board: a boot counter kept in `dir` on the data partition (the
-/// board's `/data/baton`), or the time in seconds without one. A counter that cannot be saved is
-/// reported on `console`.
-pub fn next_generation(dir: Option<&std::path::Path>, console: &Console) -> u64 {
-    let since_epoch = now_ms() / 1000;
-    let Some(dir) = dir else {
-        return since_epoch;
-    };
-    let path = dir.join("generation");
-    let last = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|t| t.trim().parse::<u64>().ok())
-        .unwrap_or(0);
-    let next = last + 1;
-    if let Err(e) = crate::board::persist::write_atomic(&path, next.to_string().as_bytes()) {
-        console.line(format_args!(
-            "cluster: saving the generation in {}: {e}",
-            path.display()
-        ));
-        return since_epoch.max(next);
-    }
-    next
 }
 
 /// This board's capacity for services: every CPU, and twice the memory the system does not keep
@@ -452,6 +435,7 @@ impl Node {
         });
         node.start_discovery(&interface);
         tokio::spawn(save_bindings(Arc::clone(&node)));
+        tokio::spawn(generation::keep_renewals(Arc::clone(&node)));
         tokio::spawn(round::run(Arc::clone(&node), state));
         Ok(node)
     }

@@ -116,6 +116,7 @@ impl Node {
         let peers = self.gossip.members();
         self.note_refused(&peers);
         self.note_receive_errors();
+        self.note_bindings_full();
         self.update_fabric(&peers).await;
         let instances = self.instances_value();
         if self.holding(&peers) {

@@ -44,7 +44,9 @@ impl Driver {
         self.sanitized.count(&sanitized);
         self.publish_drops();
         let refused = match sanitized {
-            Sanitized::Keep { packet, stripped } => {
+            Sanitized::Keep {
+                packet, stripped, ..
+            } => {
                 // Malformed or misdirected packets are foca's to reject; nothing to do about them.
                 let _ = self.foca.handle_data(&packet, &mut self.runtime);
                 stripped
@@ -122,10 +124,21 @@ impl Driver {
             .bindings
             .conflicts()
             .any(|c| c.name == sender && c.claimed == claimed);
+        let names_refused = self.bindings.refused_full().0;
         let verdict = self
             .bindings
             .check(sender, proof.key, proof.since_ms, now_ms);
-        if verdict.changed() || (matches!(verdict, Verdict::Conflict(_)) && !known_conflict) {
+        if verdict == Verdict::Full {
+            self.publish_drops();
+        }
+        // The replay pin below is saved with the binding, to outlast this board's restart.
+        let pinned = verdict.accepted() && self.bindings.pin(sender, generation);
+        // A name already refused for want of room is not news either.
+        if verdict.changed()
+            || pinned
+            || (matches!(verdict, Verdict::Conflict(_)) && !known_conflict)
+            || self.bindings.refused_full().0 != names_refused
+        {
             self.publish_bindings();
         }
         if !verdict.accepted() {
@@ -195,6 +208,8 @@ impl Driver {
             let mut shared = super::lock(&self.shared);
             shared.bindings = self.bindings.all().clone();
             shared.conflicts = self.bindings.conflicts().cloned().collect();
+            let (names, last) = self.bindings.refused_full();
+            shared.refused_full = (names, last.map(str::to_owned));
         }
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }

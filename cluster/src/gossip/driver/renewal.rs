@@ -83,6 +83,8 @@ impl Driver {
             .foca
             .apply_many(std::iter::empty(), true, &mut self.runtime);
         super::lock(&self.shared).member_generation = self.foca.identity().generation;
+        // The owner saves it (the next start must be above it); the table may not change.
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// This node's current state and its proof (as the current membership identity), as
