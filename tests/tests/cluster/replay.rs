@@ -2,7 +2,7 @@
 //! requests to board 1's `POST /v1/cluster/sync` with the cluster key, under a board name that is
 //! no board's, as a laptop that read a card (or recorded the segment) would. A request stamped
 //! far in the past is refused; a fresh one carrying a new service is answered and the service
-//! spreads; once the service is deleted, the same request bytes sent again are refused (HTTP 409
+//! spreads, while a record of it named `../cluster` is refused and reported; once the service is deleted, the same request bytes sent again are refused (HTTP 409
 //! with a sealed refusal), counted in `sync_refused` and reported on the console, and the service
 //! stays deleted on every board.
 //!
@@ -144,8 +144,18 @@ pub(super) fn replays_change_nothing(lab: &Lab, clients: &[Client], limit: Durat
             board: ASKER.to_owned(),
         },
     };
+    // With it, a record whose name would make the card's mirror write `services/../cluster.toml`,
+    // that is the card's `cluster.toml`: refused by name where it enters, and reported.
+    let escape = Record {
+        name: "../cluster".to_owned(),
+        text: Some("[cluster]\nname = \"taken\"\n".to_owned()),
+        version: Version {
+            time: board_now,
+            board: ASKER.to_owned(),
+        },
+    };
     let (challenge, recorded) = key
-        .request_at(board_now, ASKER, "", vec![record])
+        .request_at(board_now, ASKER, "", vec![record, escape])
         .expect("a request");
     let (status, body) = post(lab, &url, &recorded);
     assert_eq!(
@@ -165,6 +175,18 @@ pub(super) fn replays_change_nothing(lab: &Lab, clients: &[Client], limit: Durat
         "board 1 did not take the record: {:?}",
         answer.records
     );
+    assert!(
+        answer.records.iter().all(|r| r.name != "../cluster"),
+        "board 1 took the record named ../cluster: {:?}",
+        answer.records
+    );
+    console
+        .wait_for_line_from(
+            from,
+            "record \"../cluster\" (stamped by board \"baton-ffffff\") refused: its name is not a service name",
+            Instant::now() + limit,
+        )
+        .unwrap_or_else(|e| panic!("board 1 did not report the record named ../cluster: {e}"));
     for (i, client) in three.iter().enumerate() {
         wait_until(
             &format!("{SERVICE} to be listed on board {}", i + 1),
