@@ -5,7 +5,9 @@
 //! [`CA_KEY_FILE`] onto the config partition and kept in the user's own config directory. Every
 //! board issues itself a server certificate from it at start ([`ca::Ca::issue_server`]), for its
 //! host name and addresses. Clients trust a board whose certificate chains to the CA without
-//! requiring a name match ([`verify::ChainOnly`]); the CA signs nothing but the cluster's boards.
+//! requiring a name match ([`verify::ChainOnly`]); the CA signs nothing but the cluster's boards
+//! and the front door's certificates for route hosts ([`ca::Ca::issue_for_hosts`]), which are
+//! marked and never pass for a board's ([`front_door`]).
 //!
 //! The API (port 7070), the sync exchange between boards and, later, the front door all use these
 //! pieces: [`verify::server_config`] for a listener, [`verify::client_config`] and
@@ -13,6 +15,7 @@
 
 pub mod ca;
 pub mod connector;
+pub mod front_door;
 pub mod verify;
 
 /// The CA's certificate (PEM) on the config partition and in the user's config directory.
@@ -62,5 +65,7 @@ pub fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
 pub const VERSIONS: &[&rustls::SupportedProtocolVersion] =
     &[&rustls::version::TLS13, &rustls::version::TLS12];
 
+#[cfg(test)]
+mod front_door_tests;
 #[cfg(test)]
 mod tests;

@@ -16,7 +16,7 @@ use super::Error;
 pub const CA_VALIDITY: Duration = Duration::days(3653);
 
 /// A generated CA's validity starts this long before "now", for clocks that are a little behind.
-const BACKDATE: Duration = Duration::days(1);
+pub const BACKDATE: Duration = Duration::days(1);
 
 /// The cluster CA: its certificate and the key that signs the boards' certificates.
 pub struct Ca {
@@ -24,8 +24,8 @@ pub struct Ca {
     key_pem: String,
     cert_der: CertificateDer<'static>,
     not_before: OffsetDateTime,
-    not_after: OffsetDateTime,
-    issuer: Issuer<'static, KeyPair>,
+    pub(super) not_after: OffsetDateTime,
+    pub(super) issuer: Issuer<'static, KeyPair>,
 }
 
 impl std::fmt::Debug for Ca {
@@ -45,6 +45,15 @@ pub struct Leaf {
     pub key: PrivateKeyDer<'static>,
     /// The certificate as PEM (for `openssl` and for showing it).
     pub cert_pem: String,
+}
+
+/// Shows the certificate, never the key.
+impl std::fmt::Debug for Leaf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Leaf")
+            .field("cert_pem", &self.cert_pem)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Ca {
@@ -195,7 +204,7 @@ pub fn pem_certificate(pem: &str) -> Result<CertificateDer<'static>, Error> {
 }
 
 /// A random, positive 127-bit serial number.
-fn random_serial() -> Result<SerialNumber, Error> {
+pub(super) fn random_serial() -> Result<SerialNumber, Error> {
     use rand::TryRngCore;
     let mut bytes = [0u8; 16];
     rand::rngs::OsRng

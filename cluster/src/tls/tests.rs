@@ -14,7 +14,7 @@ use super::verify::{client_config, server_config, ChainOnly};
 const LAN: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 168, 1, 20));
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
-fn verify(ca: &Ca, leaf: &super::ca::Leaf, name: &str) -> Result<(), rustls::Error> {
+pub(super) fn verify(ca: &Ca, leaf: &super::ca::Leaf, name: &str) -> Result<(), rustls::Error> {
     let verifier = ChainOnly::new(ca.cert_der().clone()).unwrap();
     verifier
         .verify_server_cert(
@@ -122,7 +122,7 @@ fn openssl_agrees_that_the_certificate_chains_to_the_ca() {
 }
 
 /// A one-connection TLS server on 127.0.0.1 answering `GET` with `ok`; returns its port.
-fn serve_once(leaf: super::ca::Leaf) -> u16 {
+pub(super) fn serve_once(leaf: super::ca::Leaf) -> u16 {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let port = listener.local_addr().unwrap().port();
     let config = server_config(leaf).unwrap();
@@ -150,7 +150,7 @@ fn serve_once(leaf: super::ca::Leaf) -> u16 {
     port
 }
 
-fn agent(ca: &Ca) -> ureq::Agent {
+pub(super) fn agent(ca: &Ca) -> ureq::Agent {
     let config = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(10)))
         .build();

@@ -36,11 +36,15 @@ pub fn client_config(ca_pem: &str) -> Result<Arc<ClientConfig>, Error> {
 }
 
 /// Verifies that a server's certificate chains to the cluster CA (signatures, validity dates,
-/// key usage for a TLS server) and that the server holds its key (the handshake signature), but
-/// not that the certificate names the host the client connected to.
+/// key usage for a TLS server), that it is not a front-door certificate, and that the server
+/// holds its key (the handshake signature), but not that the certificate names the host the
+/// client connected to.
 ///
 /// The name check is left out on purpose. The cluster CA signs nothing but the cluster's own
-/// boards, so a certificate that chains to it already says "a board of this cluster", which is
+/// boards and the front door's route certificates, and the latter carry a mark this verifier
+/// refuses ([`super::front_door`]): their keys live in a process that parses hostile input,
+/// and a leaked one must not pass for a board (the CLI would send it the API token). So a
+/// certificate that chains to the CA and is not marked says "a board of this cluster", which is
 /// what a client of the cluster asks. A board is often reached by a name or address its
 /// certificate cannot know: a port forward (`127.0.0.1:17070` under QEMU), an address behind
 /// NAT, or a name from the user's own DNS. Boards still put their host name and addresses in
@@ -87,6 +91,7 @@ impl ServerCertVerifier for ChainOnly {
             now,
             self.algorithms.all,
         )?;
+        super::front_door::refuse_marked(end_entity)?;
         Ok(ServerCertVerified::assertion())
     }
 

@@ -17,6 +17,11 @@ use crate::boot::mounts;
 pub const MOUNT_POINT: &str = "/config";
 /// Files listed at most (a card full of junk must not fill the memory).
 const MAX_FILES: usize = 10_000;
+/// FAT has no owners or modes, so the kernel gives every file the same ones. Without these
+/// options every file is readable by every uid (0755): `ca.key` and `cluster.toml` (cluster
+/// key, API token) would be open to any process on the board that does not run as root, such
+/// as the front door after it drops its uid. Only PID 1 reads the card, so root alone gets in.
+pub const OPTIONS: &str = "uid=0,gid=0,fmask=0077,dmask=0077";
 
 /// Errors with the config partition itself (errors in its files are [`ConfigError`]s).
 #[derive(Debug, thiserror::Error)]
@@ -91,7 +96,7 @@ impl From<&BoardConfig> for BootConfig {
     }
 }
 
-/// Mounts the config partition of `disk` read-write.
+/// Mounts the config partition of `disk` read-write, readable by root only ([`OPTIONS`]).
 pub fn mount(ctx: &Ctx, disk: &BootDisk) -> Result<(), Error> {
     let number = partition::CONFIG;
     let device = disk.partition(number).ok_or_else(|| Error::Missing {
@@ -99,7 +104,7 @@ pub fn mount(ctx: &Ctx, disk: &BootDisk) -> Result<(), Error> {
         number,
     })?;
     let flags = MsFlags::MS_NOATIME | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mounts::mount_device(ctx, &device, MOUNT_POINT, "vfat", flags)?;
+    mounts::mount_device_with(ctx, &device, MOUNT_POINT, "vfat", flags, Some(OPTIONS))?;
     Ok(())
 }
 
@@ -275,14 +280,17 @@ mod tests {
     }
 
     #[test]
-    fn mounts_partition_three_as_vfat() {
+    fn mounts_partition_three_as_vfat_for_root_only() {
         let tb = Testbed::new();
         tb.image_disk(crate::boot::testbed::IMAGE_END, 1);
         let disk = crate::boot::disk::scan(&tb.ctx, crate::boot::testbed::DISK_ID)
             .0
             .expect("disk");
         mount(&tb.ctx, &disk).expect("mounted");
-        assert_eq!(tb.sys.calls(), ["mount vfat /dev/vda3 /config"]);
+        assert_eq!(
+            tb.sys.calls(),
+            ["mount vfat /dev/vda3 /config uid=0,gid=0,fmask=0077,dmask=0077"]
+        );
         tb.sys.fail("mount vfat", nix::libc::EIO);
         let err = mount(&tb.ctx, &disk).expect_err("fails").to_string();
         assert!(

@@ -157,18 +157,8 @@ fn mount_one(ctx: &Ctx, fs: &Pseudo) -> Result<(), Error> {
         })
 }
 
-/// Creates `target` (board path) and mounts `device` on it.
-pub fn mount_device(
-    ctx: &Ctx,
-    device: &str,
-    target: &str,
-    fstype: &str,
-    flags: MsFlags,
-) -> Result<(), Error> {
-    mount_device_with(ctx, device, target, fstype, flags, None)
-}
-
-/// [`mount_device`] with file-system specific options.
+/// Creates `target` (board path) and mounts `device` on it, with file-system specific
+/// `options` (the data argument of mount(2)).
 pub fn mount_device_with(
     ctx: &Ctx,
     device: &str,

@@ -159,7 +159,7 @@ async fn boots_in_the_documented_order() {
         "console /dev/console",
         "module /lib/modules/6.1.0-test-arm64/kernel/lib/crc32c_generic.ko",
         "module /lib/modules/6.1.0-test-arm64/kernel/fs/ext4/ext4.ko",
-        "mount vfat /dev/vda3 /config",
+        "mount vfat /dev/vda3 /config uid=0,gid=0,fmask=0077,dmask=0077",
         "mount ext4 /dev/vda4 /data prjquota,resuid=131071,resgid=131071",
         "hostname pi-one",
         "entropy 512 07070707",
