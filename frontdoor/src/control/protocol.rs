@@ -129,7 +129,7 @@ pub enum ToFrontDoor {
         /// What each attached descriptor is, in order (none when both ports are off).
         listeners: Vec<Listener>,
     },
-    /// A new configuration, in the sealed memfd attached (`snapshot.rs`).
+    /// A new configuration, in the sealed memfd attached ([`super::snapshot`]).
     Snapshot {
         /// Raised with every snapshot; `Instances` name the snapshot they belong to.
         generation: u64,
