@@ -59,6 +59,19 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Optio
     }
 }
 
+/// Waits until `check` holds, polling every 10 ms on tokio's clock (so it also works under a
+/// paused clock); panics naming `what` after `limit`.
+pub async fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// A named network namespace (`ip netns`), deleted on drop (which also deletes the veth ends
 /// inside it).
 pub struct Netns(pub String);

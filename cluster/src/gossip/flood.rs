@@ -2,10 +2,10 @@
 //! the endpoint's one task, so a flood from one address is dropped unopened once that address has
 //! used its share, and the other boards still get through.
 //!
-//! The init has a per-source limiter of its own (`init/src/board/listen/sources.rs`), but it
-//! counts TCP connections (open ones and new ones) with tokio's clock, and this crate cannot
-//! depend on the init; this is the smaller thing datagrams need: a token bucket per source
-//! address (IPv6 by /64, as one host holds a whole /64), in a map of bounded size.
+//! The board has a per-source limiter for TCP (`listen/src/sources.rs`), but it counts TCP
+//! connections (open ones and new ones) with tokio's clock; this is the smaller thing datagrams
+//! need: a token bucket per source address (IPv6 by /64, as one host holds a whole /64), in a map
+//! of bounded size.
 //!
 //! UDP source addresses can be forged: a flood from ever new forged addresses gets a burst per
 //! address it forges until the map forgets it, which is what a flood of unique sources can get

@@ -1,5 +1,5 @@
 //! Serving the API's connections: each accepted connection (through the board's limited accept
-//! loop, [`crate::board::listen`]) gets a task of its own in which it is told TLS from plain
+//! loop, [`baton_listen`]) gets a task of its own in which it is told TLS from plain
 //! HTTP ([`super::tls`]) and hyper serves HTTP/1.1 with bounded headers and a header-read
 //! timeout.
 //!
@@ -23,8 +23,8 @@ use tokio_rustls::TlsAcceptor;
 use super::tls;
 
 use crate::board::console::Console;
-use crate::board::listen::stall::Stall;
-use crate::board::listen::{self, Limits, Log, Rate, Stats};
+use baton_listen::stall::Stall;
+use baton_listen::{self as listen, Limits, Log, Rate, Stats};
 
 /// How the API's connections are limited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

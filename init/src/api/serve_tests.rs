@@ -2,8 +2,8 @@
 
 use super::super::{router, Handles, Running};
 use super::*;
-use crate::board::listen::tests::eventually;
 use crate::board::status::BoardStatus;
+use baton_testnet::eventually;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;

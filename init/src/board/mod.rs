@@ -6,7 +6,6 @@ pub mod card;
 pub mod cgroups;
 pub mod console;
 pub mod context;
-pub mod listen;
 pub mod mountinfo;
 pub mod persist;
 pub mod procfs;

@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use crate::board::listen::{self, idle, Limits, Rate, Stats};
+use baton_listen::{self as listen, idle, Limits, Rate, Stats};
 
 /// The limits of one published port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

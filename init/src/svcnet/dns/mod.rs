@@ -57,7 +57,7 @@ pub struct Limits {
     pub tcp_idle: Duration,
     /// How fast one source (a container's address, a LAN host) may send UDP queries; those
     /// beyond are dropped unread, as a resolver that lost them (clients retry).
-    pub udp_rate: crate::board::listen::Rate,
+    pub udp_rate: baton_listen::Rate,
 }
 
 impl Default for Limits {
@@ -67,7 +67,7 @@ impl Default for Limits {
             max_tcp: 16,
             upstream_timeout: Duration::from_secs(2),
             tcp_idle: Duration::from_secs(10),
-            udp_rate: crate::board::listen::Rate {
+            udp_rate: baton_listen::Rate {
                 burst: 500,
                 per_second: 250,
             },

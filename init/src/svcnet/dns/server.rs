@@ -14,7 +14,7 @@ use tokio::time::timeout;
 use super::answer::{decide, servfail, Decision, Reach};
 use super::forward::forward;
 use super::{Error, Limits, Reaching, Upstreams, VipTable};
-use crate::board::listen::{self, Rate, Stats};
+use baton_listen::{self as listen, Rate, Stats};
 
 /// The largest datagram read from a client (EDNS clients rarely send more than a few hundred).
 const MAX_QUERY: usize = 4096;

@@ -1,5 +1,6 @@
-//! One accept loop for every TCP listener of the board (the API, published ports, DNS over
-//! TCP), with the limits a listener facing the LAN or containers needs:
+//! One accept loop for every TCP listener of the board (the init's API, published ports, DNS
+//! over TCP; the front door's HTTP and HTTPS), with the limits a listener facing the LAN or
+//! containers needs:
 //!
 //! - a cap on open connections. A connection beyond it is accepted and closed at once rather
 //!   than left in the kernel's backlog: a full backlog drops SYNs silently, so clients would
@@ -210,4 +211,4 @@ impl Backoff {
 }
 
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;

@@ -1,19 +1,8 @@
 use super::*;
+use baton_testnet::eventually;
 use std::net::Ipv4Addr;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
-
-/// Waits until `check` holds, polling every 10 ms; panics naming `what` after `limit`.
-pub(crate) async fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !check() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
 
 /// Fails `errors` times with EMFILE, then accepts one connection, then waits for ever; reports
 /// the time of each call.
@@ -249,7 +238,7 @@ fn a_real_emfile_is_backed_off() {
     let child = std::process::Command::new(exe)
         .args([
             "--exact",
-            "board::listen::tests::a_real_emfile_is_backed_off",
+            "tests::a_real_emfile_is_backed_off",
             "--test-threads=1",
         ])
         .env(EMFILE_CHILD, &port_file)
@@ -293,20 +282,11 @@ fn emfile_child() {
             lock(&sink).push(m.to_string());
         });
         let stats = Arc::new(Stats::default());
-        // Room for the descriptors open now (the read_dir's own included, so one more: the
-        // port file's write needs it once).
-        let open = std::fs::read_dir("/proc/self/fd").expect("fds").count() as u64;
-        let (_, hard) = crate::boot::limits::get().expect("getrlimit");
-        let limit = libc::rlimit {
-            rlim_cur: open,
-            rlim_max: hard,
-        };
-        // SAFETY: `limit` is a valid rlimit that the call only reads.
-        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
         let held = |s: TcpStream, _| async move {
             let _s = s;
             std::future::pending::<()>().await
         };
+        // Spawned but not run before the first await below, when the table is full.
         tokio::spawn(serve(
             listener,
             "test",
@@ -317,6 +297,7 @@ fn emfile_child() {
         ));
         let port_file = std::env::var_os(EMFILE_CHILD).expect("set by the parent");
         std::fs::write(port_file, port.to_string()).expect("write the port");
+        let _filler = leave_one_free_descriptor();
         eventually("six failed accepts", Duration::from_secs(20), || {
             stats.accept_errors.load(Ordering::Relaxed) >= 6
         })
@@ -337,4 +318,34 @@ fn emfile_child() {
             "nothing was accepted first"
         );
     });
+}
+
+/// Lowers the open-file limit to about the descriptors open now and fills every free slot
+/// below it but one, so that exactly one more descriptor can be opened. Counting alone is not
+/// enough: the table has holes (a test run by cargo inherits descriptors numbered far above the
+/// others), and every hole below the limit would be one more accepted connection. Returns the
+/// fillers, which must stay open.
+fn leave_one_free_descriptor() -> Vec<std::fs::File> {
+    // The directory's own descriptor is counted, so there is at least one free slot below.
+    let open = std::fs::read_dir("/proc/self/fd").expect("fds").count() as u64;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, writable rlimit the call fills in.
+    let got = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    assert_eq!(got, 0, "getrlimit");
+    limit.rlim_cur = open;
+    // SAFETY: `limit` is a valid rlimit that the call only reads.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+    let mut fillers = Vec::new();
+    loop {
+        match std::fs::File::open("/dev/null") {
+            Ok(file) => fillers.push(file),
+            Err(e) if e.raw_os_error() == Some(libc::EMFILE) => break,
+            Err(e) => panic!("opening /dev/null: {e}"),
+        }
+    }
+    assert!(fillers.pop().is_some(), "no free descriptor below {open}");
+    fillers
 }

@@ -1,0 +1,8 @@
+//! The front door: the process that answers a board's HTTP and HTTPS routes and passes requests
+//! to the instances of the services behind them (docs/design/front-door.md).
+//!
+//! The init runs it as a child of its own and keeps everything secret or lasting on its side
+//! (the listening sockets, the cluster keys); the two talk over the [`control`] channel. This
+//! first part holds that channel only.
+
+pub mod control;
