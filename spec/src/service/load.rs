@@ -80,6 +80,14 @@ pub fn load_services<N: AsRef<str>, T: AsRef<str>>(files: &[(N, T)]) -> LoadedSe
         if refused[i] {
             continue;
         }
+        if let (Some(p), Some(r)) = (spec.publish, &spec.route) {
+            if r.auth != super::Auth::None {
+                // A published port reaches the service without the front door's check.
+                out.notes.push(format!(
+                    "{path}: publish: board port {p} reaches the service without the identity check of route.auth"
+                ));
+            }
+        }
         for a in spec.allow.iter().filter(|a| !names.contains(a)) {
             out.notes
                 .push(format!("{path}: allow: no service {a:?} is defined (yet)"));
@@ -96,11 +104,9 @@ pub fn load_services<N: AsRef<str>, T: AsRef<str>>(files: &[(N, T)]) -> LoadedSe
 type ClaimOf = fn(&ServiceSpec) -> Option<String>;
 
 fn route_key(r: &Route) -> String {
-    format!(
-        "route {}{}",
-        r.host.as_deref().unwrap_or("<any host>"),
-        r.path
-    )
+    let (host, path) = super::route::route_key(r);
+    let host = if host.is_empty() { "<any host>" } else { &host };
+    format!("route {host}{path}")
 }
 
 /// Line of a top-level key or table in `text` (1 when not written there).

@@ -34,6 +34,7 @@ mod pending;
 pub mod quantity;
 mod raw;
 mod render;
+pub mod route;
 mod schema;
 mod tables;
 mod types;
@@ -48,8 +49,8 @@ pub use pending::Pending;
 pub use render::RenderError;
 pub use schema::{json_schema, json_schema_text, SCHEMA_ID};
 pub use types::{
-    Auth, Egress, HealthCheck, Id, Placement, Probe, Resources, RestartPolicy, Route, Scale,
-    ServiceSpec, Surge, User, Volume,
+    Auth, Egress, Forward, HealthCheck, Id, Placement, Probe, Resources, RestartPolicy, Route,
+    Scale, ServiceSpec, Surge, User, Volume,
 };
 
 use crate::error::ConfigErrors;
@@ -89,5 +90,7 @@ fn sorted(mut errors: Vec<crate::ConfigError>) -> ConfigErrors {
     ConfigErrors(errors)
 }
 
+#[cfg(test)]
+mod route_tests;
 #[cfg(test)]
 mod tests;
