@@ -71,6 +71,8 @@ struct RawClusterFile {
     time: RawTime,
     #[serde(default)]
     registries: BTreeMap<String, RawRegistry>,
+    #[serde(default)]
+    front_door: Option<crate::front_door::RawFrontDoor>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -177,6 +179,8 @@ pub struct BoardConfig {
     /// Registry settings by host (with optional port), as in image references (`docker.io`,
     /// `localhost:5000`).
     pub registries: BTreeMap<String, RegistryConfig>,
+    /// `[front_door]`, defaults filled in.
+    pub front_door: crate::front_door::FrontDoor,
 }
 
 /// How the board configures its wired uplink.
@@ -460,6 +464,22 @@ impl BoardConfig {
             );
         }
 
+        // `[front_door]` is checked with the service specs' checker, which finds lines of
+        // inline tables and dotted keys too. The file parsed above, so it parses here.
+        let front_door = match toml::de::DeTable::parse(src) {
+            Ok(root) => {
+                let index = locate::SpanIndex::new(src, root.get_ref());
+                let mut checker = crate::service::check::Checker::new(file, &index);
+                let front_door = crate::front_door::validate(&mut checker, raw.front_door);
+                errors.extend(checker.errors);
+                front_door
+            }
+            Err(e) => {
+                errors.push(toml_error(file, src, &e));
+                Default::default()
+            }
+        };
+
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -477,12 +497,13 @@ impl BoardConfig {
             },
             time_servers,
             registries,
+            front_door,
         })
     }
 }
 
 /// Checks a path meant to be relative to the config partition: not empty, not absolute, no `..`.
-fn check_relative_path(path: &str) -> Result<(), String> {
+pub(crate) fn check_relative_path(path: &str) -> Result<(), String> {
     use std::path::{Component, Path};
     if path.is_empty() {
         return Err("must not be empty: a PEM file relative to the config partition".to_string());

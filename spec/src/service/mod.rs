@@ -23,7 +23,7 @@
 //! the rest of baton sees. [`json_schema`] is generated from the raw types.
 
 mod caps;
-mod check;
+pub(crate) mod check;
 pub mod date;
 pub mod defaults;
 pub mod duration;
@@ -32,11 +32,11 @@ mod load;
 mod parse;
 mod pending;
 pub mod quantity;
-mod raw;
+pub(crate) mod raw;
 mod render;
 pub mod route;
 mod schema;
-mod tables;
+pub(crate) mod tables;
 mod types;
 mod validate;
 
@@ -44,7 +44,7 @@ pub use caps::Capability;
 pub use check::is_service_name;
 pub use date::Date;
 pub use image::{ImageReference, ImageSource};
-pub use load::{load_services, LoadedServices};
+pub use load::{load_services, load_services_with, LoadedServices};
 pub use pending::Pending;
 pub use render::RenderError;
 pub use schema::{json_schema, json_schema_text, SCHEMA_ID};
