@@ -47,9 +47,14 @@ use crate::locate;
 use raw::RawClusterFile;
 
 mod raw;
+mod registries;
 mod schema;
+mod secrets;
 
+pub(crate) use registries::check_relative_path;
+pub use registries::RegistryConfig;
 pub use schema::{json_schema, json_schema_text, SCHEMA_ID};
+pub use secrets::{fill_missing_secrets, AddedSecrets};
 
 /// The file name on the config partition.
 pub const FILE_NAME: &str = "cluster.toml";
@@ -58,21 +63,6 @@ pub const FILE_NAME: &str = "cluster.toml";
 pub const MIN_TOKEN_LEN: usize = 16;
 /// Minimum length of `[cluster] key`.
 pub const MIN_KEY_LEN: usize = 32;
-
-/// How to reach one registry, from `[registries."host[:port]"]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct RegistryConfig {
-    /// User name, when the registry needs credentials.
-    pub username: Option<String>,
-    /// Password or access token (present exactly when `username` is).
-    #[serde(skip)]
-    pub password: Option<String>,
-    /// Plain HTTP instead of HTTPS.
-    pub insecure: bool,
-    /// A PEM file of CA certificates to trust for this registry besides Mozilla's roots, relative
-    /// to the config partition (validated: not empty, not absolute, no `..`).
-    pub ca: Option<String>,
-}
 
 /// The validated `cluster.toml`: everything a board is configured with (its cluster, API, network,
 /// time servers, registries and labels), not only the cluster.
@@ -330,60 +320,7 @@ impl BoardConfig {
             }
         }
 
-        let mut registries = BTreeMap::new();
-        for (host, r) in raw.registries {
-            let table = format!("registries.\"{host}\"");
-            let mut fail = |key: &str, message: String| {
-                errors.push(ConfigError {
-                    file: file.to_string(),
-                    line: locate::line_of_key(src, &table, key)
-                        .or_else(|| locate::line_of_table(src, &table)),
-                    field: format!("registries.{host:?}.{key}"),
-                    message,
-                })
-            };
-            if !is_registry_host(&host) {
-                fail("", format!("{host:?} is not a registry host: use host or host:port, without a scheme or path"));
-            }
-            match (&r.username, &r.password) {
-                (Some(u), _)
-                    if u.is_empty() || u.contains(':') || u.chars().any(char::is_control) =>
-                {
-                    fail(
-                        "username",
-                        "must be non-empty, without ':' or control characters".to_string(),
-                    )
-                }
-                (Some(_), None) => fail("password", "is required with username".to_string()),
-                (None, Some(_)) => fail("username", "is required with password".to_string()),
-                (_, Some(p)) if p.chars().any(char::is_control) => fail(
-                    "password",
-                    "must not contain control characters".to_string(),
-                ),
-                _ => {}
-            }
-            let insecure = r.insecure.unwrap_or(false);
-            if let Some(ca) = &r.ca {
-                if let Err(message) = check_relative_path(ca) {
-                    fail("ca", message);
-                } else if insecure {
-                    fail(
-                        "ca",
-                        "cannot go with insecure = true (plain HTTP has no certificates)"
-                            .to_string(),
-                    );
-                }
-            }
-            registries.insert(
-                host,
-                RegistryConfig {
-                    username: r.username,
-                    password: r.password,
-                    insecure,
-                    ca: r.ca,
-                },
-            );
-        }
+        let registries = registries::validate(file, src, raw.registries, &mut errors);
 
         // `[front_door]` is checked with the service specs' checker, which finds lines of
         // inline tables and dotted keys too. The file parsed above, so it parses here.
@@ -421,121 +358,6 @@ impl BoardConfig {
             front_door,
         })
     }
-}
-
-/// Checks a path meant to be relative to the config partition: not empty, not absolute, no `..`.
-pub(crate) fn check_relative_path(path: &str) -> Result<(), String> {
-    use std::path::{Component, Path};
-    if path.is_empty() {
-        return Err("must not be empty: a PEM file relative to the config partition".to_string());
-    }
-    if path.chars().any(char::is_control) {
-        return Err("must not contain control characters".to_string());
-    }
-    for component in Path::new(path).components() {
-        match component {
-            Component::RootDir | Component::Prefix(_) => {
-                return Err(format!(
-                    "{path:?} is absolute: give the file relative to the config partition, like \"certs/registry.pem\""
-                ))
-            }
-            Component::ParentDir => {
-                return Err(format!(
-                    "{path:?} leaves the config partition with \"..\""
-                ))
-            }
-            Component::CurDir | Component::Normal(_) => {}
-        }
-    }
-    Ok(())
-}
-
-/// Whether `text` is `host` or `host:port`, as a registry's key in image references.
-fn is_registry_host(text: &str) -> bool {
-    let (host, port) = match text.rsplit_once(':') {
-        Some((h, p)) => (h, Some(p)),
-        None => (text, None),
-    };
-    !host.is_empty()
-        && host.split('.').all(|label| {
-            !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        })
-        && port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0))
-}
-
-impl BoardConfig {
-    /// Recovers `[api] token` from a file that failed to parse or validate, so that a board with a
-    /// broken `cluster.toml` still answers its owner's API calls (and can report the error).
-    /// Returns `None` when no token of acceptable shape can be found.
-    pub fn salvage_token(src: &str) -> Option<String> {
-        let acceptable =
-            |t: &str| t.len() >= MIN_TOKEN_LEN && t.chars().all(|c| c.is_ascii_graphic());
-        if let Ok(table) = src.parse::<toml::Table>() {
-            let token = table.get("api")?.get("token")?.as_str()?;
-            return acceptable(token).then(|| token.to_string());
-        }
-        // The file is not valid TOML: look for a `token = "..."` line inside `[api]`.
-        let line = locate::line_of_key(src, "api", "token")?;
-        let text = src.lines().nth(line - 1)?;
-        let value = text.split_once('=')?.1.trim();
-        let token = value.strip_prefix('"')?.split('"').next()?;
-        acceptable(token).then(|| token.to_string())
-    }
-}
-
-/// Secrets that `fill_missing_secrets` added to a file.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AddedSecrets {
-    /// The API token, when it was missing and was added.
-    pub token: Option<String>,
-    /// The cluster key, when it was missing and was added.
-    pub key: Option<String>,
-}
-
-/// Adds `[api] token` and `[cluster] key` to a `cluster.toml` that lacks them, keeping the
-/// user's comments and layout. Returns the new text and what was added. The file must parse
-/// as TOML; its contents are otherwise not validated here.
-pub fn fill_missing_secrets(
-    file: &str,
-    src: &str,
-    token: &str,
-    key: &str,
-) -> Result<(String, AddedSecrets), ConfigErrors> {
-    let mut doc: toml_edit::DocumentMut = src.parse().map_err(|e: toml_edit::TomlError| {
-        let line = e.span().map(|s| locate::line_of_offset(src, s.start));
-        ConfigErrors(vec![ConfigError {
-            file: file.to_string(),
-            line,
-            field: e
-                .span()
-                .map(|s| locate::field_at_offset(src, s.start))
-                .unwrap_or_default(),
-            message: first_line(e.message()),
-        }])
-    })?;
-    let mut added = AddedSecrets::default();
-    for (table, name, value) in [("api", "token", token), ("cluster", "key", key)] {
-        let entry = doc
-            .entry(table)
-            .or_insert_with(|| toml_edit::Item::Table(toml_edit::Table::new()));
-        let Some(t) = entry.as_table_like_mut() else {
-            return Err(ConfigErrors(vec![ConfigError {
-                file: file.to_string(),
-                line: locate::line_of_key(src, "", table),
-                field: table.to_string(),
-                message: "must be a table".to_string(),
-            }]));
-        };
-        if t.get(name).is_none() {
-            t.insert(name, toml_edit::value(value));
-            if table == "api" {
-                added.token = Some(value.to_string());
-            } else {
-                added.key = Some(value.to_string());
-            }
-        }
-    }
-    Ok((doc.to_string(), added))
 }
 
 fn toml_error(file: &str, src: &str, e: &toml::de::Error) -> ConfigError {
