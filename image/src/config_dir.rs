@@ -117,6 +117,14 @@ impl ConfigTree {
         match board_config::fill_missing_secrets(board_config::FILE_NAME, &original, token, key) {
             Ok((text, added)) => match BoardConfig::parse(board_config::FILE_NAME, &text) {
                 Ok(config) => {
+                    // As the board will at card load: specs against its `[front_door]`.
+                    for spec in &loaded.specs {
+                        let file = format!("{}.toml", spec.name);
+                        if let Some((_, text)) = specs.iter().find(|(f, _)| *f == file) {
+                            let path = format!("services/{file}");
+                            errors.extend(config.front_door.check_service(&path, text, spec));
+                        }
+                    }
                     tree.cluster = Some(config);
                     tree.added = added;
                     files.insert(board_config::FILE_NAME.to_string(), text.into_bytes());
@@ -205,6 +213,33 @@ mod tests {
             names,
             ["cluster.toml", "images/web.tar", "services/web.toml"]
         );
+    }
+
+    #[test]
+    fn refuses_a_route_the_cluster_toml_has_no_identity_settings_for() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("services")).unwrap();
+        std::fs::write(
+            dir.path().join("services/web.toml"),
+            "name = \"web\"\nimage = \"nginx\"\nport = 80\nroute = { auth = \"mtls\" }\n",
+        )
+        .unwrap();
+        let err = ConfigTree::read(dir.path(), TOKEN, KEY).unwrap_err();
+        let Error::Invalid(errors) = err else {
+            panic!("{err}")
+        };
+        let e = &errors.0[0];
+        assert_eq!(
+            (e.file.as_str(), e.line, e.field.as_str()),
+            ("services/web.toml", Some(4), "route.auth"),
+            "{e}"
+        );
+        std::fs::write(
+            dir.path().join("cluster.toml"),
+            "[front_door.mtls]\nca = \"certs/clients.pem\"\n",
+        )
+        .unwrap();
+        ConfigTree::read(dir.path(), TOKEN, KEY).expect("accepted with [front_door.mtls]");
     }
 
     #[test]

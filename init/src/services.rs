@@ -98,7 +98,12 @@ impl Services for RealServices {
         ));
     }
 
-    fn start_api(&self, ctx: &Arc<Ctx>, power: mpsc::Sender<Action>) -> Result<(), StartError> {
+    fn start_api(
+        &self,
+        ctx: &Arc<Ctx>,
+        config: &crate::boot::config::BootConfig,
+        power: mpsc::Sender<Action>,
+    ) -> Result<(), StartError> {
         let config_dir = ctx.path(crate::boot::config::MOUNT_POINT);
         let tls = api::tls::setup(&config_dir, &ctx.state, &ctx.console);
         Ok(api::spawn(api::Handles {
@@ -112,6 +117,7 @@ impl Services for RealServices {
                 cluster: self.cluster.subscribe(),
             },
             tls,
+            front_door: Arc::new(config.front_door.clone()),
         })?)
     }
 
@@ -170,7 +176,9 @@ impl Services for RealServices {
         }
         self.supervisor.send_replace(Some(supervisor.clone()));
         let Some(cluster) = &config.cluster else {
-            for spec in crate::boot::config::load_service_files(ctx, &reconciled.files) {
+            let front_door = &config.front_door;
+            for spec in crate::boot::config::load_service_files(ctx, &reconciled.files, front_door)
+            {
                 supervisor.apply(spec);
             }
             return;
@@ -192,6 +200,7 @@ impl Services for RealServices {
             subnet,
             generation: crate::cluster::next_generation(counter_dir.as_deref(), &ctx.console),
             counter_dir,
+            front_door: config.front_door.clone(),
             api_port: crate::api::PORT,
             tls: sync_tls(ctx),
             power: power.clone(),

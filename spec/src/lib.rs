@@ -9,10 +9,12 @@
 pub mod board_config;
 pub mod build_info;
 pub mod error;
+pub mod front_door;
 mod locate;
 pub mod mbr;
 pub mod service;
 
 pub use board_config::{BoardConfig, NetworkConfig, NetworkMode, StaticAddress};
 pub use error::{ConfigError, ConfigErrors};
+pub use front_door::FrontDoor;
 pub use service::{load_services, ImageSource, LoadedServices, ServiceSpec};

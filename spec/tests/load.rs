@@ -66,3 +66,60 @@ fn duplicate_names_ports_and_routes_refuse_every_file_involved() {
         loaded.errors[1]
     );
 }
+
+#[test]
+fn routes_clash_on_normalised_hosts_and_paths() {
+    let spec = |name: &str, route: &str| {
+        (
+            format!("{name}.toml"),
+            format!("name = \"{name}\"\nimage = \"nginx\"\nport = 80\nroute = {route}\n"),
+        )
+    };
+    let files = [
+        spec("a", "{ host = \"Shop.lan\", path = \"/api/\" }"),
+        spec("b", "{ host = \"shop.lan.\", path = \"/api\" }"),
+        // Not clashes: another path, a wildcard beside an exact name, any host.
+        spec("c", "{ host = \"shop.lan\", path = \"/apix\" }"),
+        spec("d", "{ host = \"*.shop.lan\", path = \"/api\" }"),
+        spec("e", "{ host = \"x.shop.lan\", path = \"/api\" }"),
+        spec("f", "{ path = \"/api\" }"),
+    ];
+    let loaded = load_services(&files);
+    let names: Vec<_> = loaded.specs.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["c", "d", "e", "f"]);
+    let got: Vec<_> = loaded
+        .errors
+        .iter()
+        .map(|e| (e.file.as_str(), e.line, e.field.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("services/a.toml", Some(4), "route"),
+            ("services/b.toml", Some(4), "route")
+        ]
+    );
+    assert!(
+        loaded.errors[0].message.contains("route shop.lan/api"),
+        "{}",
+        loaded.errors[0]
+    );
+}
+
+#[test]
+fn a_published_port_beside_an_auth_route_gets_a_note() {
+    let files = [(
+        "web.toml",
+        "name = \"web\"\nimage = \"nginx\"\nport = 80\npublish = 8080\nroute = { auth = \"mtls\" }\n",
+    )];
+    let loaded = load_services(&files);
+    assert_eq!(loaded.specs.len(), 1);
+    assert!(
+        loaded
+            .notes
+            .iter()
+            .any(|n| n.contains("publish") && n.contains("8080")),
+        "{:?}",
+        loaded.notes
+    );
+}

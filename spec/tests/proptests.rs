@@ -4,6 +4,7 @@
 //! `PROPTEST_CASES` for more (`scripts/fuzz`).
 
 use baton_spec::board_config::BoardConfig;
+use baton_spec::service::route::{normalise_host, normalise_path};
 use baton_spec::service::ServiceSpec;
 use baton_spec::ConfigErrors;
 use proptest::prelude::*;
@@ -22,6 +23,22 @@ mode = "dhcp"
 
 [time]
 servers = ["pool.ntp.org"]
+
+[front_door]
+http = 8080
+https = 8443
+trusted_proxies = ["192.168.1.0/24"]
+
+[front_door.oidc]
+issuer = "https://idp.lan"
+audience = "baton"
+jwks = "certs/idp-jwks.json"
+client_id = "baton"
+client_secret = "s3cret"
+leeway = "30s"
+
+[front_door.mtls]
+ca = "certs/clients.pem"
 "#;
 
 fn named(result: Result<(), ConfigErrors>, file: &str) -> Result<(), TestCaseError> {
@@ -64,6 +81,27 @@ proptest! {
     fn a_one_byte_edit_of_a_good_cluster_toml_is_read_without_a_panic(at: usize, byte: u8) {
         let text = edited(CLUSTER, at, byte);
         named(BoardConfig::parse("cluster.toml", &text).map(drop), "cluster.toml")?;
+    }
+
+    #[test]
+    fn any_route_is_read_without_a_panic(host in "[*.a-zA-Z0-9_-]{0,20}", path in "[/.a-z%?#~-]{0,20}") {
+        let text = format!("name = \"web\"\nimage = \"nginx\"\nport = 80\nroute = {{ host = {host:?}, path = {path:?} }}\n");
+        named(ServiceSpec::parse("services/web.toml", &text).map(drop), "services/web.toml")?;
+    }
+
+    /// What normalising gives is normalised already, so the front door and the clash check,
+    /// which both see the normalised form, agree with what the spec said.
+    #[test]
+    fn normalised_hosts_and_paths_are_fixed_points(host in "[*.a-zA-Z0-9-]{0,20}", path in "[/.a-z~-]{0,20}") {
+        if let Ok(h) = normalise_host(&host) {
+            prop_assert_eq!(normalise_host(&h), Ok(h.clone()));
+            prop_assert_eq!(h.to_ascii_lowercase(), h);
+        }
+        if let Ok(p) = normalise_path(&path) {
+            prop_assert_eq!(normalise_path(&p), Ok(p.clone()));
+            prop_assert!(p == "/" || !p.ends_with('/'));
+            prop_assert!(!p.starts_with("/.baton/") && p != "/.baton");
+        }
     }
 }
 

@@ -47,6 +47,7 @@ pub(crate) mod cluster;
 mod proptests;
 pub mod serve;
 mod services;
+mod spec_check;
 pub mod tls;
 
 /// TCP port of the API on every board.
@@ -94,6 +95,8 @@ pub struct Handles {
     pub running: Running,
     /// TLS for the API ([`tls::setup`]); `None` serves plain HTTP (a card without a CA).
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// `[front_door]` of this board: applied specs are checked against it too.
+    pub front_door: Arc<baton_spec::FrontDoor>,
 }
 
 impl Handles {
@@ -360,6 +363,7 @@ mod tests {
                 cluster: watch::channel(None).1,
             },
             tls: None,
+            front_door: Default::default(),
         };
         tokio::spawn(serve(listener, handles));
         (addr, rx, state, console)

@@ -40,6 +40,7 @@ fn exchange(request: Vec<u8>, services: PathBuf) -> Vec<u8> {
                 cluster: watch::channel(None).1,
             },
             tls: None,
+            front_door: Default::default(),
         };
         let settings = Settings {
             header_timeout: Duration::from_secs(1),

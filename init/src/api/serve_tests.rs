@@ -32,6 +32,7 @@ async fn start(settings: Settings) -> (SocketAddr, Arc<Stats>) {
             cluster: watch::channel(None).1,
         },
         tls: None,
+        front_door: Default::default(),
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");

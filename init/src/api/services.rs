@@ -22,9 +22,10 @@ use baton_api::{
     ApiError, Applied, InstancePhase, LogsQuery, RemoteInstance, Removed, Restarting, Service,
     ServiceInstance, ServiceList, ServiceView,
 };
-use baton_spec::service::{load_services, SERVICES_DIR};
+use baton_spec::service::SERVICES_DIR;
 use futures_util::StreamExt;
 
+use super::spec_check::Refused;
 use super::{problem, Handles};
 use crate::board::card::WriteError;
 use crate::containers::supervisor::logs::{LogLine, Stream};
@@ -184,8 +185,8 @@ async fn put(
     };
     let file = format!("{name}.toml");
     // Validate with the other files (as the board runs them), so a clash (name, published
-    // port, route) is refused too.
-    let mut files = {
+    // port, route) is refused too, and against this board's `[front_door]`.
+    let others = {
         let (card, file) = (Arc::clone(&handles.card), file.clone());
         let others = move || {
             let mut files = card.files();
@@ -202,26 +203,21 @@ async fn put(
             }
         }
     };
-    files.push((file.clone(), body.clone()));
-    let loaded = load_services(&files);
-    let errors: Vec<_> = loaded
-        .errors
-        .iter()
-        .filter(|e| e.file == format!("{SERVICES_DIR}/{file}"))
-        .cloned()
-        .collect();
-    if !errors.is_empty() {
-        let refusal = ApiError {
-            error: "invalid service spec".to_string(),
-            errors: Some(errors),
-        };
-        return (StatusCode::BAD_REQUEST, Json(refusal)).into_response();
-    }
-    let Some(spec) = loaded.specs.into_iter().find(|s| s.name == name) else {
-        return problem(
-            StatusCode::BAD_REQUEST,
-            &format!("the spec does not define service {name:?}"),
-        );
+    let spec = match super::spec_check::check(&name, &body, others, &handles.front_door) {
+        Ok(spec) => spec,
+        Err(Refused::Invalid(errors)) => {
+            let refusal = ApiError {
+                error: "invalid service spec".to_string(),
+                errors: Some(errors),
+            };
+            return (StatusCode::BAD_REQUEST, Json(refusal)).into_response();
+        }
+        Err(Refused::OtherName) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                &format!("the spec does not define service {name:?}"),
+            );
+        }
     };
     // Durable on the data partition, then on the card (a FAT file system synced as a whole);
     // acknowledged once the data partition holds it (see `kept`). Off the runtime thread, which

@@ -52,6 +52,8 @@ pub struct BootConfig {
     pub registries: std::collections::BTreeMap<String, baton_spec::board_config::RegistryConfig>,
     /// `[cluster]` and `[board] labels`, when `cluster.toml` is valid (no key, no cluster).
     pub cluster: Option<ClusterBoot>,
+    /// `[front_door]`: what service specs are checked against on this board.
+    pub front_door: baton_spec::FrontDoor,
 }
 
 /// What the cluster member needs from `cluster.toml`.
@@ -75,6 +77,7 @@ impl Default for BootConfig {
             time_servers: vec!["pool.ntp.org".to_string()],
             registries: Default::default(),
             cluster: None,
+            front_door: Default::default(),
         }
     }
 }
@@ -92,6 +95,7 @@ impl From<&BoardConfig> for BootConfig {
                 interface: c.interface.clone(),
                 labels: c.labels.clone(),
             }),
+            front_door: c.front_door.clone(),
         }
     }
 }
@@ -183,7 +187,10 @@ fn list_files(dir: &Path, prefix: &str, out: &mut Vec<String>) {
 
 /// Reads every service spec in `/config/services/`; valid specs are returned, problems go to
 /// the console and to the state's config errors (replacing earlier `services/` errors).
-pub fn load_services(ctx: &Ctx) -> Vec<baton_spec::ServiceSpec> {
+pub fn load_services(
+    ctx: &Ctx,
+    front_door: &baton_spec::FrontDoor,
+) -> Vec<baton_spec::ServiceSpec> {
     let dir = ctx
         .path(MOUNT_POINT)
         .join(baton_spec::service::SERVICES_DIR);
@@ -198,13 +205,17 @@ pub fn load_services(ctx: &Ctx) -> Vec<baton_spec::ServiceSpec> {
         }
     }
     files.sort();
-    load_service_files(ctx, &files)
+    load_service_files(ctx, &files, front_door)
 }
 
-/// Validates the `services/` files given as (file name, text) and reports as
-/// [`load_services`] does.
-pub fn load_service_files(ctx: &Ctx, files: &[(String, String)]) -> Vec<baton_spec::ServiceSpec> {
-    let loaded = baton_spec::service::load_services(files);
+/// Validates the `services/` files given as (file name, text), each also against this board's
+/// `[front_door]`, and reports as [`load_services`] does.
+pub fn load_service_files(
+    ctx: &Ctx,
+    files: &[(String, String)],
+    front_door: &baton_spec::FrontDoor,
+) -> Vec<baton_spec::ServiceSpec> {
+    let loaded = baton_spec::service::load_services_with(files, front_door);
     for note in &loaded.notes {
         ctx.say(format_args!("services: {note}"));
     }
@@ -296,6 +307,52 @@ mod tests {
         assert!(
             err.contains("vfat on /config") && err.contains("using defaults"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn card_specs_are_checked_against_the_board_s_front_door() {
+        let tb = Testbed::new();
+        tb.file(
+            "/config/cluster.toml",
+            format!("{GOOD}[front_door]\nhttp = 8080\n[front_door.mtls]\nca = \"certs/c.pem\"\n"),
+        );
+        let config = load(&tb.ctx);
+        assert_eq!(config.front_door.http, 8080);
+        let spec = |name: &str, rest: &str| {
+            (
+                format!("{name}.toml"),
+                format!("name = \"{name}\"\nimage = \"nginx\"\nport = 80\n{rest}"),
+            )
+        };
+        let files = [
+            spec("bearer", "route = { path = \"/a\", auth = \"oidc\" }\n"),
+            spec("certs", "route = { path = \"/b\", auth = \"mtls\" }\n"),
+            spec("moved", "publish = 8080\n"),
+        ];
+        let specs = load_service_files(&tb.ctx, &files, &config.front_door);
+        let names: Vec<_> = specs.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["certs"]);
+        let errors: Vec<_> = tb
+            .state()
+            .config_errors()
+            .into_iter()
+            .map(|e| (e.file, e.line, e.field))
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                (
+                    "services/bearer.toml".to_string(),
+                    Some(4),
+                    "route.auth".to_string()
+                ),
+                (
+                    "services/moved.toml".to_string(),
+                    Some(4),
+                    "publish".to_string()
+                ),
+            ]
         );
     }
 }

@@ -231,7 +231,9 @@ pub async fn boot<S: Services>(
     done(ctx, "network", t);
 
     let t = Instant::now();
-    services.start_api(ctx, power.clone()).map_err(Error::Api)?;
+    services
+        .start_api(ctx, &config, power.clone())
+        .map_err(Error::Api)?;
     done(ctx, "api", t);
 
     let t = Instant::now();

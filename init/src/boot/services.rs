@@ -30,7 +30,12 @@ pub trait Services {
     /// Starts clock synchronisation in the background.
     fn start_time_sync(&self, ctx: &Arc<Ctx>, servers: Vec<String>, network: &Self::Network);
     /// Starts the HTTP API in the background.
-    fn start_api(&self, ctx: &Arc<Ctx>, power: mpsc::Sender<Action>) -> Result<(), StartError>;
+    fn start_api(
+        &self,
+        ctx: &Arc<Ctx>,
+        config: &crate::boot::config::BootConfig,
+        power: mpsc::Sender<Action>,
+    ) -> Result<(), StartError>;
     /// Stops networking (releases DHCP leases).
     fn stop_network(&self, network: Self::Network) -> impl Future<Output = ()>;
     /// Starts the supervisor, then the cluster member that hands it the services (or, without a

@@ -46,7 +46,12 @@ impl Services for FakeServices {
         self.sys.note(format!("sntp {}", servers.join(",")));
     }
 
-    fn start_api(&self, _ctx: &Arc<Ctx>, _power: mpsc::Sender<Action>) -> Result<(), StartError> {
+    fn start_api(
+        &self,
+        _ctx: &Arc<Ctx>,
+        _config: &crate::boot::config::BootConfig,
+        _power: mpsc::Sender<Action>,
+    ) -> Result<(), StartError> {
         self.sys.note("api start");
         if self.fail_api {
             return Err("port 7070 in use".into());

@@ -92,6 +92,9 @@ pub struct Settings {
     /// Where that counter is kept (`/data/baton`), if the data partition is mounted: it is
     /// raised there when the gossip renews this board's identity.
     pub counter_dir: Option<PathBuf>,
+    /// `[front_door]`: the card's specs are also checked against it (see
+    /// [`baton_spec::FrontDoor::check_service`]).
+    pub front_door: baton_spec::FrontDoor,
     /// API port.
     pub api_port: u16,
     /// How to reach other boards' APIs over TLS (trusting the cluster CA); `None` on a card

@@ -182,7 +182,7 @@ impl Node {
     /// Reads the card, turns its changes into records, merges, mirrors and saves.
     fn scan_local(&self, state: &BoardStatus) {
         let files = self.settings.card.files();
-        let loaded = baton_spec::service::load_services(&files);
+        let loaded = baton_spec::service::load_services_with(&files, &self.settings.front_door);
         let valid: BTreeMap<String, String> = loaded
             .specs
             .iter()

@@ -83,6 +83,16 @@ pub const MAX_TARGET_CONCURRENCY: u32 = 10_000;
 pub const ROUTE_PATH: &str = "/";
 /// `route.auth` when absent.
 pub const ROUTE_AUTH: super::Auth = super::Auth::None;
+/// `route.timeout` when absent: time until the response head.
+pub const ROUTE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Smallest `route.timeout`.
+pub const MIN_ROUTE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Largest `route.timeout`.
+pub const MAX_ROUTE_TIMEOUT: Duration = Duration::from_secs(3600);
+/// `route.forward.user_header` when absent.
+pub const FORWARD_USER_HEADER: &str = "Remote-User";
+/// `route.forward.email_header` when absent.
+pub const FORWARD_EMAIL_HEADER: &str = "Remote-Email";
 
 /// `volumes[].readonly` when absent.
 pub const VOLUME_READONLY: bool = false;
@@ -90,8 +100,20 @@ pub const VOLUME_READONLY: bool = false;
 /// TCP port of every board's HTTP API.
 pub const API_PORT: u16 = 7070;
 
-/// Host ports `publish` may not use, and what uses them.
-pub const RESERVED_HOST_PORTS: &[(u16, &str)] = &[(API_PORT, "the board's API")];
+/// The front door's default HTTP port (`[front_door] http`).
+pub const FRONT_DOOR_HTTP_PORT: u16 = 80;
+/// The front door's default HTTPS port (`[front_door] https`).
+pub const FRONT_DOOR_HTTPS_PORT: u16 = 443;
+
+/// Host ports `publish` may not use, and what uses them. The front door's ports are refused
+/// even when `cluster.toml` moves it elsewhere, so a spec valid on one board is valid on all;
+/// the ports it is moved to are refused too, at card load and by the API (see
+/// [`crate::front_door::FrontDoor::check_service`]).
+pub const RESERVED_HOST_PORTS: &[(u16, &str)] = &[
+    (API_PORT, "the board's API"),
+    (FRONT_DOOR_HTTP_PORT, "the front door (HTTP)"),
+    (FRONT_DOOR_HTTPS_PORT, "the front door (HTTPS)"),
+];
 
 /// Container paths a volume may not be mounted on or under.
 pub const RESERVED_CONTAINER_PATHS: &[&str] = &["/proc", "/sys", "/dev"];

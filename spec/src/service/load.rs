@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use super::types::{Route, ServiceSpec};
 use super::SERVICES_DIR;
 use crate::error::ConfigError;
+use crate::front_door::FrontDoor;
 
 /// What a `services/` directory holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -25,6 +26,23 @@ pub struct LoadedServices {
 /// defined twice, a board port published twice, or a route claimed twice refuses every file
 /// involved, so that which one runs never depends on directory order.
 pub fn load_services<N: AsRef<str>, T: AsRef<str>>(files: &[(N, T)]) -> LoadedServices {
+    load(files, None)
+}
+
+/// [`load_services`] on a board whose `cluster.toml` has `front_door`: each spec is also checked
+/// with [`FrontDoor::check_service`] (a route needing identity settings the board lacks, a
+/// `publish` of the front door's ports), and refused with those errors.
+pub fn load_services_with<N: AsRef<str>, T: AsRef<str>>(
+    files: &[(N, T)],
+    front_door: &FrontDoor,
+) -> LoadedServices {
+    load(files, Some(front_door))
+}
+
+fn load<N: AsRef<str>, T: AsRef<str>>(
+    files: &[(N, T)],
+    front_door: Option<&FrontDoor>,
+) -> LoadedServices {
     let mut out = LoadedServices::default();
     // Each valid spec with its file name and text.
     let mut valid: Vec<(String, &str, ServiceSpec)> = Vec::new();
@@ -39,7 +57,16 @@ pub fn load_services<N: AsRef<str>, T: AsRef<str>>(files: &[(N, T)]) -> LoadedSe
             continue;
         }
         match ServiceSpec::parse(&path, text.as_ref()) {
-            Ok(spec) => valid.push((path, text.as_ref(), spec)),
+            Ok(spec) => {
+                let refused = front_door
+                    .map(|f| f.check_service(&path, text.as_ref(), &spec))
+                    .unwrap_or_default();
+                if refused.is_empty() {
+                    valid.push((path, text.as_ref(), spec));
+                } else {
+                    out.errors.extend(refused);
+                }
+            }
             Err(e) => out.errors.extend(e.0),
         }
     }
@@ -80,6 +107,14 @@ pub fn load_services<N: AsRef<str>, T: AsRef<str>>(files: &[(N, T)]) -> LoadedSe
         if refused[i] {
             continue;
         }
+        if let (Some(p), Some(r)) = (spec.publish, &spec.route) {
+            if r.auth != super::Auth::None {
+                // A published port reaches the service without the front door's check.
+                out.notes.push(format!(
+                    "{path}: publish: board port {p} reaches the service without the identity check of route.auth"
+                ));
+            }
+        }
         for a in spec.allow.iter().filter(|a| !names.contains(a)) {
             out.notes
                 .push(format!("{path}: allow: no service {a:?} is defined (yet)"));
@@ -96,11 +131,9 @@ pub fn load_services<N: AsRef<str>, T: AsRef<str>>(files: &[(N, T)]) -> LoadedSe
 type ClaimOf = fn(&ServiceSpec) -> Option<String>;
 
 fn route_key(r: &Route) -> String {
-    format!(
-        "route {}{}",
-        r.host.as_deref().unwrap_or("<any host>"),
-        r.path
-    )
+    let (host, path) = super::route::route_key(r);
+    let host = if host.is_empty() { "<any host>" } else { &host };
+    format!("route {host}{path}")
 }
 
 /// Line of a top-level key or table in `text` (1 when not written there).

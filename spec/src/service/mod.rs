@@ -23,7 +23,7 @@
 //! the rest of baton sees. [`json_schema`] is generated from the raw types.
 
 mod caps;
-mod check;
+pub(crate) mod check;
 pub mod date;
 pub mod defaults;
 pub mod duration;
@@ -32,10 +32,11 @@ mod load;
 mod parse;
 mod pending;
 pub mod quantity;
-mod raw;
+pub(crate) mod raw;
 mod render;
+pub mod route;
 mod schema;
-mod tables;
+pub(crate) mod tables;
 mod types;
 mod validate;
 
@@ -43,13 +44,13 @@ pub use caps::Capability;
 pub use check::is_service_name;
 pub use date::Date;
 pub use image::{ImageReference, ImageSource};
-pub use load::{load_services, LoadedServices};
+pub use load::{load_services, load_services_with, LoadedServices};
 pub use pending::Pending;
 pub use render::RenderError;
 pub use schema::{json_schema, json_schema_text, SCHEMA_ID};
 pub use types::{
-    Auth, Egress, HealthCheck, Id, Placement, Probe, Resources, RestartPolicy, Route, Scale,
-    ServiceSpec, Surge, User, Volume,
+    Auth, Egress, Forward, HealthCheck, Id, Placement, Probe, Resources, RestartPolicy, Route,
+    Scale, ServiceSpec, Surge, User, Volume,
 };
 
 use crate::error::ConfigErrors;
@@ -89,5 +90,7 @@ fn sorted(mut errors: Vec<crate::ConfigError>) -> ConfigErrors {
     ConfigErrors(errors)
 }
 
+#[cfg(test)]
+mod route_tests;
 #[cfg(test)]
 mod tests;

@@ -180,15 +180,42 @@ pub(crate) struct RawScale {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRoute {
-    /// Host name to match. Default: any host.
+    /// Host name to match, or "*.suffix" for every name under a suffix of two or more labels. Default: any host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
-    /// Path prefix to match, starting with '/'. Default "/".
+    /// Path prefix to match, starting with '/', on segment boundaries ("/api" matches "/api/x", not "/apix"); not under "/.baton/" or "/.well-known/baton/". Default "/".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     /// Identity check. Default "none".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<Auth>,
+    /// Time the service may take until its response head, 1s to 1h. Default "60s".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<RawDuration>,
+    /// Claims the token must carry, for example `{ groups = ["admins"] }`: each listed claim must contain each value (auth "oidc" or "login"; at most 16 claims of 32 values).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require: Option<BTreeMap<String, Vec<String>>>,
+    /// The auth service asked first (auth "forward" only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward: Option<RawForward>,
+}
+
+/// An auth service asked before each request; a 2xx answer lets the request through.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawForward {
+    /// `http://` or `https://` URL of the auth service, for example "http://auth:9091/api/verify". Required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Headers of the auth service's 2xx answer copied into the request (at most 32).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_headers: Option<Vec<String>>,
+    /// Header of the answer naming the user. Default "Remote-User".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_header: Option<String>,
+    /// Header of the answer with the user's email. Default "Remote-Email".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_header: Option<String>,
 }
 
 /// A raised `scale.max` on some dates.

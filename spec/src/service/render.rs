@@ -5,8 +5,8 @@
 use super::duration::format_duration;
 use super::quantity::{cores_from_millis, format_bytes};
 use super::raw::{
-    RawDate, RawDuration, RawHealth, RawPlacement, RawQuantity, RawResources, RawRoute, RawScale,
-    RawService, RawSurge, RawVolume,
+    RawDate, RawDuration, RawForward, RawHealth, RawPlacement, RawQuantity, RawResources, RawRoute,
+    RawScale, RawService, RawSurge, RawVolume,
 };
 use super::types::{Id, Probe, ServiceSpec, User};
 
@@ -115,6 +115,14 @@ fn to_raw(s: &ServiceSpec) -> RawService {
             host: r.host.clone(),
             path: Some(r.path.clone()),
             auth: Some(r.auth),
+            timeout: duration(r.timeout),
+            require: (!r.require.is_empty()).then(|| r.require.clone()),
+            forward: r.forward.as_ref().map(|f| RawForward {
+                url: Some(f.url.clone()),
+                copy_headers: Some(f.copy_headers.clone()),
+                user_header: Some(f.user_header.clone()),
+                email_header: Some(f.email_header.clone()),
+            }),
         }),
         surge: Some(
             s.surge

@@ -53,7 +53,7 @@ pub(crate) fn resources(c: &mut Checker<'_>, raw: RawResources) -> Resources {
 }
 
 /// A quantity of bytes within `range`; `None` when absent or wrong (the error recorded).
-fn bytes(
+pub(crate) fn bytes(
     c: &mut Checker<'_>,
     field: &str,
     raw: Option<RawQuantity>,

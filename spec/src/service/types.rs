@@ -179,6 +179,27 @@ pub struct Route {
     pub path: String,
     /// Identity check before requests are passed on.
     pub auth: Auth,
+    /// How long the upstream may take until its response head.
+    pub timeout: Duration,
+    /// Claims the caller's token must carry (`oidc` and `login` only): each listed claim must
+    /// contain each listed value.
+    pub require: BTreeMap<String, Vec<String>>,
+    /// The auth service asked first; set exactly when `auth` is [`Auth::Forward`].
+    pub forward: Option<Forward>,
+}
+
+/// `route.forward`: an auth service asked before every request (as Traefik's forwardAuth and
+/// Caddy's forward_auth do).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forward {
+    /// `http://` or `https://` URL that answers 2xx to let a request through.
+    pub url: String,
+    /// Headers of its 2xx answer copied into the request passed on.
+    pub copy_headers: Vec<String>,
+    /// Header of its answer that names the user.
+    pub user_header: String,
+    /// Header of its answer that carries the user's email address.
+    pub email_header: String,
 }
 
 /// Identity check of the front door.
@@ -189,8 +210,13 @@ pub enum Auth {
     None,
     /// An OIDC bearer token (JWT) checked against the provider's keys.
     Oidc,
-    /// A TLS client certificate.
+    /// A browser sign-in at the OIDC provider (authorization code with PKCE), kept in a
+    /// session cookie; bearer tokens are accepted too.
+    Login,
+    /// A TLS client certificate, verified against `[front_door.mtls] ca`.
     Mtls,
+    /// Ask the auth service of `route.forward` first.
+    Forward,
 }
 
 /// A raised `scale.max` on some dates.

@@ -4,14 +4,12 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use super::check::{
-    is_env_name, is_host_name, is_http_path, is_label_name, is_service_name, Checker,
-};
+use super::check::{is_env_name, is_label_name, is_service_name, Checker};
 use super::defaults as d;
 use super::image::ImageSource;
 use super::raw::RawService;
 use super::tables::{health, resources, scale, surges, volumes};
-use super::types::{Id, Placement, Route, ServiceSpec, User};
+use super::types::{Id, Placement, ServiceSpec, User};
 use crate::locate::quote_key;
 
 /// Validates `raw`, read from `file`; `None` when `c` recorded any problem.
@@ -104,28 +102,9 @@ pub(crate) fn validate(c: &mut Checker<'_>, file: &str, raw: RawService) -> Opti
         "service name: use 1-63 lowercase letters, digits and '-', not starting or ending with '-'",
         is_service_name,
     );
-    let route = raw.route.map(|r| {
-        if raw.port.is_none() {
-            c.error("route", "needs `port`, the container port requests go to");
-        }
-        if let Some(h) = &r.host {
-            if !is_host_name(h) {
-                c.error("route.host", format!("{h:?} is not a host name: use lowercase labels of letters, digits and '-' joined by '.'"));
-            }
-        }
-        let path = r.path.unwrap_or_else(|| d::ROUTE_PATH.to_string());
-        if !is_http_path(&path) {
-            c.error(
-                "route.path",
-                format!("{path:?} must start with '/' and contain no spaces"),
-            );
-        }
-        Route {
-            host: r.host,
-            path,
-            auth: r.auth.unwrap_or(d::ROUTE_AUTH),
-        }
-    });
+    let route = raw
+        .route
+        .map(|r| super::route::route(c, r, raw.port.is_some()));
     let surge = surges(c, raw.surge.unwrap_or_default(), scale.max);
     let capabilities = super::caps::capabilities(
         c,

@@ -56,6 +56,7 @@ async fn board(ca: Option<&Ca>) -> Board {
             cluster: watch::channel(None).1,
         },
         tls,
+        front_door: Default::default(),
     };
     tokio::spawn(serve(listener, handles));
     Board {
