@@ -106,6 +106,16 @@ fn shows(observer: &GossipHandle, name: &str, state: MemberState, generation: u6
         .any(|m| m.name == name && m.state == state && m.generation == generation)
 }
 
+/// Whether `observer` shows `name` alive with a generation in `generations`. Where a test expects
+/// a real board, not a forgery, it takes any generation from the board's start up to below the
+/// forged one: on a loaded machine the cluster may declare a board down for a moment, and the
+/// board then renews its identity one generation up.
+fn alive_in(observer: &GossipHandle, name: &str, generations: std::ops::Range<u64>) -> bool {
+    observer.members().iter().any(|m| {
+        m.name == name && m.state == MemberState::Alive && generations.contains(&m.generation)
+    })
+}
+
 fn signed_by_all(boards: &[(&str, &GossipHandle)]) -> bool {
     boards.iter().all(|(me, h)| {
         boards
@@ -160,11 +170,7 @@ async fn a_key_holder_can_neither_replace_nor_displace_a_bound_board() {
     })
     .await;
     for (name, h) in [("a", &a), ("c", &c)] {
-        assert!(
-            shows(h, "b", MemberState::Alive, 1),
-            "{name} sees {:?}",
-            h.members()
-        );
+        assert!(alive_in(h, "b", 1..1_001), "{name} sees {:?}", h.members());
         assert!(sees_alive_with_api(h, "b"), "{name}");
     }
     assert!(sees_alive_with_api(&b, "a") && sees_alive_with_api(&b, "c"));
@@ -190,7 +196,7 @@ async fn a_forgery_taken_before_the_boards_first_proof_is_purged_when_the_proof_
     .await;
     b.add_seed(a.local_addr()).expect("seed");
     wait_for("the real b to replace the forgery at a", || {
-        shows(&a, "b", MemberState::Alive, 1) && sees_alive_with_api(&a, "b")
+        alive_in(&a, "b", 1..1_000) && sees_alive_with_api(&a, "b")
     })
     .await;
     wait_for("b to see a", || sees_alive_with_api(&b, "a")).await;
@@ -221,8 +227,8 @@ async fn a_receiver_that_restarts_with_its_bindings_and_no_seeds_converges() {
     wait_for("c and the others to see each other again", || {
         sees_alive_with_api(&c, "a")
             && sees_alive_with_api(&c, "b")
-            && shows(&a, "c", MemberState::Alive, 2)
-            && shows(&b, "c", MemberState::Alive, 2)
+            && alive_in(&a, "c", 2..1_000)
+            && alive_in(&b, "c", 2..1_000)
     })
     .await;
     assert!(c.drops().unvouched_sender + c.drops().unvouched_update >= 1);
@@ -246,7 +252,7 @@ async fn a_board_that_restarts_at_another_address_replaces_its_old_self() {
         h.members().iter().any(|m| {
             m.name == "c"
                 && m.state == MemberState::Alive
-                && m.generation == 2
+                && m.generation >= 2
                 && m.addr == c.local_addr()
         })
     };
