@@ -65,8 +65,6 @@ fn name_like() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
-
     /// Any change of any one byte of a proof (key, time, address, generations, version, digest
     /// or signature), or of the name it is checked for, makes it fail to verify.
     #[test]
