@@ -89,6 +89,21 @@ proptest! {
         prop_assert_eq!(checked, Err(Reason::TooLarge { len }));
     }
 
+}
+
+/// A quarter of the cases (`PROPTEST_CASES`, 256 by default), at least 8: each case merges
+/// hundreds of records.
+fn quarter() -> ProptestConfig {
+    let base = ProptestConfig::default();
+    ProptestConfig {
+        cases: (base.cases / 4).max(8),
+        ..base
+    }
+}
+
+proptest! {
+    #![proptest_config(quarter())]
+
     /// Merges of arbitrary records never hold more than [`MAX_RECORDS`] names, and hold only
     /// records that pass [`check`].
     #[test]

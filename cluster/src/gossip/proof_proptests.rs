@@ -64,7 +64,19 @@ fn name_like() -> impl Strategy<Value = String> {
     "[a-z0-9-]{1,63}"
 }
 
+/// A quarter of the cases (`PROPTEST_CASES`, 256 by default), at least 8: signing and
+/// verifying are slow in test builds.
+fn signing() -> ProptestConfig {
+    let base = ProptestConfig::default();
+    ProptestConfig {
+        cases: (base.cases / 4).max(8),
+        ..base
+    }
+}
+
 proptest! {
+    #![proptest_config(signing())]
+
     /// Any change of any one byte of a proof (key, time, address, generations, version, digest
     /// or signature), or of the name it is checked for, makes it fail to verify.
     #[test]
@@ -141,6 +153,9 @@ proptest! {
         prop_assert!(name == "me" || !gate.admits(&claimed));
     }
 
+}
+
+proptest! {
     /// While a binding is young, a different key replaces it only with an earlier claim (the
     /// race rule); settled, never.
     #[test]
