@@ -6,7 +6,7 @@
 //! What arrives is handled in [`receive`]; this node's proof and identity in [`renewal`].
 
 #[cfg(test)]
-mod proptests;
+pub(super) mod proptests;
 mod receive;
 mod renewal;
 

@@ -33,7 +33,7 @@ const ME: &str = "me";
 
 /// The endpoint's identity as it advertises it (not where its socket is: nothing is sent), fixed
 /// so that packets can be addressed to it (foca ignores the others).
-fn me() -> NodeId {
+pub(in crate::gossip) fn me() -> NodeId {
     NodeId {
         name: ME.into(),
         addr: ([192, 0, 2, 1], 7946).into(),
@@ -127,7 +127,7 @@ fn message() -> impl Strategy<Value = Message<NodeId>> {
 
 /// A foca packet of the shape baton sends: a header, a count and membership updates (the count
 /// may disagree with them, and bytes may trail).
-fn foca_packet() -> impl Strategy<Value = Vec<u8>> {
+pub(in crate::gossip) fn foca_packet() -> impl Strategy<Value = Vec<u8>> {
     let update = (node_id(), any::<u16>(), 0..3usize).prop_map(|(id, incarnation, pick)| {
         let states = [foca::State::Alive, foca::State::Suspect, foca::State::Down];
         Member::new(id, incarnation, states[pick])
