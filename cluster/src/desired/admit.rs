@@ -143,6 +143,10 @@ pub fn check(record: &Record, now_ms: u64) -> Result<(), Reason> {
 }
 
 #[cfg(test)]
+#[path = "admit_proptests.rs"]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::desired::Version;

@@ -5,6 +5,8 @@
 //! post back to the loop, notifications applied to the table and published to the handle.
 //! What arrives is handled in [`receive`]; this node's proof and identity in [`renewal`].
 
+#[cfg(test)]
+pub(super) mod proptests;
 mod receive;
 mod renewal;
 

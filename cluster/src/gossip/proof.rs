@@ -160,6 +160,10 @@ impl StateProof {
 }
 
 #[cfg(test)]
+#[path = "proof_proptests.rs"]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

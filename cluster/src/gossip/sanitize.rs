@@ -151,3 +151,7 @@ fn decode_member(buf: &mut &[u8]) -> Result<Member<NodeId>, postcard::Error> {
 #[cfg(test)]
 #[path = "sanitize_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "sanitize_proptests.rs"]
+mod proptests;

@@ -188,6 +188,10 @@ impl Freshness {
 }
 
 #[cfg(test)]
+#[path = "fresh_proptests.rs"]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

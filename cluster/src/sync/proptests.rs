@@ -31,8 +31,6 @@ fn record(name: &str, text: Option<&str>, time: u64) -> Record {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
-
     #[test]
     fn random_bytes_never_panic_the_openers(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         let key = SyncKey::derive(KEY).expect("key");

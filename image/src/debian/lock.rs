@@ -293,3 +293,7 @@ impl LockFile {
 #[cfg(test)]
 #[path = "lock_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "lock_proptests.rs"]
+mod proptests;
