@@ -149,18 +149,30 @@ pub struct LockFile {
     packages: Vec<LockEntry>,
 }
 
-/// The 1-based line of the `sha256` key of the `index`th `[[package]]` in `text`, or 0.
+/// The 1-based line of the `sha256` value of the `index`th package in `text`, or 0 if the text
+/// does not say (read again with spans, only to name the line in an error: any layout TOML
+/// allows, `[[package]]` tables or an inline array, gives the right line).
 fn sha256_line(text: &str, index: usize) -> usize {
-    let mut packages = 0;
-    for (number, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line == "[[package]]" {
-            packages += 1;
-        } else if packages == index + 1 && line.starts_with("sha256") {
-            return number + 1;
-        }
+    #[derive(Deserialize)]
+    struct Spans {
+        #[serde(default, rename = "package")]
+        packages: Vec<PackageSpan>,
     }
-    0
+    #[derive(Deserialize)]
+    struct PackageSpan {
+        sha256: toml::Spanned<toml::Value>,
+    }
+    let Ok(spans) = toml::from_str::<Spans>(text) else {
+        return 0;
+    };
+    spans.packages.get(index).map_or(0, |package| {
+        let start = package.sha256.span().start.min(text.len());
+        text.as_bytes()[..start]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1
+    })
 }
 
 impl LockFile {

@@ -148,3 +148,40 @@ fn rejects_unknown_keys_and_versions() {
         Err(Error::Io { .. })
     ));
 }
+
+#[test]
+fn the_bad_sha256_s_line_is_named_in_any_layout_toml_allows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("baton.lock");
+    let good = "ab".repeat(32);
+    let fields = |name: &str, sha: &str| {
+        format!(
+            "suite = \"bookworm\", component = \"main\", requested = \"{name}\", name = \"{name}\", \
+             version = \"1\", filename = \"pool/{name}.deb\", sha256 = \"{sha}\", size = 1"
+        )
+    };
+    // A multi-line string whose lines start with `sha256`, above the pin's own key.
+    let tables = format!(
+        "version = 1\n\n[[package]]\nsuite = \"bookworm\"\ncomponent = \"main\"\nrequested = \"a\"\n\
+         name = \"a\"\nversion = \"1\"\nfilename = \"\"\"pool/a.deb\nsha256 = not this line\n\"\"\"\n\
+         sha256 = \"BAD\"\nsize = 1\n"
+    );
+    // One inline array of packages; the bad pin is the second, on the array's third line.
+    let inline = format!(
+        "version = 1\npackage = [\n  {{ {} }},\n  {{ {} }},\n]\n",
+        fields("a", &good),
+        fields("b", "BAD")
+    );
+    for (text, line, package) in [(tables, 12, "a"), (inline, 4, "b")] {
+        std::fs::write(&path, &text).unwrap();
+        let err = LockFile::load(&path).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "lock file {}, line {line}: package \"{package}\": sha256 \"BAD\" is not 64 lowercase hex digits",
+                path.display()
+            ),
+            "{text}"
+        );
+    }
+}
