@@ -161,7 +161,7 @@ fn the_bad_sha256_s_line_is_named_in_any_layout_toml_allows() {
         )
     };
     // A multi-line string whose lines start with `sha256`, above the pin's own key.
-    let tables = format!(
+    let tables = String::from(
         "version = 1\n\n[[package]]\nsuite = \"bookworm\"\ncomponent = \"main\"\nrequested = \"a\"\n\
          name = \"a\"\nversion = \"1\"\nfilename = \"\"\"pool/a.deb\nsha256 = not this line\n\"\"\"\n\
          sha256 = \"BAD\"\nsize = 1\n"
