@@ -136,6 +136,16 @@ pub struct DropCounts {
     /// ([`crate::gossip::bindings::MAX_BINDINGS`]): the name stays unbound and its state is shown
     /// unsigned. See [`crate::gossip::GossipHandle::refused_full`] for the names.
     pub bindings_full: u64,
+    /// State proofs that do not decode, claim another generation than their datagram, a time or
+    /// member generation no board can have, or do not verify (a key holder's, or damaged).
+    pub refused_proof: u64,
+    /// States that do not decode or claim another generation than their datagram.
+    pub refused_state: u64,
+    /// Opened datagrams of a kind no release of baton sends.
+    pub unknown_kind: u64,
+    /// Membership packets that passed the sanitizer and that the membership protocol refused
+    /// (addressed to an identity this board no longer has, say).
+    pub refused_membership: u64,
 }
 
 impl DropCounts {
@@ -151,6 +161,10 @@ impl DropCounts {
             + self.unvouched_sender
             + self.malformed_membership
             + self.bindings_full
+            + self.refused_proof
+            + self.refused_state
+            + self.unknown_kind
+            + self.refused_membership
     }
 
     fn count(&mut self, drop: Rejected) {

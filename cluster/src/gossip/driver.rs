@@ -84,6 +84,8 @@ pub(super) struct Driver {
     vouches: Vouches,
     /// What the sanitizer dropped.
     sanitized: sanitize::Counts,
+    /// Opened datagrams dropped after the sanitizer or outside it (see `receive`).
+    refused: receive::Refused,
     /// Where this node's proof went, and how many it may still send unasked.
     introductions: Introductions,
     /// Addresses this node's proof goes to alone at the next flush (before foca's packets).
@@ -167,6 +169,7 @@ impl Driver {
             proofs: true,
             vouches: Vouches::default(),
             sanitized: sanitize::Counts::default(),
+            refused: receive::Refused::default(),
             introductions: Introductions::new(parts.timing.state_push_period),
             proof_to: Vec::new(),
             greet: Vec::new(),
@@ -300,6 +303,10 @@ impl Driver {
         drops.malformed_membership = self.sanitized.malformed;
         drops.trimmed_update = self.sanitized.trimmed;
         drops.bindings_full = self.bindings.proofs_refused_full();
+        drops.refused_proof = self.refused.proofs;
+        drops.refused_state = self.refused.states;
+        drops.unknown_kind = self.refused.kinds;
+        drops.refused_membership = self.refused.membership;
         lock(&self.shared).drops = drops;
     }
 

@@ -80,10 +80,12 @@ impl Holder {
             )
             .expect("member");
         }
-        let datagram = self
-            .sealer
-            .seal(&wire::foca_payload(&packet))
-            .expect("seal");
+        self.send_payload(to, &wire::foca_payload(&packet)).await;
+    }
+
+    /// Sends `to` one datagram sealed with the cluster key around `payload`, whatever it holds.
+    async fn send_payload(&mut self, to: &GossipHandle, payload: &[u8]) {
+        let datagram = self.sealer.seal(payload).expect("seal");
         self.socket
             .send_to(&datagram, to.local_addr())
             .await
@@ -346,4 +348,36 @@ async fn boards_with_names_of_one_and_of_63_bytes_take_each_others_fullest_packe
     for handle in [s, l] {
         handle.shutdown().await.expect("shutdown");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_key_holder_seals_and_nobody_reads_is_counted() {
+    let a = start(config("a", 1, &[], KEY)).await.expect("a");
+    let mut holder = Holder::new().await;
+    // A kind no release sends, a proof and a state that do not decode, and a membership packet
+    // that passes the sanitizer (from an unbound name, to a's identity) but asks a to probe
+    // itself for the sender, which foca refuses.
+    holder.send_payload(&a, &[0xee, 1, 2, 3]).await;
+    holder
+        .send_payload(&a, &[wire::KIND_PROOF, 0xff, 0xff])
+        .await;
+    holder
+        .send_payload(&a, &[wire::KIND_STATE, 0xff, 0xff])
+        .await;
+    let src = holder.me();
+    let itself = Message::PingReq {
+        target: id("a", a.local_addr(), 1),
+        probe_number: 1,
+    };
+    holder.send(&a, src, itself, &[]).await;
+    wait_for("each to be counted", || {
+        let drops = a.drops();
+        drops.unknown_kind == 1
+            && drops.refused_proof == 1
+            && drops.refused_state == 1
+            && drops.refused_membership == 1
+    })
+    .await;
+    assert!(a.drops().total() >= 4, "{:?}", a.drops());
+    a.shutdown().await.expect("shutdown");
 }

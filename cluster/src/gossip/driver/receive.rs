@@ -12,6 +12,19 @@ use super::super::wire::{self, StateMessage};
 use super::Driver;
 use crate::plausible::{highest_generation, latest_time, wall_ms};
 
+/// Opened datagrams this endpoint dropped, by reason (published in [`crate::sealed::DropCounts`]).
+#[derive(Debug, Default)]
+pub(super) struct Refused {
+    pub(super) proofs: u64,
+    pub(super) states: u64,
+    pub(super) kinds: u64,
+    pub(super) membership: u64,
+}
+
+fn add(count: &mut u64) {
+    *count = count.saturating_add(1);
+}
+
 impl Driver {
     pub(super) fn on_datagram(&mut self, datagram: &[u8]) {
         let opened = self.opener.open(datagram);
@@ -30,7 +43,10 @@ impl Driver {
             Some((&wire::KIND_PROOF, body)) => {
                 self.on_proof(&opened.sender, opened.generation, body);
             }
-            _ => {}
+            _ => {
+                add(&mut self.refused.kinds);
+                self.publish_drops();
+            }
         }
     }
 
@@ -47,8 +63,11 @@ impl Driver {
             Sanitized::Keep {
                 packet, stripped, ..
             } => {
-                // Malformed or misdirected packets are foca's to reject; nothing to do about them.
-                let _ = self.foca.handle_data(&packet, &mut self.runtime);
+                // Malformed or misdirected packets are foca's to reject; they are only counted.
+                if self.foca.handle_data(&packet, &mut self.runtime).is_err() {
+                    add(&mut self.refused.membership);
+                    self.publish_drops();
+                }
                 stripped
             }
             Sanitized::Sender(id) => vec![id],
@@ -78,6 +97,10 @@ impl Driver {
                 })
             }
         });
+        if decoded.is_err() {
+            add(&mut self.refused.states);
+            self.publish_drops();
+        }
         let state = match decoded {
             Ok(state) => state,
             // Nobody signs what does not decode, so for a bound name it may be anyone's: a key
@@ -106,18 +129,18 @@ impl Driver {
     /// A proof from `sender`: checked, its key bound or refused, its vouch raised (foca and the
     /// table follow), and the state it covers shown.
     fn on_proof(&mut self, sender: &str, generation: u64, body: &[u8]) {
-        let Some(proof) = StateProof::decode(body) else {
+        let now_ms = wall_ms();
+        let Some(proof) = StateProof::decode(body).filter(|proof| {
+            proof.generation == generation
+                && proof.member_generation >= proof.generation
+                && proof.member_generation <= highest_generation(now_ms)
+                && proof.since_ms <= latest_time(now_ms)
+                && proof.verify(sender)
+        }) else {
+            add(&mut self.refused.proofs);
+            self.publish_drops();
             return;
         };
-        let now_ms = wall_ms();
-        if proof.generation != generation
-            || proof.member_generation < proof.generation
-            || proof.member_generation > highest_generation(now_ms)
-            || proof.since_ms > latest_time(now_ms)
-            || !proof.verify(sender)
-        {
-            return;
-        }
         // A conflict already shown is not news (a key holder may repeat it every datagram).
         let claimed = crate::board_key::fingerprint(&proof.key);
         let known_conflict = self
