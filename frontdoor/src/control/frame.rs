@@ -22,6 +22,9 @@ pub const MAX_FRAME: usize = 256 * 1024;
 /// The most descriptors a frame carries.
 pub const MAX_FDS: usize = 4;
 
+/// The most descriptors Linux passes in one message (`SCM_MAX_FD`).
+const SCM_MAX_FD: usize = 253;
+
 /// Errors sending or receiving a frame. Any of them but [`Error::WouldBlock`] ends the
 /// connection.
 #[derive(Debug, thiserror::Error)]
@@ -129,7 +132,13 @@ pub(crate) fn send_bytes(
     let rights = [ControlMessage::ScmRights(&raw)];
     let cmsgs: &[ControlMessage<'_>] = if raw.is_empty() { &[] } else { &rights };
     let iov = [IoSlice::new(bytes)];
-    match sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+    let sent = loop {
+        match sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+            Err(nix::Error::EINTR) => continue,
+            other => break other,
+        }
+    };
+    match sent {
         Ok(_) => Ok(()),
         Err(nix::Error::EAGAIN) => Err(Error::WouldBlock),
         Err(nix::Error::EPIPE) | Err(nix::Error::ECONNRESET) => Err(Error::Closed),
@@ -163,14 +172,23 @@ pub fn recv<T: Message>(sock: BorrowedFd<'_>) -> Result<(T, Vec<OwnedFd>), Error
 /// Receives one whole frame into `buf` (which must be larger than [`MAX_FRAME`], so that a
 /// longer frame shows as cut); returns its length and its descriptors.
 fn recv_bytes(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<(usize, Vec<OwnedFd>), Error> {
-    let mut cmsg = nix::cmsg_space!([RawFd; MAX_FDS]);
+    // Room for as many descriptors as the kernel passes in one message (SCM_MAX_FD), not just
+    // the few a frame may carry: a peer that sends more must not make the kernel install some
+    // and flag the rest as cut, which would leave the installed ones unowned here.
+    let mut cmsg = nix::cmsg_space!([RawFd; SCM_MAX_FD]);
     let mut iov = [IoSliceMut::new(buf)];
-    let msg = match recvmsg::<()>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    ) {
+    let received = loop {
+        match recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Err(nix::Error::EINTR) => continue,
+            other => break other,
+        }
+    };
+    let msg = match received {
         Ok(msg) => msg,
         Err(nix::Error::EAGAIN) => return Err(Error::WouldBlock),
         Err(nix::Error::ECONNRESET) => return Err(Error::Closed),
@@ -195,7 +213,7 @@ fn recv_bytes(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<(usize, Vec<OwnedF
         }
     }
     let (len, flags) = (msg.bytes, msg.flags);
-    if flags.contains(MsgFlags::MSG_CTRUNC) {
+    if flags.contains(MsgFlags::MSG_CTRUNC) || fds.len() > MAX_FDS {
         return Err(Error::Truncated {
             what: "descriptors",
         });

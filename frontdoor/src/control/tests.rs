@@ -233,12 +233,14 @@ fn too_many_descriptors_are_refused_on_send_and_truncated_on_receipt() {
     let pipes: Vec<_> = (0..MAX_FDS + 1)
         .map(|_| nix::unistd::pipe().expect("pipe"))
         .collect();
-    let fds: Vec<BorrowedFd<'_>> = pipes.iter().map(|(r, _)| r.as_fd()).collect();
+    let fds: Vec<BorrowedFd<'_>> = pipes.iter().map(|(_, w)| w.as_fd()).collect();
     let bytes = serde_json::to_vec(&ToFrontDoor::Drain { within_ms: 1 }).expect("json");
     let err = send_bytes(a.as_fd(), &bytes, &fds).expect_err("too many");
     assert!(matches!(err, Error::TooManyFds { count: 5 }), "{err}");
     let raw: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
     send_unchecked(a.as_fd(), &bytes, &raw);
+    // Only the copies in flight hold the write ends now.
+    let readers: Vec<_> = pipes.into_iter().map(|(r, _)| r).collect();
     let err = recv::<ToFrontDoor>(b.as_fd()).expect_err("truncated");
     assert!(
         matches!(
@@ -249,6 +251,11 @@ fn too_many_descriptors_are_refused_on_send_and_truncated_on_receipt() {
         ),
         "{err}"
     );
+    // Every descriptor that came with the refused frame was closed: each pipe reads as ended.
+    for reader in &readers {
+        let mut byte = [0u8; 1];
+        assert_eq!(nix::unistd::read(reader, &mut byte).expect("read"), 0);
+    }
 }
 
 #[test]
