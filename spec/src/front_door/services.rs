@@ -7,7 +7,6 @@ use toml::de::DeTable;
 use super::FrontDoor;
 use crate::error::ConfigError;
 use crate::locate::SpanIndex;
-use crate::service::defaults::RESERVED_HOST_PORTS;
 use crate::service::{Auth, ServiceSpec};
 
 impl FrontDoor {
@@ -18,13 +17,14 @@ impl FrontDoor {
     pub fn check_service(&self, file: &str, text: &str, spec: &ServiceSpec) -> Vec<ConfigError> {
         let mut problems: Vec<(&str, String)> = Vec::new();
         if let Some(p) = spec.publish {
-            // The default ports are refused by the spec's own validation already.
-            let reserved = RESERVED_HOST_PORTS.iter().any(|(r, _)| *r == p);
             for (key, port) in [("http", self.http), ("https", self.https)] {
-                if port == p && !reserved {
+                if port != 0 && port == p {
                     problems.push((
                         "publish",
-                        format!("port {p} is the front door's on this board (cluster.toml: [front_door] {key} = {p})"),
+                        format!(
+                            "port {p} is the front door's on this board (cluster.toml: [front_door] \
+                             {key} = {p}, the default unless set; 0 switches it off)"
+                        ),
                     ));
                 }
             }

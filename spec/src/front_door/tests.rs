@@ -327,9 +327,18 @@ fn the_ports_the_front_door_moved_to_cannot_be_published() {
             e[0]
         );
     }
-    // Port 80 is free on this board, but stays reserved so that a spec is valid everywhere.
+    // The default ports are refused on a board that keeps them, and free where they are off.
     let text = "name = \"web\"\nimage = \"nginx\"\nport = 80\npublish = 80\n";
-    assert!(ServiceSpec::parse("services/web.toml", text).is_err());
+    let s = ServiceSpec::parse("services/web.toml", text).unwrap();
+    assert!(front_door
+        .check_service("services/web.toml", text, &s)
+        .is_empty());
+    let defaults = parse("").unwrap();
+    let e = defaults.check_service("services/web.toml", text, &s);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].message.contains("[front_door] http = 80"), "{}", e[0]);
+    let off = parse("[front_door]\nhttp = 0\n").unwrap();
+    assert!(off.check_service("services/web.toml", text, &s).is_empty());
     let text = "name = \"web\"\nimage = \"nginx\"\nport = 80\npublish = 9000\n";
     let s = ServiceSpec::parse("services/web.toml", text).unwrap();
     assert!(front_door

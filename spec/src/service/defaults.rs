@@ -105,15 +105,13 @@ pub const FRONT_DOOR_HTTP_PORT: u16 = 80;
 /// The front door's default HTTPS port (`[front_door] https`).
 pub const FRONT_DOOR_HTTPS_PORT: u16 = 443;
 
-/// Host ports `publish` may not use, and what uses them. The front door's ports are refused
-/// even when `cluster.toml` moves it elsewhere, so a spec valid on one board is valid on all;
-/// the ports it is moved to are refused too, at card load and by the API (see
-/// [`crate::front_door::FrontDoor::check_service`]).
-pub const RESERVED_HOST_PORTS: &[(u16, &str)] = &[
-    (API_PORT, "the board's API"),
-    (FRONT_DOOR_HTTP_PORT, "the front door (HTTP)"),
-    (FRONT_DOOR_HTTPS_PORT, "the front door (HTTPS)"),
-];
+/// Host ports `publish` may not use on any board, and what uses them. The front door's ports
+/// (80 and 443 unless `cluster.toml` moves them or switches them off) are refused where a
+/// board's settings are known, at card load and by the API
+/// ([`crate::front_door::FrontDoor::check_service`]); specs that arrive from other boards are
+/// not refused for them, so that a spec that publishes port 80 and ran before the front door
+/// existed keeps running on an upgrade.
+pub const RESERVED_HOST_PORTS: &[(u16, &str)] = &[(API_PORT, "the board's API")];
 
 /// Container paths a volume may not be mounted on or under.
 pub const RESERVED_CONTAINER_PATHS: &[&str] = &["/proc", "/sys", "/dev"];
