@@ -110,12 +110,16 @@ pub fn normalise_path(text: &str) -> Result<String, String> {
     if text.len() > MAX_PATH {
         return Err(format!("is longer than {MAX_PATH} bytes"));
     }
+    // No '%': a prefix is matched against the path as the front door decodes it, so an encoded
+    // form would be a second spelling of one path (a way around the clash and reserved checks).
+    // No ';': parameters in a segment are another such spelling on some servers.
     if let Some(c) = text
         .chars()
-        .find(|c| !c.is_ascii_graphic() || "?#\\".contains(*c))
+        .find(|c| !c.is_ascii_graphic() || "?#\\%;".contains(*c))
     {
         return Err(format!(
-            "must not contain {c:?}: a path prefix is visible ASCII without '?', '#' or '\\'"
+            "must not contain {c:?}: a path prefix is visible ASCII without '?', '#', '\\', '%' \
+             or ';' (write it decoded)"
         ));
     }
     let trimmed = text.strip_suffix('/').unwrap_or(text);

@@ -75,6 +75,11 @@ fn paths_lose_a_trailing_slash_and_refuse_odd_segments() {
         ("/.BATON/x", None),
         ("/.well-known/baton", None),
         ("/.well-known/baton/jwks.json", None),
+        ("/%2Ebaton/x", None),
+        ("/%61pi", None),
+        ("/api%2F..", None),
+        ("/.baton;x", None),
+        ("/a;b", None),
     ] {
         assert_eq!(normalise_path(text).ok().as_deref(), want, "{text:?}");
     }
