@@ -2,7 +2,7 @@
 //!
 //! Every start takes the counter plus one. During a run the gossip may renew the board's
 //! membership identity one generation up each time the cluster declares it down
-//! ([`GossipHandle::member_generation`]), so the counter is raised to every generation the board
+//! ([`GossipHandle::member_generation`]), so the counter is raised above every generation the board
 //! used: the next start is then above all of them. Without that, a board renewed from N to N+1
 //! would start again at N+1, which its peers may still hold as down (one more renewal round).
 
@@ -60,14 +60,20 @@ fn read(path: &Path) -> Result<u64, String> {
         .ok_or_else(|| "not a number".to_owned())
 }
 
-/// Raises the counter in `dir` to `used`, a generation this board used, when it is lower.
-/// Returns whether it was written.
+/// How far above a renewed generation the counter is written, so that it is written once per
+/// [`HEADROOM`] renewals, not at each: a key holder can make the board renew about once a second,
+/// and each write syncs the card.
+const HEADROOM: u64 = 64;
+
+/// Raises the counter in `dir` above `used`, a generation this board used, when it does not
+/// cover it yet (to `used` plus [`HEADROOM`]). Returns whether it was written.
 pub fn raise(dir: &Path, used: u64) -> std::io::Result<bool> {
     let path = dir.join(FILE);
     if read(&path).is_ok_and(|held| held >= used) {
         return Ok(false);
     }
-    crate::board::persist::write_atomic(&path, used.to_string().as_bytes())?;
+    let ahead = used.saturating_add(HEADROOM);
+    crate::board::persist::write_atomic(&path, ahead.to_string().as_bytes())?;
     Ok(true)
 }
 
@@ -107,13 +113,18 @@ mod tests {
         let console = Console::quiet(100);
         assert_eq!(next_generation(Some(dir.path()), &console), 1);
         assert_eq!(next_generation(Some(dir.path()), &console), 2);
-        // The gossip renewed the identity of the run that started at 2 up to 7.
+        // The gossip renewed the identity of the run that started at 2 up to 7: the counter is
+        // written once, with room for the renewals after it.
         assert!(raise(dir.path(), 7).expect("raise"));
-        assert_eq!(next_generation(Some(dir.path()), &console), 8);
-        // A generation the counter already covers changes nothing.
-        assert!(!raise(dir.path(), 8).expect("raise"));
+        for used in 8..=7 + HEADROOM {
+            assert!(!raise(dir.path(), used).expect("raise"), "{used}");
+        }
         assert!(!raise(dir.path(), 3).expect("raise"));
-        assert_eq!(next_generation(Some(dir.path()), &console), 9);
+        let next = next_generation(Some(dir.path()), &console);
+        assert_eq!(next, 7 + HEADROOM + 1);
+        // Past the room, written again.
+        assert!(raise(dir.path(), next + HEADROOM + 1).expect("raise"));
+        assert!(next_generation(Some(dir.path()), &console) > next + HEADROOM + 1);
         assert!(console.recent().is_empty(), "{:?}", console.recent());
     }
 
