@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use baton::client::Client;
 use baton_cluster::desired::{Record, Version};
-use baton_cluster::sync::fresh::Stale;
+use baton_cluster::sync::fresh::{Stale, WINDOW_MS};
 use baton_cluster::sync::{SyncKey, MAX_BODY};
 use baton_qemu::Lab;
 use baton_tests::{ca_bundle, wait_until};
@@ -221,6 +221,13 @@ pub(super) fn replays_change_nothing(lab: &Lab, clients: &[Client], limit: Durat
     let refusal = key
         .open_refusal(&body, &challenge)
         .expect("a sealed refusal of the replay");
+    // Past the freshness window the request would be refused as old instead: say so rather
+    // than fail on the reason.
+    let age = refused_at.elapsed();
+    assert!(
+        age < Duration::from_millis(WINDOW_MS),
+        "the steps took {age:?}, longer than the window of {WINDOW_MS} ms a replay is told apart in"
+    );
     assert_eq!(refusal.reason, Stale::Replayed.to_string(), "{refusal:?}");
     // Board 1 counts (and would have merged) before it answers, so both show by now.
     assert!(sync_refused(c1) > before, "the replay is not counted");
