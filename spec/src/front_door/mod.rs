@@ -112,21 +112,19 @@ pub struct Cidr {
 }
 
 impl Cidr {
-    /// Whether `ip` is in the block.
+    /// Whether `ip` is in the block. A prefix longer than the address (a block not made by the
+    /// parser) contains nothing.
     pub fn contains(&self, ip: IpAddr) -> bool {
+        let prefix = u32::from(self.prefix);
         match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
+            (IpAddr::V4(net), IpAddr::V4(ip)) => 32u32.checked_sub(prefix).is_some_and(|host| {
+                let mask = u32::MAX.checked_shl(host).unwrap_or(0);
                 u32::from(net) == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
+            }),
+            (IpAddr::V6(net), IpAddr::V6(ip)) => 128u32.checked_sub(prefix).is_some_and(|host| {
+                let mask = u128::MAX.checked_shl(host).unwrap_or(0);
                 u128::from(net) == u128::from(ip) & mask
-            }
+            }),
             _ => false,
         }
     }

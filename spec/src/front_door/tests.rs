@@ -236,6 +236,12 @@ fn cidrs() {
     assert!(parse_cidr("fd00::/8")
         .unwrap()
         .contains("fd12::1".parse().unwrap()));
+    // A block the parser would refuse, made by hand, contains nothing (and does not panic).
+    let odd = Cidr {
+        addr: "10.0.0.0".parse().unwrap(),
+        prefix: 40,
+    };
+    assert!(!odd.contains("10.0.0.1".parse().unwrap()));
     for bad in [
         "10.0.0.1",
         "10.0.0.0/33",
