@@ -77,8 +77,10 @@ mod tests {
         let body = "name = \"web\"\nimage = \"nginx\"\nport = 80\npublish = 8443\n";
         let got = fields(check("web", body, Vec::new(), &board.front_door));
         assert_eq!(got, [(Some(4), "publish".to_string())]);
-        // 443 is refused on every board, whatever this one's cluster.toml says.
+        // 443 is free on this board, whose front door moved; 80 is still its HTTP port.
         let body = "name = \"web\"\nimage = \"nginx\"\nport = 80\npublish = 443\n";
+        assert!(check("web", body, Vec::new(), &board.front_door).is_ok());
+        let body = "name = \"web\"\nimage = \"nginx\"\nport = 80\npublish = 80\n";
         let got = fields(check("web", body, Vec::new(), &board.front_door));
         assert_eq!(got, [(Some(4), "publish".to_string())]);
     }
