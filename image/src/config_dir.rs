@@ -120,8 +120,11 @@ impl ConfigTree {
                     // As the board will at card load: specs against its `[front_door]`.
                     for spec in &loaded.specs {
                         let file = format!("{}.toml", spec.name);
-                        if let Some((_, text)) = specs.iter().find(|(f, _)| *f == file) {
-                            let path = format!("services/{file}");
+                        // FAT keeps names in any case: match as the board reads them.
+                        if let Some((found, text)) =
+                            specs.iter().find(|(f, _)| f.eq_ignore_ascii_case(&file))
+                        {
+                            let path = format!("services/{found}");
                             errors.extend(config.front_door.check_service(&path, text, spec));
                         }
                     }
