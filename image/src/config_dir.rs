@@ -243,6 +243,17 @@ mod tests {
         )
         .unwrap();
         ConfigTree::read(dir.path(), TOKEN, KEY).expect("accepted with [front_door.mtls]");
+        // A file named in capitals, as FAT may keep it, is checked all the same.
+        std::fs::remove_file(dir.path().join("cluster.toml")).unwrap();
+        std::fs::rename(
+            dir.path().join("services/web.toml"),
+            dir.path().join("services/WEB.TOML"),
+        )
+        .unwrap();
+        let Err(Error::Invalid(errors)) = ConfigTree::read(dir.path(), TOKEN, KEY) else {
+            panic!("a route needing [front_door.mtls] in WEB.TOML was accepted")
+        };
+        assert_eq!(errors.0[0].file, "services/WEB.TOML", "{}", errors.0[0]);
     }
 
     #[test]
