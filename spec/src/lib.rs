@@ -8,6 +8,7 @@
 
 pub mod board_config;
 pub mod build_info;
+mod editor_schema;
 pub mod error;
 pub mod front_door;
 mod locate;

@@ -9,15 +9,11 @@ pub const SCHEMA_ID: &str = "https://baton-os.github.io/baton/cluster.schema.jso
 
 /// The JSON Schema of `cluster.toml`.
 pub fn json_schema() -> serde_json::Value {
-    let mut schema = schemars::schema_for!(RawClusterFile);
-    schema.insert("$id".to_string(), SCHEMA_ID.into());
-    schema.to_value()
+    crate::editor_schema::generate::<RawClusterFile>(SCHEMA_ID)
 }
 
 /// The schema as pretty-printed JSON with a final newline, as committed in
 /// `docs/cluster.schema.json`.
 pub fn json_schema_text() -> String {
-    let mut text = serde_json::to_string_pretty(&json_schema()).unwrap_or_default();
-    text.push('\n');
-    text
+    crate::editor_schema::text(&json_schema())
 }
