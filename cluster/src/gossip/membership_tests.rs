@@ -184,23 +184,32 @@ async fn a_key_holder_can_neither_replace_nor_displace_a_bound_board() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forgery_taken_before_the_boards_first_proof_is_purged_when_the_proof_arrives() {
     let a = start(config("a", 1, &[], KEY)).await.expect("a");
-    // b is up but has not met anyone: its name is not bound at a yet.
-    let b = start(config("b", 1, &[], KEY)).await.expect("b");
+    // b has not met a yet, so its name is not bound at a.
+    // b's address is held by a socket that answers nothing until b starts there: b must not hear
+    // a's probes of the forgery before the test has seen a take it (b would introduce itself and
+    // its proof would purge the forgery at once).
+    let quiet = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let at_b = quiet.local_addr().expect("addr");
     let mut holder = Holder::new().await;
-    let forged = id("b", b.local_addr(), 1_000);
+    let forged = id("b", at_b, 1_000);
     let src = holder.me();
     holder
         .send(&a, src, Message::Gossip, std::slice::from_ref(&forged))
         .await;
-    // In any state: a probes the forgery at b's address, where nobody answers for it, so it may
-    // be suspect or down before a slow poll sees it alive.
+    // In any state: a probes the forgery, nobody answers, so it may be suspect or down by the
+    // time a slow poll looks.
     wait_for("a to take the forged b (nothing vouches yet)", || {
         a.members()
             .iter()
             .any(|m| m.name == "b" && m.generation == 1_000)
     })
     .await;
-    b.add_seed(a.local_addr()).expect("seed");
+    drop(quiet);
+    let mut cfg = config("b", 1, &[a.local_addr()], KEY);
+    cfg.listen = at_b;
+    let b = start(cfg).await.expect("b at its address");
     wait_for("the real b to replace the forgery at a", || {
         alive_in(&a, "b", 1..1_000) && sees_alive_with_api(&a, "b")
     })
