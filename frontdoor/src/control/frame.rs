@@ -6,13 +6,9 @@
 //! descriptors did not all fit (`MSG_CTRUNC`), is an error, never half a message. Descriptors
 //! that came with a refused frame are closed with it.
 
-use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use nix::sys::socket::{
-    recvmsg, sendmsg, setsockopt, socketpair, sockopt, AddressFamily, ControlMessage,
-    ControlMessageOwned, MsgFlags, SockFlag, SockType,
-};
+use baton_seqpacket::Limits;
 
 use super::protocol::{Invalid, Message};
 
@@ -22,8 +18,11 @@ pub const MAX_FRAME: usize = 256 * 1024;
 /// The most descriptors a frame carries.
 pub const MAX_FDS: usize = 4;
 
-/// The most descriptors Linux passes in one message (`SCM_MAX_FD`).
-const SCM_MAX_FD: usize = 253;
+/// The limits of both ends.
+const LIMITS: Limits = Limits {
+    max_frame: MAX_FRAME,
+    max_fds: MAX_FDS,
+};
 
 /// Errors sending or receiving a frame. Any of them but [`Error::WouldBlock`] ends the
 /// connection.
@@ -69,6 +68,20 @@ pub enum Error {
     WouldBlock,
 }
 
+impl From<baton_seqpacket::Error> for Error {
+    fn from(e: baton_seqpacket::Error) -> Self {
+        use baton_seqpacket::Error as E;
+        match e {
+            E::Socket { op, source } => Error::Socket { op, source },
+            E::TooLarge { size } => Error::TooLarge { size },
+            E::TooManyFds { count } => Error::TooManyFds { count },
+            E::Truncated { what } => Error::Truncated { what },
+            E::Closed => Error::Closed,
+            E::WouldBlock => Error::WouldBlock,
+        }
+    }
+}
+
 /// The send buffer each end asks for. A Unix datagram must fit its sender's buffer whole, and
 /// the default (`net.core.wmem_default`, 208 KiB) is smaller than [`MAX_FRAME`].
 const SEND_BUFFER: usize = MAX_FRAME + 64 * 1024;
@@ -76,33 +89,11 @@ const SEND_BUFFER: usize = MAX_FRAME + 64 * 1024;
 /// A connected pair of seqpacket sockets, both close-on-exec, each able to send a frame of
 /// [`MAX_FRAME`] bytes.
 pub fn pair() -> Result<(OwnedFd, OwnedFd), Error> {
-    let (a, b) = socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(|source| Error::Socket {
-        op: "socketpair",
-        source,
-    })?;
+    let (a, b) = baton_seqpacket::pair()?;
     for end in [&a, &b] {
-        size_send_buffer(end.as_fd())?;
+        baton_seqpacket::size_send_buffer(end.as_fd(), SEND_BUFFER)?;
     }
     Ok((a, b))
-}
-
-/// Makes `sock`'s send buffer large enough for a frame of [`MAX_FRAME`] bytes. `SO_SNDBUF` is
-/// capped by `net.core.wmem_max` (which the kernel doubles, enough by default); the init, with
-/// `CAP_NET_ADMIN`, passes the cap with `SO_SNDBUFFORCE` should the board lower it.
-fn size_send_buffer(sock: BorrowedFd<'_>) -> Result<(), Error> {
-    if setsockopt(&sock, sockopt::SndBufForce, &SEND_BUFFER).is_err() {
-        setsockopt(&sock, sockopt::SndBuf, &SEND_BUFFER).map_err(|source| Error::Socket {
-            op: "set the send buffer",
-            source,
-        })?;
-    }
-    Ok(())
 }
 
 /// Sends `message` with `fds` attached as one frame, after checking it as the receiver will.
@@ -122,39 +113,14 @@ pub(crate) fn send_bytes(
     bytes: &[u8],
     fds: &[BorrowedFd<'_>],
 ) -> Result<(), Error> {
-    if bytes.len() > MAX_FRAME {
-        return Err(Error::TooLarge { size: bytes.len() });
-    }
-    if fds.len() > MAX_FDS {
-        return Err(Error::TooManyFds { count: fds.len() });
-    }
-    let raw: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
-    let rights = [ControlMessage::ScmRights(&raw)];
-    let cmsgs: &[ControlMessage<'_>] = if raw.is_empty() { &[] } else { &rights };
-    let iov = [IoSlice::new(bytes)];
-    let sent = loop {
-        match sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
-            Err(nix::Error::EINTR) => continue,
-            other => break other,
-        }
-    };
-    match sent {
-        Ok(_) => Ok(()),
-        Err(nix::Error::EAGAIN) => Err(Error::WouldBlock),
-        Err(nix::Error::EPIPE) | Err(nix::Error::ECONNRESET) => Err(Error::Closed),
-        Err(source) => Err(Error::Socket {
-            op: "sendmsg",
-            source,
-        }),
-    }
+    Ok(baton_seqpacket::send(sock, bytes, fds, LIMITS)?)
 }
 
 /// Receives one frame and the descriptors that came with it, and checks it: it must parse as
 /// a `T` and be within its bounds with the descriptors it carries.
 pub fn recv<T: Message>(sock: BorrowedFd<'_>) -> Result<(T, Vec<OwnedFd>), Error> {
-    let mut buf = vec![0u8; MAX_FRAME + 1];
-    let (len, fds) = recv_bytes(sock, &mut buf)?;
-    let bytes = &buf[..len];
+    let (buf, fds) = baton_seqpacket::recv(sock, LIMITS)?;
+    let bytes = &buf[..];
     let message: T = match serde_json::from_slice(bytes) {
         Ok(message) => message,
         Err(e) => {
@@ -167,62 +133,4 @@ pub fn recv<T: Message>(sock: BorrowedFd<'_>) -> Result<(T, Vec<OwnedFd>), Error
     };
     message.check(fds.len())?;
     Ok((message, fds))
-}
-
-/// Receives one whole frame into `buf` (which must be larger than [`MAX_FRAME`], so that a
-/// longer frame shows as cut); returns its length and its descriptors.
-fn recv_bytes(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<(usize, Vec<OwnedFd>), Error> {
-    // Room for as many descriptors as the kernel passes in one message (SCM_MAX_FD), not just
-    // the few a frame may carry: a peer that sends more must not make the kernel install some
-    // and flag the rest as cut, which would leave the installed ones unowned here.
-    let mut cmsg = nix::cmsg_space!([RawFd; SCM_MAX_FD]);
-    let mut iov = [IoSliceMut::new(buf)];
-    let received = loop {
-        match recvmsg::<()>(
-            sock.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        ) {
-            Err(nix::Error::EINTR) => continue,
-            other => break other,
-        }
-    };
-    let msg = match received {
-        Ok(msg) => msg,
-        Err(nix::Error::EAGAIN) => return Err(Error::WouldBlock),
-        Err(nix::Error::ECONNRESET) => return Err(Error::Closed),
-        Err(source) => {
-            return Err(Error::Socket {
-                op: "recvmsg",
-                source,
-            })
-        }
-    };
-    // Take ownership of every descriptor first, so that each is closed if the frame is refused.
-    let mut fds = Vec::new();
-    if let Ok(cmsgs) = msg.cmsgs() {
-        for c in cmsgs {
-            if let ControlMessageOwned::ScmRights(received) = c {
-                for fd in received {
-                    // SAFETY: the kernel just installed this descriptor in our table for this
-                    // message; nothing else owns it.
-                    fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
-                }
-            }
-        }
-    }
-    let (len, flags) = (msg.bytes, msg.flags);
-    if flags.contains(MsgFlags::MSG_CTRUNC) || fds.len() > MAX_FDS {
-        return Err(Error::Truncated {
-            what: "descriptors",
-        });
-    }
-    if flags.contains(MsgFlags::MSG_TRUNC) || len > MAX_FRAME {
-        return Err(Error::Truncated { what: "bytes" });
-    }
-    if len == 0 {
-        return Err(Error::Closed);
-    }
-    Ok((len, fds))
 }

@@ -1,19 +1,15 @@
 //! The init ↔ helper protocol: one JSON message per `SOCK_SEQPACKET` datagram, with file
 //! descriptors attached as `SCM_RIGHTS`.
 //!
-//! A seqpacket socket keeps message boundaries, so a datagram is a frame. A frame larger than
-//! [`MAX_MESSAGE`] is refused on send; a received frame that was truncated (`MSG_TRUNC`) or whose
-//! descriptors did not all fit (`MSG_CTRUNC`) is an error, never half a message. The init sends
+//! Frames are `baton_seqpacket`'s: a frame larger than [`MAX_MESSAGE`] is refused on send; a
+//! received frame that was truncated or came with more than [`MAX_FDS`] descriptors is an
+//! error, never half a message, and its descriptors are closed. The init sends
 //! [`Request`]s tagged with a sequence number; the helper answers each with a [`Reply`] carrying
 //! the same number, and sends [`ToInit::Exit`] whenever a container ends.
 
-use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 
-use nix::sys::socket::{
-    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
-    SockFlag, SockType,
-};
+use baton_seqpacket::Limits;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +20,12 @@ pub const MAX_MESSAGE: usize = 128 * 1024;
 
 /// The most descriptors a frame carries.
 pub const MAX_FDS: usize = 4;
+
+/// The limits of both ends.
+const LIMITS: Limits = Limits {
+    max_frame: MAX_MESSAGE,
+    max_fds: MAX_FDS,
+};
 
 /// Errors sending or receiving a frame.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +44,12 @@ pub enum Error {
         /// Its size.
         size: usize,
     },
+    /// More descriptors than a frame carries.
+    #[error("runtime message with {count} descriptors exceeds the limit of {MAX_FDS}")]
+    TooManyFds {
+        /// How many were given.
+        count: usize,
+    },
     /// A received frame lost bytes or descriptors.
     #[error("runtime message truncated ({what})")]
     Truncated {
@@ -57,6 +65,20 @@ pub enum Error {
     /// The socket has no data now (non-blocking sockets only).
     #[error("runtime socket would block")]
     WouldBlock,
+}
+
+impl From<baton_seqpacket::Error> for Error {
+    fn from(e: baton_seqpacket::Error) -> Self {
+        use baton_seqpacket::Error as E;
+        match e {
+            E::Socket { op, source } => Error::Socket { op, source },
+            E::TooLarge { size } => Error::TooLarge { size },
+            E::TooManyFds { count } => Error::TooManyFds { count },
+            E::Truncated { what } => Error::Truncated { what },
+            E::Closed => Error::Closed,
+            E::WouldBlock => Error::WouldBlock,
+        }
+    }
 }
 
 /// What the init asks of the helper.
@@ -120,16 +142,7 @@ pub enum ToInit {
 
 /// A connected pair of seqpacket sockets, both close-on-exec.
 pub fn pair() -> Result<(OwnedFd, OwnedFd), Error> {
-    socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(|source| Error::Socket {
-        op: "socketpair",
-        source,
-    })
+    Ok(baton_seqpacket::pair()?)
 }
 
 /// Sends `message` with `fds` attached as one frame.
@@ -139,72 +152,18 @@ pub fn send<T: Serialize>(
     fds: &[BorrowedFd<'_>],
 ) -> Result<(), Error> {
     let bytes = serde_json::to_vec(message)?;
-    if bytes.len() > MAX_MESSAGE {
-        return Err(Error::TooLarge { size: bytes.len() });
-    }
-    let raw: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
-    let rights = [ControlMessage::ScmRights(&raw)];
-    let cmsgs: &[ControlMessage<'_>] = if raw.is_empty() { &[] } else { &rights };
-    let iov = [IoSlice::new(&bytes)];
-    match sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
-        Ok(_) => Ok(()),
-        Err(nix::Error::EAGAIN) => Err(Error::WouldBlock),
-        Err(nix::Error::EPIPE) | Err(nix::Error::ECONNRESET) => Err(Error::Closed),
-        Err(source) => Err(Error::Socket {
-            op: "sendmsg",
-            source,
-        }),
-    }
+    // Descriptors are bounded where they arrive (and the tests send too many on purpose).
+    let limits = Limits {
+        max_fds: usize::MAX,
+        ..LIMITS
+    };
+    Ok(baton_seqpacket::send(sock, &bytes, fds, limits)?)
 }
 
 /// Receives one frame: the message and the descriptors that came with it.
 pub fn recv<T: DeserializeOwned>(sock: BorrowedFd<'_>) -> Result<(T, Vec<OwnedFd>), Error> {
-    let mut buf = vec![0u8; MAX_MESSAGE + 1];
-    let mut cmsg = nix::cmsg_space!([RawFd; MAX_FDS]);
-    let (len, flags, fds) = {
-        let mut iov = [IoSliceMut::new(&mut buf)];
-        let msg = match recvmsg::<()>(
-            sock.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        ) {
-            Ok(msg) => msg,
-            Err(nix::Error::EAGAIN) => return Err(Error::WouldBlock),
-            Err(nix::Error::ECONNRESET) => return Err(Error::Closed),
-            Err(source) => {
-                return Err(Error::Socket {
-                    op: "recvmsg",
-                    source,
-                })
-            }
-        };
-        let mut fds = Vec::new();
-        if let Ok(cmsgs) = msg.cmsgs() {
-            for c in cmsgs {
-                if let ControlMessageOwned::ScmRights(received) = c {
-                    for fd in received {
-                        // SAFETY: the kernel just installed this descriptor in our table for
-                        // this message; nothing else owns it.
-                        fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
-                    }
-                }
-            }
-        }
-        (msg.bytes, msg.flags, fds)
-    };
-    if flags.contains(MsgFlags::MSG_CTRUNC) {
-        return Err(Error::Truncated {
-            what: "descriptors",
-        });
-    }
-    if flags.contains(MsgFlags::MSG_TRUNC) || len > MAX_MESSAGE {
-        return Err(Error::Truncated { what: "bytes" });
-    }
-    if len == 0 {
-        return Err(Error::Closed);
-    }
-    Ok((serde_json::from_slice(&buf[..len])?, fds))
+    let (bytes, fds) = baton_seqpacket::recv(sock, LIMITS)?;
+    Ok((serde_json::from_slice(&bytes)?, fds))
 }
 
 #[cfg(test)]
