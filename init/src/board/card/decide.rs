@@ -7,6 +7,10 @@
 //!
 //! - an intent is pending: the write was cut short. The store holds either the old or the new
 //!   text (neither was acknowledged yet) and is the truth: the card is made to hold it.
+//! - an intent is pending because the card could not be written (a FAT the kernel set
+//!   read-only): the board noted what the card held then. While the card still holds that, it
+//!   is repaired as above; once it holds anything else, a laptop changed it (repaired the FAT,
+//!   edited the file) and the rules below apply, so the laptop's edit is not overwritten.
 //! - no intent, the card file is what the board last wrote: nothing to do.
 //! - no intent, the file differs and still parses: a laptop edited it; the edit is honoured.
 //! - no intent, the file differs and is damaged (not UTF-8, NUL bytes, empty, not TOML): the
@@ -34,6 +38,9 @@ pub struct Known<'a> {
     pub written: Option<&'a str>,
     /// A write (or removal) was begun and not finished.
     pub pending: bool,
+    /// For a pending write whose card write failed: what the card held after the failure
+    /// (a [`fingerprint`]).
+    pub seen: Option<&'a str>,
     /// The spec text the board holds for it (`None`: none, or deleted).
     pub truth: Option<&'a str>,
 }
@@ -60,6 +67,16 @@ pub fn hash(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// A short text that tells card contents apart: `missing`, `unreadable`, or the SHA-256 of
+/// the bytes.
+pub fn fingerprint(card: &CardFile) -> String {
+    match card {
+        CardFile::Missing => "missing".to_string(),
+        CardFile::Unreadable(_) => "unreadable".to_string(),
+        CardFile::Bytes(b) => hash(b),
+    }
 }
 
 /// Why `bytes` cannot be a spec file someone wrote on purpose, if so: a torn or damaged write
@@ -95,7 +112,10 @@ fn describe(card: &CardFile) -> String {
 
 /// The verdict for one file.
 pub fn decide(card: &CardFile, known: Known<'_>) -> Verdict {
-    if known.pending {
+    let changed_since_seen = known
+        .seen
+        .is_some_and(|seen| seen != fingerprint(card).as_str());
+    if known.pending && !changed_since_seen {
         let agrees = match (card, known.truth) {
             (CardFile::Missing, None) => true,
             (CardFile::Bytes(b), Some(t)) => b == t.as_bytes(),
@@ -148,6 +168,7 @@ mod tests {
         Known {
             written,
             pending,
+            seen: None,
             truth,
         }
     }
@@ -272,5 +293,38 @@ mod tests {
             decide(&CardFile::Missing, known(Some(&h), true, None)),
             Verdict::Fine
         );
+    }
+
+    #[test]
+    fn a_card_that_could_not_be_written_is_repaired_until_a_laptop_changes_it() {
+        let h = hash(OLD.as_bytes());
+        let torn = &NEW[..NEW.find("env").unwrap()];
+        let seen = fingerprint(&bytes(torn));
+        let with_seen = |seen| Known {
+            written: Some(&h),
+            pending: true,
+            seen: Some(seen),
+            truth: Some(NEW),
+        };
+        // The card still holds what the board saw when its write failed: repaired.
+        let v = decide(&bytes(torn), with_seen(&seen));
+        assert!(is_repair(&v), "{v:?}");
+        // A laptop put its own text there since: taken, not overwritten.
+        let edit = "name = \"web\"\nimage = \"images/web.tar\"\nenv = { V = \"3\" }\n";
+        assert_eq!(decide(&bytes(edit), with_seen(&seen)), Verdict::TakeEdit);
+        // ... or damaged it further: repaired from the board's copy.
+        let v = decide(&bytes("\0\0"), with_seen(&seen));
+        assert!(is_repair(&v), "{v:?}");
+        // ... or removed it: the deletion is honoured.
+        assert_eq!(
+            decide(&CardFile::Missing, with_seen(&seen)),
+            Verdict::UserDeleted
+        );
+        // The card could not be read then and still cannot: repaired.
+        let v = decide(
+            &CardFile::Unreadable("EIO".into()),
+            with_seen(&fingerprint(&CardFile::Unreadable("EIO".into()))),
+        );
+        assert!(is_repair(&v), "{v:?}");
     }
 }

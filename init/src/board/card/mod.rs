@@ -40,6 +40,10 @@ pub struct Manifest {
     /// Service name → hash of the text being written (`None`: being removed), for writes begun
     /// and not finished.
     pub pending: BTreeMap<String, Option<String>>,
+    /// Service name → what the card file held after a write of it failed (a
+    /// [`decide::fingerprint`]), for pending writes only: a card that holds something else at
+    /// boot was changed by a laptop since.
+    pub seen: BTreeMap<String, String>,
 }
 
 /// A write that failed, naming the partition: an error on the data partition means nothing was
@@ -188,16 +192,24 @@ impl CardStore {
         let truth = dir.join("specs").join(format!("{name}.toml"));
         write_truth(&truth, text).map_err(data_err(&truth))?;
         // 3. The card.
-        write_card(&card_path, text).map_err(|source| WriteError::Card {
-            path: card_path,
-            source,
-        })?;
+        if let Err(source) = write_card(&card_path, text) {
+            // What the card holds now, so that the next boot can tell a laptop's change from
+            // the card as this failure left it. Best effort: without it the next boot repairs.
+            let seen = decide::fingerprint(&look(&card_path));
+            manifest.seen.insert(name.to_string(), seen);
+            let _ = save_manifest(&manifest_path, manifest);
+            return Err(WriteError::Card {
+                path: card_path,
+                source,
+            });
+        }
         // 4. What the card holds.
         match hash {
             Some(h) => manifest.written.insert(name.to_string(), h),
             None => manifest.written.remove(name),
         };
         manifest.pending.remove(name);
+        manifest.seen.remove(name);
         save_manifest(&manifest_path, manifest).map_err(data_err(&manifest_path))
     }
 
@@ -257,6 +269,15 @@ pub fn read_files(dir: &Path) -> Vec<(String, String)> {
     }
     files.sort();
     files
+}
+
+/// What the card holds at `path`.
+fn look(path: &Path) -> decide::CardFile {
+    match read_bounded(path) {
+        Ok(bytes) => decide::CardFile::Bytes(bytes),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => decide::CardFile::Missing,
+        Err(e) => decide::CardFile::Unreadable(e.to_string()),
+    }
 }
 
 /// Reads a text file of at most [`MAX_FILE`] bytes; `None` if missing, larger or not UTF-8.

@@ -6,8 +6,8 @@ use std::io;
 
 use baton_api::CardRepair;
 
-use super::decide::{decide, hash, CardFile, Known, Verdict};
-use super::{read_bounded, save_manifest, write_card, write_truth, CardStore, Manifest};
+use super::decide::{decide, fingerprint, hash, CardFile, Known, Verdict};
+use super::{look, read_bounded, save_manifest, write_card, write_truth, CardStore, Manifest};
 
 /// What the pass did.
 #[derive(Debug, Default)]
@@ -137,6 +137,7 @@ pub(super) fn run(store: &CardStore, manifest: &mut Manifest) -> Reconciled {
         let known = Known {
             written: manifest.written.get(&name).map(String::as_str),
             pending: manifest.pending.contains_key(&name),
+            seen: manifest.seen.get(&name).map(String::as_str),
             truth: truth.as_deref(),
         };
         let verdict = decide(&file, known);
@@ -168,6 +169,7 @@ fn carry_out(
     let shown = format!("services/{spec_file}");
     let settle = |manifest: &mut Manifest, text: Option<&str>| {
         manifest.pending.remove(name);
+        manifest.seen.remove(name);
         match text {
             Some(t) => manifest
                 .written
@@ -196,6 +198,14 @@ fn carry_out(
                     }
                 }
                 Err(e) => {
+                    // What the card holds after the failure: while it still holds that, the
+                    // next boot repairs again; a laptop's change after it is honoured.
+                    let seen = fingerprint(&look(&store.card_file(name)));
+                    manifest
+                        .pending
+                        .entry(name.to_string())
+                        .or_insert_with(|| truth.as_deref().map(|t| hash(t.as_bytes())));
+                    manifest.seen.insert(name.to_string(), seen);
                     reason.push_str(&format!(
                         "; the card cannot be written ({e}): the data partition's copy is used"
                     ));

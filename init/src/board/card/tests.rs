@@ -313,3 +313,49 @@ fn a_removal_kept_only_on_the_data_partition_hides_the_card_file_and_a_failed_on
     let files = b.store().files();
     assert_eq!(files, vec![("web.toml".to_string(), V1.to_string())]);
 }
+
+#[test]
+fn a_card_that_cannot_be_written_is_repaired_at_each_boot_until_a_laptop_edits_it() {
+    let b = Board::new();
+    b.store().write("web", Some(V1)).expect("write");
+    // The card refuses writes from here on (a directory stands where the temporary file goes),
+    // as a FAT the kernel set read-only does.
+    std::fs::create_dir(b.card.join("web.toml.tmp")).unwrap();
+    let err = b.store().write("web", Some(V2)).expect_err("must fail");
+    assert!(matches!(err, WriteError::Card { .. }), "{err}");
+    assert_eq!(b.manifest().seen["web"], decide::hash(V1.as_bytes()));
+    // Boots while the card is as the failure left it: the data partition's copy is used.
+    for _ in 0..2 {
+        let r = b.store().reconcile();
+        assert_eq!(loaded(&r, "web.toml").as_deref(), Some(V2), "{r:?}");
+        assert_eq!(r.repairs.len(), 1, "{r:?}");
+        assert!(r.repairs[0].reason.contains("cannot be written"), "{r:?}");
+        assert_eq!(b.card("web").as_deref(), Some(V1));
+    }
+    // A laptop repairs the card and edits the file: the edit is taken, not overwritten.
+    std::fs::remove_dir(b.card.join("web.toml.tmp")).unwrap();
+    let v3 = V2.replace("\"2\"", "\"3\"");
+    std::fs::write(b.card.join("web.toml"), &v3).unwrap();
+    let r = b.store().reconcile();
+    assert!(r.repairs.is_empty(), "{r:?}");
+    assert_eq!(loaded(&r, "web.toml").as_deref(), Some(v3.as_str()));
+    assert_eq!(b.store().truth("web").as_deref(), Some(v3.as_str()));
+    let m = b.manifest();
+    assert!(m.pending.is_empty() && m.seen.is_empty(), "{m:?}");
+    assert_eq!(m.written["web"], decide::hash(v3.as_bytes()));
+}
+
+#[test]
+fn a_damaged_file_the_card_refuses_to_take_back_is_served_from_the_data_partition() {
+    let b = Board::new();
+    b.store().write("web", Some(V1)).expect("write");
+    std::fs::write(b.card.join("web.toml"), "\0\0\0\0").unwrap();
+    std::fs::create_dir(b.card.join("web.toml.tmp")).unwrap();
+    let r = b.store().reconcile();
+    assert_eq!(loaded(&r, "web.toml").as_deref(), Some(V1), "{r:?}");
+    // While it runs, the board's files show the data partition's copy, not the damaged one.
+    let store = b.store();
+    let files = store.files();
+    let web = files.iter().find(|(f, _)| f == "web.toml").map(|(_, t)| t);
+    assert_eq!(web.map(String::as_str), Some(V1));
+}
