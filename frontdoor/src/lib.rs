@@ -5,4 +5,5 @@
 //! (the listening sockets, the cluster keys); the two talk over the [`control`] channel. This
 //! first part holds that channel only.
 
+pub mod config;
 pub mod control;

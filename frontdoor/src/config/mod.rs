@@ -1,0 +1,6 @@
+//! The configuration the front door runs: what a `Snapshot` carries ([`model`]), checked as it
+//! arrives, and the tables built from it.
+
+pub mod model;
+
+pub use model::{Auth, Hold, Route, Service, Settings, Snapshot};

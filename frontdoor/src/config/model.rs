@@ -1,0 +1,247 @@
+//! The snapshot: everything the front door needs besides the instance lists, as the init
+//! sends it in a sealed memfd. The init builds it from `cluster.toml` and the specs (already
+//! validated there); the front door checks it again on arrival ([`Snapshot::check`]), since a
+//! snapshot it cannot use must be refused whole rather than half applied.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// Routes in one snapshot.
+pub const MAX_ROUTES: usize = 4096;
+/// Services in one snapshot.
+pub const MAX_SERVICES: usize = 4096;
+/// Trusted proxy blocks.
+pub const MAX_TRUSTED: usize = 64;
+/// Bytes of a host, a path, a service name.
+pub const MAX_NAME: usize = 1024;
+
+/// How a route checks who is calling (the spec's `route.auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Auth {
+    /// No check.
+    None,
+    /// An OIDC bearer token.
+    Oidc,
+    /// A browser sign-in.
+    Login,
+    /// A TLS client certificate.
+    Mtls,
+    /// An auth service asked first.
+    Forward,
+}
+
+/// One route: requests for `host` (exact, `*.suffix`, or any host when `None`) under the path
+/// prefix `path` go to `service`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// The service requests go to.
+    pub service: String,
+    /// Normalised host (lowercase, no final dot), `*.suffix`, or `None` for any host.
+    pub host: Option<String>,
+    /// Normalised path prefix: starts with `/`, no trailing `/` except the root itself.
+    pub path: String,
+    /// The identity check.
+    pub auth: Auth,
+    /// Milliseconds the upstream may take until its response head.
+    pub timeout_ms: u64,
+}
+
+/// What happens to requests for a service with no ready instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hold {
+    /// Requests waiting at most, beyond which they get 503.
+    pub queue: u32,
+    /// Milliseconds a request waits at most.
+    pub timeout_ms: u64,
+}
+
+/// A service the routes lead to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// `None`: 503 at once while no instance is ready; otherwise requests wait.
+    pub hold: Option<Hold>,
+}
+
+/// The listeners' and the proxy's settings (the `[front_door]` table).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Plain HTTP answers a redirect to HTTPS, except on routes with `auth = "none"`.
+    pub redirect_http: bool,
+    /// The HTTPS port, for the redirect's URL (0: HTTPS is off, so no redirect).
+    pub https_port: u16,
+    /// Milliseconds a body or an upgraded stream may be idle, in each direction.
+    pub idle_timeout_ms: u64,
+    /// Client connections at once.
+    pub max_connections: u32,
+    /// Connections at once from one client address.
+    pub per_client_connections: u32,
+    /// Requests a second one client address may make on average.
+    pub per_client_rate: u32,
+    /// Requests one client address may make at once above the rate.
+    pub per_client_burst: u32,
+    /// Peers whose `X-Forwarded-*` headers are believed, as (address, prefix length).
+    pub trusted_proxies: Vec<(IpAddr, u8)>,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            redirect_http: false,
+            https_port: 0,
+            idle_timeout_ms: 300_000,
+            max_connections: 4096,
+            per_client_connections: 256,
+            per_client_rate: 100,
+            per_client_burst: 200,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// One configuration of the front door.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Snapshot {
+    /// The settings.
+    pub settings: Settings,
+    /// The routes, in no particular order (the table sorts them).
+    pub routes: Vec<Route>,
+    /// The services routes lead to, by name.
+    pub services: BTreeMap<String, Service>,
+}
+
+/// Why a snapshot was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// A list is longer than its bound.
+    #[error("the snapshot has {got} {what}, at most {max} are allowed")]
+    TooMany {
+        /// What.
+        what: &'static str,
+        /// How many.
+        got: usize,
+        /// The bound.
+        max: usize,
+    },
+    /// A route is not usable as it is.
+    #[error("route {index} ({service}): {why}")]
+    Route {
+        /// Its place in the list.
+        index: usize,
+        /// Its service.
+        service: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// A setting is out of range.
+    #[error("setting {0}")]
+    Setting(String),
+}
+
+impl Snapshot {
+    /// Whether the snapshot is usable: bounded lists, routes with normalised keys that lead to
+    /// a listed service, no two routes with the same key, settings in range.
+    pub fn check(&self) -> Result<(), Refused> {
+        bound("routes", self.routes.len(), MAX_ROUTES)?;
+        bound("services", self.services.len(), MAX_SERVICES)?;
+        bound(
+            "trusted proxies",
+            self.settings.trusted_proxies.len(),
+            MAX_TRUSTED,
+        )?;
+        for (name, _) in self.services.iter() {
+            if name.is_empty() || name.len() > MAX_NAME {
+                return Err(Refused::Setting(format!(
+                    "a service name is empty or longer than {MAX_NAME} bytes"
+                )));
+            }
+        }
+        for (ip, prefix) in &self.settings.trusted_proxies {
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            if *prefix > max {
+                return Err(Refused::Setting(format!(
+                    "trusted_proxies: {ip}/{prefix} has a prefix longer than the address"
+                )));
+            }
+        }
+        if self.settings.idle_timeout_ms == 0 || self.settings.max_connections == 0 {
+            return Err(Refused::Setting(
+                "idle_timeout and max_connections must be above 0".into(),
+            ));
+        }
+        let mut keys = std::collections::BTreeSet::new();
+        for (index, r) in self.routes.iter().enumerate() {
+            let refuse = |why: String| Refused::Route {
+                index,
+                service: r.service.clone(),
+                why,
+            };
+            if !self.services.contains_key(&r.service) {
+                return Err(refuse(
+                    "leads to a service the snapshot does not list".into(),
+                ));
+            }
+            if !is_normal_path(&r.path) {
+                return Err(refuse(format!("path {:?} is not normalised", r.path)));
+            }
+            if let Some(host) = &r.host {
+                if !is_normal_host(host) {
+                    return Err(refuse(format!("host {host:?} is not normalised")));
+                }
+            }
+            if r.timeout_ms == 0 {
+                return Err(refuse("has a timeout of 0".into()));
+            }
+            if !keys.insert((r.host.as_deref(), r.path.as_str())) {
+                return Err(refuse("has the host and path of an earlier route".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn bound(what: &'static str, got: usize, max: usize) -> Result<(), Refused> {
+    if got > max {
+        return Err(Refused::TooMany { what, got, max });
+    }
+    Ok(())
+}
+
+/// A path prefix as the spec normalises it: `/`, or `/` and segments of visible ASCII with no
+/// empty, `.` or `..` segment, no trailing `/`, none of `?#\%;`.
+pub fn is_normal_path(path: &str) -> bool {
+    if path == "/" {
+        return true;
+    }
+    path.len() <= MAX_NAME
+        && path.starts_with('/')
+        && path[1..]
+            .split('/')
+            .all(|s| !s.is_empty() && s != "." && s != "..")
+        && path
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !"?#\\%;".contains(c))
+}
+
+/// A host as the spec normalises it: lowercase labels of letters, digits and `-`, joined by
+/// `.`, optionally behind `*.`.
+pub fn is_normal_host(host: &str) -> bool {
+    let name = host.strip_prefix("*.").unwrap_or(host);
+    host.len() <= 253
+        && !name.is_empty()
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+}
