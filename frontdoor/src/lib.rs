@@ -2,8 +2,10 @@
 //! to the instances of the services behind them (docs/design/front-door.md).
 //!
 //! The init runs it as a child of its own and keeps everything secret or lasting on its side
-//! (the listening sockets, the cluster keys); the two talk over the [`control`] channel. This
-//! first part holds that channel only.
+//! (the listening sockets, the cluster keys); the two talk over the [`control`] channel. So far
+//! the crate holds that channel, the snapshot it carries ([`config`]) and the choice of a
+//! route for a request ([`route`]).
 
 pub mod config;
 pub mod control;
+pub mod route;
