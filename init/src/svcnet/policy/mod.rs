@@ -72,6 +72,8 @@
 mod build;
 
 #[cfg(test)]
+mod front_door_netns_tests;
+#[cfg(test)]
 mod front_door_tests;
 #[cfg(test)]
 mod netns_tests;
