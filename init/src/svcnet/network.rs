@@ -84,6 +84,22 @@ pub fn upstreams_from(resolv_conf: &str) -> Vec<SocketAddr> {
         .collect()
 }
 
+/// (address, port) of the instances on this board (in `subnet`) of the services with a route:
+/// where other boards' front doors send requests. `members` holds other boards' instances too.
+fn routed(members: &[Member<'_>], subnet: Ipv4Net) -> Vec<(Ipv4Addr, u16)> {
+    members
+        .iter()
+        .filter(|m| m.spec.route.is_some())
+        .filter_map(|m| m.spec.port.map(|port| (m, port)))
+        .flat_map(|(m, port)| {
+            m.instances
+                .iter()
+                .filter(|(addr, _)| subnet.contains(*addr))
+                .map(move |(addr, _)| (*addr, port))
+        })
+        .collect()
+}
+
 /// The host's files the services' network reads: the board's resolvers and its interfaces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostFiles {
@@ -230,6 +246,15 @@ impl Network {
         ];
         policy.cluster.extend(remote.subnets.iter().copied());
         policy.mesh = remote.mesh.clone();
+        // Each board's bridge address is the first host address of its subnet; the mesh routes
+        // carry it as the source of what that board's host sends here.
+        policy.front_door_peers = remote
+            .subnets
+            .iter()
+            .map(|net| crate::svcnet::bridge::pool::gateway_of(*net))
+            .filter(|a| *a != self.bridge)
+            .collect();
+        policy.routed = routed(members, self.subnet);
         policy.lan_filter = !uplinks.is_empty();
         policy
             .lan_ports
@@ -417,6 +442,59 @@ mod tests {
         assert_eq!(
             reaching.into_iter().collect::<Vec<_>>(),
             [std::net::IpAddr::from([10, 88, 0, 2])]
+        );
+    }
+
+    #[test]
+    fn other_boards_bridges_may_reach_the_routed_instances_here() {
+        let loaded = baton_spec::service::load_services(&[
+            (
+                "web.toml".to_string(),
+                "name = \"web\"\nimage = \"oci-archive:images/web.tar\"\nport = 8080\nroute = { path = \"/web\" }\n"
+                    .to_string(),
+            ),
+            (
+                "db.toml".to_string(),
+                "name = \"db\"\nimage = \"oci-archive:images/db.tar\"\nport = 5432\n".to_string(),
+            ),
+        ]);
+        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+        let members: Vec<Member<'_>> = loaded
+            .specs
+            .iter()
+            .map(|spec| Member {
+                spec,
+                // One instance here, one on the board of 10.88.7.0/24.
+                instances: if spec.name == "web" {
+                    vec![
+                        (Ipv4Addr::new(10, 88, 0, 2), true),
+                        (Ipv4Addr::new(10, 88, 7, 2), true),
+                    ]
+                } else {
+                    vec![(Ipv4Addr::new(10, 88, 0, 3), true)]
+                },
+            })
+            .collect();
+        let remote = Remote {
+            mesh: Some("baton-wg".to_string()),
+            subnets: vec![
+                Ipv4Net::new(Ipv4Addr::new(10, 88, 7, 0), 24),
+                Ipv4Net::new(Ipv4Addr::new(10, 88, 9, 0), 24),
+            ],
+            instances: Vec::new(),
+        };
+        let mut seen = None;
+        network().update_with(&members, &remote, |p| {
+            seen = Some((p.front_door_peers.clone(), p.routed.clone()));
+            Ok::<(), &str>(())
+        });
+        assert_eq!(
+            seen,
+            Some((
+                vec![Ipv4Addr::new(10, 88, 7, 1), Ipv4Addr::new(10, 88, 9, 1)],
+                vec![(Ipv4Addr::new(10, 88, 0, 2), 8080)]
+            )),
+            "the other boards' bridges; web's instance here only, db has no route"
         );
     }
 

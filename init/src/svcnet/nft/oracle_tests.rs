@@ -418,6 +418,27 @@ fn cases() -> Vec<(&'static str, &'static str, Rule)> {
             Rule::new().when(Match::IcmpType(8)).accept(),
         ),
         (
+            // The policy's front door rule: a source in one set, destination and port in another.
+            "forward",
+            "iifname \"baton-wg\" ip saddr @hosts ip daddr . tcp dport @pairs accept",
+            Rule::new()
+                .iifname("baton-wg")
+                .when(Match::InSet {
+                    fields: vec![KeyField::Addr(AddrField::Saddr)],
+                    set: "hosts".into(),
+                    invert: false,
+                })
+                .when(Match::InSet {
+                    fields: vec![
+                        KeyField::Addr(AddrField::Daddr),
+                        KeyField::Port(PortField::TcpDport),
+                    ],
+                    set: "pairs".into(),
+                    invert: false,
+                })
+                .accept(),
+        ),
+        (
             "forward",
             "ip saddr . ip daddr . tcp dport @triples accept",
             Rule::new()

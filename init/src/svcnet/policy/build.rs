@@ -17,6 +17,11 @@ pub fn build(policy: &Policy) -> Ruleset {
     Ruleset::new(vec![filter_table(policy), nat_table(policy)])
 }
 
+/// The set of [`Policy::front_door_peers`].
+const FRONT_DOOR_PEERS: &str = "front_door_peers";
+/// The set of [`Policy::routed`].
+const ROUTED: &str = "routed";
+
 fn host(a: Ipv4Addr) -> Ipv4Net {
     Ipv4Net::new(a, 32)
 }
@@ -126,9 +131,50 @@ fn filter_table(policy: &Policy) -> Table {
                 s.element(&[Value::Ipv4(a)])
             }),
     );
+    table = table
+        .set(front_door_peers_set(policy))
+        .set(routed_set(policy));
     table
         .chain(forward_chain(policy))
         .chain(input_chain(policy))
+}
+
+/// The other boards' bridge addresses, where their front doors' connections come from.
+fn front_door_peers_set(policy: &Policy) -> Set {
+    let peers: BTreeSet<Ipv4Addr> = policy.front_door_peers.iter().copied().collect();
+    peers
+        .into_iter()
+        .fold(Set::new(FRONT_DOOR_PEERS, KeyType::Ipv4Addr), |s, a| {
+            s.element(&[Value::Ipv4(a)])
+        })
+}
+
+/// `instance address . port` of every routed instance here.
+fn routed_set(policy: &Policy) -> Set {
+    let routed: BTreeSet<(Ipv4Addr, u16)> = policy.routed.iter().copied().collect();
+    routed.into_iter().fold(
+        Set::concat(ROUTED, &[KeyType::Ipv4Addr, KeyType::InetService]),
+        |s, (a, p)| s.element(&[Value::Ipv4(a), Value::Port(p)]),
+    )
+}
+
+/// Another board's front door (its bridge address, over the mesh) to a routed instance here.
+fn front_door_rule(mesh: &str) -> Rule {
+    Rule::new()
+        .iifname(mesh)
+        .when(in_set(
+            vec![KeyField::Addr(AddrField::Saddr)],
+            FRONT_DOOR_PEERS,
+        ))
+        .when(in_set(
+            vec![
+                KeyField::Addr(AddrField::Daddr),
+                KeyField::Port(PortField::TcpDport),
+            ],
+            ROUTED,
+        ))
+        .accept()
+        .comment("front doors of other boards to routed services")
 }
 
 fn established() -> Rule {
@@ -161,6 +207,7 @@ fn forward_chain(policy: &Policy) -> Chain {
         );
     }
     if let Some(mesh) = &policy.mesh {
+        chain = chain.rule(front_door_rule(mesh));
         chain = refuse(
             Rule::new().iifname(mesh),
             "from other boards: allowed calls only",

@@ -28,22 +28,28 @@
 //!    `a . b . target port`. The forward hook sees the destination after DNAT, so a call to
 //!    `B`'s VIP matches the instance it was sent to. Instances on other boards are in the set
 //!    too: a call is checked by the board it leaves and again by the board it reaches;
-//! 4. `iifname MESH` refused (with [`Policy::mesh`]): from other boards' containers only the
+//! 4. `iifname MESH ip saddr @front_door_peers ip daddr . tcp dport @routed accept` (with
+//!    [`Policy::mesh`]): another board's front door reaching an instance here whose service has
+//!    a route. Its connection leaves that board with the board's bridge address as source (the
+//!    mesh routes carry it), which no container can send from, so this opens nothing to other
+//!    boards' containers; TCP only, and only the routed services' ports
+//!    ([`Policy::front_door_peers`], [`Policy::routed`]);
+//! 5. `iifname MESH` refused (with [`Policy::mesh`]): from other boards' containers only the
 //!    allowed calls above (and their replies) get through;
-//! 5. `ip daddr @vips reject` (a TCP reset for TCP, ICMP port unreachable otherwise): a
+//! 6. `ip daddr @vips reject` (a TCP reset for TCP, ICMP port unreachable otherwise): a
 //!    connection to a VIP that was not DNATed has no healthy instance; it is refused rather
 //!    than left to time out;
-//! 6. `ip saddr SUBNET ip daddr NET reject with icmp type admin-prohibited` for the bridge
+//! 7. `ip saddr SUBNET ip daddr NET reject with icmp type admin-prohibited` for the bridge
 //!    subnet and every [`Policy::cluster`] network: default deny between containers, on this
 //!    board and towards others. ICMP for TCP as well: the call may have been DNATed from a
 //!    VIP, and conntrack maps an ICMP error back to the VIP, where a reset sent for a bridged
 //!    packet keeps the instance's address and the caller would ignore it;
-//! 7. `ip saddr SUBNET tcp|udp dport @control_tcp|@control_udp` refused, whatever the
+//! 8. `ip saddr SUBNET tcp|udp dport @control_tcp|@control_udp` refused, whatever the
 //!    destination: no container reaches a board's API, gossip or mesh port through the
 //!    masquerade ([`Policy::control_ports`]);
-//! 8. `ip saddr @egress accept`: instances of services with [`Egress::Internet`] may reach
+//! 9. `ip saddr @egress accept`: instances of services with [`Egress::Internet`] may reach
 //!    anything else (the masquerade of `ip baton-nat` gives them the uplink's address);
-//! 9. `ip saddr SUBNET` refused: everything else from containers, including [`Egress::None`].
+//! 10. `ip saddr SUBNET` refused: everything else from containers, including [`Egress::None`].
 //!
 //! "Refused" is a pair of rules: `meta l4proto tcp reject with tcp reset`, then `reject with
 //! icmp type admin-prohibited`, so a forbidden call fails at once instead of timing out.
@@ -65,6 +71,10 @@
 
 mod build;
 
+#[cfg(test)]
+mod front_door_netns_tests;
+#[cfg(test)]
+mod front_door_tests;
 #[cfg(test)]
 mod netns_tests;
 #[cfg(test)]
@@ -205,6 +215,13 @@ pub struct Policy {
     pub lan_filter: bool,
     /// The link other boards' containers arrive on (the WireGuard mesh), if any.
     pub mesh: Option<String>,
+    /// The other boards' bridge addresses (the first host address of each one's container
+    /// subnet): the source of what their host processes, the front door among them, send over
+    /// the mesh. The bridge rules keep containers from sending from it.
+    pub front_door_peers: Vec<Ipv4Addr>,
+    /// The instances here of services with a route, with the port the front door sends
+    /// requests to (the spec's `port`): what [`Policy::front_door_peers`] may reach.
+    pub routed: Vec<(Ipv4Addr, u16)>,
     /// The ports of the cluster's own protocols (API and sync, gossip, mesh): containers may
     /// not reach them anywhere (see [`Policy::control_ports`]).
     pub control_ports: Vec<PortSpec>,
@@ -245,6 +262,8 @@ impl Policy {
             lan_ports: Policy::board_ports(),
             lan_filter: false,
             mesh: None,
+            front_door_peers: Vec::new(),
+            routed: Vec::new(),
             control_ports: Policy::control_ports(),
             services: Vec::new(),
         }

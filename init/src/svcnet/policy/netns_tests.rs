@@ -13,13 +13,13 @@ use super::*;
 use baton_testnet::{require_root, Netns};
 
 /// A TCP server inside a namespace answering every connection with `name`; stopped on drop.
-struct Listener {
+pub(super) struct Listener {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Listener {
-    fn start(ns: &Netns, at: SocketAddrV4, name: &'static str) -> Listener {
+    pub(super) fn start(ns: &Netns, at: SocketAddrV4, name: &'static str) -> Listener {
         let stop = Arc::new(AtomicBool::new(false));
         let (ready, bound) = mpsc::channel();
         let flag = Arc::clone(&stop);
@@ -112,13 +112,13 @@ fn echo(to: Ipv4Addr) -> bool {
 
 const INTERNET: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 
-struct Lab {
-    board: Netns,
-    internet: Netns,
-    containers: Vec<Netns>,
+pub(super) struct Lab {
+    pub(super) board: Netns,
+    pub(super) internet: Netns,
+    pub(super) containers: Vec<Netns>,
 }
 
-fn setup(tag: &str) -> Lab {
+pub(super) fn setup(tag: &str) -> Lab {
     let board = Netns::new(&format!("{tag}-board"));
     let internet = Netns::new(&format!("{tag}-inet"));
     board.ip(&[
@@ -174,7 +174,7 @@ fn setup(tag: &str) -> Lab {
     }
 }
 
-fn lab_policy() -> Policy {
+pub(super) fn lab_policy() -> Policy {
     let mut p = base_policy();
     p.generation = 1;
     p.uplinks = vec!["up0".into()];
@@ -188,21 +188,21 @@ fn lab_policy() -> Policy {
     p
 }
 
-fn apply_in(ns: &Netns, p: &Policy) {
+pub(super) fn apply_in(ns: &Netns, p: &Policy) {
     let p = p.clone();
     ns.run(move || apply(&p)).expect("applying the policy");
 }
 
-fn at(a: Ipv4Addr, port: u16) -> SocketAddrV4 {
+pub(super) fn at(a: Ipv4Addr, port: u16) -> SocketAddrV4 {
     SocketAddrV4::new(a, port)
 }
 
-fn refused(r: Result<String, ErrorKind>, what: &str) {
+pub(super) fn refused(r: Result<String, ErrorKind>, what: &str) {
     assert!(r.is_err(), "{what} should fail, got {r:?}");
 }
 
 /// The call is refused at once (a TCP reset), not dropped (which would time out).
-fn reset(r: Result<String, ErrorKind>, what: &str) {
+pub(super) fn reset(r: Result<String, ErrorKind>, what: &str) {
     assert_eq!(r, Err(ErrorKind::ConnectionRefused), "{what}");
 }
 
@@ -381,15 +381,10 @@ fn the_lan_filter_opens_only_the_listed_ports() {
     assert!(!lab.board.nft(&["list", "ruleset"]).contains("baton-policy"));
 }
 
-/// Another board's container, reaching this board over a link named like the mesh (the receiving
-/// board's rules key on the interface, not on WireGuard itself): its allowed call gets through,
-/// anything else it tries is dropped here, whatever the sending board let out.
-#[test]
-fn calls_from_other_boards_are_checked_on_arrival() {
-    require_root();
-    let lab = setup("polmesh");
-    let remote = Netns::new("polmesh-r");
-    let remote_ip = Ipv4Addr::new(10, 88, 7, 2);
+/// Joins `remote` (standing in for another board) to the lab's board over a link named like
+/// the mesh (the receiving board's rules key on the interface, not on WireGuard itself), with
+/// `addrs` in the other board's subnet `10.88.7.0/24`.
+pub(super) fn join_mesh(lab: &Lab, remote: &Netns, addrs: &[Ipv4Addr]) {
     lab.board.ip(&[
         "link", "add", "baton-wg", "type", "veth", "peer", "name", "eth0", "netns", &remote.0,
     ]);
@@ -412,9 +407,23 @@ fn calls_from_other_boards_are_checked_on_arrival() {
         let (ok, _, err) = lab.board.exec("sysctl", &["-w", setting]);
         assert!(ok, "{setting}: {err}");
     }
-    remote.ip(&["addr", "add", &format!("{remote_ip}/24"), "dev", "eth0"]);
+    for a in addrs {
+        remote.ip(&["addr", "add", &format!("{a}/24"), "dev", "eth0"]);
+    }
     remote.ip(&["link", "set", "eth0", "up"]);
     remote.ip(&["route", "add", "10.88.0.0/24", "dev", "eth0"]);
+}
+
+/// Another board's container, reaching this board over a link named like the mesh (the receiving
+/// board's rules key on the interface, not on WireGuard itself): its allowed call gets through,
+/// anything else it tries is dropped here, whatever the sending board let out.
+#[test]
+fn calls_from_other_boards_are_checked_on_arrival() {
+    require_root();
+    let lab = setup("polmesh");
+    let remote = Netns::new("polmesh-r");
+    let remote_ip = Ipv4Addr::new(10, 88, 7, 2);
+    join_mesh(&lab, &remote, &[remote_ip]);
     let [_, b, c] = &lab.containers[..] else {
         panic!("three containers")
     };

@@ -321,9 +321,13 @@ fn from_the_mesh_only_allowed_calls_pass_and_nothing_reaches_the_board() {
     let t = table(&rs, FILTER_TABLE);
     let from_mesh = Match::Iifname(CmpOp::Eq, "baton-wg".into());
     let fwd = &chain(t, "forward").expect("forward").rules;
+    // The first mesh rule that refuses (the one before it accepts other boards' front doors).
     let drop_at = fwd
         .iter()
-        .position(|r| r.matches.contains(&from_mesh))
+        .position(|r| {
+            r.matches.contains(&from_mesh)
+                && !r.statements.contains(&Statement::Verdict(Verdict::Accept))
+        })
         .expect("a mesh rule");
     let allow_at = fwd
         .iter()
