@@ -2,8 +2,9 @@
 //! to the instances of the services behind them (docs/design/front-door.md).
 //!
 //! The init runs it as a child of its own and keeps everything secret or lasting on its side
-//! (the listening sockets, the cluster keys); the two talk over the [`control`] channel. This
-//! first part holds that channel only.
+//! (the listening sockets, the cluster keys); the two talk over the [`control`] channel. The
+//! [`upstream`] balancer is what the proxy asks where a request goes.
 
 pub mod config;
 pub mod control;
+pub mod upstream;
