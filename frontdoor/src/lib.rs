@@ -3,8 +3,9 @@
 //!
 //! The init runs it as a child of its own and keeps everything secret or lasting on its side
 //! (the listening sockets, the cluster keys); the two talk over the [`control`] channel. The
-//! [`upstream`] balancer is what the proxy asks where a request goes.
+//! [`upstream`] balancer and the [`hold`] queues are what the proxy asks where a request goes.
 
 pub mod config;
 pub mod control;
+pub mod hold;
 pub mod upstream;
