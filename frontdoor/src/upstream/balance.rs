@@ -128,7 +128,8 @@ impl Balancer {
     /// Replaces `service`'s instances. Ids that stay keep their counters and health, new ids
     /// start clean, gone ids are dropped (their requests in flight end safely). A repeated id
     /// keeps its first entry; a list beyond [`MAX_SERVICE_INSTANCES`] is cut there. Refused
-    /// only for a new service beyond [`MAX_SERVICES`].
+    /// only for a new service beyond [`MAX_SERVICES`]. The caller then tells the requests held
+    /// for the service (`hold::Holds::notify`); the balancer does not know them.
     pub fn set(&self, service: &str, instances: Vec<Instance>) -> Result<(), SetError> {
         let cell = {
             let mut services = self.services.write().unwrap_or_else(|e| e.into_inner());
