@@ -2,13 +2,20 @@
 //! to the instances of the services behind them (docs/design/front-door.md).
 //!
 //! The init runs it as a child of its own and keeps everything secret or lasting on its side
-//! (the listening sockets, the cluster keys); the two talk over the [`control`] channel. So far
-//! the crate holds that channel, the snapshot it carries ([`config`]), the choice of a route
-//! for a request ([`route`]), and the [`upstream`] balancer and [`hold`] queues that say where
-//! a request goes.
+//! (the listening sockets, the cluster keys); the two talk over the [`control`] channel.
+//!
+//! A request goes through [`http`] (connections, limits, pages, headers; [`tls`] before it on
+//! HTTPS), then [`proxy`]: its host and path normalised and its route found ([`route`]), an
+//! instance chosen ([`upstream`]) or waited for ([`hold`]), the request passed on and the answer
+//! streamed back. [`state`] is what every connection shares; [`config`] is the snapshot it is
+//! built from.
 
 pub mod config;
 pub mod control;
 pub mod hold;
+pub mod http;
+pub mod proxy;
 pub mod route;
+pub mod state;
+pub mod tls;
 pub mod upstream;

@@ -3,4 +3,4 @@
 
 pub mod model;
 
-pub use model::{Auth, Hold, Route, Service, Settings, Snapshot};
+pub use model::{Auth, Cert, Hold, Route, Service, Settings, Snapshot};

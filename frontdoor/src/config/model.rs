@@ -16,6 +16,12 @@ pub const MAX_SERVICES: usize = 4096;
 pub const MAX_TRUSTED: usize = 64;
 /// Bytes of a host, a path, a service name.
 pub const MAX_NAME: usize = 1024;
+/// Certificates in one snapshot.
+pub const MAX_CERTS: usize = 4096;
+/// Host names one certificate is given for.
+pub const MAX_CERT_HOSTS: usize = 64;
+/// Bytes of a certificate chain or a key, PEM.
+pub const MAX_PEM: usize = 64 * 1024;
 
 /// How a route checks who is calling (the spec's `route.auth`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -105,6 +111,28 @@ impl Default for Settings {
     }
 }
 
+/// A certificate chain and its key, answered for `hosts` (exact names or `*.suffix`); with no
+/// hosts, the default: for clients that name no host or one no certificate covers.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cert {
+    /// Normalised host names.
+    pub hosts: Vec<String>,
+    /// The chain, leaf first, PEM.
+    pub chain_pem: String,
+    /// The private key, PEM (PKCS#8, SEC1 or PKCS#1).
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for Cert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.debug_struct("Cert")
+            .field("hosts", &self.hosts)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One configuration of the front door.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -115,6 +143,9 @@ pub struct Snapshot {
     pub routes: Vec<Route>,
     /// The services routes lead to, by name.
     pub services: BTreeMap<String, Service>,
+    /// Certificates for HTTPS.
+    #[serde(default)]
+    pub certs: Vec<Cert>,
 }
 
 /// Why a snapshot was refused.
@@ -151,6 +182,21 @@ impl Snapshot {
     pub fn check(&self) -> Result<(), Refused> {
         bound("routes", self.routes.len(), MAX_ROUTES)?;
         bound("services", self.services.len(), MAX_SERVICES)?;
+        bound("certificates", self.certs.len(), MAX_CERTS)?;
+        for cert in &self.certs {
+            bound("hosts of one certificate", cert.hosts.len(), MAX_CERT_HOSTS)?;
+            if cert.chain_pem.len() > MAX_PEM || cert.key_pem.len() > MAX_PEM {
+                return Err(Refused::Setting(format!(
+                    "a certificate for {:?} is longer than {MAX_PEM} bytes",
+                    cert.hosts
+                )));
+            }
+            if let Some(host) = cert.hosts.iter().find(|h| !is_normal_host(h)) {
+                return Err(Refused::Setting(format!(
+                    "a certificate is given for {host:?}, which is not a normalised host"
+                )));
+            }
+        }
         bound(
             "trusted proxies",
             self.settings.trusted_proxies.len(),

@@ -1,0 +1,138 @@
+//! The front door on a host, outside a board: for benchmarks and tests on loopback. It reads a
+//! configuration file (a snapshot and the instances of its services, JSON) and serves plain
+//! HTTP on the address given. On a board the init runs the front door instead, feeding it over
+//! the control channel.
+//!
+//! `baton-front-door --config FILE --http ADDR [--workers N]`
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use baton_frontdoor::config::Snapshot;
+use baton_frontdoor::control::protocol::Instance;
+use baton_frontdoor::http::{serve, Scheme};
+use baton_frontdoor::state::State;
+use serde::Deserialize;
+
+/// Largest configuration file read.
+const MAX_CONFIG: u64 = 8 << 20;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HostConfig {
+    snapshot: Snapshot,
+    #[serde(default)]
+    instances: BTreeMap<String, Vec<Instance>>,
+}
+
+struct Args {
+    config: String,
+    http: SocketAddr,
+    workers: usize,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut config = None;
+    let mut http = None;
+    let mut workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--config" => config = Some(value("--config")?),
+            "--http" => {
+                let text = value("--http")?;
+                http = Some(text.parse().map_err(|e| format!("--http {text}: {e}"))?);
+            }
+            "--workers" => {
+                let text = value("--workers")?;
+                workers = text
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or(format!("--workers {text}: not a positive number"))?;
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(Args {
+        config: config.ok_or("--config FILE is required")?,
+        http: http.ok_or("--http ADDR is required")?,
+        workers,
+    })
+}
+
+fn read_config(path: &str) -> Result<HostConfig, String> {
+    use std::io::Read as _;
+    let mut text = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CONFIG + 1).read_to_end(&mut text))
+        .map_err(|e| format!("{path}: {e}"))?;
+    if text.len() as u64 > MAX_CONFIG {
+        return Err(format!("{path}: larger than {MAX_CONFIG} bytes"));
+    }
+    serde_json::from_slice(&text).map_err(|e| format!("{path}: {e}"))
+}
+
+fn main() -> ExitCode {
+    let result = parse_args().and_then(|args| {
+        let config = read_config(&args.config)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.workers)
+            .enable_all()
+            .build()
+            .map_err(|e| format!("runtime: {e}"))?;
+        runtime.block_on(run(args, config))
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("baton-front-door: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args, config: HostConfig) -> Result<(), String> {
+    let (wake, mut wakes) = tokio::sync::mpsc::channel(64);
+    let state = Arc::new(State::new(wake));
+    state
+        .apply(1, config.snapshot)
+        .map_err(|e| format!("{}: {e}", args.config))?;
+    for (service, list) in config.instances {
+        if !state.set_instances(&service, list) {
+            return Err(format!(
+                "{}: instances of unknown service {service}",
+                args.config
+            ));
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(args.http)
+        .await
+        .map_err(|e| format!("--http {}: {e}", args.http))?;
+    eprintln!("baton-front-door: serving http on {}", args.http);
+    let sweeper = Arc::clone(&state);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            sweeper.pool.sweep();
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(service) = wakes.recv().await {
+            eprintln!("baton-front-door: {service} has requests waiting and no instance");
+        }
+    });
+    serve::listen(
+        listener,
+        Scheme::Http,
+        state,
+        Arc::default(),
+        baton_listen::stderr_log(),
+    )
+    .await;
+    Ok(())
+}

@@ -1,0 +1,212 @@
+//! The request path: from a client's request to an instance's answer.
+//!
+//! [`handle`] normalises the host and path, applies the per-client rate, finds the route, sends
+//! plain HTTP to HTTPS where the route needs it, refuses routes whose identity check this front
+//! door cannot make (fail closed), rewrites the headers and hands the request to [`forward`].
+
+pub mod body;
+pub mod forward;
+pub mod pool;
+pub mod upgrade;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::HOST;
+use http::uri::PathAndQuery;
+use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
+
+use crate::config::Auth;
+use crate::http::headers::{self, REQUEST_ID};
+use crate::http::{pages, Body, Scheme};
+use crate::route::normalize;
+use crate::state::State;
+
+/// The connection a request came on.
+#[derive(Debug, Clone)]
+pub struct Conn {
+    /// The client.
+    pub peer: SocketAddr,
+    /// HTTP or HTTPS.
+    pub scheme: Scheme,
+    /// Held by whatever outlives a request on this connection (a joined WebSocket), so the
+    /// connection keeps its place in the listener's limits until that ends too.
+    pub keep: KeepOpen,
+}
+
+/// A token of a connection still in use; [`KeepOpen::closed`] waits for every copy to go.
+#[derive(Debug, Clone)]
+pub struct KeepOpen {
+    // Never sent on: only its drop matters.
+    _sender: tokio::sync::mpsc::Sender<()>,
+}
+
+/// The waiting side of [`KeepOpen`].
+#[derive(Debug)]
+pub struct AllClosed(tokio::sync::mpsc::Receiver<()>);
+
+impl KeepOpen {
+    /// A token and the future side that ends when every copy of it is dropped.
+    pub fn new() -> (KeepOpen, AllClosed) {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        (KeepOpen { _sender: tx }, AllClosed(rx))
+    }
+}
+
+impl AllClosed {
+    /// Ends once every copy of the token is dropped.
+    pub async fn closed(mut self) {
+        // Nothing is ever sent: `recv` ends with `None` when the last sender goes.
+        while self.0.recv().await.is_some() {}
+    }
+}
+
+/// Answers one request.
+pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Response<Body> {
+    let id = headers::request_id(req.headers());
+    let mut response = route_and_forward(&state, &conn, req, &id).await;
+    let upgrading = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+    headers::strip_hop_by_hop(response.headers_mut(), upgrading);
+    response.headers_mut().insert(REQUEST_ID, id);
+    response
+}
+
+async fn route_and_forward(
+    state: &Arc<State>,
+    conn: &Conn,
+    mut req: Request<Incoming>,
+    id: &HeaderValue,
+) -> Response<Body> {
+    let html = pages::wants_html(req.headers());
+    let authority = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            req.headers()
+                .get(HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        });
+    let Some(authority) = authority else {
+        return pages::bad_request(html, "the request names no host");
+    };
+    let host = match normalize::host(&authority) {
+        Ok(host) => host,
+        Err(why) => return pages::bad_request(html, &format!("host {authority:?}: {why}")),
+    };
+    let raw_path = req.uri().path().to_string();
+    let path = match normalize::path(&raw_path) {
+        Ok(path) => path,
+        Err(why) => return pages::bad_request(html, &format!("path: {why}")),
+    };
+    if !state.rate().admit(conn.peer.ip()) {
+        return pages::too_many(html, 1);
+    }
+    let active = state.active();
+    let Some(route) = active.table.find(&host, &path.match_path) else {
+        return pages::no_route(html, &host, &raw_path);
+    };
+    let settings = &active.settings;
+    if conn.scheme == Scheme::Http
+        && settings.redirect_http
+        && settings.https_port != 0
+        && route.auth != Auth::None
+    {
+        return pages::redirect(&https_url(&host, settings.https_port, req.uri()));
+    }
+    if route.auth != Auth::None {
+        // The identity checks are not in this front door yet: a route that asks for one is
+        // refused rather than passed on unchecked.
+        return pages::unavailable(
+            html,
+            &format!(
+                "the route to {} needs auth = {:?}, which this board's front door cannot check",
+                route.service, route.auth
+            ),
+            60,
+        );
+    }
+    let upgrade = headers::wants_upgrade(req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let idle = Duration::from_millis(settings.idle_timeout_ms);
+    let mut upstream = match upstream_request(req, &path.path, id, upgrade, idle) {
+        Ok(r) => r,
+        Err(why) => return pages::bad_request(html, &why),
+    };
+    let trusted = settings
+        .trusted_proxies
+        .iter()
+        .any(|(net, prefix)| in_block(conn.peer.ip(), *net, *prefix));
+    headers::set_forwarded(
+        upstream.headers_mut(),
+        conn.peer.ip(),
+        trusted,
+        conn.scheme,
+        &host,
+    );
+    let call = forward::Call {
+        state,
+        route,
+        html,
+        idle,
+        client_upgrade,
+        keep: conn.keep.clone(),
+    };
+    forward::forward(call, upstream).await
+}
+
+/// The request as the instance gets it: HTTP/1.1, origin-form with the normalised path and
+/// the query as sent, hop-by-hop headers removed, the request id set, the body streamed with
+/// the idle timeout.
+fn upstream_request(
+    req: Request<Incoming>,
+    path: &str,
+    id: &HeaderValue,
+    upgrade: bool,
+    idle: Duration,
+) -> Result<Request<Body>, String> {
+    let target = match req.uri().query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    let pq = PathAndQuery::try_from(target.as_str()).map_err(|e| format!("target: {e}"))?;
+    let (parts, body) = req.into_parts();
+    let mut out = Request::new(body::Watched::new(body, idle, None).boxed_unsync());
+    *out.method_mut() = parts.method;
+    *out.uri_mut() = Uri::from(pq);
+    *out.version_mut() = Version::HTTP_11;
+    *out.headers_mut() = parts.headers;
+    headers::strip_hop_by_hop(out.headers_mut(), upgrade);
+    out.headers_mut().insert(REQUEST_ID, id.clone());
+    Ok(out)
+}
+
+/// `https://host[:port]/path?query` for a redirect.
+fn https_url(host: &str, port: u16, uri: &Uri) -> String {
+    let pq = uri.path_and_query().map_or("/", PathAndQuery::as_str);
+    if port == 443 {
+        format!("https://{host}{pq}")
+    } else {
+        format!("https://{host}:{port}{pq}")
+    }
+}
+
+/// Whether `ip` is in `net/prefix`.
+fn in_block(ip: std::net::IpAddr, net: std::net::IpAddr, prefix: u8) -> bool {
+    use std::net::IpAddr;
+    match (ip, net) {
+        (IpAddr::V4(ip), IpAddr::V4(net)) if prefix <= 32 => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            u32::from(ip) & mask == u32::from(net) & mask
+        }
+        (IpAddr::V6(ip), IpAddr::V6(net)) if prefix <= 128 => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            u128::from(ip) & mask == u128::from(net) & mask
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,137 @@
+//! What every connection shares: the configuration in force (swapped whole when a snapshot
+//! arrives, read without waiting by every request), the instances and their load, held
+//! requests, idle upstream connections and the per-client request rate.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::mpsc;
+
+use crate::config::model::Refused;
+use crate::config::{Service, Settings, Snapshot};
+use crate::control::protocol::Instance;
+use crate::hold::Holds;
+use crate::http::rate::RequestRate;
+use crate::proxy::pool::Pool;
+use crate::route::table::Table;
+use crate::tls::certs::HostMap;
+use crate::upstream::balance::Balancer;
+
+/// The configuration in force.
+#[derive(Debug)]
+pub struct Active {
+    /// The snapshot's generation (0 before the first).
+    pub generation: u64,
+    /// The settings.
+    pub settings: Settings,
+    /// The routes, ready for lookups.
+    pub table: Table,
+    /// The services routes lead to.
+    pub services: BTreeMap<String, Service>,
+}
+
+/// The shared state of one front door.
+#[derive(Debug)]
+pub struct State {
+    active: RwLock<Arc<Active>>,
+    certs: RwLock<Arc<HostMap>>,
+    rate: RwLock<Arc<RequestRate>>,
+    /// Instances and their load.
+    pub balancer: Balancer,
+    /// Requests waiting for an instance.
+    pub holds: Holds,
+    /// Idle connections to instances.
+    pub pool: Pool,
+}
+
+/// Clients whose request rate is remembered, at least.
+const MIN_RATE_CLIENTS: usize = 1024;
+
+impl State {
+    /// An empty front door (no route: every request gets 404); wake-ups of held services go to
+    /// `wake`.
+    pub fn new(wake: mpsc::Sender<String>) -> State {
+        let settings = Settings::default();
+        State {
+            rate: RwLock::new(Arc::new(rate_for(&settings))),
+            certs: RwLock::new(Arc::new(HostMap::default())),
+            active: RwLock::new(Arc::new(Active {
+                generation: 0,
+                table: Table::new(&[]),
+                settings,
+                services: BTreeMap::new(),
+            })),
+            balancer: Balancer::new(),
+            holds: Holds::new(wake),
+            pool: Pool::new(),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn active(&self) -> Arc<Active> {
+        Arc::clone(&self.active.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The certificates in force.
+    pub fn certs(&self) -> Arc<HostMap> {
+        Arc::clone(&self.certs.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The per-client request rate.
+    pub fn rate(&self) -> Arc<RequestRate> {
+        Arc::clone(&self.rate.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Puts `snapshot` in force, or refuses it whole (the one in force stays). The notes name
+    /// certificates that could not be used (the others are).
+    pub fn apply(&self, generation: u64, snapshot: Snapshot) -> Result<Vec<String>, Refused> {
+        snapshot.check()?;
+        let Snapshot {
+            settings,
+            routes,
+            services,
+            certs,
+        } = snapshot;
+        let (certs, notes) = HostMap::build(&certs);
+        *self.certs.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(certs);
+        let old = self.active();
+        if rate_settings(&old.settings) != rate_settings(&settings) || old.generation == 0 {
+            *self.rate.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rate_for(&settings));
+        }
+        self.balancer.retain_services(services.keys());
+        let active = Active {
+            generation,
+            table: Table::new(&routes),
+            settings,
+            services,
+        };
+        *self.active.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(active);
+        Ok(notes)
+    }
+
+    /// Replaces the instances of `service`, and lets its held requests look again. Ignored
+    /// (`false`) for a service the configuration in force does not have (the list belongs to a
+    /// snapshot not applied) or one past the balancer's bound.
+    pub fn set_instances(&self, service: &str, instances: Vec<Instance>) -> bool {
+        if !self.active().services.contains_key(service) {
+            return false;
+        }
+        if self.balancer.set(service, instances).is_err() {
+            return false;
+        }
+        self.holds.notify(service);
+        true
+    }
+}
+
+fn rate_settings(s: &Settings) -> (u32, u32, u32) {
+    (s.per_client_rate, s.per_client_burst, s.max_connections)
+}
+
+fn rate_for(s: &Settings) -> RequestRate {
+    let clients = usize::try_from(s.max_connections)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(2)
+        .max(MIN_RATE_CLIENTS);
+    RequestRate::new(s.per_client_rate, s.per_client_burst, clients)
+}

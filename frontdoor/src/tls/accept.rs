@@ -1,0 +1,66 @@
+//! The TLS side of a connection: a handshake within [`HANDSHAKE_TIMEOUT`], then HTTP/2 or
+//! HTTP/1.1 as ALPN chose. A client that fails the handshake is closed, costing others nothing.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::ServerConfig;
+use tokio::net::TcpStream;
+
+use crate::http::{serve, Scheme};
+use crate::state::State;
+
+/// Time a client has to complete the TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The server config of every HTTPS connection: certificates from the state in force, ALPN
+/// `h2` then `http/1.1`, session tickets on.
+pub fn server_config(state: &Arc<State>) -> Result<Arc<ServerConfig>, rustls::Error> {
+    let mut config = ServerConfig::builder_with_provider(super::provider())
+        .with_protocol_versions(super::VERSIONS)?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(super::certs::Resolver(Arc::clone(state))));
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.ticketer = rustls::crypto::ring::Ticketer::new()?;
+    Ok(Arc::new(config))
+}
+
+/// Serves one HTTPS connection.
+pub async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    config: Arc<ServerConfig>,
+    state: Arc<State>,
+) {
+    let _ = stream.set_nodelay(true);
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => tls,
+        // A failed or slow handshake: closed.
+        Ok(Err(_)) | Err(_) => return,
+    };
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    serve::connection(tls, peer, Scheme::Https, h2, state).await;
+}
+
+/// Accepts HTTPS connections on `listener` for ever, within the settings' limits.
+pub async fn listen(
+    listener: tokio::net::TcpListener,
+    state: Arc<State>,
+    stats: Arc<baton_listen::Stats>,
+    log: baton_listen::Log,
+) -> Result<(), rustls::Error> {
+    let config = server_config(&state)?;
+    let limits = serve::limits(&state.active().settings);
+    baton_listen::serve(
+        listener,
+        "front door (https)",
+        limits,
+        stats,
+        log,
+        move |stream, peer| connection(stream, peer, Arc::clone(&config), Arc::clone(&state)),
+    )
+    .await;
+    Ok(())
+}
