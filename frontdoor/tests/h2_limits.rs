@@ -14,34 +14,80 @@ use common::*;
 use common_tls::h2raw::{self, Event};
 use common_tls::steady::Steady;
 use common_tls::*;
-use tokio::io::{AsyncWriteExt as _, WriteHalf};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-/// A front door with `web.lan` (an echo) and `slow.lan` (an upstream that counts requests
-/// and never answers), and the count.
-async fn door(pki: &Pki) -> (TlsDoor, Arc<AtomicU32>, Vec<tokio::task::JoinHandle<()>>) {
+/// What the slow upstream saw: request heads arrived, and connections the front door closed
+/// after sending one.
+#[derive(Default)]
+struct Slow {
+    arrived: AtomicU32,
+    released: AtomicU32,
+}
+
+/// An upstream that reads a request head on each connection, never answers, and counts the
+/// connection released when the front door closes it.
+async fn slow_upstream() -> (std::net::SocketAddr, Arc<Slow>, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let slow = Arc::new(Slow::default());
+    let counts = Arc::clone(&slow);
+    let task = tokio::spawn(async move {
+        let mut conns = tokio::task::JoinSet::new();
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let counts = Arc::clone(&counts);
+            conns.spawn(async move {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                let mut head_done = false;
+                // Reads until the peer closes; the head is small, the rest is discarded.
+                while let Ok(n @ 1..) = stream.read(&mut buf).await {
+                    if !head_done {
+                        seen.extend_from_slice(&buf[..n]);
+                        if seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                            head_done = true;
+                            counts.arrived.fetch_add(1, Ordering::SeqCst);
+                        }
+                        assert!(seen.len() < 64 * 1024, "a request head of 64 KiB");
+                    }
+                }
+                if head_done {
+                    counts.released.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    (addr, slow, task)
+}
+
+/// A front door with `web.lan` (an echo) and `slow.lan` (the slow upstream).
+async fn door(pki: &Pki) -> (TlsDoor, Arc<Slow>, Vec<tokio::task::JoinHandle<()>>) {
     let cert = pki.issue(&["web.lan", "slow.lan"], false);
     let (web, web_task) = echo("web").await;
-    let arrived = Arc::new(AtomicU32::new(0));
-    let counted = Arc::clone(&arrived);
-    let (slow, slow_task) = upstream(move |_req| {
-        let counted = Arc::clone(&counted);
-        async move {
-            counted.fetch_add(1, Ordering::SeqCst);
-            std::future::pending::<()>().await;
-            unreachable!()
-        }
-    })
-    .await;
+    let (slow_addr, slow, slow_task) = slow_upstream().await;
     let routes = vec![
         route("web", Some("web.lan"), "/"),
         route("slow", Some("slow.lan"), "/"),
     ];
     let door = TlsDoor::start(with_certs(snapshot(routes, None), vec![cert.cert])).await;
     door.instances("web", &[("web", web, true)]);
-    door.instances("slow", &[("slow", slow, true)]);
-    (door, arrived, vec![web_task, slow_task])
+    door.instances("slow", &[("slow", slow_addr, true)]);
+    (door, slow, vec![web_task, slow_task])
+}
+
+/// Waits until every upstream connection that carried a request was closed by the front door:
+/// a reset stream leaves no connection behind.
+async fn upstream_released(slow: &Slow) {
+    until("upstream connections of reset streams closed", || {
+        slow.released.load(Ordering::SeqCst) == slow.arrived.load(Ordering::SeqCst)
+    })
+    .await;
 }
 
 /// An HTTP/2 connection written by hand: its write half and what the server sends.
@@ -122,7 +168,7 @@ fn sample_inflight(door: &TlsDoor) -> (Arc<AtomicU32>, tokio::sync::oneshot::Sen
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rapid_reset_flood_gets_a_goaway_and_leaves_nothing_in_flight() {
     let pki = Arc::new(Pki::new());
-    let (door, arrived, _tasks) = door(&pki).await;
+    let (door, slow, _tasks) = door(&pki).await;
     let steady = Steady::start(&pki, door.addr, "web.lan");
     steady.still_served(10).await;
     let (max_inflight, stop_sampling) = sample_inflight(&door);
@@ -154,7 +200,7 @@ async fn a_rapid_reset_flood_gets_a_goaway_and_leaves_nothing_in_flight() {
     let (before, end) = outcome(&mut writer, &mut seen).await;
     eprintln!(
         "rapid reset: {sent} pairs written, {} upstream arrivals, ended by {end:?}, {} events before",
-        arrived.load(Ordering::SeqCst),
+        slow.arrived.load(Ordering::SeqCst),
         before.len()
     );
     // h2 counts streams reset before they were accepted and goes away past 20 of them
@@ -189,7 +235,7 @@ async fn streams_reset_after_they_reached_the_upstream_are_bounded_and_released(
     // streams were accepted), so the bound is the stream limit per round trip, and each reset
     // must release its upstream request.
     let pki = Arc::new(Pki::new());
-    let (door, arrived, _tasks) = door(&pki).await;
+    let (door, slow, _tasks) = door(&pki).await;
     let steady = Steady::start(&pki, door.addr, "web.lan");
     steady.still_served(10).await;
     let (max_inflight, stop_sampling) = sample_inflight(&door);
@@ -227,10 +273,10 @@ async fn streams_reset_after_they_reached_the_upstream_are_bounded_and_released(
             }
         }
         until("the round's requests at the upstream", || {
-            arrived.load(Ordering::SeqCst) >= round * MAX_STREAMS
+            slow.arrived.load(Ordering::SeqCst) >= round * MAX_STREAMS
         })
         .await;
-        assert_eq!(arrived.load(Ordering::SeqCst), round * MAX_STREAMS);
+        assert_eq!(slow.arrived.load(Ordering::SeqCst), round * MAX_STREAMS);
         out.clear();
         for &stream in &streams[..MAX_STREAMS as usize] {
             h2raw::frame(
@@ -246,15 +292,17 @@ async fn streams_reset_after_they_reached_the_upstream_are_bounded_and_released(
             door.state.balancer.inflight() <= 1
         })
         .await;
+        // Nor do upstream connections pile up.
+        upstream_released(&slow).await;
     }
     let (_, end) = outcome(&mut writer, &mut seen).await;
     eprintln!(
         "accepted-then-reset: {ROUNDS} rounds, {} upstream arrivals, ended by {end:?}",
-        arrived.load(Ordering::SeqCst)
+        slow.arrived.load(Ordering::SeqCst)
     );
     // This is allowed HTTP/2: the connection carries on.
     assert_eq!(end, Event::Pong(*b"floodend"));
-    assert_eq!(arrived.load(Ordering::SeqCst), ROUNDS * MAX_STREAMS);
+    assert_eq!(slow.arrived.load(Ordering::SeqCst), ROUNDS * MAX_STREAMS);
     steady.still_served(20).await;
     drop(steady);
     let _ = stop_sampling.send(());
@@ -270,7 +318,7 @@ async fn streams_reset_after_they_reached_the_upstream_are_bounded_and_released(
 /// one literal header of `value_len` bytes, up to `total` bytes of header block.
 async fn continuation_flood(value_len: usize, total: usize) {
     let pki = Arc::new(Pki::new());
-    let (door, arrived, _tasks) = door(&pki).await;
+    let (door, slow, _tasks) = door(&pki).await;
     let steady = Steady::start(&pki, door.addr, "web.lan");
     steady.still_served(10).await;
 
@@ -308,7 +356,7 @@ async fn continuation_flood(value_len: usize, total: usize) {
     }
     closed_after_goaway(&mut seen).await;
     // The request never became one.
-    assert_eq!(arrived.load(Ordering::SeqCst), 0);
+    assert_eq!(slow.arrived.load(Ordering::SeqCst), 0);
     steady.still_served(20).await;
     drop(steady);
     until("no request in flight", || {
