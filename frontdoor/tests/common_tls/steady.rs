@@ -95,7 +95,11 @@ impl Steady {
     /// failed.
     pub async fn still_served(&self, more: u64) {
         let from = self.ok();
-        crate::common::until("the steady client's 200s", || self.ok() >= from + more).await;
+        // A failure ends the wait at once, so the assertion below names it.
+        crate::common::until("the steady client's 200s", || {
+            self.ok() >= from + more || !self.failures().is_empty()
+        })
+        .await;
         let failures = self.failures();
         assert!(
             failures.is_empty(),
