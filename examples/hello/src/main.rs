@@ -20,6 +20,12 @@
 //!   short lines (hostile output, to test that the board bounds what it reads; see [`spew`]);
 //! - `GET /fill?mib=N[&to=PATH]` writes N MiB into PATH (default `/fill.bin`) and says how much
 //!   went in and why it stopped (to test disk limits; see [`spew::fill`]);
+//! - `GET /headers` answers the request's headers, one `name: value` line each, names
+//!   lowercased, in the order received; every request may have at most 100 headers of at
+//!   most 16 KiB in total, else 431 (see [`request`]);
+//! - `GET /slow?ms=N` answers `slept N ms` after N ms, `GET /sse?n=N&ms=M` streams N
+//!   server-sent events M ms apart (see [`timed`]);
+//! - `GET /ws` is a WebSocket echo (see [`ws`]);
 //! - anything else is 404.
 //!
 //! Started with `--exit CODE` it exits at once with that code (to test restart policies).
@@ -27,9 +33,10 @@
 //! `PORT=0` listens on a port the kernel picks; the "listening on port N" line names it.
 //!
 //! Every request is logged on stdout. It uses only the standard library, so it builds as a
-//! static binary of a few hundred KiB for the board.
+//! static binary of a few hundred KiB for the board (and the `sha1` crate, for the WebSocket
+//! handshake).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::BufReader;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,7 +45,13 @@ use std::time::Duration;
 
 mod fetch;
 mod load;
+mod request;
 mod spew;
+#[cfg(test)]
+mod test_server;
+mod timed;
+mod ws;
+mod ws_frame;
 
 struct Service {
     greeting: String,
@@ -102,15 +115,32 @@ fn main() {
 fn serve(service: &Service, mut stream: TcpStream) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    // Skip the headers; nothing here needs them.
-    let mut header = String::new();
-    while reader.read_line(&mut header)? > 2 {
-        header.clear();
+    let request = match request::read_head(&mut reader) {
+        Ok(r) => r,
+        Err(request::HeadError::Closed) => return Ok(()),
+        Err(request::HeadError::Io(e)) => return Err(e),
+        Err(request::HeadError::Refused(status, reason)) => {
+            println!("hello: request refused -> {status}: {reason}");
+            request::answer(&mut stream, status, format!("{reason}\n").as_bytes())?;
+            request::linger_close(&stream);
+            return Ok(());
+        }
+    };
+    let (method, path) = (request.method.as_str(), request.target.as_str());
+    if path == "/ws" {
+        return ws::serve(&request, &mut reader, &mut stream);
     }
-    let mut parts = request_line.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    if let ("GET", Some(query)) = (
+        method,
+        path.strip_prefix("/sse?")
+            .or(path.strip_prefix("/sse").filter(|q| q.is_empty())),
+    ) {
+        if let Ok((n, ms)) = timed::parse_sse(query) {
+            println!("hello: {method} {path} -> 200 OK (events)");
+            stream.set_write_timeout(Some(Duration::from_secs(30)))?;
+            return timed::send_events(&mut stream, n, ms);
+        }
+    }
     if let ("GET", Some(query)) = (method, path.strip_prefix("/bytes?")) {
         if let Ok(n) = load::parse_bytes_query(query) {
             println!("hello: {method} {path} -> 200 OK");
@@ -199,15 +229,24 @@ fn serve(service: &Service, mut stream: TcpStream) -> std::io::Result<()> {
                 Err(reason) => ("502 Bad Gateway", format!("{reason}\n").into_bytes()),
             },
         },
+        ("GET", "/headers") => ("200 OK", request.headers_text().into_bytes()),
+        ("GET", p) if p.starts_with("/slow?") => match timed::parse_slow(&p["/slow?".len()..]) {
+            Err(reason) => ("400 Bad Request", format!("{reason}\n").into_bytes()),
+            Ok(ms) => {
+                std::thread::sleep(Duration::from_millis(ms));
+                ("200 OK", format!("slept {ms} ms\n").into_bytes())
+            }
+        },
+        // A valid /sse query was answered above; this is the reason an invalid one is not.
+        ("GET", p) if p.starts_with("/sse?") => {
+            let reason = timed::parse_sse(&p["/sse?".len()..]).err();
+            (
+                "400 Bad Request",
+                format!("{}\n", reason.unwrap_or_default()).into_bytes(),
+            )
+        }
         _ => ("404 Not Found", b"not found\n".to_vec()),
     };
     println!("hello: {method} {path} -> {status}");
-    let mut answer = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    answer.extend_from_slice(&body);
-    // One write: the stream is unbuffered.
-    stream.write_all(&answer)
+    request::answer(&mut stream, status, &body)
 }
