@@ -10,6 +10,7 @@
 //! streamed back. [`state`] is what every connection shares; [`config`] is the snapshot it is
 //! built from.
 
+pub mod child;
 pub mod config;
 pub mod control;
 pub mod hold;
