@@ -56,6 +56,13 @@ impl Channel {
     }
 }
 
+impl AsFd for Channel {
+    /// The socket itself, for calls of one's own (it is non-blocking).
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.get_ref().as_fd()
+    }
+}
+
 fn wait_error(e: io::Error) -> Error {
     Error::Socket {
         op: "wait for",
