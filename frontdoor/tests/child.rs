@@ -324,3 +324,39 @@ async fn drain_waits_for_the_request_in_flight() {
     assert_eq!((got.status, got.body.as_str()), (200, "slow"));
     assert_eq!(init.exit_code().await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_snapshots_connection_limits_take_effect() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let (up, _up) = echo("up").await;
+    let init = start().await;
+    let mut one_each = svc_snapshot(None);
+    one_each.settings.per_client_connections = 1;
+    init.snapshot(1, &one_each).await;
+    init.instances(1, "svc", vec![instance("i1", up, true)])
+        .await;
+    // The accept loop starts again with the new limits: a connection kept open, then a second
+    // one from the same address is closed unanswered. Before that, both are served.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let mut kept = common::Client::connect(init.addr).await;
+        let first = kept.get("example.test", "/").await;
+        let mut second = tokio::net::TcpStream::connect(init.addr)
+            .await
+            .expect("connect");
+        second
+            .write_all(b"GET / HTTP/1.1\r\nhost: example.test\r\nconnection: close\r\n\r\n")
+            .await
+            .expect("write");
+        let mut answer = Vec::new();
+        let _ = second.read_to_end(&mut answer).await;
+        if first.body.starts_with("up GET /") && answer.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the limit never took effect");
+        drop(kept);
+        // Slower than the default connection rate (100 a second) refills, so that only the
+        // per-client limit can close the second connection.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -50,7 +50,15 @@ pub(super) async fn run(sock: OwnedFd, notes: Vec<String>) -> i32 {
         Err(e) => return fail(format_args!("the control socket: {e}")),
     };
     let (kinds, fds) = match channel.recv::<ToFrontDoor>().await {
-        Ok((ToFrontDoor::Hello { listeners, .. }, fds)) => (listeners, fds),
+        Ok((
+            ToFrontDoor::Hello {
+                listeners, build, ..
+            },
+            fds,
+        )) => {
+            eprintln!("baton-front-door: started by init {build:?}, listeners {listeners:?}");
+            (listeners, fds)
+        }
         Err(FrameError::Invalid(Invalid::Protocol { got })) => {
             eprintln!(
                 "baton-front-door: the init speaks control protocol {got}, this is {PROTOCOL}"
