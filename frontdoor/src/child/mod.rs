@@ -16,6 +16,8 @@ pub mod sandbox;
 
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
+use nix::sys::socket::{getsockopt, sockopt, SockType};
+
 /// The argument that makes the init binary the front door.
 pub const ARG: &str = "--baton-front-door";
 
@@ -47,10 +49,13 @@ fn main() -> i32 {
     std::panic::set_hook(Box::new(|info| {
         eprintln!("baton-front-door: {info}");
     }));
-    // SAFETY: the init starts this process with the control socket on SOCKET_FD and nothing
-    // else owns that descriptor here; it is taken once, before any other code could open a
-    // file that lands on it.
-    let sock = unsafe { OwnedFd::from_raw_fd(SOCKET_FD) };
+    let sock = match take_socket() {
+        Ok(sock) => sock,
+        Err(e) => {
+            eprintln!("baton-front-door: descriptor {SOCKET_FD}: {e}");
+            return EXIT_SETUP;
+        }
+    };
     let notes = match sandbox::enter() {
         Ok(notes) => notes,
         Err(e) => {
@@ -73,6 +78,24 @@ fn main() -> i32 {
         }
     };
     runtime.block_on(control::run(sock, notes))
+}
+
+/// Takes the control socket from [`SOCKET_FD`], after making sure it is one: a descriptor that
+/// is not open would be reused by the runtime (its epoll), and owning it would close that.
+fn take_socket() -> Result<OwnedFd, String> {
+    let link = std::fs::read_link(format!("/proc/self/fd/{SOCKET_FD}"))
+        .map_err(|e| format!("not open ({e})"))?;
+    if !link.to_string_lossy().starts_with("socket:") {
+        return Err(format!("not a socket but {}", link.display()));
+    }
+    // SAFETY: the descriptor is open (just checked, and nothing else runs yet that could close
+    // it) and nothing else in this process owns it: the init put it there for us.
+    let sock = unsafe { OwnedFd::from_raw_fd(SOCKET_FD) };
+    match getsockopt(&sock, sockopt::SockType) {
+        Ok(SockType::SeqPacket) => Ok(sock),
+        Ok(other) => Err(format!("a {other:?} socket, not a seqpacket one")),
+        Err(e) => Err(format!("not a socket ({e})")),
+    }
 }
 
 /// Runs the front door on the control socket `sock` until it drains or the channel fails, and
