@@ -9,7 +9,11 @@
 //! instance chosen ([`upstream`]) or waited for ([`hold`]), the request passed on and the answer
 //! streamed back. [`state`] is what every connection shares; [`config`] is the snapshot it is
 //! built from.
+//!
+//! [`child`] is the front door as a process: the sandbox it enters and the control loop that
+//! feeds the state and reports the load.
 
+pub mod child;
 pub mod config;
 pub mod control;
 pub mod hold;

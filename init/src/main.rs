@@ -5,5 +5,9 @@ fn main() {
     if let Some(code) = baton_init::containers::runtime::helper_main_if_requested() {
         std::process::exit(code);
     }
+    // And as the front door, which the init runs sandboxed to answer the board's routes.
+    if let Some(code) = baton_frontdoor::child::main_if_requested() {
+        std::process::exit(code);
+    }
     baton_init::run()
 }

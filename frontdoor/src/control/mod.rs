@@ -7,6 +7,7 @@
 //! the messages, outside its bounds or with the wrong descriptors is an error, and an error
 //! ends the connection (the caller closes it; the init then kills and restarts the child).
 
+pub mod channel;
 mod check;
 pub mod frame;
 pub mod protocol;

@@ -1,0 +1,120 @@
+//! The listening sockets the init hands over, each served by an accept loop that starts again
+//! when the snapshot changes the connection limits (the loops read them once, at their start).
+//!
+//! Stopping an accept loop leaves its connections running: they are tasks of their own.
+
+use std::net::TcpListener as StdListener;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::control::protocol::Listener;
+use crate::http::{serve, Scheme};
+use crate::state::State;
+
+/// The accept loops.
+#[derive(Debug)]
+pub(super) struct Listeners {
+    loops: Vec<JoinHandle<()>>,
+    limits: watch::Sender<baton_listen::Limits>,
+}
+
+impl Listeners {
+    /// Starts an accept loop on each descriptor, `kinds` naming them in order. A descriptor
+    /// that is no listening socket fails here, before `Ready`.
+    pub(super) fn start(
+        kinds: &[Listener],
+        fds: Vec<OwnedFd>,
+        state: &Arc<State>,
+    ) -> Result<Listeners, String> {
+        let (limits, watcher) = watch::channel(serve::limits(&state.active().settings));
+        let mut loops = Vec::new();
+        for (kind, fd) in kinds.iter().zip(fds) {
+            let listener = StdListener::from(fd);
+            let check = listener
+                .set_nonblocking(true)
+                .and_then(|()| listener.local_addr());
+            if let Err(e) = check {
+                return Err(format!("the {kind:?} listener: {e}"));
+            }
+            let task = accept_loop(*kind, listener, Arc::clone(state), watcher.clone());
+            loops.push(tokio::spawn(task));
+        }
+        Ok(Listeners { loops, limits })
+    }
+
+    /// The settings in force changed: accept loops whose limits differ start again.
+    pub(super) fn settings_changed(&self, state: &State) {
+        let limits = serve::limits(&state.active().settings);
+        self.limits.send_if_modified(|old| {
+            let changed = *old != limits;
+            *old = limits;
+            changed
+        });
+    }
+
+    /// Stops accepting (the init keeps the sockets: new connections wait in its backlog).
+    pub(super) fn stop(&self) {
+        for task in &self.loops {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Listeners {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Serves `listener` for ever, starting again on a new copy of it when the limits change.
+async fn accept_loop(
+    kind: Listener,
+    listener: StdListener,
+    state: Arc<State>,
+    mut limits: watch::Receiver<baton_listen::Limits>,
+) {
+    let stats = Arc::new(baton_listen::Stats::default());
+    loop {
+        limits.mark_unchanged();
+        let copy = listener.try_clone().and_then(TcpListener::from_std);
+        let accepting = match copy {
+            Ok(accepting) => accepting,
+            Err(e) => {
+                // Out of descriptors: the next snapshot (or a restart) tries again.
+                eprintln!("baton-front-door: the {kind:?} listener cannot be served: {e}");
+                if limits.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        let (state, stats, log) = (
+            Arc::clone(&state),
+            Arc::clone(&stats),
+            baton_listen::stderr_log(),
+        );
+        let serving = async move {
+            match kind {
+                Listener::Http => serve::listen(accepting, Scheme::Http, state, stats, log).await,
+                Listener::Https => {
+                    if let Err(e) = crate::tls::accept::listen(accepting, state, stats, log).await {
+                        eprintln!("baton-front-door: HTTPS cannot be served: {e}");
+                    }
+                }
+            }
+        };
+        let ended = tokio::select! {
+            () = serving => true,
+            changed = limits.changed() => changed.is_err(),
+        };
+        // Only a TLS set-up error ends a loop by itself: wait for the next change rather than
+        // spin.
+        if ended && limits.changed().await.is_err() {
+            return;
+        }
+    }
+}
