@@ -12,6 +12,10 @@ use super::{connect_from, h1, https_get, read, Hello, Pki, PATIENCE};
 
 /// Requests on one connection before the next handshake.
 const PER_CONNECTION: u64 = 10;
+/// The pause between its requests: a steady client, not a flood (unpaced, it made thousands
+/// of connections a test, whose TIME_WAIT entries then crowded the loopback ports of the
+/// tests that run next).
+const PACE: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The client's tally.
 #[derive(Default)]
@@ -54,6 +58,7 @@ impl Steady {
                 };
                 let mut sender = h1(tls).await;
                 for _ in 0..PER_CONNECTION {
+                    tokio::time::sleep(PACE).await;
                     let sent = tokio::time::timeout(PATIENCE, async {
                         sender.ready().await?;
                         sender.send_request(https_get(host, "/")).await

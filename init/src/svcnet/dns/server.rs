@@ -107,6 +107,35 @@ pub async fn start(
     start_with(listen, table, upstreams, reaching, Limits::default()).await
 }
 
+/// The UDP socket and the TCP listener on `listen`. With port 0, UDP picks a port and TCP binds
+/// the same one; a port TCP finds taken (UDP and TCP ports are apart) is given up for another,
+/// a few times.
+async fn bind_pair(listen: SocketAddr) -> Result<(UdpSocket, TcpListener), Error> {
+    const TRIES: usize = 16;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let udp = UdpSocket::bind(listen)
+            .await
+            .map_err(|source| Error::BindUdp {
+                addr: listen,
+                source,
+            })?;
+        let addr = udp.local_addr().map_err(|source| Error::BindUdp {
+            addr: listen,
+            source,
+        })?;
+        match TcpListener::bind(addr).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e)
+                if listen.port() == 0
+                    && e.kind() == std::io::ErrorKind::AddrInUse
+                    && attempt < TRIES => {}
+            Err(source) => return Err(Error::BindTcp { addr, source }),
+        }
+    }
+}
+
 /// [`start`] with explicit limits. With port 0, UDP picks a port and TCP binds the same one.
 pub async fn start_with(
     listen: SocketAddr,
@@ -115,19 +144,7 @@ pub async fn start_with(
     reaching: Reaching,
     limits: Limits,
 ) -> Result<DnsServer, Error> {
-    let udp = UdpSocket::bind(listen)
-        .await
-        .map_err(|source| Error::BindUdp {
-            addr: listen,
-            source,
-        })?;
-    let addr = udp.local_addr().map_err(|source| Error::BindUdp {
-        addr: listen,
-        source,
-    })?;
-    let tcp = TcpListener::bind(addr)
-        .await
-        .map_err(|source| Error::BindTcp { addr, source })?;
+    let (udp, tcp) = bind_pair(listen).await?;
     let shared = Arc::new(Resolver {
         table,
         upstreams,

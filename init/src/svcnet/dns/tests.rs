@@ -89,7 +89,17 @@ fn upstream_reply(packet: &[u8], ip: Ipv4Addr, truncated: bool) -> Option<Vec<u8
 /// A fake upstream on loopback answering every query over UDP with [`UPSTREAM_ANSWER`]; with
 /// `truncating`, UDP replies are truncated and TCP on the same port answers [`TCP_ANSWER`].
 async fn fake_upstream(truncating: bool) -> (SocketAddr, Vec<JoinHandle<()>>) {
-    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind upstream");
+    // A UDP port whose TCP twin is free too (other tests' connections may hold it).
+    let (socket, tcp) = loop {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind upstream");
+        let addr = socket.local_addr().expect("upstream addr");
+        if !truncating {
+            break (socket, None);
+        }
+        if let Ok(listener) = tokio::net::TcpListener::bind(addr).await {
+            break (socket, Some(listener));
+        }
+    };
     let addr = socket.local_addr().expect("upstream addr");
     let mut tasks = vec![tokio::spawn(async move {
         let mut buf = vec![0u8; 4096];
@@ -102,8 +112,7 @@ async fn fake_upstream(truncating: bool) -> (SocketAddr, Vec<JoinHandle<()>>) {
             }
         }
     })];
-    if truncating {
-        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind tcp");
+    if let Some(listener) = tcp {
         tasks.push(tokio::spawn(async move {
             while let Ok((mut stream, _)) = listener.accept().await {
                 let mut prefix = [0u8; 2];
