@@ -29,6 +29,7 @@ pub mod cluster;
 pub mod console;
 pub mod error;
 pub mod network;
+pub mod routes;
 pub mod services;
 pub mod status;
 
@@ -39,6 +40,7 @@ pub use cluster::{
 pub use console::ConsoleQuery;
 pub use error::{ApiError, ConfigError};
 pub use network::{MeshPeerView, MeshView, NetworkReport, NetworkService, NetworkView};
+pub use routes::{FrontDoorStatus, RouteInstance, RouteView, RoutesReport};
 pub use services::{
     Applied, ExitStatus, InstancePhase, InstanceView, LocalInstance, LogsQuery, RemoteInstance,
     Removed, Restarting, Service, ServiceInstance, ServiceList, ServiceState, ServiceView,

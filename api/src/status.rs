@@ -47,6 +47,9 @@ pub struct StatusReport {
     /// Spec files on the config partition that this boot found damaged or half-written and
     /// rewrote from the copy on the data partition.
     pub card_repairs: Vec<CardRepair>,
+    /// The front door process (an older board does not send it: `null`).
+    #[serde(default)]
+    pub front_door: Option<crate::routes::FrontDoorStatus>,
 }
 
 /// A spec file of the config partition rewritten from the data partition's copy.
@@ -259,6 +262,7 @@ mod tests {
                 file: "services/web.toml".into(),
                 reason: "an interrupted write".into(),
             }],
+            front_door: None,
         }
     }
 
@@ -277,6 +281,7 @@ mod tests {
             "api_tls": {"enabled": true, "reason": null},
             "user_namespaces": {"supported": false, "reason": "tmpfs"},
             "card_repairs": [{"file": "services/web.toml", "reason": "an interrupted write"}],
+            "front_door": null,
         });
         assert_eq!(serde_json::to_value(report()).unwrap(), expected);
         let back: StatusReport = serde_json::from_value(expected).unwrap();

@@ -45,6 +45,9 @@ pub struct Leaf {
     pub key: PrivateKeyDer<'static>,
     /// The certificate as PEM (for `openssl` and for showing it).
     pub cert_pem: String,
+    /// The private key as PEM (PKCS#8), for a process that takes it as text (the front door's
+    /// snapshot); kept in memory only, like `key`.
+    pub key_pem: String,
 }
 
 /// Shows the certificate, never the key.
@@ -190,6 +193,7 @@ impl Ca {
             chain: vec![cert.der().clone()],
             key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
             cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
         })
     }
 }

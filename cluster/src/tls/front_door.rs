@@ -102,6 +102,7 @@ impl Ca {
             chain: vec![cert.der().clone()],
             key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
             cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
         })
     }
 }
