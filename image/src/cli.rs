@@ -40,6 +40,8 @@ enum Command {
     Rm(RmArgs),
     /// Show a service's network policy: its address, whom it may call, who may call it.
     Policy(RmArgs),
+    /// Show the routes of the front door: hosts, paths, identity checks, instances, counts.
+    Routes(RoutesArgs),
 }
 
 /// Which board to talk to.
@@ -268,6 +270,16 @@ struct StatusArgs {
     json: bool,
 }
 
+/// Arguments of `baton routes`.
+#[derive(Debug, Args)]
+struct RoutesArgs {
+    #[command(flatten)]
+    board: BoardArgs,
+    /// Print the board's `GET /v1/routes` answer as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 /// Arguments of `baton boards`.
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -356,6 +368,10 @@ pub fn main() -> ExitCode {
             .board
             .client()
             .and_then(|c| crate::policy_cli::run(&c, &args.name)),
+        Command::Routes(args) => args
+            .board
+            .client()
+            .and_then(|c| crate::routes_cli::run(&c, args.json)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

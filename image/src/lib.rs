@@ -21,3 +21,4 @@ pub mod oci_pack;
 pub mod policy_cli;
 pub mod qemu_run;
 pub mod rootfs;
+pub mod routes_cli;
