@@ -17,6 +17,7 @@
 //! | [`svcnet`] | the services' network: bridge and subnet, netns, names (DNS), nftables rules and policy, the WireGuard mesh, published ports |
 //! | [`containers`] | the supervisor (reconcile, launch, health, logs) and the single-threaded runtime helper |
 //! | [`cluster`] | this board as a cluster member: rounds, card mirroring, what the gossip says about other boards |
+//! | [`frontdoor`] | the front door's manager: listeners, its process (started, fed, restarted), certificates |
 //! | [`api`] | the HTTP API on port 7070 |
 //!
 //! At the top: [`services`] wires the subsystems together and passes each the handles it uses,
@@ -30,6 +31,7 @@ pub mod board;
 pub mod boot;
 pub mod cluster;
 pub mod containers;
+pub mod frontdoor;
 pub mod lifecycle;
 pub mod power;
 pub mod reaper;

@@ -32,6 +32,7 @@ use crate::uplink::{self as net, sntp};
 pub struct RealServices {
     supervisor: watch::Sender<Option<Supervisor>>,
     cluster: watch::Sender<Option<Arc<Node>>>,
+    front_door: watch::Sender<Option<crate::frontdoor::Handle>>,
     card: std::sync::OnceLock<Arc<CardStore>>,
 }
 
@@ -41,6 +42,7 @@ impl RealServices {
         RealServices {
             supervisor: watch::Sender::new(None),
             cluster: watch::Sender::new(None),
+            front_door: watch::Sender::new(None),
             card: std::sync::OnceLock::new(),
         }
     }
@@ -61,6 +63,39 @@ impl RealServices {
             }
             Arc::new(store)
         }))
+    }
+}
+
+impl RealServices {
+    /// Starts the front door's manager (it binds the ports at once and starts the process).
+    fn start_front_door(
+        &self,
+        ctx: &Ctx,
+        front_door: &baton_spec::FrontDoor,
+        board: &str,
+        supervisor: &Supervisor,
+    ) {
+        let card = ctx.path(crate::boot::config::MOUNT_POINT);
+        let ca = match crate::board::tls::load_ca(&card) {
+            Ok(ca) => ca,
+            Err(e) => {
+                ctx.say(format_args!(
+                    "front door: the cluster CA cannot be read: {e}"
+                ));
+                None
+            }
+        };
+        let settings = crate::frontdoor::Settings {
+            front_door: front_door.clone(),
+            exe: std::path::PathBuf::from("/proc/self/exe"),
+            root: ctx.root.clone(),
+            card,
+            board: board.to_string(),
+            ca,
+        };
+        let handle =
+            crate::frontdoor::spawn(settings, supervisor.clone(), Arc::clone(&ctx.console));
+        self.front_door.send_replace(Some(handle));
     }
 }
 
@@ -115,6 +150,7 @@ impl Services for RealServices {
             running: api::Running {
                 supervisor: self.supervisor.subscribe(),
                 cluster: self.cluster.subscribe(),
+                front_door: self.front_door.subscribe(),
             },
             tls,
             front_door: Arc::new(config.front_door.clone()),
@@ -165,9 +201,11 @@ impl Services for RealServices {
             Some(_) => subnet::load_or_choose(state_dir.as_deref(), &board_name, &ctx.console),
             None => subnet::STANDALONE,
         };
+        let front_door = &config.front_door;
         let paths = Paths {
             registries: Arc::new(registries),
             subnet,
+            board_tcp_ports: vec![front_door.http, front_door.https],
             ..board
         };
         let (supervisor, notes) = Supervisor::start(paths, Arc::clone(&ctx.console)).await;
@@ -175,8 +213,8 @@ impl Services for RealServices {
             ctx.say(format_args!("services: {note}"));
         }
         self.supervisor.send_replace(Some(supervisor.clone()));
+        self.start_front_door(ctx, front_door, &board_name, &supervisor);
         let Some(cluster) = &config.cluster else {
-            let front_door = &config.front_door;
             for spec in crate::boot::config::load_service_files(ctx, &reconciled.files, front_door)
             {
                 supervisor.apply(spec);

@@ -16,6 +16,7 @@ const LAYERS: &[&str] = &[
     "svcnet",
     "containers",
     "cluster",
+    "frontdoor",
     "api",
 ];
 

@@ -45,6 +45,7 @@ use crate::containers::supervisor::Supervisor;
 pub(crate) mod cluster;
 #[cfg(test)]
 mod proptests;
+mod routes;
 pub mod serve;
 mod services;
 mod spec_check;
@@ -75,6 +76,8 @@ pub struct Running {
     pub supervisor: watch::Receiver<Option<Supervisor>>,
     /// The cluster member, once it has joined.
     pub cluster: watch::Receiver<Option<Arc<Node>>>,
+    /// The front door's manager, once it runs.
+    pub front_door: watch::Receiver<Option<crate::frontdoor::Handle>>,
 }
 
 /// Everything a request handler reaches, handed down by the wiring: the board state, the
@@ -108,6 +111,11 @@ impl Handles {
     /// The cluster member, if it has joined.
     fn cluster(&self) -> Option<Arc<Node>> {
         self.running.cluster.borrow().clone()
+    }
+
+    /// The front door's manager, if it runs.
+    fn front_door(&self) -> Option<crate::frontdoor::Handle> {
+        self.running.front_door.borrow().clone()
     }
 }
 
@@ -155,6 +163,7 @@ fn router(handles: Handles) -> Router {
         .route("/v1/poweroff", post(|s| power(s, Action::Poweroff)))
         .merge(services::routes())
         .merge(cluster::routes())
+        .merge(routes::routes())
         .route_layer(middleware::from_fn_with_state(
             handles.clone(),
             require_token,
@@ -211,7 +220,9 @@ fn problem(status: StatusCode, message: &str) -> Response {
 
 async fn status(Extract(handles): Extract<Handles>) -> Json<StatusReport> {
     let user_namespaces = handles.supervisor().and_then(|s| s.user_namespaces());
-    Json(report(&handles.state, user_namespaces))
+    let mut report = report(&handles.state, user_namespaces);
+    report.front_door = handles.front_door().map(|f| f.shared.status());
+    Json(report)
 }
 
 /// `GET /v1/console?tail=N`: the console's most recent lines, oldest first.
@@ -246,6 +257,7 @@ pub fn report(state: &BoardStatus, user_namespaces: Option<Result<(), String>>) 
         },
         config_files: info.config_files,
         card_repairs: info.card_repairs,
+        front_door: None,
         data: info.data,
         errors: state.errors(),
         config_errors: state.config_errors(),
@@ -361,6 +373,7 @@ mod tests {
             running: Running {
                 supervisor: watch::channel(None).1,
                 cluster: watch::channel(None).1,
+                front_door: watch::channel(None).1,
             },
             tls: None,
             front_door: Default::default(),

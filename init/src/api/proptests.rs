@@ -38,6 +38,7 @@ fn exchange(request: Vec<u8>, services: PathBuf) -> Vec<u8> {
             running: Running {
                 supervisor: watch::channel(None).1,
                 cluster: watch::channel(None).1,
+                front_door: watch::channel(None).1,
             },
             tls: None,
             front_door: Default::default(),

@@ -30,6 +30,7 @@ async fn start(settings: Settings) -> (SocketAddr, Arc<Stats>) {
         running: Running {
             supervisor: watch::channel(None).1,
             cluster: watch::channel(None).1,
+            front_door: watch::channel(None).1,
         },
         tls: None,
         front_door: Default::default(),

@@ -334,6 +334,7 @@ fn format_line(line: &LogLine) -> String {
     let stream = match line.stream {
         Stream::Stdout => "out",
         Stream::Stderr => "err",
+        Stream::Access => "acc",
     };
     let more = if line.continued { " \\" } else { "" };
     format!("{} {} {}{more}\n", line.instance, stream, line.text)

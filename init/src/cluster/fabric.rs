@@ -9,11 +9,12 @@
 //! endpoints come from boards that hold it.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{SocketAddr, SocketAddrV4};
 
 use baton_cluster::gossip::{Member as GossipMember, MemberState, MeshEndpoint};
 
 use crate::svcnet::mesh::{Peer, PublicKey};
+use crate::svcnet::network::RemoteInstance;
 use crate::svcnet::nft::Ipv4Net;
 
 /// A peer board of the mesh.
@@ -118,12 +119,9 @@ pub fn boards(
         .collect()
 }
 
-/// The instances the mesh peers `boards` run (service, address, ready), from their values; an
-/// address outside the board's own subnet is ignored.
-pub fn remote_instances(
-    boards: &[Board],
-    members: &[GossipMember],
-) -> Vec<(String, Ipv4Addr, bool)> {
+/// The instances the mesh peers `boards` run, from their values; an address outside the
+/// board's own subnet is ignored.
+pub fn remote_instances(boards: &[Board], members: &[GossipMember]) -> Vec<RemoteInstance> {
     let mut out = Vec::new();
     for board in boards {
         let Some(member) = members.iter().find(|m| m.name == board.name) else {
@@ -132,7 +130,12 @@ pub fn remote_instances(
         for (service, instances) in &member.values.instances {
             for instance in instances {
                 if let Some(addr) = instance.address.filter(|a| board.subnet.contains(*a)) {
-                    out.push((service.clone(), addr, instance.ready));
+                    out.push(RemoteInstance {
+                        service: service.clone(),
+                        addr,
+                        ready: instance.ready,
+                        board: board.name.clone(),
+                    });
                 }
             }
         }
@@ -171,6 +174,7 @@ mod tests {
     use crate::svcnet::subnet::of_slot;
     use baton_api::InstancePhase;
     use baton_cluster::gossip::{BoardValues, RunningInstance};
+    use std::net::Ipv4Addr;
 
     fn key(b: u8) -> PublicKey {
         PublicKey([b; 32])
@@ -280,7 +284,12 @@ mod tests {
         let members = vec![member("b", [192, 0, 2, 2], true, values)];
         assert_eq!(
             remote_instances(&[b], &members),
-            vec![("web".to_string(), Ipv4Addr::new(10, 88, 4, 2), true)]
+            vec![RemoteInstance {
+                service: "web".to_string(),
+                addr: Ipv4Addr::new(10, 88, 4, 2),
+                ready: true,
+                board: "b".to_string(),
+            }]
         );
     }
 }

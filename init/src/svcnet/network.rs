@@ -36,8 +36,21 @@ pub struct Remote {
     pub mesh: Option<String>,
     /// The container subnets of the boards the mesh reaches.
     pub subnets: Vec<Ipv4Net>,
-    /// Their instances: service, address, and whether it takes new connections.
-    pub instances: Vec<(String, std::net::Ipv4Addr, bool)>,
+    /// Their instances.
+    pub instances: Vec<RemoteInstance>,
+}
+
+/// An instance another board runs, as its gossip says.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RemoteInstance {
+    /// The service.
+    pub service: String,
+    /// Its address in that board's container subnet.
+    pub addr: std::net::Ipv4Addr,
+    /// Whether it takes new connections.
+    pub ready: bool,
+    /// The board.
+    pub board: String,
 }
 
 /// The DNS server and the state the rule set is built from.
@@ -55,6 +68,8 @@ pub struct Network {
     last: Option<Policy>,
     /// Why the last rule set was not applied, until one is.
     failure: Option<String>,
+    /// TCP ports the board itself serves on the LAN (the front door's).
+    board_tcp: Vec<u16>,
 }
 
 /// The board's LAN interfaces: those under `sys_class_net` backed by a device (Ethernet, USB
@@ -165,6 +180,7 @@ impl Network {
                 generation: 0,
                 last: None,
                 failure: None,
+                board_tcp: Vec::new(),
             },
             note,
         )
@@ -184,6 +200,7 @@ impl Network {
             generation: 0,
             last: None,
             failure: None,
+            board_tcp: Vec::new(),
         }
     }
 
@@ -203,6 +220,12 @@ impl Network {
     /// changed. Returns an error to report, if applying failed.
     pub fn update(&mut self, members: &[Member<'_>], remote: &Remote) -> Option<String> {
         self.update_with(members, remote, policy::apply)
+    }
+
+    /// Opens TCP `ports` of the board itself (the front door's) in the LAN filter from the next
+    /// rule set on.
+    pub fn open_board_tcp(&mut self, ports: &[u16]) {
+        self.board_tcp = ports.iter().copied().filter(|p| *p != 0).collect();
     }
 
     /// [`Network::update`] with `apply` putting the rule set in force; its error is kept as
@@ -263,6 +286,7 @@ impl Network {
             members
                 .iter()
                 .filter_map(|m| m.spec.publish)
+                .chain(self.board_tcp.iter().copied())
                 .map(policy::PortSpec::tcp),
         );
         policy.services = members

@@ -12,6 +12,7 @@ fn network() -> Network {
         generation: 0,
         last: None,
         failure: None,
+        board_tcp: Vec::new(),
     }
 }
 

@@ -54,6 +54,7 @@ async fn board(ca: Option<&Ca>) -> Board {
         running: Running {
             supervisor: watch::channel(None).1,
             cluster: watch::channel(None).1,
+            front_door: watch::channel(None).1,
         },
         tls,
         front_door: Default::default(),

@@ -10,6 +10,7 @@ use super::driver::now;
 use super::instance::{ExitStatus, Phase};
 use super::launcher::{Launch, LaunchError, Launched};
 use super::lock;
+use super::routed::{Routed, RoutedInstance, RoutedService};
 use super::state::{Driver, Key, PublishError};
 use super::views::{network_view, ready};
 use crate::svcnet::network::{self, Network};
@@ -165,8 +166,8 @@ impl Driver {
                         self.remote
                             .instances
                             .iter()
-                            .filter(|(name, _, _)| *name == svc.spec.name)
-                            .map(|(_, a, r)| (*a, *r)),
+                            .filter(|i| i.service == svc.spec.name)
+                            .map(|i| (i.addr, i.ready)),
                     )
                     .collect(),
             })
@@ -179,6 +180,51 @@ impl Driver {
         }
         let view = network_view(network, &members, error);
         *lock(&self.snapshot.network) = view;
+        let routed = self.routed();
+        self.snapshot.routed.send_if_modified(|old| {
+            let changed = *old != routed;
+            *old = routed;
+            changed
+        });
+    }
+
+    /// The routed services and their instances, for the front door.
+    fn routed(&self) -> Routed {
+        let mut out = Routed::default();
+        for svc in self.services.values().filter(|svc| !svc.removing) {
+            let (Some(route), Some(port)) = (&svc.spec.route, svc.spec.port) else {
+                continue;
+            };
+            let local = svc.slots.iter().filter_map(|(slot, s)| {
+                let addr = s.address.filter(|_| s.machine.phase == Phase::Running)?;
+                Some(RoutedInstance {
+                    id: format!("{}#{}", Driver::id(&svc.spec.name, *slot), s.uid),
+                    addr,
+                    board: None,
+                    ready: ready(&svc.spec, s),
+                })
+            });
+            let remote = self
+                .remote
+                .instances
+                .iter()
+                .filter(|i| i.service == svc.spec.name)
+                .map(|i| RoutedInstance {
+                    id: format!("{}/{}", i.board, i.addr),
+                    addr: i.addr,
+                    board: Some(i.board.clone()),
+                    ready: i.ready,
+                });
+            out.services.insert(
+                svc.spec.name.clone(),
+                RoutedService {
+                    route: route.clone(),
+                    port,
+                    instances: local.chain(remote).collect(),
+                },
+            );
+        }
+        out
     }
 
     /// Collects the released images once no instance is starting, stopping or outdated (so no

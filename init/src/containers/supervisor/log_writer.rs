@@ -140,6 +140,7 @@ impl LogFile {
         let stream = match line.stream {
             Stream::Stdout => "out",
             Stream::Stderr => "err",
+            Stream::Access => "acc",
         };
         let more = if line.continued { " \\" } else { "" };
         let text = format!(

@@ -42,6 +42,8 @@ pub enum Stream {
     Stdout,
     /// Standard error.
     Stderr,
+    /// The front door's access log of the service's route.
+    Access,
 }
 
 /// One line of output.

@@ -38,6 +38,7 @@ mod log_writer;
 pub mod logs;
 mod output;
 mod reconcile;
+pub mod routed;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -81,6 +82,9 @@ pub struct Paths {
     pub disk_quotas: Result<(), String>,
     /// The services' id ranges (and disk projects).
     pub ids: Arc<ids::UserIds>,
+    /// TCP ports the board itself serves on the LAN besides the API (the front door's), opened
+    /// in the LAN filter with the services' published ports.
+    pub board_tcp_ports: Vec<u16>,
 }
 
 impl Paths {
@@ -102,6 +106,7 @@ impl Paths {
                 }
                 .join("baton/ids.json"),
             )),
+            board_tcp_ports: Vec::new(),
         }
     }
 
@@ -137,11 +142,23 @@ impl Paths {
 
 /// What the handle reads without waiting for the driver: the views, the logs and the network,
 /// as the driver last wrote them.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Snapshot {
     views: Mutex<BTreeMap<String, ServiceView>>,
     logs: Mutex<BTreeMap<String, Arc<ServiceLog>>>,
     network: Mutex<NetworkView>,
+    routed: tokio::sync::watch::Sender<routed::Routed>,
+}
+
+impl Default for Snapshot {
+    fn default() -> Snapshot {
+        Snapshot {
+            views: Mutex::default(),
+            logs: Mutex::default(),
+            network: Mutex::default(),
+            routed: tokio::sync::watch::Sender::new(routed::Routed::default()),
+        }
+    }
 }
 
 impl From<Phase> for baton_api::InstancePhase {
@@ -268,6 +285,11 @@ impl Supervisor {
         if self.commands.send(Command::StopAll(tx)).is_ok() {
             let _ = rx.await;
         }
+    }
+
+    /// The routed services and their instances, as they change (for the front door).
+    pub fn routed(&self) -> tokio::sync::watch::Receiver<routed::Routed> {
+        self.snapshot.routed.subscribe()
     }
 
     /// Names, virtual IPs and the rule set's generation.

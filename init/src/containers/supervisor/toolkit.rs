@@ -176,9 +176,10 @@ impl Toolkit {
         };
         let network = match &bridge {
             Ok(b) => {
-                let (network, note) =
+                let (mut network, note) =
                     Network::start(b.subnet(), b.gateway(), paths.host.clone()).await;
                 notes.extend(note);
+                network.open_board_tcp(&paths.board_tcp_ports);
                 Some(network)
             }
             Err(_) => None,

@@ -1,0 +1,118 @@
+//! What the front door is told: the snapshot (settings, routes, services, certificates) and
+//! the instance lists, built from `[front_door]` and the supervisor's routed services. Pure:
+//! [`super::run`] sends what this builds.
+//!
+//! Specs are checked for route clashes where they enter (card, API), but two boards may accept
+//! clashing specs at the same moment; a clash here keeps the route of the service whose name
+//! sorts first and names the other in the notes, rather than refusing every route.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use baton_frontdoor::config::{self as fd, Cert, Snapshot};
+use baton_frontdoor::control::protocol::Instance;
+use baton_spec::service::Auth;
+use baton_spec::FrontDoor;
+
+use crate::containers::supervisor::routed::Routed;
+
+/// The snapshot for `settings`, `routed` and `certs`; notes name routes left out.
+pub fn snapshot(
+    settings: &FrontDoor,
+    routed: &Routed,
+    certs: Vec<Cert>,
+) -> (Snapshot, Vec<String>) {
+    let mut notes = Vec::new();
+    let mut routes = Vec::new();
+    let mut services = BTreeMap::new();
+    let mut taken: BTreeMap<(Option<String>, String), String> = BTreeMap::new();
+    for (name, service) in &routed.services {
+        let route = &service.route;
+        let key = (route.host.clone(), route.path.clone());
+        if let Some(first) = taken.get(&key) {
+            notes.push(format!(
+                "the route of {name} (host {:?}, path {}) is left out: {first} has the same",
+                route.host.as_deref().unwrap_or("any"),
+                route.path
+            ));
+            continue;
+        }
+        taken.insert(key, name.clone());
+        routes.push(fd::Route {
+            service: name.clone(),
+            host: route.host.clone(),
+            path: route.path.clone(),
+            auth: auth(route.auth),
+            timeout_ms: millis(route.timeout),
+        });
+        services.insert(name.clone(), fd::Service { hold: None });
+    }
+    let snapshot = Snapshot {
+        settings: fd::Settings {
+            redirect_http: settings.redirect_http,
+            https_port: settings.https,
+            idle_timeout_ms: millis(settings.idle_timeout).max(1),
+            max_connections: settings.max_connections.max(1),
+            per_client_connections: settings.per_client_connections,
+            per_client_rate: settings.per_client_rate,
+            per_client_burst: settings.per_client_burst,
+            trusted_proxies: settings
+                .trusted_proxies
+                .iter()
+                .map(|c| (c.addr, c.prefix))
+                .collect(),
+        },
+        routes,
+        services,
+        certs,
+    };
+    (snapshot, notes)
+}
+
+/// The host names the routes answer for (exact and `*.suffix`), for their certificates.
+pub fn hosts(routed: &Routed) -> BTreeSet<String> {
+    routed
+        .services
+        .values()
+        .filter_map(|s| s.route.host.clone())
+        .collect()
+}
+
+/// The instance lists per routed service; `board` names this board.
+pub fn instances(routed: &Routed, board: &str) -> BTreeMap<String, Vec<Instance>> {
+    routed
+        .services
+        .iter()
+        .map(|(name, service)| {
+            let list = service
+                .instances
+                .iter()
+                .take(baton_frontdoor::control::protocol::MAX_INSTANCES)
+                .map(|i| Instance {
+                    id: i.id.clone(),
+                    addr: i.addr,
+                    port: service.port,
+                    board: i.board.clone().unwrap_or_else(|| board.to_string()),
+                    ready: i.ready,
+                })
+                .collect();
+            (name.clone(), list)
+        })
+        .collect()
+}
+
+fn auth(auth: Auth) -> fd::Auth {
+    match auth {
+        Auth::None => fd::Auth::None,
+        Auth::Oidc => fd::Auth::Oidc,
+        Auth::Login => fd::Auth::Login,
+        Auth::Mtls => fd::Auth::Mtls,
+        Auth::Forward => fd::Auth::Forward,
+    }
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests;

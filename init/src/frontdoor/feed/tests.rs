@@ -1,0 +1,101 @@
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use baton_spec::service::Route;
+
+use super::*;
+use crate::containers::supervisor::routed::{RoutedInstance, RoutedService};
+
+fn route(host: Option<&str>, path: &str, auth: Auth) -> Route {
+    Route {
+        host: host.map(str::to_string),
+        path: path.to_string(),
+        auth,
+        timeout: Duration::from_secs(30),
+        require: Default::default(),
+        forward: None,
+    }
+}
+
+fn routed(entries: &[(&str, Route)]) -> Routed {
+    let mut out = Routed::default();
+    for (name, route) in entries {
+        out.services.insert(
+            name.to_string(),
+            RoutedService {
+                route: route.clone(),
+                port: 8080,
+                instances: vec![
+                    RoutedInstance {
+                        id: format!("{name}-1#1"),
+                        addr: Ipv4Addr::new(10, 88, 0, 2),
+                        board: None,
+                        ready: true,
+                    },
+                    RoutedInstance {
+                        id: "b2/10.88.1.2".to_string(),
+                        addr: Ipv4Addr::new(10, 88, 1, 2),
+                        board: Some("b2".into()),
+                        ready: false,
+                    },
+                ],
+            },
+        );
+    }
+    out
+}
+
+#[test]
+fn routes_and_settings_become_a_snapshot_the_front_door_accepts() {
+    let settings = FrontDoor {
+        redirect_http: true,
+        https: 8443,
+        ..FrontDoor::default()
+    };
+    let r = routed(&[
+        ("shop", route(Some("shop.lan"), "/", Auth::None)),
+        ("api", route(Some("*.apps.lan"), "/api", Auth::Oidc)),
+    ]);
+    let (snapshot, notes) = snapshot(&settings, &r, Vec::new());
+    assert!(notes.is_empty(), "{notes:?}");
+    snapshot.check().expect("the front door takes it");
+    assert_eq!(snapshot.routes.len(), 2);
+    let api = snapshot.routes.iter().find(|r| r.service == "api").unwrap();
+    assert_eq!(api.auth, fd::Auth::Oidc);
+    assert_eq!(api.timeout_ms, 30_000);
+    assert_eq!(snapshot.settings.https_port, 8443);
+    assert!(snapshot.settings.redirect_http);
+    assert_eq!(
+        hosts(&r).into_iter().collect::<Vec<_>>(),
+        ["*.apps.lan", "shop.lan"]
+    );
+}
+
+#[test]
+fn a_clash_keeps_the_first_service_and_says_which_was_left_out() {
+    let r = routed(&[
+        ("beta", route(Some("shop.lan"), "/", Auth::None)),
+        ("alpha", route(Some("shop.lan"), "/", Auth::None)),
+    ]);
+    let (snapshot, notes) = snapshot(&FrontDoor::default(), &r, Vec::new());
+    snapshot.check().expect("no clash left");
+    assert_eq!(snapshot.routes.len(), 1);
+    assert_eq!(snapshot.routes[0].service, "alpha");
+    assert_eq!(notes.len(), 1);
+    assert!(
+        notes[0].contains("beta") && notes[0].contains("alpha"),
+        "{notes:?}"
+    );
+}
+
+#[test]
+fn instances_name_their_board_and_carry_the_service_port() {
+    let r = routed(&[("shop", route(None, "/", Auth::None))]);
+    let lists = instances(&r, "b1");
+    let shop = &lists["shop"];
+    assert_eq!(shop.len(), 2);
+    assert_eq!(shop[0].board, "b1");
+    assert_eq!(shop[1].board, "b2");
+    assert!(shop.iter().all(|i| i.port == 8080));
+    assert!(!shop[1].ready);
+}

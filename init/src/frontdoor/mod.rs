@@ -1,0 +1,346 @@
+//! The front door's manager in PID 1 (the front door itself is the crate `baton-frontdoor`,
+//! run as a process of its own: docs/design/front-door.md).
+//!
+//! PID 1 binds the `[front_door]` ports on every address, keeps the sockets for the whole boot
+//! and hands copies to the process ([`run`]), which it starts, feeds and restarts
+//! ([`process`]). It tells the process the routes and instances ([`feed`], from the
+//! supervisor's routed services) and the certificates ([`certs`]: the card's own, or issued by
+//! the cluster CA, whose key never leaves PID 1), and keeps what the process reports: its load
+//! per instance, held requests, access lines (into the services' logs) and its state, for the
+//! API ([`Shared`]).
+
+pub mod certs;
+pub mod feed;
+pub mod process;
+pub mod run;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use baton_cluster::tls::ca::Ca;
+use baton_frontdoor::control::protocol::{AccessLine, Held, InstanceLoad, Listener};
+use baton_spec::FrontDoor;
+use tokio::sync::{mpsc, watch};
+
+use crate::board::console::Console;
+use crate::containers::supervisor::logs::Stream;
+use crate::containers::supervisor::routed::Routed;
+use crate::containers::supervisor::Supervisor;
+
+/// Notes kept for the API.
+const MAX_NOTES: usize = 32;
+/// Instances whose totals are kept.
+const MAX_INSTANCES: usize = 4096;
+
+/// What the manager needs.
+pub struct Settings {
+    /// `[front_door]` of `cluster.toml`.
+    pub front_door: FrontDoor,
+    /// The binary run as the front door (the init itself).
+    pub exe: PathBuf,
+    /// The board's `/` (for the cgroup tree and `/proc`).
+    pub root: PathBuf,
+    /// The config partition (for `certs/`).
+    pub card: PathBuf,
+    /// This board's name.
+    pub board: String,
+    /// The cluster CA, when the card has one.
+    pub ca: Option<Ca>,
+}
+
+/// Where the process is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    /// Both ports are 0.
+    Off,
+    /// Started, not ready yet.
+    Starting,
+    /// Serving.
+    Serving,
+    /// Ended; a new one starts after a wait.
+    Restarting,
+}
+
+/// Requests to one instance since the process started serving it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Totals {
+    /// In flight at the last report.
+    pub inflight: u64,
+    /// Answered.
+    pub completed: u64,
+    /// Failed (no answer from the instance).
+    pub failed: u64,
+}
+
+#[derive(Debug)]
+struct Inner {
+    state: State,
+    pid: Option<u32>,
+    restarts: u64,
+    last_exit: Option<String>,
+    notes: VecDeque<String>,
+    route_notes: Vec<String>,
+    cert_notes: Vec<String>,
+    cert_sources: BTreeMap<String, certs::Source>,
+    totals: BTreeMap<String, Totals>,
+    held: Vec<Held>,
+    wakes: u64,
+    access_dropped: u64,
+}
+
+/// What the manager shares with the API.
+#[derive(Debug)]
+pub struct Shared {
+    inner: Mutex<Inner>,
+    /// Where access lines go (the services' logs); `None` in tests.
+    supervisor: Option<Supervisor>,
+    console: Arc<Console>,
+    /// The ports in use (0: off).
+    pub ports: (u16, u16),
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn note(&self, note: String) {
+        self.console.line(format_args!("front door: {note}"));
+        let mut inner = self.lock();
+        if inner.notes.len() >= MAX_NOTES {
+            inner.notes.pop_front();
+        }
+        inner.notes.push_back(note);
+    }
+
+    fn set_state(&self, state: State, pid: Option<u32>) {
+        let mut inner = self.lock();
+        inner.state = state;
+        inner.pid = pid;
+    }
+
+    fn ended(&self, why: String) {
+        let mut inner = self.lock();
+        inner.state = State::Restarting;
+        inner.pid = None;
+        inner.restarts += 1;
+        inner.last_exit = Some(why);
+        inner.held.clear();
+        for t in inner.totals.values_mut() {
+            t.inflight = 0;
+        }
+    }
+
+    fn set_certs(&self, sources: BTreeMap<String, certs::Source>, notes: Vec<String>) {
+        for note in notes.iter().filter(|n| !self.lock().cert_notes.contains(n)) {
+            self.console.line(format_args!("front door: {note}"));
+        }
+        let mut inner = self.lock();
+        inner.cert_sources = sources;
+        inner.cert_notes = notes;
+    }
+
+    fn set_route_notes(&self, notes: Vec<String>) {
+        for note in notes
+            .iter()
+            .filter(|n| !self.lock().route_notes.contains(n))
+        {
+            self.console.line(format_args!("front door: {note}"));
+        }
+        self.lock().route_notes = notes;
+    }
+
+    fn load(&self, instances: &[InstanceLoad], held: &[Held]) {
+        let mut inner = self.lock();
+        for load in instances {
+            if !inner.totals.contains_key(&load.id) && inner.totals.len() >= MAX_INSTANCES {
+                continue;
+            }
+            let t = inner.totals.entry(load.id.clone()).or_default();
+            t.inflight = load.inflight_now;
+            t.completed = t.completed.saturating_add(load.completed);
+            t.failed = t.failed.saturating_add(load.failed);
+        }
+        inner.held = held.to_vec();
+    }
+
+    fn wake(&self, service: &str) {
+        // Issue 13 starts an instance here; until then a held request waits for one to come.
+        let _ = service;
+        self.lock().wakes += 1;
+    }
+
+    fn access(&self, lines: Vec<AccessLine>, dropped: u64) {
+        self.lock().access_dropped += dropped;
+        let Some(supervisor) = &self.supervisor else {
+            return;
+        };
+        for line in lines {
+            let Some(log) = supervisor.log(&line.route) else {
+                continue;
+            };
+            let text = format!(
+                "{} {} {} {} {} {}ms {} id={}",
+                line.method,
+                line.host,
+                line.path,
+                line.status,
+                line.instance.as_deref().unwrap_or("-"),
+                line.ms,
+                line.identity.as_deref().unwrap_or("-"),
+                line.request_id
+            );
+            log.push("front-door", Stream::Access, &text);
+        }
+    }
+
+    /// The totals of each instance the process reported on.
+    pub fn totals(&self) -> BTreeMap<String, Totals> {
+        self.lock().totals.clone()
+    }
+
+    /// The process's state for `/v1/status`.
+    pub fn status(&self) -> baton_api::FrontDoorStatus {
+        let inner = self.lock();
+        baton_api::FrontDoorStatus {
+            state: serde_json::to_value(inner.state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            pid: inner.pid,
+            restarts: inner.restarts,
+            last_exit: inner.last_exit.clone(),
+            http: self.ports.0,
+            https: self.ports.1,
+            notes: inner
+                .notes
+                .iter()
+                .chain(&inner.route_notes)
+                .chain(&inner.cert_notes)
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// Where each host's certificate comes from.
+    pub fn cert_sources(&self) -> BTreeMap<String, certs::Source> {
+        self.lock().cert_sources.clone()
+    }
+}
+
+/// The handle the API holds.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    /// The shared state.
+    pub shared: Arc<Shared>,
+    restart: mpsc::Sender<()>,
+}
+
+impl Handle {
+    /// Kills the process (it is started again at once).
+    pub fn restart(&self) {
+        let _ = self.restart.try_send(());
+    }
+}
+
+/// Binds the listeners and starts the manager; what could not be bound is said on the console
+/// and in the status (that port stays closed).
+pub fn spawn(settings: Settings, supervisor: Supervisor, console: Arc<Console>) -> Handle {
+    let (restart_tx, restart_rx) = mpsc::channel(1);
+    let mut kinds = Vec::new();
+    let mut fds = Vec::new();
+    let mut notes = Vec::new();
+    let ports = (settings.front_door.http, settings.front_door.https);
+    for (kind, port) in [(Listener::Http, ports.0), (Listener::Https, ports.1)] {
+        if port == 0 {
+            continue;
+        }
+        match bind(port) {
+            Ok(fd) => {
+                kinds.push(kind);
+                fds.push(fd);
+            }
+            Err(e) => notes.push(format!("port {port} cannot be bound: {e}")),
+        }
+    }
+    let shared = Arc::new(Shared::new(
+        if kinds.is_empty() {
+            State::Off
+        } else {
+            State::Starting
+        },
+        Some(supervisor.clone()),
+        Arc::clone(&console),
+        ports,
+    ));
+    for note in notes {
+        shared.note(note);
+    }
+    if !kinds.is_empty() {
+        let routed: watch::Receiver<Routed> = supervisor.routed();
+        let listeners = run::Listeners { kinds, fds };
+        tokio::spawn(run::run(
+            settings,
+            listeners,
+            routed,
+            restart_rx,
+            Arc::clone(&shared),
+            console,
+        ));
+    }
+    Handle {
+        shared,
+        restart: restart_tx,
+    }
+}
+
+impl Shared {
+    /// A record in `state`.
+    pub fn new(
+        state: State,
+        supervisor: Option<Supervisor>,
+        console: Arc<Console>,
+        ports: (u16, u16),
+    ) -> Shared {
+        Shared {
+            inner: Mutex::new(Inner {
+                state,
+                pid: None,
+                restarts: 0,
+                last_exit: None,
+                notes: VecDeque::new(),
+                route_notes: Vec::new(),
+                cert_notes: Vec::new(),
+                cert_sources: BTreeMap::new(),
+                totals: BTreeMap::new(),
+                held: Vec::new(),
+                wakes: 0,
+                access_dropped: 0,
+            }),
+            supervisor,
+            console,
+            ports,
+        }
+    }
+}
+
+/// A listening TCP socket on every IPv4 address, with a long backlog (connections made while
+/// the process restarts wait there).
+fn bind(port: u16) -> std::io::Result<OwnedFd> {
+    let listener = std::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)))?;
+    let fd = OwnedFd::from(listener);
+    // Listening again only raises the backlog.
+    nix::sys::socket::listen(
+        &fd,
+        nix::sys::socket::Backlog::new(1024).map_err(std::io::Error::from)?,
+    )
+    .map_err(std::io::Error::from)?;
+    Ok(fd)
+}
+
+#[cfg(test)]
+mod tests;
