@@ -14,6 +14,7 @@ use baton_qemu::{Forward, GuestForward, Lab, LabConfig};
 
 pub mod registry;
 pub mod view;
+pub mod web;
 
 /// The line the init prints once boot has completed.
 pub const READY: &str = "baton: ready";
