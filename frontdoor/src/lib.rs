@@ -13,6 +13,7 @@
 //! [`child`] is the front door as a process: the sandbox it enters and the control loop that
 //! feeds the state and reports the load.
 
+pub mod access;
 pub mod child;
 pub mod config;
 pub mod control;

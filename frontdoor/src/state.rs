@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::mpsc;
 
+use crate::access::AccessLog;
 use crate::config::model::Refused;
 use crate::config::{Service, Settings, Snapshot};
 use crate::control::protocol::Instance;
@@ -42,6 +43,8 @@ pub struct State {
     pub holds: Holds,
     /// Idle connections to instances.
     pub pool: Pool,
+    /// Access lines for the init.
+    pub access: AccessLog,
 }
 
 /// Clients whose request rate is remembered, at least.
@@ -64,6 +67,7 @@ impl State {
             balancer: Balancer::new(),
             holds: Holds::new(wake),
             pool: Pool::new(),
+            access: AccessLog::default(),
         }
     }
 

@@ -24,6 +24,11 @@ use crate::control::protocol::{
 use crate::control::snapshot;
 use crate::state::State;
 
+/// Access lines in one `Access` frame (each at most about 1.5 KiB of JSON).
+const ACCESS_PER_FRAME: usize = 128;
+/// `Access` frames a second at most; lines beyond wait in the bounded queue.
+const ACCESS_FRAMES: usize = 4;
+
 /// How often `Load` goes (the heartbeat: the init restarts a front door silent for 10 s).
 pub(super) const LOAD_PERIOD: Duration = Duration::from_secs(1);
 /// How often idle upstream connections are swept.
@@ -245,6 +250,17 @@ async fn load_loop(state: Arc<State>, out: mpsc::Sender<ToInit>) -> End {
         };
         if let Err(mpsc::error::TrySendError::Closed(_)) = out.try_send(load) {
             return End::Exit(EXIT_CHANNEL);
+        }
+        // The access lines of the second, in frames well under the frame size.
+        for _ in 0..ACCESS_FRAMES {
+            let Some((lines, dropped)) = state.access.take(ACCESS_PER_FRAME) else {
+                break;
+            };
+            if let Err(mpsc::error::TrySendError::Closed(_)) =
+                out.try_send(ToInit::Access { lines, dropped })
+            {
+                return End::Exit(EXIT_CHANNEL);
+            }
         }
     }
 }

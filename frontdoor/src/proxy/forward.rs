@@ -165,6 +165,9 @@ fn answer(
     pick: Pick,
 ) -> Response<Body> {
     let addr = pick.addr();
+    response
+        .extensions_mut()
+        .insert(super::Answered(pick.id().to_string()));
     // The instance answered: its connection works (passive health); the request counts as in
     // flight until its answer's body ends.
     let inflight = pick.success(Instant::now());

@@ -64,12 +64,46 @@ impl AllClosed {
     }
 }
 
+/// The instance that answered, as a response extension (for the access line).
+#[derive(Debug, Clone)]
+pub struct Answered(pub String);
+
+/// The service whose route matched, as a response extension (for the access line).
+#[derive(Debug, Clone)]
+struct Routed(String);
+
 /// Answers one request.
 pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Response<Body> {
     let id = headers::request_id(req.headers());
+    let started = std::time::Instant::now();
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    let host = req
+        .uri()
+        .host()
+        .map(str::to_string)
+        .or_else(|| {
+            let h = req.headers().get(HOST)?.to_str().ok()?;
+            Some(h.to_string())
+        })
+        .unwrap_or_default();
     let mut response = route_and_forward(&state, &conn, req, &id).await;
     let upgrading = response.status() == StatusCode::SWITCHING_PROTOCOLS;
     headers::strip_hop_by_hop(response.headers_mut(), upgrading);
+    if let Some(Routed(service)) = response.extensions_mut().remove::<Routed>() {
+        let instance = response.extensions_mut().remove::<Answered>().map(|a| a.0);
+        state.access.push(crate::control::protocol::AccessLine {
+            route: service,
+            method,
+            host: host.chars().take(255).collect(),
+            path,
+            status: response.status().as_u16(),
+            ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            identity: None,
+            instance,
+            request_id: id.to_str().unwrap_or("-").to_string(),
+        });
+    }
     response.headers_mut().insert(REQUEST_ID, id);
     response
 }
@@ -77,7 +111,7 @@ pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Re
 async fn route_and_forward(
     state: &Arc<State>,
     conn: &Conn,
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
     id: &HeaderValue,
 ) -> Response<Body> {
     let html = pages::wants_html(req.headers());
@@ -110,13 +144,34 @@ async fn route_and_forward(
     let Some(route) = active.table.find(&host, &path.match_path) else {
         return pages::no_route(html, &host, &raw_path);
     };
+    let mut response =
+        routed_request(state, conn, req, id, html, &host, &path, &active, route).await;
+    response
+        .extensions_mut()
+        .insert(Routed(route.service.clone()));
+    response
+}
+
+/// The part of a request's way after its route was found.
+#[allow(clippy::too_many_arguments)]
+async fn routed_request(
+    state: &Arc<State>,
+    conn: &Conn,
+    mut req: Request<Incoming>,
+    id: &HeaderValue,
+    html: bool,
+    host: &str,
+    path: &normalize::Normal,
+    active: &crate::state::Active,
+    route: &crate::config::Route,
+) -> Response<Body> {
     let settings = &active.settings;
     if conn.scheme == Scheme::Http
         && settings.redirect_http
         && settings.https_port != 0
         && route.auth != Auth::None
     {
-        return pages::redirect(&https_url(&host, settings.https_port, req.uri()));
+        return pages::redirect(&https_url(host, settings.https_port, req.uri()));
     }
     if route.auth != Auth::None {
         // The identity checks are not in this front door yet: a route that asks for one is
@@ -146,7 +201,7 @@ async fn route_and_forward(
         conn.peer.ip(),
         trusted,
         conn.scheme,
-        &host,
+        host,
     );
     let call = forward::Call {
         state,
