@@ -145,6 +145,10 @@ pub async fn start_with(
     limits: Limits,
 ) -> Result<DnsServer, Error> {
     let (udp, tcp) = bind_pair(listen).await?;
+    let addr = udp.local_addr().map_err(|source| Error::BindUdp {
+        addr: listen,
+        source,
+    })?;
     let shared = Arc::new(Resolver {
         table,
         upstreams,
