@@ -78,8 +78,21 @@ async fn a_post_whose_instance_dies_before_answering_is_not_sent_twice() {
             });
         }
     });
-    let (b, _b) = echo("b").await;
+    // Another instance that counts the POSTs it gets: a second try would reach it.
+    let b_posts = Arc::new(AtomicU32::new(0));
+    let seen = Arc::clone(&b_posts);
+    let (b, _b) = upstream(move |req: http::Request<hyper::body::Incoming>| {
+        let seen = Arc::clone(&seen);
+        async move {
+            if req.method() == http::Method::POST {
+                seen.fetch_add(1, Ordering::SeqCst);
+            }
+            http::Response::new(text("b"))
+        }
+    })
+    .await;
     let door = Door::start(snapshot(vec![route("web", None, "/")], None)).await;
+    // Only a first: the POST must go there (LOR picks at random among equals).
     door.instances("web", &[("a", a, true)]);
     let req = http::Request::post("/order")
         .header("host", "web.lan")
@@ -88,8 +101,28 @@ async fn a_post_whose_instance_dies_before_answering_is_not_sent_twice() {
     let got = send(door.addr, req).await;
     assert_eq!(got.status, 502, "{got:?}");
     assert_eq!(posts.load(Ordering::SeqCst), 1);
-    // A GET with no body is tried once more on another instance.
+    // With b there too, a POST that a takes and drops is still not sent again to b.
     door.instances("web", &[("a", a, true), ("b", b, true)]);
+    let mut to_a = 0;
+    for _ in 0..20 {
+        let req = http::Request::post("/order")
+            .header("host", "web.lan")
+            .body(text("one order"))
+            .expect("request");
+        let got = send(door.addr, req).await;
+        if got.status == 502 {
+            to_a += 1;
+        }
+    }
+    // Each POST reached exactly one instance: a second try would count twice.
+    let at_a = posts.load(Ordering::SeqCst) - 1;
+    assert_eq!(
+        at_a + b_posts.load(Ordering::SeqCst),
+        20,
+        "a POST was sent twice"
+    );
+    assert_eq!(to_a, at_a, "a POST that failed at a was answered by b");
+    // A GET with no body is tried once more on another instance.
     for _ in 0..10 {
         let got = get(door.addr, "web.lan", "/").await;
         assert_eq!(got.status, 200, "{got:?}");

@@ -4,6 +4,7 @@
 
 pub mod headers;
 pub mod pages;
+pub mod quiet;
 pub mod rate;
 pub mod serve;
 

@@ -15,6 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::quiet::{Counted, Requests, QUIET_LIMIT};
 use super::Scheme;
 use crate::proxy::{self, Conn, KeepOpen};
 use crate::state::State;
@@ -39,10 +40,16 @@ where
 {
     let (keep, all_closed) = KeepOpen::new();
     let conn = Conn { peer, scheme, keep };
+    let requests = Requests::new();
+    let counting = Arc::clone(&requests);
     let service = service_fn(move |req| {
         let state = Arc::clone(&state);
         let conn = conn.clone();
-        async move { Ok::<_, Infallible>(proxy::handle(state, conn, req).await) }
+        let guard = counting.begin();
+        async move {
+            let response = proxy::handle(state, conn, req).await;
+            Ok::<_, Infallible>(response.map(|body| Counted::new(body, guard)))
+        }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -64,6 +71,7 @@ where
     tokio::select! {
         _ = serving => {}
         () = stall.stalled_for(STALL_LIMIT) => {}
+        () = requests.quiet_for(QUIET_LIMIT) => {}
     }
     // A WebSocket joined on this connection keeps its place in the listener's limits.
     all_closed.closed().await;

@@ -25,6 +25,9 @@ use crate::http::{pages, Body};
 use crate::state::State;
 use crate::upstream::Pick;
 
+/// How long a kept connection may take to be ready for a request before a fresh one is made.
+const POOLED_READY: Duration = Duration::from_secs(1);
+
 /// What a request needs besides itself.
 pub struct Call<'a> {
     /// The shared state.
@@ -39,6 +42,8 @@ pub struct Call<'a> {
     pub client_upgrade: Option<OnUpgrade>,
     /// The client connection's token, held by a joined protocol switch.
     pub keep: super::KeepOpen,
+    /// Whether the request's body was sent whole (the connection is reused only then).
+    pub request_done: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// How one attempt ended.
@@ -98,6 +103,9 @@ pub async fn forward(mut call: Call<'_>, request: Request<Body>) -> Response<Bod
             }
             Attempt::Failed(pick, why) => {
                 if replayable {
+                    // No body: nothing is left to send after the head.
+                    call.request_done
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
                     let (method, uri, headers) = template.clone();
                     let mut again = Request::new(crate::http::empty());
                     *again.method_mut() = method;
@@ -134,8 +142,9 @@ async fn attempt(call: &Call<'_>, pick: Pick, req: Request<Body>) -> Attempt {
             Err(e) => return Attempt::Unsent(req, pick, e.to_string()),
         },
     };
-    if sender.ready().await.is_err() {
-        // A pooled connection the instance closed meanwhile: one fresh one.
+    let ready = tokio::time::timeout(POOLED_READY, sender.ready()).await;
+    if !matches!(ready, Ok(Ok(()))) {
+        // A pooled connection the instance closed meanwhile, or one not free yet: a fresh one.
         sender = match pool::connect(addr).await {
             Ok(fresh) => fresh,
             Err(e) => return Attempt::Unsent(req, pick, e.to_string()),
@@ -182,9 +191,12 @@ fn answer(
         };
     }
     let pool = Arc::clone(call.state);
+    let request_done = Arc::clone(&call.request_done);
     let on_end: OnEnd = Box::new(move |clean| {
         inflight.end(Instant::now());
-        if clean {
+        // Only a connection done with both the request (an instance may answer before an
+        // upload ends) and the answer can take the next request at once.
+        if clean && request_done.load(std::sync::atomic::Ordering::SeqCst) {
             pool.pool.give_back(addr, sender);
         }
     });

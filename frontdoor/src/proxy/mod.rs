@@ -10,6 +10,7 @@ pub mod pool;
 pub mod upgrade;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -188,7 +189,7 @@ async fn routed_request(
     let upgrade = headers::wants_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let idle = Duration::from_millis(settings.idle_timeout_ms);
-    let mut upstream = match upstream_request(req, &path.path, id, upgrade, idle) {
+    let (mut upstream, request_done) = match upstream_request(req, &path.path, id, upgrade, idle) {
         Ok(r) => r,
         Err(why) => return pages::bad_request(html, &why),
     };
@@ -210,34 +211,39 @@ async fn routed_request(
         idle,
         client_upgrade,
         keep: conn.keep.clone(),
+        request_done,
     };
     forward::forward(call, upstream).await
 }
 
 /// The request as the instance gets it: HTTP/1.1, origin-form with the normalised path and
 /// the query as sent, hop-by-hop headers removed, the request id set, the body streamed with
-/// the idle timeout.
+/// the idle timeout. The flag turns true once its body was sent whole (only then may the
+/// connection serve another request).
 fn upstream_request(
     req: Request<Incoming>,
     path: &str,
     id: &HeaderValue,
     upgrade: bool,
     idle: Duration,
-) -> Result<Request<Body>, String> {
+) -> Result<(Request<Body>, Arc<AtomicBool>), String> {
     let target = match req.uri().query() {
         Some(q) => format!("{path}?{q}"),
         None => path.to_string(),
     };
     let pq = PathAndQuery::try_from(target.as_str()).map_err(|e| format!("target: {e}"))?;
     let (parts, body) = req.into_parts();
-    let mut out = Request::new(body::Watched::new(body, idle, None).boxed_unsync());
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&done);
+    let on_end: body::OnEnd = Box::new(move |clean| flag.store(clean, Ordering::SeqCst));
+    let mut out = Request::new(body::Watched::new(body, idle, Some(on_end)).boxed_unsync());
     *out.method_mut() = parts.method;
     *out.uri_mut() = Uri::from(pq);
     *out.version_mut() = Version::HTTP_11;
     *out.headers_mut() = parts.headers;
     headers::strip_hop_by_hop(out.headers_mut(), upgrade);
     out.headers_mut().insert(REQUEST_ID, id.clone());
-    Ok(out)
+    Ok((out, done))
 }
 
 /// `https://host[:port]/path?query` for a redirect.

@@ -27,6 +27,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::board::console::Console;
 use crate::containers::supervisor::logs::Stream;
+use crate::containers::supervisor::output::Piece;
 use crate::containers::supervisor::routed::Routed;
 use crate::containers::supervisor::Supervisor;
 
@@ -168,6 +169,18 @@ impl Shared {
         inner.held = held.to_vec();
     }
 
+    /// Forgets the totals of instances no longer routed to (ids change with every run).
+    fn retain_totals(&self, routed: &Routed) {
+        let current: std::collections::BTreeSet<&str> = routed
+            .services
+            .values()
+            .flat_map(|s| s.instances.iter().map(|i| i.id.as_str()))
+            .collect();
+        self.lock()
+            .totals
+            .retain(|id, _| current.contains(id.as_str()));
+    }
+
     fn wake(&self, service: &str) {
         // Issue 13 starts an instance here; until then a held request waits for one to come.
         let _ = service;
@@ -194,7 +207,20 @@ impl Shared {
                 line.identity.as_deref().unwrap_or("-"),
                 line.request_id
             );
-            log.push("front-door", Stream::Access, &text);
+            // Through the service's rate limit, as its own output: a flood of requests cannot
+            // flush the service's own lines or wear the card.
+            let text: String = text
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+            log.offer(
+                "front-door",
+                Stream::Access,
+                Piece {
+                    text,
+                    continued: false,
+                },
+            );
         }
     }
 

@@ -181,11 +181,20 @@ pub(super) async fn talk(
         if dirty {
             // A copy: a borrow of the watch held across the sends would block the supervisor.
             let current = routed.borrow_and_update().clone();
-            if let Err(e) = feeder
-                .push(settings, &current, certs, &channel, shared)
-                .await
-            {
-                return e;
+            shared.retain_totals(&current);
+            // A process that stops reading must not stop this loop: the sends have the
+            // heartbeat's time, and a restart request cuts them short.
+            let pushed = tokio::select! {
+                pushed = tokio::time::timeout(
+                    HEARTBEAT,
+                    feeder.push(settings, &current, certs, &channel, shared),
+                ) => pushed,
+                Some(()) = restart.recv() => return "restarted on request".into(),
+            };
+            match pushed {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return e,
+                Err(_) => return format!("it stopped reading its control socket ({HEARTBEAT:?})"),
             }
             dirty = false;
         }

@@ -180,17 +180,12 @@ impl CardStore {
             });
         };
         let hash = text.map(|t| decide::hash(t.as_bytes()));
+        self.begin(dir, manifest, name, text)?;
+        let manifest_path = dir.join("manifest.json");
         let data_err = |path: &Path| {
             let path = path.to_path_buf();
             move |source| WriteError::Data { path, source }
         };
-        // 1. The intent.
-        let manifest_path = dir.join("manifest.json");
-        manifest.pending.insert(name.to_string(), hash.clone());
-        save_manifest(&manifest_path, manifest).map_err(data_err(&manifest_path))?;
-        // 2. The truth.
-        let truth = dir.join("specs").join(format!("{name}.toml"));
-        write_truth(&truth, text).map_err(data_err(&truth))?;
         // 3. The card.
         if let Err(source) = write_card(&card_path, text) {
             // What the card holds now, so that the next boot can tell a laptop's change from
@@ -211,6 +206,30 @@ impl CardStore {
         manifest.pending.remove(name);
         manifest.seen.remove(name);
         save_manifest(&manifest_path, manifest).map_err(data_err(&manifest_path))
+    }
+
+    /// Steps 1 and 2 of a write: the intent, then the text on the data partition.
+    fn begin(
+        &self,
+        dir: &Path,
+        manifest: &mut Manifest,
+        name: &str,
+        text: Option<&str>,
+    ) -> Result<(), WriteError> {
+        let data_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| WriteError::Data { path, source }
+        };
+        let manifest_path = dir.join("manifest.json");
+        manifest
+            .pending
+            .insert(name.to_string(), text.map(|t| decide::hash(t.as_bytes())));
+        // A new write: what the card held after an earlier failed one no longer says anything
+        // (kept, it would make this write's torn file look like a laptop's edit).
+        manifest.seen.remove(name);
+        save_manifest(&manifest_path, manifest).map_err(data_err(&manifest_path))?;
+        let truth = dir.join("specs").join(format!("{name}.toml"));
+        write_truth(&truth, text).map_err(data_err(&truth))
     }
 
     /// The spec files as the board runs them, as (file name, text), sorted: the card's files,

@@ -359,3 +359,31 @@ fn a_damaged_file_the_card_refuses_to_take_back_is_served_from_the_data_partitio
     let web = files.iter().find(|(f, _)| f == "web.toml").map(|(_, t)| t);
     assert_eq!(web.map(String::as_str), Some(V1));
 }
+
+#[test]
+fn a_write_after_a_failed_one_that_is_cut_short_is_still_repaired() {
+    let b = Board::new();
+    b.store().write("web", Some(V1)).expect("write");
+    std::fs::create_dir(b.card.join("web.toml.tmp")).unwrap();
+    b.store()
+        .write("web", Some(V2))
+        .expect_err("the card refuses");
+    std::fs::remove_dir(b.card.join("web.toml.tmp")).unwrap();
+    // A later write begins (intent and truth kept) and power goes during the card write,
+    // leaving a torn file that still parses.
+    let v3 = V2.replace("\"2\"", "\"3\"");
+    let store = b.store();
+    let mut m = b.manifest();
+    store
+        .begin(&b.data, &mut m, "web", Some(&v3))
+        .expect("intent and truth");
+    let torn = &v3[..v3.find("env").unwrap()];
+    std::fs::write(b.card.join("web.toml"), torn).unwrap();
+    let r = b.store().reconcile();
+    assert_eq!(
+        loaded(&r, "web.toml").as_deref(),
+        Some(v3.as_str()),
+        "{r:?}"
+    );
+    assert_eq!(b.card("web").as_deref(), Some(v3.as_str()));
+}

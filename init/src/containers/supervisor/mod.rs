@@ -36,7 +36,7 @@ pub mod launch;
 mod launcher;
 mod log_writer;
 pub mod logs;
-mod output;
+pub mod output;
 mod reconcile;
 pub mod routed;
 mod state;
