@@ -357,16 +357,20 @@ impl Shared {
 /// A listening TCP socket on every IPv4 address, with a long backlog (connections made while
 /// the process restarts wait there).
 fn bind(port: u16) -> std::io::Result<OwnedFd> {
+    use std::os::fd::AsRawFd as _;
     let listener = std::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)))?;
     let fd = OwnedFd::from(listener);
-    // Listening again only raises the backlog.
-    nix::sys::socket::listen(
-        &fd,
-        nix::sys::socket::Backlog::new(1024).map_err(std::io::Error::from)?,
-    )
-    .map_err(std::io::Error::from)?;
+    // Listening again only raises the backlog (the kernel caps it at net.core.somaxconn). Not
+    // through nix's Backlog, which refuses values above the libc's SOMAXCONN (128 on musl).
+    // SAFETY: listen on a socket descriptor we own; no memory is passed.
+    if unsafe { libc::listen(fd.as_raw_fd(), BACKLOG) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
     Ok(fd)
 }
+
+/// The listeners' backlog: connections made while the process restarts wait there.
+const BACKLOG: i32 = 1024;
 
 #[cfg(test)]
 mod tests;

@@ -210,3 +210,14 @@ async fn a_front_door_that_dies_ends_the_talk_with_why() {
     assert!(!why.is_empty());
     assert_ne!(why, "restarted on request");
 }
+
+#[test]
+fn a_listener_is_bound_on_every_address_with_a_long_backlog() {
+    let fd = super::bind(0).expect("bind");
+    let listener = std::net::TcpListener::from(fd);
+    let addr = listener.local_addr().expect("addr");
+    assert!(addr.ip().is_unspecified(), "{addr}");
+    // It accepts (it listens), from loopback as from anywhere.
+    let _client = std::net::TcpStream::connect(("127.0.0.1", addr.port())).expect("connect");
+    listener.accept().expect("accept");
+}
