@@ -4,6 +4,7 @@
 
 pub mod card;
 pub mod cgroups;
+pub mod child_fd;
 pub mod console;
 pub mod context;
 pub mod mountinfo;

@@ -10,7 +10,6 @@
 //! ```
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -72,21 +71,7 @@ pub fn spawn(exe: &Path, theirs: OwnedFd, console: &Arc<Console>) -> std::io::Re
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    // SAFETY: the closure runs in the child between fork and exec and only calls dup2 and
-    // fcntl, which are async-signal-safe; it allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            if raw == SOCKET_FD {
-                let flags = libc::fcntl(raw, libc::F_GETFD);
-                if flags < 0 || libc::fcntl(raw, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            } else if libc::dup2(raw, SOCKET_FD) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    crate::board::child_fd::pass_as(&mut cmd, raw, SOCKET_FD);
     let mut child = cmd.spawn()?;
     drop(theirs);
     let pid = child.id();

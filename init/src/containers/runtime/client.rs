@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -118,22 +117,7 @@ impl Runtime {
             .arg(arg)
             .stdin(Stdio::null())
             .stderr(Stdio::piped());
-        let raw = theirs.as_raw_fd();
-        // SAFETY: the closure runs in the child between fork and exec and only calls dup2 and
-        // fcntl, which are async-signal-safe; it allocates nothing.
-        unsafe {
-            cmd.pre_exec(move || {
-                if raw == SOCKET_FD {
-                    let flags = libc::fcntl(raw, libc::F_GETFD);
-                    if flags < 0 || libc::fcntl(raw, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                } else if libc::dup2(raw, SOCKET_FD) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        crate::board::child_fd::pass_as(&mut cmd, theirs.as_raw_fd(), SOCKET_FD);
         let mut child = cmd.spawn().map_err(|source| Error::Spawn {
             exe: paths.exe.clone(),
             source,
