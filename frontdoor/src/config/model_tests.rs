@@ -39,8 +39,8 @@ fn a_snapshot_without_oidc_or_require_still_reads() {
 fn identity_fields_round_trip_and_pass_in_bounds() {
     let s = snapshot();
     assert_eq!(s.check(), Ok(()));
-    let back: Snapshot = serde_json::from_str(&serde_json::to_string(&s).expect("json"))
-        .expect("round trip");
+    let back: Snapshot =
+        serde_json::from_str(&serde_json::to_string(&s).expect("json")).expect("round trip");
     assert_eq!(back, s);
 }
 
@@ -76,13 +76,17 @@ fn require_beyond_its_bounds_is_refused() {
         "groups".to_string(),
         vec!["v".to_string(); MAX_REQUIRE_VALUES + 1],
     )]);
-    let long_value = BTreeMap::from([(
-        "groups".to_string(),
-        vec!["v".repeat(MAX_REQUIRE_TEXT + 1)],
-    )]);
+    let long_value =
+        BTreeMap::from([("groups".to_string(), vec!["v".repeat(MAX_REQUIRE_TEXT + 1)])]);
     let long_name = BTreeMap::from([("c".repeat(MAX_REQUIRE_TEXT + 1), vec!["v".to_string()])]);
     let no_values = BTreeMap::from([("groups".to_string(), Vec::new())]);
-    for require in [too_many_claims, too_many_values, long_value, long_name, no_values] {
+    for require in [
+        too_many_claims,
+        too_many_values,
+        long_value,
+        long_name,
+        no_values,
+    ] {
         let mut s = snapshot();
         s.routes[0].require = require;
         assert!(matches!(s.check(), Err(Refused::Route { .. })));

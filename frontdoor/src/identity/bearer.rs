@@ -113,7 +113,10 @@ pub fn check(
         _ => return Err(Denied::Invalid("no sub".into())),
     };
     claims::require(&claims, settings.require).map_err(Denied::Insufficient)?;
-    let email = claims.get("email").and_then(Value::as_str).map(str::to_string);
+    let email = claims
+        .get("email")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let groups = match claims.get("groups") {
         Some(Value::Array(list)) => list
             .iter()

@@ -157,8 +157,12 @@ pub fn verify(token: &str, keys: &Keys) -> Result<Map<String, Value>, JwsError> 
     }
     let header = b64::decode(header_b64, MAX_PART)
         .map_err(|e| invalid(format!("header is not base64url ({e:?})")))?;
+    // serde would also fill the struct from a JSON array; a header is an object.
+    let is_object = header.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     let header: Header = serde_json::from_slice(&header)
-        .map_err(|_| invalid("header is not a JSON object of the expected members"))?;
+        .ok()
+        .filter(|_| is_object)
+        .ok_or_else(|| invalid("header is not a JSON object of the expected members"))?;
     let alg = header_alg(&header)?;
     let sig = b64::decode(sig_b64, MAX_PART)
         .map_err(|e| invalid(format!("signature is not base64url ({e:?})")))?;
@@ -214,15 +218,27 @@ fn candidates<'k>(alg: Alg, kid: Option<&str>, keys: &'k Keys) -> Result<Vec<&'k
     if named.is_empty() {
         // A key the set has but could not use is not worth a refetch.
         if let Some(s) = keys.skipped.iter().find(|s| s.kid.as_deref() == Some(kid)) {
-            return Err(invalid(format!("the key of this kid is unusable: {}", s.why)));
+            return Err(invalid(format!(
+                "the key of this kid is unusable: {}",
+                s.why
+            )));
         }
         return Err(JwsError::UnknownKey { kid: kid.into() });
     }
-    let found: Vec<&Key> = named.iter().copied().filter(usable).take(MAX_TRIED).collect();
+    let found: Vec<&Key> = named
+        .iter()
+        .copied()
+        .filter(usable)
+        .take(MAX_TRIED)
+        .collect();
     if found.is_empty() {
         let k = named[0];
         let why = if !alg.fits(&k.material) {
-            format!("the key of this kid ({}) does not fit {}", k.kty, alg.name())
+            format!(
+                "the key of this kid ({}) does not fit {}",
+                k.kty,
+                alg.name()
+            )
         } else if k.use_.as_deref().is_some_and(|u| u != "sig") {
             "the key of this kid is not for signatures".to_string()
         } else {
