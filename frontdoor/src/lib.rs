@@ -19,6 +19,7 @@ pub mod config;
 pub mod control;
 pub mod hold;
 pub mod http;
+pub mod identity;
 pub mod proxy;
 pub mod route;
 pub mod state;

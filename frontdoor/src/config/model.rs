@@ -22,6 +22,14 @@ pub const MAX_CERTS: usize = 4096;
 pub const MAX_CERT_HOSTS: usize = 64;
 /// Bytes of a certificate chain or a key, PEM.
 pub const MAX_PEM: usize = 64 * 1024;
+/// Claims in one route's `require`.
+pub const MAX_REQUIRE_CLAIMS: usize = 16;
+/// Values of one claim in `require`.
+pub const MAX_REQUIRE_VALUES: usize = 32;
+/// Bytes of a claim name or value in `require`.
+pub const MAX_REQUIRE_TEXT: usize = 256;
+/// Seconds of leeway on token times, at most.
+pub const MAX_LEEWAY_S: u64 = 600;
 
 /// How a route checks who is calling (the spec's `route.auth`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -54,6 +62,35 @@ pub struct Route {
     pub auth: Auth,
     /// Milliseconds the upstream may take until its response head.
     pub timeout_ms: u64,
+    /// Claims a token must carry (`oidc` and `login`): each listed claim must contain each value.
+    #[serde(default)]
+    pub require: BTreeMap<String, Vec<String>>,
+}
+
+/// The identity provider of `oidc` routes (the `[front_door.oidc]` table).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSettings {
+    /// A token's `iss` must equal it.
+    pub issuer: String,
+    /// A token's `aud` must contain it.
+    pub audience: String,
+    /// Seconds of clock difference allowed on `exp`, `nbf` and `iat`.
+    pub leeway_s: u64,
+    /// The key set (JWKS JSON) as the init last read it (from the card or the cached fetch).
+    pub jwks: String,
+}
+
+impl std::fmt::Debug for OidcSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key set is long and says little in a log line.
+        f.debug_struct("OidcSettings")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("leeway_s", &self.leeway_s)
+            .field("jwks_bytes", &self.jwks.len())
+            .finish()
+    }
 }
 
 /// What happens to requests for a service with no ready instance.
@@ -146,6 +183,9 @@ pub struct Snapshot {
     /// Certificates for HTTPS.
     #[serde(default)]
     pub certs: Vec<Cert>,
+    /// The identity provider, when any route has `auth = "oidc"`.
+    #[serde(default)]
+    pub oidc: Option<OidcSettings>,
 }
 
 /// Why a snapshot was refused.
@@ -222,6 +262,9 @@ impl Snapshot {
                 "idle_timeout and max_connections must be above 0".into(),
             ));
         }
+        if let Some(oidc) = &self.oidc {
+            check_oidc(oidc)?;
+        }
         let mut keys = std::collections::BTreeSet::new();
         for (index, r) in self.routes.iter().enumerate() {
             let refuse = |why: String| Refused::Route {
@@ -245,12 +288,64 @@ impl Snapshot {
             if r.timeout_ms == 0 {
                 return Err(refuse("has a timeout of 0".into()));
             }
+            check_require(&r.require).map_err(refuse)?;
             if !keys.insert((r.host.as_deref(), r.path.as_str())) {
                 return Err(refuse("has the host and path of an earlier route".into()));
             }
         }
         Ok(())
     }
+}
+
+fn check_oidc(oidc: &OidcSettings) -> Result<(), Refused> {
+    use crate::identity::jwk::MAX_JWKS;
+    if oidc.jwks.len() > MAX_JWKS {
+        return Err(Refused::Setting(format!(
+            "oidc: the key set is longer than {MAX_JWKS} bytes"
+        )));
+    }
+    if oidc.issuer.is_empty() || oidc.issuer.len() > MAX_NAME {
+        return Err(Refused::Setting(format!(
+            "oidc: the issuer is empty or longer than {MAX_NAME} bytes"
+        )));
+    }
+    if oidc.audience.is_empty() || oidc.audience.len() > MAX_NAME {
+        return Err(Refused::Setting(format!(
+            "oidc: the audience is empty or longer than {MAX_NAME} bytes"
+        )));
+    }
+    if oidc.leeway_s > MAX_LEEWAY_S {
+        return Err(Refused::Setting(format!(
+            "oidc: a leeway of {} s, at most {MAX_LEEWAY_S} s is allowed",
+            oidc.leeway_s
+        )));
+    }
+    Ok(())
+}
+
+/// The spec's bounds on `route.require`, checked again (the same as baton-spec's).
+fn check_require(require: &BTreeMap<String, Vec<String>>) -> Result<(), String> {
+    if require.len() > MAX_REQUIRE_CLAIMS {
+        return Err(format!(
+            "require names {} claims, at most {MAX_REQUIRE_CLAIMS}",
+            require.len()
+        ));
+    }
+    let fits = |t: &str| !t.is_empty() && t.len() <= MAX_REQUIRE_TEXT;
+    for (claim, values) in require {
+        if !fits(claim) || values.is_empty() || values.len() > MAX_REQUIRE_VALUES {
+            return Err(format!(
+                "require: a claim name of 1 to {MAX_REQUIRE_TEXT} bytes with 1 to \
+                 {MAX_REQUIRE_VALUES} values"
+            ));
+        }
+        if !values.iter().all(|v| fits(v)) {
+            return Err(format!(
+                "require.{claim}: values are 1 to {MAX_REQUIRE_TEXT} bytes"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn bound(what: &'static str, got: usize, max: usize) -> Result<(), Refused> {
@@ -291,3 +386,7 @@ pub fn is_normal_host(host: &str) -> bool {
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         })
 }
+
+#[cfg(test)]
+#[path = "model_tests.rs"]
+mod tests;

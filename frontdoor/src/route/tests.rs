@@ -167,6 +167,7 @@ fn route(host: Option<&str>, path: &str, service: &str) -> Route {
         path: path.into(),
         auth: Auth::None,
         timeout_ms: 60_000,
+        require: Default::default(),
     }
 }
 

@@ -42,6 +42,7 @@ pub fn route(service: &str, host: Option<&str>, path: &str) -> Route {
         path: path.into(),
         auth: Auth::None,
         timeout_ms: 5_000,
+        require: Default::default(),
     }
 }
 
@@ -56,6 +57,7 @@ pub fn snapshot(routes: Vec<Route>, hold: Option<Hold>) -> Snapshot {
         routes,
         services,
         certs: Vec::new(),
+        oidc: None,
     }
 }
 

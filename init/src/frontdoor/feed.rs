@@ -43,6 +43,7 @@ pub fn snapshot(
             path: route.path.clone(),
             auth: auth(route.auth),
             timeout_ms: millis(route.timeout),
+            require: route.require.clone(),
         });
         services.insert(name.clone(), fd::Service { hold: None });
     }
@@ -64,6 +65,7 @@ pub fn snapshot(
         routes,
         services,
         certs,
+        oidc: None,
     };
     (snapshot, notes)
 }

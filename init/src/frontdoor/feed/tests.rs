@@ -52,9 +52,13 @@ fn routes_and_settings_become_a_snapshot_the_front_door_accepts() {
         https: 8443,
         ..FrontDoor::default()
     };
+    let mut api_route = route(Some("*.apps.lan"), "/api", Auth::Oidc);
+    api_route
+        .require
+        .insert("groups".into(), vec!["admins".into()]);
     let r = routed(&[
         ("shop", route(Some("shop.lan"), "/", Auth::None)),
-        ("api", route(Some("*.apps.lan"), "/api", Auth::Oidc)),
+        ("api", api_route.clone()),
     ]);
     let (snapshot, notes) = snapshot(&settings, &r, Vec::new());
     assert!(notes.is_empty(), "{notes:?}");
@@ -62,6 +66,7 @@ fn routes_and_settings_become_a_snapshot_the_front_door_accepts() {
     assert_eq!(snapshot.routes.len(), 2);
     let api = snapshot.routes.iter().find(|r| r.service == "api").unwrap();
     assert_eq!(api.auth, fd::Auth::Oidc);
+    assert_eq!(api.require, api_route.require);
     assert_eq!(api.timeout_ms, 30_000);
     assert_eq!(snapshot.settings.https_port, 8443);
     assert!(snapshot.settings.redirect_http);
