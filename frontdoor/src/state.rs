@@ -97,6 +97,7 @@ impl State {
             certs,
             // Not used yet: the bearer check is not wired into the proxy (issue 12, step 6).
             oidc: _,
+            instances,
         } = snapshot;
         let (certs, notes) = HostMap::build(&certs);
         *self.certs.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(certs);
@@ -112,6 +113,9 @@ impl State {
             services,
         };
         *self.active.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(active);
+        for (service, list) in instances {
+            self.set_instances(&service, list);
+        }
         Ok(notes)
     }
 

@@ -1,6 +1,10 @@
 //! The listening sockets the init hands over, each served by an accept loop that starts again
 //! when the snapshot changes the connection limits (the loops read them once, at their start).
 //!
+//! Nothing is accepted before the first snapshot is in force: until then connections wait in
+//! the listener's backlog (as they do while the init starts a new front door), rather than
+//! being answered 404 by a front door that knows no route yet.
+//!
 //! Stopping an accept loop leaves its connections running: they are tasks of their own.
 
 use std::net::TcpListener as StdListener;
@@ -19,7 +23,8 @@ use crate::state::State;
 #[derive(Debug)]
 pub(super) struct Listeners {
     loops: Vec<JoinHandle<()>>,
-    limits: watch::Sender<baton_listen::Limits>,
+    /// The limits in force; `None` before the first snapshot.
+    limits: watch::Sender<Option<baton_listen::Limits>>,
 }
 
 impl Listeners {
@@ -30,7 +35,7 @@ impl Listeners {
         fds: Vec<OwnedFd>,
         state: &Arc<State>,
     ) -> Result<Listeners, String> {
-        let (limits, watcher) = watch::channel(serve::limits(&state.active().settings));
+        let (limits, watcher) = watch::channel(None);
         let mut loops = Vec::new();
         for (kind, fd) in kinds.iter().zip(fds) {
             let listener = StdListener::from(fd);
@@ -46,9 +51,10 @@ impl Listeners {
         Ok(Listeners { loops, limits })
     }
 
-    /// The settings in force changed: accept loops whose limits differ start again.
+    /// A snapshot was put in force: the accept loops start (the first time), or start again
+    /// when their limits differ.
     pub(super) fn settings_changed(&self, state: &State) {
-        let limits = serve::limits(&state.active().settings);
+        let limits = Some(serve::limits(&state.active().settings));
         self.limits.send_if_modified(|old| {
             let changed = *old != limits;
             *old = limits;
@@ -75,10 +81,14 @@ async fn accept_loop(
     kind: Listener,
     listener: StdListener,
     state: Arc<State>,
-    mut limits: watch::Receiver<baton_listen::Limits>,
+    mut limits: watch::Receiver<Option<baton_listen::Limits>>,
 ) {
     let stats = Arc::new(baton_listen::Stats::default());
     loop {
+        // Nothing is accepted before the first snapshot.
+        if limits.wait_for(Option::is_some).await.is_err() {
+            return;
+        }
         limits.mark_unchanged();
         let copy = listener.try_clone().and_then(TcpListener::from_std);
         let accepting = match copy {

@@ -186,6 +186,10 @@ pub struct Snapshot {
     /// The identity provider, when any route has `auth = "oidc"`.
     #[serde(default)]
     pub oidc: Option<OidcSettings>,
+    /// The instances of the services when the snapshot was made (later changes come as
+    /// `Instances` messages), so that a new front door serves from its first request.
+    #[serde(default)]
+    pub instances: BTreeMap<String, Vec<crate::control::protocol::Instance>>,
 }
 
 /// Why a snapshot was refused.
@@ -223,6 +227,18 @@ impl Snapshot {
         bound("routes", self.routes.len(), MAX_ROUTES)?;
         bound("services", self.services.len(), MAX_SERVICES)?;
         bound("certificates", self.certs.len(), MAX_CERTS)?;
+        for (service, list) in &self.instances {
+            if !self.services.contains_key(service) {
+                return Err(Refused::Setting(format!(
+                    "instances of {service:?}, which the snapshot does not list"
+                )));
+            }
+            bound(
+                "instances of one service",
+                list.len(),
+                crate::control::protocol::MAX_INSTANCES,
+            )?;
+        }
         for cert in &self.certs {
             bound("hosts of one certificate", cert.hosts.len(), MAX_CERT_HOSTS)?;
             if cert.chain_pem.len() > MAX_PEM || cert.key_pem.len() > MAX_PEM {

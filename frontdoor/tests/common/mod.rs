@@ -58,6 +58,7 @@ pub fn snapshot(routes: Vec<Route>, hold: Option<Hold>) -> Snapshot {
         services,
         certs: Vec::new(),
         oidc: None,
+        instances: Default::default(),
     }
 }
 

@@ -15,11 +15,13 @@ use baton_spec::FrontDoor;
 
 use crate::containers::supervisor::routed::Routed;
 
-/// The snapshot for `settings`, `routed` and `certs`; notes name routes left out.
+/// The snapshot for `settings`, `routed` and `certs`, with the instances as they are now
+/// (`board` names this board); notes name routes left out.
 pub fn snapshot(
     settings: &FrontDoor,
     routed: &Routed,
     certs: Vec<Cert>,
+    board: &str,
 ) -> (Snapshot, Vec<String>) {
     let mut notes = Vec::new();
     let mut routes = Vec::new();
@@ -63,6 +65,10 @@ pub fn snapshot(
                 .collect(),
         },
         routes,
+        instances: instances(routed, board)
+            .into_iter()
+            .filter(|(name, _)| services.contains_key(name))
+            .collect(),
         services,
         certs,
         oidc: None,

@@ -285,10 +285,16 @@ impl Feeder {
             self.certs_due = false;
         }
         let certs = self.built_certs.clone().unwrap_or_default();
-        let (snapshot, notes) = feed::snapshot(&settings.front_door, routed, certs);
+        let (snapshot, notes) =
+            feed::snapshot(&settings.front_door, routed, certs, &settings.board);
         shared.set_route_notes(notes);
-        let bytes = serde_json::to_vec(&snapshot).map_err(|e| format!("snapshot: {e}"))?;
-        if self.config.as_ref() != Some(&bytes) {
+        // The configuration without the instance lists decides whether a snapshot is due;
+        // lists that change alone go as `Instances`.
+        let mut config = snapshot.clone();
+        config.instances.clear();
+        let key = serde_json::to_vec(&config).map_err(|e| format!("snapshot: {e}"))?;
+        if self.config.as_ref() != Some(&key) {
+            let bytes = serde_json::to_vec(&snapshot).map_err(|e| format!("snapshot: {e}"))?;
             let memfd = snapshot::write(&bytes).map_err(|e| format!("snapshot: {e}"))?;
             self.generation += 1;
             let message = ToFrontDoor::Snapshot {
@@ -298,9 +304,9 @@ impl Feeder {
                 .send(&message, &[memfd.as_fd()])
                 .await
                 .map_err(|e| format!("Snapshot not sent: {e}"))?;
-            self.config = Some(bytes);
-            // A new snapshot may have dropped services: their lists are sent again.
-            self.instances.clear();
+            self.config = Some(key);
+            // The snapshot carried the lists as they are.
+            self.instances = snapshot.instances;
         }
         for (service, list) in feed::instances(routed, &settings.board) {
             if self.instances.get(&service) == Some(&list) {

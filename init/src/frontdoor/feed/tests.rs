@@ -60,7 +60,7 @@ fn routes_and_settings_become_a_snapshot_the_front_door_accepts() {
         ("shop", route(Some("shop.lan"), "/", Auth::None)),
         ("api", api_route.clone()),
     ]);
-    let (snapshot, notes) = snapshot(&settings, &r, Vec::new());
+    let (snapshot, notes) = snapshot(&settings, &r, Vec::new(), "b1");
     assert!(notes.is_empty(), "{notes:?}");
     snapshot.check().expect("the front door takes it");
     assert_eq!(snapshot.routes.len(), 2);
@@ -82,7 +82,7 @@ fn a_clash_keeps_the_first_service_and_says_which_was_left_out() {
         ("beta", route(Some("shop.lan"), "/", Auth::None)),
         ("alpha", route(Some("shop.lan"), "/", Auth::None)),
     ]);
-    let (snapshot, notes) = snapshot(&FrontDoor::default(), &r, Vec::new());
+    let (snapshot, notes) = snapshot(&FrontDoor::default(), &r, Vec::new(), "b1");
     snapshot.check().expect("no clash left");
     assert_eq!(snapshot.routes.len(), 1);
     assert_eq!(snapshot.routes[0].service, "alpha");
