@@ -29,6 +29,21 @@ pub struct Active {
     pub table: Table,
     /// The services routes lead to.
     pub services: BTreeMap<String, Service>,
+    /// The identity provider's keys and settings for `auth = "oidc"` routes.
+    pub oidc: Option<Oidc>,
+}
+
+/// What checking a bearer token needs, read once per snapshot.
+#[derive(Debug)]
+pub struct Oidc {
+    /// The provider's keys.
+    pub keys: crate::identity::Keys,
+    /// A token's `iss`.
+    pub issuer: String,
+    /// The `aud` a token must carry.
+    pub audience: String,
+    /// Clock difference allowed, in seconds.
+    pub leeway_s: u64,
 }
 
 /// The shared state of one front door.
@@ -63,6 +78,7 @@ impl State {
                 table: Table::new(&[]),
                 settings,
                 services: BTreeMap::new(),
+                oidc: None,
             })),
             balancer: Balancer::new(),
             holds: Holds::new(wake),
@@ -95,11 +111,31 @@ impl State {
             routes,
             services,
             certs,
-            // Not used yet: the bearer check is not wired into the proxy (issue 12, step 6).
-            oidc: _,
+            oidc,
             instances,
         } = snapshot;
-        let (certs, notes) = HostMap::build(&certs);
+        let (certs, mut notes) = HostMap::build(&certs);
+        let oidc = oidc.and_then(|o| match crate::identity::Keys::parse(&o.jwks) {
+            Ok(keys) => {
+                for skipped in &keys.skipped {
+                    notes.push(format!(
+                        "the identity provider's key {skipped:?} is not used"
+                    ));
+                }
+                Some(Oidc {
+                    keys,
+                    issuer: o.issuer,
+                    audience: o.audience,
+                    leeway_s: o.leeway_s,
+                })
+            }
+            Err(e) => {
+                notes.push(format!(
+                    "the identity provider's key set cannot be used ({e}): oidc routes answer 503"
+                ));
+                None
+            }
+        });
         *self.certs.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(certs);
         let old = self.active();
         if rate_settings(&old.settings) != rate_settings(&settings) || old.generation == 0 {
@@ -111,6 +147,7 @@ impl State {
             table: Table::new(&routes),
             settings,
             services,
+            oidc,
         };
         *self.active.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(active);
         for (service, list) in instances {

@@ -4,6 +4,7 @@
 //! plain HTTP to HTTPS where the route needs it, refuses routes whose identity check this front
 //! door cannot make (fail closed), rewrites the headers and hands the request to [`forward`].
 
+pub mod auth;
 pub mod body;
 pub mod forward;
 pub mod pool;
@@ -174,18 +175,10 @@ async fn routed_request(
     {
         return pages::redirect(&https_url(host, settings.https_port, req.uri()));
     }
-    if route.auth != Auth::None {
-        // The identity checks are not in this front door yet: a route that asks for one is
-        // refused rather than passed on unchecked.
-        return pages::unavailable(
-            html,
-            &format!(
-                "the route to {} needs auth = {:?}, which this board's front door cannot check",
-                route.service, route.auth
-            ),
-            60,
-        );
-    }
+    let identity = match auth::check(active, route, req.headers(), html) {
+        Ok(identity) => identity,
+        Err(answer) => return answer,
+    };
     let upgrade = headers::wants_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let idle = Duration::from_millis(settings.idle_timeout_ms);
@@ -204,6 +197,9 @@ async fn routed_request(
         conn.scheme,
         host,
     );
+    if let Some(identity) = &identity {
+        auth::set_identity(upstream.headers_mut(), identity);
+    }
     let call = forward::Call {
         state,
         route,

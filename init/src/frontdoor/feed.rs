@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use baton_frontdoor::config::model::OidcSettings;
 use baton_frontdoor::config::{self as fd, Cert, Snapshot};
 use baton_frontdoor::control::protocol::Instance;
 use baton_spec::service::Auth;
@@ -21,6 +22,7 @@ pub fn snapshot(
     settings: &FrontDoor,
     routed: &Routed,
     certs: Vec<Cert>,
+    oidc: Option<OidcSettings>,
     board: &str,
 ) -> (Snapshot, Vec<String>) {
     let mut notes = Vec::new();
@@ -71,9 +73,56 @@ pub fn snapshot(
             .collect(),
         services,
         certs,
-        oidc: None,
+        oidc,
     };
     (snapshot, notes)
+}
+
+/// Largest key set file read from the card.
+pub const MAX_JWKS: u64 = 64 * 1024;
+
+/// The identity provider's settings for the front door, with its key set read from the card's
+/// `jwks` file; `None` with a note when the board has none to give (oidc routes then answer
+/// 503: they never pass unchecked).
+pub fn oidc(
+    settings: &FrontDoor,
+    card: &std::path::Path,
+) -> (Option<OidcSettings>, Option<String>) {
+    let Some(oidc) = &settings.oidc else {
+        return (None, None);
+    };
+    let Some(file) = &oidc.jwks else {
+        return (
+            None,
+            Some("[front_door.oidc] has no jwks file, and fetching jwks_url is not built yet: oidc routes answer 503".into()),
+        );
+    };
+    let path = card.join(file);
+    let text = {
+        use std::io::Read as _;
+        let mut text = String::new();
+        let read =
+            std::fs::File::open(&path).and_then(|f| f.take(MAX_JWKS + 1).read_to_string(&mut text));
+        match read {
+            Ok(n) if n as u64 <= MAX_JWKS => text,
+            Ok(_) => {
+                return (
+                    None,
+                    Some(format!(
+                        "{file}: larger than {MAX_JWKS} bytes; oidc routes answer 503"
+                    )),
+                )
+            }
+            Err(e) => return (None, Some(format!("{file}: {e}; oidc routes answer 503"))),
+        }
+    };
+    let settings = OidcSettings {
+        issuer: oidc.issuer.clone(),
+        audience: oidc.audience.clone(),
+        leeway_s: oidc.leeway.as_secs(),
+        jwks: text,
+    };
+    (Some(settings), None)
 }
 
 /// The host names the routes answer for (exact and `*.suffix`), for their certificates.

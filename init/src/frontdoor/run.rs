@@ -285,8 +285,10 @@ impl Feeder {
             self.certs_due = false;
         }
         let certs = self.built_certs.clone().unwrap_or_default();
-        let (snapshot, notes) =
-            feed::snapshot(&settings.front_door, routed, certs, &settings.board);
+        let (oidc, oidc_note) = feed::oidc(&settings.front_door, &settings.card);
+        let (snapshot, mut notes) =
+            feed::snapshot(&settings.front_door, routed, certs, oidc, &settings.board);
+        notes.extend(oidc_note);
         shared.set_route_notes(notes);
         // The configuration without the instance lists decides whether a snapshot is due;
         // lists that change alone go as `Instances`.

@@ -60,7 +60,7 @@ fn routes_and_settings_become_a_snapshot_the_front_door_accepts() {
         ("shop", route(Some("shop.lan"), "/", Auth::None)),
         ("api", api_route.clone()),
     ]);
-    let (snapshot, notes) = snapshot(&settings, &r, Vec::new(), "b1");
+    let (snapshot, notes) = snapshot(&settings, &r, Vec::new(), None, "b1");
     assert!(notes.is_empty(), "{notes:?}");
     snapshot.check().expect("the front door takes it");
     assert_eq!(snapshot.routes.len(), 2);
@@ -82,7 +82,7 @@ fn a_clash_keeps_the_first_service_and_says_which_was_left_out() {
         ("beta", route(Some("shop.lan"), "/", Auth::None)),
         ("alpha", route(Some("shop.lan"), "/", Auth::None)),
     ]);
-    let (snapshot, notes) = snapshot(&FrontDoor::default(), &r, Vec::new(), "b1");
+    let (snapshot, notes) = snapshot(&FrontDoor::default(), &r, Vec::new(), None, "b1");
     snapshot.check().expect("no clash left");
     assert_eq!(snapshot.routes.len(), 1);
     assert_eq!(snapshot.routes[0].service, "alpha");
@@ -103,4 +103,43 @@ fn instances_name_their_board_and_carry_the_service_port() {
     assert_eq!(shop[1].board, "b2");
     assert!(shop.iter().all(|i| i.port == 8080));
     assert!(!shop[1].ready);
+}
+
+#[test]
+fn the_provider_s_key_set_comes_from_the_card_or_a_note_says_why_not() {
+    let card = tempfile::tempdir().expect("card");
+    let text = |s: &str| s.to_string();
+    let mut settings = FrontDoor::default();
+    assert_eq!(oidc(&settings, card.path()), (None, None));
+    settings.oidc = Some(baton_spec::front_door::Oidc {
+        issuer: text("https://idp.lan"),
+        audience: text("baton"),
+        jwks: Some(text("certs/idp-jwks.json")),
+        jwks_url: None,
+        ca: None,
+        client_id: None,
+        client_secret: None,
+        scopes: Vec::new(),
+        leeway: Duration::from_secs(30),
+        session_ttl: Duration::from_secs(3600),
+        callback_path: text("/.baton/auth/callback"),
+    });
+    let (none, note) = oidc(&settings, card.path());
+    assert!(none.is_none());
+    assert!(note.expect("a note").starts_with("certs/idp-jwks.json: "));
+    std::fs::create_dir_all(card.path().join("certs")).unwrap();
+    std::fs::write(card.path().join("certs/idp-jwks.json"), r#"{"keys":[]}"#).unwrap();
+    let (some, note) = oidc(&settings, card.path());
+    assert_eq!(note, None);
+    let some = some.expect("settings");
+    assert_eq!((some.leeway_s, some.jwks.as_str()), (30, r#"{"keys":[]}"#));
+    std::fs::write(
+        card.path().join("certs/idp-jwks.json"),
+        "x".repeat(MAX_JWKS as usize + 1),
+    )
+    .unwrap();
+    assert!(oidc(&settings, card.path())
+        .1
+        .expect("a note")
+        .contains("larger than"));
 }
