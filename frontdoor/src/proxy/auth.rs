@@ -23,18 +23,18 @@ pub fn check(
     route: &Route,
     headers: &HeaderMap,
     html: bool,
-) -> Result<Option<Identity>, Response<Body>> {
+) -> Result<Option<Identity>, Box<Response<Body>>> {
     match route.auth {
         Auth::None => Ok(None),
         Auth::Oidc => bearer(active, route, headers, html).map(Some),
-        other => Err(pages::unavailable(
+        other => Err(Box::new(pages::unavailable(
             html,
             &format!(
                 "the route to {} needs auth = {other:?}, which this front door cannot check yet",
                 route.service
             ),
             60,
-        )),
+        ))),
     }
 }
 
@@ -43,13 +43,13 @@ fn bearer(
     route: &Route,
     headers: &HeaderMap,
     html: bool,
-) -> Result<Identity, Response<Body>> {
+) -> Result<Identity, Box<Response<Body>>> {
     let Some(oidc) = &active.oidc else {
-        return Err(pages::unavailable(
+        return Err(Box::new(pages::unavailable(
             html,
             "this board's front door has no key set of the identity provider",
             60,
-        ));
+        )));
     };
     // A header that is not text is no bearer token.
     let header = match headers.get(AUTHORIZATION).map(HeaderValue::to_str) {
@@ -84,7 +84,7 @@ fn bearer(
 }
 
 /// The 401 or 403 for `why`, with its challenge.
-fn denied(why: &Denied, html: bool) -> Response<Body> {
+fn denied(why: &Denied, html: bool) -> Box<Response<Body>> {
     let (status, title, text) = match why {
         Denied::Insufficient(reason) => (StatusCode::FORBIDDEN, "Forbidden", reason.clone()),
         Denied::Missing => (
@@ -100,7 +100,7 @@ fn denied(why: &Denied, html: bool) -> Response<Body> {
     if let Ok(value) = HeaderValue::from_str(&why.www_authenticate()) {
         response.headers_mut().insert(WWW_AUTHENTICATE, value);
     }
-    response
+    Box::new(response)
 }
 
 /// Tells the instance who called (after the client's own copies were removed).

@@ -177,7 +177,7 @@ async fn routed_request(
     }
     let identity = match auth::check(active, route, req.headers(), html) {
         Ok(identity) => identity,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let upgrade = headers::wants_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
