@@ -182,3 +182,64 @@ fn https_without_a_certificate_is_refused_at_start() {
         "{said:?}"
     );
 }
+
+/// Whether a second connection from the same client resumes the first one's session.
+async fn second_handshake_resumes(pki: &Pki, addr: SocketAddr) -> bool {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(pki.ca.cert_der().clone()).expect("root");
+    let provider = baton_cluster::tls::provider();
+    // One client config for both connections: it keeps the tickets or session ids it gets.
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(baton_cluster::tls::VERSIONS)
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let mut kinds = Vec::new();
+    for path in ["/first", "/second"] {
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let name = rustls::pki_types::ServerName::try_from("web.lan").expect("name");
+        let tls = tokio::time::timeout(PATIENCE, connector.connect(name, tcp))
+            .await
+            .expect("handshake in time")
+            .expect("handshake");
+        kinds.push(tls.get_ref().1.handshake_kind());
+        // A whole exchange, so the client has read the tickets sent after the handshake.
+        let mut sender = h1(tls).await;
+        let got = read(
+            sender
+                .send_request(https_get("web.lan", path))
+                .await
+                .expect("response"),
+        )
+        .await;
+        assert_eq!(got.status, 200, "{got:?}");
+    }
+    assert_eq!(kinds[0], Some(rustls::HandshakeKind::Full));
+    kinds[1] == Some(rustls::HandshakeKind::Resumed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_tls_resumption_makes_every_handshake_a_full_one() {
+    let pki = Pki::new();
+    let cert = pki.issue(&["web.lan"], true);
+    let (a, _a) = echo("a").await;
+    let snap = with_certs(
+        snapshot(vec![route("web", None, "/")], None),
+        vec![cert.cert],
+    );
+    let instances: BTreeMap<&str, _> = [("web", vec![instance("a", a, true)])].into();
+    let config = ConfigFile::write(&snap, serde_json::json!(instances));
+
+    let door = start(&config, &["--https", "127.0.0.1:0"]);
+    let addr = door.serving("https");
+    assert!(second_handshake_resumes(&pki, addr).await, "by default");
+    drop(door);
+
+    let door = start(&config, &["--https", "127.0.0.1:0", "--no-tls-resumption"]);
+    let addr = door.serving("https");
+    assert!(
+        !second_handshake_resumes(&pki, addr).await,
+        "with --no-tls-resumption"
+    );
+}

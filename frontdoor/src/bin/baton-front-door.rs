@@ -3,7 +3,10 @@
 //! HTTP, HTTPS (with the snapshot's `certs`), or both, on the addresses given. On a board the
 //! init runs the front door instead, feeding it over the control channel.
 //!
-//! `baton-front-door --config FILE [--http ADDR] [--https ADDR] [--workers N]`
+//! `baton-front-door --config FILE [--http ADDR] [--https ADDR] [--no-tls-resumption] [--workers N]`
+//!
+//! `--no-tls-resumption` turns TLS session tickets and the session cache off, so every
+//! handshake is a full one (the handshake benchmark compares proxies that way).
 //!
 //! Each listener's bound address is printed on stderr (`serving http on ADDR`), so a caller
 //! may pass port 0 and read the port chosen.
@@ -36,6 +39,7 @@ struct Args {
     config: String,
     http: Option<SocketAddr>,
     https: Option<SocketAddr>,
+    resumption: bool,
     workers: usize,
 }
 
@@ -43,6 +47,7 @@ fn parse_args() -> Result<Args, String> {
     let mut config = None;
     let mut http = None;
     let mut https = None;
+    let mut resumption = true;
     let mut workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -57,6 +62,7 @@ fn parse_args() -> Result<Args, String> {
                 let text = value("--https")?;
                 https = Some(text.parse().map_err(|e| format!("--https {text}: {e}"))?);
             }
+            "--no-tls-resumption" => resumption = false,
             "--workers" => {
                 let text = value("--workers")?;
                 workers = text
@@ -75,6 +81,7 @@ fn parse_args() -> Result<Args, String> {
         config: config.ok_or("--config FILE is required")?,
         http,
         https,
+        resumption,
         workers,
     })
 }
@@ -173,9 +180,20 @@ async fn run(args: Args, config: HostConfig) -> Result<(), String> {
     let tls = async {
         if let Some(listener) = https {
             let state = Arc::clone(&state);
-            tls::accept::listen(listener, state, Arc::default(), baton_listen::stderr_log())
-                .await
-                .map_err(|e| format!("https: {e}"))?;
+            let config = if args.resumption {
+                tls::accept::server_config(&state)
+            } else {
+                tls::accept::server_config_without_resumption(&state)
+            }
+            .map_err(|e| format!("https: {e}"))?;
+            tls::accept::listen_with(
+                listener,
+                config,
+                state,
+                Arc::default(),
+                baton_listen::stderr_log(),
+            )
+            .await;
         }
         Ok(())
     };
