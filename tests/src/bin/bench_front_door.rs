@@ -95,11 +95,7 @@ fn run() -> Result<(), String> {
         .tempdir()
         .map_err(|e| format!("temporary directory: {e}"))?;
     let certs = Certs::make(dir.path())?;
-    let base = baton_qemu::free_ports(7).map_err(|e| format!("ports: {e}"))?;
-    let ports = Ports {
-        upstream: base,
-        base: base + 1,
-    };
+    let ports = Ports::pick()?;
     let _upstream = configs::upstream(dir.path(), ports.upstream)?;
     let proxies: [Proc; 3] = [
         configs::front_door(dir.path(), &args.front_door, ports, &certs)?,

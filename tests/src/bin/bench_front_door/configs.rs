@@ -2,8 +2,8 @@
 //!
 //! The three proxies are set up alike: one worker (or thread), HTTP/1.1 keep-alive to the
 //! upstream from a shared pool, keep-alive to clients with no per-connection request limit,
-//! no access log, TLS session caches and tickets off (wrk never resumes a session anyway), the
-//! same certificate. Each adds or forwards what it does by default (the front door adds its
+//! no access log, TLS session caches and tickets off (wrk would resume its previous session
+//! otherwise, and `handshakes` would not measure full handshakes), the same certificate. Each adds or forwards what it does by default (the front door adds its
 //! `X-Forwarded-*` and request-id headers; nginx and HAProxy add none here).
 
 use std::path::Path;

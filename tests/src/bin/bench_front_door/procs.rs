@@ -118,21 +118,32 @@ fn parent_of(pid: u32) -> Option<u32> {
     rest.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// The ports of one run: the upstream's, then an HTTP and an HTTPS port per proxy.
+/// The ports of one run: the upstream's, then an HTTP and an HTTPS port per proxy, each picked
+/// free on its own (a run of consecutive free ports is rare on a busy machine).
 #[derive(Clone, Copy)]
 pub struct Ports {
     pub upstream: u16,
-    pub base: u16,
+    http: [u16; 3],
+    https: [u16; 3],
 }
 
 impl Ports {
-    /// The HTTP port of proxy `index` (0, 1, 2); its HTTPS port is the next one.
+    pub fn pick() -> Result<Ports, String> {
+        let one = || baton_qemu::free_port().map_err(|e| format!("ports: {e}"));
+        Ok(Ports {
+            upstream: one()?,
+            http: [one()?, one()?, one()?],
+            https: [one()?, one()?, one()?],
+        })
+    }
+
+    /// The HTTP port of proxy `index` (0, 1, 2).
     pub fn http(&self, index: u16) -> u16 {
-        self.base + 2 * index
+        self.http[usize::from(index)]
     }
 
     pub fn https(&self, index: u16) -> u16 {
-        self.base + 2 * index + 1
+        self.https[usize::from(index)]
     }
 }
 
