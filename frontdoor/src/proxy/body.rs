@@ -73,9 +73,18 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.project();
-        match this.inner.poll_frame(cx) {
+        let mut this = self.project();
+        match this.inner.as_mut().poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
+                // The last frame ends the body: hyper's server stops polling once
+                // `is_end_stream` says so (a Content-Length answer does after its last byte),
+                // and a body dropped then would count as failed, its upstream connection
+                // closed instead of pooled (one new connection per request).
+                if this.inner.is_end_stream() {
+                    if let Some(on_end) = this.on_end.take() {
+                        on_end(true);
+                    }
+                }
                 let next = Instant::now() + *this.idle_for;
                 this.idle.as_mut().reset(next);
                 Poll::Ready(Some(Ok(frame)))
@@ -139,6 +148,21 @@ mod tests {
         );
         let bytes = body.collect().await.expect("body").to_bytes();
         assert_eq!(&bytes[..], b"hello");
+        assert_eq!(seen.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_body_dropped_after_its_last_frame_runs_the_hook_as_clean() {
+        let (seen, on_end) = hook();
+        let mut body = Watched::new(
+            http_body_util::Full::new(Bytes::from_static(b"hello")),
+            Duration::from_secs(5),
+            Some(on_end),
+        );
+        let frame = body.frame().await.expect("a frame").expect("data");
+        assert_eq!(frame.into_data().expect("data"), "hello");
+        assert!(body.is_end_stream());
+        drop(body);
         assert_eq!(seen.load(Ordering::SeqCst), 1);
     }
 

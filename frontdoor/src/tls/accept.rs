@@ -26,6 +26,23 @@ pub fn server_config(state: &Arc<State>) -> Result<Arc<ServerConfig>, rustls::Er
     Ok(Arc::new(config))
 }
 
+/// [`server_config`] with no session resumption (no tickets, no session cache), so that every
+/// handshake is a full one: for the host binary's handshake benchmark, where the other
+/// proxies have resumption turned off too. A board keeps resumption.
+pub fn server_config_without_resumption(
+    state: &Arc<State>,
+) -> Result<Arc<ServerConfig>, rustls::Error> {
+    let mut config = ServerConfig::builder_with_provider(super::provider())
+        .with_protocol_versions(super::VERSIONS)?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(super::certs::Resolver(Arc::clone(state))));
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // The builder's ticketer already produces none; no stateful sessions either.
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
+    Ok(Arc::new(config))
+}
+
 /// Serves one HTTPS connection.
 pub async fn connection(
     stream: TcpStream,
@@ -52,6 +69,18 @@ pub async fn listen(
     log: baton_listen::Log,
 ) -> Result<(), rustls::Error> {
     let config = server_config(&state)?;
+    listen_with(listener, config, state, stats, log).await;
+    Ok(())
+}
+
+/// Accepts HTTPS connections on `listener` with `config` for ever, within the settings' limits.
+pub async fn listen_with(
+    listener: tokio::net::TcpListener,
+    config: Arc<ServerConfig>,
+    state: Arc<State>,
+    stats: Arc<baton_listen::Stats>,
+    log: baton_listen::Log,
+) {
     let limits = serve::limits(&state.active().settings);
     baton_listen::serve(
         listener,
@@ -62,5 +91,4 @@ pub async fn listen(
         move |stream, peer| connection(stream, peer, Arc::clone(&config), Arc::clone(&state)),
     )
     .await;
-    Ok(())
 }
