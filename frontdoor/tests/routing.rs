@@ -49,6 +49,20 @@ async fn requests_go_by_host_then_longest_prefix_and_unknown_ones_get_a_404_nami
         assert_eq!(got.status, 404, "{host}: {got:?}");
         assert!(got.body.contains(host), "{got:?}");
     }
+    // The connections to the instances were kept for the next requests, not closed.
+    assert!(door.state.pool.idle_count() >= 1, "no connection kept");
+    // An access line for each routed request (none for the 404s), naming what answered.
+    let (lines, dropped) = door.state.access.take(100).expect("access lines");
+    assert_eq!((lines.len(), dropped), (cases.len(), 0), "{lines:?}");
+    let api = lines
+        .iter()
+        .find(|l| l.path == "/api/v1")
+        .expect("the /api/v1 line");
+    assert_eq!(
+        (api.route.as_str(), api.status, api.instance.as_deref()),
+        ("api", 200, Some("p1"))
+    );
+    assert_eq!(api.method, "GET");
 }
 
 #[tokio::test]
