@@ -43,11 +43,6 @@ fn main() {
             "{path} still mounted: {mounts}"
         );
     }
-    // The init's run-time state (containers' bundles) is out of sight.
-    let under_run: Vec<_> = std::fs::read_dir(sandbox::HIDDEN)
-        .expect("read /run")
-        .collect();
-    assert!(under_run.is_empty(), "{under_run:?}");
     // Root's powers are gone: the ids cannot be taken back.
     assert!(nix::unistd::setuid(Uid::from_raw(0)).is_err());
     eprintln!("sandbox: ok");

@@ -28,8 +28,6 @@ pub const MAX_FILES: u64 = 16384;
 pub const OOM_SCORE_ADJ: i32 = 500;
 /// The card's partitions, mounted in the init's namespace, not in the front door's.
 pub const DETACHED: [&str; 2] = ["/config", "/data"];
-/// The directory covered by an empty file system (the init's run-time state).
-pub const HIDDEN: &str = "/run";
 
 /// Enters the sandbox; returns notes for `Ready` (a partition that was not mounted).
 pub fn enter() -> Result<Vec<String>, String> {
@@ -47,7 +45,6 @@ pub fn enter() -> Result<Vec<String>, String> {
     )
     .map_err(step("make the mounts private"))?;
     let notes = detach(&DETACHED)?;
-    hide_run()?;
     std::fs::write("/proc/self/oom_score_adj", OOM_SCORE_ADJ.to_string())
         .map_err(|e| format!("write /proc/self/oom_score_adj: {e}"))?;
     setrlimit(Resource::RLIMIT_NOFILE, MAX_FILES, MAX_FILES).map_err(step("limit descriptors"))?;
@@ -56,23 +53,6 @@ pub fn enter() -> Result<Vec<String>, String> {
     nix::sys::prctl::set_dumpable(false).map_err(step("PR_SET_DUMPABLE"))?;
     nix::sys::prctl::set_no_new_privs().map_err(step("PR_SET_NO_NEW_PRIVS"))?;
     Ok(notes)
-}
-
-/// Covers `/run` with an empty read-only tmpfs: the init keeps the containers' bundles there
-/// (their `config.json` holds each service's environment), which the front door has no
-/// business reading.
-fn hide_run() -> Result<(), String> {
-    if !std::path::Path::new(HIDDEN).is_dir() {
-        return Ok(());
-    }
-    mount(
-        Some("tmpfs"),
-        HIDDEN,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY,
-        Some("size=4k,mode=0555"),
-    )
-    .map_err(|e| format!("cover {HIDDEN}: {e}"))
 }
 
 /// Detaches each of `paths` from this mount namespace; one that is not mounted (or absent)

@@ -76,8 +76,11 @@ pub fn spawn(exe: &Path, theirs: OwnedFd, console: &Arc<Console>) -> std::io::Re
     drop(theirs);
     let pid = child.id();
     if let Some(stderr) = child.stderr.take() {
-        let forwarded =
-            crate::containers::runtime::stderr::forward(OwnedFd::from(stderr), Arc::clone(console));
+        let forwarded = crate::containers::runtime::stderr::forward_as(
+            OwnedFd::from(stderr),
+            Arc::clone(console),
+            "front door",
+        );
         if let Err(e) = forwarded {
             console.line(format_args!(
                 "front door: its messages cannot be shown: {e}"

@@ -15,6 +15,11 @@ pub const MAX_LINE: usize = 4096;
 
 /// Reads `pipe` until its writers are gone and prints each line as `runtime helper: <line>`.
 pub fn forward(pipe: OwnedFd, console: Arc<Console>) -> std::io::Result<()> {
+    forward_as(pipe, console, "runtime helper")
+}
+
+/// [`forward`] with another name before each line (the front door's).
+pub fn forward_as(pipe: OwnedFd, console: Arc<Console>, name: &'static str) -> std::io::Result<()> {
     let receiver = tokio::net::unix::pipe::Receiver::from_owned_fd(pipe)?;
     tokio::spawn(async move {
         let mut reader = receiver;
@@ -27,13 +32,13 @@ pub fn forward(pipe: OwnedFd, console: Arc<Console>) -> std::io::Result<()> {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     for line in lines.push(&buf[..n]) {
-                        console.line(format_args!("runtime helper: {line}"));
+                        console.line(format_args!("{name}: {line}"));
                     }
                 }
             }
         }
         if let Some(line) = lines.finish() {
-            console.line(format_args!("runtime helper: {line}"));
+            console.line(format_args!("{name}: {line}"));
         }
     });
     Ok(())
