@@ -173,15 +173,9 @@ fn from_card(card: &Path, host: &str) -> Result<Option<Cert>, String> {
 }
 
 fn read_bounded(path: &Path) -> Result<String, String> {
-    use std::io::Read as _;
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_FILE + 1).read_to_string(&mut text))
-        .map_err(|e| e.to_string())?;
-    if text.len() as u64 > MAX_FILE {
-        return Err(format!("larger than {MAX_FILE} bytes"));
-    }
-    Ok(text)
+    let bytes = crate::board::persist::read_bounded(path, MAX_FILE)?
+        .ok_or_else(|| "not found".to_string())?;
+    String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())
 }
 
 /// A fingerprint of the card's certificate files for `hosts` (names, sizes, times), to notice

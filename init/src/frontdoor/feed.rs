@@ -98,23 +98,13 @@ pub fn oidc(
         );
     };
     let path = card.join(file);
-    let text = {
-        use std::io::Read as _;
-        let mut text = String::new();
-        let read =
-            std::fs::File::open(&path).and_then(|f| f.take(MAX_JWKS + 1).read_to_string(&mut text));
-        match read {
-            Ok(n) if n as u64 <= MAX_JWKS => text,
-            Ok(_) => {
-                return (
-                    None,
-                    Some(format!(
-                        "{file}: larger than {MAX_JWKS} bytes; oidc routes answer 503"
-                    )),
-                )
-            }
-            Err(e) => return (None, Some(format!("{file}: {e}; oidc routes answer 503"))),
-        }
+    let read = crate::board::persist::read_bounded(&path, MAX_JWKS).and_then(|bytes| {
+        let bytes = bytes.ok_or_else(|| "not found".to_string())?;
+        String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())
+    });
+    let text = match read {
+        Ok(text) => text,
+        Err(e) => return (None, Some(format!("{file}: {e}; oidc routes answer 503"))),
     };
     let settings = OidcSettings {
         issuer: oidc.issuer.clone(),

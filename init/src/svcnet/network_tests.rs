@@ -1,19 +1,11 @@
 use super::*;
 
 fn network() -> Network {
-    Network {
-        subnet: Ipv4Net::new(Ipv4Addr::new(10, 88, 0, 0), 24),
-        bridge: Ipv4Addr::new(10, 88, 0, 1),
-        host: HostFiles::under(Path::new("/nonexistent")),
-        vips: Arc::new(RwLock::new(BTreeMap::new())),
-        upstreams: Arc::new(RwLock::new(Vec::new())),
-        reaching: Arc::default(),
-        dns: None,
-        generation: 0,
-        last: None,
-        failure: None,
-        board_tcp: Vec::new(),
-    }
+    Network::offline(
+        Ipv4Net::new(Ipv4Addr::new(10, 88, 0, 0), 24),
+        Ipv4Addr::new(10, 88, 0, 1),
+        HostFiles::under(Path::new("/nonexistent")),
+    )
 }
 
 #[test]
