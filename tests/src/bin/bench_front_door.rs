@@ -8,7 +8,9 @@
 //!
 //! PARTs, in this order by default: `memory` (RSS after 1,000 idle keep-alive connections minus
 //! the idle RSS), `plain` (HTTP keep-alive), `tls` (HTTPS keep-alive), `handshakes` (HTTPS with
-//! `Connection: close`: one full handshake per request).
+//! `Connection: close`: one full handshake per request), `token` (HTTP keep-alive with an ES256
+//! bearer token checked on every request: signature, `iss`, `aud`, `exp`; the front door and
+//! HAProxy's `jwt_verify`, beside their own `plain` figures; nginx-light has no token check).
 //!
 //! Pinning on two cores: each proxy runs with one worker on CPU 1, alone; the upstream (nginx
 //! `return 200`, one worker) and the client (wrk `-t1`, or the memory client) share CPU 0. So
@@ -23,6 +25,8 @@ mod configs;
 mod load;
 #[path = "bench_front_door/procs.rs"]
 mod procs;
+#[path = "bench_front_door/token.rs"]
+mod token;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -30,12 +34,13 @@ use std::process::Command;
 use configs::PROXIES;
 use load::Figures;
 use procs::{Certs, Ports, Proc};
+use token::Token;
 
 /// wrk's connection counts.
 const CONNECTIONS: [u32; 4] = [1, 16, 64, 256];
 /// Idle connections of the memory measure.
 const IDLE: usize = 1000;
-const PARTS: [&str; 4] = ["memory", "plain", "tls", "handshakes"];
+const PARTS: [&str; 5] = ["memory", "plain", "tls", "handshakes", "token"];
 
 struct Args {
     seconds: u32,
@@ -95,12 +100,13 @@ fn run() -> Result<(), String> {
         .tempdir()
         .map_err(|e| format!("temporary directory: {e}"))?;
     let certs = Certs::make(dir.path())?;
+    let token = Token::make(dir.path())?;
     let ports = Ports::pick()?;
     let _upstream = configs::upstream(dir.path(), ports.upstream)?;
     let proxies: [Proc; 3] = [
-        configs::front_door(dir.path(), &args.front_door, ports, &certs)?,
+        configs::front_door(dir.path(), &args.front_door, ports, &certs, &token)?,
         configs::nginx(dir.path(), ports, &certs)?,
-        configs::haproxy(dir.path(), ports, &certs)?,
+        configs::haproxy(dir.path(), ports, &certs, &token)?,
     ];
     println!(
         "== front door: baton-front-door --workers 1 vs {} vs {}",
@@ -118,6 +124,7 @@ fn run() -> Result<(), String> {
             "plain" => throughput("plain", "http", &proxies, ports, args.seconds, false),
             "tls" => throughput("tls", "https", &proxies, ports, args.seconds, false),
             "handshakes" => throughput("handshakes", "https", &proxies, ports, args.seconds, true),
+            "token" => token_check(&proxies, ports, args.seconds, &token.jwt),
             _ => {}
         }
     }
@@ -196,7 +203,7 @@ fn throughput(
                 ports.https(index)
             };
             let url = format!("{scheme}://127.0.0.1:{port}/");
-            row.push(load::wrk(&url, connections, seconds, close));
+            row.push(load::wrk(&url, connections, seconds, close, None));
         }
         let nginx = row[1].as_ref().ok().copied();
         for (proxy, figures) in proxies.iter().zip(&row) {
@@ -222,6 +229,59 @@ fn throughput(
                     );
                 }
                 Err(e) => println!("{:<12} {:>5} failed: {e}", proxy.name, connections),
+            }
+        }
+    }
+}
+
+/// The token part: the front door and HAProxy checking a bearer token on every request,
+/// each beside its own figure without the check in the same run, and the front door's ratio
+/// to HAProxy.
+fn token_check(proxies: &[Proc; 3], ports: Ports, seconds: u32, jwt: &str) {
+    println!();
+    println!("token: HTTP/1.1 keep-alive, an ES256 bearer token checked on every request (signature, iss, aud, exp)");
+    println!(
+        "       nginx-light has no token check (nginx's auth_jwt is NGINX Plus only): not measured"
+    );
+    println!(
+        "{:<12} {:>5} {:>10} {:>10} {:>10} {:>7} {:>14} {:>13}",
+        "proxy", "conns", "req/s", "p50", "p99", "errors", "/own no-check", "req/s/haproxy"
+    );
+    for connections in CONNECTIONS {
+        // Index 0 is the front door, 2 HAProxy; each with and without the token.
+        let mut row = Vec::new();
+        for index in [0u16, 2] {
+            let url = format!("http://127.0.0.1:{}/", ports.http(index));
+            let checked = load::wrk(&url, connections, seconds, false, Some(jwt));
+            let open = load::wrk(&url, connections, seconds, false, None);
+            row.push((index, checked, open));
+        }
+        let haproxy = row[1].1.as_ref().ok().map(|f| f.rps);
+        for (index, checked, open) in &row {
+            let name = proxies[*index as usize].name;
+            match checked {
+                Ok(f) => {
+                    let own = match open {
+                        Ok(o) if o.rps > 0.0 => format!("{:.2}", f.rps / o.rps),
+                        _ => "-".into(),
+                    };
+                    let to_haproxy = match haproxy {
+                        Some(h) if h > 0.0 => format!("{:.2}", f.rps / h),
+                        _ => "-".into(),
+                    };
+                    println!(
+                        "{:<12} {:>5} {:>10.0} {:>10} {:>10} {:>7} {:>14} {:>13}",
+                        name,
+                        connections,
+                        f.rps,
+                        duration(f.p50_us),
+                        duration(f.p99_us),
+                        f.errors,
+                        own,
+                        to_haproxy
+                    );
+                }
+                Err(e) => println!("{name:<12} {connections:>5} failed: {e}"),
             }
         }
     }

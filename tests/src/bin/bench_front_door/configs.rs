@@ -9,6 +9,7 @@
 use std::path::Path;
 
 use crate::procs::{write, Certs, Ports, Proc};
+use crate::token::{self, Token};
 
 /// The CPU of the upstream (and of wrk and the memory client).
 pub const CLIENT_CPU: u32 = 0;
@@ -55,7 +56,13 @@ pub fn upstream(dir: &Path, port: u16) -> Result<Proc, String> {
 }
 
 /// The front door (the host binary) with one worker thread.
-pub fn front_door(dir: &Path, binary: &Path, ports: Ports, certs: &Certs) -> Result<Proc, String> {
+pub fn front_door(
+    dir: &Path,
+    binary: &Path,
+    ports: Ports,
+    certs: &Certs,
+    token: &Token,
+) -> Result<Proc, String> {
     let config = serde_json::json!({
         "snapshot": {
             "settings": {
@@ -70,11 +77,19 @@ pub fn front_door(dir: &Path, binary: &Path, ports: Ports, certs: &Certs) -> Res
                 "per_client_burst": 100_000_000,
                 "trusted_proxies": [],
             },
-            "routes": [{
-                "service": "up", "host": null, "path": "/", "auth": "none", "timeout_ms": 30_000,
-            }],
+            "routes": [
+                { "service": "up", "host": null, "path": "/", "auth": "none", "timeout_ms": 30_000 },
+                {
+                    "service": "up", "host": token::HOST, "path": "/", "auth": "oidc",
+                    "timeout_ms": 30_000,
+                },
+            ],
             "services": { "up": { "hold": null } },
             "certs": [{ "hosts": [], "chain_pem": certs.chain_pem, "key_pem": certs.key_pem }],
+            "oidc": {
+                "issuer": token::ISSUER, "audience": token::AUDIENCE, "leeway_s": 30,
+                "jwks": token.jwks,
+            },
         },
         "instances": { "up": [{
             "id": "up1", "addr": "127.0.0.1", "port": ports.upstream, "board": "bench", "ready": true,
@@ -139,12 +154,28 @@ pub fn nginx(dir: &Path, ports: Ports, certs: &Certs) -> Result<Proc, String> {
     )
 }
 
-/// HAProxy as a reverse proxy, one thread, in the foreground.
-pub fn haproxy(dir: &Path, ports: Ports, certs: &Certs) -> Result<Proc, String> {
+/// HAProxy as a reverse proxy, one thread, in the foreground. Requests for [`token::HOST`]
+/// pass only with a bearer token that `jwt_verify` accepts and whose `iss`, `aud` and `exp`
+/// hold (HAProxy's documented JWT recipe; it has no key sets, so it gets the PEM key).
+pub fn haproxy(dir: &Path, ports: Ports, certs: &Certs, token: &Token) -> Result<Proc, String> {
+    let checks = format!(
+        "    acl tok hdr(host) -i {host}\n\
+         http-request set-var(txn.bearer) req.hdr(authorization),word(2,' ') if tok\n\
+         http-request set-var(txn.now) date() if tok\n\
+         http-request deny deny_status 401 if tok !{{ var(txn.bearer),jwt_header_query('$.alg') -m str ES256 }}\n\
+         http-request deny deny_status 401 if tok !{{ var(txn.bearer),jwt_verify(\"ES256\",\"{pem}\") -m int 1 }}\n\
+         http-request deny deny_status 401 if tok !{{ var(txn.bearer),jwt_payload_query('$.iss') -m str {iss} }}\n\
+         http-request deny deny_status 401 if tok !{{ var(txn.bearer),jwt_payload_query('$.aud') -m str {aud} }}\n\
+         http-request deny deny_status 401 if tok {{ var(txn.bearer),jwt_payload_query('$.exp','int'),sub(txn.now) -m int lt 0 }}\n",
+        host = token::HOST,
+        pem = token.public_pem.display(),
+        iss = token::ISSUER,
+        aud = token::AUDIENCE,
+    );
     let conf = format!(
         "global\n    nbthread 1\n    maxconn 9000\n    tune.ssl.cachesize 0\n    ssl-default-bind-options no-tls-tickets\n\
          defaults\n    mode http\n    timeout connect 5s\n    timeout client 300s\n    timeout server 300s\n    timeout http-keep-alive 300s\n\
-         frontend bench\n    bind 127.0.0.1:{http}\n    bind 127.0.0.1:{https} ssl crt {combined}\n    maxconn 9000\n    default_backend up\n\
+         frontend bench\n    bind 127.0.0.1:{http}\n    bind 127.0.0.1:{https} ssl crt {combined}\n    maxconn 9000\n{checks}    default_backend up\n\
          backend up\n    http-reuse always\n    server up1 127.0.0.1:{up}\n",
         http = ports.http(2),
         https = ports.https(2),

@@ -20,7 +20,13 @@ pub struct Figures {
 
 /// `wrk -t1 -c{connections} -d{seconds}s --latency url`, pinned to the client CPU, killed if
 /// it runs 30 s beyond its time.
-pub fn wrk(url: &str, connections: u32, seconds: u32, close: bool) -> Result<Figures, String> {
+pub fn wrk(
+    url: &str,
+    connections: u32,
+    seconds: u32,
+    close: bool,
+    bearer: Option<&str>,
+) -> Result<Figures, String> {
     let limit = (seconds + 30).to_string();
     let mut command = Command::new("timeout");
     command.args(["--kill-after=5", &limit, "taskset", "-c"]);
@@ -28,7 +34,12 @@ pub fn wrk(url: &str, connections: u32, seconds: u32, close: bool) -> Result<Fig
     command.args(["wrk", "-t1", "--latency", "--timeout", "5s"]);
     command.arg(format!("-c{connections}"));
     command.arg(format!("-d{seconds}s"));
-    command.args(["-H", "Host: bench.lan"]);
+    match bearer {
+        None => command.args(["-H", "Host: bench.lan"]),
+        Some(token) => command
+            .args(["-H", &format!("Host: {}", crate::token::HOST)])
+            .args(["-H", &format!("Authorization: Bearer {token}")]),
+    };
     if close {
         command.args(["-H", "Connection: close"]);
     }
