@@ -38,6 +38,8 @@ pub struct Active {
 pub struct Oidc {
     /// The provider's keys.
     pub keys: crate::identity::Keys,
+    /// Tokens whose signature `keys` verified (made with them, so a new set starts empty).
+    pub verified: crate::identity::Verified,
     /// A token's `iss`.
     pub issuer: String,
     /// The `aud` a token must carry.
@@ -124,6 +126,7 @@ impl State {
                 }
                 Some(Oidc {
                     keys,
+                    verified: crate::identity::Verified::new(),
                     issuer: o.issuer,
                     audience: o.audience,
                     leeway_s: o.leeway_s,

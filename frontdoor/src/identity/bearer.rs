@@ -4,12 +4,14 @@
 //! section 3).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
 use super::claims::{self, Expect};
 use super::jwk::Keys;
 use super::jws::{self, JwsError, MAX_TOKEN};
+use super::verified::Verified;
 
 /// Bytes of a reason put in `WWW-Authenticate`.
 const MAX_REASON: usize = 200;
@@ -97,8 +99,24 @@ pub fn check(
     settings: &Settings<'_>,
     now_secs: u64,
 ) -> Result<Identity, Denied> {
+    check_with(authorization_header, keys, None, settings, now_secs)
+}
+
+/// [`check`], taking the signature check from `verified` (the cache of `keys`) when the token
+/// passed it before. The claims are checked every time.
+pub fn check_with(
+    authorization_header: Option<&str>,
+    keys: &Keys,
+    verified: Option<&Verified>,
+    settings: &Settings<'_>,
+    now_secs: u64,
+) -> Result<Identity, Denied> {
     let token = token(authorization_header)?;
-    let claims = jws::verify(token, keys).map_err(|e| match e {
+    let signed = match verified {
+        Some(cache) => cache.verify(token, keys),
+        None => jws::verify(token, keys).map(Arc::new),
+    };
+    let claims = signed.map_err(|e| match e {
         JwsError::Invalid(why) => Denied::Invalid(why),
         JwsError::UnknownKey { kid } => Denied::UnknownKey { kid },
     })?;
@@ -129,7 +147,7 @@ pub fn check(
         sub,
         email,
         groups,
-        claims,
+        claims: Map::clone(&claims),
     })
 }
 

@@ -4,16 +4,19 @@
 //! the settings and the time come from the caller.
 //!
 //! [`bearer::check`] is the entry; [`jwk`] reads the key set, [`jws`] checks a token's shape,
-//! header and signature, [`claims`] what it says.
+//! header and signature, [`claims`] what it says, [`verified`] remembers tokens whose signature
+//! passed.
 
 pub mod b64;
 pub mod bearer;
 pub mod claims;
 pub mod jwk;
 pub mod jws;
+pub mod verified;
 
-pub use bearer::{check, Denied, Identity, Settings};
+pub use bearer::{check, check_with, Denied, Identity, Settings};
 pub use jwk::Keys;
+pub use verified::Verified;
 
 #[cfg(test)]
 mod tests;

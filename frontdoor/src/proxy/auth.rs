@@ -71,7 +71,7 @@ fn bearer(
         leeway_s: oidc.leeway_s,
         require: &route.require,
     };
-    match identity::check(header, &oidc.keys, &settings, now) {
+    match identity::check_with(header, &oidc.keys, Some(&oidc.verified), &settings, now) {
         Ok(identity) => Ok(identity),
         // No refetch of the key set yet (only a card's set is used): an unknown key is an
         // invalid token.

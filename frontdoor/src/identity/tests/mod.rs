@@ -2,6 +2,7 @@
 //! `frontdoor/tests/keys/`, an attack corpus each with the answer it must get, a PyJWT oracle,
 //! and a property test that no header makes the check panic.
 
+mod cached;
 mod corpus;
 mod keyset;
 mod oracle;
