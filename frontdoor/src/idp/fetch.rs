@@ -66,6 +66,7 @@ pub async fn run(idp: Arc<Idp>, report: mpsc::Sender<ToInit>) {
             continue;
         };
         let (client, notes) = Client::new(source.ca_pem.as_deref());
+        let client = client.with_timeout(idp.timing().fetch_timeout);
         for note in notes {
             eprintln!("baton-front-door: {note}");
         }
@@ -143,7 +144,7 @@ async fn fetch_jwks(idp: &Idp, client: &Client, url: &str, report: &mpsc::Sender
         Err(why) => {
             let line = format!("the key set was not fetched: {why}; the last good set is kept");
             eprintln!("baton-front-door: {line}");
-            idp.failed(line);
+            idp.failed(Fetched::Jwks, line);
             false
         }
     }
@@ -175,7 +176,7 @@ async fn fetch_discovery(
             let line =
                 format!("the discovery document was not fetched: {why}; the last good one is kept");
             eprintln!("baton-front-door: {line}");
-            idp.failed(line);
+            idp.failed(Fetched::Discovery, line);
             false
         }
     }

@@ -33,6 +33,8 @@ pub struct Timing {
     pub retry: Duration,
     /// How long a request with an unknown `kid` waits for the refetch.
     pub wait: Duration,
+    /// How long one fetch may take, whole.
+    pub fetch_timeout: Duration,
 }
 
 impl Default for Timing {
@@ -41,6 +43,7 @@ impl Default for Timing {
             refresh: Duration::from_secs(600),
             retry: Duration::from_secs(30),
             wait: Duration::from_secs(2),
+            fetch_timeout: crate::outbound::TIMEOUT,
         }
     }
 }
@@ -73,7 +76,8 @@ struct Inner {
     card: Keys,
     fetched: Option<(Origin, Keys)>,
     discovery: Option<(Origin, Arc<Discovery>)>,
-    last_error: Option<String>,
+    jwks_error: Option<String>,
+    discovery_error: Option<String>,
     fetches: u64,
 }
 
@@ -176,9 +180,14 @@ impl Idp {
         self.lock().fetched.as_ref().map(|(origin, _)| *origin)
     }
 
-    /// Why the last fetch failed, until one goes well.
+    /// Why the last fetch of the key set, or else of the discovery document, failed, until
+    /// one of that document goes well.
     pub fn last_error(&self) -> Option<String> {
-        self.lock().last_error.clone()
+        let inner = self.lock();
+        inner
+            .jwks_error
+            .clone()
+            .or_else(|| inner.discovery_error.clone())
     }
 
     /// Fetches that went well.
@@ -237,7 +246,7 @@ impl Idp {
                 return false;
             }
             inner.fetched = Some((Origin::Fetch, keys));
-            inner.last_error = None;
+            inner.jwks_error = None;
             inner.fetches += 1;
         }
         self.rebuild_keys();
@@ -251,13 +260,18 @@ impl Idp {
             return false;
         }
         inner.discovery = Some((Origin::Fetch, Arc::new(found)));
-        inner.last_error = None;
+        inner.discovery_error = None;
         inner.fetches += 1;
         true
     }
 
-    fn failed(&self, why: String) {
-        self.lock().last_error = Some(why);
+    fn failed(&self, kind: crate::control::protocol::Fetched, why: String) {
+        use crate::control::protocol::Fetched;
+        let mut inner = self.lock();
+        match kind {
+            Fetched::Jwks => inner.jwks_error = Some(why),
+            Fetched::Discovery => inner.discovery_error = Some(why),
+        }
     }
 
     /// A refetch for an unknown `kid` ended: the waiting requests look again.
