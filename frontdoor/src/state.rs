@@ -38,8 +38,6 @@ pub struct Active {
 pub struct Oidc {
     /// The provider's keys.
     pub keys: crate::identity::Keys,
-    /// Tokens whose signature `keys` verified (made with them, so a new set starts empty).
-    pub verified: crate::identity::Verified,
     /// A token's `iss`.
     pub issuer: String,
     /// The `aud` a token must carry.
@@ -62,6 +60,8 @@ pub struct State {
     pub pool: Pool,
     /// Access lines for the init.
     pub access: AccessLog,
+    /// The identity provider's keys and endpoints, fetched and cached ([`crate::idp`]).
+    pub idp: Arc<crate::idp::Idp>,
 }
 
 /// Clients whose request rate is remembered, at least.
@@ -86,6 +86,7 @@ impl State {
             holds: Holds::new(wake),
             pool: Pool::new(),
             access: AccessLog::default(),
+            idp: Arc::new(crate::idp::Idp::new()),
         }
     }
 
@@ -117,7 +118,8 @@ impl State {
             instances,
         } = snapshot;
         let (certs, mut notes) = HostMap::build(&certs);
-        let oidc = oidc.and_then(|o| match crate::identity::Keys::parse(&o.jwks) {
+        let link = oidc.clone();
+        let oidc = oidc.and_then(|o| match card_keys(&o) {
             Ok(keys) => {
                 for skipped in &keys.skipped {
                     notes.push(format!(
@@ -126,7 +128,6 @@ impl State {
                 }
                 Some(Oidc {
                     keys,
-                    verified: crate::identity::Verified::new(),
                     issuer: o.issuer,
                     audience: o.audience,
                     leeway_s: o.leeway_s,
@@ -139,6 +140,11 @@ impl State {
                 None
             }
         });
+        let card = oidc.as_ref().map(|o| o.keys.clone()).unwrap_or_default();
+        notes.extend(
+            self.idp
+                .configure(link.as_ref().filter(|_| oidc.is_some()), card),
+        );
         *self.certs.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(certs);
         let old = self.active();
         if rate_settings(&old.settings) != rate_settings(&settings) || old.generation == 0 {
@@ -171,6 +177,25 @@ impl State {
         }
         self.holds.notify(service);
         true
+    }
+}
+
+/// The card's key set: none when the card has no `jwks` file; an unreadable one is an error
+/// only when there is no `jwks_url` to fall back on (then oidc routes answer 503).
+fn card_keys(
+    o: &crate::config::model::OidcSettings,
+) -> Result<crate::identity::Keys, crate::identity::jwk::JwksError> {
+    if o.jwks.is_empty() {
+        return Ok(crate::identity::Keys::default());
+    }
+    match crate::identity::Keys::parse(&o.jwks) {
+        Err(e) if o.jwks_url.is_some() => {
+            eprintln!(
+                "baton-front-door: the card's key set is not used ({e}); only the fetched one is"
+            );
+            Ok(crate::identity::Keys::default())
+        }
+        other => other,
     }
 }
 

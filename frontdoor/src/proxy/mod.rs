@@ -175,7 +175,7 @@ async fn routed_request(
     {
         return pages::redirect(&https_url(host, settings.https_port, req.uri()));
     }
-    let identity = match auth::check(active, route, req.headers(), html) {
+    let identity = match auth::check(state, active, route, req.headers(), html).await {
         Ok(identity) => identity,
         Err(answer) => return *answer,
     };
