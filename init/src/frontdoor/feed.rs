@@ -48,6 +48,7 @@ pub fn snapshot(
             auth: auth(route.auth),
             timeout_ms: millis(route.timeout),
             require: route.require.clone(),
+            forward: route.forward.as_ref().map(forward),
         });
         services.insert(name.clone(), fd::Service { hold: None });
     }
@@ -154,6 +155,16 @@ fn auth(auth: Auth) -> fd::Auth {
         Auth::Login => fd::Auth::Login,
         Auth::Mtls => fd::Auth::Mtls,
         Auth::Forward => fd::Auth::Forward,
+    }
+}
+
+/// `route.forward` as the front door takes it.
+fn forward(f: &baton_spec::service::Forward) -> fd::ForwardAuth {
+    fd::ForwardAuth {
+        url: f.url.clone(),
+        copy_headers: f.copy_headers.clone(),
+        user_header: f.user_header.clone(),
+        email_header: f.email_header.clone(),
     }
 }
 

@@ -143,3 +143,39 @@ fn the_provider_s_key_set_comes_from_the_card_or_a_note_says_why_not() {
         .expect("a note")
         .contains("larger than"));
 }
+
+#[test]
+fn a_forward_route_carries_its_auth_service() {
+    let mut protected = route(Some("app.lan"), "/", Auth::Forward);
+    protected.forward = Some(baton_spec::service::Forward {
+        url: "http://auth:9091/api/verify".into(),
+        copy_headers: vec!["Remote-Groups".into()],
+        user_header: "Remote-User".into(),
+        email_header: "Remote-Email".into(),
+    });
+    let r = routed(&[
+        ("app", protected),
+        ("auth", route(Some("auth.lan"), "/", Auth::None)),
+    ]);
+    let (snapshot, notes) = snapshot(&FrontDoor::default(), &r, Vec::new(), None, "b1");
+    assert!(notes.is_empty(), "{notes:?}");
+    snapshot.check().expect("the front door takes it");
+    let app = snapshot.routes.iter().find(|r| r.service == "app").unwrap();
+    assert_eq!(app.auth, fd::Auth::Forward);
+    let forward = app.forward.as_ref().expect("forward");
+    assert_eq!(forward.url, "http://auth:9091/api/verify");
+    assert_eq!(forward.copy_headers, ["Remote-Groups"]);
+    assert_eq!(
+        (forward.user_header.as_str(), forward.email_header.as_str()),
+        ("Remote-User", "Remote-Email")
+    );
+    let auth = snapshot
+        .routes
+        .iter()
+        .find(|r| r.service == "auth")
+        .unwrap();
+    assert_eq!(auth.forward, None);
+    // The auth service is a service of the snapshot, with its instances: the front door can
+    // reach it through the balancer.
+    assert!(snapshot.instances.contains_key("auth"));
+}

@@ -1,0 +1,97 @@
+//! What a 2xx answer lets through, and what a refusal passes back.
+
+use super::*;
+
+fn forward() -> ForwardAuth {
+    ForwardAuth {
+        url: "http://auth/verify".into(),
+        copy_headers: vec!["Remote-Groups".into(), "X-Token".into()],
+        user_header: "Remote-User".into(),
+        email_header: "Remote-Email".into(),
+    }
+}
+
+fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for (k, v) in pairs {
+        out.append(
+            HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    out
+}
+
+#[test]
+fn a_yes_names_the_user_and_copies_only_the_listed_headers() {
+    let answer = map(&[
+        ("remote-user", "ann"),
+        ("remote-email", "ann@lan"),
+        ("remote-groups", "admins"),
+        ("remote-groups", "staff"),
+        ("x-other", "not copied"),
+    ]);
+    let g = granted(&forward(), &answer);
+    let identity = g.identity.clone().expect("identity");
+    assert_eq!(identity.sub, "ann");
+    assert_eq!(identity.email.as_deref(), Some("ann@lan"));
+    let mut upstream = map(&[
+        ("remote-user", "forged"),
+        ("remote-email", "forged@lan"),
+        ("remote-groups", "forged"),
+        ("x-token", "forged"),
+        ("x-kept", "yes"),
+    ]);
+    g.scrub(&mut upstream);
+    g.copy(&mut upstream);
+    let all = |n: &str| {
+        upstream
+            .get_all(n)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(all("remote-groups"), ["admins", "staff"]);
+    // Named by the answer's user and email headers, not copied: the client's copies are gone.
+    assert!(all("remote-user").is_empty() && all("remote-email").is_empty());
+    assert!(
+        all("x-token").is_empty(),
+        "the answer had none, the client's is gone"
+    );
+    assert!(all("x-other").is_empty());
+    assert_eq!(all("x-kept"), ["yes"]);
+}
+
+#[test]
+fn a_yes_without_a_usable_user_names_no_one() {
+    let g = granted(&forward(), &map(&[("remote-email", "ann@lan")]));
+    assert!(g.identity.is_none());
+    let long = "u".repeat(MAX_IDENTITY + 1);
+    let g = granted(&forward(), &map(&[("remote-user", &long)]));
+    assert!(g.identity.is_none());
+    let g = granted(&forward(), &map(&[("remote-user", "  ")]));
+    assert!(g.identity.is_none());
+}
+
+#[test]
+fn a_refusal_passes_back_without_hop_by_hop_headers_or_its_length() {
+    let answer = Answer {
+        status: StatusCode::FOUND,
+        headers: map(&[
+            ("location", "https://auth.lan/?rd=x"),
+            ("set-cookie", "a=1"),
+            ("set-cookie", "b=2"),
+            ("connection", "close, x-conn"),
+            ("x-conn", "hop"),
+            ("content-length", "999"),
+        ]),
+        body: bytes::Bytes::from_static(b"go sign in"),
+    };
+    let r = answer.into_response();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    let h = r.headers();
+    assert_eq!(h["location"], "https://auth.lan/?rd=x");
+    assert_eq!(h.get_all("set-cookie").iter().count(), 2);
+    assert!(!h.contains_key("connection") && !h.contains_key("x-conn"));
+    assert!(!h.contains_key("content-length"));
+}
