@@ -38,7 +38,7 @@ async fn auth_service() -> (SocketAddr, tokio::task::JoinHandle<()>, Asked) {
     let (addr, task) = upstream(move |req: Request<Incoming>| {
         let log = Arc::clone(&log);
         async move {
-            log.lock().unwrap().push(dump(&req));
+            log.lock().expect("log").push(dump(&req));
             let header = |n: &str| {
                 req.headers()
                     .get(n)
@@ -62,7 +62,7 @@ async fn auth_service() -> (SocketAddr, tokio::task::JoinHandle<()>, Asked) {
                     .header("x-token", "t1")
                     .header("x-not-copied", "secret")
                     .body(text("ok"))
-                    .unwrap();
+                    .expect("response");
             }
             if header("x-test-key") == "anon" {
                 return Response::new(text("ok"));
@@ -74,13 +74,13 @@ async fn auth_service() -> (SocketAddr, tokio::task::JoinHandle<()>, Asked) {
                     .header("location", format!("http://auth.lan/login?rd={back}"))
                     .header("set-cookie", "auth_state=s1; HttpOnly")
                     .body(text("sign in first"))
-                    .unwrap();
+                    .expect("response");
             }
             Response::builder()
                 .status(StatusCode::UNAUTHORIZED)
                 .header("www-authenticate", "Basic realm=\"test\"")
                 .body(text("who are you?"))
-                .unwrap()
+                .expect("response")
         }
     })
     .await;
