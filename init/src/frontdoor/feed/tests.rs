@@ -179,3 +179,31 @@ fn a_forward_route_carries_its_auth_service() {
     // reach it through the balancer.
     assert!(snapshot.instances.contains_key("auth"));
 }
+
+#[test]
+fn an_auth_service_without_a_route_is_listed_with_its_instances_but_not_routed() {
+    let mut r = routed(&[("app", route(Some("app.lan"), "/", Auth::None))]);
+    r.auth_services.insert(
+        "auth".into(),
+        crate::containers::supervisor::routed::AuthService {
+            port: 9091,
+            instances: vec![RoutedInstance {
+                id: "auth-1#1".into(),
+                addr: Ipv4Addr::new(10, 88, 0, 9),
+                board: None,
+                ready: true,
+            }],
+        },
+    );
+    let (snapshot, notes) = snapshot(&FrontDoor::default(), &r, Vec::new(), None, "b1");
+    assert!(notes.is_empty(), "{notes:?}");
+    snapshot.check().expect("the front door takes it");
+    assert!(snapshot.services.contains_key("auth"));
+    assert!(snapshot.routes.iter().all(|r| r.service != "auth"));
+    let auth = &snapshot.instances["auth"];
+    assert_eq!(
+        (auth.len(), auth[0].port, auth[0].board.as_str()),
+        (1, 9091, "b1")
+    );
+    assert!(instances(&r, "b1").contains_key("auth"));
+}
