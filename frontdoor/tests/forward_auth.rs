@@ -120,8 +120,8 @@ struct Setup {
 }
 
 /// Routes `app.lan` (auth by address), `svc.lan` (auth by the service name `authsvc`, which has
-/// a route of its own as a sign-in portal would), `down.lan` (nothing listens), `big.lan` and
-/// `slow.lan`.
+/// a route of its own as a sign-in portal would), `solo.lan` (auth by the service name
+/// `authonly`, which has no route), `down.lan` (nothing listens), `big.lan` and `slow.lan`.
 async fn setup() -> Setup {
     let (auth, auth_task, asked) = auth_service().await;
     let (app, app_task, hits) = counted().await;
@@ -136,9 +136,19 @@ async fn setup() -> Setup {
         forward_route("big", "big.lan", format!("http://{auth}/big")),
         forward_route("slow", "slow.lan", format!("http://{auth}/slow")),
         route("authsvc", Some("auth.lan"), "/"),
+        forward_route("solo", "solo.lan", "http://authonly/verify".into()),
+        forward_route("tls", "tls.lan", format!("https://{auth}/verify")),
+        forward_route("port", "port.lan", "http://authsvc:1/verify".into()),
     ];
-    let door = Door::start(snapshot(routes, None)).await;
-    for service in ["app", "svc", "down", "big", "slow"] {
+    let mut snap = snapshot(routes, None);
+    // An auth service with no route of its own: listed, with instances, and nothing routed to it.
+    snap.services.insert(
+        "authonly".into(),
+        baton_frontdoor::config::Service { hold: None },
+    );
+    let door = Door::start(snap).await;
+    door.instances("authonly", &[("auth-solo", auth, true)]);
+    for service in ["app", "svc", "down", "big", "slow", "solo", "tls", "port"] {
         door.instances(service, &[(service, app, true)]);
     }
     door.instances("authsvc", &[("auth-1", auth, true)]);
@@ -258,6 +268,12 @@ async fn an_auth_service_down_slow_or_too_talkative_fails_closed() {
     let got = ask(&s, "big.lan", "/", &good).await;
     assert_eq!(got.status, 502, "{got:?}");
     assert!(got.body.contains("64 KiB"), "{got:?}");
+    let got = ask(&s, "tls.lan", "/", &good).await;
+    assert_eq!(got.status, 503, "{got:?}");
+    assert!(got.body.contains("only http://"), "{got:?}");
+    let got = ask(&s, "port.lan", "/", &good).await;
+    assert_eq!(got.status, 503, "{got:?}");
+    assert!(got.body.contains("names port 1"), "{got:?}");
     let got = ask(&s, "slow.lan", "/", &good).await;
     assert_eq!(got.status, 503, "{got:?}");
     assert!(got.body.contains("within 5 s"), "{got:?}");
@@ -279,6 +295,21 @@ async fn an_auth_service_named_by_its_service_is_reached_through_the_balancer() 
     assert_eq!(got.status, 503, "{got:?}");
     assert!(got.body.contains("authsvc"), "{got:?}");
     assert_eq!(s.hits.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn an_auth_service_without_a_route_is_reached_by_its_name_and_not_routed_to() {
+    let s = setup().await;
+    let got = ask(&s, "solo.lan", "/", &[("cookie", "session=good")]).await;
+    assert_eq!(got.status, 200, "{got:?}");
+    assert!(got.body.contains("x-forwarded-user: ann\n"), "{}", got.body);
+    let asked = s.asked.lock().expect("log").join("---\n");
+    assert!(asked.contains("host: authonly\n"), "{asked}");
+    let got = ask(&s, "authonly", "/verify", &[("cookie", "session=good")]).await;
+    assert_eq!(
+        got.status, 404,
+        "a request was routed to the auth service: {got:?}"
+    );
 }
 
 #[tokio::test]
