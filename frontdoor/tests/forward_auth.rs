@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use baton_frontdoor::config::{Auth, ForwardAuth, Route};
 use common::*;
 use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 
 /// What the auth service was asked, one text per question.
@@ -48,6 +49,7 @@ async fn auth_service() -> (SocketAddr, tokio::task::JoinHandle<()>, Asked) {
             };
             match req.uri().path() {
                 "/big" => return Response::new(text(vec![b'x'; 100 * 1024])),
+                "/chunked" => return Response::new(Frames(100).boxed_unsync()),
                 "/slow" => std::future::pending::<()>().await,
                 _ => {}
             }
@@ -85,6 +87,26 @@ async fn auth_service() -> (SocketAddr, tokio::task::JoinHandle<()>, Asked) {
     })
     .await;
     (addr, task, asked)
+}
+
+/// A body of `n` frames of 1 KiB with no length given (sent chunked).
+struct Frames(usize);
+
+impl http_body::Body for Frames {
+    type Data = bytes::Bytes;
+    type Error = baton_frontdoor::http::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        if self.0 == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        self.0 -= 1;
+        let frame = http_body::Frame::data(bytes::Bytes::from(vec![b'y'; 1024]));
+        std::task::Poll::Ready(Some(Ok(frame)))
+    }
 }
 
 /// An instance that counts the requests it gets and echoes their headers.
@@ -134,6 +156,7 @@ async fn setup() -> Setup {
         forward_route("svc", "svc.lan", "http://authsvc/verify".into()),
         forward_route("down", "down.lan", format!("http://{closed}/verify")),
         forward_route("big", "big.lan", format!("http://{auth}/big")),
+        forward_route("chunked", "chunked.lan", format!("http://{auth}/chunked")),
         forward_route("slow", "slow.lan", format!("http://{auth}/slow")),
         route("authsvc", Some("auth.lan"), "/"),
         forward_route("solo", "solo.lan", "http://authonly/verify".into()),
@@ -148,7 +171,9 @@ async fn setup() -> Setup {
     );
     let door = Door::start(snap).await;
     door.instances("authonly", &[("auth-solo", auth, true)]);
-    for service in ["app", "svc", "down", "big", "slow", "solo", "tls", "port"] {
+    for service in [
+        "app", "svc", "down", "big", "chunked", "slow", "solo", "tls", "port",
+    ] {
         door.instances(service, &[(service, app, true)]);
     }
     door.instances("authsvc", &[("auth-1", auth, true)]);
@@ -266,6 +291,9 @@ async fn an_auth_service_down_slow_or_too_talkative_fails_closed() {
     assert_eq!(got.status, 503, "{got:?}");
     assert!(got.body.contains("auth service"), "{got:?}");
     let got = ask(&s, "big.lan", "/", &good).await;
+    assert_eq!(got.status, 502, "{got:?}");
+    assert!(got.body.contains("64 KiB"), "{got:?}");
+    let got = ask(&s, "chunked.lan", "/", &good).await;
     assert_eq!(got.status, 502, "{got:?}");
     assert!(got.body.contains("64 KiB"), "{got:?}");
     let got = ask(&s, "tls.lan", "/", &good).await;
