@@ -41,6 +41,23 @@ pub const MAX_CHECKS: usize = 256;
 /// Longest user or email taken from an answer; a longer one is not passed on.
 pub const MAX_IDENTITY: usize = 1024;
 
+/// Headers never copied from an answer nor removed from the request on its account, whatever
+/// `copy_headers` says: they frame the request or describe one connection (a copied
+/// `Content-Length` would make the instance wait for a body that never comes).
+const NOT_COPIED: &[&str] = &[
+    "connection",
+    "content-length",
+    "host",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
 /// What a 2xx of the auth service gives the request passed on.
 #[derive(Debug, Default)]
 pub struct Granted {
@@ -108,7 +125,11 @@ pub async fn check(
 
 /// What a 2xx answer with `headers` lets through.
 fn granted(forward: &ForwardAuth, headers: &HeaderMap) -> Granted {
-    let name = |n: &str| HeaderName::from_bytes(n.as_bytes()).ok();
+    let name = |n: &str| {
+        HeaderName::from_bytes(n.as_bytes())
+            .ok()
+            .filter(|h| !NOT_COPIED.contains(&h.as_str()))
+    };
     let user_header = name(&forward.user_header);
     let email_header = name(&forward.email_header);
     let copy: Vec<HeaderName> = forward

@@ -95,3 +95,32 @@ fn a_refusal_passes_back_without_hop_by_hop_headers_or_its_length() {
     assert!(!h.contains_key("connection") && !h.contains_key("x-conn"));
     assert!(!h.contains_key("content-length"));
 }
+
+#[test]
+fn framing_and_connection_headers_are_never_copied_or_removed() {
+    let mut f = forward();
+    f.copy_headers = vec![
+        "Content-Length".into(),
+        "Transfer-Encoding".into(),
+        "Host".into(),
+        "Connection".into(),
+        "X-Token".into(),
+    ];
+    f.user_header = "Host".into();
+    let answer = map(&[
+        ("content-length", "3"),
+        ("transfer-encoding", "chunked"),
+        ("host", "auth"),
+        ("connection", "close"),
+        ("x-token", "t1"),
+    ]);
+    let g = granted(&f, &answer);
+    assert!(g.identity.is_none(), "a framing header names no user");
+    let mut upstream = map(&[("host", "app.lan"), ("content-length", "0")]);
+    g.scrub(&mut upstream);
+    g.copy(&mut upstream);
+    assert_eq!(upstream["host"], "app.lan");
+    assert_eq!(upstream["content-length"], "0");
+    assert_eq!(upstream["x-token"], "t1");
+    assert!(!upstream.contains_key("transfer-encoding") && !upstream.contains_key("connection"));
+}
