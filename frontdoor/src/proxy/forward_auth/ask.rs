@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use http::header::{CONTENT_LENGTH, EXPECT, HOST};
+use http::header::{CONTENT_LENGTH, COOKIE, EXPECT, HOST};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 use crate::http::headers;
@@ -44,6 +44,20 @@ pub fn headers(origin: &Origin<'_>, authority: &str) -> HeaderMap {
     // for one.
     out.remove(CONTENT_LENGTH);
     out.remove(EXPECT);
+    // An HTTP/2 client may split its cookies over several `cookie` fields; HTTP/1.1 allows one
+    // (RFC 9113 section 8.2.3 says to join them with "; "), and an auth service may read only
+    // the first.
+    let cookies: Vec<&str> = origin
+        .headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    if cookies.len() > 1 {
+        if let Ok(joined) = HeaderValue::from_str(&cookies.join("; ")) {
+            out.insert(COOKIE, joined);
+        }
+    }
     // The client's forwarding headers go unless it is trusted (a forged `X-Forwarded-Host`
     // once let clients choose what Traefik's forwardAuth judged), and identity headers always.
     headers::set_forwarded(

@@ -124,3 +124,41 @@ fn framing_and_connection_headers_are_never_copied_or_removed() {
     assert_eq!(upstream["x-token"], "t1");
     assert!(!upstream.contains_key("transfer-encoding") && !upstream.contains_key("connection"));
 }
+
+#[test]
+fn the_question_joins_cookie_crumbs_and_says_what_the_request_was() {
+    let client = map(&[
+        ("cookie", "a=1"),
+        ("cookie", "session=good"),
+        ("content-length", "12"),
+        ("connection", "keep-alive"),
+        ("x-forwarded-host", "forged.lan"),
+        ("x-forwarded-user", "mallory"),
+    ]);
+    let origin = Origin {
+        headers: &client,
+        peer: "192.0.2.7".parse().unwrap(),
+        trusted: false,
+        scheme: crate::http::Scheme::Https,
+        host: "app.lan",
+        method: &http::Method::PUT,
+        path_and_query: "/a/b?c=d",
+    };
+    let asked = ask::headers(&origin, "auth:9091");
+    let one = |n: &str| {
+        let all: Vec<_> = asked.get_all(n).iter().collect();
+        assert_eq!(all.len(), 1, "{n}: {all:?}");
+        all[0].to_str().unwrap().to_string()
+    };
+    assert_eq!(one("cookie"), "a=1; session=good");
+    assert_eq!(one("host"), "auth:9091");
+    assert_eq!(one("x-forwarded-method"), "PUT");
+    assert_eq!(one("x-forwarded-proto"), "https");
+    assert_eq!(one("x-forwarded-host"), "app.lan");
+    assert_eq!(one("x-forwarded-uri"), "/a/b?c=d");
+    assert_eq!(one("x-forwarded-for"), "192.0.2.7");
+    assert_eq!(one("x-original-url"), "https://app.lan/a/b?c=d");
+    for gone in ["content-length", "connection", "x-forwarded-user"] {
+        assert!(!asked.contains_key(gone), "{gone}");
+    }
+}
