@@ -26,6 +26,8 @@
 //! - `GET /slow?ms=N` answers `slept N ms` after N ms, `GET /sse?n=N&ms=M` streams N
 //!   server-sent events M ms apart (see [`timed`]);
 //! - `GET /ws` is a WebSocket echo (see [`ws`]);
+//! - `GET /verify` answers as a forward-auth service: 200 with `Remote-User: ann` for the
+//!   cookie `session=good`, else 401 (see [`verify`]);
 //! - anything else is 404.
 //!
 //! Started with `--exit CODE` it exits at once with that code (to test restart policies).
@@ -50,6 +52,7 @@ mod spew;
 #[cfg(test)]
 mod test_server;
 mod timed;
+mod verify;
 mod ws;
 mod ws_frame;
 
@@ -129,6 +132,9 @@ fn serve(service: &Service, mut stream: TcpStream) -> std::io::Result<()> {
     let (method, path) = (request.method.as_str(), request.target.as_str());
     if path == "/ws" {
         return ws::serve(&request, &mut reader, &mut stream);
+    }
+    if method == "GET" && (path == "/verify" || path.starts_with("/verify?")) {
+        return verify::serve(&request, &service.hostname, &mut stream);
     }
     if let ("GET", Some(query)) = (
         method,

@@ -65,6 +65,9 @@ pub struct Route {
     /// Claims a token must carry (`oidc` and `login`): each listed claim must contain each value.
     #[serde(default)]
     pub require: BTreeMap<String, Vec<String>>,
+    /// The auth service of `auth = "forward"` (a forward route without one answers 503).
+    #[serde(default)]
+    pub forward: Option<super::ForwardAuth>,
 }
 
 /// The identity provider of `oidc` routes (the `[front_door.oidc]` table).
@@ -329,6 +332,9 @@ impl Snapshot {
                 return Err(refuse("has a timeout of 0".into()));
             }
             check_require(&r.require).map_err(refuse)?;
+            if let Some(forward) = &r.forward {
+                forward.check().map_err(refuse)?;
+            }
             if !keys.insert((r.host.as_deref(), r.path.as_str())) {
                 return Err(refuse("has the host and path of an earlier route".into()));
             }

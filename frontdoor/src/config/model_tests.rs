@@ -12,6 +12,7 @@ fn snapshot() -> Snapshot {
         auth: Auth::Oidc,
         timeout_ms: 1000,
         require: BTreeMap::from([("groups".into(), vec!["admins".into()])]),
+        forward: None,
     });
     s.oidc = Some(OidcSettings {
         issuer: "https://idp.example".into(),

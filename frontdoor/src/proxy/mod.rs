@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod body;
 pub mod forward;
+pub mod forward_auth;
 pub mod pool;
 pub mod upgrade;
 
@@ -175,9 +176,29 @@ async fn routed_request(
     {
         return pages::redirect(&https_url(host, settings.https_port, req.uri()));
     }
-    let identity = match auth::check(state, active, route, req.headers(), html).await {
-        Ok(identity) => identity,
-        Err(answer) => return *answer,
+    let trusted = settings
+        .trusted_proxies
+        .iter()
+        .any(|(net, prefix)| in_block(conn.peer.ip(), *net, *prefix));
+    // The auth service is asked over the network, so this check is async and apart from
+    // `auth::check` (which refuses forward routes: it never lets one through unasked).
+    let granted = match route.auth {
+        Auth::Forward => {
+            match ask_auth_service(state, active, route, conn, &req, host, path, trusted, html)
+                .await
+            {
+                Ok(granted) => Some(granted),
+                Err(answer) => return *answer,
+            }
+        }
+        _ => None,
+    };
+    let identity = match &granted {
+        Some(granted) => granted.identity.clone(),
+        None => match auth::check(state, active, route, req.headers(), html).await {
+            Ok(identity) => identity,
+            Err(answer) => return *answer,
+        },
     };
     let upgrade = headers::wants_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
@@ -186,10 +207,6 @@ async fn routed_request(
         Ok(r) => r,
         Err(why) => return pages::bad_request(html, &why),
     };
-    let trusted = settings
-        .trusted_proxies
-        .iter()
-        .any(|(net, prefix)| in_block(conn.peer.ip(), *net, *prefix));
     headers::set_forwarded(
         upstream.headers_mut(),
         conn.peer.ip(),
@@ -197,8 +214,14 @@ async fn routed_request(
         conn.scheme,
         host,
     );
+    if let Some(granted) = &granted {
+        granted.scrub(upstream.headers_mut());
+    }
     if let Some(identity) = &identity {
         auth::set_identity(upstream.headers_mut(), identity);
+    }
+    if let Some(granted) = &granted {
+        granted.copy(upstream.headers_mut());
     }
     let call = forward::Call {
         state,
@@ -210,6 +233,35 @@ async fn routed_request(
         request_done,
     };
     forward::forward(call, upstream).await
+}
+
+/// Asks the route's auth service about `req` (see [`forward_auth`]).
+#[allow(clippy::too_many_arguments)]
+async fn ask_auth_service(
+    state: &Arc<State>,
+    active: &crate::state::Active,
+    route: &crate::config::Route,
+    conn: &Conn,
+    req: &Request<Incoming>,
+    host: &str,
+    path: &normalize::Normal,
+    trusted: bool,
+    html: bool,
+) -> Result<forward_auth::Granted, Box<Response<crate::http::Body>>> {
+    let path_and_query = match req.uri().query() {
+        Some(q) => format!("{}?{q}", path.path),
+        None => path.path.clone(),
+    };
+    let origin = forward_auth::Origin {
+        headers: req.headers(),
+        peer: conn.peer.ip(),
+        trusted,
+        scheme: conn.scheme,
+        host,
+        method: req.method(),
+        path_and_query: &path_and_query,
+    };
+    forward_auth::check(state, active, route.forward.as_ref(), &origin, html).await
 }
 
 /// The request as the instance gets it: HTTP/1.1, origin-form with the normalised path and

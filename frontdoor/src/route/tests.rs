@@ -168,6 +168,7 @@ fn route(host: Option<&str>, path: &str, service: &str) -> Route {
         auth: Auth::None,
         timeout_ms: 60_000,
         require: Default::default(),
+        forward: None,
     }
 }
 

@@ -43,6 +43,7 @@ pub fn route(service: &str, host: Option<&str>, path: &str) -> Route {
         auth: Auth::None,
         timeout_ms: 5_000,
         require: Default::default(),
+        forward: None,
     }
 }
 

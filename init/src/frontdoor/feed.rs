@@ -48,8 +48,16 @@ pub fn snapshot(
             auth: auth(route.auth),
             timeout_ms: millis(route.timeout),
             require: route.require.clone(),
+            forward: route.forward.as_ref().map(forward),
         });
         services.insert(name.clone(), fd::Service { hold: None });
+    }
+    // Auth services without a route: listed (with their instances) so that forward routes can
+    // ask them, but no request is routed to them.
+    for name in routed.auth_services.keys() {
+        services
+            .entry(name.clone())
+            .or_insert(fd::Service { hold: None });
     }
     let snapshot = Snapshot {
         settings: fd::Settings {
@@ -129,20 +137,26 @@ pub fn hosts(routed: &Routed) -> BTreeSet<String> {
         .collect()
 }
 
-/// The instance lists per routed service; `board` names this board.
+/// The instance lists per routed service and per auth service; `board` names this board.
 pub fn instances(routed: &Routed, board: &str) -> BTreeMap<String, Vec<Instance>> {
-    routed
+    let routes = routed
         .services
         .iter()
-        .map(|(name, service)| {
-            let list = service
-                .instances
+        .map(|(name, s)| (name, s.port, &s.instances));
+    let auth = routed
+        .auth_services
+        .iter()
+        .map(|(name, s)| (name, s.port, &s.instances));
+    routes
+        .chain(auth)
+        .map(|(name, port, instances)| {
+            let list = instances
                 .iter()
                 .take(baton_frontdoor::control::protocol::MAX_INSTANCES)
                 .map(|i| Instance {
                     id: i.id.clone(),
                     addr: i.addr,
-                    port: service.port,
+                    port,
                     board: i.board.clone().unwrap_or_else(|| board.to_string()),
                     ready: i.ready,
                 })
@@ -159,6 +173,16 @@ fn auth(auth: Auth) -> fd::Auth {
         Auth::Login => fd::Auth::Login,
         Auth::Mtls => fd::Auth::Mtls,
         Auth::Forward => fd::Auth::Forward,
+    }
+}
+
+/// `route.forward` as the front door takes it.
+fn forward(f: &baton_spec::service::Forward) -> fd::ForwardAuth {
+    fd::ForwardAuth {
+        url: f.url.clone(),
+        copy_headers: f.copy_headers.clone(),
+        user_header: f.user_header.clone(),
+        email_header: f.email_header.clone(),
     }
 }
 

@@ -99,12 +99,18 @@ pub fn upstreams_from(resolv_conf: &str) -> Vec<SocketAddr> {
         .collect()
 }
 
-/// (address, port) of the instances on this board (in `subnet`) of the services with a route:
-/// where other boards' front doors send requests. `members` holds other boards' instances too.
+/// (address, port) of the instances on this board (in `subnet`) of the services with a route,
+/// and of the auth services a route's `forward.url` names: where other boards' front doors send
+/// requests. `members` holds other boards' instances too.
 fn routed(members: &[Member<'_>], subnet: Ipv4Net) -> Vec<(Ipv4Addr, u16)> {
+    let auth_services: std::collections::BTreeSet<String> = members
+        .iter()
+        .filter_map(|m| m.spec.route.as_ref()?.forward.as_ref())
+        .filter_map(|f| baton_spec::service::route::url_host(&f.url))
+        .collect();
     members
         .iter()
-        .filter(|m| m.spec.route.is_some())
+        .filter(|m| m.spec.route.is_some() || auth_services.contains(&m.spec.name))
         .filter_map(|m| m.spec.port.map(|port| (m, port)))
         .flat_map(|(m, port)| {
             m.instances

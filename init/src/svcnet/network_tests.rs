@@ -204,3 +204,61 @@ fn the_board_s_interfaces_and_resolvers_are_read_under_its_root() {
     let upstreams = net.upstreams.read().map(|u| u.clone()).unwrap_or_default();
     assert_eq!(upstreams, [SocketAddr::from(([192, 0, 2, 53], 53))]);
 }
+
+#[test]
+fn the_auth_service_a_route_forwards_to_is_reachable_like_a_routed_one() {
+    let spec = |name: &str, port: u16, route: &str| {
+        (
+            format!("{name}.toml"),
+            format!("name = \"{name}\"\nimage = \"oci-archive:images/{name}.tar\"\nport = {port}\n{route}"),
+        )
+    };
+    let loaded = baton_spec::service::load_services(&[
+        spec(
+            "wiki",
+            8080,
+            "route = { host = \"wiki.lan\", auth = \"forward\", forward = { url = \"http://Auth:9091/api/verify\" } }\n",
+        ),
+        spec("auth", 9091, ""),
+        spec("db", 5432, ""),
+    ]);
+    assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+    let members: Vec<Member<'_>> = loaded
+        .specs
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| Member {
+            spec,
+            instances: vec![(Ipv4Addr::new(10, 88, 0, 2 + i as u8), true)],
+        })
+        .collect();
+    let remote = Remote {
+        mesh: Some("baton-wg".to_string()),
+        subnets: vec![Ipv4Net::new(Ipv4Addr::new(10, 88, 7, 0), 24)],
+        instances: Vec::new(),
+    };
+    let mut routed = None;
+    network().update_with(&members, &remote, |p| {
+        routed = Some(p.routed.clone());
+        Ok::<(), &str>(())
+    });
+    let mut routed = routed.expect("a policy");
+    routed.sort();
+    let port_of = |name: &str| {
+        let i = loaded
+            .specs
+            .iter()
+            .position(|s| s.name == name)
+            .expect(name);
+        (
+            Ipv4Addr::new(10, 88, 0, 2 + i as u8),
+            loaded.specs[i].port.expect("port"),
+        )
+    };
+    let mut expected = vec![port_of("wiki"), port_of("auth")];
+    expected.sort();
+    assert_eq!(
+        routed, expected,
+        "wiki is routed, auth is its auth service, db neither"
+    );
+}

@@ -257,6 +257,19 @@ pub fn is_header_name(h: &str) -> bool {
         && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
+/// The host of an absolute URL, lowercased, without brackets or port: how a
+/// `route.forward.url` names a service of the cluster (`http://auth:9091/verify` is `auth`),
+/// whose instances the front door then asks directly.
+pub fn url_host(url: &str) -> Option<String> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split_once(']')?.0,
+        None => authority.split_once(':').map_or(authority, |(h, _)| h),
+    };
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
 /// Checks an absolute URL with one of `schemes`: a host, no user info, no fragment, visible
 /// ASCII, at most `max` bytes. The front door's client parses it again; this catches typos
 /// and credentials put where they would be logged.

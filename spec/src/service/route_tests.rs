@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::route::{check_url, normalise_host, normalise_path};
+use super::route::{check_url, normalise_host, normalise_path, url_host};
 use super::*;
 use crate::ConfigError;
 
@@ -237,5 +237,19 @@ fn the_api_port_cannot_be_published_anywhere() {
             ServiceSpec::parse("services/web.toml", &text).is_ok(),
             "{port}"
         );
+    }
+}
+
+#[test]
+fn url_host_names_the_host_alone() {
+    for (url, host) in [
+        ("http://auth:9091/api/verify", Some("auth")),
+        ("http://Auth/verify?x=1", Some("auth")),
+        ("https://auth.lan", Some("auth.lan")),
+        ("http://[fd00::1]:80/", Some("fd00::1")),
+        ("http:///path", None),
+        ("auth:9091/verify", None),
+    ] {
+        assert_eq!(url_host(url).as_deref(), host, "{url}");
     }
 }

@@ -10,7 +10,7 @@ use super::driver::now;
 use super::instance::{ExitStatus, Phase};
 use super::launcher::{Launch, LaunchError, Launched};
 use super::lock;
-use super::routed::{Routed, RoutedInstance, RoutedService};
+use super::routed::{AuthService, Routed, RoutedInstance, RoutedService};
 use super::state::{Driver, Key, PublishError};
 use super::views::{network_view, ready};
 use crate::svcnet::network::{self, Network};
@@ -188,43 +188,68 @@ impl Driver {
         });
     }
 
-    /// The routed services and their instances, for the front door.
+    /// The routed services and their instances, for the front door, and the auth services
+    /// their routes' `forward.url` names (the front door asks those instances directly).
     fn routed(&self) -> Routed {
         let mut out = Routed::default();
-        for svc in self.services.values().filter(|svc| !svc.removing) {
+        let live = || self.services.values().filter(|svc| !svc.removing);
+        for svc in live() {
             let (Some(route), Some(port)) = (&svc.spec.route, svc.spec.port) else {
                 continue;
             };
-            let local = svc.slots.iter().filter_map(|(slot, s)| {
-                let addr = s.address.filter(|_| s.machine.phase == Phase::Running)?;
-                Some(RoutedInstance {
-                    id: format!("{}#{}", Driver::id(&svc.spec.name, *slot), s.uid),
-                    addr,
-                    board: None,
-                    ready: ready(&svc.spec, s),
-                })
-            });
-            let remote = self
-                .remote
-                .instances
-                .iter()
-                .filter(|i| i.service == svc.spec.name)
-                .map(|i| RoutedInstance {
-                    id: format!("{}/{}", i.board, i.addr),
-                    addr: i.addr,
-                    board: Some(i.board.clone()),
-                    ready: i.ready,
-                });
             out.services.insert(
                 svc.spec.name.clone(),
                 RoutedService {
                     route: route.clone(),
                     port,
-                    instances: local.chain(remote).collect(),
+                    instances: self.routed_instances(svc),
+                },
+            );
+        }
+        let targets: BTreeSet<String> = out
+            .services
+            .values()
+            .filter_map(|s| s.route.forward.as_ref())
+            .filter_map(|f| baton_spec::service::route::url_host(&f.url))
+            .collect();
+        for svc in live().filter(|svc| svc.spec.route.is_none()) {
+            let Some(port) = svc.spec.port.filter(|_| targets.contains(&svc.spec.name)) else {
+                continue;
+            };
+            out.auth_services.insert(
+                svc.spec.name.clone(),
+                AuthService {
+                    port,
+                    instances: self.routed_instances(svc),
                 },
             );
         }
         out
+    }
+
+    /// The running instances of `svc`, here and on the other boards, for the front door.
+    fn routed_instances(&self, svc: &super::state::ServiceState) -> Vec<RoutedInstance> {
+        let local = svc.slots.iter().filter_map(|(slot, s)| {
+            let addr = s.address.filter(|_| s.machine.phase == Phase::Running)?;
+            Some(RoutedInstance {
+                id: format!("{}#{}", Driver::id(&svc.spec.name, *slot), s.uid),
+                addr,
+                board: None,
+                ready: ready(&svc.spec, s),
+            })
+        });
+        let remote = self
+            .remote
+            .instances
+            .iter()
+            .filter(|i| i.service == svc.spec.name)
+            .map(|i| RoutedInstance {
+                id: format!("{}/{}", i.board, i.addr),
+                addr: i.addr,
+                board: Some(i.board.clone()),
+                ready: i.ready,
+            });
+        local.chain(remote).collect()
     }
 
     /// Collects the released images once no instance is starting, stopping or outdated (so no

@@ -13,6 +13,18 @@ use baton_spec::service::Route;
 pub struct Routed {
     /// Each service with a route.
     pub services: BTreeMap<String, RoutedService>,
+    /// Services without a route of their own that a route's `forward.url` names: the front
+    /// door asks their instances whether a request may pass.
+    pub auth_services: BTreeMap<String, AuthService>,
+}
+
+/// An auth service without a route of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthService {
+    /// The container port it is asked on.
+    pub port: u16,
+    /// Its running instances.
+    pub instances: Vec<RoutedInstance>,
 }
 
 /// One routed service.

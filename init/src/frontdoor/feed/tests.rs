@@ -155,3 +155,67 @@ fn the_provider_s_key_set_comes_from_the_card_or_a_note_says_why_not() {
     let (some, note) = oidc(&settings, card.path());
     assert_eq!((some.expect("settings").jwks, note), (String::new(), None));
 }
+
+#[test]
+fn a_forward_route_carries_its_auth_service() {
+    let mut protected = route(Some("app.lan"), "/", Auth::Forward);
+    protected.forward = Some(baton_spec::service::Forward {
+        url: "http://auth:9091/api/verify".into(),
+        copy_headers: vec!["Remote-Groups".into()],
+        user_header: "Remote-User".into(),
+        email_header: "Remote-Email".into(),
+    });
+    let r = routed(&[
+        ("app", protected),
+        ("auth", route(Some("auth.lan"), "/", Auth::None)),
+    ]);
+    let (snapshot, notes) = snapshot(&FrontDoor::default(), &r, Vec::new(), None, "b1");
+    assert!(notes.is_empty(), "{notes:?}");
+    snapshot.check().expect("the front door takes it");
+    let app = snapshot.routes.iter().find(|r| r.service == "app").unwrap();
+    assert_eq!(app.auth, fd::Auth::Forward);
+    let forward = app.forward.as_ref().expect("forward");
+    assert_eq!(forward.url, "http://auth:9091/api/verify");
+    assert_eq!(forward.copy_headers, ["Remote-Groups"]);
+    assert_eq!(
+        (forward.user_header.as_str(), forward.email_header.as_str()),
+        ("Remote-User", "Remote-Email")
+    );
+    let auth = snapshot
+        .routes
+        .iter()
+        .find(|r| r.service == "auth")
+        .unwrap();
+    assert_eq!(auth.forward, None);
+    // The auth service is a service of the snapshot, with its instances: the front door can
+    // reach it through the balancer.
+    assert!(snapshot.instances.contains_key("auth"));
+}
+
+#[test]
+fn an_auth_service_without_a_route_is_listed_with_its_instances_but_not_routed() {
+    let mut r = routed(&[("app", route(Some("app.lan"), "/", Auth::None))]);
+    r.auth_services.insert(
+        "auth".into(),
+        crate::containers::supervisor::routed::AuthService {
+            port: 9091,
+            instances: vec![RoutedInstance {
+                id: "auth-1#1".into(),
+                addr: Ipv4Addr::new(10, 88, 0, 9),
+                board: None,
+                ready: true,
+            }],
+        },
+    );
+    let (snapshot, notes) = snapshot(&FrontDoor::default(), &r, Vec::new(), None, "b1");
+    assert!(notes.is_empty(), "{notes:?}");
+    snapshot.check().expect("the front door takes it");
+    assert!(snapshot.services.contains_key("auth"));
+    assert!(snapshot.routes.iter().all(|r| r.service != "auth"));
+    let auth = &snapshot.instances["auth"];
+    assert_eq!(
+        (auth.len(), auth[0].port, auth[0].board.as_str()),
+        (1, 9091, "b1")
+    );
+    assert!(instances(&r, "b1").contains_key("auth"));
+}
