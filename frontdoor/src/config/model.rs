@@ -190,6 +190,52 @@ pub struct Snapshot {
     /// `Instances` messages), so that a new front door serves from its first request.
     #[serde(default)]
     pub instances: BTreeMap<String, Vec<crate::control::protocol::Instance>>,
+    /// The key `X-Baton-Identity` is signed with (a board in a cluster); without it no
+    /// assertion is set and the key set endpoint answers 404.
+    #[serde(default)]
+    pub assertion: Option<AssertionKey>,
+    /// The client CA of `auth = "mtls"` routes (`[front_door.mtls]`).
+    #[serde(default)]
+    pub mtls: Option<MtlsSettings>,
+}
+
+/// The key of `X-Baton-Identity`: a P-256 key pair PID 1 derives from the cluster key (the
+/// cluster key itself never reaches the front door).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssertionKey {
+    /// The assertions' `iss`: `baton:<cluster name>`.
+    pub issuer: String,
+    /// The private scalar, 32 bytes big-endian, base64url.
+    pub d: String,
+    /// The public point, uncompressed (65 bytes), base64url.
+    pub public: String,
+}
+
+impl std::fmt::Debug for AssertionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the private scalar.
+        f.debug_struct("AssertionKey")
+            .field("issuer", &self.issuer)
+            .field("public", &self.public)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The client certificates of `auth = "mtls"` routes.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MtlsSettings {
+    /// The CA certificates client certificates must chain to, PEM (the card's `ca` file).
+    pub ca_pem: String,
+}
+
+impl std::fmt::Debug for MtlsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MtlsSettings")
+            .field("ca_bytes", &self.ca_pem.len())
+            .finish()
+    }
 }
 
 /// Why a snapshot was refused.
@@ -280,6 +326,22 @@ impl Snapshot {
         }
         if let Some(oidc) = &self.oidc {
             check_oidc(oidc)?;
+        }
+        if let Some(key) = &self.assertion {
+            if key.issuer.is_empty()
+                || key.issuer.len() > MAX_NAME
+                || key.d.len() > 64
+                || key.public.len() > 128
+            {
+                return Err(Refused::Setting(
+                    "assertion: a key or issuer out of bounds".into(),
+                ));
+            }
+        }
+        if self.mtls.as_ref().is_some_and(|m| m.ca_pem.len() > MAX_PEM) {
+            return Err(Refused::Setting(format!(
+                "mtls: the client CA is longer than {MAX_PEM} bytes"
+            )));
         }
         let mut keys = std::collections::BTreeSet::new();
         for (index, r) in self.routes.iter().enumerate() {

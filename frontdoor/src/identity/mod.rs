@@ -6,6 +6,7 @@
 //! [`bearer::check`] is the entry; [`jwk`] reads the key set, [`jws`] checks a token's shape,
 //! header and signature, [`claims`] what it says.
 
+pub mod assertion;
 pub mod b64;
 pub mod bearer;
 pub mod claims;

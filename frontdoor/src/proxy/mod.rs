@@ -4,9 +4,11 @@
 //! plain HTTP to HTTPS where the route needs it, refuses routes whose identity check this front
 //! door cannot make (fail closed), rewrites the headers and hands the request to [`forward`].
 
+pub mod assert;
 pub mod auth;
 pub mod body;
 pub mod forward;
+pub mod mtls;
 pub mod pool;
 pub mod upgrade;
 
@@ -37,6 +39,8 @@ pub struct Conn {
     /// Held by whatever outlives a request on this connection (a joined WebSocket), so the
     /// connection keeps its place in the listener's limits until that ends too.
     pub keep: KeepOpen,
+    /// On HTTPS: the name the client asked for and its certificate.
+    pub tls: Option<Arc<crate::tls::client_cert::Peer>>,
 }
 
 /// A token of a connection still in use; [`KeepOpen::closed`] waits for every copy to go.
@@ -143,6 +147,9 @@ async fn route_and_forward(
         return pages::too_many(html, 1);
     }
     let active = state.active();
+    if let Some(answer) = assert::well_known(&active, req.method(), &path.match_path, html) {
+        return answer;
+    }
     let Some(route) = active.table.find(&host, &path.match_path) else {
         return pages::no_route(html, &host, &raw_path);
     };
@@ -175,7 +182,11 @@ async fn routed_request(
     {
         return pages::redirect(&https_url(host, settings.https_port, req.uri()));
     }
-    let identity = match auth::check(active, route, req.headers(), html) {
+    let checked = match route.auth {
+        Auth::Mtls => mtls::check(active, conn, host, html).map(Some),
+        _ => auth::check(active, route, req.headers(), html),
+    };
+    let identity = match checked {
         Ok(identity) => identity,
         Err(answer) => return *answer,
     };
@@ -199,6 +210,7 @@ async fn routed_request(
     );
     if let Some(identity) = &identity {
         auth::set_identity(upstream.headers_mut(), identity);
+        assert::set(upstream.headers_mut(), active, route, identity);
     }
     let call = forward::Call {
         state,

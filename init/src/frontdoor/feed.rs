@@ -74,6 +74,9 @@ pub fn snapshot(
         services,
         certs,
         oidc,
+        // Set by the caller (`run`), from `identity`.
+        assertion: None,
+        mtls: None,
     };
     (snapshot, notes)
 }

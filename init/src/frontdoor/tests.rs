@@ -114,6 +114,7 @@ async fn rig(routed: Routed) -> Rig {
         card,
         board: "b1".into(),
         ca: None,
+        assertion: None,
     };
     let (routed_tx, routed_rx) = watch::channel(routed);
     let (restart_tx, restart_rx) = mpsc::channel(1);
