@@ -5,14 +5,16 @@
 //! without the key answers 404 there and sets no assertion.
 
 mod common;
+mod common_keys;
 
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use baton_frontdoor::config::model::{AssertionKey, OidcSettings};
+use baton_frontdoor::config::model::OidcSettings;
 use baton_frontdoor::config::Auth;
 use baton_frontdoor::identity::b64;
 use common::*;
+use common_keys::{assertion_key, jwk, keys_dir};
 use http::Request;
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
@@ -20,35 +22,7 @@ use serde_json::{json, Value};
 
 const ISSUER: &str = "https://idp.lan";
 const AUDIENCE: &str = "urn:baton";
-/// The private scalar of `tests/keys/p256.pem` (`openssl pkey -text`), used here as the
-/// cluster's assertion key; its public half comes from `p256.jwk.json`.
-const D_HEX: &str = "c7ea4ca74758fc588d5f1364975259965613ada60ca13ad071d0382e5108619b";
 const PYTHON: &str = "/usr/bin/python3";
-
-fn keys_dir() -> String {
-    format!("{}/tests/keys", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn jwk() -> Value {
-    let path = format!("{}/p256.jwk.json", keys_dir());
-    serde_json::from_slice(&std::fs::read(path).expect("key")).expect("jwk")
-}
-
-fn assertion_key() -> AssertionKey {
-    let d: Vec<u8> = (0..D_HEX.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&D_HEX[i..i + 2], 16).expect("hex"))
-        .collect();
-    let mut public = vec![4u8];
-    for c in ["x", "y"] {
-        public.extend(b64::decode(jwk()[c].as_str().expect("coordinate"), 32).expect("b64"));
-    }
-    AssertionKey {
-        issuer: "baton:lab".into(),
-        d: b64::encode(&d),
-        public: b64::encode(&public),
-    }
-}
 
 fn now() -> u64 {
     SystemTime::now()
@@ -156,6 +130,13 @@ async fn the_instance_gets_an_assertion_pyjwt_verifies_with_the_served_key_set()
     assert_eq!(claims["auth"], "oidc");
     // Made for the service it was sent to: another audience is refused.
     assert!(pyjwt(&jwks.body, assertion, "public").is_err());
+    // The access line names the caller.
+    let (lines, _) = door.state.access.take(100).expect("access lines");
+    let line = lines
+        .iter()
+        .find(|l| l.route == "private")
+        .expect("a line of the private route");
+    assert_eq!(line.identity.as_deref(), Some("ann"), "{line:?}");
 }
 
 #[tokio::test]

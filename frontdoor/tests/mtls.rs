@@ -6,6 +6,7 @@
 //! differs from the connection's name gets 421.
 
 mod common;
+mod common_keys;
 mod common_tls;
 
 use std::path::{Path, PathBuf};
@@ -158,6 +159,7 @@ async fn rig(name: &str) -> Rig {
     secure.auth = Auth::Mtls;
     let open = route("open", Some("open.lan"), "/");
     let mut snap = with_certs(snapshot(vec![secure, open], None), vec![issued.cert]);
+    snap.assertion = Some(common_keys::assertion_key());
     snap.mtls = Some(MtlsSettings {
         ca_pem: std::fs::read_to_string(dir.join("clients.pem")).expect("ca"),
     });

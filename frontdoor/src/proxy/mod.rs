@@ -78,6 +78,10 @@ pub struct Answered(pub String);
 #[derive(Debug, Clone)]
 struct Routed(String);
 
+/// Who called (the checked identity's user), as a response extension (for the access line).
+#[derive(Debug, Clone)]
+struct Caller(String);
+
 /// Answers one request.
 pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Response<Body> {
     let id = headers::request_id(req.headers());
@@ -105,7 +109,11 @@ pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Re
             path,
             status: response.status().as_u16(),
             ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            identity: None,
+            // At most 256 characters (1 KiB), within the control channel's bound on texts.
+            identity: response
+                .extensions_mut()
+                .remove::<Caller>()
+                .map(|c| c.0.chars().take(256).collect()),
             instance,
             request_id: id.to_str().unwrap_or("-").to_string(),
         });
@@ -221,7 +229,11 @@ async fn routed_request(
         keep: conn.keep.clone(),
         request_done,
     };
-    forward::forward(call, upstream).await
+    let mut response = forward::forward(call, upstream).await;
+    if let Some(identity) = identity {
+        response.extensions_mut().insert(Caller(identity.sub));
+    }
+    response
 }
 
 /// The request as the instance gets it: HTTP/1.1, origin-form with the normalised path and
