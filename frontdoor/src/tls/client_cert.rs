@@ -63,7 +63,7 @@ pub fn read(der: &[u8]) -> Result<ClientCert, String> {
 }
 
 /// The RFC 4514 string of `name`: its RDNs in reverse order joined by `,`, the attributes of
-/// one RDN joined by `+`.
+/// one RDN joined by `+` (a set, so any order is right; reversed as well, as OpenSSL does).
 pub fn rfc4514(name: &X509Name<'_>) -> Result<String, String> {
     let rdns: Vec<String> = name
         .iter()
@@ -71,38 +71,80 @@ pub fn rfc4514(name: &X509Name<'_>) -> Result<String, String> {
             rdn.iter()
                 .map(attribute)
                 .collect::<Result<Vec<_>, _>>()
-                .map(|parts| parts.join("+"))
+                .map(|parts| parts.into_iter().rev().collect::<Vec<_>>().join("+"))
         })
         .collect::<Result<_, _>>()?;
     Ok(rdns.into_iter().rev().collect::<Vec<_>>().join(","))
 }
 
-/// `TYPE=value`: the short names of RFC 4514 section 3 with their string value escaped;
-/// other types as a dotted OID with `#` and the hex of the value's DER (section 2.4).
+/// `TYPE=value`: a registered short name (RFC 4514 section 3's, and the others OpenSSL prints,
+/// so the string reads as `openssl x509 -nameopt RFC2253` prints it) with the value as text;
+/// other types as a dotted OID with `#` and the hex of the value's DER (section 2.4), as are
+/// values that are no string.
 fn attribute(atv: &AttributeTypeAndValue<'_>) -> Result<String, String> {
     let oid = atv.attr_type().to_id_string();
-    let short = match oid.as_str() {
-        "2.5.4.3" => Some("CN"),
-        "2.5.4.7" => Some("L"),
-        "2.5.4.8" => Some("ST"),
-        "2.5.4.10" => Some("O"),
-        "2.5.4.11" => Some("OU"),
-        "2.5.4.6" => Some("C"),
-        "2.5.4.9" => Some("STREET"),
-        "0.9.2342.19200300.100.1.25" => Some("DC"),
-        "0.9.2342.19200300.100.1.1" => Some("UID"),
-        _ => None,
-    };
-    match (short, atv.as_str()) {
-        (Some(short), Ok(value)) => Ok(format!("{short}={}", escape(value))),
+    let short = short_name(&oid);
+    match (short, string_value(atv)) {
+        (Some(short), Some(value)) => Ok(format!("{short}={}", escape(&value))),
         _ => {
             let der = atv
                 .attr_value()
                 .to_der_vec()
                 .map_err(|e| format!("the subject's attribute {oid}: {e}"))?;
-            let hex: String = der.iter().map(|b| format!("{b:02x}")).collect();
+            let hex: String = der.iter().map(|b| format!("{b:02X}")).collect();
             Ok(format!("{}=#{hex}", short.unwrap_or(&oid)))
         }
+    }
+}
+
+/// The registered short name of an attribute type (the IANA LDAP descriptors).
+fn short_name(oid: &str) -> Option<&'static str> {
+    Some(match oid {
+        "2.5.4.3" => "CN",
+        "2.5.4.4" => "SN",
+        "2.5.4.5" => "serialNumber",
+        "2.5.4.6" => "C",
+        "2.5.4.7" => "L",
+        "2.5.4.8" => "ST",
+        "2.5.4.9" => "STREET",
+        "2.5.4.10" => "O",
+        "2.5.4.11" => "OU",
+        "2.5.4.12" => "title",
+        "2.5.4.17" => "postalCode",
+        "2.5.4.42" => "GN",
+        "2.5.4.43" => "initials",
+        "2.5.4.44" => "generationQualifier",
+        "2.5.4.46" => "dnQualifier",
+        "2.5.4.65" => "pseudonym",
+        "0.9.2342.19200300.100.1.1" => "UID",
+        "0.9.2342.19200300.100.1.25" => "DC",
+        "1.2.840.113549.1.9.1" => "emailAddress",
+        _ => return None,
+    })
+}
+
+/// The value as text when it is one of the string types a name uses: UTF-8 and the ASCII
+/// ones as they are, BMPString (UTF-16) and UniversalString (UTF-32) decoded, TeletexString
+/// as Latin-1 (as OpenSSL reads it). `None` for anything else or a malformed string.
+fn string_value(atv: &AttributeTypeAndValue<'_>) -> Option<String> {
+    use x509_parser::asn1_rs::Tag;
+    let data = atv.attr_value().data;
+    match atv.attr_value().tag() {
+        Tag::Utf8String | Tag::PrintableString | Tag::Ia5String | Tag::NumericString => {
+            std::str::from_utf8(data).ok().map(str::to_string)
+        }
+        Tag::BmpString if data.len() % 2 == 0 => char::decode_utf16(
+            data.chunks_exact(2)
+                .map(|p| u16::from_be_bytes([p[0], p[1]])),
+        )
+        .collect::<Result<String, _>>()
+        .ok(),
+        Tag::UniversalString if data.len() % 4 == 0 => data
+            .chunks_exact(4)
+            .map(|q| char::from_u32(u32::from_be_bytes([q[0], q[1], q[2], q[3]])))
+            .collect(),
+        Tag::T61String => Some(data.iter().map(|b| char::from(*b)).collect()),
+        _ => None,
     }
 }
 

@@ -159,3 +159,51 @@ impl Configs {
         Ok(Arc::new(config))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(host: Option<&str>, auth: Auth) -> Route {
+        Route {
+            service: "s".into(),
+            host: host.map(str::to_string),
+            path: "/".into(),
+            auth,
+            timeout_ms: 1000,
+            require: Default::default(),
+        }
+    }
+
+    #[test]
+    fn only_names_of_mtls_routes_ask_exact_and_one_wildcard_level() {
+        let hosts = Hosts::of(&[
+            route(Some("secure.lan"), Auth::Mtls),
+            route(Some("*.apps.lan"), Auth::Mtls),
+            route(Some("open.lan"), Auth::None),
+            route(None, Auth::Oidc),
+        ]);
+        assert!(hosts.wants(Some("secure.lan")));
+        assert!(hosts.wants(Some("SECURE.lan.")));
+        assert!(hosts.wants(Some("a.apps.lan")));
+        assert!(!hosts.wants(Some("b.a.apps.lan")));
+        assert!(!hosts.wants(Some("apps.lan")));
+        assert!(!hosts.wants(Some("open.lan")));
+        assert!(!hosts.wants(None));
+    }
+
+    #[test]
+    fn an_mtls_route_for_any_host_makes_every_handshake_ask() {
+        let hosts = Hosts::of(&[route(None, Auth::Mtls)]);
+        assert!(hosts.wants(None) && hosts.wants(Some("anything.lan")));
+        assert!(Hosts::of(&[route(Some("x.lan"), Auth::None)]).is_empty());
+    }
+
+    #[test]
+    fn a_client_ca_must_hold_a_certificate() {
+        assert!(verifier("").is_err());
+        assert!(
+            verifier("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").is_err()
+        );
+    }
+}
