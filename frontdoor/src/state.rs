@@ -145,15 +145,7 @@ impl State {
                 None
             }
         });
-        let assertion = assertion.and_then(|key| {
-            match crate::identity::assertion::Signer::new(&key) {
-                Ok(signer) => Some(Arc::new(signer)),
-                Err(e) => {
-                    notes.push(format!("the identity assertion key cannot be used ({e}): no X-Baton-Identity is set"));
-                    None
-                }
-            }
-        });
+        let assertion = assertion.and_then(|key| signer(&key, &mut notes));
         let mtls = client_auth(&routes, mtls.as_ref(), &mut notes);
         *self.certs.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(certs);
         let old = self.active();
@@ -189,6 +181,23 @@ impl State {
         }
         self.holds.notify(service);
         true
+    }
+}
+
+/// The signer of `X-Baton-Identity`, or a note why the key cannot be used (no assertion is
+/// set then; the identity headers still are).
+fn signer(
+    key: &crate::config::model::AssertionKey,
+    notes: &mut Vec<String>,
+) -> Option<Arc<crate::identity::assertion::Signer>> {
+    match crate::identity::assertion::Signer::new(key) {
+        Ok(signer) => Some(Arc::new(signer)),
+        Err(e) => {
+            notes.push(format!(
+                "the identity assertion key cannot be used ({e}): no X-Baton-Identity is set"
+            ));
+            None
+        }
     }
 }
 
