@@ -56,6 +56,13 @@ pub fn client_ca(
         let bytes = bytes.ok_or_else(|| "not found".to_string())?;
         String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())
     });
+    // Checked here with the front door's own code, so that a CA it could not use is named in
+    // `/v1/status` and not only on the console.
+    let read = read.and_then(|ca_pem| {
+        baton_frontdoor::tls::mtls::verifier(&ca_pem)
+            .map(|_| ca_pem)
+            .map_err(|e| format!("cannot be used: {e}"))
+    });
     match read {
         Ok(ca_pem) => (Some(MtlsSettings { ca_pem }), None),
         Err(e) => (
@@ -118,10 +125,15 @@ mod tests {
         assert!(none.is_none());
         assert!(note.expect("note").contains("certs/clients.pem"));
         std::fs::create_dir(dir.path().join("certs")).expect("mkdir");
-        std::fs::write(dir.path().join("certs/clients.pem"), "PEM").expect("write");
-        let (ca, note) = client_ca(&settings, dir.path());
-        assert_eq!(ca.expect("ca").ca_pem, "PEM");
-        assert!(note.is_none());
+        std::fs::write(dir.path().join("certs/clients.pem"), "not PEM").expect("write");
+        let (none, note) = client_ca(&settings, dir.path());
+        assert!(none.is_none());
+        assert!(note.expect("note").contains("cannot be used"));
+        let ca = baton_cluster::tls::ca::Ca::generate("clients").expect("ca");
+        std::fs::write(dir.path().join("certs/clients.pem"), ca.cert_pem()).expect("write");
+        let (got, note) = client_ca(&settings, dir.path());
+        assert_eq!(got.expect("ca").ca_pem, ca.cert_pem());
+        assert!(note.is_none(), "{note:?}");
         let big = vec![b'x'; usize::try_from(MAX_CA).expect("size") + 1];
         std::fs::write(dir.path().join("certs/clients.pem"), big).expect("write");
         assert!(client_ca(&settings, dir.path()).0.is_none());
