@@ -4,8 +4,9 @@
 //! service can check the header instead of trusting whatever reaches it.
 //!
 //! Signing costs an ECDSA signature per request, so signed assertions are kept per (identity,
-//! service) for [`REUSE_S`] in a map of at most [`MAX_CACHED`] entries; an assertion is valid
-//! for [`LIFETIME_S`], so a reused one still has at least half its life left.
+//! service) for [`REUSE_S`] in a map of at most [`MAX_CACHED`] entries of at most
+//! [`MAX_CACHED_BYTES`]; an assertion is valid for [`LIFETIME_S`], so a reused one still has at
+//! least half its life left.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -23,9 +24,12 @@ pub const LIFETIME_S: u64 = 60;
 pub const REUSE_S: u64 = 30;
 /// Assertions kept at most.
 pub const MAX_CACHED: usize = 1024;
+/// Bytes of an assertion that is kept; a longer one (a token with many groups) is signed for
+/// each request instead, so the cache holds at most about 2 MiB.
+pub const MAX_CACHED_BYTES: usize = 2048;
 
 /// Who called, as the assertion says it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Who {
     /// `sub`: the token's subject or the client certificate's subject.
     pub sub: String,
@@ -44,7 +48,8 @@ pub struct Signer {
     issuer: String,
     kid: String,
     jwks: String,
-    cache: Mutex<HashMap<(Who, String), (String, u64)>>,
+    /// By SHA-256 of (identity, service), so that a key costs 32 bytes whatever the token held.
+    cache: Mutex<HashMap<[u8; 32], (String, u64)>>,
 }
 
 impl std::fmt::Debug for Signer {
@@ -100,7 +105,7 @@ impl Signer {
     /// The assertion of `who` for `service` at `now` (seconds since 1970): one signed in the
     /// last [`REUSE_S`] seconds, or a new one. `None` only if signing failed.
     pub fn assertion(&self, who: &Who, service: &str, now: u64) -> Option<String> {
-        let key = (who.clone(), service.to_string());
+        let key = cache_key(who, service);
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((token, made)) = cache.get(&key) {
             // A clock that went back makes the entry unusable, not eternal.
@@ -109,6 +114,9 @@ impl Signer {
             }
         }
         let token = self.sign(who, service, now)?;
+        if token.len() > MAX_CACHED_BYTES {
+            return Some(token);
+        }
         if cache.len() >= MAX_CACHED {
             cache.retain(|_, (_, made)| *made <= now && now - *made < REUSE_S);
             // Still full of fresh entries (more than MAX_CACHED callers in REUSE_S): start
@@ -143,6 +151,15 @@ impl Signer {
         let signature = self.key.sign(&self.rng, signing.as_bytes()).ok()?;
         Some(format!("{signing}.{}", b64::encode(signature.as_ref())))
     }
+}
+
+/// The cache key of `who` calling `service`: SHA-256 of an unambiguous encoding (a JSON array).
+fn cache_key(who: &Who, service: &str) -> [u8; 32] {
+    let encoded = json!([service, who.sub, who.email, who.groups, who.auth]).to_string();
+    let digest = ring::digest::digest(&ring::digest::SHA256, encoded.as_bytes());
+    let mut key = [0u8; 32];
+    key.copy_from_slice(digest.as_ref());
+    key
 }
 
 /// `x` and `y` of an uncompressed P-256 point, base64url.

@@ -160,6 +160,18 @@ fn the_cache_stays_bounded() {
 }
 
 #[test]
+fn large_assertions_are_signed_each_time_and_not_kept() {
+    let signer = Signer::new(&test_key()).expect("signer");
+    let mut who = ann();
+    who.groups = (0..200).map(|n| format!("group-{n}")).collect();
+    let first = signer.assertion(&who, "hello", 7000).expect("signed");
+    assert!(first.len() > MAX_CACHED_BYTES);
+    assert!(signer.cache.lock().expect("lock").is_empty());
+    // ECDSA signatures are randomised, so a second signing differs.
+    assert_ne!(signer.assertion(&who, "hello", 7000), Some(first));
+}
+
+#[test]
 fn a_key_pair_that_does_not_hold_together_is_refused() {
     let mut key = test_key();
     let mut d = b64::decode(&key.d, 32).expect("b64");
