@@ -248,6 +248,33 @@ async fn a_certificate_from_the_client_ca_gets_through_and_names_the_caller() {
         Some("ann@lan"),
         "{got:?}"
     );
+    let assertion = seen(&got.body, "x-baton-identity").expect("an assertion");
+    let claims = common_keys::claims(assertion);
+    assert_eq!(claims["sub"], want.as_str(), "{claims}");
+    assert_eq!(claims["email"], "ann@lan", "{claims}");
+    assert_eq!(claims["auth"], "mtls", "{claims}");
+    assert_eq!(claims["aud"], "secure", "{claims}");
+    // TLS 1.2 and HTTP/1.1 too (the certificate comes in another place of the handshake).
+    let got = curl(
+        &rig,
+        "secure.lan",
+        &[
+            "--tls-max",
+            "1.2",
+            "--http1.1",
+            "--cert",
+            "ann.pem",
+            "--key",
+            "ann.key",
+        ],
+    )
+    .await;
+    assert_eq!((got.code, got.status), (0, 200), "{got:?}");
+    assert_eq!(
+        seen(&got.body, "x-forwarded-user"),
+        Some(want.as_str()),
+        "{got:?}"
+    );
 }
 
 #[tokio::test]
