@@ -31,6 +31,11 @@ pub struct Active {
     pub services: BTreeMap<String, Service>,
     /// The identity provider's keys and settings for `auth = "oidc"` routes.
     pub oidc: Option<Oidc>,
+    /// The signer of `X-Baton-Identity` (a board in a cluster).
+    pub assertion: Option<Arc<crate::identity::assertion::Signer>>,
+    /// The client CA and the names of `auth = "mtls"` routes; `None` when there are no such
+    /// routes or no usable CA (they answer 503 then).
+    pub mtls: Option<crate::tls::mtls::Mtls>,
 }
 
 /// What checking a bearer token needs, read once per snapshot.
@@ -81,6 +86,8 @@ impl State {
                 settings,
                 services: BTreeMap::new(),
                 oidc: None,
+                assertion: None,
+                mtls: None,
             })),
             balancer: Balancer::new(),
             holds: Holds::new(wake),
@@ -116,6 +123,8 @@ impl State {
             certs,
             oidc,
             instances,
+            assertion,
+            mtls,
         } = snapshot;
         let (certs, mut notes) = HostMap::build(&certs);
         let link = oidc.clone();
@@ -145,6 +154,8 @@ impl State {
             self.idp
                 .configure(link.as_ref().filter(|_| oidc.is_some()), card),
         );
+        let assertion = assertion.and_then(|key| signer(&key, &mut notes));
+        let mtls = client_auth(&routes, mtls.as_ref(), &mut notes);
         *self.certs.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(certs);
         let old = self.active();
         if rate_settings(&old.settings) != rate_settings(&settings) || old.generation == 0 {
@@ -157,6 +168,8 @@ impl State {
             settings,
             services,
             oidc,
+            assertion,
+            mtls,
         };
         *self.active.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(active);
         for (service, list) in instances {
@@ -196,6 +209,50 @@ fn card_keys(
             Ok(crate::identity::Keys::default())
         }
         other => other,
+    }
+}
+
+/// The signer of `X-Baton-Identity`, or a note why the key cannot be used (no assertion is
+/// set then; the identity headers still are).
+fn signer(
+    key: &crate::config::model::AssertionKey,
+    notes: &mut Vec<String>,
+) -> Option<Arc<crate::identity::assertion::Signer>> {
+    match crate::identity::assertion::Signer::new(key) {
+        Ok(signer) => Some(Arc::new(signer)),
+        Err(e) => {
+            notes.push(format!(
+                "the identity assertion key cannot be used ({e}): no X-Baton-Identity is set"
+            ));
+            None
+        }
+    }
+}
+
+/// The client-certificate side of `routes`: `None` when no route has `auth = "mtls"`, or
+/// (with a note) when the client CA is missing or unusable, so those routes fail closed.
+fn client_auth(
+    routes: &[crate::config::Route],
+    settings: Option<&crate::config::model::MtlsSettings>,
+    notes: &mut Vec<String>,
+) -> Option<crate::tls::mtls::Mtls> {
+    use crate::tls::mtls;
+    let hosts = mtls::Hosts::of(routes);
+    if hosts.is_empty() {
+        return None;
+    }
+    let Some(settings) = settings else {
+        notes.push("mtls routes have no client CA: they answer 503".into());
+        return None;
+    };
+    match mtls::verifier(&settings.ca_pem) {
+        Ok(verifier) => Some(mtls::Mtls { verifier, hosts }),
+        Err(e) => {
+            notes.push(format!(
+                "the client CA cannot be used ({e}): mtls routes answer 503"
+            ));
+            None
+        }
     }
 }
 

@@ -74,8 +74,16 @@ impl RealServices {
         front_door: &baton_spec::FrontDoor,
         board: &str,
         supervisor: &Supervisor,
+        cluster: Option<(&str, &str)>,
     ) {
         let card = ctx.path(crate::boot::config::MOUNT_POINT);
+        // The assertion key is derived here, in PID 1: only the derived key reaches the front
+        // door, never the cluster key.
+        let assertion = cluster.and_then(|(name, key)| {
+            crate::frontdoor::identity::assertion_key(name, key)
+                .map_err(|e| ctx.say(format_args!("front door: no identity assertion key: {e}")))
+                .ok()
+        });
         let ca = match crate::board::tls::load_ca(&card) {
             Ok(ca) => ca,
             Err(e) => {
@@ -93,6 +101,7 @@ impl RealServices {
             board: board.to_string(),
             ca,
             data: crate::frontdoor::idp_cache::dir(&ctx.root),
+            assertion,
         };
         let handle =
             crate::frontdoor::spawn(settings, supervisor.clone(), Arc::clone(&ctx.console));
@@ -214,7 +223,11 @@ impl Services for RealServices {
             ctx.say(format_args!("services: {note}"));
         }
         self.supervisor.send_replace(Some(supervisor.clone()));
-        self.start_front_door(ctx, front_door, &board_name, &supervisor);
+        let cluster_key = config
+            .cluster
+            .as_ref()
+            .map(|c| (c.name.as_str(), c.key.as_str()));
+        self.start_front_door(ctx, front_door, &board_name, &supervisor, cluster_key);
         let Some(cluster) = &config.cluster else {
             for spec in crate::boot::config::load_service_files(ctx, &reconciled.files, front_door)
             {

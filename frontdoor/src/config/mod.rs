@@ -2,6 +2,7 @@
 //! arrives, and the tables built from it.
 
 pub mod forward;
+pub mod identity;
 pub mod model;
 
 pub use forward::ForwardAuth;

@@ -8,6 +8,8 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::identity::{AssertionKey, MtlsSettings};
+
 /// Routes in one snapshot.
 pub const MAX_ROUTES: usize = 4096;
 /// Services in one snapshot.
@@ -217,6 +219,13 @@ pub struct Snapshot {
     /// `Instances` messages), so that a new front door serves from its first request.
     #[serde(default)]
     pub instances: BTreeMap<String, Vec<crate::control::protocol::Instance>>,
+    /// The key `X-Baton-Identity` is signed with (a board in a cluster); without it no
+    /// assertion is set and the key set endpoint answers 404.
+    #[serde(default)]
+    pub assertion: Option<AssertionKey>,
+    /// The client CA of `auth = "mtls"` routes (`[front_door.mtls]`).
+    #[serde(default)]
+    pub mtls: Option<MtlsSettings>,
 }
 
 /// Why a snapshot was refused.
@@ -307,6 +316,22 @@ impl Snapshot {
         }
         if let Some(oidc) = &self.oidc {
             check_oidc(oidc)?;
+        }
+        if let Some(key) = &self.assertion {
+            if key.issuer.is_empty()
+                || key.issuer.len() > MAX_NAME
+                || key.d.len() > 64
+                || key.public.len() > 128
+            {
+                return Err(Refused::Setting(
+                    "assertion: a key or issuer out of bounds".into(),
+                ));
+            }
+        }
+        if self.mtls.as_ref().is_some_and(|m| m.ca_pem.len() > MAX_PEM) {
+            return Err(Refused::Setting(format!(
+                "mtls: the client CA is longer than {MAX_PEM} bytes"
+            )));
         }
         let mut keys = std::collections::BTreeSet::new();
         for (index, r) in self.routes.iter().enumerate() {

@@ -1,4 +1,5 @@
-//! The snapshot's identity fields: optional on the wire, bounded when present.
+//! The snapshot's identity fields: optional on the wire, bounded when present (the OIDC
+//! settings, the assertion key and the client CA).
 
 use super::*;
 
@@ -136,4 +137,38 @@ fn what_the_provider_link_brings_is_bounded() {
         change(bad.oidc.as_mut().expect("oidc"));
         assert!(matches!(bad.check(), Err(Refused::Setting(_))), "{bad:?}");
     }
+}
+
+#[test]
+fn the_assertion_key_and_client_ca_are_optional_and_bounded() {
+    // The older snapshot above has neither.
+    let mut s = snapshot();
+    assert_eq!((s.assertion.clone(), s.mtls.clone()), (None, None));
+    s.assertion = Some(AssertionKey {
+        issuer: "baton:lab".into(),
+        d: "d".repeat(43),
+        public: "p".repeat(87),
+    });
+    s.mtls = Some(MtlsSettings {
+        ca_pem: "x".repeat(MAX_PEM),
+    });
+    assert_eq!(s.check(), Ok(()));
+    let back: Snapshot =
+        serde_json::from_slice(&serde_json::to_vec(&s).expect("json")).expect("reads back");
+    assert_eq!(back, s);
+    let mut big_ca = s.clone();
+    big_ca.mtls = Some(MtlsSettings {
+        ca_pem: "x".repeat(MAX_PEM + 1),
+    });
+    assert!(big_ca.check().is_err());
+    let mut no_issuer = s.clone();
+    if let Some(key) = no_issuer.assertion.as_mut() {
+        key.issuer.clear();
+    }
+    assert!(no_issuer.check().is_err());
+    let mut long_key = s;
+    if let Some(key) = long_key.assertion.as_mut() {
+        key.d = "d".repeat(65);
+    }
+    assert!(long_key.check().is_err());
 }

@@ -43,9 +43,6 @@ const FORWARDING: &[&str] = &[
     "x-real-ip",
 ];
 
-/// Identity headers only the front door sets.
-const IDENTITY: &[&str] = &["x-forwarded-user", "x-forwarded-email", "x-baton-identity"];
-
 /// Removes hop-by-hop headers, and those named in `Connection`. With `upgrade` (a WebSocket
 /// handshake passed on), `Upgrade` is kept and `Connection: upgrade` set again.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
@@ -96,7 +93,8 @@ pub fn wants_upgrade(headers: &HeaderMap) -> bool {
 /// Sets what the instance learns of the call: `X-Forwarded-For` (the client's address, after
 /// the chain a trusted proxy sent), `-Proto`, `-Host` and `Host` (the host the client asked
 /// for). A client that is not a trusted proxy loses its own forwarding headers; identity headers
-/// are always removed (the identity check sets them).
+/// and baton's cookies are always removed ([`super::hygiene::strip`]; the identity check sets
+/// the headers after).
 pub fn set_forwarded(
     headers: &mut HeaderMap,
     peer: IpAddr,
@@ -104,9 +102,7 @@ pub fn set_forwarded(
     scheme: Scheme,
     host: &str,
 ) {
-    for name in IDENTITY {
-        headers.remove(*name);
-    }
+    super::hygiene::strip(headers, &[]);
     let chain = trusted.then(|| joined(headers, &X_FORWARDED_FOR)).flatten();
     let proto = trusted
         .then(|| headers.get(X_FORWARDED_PROTO).cloned())

@@ -1,8 +1,9 @@
 //! The client side of the front door: serving connections ([`serve`]), the answers it gives
-//! itself ([`pages`]), the headers it sets and removes ([`headers`]) and the per-client request
-//! rate ([`rate`]).
+//! itself ([`pages`]), the headers it sets and removes ([`headers`], [`hygiene`]) and the
+//! per-client request rate ([`rate`]).
 
 pub mod headers;
+pub mod hygiene;
 pub mod pages;
 pub mod quiet;
 pub mod rate;

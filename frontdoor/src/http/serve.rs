@@ -38,8 +38,27 @@ pub async fn connection<I>(io: I, peer: SocketAddr, scheme: Scheme, h2: bool, st
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    connection_with(io, peer, scheme, h2, state, None).await;
+}
+
+/// [`connection`] for a TLS connection whose name and client certificate are `tls`.
+pub async fn connection_with<I>(
+    io: I,
+    peer: SocketAddr,
+    scheme: Scheme,
+    h2: bool,
+    state: Arc<State>,
+    tls: Option<Arc<crate::tls::client_cert::Peer>>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let (keep, all_closed) = KeepOpen::new();
-    let conn = Conn { peer, scheme, keep };
+    let conn = Conn {
+        peer,
+        scheme,
+        keep,
+        tls,
+    };
     let requests = Requests::new();
     let counting = Arc::clone(&requests);
     let service = service_fn(move |req| {

@@ -7,6 +7,7 @@
 //! header and signature, [`claims`] what it says, [`verified`] remembers tokens whose signature
 //! passed.
 
+pub mod assertion;
 pub mod b64;
 pub mod bearer;
 pub mod claims;

@@ -4,10 +4,12 @@
 //! plain HTTP to HTTPS where the route needs it, refuses routes whose identity check this front
 //! door cannot make (fail closed), rewrites the headers and hands the request to [`forward`].
 
+pub mod assert;
 pub mod auth;
 pub mod body;
 pub mod forward;
 pub mod forward_auth;
+pub mod mtls;
 pub mod pool;
 pub mod upgrade;
 
@@ -38,6 +40,8 @@ pub struct Conn {
     /// Held by whatever outlives a request on this connection (a joined WebSocket), so the
     /// connection keeps its place in the listener's limits until that ends too.
     pub keep: KeepOpen,
+    /// On HTTPS: the name the client asked for and its certificate.
+    pub tls: Option<Arc<crate::tls::client_cert::Peer>>,
 }
 
 /// A token of a connection still in use; [`KeepOpen::closed`] waits for every copy to go.
@@ -75,6 +79,10 @@ pub struct Answered(pub String);
 #[derive(Debug, Clone)]
 struct Routed(String);
 
+/// Who called (the checked identity's user), as a response extension (for the access line).
+#[derive(Debug, Clone)]
+struct Caller(String);
+
 /// Answers one request.
 pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Response<Body> {
     let id = headers::request_id(req.headers());
@@ -102,7 +110,11 @@ pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Re
             path,
             status: response.status().as_u16(),
             ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            identity: None,
+            // At most 256 characters (1 KiB), within the control channel's bound on texts.
+            identity: response
+                .extensions_mut()
+                .remove::<Caller>()
+                .map(|c| c.0.chars().take(256).collect()),
             instance,
             request_id: id.to_str().unwrap_or("-").to_string(),
         });
@@ -144,6 +156,9 @@ async fn route_and_forward(
         return pages::too_many(html, 1);
     }
     let active = state.active();
+    if let Some(answer) = assert::well_known(&active, req.method(), &path.match_path, html) {
+        return answer;
+    }
     let Some(route) = active.table.find(&host, &path.match_path) else {
         return pages::no_route(html, &host, &raw_path);
     };
@@ -193,12 +208,14 @@ async fn routed_request(
         }
         _ => None,
     };
-    let identity = match &granted {
-        Some(granted) => granted.identity.clone(),
-        None => match auth::check(state, active, route, req.headers(), html).await {
-            Ok(identity) => identity,
-            Err(answer) => return *answer,
-        },
+    let checked = match (&granted, route.auth) {
+        (Some(granted), _) => Ok(granted.identity.clone()),
+        (None, Auth::Mtls) => mtls::check(active, conn, host, html).map(Some),
+        (None, _) => auth::check(state, active, route, req.headers(), html).await,
+    };
+    let identity = match checked {
+        Ok(identity) => identity,
+        Err(answer) => return *answer,
     };
     let upgrade = headers::wants_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
@@ -219,6 +236,7 @@ async fn routed_request(
     }
     if let Some(identity) = &identity {
         auth::set_identity(upstream.headers_mut(), identity);
+        assert::set(upstream.headers_mut(), active, route, identity);
     }
     if let Some(granted) = &granted {
         granted.copy(upstream.headers_mut());
@@ -232,7 +250,11 @@ async fn routed_request(
         keep: conn.keep.clone(),
         request_done,
     };
-    forward::forward(call, upstream).await
+    let mut response = forward::forward(call, upstream).await;
+    if let Some(identity) = identity {
+        response.extensions_mut().insert(Caller(identity.sub));
+    }
+    response
 }
 
 /// Asks the route's auth service about `req` (see [`forward_auth`]).

@@ -43,22 +43,41 @@ pub fn server_config_without_resumption(
     Ok(Arc::new(config))
 }
 
-/// Serves one HTTPS connection.
+/// Serves one HTTPS connection: the ClientHello is read first, so that a name with an mTLS
+/// route gets the config that asks for a client certificate ([`super::mtls::Configs`]).
 pub async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
-    config: Arc<ServerConfig>,
+    configs: Arc<super::mtls::Configs>,
     state: Arc<State>,
 ) {
     let _ = stream.set_nodelay(true);
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(tls)) => tls,
+    let handshake = async {
+        let start =
+            tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream)
+                .await?;
+        let sni = start
+            .client_hello()
+            .server_name()
+            .map(|n| n.trim_end_matches('.').to_ascii_lowercase());
+        let config = configs.pick(&state, sni.as_deref());
+        let tls = start.into_stream(config).await?;
+        Ok::<_, std::io::Error>((tls, sni))
+    };
+    let (tls, sni) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(Ok(done)) => done,
         // A failed or slow handshake: closed.
         Ok(Err(_)) | Err(_) => return,
     };
-    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-    serve::connection(tls, peer, Scheme::Https, h2, state).await;
+    let connection = tls.get_ref().1;
+    let h2 = connection.alpn_protocol() == Some(b"h2");
+    // The handshake verified the chain; only the leaf is read.
+    let cert = connection
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|leaf| super::client_cert::read(leaf.as_ref()));
+    let info = super::client_cert::Peer { sni, cert };
+    serve::connection_with(tls, peer, Scheme::Https, h2, state, Some(Arc::new(info))).await;
 }
 
 /// Accepts HTTPS connections on `listener` for ever, within the settings' limits.
@@ -82,13 +101,14 @@ pub async fn listen_with(
     log: baton_listen::Log,
 ) {
     let limits = serve::limits(&state.active().settings);
+    let configs = Arc::new(super::mtls::Configs::new(config));
     baton_listen::serve(
         listener,
         "front door (https)",
         limits,
         stats,
         log,
-        move |stream, peer| connection(stream, peer, Arc::clone(&config), Arc::clone(&state)),
+        move |stream, peer| connection(stream, peer, Arc::clone(&configs), Arc::clone(&state)),
     )
     .await;
 }

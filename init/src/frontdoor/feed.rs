@@ -82,6 +82,9 @@ pub fn snapshot(
         services,
         certs,
         oidc,
+        // Set by the caller (`run`), from `identity`.
+        assertion: None,
+        mtls: None,
     };
     (snapshot, notes)
 }

@@ -5,12 +5,14 @@
 //! and hands copies to the process ([`run`]), which it starts, feeds and restarts
 //! ([`process`]). It tells the process the routes and instances ([`feed`], from the
 //! supervisor's routed services) and the certificates ([`certs`]: the card's own, or issued by
-//! the cluster CA, whose key never leaves PID 1), and keeps what the process reports: its load
+//! the cluster CA, whose key never leaves PID 1), the identity assertion key and the client
+//! CA ([`identity`]), and keeps what the process reports: its load
 //! per instance, held requests, access lines (into the services' logs) and its state, for the
 //! API ([`Shared`]).
 
 pub mod certs;
 pub mod feed;
+pub mod identity;
 pub mod idp_cache;
 pub mod process;
 pub mod run;
@@ -54,6 +56,9 @@ pub struct Settings {
     /// The front door's directory on the data partition (the identity provider's cached
     /// documents: [`idp_cache`]).
     pub data: PathBuf,
+    /// The key of `X-Baton-Identity`, derived from the cluster key ([`identity`]); `None` on a
+    /// board outside a cluster.
+    pub assertion: Option<baton_frontdoor::config::model::AssertionKey>,
 }
 
 /// Where the process is.

@@ -293,10 +293,14 @@ impl Feeder {
             Some(oidc) => shared.complete_oidc(oidc, settings),
             None => Vec::new(),
         };
-        let (snapshot, mut notes) =
+        let (mut snapshot, mut notes) =
             feed::snapshot(&settings.front_door, routed, certs, oidc, &settings.board);
         notes.extend(oidc_note);
         notes.extend(idp_notes);
+        let (mtls, mtls_note) = super::identity::client_ca(&settings.front_door, &settings.card);
+        snapshot.assertion = settings.assertion.clone();
+        snapshot.mtls = mtls;
+        notes.extend(mtls_note);
         shared.set_route_notes(notes);
         // The configuration without the instance lists decides whether a snapshot is due;
         // lists that change alone go as `Instances`.

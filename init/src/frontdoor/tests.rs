@@ -74,11 +74,14 @@ fn routed_to(upstream: SocketAddr) -> Routed {
 
 /// `GET /` through the front door: the status code and the body.
 async fn get(addr: SocketAddr) -> (u16, String) {
+    get_path(addr, "/").await
+}
+
+/// `GET path` through the front door: the status code and the body.
+async fn get_path(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    stream
-        .write_all(b"GET / HTTP/1.1\r\nHost: web.lan\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("send");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: web.lan\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send");
     let mut text = String::new();
     stream.read_to_string(&mut text).await.expect("read");
     let status = text
@@ -100,6 +103,14 @@ struct Rig {
 }
 
 async fn rig(routed: Routed) -> Rig {
+    rig_with(routed, None).await
+}
+
+/// [`rig`] with the identity assertion key `assertion`.
+async fn rig_with(
+    routed: Routed,
+    assertion: Option<baton_frontdoor::config::model::AssertionKey>,
+) -> Rig {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let listeners = Listeners {
@@ -116,6 +127,7 @@ async fn rig(routed: Routed) -> Rig {
         board: "b1".into(),
         ca: None,
         data,
+        assertion,
     };
     let (routed_tx, routed_rx) = watch::channel(routed);
     let (restart_tx, restart_rx) = mpsc::channel(1);
@@ -189,6 +201,25 @@ async fn the_front_door_serves_what_the_manager_feeds_it_and_reports_its_load() 
     rig.restart.send(()).await.expect("restart");
     let why = rig.talking.await.expect("talk");
     assert_eq!(why, "restarted on request");
+    rig.front_door.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_front_door_serves_the_public_half_of_the_key_derived_here() {
+    let key = identity::assertion_key("lab", "a cluster key of at least thirty-two characters")
+        .expect("key");
+    let kid = baton_frontdoor::identity::assertion::Signer::new(&key)
+        .expect("signer")
+        .kid()
+        .to_string();
+    let up = upstream().await;
+    let rig = rig_with(routed_to(up), Some(key.clone())).await;
+    until("serving", || rig.shared.status().state == "serving").await;
+    let (status, body) = get_path(rig.addr, "/.well-known/baton/jwks.json").await;
+    assert_eq!(status, 200, "{body}");
+    let jwks: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(jwks["keys"][0]["kid"], kid.as_str(), "{body}");
+    assert!(!body.contains(&key.d), "the private key is served: {body}");
     rig.front_door.abort();
 }
 
