@@ -31,6 +31,8 @@ pub struct Active {
     pub services: BTreeMap<String, Service>,
     /// The identity provider's keys and settings for `auth = "oidc"` routes.
     pub oidc: Option<Oidc>,
+    /// Browser sign-in for `auth = "login"` routes.
+    pub login: Option<crate::identity::login::Login>,
 }
 
 /// What checking a bearer token needs, read once per snapshot.
@@ -79,6 +81,7 @@ impl State {
                 settings,
                 services: BTreeMap::new(),
                 oidc: None,
+                login: None,
             })),
             balancer: Balancer::new(),
             holds: Holds::new(wake),
@@ -113,8 +116,15 @@ impl State {
             certs,
             oidc,
             instances,
+            login,
         } = snapshot;
         let (certs, mut notes) = HostMap::build(&certs);
+        let issuer = oidc.as_ref().map(|o| o.issuer.clone());
+        let login = login.map(|l| {
+            let (login, more) = crate::identity::login::Login::new(l, issuer.as_deref());
+            notes.extend(more);
+            login
+        });
         let oidc = oidc.and_then(|o| match crate::identity::Keys::parse(&o.jwks) {
             Ok(keys) => {
                 for skipped in &keys.skipped {
@@ -148,6 +158,7 @@ impl State {
             settings,
             services,
             oidc,
+            login,
         };
         *self.active.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(active);
         for (service, list) in instances {

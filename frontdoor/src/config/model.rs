@@ -190,6 +190,10 @@ pub struct Snapshot {
     /// `Instances` messages), so that a new front door serves from its first request.
     #[serde(default)]
     pub instances: BTreeMap<String, Vec<crate::control::protocol::Instance>>,
+    /// Browser sign-in, when any route has `auth = "login"` and `[front_door.oidc]` has a
+    /// client id (see [`crate::identity::login`]).
+    #[serde(default)]
+    pub login: Option<crate::identity::login::LoginSettings>,
 }
 
 /// Why a snapshot was refused.
@@ -280,6 +284,9 @@ impl Snapshot {
         }
         if let Some(oidc) = &self.oidc {
             check_oidc(oidc)?;
+        }
+        if let Some(login) = &self.login {
+            login.check().map_err(Refused::Setting)?;
         }
         let mut keys = std::collections::BTreeSet::new();
         for (index, r) in self.routes.iter().enumerate() {

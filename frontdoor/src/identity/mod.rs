@@ -11,6 +11,7 @@ pub mod bearer;
 pub mod claims;
 pub mod jwk;
 pub mod jws;
+pub mod login;
 
 pub use bearer::{check, Denied, Identity, Settings};
 pub use jwk::Keys;

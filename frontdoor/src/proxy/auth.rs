@@ -38,7 +38,7 @@ pub fn check(
     }
 }
 
-fn bearer(
+pub(crate) fn bearer(
     active: &Active,
     route: &Route,
     headers: &HeaderMap,

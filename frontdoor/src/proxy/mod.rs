@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod body;
 pub mod forward;
+pub mod login;
 pub mod pool;
 pub mod upgrade;
 
@@ -143,6 +144,9 @@ async fn route_and_forward(
         return pages::too_many(html, 1);
     }
     let active = state.active();
+    if let Some(answer) = login::own_path(&active, &req, &path.match_path, html).await {
+        return answer;
+    }
     let Some(route) = active.table.find(&host, &path.match_path) else {
         return pages::no_route(html, &host, &raw_path);
     };
@@ -175,10 +179,16 @@ async fn routed_request(
     {
         return pages::redirect(&https_url(host, settings.https_port, req.uri()));
     }
-    let identity = match auth::check(active, route, req.headers(), html) {
+    let checked = if route.auth == Auth::Login {
+        login::check(active, route, &req, html).map(Some)
+    } else {
+        auth::check(active, route, req.headers(), html)
+    };
+    let identity = match checked {
         Ok(identity) => identity,
         Err(answer) => return *answer,
     };
+    login::strip_cookies(req.headers_mut());
     let upgrade = headers::wants_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let idle = Duration::from_millis(settings.idle_timeout_ms);

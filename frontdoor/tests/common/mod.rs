@@ -59,6 +59,7 @@ pub fn snapshot(routes: Vec<Route>, hold: Option<Hold>) -> Snapshot {
         certs: Vec::new(),
         oidc: None,
         instances: Default::default(),
+        login: None,
     }
 }
 
