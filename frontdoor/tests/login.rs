@@ -1,0 +1,296 @@
+//! Browser sign-in (`auth = "login"`) on loopback against a real OpenID provider: panva's
+//! oidc-provider (`tests/oidc/op.mjs`, run by node over HTTPS with a test CA), a front door
+//! serving HTTPS with a certificate from the same CA, an upstream that echoes what it got, and
+//! a stdlib Python browser (`login_client.py`) that keeps cookies and posts the provider's own
+//! login and consent forms.
+//!
+//! The flow: page → 302 to the provider → its forms → the callback → the page, with
+//! `X-Forwarded-User` at the upstream and baton's cookies kept from it; then the session is
+//! used again and logout clears it. The tamper cases: an altered `state` → 400, an altered
+//! login cookie → 400, a code from a second sign-in (another PKCE verifier) → the provider
+//! answers invalid_grant and the front door 401 with no session; a JSON client → 401.
+//!
+//! Needs `node` (or `BATON_TEST_NODE`) and `tests/oidc/node_modules` (`scripts/setup`).
+
+mod common;
+mod common_tls;
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use baton_frontdoor::config::model::OidcSettings;
+use baton_frontdoor::config::Auth;
+use baton_frontdoor::identity::login::LoginSettings;
+use common::{echo, route, snapshot};
+use common_tls::{with_certs, Pki, TlsDoor};
+use serde_json::Value;
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .to_path_buf()
+}
+
+/// A directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        let unique = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_nanos();
+        let path =
+            std::env::temp_dir().join(format!("baton-login-{}-{unique}", std::process::id()));
+        std::fs::create_dir_all(&path).expect("temp dir");
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The provider, killed on drop.
+struct Provider {
+    child: Child,
+    issuer: String,
+    jwks: String,
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Provider {
+    fn start(dir: &Path, door_port: u16) -> Provider {
+        let oidc = repo().join("tests/oidc");
+        assert!(
+            oidc.join("node_modules/oidc-provider").is_dir(),
+            "tests/oidc/node_modules is missing: run scripts/setup (npm ci in tests/oidc)"
+        );
+        let node = std::env::var("BATON_TEST_NODE").unwrap_or_else(|_| "node".into());
+        let mut child = Command::new(node)
+            .current_dir(&oidc)
+            .arg("op.mjs")
+            .args(["--cert", &dir.join("op.pem").to_string_lossy()])
+            .args(["--key", &dir.join("op.key").to_string_lossy()])
+            .args(["--host", "localhost", "--port", "0"])
+            .args(["--client-secret", "test-secret"])
+            .args([
+                "--redirect-uri",
+                &format!("https://localhost:{door_port}/.baton/auth/callback"),
+            ])
+            .args([
+                "--post-logout-uri",
+                &format!("https://localhost:{door_port}/"),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node runs (set BATON_TEST_NODE to its path if it is not on PATH)");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let _ = tx.send(line);
+            // The provider logs on stdout too; a closed pipe would kill it.
+            for line in reader.lines().map_while(Result::ok) {
+                eprintln!("op: {line}");
+            }
+        });
+        let line = rx
+            .recv_timeout(PATIENCE)
+            .expect("the provider said it was ready in time");
+        let ready: Value = serde_json::from_str(&line).expect("the provider's ready line");
+        Provider {
+            child,
+            issuer: ready["issuer"].as_str().expect("issuer").to_string(),
+            jwks: ready["jwks"].to_string(),
+        }
+    }
+}
+
+/// Runs the Python browser in `mode` against `url`; its JSON report.
+fn browser(ca: &Path, mode: &str, url: &str) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/login_client.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .arg(ca)
+        .arg(mode)
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python3 runs");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut text);
+        let _ = tx.send(text);
+    });
+    let text = match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(text) => text,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("the browser ({mode}) did not finish in time");
+        }
+    };
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "the browser ({mode}) failed: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{mode}: {e}: {text}"))
+}
+
+/// The pieces of one test: the provider, a front door with a login route to an echo, the CA.
+struct Setup {
+    provider: Provider,
+    _door: TlsDoor,
+    _upstream: tokio::task::JoinHandle<()>,
+    dir: TempDir,
+    page: String,
+}
+
+async fn setup() -> Setup {
+    let dir = TempDir::new();
+    let pki = Pki::new();
+    std::fs::write(dir.0.join("ca.pem"), pki.ca.cert_pem()).expect("ca");
+    let op = pki.issue(&["localhost"], false);
+    std::fs::write(dir.0.join("op.pem"), &op.cert.chain_pem).expect("op cert");
+    std::fs::write(dir.0.join("op.key"), &op.cert.key_pem).expect("op key");
+    let door_cert = pki.issue(&["localhost"], false).cert;
+    let (app, upstream) = echo("app").await;
+    let mut login_route = route("app", None, "/");
+    login_route.auth = Auth::Login;
+    // The front door starts first: the provider must know its callback's port.
+    let base = with_certs(snapshot(vec![login_route], None), vec![door_cert]);
+    let door = TlsDoor::start(base.clone()).await;
+    door.instances("app", &[("a1", app, true)]);
+    let provider = Provider::start(&dir.0, door.addr.port());
+    let found = browser(&dir.0.join("ca.pem"), "discover", &provider.issuer);
+    assert_eq!(found["status"], 200, "{found}");
+    let mut full = base;
+    full.oidc = Some(OidcSettings {
+        issuer: provider.issuer.clone(),
+        audience: "urn:baton".into(),
+        leeway_s: 30,
+        jwks: provider.jwks.clone(),
+    });
+    full.login = Some(LoginSettings {
+        client_id: "baton".into(),
+        client_secret: "test-secret".into(),
+        scopes: vec!["groups".into()],
+        callback_path: "/.baton/auth/callback".into(),
+        session_ttl_s: 3600,
+        session_key: [9; 32],
+        discovery: Some(found["document"].as_str().expect("document").to_string()),
+        ca_pem: Some(pki.ca.cert_pem().to_string()),
+    });
+    let notes = door.state.apply(2, full).expect("snapshot with sign-in");
+    assert!(notes.is_empty(), "{notes:?}");
+    door.instances("app", &[("a1", app, true)]);
+    let page = format!("https://localhost:{}/page?x=1", door.addr.port());
+    Setup {
+        provider,
+        _door: door,
+        _upstream: upstream,
+        dir,
+        page,
+    }
+}
+
+impl Setup {
+    fn browser(&self, mode: &str) -> Value {
+        browser(&self.dir.0.join("ca.pem"), mode, &self.page)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_signs_in_uses_its_session_and_signs_out() {
+    let s = setup().await;
+    let got = tokio::task::block_in_place(|| s.browser("signin"));
+    let first = &got["first"];
+    assert_eq!(first["status"], 200, "{got:#}");
+    let body = first["body"].as_str().expect("body");
+    assert!(body.starts_with("app GET /page?x=1\n"), "{body}");
+    assert!(body.contains("x-forwarded-user: ann\n"), "{body}");
+    assert!(
+        body.contains("x-forwarded-email: ann@example.test\n"),
+        "{body}"
+    );
+    // baton's cookies stay with the front door.
+    assert!(!body.contains("__Host-baton"), "{body}");
+    assert_eq!(got["session_cookie"], true, "{got:#}");
+    assert_eq!(got["login_cookie_left"], false, "{got:#}");
+    // The session alone lets the page through (no redirect this time).
+    assert_eq!(got["again"]["status"], 200, "{got:#}");
+    assert!(got["again"]["body"]
+        .as_str()
+        .expect("body")
+        .contains("x-forwarded-user: ann\n"));
+    // Logout clears the session and goes to the provider's end_session_endpoint.
+    let logout = &got["logout"];
+    assert_eq!(logout["status"], 302, "{got:#}");
+    let location = logout["location"].as_str().expect("location");
+    assert!(location.starts_with(&s.provider.issuer), "{location}");
+    assert!(location.contains("client_id=baton"), "{location}");
+    let cleared = logout["set_cookie"].to_string();
+    assert!(cleared.contains("__Host-baton_session=;"), "{cleared}");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    // Without the session the page sends the browser to the provider again.
+    assert_eq!(got["after_logout"]["status"], 302, "{got:#}");
+    let again = got["after_logout"]["location"].as_str().expect("location");
+    assert!(again.contains("code_challenge_method=S256"), "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_altered_state_or_login_cookie_gets_400() {
+    let s = setup().await;
+    for mode in ["tamper-state", "tamper-cookie"] {
+        let got = tokio::task::block_in_place(|| s.browser(mode));
+        assert_eq!(got["status"], 400, "{mode}: {got:#}");
+        assert_eq!(got["session_cookie"], false, "{mode}: {got:#}");
+        assert!(
+            !got["body"]
+                .as_str()
+                .expect("body")
+                .contains("x-forwarded-user"),
+            "{got:#}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_from_another_sign_in_is_refused_by_the_provider_and_gets_401() {
+    let s = setup().await;
+    let got = tokio::task::block_in_place(|| s.browser("other-code"));
+    assert_eq!(got["status"], 401, "{got:#}");
+    let body = got["body"].as_str().expect("body");
+    assert!(body.contains("invalid_grant"), "{body}");
+    assert_eq!(got["session_cookie"], false, "{got:#}");
+    let set = got["set_cookie"].to_string();
+    assert!(!set.contains("__Host-baton_session"), "{set}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_client_gets_401_instead_of_a_redirect() {
+    let s = setup().await;
+    let got = tokio::task::block_in_place(|| s.browser("json"));
+    assert_eq!(got["status"], 401, "{got:#}");
+    assert_eq!(got["location"], Value::Null, "{got:#}");
+    assert_eq!(got["www_authenticate"], "Bearer realm=\"baton\"", "{got:#}");
+}
