@@ -20,6 +20,8 @@ pub mod control;
 pub mod hold;
 pub mod http;
 pub mod identity;
+pub mod idp;
+pub mod outbound;
 pub mod proxy;
 pub mod route;
 pub mod state;

@@ -62,6 +62,8 @@ pub struct State {
     pub pool: Pool,
     /// Access lines for the init.
     pub access: AccessLog,
+    /// The identity provider's keys and endpoints, fetched and cached ([`crate::idp`]).
+    pub idp: Arc<crate::idp::Idp>,
 }
 
 /// Clients whose request rate is remembered, at least.
@@ -87,6 +89,7 @@ impl State {
             holds: Holds::new(wake),
             pool: Pool::new(),
             access: AccessLog::default(),
+            idp: Arc::new(crate::idp::Idp::new()),
         }
     }
 
@@ -119,13 +122,14 @@ impl State {
             login,
         } = snapshot;
         let (certs, mut notes) = HostMap::build(&certs);
-        let issuer = oidc.as_ref().map(|o| o.issuer.clone());
+        let link = oidc.clone();
         let login = login.map(|l| {
-            let (login, more) = crate::identity::login::Login::new(l, issuer.as_deref());
+            let ca = link.as_ref().and_then(|o| o.ca_pem.as_deref());
+            let (login, more) = crate::identity::login::Login::new(l, ca);
             notes.extend(more);
             login
         });
-        let oidc = oidc.and_then(|o| match crate::identity::Keys::parse(&o.jwks) {
+        let oidc = oidc.and_then(|o| match card_keys(&o) {
             Ok(keys) => {
                 for skipped in &keys.skipped {
                     notes.push(format!(
@@ -146,6 +150,11 @@ impl State {
                 None
             }
         });
+        let card = oidc.as_ref().map(|o| o.keys.clone()).unwrap_or_default();
+        notes.extend(
+            self.idp
+                .configure(link.as_ref().filter(|_| oidc.is_some()), card),
+        );
         *self.certs.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(certs);
         let old = self.active();
         if rate_settings(&old.settings) != rate_settings(&settings) || old.generation == 0 {
@@ -179,6 +188,25 @@ impl State {
         }
         self.holds.notify(service);
         true
+    }
+}
+
+/// The card's key set: none when the card has no `jwks` file; an unreadable one is an error
+/// only when there is no `jwks_url` to fall back on (then oidc routes answer 503).
+fn card_keys(
+    o: &crate::config::model::OidcSettings,
+) -> Result<crate::identity::Keys, crate::identity::jwk::JwksError> {
+    if o.jwks.is_empty() {
+        return Ok(crate::identity::Keys::default());
+    }
+    match crate::identity::Keys::parse(&o.jwks) {
+        Err(e) if o.jwks_url.is_some() => {
+            eprintln!(
+                "baton-front-door: the card's key set is not used ({e}); only the fetched one is"
+            );
+            Ok(crate::identity::Keys::default())
+        }
+        other => other,
     }
 }
 

@@ -87,6 +87,7 @@ async fn door(with_keys: bool, require: &[(&str, &str)]) -> (Door, tokio::task::
             audience: AUDIENCE.into(),
             leeway_s: 30,
             jwks: jwks(),
+            ..Default::default()
         });
     }
     let door = Door::start(snap).await;

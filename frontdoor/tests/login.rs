@@ -18,14 +18,16 @@ mod common_tls;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use baton_frontdoor::config::model::OidcSettings;
 use baton_frontdoor::config::Auth;
 use baton_frontdoor::identity::login::LoginSettings;
-use common::{echo, route, snapshot};
+use common::{echo, route, snapshot, until};
 use common_tls::{with_certs, Pki, TlsDoor};
 use serde_json::Value;
+use tokio::sync::mpsc;
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -62,7 +64,6 @@ impl Drop for TempDir {
 struct Provider {
     child: Child,
     issuer: String,
-    jwks: String,
 }
 
 impl Drop for Provider {
@@ -119,7 +120,6 @@ impl Provider {
         Provider {
             child,
             issuer: ready["issuer"].as_str().expect("issuer").to_string(),
-            jwks: ready["jwks"].to_string(),
         }
     }
 }
@@ -160,6 +160,8 @@ fn browser(ca: &Path, mode: &str, url: &str) -> Value {
 struct Setup {
     provider: Provider,
     _door: TlsDoor,
+    _fetcher: tokio::task::JoinHandle<()>,
+    _fetched: mpsc::Receiver<baton_frontdoor::control::protocol::ToInit>,
     _upstream: tokio::task::JoinHandle<()>,
     dir: TempDir,
     page: String,
@@ -181,14 +183,18 @@ async fn setup() -> Setup {
     let door = TlsDoor::start(base.clone()).await;
     door.instances("app", &[("a1", app, true)]);
     let provider = Provider::start(&dir.0, door.addr.port());
-    let found = browser(&dir.0.join("ca.pem"), "discover", &provider.issuer);
-    assert_eq!(found["status"], 200, "{found}");
     let mut full = base;
+    // The key set and the endpoints come as on a board: fetched by the front door from the
+    // provider (jwks_url and the discovery document), over HTTPS trusting the test CA.
     full.oidc = Some(OidcSettings {
         issuer: provider.issuer.clone(),
         audience: "urn:baton".into(),
         leeway_s: 30,
-        jwks: provider.jwks.clone(),
+        jwks: String::new(),
+        jwks_url: Some(format!("{}/jwks", provider.issuer)),
+        ca_pem: Some(pki.ca.cert_pem().to_string()),
+        discover: true,
+        ..OidcSettings::default()
     });
     full.login = Some(LoginSettings {
         client_id: "baton".into(),
@@ -197,16 +203,23 @@ async fn setup() -> Setup {
         callback_path: "/.baton/auth/callback".into(),
         session_ttl_s: 3600,
         session_key: [9; 32],
-        discovery: Some(found["document"].as_str().expect("document").to_string()),
-        ca_pem: Some(pki.ca.cert_pem().to_string()),
     });
     let notes = door.state.apply(2, full).expect("snapshot with sign-in");
     assert!(notes.is_empty(), "{notes:?}");
     door.instances("app", &[("a1", app, true)]);
+    let (reports, fetched) = mpsc::channel(64);
+    let fetcher = baton_frontdoor::idp::fetch::spawn(Arc::clone(&door.state.idp), reports);
+    let idp = Arc::clone(&door.state.idp);
+    until("the key set and the discovery document are fetched", || {
+        idp.discovery().is_some() && idp.fetched_origin().is_some()
+    })
+    .await;
     let page = format!("https://localhost:{}/page?x=1", door.addr.port());
     Setup {
         provider,
         _door: door,
+        _fetcher: fetcher,
+        _fetched: fetched,
         _upstream: upstream,
         dir,
         page,

@@ -3,7 +3,6 @@
 (http.cookiejar), follows redirects, and fills in and posts the identity provider's own login and
 consent forms. It trusts only the test CA given.
 
-  login_client.py CA_PEM discover ISSUER
   login_client.py CA_PEM signin PAGE_URL       sign in, fetch the page again, log out, fetch again
   login_client.py CA_PEM tamper-state PAGE_URL
   login_client.py CA_PEM tamper-cookie PAGE_URL
@@ -147,11 +146,7 @@ def with_param(url, name, value):
 def main():
     ca, mode, url = sys.argv[1], sys.argv[2], sys.argv[3]
     out = {}
-    if mode == "discover":
-        b = Browser(ca)
-        status, _, _, body = b.open(url.rstrip("/") + "/.well-known/openid-configuration")
-        out = {"status": status, "document": body}
-    elif mode == "signin":
+    if mode == "signin":
         b = Browser(ca)
         status, at, _, body = b.through_forms(url)
         out["first"] = {"status": status, "url": at, "body": body}

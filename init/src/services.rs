@@ -92,6 +92,7 @@ impl RealServices {
             card,
             board: board.to_string(),
             ca,
+            data: crate::frontdoor::idp_cache::dir(&ctx.root),
         };
         let handle =
             crate::frontdoor::spawn(settings, supervisor.clone(), Arc::clone(&ctx.console));

@@ -95,6 +95,13 @@ pub(super) async fn run(sock: OwnedFd, notes: Vec<String>) -> i32 {
         Arc::clone(&listeners),
     ));
     tasks.spawn(load_loop(Arc::clone(&state), out.clone()));
+    // The identity provider's documents (it runs for the process's life; never ends alone).
+    let idp = Arc::clone(&state.idp);
+    let fetched = out.clone();
+    tasks.spawn(async move {
+        crate::idp::fetch::run(idp, fetched).await;
+        End::Exit(EXIT_CHANNEL)
+    });
     tasks.spawn(wake_loop(wakes, out));
     tasks.spawn(sweep_loop(Arc::clone(&state)));
     match tasks.join_next().await {

@@ -68,7 +68,7 @@ pub struct Route {
 }
 
 /// The identity provider of `oidc` routes (the `[front_door.oidc]` table).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OidcSettings {
     /// A token's `iss` must equal it.
@@ -77,8 +77,24 @@ pub struct OidcSettings {
     pub audience: String,
     /// Seconds of clock difference allowed on `exp`, `nbf` and `iat`.
     pub leeway_s: u64,
-    /// The key set (JWKS JSON) as the init last read it (from the card or the cached fetch).
+    /// The key set (JWKS JSON) of the card's `jwks` file; empty when there is none.
     pub jwks: String,
+    /// `jwks_url`: the key set the front door fetches (section 5.2), `https://` only.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// The last key set fetched from `jwks_url`, as the init keeps it on `/data`: used until
+    /// this front door fetches one itself.
+    #[serde(default)]
+    pub jwks_cached: Option<String>,
+    /// The card's `ca` file (PEM): trusted besides Mozilla's roots for the provider's URLs.
+    #[serde(default)]
+    pub ca_pem: Option<String>,
+    /// Fetch the discovery document (a browser sign-in is configured: `client_id`).
+    #[serde(default)]
+    pub discover: bool,
+    /// The last discovery document fetched, as the init keeps it on `/data`.
+    #[serde(default)]
+    pub discovery: Option<crate::idp::Discovery>,
 }
 
 impl std::fmt::Debug for OidcSettings {
@@ -89,6 +105,14 @@ impl std::fmt::Debug for OidcSettings {
             .field("audience", &self.audience)
             .field("leeway_s", &self.leeway_s)
             .field("jwks_bytes", &self.jwks.len())
+            .field("jwks_url", &self.jwks_url)
+            .field(
+                "jwks_cached_bytes",
+                &self.jwks_cached.as_ref().map(String::len),
+            )
+            .field("ca_pem_bytes", &self.ca_pem.as_ref().map(String::len))
+            .field("discover", &self.discover)
+            .field("discovery", &self.discovery)
             .finish()
     }
 }
@@ -337,11 +361,46 @@ fn check_oidc(oidc: &OidcSettings) -> Result<(), Refused> {
             "oidc: the audience is empty or longer than {MAX_NAME} bytes"
         )));
     }
+    check_fetched(oidc)?;
     if oidc.leeway_s > MAX_LEEWAY_S {
         return Err(Refused::Setting(format!(
             "oidc: a leeway of {} s, at most {MAX_LEEWAY_S} s is allowed",
             oidc.leeway_s
         )));
+    }
+    Ok(())
+}
+
+/// The bounds of what the provider link brings (`jwks_url`, the init's cached documents, the
+/// `ca` file).
+fn check_fetched(oidc: &OidcSettings) -> Result<(), Refused> {
+    use crate::control::protocol::MAX_URL;
+    use crate::identity::jwk::MAX_JWKS;
+    if let Some(url) = &oidc.jwks_url {
+        if url.len() > MAX_URL {
+            return Err(Refused::Setting(format!(
+                "oidc: jwks_url is longer than {MAX_URL} bytes"
+            )));
+        }
+    }
+    if oidc
+        .jwks_cached
+        .as_ref()
+        .is_some_and(|c| c.len() > MAX_JWKS)
+    {
+        return Err(Refused::Setting(format!(
+            "oidc: the cached key set is longer than {MAX_JWKS} bytes"
+        )));
+    }
+    if oidc.ca_pem.as_ref().is_some_and(|c| c.len() > MAX_PEM) {
+        return Err(Refused::Setting(format!(
+            "oidc: the ca file is longer than {MAX_PEM} bytes"
+        )));
+    }
+    if let Some(found) = &oidc.discovery {
+        found
+            .check(&oidc.issuer)
+            .map_err(|e| Refused::Setting(format!("oidc: {e}")))?;
     }
     Ok(())
 }

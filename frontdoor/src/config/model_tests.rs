@@ -18,6 +18,7 @@ fn snapshot() -> Snapshot {
         audience: "urn:baton".into(),
         leeway_s: 30,
         jwks: r#"{"keys":[]}"#.into(),
+        ..Default::default()
     });
     s
 }

@@ -11,14 +11,15 @@ use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 use crate::config::{Auth, Route};
 use crate::http::{pages, Body};
 use crate::identity::{self, Denied, Identity};
-use crate::state::Active;
+use crate::state::{Active, State};
 
 const X_FORWARDED_USER: HeaderName = HeaderName::from_static("x-forwarded-user");
 const X_FORWARDED_EMAIL: HeaderName = HeaderName::from_static("x-forwarded-email");
 
 /// Checks who is calling on `route`: `Ok(None)` for `auth = "none"`, `Ok(Some(who))` for a
 /// caller the check let through, or the answer to give.
-pub fn check(
+pub async fn check(
+    state: &State,
     active: &Active,
     route: &Route,
     headers: &HeaderMap,
@@ -26,7 +27,7 @@ pub fn check(
 ) -> Result<Option<Identity>, Box<Response<Body>>> {
     match route.auth {
         Auth::None => Ok(None),
-        Auth::Oidc => bearer(active, route, headers, html).map(Some),
+        Auth::Oidc => bearer(state, active, route, headers, html).await.map(Some),
         other => Err(Box::new(pages::unavailable(
             html,
             &format!(
@@ -38,7 +39,8 @@ pub fn check(
     }
 }
 
-pub(crate) fn bearer(
+pub(crate) async fn bearer(
+    state: &State,
     active: &Active,
     route: &Route,
     headers: &HeaderMap,
@@ -71,10 +73,15 @@ pub(crate) fn bearer(
         leeway_s: oidc.leeway_s,
         require: &route.require,
     };
-    match identity::check(header, &oidc.keys, &settings, now) {
+    let mut result = identity::check(header, &state.idp.keys(), &settings, now);
+    // A key the set lacks: the provider may have rotated its keys. One refetch a minute at
+    // most, which this request waits on briefly (crate::idp::gate); then the token is checked
+    // once more against what is in force.
+    if matches!(result, Err(Denied::UnknownKey { .. })) && state.idp.unknown_kid().await {
+        result = identity::check(header, &state.idp.keys(), &settings, now);
+    }
+    match result {
         Ok(identity) => Ok(identity),
-        // No refetch of the key set yet (only a card's set is used): an unknown key is an
-        // invalid token.
         Err(Denied::UnknownKey { kid }) => Err(denied(
             &Denied::Invalid(format!("no key {kid:?} in the identity provider's key set")),
             html,

@@ -3,6 +3,7 @@
 //! redirect to the issuer, and the front door's own paths: the callback and the logout.
 //! The state machine itself is [`crate::identity::login::flow`].
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::header::{ACCEPT, AUTHORIZATION, COOKIE, LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
@@ -15,8 +16,9 @@ use crate::identity::login::exchange::{self, Failed, TokenRequest};
 use crate::identity::login::flow::{self, Expected, Refusal, LOGIN_COOKIE, SESSION_COOKIE};
 use crate::identity::login::{cookie, Login};
 use crate::identity::{claims, Identity};
+use crate::idp::Discovery;
 use crate::route::normalize;
-use crate::state::Active;
+use crate::state::{Active, State};
 
 type Answer = Box<Response<Body>>;
 
@@ -26,8 +28,13 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// The login settings, or the 503 that says why sign-in cannot happen on this board.
-fn ready(active: &Active, html: bool) -> Result<&Login, Answer> {
+/// The login settings and the issuer's endpoints, or the 503 that says why sign-in cannot
+/// happen on this board (it never lets a request through unchecked).
+fn ready<'a>(
+    state: &State,
+    active: &'a Active,
+    html: bool,
+) -> Result<(&'a Login, Arc<Discovery>), Answer> {
     let unavailable = |why: &str| Box::new(pages::unavailable(html, why, 60));
     let login = active.login.as_ref().ok_or_else(|| {
         unavailable(
@@ -36,13 +43,13 @@ fn ready(active: &Active, html: bool) -> Result<&Login, Answer> {
     })?;
     if active.oidc.is_none() {
         return Err(unavailable(
-            "this board's front door has no key set of the identity provider",
+            "this board's front door has no settings of the identity provider",
         ));
     }
-    if let Err(why) = &login.endpoints {
-        return Err(unavailable(why));
-    }
-    Ok(login)
+    let discovery = state.idp.discovery().ok_or_else(|| {
+        unavailable("the identity provider's discovery document has not been fetched yet")
+    })?;
+    Ok((login, discovery))
 }
 
 /// The value of a baton cookie in the request.
@@ -87,16 +94,17 @@ fn redirect_uri<B>(req: &Request<B>, login: &Login) -> Option<String> {
 
 /// Checks a request on a login route: a bearer token (API clients), else the session cookie;
 /// without either, browsers are sent to the issuer and JSON clients get 401.
-pub fn check<B>(
+pub async fn check<B>(
+    state: &State,
     active: &Active,
     route: &Route,
     req: &Request<B>,
     html: bool,
 ) -> Result<Identity, Answer> {
     if req.headers().contains_key(AUTHORIZATION) {
-        return super::auth::bearer(active, route, req.headers(), html);
+        return super::auth::bearer(state, active, route, req.headers(), html).await;
     }
-    let login = ready(active, html)?;
+    let (login, discovery) = ready(state, active, html)?;
     let session = cookie_value(req.headers(), SESSION_COOKIE)
         .and_then(|v| flow::read_session(&login.sealer, v, now()));
     if let Some(session) = session {
@@ -143,10 +151,6 @@ pub fn check<B>(
             "the request names no usable host",
         )));
     };
-    let endpoints = login
-        .endpoints
-        .as_ref()
-        .map_err(|e| Box::new(pages::unavailable(html, e, 60)))?;
     // Only a page fetch comes back to where it was; a form post would be replayed as a GET.
     let ret = match *req.method() {
         Method::GET | Method::HEAD => req.uri().path_and_query().map_or("/", |p| p.as_str()),
@@ -154,7 +158,7 @@ pub fn check<B>(
     };
     let Some(start) = flow::start(
         &login.settings,
-        endpoints,
+        &discovery,
         &login.sealer,
         &redirect_uri,
         ret,
@@ -185,6 +189,7 @@ fn json_only(headers: &HeaderMap) -> bool {
 /// Answers the front door's own sign-in paths (the callback and the logout); `None` for any
 /// other path, or when this board has no sign-in settings.
 pub async fn own_path<B>(
+    state: &State,
     active: &Active,
     req: &Request<B>,
     path: &str,
@@ -193,24 +198,25 @@ pub async fn own_path<B>(
     let login = active.login.as_ref()?;
     if path == login.settings.callback_path {
         return Some(
-            callback(active, req, html)
+            callback(state, active, req, html)
                 .await
                 .unwrap_or_else(|answer| *answer),
         );
     }
     if login.settings.is_logout(path) {
-        return Some(logout(login, req));
+        return Some(logout(login, state.idp.discovery().as_deref(), req));
     }
     None
 }
 
 async fn callback<B>(
+    state: &State,
     active: &Active,
     req: &Request<B>,
     html: bool,
 ) -> Result<Response<Body>, Answer> {
-    let login = ready(active, html)?;
-    let (Some(oidc), Ok(endpoints)) = (&active.oidc, &login.endpoints) else {
+    let (login, discovery) = ready(state, active, html)?;
+    let Some(oidc) = &active.oidc else {
         return Err(Box::new(pages::unavailable(
             html,
             "sign-in is not ready",
@@ -232,9 +238,9 @@ async fn callback<B>(
     let redirect_uri = redirect_uri(req, login)
         .ok_or_else(|| Box::new(pages::bad_request(html, "the request names no usable host")))?;
     let token = exchange::id_token(
-        login.tls.clone(),
+        &login.client,
         TokenRequest {
-            endpoint: &endpoints.token,
+            endpoint: &discovery.token_endpoint,
             client_id: &login.settings.client_id,
             client_secret: &login.settings.client_secret,
             code: &returned.code,
@@ -254,8 +260,13 @@ async fn callback<B>(
         leeway_s: oidc.leeway_s,
     };
     let ttl = login.settings.session_ttl_s;
-    let session = flow::verify_id_token(&token, &oidc.keys, expected, ttl, now)
-        .map_err(|why| Box::new(denied(html, &format!("the ID token: {why}"))))?;
+    let mut checked = flow::verify_id_token(&token, &state.idp.keys(), expected, ttl, now);
+    // A key the set lacks: the provider may have rotated; one refetch (at most once a minute,
+    // shared with the bearer check), then the token is checked once more.
+    if matches!(&checked, Err(flow::Unverified::UnknownKey(_))) && state.idp.unknown_kid().await {
+        checked = flow::verify_id_token(&token, &state.idp.keys(), expected, ttl, now);
+    }
+    let session = checked.map_err(|why| Box::new(denied(html, &format!("the ID token: {why}"))))?;
     let set = flow::session_cookie(&login.sealer, session, ttl).ok_or_else(|| {
         Box::new(denied(
             html,
@@ -270,13 +281,13 @@ async fn callback<B>(
 
 /// Clears the session and sends the browser to the issuer's logout, which comes back to this
 /// host's root.
-fn logout<B>(login: &Login, req: &Request<B>) -> Response<Body> {
+fn logout<B>(login: &Login, discovery: Option<&Discovery>, req: &Request<B>) -> Response<Body> {
     let back = redirect_uri(req, login).and_then(|uri| {
         uri.strip_suffix(login.settings.callback_path.as_str())
             .map(|base| format!("{base}/"))
     });
-    let location = match (&login.endpoints, back) {
-        (Ok(endpoints), Some(back)) => match &endpoints.end_session {
+    let location = match (discovery, back) {
+        (Some(discovery), Some(back)) => match &discovery.end_session_endpoint {
             Some(end) => {
                 let join = if end.contains('?') { '&' } else { '?' };
                 let query = flow::form(&[

@@ -144,7 +144,7 @@ async fn route_and_forward(
         return pages::too_many(html, 1);
     }
     let active = state.active();
-    if let Some(answer) = login::own_path(&active, &req, &path.match_path, html).await {
+    if let Some(answer) = login::own_path(state, &active, &req, &path.match_path, html).await {
         return answer;
     }
     let Some(route) = active.table.find(&host, &path.match_path) else {
@@ -180,9 +180,11 @@ async fn routed_request(
         return pages::redirect(&https_url(host, settings.https_port, req.uri()));
     }
     let checked = if route.auth == Auth::Login {
-        login::check(active, route, &req, html).map(Some)
+        login::check(state, active, route, &req, html)
+            .await
+            .map(Some)
     } else {
-        auth::check(active, route, req.headers(), html)
+        auth::check(state, active, route, req.headers(), html).await
     };
     let identity = match checked {
         Ok(identity) => identity,

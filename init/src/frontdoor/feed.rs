@@ -67,6 +67,8 @@ pub fn snapshot(
                 .collect(),
         },
         routes,
+        // Set by the caller (`run`), with the session key derived in PID 1.
+        login: None,
         instances: instances(routed, board)
             .into_iter()
             .filter(|(name, _)| services.contains_key(name))
@@ -82,8 +84,9 @@ pub fn snapshot(
 pub const MAX_JWKS: u64 = 64 * 1024;
 
 /// The identity provider's settings for the front door, with its key set read from the card's
-/// `jwks` file; `None` with a note when the board has none to give (oidc routes then answer
-/// 503: they never pass unchecked).
+/// `jwks` file (empty when there is none: then `jwks_url`'s is used, which
+/// [`super::idp_cache::Cache::complete`] adds); `None` with a note when the board has no key
+/// set to give (oidc routes then answer 503: they never pass unchecked).
 pub fn oidc(
     settings: &FrontDoor,
     card: &std::path::Path,
@@ -91,28 +94,32 @@ pub fn oidc(
     let Some(oidc) = &settings.oidc else {
         return (None, None);
     };
-    let Some(file) = &oidc.jwks else {
-        return (
-            None,
-            Some("[front_door.oidc] has no jwks file, and fetching jwks_url is not built yet: oidc routes answer 503".into()),
-        );
-    };
-    let path = card.join(file);
-    let read = crate::board::persist::read_bounded(&path, MAX_JWKS).and_then(|bytes| {
-        let bytes = bytes.ok_or_else(|| "not found".to_string())?;
-        String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())
-    });
-    let text = match read {
-        Ok(text) => text,
-        Err(e) => return (None, Some(format!("{file}: {e}; oidc routes answer 503"))),
-    };
+    let mut note = None;
+    // Empty: no key set on the card; the fetched one of `jwks_url` is used (the spec asks for
+    // at least one of the two).
+    let mut text = String::new();
+    if let Some(file) = &oidc.jwks {
+        let path = card.join(file);
+        let read = crate::board::persist::read_bounded(&path, MAX_JWKS).and_then(|bytes| {
+            let bytes = bytes.ok_or_else(|| "not found".to_string())?;
+            String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())
+        });
+        match read {
+            Ok(read) => text = read,
+            Err(e) if oidc.jwks_url.is_some() => {
+                note = Some(format!("{file}: {e}; only the key set of jwks_url is used"));
+            }
+            Err(e) => return (None, Some(format!("{file}: {e}; oidc routes answer 503"))),
+        }
+    }
     let settings = OidcSettings {
         issuer: oidc.issuer.clone(),
         audience: oidc.audience.clone(),
         leeway_s: oidc.leeway.as_secs(),
         jwks: text,
+        ..OidcSettings::default()
     };
-    (Some(settings), None)
+    (Some(settings), note)
 }
 
 /// The host names the routes answer for (exact and `*.suffix`), for their certificates.

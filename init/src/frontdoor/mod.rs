@@ -11,6 +11,7 @@
 
 pub mod certs;
 pub mod feed;
+pub mod idp_cache;
 pub mod process;
 pub mod run;
 
@@ -50,6 +51,9 @@ pub struct Settings {
     pub board: String,
     /// The cluster CA, when the card has one.
     pub ca: Option<Ca>,
+    /// The front door's directory on the data partition (the identity provider's cached
+    /// documents: [`idp_cache`]).
+    pub data: PathBuf,
 }
 
 /// Where the process is.
@@ -102,6 +106,8 @@ pub struct Shared {
     console: Arc<Console>,
     /// The ports in use (0: off).
     pub ports: (u16, u16),
+    /// The identity provider's documents as last fetched.
+    idp: Mutex<idp_cache::Cache>,
 }
 
 impl Shared {
@@ -350,6 +356,68 @@ impl Shared {
             supervisor,
             console,
             ports,
+            idp: Mutex::new(idp_cache::Cache::default()),
+        }
+    }
+
+    fn idp(&self) -> MutexGuard<'_, idp_cache::Cache> {
+        self.idp.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reads the identity provider's cached documents from `settings.data` (at the manager's
+    /// start: once a boot).
+    fn load_idp(&self, settings: &Settings) {
+        let Some(oidc) = &settings.front_door.oidc else {
+            return;
+        };
+        let expect = idp_cache::Expect {
+            issuer: &oidc.issuer,
+            jwks_url: oidc.jwks_url.as_deref(),
+        };
+        let (cache, notes) = idp_cache::Cache::load(&settings.data, &expect);
+        *self.idp() = cache;
+        for note in notes {
+            self.note(note);
+        }
+    }
+
+    /// Keeps a document the process fetched (checked, and written to the data partition).
+    fn fetched(
+        &self,
+        settings: &Settings,
+        kind: baton_frontdoor::control::protocol::Fetched,
+        url: String,
+        body: String,
+    ) {
+        let Some(oidc) = &settings.front_door.oidc else {
+            return self.note(format!(
+                "a fetched {kind:?} from {url:?} ignored: no [front_door.oidc]"
+            ));
+        };
+        let expect = idp_cache::Expect {
+            issuer: &oidc.issuer,
+            jwks_url: oidc.jwks_url.as_deref(),
+        };
+        let kept = self
+            .idp()
+            .fetched(&settings.data, &expect, kind, url.clone(), body);
+        if let Err(e) = kept {
+            self.note(format!(
+                "the fetched {kind:?} from {url:?} is not kept: {e}"
+            ));
+        }
+    }
+
+    /// The provider settings with the cached documents and the card's `ca`; notes on what
+    /// could not be read.
+    fn complete_oidc(
+        &self,
+        oidc: &mut baton_frontdoor::config::model::OidcSettings,
+        settings: &Settings,
+    ) -> Vec<String> {
+        match &settings.front_door.oidc {
+            Some(spec) => self.idp().complete(oidc, spec, &settings.card),
+            None => Vec::new(),
         }
     }
 }

@@ -66,6 +66,7 @@ pub async fn run(
             None
         }
     };
+    shared.load_idp(&settings);
     let mut certs = Certs::default();
     let mut backoff = BACKOFF_MIN;
     loop {
@@ -211,7 +212,9 @@ pub(super) async fn talk(
                 }
                 Ok((ToInit::Wake { service }, _)) => shared.wake(&service),
                 Ok((ToInit::Access { lines, dropped }, _)) => shared.access(lines, dropped),
-                Ok((ToInit::Fetched { .. }, _)) => {}
+                Ok((ToInit::Fetched { kind, url, body }, _)) => {
+                    shared.fetched(settings, kind, url, body);
+                }
                 Ok((ToInit::Ready { .. }, _)) => return "it said Ready twice".into(),
                 Err(e) => return e.to_string(),
             },
@@ -285,10 +288,15 @@ impl Feeder {
             self.certs_due = false;
         }
         let certs = self.built_certs.clone().unwrap_or_default();
-        let (oidc, oidc_note) = feed::oidc(&settings.front_door, &settings.card);
+        let (mut oidc, oidc_note) = feed::oidc(&settings.front_door, &settings.card);
+        let idp_notes = match &mut oidc {
+            Some(oidc) => shared.complete_oidc(oidc, settings),
+            None => Vec::new(),
+        };
         let (snapshot, mut notes) =
             feed::snapshot(&settings.front_door, routed, certs, oidc, &settings.board);
         notes.extend(oidc_note);
+        notes.extend(idp_notes);
         shared.set_route_notes(notes);
         // The configuration without the instance lists decides whether a snapshot is due;
         // lists that change alone go as `Instances`.

@@ -107,6 +107,7 @@ async fn rig(routed: Routed) -> Rig {
         fds: vec![OwnedFd::from(listener)],
     };
     let card = tempfile::tempdir().expect("card").keep();
+    let data = card.join("data");
     let settings = Settings {
         front_door: baton_spec::FrontDoor::default(),
         exe: "/nonexistent".into(),
@@ -114,6 +115,7 @@ async fn rig(routed: Routed) -> Rig {
         card,
         board: "b1".into(),
         ca: None,
+        data,
     };
     let (routed_tx, routed_rx) = watch::channel(routed);
     let (restart_tx, restart_rx) = mpsc::channel(1);

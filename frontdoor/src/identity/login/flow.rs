@@ -18,10 +18,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::cookie::Sealer;
-use super::discovery::Endpoints;
 use super::LoginSettings;
 use crate::identity::claims::{self, Expect};
 use crate::identity::{b64, jws, Keys};
+use crate::idp::Discovery;
 
 /// The login cookie: the state of one sign-in across the trip to the issuer.
 pub const LOGIN_COOKIE: &str = "__Host-baton_login";
@@ -120,7 +120,7 @@ pub fn return_path(path_and_query: &str) -> String {
 /// system has no randomness.
 pub fn start(
     settings: &LoginSettings,
-    endpoints: &Endpoints,
+    discovery: &Discovery,
     sealer: &Sealer,
     redirect_uri: &str,
     ret: &str,
@@ -150,12 +150,13 @@ pub fn start(
         ("code_challenge", &challenge(&pending.verifier)),
         ("code_challenge_method", "S256"),
     ];
-    let join = if endpoints.authorization.contains('?') {
+    let authorization = &discovery.authorization_endpoint;
+    let join = if authorization.contains('?') {
         '&'
     } else {
         '?'
     };
-    let location = format!("{}{join}{}", endpoints.authorization, form(&params));
+    let location = format!("{authorization}{join}{}", form(&params));
     let sealed = sealer.seal(LOGIN_COOKIE, &pending)?;
     Some(Start {
         location,
@@ -230,6 +231,24 @@ pub struct Expected<'a> {
     pub leeway_s: u64,
 }
 
+/// Why an ID token opens no session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unverified {
+    /// Its `kid` is not in the key set (the caller may refetch the set once and try again).
+    UnknownKey(String),
+    /// Anything else.
+    Invalid(String),
+}
+
+impl std::fmt::Display for Unverified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unverified::UnknownKey(kid) => write!(f, "no key {kid:?} in the issuer's key set"),
+            Unverified::Invalid(why) => f.write_str(why),
+        }
+    }
+}
+
 /// Checks an ID token (OpenID Connect Core 3.1.3.7) and gives the session it opens, valid for
 /// `ttl_s` from `now`.
 pub fn verify_id_token(
@@ -238,17 +257,27 @@ pub fn verify_id_token(
     expected: Expected<'_>,
     ttl_s: u64,
     now: u64,
-) -> Result<Session, String> {
+) -> Result<Session, Unverified> {
     let claims = jws::verify(id_token, keys).map_err(|e| match e {
-        jws::JwsError::Invalid(why) => why,
-        jws::JwsError::UnknownKey { kid } => format!("no key {kid:?} in the issuer's key set"),
+        jws::JwsError::Invalid(why) => Unverified::Invalid(why),
+        jws::JwsError::UnknownKey { kid } => Unverified::UnknownKey(kid),
     })?;
+    session_of(&claims, expected, ttl_s, now).map_err(Unverified::Invalid)
+}
+
+/// The session of an ID token's verified claims, if they are for this client and sign-in.
+fn session_of(
+    claims: &serde_json::Map<String, Value>,
+    expected: Expected<'_>,
+    ttl_s: u64,
+    now: u64,
+) -> Result<Session, String> {
     let expect = Expect {
         issuer: expected.issuer,
         audience: expected.client_id,
         leeway_s: expected.leeway_s,
     };
-    claims::check(&claims, expect, now)?;
+    claims::check(claims, expect, now)?;
     match claims.get("azp") {
         None => {}
         Some(Value::String(azp)) if azp == expected.client_id => {}

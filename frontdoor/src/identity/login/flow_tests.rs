@@ -1,5 +1,4 @@
 use super::*;
-use crate::identity::login::discovery::Endpoints;
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use serde_json::json;
@@ -12,16 +11,16 @@ fn settings() -> LoginSettings {
         callback_path: "/.baton/auth/callback".into(),
         session_ttl_s: 3600,
         session_key: [7; 32],
-        discovery: None,
-        ca_pem: None,
     }
 }
 
-fn endpoints() -> Endpoints {
-    Endpoints {
-        authorization: "https://idp.lan/auth".into(),
-        token: "https://idp.lan/token".into(),
-        end_session: None,
+fn endpoints() -> Discovery {
+    Discovery {
+        issuer: "https://idp.lan".into(),
+        authorization_endpoint: "https://idp.lan/auth".into(),
+        token_endpoint: "https://idp.lan/token".into(),
+        end_session_endpoint: None,
+        jwks_uri: None,
     }
 }
 

@@ -3,23 +3,20 @@
 //! short sealed login cookie across the trip to the issuer, and a sealed session cookie that
 //! every board of the cluster reads (its key is derived from the cluster key in PID 1).
 //!
-//! [`cookie`] seals and opens cookie values, [`discovery`] reads the issuer's endpoints,
-//! [`flow`] is the state machine (pure: the time, the randomness's output and the token
-//! exchange come from the caller), [`exchange`] calls the token endpoint.
+//! [`cookie`] seals and opens cookie values, [`flow`] is the state machine (pure: the time and
+//! the token exchange's answer come from the caller), [`exchange`] calls the token endpoint
+//! through [`crate::outbound`]. The issuer's endpoints are its discovery document as
+//! [`crate::idp`] fetched it (or the init cached it).
 
 pub mod cookie;
-pub mod discovery;
 pub mod exchange;
 pub mod flow;
-
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use cookie::Sealer;
-use discovery::Endpoints;
 
-/// Bytes of the client id, the client secret, a scope, the callback path.
+/// Bytes of the client id, the client secret, a scope.
 pub const MAX_TEXT: usize = 2048;
 /// Scopes asked for besides `openid email profile`.
 pub const MAX_SCOPES: usize = 16;
@@ -44,14 +41,6 @@ pub struct LoginSettings {
     /// The key of the sealed cookies: HKDF-SHA256 of the cluster key with the info
     /// "baton front door session v1", derived in PID 1 (the cluster key never comes here).
     pub session_key: [u8; 32],
-    /// The issuer's discovery document (`/.well-known/openid-configuration`, JSON) as the init
-    /// last had it; `None`: sign-in answers 503 until it comes.
-    #[serde(default)]
-    pub discovery: Option<String>,
-    /// PEM certificates trusted for the token endpoint besides Mozilla's roots (the card's
-    /// `[front_door.oidc] ca`).
-    #[serde(default)]
-    pub ca_pem: Option<String>,
 }
 
 impl std::fmt::Debug for LoginSettings {
@@ -62,8 +51,6 @@ impl std::fmt::Debug for LoginSettings {
             .field("scopes", &self.scopes)
             .field("callback_path", &self.callback_path)
             .field("session_ttl_s", &self.session_ttl_s)
-            .field("discovery_bytes", &self.discovery.as_ref().map(String::len))
-            .field("ca_bytes", &self.ca_pem.as_ref().map(String::len))
             .finish_non_exhaustive()
     }
 }
@@ -77,12 +64,8 @@ impl LoginSettings {
                 "login: client id and secret are 1 to {MAX_TEXT} bytes"
             ));
         }
-        if self.scopes.len() > MAX_SCOPES
-            || !self
-                .scopes
-                .iter()
-                .all(|s| fits(s) && s.bytes().all(|b| b.is_ascii_graphic() && b != b'"'))
-        {
+        let scope_ok = |s: &String| fits(s) && s.bytes().all(|b| b.is_ascii_graphic());
+        if self.scopes.len() > MAX_SCOPES || !self.scopes.iter().all(scope_ok) {
             return Err(format!(
                 "login: at most {MAX_SCOPES} scopes of visible ASCII"
             ));
@@ -102,17 +85,6 @@ impl LoginSettings {
                 SESSION_TTL_S.start(),
                 SESSION_TTL_S.end()
             ));
-        }
-        if self
-            .discovery
-            .as_ref()
-            .is_some_and(|d| d.len() > discovery::MAX_DOCUMENT)
-            || self
-                .ca_pem
-                .as_ref()
-                .is_some_and(|c| c.len() > crate::config::model::MAX_PEM)
-        {
-            return Err("login: the discovery document or the CA is too long".into());
         }
         Ok(())
     }
@@ -134,33 +106,19 @@ pub struct Login {
     pub settings: LoginSettings,
     /// Seals and opens the cookies.
     pub sealer: Sealer,
-    /// The issuer's endpoints, or why there are none (sign-in then answers 503).
-    pub endpoints: Result<Endpoints, String>,
-    /// TLS to the issuer.
-    pub tls: Arc<rustls::ClientConfig>,
+    /// The client of the token endpoint (Mozilla's roots plus the card's `ca`).
+    pub client: crate::outbound::Client,
 }
 
 impl Login {
-    /// Sign-in for `settings` with the issuer `issuer` (`None`: no `[front_door.oidc]`
-    /// reached this board); notes say what cannot be used.
-    pub fn new(settings: LoginSettings, issuer: Option<&str>) -> (Login, Vec<String>) {
-        let endpoints = match (issuer, &settings.discovery) {
-            (None, _) => Err("this board has no settings of the identity provider".to_string()),
-            (Some(_), None) => Err(
-                "the identity provider's discovery document has not been fetched yet".to_string(),
-            ),
-            (Some(issuer), Some(doc)) => discovery::endpoints(doc, issuer)
-                .map_err(|e| format!("the identity provider's discovery document: {e}")),
-        };
-        let (tls, mut notes) = exchange::client_config(settings.ca_pem.as_deref());
-        if let Err(e) = &endpoints {
-            notes.push(format!("{e}: login routes answer 503"));
-        }
+    /// Sign-in for `settings`, trusting `ca_pem` besides Mozilla's roots; the notes name
+    /// certificates of `ca_pem` that cannot be used.
+    pub fn new(settings: LoginSettings, ca_pem: Option<&str>) -> (Login, Vec<String>) {
+        let (client, notes) = crate::outbound::Client::new(ca_pem);
         let login = Login {
             sealer: Sealer::new(&settings.session_key),
             settings,
-            endpoints,
-            tls,
+            client,
         };
         (login, notes)
     }

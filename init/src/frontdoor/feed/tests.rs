@@ -142,4 +142,16 @@ fn the_provider_s_key_set_comes_from_the_card_or_a_note_says_why_not() {
         .1
         .expect("a note")
         .contains("larger than"));
+    // With jwks_url, a card set that cannot be read leaves the fetched one; no card set at all
+    // is no note.
+    let with_url = settings.oidc.as_mut().expect("oidc");
+    with_url.jwks_url = Some(text("https://idp.lan/jwks"));
+    let (some, note) = oidc(&settings, card.path());
+    assert_eq!(some.expect("settings").jwks, "");
+    assert!(note
+        .expect("a note")
+        .contains("only the key set of jwks_url is used"));
+    settings.oidc.as_mut().expect("oidc").jwks = None;
+    let (some, note) = oidc(&settings, card.path());
+    assert_eq!((some.expect("settings").jwks, note), (String::new(), None));
 }
