@@ -74,6 +74,7 @@ impl RealServices {
         front_door: &baton_spec::FrontDoor,
         board: &str,
         supervisor: &Supervisor,
+        cluster: Option<(&str, &str)>,
     ) {
         let card = ctx.path(crate::boot::config::MOUNT_POINT);
         let ca = match crate::board::tls::load_ca(&card) {
@@ -93,6 +94,14 @@ impl RealServices {
             board: board.to_string(),
             ca,
             data: crate::frontdoor::idp_cache::dir(&ctx.root),
+            // Derived here, in PID 1: only the derived key reaches the front door.
+            session_key: crate::frontdoor::session::key(cluster.map(|(_, key)| key))
+                .map_err(|e| {
+                    ctx.say(format_args!(
+                        "front door: no sign-in cookie key ({e}): login routes answer 503"
+                    ))
+                })
+                .ok(),
         };
         let handle =
             crate::frontdoor::spawn(settings, supervisor.clone(), Arc::clone(&ctx.console));
@@ -214,7 +223,11 @@ impl Services for RealServices {
             ctx.say(format_args!("services: {note}"));
         }
         self.supervisor.send_replace(Some(supervisor.clone()));
-        self.start_front_door(ctx, front_door, &board_name, &supervisor);
+        let cluster_key = config
+            .cluster
+            .as_ref()
+            .map(|c| (c.name.as_str(), c.key.as_str()));
+        self.start_front_door(ctx, front_door, &board_name, &supervisor, cluster_key);
         let Some(cluster) = &config.cluster else {
             for spec in crate::boot::config::load_service_files(ctx, &reconciled.files, front_door)
             {

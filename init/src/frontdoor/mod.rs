@@ -14,6 +14,7 @@ pub mod feed;
 pub mod idp_cache;
 pub mod process;
 pub mod run;
+pub mod session;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -54,6 +55,9 @@ pub struct Settings {
     /// The front door's directory on the data partition (the identity provider's cached
     /// documents: [`idp_cache`]).
     pub data: PathBuf,
+    /// The key of the sign-in cookies, derived from the cluster key ([`session`]); `None`
+    /// when it could not be made (login routes then answer 503).
+    pub session_key: Option<[u8; 32]>,
 }
 
 /// Where the process is.

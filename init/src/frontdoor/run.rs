@@ -293,8 +293,11 @@ impl Feeder {
             Some(oidc) => shared.complete_oidc(oidc, settings),
             None => Vec::new(),
         };
-        let (snapshot, mut notes) =
+        let (mut snapshot, mut notes) =
             feed::snapshot(&settings.front_door, routed, certs, oidc, &settings.board);
+        snapshot.login = settings
+            .session_key
+            .and_then(|key| super::session::login(&settings.front_door, &key));
         notes.extend(oidc_note);
         notes.extend(idp_notes);
         shared.set_route_notes(notes);

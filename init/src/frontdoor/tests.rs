@@ -116,6 +116,7 @@ async fn rig(routed: Routed) -> Rig {
         board: "b1".into(),
         ca: None,
         data,
+        session_key: None,
     };
     let (routed_tx, routed_rx) = watch::channel(routed);
     let (restart_tx, restart_rx) = mpsc::channel(1);
