@@ -8,7 +8,8 @@
 //! `X-Forwarded-User` at the upstream and baton's cookies kept from it; then the session is
 //! used again and logout clears it. The tamper cases: an altered `state` → 400, an altered
 //! login cookie → 400, a code from a second sign-in (another PKCE verifier) → the provider
-//! answers invalid_grant and the front door 401 with no session; a JSON client → 401.
+//! answers invalid_grant and the front door 401 with no session; a JSON client → 401; a
+//! bearer token on a login route is checked as one (a bad one → 401, no redirect).
 //!
 //! Needs `node` (or `BATON_TEST_NODE`) and `tests/oidc/node_modules` (`scripts/setup`).
 
@@ -306,4 +307,15 @@ async fn a_json_client_gets_401_instead_of_a_redirect() {
     assert_eq!(got["status"], 401, "{got:#}");
     assert_eq!(got["location"], Value::Null, "{got:#}");
     assert_eq!(got["www_authenticate"], "Bearer realm=\"baton\"", "{got:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bearer_token_on_a_login_route_is_checked_as_one() {
+    let s = setup().await;
+    // Even from a browser: the token is what counts, and a bad one is no reason to redirect.
+    let got = tokio::task::block_in_place(|| s.browser("bearer"));
+    assert_eq!(got["status"], 401, "{got:#}");
+    assert_eq!(got["location"], Value::Null, "{got:#}");
+    let challenge = got["www_authenticate"].as_str().expect("challenge");
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
 }

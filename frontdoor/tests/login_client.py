@@ -8,6 +8,7 @@ consent forms. It trusts only the test CA given.
   login_client.py CA_PEM tamper-cookie PAGE_URL
   login_client.py CA_PEM other-code PAGE_URL   a code from a second sign-in (another verifier)
   login_client.py CA_PEM json PAGE_URL
+  login_client.py CA_PEM bearer PAGE_URL       a browser that sends a (bad) bearer token
 
 Each prints one JSON object on stdout for the Rust test to check.
 """
@@ -188,6 +189,11 @@ def main():
     elif mode == "json":
         b = Browser(ca)
         status, _, headers, body = b.open(url, headers={"Accept": "application/json"}, follow=False)
+        out = {"status": status, "location": headers.get("location"), "www_authenticate": headers.get("www-authenticate")}
+    elif mode == "bearer":
+        b = Browser(ca)
+        headers = {"Accept": "text/html", "Authorization": "Bearer not.a.token"}
+        status, _, headers, body = b.open(url, headers=headers, follow=False)
         out = {"status": status, "location": headers.get("location"), "www_authenticate": headers.get("www-authenticate")}
     else:
         raise SystemExit(f"unknown mode {mode}")
