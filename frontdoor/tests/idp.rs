@@ -228,7 +228,14 @@ async fn a_flood_of_random_kids_costs_at_most_one_fetch() {
     while let Some(status) = asks.join_next().await {
         assert_eq!(status.expect("ask"), 401);
     }
-    // The fetch at start and one refetch, however many kids.
+    // The fetch at start and one refetch, which the concurrent requests joined.
+    assert_eq!(provider.jwks_hits(), 2);
+    // Later in the same minute, one after the other: refused at once, nothing fetched.
+    for i in 0..16 {
+        let kid = format!("later-{i}");
+        let got = link.ask(&token(&link.issuer, "p256", &kid)).await;
+        assert_eq!(got.status, 401, "{got:?}");
+    }
     assert_eq!(provider.jwks_hits(), 2);
     // The known key still passes.
     assert_eq!(

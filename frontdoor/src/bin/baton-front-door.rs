@@ -163,6 +163,21 @@ async fn run(args: Args, config: HostConfig) -> Result<(), String> {
             eprintln!("baton-front-door: {service} has requests waiting and no instance");
         }
     });
+    // The identity provider's key set of `jwks_url`, fetched as on a board; with no init to
+    // keep it, what it fetched is only said.
+    let (fetched, mut reports) = tokio::sync::mpsc::channel(4);
+    baton_frontdoor::idp::fetch::spawn(Arc::clone(&state.idp), fetched);
+    tokio::spawn(async move {
+        while let Some(report) = reports.recv().await {
+            if let baton_frontdoor::control::protocol::ToInit::Fetched { kind, url, body } = report
+            {
+                eprintln!(
+                    "baton-front-door: fetched {kind:?} from {url} ({} bytes)",
+                    body.len()
+                );
+            }
+        }
+    });
     let plain = async {
         if let Some(listener) = http {
             let state = Arc::clone(&state);

@@ -93,3 +93,46 @@ fn require_beyond_its_bounds_is_refused() {
         assert!(matches!(s.check(), Err(Refused::Route { .. })));
     }
 }
+
+#[test]
+fn what_the_provider_link_brings_is_bounded() {
+    let discovery = crate::idp::Discovery {
+        issuer: "https://idp.example".into(),
+        authorization_endpoint: "https://idp.example/auth".into(),
+        token_endpoint: "https://idp.example/token".into(),
+        end_session_endpoint: None,
+        jwks_uri: None,
+    };
+    let mut s = snapshot();
+    if let Some(o) = s.oidc.as_mut() {
+        o.jwks_url = Some("https://idp.example/jwks".into());
+        o.jwks_cached = Some(r#"{"keys":[]}"#.into());
+        o.ca_pem = Some("PEM".into());
+        o.discover = true;
+        o.discovery = Some(discovery.clone());
+    }
+    assert_eq!(s.check(), Ok(()));
+    let back: Snapshot =
+        serde_json::from_str(&serde_json::to_string(&s).expect("json")).expect("round trip");
+    assert_eq!(back, s);
+    let other_issuer = crate::idp::Discovery {
+        issuer: "https://evil.example".into(),
+        ..discovery.clone()
+    };
+    let plain_token = crate::idp::Discovery {
+        token_endpoint: "http://idp.example/token".into(),
+        ..discovery
+    };
+    for change in [
+        Box::new(|o: &mut OidcSettings| o.jwks_url = Some("a".repeat(5000)))
+            as Box<dyn Fn(&mut OidcSettings)>,
+        Box::new(|o: &mut OidcSettings| o.jwks_cached = Some(" ".repeat(64 * 1024 + 1))),
+        Box::new(|o: &mut OidcSettings| o.ca_pem = Some(" ".repeat(MAX_PEM + 1))),
+        Box::new(move |o: &mut OidcSettings| o.discovery = Some(other_issuer.clone())),
+        Box::new(move |o: &mut OidcSettings| o.discovery = Some(plain_token.clone())),
+    ] {
+        let mut bad = s.clone();
+        change(bad.oidc.as_mut().expect("oidc"));
+        assert!(matches!(bad.check(), Err(Refused::Setting(_))), "{bad:?}");
+    }
+}

@@ -220,3 +220,7 @@ fn check(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+#[path = "idp_cache/manager_tests.rs"]
+mod manager_tests;
