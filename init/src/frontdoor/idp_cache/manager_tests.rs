@@ -108,6 +108,7 @@ async fn a_key_set_the_front_door_fetched_is_kept_on_the_data_partition() {
         board: "b1".into(),
         ca: None,
         data: data.clone(),
+        session_key: None,
     };
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let listeners = Listeners {
