@@ -125,14 +125,15 @@ impl Provider {
     }
 }
 
-/// Runs the Python browser in `mode` against `url`; its JSON report.
-fn browser(ca: &Path, mode: &str, url: &str) -> Value {
+/// Runs the Python browser in `mode` against `url` (with `extra` arguments); its JSON report.
+fn browser(ca: &Path, mode: &str, url: &str, extra: &[&str]) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/login_client.py");
     let mut child = Command::new("python3")
         .arg(script)
         .arg(ca)
         .arg(mode)
         .arg(url)
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -229,7 +230,7 @@ async fn setup() -> Setup {
 
 impl Setup {
     fn browser(&self, mode: &str) -> Value {
-        browser(&self.dir.0.join("ca.pem"), mode, &self.page)
+        browser(&self.dir.0.join("ca.pem"), mode, &self.page, &[])
     }
 }
 
@@ -318,4 +319,17 @@ async fn a_bearer_token_on_a_login_route_is_checked_as_one() {
     assert_eq!(got["location"], Value::Null, "{got:#}");
     let challenge = got["www_authenticate"].as_str().expect("challenge");
     assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_from_the_provider_passes_a_login_route_without_a_session() {
+    let s = setup().await;
+    let ca = s.dir.0.join("ca.pem");
+    let issuer = s.provider.issuer.clone();
+    let got =
+        tokio::task::block_in_place(|| browser(&ca, "token", &s.page, &[&issuer, "test-secret"]));
+    assert_eq!(got["status"], 200, "{got:#}");
+    // A client_credentials token is the client's own: its sub is the client id.
+    let body = got["body"].as_str().expect("body");
+    assert!(body.contains("x-forwarded-user: baton\n"), "{body}");
 }

@@ -9,10 +9,13 @@ consent forms. It trusts only the test CA given.
   login_client.py CA_PEM other-code PAGE_URL   a code from a second sign-in (another verifier)
   login_client.py CA_PEM json PAGE_URL
   login_client.py CA_PEM bearer PAGE_URL       a browser that sends a (bad) bearer token
+  login_client.py CA_PEM token PAGE_URL ISSUER SECRET
+                                               a client_credentials token from the provider, sent
 
 Each prints one JSON object on stdout for the Rust test to check.
 """
 
+import base64
 import html.parser
 import http.cookiejar
 import json
@@ -145,7 +148,7 @@ def with_param(url, name, value):
 
 
 def main():
-    ca, mode, url = sys.argv[1], sys.argv[2], sys.argv[3]
+    ca, mode, url = sys.argv[1:4]
     out = {}
     if mode == "signin":
         b = Browser(ca)
@@ -195,6 +198,20 @@ def main():
         headers = {"Accept": "text/html", "Authorization": "Bearer not.a.token"}
         status, _, headers, body = b.open(url, headers=headers, follow=False)
         out = {"status": status, "location": headers.get("location"), "www_authenticate": headers.get("www-authenticate")}
+    elif mode == "token":
+        issuer, secret = sys.argv[4], sys.argv[5]
+        b = Browser(ca)
+        basic = base64.b64encode(f"baton:{secret}".encode()).decode()
+        form = urllib.parse.urlencode({"grant_type": "client_credentials", "resource": "urn:baton"})
+        status, _, _, body = b.open(
+            issuer + "/token", data=form.encode(), headers={"Authorization": f"Basic {basic}"}
+        )
+        if status != 200:
+            raise SystemExit(f"the provider gave no token: {status} {body}")
+        token = json.loads(body)["access_token"]
+        headers = {"Accept": "application/json", "Authorization": f"Bearer {token}"}
+        status, _, _, body = b.open(url, headers=headers, follow=False)
+        out = {"status": status, "body": body}
     else:
         raise SystemExit(f"unknown mode {mode}")
     print(json.dumps(out))

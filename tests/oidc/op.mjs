@@ -1,8 +1,9 @@
 // The OpenID provider baton's sign-in tests run against: panva's oidc-provider (OpenID
 // certified), not a fake written for the tests. It serves HTTPS with the certificate and key it
 // is given, on the host and port asked for (port 0: any free one), with its own development
-// login and consent forms (any user name signs in), and one client whose redirect URI is the
-// front door's callback.
+// login and consent forms (any user name signs in), and one client `baton` whose redirect URI
+// is the front door's callback; the same client gets bearer tokens (JWT, aud urn:baton) with
+// client_credentials.
 //
 //   node op.mjs --cert cert.pem --key key.pem --host localhost --port 0 \
 //     --client-secret SECRET --redirect-uri https://localhost:8443/.baton/auth/callback \
@@ -53,7 +54,7 @@ server.listen(Number(opts.port), opts.host, () => {
       client_secret: opts['client-secret'],
       redirect_uris: [opts['redirect-uri']],
       post_logout_redirect_uris: opts['post-logout-uri'],
-      grant_types: ['authorization_code'],
+      grant_types: ['authorization_code', 'client_credentials'],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
     }],
@@ -72,6 +73,20 @@ server.listen(Number(opts.port), opts.host, () => {
     features: {
       devInteractions: { enabled: true },
       rpInitiatedLogout: { enabled: true },
+      // Bearer tokens for `auth = "oidc"` routes: client_credentials with the resource
+      // urn:baton gives an ES256-signed JWT access token whose aud is urn:baton.
+      clientCredentials: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: () => 'urn:baton',
+        useGrantedResource: () => true,
+        getResourceServerInfo: () => ({
+          scope: 'api',
+          audience: 'urn:baton',
+          accessTokenFormat: 'jwt',
+          jwt: { sign: { alg: 'ES256' } },
+        }),
+      },
     },
     // Any user name signs in: the account is the name, its mail address is made from it.
     async findAccount(ctx, id) {
