@@ -123,3 +123,51 @@ impl Login {
         (login, notes)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> LoginSettings {
+        LoginSettings {
+            client_id: "baton".into(),
+            client_secret: "s3cret".into(),
+            scopes: vec!["groups".into()],
+            callback_path: "/.baton/cb/back".into(),
+            session_ttl_s: 3600,
+            session_key: [7; 32],
+        }
+    }
+
+    #[test]
+    fn settings_out_of_bounds_are_refused_and_secrets_never_shown() {
+        assert_eq!(settings().check(), Ok(()));
+        let bad: [fn(&mut LoginSettings); 6] = [
+            |s| s.client_id.clear(),
+            |s| s.client_secret = "x".repeat(MAX_TEXT + 1),
+            |s| s.scopes = vec!["a b".into()],
+            |s| s.callback_path = "/auth/callback".into(),
+            |s| s.callback_path = "/.baton/../x".into(),
+            |s| s.session_ttl_s = 60,
+        ];
+        for (i, spoil) in bad.iter().enumerate() {
+            let mut s = settings();
+            spoil(&mut s);
+            assert!(s.check().is_err(), "case {i}: {s:?}");
+        }
+        let shown = format!("{:?}", settings());
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("7, 7"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn logout_is_beside_the_callback_and_at_the_default_place() {
+        let s = settings();
+        assert!(s.is_logout("/.baton/cb/logout"));
+        assert!(s.is_logout("/.baton/auth/logout"));
+        assert!(!s.is_logout("/.baton/cb/back"));
+        assert!(!s.is_logout("/logout"));
+    }
+}
