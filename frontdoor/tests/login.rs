@@ -9,7 +9,8 @@
 //! used again and logout clears it. The tamper cases: an altered `state` → 400, an altered
 //! login cookie → 400, a code from a second sign-in (another PKCE verifier) → the provider
 //! answers invalid_grant and the front door 401 with no session; a JSON client → 401; a
-//! bearer token on a login route is checked as one (a bad one → 401, no redirect).
+//! bearer token on a login route is checked as one (a bad one → 401, no redirect); a session
+//! made through one front door holds on another with the same key, not on one with another key.
 //!
 //! Needs `node` (or `BATON_TEST_NODE`) and `tests/oidc/node_modules` (`scripts/setup`).
 
@@ -23,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use baton_frontdoor::config::model::OidcSettings;
-use baton_frontdoor::config::Auth;
+use baton_frontdoor::config::{Auth, Snapshot};
 use baton_frontdoor::identity::login::LoginSettings;
 use common::{echo, route, snapshot, until};
 use common_tls::{with_certs, Pki, TlsDoor};
@@ -161,6 +162,10 @@ fn browser(ca: &Path, mode: &str, url: &str, extra: &[&str]) -> Value {
 /// The pieces of one test: the provider, a front door with a login route to an echo, the CA.
 struct Setup {
     provider: Provider,
+    /// The snapshot in force, with sign-in.
+    snapshot: Snapshot,
+    /// The upstream.
+    app: std::net::SocketAddr,
     _door: TlsDoor,
     _fetcher: tokio::task::JoinHandle<()>,
     _fetched: mpsc::Receiver<baton_frontdoor::control::protocol::ToInit>,
@@ -206,7 +211,10 @@ async fn setup() -> Setup {
         session_ttl_s: 3600,
         session_key: [9; 32],
     });
-    let notes = door.state.apply(2, full).expect("snapshot with sign-in");
+    let notes = door
+        .state
+        .apply(2, full.clone())
+        .expect("snapshot with sign-in");
     assert!(notes.is_empty(), "{notes:?}");
     door.instances("app", &[("a1", app, true)]);
     let (reports, fetched) = mpsc::channel(64);
@@ -219,6 +227,8 @@ async fn setup() -> Setup {
     let page = format!("https://localhost:{}/page?x=1", door.addr.port());
     Setup {
         provider,
+        snapshot: full,
+        app,
         _door: door,
         _fetcher: fetcher,
         _fetched: fetched,
@@ -332,4 +342,36 @@ async fn a_token_from_the_provider_passes_a_login_route_without_a_session() {
     // A client_credentials token is the client's own: its sub is the client id.
     let body = got["body"].as_str().expect("body");
     assert!(body.contains("x-forwarded-user: baton\n"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_holds_on_every_front_door_with_the_same_key_and_no_other() {
+    let s = setup().await;
+    // Two more front doors with the same routes and sign-in settings, as other boards: one with
+    // the cluster's session key, one with another key. Neither has fetched the discovery
+    // document: a session needs only the key.
+    let mut snapshot = s.snapshot.clone();
+    let same = TlsDoor::start(snapshot.clone()).await;
+    same.instances("app", &[("a1", s.app, true)]);
+    if let Some(login) = snapshot.login.as_mut() {
+        login.session_key = [3; 32];
+    }
+    let other = TlsDoor::start(snapshot).await;
+    other.instances("app", &[("a1", s.app, true)]);
+    let ca = s.dir.0.join("ca.pem");
+    for (door, passes) in [(&same, true), (&other, false)] {
+        let there = format!("https://localhost:{}/there", door.addr.port());
+        let got = tokio::task::block_in_place(|| browser(&ca, "roam", &s.page, &[&there]));
+        assert_eq!(got["first"]["status"], 200, "{got:#}");
+        let body = got["other"]["body"].as_str().expect("body");
+        if passes {
+            assert_eq!(got["other"]["status"], 200, "{got:#}");
+            assert!(body.contains("x-forwarded-user: ann\n"), "{body}");
+        } else {
+            // No session there: it would send the browser to sign in, which it cannot yet
+            // (no discovery document): 503, and never the page.
+            assert_eq!(got["other"]["status"], 503, "{got:#}");
+            assert!(!body.contains("x-forwarded-user"), "{body}");
+        }
+    }
 }

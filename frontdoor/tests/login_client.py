@@ -7,18 +7,26 @@ consent forms. It trusts only the test CA given.
   login_client.py CA_PEM tamper-state PAGE_URL
   login_client.py CA_PEM tamper-cookie PAGE_URL
   login_client.py CA_PEM other-code PAGE_URL   a code from a second sign-in (another verifier)
+  login_client.py CA_PEM roam PAGE_URL OTHER_URL [OTHER_ADDRESS]
+                                               sign in through PAGE_URL, then fetch OTHER_URL with
+                                               the same cookies (another board), its host mapped to
+                                               OTHER_ADDRESS when given
   login_client.py CA_PEM json PAGE_URL
   login_client.py CA_PEM bearer PAGE_URL       a browser that sends a (bad) bearer token
   login_client.py CA_PEM token PAGE_URL ISSUER SECRET
                                                a client_credentials token from the provider, sent
 
-Each prints one JSON object on stdout for the Rust test to check.
+Each prints one JSON object on stdout for the Rust test to check. CA_PEM may hold several
+certificates (the cluster CA and the provider's test CA). BATON_RESOLVE="host=address,..." maps
+host names to addresses without DNS (as curl's --resolve), for a test whose names are not in DNS.
 """
 
 import base64
 import html.parser
 import http.cookiejar
 import json
+import os
+import socket
 import ssl
 import sys
 import urllib.error
@@ -29,6 +37,20 @@ TIMEOUT = 20
 CALLBACK = "/.baton/auth/callback"
 LOGIN_COOKIE = "__Host-baton_login"
 SESSION_COOKIE = "__Host-baton_session"
+
+
+# Host names mapped to addresses (BATON_RESOLVE), looked up before the system's resolver.
+RESOLVE = dict(
+    pair.split("=", 1) for pair in os.environ.get("BATON_RESOLVE", "").split(",") if "=" in pair
+)
+_getaddrinfo = socket.getaddrinfo
+
+
+def getaddrinfo(host, *args, **kwargs):
+    return _getaddrinfo(RESOLVE.get(host, host), *args, **kwargs)
+
+
+socket.getaddrinfo = getaddrinfo
 
 
 class Form(html.parser.HTMLParser):
@@ -189,6 +211,15 @@ def main():
             set_cookie = [set_cookie]
         out = {"status": status, "body": body, "set_cookie": set_cookie,
                "session_cookie": b.cookie(SESSION_COOKIE) not in (None, "")}
+    elif mode == "roam":
+        b = Browser(ca)
+        status, _, _, body = b.through_forms(url)
+        out["first"] = {"status": status, "body": body}
+        other = sys.argv[4]
+        if len(sys.argv) > 5:
+            RESOLVE[urllib.parse.urlsplit(other).hostname] = sys.argv[5]
+        status, _, headers, body = b.open(other, follow=False)
+        out["other"] = {"status": status, "location": headers.get("location"), "body": body}
     elif mode == "json":
         b = Browser(ca)
         status, _, headers, body = b.open(url, headers={"Accept": "application/json"}, follow=False)

@@ -36,11 +36,7 @@ fn ready<'a>(
     html: bool,
 ) -> Result<(&'a Login, Arc<Discovery>), Answer> {
     let unavailable = |why: &str| Box::new(pages::unavailable(html, why, 60));
-    let login = active.login.as_ref().ok_or_else(|| {
-        unavailable(
-            "this board's front door has no sign-in settings (client_id in [front_door.oidc])",
-        )
-    })?;
+    let login = active.login.as_ref().ok_or_else(|| no_settings(html))?;
     if active.oidc.is_none() {
         return Err(unavailable(
             "this board's front door has no settings of the identity provider",
@@ -50,6 +46,15 @@ fn ready<'a>(
         unavailable("the identity provider's discovery document has not been fetched yet")
     })?;
     Ok((login, discovery))
+}
+
+/// The 503 of a board without sign-in settings.
+fn no_settings(html: bool) -> Answer {
+    Box::new(pages::unavailable(
+        html,
+        "this board's front door has no sign-in settings (client_id in [front_door.oidc])",
+        60,
+    ))
 }
 
 /// The value of a baton cookie in the request.
@@ -104,7 +109,9 @@ pub async fn check<B>(
     if req.headers().contains_key(AUTHORIZATION) {
         return super::auth::bearer(state, active, route, req.headers(), html).await;
     }
-    let (login, discovery) = ready(state, active, html)?;
+    // A session needs only the key: it holds while the provider or its discovery document is
+    // out of reach. Sending a browser to sign in needs the provider's endpoints.
+    let login = active.login.as_ref().ok_or_else(|| no_settings(html))?;
     let session = cookie_value(req.headers(), SESSION_COOKIE)
         .and_then(|v| flow::read_session(&login.sealer, v, now()));
     if let Some(session) = session {
@@ -145,6 +152,7 @@ pub async fn check<B>(
         );
         return Err(Box::new(answer));
     }
+    let (login, discovery) = ready(state, active, html)?;
     let Some(redirect_uri) = redirect_uri(req, login) else {
         return Err(Box::new(pages::bad_request(
             html,
