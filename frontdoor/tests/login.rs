@@ -10,7 +10,8 @@
 //! login cookie → 400, a code from a second sign-in (another PKCE verifier) → the provider
 //! answers invalid_grant and the front door 401 with no session; a JSON client → 401; a
 //! bearer token on a login route is checked as one (a bad one → 401, no redirect); a session
-//! made through one front door holds on another with the same key, not on one with another key.
+//! made through one front door holds on another with the same key, not on one with another key;
+//! a route's `require` is checked against the session's groups (403).
 //!
 //! Needs `node` (or `BATON_TEST_NODE`) and `tests/oidc/node_modules` (`scripts/setup`).
 
@@ -166,7 +167,7 @@ struct Setup {
     snapshot: Snapshot,
     /// The upstream.
     app: std::net::SocketAddr,
-    _door: TlsDoor,
+    door: TlsDoor,
     _fetcher: tokio::task::JoinHandle<()>,
     _fetched: mpsc::Receiver<baton_frontdoor::control::protocol::ToInit>,
     _upstream: tokio::task::JoinHandle<()>,
@@ -185,8 +186,21 @@ async fn setup() -> Setup {
     let (app, upstream) = echo("app").await;
     let mut login_route = route("app", None, "/");
     login_route.auth = Auth::Login;
+    // Two more login routes to the same service whose `require` the provider's groups (staff,
+    // people) meet or do not.
+    let mut staff = route("app", None, "/staff");
+    staff.auth = Auth::Login;
+    staff.require.insert("groups".into(), vec!["staff".into()]);
+    let mut admins = route("app", None, "/admins");
+    admins.auth = Auth::Login;
+    admins
+        .require
+        .insert("groups".into(), vec!["admins".into()]);
     // The front door starts first: the provider must know its callback's port.
-    let base = with_certs(snapshot(vec![login_route], None), vec![door_cert]);
+    let base = with_certs(
+        snapshot(vec![login_route, staff, admins], None),
+        vec![door_cert],
+    );
     let door = TlsDoor::start(base.clone()).await;
     door.instances("app", &[("a1", app, true)]);
     let provider = Provider::start(&dir.0, door.addr.port());
@@ -229,7 +243,7 @@ async fn setup() -> Setup {
         provider,
         snapshot: full,
         app,
-        _door: door,
+        door,
         _fetcher: fetcher,
         _fetched: fetched,
         _upstream: upstream,
@@ -373,5 +387,23 @@ async fn a_session_holds_on_every_front_door_with_the_same_key_and_no_other() {
             assert_eq!(got["other"]["status"], 503, "{got:#}");
             assert!(!body.contains("x-forwarded-user"), "{body}");
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_without_the_route_s_required_groups_gets_403() {
+    let s = setup().await;
+    let ca = s.dir.0.join("ca.pem");
+    let base = format!("https://localhost:{}", s.door.addr.port());
+    for (path, status) in [("/staff/x", 200), ("/admins/x", 403)] {
+        let there = format!("{base}{path}");
+        let got = tokio::task::block_in_place(|| browser(&ca, "roam", &s.page, &[&there]));
+        assert_eq!(got["first"]["status"], 200, "{got:#}");
+        assert_eq!(got["other"]["status"], status, "{path}: {got:#}");
+        let reached = got["other"]["body"]
+            .as_str()
+            .expect("body")
+            .contains("x-forwarded-user");
+        assert_eq!(reached, status == 200, "{path}: {got:#}");
     }
 }

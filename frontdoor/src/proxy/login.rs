@@ -14,7 +14,7 @@ use crate::config::Route;
 use crate::http::{pages, Body};
 use crate::identity::login::exchange::{self, Failed, TokenRequest};
 use crate::identity::login::flow::{self, Expected, Refusal, LOGIN_COOKIE, SESSION_COOKIE};
-use crate::identity::login::{cookie, Login};
+use crate::identity::login::{cookie, query, Login};
 use crate::identity::{claims, Identity};
 use crate::idp::Discovery;
 use crate::route::normalize;
@@ -298,7 +298,7 @@ fn logout<B>(login: &Login, discovery: Option<&Discovery>, req: &Request<B>) -> 
         (Some(discovery), Some(back)) => match &discovery.end_session_endpoint {
             Some(end) => {
                 let join = if end.contains('?') { '&' } else { '?' };
-                let query = flow::form(&[
+                let query = query::form(&[
                     ("client_id", login.settings.client_id.as_str()),
                     ("post_logout_redirect_uri", back.as_str()),
                 ]);

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::cookie::Sealer;
+use super::query::{form, parse_query};
 use super::LoginSettings;
 use crate::identity::claims::{self, Expect};
 use crate::identity::{b64, jws, Keys};
@@ -341,59 +342,6 @@ pub fn set_cookie(name: &str, value: &str, max_age_s: u64) -> String {
 /// A `Set-Cookie` value that removes `name`.
 pub fn clear_cookie(name: &str) -> String {
     set_cookie(name, "", 0)
-}
-
-/// `application/x-www-form-urlencoded` of `params` (also a URL's query).
-pub fn form(params: &[(&str, &str)]) -> String {
-    params
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-/// Percent-encodes all but RFC 3986's unreserved characters.
-pub fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// The pairs of a query (`+` is a space, `%XX` a byte); `None` for a bad escape or text that
-/// is not UTF-8.
-pub fn parse_query(query: &str) -> Option<Vec<(String, String)>> {
-    let decode = |s: &str| -> Option<String> {
-        let bytes = s.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'+' => out.push(b' '),
-                b'%' => {
-                    let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                    out.push(u8::from_str_radix(hex, 16).ok()?);
-                    i += 2;
-                }
-                b => out.push(b),
-            }
-            i += 1;
-        }
-        String::from_utf8(out).ok()
-    };
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            Some((decode(k)?, decode(v)?))
-        })
-        .collect()
 }
 
 /// Compares secrets in time independent of where they differ.

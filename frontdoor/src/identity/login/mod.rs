@@ -11,6 +11,7 @@
 pub mod cookie;
 pub mod exchange;
 pub mod flow;
+pub mod query;
 
 use serde::{Deserialize, Serialize};
 
