@@ -96,7 +96,7 @@ impl LoginSettings {
             .callback_path
             .rsplit_once('/')
             .map_or("", |(dir, _)| dir);
-        path == "/.baton/auth/logout" || path == format!("{dir}/logout")
+        path == "/.baton/auth/logout" || path.strip_prefix(dir) == Some("/logout")
     }
 }
 
