@@ -36,6 +36,8 @@ pub struct Active {
     /// The client CA and the names of `auth = "mtls"` routes; `None` when there are no such
     /// routes or no usable CA (they answer 503 then).
     pub mtls: Option<crate::tls::mtls::Mtls>,
+    /// Browser sign-in for `auth = "login"` routes.
+    pub login: Option<crate::identity::login::Login>,
 }
 
 /// What checking a bearer token needs, read once per snapshot.
@@ -88,6 +90,7 @@ impl State {
                 oidc: None,
                 assertion: None,
                 mtls: None,
+                login: None,
             })),
             balancer: Balancer::new(),
             holds: Holds::new(wake),
@@ -125,9 +128,16 @@ impl State {
             instances,
             assertion,
             mtls,
+            login,
         } = snapshot;
         let (certs, mut notes) = HostMap::build(&certs);
         let link = oidc.clone();
+        let login = login.map(|l| {
+            let ca = link.as_ref().and_then(|o| o.ca_pem.as_deref());
+            let (login, more) = crate::identity::login::Login::new(l, ca);
+            notes.extend(more);
+            login
+        });
         let oidc = oidc.and_then(|o| match card_keys(&o) {
             Ok(keys) => {
                 for skipped in &keys.skipped {
@@ -170,6 +180,7 @@ impl State {
             oidc,
             assertion,
             mtls,
+            login,
         };
         *self.active.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(active);
         for (service, list) in instances {

@@ -102,6 +102,14 @@ impl RealServices {
             ca,
             data: crate::frontdoor::idp_cache::dir(&ctx.root),
             assertion,
+            // Derived here, in PID 1: only the derived key reaches the front door.
+            session_key: crate::frontdoor::session::key(cluster.map(|(_, key)| key))
+                .map_err(|e| {
+                    ctx.say(format_args!(
+                        "front door: no sign-in cookie key ({e}): login routes answer 503"
+                    ))
+                })
+                .ok(),
         };
         let handle =
             crate::frontdoor::spawn(settings, supervisor.clone(), Arc::clone(&ctx.console));

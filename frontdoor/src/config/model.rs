@@ -226,6 +226,10 @@ pub struct Snapshot {
     /// The client CA of `auth = "mtls"` routes (`[front_door.mtls]`).
     #[serde(default)]
     pub mtls: Option<MtlsSettings>,
+    /// Browser sign-in, when any route has `auth = "login"` and `[front_door.oidc]` has a
+    /// client id (see [`crate::identity::login`]).
+    #[serde(default)]
+    pub login: Option<crate::identity::login::LoginSettings>,
 }
 
 /// Why a snapshot was refused.
@@ -332,6 +336,9 @@ impl Snapshot {
             return Err(Refused::Setting(format!(
                 "mtls: the client CA is longer than {MAX_PEM} bytes"
             )));
+        }
+        if let Some(login) = &self.login {
+            login.check().map_err(Refused::Setting)?;
         }
         let mut keys = std::collections::BTreeSet::new();
         for (index, r) in self.routes.iter().enumerate() {

@@ -13,6 +13,7 @@ pub mod bearer;
 pub mod claims;
 pub mod jwk;
 pub mod jws;
+pub mod login;
 pub mod verified;
 
 pub use bearer::{check, check_with, Denied, Identity, Settings};

@@ -39,7 +39,7 @@ pub async fn check(
     }
 }
 
-async fn bearer(
+pub(crate) async fn bearer(
     state: &State,
     active: &Active,
     route: &Route,

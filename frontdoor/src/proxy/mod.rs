@@ -9,6 +9,7 @@ pub mod auth;
 pub mod body;
 pub mod forward;
 pub mod forward_auth;
+pub mod login;
 pub mod mtls;
 pub mod pool;
 pub mod upgrade;
@@ -159,6 +160,9 @@ async fn route_and_forward(
     if let Some(answer) = assert::well_known(&active, req.method(), &path.match_path, html) {
         return answer;
     }
+    if let Some(answer) = login::own_path(state, &active, &req, &path.match_path, html).await {
+        return answer;
+    }
     let Some(route) = active.table.find(&host, &path.match_path) else {
         return pages::no_route(html, &host, &raw_path);
     };
@@ -211,12 +215,16 @@ async fn routed_request(
     let checked = match (&granted, route.auth) {
         (Some(granted), _) => Ok(granted.identity.clone()),
         (None, Auth::Mtls) => mtls::check(active, conn, host, html).map(Some),
+        (None, Auth::Login) => login::check(state, active, route, &req, html)
+            .await
+            .map(Some),
         (None, _) => auth::check(state, active, route, req.headers(), html).await,
     };
     let identity = match checked {
         Ok(identity) => identity,
         Err(answer) => return *answer,
     };
+    login::strip_cookies(req.headers_mut());
     let upgrade = headers::wants_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let idle = Duration::from_millis(settings.idle_timeout_ms);

@@ -75,6 +75,8 @@ pub fn snapshot(
                 .collect(),
         },
         routes,
+        // Set by the caller (`run`), with the session key derived in PID 1.
+        login: None,
         instances: instances(routed, board)
             .into_iter()
             .filter(|(name, _)| services.contains_key(name))

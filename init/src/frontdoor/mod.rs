@@ -16,6 +16,7 @@ pub mod identity;
 pub mod idp_cache;
 pub mod process;
 pub mod run;
+pub mod session;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -59,6 +60,9 @@ pub struct Settings {
     /// The key of `X-Baton-Identity`, derived from the cluster key ([`identity`]); `None` on a
     /// board outside a cluster.
     pub assertion: Option<baton_frontdoor::config::model::AssertionKey>,
+    /// The key of the sign-in cookies, derived from the cluster key ([`session`]); `None`
+    /// when it could not be made (login routes then answer 503).
+    pub session_key: Option<[u8; 32]>,
 }
 
 /// Where the process is.

@@ -128,6 +128,7 @@ async fn rig_with(
         ca: None,
         data,
         assertion,
+        session_key: None,
     };
     let (routed_tx, routed_rx) = watch::channel(routed);
     let (restart_tx, restart_rx) = mpsc::channel(1);
