@@ -13,6 +13,7 @@ use baton::client::Client;
 use baton_qemu::{Forward, GuestForward, Lab, LabConfig};
 
 pub mod registry;
+pub mod station_auth;
 pub mod view;
 pub mod web;
 

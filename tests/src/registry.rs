@@ -13,8 +13,8 @@ use crate::wait_until;
 pub struct TestCa {
     /// The CA certificate (PEM), for `[registries."…"] ca`.
     pub ca_pem: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl TestCa {

@@ -4,7 +4,13 @@
 //! HTTP/2; plain HTTP of a route with an identity check is redirected; the instance learns who
 //! called and cannot be lied to; a WebSocket echo works; an instance killed under a steady
 //! stream of GETs costs none of them; the front door killed on purpose is back at once with a
-//! new process while PID 1 goes on; bad input gets its answer while others are served.
+//! new process while PID 1 goes on; bad input gets its answer while others are served. Each
+//! identity check (`front_door/auth.rs`) lets the right callers in and keeps the others out,
+//! against a real OpenID provider, a forward-auth service and client certificates on the
+//! station; bearer tokens still pass on a restarted front door once the provider is gone.
+
+#[path = "front_door/auth.rs"]
+mod auth;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -27,10 +33,11 @@ fn board_name(index: usize) -> String {
     format!("baton-ba00{index:02x}")
 }
 
-fn cluster_toml() -> String {
+fn cluster_toml(setup: &auth::Setup) -> String {
     format!(
         "[cluster]\nname = \"{CLUSTER}\"\nkey = \"{KEY}\"\n\n[api]\ntoken = \"{TOKEN}\"\n\n[time]\nservers = []\n\n\
-         [front_door]\nhttp = 80\nhttps = 443\nredirect_http = true\n"
+         [front_door]\nhttp = 80\nhttps = 443\nredirect_http = true\n{}",
+        setup.cluster_tables()
     )
 }
 
@@ -48,8 +55,10 @@ fn guarded_spec() -> String {
     format!(
         "name = \"guarded\"\nimage = \"oci-archive:images/hello.tar\"\nport = 8080\n\
          resources = {{ memory = \"32Mi\" }}\nplacement = {{ boards = [\"{}\"] }}\n\
-         route = {{ host = \"guarded.lan\", auth = \"forward\", forward = {{ url = \"http://auth.lan:9091/verify\" }} }}\n",
-        board_name(2)
+         route = {{ host = \"guarded.lan\", auth = \"forward\", forward = {{ url = \"http://{}:{}/verify\", copy_headers = [\"Remote-Groups\"] }} }}\n",
+        board_name(2),
+        baton_qemu::station::ADDRESS,
+        auth::AUTH_PORT,
     )
 }
 
@@ -72,13 +81,26 @@ fn curl(args: &[&str]) -> Result<String, String> {
 #[test]
 fn a_route_answers_through_every_board_over_http_and_https_and_survives_failures() {
     let hello = baton_tests::example_archive();
+    let setup = auth::Setup::new();
+    let mut files: Vec<(String, String)> = vec![
+        ("cluster.toml".into(), cluster_toml(&setup)),
+        ("services/web.toml".into(), web_spec()),
+        ("services/guarded.toml".into(), guarded_spec()),
+    ];
+    files.extend(auth::specs(&board_name(2), &board_name(3)));
+    files.extend(
+        setup
+            .card_files()
+            .into_iter()
+            .map(|(name, text)| (name.to_string(), text)),
+    );
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
     let image = build_image_with(
         "qemu-virt",
-        &[
-            ("cluster.toml", &cluster_toml()),
-            ("services/web.toml", &web_spec()),
-            ("services/guarded.toml", &guarded_spec()),
-        ],
+        &files,
         &[("images/hello.tar", hello.as_path())],
     );
     let mut config = LabConfig::new(&image.path);
@@ -90,10 +112,12 @@ fn a_route_answers_through_every_board_over_http_and_https_and_survives_failures
     let _ = std::fs::remove_dir_all(&serial);
     config.serial_dir = Some(serial);
     let lab = Lab::start(config).unwrap_or_else(|e| panic!("starting QEMU (as root): {e}"));
+    let station = lab.station().expect("the station");
+    // The identity provider and the auth service are up before the front doors first ask.
+    let (provider, _auth_service, auth_log) = setup.start_station(station);
     for i in 1..=3 {
         wait_ready(&lab, i, 1);
     }
-    let station = lab.station().expect("the station");
     let ca: PathBuf = user_config_dir().join(CLUSTER).join("ca.pem");
     assert!(ca.is_file(), "no CA at {}", ca.display());
     let ca = ca.to_string_lossy().into_owned();
@@ -153,8 +177,7 @@ fn a_route_answers_through_every_board_over_http_and_https_and_survives_failures
         assert!(out.ends_with(&format!("\n{version}")), "{out}");
     }
 
-    // Plain HTTP to a route with an identity check: a redirect to HTTPS. Over HTTPS, the check
-    // this front door cannot make yet fails closed.
+    // Plain HTTP to a route with an identity check: a redirect to HTTPS.
     let answer = station
         .run(|| get(http(1), "guarded.lan", "/x?y=1", &[]))
         .expect("station")
@@ -204,6 +227,13 @@ fn a_route_answers_through_every_board_over_http_and_https_and_survives_failures
         .expect("station")
         .unwrap_or_else(|e| panic!("WebSocket: {e}"));
     assert_eq!(echoed, ["hello", "front door"]);
+
+    // Each identity check, through board 1, which runs none of the instances.
+    let addrs = [addr(1), addr(2), addr(3)];
+    auth::bearer(station, &ca, &setup.idp.ca_pem, &addrs, limit);
+    auth::login(station, &ca, &setup.bundle(&ca), &addrs, limit);
+    auth::mtls(station, &ca, &setup.clients, &addrs);
+    auth::forward(station, &ca, &addrs, &auth_log);
 
     // An instance killed under a steady stream of GETs through board 1: none fails.
     let board3 = format!("{}:7070", addr(3));
@@ -285,6 +315,10 @@ fn a_route_answers_through_every_board_over_http_and_https_and_survives_failures
             .expect("status")
             .1
     };
+    // The provider goes away; a token it gave before must still pass, also on the restarted
+    // front door below (which can only have the keys from PID 1's copy on /data).
+    let later = auth::token_for_later(station, &setup.idp.ca_pem);
+    provider.stop();
     let before = status(station)["front_door"].clone();
     assert_eq!(before["state"], "serving", "{before}");
     let restart = station
@@ -302,6 +336,8 @@ fn a_route_answers_through_every_board_over_http_and_https_and_survives_failures
     });
     assert_eq!(after["restarts"], 1, "{after}");
     assert_eq!(after["last_exit"], "restarted on request", "{after}");
+    auth::bearer_passes(station, &ca, &later, addr(1));
+    auth::bearer_passes(station, &ca, &later, addr(3));
 
     // Bad input: a head over 16 KiB gets 431, garbage gets 400, and a client that never ends
     // its head is cut off, while requests from the same station keep getting 200.
