@@ -2,7 +2,8 @@
 //! identity headers only the front door sets, the headers an auth service's answer is copied
 //! into, and baton's own cookies. Removed from every request on every route, `auth = "none"`
 //! included, before anything is set (Caddy GHSA-7r4p-vjf4-gxv4 and APISIX #13183 were this bug:
-//! a header the proxy only sometimes overwrote went through as the client wrote it).
+//! a header the proxy only sometimes overwrote went through as the client wrote it). Header
+//! names with an underscore are dropped too, as nginx drops them by default.
 
 use http::header::COOKIE;
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -21,6 +22,17 @@ pub const BATON_COOKIE_PREFIX: &[u8] = b"__Host-baton_";
 pub fn strip(headers: &mut HeaderMap, extra: &[HeaderName]) {
     for name in IDENTITY {
         headers.remove(*name);
+    }
+    // Names with `_` are dropped whole, as nginx does by default (`underscores_in_headers
+    // off`): CGI, WSGI and PHP servers read `X_Forwarded_User` and `X-Forwarded-User` as one
+    // `HTTP_X_FORWARDED_USER`, so such a name could stand in for an identity header.
+    let underscored: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().contains('_'))
+        .cloned()
+        .collect();
+    for name in underscored {
+        headers.remove(name);
     }
     for name in extra {
         headers.remove(name);
@@ -96,6 +108,19 @@ mod tests {
         strip(&mut h, &[HeaderName::from_static("remote-user")]);
         assert_eq!(h.len(), 1, "{h:?}");
         assert_eq!(h["accept"], "*/*");
+    }
+
+    #[test]
+    fn names_with_underscores_go_whole() {
+        let mut h = headers(&[
+            ("X_Forwarded_User", "root"),
+            ("x-baton_identity", "forged"),
+            ("remote_user", "root"),
+            ("x-fine-name", "kept"),
+        ]);
+        strip(&mut h, &[]);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h["x-fine-name"], "kept");
     }
 
     #[test]

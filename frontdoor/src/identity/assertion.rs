@@ -106,17 +106,21 @@ impl Signer {
     /// last [`REUSE_S`] seconds, or a new one. `None` only if signing failed.
     pub fn assertion(&self, who: &Who, service: &str, now: u64) -> Option<String> {
         let key = cache_key(who, service);
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((token, made)) = cache.get(&key) {
-            // A clock that went back makes the entry unusable, not eternal.
-            if *made <= now && now - made < REUSE_S {
-                return Some(token.clone());
+        {
+            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((token, made)) = cache.get(&key) {
+                // A clock that went back makes the entry unusable, not eternal.
+                if *made <= now && now - made < REUSE_S {
+                    return Some(token.clone());
+                }
             }
         }
+        // Signed without the lock held, so other requests' lookups do not wait on it.
         let token = self.sign(who, service, now)?;
         if token.len() > MAX_CACHED_BYTES {
             return Some(token);
         }
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= MAX_CACHED {
             cache.retain(|_, (_, made)| *made <= now && now - *made < REUSE_S);
             // Still full of fresh entries (more than MAX_CACHED callers in REUSE_S): start

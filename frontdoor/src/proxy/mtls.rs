@@ -33,12 +33,7 @@ pub fn check(
             "this route needs HTTPS with a client certificate",
         ));
     };
-    let same_name = match tls.sni.as_deref() {
-        Some(sni) => sni == host,
-        // No name in the handshake: only clients that connect to an address send none.
-        None => host.parse::<std::net::IpAddr>().is_ok(),
-    };
-    if !same_name {
+    if !same_name(tls.sni.as_deref(), host) {
         return Err(Box::new(pages::page(
             StatusCode::MISDIRECTED_REQUEST,
             html,
@@ -70,4 +65,34 @@ fn unauthorized(html: bool, why: &str) -> Box<Response<Body>> {
         "Unauthorized",
         why,
     ))
+}
+
+/// Whether a request for `host` (normalised) may use a connection whose handshake named `sni`.
+fn same_name(sni: Option<&str>, host: &str) -> bool {
+    match sni {
+        Some(sni) => sni == host,
+        // No name in the handshake: only clients that connect to an address send none. An
+        // IPv6 host comes normalised with its brackets.
+        None => host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host)
+            .parse::<std::net::IpAddr>()
+            .is_ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_name;
+
+    #[test]
+    fn a_connection_serves_the_name_it_was_made_for_or_an_address_without_a_name() {
+        assert!(same_name(Some("secure.lan"), "secure.lan"));
+        assert!(!same_name(Some("web.lan"), "secure.lan"));
+        assert!(same_name(None, "192.168.1.5"));
+        assert!(same_name(None, "[fd00::1]"));
+        assert!(!same_name(None, "secure.lan"));
+        assert!(!same_name(None, "[secure.lan]"));
+    }
 }

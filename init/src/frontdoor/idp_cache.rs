@@ -111,6 +111,22 @@ impl Cache {
         url: String,
         body: String,
     ) -> Result<(), String> {
+        match self.take(dir, expect, kind, url, body)? {
+            Some((path, bytes)) => write(&path, &bytes),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Self::fetched`] without the write: the file and bytes to write now, if any, for a
+    /// caller that writes them off its own thread (a write syncs the card).
+    pub fn take(
+        &mut self,
+        dir: &Path,
+        expect: &Expect<'_>,
+        kind: Fetched,
+        url: String,
+        body: String,
+    ) -> Result<Option<(PathBuf, Vec<u8>)>, String> {
         let found = check(kind, &url, &body, expect)?;
         let entry = Entry { url, body };
         let same = match kind {
@@ -119,19 +135,18 @@ impl Cache {
         };
         let slot = kind as usize;
         if same && !self.pending[slot] {
-            return Ok(());
+            return Ok(None);
         }
         let due = self.written[slot].is_none_or(|at| at.elapsed() >= WRITE_GAP);
         let bytes = serde_json::to_vec(&entry).map_err(|e| e.to_string())?;
         self.put(kind, entry, found);
         if !due {
             self.pending[slot] = true;
-            return Ok(());
+            return Ok(None);
         }
         self.written[slot] = Some(Instant::now());
         self.pending[slot] = false;
-        let path = dir.join(file(kind));
-        persist::write_atomic(&path, &bytes).map_err(|e| format!("{}: {e}", path.display()))
+        Ok(Some((dir.join(file(kind)), bytes)))
     }
 
     /// Puts the cached documents, the card's `ca` file and what to fetch in `oidc`; notes name
@@ -224,3 +239,8 @@ mod tests;
 #[cfg(test)]
 #[path = "idp_cache/manager_tests.rs"]
 mod manager_tests;
+
+/// Writes a kept document (atomically, synced).
+pub fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    persist::write_atomic(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+}

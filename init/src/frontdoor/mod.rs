@@ -407,13 +407,25 @@ impl Shared {
             issuer: &oidc.issuer,
             jwks_url: oidc.jwks_url.as_deref(),
         };
-        let kept = self
+        let taken = self
             .idp()
-            .fetched(&settings.data, &expect, kind, url.clone(), body);
-        if let Err(e) = kept {
-            self.note(format!(
+            .take(&settings.data, &expect, kind, url.clone(), body);
+        match taken {
+            Err(e) => self.note(format!(
                 "the fetched {kind:?} from {url:?} is not kept: {e}"
-            ));
+            )),
+            // The write syncs the card: off this thread, which serves the rest of PID 1.
+            Ok(Some((path, bytes))) => {
+                let console = Arc::clone(&self.console);
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = idp_cache::write(&path, &bytes) {
+                        console.line(format_args!(
+                            "front door: the fetched {kind:?} from {url:?} is not kept: {e}"
+                        ));
+                    }
+                });
+            }
+            Ok(None) => {}
         }
     }
 
