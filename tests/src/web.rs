@@ -122,3 +122,24 @@ pub fn websocket_echo(
     }
     Ok(echoed)
 }
+
+/// The boards' addresses on the station's segment, by name, as mDNS announces them (as a
+/// laptop on the LAN finds them): waits until `count` boards of `cluster` answer.
+pub fn board_addresses(
+    station: &baton_qemu::station::Station,
+    cluster: &str,
+    count: usize,
+    limit: Duration,
+) -> std::collections::BTreeMap<String, std::net::Ipv4Addr> {
+    crate::wait_until(&format!("{count} boards to answer mDNS"), limit, || {
+        let found = station
+            .run(|| baton::boards::discover(Duration::from_secs(3), Some(cluster)))
+            .expect("entering the station")
+            .ok()?;
+        let map: std::collections::BTreeMap<String, std::net::Ipv4Addr> = found
+            .iter()
+            .filter_map(|b| Some((b.board.clone(), *b.addresses.first()?)))
+            .collect();
+        (map.len() == count).then_some(map)
+    })
+}

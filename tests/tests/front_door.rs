@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use baton_qemu::{Lab, LabConfig};
-use baton_tests::web::{get, websocket_echo};
+use baton_tests::web::{board_addresses, get, websocket_echo};
 use baton_tests::{
     build_image_with, client_at, repo_root, user_config_dir, wait_ready, wait_until, TOKEN,
 };
@@ -124,18 +124,7 @@ fn a_route_answers_through_every_board_over_http_and_https_and_survives_failures
     let limit = Duration::from_secs(420);
 
     // The boards' addresses on the segment, by name (mDNS, as a laptop finds them).
-    let addresses: BTreeMap<String, Ipv4Addr> =
-        wait_until("the three boards to answer mDNS", limit, || {
-            let found = station
-                .run(|| baton::boards::discover(Duration::from_secs(3), Some(CLUSTER)))
-                .expect("entering the station")
-                .ok()?;
-            let map: BTreeMap<String, Ipv4Addr> = found
-                .iter()
-                .filter_map(|b| Some((b.board.clone(), *b.addresses.first()?)))
-                .collect();
-            (map.len() == 3).then_some(map)
-        });
+    let addresses: BTreeMap<String, Ipv4Addr> = board_addresses(station, CLUSTER, 3, limit);
     let addr = |i: usize| addresses[&board_name(i)];
     let http = |i: usize| SocketAddr::from((addr(i), 80));
 

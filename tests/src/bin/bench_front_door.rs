@@ -11,6 +11,9 @@
 //! `Connection: close`: one full handshake per request), `token` (HTTP keep-alive with an ES256
 //! bearer token checked on every request: signature, `iss`, `aud`, `exp`; the front door and
 //! HAProxy's `jwt_verify`, beside their own `plain` figures; nginx-light has no token check).
+//! `qemu` (not run by default: root, and the board built by `scripts/build-init` and
+//! `scripts/build-example`) boots two boards and measures a board's front door to an instance on
+//! the same board and on another one, beside that instance's `publish` port.
 //!
 //! Pinning on two cores: each proxy runs with one worker on CPU 1, alone; the upstream (nginx
 //! `return 200`, one worker) and the client (wrk `-t1`, or the memory client) share CPU 0. So
@@ -25,6 +28,8 @@ mod configs;
 mod load;
 #[path = "bench_front_door/procs.rs"]
 mod procs;
+#[path = "bench_front_door/qemu.rs"]
+mod qemu;
 #[path = "bench_front_door/token.rs"]
 mod token;
 
@@ -69,7 +74,7 @@ fn parse_args() -> Result<Args, String> {
             "--front-door" => {
                 args.front_door = given.next().ok_or("--front-door needs a path")?.into();
             }
-            part if PARTS.contains(&part) => args.parts.push(part.to_string()),
+            part if PARTS.contains(&part) || part == "qemu" => args.parts.push(part.to_string()),
             other => return Err(format!("unknown argument {other:?} (parts: {PARTS:?})")),
         }
     }
@@ -94,6 +99,18 @@ fn main() {
 
 fn run() -> Result<(), String> {
     let args = parse_args()?;
+    let host_parts = args.parts.iter().any(|p| p != "qemu");
+    if host_parts {
+        on_host(&args)?;
+    }
+    if args.parts.iter().any(|p| p == "qemu") {
+        qemu::run(args.seconds)?;
+    }
+    Ok(())
+}
+
+/// The parts on this host: the three proxies on loopback.
+fn on_host(args: &Args) -> Result<(), String> {
     // Declared first so it is removed last, after every process writing into it has stopped.
     let dir = tempfile::Builder::new()
         .prefix("baton-bench-front-door-")
