@@ -25,6 +25,35 @@ pub const MAX_COPY_HEADERS: usize = 32;
 /// Longest header name in `route.forward`, in bytes.
 pub const MAX_HEADER_NAME: usize = 64;
 
+/// Headers `route.forward.copy_headers` may not name (compared without case): identity headers
+/// and cookies only the front door sets or the client sends, the forwarding headers the front
+/// door sets, and headers that frame a request or describe one connection. Copied from an
+/// answer they would let the auth service, or whoever answers in its place, speak for the
+/// front door; the front door never copies them either.
+pub const NOT_COPYABLE: &[&str] = &[
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-baton-identity",
+    "cookie",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-proto",
+    "x-real-ip",
+    "connection",
+    "content-length",
+    "host",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
 /// Path prefixes the front door answers itself (sign-in callbacks, its JWKS); no route may take
 /// them.
 pub const RESERVED_PATHS: &[&str] = &["/.baton", "/.well-known/baton"];
@@ -216,8 +245,17 @@ fn forward(c: &mut Checker<'_>, raw: RawForward) -> Forward {
         );
     }
     for (i, h) in copy_headers.iter().enumerate() {
+        let field = format!("route.forward.copy_headers[{i}]");
         if !is_header_name(h) {
-            c.error(&format!("route.forward.copy_headers[{i}]"), header_hint(h));
+            c.error(&field, header_hint(h));
+        } else if NOT_COPYABLE.contains(&h.to_ascii_lowercase().as_str()) {
+            c.error(
+                &field,
+                format!(
+                    "{h:?} cannot be copied from the auth service's answer: the front door \
+                     alone sets identity, cookie, forwarding and framing headers"
+                ),
+            );
         }
     }
     let mut name = |field: &str, value: Option<String>, default: &str| {

@@ -156,6 +156,7 @@ fn bad_fields_name_their_line_and_field() {
         ("[route]\nauth = \"forward\"\nforward = { url = \"ftp://a/\" }\n", 6, "route.forward.url", "http or https"),
         ("[route]\nauth = \"forward\"\n[route.forward]\nurl = \"http://a\"\ncopy_headers = [\"ok\", \"bad header\"]\n", 8, "route.forward.copy_headers[1]", "header name"),
         ("[route]\nauth = \"forward\"\n[route.forward]\nurl = \"http://a\"\nuser_header = \"\"\n", 8, "route.forward.user_header", "header name"),
+        ("[route]\nauth = \"forward\"\n[route.forward]\nurl = \"http://a\"\ncopy_headers = [\"Remote-Groups\", \"cookie\"]\n", 8, "route.forward.copy_headers[1]", "\"cookie\" cannot be copied"),
         ("[route]\nauth = \"magic\"\n", 5, "route.auth", "unknown variant"),
         ("[route]\nretries = 3\n", 5, "route.retries", "unknown field"),
     ] {
@@ -252,4 +253,37 @@ fn url_host_names_the_host_alone() {
     ] {
         assert_eq!(url_host(url).as_deref(), host, "{url}");
     }
+}
+
+#[test]
+fn copy_headers_may_not_name_what_only_the_front_door_sets() {
+    for name in [
+        "X-Forwarded-User",
+        "x-forwarded-email",
+        "X-Baton-Identity",
+        "Cookie",
+        "X-Forwarded-For",
+        "X-Forwarded-Host",
+        "X-Forwarded-Proto",
+        "X-Forwarded-Port",
+        "Forwarded",
+        "X-Real-IP",
+        "Content-Length",
+        "Host",
+    ] {
+        let text = format!(
+            "[route]\nauth = \"forward\"\n[route.forward]\nurl = \"http://a\"\ncopy_headers = [\"{name}\"]\n"
+        );
+        let (line, field, message) = error(&text);
+        assert_eq!(
+            (line, field.as_str()),
+            (8, "route.forward.copy_headers[0]"),
+            "{name}: {message}"
+        );
+        assert!(message.contains(&format!("{name:?}")), "{name}: {message}");
+    }
+    // A name the auth service does own still passes.
+    let s = parse("[route]\nauth = \"forward\"\nforward = { url = \"http://a\", copy_headers = [\"Remote-Groups\", \"X-Forwarded-Groups\"] }\n").unwrap();
+    let f = s.route.unwrap().forward.unwrap();
+    assert_eq!(f.copy_headers, ["Remote-Groups", "X-Forwarded-Groups"]);
 }

@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use http::header::{CONTENT_LENGTH, COOKIE, EXPECT, HOST};
+use http::header::{CONTENT_LENGTH, EXPECT, FORWARDED, HOST};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 use crate::http::headers;
@@ -15,7 +15,11 @@ use crate::http::Scheme;
 const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
 const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 const X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
+const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
+const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
 
 /// The request the auth service is asked about.
 #[derive(Debug)]
@@ -24,7 +28,7 @@ pub struct Origin<'a> {
     pub headers: &'a HeaderMap,
     /// The client.
     pub peer: IpAddr,
-    /// Whether the client is a trusted proxy (its `X-Forwarded-*` chain is kept).
+    /// Whether the client is a trusted proxy (its `X-Forwarded-For` chain is kept).
     pub trusted: bool,
     /// HTTP or HTTPS.
     pub scheme: Scheme,
@@ -44,22 +48,10 @@ pub fn headers(origin: &Origin<'_>, authority: &str) -> HeaderMap {
     // for one.
     out.remove(CONTENT_LENGTH);
     out.remove(EXPECT);
-    // An HTTP/2 client may split its cookies over several `cookie` fields; HTTP/1.1 allows one
-    // (RFC 9113 section 8.2.3 says to join them with "; "), and an auth service may read only
-    // the first.
-    let cookies: Vec<&str> = origin
-        .headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    if cookies.len() > 1 {
-        if let Ok(joined) = HeaderValue::from_str(&cookies.join("; ")) {
-            out.insert(COOKIE, joined);
-        }
-    }
-    // The client's forwarding headers go unless it is trusted (a forged `X-Forwarded-Host`
-    // once let clients choose what Traefik's forwardAuth judged), and identity headers always.
+    // The client's forwarding and identity headers go unless it is trusted (a forged
+    // `X-Forwarded-Host` once let clients choose what Traefik's forwardAuth judged), baton's
+    // cookies go, and the others are joined into one `Cookie` (an HTTP/2 client may split
+    // them; an auth service may read only the first), all by the shared cleaning.
     headers::set_forwarded(
         &mut out,
         origin.peer,
@@ -67,24 +59,46 @@ pub fn headers(origin: &Origin<'_>, authority: &str) -> HeaderMap {
         origin.scheme,
         origin.host,
     );
-    for name in [&X_FORWARDED_METHOD, &X_FORWARDED_URI, &X_ORIGINAL_URL] {
+    // What the request was is said by the front door alone, even behind a trusted proxy: the
+    // auth service must judge the request that is routed (this host, this scheme, this path),
+    // not one a client or proxy describes. A trusted proxy's `X-Forwarded-For` chain stays: it
+    // names the client, not the request.
+    for name in [
+        &X_FORWARDED_METHOD,
+        &X_FORWARDED_URI,
+        &X_FORWARDED_PROTO,
+        &X_FORWARDED_HOST,
+        &X_FORWARDED_PORT,
+        &FORWARDED,
+        &X_ORIGINAL_URL,
+        &X_ORIGINAL_URI,
+        &X_ORIGINAL_METHOD,
+    ] {
         out.remove(name);
     }
     if let Ok(value) = HeaderValue::from_str(authority) {
         out.insert(HOST, value);
     }
-    if let Ok(value) = HeaderValue::from_str(origin.method.as_str()) {
-        out.insert(X_FORWARDED_METHOD, value);
+    let scheme = origin.scheme.as_str();
+    out.insert(X_FORWARDED_PROTO, HeaderValue::from_static(scheme));
+    if let Ok(value) = HeaderValue::from_str(origin.host) {
+        out.insert(X_FORWARDED_HOST, value);
     }
-    if let Ok(value) = HeaderValue::from_str(origin.path_and_query) {
-        out.insert(X_FORWARDED_URI, value);
+    // Traefik's and Authelia's `/api/verify` names, then nginx `auth_request`'s (Authelia's
+    // `/api/authz/auth-request`, ingress-nginx).
+    let method = HeaderValue::from_str(origin.method.as_str()).ok();
+    let uri = HeaderValue::from_str(origin.path_and_query).ok();
+    for (name, value) in [
+        (X_FORWARDED_METHOD, &method),
+        (X_FORWARDED_URI, &uri),
+        (X_ORIGINAL_METHOD, &method),
+        (X_ORIGINAL_URI, &uri),
+    ] {
+        if let Some(value) = value {
+            out.insert(name, value.clone());
+        }
     }
-    let proto = out
-        .get(X_FORWARDED_PROTO)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or(origin.scheme.as_str())
-        .to_string();
-    let url = format!("{proto}://{}{}", origin.host, origin.path_and_query);
+    let url = format!("{scheme}://{}{}", origin.host, origin.path_and_query);
     if let Ok(value) = HeaderValue::from_str(&url) {
         out.insert(X_ORIGINAL_URL, value);
     }

@@ -13,8 +13,10 @@
 //!
 //! Client-sent copies of every name the auth service may set (`copy_headers`, the user and
 //! email headers) are removed from the request passed on, whatever the answer carried: a
-//! client must never be able to speak for the auth service. (A local scrub: the shared one of
-//! `proxy::auth` covers the `X-Forwarded-User/-Email` and `X-Baton-Identity` names.)
+//! client must never be able to speak for the auth service. (A local scrub: the shared cleaning
+//! of [`crate::http::hygiene`] covers the `X-Forwarded-User/-Email` and `X-Baton-Identity`
+//! names on every route.) `copy_headers` never reaches the identity headers, `Cookie` or the
+//! forwarding headers the front door sets ([`NOT_COPIED`]; the spec refuses them too).
 
 mod ask;
 mod send;
@@ -42,8 +44,10 @@ pub const MAX_CHECKS: usize = 256;
 pub const MAX_IDENTITY: usize = 1024;
 
 /// Headers never copied from an answer nor removed from the request on its account, whatever
-/// `copy_headers` says: they frame the request or describe one connection (a copied
-/// `Content-Length` would make the instance wait for a body that never comes).
+/// `copy_headers`, `user_header` or `email_header` say: they frame the request or describe one
+/// connection (a copied `Content-Length` would make the instance wait for a body that never
+/// comes), carry the client's cookies, or say where the request came from and for what host,
+/// which only the front door says.
 const NOT_COPIED: &[&str] = &[
     "connection",
     "content-length",
@@ -56,7 +60,19 @@ const NOT_COPIED: &[&str] = &[
     "trailer",
     "transfer-encoding",
     "upgrade",
+    "cookie",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-proto",
+    "x-real-ip",
 ];
+
+/// Identity headers: never copied by `copy_headers` (only the front door sets them, from the
+/// answer's `user_header` and `email_header`, or signs `X-Baton-Identity`), but an answer may
+/// name its user in one of them (`user_header = "X-Forwarded-User"`).
+const NOT_COPIED_IDENTITY: &[&str] = crate::http::hygiene::IDENTITY;
 
 /// What a 2xx of the auth service gives the request passed on.
 #[derive(Debug, Default)]
@@ -136,6 +152,7 @@ fn granted(forward: &ForwardAuth, headers: &HeaderMap) -> Granted {
         .copy_headers
         .iter()
         .filter_map(|n| name(n))
+        .filter(|h| !NOT_COPIED_IDENTITY.contains(&h.as_str()))
         .collect();
     let scrub = copy
         .iter()

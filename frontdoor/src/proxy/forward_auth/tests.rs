@@ -162,3 +162,143 @@ fn the_question_joins_cookie_crumbs_and_says_what_the_request_was() {
         assert!(!asked.contains_key(gone), "{gone}");
     }
 }
+
+fn origin<'a>(client: &'a HeaderMap, trusted: bool) -> Origin<'a> {
+    Origin {
+        headers: client,
+        peer: "192.0.2.7".parse().unwrap(),
+        trusted,
+        scheme: crate::http::Scheme::Http,
+        host: "app.lan",
+        method: &http::Method::GET,
+        path_and_query: "/admin?x=1",
+    }
+}
+
+fn only(asked: &HeaderMap, n: &str) -> String {
+    let all: Vec<_> = asked.get_all(n).iter().collect();
+    assert_eq!(all.len(), 1, "{n}: {all:?}");
+    all[0].to_str().unwrap().to_string()
+}
+
+#[test]
+fn a_trusted_proxy_cannot_choose_the_request_the_auth_service_judges() {
+    let client = map(&[
+        ("x-forwarded-for", "203.0.113.1"),
+        ("x-forwarded-host", "public.lan"),
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-port", "8443"),
+        ("forwarded", "for=203.0.113.1;host=public.lan;proto=https"),
+        ("x-forwarded-uri", "/public"),
+        ("x-original-url", "https://public.lan/public"),
+    ]);
+    let asked = ask::headers(&origin(&client, true), "auth");
+    assert_eq!(only(&asked, "x-forwarded-host"), "app.lan");
+    assert_eq!(only(&asked, "x-forwarded-proto"), "http");
+    assert_eq!(only(&asked, "x-forwarded-uri"), "/admin?x=1");
+    assert_eq!(only(&asked, "x-original-url"), "http://app.lan/admin?x=1");
+    // The chain names the client, and the trusted proxy's word on it is kept.
+    assert_eq!(only(&asked, "x-forwarded-for"), "203.0.113.1, 192.0.2.7");
+    for gone in ["x-forwarded-port", "forwarded"] {
+        assert!(!asked.contains_key(gone), "{gone}");
+    }
+}
+
+#[test]
+fn the_question_carries_nginx_auth_request_names_and_drops_the_clients() {
+    for trusted in [false, true] {
+        let client = map(&[
+            ("x-original-method", "GET"),
+            ("x-original-uri", "/public"),
+            ("x-original-method", "HEAD"),
+        ]);
+        let mut o = origin(&client, trusted);
+        let delete = http::Method::DELETE;
+        o.method = &delete;
+        let asked = ask::headers(&o, "auth");
+        assert_eq!(only(&asked, "x-original-method"), "DELETE", "{trusted}");
+        assert_eq!(only(&asked, "x-original-uri"), "/admin?x=1", "{trusted}");
+        assert_eq!(only(&asked, "x-forwarded-method"), "DELETE", "{trusted}");
+    }
+}
+
+#[test]
+fn cookie_crumbs_that_are_not_text_are_kept_in_the_question() {
+    let mut client = map(&[("cookie", "a=1"), ("cookie", "b=2")]);
+    client.append(
+        http::header::COOKIE,
+        HeaderValue::from_bytes(b"c=\xe9t\xe9").unwrap(),
+    );
+    client.append(
+        http::header::COOKIE,
+        HeaderValue::from_static("__Host-baton_session=s"),
+    );
+    let asked = ask::headers(&origin(&client, false), "auth");
+    let cookies: Vec<_> = asked.get_all(http::header::COOKIE).iter().collect();
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    assert_eq!(cookies[0].as_bytes(), b"a=1; b=2; c=\xe9t\xe9");
+}
+
+#[test]
+fn copy_headers_never_reach_identity_cookie_or_forwarding_headers() {
+    let mut f = forward();
+    f.copy_headers = [
+        "X-Forwarded-User",
+        "X-Forwarded-Email",
+        "X-Baton-Identity",
+        "Cookie",
+        "X-Forwarded-For",
+        "X-Forwarded-Host",
+        "X-Forwarded-Proto",
+        "X-Forwarded-Port",
+        "Forwarded",
+        "X-Real-IP",
+        "X-Token",
+    ]
+    .map(String::from)
+    .to_vec();
+    let answer = map(&[
+        ("remote-user", "ann"),
+        ("x-forwarded-user", "root"),
+        ("x-forwarded-email", "root@lan"),
+        ("x-baton-identity", "forged"),
+        ("cookie", "session=auth-service"),
+        ("x-forwarded-for", "10.0.0.1"),
+        ("x-forwarded-host", "other.lan"),
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-port", "1"),
+        ("forwarded", "for=10.0.0.1"),
+        ("x-real-ip", "10.0.0.1"),
+        ("x-token", "t1"),
+    ]);
+    let g = granted(&f, &answer);
+    assert_eq!(g.identity.as_ref().map(|i| i.sub.as_str()), Some("ann"));
+    // As the front door set them before the answer's headers are applied.
+    let before = map(&[
+        ("cookie", "session=client"),
+        ("x-forwarded-for", "192.0.2.7"),
+        ("x-forwarded-host", "app.lan"),
+        ("x-forwarded-proto", "http"),
+        ("x-real-ip", "192.0.2.7"),
+    ]);
+    let mut upstream = before.clone();
+    g.scrub(&mut upstream);
+    g.copy(&mut upstream);
+    let mut expected = before;
+    expected.insert("x-token", HeaderValue::from_static("t1"));
+    assert_eq!(upstream, expected);
+}
+
+#[test]
+fn an_answer_may_name_its_user_in_an_identity_header_but_not_in_a_cookie() {
+    let mut f = forward();
+    f.user_header = "X-Forwarded-User".into();
+    f.email_header = "Cookie".into();
+    let g = granted(&f, &map(&[("x-forwarded-user", "ann"), ("cookie", "s=1")]));
+    let identity = g.identity.clone().expect("identity");
+    assert_eq!(identity.sub, "ann");
+    assert_eq!(identity.email, None);
+    let mut upstream = map(&[("cookie", "session=client")]);
+    g.scrub(&mut upstream);
+    assert_eq!(upstream["cookie"], "session=client");
+}
