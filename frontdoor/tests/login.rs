@@ -27,7 +27,7 @@ use std::time::Duration;
 use baton_frontdoor::config::model::OidcSettings;
 use baton_frontdoor::config::{Auth, Snapshot};
 use baton_frontdoor::identity::login::LoginSettings;
-use common::{echo, route, snapshot, until};
+use common::{echo, get, route, snapshot, until, Door};
 use common_tls::{with_certs, Pki, TlsDoor};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -303,6 +303,9 @@ async fn an_altered_state_or_login_cookie_gets_400() {
         let got = tokio::task::block_in_place(|| s.browser(mode));
         assert_eq!(got["status"], 400, "{mode}: {got:#}");
         assert_eq!(got["session_cookie"], false, "{mode}: {got:#}");
+        // The failed sign-in is over: its login cookie is cleared.
+        let set = got["set_cookie"].to_string();
+        assert!(set.contains("__Host-baton_login=;"), "{mode}: {set}");
         assert!(
             !got["body"]
                 .as_str()
@@ -323,6 +326,7 @@ async fn a_code_from_another_sign_in_is_refused_by_the_provider_and_gets_401() {
     assert_eq!(got["session_cookie"], false, "{got:#}");
     let set = got["set_cookie"].to_string();
     assert!(!set.contains("__Host-baton_session"), "{set}");
+    assert!(set.contains("__Host-baton_login=;"), "{set}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -406,4 +410,47 @@ async fn a_session_without_the_route_s_required_groups_gets_403() {
             .contains("x-forwarded-user");
         assert_eq!(reached, status == 200, "{path}: {got:#}");
     }
+}
+
+/// A front door over plain HTTP with a login route and sign-in settings (no provider needed:
+/// nothing here gets as far as the issuer).
+fn plain_snapshot(redirect_http: bool) -> Snapshot {
+    let mut login_route = route("app", None, "/");
+    login_route.auth = Auth::Login;
+    let mut snap = snapshot(vec![login_route], None);
+    snap.settings.redirect_http = redirect_http;
+    snap.settings.https_port = 8443;
+    snap.login = Some(LoginSettings {
+        client_id: "baton".into(),
+        client_secret: "test-secret".into(),
+        scopes: Vec::new(),
+        callback_path: "/.baton/auth/callback".into(),
+        session_ttl_s: 3600,
+        session_key: [9; 32],
+    });
+    snap
+}
+
+#[tokio::test]
+async fn sign_in_paths_over_plain_http_go_to_https_like_the_routes() {
+    let door = Door::start(plain_snapshot(true)).await;
+    for path in [
+        "/.baton/auth/logout",
+        "/.baton/auth/callback?code=c&state=s",
+    ] {
+        let got = get(door.addr, "app.lan", path).await;
+        assert_eq!(got.status, 308, "{path}: {got:?}");
+        assert_eq!(
+            got.headers["location"],
+            format!("https://app.lan:8443{path}"),
+            "{path}"
+        );
+        // Nothing of sign-in is answered over HTTP: no cookie set or cleared.
+        assert!(!got.headers.contains_key("set-cookie"), "{path}: {got:?}");
+    }
+    // Without redirect_http the paths answer over HTTP as before (a logout clears the session).
+    let door = Door::start(plain_snapshot(false)).await;
+    let got = get(door.addr, "app.lan", "/.baton/auth/logout").await;
+    assert_eq!(got.status, 302, "{got:?}");
+    assert!(got.headers.contains_key("set-cookie"), "{got:?}");
 }

@@ -3,15 +3,16 @@
 //! redirect to the issuer, and the front door's own paths: the callback and the logout.
 //! The state machine itself is [`crate::identity::login::flow`].
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::header::{ACCEPT, AUTHORIZATION, COOKIE, LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use serde_json::{Map, Value};
+use tokio::sync::Semaphore;
 
 use crate::config::Route;
-use crate::http::{pages, Body};
+use crate::http::{pages, Body, Scheme};
 use crate::identity::login::exchange::{self, Failed, TokenRequest};
 use crate::identity::login::flow::{self, Expected, Refusal, LOGIN_COOKIE, SESSION_COOKIE};
 use crate::identity::login::{cookie, query, Login};
@@ -194,27 +195,52 @@ fn json_only(headers: &HeaderMap) -> bool {
         && !accept.iter().any(|a| a.contains("text/html"))
 }
 
+/// Code exchanges under way at once, on all hosts: each holds a connection to the token
+/// endpoint, and callbacks are cheap to send in bulk.
+pub const MAX_EXCHANGES: usize = 256;
+
+fn exchanges() -> &'static Semaphore {
+    static PLACES: OnceLock<Semaphore> = OnceLock::new();
+    PLACES.get_or_init(|| Semaphore::new(MAX_EXCHANGES))
+}
+
 /// Answers the front door's own sign-in paths (the callback and the logout); `None` for any
-/// other path, or when this board has no sign-in settings.
+/// other path, or when this board has no sign-in settings. Over plain HTTP with
+/// `redirect_http`, they are sent to HTTPS like a routed request: their cookies are `Secure`,
+/// so a browser would drop a logout's cleared cookie or never send the login cookie.
 pub async fn own_path<B>(
     state: &State,
     active: &Active,
+    scheme: Scheme,
+    host: &str,
     req: &Request<B>,
     path: &str,
     html: bool,
 ) -> Option<Response<Body>> {
     let login = active.login.as_ref()?;
-    if path == login.settings.callback_path {
-        return Some(
-            callback(state, active, req, html)
-                .await
-                .unwrap_or_else(|answer| *answer),
-        );
+    let callback_path = path == login.settings.callback_path;
+    if !callback_path && !login.settings.is_logout(path) {
+        return None;
     }
-    if login.settings.is_logout(path) {
+    let settings = &active.settings;
+    if scheme == Scheme::Http && settings.redirect_http && settings.https_port != 0 {
+        let url = super::https_url(host, settings.https_port, req.uri());
+        return Some(pages::redirect(&url));
+    }
+    if !callback_path {
         return Some(logout(login, state.idp.discovery().as_deref(), req));
     }
-    None
+    // A failed callback also ends the sign-in it belonged to: its login cookie is of no
+    // further use, and a browser should start over rather than retry a spent code.
+    Some(
+        callback(state, active, req, html)
+            .await
+            .unwrap_or_else(|answer| {
+                let mut answer = *answer;
+                append_cookie(&mut answer, &flow::clear_cookie(LOGIN_COOKIE));
+                answer
+            }),
+    )
 }
 
 async fn callback<B>(
@@ -245,6 +271,13 @@ async fn callback<B>(
     .map_err(refused)?;
     let redirect_uri = redirect_uri(req, login)
         .ok_or_else(|| Box::new(pages::bad_request(html, "the request names no usable host")))?;
+    let Ok(_place) = exchanges().try_acquire() else {
+        return Err(Box::new(pages::unavailable(
+            html,
+            "too many sign-ins at once",
+            5,
+        )));
+    };
     let token = exchange::id_token(
         &login.client,
         TokenRequest {
@@ -278,7 +311,8 @@ async fn callback<B>(
     let set = flow::session_cookie(&login.sealer, session, ttl).ok_or_else(|| {
         Box::new(denied(
             html,
-            "the identity does not fit in a session cookie",
+            "the identity (its email and groups) does not fit in a session cookie; ask for \
+             fewer groups in the ID token",
         ))
     })?;
     let mut answer = found(&returned.pending.ret);
@@ -312,35 +346,6 @@ fn logout<B>(login: &Login, discovery: Option<&Discovery>, req: &Request<B>) -> 
     append_cookie(&mut answer, &flow::clear_cookie(SESSION_COOKIE));
     append_cookie(&mut answer, &flow::clear_cookie(LOGIN_COOKIE));
     answer
-}
-
-/// Removes baton's own cookies from what goes upstream: an instance has no use for them, and
-/// one that logs its requests must not be able to replay a session.
-pub fn strip_cookies(headers: &mut HeaderMap) {
-    let kept: Vec<HeaderValue> = headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| {
-            let Ok(text) = v.to_str() else {
-                return Some(v.clone());
-            };
-            let rest: Vec<&str> = text
-                .split(';')
-                .map(str::trim)
-                .filter(|pair| {
-                    let name = pair.split_once('=').map_or(*pair, |(n, _)| n);
-                    name != SESSION_COOKIE && name != LOGIN_COOKIE && !pair.is_empty()
-                })
-                .collect();
-            (!rest.is_empty())
-                .then(|| HeaderValue::from_str(&rest.join("; ")).ok())
-                .flatten()
-        })
-        .collect();
-    headers.remove(COOKIE);
-    for value in kept {
-        headers.append(COOKIE, value);
-    }
 }
 
 /// 401 for a sign-in the issuer or the token refused.
