@@ -11,7 +11,10 @@
 //! answers invalid_grant and the front door 401 with no session; a JSON client → 401; a
 //! bearer token on a login route is checked as one (a bad one → 401, no redirect); a session
 //! made through one front door holds on another with the same key, not on one with another key;
-//! a route's `require` is checked against the session's groups (403).
+//! a route's `require` is checked against the session's groups (403); a failed callback clears
+//! the login cookie. Without the provider: over plain HTTP with `redirect_http` the callback and
+//! logout go to HTTPS, and code exchanges at once are bounded (503 beyond, against a token
+//! endpoint that never answers).
 //!
 //! Needs `node` (or `BATON_TEST_NODE`) and `tests/oidc/node_modules` (`scripts/setup`).
 
@@ -27,7 +30,7 @@ use std::time::Duration;
 use baton_frontdoor::config::model::OidcSettings;
 use baton_frontdoor::config::{Auth, Snapshot};
 use baton_frontdoor::identity::login::LoginSettings;
-use common::{echo, get, route, snapshot, until, Door};
+use common::{echo, get, route, send, snapshot, text, until, Door};
 use common_tls::{with_certs, Pki, TlsDoor};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -453,4 +456,95 @@ async fn sign_in_paths_over_plain_http_go_to_https_like_the_routes() {
     let got = get(door.addr, "app.lan", "/.baton/auth/logout").await;
     assert_eq!(got.status, 302, "{got:?}");
     assert!(got.headers.contains_key("set-cookie"), "{got:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_exchanges_under_way_at_once_are_bounded() {
+    use baton_frontdoor::identity::login::cookie::Sealer;
+    use baton_frontdoor::identity::login::flow::{Pending, LOGIN_COOKIE, LOGIN_TTL_S};
+    use baton_frontdoor::idp::Discovery;
+    use baton_frontdoor::proxy::login::MAX_EXCHANGES;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    // A token endpoint that takes connections and never answers: every exchange sent there
+    // holds its place until the client's timeout.
+    let stall = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let stall_port = stall.local_addr().expect("addr").port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&accepted);
+    let _stall = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = stall.accept().await {
+            held.push(conn);
+            counted.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let issuer = "https://idp.test".to_string();
+    let mut snap = plain_snapshot(false);
+    snap.settings.per_client_connections = 4 * MAX_EXCHANGES as u32;
+    snap.settings.per_client_rate = 10_000;
+    snap.settings.per_client_burst = 10_000;
+    snap.oidc = Some(OidcSettings {
+        issuer: issuer.clone(),
+        audience: "urn:baton".into(),
+        leeway_s: 30,
+        jwks: String::new(),
+        jwks_url: Some(format!("{issuer}/jwks")),
+        discover: true,
+        discovery: Some(Discovery {
+            issuer: issuer.clone(),
+            authorization_endpoint: format!("{issuer}/auth"),
+            token_endpoint: format!("https://127.0.0.1:{stall_port}/token"),
+            end_session_endpoint: None,
+            jwks_uri: None,
+        }),
+        ..OidcSettings::default()
+    });
+    let door = Door::start(snap).await;
+    assert!(
+        door.state.idp.discovery().is_some(),
+        "the cached document is used"
+    );
+    // A callback with a good login cookie and its state: it goes on to the token endpoint.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    let pending = Pending {
+        state: "s1".into(),
+        nonce: "n1".into(),
+        verifier: "v".repeat(43),
+        ret: "/".into(),
+        exp: now + LOGIN_TTL_S,
+    };
+    let sealed = Sealer::new(&[9; 32])
+        .seal(LOGIN_COOKIE, &pending)
+        .expect("sealed");
+    let addr = door.addr;
+    let callback = move || {
+        let req = http::Request::get("/.baton/auth/callback?code=c&state=s1")
+            .header("host", "app.lan")
+            .header("cookie", format!("{LOGIN_COOKIE}={sealed}"))
+            .body(text(""))
+            .expect("request");
+        send(addr, req)
+    };
+    let waiting: Vec<_> = (0..MAX_EXCHANGES)
+        .map(|_| tokio::spawn(callback.clone()()))
+        .collect();
+    until("every exchange reached the token endpoint", || {
+        accepted.load(Ordering::SeqCst) >= MAX_EXCHANGES
+    })
+    .await;
+    // One more is refused at once, without a connection to the token endpoint.
+    let got = callback().await;
+    assert_eq!(got.status, 503, "{got:?}");
+    assert!(got.body.contains("too many sign-ins"), "{got:?}");
+    assert_eq!(accepted.load(Ordering::SeqCst), MAX_EXCHANGES);
+    // The others end with the client's timeout (502) and give their places back.
+    for one in waiting {
+        assert_eq!(one.await.expect("joined").status, 502);
+    }
 }
