@@ -371,16 +371,24 @@ async fn a_session_holds_on_every_front_door_with_the_same_key_and_no_other() {
     // Two more front doors with the same routes and sign-in settings, as other boards: one with
     // the cluster's session key, one with another key. Neither has fetched the discovery
     // document: a session needs only the key.
+    // A third has the same key but another client id: sessions are sealed to the issuer and
+    // the client id too, so a change of either in cluster.toml ends them.
     let mut snapshot = s.snapshot.clone();
     let same = TlsDoor::start(snapshot.clone()).await;
     same.instances("app", &[("a1", s.app, true)]);
+    let mut renamed = snapshot.clone();
+    if let Some(login) = renamed.login.as_mut() {
+        login.client_id = "another".into();
+    }
+    let renamed = TlsDoor::start(renamed).await;
+    renamed.instances("app", &[("a1", s.app, true)]);
     if let Some(login) = snapshot.login.as_mut() {
         login.session_key = [3; 32];
     }
     let other = TlsDoor::start(snapshot).await;
     other.instances("app", &[("a1", s.app, true)]);
     let ca = s.dir.0.join("ca.pem");
-    for (door, passes) in [(&same, true), (&other, false)] {
+    for (door, passes) in [(&same, true), (&other, false), (&renamed, false)] {
         let there = format!("https://localhost:{}/there", door.addr.port());
         let got = tokio::task::block_in_place(|| browser(&ca, "roam", &s.page, &[&there]));
         assert_eq!(got["first"]["status"], 200, "{got:#}");

@@ -58,6 +58,15 @@ fn no_settings(html: bool) -> Answer {
     ))
 }
 
+/// What sessions are sealed to on this board: the issuer, the client id and the session_ttl.
+fn session_for<'a>(login: &'a Login, issuer: &'a str) -> flow::SessionFor<'a> {
+    flow::SessionFor {
+        issuer,
+        client_id: &login.settings.client_id,
+        ttl_s: login.settings.session_ttl_s,
+    }
+}
+
 /// The value of a baton cookie in the request.
 fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     cookie::find(
@@ -113,8 +122,16 @@ pub async fn check<B>(
     // A session needs only the key: it holds while the provider or its discovery document is
     // out of reach. Sending a browser to sign in needs the provider's endpoints.
     let login = active.login.as_ref().ok_or_else(|| no_settings(html))?;
-    let session = cookie_value(req.headers(), SESSION_COOKIE)
-        .and_then(|v| flow::read_session(&login.sealer, v, now()));
+    // Without the provider's settings no session opens: it is bound to the issuer.
+    let session = active.oidc.as_ref().and_then(|oidc| {
+        let under = session_for(login, &oidc.issuer);
+        flow::read_session(
+            &login.sealer,
+            under,
+            cookie_value(req.headers(), SESSION_COOKIE)?,
+            now(),
+        )
+    });
     if let Some(session) = session {
         let mut claims = Map::new();
         claims.insert("sub".into(), Value::String(session.sub.clone()));
@@ -308,7 +325,8 @@ async fn callback<B>(
         checked = flow::verify_id_token(&token, &state.idp.keys().keys, expected, ttl, now);
     }
     let session = checked.map_err(|why| Box::new(denied(html, &format!("the ID token: {why}"))))?;
-    let set = flow::session_cookie(&login.sealer, session, ttl).ok_or_else(|| {
+    let under = session_for(login, &oidc.issuer);
+    let set = flow::session_cookie(&login.sealer, under, session).ok_or_else(|| {
         Box::new(denied(
             html,
             "the identity (its email and groups) does not fit in a session cookie; ask for \

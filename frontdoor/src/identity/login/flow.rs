@@ -72,6 +72,10 @@ pub struct Session {
     pub groups: Vec<String>,
     /// Unix seconds after which it is refused.
     pub exp: u64,
+    /// Unix seconds of the sign-in: a session older than the `session_ttl` in force is refused
+    /// even before `exp` (0 in sessions made before it was kept: those are refused).
+    #[serde(default)]
+    pub iat: u64,
 }
 
 /// Where to send a browser that must sign in, and the login cookie to set.
@@ -305,6 +309,7 @@ fn session_of(
         email,
         groups,
         exp: now + ttl_s,
+        iat: now,
     })
 }
 
@@ -338,17 +343,46 @@ fn session_groups(claim: Option<&Value>) -> Result<Vec<String>, String> {
     Ok(groups.into_iter().map(str::to_string).collect())
 }
 
-/// The `Set-Cookie` value of `session`, `None` when it does not fit [`MAX_SESSION_COOKIE`] (or
-/// no randomness). Nothing is dropped to make it fit: see [`session_groups`].
-pub fn session_cookie(sealer: &Sealer, session: Session, ttl_s: u64) -> Option<String> {
-    let sealed = sealer.seal(SESSION_COOKIE, &session)?;
-    (sealed.len() <= MAX_SESSION_COOKIE).then(|| set_cookie(SESSION_COOKIE, &sealed, ttl_s))
+/// The settings a session is made and read under. The issuer and client id are sealed into
+/// the cookie's associated data, so changing either in `cluster.toml` ends every session made
+/// before (they no longer open); `ttl_s` is checked against the session's `iat` on every read,
+/// so shortening `session_ttl` shortens the sessions already out.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionFor<'a> {
+    /// `[front_door.oidc] issuer`.
+    pub issuer: &'a str,
+    /// Its `client_id`.
+    pub client_id: &'a str,
+    /// The `session_ttl` in force, in seconds.
+    pub ttl_s: u64,
 }
 
-/// The session in a session cookie's value, if it opens and has not expired.
-pub fn read_session(sealer: &Sealer, value: &str, now: u64) -> Option<Session> {
-    let session: Session = sealer.open(SESSION_COOKIE, value)?;
-    (session.exp > now && session.groups.len() <= MAX_GROUPS).then_some(session)
+impl SessionFor<'_> {
+    /// The associated data: the cookie's name, the issuer and the client id, as a JSON array
+    /// (unambiguous whatever the texts hold).
+    fn aad(&self) -> String {
+        serde_json::json!([SESSION_COOKIE, self.issuer, self.client_id]).to_string()
+    }
+}
+
+/// The `Set-Cookie` value of `session`, `None` when it does not fit [`MAX_SESSION_COOKIE`] (or
+/// no randomness). Nothing is dropped to make it fit: see [`session_groups`].
+pub fn session_cookie(sealer: &Sealer, under: SessionFor<'_>, session: Session) -> Option<String> {
+    let sealed = sealer.seal(&under.aad(), &session)?;
+    (sealed.len() <= MAX_SESSION_COOKIE).then(|| set_cookie(SESSION_COOKIE, &sealed, under.ttl_s))
+}
+
+/// The session in a session cookie's value, if it opens under these settings, has not expired
+/// and was made less than the current `session_ttl` ago.
+pub fn read_session(
+    sealer: &Sealer,
+    under: SessionFor<'_>,
+    value: &str,
+    now: u64,
+) -> Option<Session> {
+    let session: Session = sealer.open(&under.aad(), value)?;
+    let live = session.exp > now && session.iat.saturating_add(under.ttl_s) > now;
+    (live && session.groups.len() <= MAX_GROUPS).then_some(session)
 }
 
 /// A `Set-Cookie` value for a `__Host-` cookie: secure, host-only, not for scripts, sent on

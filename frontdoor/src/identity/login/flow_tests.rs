@@ -192,7 +192,8 @@ fn the_id_token_must_be_for_this_client_and_this_sign_in() {
             sub: "ann".into(),
             email: Some("ann@lan".into()),
             groups: vec!["staff".into()],
-            exp: 1060
+            exp: 1060,
+            iat: 1000,
         }
     );
     for (what, token) in [
@@ -226,14 +227,20 @@ fn a_session_cookie_is_bounded_and_expires() {
         email: None,
         groups: (0..MAX_GROUPS).map(|i| format!("{i:0>200}")).collect(),
         exp: 2000,
+        iat: 900,
+    };
+    let under = SessionFor {
+        issuer: "https://idp.lan",
+        client_id: "baton",
+        ttl_s: 1100,
     };
     // Too big for a cookie: refused as a whole, never cut down to fit.
-    assert_eq!(session_cookie(&sealer, session.clone(), 60), None);
+    assert_eq!(session_cookie(&sealer, under, session.clone()), None);
     let session = Session {
         groups: session.groups[..8].to_vec(),
         ..session
     };
-    let set = session_cookie(&sealer, session, 60).expect("fits");
+    let set = session_cookie(&sealer, under, session).expect("fits");
     let value = set
         .split_once('=')
         .expect("pair")
@@ -242,12 +249,36 @@ fn a_session_cookie_is_bounded_and_expires() {
         .next()
         .expect("value");
     assert!(value.len() <= MAX_SESSION_COOKIE, "{}", value.len());
-    let read = read_session(&sealer, value, 1000).expect("reads");
+    assert!(set.contains("Max-Age=1100"), "{set}");
+    let read = read_session(&sealer, under, value, 1000).expect("reads");
     assert_eq!(read.groups.len(), 8);
-    assert!(read_session(&sealer, value, 2000).is_none());
+    assert!(read_session(&sealer, under, value, 2000).is_none());
     // A login cookie is no session cookie.
     let (_, _, login) = begin(&sealer);
-    assert!(read_session(&sealer, &login, 1000).is_none());
+    assert!(read_session(&sealer, under, &login, 1000).is_none());
+    // Another issuer or client id: the session does not open.
+    for other in [
+        SessionFor {
+            issuer: "https://idp2.lan",
+            ..under
+        },
+        SessionFor {
+            client_id: "other",
+            ..under
+        },
+    ] {
+        assert!(
+            read_session(&sealer, other, value, 1000).is_none(),
+            "{other:?}"
+        );
+    }
+    // A shorter session_ttl now: a session made longer ago than that ends before its exp.
+    let shorter = SessionFor {
+        ttl_s: 100,
+        ..under
+    };
+    assert!(read_session(&sealer, shorter, value, 999).is_some());
+    assert!(read_session(&sealer, shorter, value, 1000).is_none());
 }
 
 #[test]
