@@ -11,7 +11,10 @@
 //! answers invalid_grant and the front door 401 with no session; a JSON client → 401; a
 //! bearer token on a login route is checked as one (a bad one → 401, no redirect); a session
 //! made through one front door holds on another with the same key, not on one with another key;
-//! a route's `require` is checked against the session's groups (403).
+//! a route's `require` is checked against the session's groups (403); a failed callback clears
+//! the login cookie. Without the provider: over plain HTTP with `redirect_http` the callback and
+//! logout go to HTTPS, and code exchanges at once are bounded (503 beyond, against a token
+//! endpoint that never answers).
 //!
 //! Needs `node` (or `BATON_TEST_NODE`) and `tests/oidc/node_modules` (`scripts/setup`).
 
@@ -27,7 +30,7 @@ use std::time::Duration;
 use baton_frontdoor::config::model::OidcSettings;
 use baton_frontdoor::config::{Auth, Snapshot};
 use baton_frontdoor::identity::login::LoginSettings;
-use common::{echo, route, snapshot, until};
+use common::{echo, get, route, send, snapshot, text, until, Door};
 use common_tls::{with_certs, Pki, TlsDoor};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -303,6 +306,9 @@ async fn an_altered_state_or_login_cookie_gets_400() {
         let got = tokio::task::block_in_place(|| s.browser(mode));
         assert_eq!(got["status"], 400, "{mode}: {got:#}");
         assert_eq!(got["session_cookie"], false, "{mode}: {got:#}");
+        // The failed sign-in is over: its login cookie is cleared.
+        let set = got["set_cookie"].to_string();
+        assert!(set.contains("__Host-baton_login=;"), "{mode}: {set}");
         assert!(
             !got["body"]
                 .as_str()
@@ -323,6 +329,7 @@ async fn a_code_from_another_sign_in_is_refused_by_the_provider_and_gets_401() {
     assert_eq!(got["session_cookie"], false, "{got:#}");
     let set = got["set_cookie"].to_string();
     assert!(!set.contains("__Host-baton_session"), "{set}");
+    assert!(set.contains("__Host-baton_login=;"), "{set}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -364,16 +371,24 @@ async fn a_session_holds_on_every_front_door_with_the_same_key_and_no_other() {
     // Two more front doors with the same routes and sign-in settings, as other boards: one with
     // the cluster's session key, one with another key. Neither has fetched the discovery
     // document: a session needs only the key.
+    // A third has the same key but another client id: sessions are sealed to the issuer and
+    // the client id too, so a change of either in cluster.toml ends them.
     let mut snapshot = s.snapshot.clone();
     let same = TlsDoor::start(snapshot.clone()).await;
     same.instances("app", &[("a1", s.app, true)]);
+    let mut renamed = snapshot.clone();
+    if let Some(login) = renamed.login.as_mut() {
+        login.client_id = "another".into();
+    }
+    let renamed = TlsDoor::start(renamed).await;
+    renamed.instances("app", &[("a1", s.app, true)]);
     if let Some(login) = snapshot.login.as_mut() {
         login.session_key = [3; 32];
     }
     let other = TlsDoor::start(snapshot).await;
     other.instances("app", &[("a1", s.app, true)]);
     let ca = s.dir.0.join("ca.pem");
-    for (door, passes) in [(&same, true), (&other, false)] {
+    for (door, passes) in [(&same, true), (&other, false), (&renamed, false)] {
         let there = format!("https://localhost:{}/there", door.addr.port());
         let got = tokio::task::block_in_place(|| browser(&ca, "roam", &s.page, &[&there]));
         assert_eq!(got["first"]["status"], 200, "{got:#}");
@@ -405,5 +420,139 @@ async fn a_session_without_the_route_s_required_groups_gets_403() {
             .expect("body")
             .contains("x-forwarded-user");
         assert_eq!(reached, status == 200, "{path}: {got:#}");
+    }
+}
+
+/// A front door over plain HTTP with a login route and sign-in settings (no provider needed:
+/// nothing here gets as far as the issuer).
+fn plain_snapshot(redirect_http: bool) -> Snapshot {
+    let mut login_route = route("app", None, "/");
+    login_route.auth = Auth::Login;
+    let mut snap = snapshot(vec![login_route], None);
+    snap.settings.redirect_http = redirect_http;
+    snap.settings.https_port = 8443;
+    snap.login = Some(LoginSettings {
+        client_id: "baton".into(),
+        client_secret: "test-secret".into(),
+        scopes: Vec::new(),
+        callback_path: "/.baton/auth/callback".into(),
+        session_ttl_s: 3600,
+        session_key: [9; 32],
+    });
+    snap
+}
+
+#[tokio::test]
+async fn sign_in_paths_over_plain_http_go_to_https_like_the_routes() {
+    let door = Door::start(plain_snapshot(true)).await;
+    for path in [
+        "/.baton/auth/logout",
+        "/.baton/auth/callback?code=c&state=s",
+    ] {
+        let got = get(door.addr, "app.lan", path).await;
+        assert_eq!(got.status, 308, "{path}: {got:?}");
+        assert_eq!(
+            got.headers["location"],
+            format!("https://app.lan:8443{path}"),
+            "{path}"
+        );
+        // Nothing of sign-in is answered over HTTP: no cookie set or cleared.
+        assert!(!got.headers.contains_key("set-cookie"), "{path}: {got:?}");
+    }
+    // Without redirect_http the paths answer over HTTP as before (a logout clears the session).
+    let door = Door::start(plain_snapshot(false)).await;
+    let got = get(door.addr, "app.lan", "/.baton/auth/logout").await;
+    assert_eq!(got.status, 302, "{got:?}");
+    assert!(got.headers.contains_key("set-cookie"), "{got:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_exchanges_under_way_at_once_are_bounded() {
+    use baton_frontdoor::identity::login::cookie::Sealer;
+    use baton_frontdoor::identity::login::flow::{Pending, LOGIN_COOKIE, LOGIN_TTL_S};
+    use baton_frontdoor::idp::Discovery;
+    use baton_frontdoor::proxy::login::MAX_EXCHANGES;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    // A token endpoint that takes connections and never answers: every exchange sent there
+    // holds its place until the client's timeout.
+    let stall = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let stall_port = stall.local_addr().expect("addr").port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&accepted);
+    let _stall = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = stall.accept().await {
+            held.push(conn);
+            counted.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let issuer = "https://idp.test".to_string();
+    let mut snap = plain_snapshot(false);
+    snap.settings.per_client_connections = 4 * MAX_EXCHANGES as u32;
+    snap.settings.per_client_rate = 10_000;
+    snap.settings.per_client_burst = 10_000;
+    snap.oidc = Some(OidcSettings {
+        issuer: issuer.clone(),
+        audience: "urn:baton".into(),
+        leeway_s: 30,
+        jwks: String::new(),
+        jwks_url: Some(format!("{issuer}/jwks")),
+        discover: true,
+        discovery: Some(Discovery {
+            issuer: issuer.clone(),
+            authorization_endpoint: format!("{issuer}/auth"),
+            token_endpoint: format!("https://127.0.0.1:{stall_port}/token"),
+            end_session_endpoint: None,
+            jwks_uri: None,
+        }),
+        ..OidcSettings::default()
+    });
+    let door = Door::start(snap).await;
+    assert!(
+        door.state.idp.discovery().is_some(),
+        "the cached document is used"
+    );
+    // A callback with a good login cookie and its state: it goes on to the token endpoint.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    let pending = Pending {
+        state: "s1".into(),
+        nonce: "n1".into(),
+        verifier: "v".repeat(43),
+        ret: "/".into(),
+        exp: now + LOGIN_TTL_S,
+    };
+    let sealed = Sealer::new(&[9; 32])
+        .seal(LOGIN_COOKIE, &pending)
+        .expect("sealed");
+    let addr = door.addr;
+    let callback = move || {
+        let req = http::Request::get("/.baton/auth/callback?code=c&state=s1")
+            .header("host", "app.lan")
+            .header("cookie", format!("{LOGIN_COOKIE}={sealed}"))
+            .body(text(""))
+            .expect("request");
+        send(addr, req)
+    };
+    let waiting: Vec<_> = (0..MAX_EXCHANGES)
+        .map(|_| tokio::spawn(callback.clone()()))
+        .collect();
+    until("every exchange reached the token endpoint", || {
+        accepted.load(Ordering::SeqCst) >= MAX_EXCHANGES
+    })
+    .await;
+    // One more is refused at once, without a connection to the token endpoint.
+    let got = callback().await;
+    assert_eq!(got.status, 503, "{got:?}");
+    assert!(got.body.contains("too many sign-ins"), "{got:?}");
+    assert_eq!(accepted.load(Ordering::SeqCst), MAX_EXCHANGES);
+    // The others end with the client's timeout (502) and give their places back.
+    for one in waiting {
+        assert_eq!(one.await.expect("joined").status, 502);
     }
 }

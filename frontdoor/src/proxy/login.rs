@@ -3,15 +3,16 @@
 //! redirect to the issuer, and the front door's own paths: the callback and the logout.
 //! The state machine itself is [`crate::identity::login::flow`].
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::header::{ACCEPT, AUTHORIZATION, COOKIE, LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use serde_json::{Map, Value};
+use tokio::sync::Semaphore;
 
 use crate::config::Route;
-use crate::http::{pages, Body};
+use crate::http::{pages, Body, Scheme};
 use crate::identity::login::exchange::{self, Failed, TokenRequest};
 use crate::identity::login::flow::{self, Expected, Refusal, LOGIN_COOKIE, SESSION_COOKIE};
 use crate::identity::login::{cookie, query, Login};
@@ -55,6 +56,15 @@ fn no_settings(html: bool) -> Answer {
         "this board's front door has no sign-in settings (client_id in [front_door.oidc])",
         60,
     ))
+}
+
+/// What sessions are sealed to on this board: the issuer, the client id and the session_ttl.
+fn session_for<'a>(login: &'a Login, issuer: &'a str) -> flow::SessionFor<'a> {
+    flow::SessionFor {
+        issuer,
+        client_id: &login.settings.client_id,
+        ttl_s: login.settings.session_ttl_s,
+    }
 }
 
 /// The value of a baton cookie in the request.
@@ -112,8 +122,16 @@ pub async fn check<B>(
     // A session needs only the key: it holds while the provider or its discovery document is
     // out of reach. Sending a browser to sign in needs the provider's endpoints.
     let login = active.login.as_ref().ok_or_else(|| no_settings(html))?;
-    let session = cookie_value(req.headers(), SESSION_COOKIE)
-        .and_then(|v| flow::read_session(&login.sealer, v, now()));
+    // Without the provider's settings no session opens: it is bound to the issuer.
+    let session = active.oidc.as_ref().and_then(|oidc| {
+        let under = session_for(login, &oidc.issuer);
+        flow::read_session(
+            &login.sealer,
+            under,
+            cookie_value(req.headers(), SESSION_COOKIE)?,
+            now(),
+        )
+    });
     if let Some(session) = session {
         let mut claims = Map::new();
         claims.insert("sub".into(), Value::String(session.sub.clone()));
@@ -194,27 +212,52 @@ fn json_only(headers: &HeaderMap) -> bool {
         && !accept.iter().any(|a| a.contains("text/html"))
 }
 
+/// Code exchanges under way at once, on all hosts: each holds a connection to the token
+/// endpoint, and callbacks are cheap to send in bulk.
+pub const MAX_EXCHANGES: usize = 256;
+
+fn exchanges() -> &'static Semaphore {
+    static PLACES: OnceLock<Semaphore> = OnceLock::new();
+    PLACES.get_or_init(|| Semaphore::new(MAX_EXCHANGES))
+}
+
 /// Answers the front door's own sign-in paths (the callback and the logout); `None` for any
-/// other path, or when this board has no sign-in settings.
+/// other path, or when this board has no sign-in settings. Over plain HTTP with
+/// `redirect_http`, they are sent to HTTPS like a routed request: their cookies are `Secure`,
+/// so a browser would drop a logout's cleared cookie or never send the login cookie.
 pub async fn own_path<B>(
     state: &State,
     active: &Active,
+    scheme: Scheme,
+    host: &str,
     req: &Request<B>,
     path: &str,
     html: bool,
 ) -> Option<Response<Body>> {
     let login = active.login.as_ref()?;
-    if path == login.settings.callback_path {
-        return Some(
-            callback(state, active, req, html)
-                .await
-                .unwrap_or_else(|answer| *answer),
-        );
+    let callback_path = path == login.settings.callback_path;
+    if !callback_path && !login.settings.is_logout(path) {
+        return None;
     }
-    if login.settings.is_logout(path) {
+    let settings = &active.settings;
+    if scheme == Scheme::Http && settings.redirect_http && settings.https_port != 0 {
+        let url = super::https_url(host, settings.https_port, req.uri());
+        return Some(pages::redirect(&url));
+    }
+    if !callback_path {
         return Some(logout(login, state.idp.discovery().as_deref(), req));
     }
-    None
+    // A failed callback also ends the sign-in it belonged to: its login cookie is of no
+    // further use, and a browser should start over rather than retry a spent code.
+    Some(
+        callback(state, active, req, html)
+            .await
+            .unwrap_or_else(|answer| {
+                let mut answer = *answer;
+                append_cookie(&mut answer, &flow::clear_cookie(LOGIN_COOKIE));
+                answer
+            }),
+    )
 }
 
 async fn callback<B>(
@@ -245,6 +288,13 @@ async fn callback<B>(
     .map_err(refused)?;
     let redirect_uri = redirect_uri(req, login)
         .ok_or_else(|| Box::new(pages::bad_request(html, "the request names no usable host")))?;
+    let Ok(_place) = exchanges().try_acquire() else {
+        return Err(Box::new(pages::unavailable(
+            html,
+            "too many sign-ins at once",
+            5,
+        )));
+    };
     let token = exchange::id_token(
         &login.client,
         TokenRequest {
@@ -275,10 +325,12 @@ async fn callback<B>(
         checked = flow::verify_id_token(&token, &state.idp.keys().keys, expected, ttl, now);
     }
     let session = checked.map_err(|why| Box::new(denied(html, &format!("the ID token: {why}"))))?;
-    let set = flow::session_cookie(&login.sealer, session, ttl).ok_or_else(|| {
+    let under = session_for(login, &oidc.issuer);
+    let set = flow::session_cookie(&login.sealer, under, session).ok_or_else(|| {
         Box::new(denied(
             html,
-            "the identity does not fit in a session cookie",
+            "the identity (its email and groups) does not fit in a session cookie; ask for \
+             fewer groups in the ID token",
         ))
     })?;
     let mut answer = found(&returned.pending.ret);
@@ -312,35 +364,6 @@ fn logout<B>(login: &Login, discovery: Option<&Discovery>, req: &Request<B>) -> 
     append_cookie(&mut answer, &flow::clear_cookie(SESSION_COOKIE));
     append_cookie(&mut answer, &flow::clear_cookie(LOGIN_COOKIE));
     answer
-}
-
-/// Removes baton's own cookies from what goes upstream: an instance has no use for them, and
-/// one that logs its requests must not be able to replay a session.
-pub fn strip_cookies(headers: &mut HeaderMap) {
-    let kept: Vec<HeaderValue> = headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| {
-            let Ok(text) = v.to_str() else {
-                return Some(v.clone());
-            };
-            let rest: Vec<&str> = text
-                .split(';')
-                .map(str::trim)
-                .filter(|pair| {
-                    let name = pair.split_once('=').map_or(*pair, |(n, _)| n);
-                    name != SESSION_COOKIE && name != LOGIN_COOKIE && !pair.is_empty()
-                })
-                .collect();
-            (!rest.is_empty())
-                .then(|| HeaderValue::from_str(&rest.join("; ")).ok())
-                .flatten()
-        })
-        .collect();
-    headers.remove(COOKIE);
-    for value in kept {
-        headers.append(COOKIE, value);
-    }
 }
 
 /// 401 for a sign-in the issuer or the token refused.

@@ -160,7 +160,17 @@ async fn route_and_forward(
     if let Some(answer) = assert::well_known(&active, req.method(), &path.match_path, html) {
         return answer;
     }
-    if let Some(answer) = login::own_path(state, &active, &req, &path.match_path, html).await {
+    if let Some(answer) = login::own_path(
+        state,
+        &active,
+        conn.scheme,
+        &host,
+        &req,
+        &path.match_path,
+        html,
+    )
+    .await
+    {
         return answer;
     }
     let Some(route) = active.table.find(&host, &path.match_path) else {
@@ -224,7 +234,6 @@ async fn routed_request(
         Ok(identity) => identity,
         Err(answer) => return *answer,
     };
-    login::strip_cookies(req.headers_mut());
     let upgrade = headers::wants_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let idle = Duration::from_millis(settings.idle_timeout_ms);

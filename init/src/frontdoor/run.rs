@@ -297,7 +297,7 @@ impl Feeder {
             feed::snapshot(&settings.front_door, routed, certs, oidc, &settings.board);
         snapshot.login = settings
             .session_key
-            .and_then(|key| super::session::login(&settings.front_door, &key));
+            .and_then(|key| super::session::login(&settings.front_door, &key, &snapshot.routes));
         notes.extend(oidc_note);
         notes.extend(idp_notes);
         let (mtls, mtls_note) = super::identity::client_ca(&settings.front_door, &settings.card);

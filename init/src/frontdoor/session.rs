@@ -5,6 +5,7 @@
 //! door. A board outside a cluster has no cluster key: it takes a random key at start, and its
 //! sessions end when it restarts.
 
+use baton_frontdoor::config::{Auth, Route};
 use baton_frontdoor::identity::login::LoginSettings;
 use ring::hkdf::{Salt, HKDF_SHA256};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -29,8 +30,17 @@ pub fn key(cluster_key: Option<&str>) -> Result<[u8; 32], String> {
 }
 
 /// The sign-in settings of `[front_door.oidc]`, when it has a client id and secret (the spec
-/// checks that both or neither are there).
-pub fn login(front_door: &baton_spec::FrontDoor, key: &[u8; 32]) -> Option<LoginSettings> {
+/// checks that both or neither are there) and one of `routes` has `auth = "login"`. Without
+/// such a route the front door gets none: the callback and logout paths would otherwise be
+/// taken on every host, over the services' own paths.
+pub fn login(
+    front_door: &baton_spec::FrontDoor,
+    key: &[u8; 32],
+    routes: &[Route],
+) -> Option<LoginSettings> {
+    if !routes.iter().any(|r| r.auth == Auth::Login) {
+        return None;
+    }
     let oidc = front_door.oidc.as_ref()?;
     Some(LoginSettings {
         client_id: oidc.client_id.clone()?,
@@ -69,7 +79,16 @@ mod tests {
 
     #[test]
     fn sign_in_settings_need_a_client() {
-        assert!(login(&baton_spec::FrontDoor::default(), &[1; 32]).is_none());
+        let routes = [Route {
+            service: "app".into(),
+            host: None,
+            path: "/".into(),
+            auth: Auth::Login,
+            timeout_ms: 1000,
+            require: Default::default(),
+            forward: None,
+        }];
+        assert!(login(&baton_spec::FrontDoor::default(), &[1; 32], &routes).is_none());
         let text = "[cluster]\nkey = \"0123456789abcdef0123456789abcdef\"\n\
                     [api]\ntoken = \"secret-token-1234567\"\n\
                     [front_door.oidc]\nissuer = \"https://idp.lan\"\naudience = \"baton\"\n\
@@ -78,7 +97,12 @@ mod tests {
         let fd = baton_spec::BoardConfig::parse("cluster.toml", text)
             .expect("cluster.toml")
             .front_door;
-        let login = login(&fd, &[1; 32]).expect("login");
+        // No login route: no sign-in, so its paths stay the services' own.
+        let mut others = routes.clone();
+        others[0].auth = Auth::Oidc;
+        assert!(login(&fd, &[1; 32], &others).is_none());
+        assert!(login(&fd, &[1; 32], &[]).is_none());
+        let login = login(&fd, &[1; 32], &routes).expect("login");
         assert_eq!(login.client_id, "baton");
         assert_eq!(login.client_secret, "s3cret");
         assert_eq!(login.scopes, vec!["groups".to_string()]);

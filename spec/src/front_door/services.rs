@@ -9,11 +9,15 @@ use crate::error::ConfigError;
 use crate::locate::SpanIndex;
 use crate::service::{Auth, ServiceSpec};
 
+/// The claims a browser session keeps, the only ones a login route's `require` can name.
+pub const SESSION_CLAIMS: &[&str] = &["sub", "email", "groups"];
+
 impl FrontDoor {
     /// The problems of `spec`, read from `file` with text `text`, on a board with this front
     /// door: a `publish` of a port the front door moved to, or a route whose `auth` needs
     /// `[front_door.oidc]` (with `client_id` for `"login"`) or `[front_door.mtls]` that
-    /// `cluster.toml` does not have. Each names the spec's file, line and field.
+    /// `cluster.toml` does not have, or a login route that requires a claim sessions do not keep
+    /// (see [`SESSION_CLAIMS`]). Each names the spec's file, line and field.
     pub fn check_service(&self, file: &str, text: &str, spec: &ServiceSpec) -> Vec<ConfigError> {
         let mut problems: Vec<(&str, String)> = Vec::new();
         if let Some(p) = spec.publish {
@@ -41,6 +45,23 @@ impl FrontDoor {
                 (Auth::Mtls, _, None) => Some("[front_door.mtls] (ca)"),
                 _ => None,
             };
+            // A session keeps only these claims of the ID token (it must fit in a cookie), so
+            // a login route requiring another could never be met through one: say so now
+            // rather than answer 403 to every signed-in browser.
+            if auth == Auth::Login {
+                for claim in route.require.keys() {
+                    if !SESSION_CLAIMS.contains(&claim.as_str()) {
+                        problems.push((
+                            "route.require",
+                            format!(
+                                "auth = \"login\" keeps only the claims sub, email and groups in \
+                                 its session, so a route cannot require {claim:?}; use one of \
+                                 those, or auth = \"oidc\" for bearer tokens"
+                            ),
+                        ));
+                    }
+                }
+            }
             if let Some(what) = missing {
                 let name = serde_json::to_value(auth)
                     .ok()

@@ -351,3 +351,32 @@ fn the_ports_the_front_door_moved_to_cannot_be_published() {
         .check_service("services/web.toml", text, &s)
         .is_empty());
 }
+
+#[test]
+fn a_login_route_can_require_only_the_claims_a_session_keeps() {
+    let front_door = parse(&format!("{OIDC}client_id = \"c\"\nclient_secret = \"s\"\n")).unwrap();
+    let files = [
+        spec(
+            "kept",
+            "\n[route]\npath = \"/a\"\nauth = \"login\"\nrequire = { groups = [\"staff\"], email = [\"a@b\"] }\n",
+        ),
+        spec(
+            "dept",
+            "\n[route]\npath = \"/b\"\nauth = \"login\"\nrequire = { dept = [\"ops\"] }\n",
+        ),
+        spec(
+            "bearer",
+            "\n[route]\npath = \"/c\"\nauth = \"oidc\"\nrequire = { dept = [\"ops\"] }\n",
+        ),
+    ];
+    let loaded = load_services_with(&files, &front_door);
+    let names: Vec<_> = loaded.specs.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["bearer", "kept"]);
+    assert_eq!(loaded.errors.len(), 1, "{:?}", loaded.errors);
+    let e = &loaded.errors[0];
+    assert_eq!(
+        (e.file.as_str(), e.line, e.field.as_str()),
+        ("services/dept.toml", Some(8), "route.require")
+    );
+    assert!(e.message.contains("\"dept\""), "{e}");
+}

@@ -1,7 +1,8 @@
 //! Sealed cookies: a value only this cluster's front doors can read and none can alter without
 //! it being noticed. ChaCha20-Poly1305 (ring's AEAD) under the session key the init derives
 //! from the cluster key, a random 96-bit nonce per cookie, and the cookie's name as associated
-//! data, so a sealed login cookie cannot be replayed as a session cookie or the other way round.
+//! data, so a sealed login cookie cannot be replayed as a session cookie or the other way round
+//! (a session's associated data also names the issuer and client id: see `flow::SessionFor`).
 //! The value is `base64url(nonce || ciphertext || tag)`; what is sealed is JSON with its own
 //! expiry, since a browser's `Max-Age` is only advice.
 

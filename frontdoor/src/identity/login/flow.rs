@@ -9,8 +9,10 @@
 //!    verifier, so a code taken from another flow fails there.
 //! 3. [`verify_id_token`]: the ID token as a bearer token is checked (signature, `iss`, `exp`),
 //!    with `aud` = the client id and the login cookie's `nonce`.
-//! 4. [`session_cookie`]: sub, email and at most [`MAX_GROUPS`] groups, sealed, at most
-//!    [`MAX_SESSION_COOKIE`] bytes, read back by [`read_session`] on every board.
+//! 4. [`session_cookie`]: sub, email and the groups, sealed, at most [`MAX_SESSION_COOKIE`]
+//!    bytes, read back by [`read_session`] on every board. An identity with more than
+//!    [`MAX_GROUPS`] groups, a longer group, or one that does not fit the cookie is refused
+//!    (401 with the reason) rather than kept in part.
 
 use ring::digest::{digest, SHA256};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -65,11 +67,15 @@ pub struct Session {
     /// Its `email`, when a string.
     #[serde(default)]
     pub email: Option<String>,
-    /// Its `groups` (strings only, at most [`MAX_GROUPS`]).
+    /// Its `groups` (a list of strings, or one string split at spaces; at most [`MAX_GROUPS`]).
     #[serde(default)]
     pub groups: Vec<String>,
     /// Unix seconds after which it is refused.
     pub exp: u64,
+    /// Unix seconds of the sign-in: a session older than the `session_ttl` in force is refused
+    /// even before `exp` (0 in sessions made before it was kept: those are refused).
+    #[serde(default)]
+    pub iat: u64,
 }
 
 /// Where to send a browser that must sign in, and the login cookie to set.
@@ -297,40 +303,86 @@ fn session_of(
         .and_then(Value::as_str)
         .filter(|e| e.len() <= MAX_CLAIM)
         .map(str::to_string);
-    let groups = match claims.get("groups") {
-        Some(Value::Array(list)) => list
-            .iter()
-            .filter_map(Value::as_str)
-            .filter(|g| !g.is_empty() && g.len() <= MAX_CLAIM)
-            .take(MAX_GROUPS)
-            .map(str::to_string)
-            .collect(),
-        _ => Vec::new(),
-    };
+    let groups = session_groups(claims.get("groups"))?;
     Ok(Session {
         sub,
         email,
         groups,
         exp: now + ttl_s,
+        iat: now,
     })
 }
 
-/// The `Set-Cookie` value of `session`: groups are dropped from the end until it fits
-/// [`MAX_SESSION_COOKIE`]. `None` when even without groups it does not (or no randomness).
-pub fn session_cookie(sealer: &Sealer, mut session: Session, ttl_s: u64) -> Option<String> {
-    loop {
-        let sealed = sealer.seal(SESSION_COOKIE, &session)?;
-        if sealed.len() <= MAX_SESSION_COOKIE {
-            return Some(set_cookie(SESSION_COOKIE, &sealed, ttl_s));
-        }
-        session.groups.pop()?;
+/// The groups of an ID token's `groups` claim: a list of strings, or one string of names
+/// separated by spaces (as `claims::require` reads it for bearer tokens). Entries that are not
+/// strings, or empty, match no `require` and are left out. More than [`MAX_GROUPS`] groups,
+/// or one longer than [`MAX_CLAIM`], refuse the sign-in: a session that silently lost a group
+/// would answer 403 where the same user's bearer token passes, with nothing saying why.
+fn session_groups(claim: Option<&Value>) -> Result<Vec<String>, String> {
+    let groups: Vec<&str> = match claim {
+        Some(Value::Array(list)) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|g| !g.is_empty())
+            .collect(),
+        Some(Value::String(text)) => text.split_ascii_whitespace().collect(),
+        _ => Vec::new(),
+    };
+    if groups.len() > MAX_GROUPS {
+        return Err(format!(
+            "the ID token names {} groups; a browser session keeps at most {MAX_GROUPS}",
+            groups.len()
+        ));
+    }
+    if let Some(long) = groups.iter().find(|g| g.len() > MAX_CLAIM) {
+        let start: String = long.chars().take(40).collect();
+        return Err(format!(
+            "the ID token's group {start:?}... is longer than the {MAX_CLAIM} bytes a session keeps"
+        ));
+    }
+    Ok(groups.into_iter().map(str::to_string).collect())
+}
+
+/// The settings a session is made and read under. The issuer and client id are sealed into
+/// the cookie's associated data, so changing either in `cluster.toml` ends every session made
+/// before (they no longer open); `ttl_s` is checked against the session's `iat` on every read,
+/// so shortening `session_ttl` shortens the sessions already out.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionFor<'a> {
+    /// `[front_door.oidc] issuer`.
+    pub issuer: &'a str,
+    /// Its `client_id`.
+    pub client_id: &'a str,
+    /// The `session_ttl` in force, in seconds.
+    pub ttl_s: u64,
+}
+
+impl SessionFor<'_> {
+    /// The associated data: the cookie's name, the issuer and the client id, as a JSON array
+    /// (unambiguous whatever the texts hold).
+    fn aad(&self) -> String {
+        serde_json::json!([SESSION_COOKIE, self.issuer, self.client_id]).to_string()
     }
 }
 
-/// The session in a session cookie's value, if it opens and has not expired.
-pub fn read_session(sealer: &Sealer, value: &str, now: u64) -> Option<Session> {
-    let session: Session = sealer.open(SESSION_COOKIE, value)?;
-    (session.exp > now && session.groups.len() <= MAX_GROUPS).then_some(session)
+/// The `Set-Cookie` value of `session`, `None` when it does not fit [`MAX_SESSION_COOKIE`] (or
+/// no randomness). Nothing is dropped to make it fit: see [`session_groups`].
+pub fn session_cookie(sealer: &Sealer, under: SessionFor<'_>, session: Session) -> Option<String> {
+    let sealed = sealer.seal(&under.aad(), &session)?;
+    (sealed.len() <= MAX_SESSION_COOKIE).then(|| set_cookie(SESSION_COOKIE, &sealed, under.ttl_s))
+}
+
+/// The session in a session cookie's value, if it opens under these settings, has not expired
+/// and was made less than the current `session_ttl` ago.
+pub fn read_session(
+    sealer: &Sealer,
+    under: SessionFor<'_>,
+    value: &str,
+    now: u64,
+) -> Option<Session> {
+    let session: Session = sealer.open(&under.aad(), value)?;
+    let live = session.exp > now && session.iat.saturating_add(under.ttl_s) > now;
+    (live && session.groups.len() <= MAX_GROUPS).then_some(session)
 }
 
 /// A `Set-Cookie` value for a `__Host-` cookie: secure, host-only, not for scripts, sent on

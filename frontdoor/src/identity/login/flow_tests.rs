@@ -192,7 +192,8 @@ fn the_id_token_must_be_for_this_client_and_this_sign_in() {
             sub: "ann".into(),
             email: Some("ann@lan".into()),
             groups: vec!["staff".into()],
-            exp: 1060
+            exp: 1060,
+            iat: 1000,
         }
     );
     for (what, token) in [
@@ -226,8 +227,20 @@ fn a_session_cookie_is_bounded_and_expires() {
         email: None,
         groups: (0..MAX_GROUPS).map(|i| format!("{i:0>200}")).collect(),
         exp: 2000,
+        iat: 900,
     };
-    let set = session_cookie(&sealer, session, 60).expect("fits");
+    let under = SessionFor {
+        issuer: "https://idp.lan",
+        client_id: "baton",
+        ttl_s: 1100,
+    };
+    // Too big for a cookie: refused as a whole, never cut down to fit.
+    assert_eq!(session_cookie(&sealer, under, session.clone()), None);
+    let session = Session {
+        groups: session.groups[..8].to_vec(),
+        ..session
+    };
+    let set = session_cookie(&sealer, under, session).expect("fits");
     let value = set
         .split_once('=')
         .expect("pair")
@@ -236,10 +249,59 @@ fn a_session_cookie_is_bounded_and_expires() {
         .next()
         .expect("value");
     assert!(value.len() <= MAX_SESSION_COOKIE, "{}", value.len());
-    let read = read_session(&sealer, value, 1000).expect("reads");
-    assert!(!read.groups.is_empty() && read.groups.len() < MAX_GROUPS);
-    assert!(read_session(&sealer, value, 2000).is_none());
+    assert!(set.contains("Max-Age=1100"), "{set}");
+    let read = read_session(&sealer, under, value, 1000).expect("reads");
+    assert_eq!(read.groups.len(), 8);
+    assert!(read_session(&sealer, under, value, 2000).is_none());
     // A login cookie is no session cookie.
     let (_, _, login) = begin(&sealer);
-    assert!(read_session(&sealer, &login, 1000).is_none());
+    assert!(read_session(&sealer, under, &login, 1000).is_none());
+    // Another issuer or client id: the session does not open.
+    for other in [
+        SessionFor {
+            issuer: "https://idp2.lan",
+            ..under
+        },
+        SessionFor {
+            client_id: "other",
+            ..under
+        },
+    ] {
+        assert!(
+            read_session(&sealer, other, value, 1000).is_none(),
+            "{other:?}"
+        );
+    }
+    // A shorter session_ttl now: a session made longer ago than that ends before its exp.
+    let shorter = SessionFor {
+        ttl_s: 100,
+        ..under
+    };
+    assert!(read_session(&sealer, shorter, value, 999).is_some());
+    assert!(read_session(&sealer, shorter, value, 1000).is_none());
+}
+
+#[test]
+fn groups_come_as_a_list_or_a_string_and_are_never_dropped_silently() {
+    let expected = Expected {
+        issuer: "https://idp.lan",
+        client_id: "baton",
+        nonce: "n1",
+        leeway_s: 30,
+    };
+    let verify = |groups: serde_json::Value| {
+        let claims = json!({ "iss": "https://idp.lan", "aud": "baton", "sub": "ann",
+                             "groups": groups, "nonce": "n1", "exp": 2000, "iat": 900 });
+        verify_id_token(&id_token(claims), &keys(), expected, 60, 1000)
+    };
+    let groups = |g: serde_json::Value| verify(g).expect("verifies").groups;
+    assert_eq!(groups(json!("staff  admins")), ["staff", "admins"]);
+    assert_eq!(groups(json!(["staff", "", 7])), ["staff"]);
+    let many: Vec<String> = (0..=MAX_GROUPS).map(|i| format!("g{i}")).collect();
+    let too_many = verify(json!(many)).expect_err("too many groups");
+    assert!(too_many.to_string().contains("groups"), "{too_many}");
+    assert_eq!(groups(json!(many[..MAX_GROUPS])).len(), MAX_GROUPS);
+    let long = "g".repeat(MAX_CLAIM + 1);
+    assert!(verify(json!(["staff", long])).is_err());
+    assert!(verify(json!(format!("staff {long}"))).is_err());
 }
