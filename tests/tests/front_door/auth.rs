@@ -249,6 +249,21 @@ pub fn login(station: &Station, ca: &str, bundle: &Path, addrs: &[Ipv4Addr], lim
     let got = browser(station, bundle, &resolve, "other-code", &[page]).expect("other-code");
     assert_eq!(got["status"], 401, "{got:#}");
     assert_eq!(got["session_cookie"], false, "{got:#}");
+    // The sign-in paths over plain HTTP go to HTTPS like the routes, setting no cookie.
+    let out = station
+        .run(|| {
+            curl(&[
+                "-i",
+                "-H",
+                "Host: app.lan",
+                &format!("http://{}/.baton/auth/logout", addrs[0]),
+            ])
+        })
+        .expect("station")
+        .expect("curl");
+    assert!(out.starts_with("HTTP/1.1 308"), "{out}");
+    assert!(out.contains("https://app.lan/.baton/auth/logout"), "{out}");
+    assert!(!out.to_ascii_lowercase().contains("set-cookie"), "{out}");
     let got = browser(station, bundle, &resolve, "json", &[page]).expect("json");
     assert_eq!(got["status"], 401, "{got:#}");
     assert_eq!(got["location"], serde_json::Value::Null, "{got:#}");
