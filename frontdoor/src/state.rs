@@ -69,6 +69,8 @@ pub struct State {
     pub access: AccessLog,
     /// The identity provider's keys and endpoints, fetched and cached ([`crate::idp`]).
     pub idp: Arc<crate::idp::Idp>,
+    /// Places for sign-in code exchanges under way at once (on all hosts).
+    pub exchanges: tokio::sync::Semaphore,
 }
 
 /// Clients whose request rate is remembered, at least.
@@ -97,6 +99,7 @@ impl State {
             pool: Pool::new(),
             access: AccessLog::default(),
             idp: Arc::new(crate::idp::Idp::new()),
+            exchanges: tokio::sync::Semaphore::new(crate::proxy::login::MAX_EXCHANGES),
         }
     }
 

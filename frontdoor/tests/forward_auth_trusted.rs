@@ -1,7 +1,8 @@
 //! Behind a trusted proxy the auth service still judges the request the front door routes: the
-//! proxy's `X-Forwarded-Host/-Proto/-Uri`, `Forwarded`, `X-Forwarded-Port` and nginx-style
-//! `X-Original-*` headers are replaced by the front door's own, and only its `X-Forwarded-For`
-//! chain is kept (it names the caller). Loopback is the trusted proxy here.
+//! proxy's `X-Forwarded-Host/-Uri`, `Forwarded`, `X-Forwarded-Port` and nginx-style
+//! `X-Original-*` headers are replaced by the front door's own; its `X-Forwarded-For` chain is
+//! kept (it names the caller) and so is its one `X-Forwarded-Proto` of `https` (a proxy that
+//! ends TLS; the instance is told the same). Loopback is the trusted proxy here.
 
 mod common;
 
@@ -63,16 +64,16 @@ async fn a_trusted_proxy_cannot_choose_what_the_auth_service_judges() {
     for line in [
         "x-forwarded-for: 203.0.113.9, 127.0.0.1\n",
         "x-forwarded-host: app.lan\n",
-        "x-forwarded-proto: http\n",
+        "x-forwarded-proto: https\n",
         "x-forwarded-method: DELETE\n",
         "x-forwarded-uri: /admin?q=1\n",
         "x-original-method: DELETE\n",
         "x-original-uri: /admin?q=1\n",
-        "x-original-url: http://app.lan/admin?q=1\n",
+        "x-original-url: https://app.lan/admin?q=1\n",
     ] {
         assert!(asked.contains(line), "{line:?} missing: {asked}");
     }
-    for gone in ["public", "forwarded:", "x-forwarded-port", "https"] {
+    for gone in ["public", "forwarded:", "x-forwarded-port"] {
         assert!(
             !asked.contains(gone),
             "{gone:?} reached the auth service: {asked}"

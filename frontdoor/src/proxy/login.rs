@@ -3,13 +3,12 @@
 //! redirect to the issuer, and the front door's own paths: the callback and the logout.
 //! The state machine itself is [`crate::identity::login::flow`].
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::header::{ACCEPT, AUTHORIZATION, COOKIE, LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use serde_json::{Map, Value};
-use tokio::sync::Semaphore;
 
 use crate::config::Route;
 use crate::http::{pages, Body, Scheme};
@@ -216,11 +215,6 @@ fn json_only(headers: &HeaderMap) -> bool {
 /// endpoint, and callbacks are cheap to send in bulk.
 pub const MAX_EXCHANGES: usize = 256;
 
-fn exchanges() -> &'static Semaphore {
-    static PLACES: OnceLock<Semaphore> = OnceLock::new();
-    PLACES.get_or_init(|| Semaphore::new(MAX_EXCHANGES))
-}
-
 /// Answers the front door's own sign-in paths (the callback and the logout); `None` for any
 /// other path, or when this board has no sign-in settings. Over plain HTTP with
 /// `redirect_http`, they are sent to HTTPS like a routed request: their cookies are `Secure`,
@@ -247,14 +241,18 @@ pub async fn own_path<B>(
     if !callback_path {
         return Some(logout(login, state.idp.discovery().as_deref(), req));
     }
-    // A failed callback also ends the sign-in it belonged to: its login cookie is of no
-    // further use, and a browser should start over rather than retry a spent code.
+    // A refused callback also ends the sign-in it belonged to: its login cookie is of no
+    // further use, and a browser should start over rather than retry a spent code. A failure
+    // that may pass (the provider unreachable, too many sign-ins at once) keeps it, so a
+    // reload can still finish the sign-in.
     Some(
         callback(state, active, req, html)
             .await
             .unwrap_or_else(|answer| {
                 let mut answer = *answer;
-                append_cookie(&mut answer, &flow::clear_cookie(LOGIN_COOKIE));
+                if answer.status().is_client_error() {
+                    append_cookie(&mut answer, &flow::clear_cookie(LOGIN_COOKIE));
+                }
                 answer
             }),
     )
@@ -288,7 +286,7 @@ async fn callback<B>(
     .map_err(refused)?;
     let redirect_uri = redirect_uri(req, login)
         .ok_or_else(|| Box::new(pages::bad_request(html, "the request names no usable host")))?;
-    let Ok(_place) = exchanges().try_acquire() else {
+    let Ok(place) = state.exchanges.try_acquire() else {
         return Err(Box::new(pages::unavailable(
             html,
             "too many sign-ins at once",
@@ -311,6 +309,8 @@ async fn callback<B>(
         Failed::Refused(why) => Box::new(denied(html, &why)),
         Failed::Unreachable(why) => Box::new(pages::bad_gateway(html, &why)),
     })?;
+    // The place covers the exchange only, not the checks after it.
+    drop(place);
     let expected = Expected {
         issuer: &oidc.issuer,
         client_id: &login.settings.client_id,

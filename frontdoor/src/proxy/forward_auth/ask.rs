@@ -40,6 +40,20 @@ pub struct Origin<'a> {
     pub path_and_query: &'a str,
 }
 
+/// The one `X-Forwarded-Proto` a trusted proxy sent, when it is `http` or `https`.
+fn proxied_scheme(headers: &HeaderMap) -> Option<&'static str> {
+    let mut values = headers.get_all(&X_FORWARDED_PROTO).iter();
+    let one = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    match one.as_bytes() {
+        b"https" => Some("https"),
+        b"http" => Some("http"),
+        _ => None,
+    }
+}
+
 /// The headers of the GET to the auth service at `authority`.
 pub fn headers(origin: &Origin<'_>, authority: &str) -> HeaderMap {
     let mut out = origin.headers.clone();
@@ -52,6 +66,13 @@ pub fn headers(origin: &Origin<'_>, authority: &str) -> HeaderMap {
     // `X-Forwarded-Host` once let clients choose what Traefik's forwardAuth judged), baton's
     // cookies go, and the others are joined into one `Cookie` (an HTTP/2 client may split
     // them; an auth service may read only the first), all by the shared cleaning.
+    // The scheme the caller used: a trusted proxy that ends TLS says so with one
+    // `X-Forwarded-Proto` of `http` or `https` (the instance is told the same, so the two
+    // agree); anything else counts for nothing.
+    let scheme = match origin.trusted {
+        true => proxied_scheme(&out).unwrap_or(origin.scheme.as_str()),
+        false => origin.scheme.as_str(),
+    };
     headers::set_forwarded(
         &mut out,
         origin.peer,
@@ -79,7 +100,6 @@ pub fn headers(origin: &Origin<'_>, authority: &str) -> HeaderMap {
     if let Ok(value) = HeaderValue::from_str(authority) {
         out.insert(HOST, value);
     }
-    let scheme = origin.scheme.as_str();
     out.insert(X_FORWARDED_PROTO, HeaderValue::from_static(scheme));
     if let Ok(value) = HeaderValue::from_str(origin.host) {
         out.insert(X_FORWARDED_HOST, value);

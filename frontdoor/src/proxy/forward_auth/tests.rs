@@ -194,9 +194,26 @@ fn a_trusted_proxy_cannot_choose_the_request_the_auth_service_judges() {
     ]);
     let asked = ask::headers(&origin(&client, true), "auth");
     assert_eq!(only(&asked, "x-forwarded-host"), "app.lan");
-    assert_eq!(only(&asked, "x-forwarded-proto"), "http");
+    // The scheme is the one thing a trusted proxy that ends TLS says for the front door (the
+    // instance is told the same); an untrusted client's word counts for nothing.
+    assert_eq!(only(&asked, "x-forwarded-proto"), "https");
     assert_eq!(only(&asked, "x-forwarded-uri"), "/admin?x=1");
-    assert_eq!(only(&asked, "x-original-url"), "http://app.lan/admin?x=1");
+    assert_eq!(only(&asked, "x-original-url"), "https://app.lan/admin?x=1");
+    let untrusted = ask::headers(&origin(&client, false), "auth");
+    assert_eq!(only(&untrusted, "x-forwarded-proto"), "http");
+    assert_eq!(
+        only(&untrusted, "x-original-url"),
+        "http://app.lan/admin?x=1"
+    );
+    let mut odd = client.clone();
+    odd.insert("x-forwarded-proto", HeaderValue::from_static("gopher"));
+    assert_eq!(
+        only(
+            &ask::headers(&origin(&odd, true), "auth"),
+            "x-forwarded-proto"
+        ),
+        "http"
+    );
     // The chain names the client, and the trusted proxy's word on it is kept.
     assert_eq!(only(&asked, "x-forwarded-for"), "203.0.113.1, 192.0.2.7");
     for gone in ["x-forwarded-port", "forwarded"] {

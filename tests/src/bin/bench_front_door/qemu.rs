@@ -81,7 +81,8 @@ pub fn run(seconds: u32) -> Result<(), String> {
         ("front door, other board (1, mesh)", addr(1), 80),
     ];
     for connections in CONNECTIONS {
-        let mut anchor = None;
+        // Ratios are to the publish row of the same count only (none if it failed).
+        let mut anchor: Option<f64> = None;
         for (name, ip, port) in paths {
             let url = format!("http://{ip}:{port}/");
             let figures = station
@@ -89,7 +90,9 @@ pub fn run(seconds: u32) -> Result<(), String> {
                 .map_err(|e| format!("entering the station: {e}"))?;
             match figures {
                 Ok(f) => {
-                    anchor.get_or_insert(f.rps);
+                    if port == PUBLISH {
+                        anchor = Some(f.rps);
+                    }
                     let ratio = match anchor {
                         Some(a) if a > 0.0 => format!("{:.2}", f.rps / a),
                         _ => "-".into(),
