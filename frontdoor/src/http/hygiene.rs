@@ -8,8 +8,12 @@
 use http::header::COOKIE;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-/// Identity headers only the front door sets.
+/// Identity headers only the front door sets: who called, as it tells an instance, and the
+/// cluster's signed statement of it ([`crate::identity::assertion`]).
 pub const IDENTITY: &[&str] = &["x-forwarded-user", "x-forwarded-email", "x-baton-identity"];
+pub const X_FORWARDED_USER: HeaderName = HeaderName::from_static(IDENTITY[0]);
+pub const X_FORWARDED_EMAIL: HeaderName = HeaderName::from_static(IDENTITY[1]);
+pub const X_BATON_IDENTITY: HeaderName = HeaderName::from_static(IDENTITY[2]);
 
 /// Cookies whose name starts with this are the front door's own (sign-in and session): the
 /// browser sends them on every request to the host, and no instance needs to see them.

@@ -2,10 +2,8 @@
 //! [`JWKS_PATH`] (docs/design/front-door.md section 5.3). Route paths under
 //! `/.well-known/baton/` are refused by the spec, so this path never hides a route.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 
 use crate::config::{Auth, Route};
 use crate::http::{full, pages, Body};
@@ -16,7 +14,7 @@ use crate::state::Active;
 /// Where the key set is served, on every host.
 pub const JWKS_PATH: &str = "/.well-known/baton/jwks.json";
 
-const X_BATON_IDENTITY: HeaderName = HeaderName::from_static("x-baton-identity");
+use crate::http::hygiene::X_BATON_IDENTITY;
 
 /// The answer to a request for the key set, or `None` for any other request.
 pub fn well_known(
@@ -60,9 +58,7 @@ pub fn set(headers: &mut HeaderMap, active: &Active, route: &Route, identity: &I
         groups: identity.groups.clone(),
         auth: name(route.auth),
     };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = super::unix_now();
     if let Some(value) = signer
         .assertion(&who, &route.service, now)
         .and_then(|token| HeaderValue::from_str(&token).ok())

@@ -3,18 +3,15 @@
 //! front door cannot make (no key set on this board, or a mode not built yet) fails closed
 //! with 503, never passing the request on unchecked.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use crate::config::{Auth, Route};
 use crate::http::{pages, Body};
 use crate::identity::{self, Denied, Identity};
 use crate::state::{Active, State};
 
-const X_FORWARDED_USER: HeaderName = HeaderName::from_static("x-forwarded-user");
-const X_FORWARDED_EMAIL: HeaderName = HeaderName::from_static("x-forwarded-email");
+use crate::http::hygiene::{X_FORWARDED_EMAIL, X_FORWARDED_USER};
 
 /// Checks who is calling on `route`: `Ok(None)` for `auth = "none"`, `Ok(Some(who))` for a
 /// caller the check let through, or the answer to give.
@@ -64,9 +61,7 @@ pub(crate) async fn bearer(
             ))
         }
     };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = super::unix_now();
     let settings = identity::Settings {
         issuer: &oidc.issuer,
         audience: &oidc.audience,

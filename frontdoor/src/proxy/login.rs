@@ -4,7 +4,6 @@
 //! The state machine itself is [`crate::identity::login::flow`].
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::header::{ACCEPT, AUTHORIZATION, COOKIE, LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
@@ -22,11 +21,7 @@ use crate::state::{Active, State};
 
 type Answer = Box<Response<Body>>;
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+use super::unix_now as now;
 
 /// The login settings and the issuer's endpoints, or the 503 that says why sign-in cannot
 /// happen on this board (it never lets a request through unchecked).

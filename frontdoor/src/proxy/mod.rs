@@ -358,3 +358,10 @@ fn in_block(ip: std::net::IpAddr, net: std::net::IpAddr, prefix: u8) -> bool {
         _ => false,
     }
 }
+
+/// Seconds since 1970 by this board's clock (0 before it), for token and cookie times.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

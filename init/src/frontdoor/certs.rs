@@ -160,8 +160,8 @@ fn from_card(card: &Path, host: &str) -> Result<Option<Cert>, String> {
             p.file_name().unwrap_or_default().to_string_lossy()
         )
     };
-    let chain_pem = read_bounded(&pem).map_err(|e| format!("{}: {e}", shown(&pem)))?;
-    let key_pem = read_bounded(&key).map_err(|e| format!("{}: {e}", shown(&key)))?;
+    let chain_pem = read_text(&pem, MAX_FILE).map_err(|e| format!("{}: {e}", shown(&pem)))?;
+    let key_pem = read_text(&key, MAX_FILE).map_err(|e| format!("{}: {e}", shown(&key)))?;
     let cert = Cert {
         hosts: vec![host.to_string()],
         chain_pem,
@@ -172,9 +172,10 @@ fn from_card(card: &Path, host: &str) -> Result<Option<Cert>, String> {
     Ok(Some(cert))
 }
 
-fn read_bounded(path: &Path) -> Result<String, String> {
-    let bytes = crate::board::persist::read_bounded(path, MAX_FILE)?
-        .ok_or_else(|| "not found".to_string())?;
+/// A text file of the card, at most `max` bytes (certificates, key sets, CA files).
+pub fn read_text(path: &Path, max: u64) -> Result<String, String> {
+    let bytes =
+        crate::board::persist::read_bounded(path, max)?.ok_or_else(|| "not found".to_string())?;
     String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())
 }
 

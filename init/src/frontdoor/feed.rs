@@ -111,11 +111,7 @@ pub fn oidc(
     let mut text = String::new();
     if let Some(file) = &oidc.jwks {
         let path = card.join(file);
-        let read = crate::board::persist::read_bounded(&path, MAX_JWKS).and_then(|bytes| {
-            let bytes = bytes.ok_or_else(|| "not found".to_string())?;
-            String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())
-        });
-        match read {
+        match super::certs::read_text(&path, MAX_JWKS) {
             Ok(read) => text = read,
             Err(e) if oidc.jwks_url.is_some() => {
                 note = Some(format!("{file}: {e}; only the key set of jwks_url is used"));

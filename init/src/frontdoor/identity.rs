@@ -14,7 +14,7 @@ pub const INFO: &[u8] = b"baton front door identity v1";
 /// Candidate scalars taken from one HKDF output before giving up (each fails with a
 /// probability below 2^-32, so the first one practically always serves).
 const CANDIDATES: usize = 8;
-/// Largest client CA file read from the card.
+/// Largest CA file read from the card (the client CA, the identity provider's `ca`).
 pub const MAX_CA: u64 = 64 * 1024;
 
 /// The assertion key of the cluster `name` with key `cluster_key`: HKDF-SHA256 (no salt, info
@@ -52,10 +52,7 @@ pub fn client_ca(
         return (None, None);
     };
     let path = card.join(&mtls.ca);
-    let read = crate::board::persist::read_bounded(&path, MAX_CA).and_then(|bytes| {
-        let bytes = bytes.ok_or_else(|| "not found".to_string())?;
-        String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())
-    });
+    let read = super::certs::read_text(&path, MAX_CA);
     // Checked here with the front door's own code, so that a CA it could not use is named in
     // `/v1/status` and not only on the console.
     let read = read.and_then(|ca_pem| {

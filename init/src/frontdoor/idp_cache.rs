@@ -29,8 +29,6 @@ pub const DISCOVERY_FILE: &str = "idp-discovery.json";
 const MAX_FILE: u64 = 4 * MAX_FETCHED_BODY as u64;
 /// Least time between two writes of one document.
 pub const WRITE_GAP: Duration = Duration::from_secs(60);
-/// Bytes of the `ca` file read from the card.
-pub const MAX_CA: u64 = 64 * 1024;
 
 /// One cached document, as written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,16 +169,13 @@ impl Cache {
             .filter(|(_, d)| oidc.discover && d.issuer == spec.issuer)
             .map(|(_, d)| d.clone());
         oidc.ca_pem = spec.ca.as_ref().and_then(|file| {
-            let read = persist::read_bounded(&card.join(file), MAX_CA).and_then(|bytes| {
-                let bytes = bytes.ok_or_else(|| "not found".to_string())?;
-                String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())
-            });
-            read.map_err(|e| {
-                notes.push(format!(
-                    "[front_door.oidc] ca {file}: {e}; only Mozilla's roots are trusted"
-                ))
-            })
-            .ok()
+            super::certs::read_text(&card.join(file), super::identity::MAX_CA)
+                .map_err(|e| {
+                    notes.push(format!(
+                        "[front_door.oidc] ca {file}: {e}; only Mozilla's roots are trusted"
+                    ))
+                })
+                .ok()
         });
         notes
     }
