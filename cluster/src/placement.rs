@@ -35,6 +35,10 @@
 //!    board (alive, allowed, labels match, enough CPU and memory free) with, in this order of
 //!    preference: the fewest instances of the same service (for spread services), the lowest load
 //!    after placing it, the smallest name.
+//!    A service with no instance at all and a [`Service::prefer`] board that is eligible and has
+//!    room places its first instance there, unless a balance move would take it away again (the
+//!    board holding requests for a service woken from zero starts it without waiting for
+//!    another board). Step 3 treats it like any new instance.
 //! 3. **Settle.** The instances placed in step 2 are not running yet, so moving them costs
 //!    nothing: balance moves (below) are applied to them until none applies. If step 3 made room,
 //!    step 2 runs again for what is still unplaced, and so on until step 2 places nothing more.
@@ -91,6 +95,8 @@ mod balance;
 mod reason;
 mod state;
 
+#[cfg(test)]
+mod prefer_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
@@ -150,6 +156,11 @@ pub struct Service {
     pub resources: Resources,
     /// Where instances may run.
     pub constraints: Constraints,
+    /// The board the first instance goes to when the service has none (the board that holds
+    /// requests for it, waking it from zero), if that board is eligible, has room, and no
+    /// balance move would take the instance away again.
+    #[serde(default)]
+    pub prefer: Option<String>,
 }
 
 /// Everything placement depends on.

@@ -49,9 +49,10 @@ fn arb_service(i: usize) -> impl Strategy<Value = Service> {
         prop_oneof![3 => Just(vec![]), 1 => prop::collection::vec(0..NAMES.len(), 1..4)],
         prop_oneof![3 => Just(vec![]), 1 => prop::collection::vec(0..LABELS.len(), 1..2)],
         any::<bool>(),
+        prop::option::of(0..NAMES.len()),
     )
         .prop_map(
-            move |(instances, cpu, mem, boards, picks, spread)| Service {
+            move |(instances, cpu, mem, boards, picks, spread, prefer)| Service {
                 name: format!("s{i}"),
                 instances,
                 resources: Resources {
@@ -63,6 +64,7 @@ fn arb_service(i: usize) -> impl Strategy<Value = Service> {
                     labels: labels(&picks),
                     spread,
                 },
+                prefer: prefer.map(|b| NAMES[b].to_string()),
             },
         )
 }

@@ -169,6 +169,11 @@ impl<'a> State<'a> {
                 if self.at[svc][i as usize].is_some() {
                     continue;
                 }
+                if let Some(b) = self.preferred_board(svc, i) {
+                    self.assign((svc, i), b);
+                    placed.push((svc, i));
+                    continue;
+                }
                 match self.best_board(svc) {
                     Some(b) => {
                         self.assign((svc, i), b);
@@ -181,6 +186,26 @@ impl<'a> State<'a> {
             }
         }
         (placed, failed)
+    }
+
+    /// The service's `prefer` board, when the service has no instance anywhere and that board is
+    /// eligible and has room.
+    fn preferred_board(&mut self, svc: usize, i: u32) -> Option<usize> {
+        let name = self.services[svc].prefer.as_deref()?;
+        if self.at[svc].iter().any(Option::is_some) {
+            return None;
+        }
+        let b = self.boards.iter().position(|b| b.member.name == name)?;
+        (self.eligible(svc, b) && self.fits(svc, b) && !self.would_move((svc, i), b)).then_some(b)
+    }
+
+    /// Whether an instance of `svc` placed on `board` would be moved away by a balance move (then
+    /// the preference gives way: the instance would only stop and start again elsewhere).
+    fn would_move(&mut self, slot: Slot, board: usize) -> bool {
+        self.assign(slot, board);
+        let moves = super::balance::find_move(self, |s, i| (s, i) == slot).is_some();
+        self.unassign(slot);
+        moves
     }
 
     /// The board a new instance of `svc` goes to.

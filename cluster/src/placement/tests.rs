@@ -7,7 +7,7 @@ use super::*;
 
 const MIB: u64 = 1 << 20;
 
-fn member(name: &str, cpu_millis: u64, mem_mib: u64) -> Member {
+pub(super) fn member(name: &str, cpu_millis: u64, mem_mib: u64) -> Member {
     Member {
         name: name.to_string(),
         alive: true,
@@ -19,7 +19,7 @@ fn member(name: &str, cpu_millis: u64, mem_mib: u64) -> Member {
     }
 }
 
-fn service(name: &str, instances: u32, cpu_millis: u64, mem_mib: u64) -> Service {
+pub(super) fn service(name: &str, instances: u32, cpu_millis: u64, mem_mib: u64) -> Service {
     Service {
         name: name.to_string(),
         instances,
@@ -31,10 +31,11 @@ fn service(name: &str, instances: u32, cpu_millis: u64, mem_mib: u64) -> Service
             spread: true,
             ..Constraints::default()
         },
+        prefer: None,
     }
 }
 
-fn input(members: Vec<Member>, services: Vec<Service>) -> Input {
+pub(super) fn input(members: Vec<Member>, services: Vec<Service>) -> Input {
     Input {
         members,
         services,
@@ -42,7 +43,7 @@ fn input(members: Vec<Member>, services: Vec<Service>) -> Input {
     }
 }
 
-fn three_boards() -> Vec<Member> {
+pub(super) fn three_boards() -> Vec<Member> {
     vec![
         member("pi-a", 4000, 1024),
         member("pi-b", 4000, 1024),

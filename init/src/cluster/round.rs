@@ -91,6 +91,7 @@ pub fn placement_input(
                 labels: spec.placement.labels.clone(),
                 spread: true,
             },
+            prefer: None,
         })
         .collect();
     Input {
