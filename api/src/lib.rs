@@ -30,6 +30,7 @@ pub mod console;
 pub mod error;
 pub mod network;
 pub mod routes;
+pub mod scaling;
 pub mod services;
 pub mod status;
 

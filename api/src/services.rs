@@ -186,6 +186,9 @@ pub struct Service {
     /// Lines of this board's instances' output dropped by the log's rate limit.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub dropped_log_lines: u64,
+    /// How it scales; absent from boards of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaling: Option<crate::scaling::Scaling>,
 }
 
 impl From<ServiceView> for Service {
@@ -210,6 +213,7 @@ impl From<ServiceView> for Service {
                 .collect(),
             error: view.error,
             dropped_log_lines: view.dropped_log_lines,
+            scaling: None,
             unplaced: None,
         }
     }

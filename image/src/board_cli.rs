@@ -111,7 +111,7 @@ fn status_text(status: &StatusReport) -> String {
 /// `baton ps`: every service and instance.
 pub fn ps(client: &Client) -> anyhow::Result<()> {
     let list: ServiceList = client.get("/v1/services")?;
-    print!("{}", ps_table(&list));
+    print!("{}{}", ps_table(&list), crate::scale_cli::table(&list));
     Ok(())
 }
 

@@ -22,3 +22,4 @@ pub mod policy_cli;
 pub mod qemu_run;
 pub mod rootfs;
 pub mod routes_cli;
+pub mod scale_cli;
