@@ -14,6 +14,7 @@ pub mod front_door;
 mod locate;
 pub mod mbr;
 pub mod service;
+pub mod time_zone;
 
 pub use board_config::{BoardConfig, NetworkConfig, NetworkMode, StaticAddress};
 pub use error::{ConfigError, ConfigErrors};

@@ -6,6 +6,7 @@
 //! key = "…64 hex characters…"   # shared by every board of the cluster
 //! interface = "eth0"            # optional: where boards meet; default the first wired
 //!                               # interface with an address
+//! timezone = "Europe/Berlin"    # optional: the zone surge dates are read in; default "UTC"
 //!
 //! [api]
 //! token = "…"                   # bearer token for the board's HTTP API
@@ -92,6 +93,8 @@ pub struct BoardConfig {
     pub registries: BTreeMap<String, RegistryConfig>,
     /// `[front_door]`, defaults filled in.
     pub front_door: crate::front_door::FrontDoor,
+    /// `[cluster] timezone`: the zone calendar dates are read in; UTC by default.
+    pub timezone: crate::time_zone::TimeZone,
 }
 
 /// How the board configures its wired uplink.
@@ -191,6 +194,13 @@ impl BoardConfig {
                 ));
             }
         }
+        let timezone = match raw.cluster.timezone.as_deref() {
+            None => crate::time_zone::TimeZone::default(),
+            Some(name) => crate::time_zone::TimeZone::parse(name).unwrap_or_else(|e| {
+                errors.push(err("cluster", "timezone", e.to_string()));
+                Default::default()
+            }),
+        };
         let token = match raw.api.token {
             Some(t) if t.len() >= MIN_TOKEN_LEN && t.chars().all(|c| c.is_ascii_graphic()) => t,
             Some(_) => {
@@ -356,6 +366,7 @@ impl BoardConfig {
             time_servers,
             registries,
             front_door,
+            timezone,
         })
     }
 }

@@ -45,6 +45,9 @@ pub(super) struct RawCluster {
     pub(super) key: Option<String>,
     /// Network interface the boards of the cluster meet on.
     pub(super) interface: Option<String>,
+    /// Time zone of the IANA database the surge calendar's dates are read in, for example "Europe/Berlin". Default "UTC".
+    #[schemars(length(min = 1, max = 64))]
+    pub(super) timezone: Option<String>,
 }
 
 /// `[api]`.

@@ -179,3 +179,36 @@ fn fills_missing_secrets_and_keeps_comments() {
     assert_eq!(again, out);
     assert_eq!(added, AddedSecrets::default());
 }
+
+#[test]
+fn the_time_zone_is_utc_unless_cluster_toml_names_one() {
+    let c = BoardConfig::parse("cluster.toml", GOOD).unwrap();
+    assert_eq!(c.timezone.name(), "UTC");
+    let src = GOOD.replace("[cluster]\n", "[cluster]\ntimezone = \"Europe/Berlin\"\n");
+    let c = BoardConfig::parse("cluster.toml", &src).unwrap();
+    assert_eq!(c.timezone.name(), "Europe/Berlin");
+    // 2026-01-15T23:30:00Z is the 16th in Berlin.
+    assert_eq!(
+        c.timezone.date_at(1_768_519_800_000).to_string(),
+        "2026-01-16"
+    );
+}
+
+#[test]
+fn an_unknown_time_zone_is_refused_with_its_name_and_the_file() {
+    for zone in ["Europe/Atlantis", "Berlin", "+01:00"] {
+        let src = GOOD.replace("[cluster]\n", &format!("[cluster]\ntimezone = {zone:?}\n"));
+        let e = BoardConfig::parse("cluster.toml", &src).unwrap_err();
+        assert_eq!(e.0.len(), 1, "{zone}: {e:?}");
+        let error = &e.0[0];
+        assert_eq!(error.file, "cluster.toml");
+        assert_eq!(error.field, "cluster.timezone");
+        assert_eq!(error.line, Some(3), "{zone}: {error:?}");
+        assert!(error.message.contains(zone), "{zone}: {error:?}");
+        let text = e.to_string();
+        assert!(
+            text.contains("cluster.toml") && text.contains(zone),
+            "{text}"
+        );
+    }
+}

@@ -78,6 +78,31 @@ pub const MAX_IDLE_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const TARGET_CONCURRENCY: u32 = 10;
 /// Largest `scale.target_concurrency`.
 pub const MAX_TARGET_CONCURRENCY: u32 = 10_000;
+/// `scale.window` when absent: the time the load is averaged over (Knative's stable window).
+pub const SCALE_WINDOW: Duration = Duration::from_secs(60);
+/// Smallest `scale.window`.
+pub const MIN_SCALE_WINDOW: Duration = Duration::from_secs(6);
+/// Largest `scale.window`.
+pub const MAX_SCALE_WINDOW: Duration = Duration::from_secs(3600);
+/// `scale.panic` when absent: the load over the last tenth of the window, in percent of the
+/// ready instances, at which the count goes up at once.
+pub const SCALE_PANIC: u32 = 200;
+/// Smallest `scale.panic`.
+pub const MIN_SCALE_PANIC: u32 = 110;
+/// Largest `scale.panic`.
+pub const MAX_SCALE_PANIC: u32 = 1000;
+/// `scale.hold_queue` when absent: requests held per board while no instance is ready.
+pub const HOLD_QUEUE: u32 = 100;
+/// Largest `scale.hold_queue` (the front door's own cap of one service's queue).
+pub const MAX_HOLD_QUEUE: u32 = 4096;
+/// `scale.hold_timeout` when absent: how long a request is held.
+pub const HOLD_TIMEOUT: Duration = Duration::from_secs(30);
+/// Smallest `scale.hold_timeout`.
+pub const MIN_HOLD_TIMEOUT: Duration = Duration::from_secs(1);
+/// Largest `scale.hold_timeout`.
+pub const MAX_HOLD_TIMEOUT: Duration = Duration::from_secs(600);
+/// `scale.idle` when absent.
+pub const SCALE_IDLE: super::Idle = super::Idle::Stop;
 
 /// `route.path` when absent.
 pub const ROUTE_PATH: &str = "/";

@@ -49,8 +49,8 @@ pub use pending::Pending;
 pub use render::RenderError;
 pub use schema::{json_schema, json_schema_text, SCHEMA_ID};
 pub use types::{
-    Auth, Egress, Forward, HealthCheck, Id, Placement, Probe, Resources, RestartPolicy, Route,
-    Scale, ServiceSpec, Surge, User, Volume,
+    Auth, Egress, Forward, HealthCheck, Id, Idle, Placement, Probe, Resources, RestartPolicy,
+    Route, Scale, ServiceSpec, Surge, User, Volume,
 };
 
 use crate::error::ConfigErrors;
@@ -92,5 +92,7 @@ fn sorted(mut errors: Vec<crate::ConfigError>) -> ConfigErrors {
 
 #[cfg(test)]
 mod route_tests;
+#[cfg(test)]
+mod scale_tests;
 #[cfg(test)]
 mod tests;

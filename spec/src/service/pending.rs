@@ -45,6 +45,31 @@ impl ServiceSpec {
             "the instance count does not follow the load",
         );
         note(
+            scale.window != defaults::SCALE_WINDOW,
+            "scale.window",
+            "the instance count does not follow the load",
+        );
+        note(
+            scale.panic != defaults::SCALE_PANIC,
+            "scale.panic",
+            "the instance count does not follow the load",
+        );
+        note(
+            scale.hold_queue != defaults::HOLD_QUEUE,
+            "scale.hold_queue",
+            "requests are not held while no instance is ready",
+        );
+        note(
+            scale.hold_timeout != defaults::HOLD_TIMEOUT,
+            "scale.hold_timeout",
+            "requests are not held while no instance is ready",
+        );
+        note(
+            scale.idle != defaults::SCALE_IDLE,
+            "scale.idle",
+            "idle instances are neither stopped nor frozen",
+        );
+        note(
             self.route.is_some(),
             "route",
             "there is no front door yet; use publish",
@@ -99,5 +124,16 @@ mod tests {
             ),
             ["route", "surge"]
         );
+        assert_eq!(
+            fields("scale = { window = \"30s\", panic = 300, hold_queue = 5, hold_timeout = \"5s\", idle = \"freeze\" }\n"),
+            [
+                "scale.window",
+                "scale.panic",
+                "scale.hold_queue",
+                "scale.hold_timeout",
+                "scale.idle"
+            ]
+        );
+        assert!(fields("scale = { window = \"1m\", panic = 200, hold_queue = 100, hold_timeout = \"30s\", idle = \"stop\" }\n").is_empty());
     }
 }

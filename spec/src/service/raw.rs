@@ -10,7 +10,7 @@ use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::types::{Auth, Egress, RestartPolicy};
+use super::types::{Auth, Egress, Idle, RestartPolicy};
 
 /// A baton service: one file `services/<name>.toml` on the BATON-CFG partition.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
@@ -174,6 +174,23 @@ pub(crate) struct RawScale {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 10000))]
     pub target_concurrency: Option<i64>,
+    /// Time the load is averaged over, 6s to 1h. Default "60s".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<RawDuration>,
+    /// Percent of the ready instances (at least one) that the load over the last tenth of `window` must ask for to scale up at once, 110 to 1000. Default 200.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 110, max = 1000))]
+    pub panic: Option<i64>,
+    /// Requests held per board while no instance is ready, 1 to 4096. Default 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 4096))]
+    pub hold_queue: Option<i64>,
+    /// How long a held request waits for an instance before a 503, 1s to 10m. Default "30s".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_timeout: Option<RawDuration>,
+    /// The last instance of an idle service (with `min` 0): "stop" or "freeze" (paused, keeping its memory, for a faster wake). Default "stop".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle: Option<Idle>,
 }
 
 /// A front-door route.
@@ -229,6 +246,10 @@ pub(crate) struct RawSurge {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 64))]
     pub max: Option<i64>,
+    /// Instances kept running on those dates, at most this entry's `max` (the larger of it and `scale.min` counts). Default: `scale.min`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 64))]
+    pub min: Option<i64>,
 }
 
 /// Placement constraints.

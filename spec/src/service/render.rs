@@ -101,6 +101,11 @@ fn to_raw(s: &ServiceSpec) -> RawService {
             max: Some(i64::from(s.scale.max)),
             idle_after: duration(s.scale.idle_after),
             target_concurrency: Some(i64::from(s.scale.target_concurrency)),
+            window: duration(s.scale.window),
+            panic: Some(i64::from(s.scale.panic)),
+            hold_queue: Some(i64::from(s.scale.hold_queue)),
+            hold_timeout: duration(s.scale.hold_timeout),
+            idle: Some(s.scale.idle),
         }),
         allow: Some(s.allow.clone()),
         egress: Some(s.egress),
@@ -130,6 +135,7 @@ fn to_raw(s: &ServiceSpec) -> RawService {
                 .map(|g| RawSurge {
                     dates: Some(g.dates.iter().map(|d| RawDate(d.to_string())).collect()),
                     max: Some(i64::from(g.max)),
+                    min: g.min.map(i64::from),
                 })
                 .collect(),
         ),

@@ -217,11 +217,36 @@ pub(crate) fn scale(c: &mut Checker<'_>, raw: RawScale) -> Scale {
         .target_concurrency
         .and_then(|t| c.count("scale.target_concurrency", t, 1, d::MAX_TARGET_CONCURRENCY))
         .unwrap_or(d::TARGET_CONCURRENCY);
+    let window = c.duration(
+        "scale.window",
+        raw.window.as_ref(),
+        d::SCALE_WINDOW,
+        (d::MIN_SCALE_WINDOW, d::MAX_SCALE_WINDOW),
+    );
+    let panic = raw
+        .panic
+        .and_then(|p| c.count("scale.panic", p, d::MIN_SCALE_PANIC, d::MAX_SCALE_PANIC))
+        .unwrap_or(d::SCALE_PANIC);
+    let hold_queue = raw
+        .hold_queue
+        .and_then(|q| c.count("scale.hold_queue", q, 1, d::MAX_HOLD_QUEUE))
+        .unwrap_or(d::HOLD_QUEUE);
+    let hold_timeout = c.duration(
+        "scale.hold_timeout",
+        raw.hold_timeout.as_ref(),
+        d::HOLD_TIMEOUT,
+        (d::MIN_HOLD_TIMEOUT, d::MAX_HOLD_TIMEOUT),
+    );
     Scale {
         min,
         max,
         idle_after,
         target_concurrency,
+        window,
+        panic,
+        hold_queue,
+        hold_timeout,
+        idle: raw.idle.unwrap_or(d::SCALE_IDLE),
     }
 }
 
@@ -267,6 +292,10 @@ pub(crate) fn surges(c: &mut Checker<'_>, raw: Vec<RawSurge>, scale_max: u32) ->
                 "the raised scale.max, for example max = 8",
             )
             .and_then(|m| c.count(&max_field, m, 1, d::MAX_INSTANCES));
+        let min_field = format!("surge[{i}].min");
+        let min = s
+            .min
+            .and_then(|n| c.count(&min_field, n, 0, d::MAX_INSTANCES));
         if let Some(m) = max {
             if m < scale_max {
                 c.error(
@@ -274,7 +303,13 @@ pub(crate) fn surges(c: &mut Checker<'_>, raw: Vec<RawSurge>, scale_max: u32) ->
                     format!("{m} is less than scale.max ({scale_max}): a surge only raises it"),
                 );
             }
-            out.push(Surge { dates, max: m });
+            if let Some(n) = min.filter(|n| *n > m) {
+                c.error(
+                    &min_field,
+                    format!("{n} is more than this entry's max ({m})"),
+                );
+            }
+            out.push(Surge { dates, max: m, min });
         }
     }
     out

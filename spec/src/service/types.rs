@@ -158,6 +158,27 @@ pub struct Scale {
     pub idle_after: Duration,
     /// In-flight requests per instance above which another instance starts.
     pub target_concurrency: u32,
+    /// The time the load is averaged over.
+    pub window: Duration,
+    /// In percent of the ready instances (at least one): when the load over the last tenth of
+    /// `window` asks for this many, the count goes up at once.
+    pub panic: u32,
+    /// Requests held per board while no instance is ready.
+    pub hold_queue: u32,
+    /// How long a request is held before it is answered 503.
+    pub hold_timeout: Duration,
+    /// What happens to the last instance when the service is idle (with `min` 0).
+    pub idle: Idle,
+}
+
+/// `scale.idle`: what becomes of the last instance of an idle service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Idle {
+    /// Stop it; the next request starts a new one.
+    Stop,
+    /// Freeze it (cgroup freezer): it keeps its memory, and the next request thaws it.
+    Freeze,
 }
 
 /// Whether instances may open connections to the internet.
@@ -226,6 +247,9 @@ pub struct Surge {
     pub dates: Vec<Date>,
     /// `scale.max` on those dates.
     pub max: u32,
+    /// Instances kept running on those dates (at most `max`); `scale.min` when `None`. The
+    /// larger of the two counts.
+    pub min: Option<u32>,
 }
 
 /// Placement constraints.
