@@ -40,6 +40,7 @@ pub(super) fn service(
             .collect(),
         allow: allow.iter().map(|a| a.to_string()).collect(),
         egress: Egress::Internet,
+        activate: false,
     }
 }
 
