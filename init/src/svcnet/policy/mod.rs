@@ -83,9 +83,9 @@ mod front_door_netns_tests;
 #[cfg(test)]
 mod front_door_tests;
 #[cfg(test)]
-mod netns_tests;
+pub(crate) mod netns_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::net::Ipv4Addr;
 
