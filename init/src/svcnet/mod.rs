@@ -3,6 +3,7 @@
 //! ([`policy`], written over netlink by [`nft`]) rebuilt from the services ([`network`]), the
 //! WireGuard mesh to other boards ([`mesh`]) and published ports ([`publish`]).
 
+pub mod activator;
 pub mod bridge;
 pub mod dns;
 pub mod mesh;

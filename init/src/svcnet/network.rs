@@ -70,6 +70,8 @@ pub struct Network {
     failure: Option<String>,
     /// TCP ports the board itself serves on the LAN (the front door's).
     board_tcp: Vec<u16>,
+    /// The policy last applied, sent right after it is in force (the activator's view).
+    applied: tokio::sync::watch::Sender<Option<Arc<Policy>>>,
 }
 
 /// The board's LAN interfaces: those under `sys_class_net` backed by a device (Ethernet, USB
@@ -187,6 +189,7 @@ impl Network {
                 last: None,
                 failure: None,
                 board_tcp: Vec::new(),
+                applied: tokio::sync::watch::Sender::new(None),
             },
             note,
         )
@@ -207,6 +210,7 @@ impl Network {
             last: None,
             failure: None,
             board_tcp: Vec::new(),
+            applied: tokio::sync::watch::Sender::new(None),
         }
     }
 
@@ -325,6 +329,7 @@ impl Network {
                         SpecEgress::None => Egress::None,
                         _ => Egress::Internet,
                     },
+                    activate: m.spec.scale.min == 0,
                 })
             })
             .collect();
@@ -338,6 +343,7 @@ impl Network {
             Ok(()) => {
                 self.last = Some(policy);
                 self.failure = None;
+                self.applied.send_replace(Some(Arc::new(numbered)));
                 None
             }
             Err(e) => {
@@ -356,6 +362,12 @@ impl Network {
             (None, None) => Some("no rule set applied yet".to_string()),
             (Some(_), None) => None,
         }
+    }
+
+    /// The policy in force, updated right after each rule set is applied: its services' healthy
+    /// instances are what the activator hands held connections to.
+    pub fn applied(&self) -> tokio::sync::watch::Receiver<Option<Arc<Policy>>> {
+        self.applied.subscribe()
     }
 
     /// The generation of the rule set last applied.

@@ -262,3 +262,40 @@ fn the_auth_service_a_route_forwards_to_is_reachable_like_a_routed_one() {
         "wiki is routed, auth is its auth service, db neither"
     );
 }
+
+#[test]
+fn the_policy_applied_is_watched_and_a_refused_one_is_not() {
+    let spec = baton_spec::service::load_services(&[(
+        "web.toml".to_string(),
+        "name = \"web\"\nimage = \"oci-archive:images/web.tar\"\nport = 8080\n\n[scale]\nmin = 0\n"
+            .to_string(),
+    )])
+    .specs
+    .pop()
+    .expect("a valid spec");
+    let members = [Member {
+        spec: &spec,
+        instances: vec![(Ipv4Addr::new(10, 88, 0, 2), false)],
+    }];
+    let remote = Remote::default();
+    let mut net = network();
+    let applied = net.applied();
+    assert!(applied.borrow().is_none(), "nothing applied yet");
+    net.update_with(&members, &remote, |_| Err("nf_tables missing"));
+    assert!(
+        applied.borrow().is_none(),
+        "a refused rule set is not shown"
+    );
+    net.update_with(&members, &remote, |_| Ok::<(), &str>(()));
+    let shown = applied.borrow().clone().expect("the policy applied");
+    assert_eq!(shown.generation, net.generation());
+    let web = shown.service("web").expect("web");
+    assert!(web.activate, "scale.min = 0 is activated on a call");
+    assert_eq!(
+        web.instances,
+        vec![Instance {
+            addr: Ipv4Addr::new(10, 88, 0, 2),
+            healthy: false
+        }]
+    );
+}

@@ -325,6 +325,14 @@ fn cases() -> Vec<(&'static str, &'static str, Rule)> {
         ),
         (
             "prerouting",
+            "ip daddr 10.99.0.3 tcp dport 80 redirect to :7099",
+            Rule::new()
+                .ip_daddr(Ipv4Net::new(Ipv4Addr::new(10, 99, 0, 3), 32))
+                .tcp_dport(80)
+                .then(Statement::Redirect { port: Some(7099) }),
+        ),
+        (
+            "prerouting",
             "udp dport 5353 redirect",
             Rule::new()
                 .udp_dport(5353)

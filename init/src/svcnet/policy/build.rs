@@ -4,7 +4,8 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
 use super::{
-    Egress, Policy, PortSpec, Proto, Service, ServicePort, DNS_PORT, FILTER_TABLE, NAT_TABLE,
+    Egress, Policy, PortSpec, Proto, Service, ServicePort, ACTIVATOR_PORT, DNS_PORT, FILTER_TABLE,
+    NAT_TABLE,
 };
 use crate::svcnet::nft::rule::TCP;
 use crate::svcnet::nft::{
@@ -149,9 +150,21 @@ fn front_door_peers_set(policy: &Policy) -> Set {
         })
 }
 
-/// `instance address . port` of every routed instance here.
+/// `instance address . port` of every routed instance here, and of every instance here of an
+/// activate service with its TCP ports (another board's activator connects like a front door).
 fn routed_set(policy: &Policy) -> Set {
-    let routed: BTreeSet<(Ipv4Addr, u16)> = policy.routed.iter().copied().collect();
+    let mut routed: BTreeSet<(Ipv4Addr, u16)> = policy.routed.iter().copied().collect();
+    for s in policy.services.iter().filter(|s| s.activate) {
+        for i in s
+            .instances
+            .iter()
+            .filter(|i| policy.subnet.contains(i.addr))
+        {
+            for p in s.ports.iter().filter(|p| p.proto == Proto::Tcp) {
+                routed.insert((i.addr, p.target));
+            }
+        }
+    }
     routed.into_iter().fold(
         Set::concat(ROUTED, &[KeyType::Ipv4Addr, KeyType::InetService]),
         |s, (a, p)| s.element(&[Value::Ipv4(a), Value::Port(p)]),
@@ -294,6 +307,14 @@ fn input_chain(policy: &Policy) -> Chain {
                 .comment("dns for containers"),
         );
     }
+    chain = chain.rule(
+        Rule::new()
+            .ip_saddr(policy.subnet)
+            .ip_daddr(host(policy.bridge_addr))
+            .when(Match::Port(PortField::TcpDport, CmpOp::Eq, ACTIVATOR_PORT))
+            .accept()
+            .comment("activator for containers"),
+    );
     chain = refuse(
         Rule::new().ip_saddr(policy.subnet),
         "containers may not reach the board",
@@ -353,6 +374,11 @@ fn nat_table(policy: &Policy) -> Table {
             .map(|i| i.addr)
             .collect();
         if healthy.is_empty() {
+            if s.activate {
+                for p in s.ports.iter().filter(|p| p.proto == Proto::Tcp) {
+                    prerouting = prerouting.rule(to_activator(s, p));
+                }
+            }
             continue;
         }
         for p in &s.ports {
@@ -371,6 +397,18 @@ fn nat_table(policy: &Policy) -> Table {
         .chain(prerouting)
         .chain(output);
     service_chains.into_iter().fold(table, Table::chain)
+}
+
+/// A call to `s`'s VIP on `p`, sent to the activator on the address of the interface it came
+/// in on (the bridge); conntrack keeps the original destination for `SO_ORIGINAL_DST`.
+fn to_activator(s: &Service, p: &ServicePort) -> Rule {
+    Rule::new()
+        .ip_daddr(host(s.vip))
+        .when(Match::Port(PortField::TcpDport, CmpOp::Eq, p.port))
+        .then(Statement::Redirect {
+            port: Some(ACTIVATOR_PORT),
+        })
+        .comment(&format!("{} held until woken", s.name))
 }
 
 /// Spreads new connections evenly over `instances`: rule `k` of `n` takes `1/(n-k)` of what

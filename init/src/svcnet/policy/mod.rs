@@ -13,7 +13,9 @@
 //! `ip baton-policy-nat` (virtual IPs):
 //! - chains `prerouting` (nat, prerouting, -100) and `output` (nat, output, -100): for every
 //!   service port with at least one healthy instance, `ip daddr VIP tcp|udp dport PORT jump
-//!   svc-NAME-PROTOPORT`;
+//!   svc-NAME-PROTOPORT`. A [`Service::activate`] service with none gets, in `prerouting`
+//!   only and for each TCP port, `ip daddr VIP tcp dport PORT redirect to :ACTIVATOR_PORT`:
+//!   the call reaches the activator on the bridge address, and conntrack keeps the VIP for it;
 //! - chain `svc-NAME-PROTOPORT`: with healthy instances `i0 .. i(n-1)`, rule `k` is
 //!   `tcp|udp dport PORT numgen random mod (n-k) 0 dnat to ik:TARGET`, the last one a plain
 //!   `dnat to`. Each rule draws its own random number, so every instance gets `1/n` of the
@@ -33,7 +35,8 @@
 //!    a route. Its connection leaves that board with the board's bridge address as source (the
 //!    mesh routes carry it), which no container can send from, so this opens nothing to other
 //!    boards' containers; TCP only, and only the routed services' ports
-//!    ([`Policy::front_door_peers`], [`Policy::routed`]);
+//!    ([`Policy::front_door_peers`], [`Policy::routed`]) and those of the [`Service::activate`]
+//!    services' instances here (another board's activator hands its held calls over the same way);
 //! 5. `iifname MESH` refused (with [`Policy::mesh`]): from other boards' containers only the
 //!    allowed calls above (and their replies) get through;
 //! 6. `ip daddr @vips reject` (a TCP reset for TCP, ICMP port unreachable otherwise): a
@@ -57,7 +60,9 @@
 //! Chain `input` (filter, input, 0, policy accept):
 //! 1. `ct state established,related accept`, `iifname "lo" accept`, and with [`Policy::mesh`]
 //!    `iifname MESH` refused: other boards' containers cannot reach this board either;
-//! 2. `ip saddr SUBNET ip daddr BRIDGE_ADDR udp|tcp dport 53 accept`: DNS on the bridge;
+//! 2. `ip saddr SUBNET ip daddr BRIDGE_ADDR udp|tcp dport 53 accept`: DNS on the bridge, and
+//!    `ip saddr SUBNET ip daddr BRIDGE_ADDR tcp dport ACTIVATOR_PORT accept`: the activator
+//!    (not in the LAN ports: the LAN does not reach it);
 //! 3. `ip saddr SUBNET` refused: containers cannot reach the board itself (API, gossip, ...)
 //!    on any of its addresses;
 //! 4. only with [`Policy::lan_filter`], for every uplink: `tcp|udp dport @lan_tcp|@lan_udp
@@ -72,13 +77,15 @@
 mod build;
 
 #[cfg(test)]
+mod activate_tests;
+#[cfg(test)]
 mod front_door_netns_tests;
 #[cfg(test)]
 mod front_door_tests;
 #[cfg(test)]
-mod netns_tests;
+pub(crate) mod netns_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::net::Ipv4Addr;
 
@@ -101,6 +108,9 @@ pub const MDNS_PORT: u16 = 5353;
 pub const DHCP_CLIENT_PORT: u16 = 68;
 /// DNS, served on the bridge address.
 pub const DNS_PORT: u16 = 53;
+/// The activator ([`crate::svcnet::activator`]), on the bridge address: TCP calls to the VIP of
+/// a service with no healthy instance are redirected to it.
+pub const ACTIVATOR_PORT: u16 = 7099;
 
 /// A transport protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -193,6 +203,9 @@ pub struct Service {
     pub allow: Vec<String>,
     /// Its egress beyond the cluster.
     pub egress: Egress,
+    /// Whether a call to its VIP with no healthy instance is held by the activator (which wakes
+    /// the service) instead of refused: set for services that scale to zero or freeze.
+    pub activate: bool,
 }
 
 /// The desired network policy of one board.
@@ -219,8 +232,10 @@ pub struct Policy {
     /// subnet): the source of what their host processes, the front door among them, send over
     /// the mesh. The bridge rules keep containers from sending from it.
     pub front_door_peers: Vec<Ipv4Addr>,
-    /// The instances here of services with a route, with the port the front door sends
-    /// requests to (the spec's `port`): what [`Policy::front_door_peers`] may reach.
+    /// Reachable from peers' host processes: the instances here of services with a route, with
+    /// the port the front door sends requests to (the spec's `port`); what
+    /// [`Policy::front_door_peers`] may reach. The rule set adds the instances here of
+    /// [`Service::activate`] services and their TCP ports (another board's activator).
     pub routed: Vec<(Ipv4Addr, u16)>,
     /// The ports of the cluster's own protocols (API and sync, gossip, mesh): containers may
     /// not reach them anywhere (see [`Policy::control_ports`]).

@@ -112,13 +112,13 @@ fn echo(to: Ipv4Addr) -> bool {
 
 const INTERNET: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 
-pub(super) struct Lab {
-    pub(super) board: Netns,
-    pub(super) internet: Netns,
-    pub(super) containers: Vec<Netns>,
+pub(crate) struct Lab {
+    pub(crate) board: Netns,
+    pub(crate) internet: Netns,
+    pub(crate) containers: Vec<Netns>,
 }
 
-pub(super) fn setup(tag: &str) -> Lab {
+pub(crate) fn setup(tag: &str) -> Lab {
     let board = Netns::new(&format!("{tag}-board"));
     let internet = Netns::new(&format!("{tag}-inet"));
     board.ip(&[
@@ -174,7 +174,7 @@ pub(super) fn setup(tag: &str) -> Lab {
     }
 }
 
-pub(super) fn lab_policy() -> Policy {
+pub(crate) fn lab_policy() -> Policy {
     let mut p = base_policy();
     p.generation = 1;
     p.uplinks = vec!["up0".into()];
@@ -188,12 +188,12 @@ pub(super) fn lab_policy() -> Policy {
     p
 }
 
-pub(super) fn apply_in(ns: &Netns, p: &Policy) {
+pub(crate) fn apply_in(ns: &Netns, p: &Policy) {
     let p = p.clone();
     ns.run(move || apply(&p)).expect("applying the policy");
 }
 
-pub(super) fn at(a: Ipv4Addr, port: u16) -> SocketAddrV4 {
+pub(crate) fn at(a: Ipv4Addr, port: u16) -> SocketAddrV4 {
     SocketAddrV4::new(a, port)
 }
 

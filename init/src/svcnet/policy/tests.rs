@@ -8,16 +8,16 @@ use crate::svcnet::nft::{
     Verdict,
 };
 
-pub(super) fn ip(d: u8) -> Ipv4Addr {
+pub(crate) fn ip(d: u8) -> Ipv4Addr {
     Ipv4Addr::new(10, 88, 0, d)
 }
 
-pub(super) fn vip(d: u8) -> Ipv4Addr {
+pub(crate) fn vip(d: u8) -> Ipv4Addr {
     Ipv4Addr::new(10, 99, 0, d)
 }
 
 /// A service on TCP port 80 of its VIP, instances listening on 8080.
-pub(super) fn service(
+pub(crate) fn service(
     name: &str,
     vip: Ipv4Addr,
     instances: &[Ipv4Addr],
@@ -40,10 +40,11 @@ pub(super) fn service(
             .collect(),
         allow: allow.iter().map(|a| a.to_string()).collect(),
         egress: Egress::Internet,
+        activate: false,
     }
 }
 
-pub(super) fn base_policy() -> Policy {
+pub(crate) fn base_policy() -> Policy {
     Policy::new(Ipv4Net::new(ip(0), 24), ip(1), &["eth0"])
 }
 
