@@ -4,6 +4,7 @@
 //! WireGuard mesh to other boards ([`mesh`]) and published ports ([`publish`]).
 
 pub mod bridge;
+pub mod conntrack;
 pub mod dns;
 pub mod mesh;
 pub mod netns;
