@@ -5,6 +5,7 @@
 
 pub mod activator;
 pub mod bridge;
+pub mod conntrack;
 pub mod dns;
 pub mod mesh;
 pub mod netns;
