@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod gossip;
 pub mod placement;
 pub mod plausible;
+pub mod scale;
 pub mod sealed;
 pub mod sync;
 pub mod tls;

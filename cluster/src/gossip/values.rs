@@ -23,7 +23,7 @@ use baton_api::{Capacity, InstancePhase};
 use serde::{Deserialize, Serialize};
 
 /// The version of the encoding this build writes and reads.
-pub const VALUES_VERSION: u8 = 1;
+pub const VALUES_VERSION: u8 = 2;
 
 /// The largest encoded value read: more than one datagram holds is refused before decoding.
 pub const MAX_VALUES_BYTES: usize = crate::sealed::MAX_DATAGRAM;
@@ -45,6 +45,28 @@ pub struct BoardValues {
     pub instances: BTreeMap<String, Vec<RunningInstance>>,
     /// Its end of the mesh between the boards' container subnets, when the mesh is up.
     pub net: Option<MeshEndpoint>,
+    /// The time bucket (`unix_ms / BUCKET_MS`) its load table was computed at
+    /// ([`crate::scale::BUCKET_MS`]).
+    pub load_bucket: u32,
+    /// Its load table: services with some non-zero load, by strictly increasing index, at most
+    /// [`crate::scale::MAX_LOAD_ENTRIES`] (design section 1).
+    pub load: Vec<ServiceLoad>,
+}
+
+/// The load one board measured for one service, in its gossip values. Read only when the
+/// sender's spec digest equals ours, since `service` is an index into the sorted spec names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceLoad {
+    /// The service's position among the spec's service names, sorted.
+    pub service: u16,
+    /// The mean concurrency over the stable window, in eighths of the target concurrency.
+    pub stable: u16,
+    /// The mean concurrency over the panic window (a tenth of the stable one), in eighths.
+    pub panic: u16,
+    /// The highest one-bucket mean over `idle_after`, in eighths.
+    pub peak: u16,
+    /// Requests and connections waiting for an instance now (saturating).
+    pub held: u16,
 }
 
 /// One instance a board runs.
@@ -120,6 +142,9 @@ pub enum ValuesError {
     /// An instance's service is not a service name (the text is escaped and cut).
     #[error("board values name a service {0}, which is not a service name")]
     ServiceName(String),
+    /// The load table is longer than allowed or not strictly sorted by service index.
+    #[error("board values carry a load table {0}")]
+    Load(String),
 }
 
 impl BoardValues {
@@ -170,9 +195,35 @@ impl BoardValues {
                 bad,
             )));
         }
+        check_load(&values.load)?;
         Ok(values)
     }
 }
+
+/// A load table from another board: a build of ours sends at most
+/// [`crate::scale::MAX_LOAD_ENTRIES`] entries by strictly increasing index, so anything else is
+/// refused rather than guessed at (the sums of the decision would otherwise count a service
+/// twice).
+fn check_load(load: &[ServiceLoad]) -> Result<(), ValuesError> {
+    let max = crate::scale::MAX_LOAD_ENTRIES;
+    if load.len() > max {
+        return Err(ValuesError::Load(format!(
+            "of {} entries, more than the {max} allowed",
+            load.len()
+        )));
+    }
+    if let Some(pair) = load.windows(2).find(|p| p[0].service >= p[1].service) {
+        return Err(ValuesError::Load(format!(
+            "whose service index {} follows {}: indexes must increase",
+            pair[1].service, pair[0].service
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "values_load_tests.rs"]
+mod load_tests;
 
 #[cfg(test)]
 mod tests {
@@ -180,7 +231,7 @@ mod tests {
 
     /// A busy board: labels, the mesh, and `services` services of `each` instances with names
     /// of `name_len` characters.
-    fn busy(services: usize, each: u32, name_len: usize) -> BoardValues {
+    pub(super) fn busy(services: usize, each: u32, name_len: usize) -> BoardValues {
         let instances = (0..services)
             .map(|s| {
                 let name = format!("{s:0>name_len$}");
@@ -213,6 +264,8 @@ mod tests {
                 key: [7; 32],
                 port: 51820,
             }),
+            load_bucket: 0,
+            load: Vec::new(),
         }
     }
 
@@ -262,8 +315,9 @@ mod tests {
             }],
         );
         let mut bytes = values.encode();
-        // The last bytes: phase, no address, not ready, then no mesh endpoint.
-        let phase_at = bytes.len() - 4;
+        // The last bytes: phase, no address, not ready, then no mesh endpoint, load bucket 0
+        // and an empty load table.
+        let phase_at = bytes.len() - 6;
         assert_eq!(bytes[phase_at], 5, "the phase byte of Stopped");
         bytes[phase_at] = 200;
         assert!(matches!(
@@ -325,7 +379,10 @@ mod tests {
         let mut older = busy(1, 1, 3).encode();
         older[0] = VALUES_VERSION - 1;
         let err = BoardValues::decode(&older).unwrap_err();
-        assert!(matches!(err, ValuesError::Older { found: 0, .. }), "{err}");
+        assert!(
+            matches!(err, ValuesError::Older { found, .. } if found == VALUES_VERSION - 1),
+            "{err}"
+        );
         assert!(err.to_string().contains("older build"), "{err}");
     }
 }
