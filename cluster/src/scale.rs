@@ -12,6 +12,20 @@
 //! * [`limits`](limits()): the bounds of the day (`scale.min`/`scale.max` or a surge).
 //! * [`decide`](decide::decide): the count, with a reason a person can read.
 //!
+//! # Wiring (what the init does)
+//! Once per bucket (and again within the bucket when a service starts to hold requests, since
+//! the wake should travel at once; [`Windows::table`] may be called any number of times):
+//! 1. feed [`Windows::record`] and [`Windows::held`] from the front door, the VIPs and the
+//!    activator; compute `windows.table(now, &policies, &names)` (`names`: the spec's service
+//!    names, sorted) and publish its `bucket` and `entries` as `load_bucket` and `load` when they
+//!    changed;
+//! 2. for every alive board's values (its own included) call
+//!    `history.observe(board, values.load_bucket, &values.load)`, and [`LoadHistory::forget`]
+//!    boards that left;
+//! 3. `let demands = history.demands(decision_bucket(now), &alive, &other_digest)`;
+//! 4. per service at index `i` of `names`: `decide(&policy, &limits(&policy, day_of_the_decided_bucket),
+//!    counts, &demands.of(i))`, whose `count` is the placement's desired count.
+//!
 //! # Units
 //! Load is *concurrency*: requests or connections in flight, averaged over a time. In the gossip
 //! and in [`inputs::Demand`] it is counted in eighths of one instance's `target_concurrency`
@@ -22,6 +36,8 @@ pub mod inputs;
 pub mod limits;
 pub mod window;
 
+#[cfg(test)]
+mod flow_tests;
 #[cfg(test)]
 mod inputs_tests;
 #[cfg(test)]

@@ -21,7 +21,8 @@ pub struct Decision {
     /// The instances placement should keep (a frozen one included).
     pub count: u32,
     /// Of those, how many stay frozen: 1 only when the last instance of a `freeze` service goes
-    /// idle; the board running slot 1 freezes it instead of stopping it.
+    /// idle (or stays idle); the board running slot 1 freezes it instead of stopping it. 0 with
+    /// a frozen instance reported means: thaw it.
     pub frozen: u32,
     /// Why, for a person: `2 -> 3: 31 in flight, target 10`.
     pub reason: String,

@@ -296,7 +296,12 @@ impl Windows {
                 *track = Track::new(*shape);
                 track.held = held;
             }
-            track.held > 0 || track.loaded.saturating_add(track.shape.forget) >= b
+            // A clock stepped back by more than the forget span leaves `loaded` in the future:
+            // that load is as stale as an old one.
+            let forget = track.shape.forget;
+            let recent = track.loaded.saturating_add(forget) >= b
+                && track.loaded <= b.saturating_add(forget);
+            track.held > 0 || recent
         });
         let mut entries = Vec::new();
         if b > 0 {
