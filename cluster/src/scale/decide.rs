@@ -58,8 +58,12 @@ pub fn decide(policy: &Policy, limits: &Limits, now: Counts, demand: &Demand) ->
             in_flight(demand.panic)
         );
     }
-    if demand.held > 0 && up < 1 {
-        up = 1;
+    // Requests waiting for an instance ask for one (many at once start one, not many: their
+    // load reaches the windows and asks for more, if need be, one bucket later), and no
+    // instance they wait for steps down.
+    let for_held = u32::from(demand.held > 0);
+    if for_held > up {
+        up = for_held;
         why = match demand.held {
             1 => "1 request held".to_string(),
             n => format!("{n} requests held"),
@@ -67,7 +71,7 @@ pub fn decide(policy: &Policy, limits: &Limits, now: Counts, demand: &Demand) ->
     }
     let (mut count, mut reason) = if up > have {
         (up, format!("{have} -> {up}: {why}"))
-    } else if want(demand.peak) < have {
+    } else if want(demand.peak).max(for_held) < have {
         if demand.unknown {
             (
                 have,

@@ -8,7 +8,8 @@
 //! compute the same counts. [`LoadHistory`] keeps the last three tables per board, which covers
 //! a lag of one bucket. The board's own table goes through the same rule.
 //!
-//! The wake (`held > 0`) is read from the newest table, without the lag: going from zero to one
+//! The wake (`held > 0`) is read from the newest table, without the lag (and from the tables since
+//! the lagged one, so that a wait just served still counts): going from zero to one
 //! instance early cannot make boards disagree in a harmful way.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -79,7 +80,8 @@ impl LoadHistory {
     /// Notes `board`'s table as its gossip values show it now (call it for every alive board's
     /// values each round, its own included; a board whose values carry no load yet shows bucket
     /// 0 and no entries, which reads as zero load). The same bucket again replaces the table (an
-    /// off-bucket update); an older bucket than the newest seen is ignored.
+    /// off-bucket update); an older bucket than the newest seen (a clock stepped back) replaces
+    /// every table of the board.
     pub fn observe(&mut self, board: &str, bucket: u32, entries: &[ServiceLoad]) {
         if !self.boards.contains_key(board) {
             if self.boards.len() >= MAX_BOARDS {
@@ -96,7 +98,12 @@ impl LoadHistory {
             entries: entries.iter().take(MAX_LOAD_ENTRIES).copied().collect(),
         };
         match tables.back_mut() {
-            Some(newest) if bucket < newest.bucket => {}
+            // An older bucket than the newest: the board's clock stepped back. Its tables from
+            // the "future" would hide every new one: start again from this one.
+            Some(newest) if bucket < newest.bucket => {
+                tables.clear();
+                tables.push_back(table);
+            }
             Some(newest) if bucket == newest.bucket => *newest = table,
             _ => {
                 tables.push_back(table);
@@ -133,9 +140,10 @@ impl LoadHistory {
                 out.unknown = true;
                 continue;
             };
-            match tables.iter().rev().find(|t| t.bucket <= decide) {
-                Some(lagged) => {
-                    for e in &lagged.entries {
+            let lagged = tables.iter().rposition(|t| t.bucket <= decide);
+            match lagged {
+                Some(i) => {
+                    for e in &tables[i].entries {
                         let d = out.by_service.entry(e.service).or_default();
                         d.stable = d.stable.saturating_add(u32::from(e.stable));
                         d.panic = d.panic.saturating_add(u32::from(e.panic));
@@ -144,11 +152,20 @@ impl LoadHistory {
                 }
                 None => out.unknown = true,
             }
-            for e in tables.back().map_or(&[][..], |t| &t.entries) {
-                if e.held > 0 {
-                    let d = out.by_service.entry(e.service).or_default();
-                    d.held = d.held.saturating_add(u32::from(e.held));
+            // Waits are read from the lagged table on: the newest shows them at once, and a
+            // wait served since still shows in the lagged one until the load it became shows
+            // in the peak (otherwise the instance started for it would step down at once).
+            let mut held: BTreeMap<u16, u16> = BTreeMap::new();
+            let from = lagged.unwrap_or(tables.len().saturating_sub(1));
+            for t in tables.iter().skip(from) {
+                for e in t.entries.iter().filter(|e| e.held > 0) {
+                    let h = held.entry(e.service).or_default();
+                    *h = (*h).max(e.held);
                 }
+            }
+            for (service, h) in held {
+                let d = out.by_service.entry(service).or_default();
+                d.held = d.held.saturating_add(u32::from(h));
             }
         }
         out

@@ -59,7 +59,24 @@ fn a_wait_is_read_from_the_newest_table_without_the_lag() {
 }
 
 #[test]
-fn three_tables_are_kept_the_same_bucket_replaces_and_an_older_one_is_ignored() {
+fn a_wait_served_since_the_lagged_table_still_counts_until_its_load_shows() {
+    let mut history = LoadHistory::new();
+    // At 10 a request waits (the wake, mid-bucket); at 11 it was served: no wait, and the load
+    // of bucket 10 in the peak.
+    history.observe("a", 10, &[at(0, 0, 0, 1)]);
+    history.observe("a", 11, &[at(0, 1, 1, 0)]);
+    assert_eq!(
+        sums(history.demands(10, &["a"], &[]).of(0)),
+        (0, 0, 0, 1, false)
+    );
+    assert_eq!(
+        sums(history.demands(11, &["a"], &[]).of(0)),
+        (1, 1, 1, 0, false)
+    );
+}
+
+#[test]
+fn three_tables_are_kept_the_same_bucket_replaces_and_an_older_one_starts_again() {
     let mut history = LoadHistory::new();
     for bucket in 10..=13 {
         history.observe("a", bucket, &[at(0, bucket as u16, 0, 0)]);
@@ -67,9 +84,12 @@ fn three_tables_are_kept_the_same_bucket_replaces_and_an_older_one_is_ignored() 
     assert!(history.demands(10, &["a"], &[]).unknown());
     assert_eq!(history.demands(11, &["a"], &[]).of(0).stable, 11);
     history.observe("a", 13, &[at(0, 99, 0, 0)]);
-    history.observe("a", 9, &[at(0, 1, 0, 0)]);
     assert_eq!(history.demands(13, &["a"], &[]).of(0).stable, 99);
     assert_eq!(history.demands(12, &["a"], &[]).of(0).stable, 12);
+    // The board's clock stepped back: its "future" tables go, the new one counts.
+    history.observe("a", 9, &[at(0, 1, 0, 0)]);
+    assert_eq!(history.demands(9, &["a"], &[]).of(0).stable, 1);
+    assert_eq!(history.demands(13, &["a"], &[]).of(0).stable, 1);
 }
 
 #[test]

@@ -190,6 +190,32 @@ fn a_wait_wakes_a_service_from_zero() {
     assert_eq!(run(&p, settled(0), demand(20, 20, 20, 9)).0, 3);
     // Running already: a wait changes nothing.
     assert_eq!(run(&p, settled(1), demand(0, 0, 1, 2)).0, 1);
+    // Many held requests start one instance, not many.
+    assert_eq!(
+        run(&p, settled(0), demand(0, 0, 0, 25)),
+        said(1, "0 -> 1: 25 requests held")
+    );
+}
+
+#[test]
+fn an_instance_requests_wait_for_does_not_step_down() {
+    // Started for a held request, running but not ready yet: no load has gone through it, but
+    // the request still waits, so it stays.
+    let p = with(0, 3);
+    let starting = Counts {
+        current: 1,
+        ready: 0,
+        frozen: 0,
+        settled: true,
+    };
+    assert_eq!(
+        run(&p, starting, demand(0, 0, 0, 1)),
+        said(1, "at 1: peak 0 over 5m, target 10")
+    );
+    assert_eq!(
+        run(&p, starting, demand(0, 0, 0, 0)),
+        said(0, "1 -> 0: peak 0 over 5m, target 10")
+    );
 }
 
 #[test]

@@ -317,7 +317,8 @@ impl Windows {
         }
         let cut = entries.len().saturating_sub(MAX_LOAD_ENTRIES);
         if cut > 0 {
-            entries.sort_by_key(|e| (std::cmp::Reverse(e.peak), e.service));
+            // Waits first (a wake must get through), then the largest loads.
+            entries.sort_by_key(|e| (std::cmp::Reverse((e.held > 0, e.peak)), e.service));
             entries.truncate(MAX_LOAD_ENTRIES);
             entries.sort_by_key(|e| e.service);
         }
