@@ -21,6 +21,9 @@ pub struct Scaling {
     pub max: u32,
     /// Why that upper bound: `scale.max`, or `surge 2026-11-27`.
     pub max_why: String,
+    /// The calendar day the bounds are for (`2026-11-27`), in the cluster's time zone by the
+    /// board's clock.
+    pub today: String,
     /// Requests held per board while no instance is ready.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub held: Vec<Held>,

@@ -240,9 +240,6 @@ pub fn apply(client: &Client, file: &Path) -> anyhow::Result<()> {
         if let Some(warning) = applied.warning {
             println!("warning: {warning}");
         }
-        for note in pending_notes(&file.display().to_string(), &body) {
-            println!("{note}");
-        }
         return Ok(());
     }
     let mut message = format!("the board refused {} (HTTP {code})", file.display());
@@ -262,23 +259,6 @@ pub fn apply(client: &Client, file: &Path) -> anyhow::Result<()> {
         Err(_) => {}
     }
     bail!(message)
-}
-
-/// What `baton apply` says of the settings of a spec that boards accept but do not act on yet
-/// (see `docs/services.md`), one line each.
-fn pending_notes(file: &str, spec: &str) -> Vec<String> {
-    let Ok(spec) = baton_spec::ServiceSpec::parse(file, spec) else {
-        return Vec::new();
-    };
-    spec.pending_settings()
-        .into_iter()
-        .map(|p| {
-            format!(
-                "note: {file}: {} is accepted but not acted on yet: {}",
-                p.field, p.today
-            )
-        })
-        .collect()
 }
 
 /// `baton rm NAME`.
@@ -309,22 +289,6 @@ fn config_error(file: &str, e: &ConfigError) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn apply_names_the_settings_nothing_acts_on_yet() {
-        let spec = "name = \"shop\"\nimage = \"oci-archive:images/shop.tar\"\nport = 8080\n\
-                    route = { host = \"shop.lan\" }\nscale = { min = 0, max = 4 }\n";
-        assert_eq!(
-            pending_notes("shop.toml", spec),
-            [
-                "note: shop.toml: scale.min = 0 is accepted but not acted on yet: no instance runs, and nothing starts one on demand",
-                "note: shop.toml: scale.max is accepted but not acted on yet: exactly scale.min instances run",
-                "note: shop.toml: route is accepted but not acted on yet: there is no front door yet; use publish",
-            ]
-        );
-        let plain = "name = \"web\"\nimage = \"oci-archive:images/web.tar\"\n";
-        assert!(pending_notes("web.toml", plain).is_empty());
-        assert!(pending_notes("bad.toml", "name = 3").is_empty());
-    }
     use serde_json::json;
 
     #[test]

@@ -35,6 +35,7 @@ pub mod frontdoor;
 pub mod lifecycle;
 pub mod power;
 pub mod reaper;
+pub mod scaling;
 pub mod services;
 pub mod svcnet;
 pub mod uplink;

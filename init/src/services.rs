@@ -23,6 +23,7 @@ use crate::boot::services::{Services, StartError};
 use crate::boot::{build_info, clock};
 use crate::cluster::Node;
 use crate::containers::supervisor::{Paths, Supervisor};
+use crate::scaling::Scaler;
 use crate::svcnet::subnet;
 use crate::uplink::{self as net, sntp};
 
@@ -33,6 +34,7 @@ pub struct RealServices {
     supervisor: watch::Sender<Option<Supervisor>>,
     cluster: watch::Sender<Option<Arc<Node>>>,
     front_door: watch::Sender<Option<crate::frontdoor::Handle>>,
+    scaler: watch::Sender<Option<Arc<Scaler>>>,
     card: std::sync::OnceLock<Arc<CardStore>>,
 }
 
@@ -43,6 +45,7 @@ impl RealServices {
             supervisor: watch::Sender::new(None),
             cluster: watch::Sender::new(None),
             front_door: watch::Sender::new(None),
+            scaler: watch::Sender::new(None),
             card: std::sync::OnceLock::new(),
         }
     }
@@ -75,6 +78,7 @@ impl RealServices {
         board: &str,
         supervisor: &Supervisor,
         cluster: Option<(&str, &str)>,
+        scaler: &Arc<Scaler>,
     ) {
         let card = ctx.path(crate::boot::config::MOUNT_POINT);
         // The assertion key is derived here, in PID 1: only the derived key reaches the front
@@ -110,6 +114,7 @@ impl RealServices {
                     ))
                 })
                 .ok(),
+            scaler: Some(Arc::clone(scaler)),
         };
         let handle =
             crate::frontdoor::spawn(settings, supervisor.clone(), Arc::clone(&ctx.console));
@@ -169,6 +174,7 @@ impl Services for RealServices {
                 supervisor: self.supervisor.subscribe(),
                 cluster: self.cluster.subscribe(),
                 front_door: self.front_door.subscribe(),
+                scaler: self.scaler.subscribe(),
             },
             tls,
             front_door: Arc::new(config.front_door.clone()),
@@ -235,12 +241,34 @@ impl Services for RealServices {
             .cluster
             .as_ref()
             .map(|c| (c.name.as_str(), c.key.as_str()));
-        self.start_front_door(ctx, front_door, &board_name, &supervisor, cluster_key);
+        // Surge dates are calendar days in the cluster's time zone (UTC on a board alone).
+        let timezone = config
+            .cluster
+            .as_ref()
+            .map(|c| c.timezone.clone())
+            .unwrap_or_default();
+        let scaler = Scaler::new(timezone, Arc::clone(&ctx.console));
+        tokio::spawn(Arc::clone(&scaler).run());
+        self.scaler.send_replace(Some(Arc::clone(&scaler)));
+        tokio::spawn(crate::scaling::sources::run(
+            Arc::clone(&scaler),
+            supervisor.clone(),
+        ));
+        self.start_front_door(
+            ctx,
+            front_door,
+            &board_name,
+            &supervisor,
+            cluster_key,
+            &scaler,
+        );
         let Some(cluster) = &config.cluster else {
-            for spec in crate::boot::config::load_service_files(ctx, &reconciled.files, front_door)
-            {
-                supervisor.apply(spec);
-            }
+            let specs = crate::boot::config::load_service_files(ctx, &reconciled.files, front_door);
+            tokio::spawn(crate::scaling::alone::run(
+                Arc::clone(&scaler),
+                supervisor.clone(),
+                specs,
+            ));
             return;
         };
         let counter_dir = data_mounted.then(|| ctx.path(crate::board::persist::DIR));
@@ -265,6 +293,7 @@ impl Services for RealServices {
             tls: sync_tls(ctx),
             power: power.clone(),
             console: Arc::clone(&ctx.console),
+            scaler,
         };
         // The member waits for its interface to have an address: it starts in the background.
         let state = Arc::clone(&ctx.state);

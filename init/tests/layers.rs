@@ -15,6 +15,7 @@ const LAYERS: &[&str] = &[
     "uplink",
     "svcnet",
     "containers",
+    "scaling",
     "cluster",
     "frontdoor",
     "api",

@@ -46,6 +46,7 @@ pub(crate) mod cluster;
 #[cfg(test)]
 mod proptests;
 mod routes;
+mod scaling;
 pub mod serve;
 mod services;
 mod spec_check;
@@ -78,6 +79,8 @@ pub struct Running {
     pub cluster: watch::Receiver<Option<Arc<Node>>>,
     /// The front door's manager, once it runs.
     pub front_door: watch::Receiver<Option<crate::frontdoor::Handle>>,
+    /// The board's side of scaling, once the supervisor runs.
+    pub scaler: watch::Receiver<Option<Arc<crate::scaling::Scaler>>>,
 }
 
 /// Everything a request handler reaches, handed down by the wiring: the board state, the
@@ -116,6 +119,11 @@ impl Handles {
     /// The front door's manager, if it runs.
     fn front_door(&self) -> Option<crate::frontdoor::Handle> {
         self.running.front_door.borrow().clone()
+    }
+
+    /// The board's side of scaling, if the supervisor runs.
+    fn scaler(&self) -> Option<Arc<crate::scaling::Scaler>> {
+        self.running.scaler.borrow().clone()
     }
 }
 
@@ -374,6 +382,7 @@ mod tests {
                 supervisor: watch::channel(None).1,
                 cluster: watch::channel(None).1,
                 front_door: watch::channel(None).1,
+                scaler: watch::channel(None).1,
             },
             tls: None,
             front_door: Default::default(),

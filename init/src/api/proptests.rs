@@ -39,6 +39,7 @@ fn exchange(request: Vec<u8>, services: PathBuf) -> Vec<u8> {
                 supervisor: watch::channel(None).1,
                 cluster: watch::channel(None).1,
                 front_door: watch::channel(None).1,
+                scaler: watch::channel(None).1,
             },
             tls: None,
             front_door: Default::default(),

@@ -31,6 +31,7 @@ async fn start(settings: Settings) -> (SocketAddr, Arc<Stats>) {
             supervisor: watch::channel(None).1,
             cluster: watch::channel(None).1,
             front_door: watch::channel(None).1,
+            scaler: watch::channel(None).1,
         },
         tls: None,
         front_door: Default::default(),

@@ -66,7 +66,11 @@ async fn list(Extract(handles): Extract<Handles>) -> Response {
         .into_iter()
         .map(|view| {
             let cluster = in_cluster(&handles, &view.name, &mut remote);
-            cluster_wide(view, cluster)
+            let scaling = super::scaling::of(&handles, &view.name);
+            Service {
+                scaling,
+                ..cluster_wide(view, cluster)
+            }
         })
         .collect();
     Json(ServiceList { services, errors }).into_response()
@@ -141,7 +145,12 @@ async fn one(Extract(handles): Extract<Handles>, UrlPath(name): UrlPath<String>)
         Ok(Some(view)) => {
             let mut remote = remote_instances(&handles);
             let cluster = in_cluster(&handles, &name, &mut remote);
-            Json(cluster_wide(view, cluster)).into_response()
+            let scaling = super::scaling::of(&handles, &name);
+            Json(Service {
+                scaling,
+                ..cluster_wide(view, cluster)
+            })
+            .into_response()
         }
         Ok(None) => problem(StatusCode::NOT_FOUND, &format!("no service {name:?}")),
         Err(r) => *r,

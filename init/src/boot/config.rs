@@ -67,6 +67,8 @@ pub struct ClusterBoot {
     pub interface: Option<String>,
     /// `[board] labels`.
     pub labels: std::collections::BTreeMap<String, String>,
+    /// `[cluster] timezone`: the calendar surge dates are read in.
+    pub timezone: baton_spec::time_zone::TimeZone,
 }
 
 impl Default for BootConfig {
@@ -94,6 +96,7 @@ impl From<&BoardConfig> for BootConfig {
                 key: c.key.clone(),
                 interface: c.interface.clone(),
                 labels: c.labels.clone(),
+                timezone: c.timezone.clone(),
             }),
             front_door: c.front_door.clone(),
         }

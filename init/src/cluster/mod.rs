@@ -29,6 +29,7 @@ pub mod known;
 pub mod local;
 mod refused;
 mod round;
+mod scaling_round;
 #[cfg(test)]
 mod sync_http_tests;
 mod sync_round;
@@ -106,6 +107,8 @@ pub struct Settings {
     pub power: tokio::sync::mpsc::Sender<crate::board::sys::Action>,
     /// Where the member reports what an operator should see.
     pub console: Arc<Console>,
+    /// The board's side of scaling: its load table (published) and the counts decided.
+    pub scaler: Arc<crate::scaling::Scaler>,
 }
 
 /// Mutable state of the node, behind one lock that is never held across an await.

@@ -4,7 +4,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use baton_api::InstancePhase;
 use baton_cluster::desired::Record;
 use baton_cluster::gossip::{BoardValues, Member as GossipMember, MemberState, RunningInstance};
 use baton_cluster::placement::{self, Assignment, Constraints, Input, Member, Resources, Service};
@@ -12,15 +11,31 @@ use baton_spec::ServiceSpec;
 
 use super::{local, lock, now_ms, Node, ROUND_PERIOD};
 use crate::board::status::BoardStatus;
+use crate::scaling::plan::Plan;
 
 /// Runs rounds until the board stops.
 pub async fn run(node: Arc<Node>, state: Arc<BoardStatus>) {
     let mut changes = node.gossip.watch();
+    let mut full = true;
+    let mut last_full = Instant::now();
     loop {
-        node.round(&state).await;
+        if full {
+            node.round(&state).await;
+            last_full = Instant::now();
+        }
+        full = true;
         tokio::select! {
             _ = changes.changed() => {}
             () = node.poke.notified() => {}
+            () = node.settings.scaler.changed() => {
+                // A wake or a new load table: publish it and place at once, without waiting
+                // for the card and the peers' specs (a held request waits on this); a full
+                // round still runs every period.
+                if last_full.elapsed() < ROUND_PERIOD {
+                    node.place_and_publish();
+                    full = false;
+                }
+            }
             () = tokio::time::sleep(ROUND_PERIOD) => {}
         }
     }
@@ -33,6 +48,7 @@ pub fn placement_input(
     me: (&str, &BoardValues),
     peers: &[GossipMember],
     specs: &[ServiceSpec],
+    plan: &Plan,
 ) -> Input {
     let mut boards: Vec<(&str, bool, &BoardValues)> = vec![(me.0, true, me.1)];
     for p in peers {
@@ -81,7 +97,13 @@ pub fn placement_input(
         .iter()
         .map(|spec| Service {
             name: spec.name.clone(),
-            instances: spec.scale.min,
+            // The count decided for the load (every board decides alike); `scale.min` for a
+            // service the decision has not seen yet.
+            instances: plan
+                .counts
+                .get(&spec.name)
+                .copied()
+                .unwrap_or(spec.scale.min),
             resources: Resources {
                 cpu_millis: u64::from(spec.resources.cpu_millis.unwrap_or(0)),
                 memory_bytes: spec.resources.memory_bytes,
@@ -91,7 +113,7 @@ pub fn placement_input(
                 labels: spec.placement.labels.clone(),
                 spread: true,
             },
-            prefer: None,
+            prefer: plan.prefer.get(&spec.name).cloned(),
         })
         .collect();
     Input {
@@ -113,19 +135,28 @@ impl Node {
                 .line(format_args!("cluster: reading the config partition: {e}"));
         }
         self.sync_with_peers().await;
-        let specs = self.valid_specs();
         let peers = self.gossip.members();
         self.note_refused(&peers);
         self.note_receive_errors();
         self.note_bindings_full();
         self.update_fabric(&peers).await;
+        self.place_and_publish();
+    }
+
+    /// Decides the counts, places, hands this board's share to the supervisor, and publishes
+    /// this board's values (its instances and its load table).
+    fn place_and_publish(&self) {
+        let specs = self.valid_specs();
+        self.settings.scaler.set_specs(now_ms(), &specs);
+        let peers = self.gossip.members();
         let instances = self.instances_value();
         if self.holding(&peers) {
             self.publish(&instances);
             return;
         }
         let own_values = self.own_values(&instances);
-        let input = placement_input((&self.settings.board, &own_values), &peers, &specs);
+        let plan = self.plan(&own_values, &peers);
+        let input = placement_input((&self.settings.board, &own_values), &peers, &specs, &plan);
         let assignment = match placement::place(&input) {
             Ok(a) => a,
             Err(e) => {
@@ -136,6 +167,7 @@ impl Node {
             }
         };
         self.apply(&specs, &assignment);
+        self.freeze(&specs, &assignment, &plan);
         lock(&self.inner).assignment = assignment;
         self.publish(&self.instances_value());
     }
@@ -331,38 +363,20 @@ impl Node {
         }
     }
 
-    /// The instances the supervisor has on this board, as the gossip carries them (stopped
-    /// ones are left out).
+    /// The instances the supervisor has on this board, as the gossip carries them.
     pub(super) fn instances_value(&self) -> Instances {
-        let mut out = Instances::new();
-        for service in self.supervisor.services() {
-            let running: Vec<RunningInstance> = service
-                .instances
-                .iter()
-                .filter(|i| i.state != InstancePhase::Stopped)
-                .filter_map(|instance| {
-                    let (_, slot) = instance.id.rsplit_once('-')?;
-                    Some(RunningInstance {
-                        slot: slot.parse().ok()?,
-                        phase: instance.state,
-                        address: instance.address.as_deref().and_then(|a| a.parse().ok()),
-                        ready: instance.ready,
-                    })
-                })
-                .collect();
-            if !running.is_empty() {
-                out.insert(service.name, running);
-            }
-        }
-        out
+        crate::scaling::plan::instances(&self.supervisor)
     }
 
     /// Publishes the instances this board runs (`instances`) and its spec digest.
     fn publish(&self, instances: &Instances) {
         let digest = super::specs_digest(&lock(&self.inner).desired);
+        let (load_bucket, load) = self.settings.scaler.table();
         let published = self.gossip.update(|values| {
             values.instances = instances.clone();
             values.digest = Some(digest);
+            values.load_bucket = load_bucket;
+            values.load = load;
         });
         // Said once until it changes: while the board shuts down, its gossip endpoint has left
         // and every round would say so again.
@@ -387,6 +401,7 @@ type Instances = BTreeMap<String, Vec<RunningInstance>>;
 mod tests {
     use super::*;
     use baton_api::Capacity;
+    use baton_api::InstancePhase;
 
     fn peer(name: &str, alive: bool, values: BoardValues) -> GossipMember {
         let addr = "169.254.0.2:7946".parse().expect("addr");
@@ -457,7 +472,7 @@ mod tests {
         let specs = [spec(
             "name = \"web\"\nimage = \"x.lan/web:1\"\nscale = { min = 4 }\nresources = { cpu = 0.5, memory = \"64Mi\" }\nplacement = { labels = { disk = \"ssd\" } }\n",
         )];
-        let input = placement_input(("pi-a", &me), &peers, &specs);
+        let input = placement_input(("pi-a", &me), &peers, &specs, &Plan::default());
         let alive: Vec<(&str, bool)> = input
             .members
             .iter()
@@ -495,7 +510,7 @@ mod tests {
     #[test]
     fn a_slot_zero_claims_nothing() {
         let me = values(Some((1000, 1)), &[], &[(0, InstancePhase::Running)]);
-        let input = placement_input(("pi-a", &me), &[], &[]);
+        let input = placement_input(("pi-a", &me), &[], &[], &Plan::default());
         assert!(input.previous.services.is_empty(), "{:?}", input.previous);
     }
 }

@@ -50,7 +50,13 @@ pub fn snapshot(
             require: route.require.clone(),
             forward: route.forward.as_ref().map(forward),
         });
-        services.insert(name.clone(), fd::Service { hold: None });
+        // Requests wait for a ready instance, within the service's bounds: a service at zero
+        // is woken by them, one that restarts is back before they give up.
+        let hold = fd::Hold {
+            queue: service.hold_queue,
+            timeout_ms: millis(service.hold_timeout),
+        };
+        services.insert(name.clone(), fd::Service { hold: Some(hold) });
     }
     // Auth services without a route: listed (with their instances) so that forward routes can
     // ask them, but no request is routed to them.

@@ -63,6 +63,8 @@ pub struct Settings {
     /// The key of the sign-in cookies, derived from the cluster key ([`session`]); `None`
     /// when it could not be made (login routes then answer 503).
     pub session_key: Option<[u8; 32]>,
+    /// Where the load per service and the wakes go (scaling with the load).
+    pub scaler: Option<Arc<crate::scaling::Scaler>>,
 }
 
 /// Where the process is.
@@ -104,6 +106,10 @@ struct Inner {
     held: Vec<Held>,
     wakes: u64,
     access_dropped: u64,
+    /// The service of each instance routed to (by the ids the process reports).
+    service_of: BTreeMap<String, String>,
+    /// When the last load report came (its period is the time since the one before).
+    last_load: Option<std::time::Instant>,
 }
 
 /// What the manager shares with the API.
@@ -117,6 +123,8 @@ pub struct Shared {
     pub ports: (u16, u16),
     /// The identity provider's documents as last fetched.
     idp: Mutex<idp_cache::Cache>,
+    /// Where the load and the wakes go.
+    scaler: Option<Arc<crate::scaling::Scaler>>,
 }
 
 impl Shared {
@@ -172,6 +180,38 @@ impl Shared {
 
     fn load(&self, instances: &[InstanceLoad], held: &[Held]) {
         let mut inner = self.lock();
+        let now = std::time::Instant::now();
+        // The child reports every second; the first report, or one after a pause, counts as
+        // one second (what it covers is at most that since the child's own last report).
+        let period_ms = inner
+            .last_load
+            .map_or(1000, |t| now.duration_since(t).as_millis() as u64)
+            .clamp(1, 1000);
+        inner.last_load = Some(now);
+        let mut per_service: BTreeMap<String, u64> = BTreeMap::new();
+        for load in instances {
+            if let Some(service) = inner.service_of.get(&load.id) {
+                let sum = per_service.entry(service.clone()).or_default();
+                *sum = sum.saturating_add(load.inflight_ms);
+            }
+        }
+        let held_now: BTreeMap<String, u32> = held
+            .iter()
+            .map(|h| {
+                (
+                    h.service.clone(),
+                    u32::try_from(h.count).unwrap_or(u32::MAX),
+                )
+            })
+            .collect();
+        // A request waiting for an instance is load as much as one in flight to it.
+        for (service, count) in &held_now {
+            let sum = per_service.entry(service.clone()).or_default();
+            *sum = sum.saturating_add(u64::from(*count).saturating_mul(period_ms));
+        }
+        if let Some(scaler) = &self.scaler {
+            scaler.record(crate::scaling::now_ms(), period_ms, &per_service);
+        }
         for load in instances {
             if !inner.totals.contains_key(&load.id) && inner.totals.len() >= MAX_INSTANCES {
                 continue;
@@ -182,6 +222,10 @@ impl Shared {
             t.failed = t.failed.saturating_add(load.failed);
         }
         inner.held = held.to_vec();
+        drop(inner);
+        if let Some(scaler) = &self.scaler {
+            scaler.held(crate::scaling::Source::FrontDoor, held_now);
+        }
     }
 
     /// Forgets the totals of instances no longer routed to (ids change with every run).
@@ -191,15 +235,24 @@ impl Shared {
             .values()
             .flat_map(|s| s.instances.iter().map(|i| i.id.as_str()))
             .collect();
-        self.lock()
-            .totals
-            .retain(|id, _| current.contains(id.as_str()));
+        let mut inner = self.lock();
+        inner.totals.retain(|id, _| current.contains(id.as_str()));
+        inner.service_of = routed
+            .services
+            .iter()
+            .flat_map(|(name, s)| {
+                s.instances
+                    .iter()
+                    .map(move |i| (i.id.clone(), name.clone()))
+            })
+            .collect();
     }
 
     fn wake(&self, service: &str) {
-        // Issue 13 starts an instance here; until then a held request waits for one to come.
-        let _ = service;
         self.lock().wakes += 1;
+        if let Some(scaler) = &self.scaler {
+            scaler.wake(crate::scaling::Source::FrontDoor, service);
+        }
     }
 
     fn access(&self, lines: Vec<AccessLine>, dropped: u64) {
@@ -237,6 +290,15 @@ impl Shared {
                 },
             );
         }
+    }
+
+    /// How long the oldest request held for `service` has waited, in milliseconds.
+    pub fn oldest_held_ms(&self, service: &str) -> Option<u64> {
+        self.lock()
+            .held
+            .iter()
+            .find(|h| h.service == service && h.count > 0)
+            .map(|h| h.oldest_ms)
     }
 
     /// The totals of each instance the process reported on.
@@ -308,16 +370,19 @@ pub fn spawn(settings: Settings, supervisor: Supervisor, console: Arc<Console>) 
             Err(e) => notes.push(format!("port {port} cannot be bound: {e}")),
         }
     }
-    let shared = Arc::new(Shared::new(
-        if kinds.is_empty() {
-            State::Off
-        } else {
-            State::Starting
-        },
-        Some(supervisor.clone()),
-        Arc::clone(&console),
-        ports,
-    ));
+    let shared = Arc::new(
+        Shared::new(
+            if kinds.is_empty() {
+                State::Off
+            } else {
+                State::Starting
+            },
+            Some(supervisor.clone()),
+            Arc::clone(&console),
+            ports,
+        )
+        .with_scaler(settings.scaler.clone()),
+    );
     for note in notes {
         shared.note(note);
     }
@@ -361,12 +426,20 @@ impl Shared {
                 held: Vec::new(),
                 wakes: 0,
                 access_dropped: 0,
+                service_of: BTreeMap::new(),
+                last_load: None,
             }),
             supervisor,
             console,
             ports,
             idp: Mutex::new(idp_cache::Cache::default()),
+            scaler: None,
         }
+    }
+
+    /// The same, handing the load and the wakes to `scaler`.
+    pub fn with_scaler(self, scaler: Option<Arc<crate::scaling::Scaler>>) -> Shared {
+        Shared { scaler, ..self }
     }
 
     fn idp(&self) -> MutexGuard<'_, idp_cache::Cache> {
@@ -461,5 +534,7 @@ fn bind(port: u16) -> std::io::Result<OwnedFd> {
 /// The listeners' backlog: connections made while the process restarts wait there.
 const BACKLOG: i32 = 1024;
 
+#[cfg(test)]
+mod scaling_tests;
 #[cfg(test)]
 mod tests;

@@ -67,6 +67,8 @@ fn routed_to(upstream: SocketAddr) -> Routed {
                 board: None,
                 ready: true,
             }],
+            hold_queue: 100,
+            hold_timeout: Duration::from_secs(30),
         },
     );
     routed
@@ -129,6 +131,7 @@ async fn rig_with(
         data,
         assertion,
         session_key: None,
+        scaler: None,
     };
     let (routed_tx, routed_rx) = watch::channel(routed);
     let (restart_tx, restart_rx) = mpsc::channel(1);

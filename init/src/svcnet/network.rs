@@ -329,7 +329,8 @@ impl Network {
                         SpecEgress::None => Egress::None,
                         _ => Egress::Internet,
                     },
-                    activate: m.spec.scale.min == 0,
+                    activate: m.spec.scale.min == 0
+                        || m.spec.scale.idle == baton_spec::service::Idle::Freeze,
                 })
             })
             .collect();

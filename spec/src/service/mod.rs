@@ -30,7 +30,6 @@ pub mod duration;
 pub mod image;
 mod load;
 mod parse;
-mod pending;
 pub mod quantity;
 pub(crate) mod raw;
 mod render;
@@ -45,7 +44,6 @@ pub use check::is_service_name;
 pub use date::Date;
 pub use image::{ImageReference, ImageSource};
 pub use load::{load_services, load_services_with, LoadedServices};
-pub use pending::Pending;
 pub use render::RenderError;
 pub use schema::{json_schema, json_schema_text, SCHEMA_ID};
 pub use types::{

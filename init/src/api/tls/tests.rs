@@ -55,6 +55,7 @@ async fn board(ca: Option<&Ca>) -> Board {
             supervisor: watch::channel(None).1,
             cluster: watch::channel(None).1,
             front_door: watch::channel(None).1,
+            scaler: watch::channel(None).1,
         },
         tls,
         front_door: Default::default(),

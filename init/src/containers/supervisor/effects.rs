@@ -203,6 +203,8 @@ impl Driver {
                     route: route.clone(),
                     port,
                     instances: self.routed_instances(svc),
+                    hold_queue: svc.spec.scale.hold_queue,
+                    hold_timeout: svc.spec.scale.hold_timeout,
                 },
             );
         }

@@ -148,6 +148,12 @@ struct Snapshot {
     logs: Mutex<BTreeMap<String, Arc<ServiceLog>>>,
     network: Mutex<NetworkView>,
     routed: tokio::sync::watch::Sender<routed::Routed>,
+    /// The specs applied and not removed, as handed in.
+    specs: Mutex<BTreeMap<String, ServiceSpec>>,
+    /// Holds calls to services at zero (when the bridge and its rules came up).
+    activator: Option<crate::svcnet::activator::Activator>,
+    /// The services the activator asks to wake, until taken ([`Supervisor::take_wakes`]).
+    wakes: Mutex<Option<mpsc::Receiver<String>>>,
 }
 
 impl Default for Snapshot {
@@ -157,6 +163,9 @@ impl Default for Snapshot {
             logs: Mutex::default(),
             network: Mutex::default(),
             routed: tokio::sync::watch::Sender::new(routed::Routed::default()),
+            specs: Mutex::default(),
+            activator: None,
+            wakes: Mutex::default(),
         }
     }
 }
@@ -225,9 +234,14 @@ impl Supervisor {
     /// API), so the board stays manageable.
     /// What it has to say goes to `console`.
     pub async fn start(paths: Paths, console: Arc<Console>) -> (Supervisor, Vec<String>) {
-        let snapshot = Arc::new(Snapshot::default());
         let (commands, rx) = mpsc::unbounded_channel();
-        let (kit, notes) = toolkit::Toolkit::start(&paths, &console).await;
+        let (kit, mut notes) = toolkit::Toolkit::start(&paths, &console).await;
+        let (activator, wakes) = start_activator(&paths, &kit, &mut notes);
+        let snapshot = Arc::new(Snapshot {
+            activator,
+            wakes: Mutex::new(wakes),
+            ..Snapshot::default()
+        });
         let ids = Arc::clone(&paths.ids);
         tokio::spawn(driver::run(paths, kit, rx, Arc::clone(&snapshot), console));
         (
@@ -248,7 +262,52 @@ impl Supervisor {
 
     /// Runs `spec`: starts a new service, or replaces a changed one's instances one by one.
     pub fn apply(&self, spec: ServiceSpec) {
+        lock(&self.snapshot.specs).insert(spec.name.clone(), spec.clone());
+        self.set_holds();
         let _ = self.commands.send(Command::Apply(Box::new(spec)));
+    }
+
+    /// Hands the activator every service's hold bounds.
+    fn set_holds(&self) {
+        let Some(activator) = &self.snapshot.activator else {
+            return;
+        };
+        let holds = lock(&self.snapshot.specs)
+            .values()
+            .map(|s| {
+                let hold = crate::svcnet::activator::Hold {
+                    queue: s.scale.hold_queue,
+                    timeout: s.scale.hold_timeout,
+                };
+                (s.name.clone(), hold)
+            })
+            .collect();
+        activator.set_holds(holds);
+    }
+
+    /// The services the activator asks to wake (calls to them wait); `None` after the first
+    /// call, or without an activator.
+    pub fn take_wakes(&self) -> Option<mpsc::Receiver<String>> {
+        lock(&self.snapshot.wakes).take()
+    }
+
+    /// Connections the activator holds waiting for an instance, per service (those it passed
+    /// on are counted as any call to the service's virtual IP is, while they carry traffic).
+    pub fn activator_held(&self) -> BTreeMap<String, u32> {
+        let Some(activator) = &self.snapshot.activator else {
+            return BTreeMap::new();
+        };
+        activator
+            .counts()
+            .into_iter()
+            .filter(|(_, c)| c.held > 0)
+            .map(|(service, c)| (service, c.held))
+            .collect()
+    }
+
+    /// The specs applied and not removed since.
+    pub fn specs(&self) -> Vec<ServiceSpec> {
+        lock(&self.snapshot.specs).values().cloned().collect()
     }
 
     /// Runs only instances `slots` (1-based) of service `name` on this board, whatever its
@@ -265,6 +324,8 @@ impl Supervisor {
 
     /// Stops and forgets service `name`.
     pub fn remove(&self, name: &str) {
+        lock(&self.snapshot.specs).remove(name);
+        self.set_holds();
         let _ = self.commands.send(Command::Remove(name.to_string()));
     }
 
@@ -320,5 +381,36 @@ impl Supervisor {
     /// The log of service `name`.
     pub fn log(&self, name: &str) -> Option<Arc<ServiceLog>> {
         lock(&self.snapshot.logs).get(name).cloned()
+    }
+}
+
+/// Wakes the activator may queue before the scaler takes them (it sends at most one per service
+/// a second, and drops what does not fit).
+const WAKES_QUEUE: usize = 256;
+
+/// Starts the activator on the bridge's address, once the network rules run (calls to a service
+/// at zero are redirected to it); `None` and a note without them.
+fn start_activator(
+    paths: &Paths,
+    kit: &toolkit::Toolkit,
+    notes: &mut Vec<String>,
+) -> (
+    Option<crate::svcnet::activator::Activator>,
+    Option<mpsc::Receiver<String>>,
+) {
+    let Some(network) = &kit.network else {
+        return (None, None);
+    };
+    let (tx, rx) = mpsc::channel(WAKES_QUEUE);
+    let gateway = crate::svcnet::bridge::pool::gateway_of(paths.subnet);
+    match crate::svcnet::activator::Activator::start(gateway, network.applied(), tx) {
+        Ok(activator) => (Some(activator), Some(rx)),
+        Err(e) => {
+            notes.push(format!(
+                "the activator cannot listen on {gateway}:{}: calls to services at zero are refused ({e})",
+                crate::svcnet::policy::ACTIVATOR_PORT
+            ));
+            (None, None)
+        }
     }
 }

@@ -36,6 +36,10 @@ pub struct RoutedService {
     pub port: u16,
     /// Its running instances.
     pub instances: Vec<RoutedInstance>,
+    /// Requests that may wait for a ready instance (`scale.hold_queue`).
+    pub hold_queue: u32,
+    /// How long one may wait (`scale.hold_timeout`).
+    pub hold_timeout: std::time::Duration,
 }
 
 /// One instance of a routed service.

@@ -39,6 +39,8 @@ fn routed(entries: &[(&str, Route)]) -> Routed {
                         ready: false,
                     },
                 ],
+                hold_queue: 100,
+                hold_timeout: Duration::from_secs(30),
             },
         );
     }

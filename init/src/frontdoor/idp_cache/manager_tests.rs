@@ -110,6 +110,7 @@ async fn a_key_set_the_front_door_fetched_is_kept_on_the_data_partition() {
         data: data.clone(),
         assertion: None,
         session_key: None,
+        scaler: None,
     };
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let listeners = Listeners {

@@ -143,6 +143,14 @@ pub struct Activator {
     task: JoinHandle<()>,
 }
 
+impl std::fmt::Debug for Activator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Activator")
+            .field("held", &self.held())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Drop for Activator {
     fn drop(&mut self) {
         self.task.abort();
