@@ -25,6 +25,9 @@ pub enum InstancePhase {
     CrashLoop,
     /// Exited and not restarted: its policy, or a requested stop (`stopped`).
     Stopped,
+    /// Running but frozen (`cgroup.freeze`): keeps its memory and its slot, takes no requests
+    /// and is thawed in milliseconds when load comes back (`frozen`).
+    Frozen,
     /// A word this build does not know, from a board of another version (boards of this
     /// version never send it; shown as `unknown`).
     #[serde(other)]
@@ -41,6 +44,7 @@ impl InstancePhase {
             InstancePhase::Backoff => "backoff",
             InstancePhase::CrashLoop => "crash-loop",
             InstancePhase::Stopped => "stopped",
+            InstancePhase::Frozen => "frozen",
             InstancePhase::Unknown => "unknown",
         }
     }

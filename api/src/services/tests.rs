@@ -115,6 +115,7 @@ fn phases_and_states_are_the_words_the_api_always_used() {
         InstancePhase::Backoff,
         InstancePhase::CrashLoop,
         InstancePhase::Stopped,
+        InstancePhase::Frozen,
     ] {
         assert_eq!(serde_json::to_value(phase).unwrap(), json!(phase.as_str()));
     }

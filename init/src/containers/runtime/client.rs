@@ -47,6 +47,17 @@ pub enum Error {
         /// The helper's message.
         message: String,
     },
+    /// Freezing or thawing the container's cgroup failed; it is left running (or frozen, if
+    /// a thaw failed).
+    #[error("cannot {} container {id}: {source}", if *frozen { "freeze" } else { "thaw" })]
+    Freeze {
+        /// The container.
+        id: String,
+        /// Whether it was to be frozen (else thawed).
+        frozen: bool,
+        /// The cause.
+        source: super::freeze::FreezeError,
+    },
     /// The helper answered with the wrong kind of reply.
     #[error("the runtime helper answered {op} of container {id} with {reply:?}")]
     Unexpected {
@@ -103,6 +114,8 @@ impl Drop for HelperProcess {
 #[derive(Clone)]
 pub struct Runtime {
     inner: Arc<HelperProcess>,
+    /// The cgroup holding one child cgroup per container.
+    cgroups: PathBuf,
 }
 
 impl Runtime {
@@ -135,7 +148,9 @@ impl Runtime {
         }
         drop(child);
         drop(theirs);
-        Runtime::connect(ours, Some(pid)).await
+        let mut runtime = Runtime::connect(ours, Some(pid)).await?;
+        runtime.cgroups = paths.cgroup_root.join(&paths.cgroup_parent);
+        Ok(runtime)
     }
 
     /// Talks to a helper already serving on `sock`; waits for its ready message.
@@ -175,6 +190,10 @@ impl Runtime {
                 notes,
                 pid,
             }),
+            cgroups: {
+                let paths = RuntimePaths::default();
+                paths.cgroup_root.join(paths.cgroup_parent)
+            },
         })
     }
 
@@ -218,6 +237,33 @@ impl Runtime {
             Reply::Done => Ok(()),
             other => Err(unexpected("signal", id.to_string(), other)),
         }
+    }
+
+    /// Freezes (`frozen`) or thaws container `id` through its cgroup, without the helper; a
+    /// freeze returns once the kernel reports it done. A frozen container handles no signal
+    /// but SIGKILL until it is thawed.
+    pub async fn freeze(&self, id: &str, frozen: bool) -> Result<(), Error> {
+        let fail = |source| Error::Freeze {
+            id: id.to_string(),
+            frozen,
+            source,
+        };
+        let plain = !id.is_empty()
+            && id != "."
+            && id != ".."
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+        if !plain {
+            return Err(fail(super::freeze::FreezeError::Write {
+                path: self.cgroups.join(id),
+                value: if frozen { "1" } else { "0" },
+                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a container id"),
+            }));
+        }
+        super::freeze::set(&self.cgroups.join(id), frozen)
+            .await
+            .map_err(fail)
     }
 
     /// Deletes an ended container: its state, cgroup, root mount and writable layer.

@@ -14,6 +14,9 @@
 //! under `/sys/fs/cgroup/baton`, unmounts the overlay roots and deletes the state and bundle
 //! directories.
 //!
+//! The init freezes and thaws containers itself through their cgroups' `cgroup.freeze`
+//! ([`freeze`], [`Runtime::freeze`]).
+//!
 //! If the helper dies, its containers die with it: each container process gets
 //! `PDEATHSIG = SIGKILL` right before exec, and a new helper kills whatever is left in the
 //! cgroups anyway. The [`Runtime`] learns of the death when the socket closes: pending and
@@ -44,6 +47,7 @@ mod backend;
 mod cleanup;
 mod client;
 mod executor;
+pub mod freeze;
 mod helper;
 mod idmap;
 mod netns;

@@ -10,6 +10,7 @@ use super::driver::now;
 use super::instance::{ExitStatus, Phase};
 use super::launcher::{Launch, LaunchError, Launched};
 use super::lock;
+use super::probing::Pacing;
 use super::routed::{AuthService, Routed, RoutedInstance, RoutedService};
 use super::state::{Driver, Key, PublishError};
 use super::views::{network_view, ready};
@@ -24,6 +25,17 @@ pub(super) enum WorkDone {
     Cleaned(Key, ExitStatus),
     /// A health check finished.
     Health(Key, bool),
+    /// A freeze (`frozen`) or thaw, number `op`, finished.
+    Froze {
+        /// The instance.
+        key: Key,
+        /// Which operation (the slot's [`super::freezing::Freeze`] names it while under way).
+        op: u64,
+        /// A freeze, or a thaw.
+        frozen: bool,
+        /// Its result (the error as text).
+        result: Result<(), String>,
+    },
 }
 
 impl Driver {
@@ -35,7 +47,16 @@ impl Driver {
         let runtime = runtime.clone();
         let id = Self::id(name, slot);
         let console = Arc::clone(&self.console);
+        let frozen = self.thaw_for_signal(name, slot);
         tokio::spawn(async move {
+            // A frozen instance handles no signal but SIGKILL: thaw it first, or kill it.
+            let mut signal = signal;
+            if frozen {
+                if let Err(e) = runtime.freeze(&id, false).await {
+                    console.line(format_args!("supervisor: {e}; killing it instead"));
+                    signal = libc::SIGKILL;
+                }
+            }
             if let Err(e) = runtime.signal(&id, signal).await {
                 console.line(format_args!("supervisor: signal {signal} to {id}: {e}"));
             }
@@ -104,7 +125,8 @@ impl Driver {
         self.refresh(name);
     }
 
-    /// Checks the instance's health every interval the spec gives, if it gives one.
+    /// Checks the instance's health, if the spec has a check: at once, fast until a check
+    /// passes, then every interval ([`Pacing`]).
     pub(super) fn health_task(&self, key: &Key) -> Option<JoinHandle<()>> {
         let svc = self.services.get(&key.service)?;
         let check = svc.spec.health.clone()?;
@@ -113,15 +135,17 @@ impl Driver {
         let results = self.work.clone();
         let probes = Arc::clone(&self.kit.probes);
         let key = key.clone();
+        let mut pacing = Pacing::new(check.interval, check.start_period + check.interval);
         Some(tokio::spawn(async move {
+            let began = tokio::time::Instant::now();
             loop {
-                tokio::time::sleep(check.interval).await;
                 let ok = probes
                     .check(address.into(), port, &check.probe, check.timeout)
                     .await;
                 if results.send(WorkDone::Health(key.clone(), ok)).is_err() {
                     return;
                 }
+                tokio::time::sleep(pacing.after(ok, began.elapsed())).await;
             }
         }))
     }

@@ -60,6 +60,7 @@ impl Driver {
                 self.free_network(&key.service, key.slot);
                 if let Some(s) = self.slot_mut(&key.service, key.slot) {
                     s.started_ms = None;
+                    s.freeze = Default::default();
                     if let Some(h) = s.health.take() {
                         h.abort();
                     }
@@ -67,8 +68,14 @@ impl Driver {
                 self.feed(&key.service, key.slot, Event::Exited(status));
                 self.settle(&key.service);
             }
+            WorkDone::Froze {
+                key,
+                op,
+                frozen,
+                result,
+            } => self.froze(&key, op, frozen, result),
             WorkDone::Health(key, ok) => {
-                if self.current(&key) {
+                if self.current(&key) && !self.is_frozen(&key) {
                     self.feed(&key.service, key.slot, Event::Health(ok));
                     self.settle(&key.service);
                 }

@@ -12,8 +12,10 @@
 //! - Crash loop: once the wait reaches [`CRASH_LOOP_AT`], the instance shows `crash-loop`
 //!   instead of `backoff` until it runs stably again.
 //! - Graceful stop: SIGTERM, then SIGKILL when `stop_timeout` passes without an exit.
-//! - Health: `retries` failed checks in a row after `start_period` mark the instance
-//!   unhealthy; an unhealthy instance is stopped and, unless its policy is `never`, restarted.
+//! - Health: `retries` failed checks in a row after `start_period` and one `interval` mark the
+//!   instance unhealthy; an unhealthy instance is stopped and, unless its policy is `never`,
+//!   restarted. The grace counts from the start, and again from a thaw (the probes restart then,
+//!   fast, and their first failures must not count).
 
 use std::time::{Duration, Instant};
 
@@ -78,6 +80,8 @@ pub enum Event {
     Stop,
     /// The instance's timer expired.
     Timer,
+    /// The instance was thawed after a freeze: its health checks start over, with a new grace.
+    Thawed,
 }
 
 /// What the supervisor must do.
@@ -116,6 +120,8 @@ pub struct Instance {
     backoff: Duration,
     stop_requested: bool,
     restart_after_stop: bool,
+    /// Since when failed checks are in their grace (the start, or the last thaw).
+    probing_since: Option<Instant>,
 }
 
 /// The rules an instance follows, from its service spec.
@@ -129,6 +135,9 @@ pub struct Policy {
     pub health_retries: u32,
     /// Grace period after a start in which failed checks do not count.
     pub health_start_period: Duration,
+    /// Time between checks once one passed; the grace lasts one more of it, because the
+    /// first checks come fast and a slow starter must not be restarted sooner for that.
+    pub health_interval: Duration,
 }
 
 impl Instance {
@@ -146,6 +155,7 @@ impl Instance {
             backoff: Duration::ZERO,
             stop_requested: false,
             restart_after_stop: false,
+            probing_since: None,
         };
         (instance, vec![Action::Start])
     }
@@ -159,6 +169,7 @@ impl Instance {
                 }
                 self.phase = Phase::Running;
                 self.started_at = Some(now);
+                self.probing_since = Some(now);
                 self.healthy = None;
                 self.failures = 0;
                 if self.stop_requested {
@@ -199,6 +210,13 @@ impl Instance {
                     Phase::Starting | Phase::Stopping | Phase::Stopped => Vec::new(),
                 }
             }
+            Event::Thawed => {
+                if self.phase == Phase::Running {
+                    self.failures = 0;
+                    self.probing_since = Some(now);
+                }
+                Vec::new()
+            }
             Event::Timer => match self.phase {
                 Phase::Stopping => vec![Action::Kill],
                 Phase::Backoff | Phase::CrashLoop => {
@@ -220,6 +238,7 @@ impl Instance {
     fn after_run(&mut self, now: Instant, restart: bool) -> Vec<Action> {
         let ran = self.started_at.map(|s| now.saturating_duration_since(s));
         self.started_at = None;
+        self.probing_since = None;
         self.healthy = None;
         self.restart_after_stop = false;
         if !restart {
@@ -248,9 +267,10 @@ impl Instance {
             self.healthy = Some(true);
             return Vec::new();
         }
+        let grace = policy.health_start_period + policy.health_interval;
         let in_grace = self
-            .started_at
-            .is_some_and(|s| now.saturating_duration_since(s) < policy.health_start_period);
+            .probing_since
+            .is_some_and(|s| now.saturating_duration_since(s) < grace);
         if in_grace {
             return Vec::new();
         }
@@ -279,6 +299,7 @@ mod tests {
             stop_timeout: Duration::from_secs(10),
             health_retries: 3,
             health_start_period: Duration::from_secs(5),
+            health_interval: Duration::from_secs(1),
         }
     }
 
@@ -464,11 +485,39 @@ mod tests {
     }
 
     #[test]
+    fn fast_early_failures_and_those_after_a_thaw_are_in_the_grace() {
+        let t = Instant::now();
+        let p = policy(RestartPolicy::Always);
+        let mut i = running(t, &p);
+        // Many fast failures inside start period + one interval (6 s) count for nothing.
+        for ms in (0..6000).step_by(200) {
+            let at = t + Duration::from_millis(ms);
+            assert!(i.handle(Event::Health(false), at, &p).is_empty(), "{ms}");
+        }
+        assert_eq!((i.phase, i.healthy), (Phase::Running, None));
+        let thawed = t + Duration::from_secs(60);
+        assert!(i.handle(Event::Health(false), thawed, &p).is_empty());
+        // A thaw starts the grace over and forgets the failure.
+        assert!(i.handle(Event::Thawed, thawed, &p).is_empty());
+        for _ in 0..5 {
+            assert!(i.handle(Event::Health(false), thawed, &p).is_empty());
+        }
+        let after = thawed + Duration::from_secs(6);
+        assert!(i.handle(Event::Health(false), after, &p).is_empty());
+        assert!(i.handle(Event::Health(false), after, &p).is_empty());
+        assert_eq!(
+            i.handle(Event::Health(false), after, &p)[0],
+            Action::Terminate
+        );
+    }
+
+    #[test]
     fn unhealthy_with_policy_never_is_stopped_for_good() {
         let t = Instant::now();
         let p = Policy {
             health_retries: 1,
             health_start_period: Duration::ZERO,
+            health_interval: Duration::ZERO,
             ..policy(RestartPolicy::Never)
         };
         let mut i = running(t, &p);

@@ -26,6 +26,7 @@ mod disk;
 mod driver;
 mod effects;
 mod events;
+mod freezing;
 pub mod health;
 mod id_shift;
 pub mod ids;
@@ -37,6 +38,7 @@ mod launcher;
 mod log_writer;
 pub mod logs;
 pub mod output;
+mod probing;
 mod reconcile;
 pub mod routed;
 mod state;
@@ -204,6 +206,7 @@ enum Command {
     Restart(String),
     StopAll(oneshot::Sender<()>),
     Remote(Box<Remote>),
+    Freeze(String, BTreeSet<u32>),
 }
 
 /// The handle the boot sequence and the API use.
@@ -223,6 +226,7 @@ impl std::fmt::Debug for Command {
             Command::Restart(n) => write!(f, "Restart({n})"),
             Command::StopAll(_) => write!(f, "StopAll"),
             Command::Remote(r) => write!(f, "Remote({} instances)", r.instances.len()),
+            Command::Freeze(n, slots) => write!(f, "Freeze({n}, {slots:?})"),
         }
     }
 }
@@ -315,6 +319,17 @@ impl Supervisor {
     /// decides the slots; the assignment outlives changes of the spec.
     pub fn assign(&self, name: &str, slots: Option<BTreeSet<u32>>) {
         let _ = self.commands.send(Command::Assign(name.to_string(), slots));
+    }
+
+    /// Freezes instances `slots` of service `name` that are running and ready, and thaws
+    /// every other frozen instance of it (an empty set thaws all). A frozen instance keeps its
+    /// memory and its slot, shows as [`baton_api::InstancePhase::Frozen`], is not ready (no
+    /// requests reach it) and is not health-checked; thawed, it is ready at once and its checks
+    /// start over, fast. A failed freeze or thaw is reported on the console; a failed freeze
+    /// leaves the instance running, a failed thaw restarts it. Stopping a frozen instance
+    /// thaws it first.
+    pub fn set_frozen(&self, name: &str, slots: BTreeSet<u32>) {
+        let _ = self.commands.send(Command::Freeze(name.to_string(), slots));
     }
 
     /// Tells the network rules about the other boards' instances and the mesh to them.

@@ -30,6 +30,7 @@ pub(super) fn policy(spec: &ServiceSpec) -> Policy {
             .health
             .as_ref()
             .map_or(Duration::ZERO, |h| h.start_period),
+        health_interval: spec.health.as_ref().map_or(Duration::ZERO, |h| h.interval),
     }
 }
 
@@ -51,6 +52,7 @@ impl Driver {
                     self.settle(&name);
                 }
             }
+            Command::Freeze(name, slots) => self.set_frozen(&name, slots),
             Command::Remove(name) => {
                 if let Some(svc) = self.services.get_mut(&name) {
                     svc.removing = true;
@@ -131,6 +133,7 @@ impl Driver {
                     error: None,
                     removing: false,
                     assigned: self.assignments.get(&name).cloned().flatten(),
+                    frozen: BTreeSet::new(),
                 },
             );
         }
@@ -205,6 +208,7 @@ impl Driver {
                 health: None,
                 replace: false,
                 timer: None,
+                freeze: Default::default(),
             },
         );
         self.act(name, slot, actions);

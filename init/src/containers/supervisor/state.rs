@@ -64,6 +64,8 @@ pub(super) struct Slot {
     pub(super) replace: bool,
     /// When its machine wants [`super::instance::Event::Timer`].
     pub(super) timer: Option<Instant>,
+    /// Whether it is frozen, or being frozen or thawed.
+    pub(super) freeze: super::freezing::Freeze,
 }
 
 /// One service: its spec, its instances and what they share.
@@ -86,6 +88,8 @@ pub(super) struct ServiceState {
     pub(super) removing: bool,
     /// The instances placement gave this board; `None` means 1 to `scale.min`.
     pub(super) assigned: Option<BTreeSet<u32>>,
+    /// The instances to keep frozen (`scale.idle = "freeze"`), as last asked.
+    pub(super) frozen: BTreeSet<u32>,
 }
 
 /// Everything the supervisor's task owns.

@@ -31,6 +31,9 @@ pub(super) trait Containers: Send + Sync {
     fn signal<'a>(&'a self, id: &'a str, signal: i32) -> BoxFuture<'a, Result<(), runtime::Error>>;
     /// Removes container `id` after it ended.
     fn remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), runtime::Error>>;
+    /// Freezes (`frozen`) or thaws container `id`; a freeze returns once it is done.
+    fn freeze<'a>(&'a self, id: &'a str, frozen: bool)
+        -> BoxFuture<'a, Result<(), runtime::Error>>;
 }
 
 /// The board bridge as instances use it: a network namespace per instance, joined to the
@@ -277,6 +280,14 @@ impl Containers for Runtime {
 
     fn remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), runtime::Error>> {
         Box::pin(Runtime::remove(self, id))
+    }
+
+    fn freeze<'a>(
+        &'a self,
+        id: &'a str,
+        frozen: bool,
+    ) -> BoxFuture<'a, Result<(), runtime::Error>> {
+        Box::pin(Runtime::freeze(self, id, frozen))
     }
 }
 

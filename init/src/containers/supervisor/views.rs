@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use baton_api::{InstancePhase, ServiceState};
 use baton_spec::service::ServiceSpec;
 
+use super::freezing::Freeze;
 use super::instance::Phase;
 use super::state::{Driver, Slot};
 use super::{lock, InstanceView, NetworkService, NetworkView, ServiceView};
@@ -15,6 +16,7 @@ use crate::svcnet::network::{Member, Network};
 /// known to be unhealthy otherwise).
 pub(super) fn ready(spec: &ServiceSpec, s: &Slot) -> bool {
     s.machine.phase == Phase::Running
+        && s.freeze == Freeze::Thawed
         && s.machine.healthy != Some(false)
         && (spec.health.is_none() || s.machine.healthy == Some(true))
 }
@@ -41,7 +43,14 @@ impl Driver {
             .iter()
             .map(|(slot, s)| InstanceView {
                 id: Self::id(name, *slot),
-                state: s.machine.phase.into(),
+                // Shown frozen once it is (a freeze under way shows running, not ready).
+                state: if s.machine.phase == Phase::Running
+                    && matches!(s.freeze, Freeze::Frozen | Freeze::Thawing(_))
+                {
+                    InstancePhase::Frozen
+                } else {
+                    s.machine.phase.into()
+                },
                 address: s.address.map(|a| a.to_string()),
                 started_at_ms: s.started_ms,
                 start_ms: s.start_ms,
@@ -64,7 +73,11 @@ impl Driver {
             ServiceState::CrashLoop
         } else if running >= desired && desired > 0 {
             ServiceState::Running
-        } else if instances.iter().all(|i| i.state == InstancePhase::Stopped) {
+        } else if instances
+            .iter()
+            .all(|i| matches!(i.state, InstancePhase::Stopped | InstancePhase::Frozen))
+        {
+            // Frozen instances are idle, not starting.
             ServiceState::Stopped
         } else if instances.iter().any(|i| i.state == InstancePhase::Backoff) {
             ServiceState::Degraded

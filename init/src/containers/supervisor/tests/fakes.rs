@@ -54,7 +54,8 @@ pub(super) struct Run {
     pub(super) env: Vec<String>,
 }
 
-/// The container runtime: containers start at once; a signal ends them with that signal.
+/// The container runtime: containers start at once; a signal ends them with that signal, but
+/// a frozen container, like a frozen cgroup's processes, ends only of SIGKILL.
 pub(super) struct FakeRuntime {
     pub(super) calls: Arc<Calls>,
     /// Where exits go (the driver's runtime events).
@@ -63,6 +64,12 @@ pub(super) struct FakeRuntime {
     pub(super) failing_runs: AtomicU32,
     /// Every container started.
     pub(super) runs: Mutex<Vec<Run>>,
+    /// The frozen containers.
+    pub(super) frozen: Mutex<BTreeSet<String>>,
+    /// Freezes fail while this holds.
+    pub(super) refuse_freeze: AtomicBool,
+    /// Thaws fail while this holds.
+    pub(super) refuse_thaw: AtomicBool,
 }
 
 impl FakeRuntime {
@@ -114,8 +121,40 @@ impl Containers for FakeRuntime {
 
     fn signal<'a>(&'a self, id: &'a str, signal: i32) -> BoxFuture<'a, Result<(), runtime::Error>> {
         self.calls.push(format!("signal {id} {signal}"));
-        self.end(id, runtime::ExitStatus::Signal(signal));
+        if signal == libc::SIGKILL || !lock(&self.frozen).contains(id) {
+            lock(&self.frozen).remove(id);
+            self.end(id, runtime::ExitStatus::Signal(signal));
+        }
         Box::pin(async { Ok(()) })
+    }
+
+    fn freeze<'a>(
+        &'a self,
+        id: &'a str,
+        frozen: bool,
+    ) -> BoxFuture<'a, Result<(), runtime::Error>> {
+        let word = if frozen { "freeze" } else { "thaw" };
+        self.calls.push(format!("{word} {id}"));
+        let refuse = if frozen {
+            &self.refuse_freeze
+        } else {
+            &self.refuse_thaw
+        };
+        let result = if refuse.load(Ordering::SeqCst) {
+            Err(runtime::Error::Failed {
+                op: word,
+                id: id.to_string(),
+                message: "injected failure".to_string(),
+            })
+        } else {
+            if frozen {
+                lock(&self.frozen).insert(id.to_string());
+            } else {
+                lock(&self.frozen).remove(id);
+            }
+            Ok(())
+        };
+        Box::pin(async move { result })
     }
 
     fn remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), runtime::Error>> {
@@ -216,17 +255,27 @@ impl Rules for FakeRules {
 pub(super) struct FakeProbes {
     pub(super) healthy: AtomicBool,
     pub(super) checks: AtomicU32,
+    /// The checks so far, by the instance's address.
+    pub(super) by_ip: Mutex<std::collections::BTreeMap<IpAddr, u32>>,
+}
+
+impl FakeProbes {
+    /// The checks of the instance at `ip` so far.
+    pub(super) fn of(&self, ip: IpAddr) -> u32 {
+        lock(&self.by_ip).get(&ip).copied().unwrap_or(0)
+    }
 }
 
 impl Probes for FakeProbes {
     fn check<'a>(
         &'a self,
-        _ip: IpAddr,
+        ip: IpAddr,
         _port: Option<u16>,
         _probe: &'a Probe,
         _timeout: Duration,
     ) -> BoxFuture<'a, bool> {
         self.checks.fetch_add(1, Ordering::SeqCst);
+        *lock(&self.by_ip).entry(ip).or_default() += 1;
         let ok = self.healthy.load(Ordering::SeqCst);
         Box::pin(async move { ok })
     }

@@ -3,9 +3,11 @@
 //! moves only when nothing is left to do but wait for a timer, so backoffs are exact.
 
 mod fakes;
+mod frozen;
 mod image_files;
 mod output;
 mod plan;
+mod readiness;
 mod scenarios;
 
 use std::sync::Arc;
@@ -58,6 +60,9 @@ impl Board {
             events,
             failing_runs: Default::default(),
             runs: Default::default(),
+            frozen: Default::default(),
+            refuse_freeze: Default::default(),
+            refuse_thaw: Default::default(),
         });
         let rules = Arc::new(FakeRules::default());
         rules
