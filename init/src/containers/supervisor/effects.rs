@@ -25,6 +25,8 @@ pub(super) enum WorkDone {
     Cleaned(Key, ExitStatus),
     /// A health check finished.
     Health(Key, bool),
+    /// An instance's address is off the bridge: another instance may have it now.
+    Freed(Ipv4Addr),
     /// A freeze (`frozen`) or thaw, number `op`, finished.
     Froze {
         /// The instance.
@@ -105,6 +107,7 @@ impl Driver {
             s.launched_at = Some(now());
         }
         let launch = Launch {
+            netns_name: format!("{id}.{}", key.uid),
             id,
             spec,
             image,
@@ -157,13 +160,22 @@ impl Driver {
         };
         let address = s.address.take();
         let ns = s.netns.take();
-        if let (Some(a), Some(pool)) = (address, self.kit.pool.as_mut()) {
-            pool.release(a);
-        }
         let Ok(bridge) = self.kit.bridge.clone() else {
+            if let (Some(a), Some(pool)) = (address, self.kit.pool.as_mut()) {
+                pool.release(a);
+            }
             return;
         };
-        tokio::spawn(async move { bridge.disconnect(address, ns).await });
+        // The address goes back to the pool once its link is gone: an instance started at once
+        // with the same address (its link is named after it) must not lose its new link to
+        // this removal.
+        let done = self.work.clone();
+        tokio::spawn(async move {
+            bridge.disconnect(address, ns).await;
+            if let Some(a) = address {
+                let _ = done.send(WorkDone::Freed(a));
+            }
+        });
     }
 
     /// Rebuilds names and rules when services or instances changed.

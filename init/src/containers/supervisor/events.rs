@@ -74,6 +74,11 @@ impl Driver {
                 frozen,
                 result,
             } => self.froze(&key, op, frozen, result),
+            WorkDone::Freed(address) => {
+                if let Some(pool) = self.kit.pool.as_mut() {
+                    pool.release(address);
+                }
+            }
             WorkDone::Health(key, ok) => {
                 if self.current(&key) && !self.is_frozen(&key) {
                     self.feed(&key.service, key.slot, Event::Health(ok));

@@ -109,6 +109,9 @@ pub(super) struct Launched {
 pub(super) struct Launch {
     /// The container id (`web-1`).
     pub(super) id: String,
+    /// Its network namespace's name, of this incarnation alone (`web-1.7`): the removal of an
+    /// earlier one's, which runs in the background, cannot take this one's.
+    pub(super) netns_name: String,
     /// The spec it runs.
     pub(super) spec: Arc<ServiceSpec>,
     /// The image, if an earlier launch of the same generation prepared it.
@@ -142,7 +145,7 @@ impl Launch {
         let (netns, address, bridge) = match (&self.bridge, self.address) {
             (Ok(bridge), Some(address)) => {
                 let path = bridge
-                    .connect(&self.paths.netns(), &self.id, address)
+                    .connect(&self.paths.netns(), &self.netns_name, address)
                     .await?;
                 (Some(path), Some(address), bridge)
             }
