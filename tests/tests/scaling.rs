@@ -1,6 +1,6 @@
 //! Scaling with the load under QEMU: three boards and a LAN station, one boot for every case.
 //! A `min = 0` service starts on the first request through the front door and that request is
-//! served; many slow requests at once raise a service to its `max` and never past it; a surge
+//! served, and again on a call from another service to its name; many slow requests at once raise a service to its `max` and never past it; a surge
 //! entry for the board's today raises the count past `scale.max` with no load at all; after
 //! the idle time the counts go back to `min`, and to zero; a `freeze` service's last instance is
 //! frozen when idle and thaws on a request; a service whose image cannot start makes a held
@@ -109,6 +109,11 @@ fn services_scale_with_the_load_to_zero_and_back_within_their_bounds() {
             spec("sleepy", "hello.tar", &format!("min = 0, {IDLE}"), ""),
         ),
         ("services/busy.toml".into(), busy("")),
+        // Calls sleepy by its name (through its virtual IP).
+        (
+            "services/caller.toml".into(),
+            spec("caller", "hello.tar", "min = 1", "allow = [\"sleepy\"]\n"),
+        ),
         (
             "services/icy.toml".into(),
             spec(
@@ -248,7 +253,19 @@ fn services_scale_with_the_load_to_zero_and_back_within_their_bounds() {
         (b == (1, 1) && s == (0, 0)).then_some(())
     });
 
-    // 5. A surge entry for the board's today (and tomorrow, so midnight cannot fail the test)
+    // 5. A call from another service to sleepy's name, while sleepy is at zero: the activator
+    //    holds it, sleepy starts, and the call is answered.
+    let answer = station
+        .run(|| get(http(2), "caller.lan", "/fetch?url=http://sleepy:8080/", &[]))
+        .expect("station")
+        .expect("an answer from caller");
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert!(answer.body.starts_with("sleepy from "), "{answer:?}");
+    wait_until("sleepy woken by the call", limit, || {
+        (counts(board1, "sleepy")? == (1, 1)).then_some(())
+    });
+
+    // 6. A surge entry for the board's today (and tomorrow, so midnight cannot fail the test)
     //    raises busy to the surge's min, 4, past scale.max and without load.
     let today = scaling(board1, "busy").expect("busy")["today"]
         .as_str()
@@ -275,7 +292,7 @@ fn services_scale_with_the_load_to_zero_and_back_within_their_bounds() {
         (counts(board1, "busy")? == (1, 1)).then_some(())
     });
 
-    // 6. A freeze service: woken, then frozen when idle, then thawed by a request.
+    // 7. A freeze service: woken, then frozen when idle, then thawed by a request.
     let answer = station
         .run(|| get(http(3), "icy.lan", "/", &[]))
         .expect("station")

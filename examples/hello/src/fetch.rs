@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 /// Longest time a connection attempt may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// Longest time the whole fetch may take.
-pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest time the whole fetch may take (a service woken from zero answers once it started).
+pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest upstream body passed on.
 pub const MAX_BODY: usize = 64 * 1024;
 /// Largest upstream header block read.

@@ -102,7 +102,7 @@ impl Scaler {
                 frozen,
                 reason,
             } = scale::decide(policy, &limits, counts, &demand);
-            if st.history.note(name, now_ms, count, &reason) {
+            if st.history.note(name, now_ms, (count, frozen), &reason) {
                 // A change of count is said once (a round at most every second or two).
                 notes.push(format!("{name}: {reason}"));
             }
