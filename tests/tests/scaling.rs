@@ -174,11 +174,10 @@ fn services_scale_with_the_load_to_zero_and_back_within_their_bounds() {
             scaling(board1, service)
         });
     }
-    let zero = wait_until("sleepy and icy at zero", limit, || {
+    wait_until("sleepy and icy at zero", limit, || {
         let (s, i) = (counts(board1, "sleepy")?, counts(board1, "icy")?);
         (s == (0, 0) && i == (0, 0)).then_some(())
     });
-    let _ = zero;
 
     // 1. The first request to a service at zero is held, starts one instance, and is served.
     let answer = station
@@ -187,10 +186,9 @@ fn services_scale_with_the_load_to_zero_and_back_within_their_bounds() {
         .expect("an answer from sleepy");
     assert_eq!(answer.status, 200, "{answer:?}");
     assert!(answer.body.starts_with("sleepy from "), "{answer:?}");
-    let started = wait_until("one sleepy instance", limit, || {
+    wait_until("one sleepy instance", limit, || {
         (counts(board1, "sleepy")? == (1, 1)).then_some(())
     });
-    let _ = started;
 
     // 2. A service that cannot start: the held request ends in 503 with Retry-After after the
     //    hold timeout, while the board's API and other services answer.
