@@ -1,6 +1,6 @@
 //! A service's scaling as `GET /v1/services` shows it.
 
-use baton_api::scaling::{Decision, Held, Scaling};
+use baton_api::scaling::{Decision, Scaling};
 
 use super::Handles;
 
@@ -12,19 +12,6 @@ pub(super) fn of(handles: &Handles, name: &str) -> Option<Scaling> {
         .front_door()
         .and_then(|fd| fd.shared.oldest_held_ms(name));
     Some(Scaling {
-        desired: shown.desired,
-        ready: shown.ready,
-        frozen: shown.frozen,
-        in_flight: shown.in_flight,
-        min: shown.min,
-        max: shown.max,
-        max_why: shown.max_why,
-        today: shown.today,
-        held: shown
-            .held
-            .into_iter()
-            .map(|(board, count)| Held { board, count })
-            .collect(),
         oldest_held_ms,
         decisions: scaler
             .decisions(name)
@@ -36,5 +23,6 @@ pub(super) fn of(handles: &Handles, name: &str) -> Option<Scaling> {
             })
             .collect(),
         clock_synced: handles.state.clock().synced,
+        ..shown
     })
 }

@@ -70,7 +70,7 @@ struct State {
     /// The last decisions, for the API.
     history: history::History,
     /// The last plan's figures per service, for the API.
-    shown: BTreeMap<String, plan::Shown>,
+    shown: BTreeMap<String, baton_api::scaling::Scaling>,
 }
 
 impl Scaler {

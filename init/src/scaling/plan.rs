@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use baton_api::scaling::{Held, Scaling};
 use baton_api::InstancePhase;
 use baton_cluster::gossip::BoardValues;
 use baton_cluster::scale::{self, Counts, Decision, BUCKET_MS};
@@ -32,29 +33,6 @@ pub struct Plan {
     /// The board a service woken from zero starts on (the first by name of those holding
     /// requests for it).
     pub prefer: BTreeMap<String, String>,
-}
-
-/// The figures behind a service's last decision, for the API.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Shown {
-    /// The decided count.
-    pub desired: u32,
-    /// Ready instances, cluster-wide.
-    pub ready: u32,
-    /// Frozen instances, cluster-wide.
-    pub frozen: u32,
-    /// Requests in flight (the stable mean, in requests).
-    pub in_flight: u32,
-    /// The bounds in force and why the upper one.
-    pub min: u32,
-    /// Upper bound.
-    pub max: u32,
-    /// `scale.max` or `surge 2026-11-27`.
-    pub max_why: String,
-    /// The day the bounds are for.
-    pub today: String,
-    /// Requests held, per board.
-    pub held: Vec<(String, u32)>,
 }
 
 impl Scaler {
@@ -113,7 +91,7 @@ impl Scaler {
             let target = u64::from(policy.target());
             st.shown.insert(
                 name.clone(),
-                Shown {
+                Scaling {
                     desired: count,
                     ready: counts.ready,
                     frozen: counts.frozen,
@@ -123,7 +101,11 @@ impl Scaler {
                     max: limits.max,
                     max_why: limits.why,
                     today: today.to_string(),
-                    held,
+                    held: held
+                        .into_iter()
+                        .map(|(board, count)| Held { board, count })
+                        .collect(),
+                    ..Scaling::default()
                 },
             );
             plan.counts.insert(name.clone(), count);
@@ -138,8 +120,9 @@ impl Scaler {
         plan
     }
 
-    /// The figures behind `service`'s last decision.
-    pub fn shown(&self, service: &str) -> Option<Shown> {
+    /// The figures behind `service`'s last decision (without its history, the board's clock or
+    /// the front door's waits, which the API adds).
+    pub fn shown(&self, service: &str) -> Option<Scaling> {
         self.lock().shown.get(service).cloned()
     }
 }

@@ -151,7 +151,11 @@ fn a_wake_asks_for_one_instance_on_the_first_board_holding_requests() {
     assert_eq!(plan.prefer["sleepy"], "pi-b");
     let shown = s.shown("sleepy").expect("shown");
     assert_eq!(
-        shown.held,
+        shown
+            .held
+            .iter()
+            .map(|h| (h.board.clone(), h.count))
+            .collect::<Vec<_>>(),
         [("pi-b".to_string(), 1), ("pi-c".to_string(), 2)]
     );
 }
