@@ -254,7 +254,14 @@ fn services_scale_with_the_load_to_zero_and_back_within_their_bounds() {
     // 5. A call from another service to sleepy's name, while sleepy is at zero: the activator
     //    holds it, sleepy starts, and the call is answered.
     let answer = station
-        .run(|| get(http(2), "caller.lan", "/fetch?url=http://sleepy:8080/", &[]))
+        .run(|| {
+            get(
+                http(2),
+                "caller.lan",
+                "/fetch?url=http://sleepy:8080/&wait=40",
+                &[],
+            )
+        })
         .expect("station")
         .expect("an answer from caller");
     assert_eq!(answer.status, 200, "{answer:?}");

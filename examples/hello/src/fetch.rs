@@ -4,7 +4,7 @@
 //! The host is a name resolved with the standard library's resolver (in a container: its
 //! `/etc/resolv.conf`) or an IPv4 literal; the port defaults to 80. The request is a plain
 //! `GET /PATH HTTP/1.0` with a `Host` header. Connecting may take at most [`CONNECT_TIMEOUT`],
-//! the whole exchange (resolving included) at most [`TOTAL_TIMEOUT`]. Only `http://`, no
+//! the whole exchange (resolving included) at most [`TOTAL_TIMEOUT`] (or `&wait=SECONDS`). Only `http://`, no
 //! redirects, and at most [`MAX_BODY`] bytes of body. A failure is one line saying what went
 //! wrong, e.g. `connect to web:8080 refused`, `cannot resolve web`, `upstream answered 404`.
 
@@ -15,8 +15,11 @@ use std::time::{Duration, Instant};
 
 /// Longest time a connection attempt may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// Longest time the whole fetch may take (a service woken from zero answers once it started).
-pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest time the whole fetch may take, unless the request asks for another (`wait=`).
+pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest `wait=` (in seconds) a request may ask for (a service woken from zero answers
+/// once it started).
+pub const MAX_WAIT_SECS: u64 = 60;
 /// Largest upstream body passed on.
 pub const MAX_BODY: usize = 64 * 1024;
 /// Largest upstream header block read.
@@ -62,6 +65,20 @@ pub fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// How long a `/fetch` request may take in all: `wait=SECONDS` (1 to [`MAX_WAIT_SECS`]), or
+/// [`TOTAL_TIMEOUT`].
+pub fn parse_wait(query: &str) -> Result<Duration, String> {
+    let Some(value) = query.split('&').find_map(|p| p.strip_prefix("wait=")) else {
+        return Ok(TOTAL_TIMEOUT);
+    };
+    match value.parse::<u64>() {
+        Ok(n) if (1..=MAX_WAIT_SECS).contains(&n) => Ok(Duration::from_secs(n)),
+        _ => Err(format!(
+            "wait must be a number of seconds from 1 to {MAX_WAIT_SECS}"
+        )),
+    }
 }
 
 /// The target named by the query string of a `/fetch` request (`url=...`, other parameters
@@ -154,9 +171,9 @@ fn connect(target: &Target, deadline: Instant) -> Result<TcpStream, String> {
     Err(last)
 }
 
-/// Fetches `target` and returns the body of a 200 answer, or a one-line reason.
-pub fn fetch(target: &Target) -> Result<Vec<u8>, String> {
-    let deadline = Instant::now() + TOTAL_TIMEOUT;
+/// Fetches `target` within `total` and returns the body of a 200 answer, or a one-line reason.
+pub fn fetch(target: &Target, total: Duration) -> Result<Vec<u8>, String> {
+    let deadline = Instant::now() + total;
     let mut stream = connect(target, deadline)?;
     let io = |what: &str, e: std::io::Error| match e.kind() {
         std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => "timed out".to_string(),
@@ -248,6 +265,18 @@ fn parse_response(response: &[u8], target: &Target) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wait_is_bounded_and_defaults_to_the_total_timeout() {
+        assert_eq!(parse_wait("url=http://a/"), Ok(TOTAL_TIMEOUT));
+        assert_eq!(
+            parse_wait("url=http://a/&wait=40"),
+            Ok(Duration::from_secs(40))
+        );
+        assert!(parse_wait("wait=0").is_err());
+        assert!(parse_wait("wait=61").is_err());
+        assert!(parse_wait("wait=x").is_err());
+    }
 
     #[test]
     fn urls_are_percent_decoded_and_parsed() {

@@ -193,9 +193,11 @@ fn serve(service: &Service, mut stream: TcpStream) -> std::io::Result<()> {
             }
             ("200 OK", format!("{n}\n").into_bytes())
         }
-        ("GET", p) if p.starts_with("/fetch?") => match fetch::parse_query(&p["/fetch?".len()..]) {
+        ("GET", p) if p.starts_with("/fetch?") => match fetch::parse_query(&p["/fetch?".len()..])
+            .and_then(|t| Ok((t, fetch::parse_wait(&p["/fetch?".len()..])?)))
+        {
             Err(reason) => ("400 Bad Request", format!("{reason}\n").into_bytes()),
-            Ok(target) => match fetch::fetch(&target) {
+            Ok((target, wait)) => match fetch::fetch(&target, wait) {
                 Ok(body) => ("200 OK", body),
                 Err(reason) => ("502 Bad Gateway", format!("{reason}\n").into_bytes()),
             },
