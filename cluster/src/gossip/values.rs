@@ -14,7 +14,10 @@
 //! comes from a board that does not, and is refused with [`ValuesError::Newer`] or
 //! [`ValuesError::Older`] (the member then shows no values and takes no instances) rather than
 //! misread. Any change of [`BoardValues`] or of the types inside it (including the order of
-//! [`baton_api::InstancePhase`]'s variants) needs a new version.
+//! [`baton_api::InstancePhase`]'s variants) needs a new version. One exception keeps boards of
+//! the previous release placing beside this one's during a rolling update: values with no load
+//! since the board started are written in the previous version ([`VALUES_VERSION_NO_LOAD`]),
+//! which both read.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -24,6 +27,22 @@ use serde::{Deserialize, Serialize};
 
 /// The version of the encoding this build writes and reads.
 pub const VALUES_VERSION: u8 = 2;
+
+/// The version before the load table: this build writes it while its board has had no load
+/// since it started (the previous release reads it, so boards of both releases keep placing
+/// alike during a rolling update until the first load), and reads it as values with no load.
+pub const VALUES_VERSION_NO_LOAD: u8 = 1;
+
+/// The fields of [`VALUES_VERSION_NO_LOAD`], in order (postcard encodes a struct as the tuple
+/// of its fields).
+type NoLoad = (
+    Option<SocketAddrV4>,
+    Option<Capacity>,
+    BTreeMap<String, String>,
+    Option<String>,
+    BTreeMap<String, Vec<RunningInstance>>,
+    Option<MeshEndpoint>,
+);
 
 /// The largest encoded value read: more than one datagram holds is refused before decoding.
 pub const MAX_VALUES_BYTES: usize = crate::sealed::MAX_DATAGRAM;
@@ -150,6 +169,18 @@ pub enum ValuesError {
 impl BoardValues {
     /// The version byte, then the values in postcard.
     pub fn encode(&self) -> Vec<u8> {
+        if self.load_bucket == 0 && self.load.is_empty() {
+            let fields = (
+                &self.api,
+                &self.capacity,
+                &self.labels,
+                &self.digest,
+                &self.instances,
+                &self.net,
+            );
+            let out = vec![VALUES_VERSION_NO_LOAD];
+            return postcard::to_extend(&fields, out).unwrap_or_else(|_| vec![VALUES_VERSION]);
+        }
         let out = vec![VALUES_VERSION];
         // Serializing plain integers, strings, maps and options into a Vec cannot fail.
         postcard::to_extend(self, out).unwrap_or_else(|_| vec![VALUES_VERSION])
@@ -165,6 +196,41 @@ impl BoardValues {
             });
         }
         let (&version, body) = bytes.split_first().ok_or(ValuesError::Empty)?;
+        let values = if version == VALUES_VERSION_NO_LOAD {
+            let (fields, rest) = postcard::take_from_bytes::<NoLoad>(body)?;
+            if !rest.is_empty() {
+                return Err(ValuesError::Trailing(rest.len()));
+            }
+            let (api, capacity, labels, digest, instances, net) = fields;
+            BoardValues {
+                api,
+                capacity,
+                labels,
+                digest,
+                instances,
+                net,
+                ..BoardValues::default()
+            }
+        } else {
+            Self::decode_current(version, body)?
+        };
+        // Service names reach the supervisor (remote instances) and the API: the same rule as
+        // for spec records.
+        if let Some(bad) = values
+            .instances
+            .keys()
+            .find(|name| !baton_spec::service::is_service_name(name))
+        {
+            return Err(ValuesError::ServiceName(crate::desired::admit::escaped(
+                bad,
+            )));
+        }
+        check_load(&values.load)?;
+        Ok(values)
+    }
+
+    /// Reads values of [`VALUES_VERSION`], refusing other versions.
+    fn decode_current(version: u8, body: &[u8]) -> Result<BoardValues, ValuesError> {
         match version.cmp(&VALUES_VERSION) {
             std::cmp::Ordering::Greater => {
                 return Err(ValuesError::Newer {
@@ -184,18 +250,6 @@ impl BoardValues {
         if !rest.is_empty() {
             return Err(ValuesError::Trailing(rest.len()));
         }
-        // Service names reach the supervisor (remote instances) and the API: the same rule as
-        // for spec records.
-        if let Some(bad) = values
-            .instances
-            .keys()
-            .find(|name| !baton_spec::service::is_service_name(name))
-        {
-            return Err(ValuesError::ServiceName(crate::desired::admit::escaped(
-                bad,
-            )));
-        }
-        check_load(&values.load)?;
         Ok(values)
     }
 }
@@ -271,12 +325,47 @@ mod tests {
 
     #[test]
     fn values_round_trip() {
+        // No load since the start: the previous release's version.
         let values = busy(3, 2, 8);
         let bytes = values.encode();
-        assert_eq!(bytes[0], VALUES_VERSION);
-        assert_eq!(BoardValues::decode(&bytes), Ok(values));
+        assert_eq!(bytes[0], VALUES_VERSION_NO_LOAD);
+        assert_eq!(BoardValues::decode(&bytes), Ok(values.clone()));
         let empty = BoardValues::default();
         assert_eq!(BoardValues::decode(&empty.encode()), Ok(empty));
+        // A load table (or a bucket: a load seen since): this version.
+        let loaded = BoardValues {
+            load_bucket: 7,
+            ..values
+        };
+        let bytes = loaded.encode();
+        assert_eq!(bytes[0], VALUES_VERSION);
+        assert_eq!(BoardValues::decode(&bytes), Ok(loaded));
+    }
+
+    #[test]
+    fn values_without_load_are_what_the_previous_release_reads() {
+        // The previous release's BoardValues: the same fields, without the load.
+        #[derive(Serialize)]
+        struct Previous {
+            api: Option<SocketAddrV4>,
+            capacity: Option<Capacity>,
+            labels: BTreeMap<String, String>,
+            digest: Option<String>,
+            instances: BTreeMap<String, Vec<RunningInstance>>,
+            net: Option<MeshEndpoint>,
+        }
+        let values = busy(3, 2, 8);
+        let previous = Previous {
+            api: values.api,
+            capacity: values.capacity,
+            labels: values.labels.clone(),
+            digest: values.digest.clone(),
+            instances: values.instances.clone(),
+            net: values.net,
+        };
+        let theirs = postcard::to_extend(&previous, vec![1]).expect("encodes");
+        assert_eq!(values.encode(), theirs);
+        assert_eq!(BoardValues::decode(&theirs), Ok(values));
     }
 
     #[test]
@@ -315,9 +404,8 @@ mod tests {
             }],
         );
         let mut bytes = values.encode();
-        // The last bytes: phase, no address, not ready, then no mesh endpoint, load bucket 0
-        // and an empty load table.
-        let phase_at = bytes.len() - 6;
+        // The last bytes: phase, no address, not ready, then no mesh endpoint.
+        let phase_at = bytes.len() - 4;
         assert_eq!(bytes[phase_at], 5, "the phase byte of Stopped");
         bytes[phase_at] = 200;
         assert!(matches!(
@@ -377,12 +465,9 @@ mod tests {
         );
         assert!(err.to_string().contains("newer build"), "{err}");
         let mut older = busy(1, 1, 3).encode();
-        older[0] = VALUES_VERSION - 1;
+        older[0] = 0;
         let err = BoardValues::decode(&older).unwrap_err();
-        assert!(
-            matches!(err, ValuesError::Older { found, .. } if found == VALUES_VERSION - 1),
-            "{err}"
-        );
+        assert!(matches!(err, ValuesError::Older { found: 0, .. }), "{err}");
         assert!(err.to_string().contains("older build"), "{err}");
     }
 }

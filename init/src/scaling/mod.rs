@@ -118,8 +118,14 @@ impl Scaler {
         // unknown and nothing steps down).
         let st = &mut *st;
         let table = st.windows.table(now_ms, &st.policies, &st.names);
-        if renumbered {
+        // A board that has had no load since it started keeps its table of bucket 0: its
+        // values stay in the version the previous release reads (see
+        // `baton_cluster::gossip::values::VALUES_VERSION_NO_LOAD`).
+        let never_loaded = st.table.bucket == 0 && table.entries.is_empty();
+        if renumbered && !never_loaded {
             st.table = table;
+        }
+        if renumbered {
             st.boards = LoadHistory::new();
         }
     }
