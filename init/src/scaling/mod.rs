@@ -230,11 +230,6 @@ impl Scaler {
         self.lock().history.of(service)
     }
 
-    /// The time zone surge dates are read in.
-    pub fn timezone(&self) -> &baton_spec::time_zone::TimeZone {
-        &self.timezone
-    }
-
     /// Says `text` on the console.
     pub fn note(&self, text: String) {
         self.console.line(format_args!("scaling: {text}"));
