@@ -272,7 +272,9 @@ async fn delete(Extract(handles): Extract<Handles>, UrlPath(name): UrlPath<Strin
         );
     }
     let path = handles.services_dir.join(format!("{name}.toml"));
-    let existed = supervisor.service(&name).is_some() || path.exists();
+    let existed = supervisor.service(&name).is_some()
+        || path.exists()
+        || handles.cluster().is_some_and(|node| node.has(&name));
     if !existed {
         return problem(StatusCode::NOT_FOUND, &format!("no service {name:?}"));
     }
@@ -292,7 +294,9 @@ async fn delete(Extract(handles): Extract<Handles>, UrlPath(name): UrlPath<Strin
         .state
         .replace_config_errors(&format!("{SERVICES_DIR}/{name}.toml"), Vec::new());
     match handles.cluster() {
-        Some(node) => node.poke(),
+        // The tombstone is stamped now: the service may run here before its file reached the
+        // card, and then no round would see the file go (see `cluster::deletion`).
+        Some(node) => node.delete(&name),
         None => supervisor.remove(&name),
     }
     (

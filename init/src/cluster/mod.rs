@@ -18,6 +18,7 @@
 
 mod answer;
 mod cmdline;
+mod deletion;
 mod fabric;
 mod fabric_round;
 mod forget;
