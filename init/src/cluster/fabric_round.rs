@@ -10,6 +10,9 @@ use super::{fabric, lock, now_ms, Node};
 use crate::containers::supervisor::Remote;
 use crate::svcnet::subnet::{self, Verdict};
 
+/// How long configuring the mesh's peers may take.
+const MESH_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Node {
     /// Since when this board has known each board that claims a subnet, itself included (the
     /// tenure rule's input, see [`tenure`]).
@@ -139,7 +142,10 @@ impl Node {
         let changed = lock(&self.inner).mesh_boards.as_ref() != Some(&boards);
         if changed {
             let wanted: Vec<_> = boards.iter().map(fabric::Board::peer).collect();
-            match link.set_peers(&wanted).await {
+            // The kernel answers netlink at once; a bound keeps a lost answer from stopping
+            // the rounds (the mesh lock is held meanwhile).
+            let answer = tokio::time::timeout(MESH_LIMIT, link.set_peers(&wanted)).await;
+            match answer.unwrap_or(Err(crate::svcnet::mesh::Error::NoAnswer(MESH_LIMIT))) {
                 Ok(()) => {
                     let names: Vec<String> = boards
                         .iter()

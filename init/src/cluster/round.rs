@@ -18,6 +18,9 @@ pub async fn run(node: Arc<Node>, state: Arc<BoardStatus>) {
     let mut changes = node.gossip.watch();
     let mut full = true;
     let mut last_full = Instant::now();
+    // Once the gossip has stopped (the board shuts down), its watch is closed and would wake
+    // the loop at once, every time.
+    let mut watching = true;
     loop {
         if full {
             node.round(&state).await;
@@ -25,7 +28,7 @@ pub async fn run(node: Arc<Node>, state: Arc<BoardStatus>) {
         }
         full = true;
         tokio::select! {
-            _ = changes.changed() => {}
+            changed = changes.changed(), if watching => watching = changed.is_ok(),
             () = node.poke.notified() => {}
             () = node.settings.scaler.changed() => {
                 // A wake or a new load table: publish it and place at once, without waiting

@@ -113,6 +113,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Setting the peers took longer than the bound (a netlink answer lost).
+    #[error("setting the peers of {LINK}: no answer within {0:?}")]
+    NoAnswer(std::time::Duration),
     /// The kernel's answer could not be parsed.
     #[error("malformed answer while {what} on {LINK}: {reason}")]
     Malformed {
