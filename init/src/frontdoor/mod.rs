@@ -250,6 +250,10 @@ impl Shared {
 
     fn wake(&self, service: &str) {
         self.lock().wakes += 1;
+        // A frozen instance here thaws at once; the scaler's decision follows.
+        if let Some(supervisor) = &self.supervisor {
+            supervisor.thaw(service);
+        }
         if let Some(scaler) = &self.scaler {
             scaler.wake(crate::scaling::Source::FrontDoor, service);
         }

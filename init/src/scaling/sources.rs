@@ -26,7 +26,11 @@ pub async fn run(scaler: Arc<Scaler>, supervisor: Supervisor) {
                     Some(rx) => rx.recv().await,
                     None => std::future::pending().await,
                 }
-            } => scaler.wake(Source::Activator, &service),
+            } => {
+                // A frozen instance here thaws at once; the scaler's decision follows.
+                supervisor.thaw(&service);
+                scaler.wake(Source::Activator, &service);
+            }
             _ = every.tick() => {
                 let held = supervisor.activator_held();
                 // Connections waiting are load, as requests in flight are.

@@ -43,6 +43,19 @@ impl Driver {
         self.converge_frozen(name);
     }
 
+    /// Thaws `name`'s instances now: see [`super::Supervisor::thaw`]. One still freezing is
+    /// thawed when its freeze ends.
+    pub(super) fn thaw_now(&mut self, name: &str) {
+        let Some(svc) = self.services.get_mut(name) else {
+            return;
+        };
+        if svc.frozen.is_empty() {
+            return;
+        }
+        svc.frozen.clear();
+        self.converge_frozen(name);
+    }
+
     /// Starts the freezes and thaws that bring `name`'s instances in line with its frozen set.
     fn converge_frozen(&mut self, name: &str) {
         let Some(svc) = self.services.get(name) else {

@@ -207,6 +207,8 @@ enum Command {
     StopAll(oneshot::Sender<()>),
     Remote(Box<Remote>),
     Freeze(String, BTreeSet<u32>),
+    /// Thaw the frozen instances of a service now (a request waits).
+    Thaw(String),
 }
 
 /// The handle the boot sequence and the API use.
@@ -227,6 +229,7 @@ impl std::fmt::Debug for Command {
             Command::StopAll(_) => write!(f, "StopAll"),
             Command::Remote(r) => write!(f, "Remote({} instances)", r.instances.len()),
             Command::Freeze(n, slots) => write!(f, "Freeze({n}, {slots:?})"),
+            Command::Thaw(n) => write!(f, "Thaw({n})"),
         }
     }
 }
@@ -330,6 +333,13 @@ impl Supervisor {
     /// thaws it first.
     pub fn set_frozen(&self, name: &str, slots: BTreeSet<u32>) {
         let _ = self.commands.send(Command::Freeze(name.to_string(), slots));
+    }
+
+    /// Thaws the frozen instances of `name` on this board at once, without waiting for the
+    /// round that decides so: a request or a call waits for it here. The round's next
+    /// [`Supervisor::set_frozen`] follows the count the wait asked for.
+    pub fn thaw(&self, name: &str) {
+        let _ = self.commands.send(Command::Thaw(name.to_string()));
     }
 
     /// Tells the network rules about the other boards' instances and the mesh to them.

@@ -53,6 +53,7 @@ impl Driver {
                 }
             }
             Command::Freeze(name, slots) => self.set_frozen(&name, slots),
+            Command::Thaw(name) => self.thaw_now(&name),
             Command::Remove(name) => {
                 if let Some(svc) = self.services.get_mut(&name) {
                     svc.removing = true;

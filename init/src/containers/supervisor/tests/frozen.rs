@@ -192,3 +192,41 @@ async fn a_failed_freeze_keeps_it_running_and_a_failed_thaw_restarts_it() {
         ["thaw web-1", "thaw web-1", "signal web-1 9"]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_wake_thaws_at_once_and_a_freeze_under_way_thaws_when_it_ends() {
+    let mut board = ready_board(HEALTH, 1).await;
+    board.handle.set_frozen("web", slots(&[1]));
+    board
+        .until("web-1 frozen", |b| {
+            b.instances("web", "frozen") == ["web-1"]
+        })
+        .await;
+    let thawing = tokio::time::Instant::now();
+    board.handle.thaw("web");
+    board
+        .until("web-1 ready", |b| b.view("web").instances[0].ready)
+        .await;
+    assert_eq!(thawing.elapsed(), std::time::Duration::ZERO);
+    assert_eq!(
+        board.calls.of(&["freeze", "thaw"]),
+        ["freeze web-1", "thaw web-1"]
+    );
+
+    // Asked to thaw while its freeze is under way, it freezes, then thaws.
+    board.handle.set_frozen("web", slots(&[1]));
+    board.handle.thaw("web");
+    board
+        .until("frozen and thawed again", |b| {
+            b.calls.of(&["freeze", "thaw"]).len() == 4 && b.view("web").instances[0].ready
+        })
+        .await;
+    // A wake of a service with nothing frozen changes nothing.
+    board.handle.thaw("web");
+    board.handle.thaw("nothing");
+    board.handle.apply(spec("marker", ""));
+    board
+        .until("the next command", |b| b.handle.service("marker").is_some())
+        .await;
+    assert_eq!(board.calls.of(&["freeze", "thaw"]).len(), 4);
+}
