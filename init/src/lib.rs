@@ -33,6 +33,7 @@ pub mod cluster;
 pub mod containers;
 pub mod frontdoor;
 pub mod lifecycle;
+pub mod metrics;
 pub mod power;
 pub mod reaper;
 pub mod scaling;

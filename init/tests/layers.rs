@@ -18,6 +18,7 @@ const LAYERS: &[&str] = &[
     "scaling",
     "cluster",
     "frontdoor",
+    "metrics",
     "api",
 ];
 

@@ -43,6 +43,7 @@ use crate::cluster::Node;
 use crate::containers::supervisor::Supervisor;
 
 pub(crate) mod cluster;
+mod metrics;
 #[cfg(test)]
 mod proptests;
 mod routes;
@@ -171,6 +172,7 @@ fn router(handles: Handles) -> Router {
         .route("/v1/poweroff", post(|s| power(s, Action::Poweroff)))
         .merge(services::routes())
         .merge(cluster::routes())
+        .merge(metrics::routes())
         .merge(routes::routes())
         .route_layer(middleware::from_fn_with_state(
             handles.clone(),
@@ -424,6 +426,21 @@ mod tests {
         let code = text[9..12].parse().unwrap();
         let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
         (code, body.to_string())
+    }
+
+    #[tokio::test]
+    async fn metrics_need_the_token_and_read_the_board() {
+        let (addr, _, _) = start(Some(TOKEN)).await;
+        assert_eq!(request_text(addr, "GET", "/metrics", None).await.0, 401);
+        let (code, text) = request_text(addr, "GET", "/metrics", Some(TOKEN)).await;
+        assert_eq!(code, 200, "{text}");
+        for family in [
+            "baton_board_info{version=",
+            "baton_board_cpu_seconds_total{mode=\"user\"}",
+            "baton_board_boot_step_seconds{step=\"mounts\"} 0.003",
+        ] {
+            assert!(text.contains(family), "no {family} in {text}");
+        }
     }
 
     #[tokio::test]
