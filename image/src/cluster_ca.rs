@@ -83,11 +83,15 @@ pub fn provide(tree: &mut ConfigTree, user_dir: &Path) -> Result<Source, Error> 
     let keep = user_dir.join(&cluster);
     let cert = tree.files.get(CA_CERT_FILE).cloned();
     let key = tree.files.get(CA_KEY_FILE).cloned();
-    let (ca, source) = match pair("the config directory", cert, key)? {
-        Some((cert, key)) => (
-            check("the config directory", &cert, &key)?,
-            Source::ConfigDir,
-        ),
+    let from_tree = match pair("the config directory", cert, key)? {
+        Some((cert, key)) => Some(check("the config directory", &cert, &key)?),
+        None => None,
+    };
+    // Builds for one cluster at once take turns from here on, so that none reads the user's
+    // copy while another writes it.
+    let _turn = take_turn(user_dir)?;
+    let (ca, source) = match from_tree {
+        Some(ca) => (ca, Source::ConfigDir),
         None => match user_copy(&keep)? {
             Some(ca) => (ca, Source::UserCopy),
             None => (
@@ -129,6 +133,30 @@ pub fn provide(tree: &mut ConfigTree, user_dir: &Path) -> Result<Source, Error> 
     tree.files
         .insert(CA_KEY_FILE.to_string(), ca.key_pem().as_bytes().to_vec());
     Ok(source)
+}
+
+/// An exclusive lock on `user_dir` (created if missing), held until the returned handle drops:
+/// `flock(2)` on the directory itself, which leaves no file behind.
+fn take_turn(user_dir: &Path) -> Result<std::fs::File, Error> {
+    use std::os::fd::AsRawFd;
+    let io = |source| Error::Io {
+        path: user_dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(user_dir).map_err(io)?;
+    let dir = std::fs::File::open(user_dir).map_err(io)?;
+    loop {
+        // SAFETY: flock takes the descriptor of `dir`, which stays open for the call, and no
+        // pointer.
+        let taken = unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX) };
+        if taken == 0 {
+            return Ok(dir);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(io(e));
+        }
+    }
 }
 
 /// A certificate and its key, PEM bytes.
