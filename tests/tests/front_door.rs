@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use baton_qemu::{Lab, LabConfig};
@@ -227,6 +227,7 @@ fn a_route_answers_through_every_board_over_http_and_https_and_survives_failures
     // An instance killed under a steady stream of GETs through board 1: none fails.
     let board3 = format!("{}:7070", addr(3));
     let stop = AtomicBool::new(false);
+    let count = AtomicU32::new(0);
     let (served, failed) = std::thread::scope(|scope| {
         let stream = scope.spawn(|| {
             station
@@ -235,7 +236,10 @@ fn a_route_answers_through_every_board_over_http_and_https_and_survives_failures
                     let deadline = Instant::now() + Duration::from_secs(240);
                     while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
                         match get(http(1), "web.lan", "/slow?ms=100", &[]) {
-                            Some(a) if a.status == 200 => served += 1,
+                            Some(a) if a.status == 200 => {
+                                served += 1;
+                                count.fetch_add(1, Ordering::SeqCst);
+                            }
                             other => failed.push(format!("{other:?}")),
                         }
                     }
@@ -283,6 +287,10 @@ fn a_route_answers_through_every_board_over_http_and_https_and_survives_failures
                 .filter(|i| i["ready"] == true)
                 .count();
             (ready == 2).then_some(())
+        });
+        // However fast the restart was, the stream runs on until it has served a few.
+        wait_until("five GETs served through the restart", limit, || {
+            (count.load(Ordering::SeqCst) >= 5).then_some(())
         });
         stop.store(true, Ordering::SeqCst);
         stream.join().expect("the GET stream")
