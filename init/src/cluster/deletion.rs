@@ -7,8 +7,6 @@
 //! the file back (the deletion lost, the service running on). The API's deletion therefore
 //! stamps the tombstone itself; the round then removes the file, if any, and saves the records.
 
-use baton_cluster::desired::{Record, Version};
-
 use super::{lock, now_ms, refused, Node, NodeState};
 
 impl Node {
@@ -43,14 +41,7 @@ impl NodeState {
         if self.desired.get(name).is_none_or(|r| r.text.is_none()) {
             return;
         }
-        let tombstone = Record {
-            name: name.to_string(),
-            text: None,
-            version: Version {
-                time: self.clock.tick(now_ms),
-                board: board.to_string(),
-            },
-        };
+        let tombstone = super::local::stamp(&mut self.clock, now_ms, board, name, None);
         let changes = self.desired.merge([tombstone], &mut self.clock, now_ms);
         refused::report(console, self, "a deletion through the API", &changes);
     }

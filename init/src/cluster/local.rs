@@ -65,14 +65,7 @@ pub fn changes(
     board: &str,
 ) -> Vec<Record> {
     let mut records = Vec::new();
-    let mut stamp = |name: &str, text: Option<String>| Record {
-        name: name.to_string(),
-        text,
-        version: Version {
-            time: clock.tick(wall_ms),
-            board: board.to_string(),
-        },
-    };
+    let mut stamp = |name: &str, text: Option<String>| stamp(clock, wall_ms, board, name, text);
     for (name, text) in valid {
         let same = book
             .entries
@@ -88,6 +81,25 @@ pub fn changes(
         }
     }
     records
+}
+
+/// A record of `name` (`text`, or `None` for a tombstone) stamped by `board` at the clock's next
+/// tick after `wall_ms`.
+pub fn stamp(
+    clock: &mut Clock,
+    wall_ms: u64,
+    board: &str,
+    name: &str,
+    text: Option<String>,
+) -> Record {
+    Record {
+        name: name.to_string(),
+        text,
+        version: Version {
+            time: clock.tick(wall_ms),
+            board: board.to_string(),
+        },
+    }
 }
 
 /// Whether `name` can name a file directly inside a directory: not empty, no `/` or NUL, not
