@@ -281,7 +281,7 @@ async fn delete(Extract(handles): Extract<Handles>, UrlPath(name): UrlPath<Strin
     // Removed from the data partition, then from the card; acknowledged as an apply is.
     let (card, spec_name) = (Arc::clone(&handles.card), name.clone());
     let removed = tokio::task::spawn_blocking(move || card.write(&spec_name, None)).await;
-    let warning = match kept(&handles, removed) {
+    let mut warning = match kept(&handles, removed) {
         Ok(warning) => warning,
         Err(e) => {
             return problem(
@@ -294,9 +294,21 @@ async fn delete(Extract(handles): Extract<Handles>, UrlPath(name): UrlPath<Strin
         .state
         .replace_config_errors(&format!("{SERVICES_DIR}/{name}.toml"), Vec::new());
     match handles.cluster() {
-        // The tombstone is stamped now: the service may run here before its file reached the
-        // card, and then no round would see the file go (see `cluster::deletion`).
-        Some(node) => node.delete(&name),
+        // The tombstone is stamped and saved now: the service may run here before its file
+        // reached the card, and then no round would see the file go (see `cluster::deletion`).
+        Some(node) => {
+            let spec_name = name.clone();
+            let saved = tokio::task::spawn_blocking(move || node.delete(&spec_name)).await;
+            if let Some(e) =
+                saved.map_or_else(|e| Some(e.to_string()), |r| r.err().map(|e| e.to_string()))
+            {
+                let line = format!(
+                    "the deletion of {name} is in force, but saving the cluster's records failed: {e}; the next round saves them again"
+                );
+                handles.console.line(&line);
+                warning = Some(warning.map_or(line.clone(), |w| format!("{w}; {line}")));
+            }
+        }
         None => supervisor.remove(&name),
     }
     (

@@ -221,12 +221,14 @@ impl Files {
 
     /// Writes both, atomically each.
     pub fn save(&self, book: &Book, desired: &Desired) -> std::io::Result<()> {
-        if let Some(dir) = self.book.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let records: Vec<&Record> = desired.records().collect();
-        crate::board::persist::write_atomic(&self.desired, &serde_json::to_vec(&records)?)?;
+        self.save_records(desired)?;
         crate::board::persist::write_atomic(&self.book, &serde_json::to_vec(book)?)
+    }
+
+    /// Writes the records alone, atomically.
+    pub fn save_records(&self, desired: &Desired) -> std::io::Result<()> {
+        let records: Vec<&Record> = desired.records().collect();
+        crate::board::persist::write_atomic(&self.desired, &serde_json::to_vec(&records)?)
     }
 }
 

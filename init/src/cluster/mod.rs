@@ -191,6 +191,9 @@ pub struct Node {
     sync_key: SyncKey,
     address: Ipv4Addr,
     inner: Mutex<NodeState>,
+    /// Held while the records are written to the data partition, so that the round and an API
+    /// deletion save one after the other, each what is in force when its turn comes.
+    saving: Mutex<()>,
     poke: Notify,
     discovery: Mutex<Option<Discovery>>,
     supervisor: Supervisor,
@@ -225,7 +228,7 @@ pub enum Error {
     NoBoardKey,
 }
 
-pub(crate) fn lock(m: &Mutex<NodeState>) -> MutexGuard<'_, NodeState> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -430,6 +433,7 @@ impl Node {
             sync_key,
             address,
             inner: Mutex::new(inner),
+            saving: Mutex::new(()),
             poke: Notify::new(),
             discovery: Mutex::new(None),
             supervisor,

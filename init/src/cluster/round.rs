@@ -303,6 +303,9 @@ impl Node {
             ));
         }
         if let Some(dir) = &self.settings.state_dir {
+            // The records in force now, not those mirrored: an API deletion may have saved newer.
+            let _turn = lock(&self.saving);
+            let desired = lock(&self.inner).desired.clone();
             if let Err(e) = local::Files::under(dir).save(&book, &desired) {
                 self.settings
                     .console
