@@ -6,7 +6,9 @@
 //! - the clock never goes back past `floor`, the time saved on `/data` by the last run (or the
 //!   image's build time);
 //! - one server's word is enough for a step of up to [`Limits::max_step`], and for the first
-//!   forward step of a boot (a board that was off for a month is a month behind);
+//!   forward step of a boot (a board that was off for a month is a month behind); steps on one
+//!   server's word add up to at most [`Limits::max_step`] over [`Limits::alone_rounds`] rounds
+//!   (a day), so a lone liar cannot walk the clock away 1000 s at a time;
 //! - anything larger needs two servers (distinct addresses) whose offsets agree within
 //!   [`Limits::agree_within`] plus half their round trips; the caller asks the next server while
 //!   the verdict is [`Verdict::Confirm`], and refuses the step when none is left.
@@ -14,6 +16,7 @@
 //! The judgement is pure: it sees the samples of one round, the time, and whether this boot has
 //! synced already.
 
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -38,6 +41,10 @@ pub struct Limits {
     pub max_step: Duration,
     /// How close two servers' offsets must be to agree (half their round trips are added).
     pub agree_within: Duration,
+    /// How many rounds one server's steps are added up over: within them they may move the
+    /// clock by [`Limits::max_step`] in all. Rounds, not time, so that the steps themselves
+    /// cannot age the account.
+    pub alone_rounds: usize,
 }
 
 impl Default for Limits {
@@ -46,6 +53,8 @@ impl Default for Limits {
             step_threshold: Duration::from_secs(1),
             max_step: Duration::from_secs(1000),
             agree_within: Duration::from_secs(2),
+            // A day at the board's 15-minute interval.
+            alone_rounds: 96,
         }
     }
 }
@@ -83,6 +92,9 @@ pub struct Guard {
     limits: Limits,
     floor: Duration,
     synced: bool,
+    /// The size of each of the last [`Limits::alone_rounds`] rounds' lone-server step (0 for a
+    /// round without one), newest last.
+    alone: VecDeque<u128>,
 }
 
 impl Guard {
@@ -92,6 +104,32 @@ impl Guard {
             limits,
             floor,
             synced: false,
+            alone: VecDeque::new(),
+        }
+    }
+
+    /// How far steps on one server's word have moved the clock over the last rounds.
+    pub fn alone_spent(&self) -> Duration {
+        Duration::from_nanos(u64::try_from(self.alone.iter().sum::<u128>()).unwrap_or(u64::MAX))
+    }
+
+    /// Ends a round whose verdict was carried out: a step on one server's word is added to the
+    /// account (except the first forward step of a boot), and the oldest round leaves it.
+    /// Call it before [`Guard::mark_synced`].
+    pub fn close_round(&mut self, verdict: &Verdict) {
+        let spent = match verdict {
+            Verdict::Step { offset_ns, servers } if servers.len() == 1 => {
+                if !self.synced && *offset_ns > 0 {
+                    0
+                } else {
+                    offset_ns.unsigned_abs()
+                }
+            }
+            _ => 0,
+        };
+        self.alone.push_back(spent);
+        while self.alone.len() > self.limits.alone_rounds {
+            self.alone.pop_front();
         }
     }
 
@@ -133,7 +171,8 @@ impl Guard {
     }
 
     fn alone_is_enough(&self, offset_ns: i128) -> bool {
-        offset_ns.unsigned_abs() <= self.limits.max_step.as_nanos()
+        let spent: u128 = self.alone.iter().sum();
+        offset_ns.unsigned_abs().saturating_add(spent) <= self.limits.max_step.as_nanos()
             || (!self.synced && offset_ns > 0)
     }
 
@@ -248,6 +287,43 @@ mod tests {
         assert!(matches!(
             guard(true).judge(NOW, &[liar, sample(2, 3)]),
             Verdict::Step { offset_ns, .. } if offset_ns == 3 * SEC
+        ));
+    }
+
+    #[test]
+    fn one_server_s_steps_add_up_to_the_bound_over_a_day_of_rounds() {
+        let mut g = guard(true);
+        let alone = |g: &Guard, secs| g.judge(NOW, &[sample(1, secs)]);
+        let first = alone(&g, 600);
+        assert!(matches!(first, Verdict::Step { .. }), "{first:?}");
+        g.close_round(&first);
+        // 600 s spent: another 600 s needs a second server, 400 s does not.
+        assert!(matches!(alone(&g, 600), Verdict::Confirm { .. }));
+        assert!(matches!(alone(&g, -600), Verdict::Confirm { .. }));
+        assert!(matches!(alone(&g, 400), Verdict::Step { .. }));
+        let agreed = g.judge(NOW, &[sample(1, 600), sample(2, 600)]);
+        assert!(matches!(&agreed, Verdict::Step { servers, .. } if servers.len() == 2));
+        // Agreeing servers spend nothing; rounds without a step age the account.
+        g.close_round(&agreed);
+        for _ in 0..Limits::default().alone_rounds - 2 {
+            g.close_round(&Verdict::InStep { offset_ns: 0 });
+        }
+        assert_eq!(g.alone_spent(), Duration::from_secs(600));
+        g.close_round(&Verdict::InStep { offset_ns: 0 });
+        assert_eq!(g.alone_spent(), Duration::ZERO);
+        assert!(matches!(alone(&g, 1000), Verdict::Step { .. }));
+    }
+
+    #[test]
+    fn the_first_forward_step_of_a_boot_is_not_counted() {
+        let mut g = guard(false);
+        let first = g.judge(NOW, &[sample(1, 30 * 86_400)]);
+        g.close_round(&first);
+        g.mark_synced();
+        assert_eq!(g.alone_spent(), Duration::ZERO);
+        assert!(matches!(
+            g.judge(NOW, &[sample(1, 900)]),
+            Verdict::Step { .. }
         ));
     }
 

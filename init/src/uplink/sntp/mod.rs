@@ -2,8 +2,8 @@
 //!
 //! [`run`] asks the configured servers (then the DHCP-offered ones) for the time, one at a
 //! time in order, until the answers settle what to do ([`guard`]: one server may step the clock
-//! by up to 1000 s, or forward by any amount on the first sync of a boot; larger steps need two
-//! servers that agree; nothing sets it before the saved time). It steps the clock with
+//! by up to 1000 s a day in all, or forward by any amount on the first sync of a boot; more needs
+//! two servers that agree; nothing sets it before the saved time). It steps the clock with
 //! `clock_settime` when it is off by more than a second; smaller offsets are left alone (a Pi
 //! without an RTC is off by years at boot, not by milliseconds). After a round it resyncs every
 //! 15 minutes; after a failed round it retries with exponential backoff from 2 s to 5 minutes.
@@ -329,6 +329,7 @@ fn apply(
 ) {
     let secs = |ns: i128| ns as f64 / 1e9;
     let mut refused = false;
+    guard.close_round(&round.verdict);
     match &round.verdict {
         Verdict::InStep { .. } => guard.mark_synced(),
         Verdict::Step { offset_ns, servers } => match clock.step(*offset_ns) {
@@ -348,10 +349,12 @@ fn apply(
         Verdict::Confirm { offset_ns } => {
             refused = true;
             console.line(format_args!(
-                "sntp: refused a step of {:+.3} s: steps over {} s need two time servers that agree, \
-                 and {} of {} answered without agreeing",
+                "sntp: refused a step of {:+.3} s: one time server may move the clock by {} s a \
+                 day ({:.0} s so far), more needs two that agree, and {} of {} answered without \
+                 agreeing",
                 secs(*offset_ns),
                 limits.max_step.as_secs(),
+                guard.alone_spent().as_secs_f64(),
                 round.answered,
                 round.known
             ));
@@ -371,7 +374,7 @@ fn apply(
         c.refused_steps += u64::from(refused);
         c.note = (round.known < 2).then(|| {
             format!(
-                "only one time server is known: a step over {} s cannot be confirmed",
+                "only one time server is known: steps over {} s a day cannot be confirmed",
                 limits.max_step.as_secs()
             )
         });
