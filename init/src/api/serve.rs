@@ -6,13 +6,19 @@
 //! hyper starts the header-read timer whenever it waits for a request head, so the same timeout
 //! closes a connection that sends nothing, one that sends its headers slowly, and a kept-alive
 //! connection idle between requests. Bodies are bounded where they are read (the unauthenticated
-//! one, `POST /v1/cluster/sync`, with a timeout of its own, see [`super::cluster`]).
+//! one, `POST /v1/cluster/sync`, with a timeout of its own, see [`super::cluster`]), and every
+//! request body is cut when it sends nothing for [`Settings::body_idle`] (a client that
+//! announces a body and stalls would otherwise hold its handler for ever).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::Router;
+use baton_frontdoor::proxy::body::Watched;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -33,6 +39,8 @@ pub struct Settings {
     pub header_timeout: Duration,
     /// How long a reply may wait for a client that does not read it.
     pub write_stall: Duration,
+    /// How long a request body may go without sending a byte.
+    pub body_idle: Duration,
     /// Largest request head (request line and headers), in bytes.
     pub max_header_bytes: usize,
     /// Most headers in one request.
@@ -50,6 +58,7 @@ impl Default for Settings {
         Settings {
             header_timeout: Duration::from_secs(10),
             write_stall: Duration::from_secs(30),
+            body_idle: Duration::from_secs(10),
             max_header_bytes: 16 << 10,
             max_headers: 64,
             limits: Limits {
@@ -80,6 +89,10 @@ pub async fn run(
     console: Arc<Console>,
 ) {
     let log: Log = Arc::new(move |message| console.line(message));
+    let router = router.layer(middleware::from_fn_with_state(
+        settings.body_idle,
+        idle_bodies,
+    ));
     let plain = tls::plain_router();
     let handle = move |stream: TcpStream, _peer: SocketAddr| {
         let (router, plain, tls) = (router.clone(), plain.clone(), tls.clone());
@@ -121,6 +134,14 @@ where
         _ = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router)) => {}
         () = stall.stalled_for(settings.write_stall) => {}
     }
+}
+
+/// Gives the request's body an idle timeout: a read that waits longer fails, and the handler
+/// answers as for a broken body.
+async fn idle_bodies(State(idle): State<Duration>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::Body::new(Watched::new(body, idle, None));
+    next.run(Request::from_parts(parts, body)).await
 }
 
 #[cfg(test)]

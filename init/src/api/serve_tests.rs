@@ -192,6 +192,29 @@ async fn an_idle_kept_alive_connection_and_a_silent_one_are_closed() {
 }
 
 #[tokio::test]
+async fn a_body_that_stops_arriving_is_cut_off_and_answered() {
+    let (addr, _) = start(Settings {
+        body_idle: Duration::from_millis(300),
+        ..Settings::default()
+    })
+    .await;
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "PUT /v1/services/web HTTP/1.1\r\nHost: b\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Length: 1000\r\nConnection: close\r\n\r\nname = \"web\"\n"
+    );
+    s.write_all(head.as_bytes()).await.expect("write");
+    // The other 986 bytes never come: the handler's read fails and it answers at once.
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut raw))
+        .await
+        .expect("no answer to a stalled body")
+        .expect("read");
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+}
+
+#[tokio::test]
 async fn an_oversized_head_is_refused() {
     let (addr, _) = start(Settings::default()).await;
     let mut s = TcpStream::connect(addr).await.expect("connect");
