@@ -60,45 +60,43 @@ fn cpath(p: &Path) -> Result<CString, Error> {
 }
 
 /// A user namespace whose ids `0..range.count` are the board's `range.base..`.
+///
+/// A forked child makes the namespace and waits; its `/proc/<pid>/ns/user` is opened, and the
+/// child is then killed. It is killed rather than told to exit through a pipe: a child forked
+/// at the same time by another thread would inherit the pipe's write end (close-on-exec does
+/// not act on fork), and two such children each waiting for the other's pipe to close would
+/// never exit.
 pub fn user_namespace(range: IdRange) -> Result<OwnedFd, Error> {
     let mut ready = [0 as libc::c_int; 2];
-    let mut hold = [0 as libc::c_int; 2];
-    // SAFETY: pipe2 writes two descriptors into each array; both arrays have room for them.
-    let made = unsafe {
-        libc::pipe2(ready.as_mut_ptr(), libc::O_CLOEXEC) == 0
-            && libc::pipe2(hold.as_mut_ptr(), libc::O_CLOEXEC) == 0
-    };
-    if !made {
+    // SAFETY: pipe2 writes two descriptors into the array, which has room for them.
+    if unsafe { libc::pipe2(ready.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
         return Err(sys("pipe2")(std::io::Error::last_os_error()));
     }
-    // SAFETY: the four descriptors were just created and are owned here only.
-    let (ready_r, ready_w, hold_r, hold_w) = unsafe {
+    // SAFETY: both descriptors were just created and are owned here only.
+    let (ready_r, ready_w) = unsafe {
         (
             OwnedFd::from_raw_fd(ready[0]),
             OwnedFd::from_raw_fd(ready[1]),
-            OwnedFd::from_raw_fd(hold[0]),
-            OwnedFd::from_raw_fd(hold[1]),
         )
     };
-    // SAFETY: the child only calls close, unshare, write, read and _exit, all async-signal-safe
-    // raw system calls that allocate nothing, then exits without returning.
+    // SAFETY: the child only calls prctl, unshare, write and pause, raw system calls that are
+    // async-signal-safe and allocate nothing, and never returns: it is killed.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(sys("fork")(std::io::Error::last_os_error()));
     }
     if pid == 0 {
-        // SAFETY: raw system calls on descriptors this child inherited; it never returns.
+        // SAFETY: raw system calls on a descriptor this child inherited; it never returns.
         unsafe {
-            libc::close(hold_w.as_raw_fd());
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             let ok: u8 = u8::from(libc::unshare(libc::CLONE_NEWUSER) == 0);
             libc::write(ready_w.as_raw_fd(), (&ok as *const u8).cast(), 1);
-            let mut b = 0u8;
-            libc::read(hold_r.as_raw_fd(), (&mut b as *mut u8).cast(), 1);
-            libc::_exit(0);
+            loop {
+                libc::pause();
+            }
         }
     }
     drop(ready_w);
-    drop(hold_r);
     let result = (|| {
         let mut ok = 0u8;
         // SAFETY: reads one byte into a local byte.
@@ -122,10 +120,12 @@ pub fn user_namespace(range: IdRange) -> Result<OwnedFd, Error> {
             .map(OwnedFd::from)
             .map_err(sys(format!("opening {ns}")))
     })();
-    drop(hold_w);
     let mut status = 0;
-    // SAFETY: waits for the child forked above, which exits once its pipe closed.
-    unsafe { libc::waitpid(pid, &mut status, 0) };
+    // SAFETY: kills and waits for the child forked above, which is ours and not yet reaped.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, &mut status, 0);
+    }
     result
 }
 
@@ -227,6 +227,33 @@ mod tests {
         .expect("userns");
         let link = std::fs::read_link(format!("/proc/self/fd/{}", ns.as_raw_fd())).expect("link");
         assert!(link.to_string_lossy().starts_with("user:["), "{link:?}");
+    }
+
+    #[test]
+    fn namespaces_made_on_many_threads_at_once_all_finish() {
+        assert!(root(), "this test needs root (CI runs as root)");
+        // Each child used to wait for its own pipe to close, and children forked at once held
+        // each other's pipes open: two threads were enough to hang for ever.
+        let (done, finished) = std::sync::mpsc::channel();
+        for t in 0..8u32 {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                for _ in 0..20 {
+                    let made = user_namespace(IdRange {
+                        base: 200_000 + t * 65_536,
+                        count: 65_536,
+                    });
+                    assert!(made.is_ok(), "{made:?}");
+                }
+                let _ = done.send(t);
+            });
+        }
+        drop(done);
+        for _ in 0..8 {
+            finished
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .expect("every thread to finish its namespaces");
+        }
     }
 
     #[test]

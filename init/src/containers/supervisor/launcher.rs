@@ -305,3 +305,69 @@ fn user_ids(
         count: ids::RANGE,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(extra: &str) -> ServiceSpec {
+        let text = format!("name = \"web\"\nimage = \"images/web.tar\"\n{extra}");
+        ServiceSpec::parse("services/web.toml", &text).expect("valid spec")
+    }
+
+    /// procfs allows no idmapped mounts on any kernel: the store of a board that cannot give
+    /// services their own ids.
+    const NOT_IDMAPPABLE: &str = "/proc/self";
+
+    #[test]
+    fn a_service_is_refused_by_name_where_the_store_cannot_be_idmapped_unless_it_asks_for_host_ids()
+    {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "this test needs root (CI runs as root)"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ids = ids::UserIds::new(dir.path().join("ids.json"));
+        let store = Path::new(NOT_IDMAPPABLE);
+
+        let asked = spec("host_ids = \"it manages the board's devices\"\n");
+        assert_eq!(user_ids(&asked, store, &ids, None).expect("host ids"), None);
+        assert_eq!(
+            ids.probed(),
+            None,
+            "probed for a service that needs no range"
+        );
+
+        let refused = user_ids(&spec(""), store, &ids, None).expect_err("refused");
+        let text = refused.to_string();
+        assert!(
+            text.starts_with("web: not started in a user namespace"),
+            "{text}"
+        );
+        assert!(
+            text.contains("idmapped mounts do not work on the image store"),
+            "{text}"
+        );
+        assert!(text.contains("host_ids"), "{text}");
+        // What /v1/status shows, and no slot was taken.
+        assert!(matches!(ids.probed(), Some(Err(why)) if why.contains("idmapped")));
+        assert!(!dir.path().join("ids.json").exists());
+    }
+
+    #[test]
+    fn a_store_that_can_be_idmapped_gives_the_service_a_range_of_its_own() {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "this test needs root (CI runs as root)"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = dir.path().join("store");
+        let ids = ids::UserIds::new(dir.path().join("ids.json"));
+        let range = user_ids(&spec(""), &store, &ids, None)
+            .expect("a range")
+            .expect("not the board's ids");
+        assert_eq!(range.count, ids::RANGE);
+        assert!(range.base >= ids::RANGE, "{range:?}");
+        assert_eq!(ids.probed(), Some(Ok(())));
+    }
+}
