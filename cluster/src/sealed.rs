@@ -149,6 +149,27 @@ pub struct DropCounts {
 }
 
 impl DropCounts {
+    /// Every whole datagram or packet dropped, by reason (the names of the fields); the
+    /// stripped and trimmed updates are not datagrams and are left out, as in [`Self::total`].
+    pub fn by_reason(&self) -> [(&'static str, u64); 14] {
+        [
+            ("malformed", self.malformed),
+            ("unauthenticated", self.unauthenticated),
+            ("bad_header", self.bad_header),
+            ("replayed", self.replayed),
+            ("stale_generation", self.stale_generation),
+            ("implausible_generation", self.implausible_generation),
+            ("rate_limited", self.rate_limited),
+            ("unvouched_sender", self.unvouched_sender),
+            ("malformed_membership", self.malformed_membership),
+            ("bindings_full", self.bindings_full),
+            ("refused_proof", self.refused_proof),
+            ("refused_state", self.refused_state),
+            ("unknown_kind", self.unknown_kind),
+            ("refused_membership", self.refused_membership),
+        ]
+    }
+
     /// All drops together.
     pub fn total(&self) -> u64 {
         self.malformed
@@ -410,6 +431,32 @@ fn parse_inner(plain: &[u8]) -> Option<(&str, u64, u64, &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drops_by_reason_add_up_to_the_total_and_name_each_reason_once() {
+        let d = DropCounts {
+            malformed: 1,
+            unauthenticated: 2,
+            bad_header: 4,
+            replayed: 8,
+            stale_generation: 16,
+            implausible_generation: 32,
+            rate_limited: 64,
+            unvouched_sender: 128,
+            unvouched_update: 100_000,
+            malformed_membership: 256,
+            trimmed_update: 200_000,
+            bindings_full: 512,
+            refused_proof: 1024,
+            refused_state: 2048,
+            unknown_kind: 4096,
+            refused_membership: 8192,
+        };
+        let reasons = d.by_reason();
+        assert_eq!(reasons.iter().map(|(_, n)| n).sum::<u64>(), d.total());
+        let names: std::collections::BTreeSet<&str> = reasons.iter().map(|(r, _)| *r).collect();
+        assert_eq!(names.len(), reasons.len());
+    }
 
     const KEY: &str = "0123456789abcdef0123456789abcdef-cluster-key";
     const OTHER_KEY: &str = "fedcba9876543210fedcba9876543210-other-key";

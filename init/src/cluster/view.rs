@@ -14,6 +14,24 @@ use baton_cluster::placement::{ServiceAssignment, Unplaced};
 use super::{lock, Node};
 
 impl Node {
+    /// Members by state (`self`, `alive`, `dead`), for the metrics: cheaper than [`Node::view`].
+    pub fn member_counts(&self) -> BTreeMap<String, u64> {
+        let mut counts = BTreeMap::from([("self".to_string(), 1)]);
+        for peer in self.gossip.members() {
+            let state = match peer.state {
+                MemberState::Alive => "alive",
+                MemberState::Dead => "dead",
+            };
+            *counts.entry(state.to_string()).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// The gossip datagrams this board dropped, by reason.
+    pub fn drops(&self) -> baton_cluster::sealed::DropCounts {
+        self.gossip.drops()
+    }
+
     /// The cluster as this board sees it.
     pub fn view(&self) -> ClusterView {
         let now = Instant::now();

@@ -5,8 +5,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_api::cluster::MemberStatus;
-
 use super::snapshot::{Board, Instance, Service, Snapshot};
 use super::sources;
 use crate::board::status::BoardStatus;
@@ -127,18 +125,17 @@ pub async fn collect(inputs: Inputs) -> Result<Snapshot, TooSlow> {
             }
         })
         .collect();
-    let mut members = std::collections::BTreeMap::new();
-    if let Some(node) = &inputs.cluster {
-        for m in node.view().members {
-            let state = match m.state {
-                MemberStatus::Myself => "self",
-                MemberStatus::Alive => "alive",
-                MemberStatus::Dead => "dead",
-                _ => "unknown",
-            };
-            *members.entry(state.to_string()).or_insert(0) += 1;
-        }
-    }
+    let (members, gossip_drops) = match &inputs.cluster {
+        Some(node) => (
+            node.member_counts(),
+            node.drops()
+                .by_reason()
+                .iter()
+                .map(|(reason, n)| (reason.to_string(), *n))
+                .collect(),
+        ),
+        None => Default::default(),
+    };
     let network_generation = inputs
         .supervisor
         .as_ref()
@@ -149,6 +146,7 @@ pub async fn collect(inputs: Inputs) -> Result<Snapshot, TooSlow> {
         instances,
         services,
         members,
+        gossip_drops,
         network_generation,
     })
 }

@@ -98,6 +98,15 @@ fn registry(s: &Snapshot) -> Registry {
         "Cluster members this board sees, by state",
         whole(s.members.iter().map(|(state, n)| (one("state", state), *n))),
     );
+    r.register(
+        "gossip_datagrams_dropped",
+        "Gossip datagrams this board dropped, by reason",
+        tally(
+            s.gossip_drops
+                .iter()
+                .map(|(reason, n)| (one("reason", reason), *n)),
+        ),
+    );
     if let Some(generation) = s.network_generation {
         r.register(
             "network_generation",

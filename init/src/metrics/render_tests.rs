@@ -59,6 +59,7 @@ fn snapshot() -> Snapshot {
             held: 3,
         }],
         members: BTreeMap::from([("self".into(), 1), ("alive".into(), 2)]),
+        gossip_drops: vec![("unauthenticated".into(), 20_000), ("replayed".into(), 0)],
         network_generation: Some(9),
     }
 }
@@ -106,6 +107,8 @@ fn the_text_format_passes_promtool_with_every_family() {
         "baton_service_max{service=\"web\",why=\"surge 2026-11-27\"} 4",
         "baton_cluster_members{state=\"alive\"} 2",
         "baton_network_generation 9",
+        "baton_gossip_datagrams_dropped_total{reason=\"unauthenticated\"} 20000",
+        "baton_gossip_datagrams_dropped_total{reason=\"replayed\"} 0",
     ] {
         assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
     }

@@ -13,6 +13,8 @@ pub struct Snapshot {
     pub services: Vec<Service>,
     /// Cluster members by state (`self`, `alive`, `dead`); empty on a board alone.
     pub members: BTreeMap<String, u64>,
+    /// Gossip datagrams dropped, by reason; empty on a board alone.
+    pub gossip_drops: Vec<(String, u64)>,
     /// The generation of the rule set in force, if the services' network is up.
     pub network_generation: Option<u64>,
 }
