@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use baton::client::Client;
+use baton_tests::prometheus::Prometheus;
 use baton_tests::{
     api, boot_forwarding, build_image_with, http_get, wait_ready, wait_until, API_PORT,
     CLUSTER_TOML, TOKEN,
@@ -61,6 +62,13 @@ fn limits_restarts_live_changes_and_volumes() {
         .forwarded(8080)
         .expect("forwarded");
     let minute = Duration::from_secs(60);
+    // Debian's Prometheus scrapes the board's /metrics throughout.
+    let api_port = cluster
+        .board(1)
+        .expect("board")
+        .forwarded(API_PORT)
+        .expect("forwarded");
+    let prometheus = Prometheus::scraping(api_port, TOKEN);
 
     // The volume counts requests.
     let first: u64 = wait_until("the counter to answer", Duration::from_secs(120), || {
@@ -97,10 +105,49 @@ fn limits_restarts_live_changes_and_volumes() {
     .parse()
     .expect("a number");
     assert_eq!(second, 2, "the volume kept the count across the restart");
-    assert!(
-        service(&board, "counter").expect("counter")["instances"][0]["restarts"].as_u64()
-            >= Some(1)
-    );
+    let restarts = service(&board, "counter").expect("counter")["instances"][0]["restarts"]
+        .as_u64()
+        .expect("restarts");
+    assert!(restarts >= 1);
+
+    // Prometheus's query API returns what the board's own API says.
+    wait_until("Prometheus to have scraped the board", minute, || {
+        (prometheus.value("up{job=\"baton\"}") == Some(1.0)).then_some(())
+    });
+    let oom_kills = instance["oom_kills"].as_u64().expect("oom kills") as f64;
+    for (query, expected) in [
+        (
+            "baton_instance_oom_kills_total{service=\"counter\"}",
+            oom_kills,
+        ),
+        (
+            "baton_instance_restarts_total{service=\"counter\"}",
+            restarts as f64,
+        ),
+        (
+            "baton_service_instances{service=\"counter\",state=\"desired\"}",
+            1.0,
+        ),
+        ("baton_instance_ready{service=\"counter\"}", 1.0),
+    ] {
+        wait_until(
+            &format!("Prometheus to say {query} = {expected}"),
+            minute,
+            || (prometheus.value(query) == Some(expected)).then_some(()),
+        );
+    }
+    for query in [
+        "baton_instance_memory_bytes{service=\"counter\"}",
+        "baton_board_data_bytes{kind=\"free\"}",
+        "baton_init_resident_bytes",
+    ] {
+        let value = prometheus.value(query);
+        assert!(
+            value.is_some_and(|v| v > 0.0),
+            "{query}: {value:?}\n{}",
+            prometheus.log()
+        );
+    }
 
     // A service that keeps exiting backs off, and says so.
     let crasher = wait_until("the crasher to back off", minute, || {
