@@ -1,5 +1,6 @@
 //! `GET /metrics`: the board's figures for Prometheus (see [`crate::metrics`]), behind the API
-//! token. One scrape at a time: a second waits for the first.
+//! token or `[api] metrics_token`, which opens this route only. One scrape at a time: a second
+//! waits for the first.
 
 use axum::extract::State as Extract;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -10,9 +11,12 @@ use axum::Router;
 use super::{problem, Handles};
 use crate::metrics::{collect, render};
 
+/// The route's path.
+pub const PATH: &str = "/metrics";
+
 /// The route.
 pub fn routes() -> Router<Handles> {
-    Router::new().route("/metrics", get(scrape))
+    Router::new().route(PATH, get(scrape))
 }
 
 /// Scrapes run one at a time: each reads every instance's cgroup.

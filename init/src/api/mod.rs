@@ -196,7 +196,13 @@ async fn require_token(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
+    // `[api] metrics_token` opens the metrics and nothing else.
+    let scrape = request.uri().path() == metrics::PATH
+        && handles.state.metrics_token().is_some_and(|t| {
+            presented.is_some_and(|given| constant_time_eq(t.as_bytes(), given.trim().as_bytes()))
+        });
     match (handles.state.token(), presented) {
+        _ if scrape => next.run(request).await,
         (Some(expected), Some(given)) if constant_time_eq(expected.as_bytes(), given.trim().as_bytes()) => {
             next.run(request).await
         }
@@ -441,6 +447,36 @@ mod tests {
         ] {
             assert!(text.contains(family), "no {family} in {text}");
         }
+    }
+
+    #[tokio::test]
+    async fn the_metrics_token_opens_the_metrics_and_nothing_else() {
+        const SCRAPE: &str = "scrape-only-token-0123";
+        let (addr, _, state) = start(Some(TOKEN)).await;
+        assert_eq!(
+            request_text(addr, "GET", "/metrics", Some(SCRAPE)).await.0,
+            401
+        );
+        state.set_metrics_token(Some(SCRAPE.into()));
+        let (code, text) = request_text(addr, "GET", "/metrics", Some(SCRAPE)).await;
+        assert_eq!(code, 200, "{text}");
+        assert_eq!(
+            request_text(addr, "GET", "/metrics", Some(TOKEN)).await.0,
+            200
+        );
+        for path in ["/v1/status", "/v1/console", "/v1/services"] {
+            assert_eq!(
+                request_text(addr, "GET", path, Some(SCRAPE)).await.0,
+                401,
+                "{path}"
+            );
+        }
+        assert_eq!(
+            request_text(addr, "POST", "/v1/reboot", Some(SCRAPE))
+                .await
+                .0,
+            401
+        );
     }
 
     #[tokio::test]

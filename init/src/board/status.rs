@@ -22,6 +22,8 @@ pub struct BoardStatus {
     config_errors: Mutex<Vec<ConfigError>>,
     addresses: Mutex<Vec<Address>>,
     token: Mutex<Option<String>>,
+    /// `[api] metrics_token`: opens `GET /metrics` only.
+    metrics_token: Mutex<Option<String>>,
     clock: Mutex<ClockStatus>,
     api_tls: Mutex<ApiTls>,
 }
@@ -143,6 +145,16 @@ impl BoardStatus {
     /// The API token, if one is configured.
     pub fn token(&self) -> Option<String> {
         lock(&self.token).clone()
+    }
+
+    /// Sets the token that opens `GET /metrics` only (`None`: the API token alone does).
+    pub fn set_metrics_token(&self, token: Option<String>) {
+        *lock(&self.metrics_token) = token;
+    }
+
+    /// The metrics-only token, if one is configured.
+    pub fn metrics_token(&self) -> Option<String> {
+        lock(&self.metrics_token).clone()
     }
 
     /// Changes how the clock is reported.

@@ -145,6 +145,7 @@ pub fn load(ctx: &Ctx) -> BootConfig {
     match parsed {
         Ok(config) => {
             ctx.state.set_token(Some(config.token.clone()));
+            ctx.state.set_metrics_token(config.metrics_token.clone());
             ctx.state.set_config_errors(Vec::new());
             BootConfig::from(&config)
         }

@@ -80,6 +80,9 @@ pub struct BoardConfig {
     /// API bearer token.
     #[serde(skip)]
     pub token: String,
+    /// The bearer token that opens `GET /metrics` only (`[api] metrics_token`), if any.
+    #[serde(skip)]
+    pub metrics_token: Option<String>,
     /// Configured host name, if any.
     pub hostname: Option<String>,
     /// Board labels.
@@ -220,6 +223,29 @@ impl BoardConfig {
                 String::new()
             }
         };
+        let metrics_token = match raw.api.metrics_token {
+            Some(t) if t == token => {
+                errors.push(err(
+                    "api",
+                    "metrics_token",
+                    "is the same as [api] token: give it a value of its own, or leave it out"
+                        .to_string(),
+                ));
+                None
+            }
+            Some(t) if t.len() >= MIN_TOKEN_LEN && t.chars().all(|c| c.is_ascii_graphic()) => {
+                Some(t)
+            }
+            Some(_) => {
+                errors.push(err(
+                    "api",
+                    "metrics_token",
+                    format!("must be at least {MIN_TOKEN_LEN} printable characters without spaces"),
+                ));
+                None
+            }
+            None => None,
+        };
         if let Some(h) = &raw.board.hostname {
             if !is_dns_label(h) {
                 errors.push(err("board", "hostname", format!("{h:?} is not a valid host name: use 1-63 letters, digits and '-', not starting or ending with '-'")));
@@ -356,6 +382,7 @@ impl BoardConfig {
             key,
             interface,
             token,
+            metrics_token,
             hostname: raw.board.hostname,
             labels: raw.board.labels,
             network: NetworkConfig {

@@ -56,6 +56,9 @@ pub(super) struct RawCluster {
 pub(super) struct RawApi {
     /// Bearer token every API request must carry.
     pub(super) token: Option<String>,
+    /// A second bearer token that opens `GET /metrics` and nothing else, for a Prometheus whose
+    /// configuration other people can read (same rules as `token`, and not the same value).
+    pub(super) metrics_token: Option<String>,
 }
 
 /// `[board]`.

@@ -212,3 +212,38 @@ fn an_unknown_time_zone_is_refused_with_its_name_and_the_file() {
         );
     }
 }
+
+#[test]
+fn a_metrics_token_of_its_own_is_kept_and_a_weak_or_shared_one_is_refused_by_field() {
+    let with = |line: &str| GOOD.replace("[board]", &format!("{line}\n\n[board]"));
+    let c = BoardConfig::parse(
+        "cluster.toml",
+        &with("metrics_token = \"scrape-only-0123456\""),
+    )
+    .expect("valid");
+    assert_eq!(c.metrics_token.as_deref(), Some("scrape-only-0123456"));
+    assert_eq!(
+        BoardConfig::parse("cluster.toml", GOOD)
+            .expect("valid")
+            .metrics_token,
+        None
+    );
+    for (line, says) in [
+        ("metrics_token = \"short\"", "at least 16"),
+        ("metrics_token = \"with a space 0123456\"", "without spaces"),
+        (
+            "metrics_token = \"secret-token-1234567\"",
+            "same as [api] token",
+        ),
+    ] {
+        let errors = BoardConfig::parse("cluster.toml", &with(line))
+            .expect_err(line)
+            .0;
+        let e = errors
+            .iter()
+            .find(|e| e.field == "api.metrics_token")
+            .unwrap_or_else(|| panic!("{line}: {errors:?}"));
+        assert!(e.message.contains(says), "{line}: {e}");
+        assert!(e.line.is_some(), "{line}: {e:?}");
+    }
+}
