@@ -29,6 +29,9 @@ command = ["/hello", "--exit", "3"]
 restart = "always"
 "#;
 
+/// `[api] metrics_token` on this test's card.
+const SCRAPE_TOKEN: &str = "e2e-scrape-only-0123456789";
+
 fn service(board: &Client, name: &str) -> Option<serde_json::Value> {
     let (code, list) = board.request("GET", "/v1/services").ok()?;
     if code != 200 {
@@ -44,10 +47,15 @@ fn service(board: &Client, name: &str) -> Option<serde_json::Value> {
 #[test]
 fn limits_restarts_live_changes_and_volumes() {
     let archive = baton_tests::example_archive();
+    // Prometheus scrapes with a token that opens /metrics only.
+    let cluster_toml = CLUSTER_TOML.replace(
+        &format!("token = \"{TOKEN}\"\n"),
+        &format!("token = \"{TOKEN}\"\nmetrics_token = \"{SCRAPE_TOKEN}\"\n"),
+    );
     let image = build_image_with(
         "qemu-virt",
         &[
-            ("cluster.toml", CLUSTER_TOML),
+            ("cluster.toml", &cluster_toml),
             ("services/counter.toml", COUNTER),
             ("services/crasher.toml", CRASHER),
         ],
@@ -68,7 +76,11 @@ fn limits_restarts_live_changes_and_volumes() {
         .expect("board")
         .forwarded(API_PORT)
         .expect("forwarded");
-    let prometheus = Prometheus::scraping(api_port, TOKEN);
+    let prometheus = Prometheus::scraping(api_port, SCRAPE_TOKEN);
+    let (code, _) = baton_tests::client(api_port, SCRAPE_TOKEN)
+        .request("GET", "/v1/status")
+        .expect("status");
+    assert_eq!(code, 401, "the metrics token opened /v1/status");
 
     // The volume counts requests.
     let first: u64 = wait_until("the counter to answer", Duration::from_secs(120), || {
