@@ -8,9 +8,11 @@
 //! - an intent is pending: the write was cut short. The store holds either the old or the new
 //!   text (neither was acknowledged yet) and is the truth: the card is made to hold it.
 //! - an intent is pending because the card could not be written (a FAT the kernel set
-//!   read-only): the board noted what the card held then. While the card still holds that, it
-//!   is repaired as above; once it holds anything else, a laptop changed it (repaired the FAT,
-//!   edited the file) and the rules below apply, so the laptop's edit is not overwritten.
+//!   read-only): the board noted what the card may hold then (what it showed, what the boot read
+//!   from it, what the board last wrote to it: a FAT set read-only keeps in the page cache
+//!   writes it never makes). While the card holds one of those, it is repaired as above; once it
+//!   holds anything else, a laptop changed it (repaired the FAT, edited the file) and the rules
+//!   below apply, so the laptop's edit is not overwritten.
 //! - no intent, the card file is what the board last wrote: nothing to do.
 //! - no intent, the file differs and still parses: a laptop edited it; the edit is honoured.
 //! - no intent, the file differs and is damaged (not UTF-8, NUL bytes, empty, not TOML): the
@@ -38,8 +40,8 @@ pub struct Known<'a> {
     pub written: Option<&'a str>,
     /// A write (or removal) was begun and not finished.
     pub pending: bool,
-    /// For a pending write whose card write failed: what the card held after the failure
-    /// (a [`fingerprint`]).
+    /// For a pending write whose card write failed: what the card may have held after the
+    /// failure ([`fingerprint`]s separated by spaces).
     pub seen: Option<&'a str>,
     /// The spec text the board holds for it (`None`: none, or deleted).
     pub truth: Option<&'a str>,
@@ -112,9 +114,10 @@ fn describe(card: &CardFile) -> String {
 
 /// The verdict for one file.
 pub fn decide(card: &CardFile, known: Known<'_>) -> Verdict {
+    let now = fingerprint(card);
     let changed_since_seen = known
         .seen
-        .is_some_and(|seen| seen != fingerprint(card).as_str());
+        .is_some_and(|seen| !seen.split(' ').any(|fp| fp == now));
     if known.pending && !changed_since_seen {
         let agrees = match (card, known.truth) {
             (CardFile::Missing, None) => true,

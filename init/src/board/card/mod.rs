@@ -40,9 +40,9 @@ pub struct Manifest {
     /// Service name → hash of the text being written (`None`: being removed), for writes begun
     /// and not finished.
     pub pending: BTreeMap<String, Option<String>>,
-    /// Service name → what the card file held after a write of it failed (a
-    /// [`decide::fingerprint`]), for pending writes only: a card that holds something else at
-    /// boot was changed by a laptop since.
+    /// Service name → what the card file may hold after a write of it failed
+    /// ([`decide::fingerprint`]s separated by spaces), for pending writes only: a card that
+    /// holds something else at boot was changed by a laptop since.
     pub seen: BTreeMap<String, String>,
 }
 
@@ -75,6 +75,9 @@ pub struct CardStore {
     card: PathBuf,
     data: Option<PathBuf>,
     manifest: Mutex<Manifest>,
+    /// Service name → what its card file held when this boot's reconcile read it from a fresh
+    /// mount (a [`decide::fingerprint`]).
+    at_boot: Mutex<BTreeMap<String, String>>,
 }
 
 impl CardStore {
@@ -90,6 +93,7 @@ impl CardStore {
             card,
             data,
             manifest: Mutex::new(manifest),
+            at_boot: Mutex::new(BTreeMap::new()),
         };
         (store, problem)
     }
@@ -188,9 +192,9 @@ impl CardStore {
         };
         // 3. The card.
         if let Err(source) = write_card(&card_path, text) {
-            // What the card holds now, so that the next boot can tell a laptop's change from
+            // What the card may hold now, so that the next boot can tell a laptop's change from
             // the card as this failure left it. Best effort: without it the next boot repairs.
-            let seen = decide::fingerprint(&look(&card_path));
+            let seen = self.seen_after_failure(manifest, name);
             manifest.seen.insert(name.to_string(), seen);
             let _ = save_manifest(&manifest_path, manifest);
             return Err(WriteError::Card {
@@ -260,6 +264,30 @@ impl CardStore {
         let truth = self.truth(name);
         let held = truth.as_deref().map(|t| decide::hash(t.as_bytes()));
         (held == *intent).then_some(truth)
+    }
+
+    /// After a card write of `name` failed: every text the card file may hold, as
+    /// [`decide::fingerprint`]s separated by spaces. What it shows now may be only the page
+    /// cache's (a FAT set read-only keeps writes it never makes), so what this boot read from
+    /// it and what the board last wrote to it durably are candidates too.
+    fn seen_after_failure(&self, manifest: &Manifest, name: &str) -> String {
+        let mut seen = vec![decide::fingerprint(&look(&self.card_file(name)))];
+        let at_boot = self
+            .at_boot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned();
+        let written = match manifest.written.get(name) {
+            Some(hash) => hash.clone(),
+            None => decide::fingerprint(&decide::CardFile::Missing),
+        };
+        for fp in at_boot.into_iter().chain([written]) {
+            if !seen.contains(&fp) {
+                seen.push(fp);
+            }
+        }
+        seen.join(" ")
     }
 
     /// Brings the card in line with the data partition at boot; see [`decide`].
@@ -367,16 +395,31 @@ fn write_truth(path: &Path, text: Option<&str>) -> io::Result<()> {
 /// Writes (or removes) a card file and syncs the FAT file system.
 fn write_card(path: &Path, text: Option<&str>) -> io::Result<()> {
     match text {
-        Some(t) => persist::write_atomic_fat(path, t.as_bytes()),
+        Some(t) => persist::write_atomic_fat(path, t.as_bytes())?,
         None => {
             match std::fs::remove_file(path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                 _ => {}
             }
-            match path.parent() {
-                Some(dir) if dir.exists() => persist::sync_file_system(dir),
-                _ => Ok(()),
+            if let Some(dir) = path.parent().filter(|d| d.exists()) {
+                persist::sync_file_system(dir)?;
             }
         }
     }
+    // The kernel sets a FAT read-only when it finds an error, possibly during this very write
+    // (freeing the old file's clusters, say); the sync of a read-only file system then writes
+    // nothing and succeeds. What the page cache shows need not be on the card.
+    match path.parent() {
+        Some(dir) if read_only(dir) => Err(io::Error::new(
+            io::ErrorKind::ReadOnlyFilesystem,
+            "the card's file system went read-only during the write (a FAT error): it may not hold it",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Whether the file system holding `dir` is mounted read-only now.
+fn read_only(dir: &Path) -> bool {
+    nix::sys::statvfs::statvfs(dir)
+        .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
 }

@@ -7,7 +7,7 @@ use std::io;
 use baton_api::CardRepair;
 
 use super::decide::{decide, fingerprint, hash, CardFile, Known, Verdict};
-use super::{look, read_bounded, save_manifest, write_card, write_truth, CardStore, Manifest};
+use super::{read_bounded, save_manifest, write_card, write_truth, CardStore, Manifest};
 
 /// What the pass did.
 #[derive(Debug, Default)]
@@ -141,6 +141,11 @@ pub(super) fn run(store: &CardStore, manifest: &mut Manifest) -> Reconciled {
             truth: truth.as_deref(),
         };
         let verdict = decide(&file, known);
+        store
+            .at_boot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.clone(), fingerprint(&file));
         carry_out(store, manifest, &mut out, &name, file, truth, verdict);
     }
     out.files.extend(card.others);
@@ -198,9 +203,9 @@ fn carry_out(
                     }
                 }
                 Err(e) => {
-                    // What the card holds after the failure: while it still holds that, the
-                    // next boot repairs again; a laptop's change after it is honoured.
-                    let seen = fingerprint(&look(&store.card_file(name)));
+                    // What the card may hold after the failure: while it holds one of those,
+                    // the next boot repairs again; a laptop's change after it is honoured.
+                    let seen = store.seen_after_failure(manifest, name);
                     manifest
                         .pending
                         .entry(name.to_string())

@@ -387,3 +387,29 @@ fn a_write_after_a_failed_one_that_is_cut_short_is_still_repaired() {
     );
     assert_eq!(b.card("web").as_deref(), Some(v3.as_str()));
 }
+
+#[test]
+fn a_card_whose_repair_only_reached_the_page_cache_is_repaired_again_not_taken_for_an_edit() {
+    let b = Board::new();
+    b.store().write("web", Some(V1)).expect("write");
+    // A cut while V2 was written leaves a torn file that still parses.
+    let torn = &V2[..V2.find("env").expect("env")];
+    b.cut_after_truth("web", Some(V2), Some(torn.as_bytes()));
+    // The next boot reads the torn file and repairs it; then the card refuses writes (a FAT
+    // the kernel set read-only during that repair), and an apply of V3 is kept on /data only.
+    let booted = b.store();
+    let r = booted.reconcile();
+    assert_eq!(r.repairs.len(), 1, "{r:?}");
+    std::fs::create_dir(b.card.join("web.toml.tmp")).expect("block writes");
+    let v3 = V2.replace("\"2\"", "\"3\"");
+    let err = booted.write("web", Some(&v3)).expect_err("must fail");
+    assert!(matches!(err, WriteError::Card { .. }), "{err}");
+    // The repair never left the page cache: after the power cut the card holds the torn file.
+    std::fs::remove_dir(b.card.join("web.toml.tmp")).expect("unblock");
+    std::fs::write(b.card.join("web.toml"), torn).expect("what the card held");
+    let r = b.store().reconcile();
+    assert_eq!(r.repairs.len(), 1, "the torn file was taken for an edit: {r:?}");
+    assert_eq!(loaded(&r, "web.toml").as_deref(), Some(v3.as_str()));
+    assert_eq!(b.card("web").as_deref(), Some(v3.as_str()));
+    assert_eq!(b.store().truth("web").as_deref(), Some(v3.as_str()));
+}
