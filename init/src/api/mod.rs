@@ -158,7 +158,7 @@ pub async fn serve_with(
     settings: serve::Settings,
 ) {
     let console = Arc::clone(&handles.console);
-    let stats = Arc::default();
+    let stats = handles.state.api_listener();
     let tls = handles.tls.clone();
     serve::run(listener, router(handles), tls, settings, stats, console).await;
 }

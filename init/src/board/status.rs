@@ -24,6 +24,8 @@ pub struct BoardStatus {
     token: Mutex<Option<String>>,
     /// `[api] metrics_token`: opens `GET /metrics` only.
     metrics_token: Mutex<Option<String>>,
+    /// The API listener's connection counters.
+    api_listener: std::sync::Arc<baton_listen::Stats>,
     clock: Mutex<ClockStatus>,
     api_tls: Mutex<ApiTls>,
 }
@@ -155,6 +157,11 @@ impl BoardStatus {
     /// The metrics-only token, if one is configured.
     pub fn metrics_token(&self) -> Option<String> {
         lock(&self.metrics_token).clone()
+    }
+
+    /// The API listener's connection counters (the listener counts into them).
+    pub fn api_listener(&self) -> std::sync::Arc<baton_listen::Stats> {
+        std::sync::Arc::clone(&self.api_listener)
     }
 
     /// Changes how the clock is reported.

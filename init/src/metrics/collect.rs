@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::snapshot::{Board, Instance, Service, Snapshot};
+use super::snapshot::{Board, Instance, Listener, Mesh, MeshPeer, Service, Snapshot};
 use super::sources;
 use crate::board::status::BoardStatus;
 use crate::cluster::Node;
@@ -141,6 +141,10 @@ pub async fn collect(inputs: Inputs) -> Result<Snapshot, TooSlow> {
         .as_ref()
         .map(|s| s.network().generation)
         .filter(|g| *g > 0);
+    let mesh = match &inputs.cluster {
+        Some(node) => Some(mesh(node).await),
+        None => None,
+    };
     Ok(Snapshot {
         board,
         instances,
@@ -148,7 +152,45 @@ pub async fn collect(inputs: Inputs) -> Result<Snapshot, TooSlow> {
         members,
         gossip_drops,
         network_generation,
+        mesh,
+        listeners: vec![listener("api", &inputs.state.api_listener())],
     })
+}
+
+/// The mesh as the kernel has it (the cluster's view of it).
+async fn mesh(node: &Node) -> Mesh {
+    let view = node.mesh_view().await;
+    Mesh {
+        up: view.up,
+        peers: view
+            .peers
+            .into_iter()
+            .map(|p| MeshPeer {
+                board: p.board,
+                handshake_age_seconds: p.handshake_age_ms.map(|ms| ms as f64 / 1000.0),
+                rx_bytes: p.rx_bytes,
+                tx_bytes: p.tx_bytes,
+            })
+            .collect(),
+    }
+}
+
+/// A listener's counters, named.
+fn listener(name: &str, stats: &baton_listen::Stats) -> Listener {
+    let read = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    Listener {
+        name: name.to_string(),
+        open: read(&stats.open),
+        refused: [
+            ("full", &stats.refused_full),
+            ("per_source", &stats.refused_per_source),
+            ("rate", &stats.refused_rate),
+        ]
+        .iter()
+        .map(|(reason, c)| (reason.to_string(), read(c)))
+        .collect(),
+        accept_errors: read(&stats.accept_errors),
+    }
 }
 
 /// The board's files and each instance's cgroup (by instance id), blocking.

@@ -8,6 +8,7 @@
 
 pub mod collect;
 pub mod render;
+mod render_network;
 #[cfg(test)]
 mod render_tests;
 pub mod snapshot;

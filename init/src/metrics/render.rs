@@ -28,7 +28,7 @@ pub fn wants_openmetrics(accept: Option<&str>) -> bool {
     })
 }
 
-type Labels = Vec<(&'static str, String)>;
+pub(super) type Labels = Vec<(&'static str, String)>;
 type GaugeF = Gauge<f64, AtomicU64>;
 type CounterF = Counter<f64, AtomicU64>;
 
@@ -47,7 +47,7 @@ pub fn render(snapshot: &Snapshot, openmetrics: bool) -> (&'static str, String) 
 }
 
 /// A gauge family, filled from `(labels, value)` pairs.
-fn gauges(values: impl IntoIterator<Item = (Labels, f64)>) -> Family<Labels, GaugeF> {
+pub(super) fn gauges(values: impl IntoIterator<Item = (Labels, f64)>) -> Family<Labels, GaugeF> {
     let family = Family::<Labels, GaugeF>::default();
     for (labels, value) in values {
         family.get_or_create(&labels).set(value);
@@ -56,7 +56,7 @@ fn gauges(values: impl IntoIterator<Item = (Labels, f64)>) -> Family<Labels, Gau
 }
 
 /// A gauge family of whole numbers.
-fn whole(values: impl IntoIterator<Item = (Labels, u64)>) -> Family<Labels, Gauge> {
+pub(super) fn whole(values: impl IntoIterator<Item = (Labels, u64)>) -> Family<Labels, Gauge> {
     let family = Family::<Labels, Gauge>::default();
     for (labels, value) in values {
         family
@@ -67,7 +67,7 @@ fn whole(values: impl IntoIterator<Item = (Labels, u64)>) -> Family<Labels, Gaug
 }
 
 /// A counter family of whole numbers, filled from totals.
-fn tally(values: impl IntoIterator<Item = (Labels, u64)>) -> Family<Labels, Counter> {
+pub(super) fn tally(values: impl IntoIterator<Item = (Labels, u64)>) -> Family<Labels, Counter> {
     let family = Family::<Labels, Counter>::default();
     for (labels, value) in values {
         family.get_or_create(&labels).inc_by(value);
@@ -76,7 +76,9 @@ fn tally(values: impl IntoIterator<Item = (Labels, u64)>) -> Family<Labels, Coun
 }
 
 /// A counter family, filled from totals.
-fn counters(values: impl IntoIterator<Item = (Labels, f64)>) -> Family<Labels, CounterF> {
+pub(super) fn counters(
+    values: impl IntoIterator<Item = (Labels, f64)>,
+) -> Family<Labels, CounterF> {
     let family = Family::<Labels, CounterF>::default();
     for (labels, value) in values {
         family.get_or_create(&labels).inc_by(value.max(0.0));
@@ -84,7 +86,7 @@ fn counters(values: impl IntoIterator<Item = (Labels, f64)>) -> Family<Labels, C
     family
 }
 
-fn one(label: &'static str, value: &str) -> Labels {
+pub(super) fn one(label: &'static str, value: &str) -> Labels {
     vec![(label, value.to_string())]
 }
 
@@ -93,27 +95,7 @@ fn registry(s: &Snapshot) -> Registry {
     board(&mut r, s);
     instances(&mut r, s);
     services(&mut r, s);
-    r.register(
-        "cluster_members",
-        "Cluster members this board sees, by state",
-        whole(s.members.iter().map(|(state, n)| (one("state", state), *n))),
-    );
-    r.register(
-        "gossip_datagrams_dropped",
-        "Gossip datagrams this board dropped, by reason",
-        tally(
-            s.gossip_drops
-                .iter()
-                .map(|(reason, n)| (one("reason", reason), *n)),
-        ),
-    );
-    if let Some(generation) = s.network_generation {
-        r.register(
-            "network_generation",
-            "Generation of the services' rule set in force",
-            whole([(Vec::new(), generation)]),
-        );
-    }
+    super::render_network::network(&mut r, s);
     r
 }
 

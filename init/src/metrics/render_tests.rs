@@ -6,7 +6,9 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use super::render::{render, wants_openmetrics, OPENMETRICS, TEXT};
-use super::snapshot::{Board, CgroupStats, Instance, Memory, Service, Snapshot, Space};
+use super::snapshot::{
+    Board, CgroupStats, Instance, Listener, Memory, Mesh, MeshPeer, Service, Snapshot, Space,
+};
 
 fn snapshot() -> Snapshot {
     Snapshot {
@@ -61,6 +63,29 @@ fn snapshot() -> Snapshot {
         members: BTreeMap::from([("self".into(), 1), ("alive".into(), 2)]),
         gossip_drops: vec![("unauthenticated".into(), 20_000), ("replayed".into(), 0)],
         network_generation: Some(9),
+        mesh: Some(Mesh {
+            up: true,
+            peers: vec![
+                MeshPeer {
+                    board: "pi-b".into(),
+                    handshake_age_seconds: Some(12.5),
+                    rx_bytes: 4096,
+                    tx_bytes: 1024,
+                },
+                MeshPeer {
+                    board: "pi-c".into(),
+                    handshake_age_seconds: None,
+                    rx_bytes: 0,
+                    tx_bytes: 148,
+                },
+            ],
+        }),
+        listeners: vec![Listener {
+            name: "api".into(),
+            open: 3,
+            refused: vec![("full".into(), 0), ("per_source".into(), 7)],
+            accept_errors: 1,
+        }],
     }
 }
 
@@ -109,9 +134,18 @@ fn the_text_format_passes_promtool_with_every_family() {
         "baton_network_generation 9",
         "baton_gossip_datagrams_dropped_total{reason=\"unauthenticated\"} 20000",
         "baton_gossip_datagrams_dropped_total{reason=\"replayed\"} 0",
+        "baton_mesh_up 1",
+        "baton_mesh_handshake_age_seconds{peer=\"pi-b\"} 12.5",
+        "baton_mesh_received_bytes_total{peer=\"pi-b\"} 4096",
+        "baton_mesh_sent_bytes_total{peer=\"pi-c\"} 148",
+        "baton_listener_connections{listener=\"api\"} 3",
+        "baton_listener_refused_total{listener=\"api\",reason=\"per_source\"} 7",
+        "baton_listener_accept_errors_total{listener=\"api\"} 1",
     ] {
         assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
     }
+    // A peer never shaken hands with has no age, rather than zero.
+    assert!(!text.contains("baton_mesh_handshake_age_seconds{peer=\"pi-c\"}"));
     // An instance without a cgroup has no cgroup figures, rather than zeros.
     assert!(!text.contains("baton_instance_memory_bytes{service=\"web\",baton_instance=\"web-2\"}"));
 }

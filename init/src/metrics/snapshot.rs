@@ -17,6 +17,45 @@ pub struct Snapshot {
     pub gossip_drops: Vec<(String, u64)>,
     /// The generation of the rule set in force, if the services' network is up.
     pub network_generation: Option<u64>,
+    /// The WireGuard mesh to the other boards, while this board is in a cluster.
+    pub mesh: Option<Mesh>,
+    /// The board's own listeners' counters.
+    pub listeners: Vec<Listener>,
+}
+
+/// The mesh as the kernel has it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Mesh {
+    /// Whether the link is up.
+    pub up: bool,
+    /// One per other board.
+    pub peers: Vec<MeshPeer>,
+}
+
+/// Another board at the other end of the mesh.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MeshPeer {
+    /// Its name.
+    pub board: String,
+    /// Seconds since the last handshake (`None`: never).
+    pub handshake_age_seconds: Option<f64>,
+    /// Bytes received from it.
+    pub rx_bytes: u64,
+    /// Bytes sent to it.
+    pub tx_bytes: u64,
+}
+
+/// One listener's connection counters (see `baton_listen::Stats`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listener {
+    /// Which (`api`).
+    pub name: String,
+    /// Connections open now.
+    pub open: u64,
+    /// Connections refused, by reason (`full`, `per_source`, `rate`).
+    pub refused: Vec<(String, u64)>,
+    /// Failed `accept` calls.
+    pub accept_errors: u64,
 }
 
 /// The board's own figures; `None` where a source could not be read.

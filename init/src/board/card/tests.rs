@@ -408,7 +408,11 @@ fn a_card_whose_repair_only_reached_the_page_cache_is_repaired_again_not_taken_f
     std::fs::remove_dir(b.card.join("web.toml.tmp")).expect("unblock");
     std::fs::write(b.card.join("web.toml"), torn).expect("what the card held");
     let r = b.store().reconcile();
-    assert_eq!(r.repairs.len(), 1, "the torn file was taken for an edit: {r:?}");
+    assert_eq!(
+        r.repairs.len(),
+        1,
+        "the torn file was taken for an edit: {r:?}"
+    );
     assert_eq!(loaded(&r, "web.toml").as_deref(), Some(v3.as_str()));
     assert_eq!(b.card("web").as_deref(), Some(v3.as_str()));
     assert_eq!(b.store().truth("web").as_deref(), Some(v3.as_str()));
