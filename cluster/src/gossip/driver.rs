@@ -105,6 +105,10 @@ struct Signed {
     member_generation: u64,
     state: Vec<u8>,
     proof: Vec<u8>,
+    /// When the values carry a load table: the same state without it, and its proof, for
+    /// boards whose state arrives unsigned (the previous release refuses values with a load
+    /// table, and would take this board for absent).
+    without_load: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// The first pause after a receive error that is not transient; it doubles while errors repeat.

@@ -217,6 +217,47 @@ async fn a_board_of_the_previous_release_is_shown_unsigned_and_reads_signed_boar
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_board_with_load_sends_the_previous_release_its_values_without_the_load_table() {
+    let a = start(config("a", 1, &[], KEY)).await.expect("a");
+    let old = start(config("old", 1, &[], KEY)).await.expect("old");
+    old.as_previous_release().expect("previous release");
+    old.add_seed(a.local_addr()).expect("seed");
+    let b = start(config("b", 1, &[a.local_addr()], KEY))
+        .await
+        .expect("b");
+    let load = vec![values::ServiceLoad {
+        service: 0,
+        stable: 8,
+        ..Default::default()
+    }];
+    a.update(|v| {
+        v.labels.insert("build".into(), "new".into());
+        v.load_bucket = 7;
+        v.load = load.clone();
+    })
+    .expect("update");
+    let seen_by = |observer: &GossipHandle| {
+        observer
+            .members()
+            .into_iter()
+            .find(|m| m.name == "a" && m.values.labels.contains_key("build"))
+            .map(|m| m.values)
+    };
+    // The signed board gets the whole state; the previous release's board gets it without the
+    // load table (the layout it reads), so it keeps placing beside `a`.
+    wait_for("b to see a's load and old to see a's values", || {
+        seen_by(&b).is_some_and(|v| v.load == load) && seen_by(&old).is_some()
+    })
+    .await;
+    let at_old = seen_by(&old).expect("a at old");
+    assert!(!at_old.has_load(), "{at_old:?}");
+    assert_eq!(at_old, seen_by(&b).expect("a at b").without_load());
+    for handle in [a, b, old] {
+        handle.shutdown().await.expect("shutdown");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_restarted_with_its_bindings_refuses_a_replayed_older_generation() {
     let a = start(config("a", 1, &[], KEY)).await.expect("a");
     let b = start(config("b", 5, &[a.local_addr()], KEY))

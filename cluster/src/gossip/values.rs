@@ -16,8 +16,9 @@
 //! misread. Any change of [`BoardValues`] or of the types inside it (including the order of
 //! [`baton_api::InstancePhase`]'s variants) needs a new version. One exception keeps boards of
 //! the previous release placing beside this one's during a rolling update: values with no load
-//! since the board started are written in the previous version ([`VALUES_VERSION_NO_LOAD`]),
-//! which both read.
+//! are written in the previous version ([`VALUES_VERSION_NO_LOAD`]), which both read, and a
+//! board with load sends boards whose state arrives unsigned its values without the load
+//! ([`BoardValues::without_load`]; see the gossip driver's `signed_for`).
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -167,9 +168,23 @@ pub enum ValuesError {
 }
 
 impl BoardValues {
+    /// Whether the values carry a load table (and so are written in [`VALUES_VERSION`]).
+    pub fn has_load(&self) -> bool {
+        self.load_bucket != 0 || !self.load.is_empty()
+    }
+
+    /// The same values without the load table: what the previous release reads.
+    pub fn without_load(&self) -> BoardValues {
+        BoardValues {
+            load_bucket: 0,
+            load: Vec::new(),
+            ..self.clone()
+        }
+    }
+
     /// The version byte, then the values in postcard.
     pub fn encode(&self) -> Vec<u8> {
-        if self.load_bucket == 0 && self.load.is_empty() {
+        if !self.has_load() {
             let fields = (
                 &self.api,
                 &self.capacity,

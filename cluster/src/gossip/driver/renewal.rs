@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use super::super::identity::NodeId;
 use super::super::proof::StateProof;
+use super::super::values::BoardValues;
 use super::super::vouches::Gate;
 use super::super::wire::StateMessage;
 use super::Driver;
@@ -98,26 +99,32 @@ impl Driver {
         match &self.signed {
             Some(s) if s.version == version && s.member_generation == member_generation => {}
             _ => {
-                let state = StateMessage {
-                    generation: self.generation,
-                    version,
-                    values,
-                }
-                .encode();
-                let proof = StateProof::sign(
-                    &self.board_key,
-                    &self.name,
-                    self.addr,
-                    (self.generation, member_generation),
-                    version,
-                    &state,
-                )
-                .encode();
+                let sign = |values: BoardValues| {
+                    let state = StateMessage {
+                        generation: self.generation,
+                        version,
+                        values,
+                    }
+                    .encode();
+                    let proof = StateProof::sign(
+                        &self.board_key,
+                        &self.name,
+                        self.addr,
+                        (self.generation, member_generation),
+                        version,
+                        &state,
+                    )
+                    .encode();
+                    (state, proof)
+                };
+                let without_load = values.has_load().then(|| sign(values.without_load()));
+                let (state, proof) = sign(values);
                 self.signed = Some(super::Signed {
                     version,
                     member_generation,
                     state,
                     proof,
+                    without_load,
                 });
             }
         }
@@ -127,9 +134,24 @@ impl Driver {
             .unwrap_or_default()
     }
 
+    /// The state and proof for `addr`: without the load table for a board whose own state
+    /// arrives unsigned (the previous release, or a board whose first proof is still on its
+    /// way, which reads both), else the whole state.
+    fn signed_for(&mut self, addr: SocketAddr) -> (Vec<u8>, Vec<u8>) {
+        let whole = self.signed();
+        let unsigned = super::lock(&self.shared)
+            .members
+            .iter()
+            .any(|m| m.addr == addr && m.signed_by.is_none());
+        match self.signed.as_ref().and_then(|s| s.without_load.as_ref()) {
+            Some(without) if unsigned => without.clone(),
+            _ => whole,
+        }
+    }
+
     /// Sends this board's state to `addr`, then the proof that it signed it.
     pub(super) async fn send_state(&mut self, addr: SocketAddr) {
-        let (state, proof) = self.signed();
+        let (state, proof) = self.signed_for(addr);
         self.send(addr, &state).await;
         if self.proofs {
             self.introductions.sent(addr, Instant::now());
@@ -143,8 +165,8 @@ impl Driver {
         if self.proof_to.is_empty() {
             return;
         }
-        let (_, proof) = self.signed();
         for addr in std::mem::take(&mut self.proof_to) {
+            let (_, proof) = self.signed_for(addr);
             self.send(addr, &proof).await;
         }
     }
