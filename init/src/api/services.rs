@@ -281,7 +281,7 @@ async fn delete(Extract(handles): Extract<Handles>, UrlPath(name): UrlPath<Strin
     // Removed from the data partition, then from the card; acknowledged as an apply is.
     let (card, spec_name) = (Arc::clone(&handles.card), name.clone());
     let removed = tokio::task::spawn_blocking(move || card.write(&spec_name, None)).await;
-    let mut warning = match kept(&handles, removed) {
+    let warning = match kept(&handles, removed) {
         Ok(warning) => warning,
         Err(e) => {
             return problem(
@@ -302,11 +302,12 @@ async fn delete(Extract(handles): Extract<Handles>, UrlPath(name): UrlPath<Strin
             if let Some(e) =
                 saved.map_or_else(|e| Some(e.to_string()), |r| r.err().map(|e| e.to_string()))
             {
+                // A failure on the data partition: not acknowledged, as for an apply.
                 let line = format!(
-                    "the deletion of {name} is in force, but saving the cluster's records failed: {e}; the next round saves them again"
+                    "the deletion of {name} is in force on this board, but saving the cluster's records on the data partition failed: {e}; a power cut before the next round would forget it"
                 );
                 handles.console.line(&line);
-                warning = Some(warning.map_or(line.clone(), |w| format!("{w}; {line}")));
+                return problem(StatusCode::INTERNAL_SERVER_ERROR, &line);
             }
         }
         None => supervisor.remove(&name),

@@ -141,8 +141,10 @@ pub async fn collect(inputs: Inputs) -> Result<Snapshot, TooSlow> {
         .as_ref()
         .map(|s| s.network().generation)
         .filter(|g| *g > 0);
+    // The mesh's lock may be held by a round for a while: the scrape does not wait past the
+    // same limit, and leaves the mesh out instead.
     let mesh = match &inputs.cluster {
-        Some(node) => Some(mesh(node).await),
+        Some(node) => tokio::time::timeout(READ_LIMIT, mesh(node)).await.ok(),
         None => None,
     };
     Ok(Snapshot {
@@ -165,11 +167,15 @@ async fn mesh(node: &Node) -> Mesh {
         peers: view
             .peers
             .into_iter()
-            .map(|p| MeshPeer {
-                board: p.board,
-                handshake_age_seconds: p.handshake_age_ms.map(|ms| ms as f64 / 1000.0),
-                rx_bytes: p.rx_bytes,
-                tx_bytes: p.tx_bytes,
+            .map(|p| {
+                // Nothing from the kernel for this peer (or the status read failed): no byte
+                // counts, rather than zeros a scraper would take for a counter reset.
+                let known = p.handshake_age_ms.is_some() || p.rx_bytes > 0 || p.tx_bytes > 0;
+                MeshPeer {
+                    board: p.board,
+                    handshake_age_seconds: p.handshake_age_ms.map(|ms| ms as f64 / 1000.0),
+                    bytes: known.then_some((p.rx_bytes, p.tx_bytes)),
+                }
             })
             .collect(),
     }

@@ -47,12 +47,20 @@ pub(super) fn network(r: &mut Registry, s: &Snapshot) {
         r.register(
             "mesh_received_bytes",
             "Bytes received from a board over the mesh",
-            tally(mesh.peers.iter().map(|p| (peer(&p.board), p.rx_bytes))),
+            tally(
+                mesh.peers
+                    .iter()
+                    .filter_map(|p| Some((peer(&p.board), p.bytes?.0))),
+            ),
         );
         r.register(
             "mesh_sent_bytes",
             "Bytes sent to a board over the mesh",
-            tally(mesh.peers.iter().map(|p| (peer(&p.board), p.tx_bytes))),
+            tally(
+                mesh.peers
+                    .iter()
+                    .filter_map(|p| Some((peer(&p.board), p.bytes?.1))),
+            ),
         );
     }
     let listener = |l: &super::snapshot::Listener| one("listener", &l.name);

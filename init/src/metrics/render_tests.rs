@@ -69,14 +69,17 @@ fn snapshot() -> Snapshot {
                 MeshPeer {
                     board: "pi-b".into(),
                     handshake_age_seconds: Some(12.5),
-                    rx_bytes: 4096,
-                    tx_bytes: 1024,
+                    bytes: Some((4096, 1024)),
                 },
                 MeshPeer {
                     board: "pi-c".into(),
                     handshake_age_seconds: None,
-                    rx_bytes: 0,
-                    tx_bytes: 148,
+                    bytes: Some((0, 148)),
+                },
+                MeshPeer {
+                    board: "pi-d".into(),
+                    handshake_age_seconds: None,
+                    bytes: None,
                 },
             ],
         }),
@@ -146,6 +149,8 @@ fn the_text_format_passes_promtool_with_every_family() {
     }
     // A peer never shaken hands with has no age, rather than zero.
     assert!(!text.contains("baton_mesh_handshake_age_seconds{peer=\"pi-c\"}"));
+    // A peer the kernel said nothing of has no byte counts (not zeros: a counter reset).
+    assert!(!text.contains("peer=\"pi-d\""));
     // An instance without a cgroup has no cgroup figures, rather than zeros.
     assert!(!text.contains("baton_instance_memory_bytes{service=\"web\",baton_instance=\"web-2\"}"));
 }

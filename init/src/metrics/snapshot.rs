@@ -39,10 +39,8 @@ pub struct MeshPeer {
     pub board: String,
     /// Seconds since the last handshake (`None`: never).
     pub handshake_age_seconds: Option<f64>,
-    /// Bytes received from it.
-    pub rx_bytes: u64,
-    /// Bytes sent to it.
-    pub tx_bytes: u64,
+    /// Bytes received from it and sent to it (`None`: the kernel said nothing of it).
+    pub bytes: Option<(u64, u64)>,
 }
 
 /// One listener's connection counters (see `baton_listen::Stats`).
