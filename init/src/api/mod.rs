@@ -107,6 +107,33 @@ pub struct Handles {
 }
 
 impl Handles {
+    /// Handles for a test of the API alone: nothing running behind it (no supervisor, cluster,
+    /// front door or scaler), specs kept in `services` without a data partition.
+    #[cfg(test)]
+    pub(crate) fn alone(
+        state: Arc<BoardStatus>,
+        console: Arc<Console>,
+        power: mpsc::Sender<Action>,
+        services: PathBuf,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> Handles {
+        Handles {
+            state,
+            console,
+            power,
+            card: Arc::new(crate::board::card::CardStore::open(services.clone(), None).0),
+            services_dir: services,
+            running: Running {
+                supervisor: watch::channel(None).1,
+                cluster: watch::channel(None).1,
+                front_door: watch::channel(None).1,
+                scaler: watch::channel(None).1,
+            },
+            tls,
+            front_door: Default::default(),
+        }
+    }
+
     /// The supervisor, if it has started.
     fn supervisor(&self) -> Option<Supervisor> {
         self.running.supervisor.borrow().clone()

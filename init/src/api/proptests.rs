@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use super::serve::{connection, Settings};
-use super::{router, Handles, Running};
+use super::{router, Handles};
 use crate::board::console::Console;
 use crate::board::status::BoardStatus;
 
@@ -29,21 +29,13 @@ fn exchange(request: Vec<u8>, services: PathBuf) -> Vec<u8> {
     runtime.block_on(async move {
         let state = Arc::new(BoardStatus::default());
         state.set_token(Some(TOKEN.to_string()));
-        let handles = Handles {
+        let handles = Handles::alone(
             state,
-            console: Arc::new(Console::quiet(100)),
-            power: mpsc::channel(1).0,
-            card: Arc::new(crate::board::card::CardStore::open(services.clone(), None).0),
-            services_dir: services,
-            running: Running {
-                supervisor: watch::channel(None).1,
-                cluster: watch::channel(None).1,
-                front_door: watch::channel(None).1,
-                scaler: watch::channel(None).1,
-            },
-            tls: None,
-            front_door: Default::default(),
-        };
+            Arc::new(Console::quiet(100)),
+            mpsc::channel(1).0,
+            services,
+            None,
+        );
         let settings = Settings {
             header_timeout: Duration::from_secs(1),
             ..Settings::default()

@@ -1,6 +1,6 @@
 //! The API's connection limits against clients that hold connections or send slowly.
 
-use super::super::{router, Handles, Running};
+use super::super::{router, Handles};
 use super::*;
 use crate::board::status::BoardStatus;
 use baton_testnet::eventually;
@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 const TOKEN: &str = "serve-test-token-0123456789";
@@ -19,23 +19,13 @@ async fn start(settings: Settings) -> (SocketAddr, Arc<Stats>) {
     let state = Arc::new(BoardStatus::default());
     state.set_token(Some(TOKEN.to_string()));
     let console = Arc::new(Console::quiet(100));
-    let handles = Handles {
+    let handles = Handles::alone(
         state,
-        console: Arc::clone(&console),
-        power: mpsc::channel(1).0,
-        services_dir: PathBuf::from("/nonexistent/services"),
-        card: Arc::new(
-            crate::board::card::CardStore::open(PathBuf::from("/nonexistent/services"), None).0,
-        ),
-        running: Running {
-            supervisor: watch::channel(None).1,
-            cluster: watch::channel(None).1,
-            front_door: watch::channel(None).1,
-            scaler: watch::channel(None).1,
-        },
-        tls: None,
-        front_door: Default::default(),
-    };
+        Arc::clone(&console),
+        mpsc::channel(1).0,
+        PathBuf::from("/nonexistent/services"),
+        None,
+    );
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let stats = Arc::new(Stats::default());

@@ -24,23 +24,13 @@ async fn start_with_console(
     let (tx, rx) = mpsc::channel(1);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let handles = Handles {
-        state: Arc::clone(&state),
-        console: Arc::clone(&console),
-        power: tx,
-        services_dir: PathBuf::from("/nonexistent/services"),
-        card: Arc::new(
-            crate::board::card::CardStore::open(PathBuf::from("/nonexistent/services"), None).0,
-        ),
-        running: Running {
-            supervisor: watch::channel(None).1,
-            cluster: watch::channel(None).1,
-            front_door: watch::channel(None).1,
-            scaler: watch::channel(None).1,
-        },
-        tls: None,
-        front_door: Default::default(),
-    };
+    let handles = Handles::alone(
+        Arc::clone(&state),
+        Arc::clone(&console),
+        tx,
+        PathBuf::from("/nonexistent/services"),
+        None,
+    );
     tokio::spawn(serve(listener, handles));
     (addr, rx, state, console)
 }

@@ -10,10 +10,10 @@ use std::time::Duration;
 use baton_cluster::tls::ca::Ca;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use super::*;
-use crate::api::{serve, Handles, Running};
+use crate::api::{serve, Handles};
 use crate::board::sys::Action;
 
 const TOKEN: &str = "test-token-0123456789";
@@ -43,23 +43,13 @@ async fn board(ca: Option<&Ca>) -> Board {
     let (power, rx) = mpsc::channel(1);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let handles = Handles {
-        state: Arc::clone(&state),
+    let handles = Handles::alone(
+        Arc::clone(&state),
         console,
         power,
-        services_dir: PathBuf::from("/nonexistent/services"),
-        card: Arc::new(
-            crate::board::card::CardStore::open(PathBuf::from("/nonexistent/services"), None).0,
-        ),
-        running: Running {
-            supervisor: watch::channel(None).1,
-            cluster: watch::channel(None).1,
-            front_door: watch::channel(None).1,
-            scaler: watch::channel(None).1,
-        },
+        PathBuf::from("/nonexistent/services"),
         tls,
-        front_door: Default::default(),
-    };
+    );
     tokio::spawn(serve(listener, handles));
     Board {
         addr,
