@@ -20,6 +20,7 @@
 //! | GET    | `/v1/cluster`                    | [`ClusterView`] |
 //! | GET    | `/v1/network`                    | [`NetworkReport`] |
 //! | GET    | `/v1/console`                    | text: the console's recent lines; the query is [`ConsoleQuery`] |
+//! | GET    | `/v1/events`                     | [`EventList`], or server-sent [`Event`]s with `follow=1`; the query is [`EventsQuery`] |
 //!
 //! Every refusal is an [`ApiError`]. Clients read leniently, as boards of several versions may
 //! answer: unknown fields are ignored, and the fields that boards added over time read as their
@@ -28,6 +29,7 @@
 pub mod cluster;
 pub mod console;
 pub mod error;
+pub mod events;
 pub mod network;
 pub mod routes;
 pub mod scaling;
@@ -40,6 +42,7 @@ pub use cluster::{
 };
 pub use console::ConsoleQuery;
 pub use error::{ApiError, ConfigError};
+pub use events::{Event, EventList, EventsQuery, What};
 pub use network::{MeshPeerView, MeshView, NetworkReport, NetworkService, NetworkView};
 pub use routes::{FrontDoorStatus, RouteInstance, RouteView, RoutesReport};
 pub use services::{
