@@ -11,6 +11,7 @@
 //!
 //! | folder | what lives there |
 //! |---|---|
+//! | [`events`] | the board's event bus: what happened (instances, specs, scaling), kept in a ring and broadcast to readers |
 //! | [`board`] | the board as everything else sees it: the root directory and paths ([`board::context::Ctx`]), every privileged call ([`board::sys::Sys`]), the console, the state the API reports, power-safe writes |
 //! | [`boot`] | the boot steps in order: off the initramfs, mounts, modules, disk, config, data, hostname, entropy, clock, watchdog; then what it starts last, as a trait ([`boot::services::Services`]) |
 //! | [`uplink`] | the board's own network: DHCP, link-local, static addresses, resolv.conf, SNTP |
@@ -31,6 +32,7 @@ pub mod board;
 pub mod boot;
 pub mod cluster;
 pub mod containers;
+pub mod events;
 pub mod frontdoor;
 pub mod lifecycle;
 pub mod metrics;

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 /// The folders from the bottom up.
 const LAYERS: &[&str] = &[
+    "events",
     "board",
     "boot",
     "uplink",
