@@ -36,6 +36,8 @@ pub struct RealServices {
     front_door: watch::Sender<Option<crate::frontdoor::Handle>>,
     scaler: watch::Sender<Option<Arc<Scaler>>>,
     card: std::sync::OnceLock<Arc<CardStore>>,
+    /// The board's events, for the supervisor to raise and the API to serve.
+    bus: Arc<crate::events::Bus>,
 }
 
 impl RealServices {
@@ -47,6 +49,7 @@ impl RealServices {
             front_door: watch::Sender::new(None),
             scaler: watch::Sender::new(None),
             card: std::sync::OnceLock::new(),
+            bus: Arc::default(),
         }
     }
 
@@ -178,6 +181,7 @@ impl Services for RealServices {
             },
             tls,
             front_door: Arc::new(config.front_door.clone()),
+            bus: Arc::clone(&self.bus),
         })?)
     }
 
@@ -232,7 +236,9 @@ impl Services for RealServices {
             board_tcp_ports: vec![front_door.http, front_door.https],
             ..board
         };
-        let (supervisor, notes) = Supervisor::start(paths, Arc::clone(&ctx.console)).await;
+        self.bus.set_board(&board_name);
+        let (supervisor, notes) =
+            Supervisor::start(paths, Arc::clone(&ctx.console), Arc::clone(&self.bus)).await;
         for note in notes {
             ctx.say(format_args!("services: {note}"));
         }

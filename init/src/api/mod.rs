@@ -9,6 +9,7 @@
 //! |--------|----------------|---------------------------------------------|
 //! | GET    | `/v1/health`   | `{"ok": true}`, no token needed             |
 //! | GET    | `/v1/status`   | [`StatusReport`]                            |
+//! | GET    | `/v1/events`   | the board's events, JSON or server-sent (see [`events`]) |
 //! | GET    | `/v1/console`  | the console's recent lines (`?tail=N`)      |
 //! | POST   | `/v1/reboot`   | clean reboot (202, then the board goes down) |
 //! | POST   | `/v1/halt`     | clean halt                                  |
@@ -43,6 +44,7 @@ use crate::cluster::Node;
 use crate::containers::supervisor::Supervisor;
 
 pub(crate) mod cluster;
+mod events;
 mod metrics;
 #[cfg(test)]
 mod proptests;
@@ -104,6 +106,8 @@ pub struct Handles {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// `[front_door]` of this board: applied specs are checked against it too.
     pub front_door: Arc<baton_spec::FrontDoor>,
+    /// The board's events.
+    pub bus: Arc<crate::events::Bus>,
 }
 
 impl Handles {
@@ -131,6 +135,7 @@ impl Handles {
             },
             tls,
             front_door: Default::default(),
+            bus: Default::default(),
         }
     }
 
@@ -200,6 +205,7 @@ fn router(handles: Handles) -> Router {
         .merge(services::routes())
         .merge(cluster::routes())
         .merge(metrics::routes())
+        .merge(events::routes())
         .merge(routes::routes())
         .route_layer(middleware::from_fn_with_state(
             handles.clone(),

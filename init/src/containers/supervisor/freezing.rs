@@ -11,6 +11,7 @@
 //! kills it if it cannot be thawed). Stopping a frozen instance thaws it first
 //! ([`Driver::thaw_for_signal`]).
 
+use baton_api::events::What;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -136,8 +137,20 @@ impl Driver {
         }
         let id = Self::id(name, slot);
         match (frozen, result) {
-            (true, Ok(())) => self.set_state(name, slot, Freeze::Frozen),
-            (false, Ok(())) => self.resume(key),
+            (true, Ok(())) => {
+                self.set_state(name, slot, Freeze::Frozen);
+                self.snapshot.bus.raise(What::InstanceFrozen {
+                    service: name.to_string(),
+                    instance: id,
+                });
+            }
+            (false, Ok(())) => {
+                self.resume(key);
+                self.snapshot.bus.raise(What::InstanceThawed {
+                    service: name.to_string(),
+                    instance: id,
+                });
+            }
             (true, Err(e)) => {
                 self.console
                     .line(format_args!("{id}: not frozen, it keeps running: {e}"));

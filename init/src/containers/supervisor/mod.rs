@@ -39,6 +39,7 @@ mod log_writer;
 pub mod logs;
 pub mod output;
 mod probing;
+mod raised;
 mod reconcile;
 pub mod routed;
 mod state;
@@ -156,6 +157,8 @@ struct Snapshot {
     activator: Option<crate::svcnet::activator::Activator>,
     /// The services the activator asks to wake, until taken ([`Supervisor::take_wakes`]).
     wakes: Mutex<Option<mpsc::Receiver<String>>>,
+    /// The board's events: instances, specs.
+    bus: Arc<crate::events::Bus>,
 }
 
 impl Default for Snapshot {
@@ -168,6 +171,7 @@ impl Default for Snapshot {
             specs: Mutex::default(),
             activator: None,
             wakes: Mutex::default(),
+            bus: Arc::default(),
         }
     }
 }
@@ -239,14 +243,19 @@ impl Supervisor {
     /// board bridge with its NAT rules and the image store. If one of them cannot start, the
     /// supervisor still runs and every instance fails to start with that reason (visible in the
     /// API), so the board stays manageable.
-    /// What it has to say goes to `console`.
-    pub async fn start(paths: Paths, console: Arc<Console>) -> (Supervisor, Vec<String>) {
+    /// What it has to say goes to `console`; what happens to instances and specs, to `bus`.
+    pub async fn start(
+        paths: Paths,
+        console: Arc<Console>,
+        bus: Arc<crate::events::Bus>,
+    ) -> (Supervisor, Vec<String>) {
         let (commands, rx) = mpsc::unbounded_channel();
         let (kit, mut notes) = toolkit::Toolkit::start(&paths, &console).await;
         let (activator, wakes) = start_activator(&paths, &kit, &mut notes);
         let snapshot = Arc::new(Snapshot {
             activator,
             wakes: Mutex::new(wakes),
+            bus,
             ..Snapshot::default()
         });
         let ids = Arc::clone(&paths.ids);
@@ -269,7 +278,14 @@ impl Supervisor {
 
     /// Runs `spec`: starts a new service, or replaces a changed one's instances one by one.
     pub fn apply(&self, spec: ServiceSpec) {
-        lock(&self.snapshot.specs).insert(spec.name.clone(), spec.clone());
+        let old = lock(&self.snapshot.specs).insert(spec.name.clone(), spec.clone());
+        if old.as_ref() != Some(&spec) {
+            self.snapshot
+                .bus
+                .raise(baton_api::events::What::SpecApplied {
+                    service: spec.name.clone(),
+                });
+        }
         self.set_holds();
         let _ = self.commands.send(Command::Apply(Box::new(spec)));
     }
@@ -349,7 +365,13 @@ impl Supervisor {
 
     /// Stops and forgets service `name`.
     pub fn remove(&self, name: &str) {
-        lock(&self.snapshot.specs).remove(name);
+        if lock(&self.snapshot.specs).remove(name).is_some() {
+            self.snapshot
+                .bus
+                .raise(baton_api::events::What::SpecDeleted {
+                    service: name.to_string(),
+                });
+        }
         self.set_holds();
         let _ = self.commands.send(Command::Remove(name.to_string()));
     }

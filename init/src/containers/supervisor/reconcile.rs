@@ -224,7 +224,22 @@ impl Driver {
         let Some(s) = svc.slots.get_mut(&slot) else {
             return;
         };
+        let before = (s.machine.phase, super::views::ready(&svc.spec, s));
+        let seen = event.clone();
         let actions = s.machine.handle(event, now(), &p);
+        let after = (s.machine.phase, super::views::ready(&svc.spec, s));
+        let raised = super::raised::instance(super::raised::Step {
+            service: name,
+            instance: Self::id(name, slot),
+            event: &seen,
+            before,
+            after,
+            restarts: s.machine.restarts,
+            start_ms: s.start_ms,
+        });
+        for what in raised {
+            self.snapshot.bus.raise(what);
+        }
         self.act(name, slot, actions);
     }
 

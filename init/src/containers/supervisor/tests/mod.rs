@@ -2,6 +2,7 @@
 //! rules and the health probes. A test steps the driver itself, on tokio's paused clock: time
 //! moves only when nothing is left to do but wait for a timer, so backoffs are exact.
 
+mod events;
 mod fakes;
 mod frozen;
 mod image_files;

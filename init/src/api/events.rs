@@ -1,0 +1,125 @@
+//! `GET /v1/events?tail=N[&follow=1]`: the board's recent events as JSON ([`EventList`]), or,
+//! with `follow=1` or an `Accept: text/event-stream`, as server-sent events: the last `tail`
+//! first (after the reader's `Last-Event-ID`, when it names this board and boot), then each new
+//! one. A follower that falls behind gets a `lagged` event saying how many it missed; a comment
+//! every [`KEEP_ALIVE`] shows a reader that has gone (its write fails) and keeps proxies from
+//! closing a quiet stream. At most [`crate::events::MAX_STREAMS`] follow at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State as Extract};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use baton_api::events::{Event, EventList, EventsQuery, What, DEFAULT_TAIL, RING};
+use futures_util::StreamExt as _;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::{problem, Handles};
+use crate::events::Bus;
+
+/// How long a followed stream may stay silent before a comment is sent.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
+
+/// The route.
+pub fn routes() -> Router<Handles> {
+    Router::new().route("/v1/events", get(events))
+}
+
+async fn events(
+    Extract(handles): Extract<Handles>,
+    headers: HeaderMap,
+    query: Result<Query<EventsQuery>, QueryRejection>,
+) -> Response {
+    let Ok(Query(q)) = query else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "tail must be a number of events and follow 0 or 1",
+        );
+    };
+    let bus = &handles.bus;
+    let tail = q.tail.unwrap_or(DEFAULT_TAIL).min(RING);
+    let after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|id| bus.after(id));
+    let streamed = q.follow.unwrap_or(0) != 0
+        || headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/event-stream"));
+    if !streamed {
+        let events = bus
+            .recent(after, tail)
+            .iter()
+            .map(|e| (**e).clone())
+            .collect();
+        return Json(EventList { events }).into_response();
+    }
+    let Some(slot) = bus.stream() else {
+        return problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!(
+                "too many event streams ({} at most); try again later",
+                crate::events::MAX_STREAMS
+            ),
+        );
+    };
+    let (past, missed, rx) = bus.follow(after, tail);
+    let mut first = String::new();
+    if missed > 0 {
+        first.push_str(&lagged(missed));
+    }
+    for event in &past {
+        first.push_str(&frame(bus, event));
+    }
+    let bus = Arc::clone(bus);
+    let head = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(first) });
+    let rest = futures_util::stream::unfold((rx, slot, bus), |(mut rx, slot, bus)| async move {
+        let text = match tokio::time::timeout(KEEP_ALIVE, rx.recv()).await {
+            Err(_) => ": keep-alive\n\n".to_string(),
+            Ok(Ok(event)) => frame(&bus, &event),
+            Ok(Err(RecvError::Lagged(n))) => lagged(n),
+            Ok(Err(RecvError::Closed)) => return None,
+        };
+        Some((Ok(text), (rx, slot, bus)))
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(head.chain(rest)),
+    )
+        .into_response()
+}
+
+/// One event as a server-sent event: its id, its kind as the event name, its JSON on one line.
+fn frame(bus: &Bus, event: &Event) -> String {
+    let json = serde_json::to_string(event).unwrap_or_default();
+    format!(
+        "id: {}\nevent: {}\ndata: {json}\n\n",
+        bus.id(event.seq),
+        event.what.kind()
+    )
+}
+
+/// A `lagged` event for this reader only: no id, so a reconnection does not resume from it.
+fn lagged(missed: u64) -> String {
+    let event = Event {
+        seq: 0,
+        at_ms: 0,
+        board: String::new(),
+        what: What::Lagged { missed },
+    };
+    let json = serde_json::to_string(&event).unwrap_or_default();
+    format!("event: lagged\ndata: {json}\n\n")
+}
+
+#[cfg(test)]
+#[path = "events_tests.rs"]
+mod tests;
