@@ -253,7 +253,7 @@ impl Services for RealServices {
             .as_ref()
             .map(|c| c.timezone.clone())
             .unwrap_or_default();
-        let scaler = Scaler::new(timezone, Arc::clone(&ctx.console));
+        let scaler = Scaler::new(timezone, Arc::clone(&ctx.console), Arc::clone(&self.bus));
         tokio::spawn(Arc::clone(&scaler).run());
         self.scaler.send_replace(Some(Arc::clone(&scaler)));
         tokio::spawn(crate::scaling::sources::run(

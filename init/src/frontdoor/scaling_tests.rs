@@ -42,7 +42,7 @@ fn routed(service: &str, ids: &[&str]) -> Routed {
 #[test]
 fn load_and_held_requests_reach_the_scaler_by_service() {
     let console = Arc::new(Console::quiet(16));
-    let scaler = Scaler::new(Default::default(), Arc::clone(&console));
+    let scaler = Scaler::new(Default::default(), Arc::clone(&console), Arc::default());
     let spec = baton_spec::ServiceSpec::parse(
         "services/web.toml",
         "name = \"web\"\nimage = \"oci-archive:x.tar\"\nport = 8080\nscale = { min = 0 }\n",

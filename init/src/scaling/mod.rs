@@ -46,6 +46,8 @@ pub enum Source {
 pub struct Scaler {
     timezone: baton_spec::time_zone::TimeZone,
     console: Arc<crate::board::console::Console>,
+    /// The board's events: each decision that changes a count.
+    bus: Arc<crate::events::Bus>,
     state: Mutex<State>,
     /// Notified when the published table changed or a wake came: the cluster round (or the
     /// board's own loop) runs at once.
@@ -78,10 +80,12 @@ impl Scaler {
     pub fn new(
         timezone: baton_spec::time_zone::TimeZone,
         console: Arc<crate::board::console::Console>,
+        bus: Arc<crate::events::Bus>,
     ) -> Arc<Scaler> {
         Arc::new(Scaler {
             timezone,
             console,
+            bus,
             state: Mutex::new(State::default()),
             changed: Notify::new(),
         })

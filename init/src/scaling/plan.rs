@@ -82,7 +82,7 @@ impl Scaler {
             } = scale::decide(policy, &limits, counts, &demand);
             if st.history.note(name, now_ms, (count, frozen), &reason) {
                 // A change of count is said once (a round at most every second or two).
-                notes.push(format!("{name}: {reason}"));
+                notes.push((name.clone(), count, frozen, reason));
             }
             let held = held_by_board(index, me, &own.entries, boards);
             if let Some((first, _)) = held.first() {
@@ -114,8 +114,14 @@ impl Scaler {
             }
         }
         drop(guard);
-        for note in notes {
-            self.note(note);
+        for (service, count, frozen, reason) in notes {
+            self.note(format!("{service}: {reason}"));
+            self.bus.raise(baton_api::events::What::ScaleDecided {
+                service,
+                count,
+                frozen,
+                reason,
+            });
         }
         plan
     }

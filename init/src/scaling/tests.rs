@@ -31,7 +31,11 @@ fn specs(texts: &[(&str, &str)]) -> Vec<ServiceSpec> {
 }
 
 fn scaler(specs: &[ServiceSpec]) -> Arc<Scaler> {
-    let s = Scaler::new(Default::default(), Arc::new(Console::quiet(16)));
+    let s = Scaler::new(
+        Default::default(),
+        Arc::new(Console::quiet(16)),
+        Arc::default(),
+    );
     s.set_specs(NOW - BUCKET_MS, specs);
     s
 }
@@ -107,6 +111,22 @@ fn every_board_adds_the_same_tables_whatever_their_order() {
     s.plan(NOW, "pi-b", &forward);
     let reason = &s.decisions("web")[0].reason;
     assert_eq!(reason, "1 -> 4: 40 in flight, target 10");
+    // The decision is an event on the board's bus too, once: the same plan again is no change.
+    s.plan(NOW, "pi-b", &forward);
+    let events = s.bus.recent(None, usize::MAX);
+    let decided: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.what {
+            baton_api::events::What::ScaleDecided {
+                service,
+                count,
+                reason,
+                ..
+            } => Some((service.as_str(), *count, reason.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(decided, [("web", 4, "1 -> 4: 40 in flight, target 10")]);
 }
 
 #[test]
