@@ -167,14 +167,7 @@ fn ps_table(list: &ServiceList) -> String {
             };
             let exit = match local.map(|l| (&l.last_exit, &l.last_error)) {
                 Some((_, Some(e))) => format!("start failed: {e}"),
-                Some((Some(e), None)) => {
-                    let oom = if e.oom_killed { " (OOM)" } else { "" };
-                    match (e.code, e.signal) {
-                        (Some(c), _) => format!("code {c}{oom}"),
-                        (_, Some(s)) => format!("signal {s}{oom}"),
-                        _ => String::new(),
-                    }
-                }
+                Some((Some(e), None)) => exit_text(e),
                 _ => String::new(),
             };
             line(format!(
@@ -193,6 +186,16 @@ fn ps_table(list: &ServiceList) -> String {
         line(format!("error: {}", config_error(&e.file, e)));
     }
     out
+}
+
+/// How a process ended, in words (`code 3`, `signal 9 (OOM)`).
+pub fn exit_text(e: &baton_api::ExitStatus) -> String {
+    let oom = if e.oom_killed { " (OOM)" } else { "" };
+    match (e.code, e.signal) {
+        (Some(c), _) => format!("code {c}{oom}"),
+        (_, Some(s)) => format!("signal {s}{oom}"),
+        _ => String::new(),
+    }
 }
 
 /// `baton logs NAME [-f] [--tail N]`.

@@ -32,6 +32,8 @@ enum Command {
     Ps(BoardArgs),
     /// Show a service's logs.
     Logs(LogsArgs),
+    /// Show what happened on a board: instances, specs, scaling decisions.
+    Events(EventsArgs),
     /// Show the most recent lines of a board's console.
     Console(ConsoleArgs),
     /// Apply a service spec (create or change the service).
@@ -112,6 +114,22 @@ struct LogsArgs {
     /// Lines of history to print first.
     #[arg(long, default_value_t = 100)]
     tail: usize,
+}
+
+/// Arguments of `baton events`.
+#[derive(Debug, Args)]
+struct EventsArgs {
+    #[command(flatten)]
+    board: BoardArgs,
+    /// Keep printing new events.
+    #[arg(short, long)]
+    follow: bool,
+    /// Events of history to print first.
+    #[arg(long, default_value_t = 100)]
+    tail: usize,
+    /// Print each event as its JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Arguments of `baton console`.
@@ -352,6 +370,10 @@ pub fn main() -> ExitCode {
             .board
             .client()
             .and_then(|c| crate::board_cli::logs(&c, &args.name, args.follow, args.tail)),
+        Command::Events(args) => args
+            .board
+            .client()
+            .and_then(|c| crate::events_cli::events(&c, args.follow, args.tail, args.json)),
         Command::Console(args) => args
             .board
             .client()

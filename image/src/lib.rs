@@ -13,6 +13,7 @@ pub mod cluster_ca;
 pub mod config_dir;
 pub mod debian;
 pub mod disk;
+pub mod events_cli;
 pub mod forget_cli;
 pub mod inspect;
 pub mod kmod;
