@@ -29,6 +29,15 @@ command = ["/hello", "--exit", "3"]
 restart = "always"
 "#;
 
+/// The board's events, oldest first (its whole ring).
+fn events(board: &Client) -> Vec<serde_json::Value> {
+    board
+        .get::<serde_json::Value>("/v1/events?tail=1000")
+        .ok()
+        .and_then(|v| v["events"].as_array().cloned())
+        .unwrap_or_default()
+}
+
 /// `[api] metrics_token` on this test's card.
 const SCRAPE_TOKEN: &str = "e2e-scrape-only-0123456789";
 
@@ -209,6 +218,38 @@ fn limits_restarts_live_changes_and_volumes() {
         Some("first from counter-1\n")
     );
 
+    // The board's events tell the OOM kill and the restart, and a follower of the stream sees
+    // the change below as it happens.
+    let crashed = wait_until("the OOM kill among the events", minute, || {
+        events(&board).into_iter().find(|e| {
+            e["kind"] == "instance-crashed"
+                && e["instance"] == "counter-1"
+                && e["exit"]["oom_killed"] == true
+        })
+    });
+    assert!(crashed["seq"].as_u64() > Some(0), "{crashed}");
+    let all = events(&board);
+    let after_crash = |kind: &str| {
+        all.iter().any(|e| {
+            e["kind"] == kind
+                && e["instance"] == "counter-1"
+                && e["seq"].as_u64() > crashed["seq"].as_u64()
+        })
+    };
+    assert!(after_crash("instance-started"), "{all:?}");
+    assert!(
+        all.iter()
+            .any(|e| e["kind"] == "spec-applied" && e["service"] == "counter"),
+        "{all:?}"
+    );
+    let (lines, followed) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let follower = baton_tests::client(api_port, TOKEN);
+        let _ = follower.follow("/v1/events?follow=1&tail=0", |line| {
+            let _ = lines.send(line.to_string());
+        });
+    });
+
     // A valid change replaces the instance.
     let (code, text) = board
         .send(
@@ -221,6 +262,17 @@ fn limits_restarts_live_changes_and_volumes() {
     wait_until("the changed spec to serve", minute, || {
         http_get(port, "/").filter(|b| b == "second from counter-1\n")
     });
+    let deadline = std::time::Instant::now() + minute;
+    let seen = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = followed
+            .recv_timeout(left)
+            .expect("the change on the followed event stream within a minute");
+        if line.starts_with("data:") && line.contains("\"kind\":\"spec-applied\"") {
+            break line;
+        }
+    };
+    assert!(seen.contains("\"service\":\"counter\""), "{seen}");
 
     // Removing a service stops it and forgets it.
     let (code, _) = board
@@ -230,6 +282,12 @@ fn limits_restarts_live_changes_and_volumes() {
     wait_until("the crasher to be gone", minute, || {
         service(&board, "crasher").is_none().then_some(())
     });
+    assert!(
+        events(&board)
+            .iter()
+            .any(|e| e["kind"] == "spec-deleted" && e["service"] == "crasher"),
+        "no spec-deleted event for crasher"
+    );
     let (code, _) = board
         .send("DELETE", "/v1/services/crasher", None)
         .expect("delete again");
