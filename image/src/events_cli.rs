@@ -2,7 +2,6 @@
 //! `-f` the new ones as they come (its server-sent event stream). Texts in events come from
 //! containers and specs: control characters are shown escaped, never sent to the terminal.
 
-use anyhow::bail;
 use baton_api::events::{Event, EventList, What};
 
 use crate::client::Client;
@@ -17,18 +16,14 @@ pub fn events(client: &Client, follow: bool, tail: usize, json: bool) -> anyhow:
         }
     };
     if follow {
-        let mut failed = None;
         client.follow(
             &format!("/v1/events?follow=1&tail={tail}"),
             |text| match data(text).map(serde_json::from_str::<Event>) {
                 Some(Ok(event)) => show(&event),
-                Some(Err(e)) => failed = Some(e.to_string()),
+                Some(Err(e)) => eprintln!("baton: an event this build cannot read: {e}"),
                 None => {}
             },
         )?;
-        if let Some(e) = failed {
-            bail!("the board sent an event this build cannot read: {e}");
-        }
         return Ok(());
     }
     let list: EventList = client.get(&format!("/v1/events?tail={tail}"))?;
@@ -115,15 +110,13 @@ fn says(what: &What) -> String {
     }
 }
 
-/// `text` with control characters escaped.
+/// `text` with what a terminal would act on or hide escaped: control and format characters
+/// (a right-to-left override, say), anything not printable.
 fn printable(text: &str) -> String {
     text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_debug().to_string()
-            } else {
-                c.to_string()
-            }
+        .map(|c| match c {
+            '\\' | '"' | '\'' => c.to_string(),
+            _ => c.escape_debug().to_string(),
         })
         .collect()
 }
@@ -173,6 +166,9 @@ mod tests {
         let shown = line(&decided);
         assert!(!shown.chars().any(char::is_control), "{shown:?}");
         assert!(shown.ends_with("web: 2: load\\u{1b}[2J\\nrm"), "{shown}");
+        // A right-to-left override would show the rest backwards.
+        assert_eq!(printable("a\u{202e}b"), "a\\u{202e}b");
+        assert_eq!(printable("web-1 \"é\""), "web-1 \"é\"");
     }
 
     #[test]

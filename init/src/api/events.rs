@@ -1,4 +1,5 @@
-//! `GET /v1/events?tail=N[&follow=1]`: the board's recent events as JSON ([`EventList`]), or,
+//! `GET /v1/events?tail=N[&follow=1]`: the board's recent events as JSON
+//! ([`baton_api::EventList`]), or,
 //! with `follow=1` or an `Accept: text/event-stream`, as server-sent events: the last `tail`
 //! first (after the reader's `Last-Event-ID`, when it names this board and boot), then each new
 //! one. A follower that falls behind gets a `lagged` event saying how many it missed; a comment
@@ -15,7 +16,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use baton_api::events::{Event, EventList, EventsQuery, What, DEFAULT_TAIL, RING};
+use baton_api::events::{Event, EventsQuery, What, DEFAULT_TAIL, RING};
 use futures_util::StreamExt as _;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -42,23 +43,30 @@ async fn events(
         );
     };
     let bus = &handles.bus;
-    let tail = q.tail.unwrap_or(DEFAULT_TAIL).min(RING);
     let after = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|id| bus.after(id));
+    // A reader that names where it stopped gets everything since (the ring's worth), so that
+    // only what the ring no longer holds is missed, and said.
+    let tail = match after {
+        Some(_) => RING,
+        None => q.tail.unwrap_or(DEFAULT_TAIL).min(RING),
+    };
     let streamed = q.follow.unwrap_or(0) != 0
         || headers
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|a| a.contains("text/event-stream"));
     if !streamed {
-        let events = bus
-            .recent(after, tail)
-            .iter()
-            .map(|e| (**e).clone())
-            .collect();
-        return Json(EventList { events }).into_response();
+        // The JSON of an `EventList`, written from the kept events without copying them.
+        #[derive(serde::Serialize)]
+        struct List<'a> {
+            events: Vec<&'a Event>,
+        }
+        let recent = bus.recent(after, tail);
+        let events = recent.iter().map(|e| &**e).collect();
+        return Json(List { events }).into_response();
     }
     let Some(slot) = bus.stream() else {
         return problem(

@@ -32,7 +32,7 @@ pub struct Bus {
     ring: Mutex<Ring>,
     tx: broadcast::Sender<Arc<Event>>,
     board: OnceLock<String>,
-    boot_ms: u64,
+    boot: u64,
     streams: AtomicUsize,
 }
 
@@ -47,15 +47,24 @@ impl Drop for StreamSlot {
 }
 
 impl Default for Bus {
+    /// A bus for this boot: the kernel's boot id tells boots apart (the clock cannot, on a board
+    /// without a battery-backed clock that has not synced yet).
     fn default() -> Bus {
-        Bus::new(now_ms())
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .ok()
+            .and_then(|id| {
+                let hex = id.trim().replace('-', "");
+                u64::from_str_radix(hex.get(..16)?, 16).ok()
+            })
+            .unwrap_or_else(now_ms);
+        Bus::new(boot)
     }
 }
 
 impl Bus {
-    /// A bus for a board that booted at `boot_ms` (its events' ids carry it, since numbers
-    /// start again at every boot).
-    pub fn new(boot_ms: u64) -> Bus {
+    /// A bus for the boot `boot` tells apart from the board's others (its events' ids carry it,
+    /// since numbers start again at every boot).
+    pub fn new(boot: u64) -> Bus {
         Bus {
             ring: Mutex::new(Ring {
                 events: VecDeque::with_capacity(RING),
@@ -63,7 +72,7 @@ impl Bus {
             }),
             tx: broadcast::channel(CHANNEL).0,
             board: OnceLock::new(),
-            boot_ms,
+            boot,
             streams: AtomicUsize::new(0),
         }
     }
@@ -122,7 +131,7 @@ impl Bus {
         let ring = self.lock();
         let past = Self::past(&ring, after, tail);
         let oldest = ring.events.front().map_or(ring.next, |e| e.seq);
-        let missed = after.map_or(0, |a| oldest.saturating_sub(a + 1));
+        let missed = after.map_or(0, |a| oldest.saturating_sub(a.saturating_add(1)));
         (past, missed, self.tx.subscribe())
     }
 
@@ -137,12 +146,12 @@ impl Bus {
     }
 
     /// The id a server-sent event carries: the board, its boot and the number
-    /// (`pi-a:1764921147000.42`).
+    /// (`pi-a:13712948114301123642.42`).
     pub fn id(&self, seq: u64) -> String {
         format!(
             "{}:{}.{seq}",
             self.board.get().map(String::as_str).unwrap_or_default(),
-            self.boot_ms
+            self.boot
         )
     }
 
@@ -153,7 +162,7 @@ impl Bus {
         last_event_id.split(',').find_map(|id| {
             let (name, rest) = id.trim().rsplit_once(':')?;
             let (boot, seq) = rest.split_once('.')?;
-            (name == board && boot.parse::<u64>().ok()? == self.boot_ms)
+            (name == board && boot.parse::<u64>().ok()? == self.boot)
                 .then(|| seq.parse().ok())
                 .flatten()
         })

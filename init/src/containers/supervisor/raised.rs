@@ -19,6 +19,9 @@ pub(super) struct Step<'a> {
     /// Before and after the machine handled it.
     pub before: Seen,
     pub after: Seen,
+    /// Whether its health checks had failed before the event (a stop then was the board's
+    /// answer to them).
+    pub unhealthy: bool,
     /// Restarts of its slot, after.
     pub restarts: u32,
     /// Launch to running, when measured.
@@ -47,17 +50,22 @@ pub(super) fn instance(step: Step<'_>) -> Vec<What> {
             restarts: step.restarts,
             next: now.into(),
         }),
-        Event::Exited(status) if was == Phase::Running && !status.success() => {
+        Event::Exited(status)
+            if (was == Phase::Running && !status.success())
+                || (was == Phase::Stopping && step.unhealthy) =>
+        {
             raised.push(What::InstanceCrashed {
                 service: service.clone(),
                 instance: instance.clone(),
                 exit: Some((*status).into()),
-                error: None,
+                error: (was == Phase::Stopping)
+                    .then(|| "stopped after failing its health checks".to_string()),
                 restarts: step.restarts,
                 next: now.into(),
             });
         }
-        Event::Exited(status) if now == Phase::Stopped && was != Phase::Stopped => {
+        // A clean end (restarted or not), or the end of a stop the board asked for.
+        Event::Exited(status) if was != Phase::Stopped => {
             raised.push(What::InstanceStopped {
                 service: service.clone(),
                 instance: instance.clone(),
@@ -91,6 +99,7 @@ mod tests {
             event,
             before,
             after,
+            unhealthy: false,
             restarts: 1,
             start_ms: Some(250),
         })
@@ -204,6 +213,41 @@ mod tests {
     }
 
     #[test]
+    fn a_kill_after_failed_health_checks_is_a_crash_and_a_clean_end_restarted_is_a_stop() {
+        let term = ExitStatus {
+            code: None,
+            signal: Some(15),
+            oom_killed: false,
+        };
+        let raised = instance(Step {
+            service: "web",
+            instance: "web-1".into(),
+            event: &Event::Exited(term),
+            before: (Phase::Stopping, false),
+            after: (Phase::Backoff, false),
+            unhealthy: true,
+            restarts: 0,
+            start_ms: None,
+        });
+        let [What::InstanceCrashed {
+            error: Some(why), ..
+        }] = raised.as_slice()
+        else {
+            panic!("{raised:?}");
+        };
+        assert!(why.contains("health"), "{why}");
+        // restart = "always": a clean exit is followed by a restart, and is a stop, not a crash.
+        assert_eq!(
+            step(
+                &Event::Exited(CLEAN),
+                (Phase::Running, true),
+                (Phase::Backoff, false)
+            ),
+            ["instance-stopped"]
+        );
+    }
+
+    #[test]
     fn a_crash_names_what_comes_next() {
         let raised = instance(Step {
             service: "web",
@@ -211,6 +255,7 @@ mod tests {
             event: &Event::Exited(OOM),
             before: (Phase::Running, true),
             after: (Phase::CrashLoop, false),
+            unhealthy: false,
             restarts: 5,
             start_ms: None,
         });

@@ -225,6 +225,7 @@ impl Driver {
             return;
         };
         let before = (s.machine.phase, super::views::ready(&svc.spec, s));
+        let unhealthy = s.machine.healthy == Some(false);
         let seen = event.clone();
         let actions = s.machine.handle(event, now(), &p);
         let after = (s.machine.phase, super::views::ready(&svc.spec, s));
@@ -234,6 +235,7 @@ impl Driver {
             event: &seen,
             before,
             after,
+            unhealthy,
             restarts: s.machine.restarts,
             start_ms: s.start_ms,
         });
