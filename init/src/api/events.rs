@@ -78,15 +78,17 @@ async fn events(
         );
     };
     let (past, missed, rx) = bus.follow(after, tail);
-    let mut first = String::new();
-    if missed > 0 {
-        first.push_str(&lagged(missed));
-    }
-    for event in &past {
-        first.push_str(&frame(bus, event));
-    }
+    // The past is written one frame at a time as the client reads it, not gathered first.
+    let head = {
+        let bus = Arc::clone(bus);
+        let lag = (missed > 0).then(|| lagged(missed));
+        futures_util::stream::iter(
+            lag.into_iter()
+                .chain(past.into_iter().map(move |event| frame(&bus, &event)))
+                .map(Ok::<_, std::convert::Infallible>),
+        )
+    };
     let bus = Arc::clone(bus);
-    let head = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(first) });
     let rest = futures_util::stream::unfold((rx, slot, bus), |(mut rx, slot, bus)| async move {
         let text = match tokio::time::timeout(KEEP_ALIVE, rx.recv()).await {
             Err(_) => ": keep-alive\n\n".to_string(),
