@@ -123,6 +123,38 @@ pub enum What {
         /// The service.
         service: String,
     },
+    /// An instance of a service was placed on another board (the one it was on left, or the
+    /// cluster's placement changed). Every board raises it, since every board places alike.
+    InstanceMoved {
+        /// Its service.
+        service: String,
+        /// The instance.
+        instance: String,
+        /// The board it was on.
+        from: String,
+        /// The board it is on now.
+        to: String,
+    },
+    /// A board came up in the cluster, as this board's membership sees it.
+    BoardJoined {
+        /// The board.
+        member: String,
+    },
+    /// A board left the cluster, as this board's membership sees it.
+    BoardLeft {
+        /// The board.
+        member: String,
+        /// `dead` (it stopped answering or said it leaves) or `gone` (it was forgotten).
+        why: String,
+    },
+    /// The board answering this reader could not follow a peer's events or lines; what
+    /// that peer raises is missing until it is reached again.
+    PeerUnreachable {
+        /// The peer.
+        peer: String,
+        /// Why, in words.
+        error: String,
+    },
     /// The scaler changed how many instances a service should have.
     ScaleDecided {
         /// The service.
@@ -156,10 +188,29 @@ impl What {
             What::InstanceThawed { .. } => "instance-thawed",
             What::SpecApplied { .. } => "spec-applied",
             What::SpecDeleted { .. } => "spec-deleted",
+            What::InstanceMoved { .. } => "instance-moved",
+            What::BoardJoined { .. } => "board-joined",
+            What::BoardLeft { .. } => "board-left",
+            What::PeerUnreachable { .. } => "peer-unreachable",
             What::ScaleDecided { .. } => "scale-decided",
             What::Lagged { .. } => "lagged",
             What::Unknown => "unknown",
         }
+    }
+
+    /// Whether the event is about an instance this board runs: those are raised only by the
+    /// board that runs it, so a reader gathers them from every board; the others (decisions,
+    /// moves, members) every board raises alike.
+    pub fn is_instance(&self) -> bool {
+        matches!(
+            self,
+            What::InstanceStarted { .. }
+                | What::InstanceReady { .. }
+                | What::InstanceStopped { .. }
+                | What::InstanceCrashed { .. }
+                | What::InstanceFrozen { .. }
+                | What::InstanceThawed { .. }
+        )
     }
 
     /// Cuts every text inside to [`MAX_TEXT`] bytes.
@@ -185,6 +236,15 @@ impl What {
                 texts
             }
             What::SpecApplied { service } | What::SpecDeleted { service } => vec![service],
+            What::InstanceMoved {
+                service,
+                instance,
+                from,
+                to,
+            } => vec![service, instance, from, to],
+            What::BoardJoined { member } => vec![member],
+            What::BoardLeft { member, why } => vec![member, why],
+            What::PeerUnreachable { peer, error } => vec![peer, error],
             What::ScaleDecided {
                 service, reason, ..
             } => vec![service, reason],
@@ -285,6 +345,23 @@ mod tests {
                 reason: "load 2.5 of 1 per instance".into(),
             },
             What::Lagged { missed: 12 },
+            What::InstanceMoved {
+                service: "s".into(),
+                instance: "s-2".into(),
+                from: "pi-c".into(),
+                to: "pi-a".into(),
+            },
+            What::BoardJoined {
+                member: "pi-b".into(),
+            },
+            What::BoardLeft {
+                member: "pi-c".into(),
+                why: "dead".into(),
+            },
+            What::PeerUnreachable {
+                peer: "pi-b".into(),
+                error: "connection refused".into(),
+            },
         ];
         for what in kinds {
             let event = Event {

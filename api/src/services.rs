@@ -351,13 +351,18 @@ pub struct Restarting {
 }
 
 /// The query of `GET /v1/services/{name}/logs`; the answer is text, one line per log line:
-/// `<instance> <out|err> <text>`.
+/// `<instance> <out|err|acc> <text>`, or `<instance>@<board> <out|err|acc> <text>` with
+/// `cluster=1`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogsQuery {
     /// How many past lines to send first (100 without it).
     pub tail: Option<usize>,
     /// Non-zero: keep the answer open and stream new lines as they come.
     pub follow: Option<u8>,
+    /// Non-zero: the lines of the service's instances on every board, not only this one's
+    /// (a board of an older release ignores it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<u8>,
 }
 
 #[cfg(test)]

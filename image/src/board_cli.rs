@@ -199,20 +199,36 @@ pub fn exit_text(e: &baton_api::ExitStatus) -> String {
 }
 
 /// `baton logs NAME [-f] [--tail N]`.
-pub fn logs(client: &Client, name: &str, follow: bool, tail: usize) -> anyhow::Result<()> {
+/// Prints the lines of service `name`: of every board's instances with `cluster` (a board of
+/// an older release answers with its own), the last `tail`, then each new one with `follow`.
+/// What a terminal would act on in a line (escape sequences from a container) is escaped.
+pub fn logs(
+    client: &Client,
+    name: &str,
+    follow: bool,
+    tail: usize,
+    cluster: bool,
+) -> anyhow::Result<()> {
     let path = format!(
-        "/v1/services/{name}/logs?tail={tail}{}",
-        if follow { "&follow=1" } else { "" }
+        "/v1/services/{name}/logs?tail={tail}{}{}",
+        if follow { "&follow=1" } else { "" },
+        if cluster { "&cluster=1" } else { "" }
     );
     if follow {
-        client.follow(&path, |line| println!("{line}"))?;
+        client.follow(&path, |line| {
+            if !line.is_empty() {
+                println!("{}", crate::events_cli::printable(line));
+            }
+        })?;
         return Ok(());
     }
     let (code, text) = client.text("GET", &path)?;
     if code != 200 {
         bail!("GET {path}: HTTP {code} {text}");
     }
-    print!("{text}");
+    for line in text.lines() {
+        println!("{}", crate::events_cli::printable(line));
+    }
     Ok(())
 }
 

@@ -114,6 +114,10 @@ struct LogsArgs {
     /// Lines of history to print first.
     #[arg(long, default_value_t = 100)]
     tail: usize,
+    /// Only the instances on the board asked (the default is every board's, each line
+    /// prefixed with its instance and board).
+    #[arg(long)]
+    here: bool,
 }
 
 /// Arguments of `baton events`.
@@ -366,10 +370,9 @@ pub fn main() -> ExitCode {
                 .map_err(Into::into)
         }
         Command::Ps(args) => args.client().and_then(|c| crate::board_cli::ps(&c)),
-        Command::Logs(args) => args
-            .board
-            .client()
-            .and_then(|c| crate::board_cli::logs(&c, &args.name, args.follow, args.tail)),
+        Command::Logs(args) => args.board.client().and_then(|c| {
+            crate::board_cli::logs(&c, &args.name, args.follow, args.tail, !args.here)
+        }),
         Command::Events(args) => args
             .board
             .client()

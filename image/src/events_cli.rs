@@ -105,17 +105,23 @@ fn says(what: &What) -> String {
             };
             format!("{service}: {count}{frozen}: {reason}")
         }
+        What::InstanceMoved {
+            instance, from, to, ..
+        } => format!("{instance}: {from} -> {to}"),
+        What::BoardJoined { member } => member.clone(),
+        What::BoardLeft { member, why } => format!("{member} ({why})"),
+        What::PeerUnreachable { peer, error } => format!("{peer}: {error}"),
         What::Lagged { missed } => format!("{missed} events missed (reader too slow)"),
         What::Unknown => "(a kind this build does not know)".to_string(),
     }
 }
 
 /// `text` with what a terminal would act on or hide escaped: control and format characters
-/// (a right-to-left override, say), anything not printable.
-fn printable(text: &str) -> String {
+/// (a right-to-left override, say), anything not printable; a tab is kept.
+pub fn printable(text: &str) -> String {
     text.chars()
         .map(|c| match c {
-            '\\' | '"' | '\'' => c.to_string(),
+            '\\' | '"' | '\'' | '\t' => c.to_string(),
             _ => c.escape_debug().to_string(),
         })
         .collect()
@@ -169,6 +175,7 @@ mod tests {
         // A right-to-left override would show the rest backwards.
         assert_eq!(printable("a\u{202e}b"), "a\\u{202e}b");
         assert_eq!(printable("web-1 \"é\""), "web-1 \"é\"");
+        assert_eq!(printable("a\tb\u{1b}[2J"), "a\tb\\u{1b}[2J");
     }
 
     #[test]

@@ -182,6 +182,10 @@ impl Services for RealServices {
             tls,
             front_door: Arc::new(config.front_door.clone()),
             bus: Arc::clone(&self.bus),
+            peer_key: config
+                .cluster
+                .as_ref()
+                .map(|c| crate::cluster::peer_read::key(&c.key).into()),
         })?)
     }
 
@@ -289,6 +293,7 @@ impl Services for RealServices {
                     std::fs::read_to_string(ctx.path("/proc/cmdline")).unwrap_or_default();
                 crate::cluster::interface_from_cmdline(&cmdline)
             }),
+            bus: Arc::clone(&self.bus),
             card,
             state_dir,
             subnet,

@@ -6,7 +6,8 @@
 //! segment cannot take a board's subnet or name ([`key_holder`]), and a sync request it replays to
 //! a board is refused and reported and brings no deleted service back ([`replay`]); a killed
 //! board's instances move to the others and come back with it; a delete through one board removes
-//! the service everywhere; the fourth board is never admitted and sees no peers.
+//! the service everywhere; the fourth board is never admitted and sees no peers. Board 1's
+//! events and a service's log cover the whole cluster ([`observed`]).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -18,6 +19,8 @@ use baton_tests::{api, build_image_with, repo_root, wait_ready, wait_until, API_
 
 #[path = "cluster/key_holder.rs"]
 mod key_holder;
+#[path = "cluster/observed.rs"]
+mod observed;
 #[path = "cluster/replay.rs"]
 mod replay;
 
@@ -94,6 +97,7 @@ fn boards_form_one_cluster_share_work_and_survive_failures() {
         running_on(&clients[0], "web").filter(|b| b.len() == 3 && b.values().all(|n| *n == 1))
     });
     assert_eq!(spread.keys().cloned().collect::<BTreeSet<_>>(), three);
+    observed::seen_from_one_board(&clients, limit);
 
     // A spec pushed to board 1 that wants board 3 runs on board 3.
     let pinned = format!(
@@ -169,6 +173,7 @@ fn boards_form_one_cluster_share_work_and_survive_failures() {
         running_on(&clients[0], "web")
             .filter(|b| b.values().sum::<usize>() == 3 && !b.contains_key(&board_name(3)))
     });
+    observed::a_dead_board_is_told(&clients, limit);
     let services = get(&clients[0], "/v1/services").expect("services");
     let pinned_view = services["services"]
         .as_array()

@@ -20,7 +20,7 @@ use baton_api::events::{Event, EventsQuery, What, DEFAULT_TAIL, RING};
 use futures_util::StreamExt as _;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{problem, Handles};
+use super::{peers, problem, Handles};
 use crate::events::Bus;
 
 /// How long a followed stream may stay silent before a comment is sent.
@@ -58,6 +58,25 @@ async fn events(
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|a| a.contains("text/event-stream"));
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if let Some(node) = handles.cluster() {
+        let node: Arc<dyn crate::cluster::peer_read::Peers> = node;
+        let asked = peers::events::Asked {
+            after,
+            tail,
+            last_event_id,
+        };
+        if !streamed {
+            return peers::events::list(bus, node, asked).await;
+        }
+        return match bus.stream() {
+            Some(slot) => peers::events::stream(Arc::clone(bus), slot, node, asked),
+            None => too_many(),
+        };
+    }
     if !streamed {
         // The JSON of an `EventList`, written from the kept events without copying them.
         #[derive(serde::Serialize)]
@@ -69,13 +88,7 @@ async fn events(
         return Json(List { events }).into_response();
     }
     let Some(slot) = bus.stream() else {
-        return problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!(
-                "too many event streams ({} at most); try again later",
-                crate::events::MAX_STREAMS
-            ),
-        );
+        return too_many();
     };
     let (past, missed, rx) = bus.follow(after, tail);
     // The past is written one frame at a time as the client reads it, not gathered first.
@@ -106,6 +119,16 @@ async fn events(
         Body::from_stream(head.chain(rest)),
     )
         .into_response()
+}
+
+fn too_many() -> Response {
+    problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &format!(
+            "too many event streams ({} at most); try again later",
+            crate::events::MAX_STREAMS
+        ),
+    )
 }
 
 /// One event as a server-sent event: its id, its kind as the event name, its JSON on one line.

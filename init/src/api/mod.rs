@@ -9,7 +9,8 @@
 //! |--------|----------------|---------------------------------------------|
 //! | GET    | `/v1/health`   | `{"ok": true}`, no token needed             |
 //! | GET    | `/v1/status`   | [`StatusReport`]                            |
-//! | GET    | `/v1/events`   | the board's events, JSON or server-sent (see [`events`]) |
+//! | GET    | `/v1/events`   | the cluster's events, JSON or server-sent (see [`events`], [`peers::events`]) |
+//! | GET    | `/v1/peer/…`   | for peers: this board's instance events and log lines, behind the peer read key (see [`peers`]) |
 //! | GET    | `/v1/console`  | the console's recent lines (`?tail=N`)      |
 //! | POST   | `/v1/reboot`   | clean reboot (202, then the board goes down) |
 //! | POST   | `/v1/halt`     | clean halt                                  |
@@ -46,6 +47,7 @@ use crate::containers::supervisor::Supervisor;
 pub(crate) mod cluster;
 mod events;
 mod metrics;
+mod peers;
 #[cfg(test)]
 mod proptests;
 mod routes;
@@ -108,6 +110,9 @@ pub struct Handles {
     pub front_door: Arc<baton_spec::FrontDoor>,
     /// The board's events.
     pub bus: Arc<crate::events::Bus>,
+    /// The key the `/v1/peer/` routes take (see [`crate::cluster::peer_read`]); `None` on a
+    /// board in no cluster.
+    pub peer_key: Option<Arc<str>>,
 }
 
 impl Handles {
@@ -136,6 +141,7 @@ impl Handles {
             tls,
             front_door: Default::default(),
             bus: Default::default(),
+            peer_key: None,
         }
     }
 
@@ -214,6 +220,7 @@ fn router(handles: Handles) -> Router {
     Router::new()
         .route("/v1/health", get(|| async { Json(Health { ok: true }) }))
         .merge(cluster::sync_routes())
+        .merge(peers::routes(handles.clone()))
         .merge(authenticated)
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(handles)

@@ -327,6 +327,18 @@ async fn logs(
     UrlPath(name): UrlPath<String>,
     Query(q): Query<LogsQuery>,
 ) -> Response {
+    if q.cluster.unwrap_or(0) != 0 {
+        if let Some(node) = handles.cluster() {
+            let log = handles.supervisor().and_then(|s| s.log(&name));
+            if log.is_none() && node.placement_of(&name).is_none() {
+                return problem(StatusCode::NOT_FOUND, &format!("no service {name:?}"));
+            }
+            let node: Arc<dyn crate::cluster::peer_read::Peers> = node;
+            let board = handles.bus.board().to_string();
+            let (tail, follow) = (q.tail.unwrap_or(100), q.follow.unwrap_or(0) != 0);
+            return super::peers::logs::answer(node, board, &name, log, tail, follow);
+        }
+    }
     let log = match supervisor(&handles).map(|s| s.log(&name)) {
         Ok(Some(log)) => log,
         Ok(None) => return problem(StatusCode::NOT_FOUND, &format!("no service {name:?}")),

@@ -28,6 +28,8 @@ mod hostile_tests;
 mod identity;
 pub mod known;
 pub mod local;
+mod news;
+pub mod peer_read;
 mod refused;
 mod round;
 mod scaling_round;
@@ -84,6 +86,8 @@ pub struct Settings {
     /// `[cluster] interface`, else the kernel's `baton.cluster_interface=` (see
     /// [`interface_from_cmdline`]), or `None` for the first wired interface with an address.
     pub interface: Option<String>,
+    /// Where the cluster's changes are raised as events (members, moves).
+    pub bus: Arc<crate::events::Bus>,
     /// The card's spec files with their copy on the data partition, through which the card is
     /// written.
     pub card: Arc<crate::board::card::CardStore>,
@@ -122,6 +126,8 @@ pub(crate) struct NodeState {
     pub conflicts: BTreeMap<String, Conflict>,
     /// The latest placement.
     pub assignment: Assignment,
+    /// The peers and whether they were alive, at the last round (see [`news`]).
+    pub members_seen: news::Seen,
     /// Errors in specs that came from the cluster, by service.
     pub spec_errors: BTreeMap<String, String>,
     /// The specs last handed to the supervisor, by service.

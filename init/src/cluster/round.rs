@@ -139,6 +139,7 @@ impl Node {
         }
         self.sync_with_peers().await;
         let peers = self.gossip.members();
+        self.note_members(&peers);
         self.note_refused(&peers);
         self.note_receive_errors();
         self.note_bindings_full();
@@ -171,7 +172,7 @@ impl Node {
         };
         self.apply(&specs, &assignment);
         self.freeze(&specs, &assignment, &plan);
-        lock(&self.inner).assignment = assignment;
+        self.note_placement(assignment);
         self.publish(&self.instances_value());
     }
 

@@ -82,6 +82,11 @@ impl Bus {
         let _ = self.board.set(name.to_string());
     }
 
+    /// The board's name (empty until it is known).
+    pub fn board(&self) -> &str {
+        self.board.get().map(String::as_str).unwrap_or_default()
+    }
+
     fn lock(&self) -> MutexGuard<'_, Ring> {
         self.ring.lock().unwrap_or_else(|p| p.into_inner())
     }
