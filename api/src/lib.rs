@@ -47,9 +47,9 @@ pub use network::{MeshPeerView, MeshView, NetworkReport, NetworkService, Network
 pub use routes::{FrontDoorStatus, RouteInstance, RouteView, RoutesReport};
 pub use services::{
     Applied, ExitStatus, InstancePhase, InstanceView, LocalInstance, LogsQuery, RemoteInstance,
-    Removed, Restarting, Service, ServiceInstance, ServiceList, ServiceState, ServiceView,
+    Removed, Restarting, Service, ServiceInstance, ServiceList, ServiceState, ServiceView, Usage,
 };
 pub use status::{
-    Address, AddressSource, ApiTls, BoardInfo, BootStep, CardRepair, ClockStatus, DataPartition,
-    Health, Memory, PowerAccepted, PowerAction, StatusReport, UserNamespaces,
+    Address, AddressSource, ApiTls, BoardInfo, BoardLoad, BootStep, CardRepair, ClockStatus,
+    DataPartition, Health, Memory, PowerAccepted, PowerAction, StatusReport, UserNamespaces,
 };

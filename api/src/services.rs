@@ -127,6 +127,20 @@ pub struct InstanceView {
     /// Whether it takes new connections (running, and healthy if the spec checks health).
     #[serde(default)]
     pub ready: bool,
+    /// What its cgroup has used, read when asked (`null` from an older board, or while it has
+    /// no cgroup).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+}
+
+/// An instance's use of the board, from its cgroup.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Usage {
+    /// CPU time since it started, in ms.
+    pub cpu_ms: u64,
+    /// Memory it uses now (`memory.current`), in bytes.
+    pub memory_bytes: u64,
 }
 
 /// One service on this board, as its supervisor sees it.

@@ -50,6 +50,32 @@ pub struct StatusReport {
     /// The front door process (an older board does not send it: `null`).
     #[serde(default)]
     pub front_door: Option<crate::routes::FrontDoorStatus>,
+    /// The build of baton the board runs (an older board does not send it: empty).
+    pub version: String,
+    /// The board's load as it is now (an older board does not send it, or the kernel's
+    /// files could not be read in time: `null`).
+    pub load: Option<BoardLoad>,
+}
+
+/// What the board's CPUs, memory and data partition are doing, read when asked. Rates come
+/// from two readings: the CPU times only grow.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BoardLoad {
+    /// CPUs online.
+    pub cpus: u32,
+    /// CPU time since boot summed over the CPUs, in ms: all of it.
+    pub cpu_total_ms: u64,
+    /// Of that, the time not idle (nor waiting for I/O).
+    pub cpu_busy_ms: u64,
+    /// Memory in all, in bytes.
+    pub memory_total_bytes: u64,
+    /// Memory available to programs (the kernel's `MemAvailable`), in bytes.
+    pub memory_available_bytes: u64,
+    /// Bytes used on the data partition (`null` without one).
+    pub data_used_bytes: Option<u64>,
+    /// Bytes free on it.
+    pub data_free_bytes: Option<u64>,
 }
 
 /// A spec file of the config partition rewritten from the data partition's copy.
@@ -263,6 +289,16 @@ mod tests {
                 reason: "an interrupted write".into(),
             }],
             front_door: None,
+            version: "0.1.0".into(),
+            load: Some(BoardLoad {
+                cpus: 4,
+                cpu_total_ms: 8000,
+                cpu_busy_ms: 1000,
+                memory_total_bytes: 1 << 30,
+                memory_available_bytes: 1 << 29,
+                data_used_bytes: Some(5),
+                data_free_bytes: None,
+            }),
         }
     }
 
@@ -282,6 +318,10 @@ mod tests {
             "user_namespaces": {"supported": false, "reason": "tmpfs"},
             "card_repairs": [{"file": "services/web.toml", "reason": "an interrupted write"}],
             "front_door": null,
+            "version": "0.1.0",
+            "load": {"cpus": 4, "cpu_total_ms": 8000, "cpu_busy_ms": 1000,
+                "memory_total_bytes": 1_073_741_824u64, "memory_available_bytes": 536_870_912u64,
+                "data_used_bytes": 5, "data_free_bytes": null},
         });
         assert_eq!(serde_json::to_value(report()).unwrap(), expected);
         let back: StatusReport = serde_json::from_value(expected).unwrap();

@@ -25,5 +25,6 @@ pub mod outbound;
 pub mod proxy;
 pub mod route;
 pub mod state;
+pub mod tally;
 pub mod tls;
 pub mod upstream;

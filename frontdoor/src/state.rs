@@ -67,6 +67,8 @@ pub struct State {
     pub pool: Pool,
     /// Access lines for the init.
     pub access: AccessLog,
+    /// Requests by service, status and time taken.
+    pub tally: crate::tally::Tally,
     /// The identity provider's keys and endpoints, fetched and cached ([`crate::idp`]).
     pub idp: Arc<crate::idp::Idp>,
     /// Places for sign-in code exchanges under way at once (on all hosts).
@@ -98,6 +100,7 @@ impl State {
             holds: Holds::new(wake),
             pool: Pool::new(),
             access: AccessLog::default(),
+            tally: Default::default(),
             idp: Arc::new(crate::idp::Idp::new()),
             exchanges: tokio::sync::Semaphore::new(crate::proxy::login::MAX_EXCHANGES),
         }

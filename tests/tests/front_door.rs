@@ -409,4 +409,29 @@ fn a_route_answers_through_every_board_over_http_and_https_and_survives_failures
             .is_some_and(|c| c.starts_with("issued by the cluster CA")),
         "{web}"
     );
+
+    // Board 1's metrics count what its front door answered, by service and status, across
+    // the front door's restart above.
+    let (code, metrics) = station
+        .run(|| client_at(&board1, TOKEN).text("GET", "/metrics"))
+        .expect("station")
+        .expect("metrics");
+    assert_eq!(code, 200, "{metrics}");
+    let value = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
+    };
+    assert!(value("baton_frontdoor_requests_total{service=\"web\",code=\"2xx\"}") >= served as f64);
+    // The identity checks above were refused through board 1 at least once.
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("baton_frontdoor_requests_total{") && l.contains("code=\"401\"")),
+        "no 401 counted:\n{metrics}"
+    );
+    assert!(
+        value("baton_frontdoor_request_duration_seconds_count{service=\"web\"}") >= served as f64
+    );
 }

@@ -20,6 +20,10 @@ fn instance() -> InstanceView {
         oom_kills: 1,
         healthy: None,
         ready: true,
+        usage: Some(Usage {
+            cpu_ms: 1500,
+            memory_bytes: 4096,
+        }),
     }
 }
 
@@ -29,6 +33,7 @@ fn instance_json() -> serde_json::Value {
         "started_at_ms": 1_700_000_000_000_u64, "start_ms": 120, "restarts": 2,
         "last_exit": {"code": null, "signal": 9, "oom_killed": true},
         "last_error": null, "oom_kills": 1, "healthy": null, "ready": true,
+        "usage": {"cpu_ms": 1500, "memory_bytes": 4096},
     })
 }
 

@@ -6,6 +6,7 @@
 //! a hint (a dropped `Load` is a missed second, a dropped `Wake` comes again a second later),
 //! so a full queue drops and nothing that serves requests ever waits for the init.
 
+use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,10 +20,11 @@ use crate::config::Snapshot;
 use crate::control::channel::Channel;
 use crate::control::frame::Error as FrameError;
 use crate::control::protocol::{
-    Invalid, ToFrontDoor, ToInit, MAX_HELD, MAX_NOTES, MAX_TEXT, PROTOCOL,
+    Invalid, ToFrontDoor, ToInit, MAX_HELD, MAX_NOTES, MAX_TALLIES, MAX_TEXT, PROTOCOL,
 };
 use crate::control::snapshot;
 use crate::state::State;
+use crate::tally::ServiceTally;
 
 /// Access lines in one `Access` frame (each at most about 1.5 KiB of JSON).
 const ACCESS_PER_FRAME: usize = 128;
@@ -247,8 +249,13 @@ async fn send(channel: &Channel, message: ToInit) -> Result<(), FrameError> {
 async fn load_loop(state: Arc<State>, out: mpsc::Sender<ToInit>) -> End {
     let mut tick = tokio::time::interval(LOAD_PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The request totals last sent, by service: only what changed is sent again.
+    let mut sent: BTreeMap<String, ServiceTally> = BTreeMap::new();
     loop {
         tick.tick().await;
+        if send_tallies(&state, &out, &mut sent).is_err() {
+            return End::Exit(EXIT_CHANNEL);
+        }
         let mut held = state.holds.held(tokio::time::Instant::now().into_std());
         held.truncate(MAX_HELD);
         let load = ToInit::Load {
@@ -270,6 +277,32 @@ async fn load_loop(state: Arc<State>, out: mpsc::Sender<ToInit>) -> End {
             }
         }
     }
+}
+
+/// Queues the request totals that changed since they were last sent, [`MAX_TALLIES`] a
+/// report; a report that does not fit the queue is sent again at the next tick (the totals
+/// are cumulative). `Err` when the channel is closed.
+fn send_tallies(
+    state: &State,
+    out: &mpsc::Sender<ToInit>,
+    sent: &mut BTreeMap<String, ServiceTally>,
+) -> Result<(), ()> {
+    let changed: Vec<ServiceTally> = state
+        .tally
+        .totals()
+        .into_iter()
+        .filter(|t| sent.get(&t.service) != Some(t))
+        .collect();
+    for chunk in changed.chunks(MAX_TALLIES) {
+        match out.try_send(ToInit::Requests {
+            services: chunk.to_vec(),
+        }) {
+            Ok(()) => sent.extend(chunk.iter().map(|t| (t.service.clone(), t.clone()))),
+            Err(mpsc::error::TrySendError::Full(_)) => return Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(()),
+        }
+    }
+    Ok(())
 }
 
 /// Forwards the holds' wake-ups (already one per service a second at most).

@@ -120,6 +120,12 @@ impl Message for ToInit {
                     text("Load.held.service", &h.service, MAX_TEXT)?;
                 }
             }
+            ToInit::Requests { services } => {
+                count("Requests.services", services.len(), MAX_TALLIES)?;
+                for t in services {
+                    text("Requests.services.service", &t.service, MAX_TEXT)?;
+                }
+            }
             ToInit::Wake { service } => text("Wake.service", service, MAX_TEXT)?,
             ToInit::Access { lines, .. } => {
                 count("Access.lines", lines.len(), MAX_ACCESS_LINES)?;
@@ -146,6 +152,7 @@ impl ToInit {
         match self {
             ToInit::Ready { .. } => "Ready",
             ToInit::Load { .. } => "Load",
+            ToInit::Requests { .. } => "Requests",
             ToInit::Wake { .. } => "Wake",
             ToInit::Access { .. } => "Access",
             ToInit::Fetched { .. } => "Fetched",

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// The version of the messages below. Raised on any change to them.
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
 
 /// Listeners a `Hello` hands over: HTTP and HTTPS.
 pub const MAX_LISTENERS: usize = 2;
@@ -25,6 +25,8 @@ pub const MAX_INSTANCES: usize = 1024;
 pub const MAX_LOAD_INSTANCES: usize = 4096;
 /// Services with held requests in a `Load` report.
 pub const MAX_HELD: usize = 1024;
+/// Services in one `Requests` report (more go in several).
+pub const MAX_TALLIES: usize = 64;
 /// Access lines in an `Access` batch.
 pub const MAX_ACCESS_LINES: usize = 256;
 /// Bytes of the path in an access line (the front door cuts longer paths).
@@ -229,6 +231,12 @@ pub enum ToInit {
         instances: Vec<InstanceLoad>,
         /// Per service with held requests.
         held: Vec<Held>,
+    },
+    /// Requests by service since the front door started (only the services whose counts
+    /// changed since the last report), at most [`MAX_TALLIES`].
+    Requests {
+        /// The services' totals.
+        services: Vec<crate::tally::ServiceTally>,
     },
     /// A service with requests held and no ready instance: start one.
     Wake {

@@ -104,13 +104,18 @@ pub async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Re
     headers::strip_hop_by_hop(response.headers_mut(), upgrading);
     if let Some(Routed(service)) = response.extensions_mut().remove::<Routed>() {
         let instance = response.extensions_mut().remove::<Answered>().map(|a| a.0);
+        let (status, ms) = (
+            response.status().as_u16(),
+            u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        );
+        state.tally.add(&service, status, ms);
         state.access.push(crate::control::protocol::AccessLine {
             route: service,
             method,
             host: host.chars().take(255).collect(),
             path,
-            status: response.status().as_u16(),
-            ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            status,
+            ms,
             // At most 256 characters (1 KiB), within the control channel's bound on texts.
             identity: response
                 .extensions_mut()

@@ -31,6 +31,10 @@ async fn scrape(Extract(handles): Extract<Handles>, headers: HeaderMap) -> Respo
         supervisor: handles.supervisor(),
         scaler: handles.scaler(),
         cluster: handles.cluster(),
+        front_door: handles
+            .front_door()
+            .map(|f| f.shared.tallies.totals())
+            .unwrap_or_default(),
         paths: collect::Paths::default(),
     };
     let snapshot = match collect::collect(inputs).await {

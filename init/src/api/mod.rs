@@ -278,6 +278,7 @@ async fn status(Extract(handles): Extract<Handles>) -> Json<StatusReport> {
     let user_namespaces = handles.supervisor().and_then(|s| s.user_namespaces());
     let mut report = report(&handles.state, user_namespaces);
     report.front_door = handles.front_door().map(|f| f.shared.status());
+    report.load = crate::metrics::now::board_load(crate::metrics::collect::Paths::default()).await;
     Json(report)
 }
 
@@ -314,6 +315,8 @@ pub fn report(state: &BoardStatus, user_namespaces: Option<Result<(), String>>) 
         config_files: info.config_files,
         card_repairs: info.card_repairs,
         front_door: None,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        load: None,
         data: info.data,
         errors: state.errors(),
         config_errors: state.config_errors(),

@@ -50,10 +50,19 @@ fn supervisor(handles: &Handles) -> Result<Supervisor, Box<Response>> {
 }
 
 async fn list(Extract(handles): Extract<Handles>) -> Response {
-    let services = handles
+    let mut services = handles
         .supervisor()
         .map(|s| s.services())
         .unwrap_or_default();
+    let ids = services
+        .iter()
+        .flat_map(|s| s.instances.iter().map(|i| i.id.clone()))
+        .collect();
+    let mut usage =
+        crate::metrics::now::usage(crate::metrics::collect::Paths::default(), ids).await;
+    for instance in services.iter_mut().flat_map(|s| s.instances.iter_mut()) {
+        instance.usage = usage.remove(&instance.id);
+    }
     let errors = handles
         .state
         .config_errors()
@@ -422,6 +431,7 @@ mod tests {
                 oom_kills: 0,
                 healthy: Some(true),
                 ready: true,
+                usage: None,
             }],
             error: None,
             dropped_log_lines: 0,

@@ -17,6 +17,7 @@ pub mod idp_cache;
 pub mod process;
 pub mod run;
 pub mod session;
+pub mod tallies;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -125,6 +126,8 @@ pub struct Shared {
     idp: Mutex<idp_cache::Cache>,
     /// Where the load and the wakes go.
     scaler: Option<Arc<crate::scaling::Scaler>>,
+    /// Requests by service, status and time taken.
+    pub tallies: tallies::Tallies,
 }
 
 impl Shared {
@@ -148,6 +151,7 @@ impl Shared {
     }
 
     fn ended(&self, why: String) {
+        self.tallies.ended();
         let mut inner = self.lock();
         inner.state = State::Restarting;
         inner.pid = None;
@@ -438,6 +442,7 @@ impl Shared {
             ports,
             idp: Mutex::new(idp_cache::Cache::default()),
             scaler: None,
+            tallies: Default::default(),
         }
     }
 

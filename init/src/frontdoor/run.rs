@@ -210,6 +210,7 @@ pub(super) async fn talk(
                     heartbeat = Instant::now();
                     shared.load(&instances, &held);
                 }
+                Ok((ToInit::Requests { services }, _)) => shared.tallies.report(services),
                 Ok((ToInit::Wake { service }, _)) => shared.wake(&service),
                 Ok((ToInit::Access { lines, dropped }, _)) => shared.access(lines, dropped),
                 Ok((ToInit::Fetched { kind, url, body }, _)) => {
@@ -234,6 +235,7 @@ fn kind(message: &ToInit) -> &'static str {
     match message {
         ToInit::Ready { .. } => "Ready of another protocol",
         ToInit::Load { .. } => "Load",
+        ToInit::Requests { .. } => "Requests",
         ToInit::Wake { .. } => "Wake",
         ToInit::Access { .. } => "Access",
         ToInit::Fetched { .. } => "Fetched",

@@ -191,6 +191,15 @@ async fn the_front_door_serves_what_the_manager_feeds_it_and_reports_its_load() 
             .is_some_and(|t| t.completed >= 1)
     })
     .await;
+    // And its request totals, by service and status, for the metrics.
+    until("the request totals counting it", || {
+        rig.shared
+            .tallies
+            .totals()
+            .iter()
+            .any(|t| t.service == "web" && t.codes[1] >= 1 && t.count() == t.codes[1])
+    })
+    .await;
     // The route goes away: a 404 naming the host.
     rig.routed.send_replace(Routed::default());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);

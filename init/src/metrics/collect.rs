@@ -51,6 +51,8 @@ pub struct Inputs {
     pub scaler: Option<Arc<Scaler>>,
     /// The cluster member, once it has joined.
     pub cluster: Option<Arc<Node>>,
+    /// The front door's request totals by service.
+    pub front_door: Vec<baton_frontdoor::tally::ServiceTally>,
     /// Where the kernel's files are.
     pub paths: Paths,
 }
@@ -156,6 +158,7 @@ pub async fn collect(inputs: Inputs) -> Result<Snapshot, TooSlow> {
         network_generation,
         mesh,
         listeners: vec![listener("api", &inputs.state.api_listener())],
+        front_door: inputs.front_door,
     })
 }
 

@@ -7,7 +7,9 @@
 //! File reads are bounded and run off the runtime thread.
 
 pub mod collect;
+pub mod now;
 pub mod render;
+mod render_frontdoor;
 mod render_network;
 #[cfg(test)]
 mod render_tests;

@@ -96,6 +96,7 @@ fn registry(s: &Snapshot) -> Registry {
     instances(&mut r, s);
     services(&mut r, s);
     super::render_network::network(&mut r, s);
+    super::render_frontdoor::front_door(&mut r, s);
     r
 }
 

@@ -89,6 +89,16 @@ fn snapshot() -> Snapshot {
             refused: vec![("full".into(), 0), ("per_source".into(), 7)],
             accept_errors: 1,
         }],
+        front_door: vec![{
+            let mut t = baton_frontdoor::tally::ServiceTally {
+                service: "web".into(),
+                ..Default::default()
+            };
+            t.add(200, 3);
+            t.add(200, 40);
+            t.add(503, 12_000);
+            t
+        }],
     }
 }
 
@@ -144,6 +154,14 @@ fn the_text_format_passes_promtool_with_every_family() {
         "baton_listener_connections{listener=\"api\"} 3",
         "baton_listener_refused_total{listener=\"api\",reason=\"per_source\"} 7",
         "baton_listener_accept_errors_total{listener=\"api\"} 1",
+        "baton_frontdoor_requests_total{service=\"web\",code=\"2xx\"} 2",
+        "baton_frontdoor_requests_total{service=\"web\",code=\"503\"} 1",
+        "baton_frontdoor_request_duration_seconds_bucket{service=\"web\",le=\"0.005\"} 1",
+        "baton_frontdoor_request_duration_seconds_bucket{service=\"web\",le=\"10\"} 2",
+        "baton_frontdoor_request_duration_seconds_bucket{service=\"web\",le=\"30\"} 3",
+        "baton_frontdoor_request_duration_seconds_bucket{service=\"web\",le=\"+Inf\"} 3",
+        "baton_frontdoor_request_duration_seconds_count{service=\"web\"} 3",
+        "baton_frontdoor_request_duration_seconds_sum{service=\"web\"} 12.043",
     ] {
         assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
     }

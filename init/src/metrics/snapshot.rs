@@ -21,6 +21,8 @@ pub struct Snapshot {
     pub mesh: Option<Mesh>,
     /// The board's own listeners' counters.
     pub listeners: Vec<Listener>,
+    /// The front door's requests by service, since the board started; empty without it.
+    pub front_door: Vec<baton_frontdoor::tally::ServiceTally>,
 }
 
 /// The mesh as the kernel has it.

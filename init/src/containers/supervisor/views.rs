@@ -60,6 +60,8 @@ impl Driver {
                 oom_kills: s.machine.oom_kills,
                 healthy: s.machine.healthy,
                 ready: ready(s),
+                // Read from the cgroup when the API is asked, not kept.
+                usage: None,
             })
             .collect();
         let desired = if svc.removing { 0 } else { svc.spec.scale.min };
