@@ -32,8 +32,10 @@ enum Command {
     Ps(BoardArgs),
     /// Show a service's logs.
     Logs(LogsArgs),
-    /// Show what happened on a board: instances, specs, scaling decisions.
+    /// Show what happened in the cluster: boards, instances, specs, scaling decisions.
     Events(EventsArgs),
+    /// A live view of the boards and the instances: CPU, memory, data partition, restarts.
+    Top(BoardArgs),
     /// Show the most recent lines of a board's console.
     Console(ConsoleArgs),
     /// Apply a service spec (create or change the service).
@@ -377,6 +379,9 @@ pub fn main() -> ExitCode {
             .board
             .client()
             .and_then(|c| crate::events_cli::events(&c, args.follow, args.tail, args.json)),
+        Command::Top(args) => args
+            .client()
+            .and_then(|c| crate::top::run(&c, |url| args.client_for(url))),
         Command::Console(args) => args
             .board
             .client()

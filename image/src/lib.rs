@@ -24,3 +24,4 @@ pub mod qemu_run;
 pub mod rootfs;
 pub mod routes_cli;
 pub mod scale_cli;
+pub mod top;

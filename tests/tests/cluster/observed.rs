@@ -1,13 +1,15 @@
 //! The cluster seen from one board: its events name the boards that joined and left and the
 //! instances that moved, and carry its peers' instance events; a service's lines come from
-//! its instances on every board, followed live, each prefixed with its instance and board.
+//! its instances on every board, followed live, each prefixed with its instance and board;
+//! `baton top`, run from a laptop on the segment, shows every board and instance with figures.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use baton::client::Client;
+use baton_qemu::Lab;
 use baton_tests::view::board_name;
-use baton_tests::wait_until;
+use baton_tests::{ca_bundle, client_at, wait_until, TOKEN};
 
 /// Every event board `client` shows, oldest first: its own and its peers'.
 fn events(client: &Client) -> Vec<serde_json::Value> {
@@ -89,4 +91,48 @@ pub fn a_dead_board_is_told(clients: &[Client], limit: Duration) {
             (left && moved).then_some(())
         },
     );
+}
+
+/// `baton top` from the station (a laptop on the segment, which reaches every board's API at
+/// the address it announces): every board with a CPU share, its memory and its version, and
+/// web's three instances with their memory.
+pub fn top_from_a_laptop(lab: &Lab, clients: &[Client], limit: Duration) {
+    let view = clients[0]
+        .get::<serde_json::Value>("/v1/cluster")
+        .expect("board 1's view");
+    let api = view["members"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["state"] == "self"))
+        .and_then(|m| m["api"].as_str())
+        .expect("board 1 announces its API")
+        .trim_start_matches("https://")
+        .to_string();
+    let station = lab.station().expect("station");
+    let read = || {
+        station
+            .run(|| {
+                baton::top::read(&client_at(&api, TOKEN), &|url: &str| {
+                    Ok(Client::with_ca(url, TOKEN, &ca_bundle())?)
+                })
+            })
+            .expect("station")
+    };
+    let first = read();
+    let frame = wait_until("baton top to show every board and instance", limit, || {
+        let text = baton::top::render(&first, &read());
+        let boards_ok = (1..=3).all(|i| {
+            text.lines().any(|l| {
+                l.starts_with(&board_name(i))
+                    && l.contains('%')
+                    && l.contains("MiB/")
+                    && l.ends_with(env!("CARGO_PKG_VERSION"))
+            })
+        });
+        let instances = text
+            .lines()
+            .filter(|l| l.starts_with("web ") && (l.ends_with("KiB") || l.ends_with("MiB")))
+            .count();
+        (boards_ok && instances == 3).then_some(text)
+    });
+    println!("{frame}");
 }
