@@ -182,6 +182,7 @@ impl Services for RealServices {
             tls,
             front_door: Arc::new(config.front_door.clone()),
             bus: Arc::clone(&self.bus),
+            dashboard: Default::default(),
         })?)
     }
 
