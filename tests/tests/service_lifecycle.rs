@@ -291,6 +291,8 @@ fn limits_restarts_live_changes_and_volumes() {
         .as_str()
         .expect("a host name")
         .to_string();
+    let rss = |status: &serde_json::Value| status["memory"]["init_rss_bytes"].as_u64().unwrap_or(0);
+    let rss_before = rss(&status);
     baton_tests::browser::check(
         &baton_tests::browser::Dashboard {
             api_port,
@@ -302,6 +304,12 @@ fn limits_restarts_live_changes_and_volumes() {
             caller: "crasher",
         },
         Duration::from_secs(360),
+    );
+    let status: serde_json::Value = board.get("/v1/status").expect("status");
+    println!(
+        "init RSS before the browser's session: {} KiB, after: {} KiB",
+        rss_before >> 10,
+        rss(&status) >> 10
     );
     wait_until("the counter to serve again after its kill", minute, || {
         http_get(port, "/").filter(|b| b == "second from counter-1\n")
