@@ -115,6 +115,11 @@ def main() -> int:
                 height = driver.execute_script("return document.documentElement.scrollHeight")
                 driver.set_window_size(w, min(max(h, height + 120), 4000))
                 driver.save_screenshot(os.path.join(a.shots, f"{name}-{suffix}.png"))
+                # One column: the page itself never scrolls sideways (its tables do, inside).
+                wide = driver.execute_script(
+                    "return [document.documentElement.scrollWidth, window.innerWidth]")
+                if wide[0] > wide[1]:
+                    raise AssertionError(f"{name} at {w} px is {wide[0]} px wide")
             driver.set_window_size(*WIDE)
 
         def text(selector: str) -> str:
