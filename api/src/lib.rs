@@ -21,6 +21,9 @@
 //! | GET    | `/v1/network`                    | [`NetworkReport`] |
 //! | GET    | `/v1/console`                    | text: the console's recent lines; the query is [`ConsoleQuery`] |
 //! | GET    | `/v1/events`                     | [`EventList`], or server-sent [`Event`]s with `follow=1`; the query is [`EventsQuery`] |
+//! | GET    | `/v1/session`                    | [`SessionState`] (the dashboard's sign-in; no token needed) |
+//! | POST   | `/v1/session`                    | [`SessionState`] and a session cookie (the request body is a [`SignIn`]) |
+//! | POST   | `/v1/session/logout`             | [`SessionState`], the cookie cleared |
 //!
 //! Every refusal is an [`ApiError`]. Clients read leniently, as boards of several versions may
 //! answer: unknown fields are ignored, and the fields that boards added over time read as their
@@ -34,6 +37,7 @@ pub mod network;
 pub mod routes;
 pub mod scaling;
 pub mod services;
+pub mod session;
 pub mod status;
 
 pub use cluster::{
@@ -49,6 +53,7 @@ pub use services::{
     Applied, ExitStatus, InstancePhase, InstanceView, LocalInstance, LogsQuery, RemoteInstance,
     Removed, Restarting, Service, ServiceInstance, ServiceList, ServiceState, ServiceView, Usage,
 };
+pub use session::{SessionState, SignIn};
 pub use status::{
     Address, AddressSource, ApiTls, BoardInfo, BoardLoad, BootStep, CardRepair, ClockStatus,
     DataPartition, Health, Memory, PowerAccepted, PowerAction, StatusReport, UserNamespaces,

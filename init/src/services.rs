@@ -186,6 +186,7 @@ impl Services for RealServices {
                 .cluster
                 .as_ref()
                 .map(|c| crate::cluster::peer_read::key(&c.key).into()),
+            dashboard: Default::default(),
         })?)
     }
 

@@ -12,6 +12,7 @@ use baton::build::{BuildOptions, BuildReport};
 use baton::client::Client;
 use baton_qemu::{Forward, GuestForward, Lab, LabConfig};
 
+pub mod browser;
 pub mod prometheus;
 pub mod registry;
 pub mod station_auth;

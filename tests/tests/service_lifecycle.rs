@@ -2,7 +2,8 @@
 //! a memory hog is OOM-killed and restarted, threads stop at `pids.max`, a crashing service
 //! backs off and shows it, a changed spec pushed over the API replaces the running instance
 //! (an invalid one is refused and changes nothing), a removed service goes away, and a named
-//! volume keeps its data across a container restart and a reboot.
+//! volume keeps its data across a container restart and a reboot. The board's dashboard is
+//! driven in a real browser meanwhile (`tests/browser/dashboard.py`).
 
 use std::time::Duration;
 
@@ -27,6 +28,7 @@ const CRASHER: &str = r#"name = "crasher"
 image = "oci-archive:images/hello.tar"
 command = ["/hello", "--exit", "3"]
 restart = "always"
+allow = ["counter"]
 "#;
 
 /// The board's events, oldest first (its whole ring).
@@ -280,6 +282,38 @@ fn limits_restarts_live_changes_and_volumes() {
         }
     };
     assert_eq!(seen["service"], "counter", "{seen}");
+
+    // The dashboard in Debian's chromium: sign-in (a wrong token first), the cluster page as
+    // /v1/status says, the counter's log lines live (hostile ones shown as text), its OOM kill
+    // on the events page, who may call whom; screenshots of each page.
+    let status: serde_json::Value = board.get("/v1/status").expect("status");
+    let hostname = status["hostname"]
+        .as_str()
+        .expect("a host name")
+        .to_string();
+    let rss = |status: &serde_json::Value| status["memory"]["init_rss_bytes"].as_u64().unwrap_or(0);
+    let rss_before = rss(&status);
+    baton_tests::browser::check(
+        &baton_tests::browser::Dashboard {
+            api_port,
+            token: TOKEN,
+            board: &hostname,
+            service: "counter",
+            service_port: port,
+            others: &["crasher"],
+            caller: "crasher",
+        },
+        Duration::from_secs(360),
+    );
+    let status: serde_json::Value = board.get("/v1/status").expect("status");
+    println!(
+        "init RSS before the browser's session: {} KiB, after: {} KiB",
+        rss_before >> 10,
+        rss(&status) >> 10
+    );
+    wait_until("the counter to serve again after its kill", minute, || {
+        http_get(port, "/").filter(|b| b == "second from counter-1\n")
+    });
 
     // Removing a service stops it and forgets it.
     let (code, _) = board

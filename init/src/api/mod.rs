@@ -2,8 +2,11 @@
 //! cluster CA ([`tls`]); plain HTTP there answers only `GET /v1/health` and redirects.
 //!
 //! Every request needs `Authorization: Bearer <token>` (`[api] token` in `cluster.toml`) except
-//! `GET /v1/health`. A board whose `cluster.toml` has no usable token refuses every
-//! authenticated request rather than serving them openly.
+//! `GET /v1/health` and the dashboard's pages and sign-in ([`dashboard`]). A browser signed in
+//! to the dashboard sends its session cookie instead of the token; with the cookie, a request
+//! that changes something also needs the session's `X-Baton-CSRF` value and the board's own
+//! `Origin`. A board whose `cluster.toml` has no usable token refuses every authenticated
+//! request rather than serving them openly.
 //!
 //! | method | path           | what                                        |
 //! |--------|----------------|---------------------------------------------|
@@ -16,6 +19,10 @@
 //! | POST   | `/v1/halt`     | clean halt                                  |
 //! | POST   | `/v1/poweroff` | clean power-off                             |
 //! |        | `/v1/services…` | see [`services`]                           |
+//! | GET    | `/`, `/dash/…` | the dashboard's pages, no token needed (see [`dashboard`]) |
+//! | GET    | `/v1/session`  | whether the browser is signed in, and its CSRF value |
+//! | POST   | `/v1/session`  | `{"token": …}` for a session cookie          |
+//! | POST   | `/v1/session/logout` | clears the session cookie             |
 //!
 //! Every body is a type of the API's contract, [`baton_api`], which the `baton` command reads
 //! back.
@@ -45,6 +52,7 @@ use crate::cluster::Node;
 use crate::containers::supervisor::Supervisor;
 
 pub(crate) mod cluster;
+pub mod dashboard;
 mod events;
 mod metrics;
 mod peers;
@@ -113,6 +121,8 @@ pub struct Handles {
     /// The key the `/v1/peer/` routes take (see [`crate::cluster::peer_read`]); `None` on a
     /// board in no cluster.
     pub peer_key: Option<Arc<str>>,
+    /// The dashboard's sessions of this boot.
+    pub dashboard: Arc<dashboard::Dashboard>,
 }
 
 impl Handles {
@@ -142,6 +152,7 @@ impl Handles {
             front_door: Default::default(),
             bus: Default::default(),
             peer_key: None,
+            dashboard: Default::default(),
         }
     }
 
@@ -221,6 +232,7 @@ fn router(handles: Handles) -> Router {
         .route("/v1/health", get(|| async { Json(Health { ok: true }) }))
         .merge(cluster::sync_routes())
         .merge(peers::routes(handles.clone()))
+        .merge(dashboard::routes())
         .merge(authenticated)
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(handles)
@@ -236,6 +248,15 @@ async fn require_token(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
+    // A browser's session cookie (the dashboard), when there is no bearer token.
+    if presented.is_none() && request.headers().get(header::AUTHORIZATION).is_none() {
+        if let Some(outcome) = dashboard::auth::by_cookie(&handles, &request) {
+            return match outcome {
+                Ok(()) => next.run(request).await,
+                Err(refused) => *refused,
+            };
+        }
+    }
     // `[api] metrics_token` opens the metrics and nothing else.
     let scrape = request.uri().path() == metrics::PATH
         && handles.state.metrics_token().is_some_and(|t| {

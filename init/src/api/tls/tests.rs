@@ -190,3 +190,48 @@ async fn a_silent_client_is_dropped_after_the_handshake_timeout() {
     assert_eq!(err.kind(), io::ErrorKind::TimedOut);
     drop(client);
 }
+
+#[tokio::test]
+async fn over_tls_the_session_cookie_is_host_only_and_secure() {
+    let ca = Ca::generate("home").unwrap();
+    let b = board(Some(&ca)).await;
+    let url = format!("https://127.0.0.1:{}/v1/session", b.addr.port());
+    let tls = baton_cluster::tls::verify::client_config(ca.cert_pem()).unwrap();
+    let (code, cookie, body) = tokio::task::spawn_blocking(move || {
+        let config = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(10)))
+            .http_status_as_error(false)
+            .build();
+        let agent = baton_cluster::tls::connector::agent(config, tls);
+        let response = agent
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .send(format!("{{\"token\": \"{TOKEN}\"}}"))
+            .unwrap();
+        let code = response.status().as_u16();
+        let cookie = response
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        (code, cookie, response.into_body().read_to_string().unwrap())
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(cookie.starts_with("__Host-baton_session="), "{cookie}");
+    for attribute in ["; Secure", "; HttpOnly", "; SameSite=Strict", "; Path=/"] {
+        assert!(cookie.contains(attribute), "{attribute} missing: {cookie}");
+    }
+    assert!(!cookie.contains("Domain"), "{cookie}");
+    assert!(body.contains(r#""encrypted":true"#), "{body}");
+    // Plain HTTP on the port gets no page and no sign-in: it is sent to https.
+    for (method, path) in [("GET", "/"), ("POST", "/v1/session")] {
+        let answer = plain(b.addr, method, path).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 308"),
+            "{method} {path}: {answer}"
+        );
+    }
+}
