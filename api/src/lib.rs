@@ -18,6 +18,7 @@
 //! | POST   | `/v1/services/{name}/restart`    | [`Restarting`] |
 //! | GET    | `/v1/services/{name}/logs`       | text; the query is [`LogsQuery`] |
 //! | GET    | `/v1/cluster`                    | [`ClusterView`] |
+//! | GET    | `/v1/boards`                     | [`BoardList`]: every board's load and version |
 //! | GET    | `/v1/network`                    | [`NetworkReport`] |
 //! | GET    | `/v1/console`                    | text: the console's recent lines; the query is [`ConsoleQuery`] |
 //! | GET    | `/v1/events`                     | [`EventList`], or server-sent [`Event`]s with `follow=1`; the query is [`EventsQuery`] |
@@ -29,6 +30,7 @@
 //! answer: unknown fields are ignored, and the fields that boards added over time read as their
 //! defaults when missing. The crate depends on `serde` only, so any client can use it.
 
+pub mod boards;
 pub mod cluster;
 pub mod console;
 pub mod error;
@@ -40,6 +42,7 @@ pub mod services;
 pub mod session;
 pub mod status;
 
+pub use boards::{BoardList, BoardView};
 pub use cluster::{
     BoardForgotten, Capacity, ClusterView, Conflict, MemberStatus, MemberView, NameConflictView,
     SpecVersion,

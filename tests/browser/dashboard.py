@@ -170,8 +170,9 @@ def main() -> int:
             shown(f"#fact-{fact}", lambda t, v=status[key]: t == v)
         for address in status["addresses"]:
             shown("#fact-addresses", lambda t, v=address["address"]: v in t)
-        # This board's CPU is a difference of two readings of /metrics, 5 s apart.
+        # A board's CPU is a difference of two readings of /v1/boards, 5 s apart.
         shown(f'#boards tr[data-board="{a.board}"] td.cpu', lambda t: t.endswith("%"))
+        shown(f'#boards tr[data-board="{a.board}"] td.version', lambda t: t == status["version"])
         services = api_get(a.api, a.token, a.ca, "/v1/services")["services"]
         mine = next(s for s in services if s["name"] == a.service)
         row = f'#services tr[data-service="{a.service}"]'

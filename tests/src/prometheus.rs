@@ -31,6 +31,11 @@ impl Prometheus {
     /// Starts Prometheus scraping `https://127.0.0.1:<api_port>/metrics` with `token`,
     /// trusting the tests' cluster CAs; waits until its own API answers.
     pub fn scraping(api_port: u16, token: &str) -> Prometheus {
+        Prometheus::scraping_all(&[api_port], token)
+    }
+
+    /// The same for several boards, one target each.
+    pub fn scraping_all(api_ports: &[u16], token: &str) -> Prometheus {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("ca.pem"), ca_bundle()).expect("ca.pem");
         std::fs::write(dir.path().join("token"), token).expect("token");
@@ -39,7 +44,12 @@ impl Prometheus {
              scrape_configs:\n  - job_name: baton\n    scheme: https\n\
              \x20   authorization:\n      credentials_file: {token}\n\
              \x20   tls_config:\n      ca_file: {ca}\n\
-             \x20   static_configs:\n      - targets: ['127.0.0.1:{api_port}']\n",
+             \x20   static_configs:\n      - targets: [{targets}]\n",
+            targets = api_ports
+                .iter()
+                .map(|p| format!("'127.0.0.1:{p}'"))
+                .collect::<Vec<_>>()
+                .join(", "),
             token = dir.path().join("token").display(),
             ca = dir.path().join("ca.pem").display(),
         );

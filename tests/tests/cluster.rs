@@ -99,6 +99,8 @@ fn boards_form_one_cluster_share_work_and_survive_failures() {
     assert_eq!(spread.keys().cloned().collect::<BTreeSet<_>>(), three);
     observed::seen_from_one_board(&clients, limit);
     observed::top_from_a_laptop(&lab, &clients, limit);
+    observed::boards_from_one_board(&clients, limit);
+    observed::prometheus_scrapes_every_board(&lab, limit);
 
     // A spec pushed to board 1 that wants board 3 runs on board 3.
     let pinned = format!(

@@ -155,3 +155,50 @@ async fn a_follower_that_missed_events_is_told_how_many() {
         "{head}"
     );
 }
+
+/// Not a test: how many events a second one follower gets through `GET /v1/events` on this
+/// host (`scripts/bench metrics` runs it). Events are raised in bursts of 256, each burst
+/// after the follower has read the one before, so that none is lost to lag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: scripts/bench metrics"]
+async fn events_per_second() {
+    const EVENTS: usize = 100_000;
+    const BURST: usize = 256;
+    let (addr, bus) = start().await;
+    let mut s = get(addr, "/v1/events?follow=1&tail=0", "").await;
+    // The answer's head comes once the follower is subscribed: events raised before would
+    // only be in the past it did not ask for.
+    read_until(&mut s, "\r\n\r\n").await;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut seen = 0usize;
+    let mut bytes = 0usize;
+    let mut tail = String::new();
+    let start = std::time::Instant::now();
+    for burst in 0..EVENTS / BURST {
+        for i in 0..BURST {
+            bus.raise(applied(&format!("s{}", burst * BURST + i)));
+        }
+        let want = (burst + 1) * BURST;
+        while seen < want {
+            let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+                .await
+                .expect("an event within 10 s")
+                .expect("read");
+            assert!(n > 0, "the stream ended");
+            bytes += n;
+            tail.push_str(&String::from_utf8_lossy(&buf[..n]));
+            // Whole frames are counted; a frame cut in two waits for its end.
+            let cut = tail.rfind("\n\n").map_or(0, |i| i + 2);
+            let whole: String = tail.drain(..cut).collect();
+            seen += whole.matches("event: spec-applied\n").count();
+            assert!(!whole.contains("event: lagged"), "lagged");
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "== GET /v1/events, one follower on this host: {EVENTS} events in {secs:.2} s: \
+         {:.0} events/s, {:.1} MB/s",
+        EVENTS as f64 / secs,
+        bytes as f64 / secs / 1e6
+    );
+}

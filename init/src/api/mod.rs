@@ -12,6 +12,7 @@
 //! |--------|----------------|---------------------------------------------|
 //! | GET    | `/v1/health`   | `{"ok": true}`, no token needed             |
 //! | GET    | `/v1/status`   | [`StatusReport`]                            |
+//! | GET    | `/v1/boards`   | every board's load and version (see [`peers::boards`]) |
 //! | GET    | `/v1/events`   | the cluster's events, JSON or server-sent (see [`events`], [`peers::events`]) |
 //! | GET    | `/v1/peer/…`   | for peers: this board's instance events and log lines, behind the peer read key (see [`peers`]) |
 //! | GET    | `/v1/console`  | the console's recent lines (`?tail=N`)      |
@@ -223,6 +224,7 @@ fn router(handles: Handles) -> Router {
         .merge(cluster::routes())
         .merge(metrics::routes())
         .merge(events::routes())
+        .route("/v1/boards", get(peers::boards::list))
         .merge(routes::routes())
         .route_layer(middleware::from_fn_with_state(
             handles.clone(),

@@ -1,7 +1,8 @@
 //! The cluster seen from one board: its events name the boards that joined and left and the
 //! instances that moved, and carry its peers' instance events; a service's lines come from
 //! its instances on every board, followed live, each prefixed with its instance and board;
-//! `baton top`, run from a laptop on the segment, shows every board and instance with figures.
+//! `baton top`, run from a laptop on the segment, shows every board and instance with figures;
+//! a real Prometheus scrapes every board.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -135,4 +136,65 @@ pub fn top_from_a_laptop(lab: &Lab, clients: &[Client], limit: Duration) {
         (boards_ok && instances == 3).then_some(text)
     });
     println!("{frame}");
+}
+
+/// Debian's Prometheus scrapes the three boards: each is up, each sees two alive peers, web's
+/// three instances have their memory, and no board has a temperature (QEMU's `virt` board has
+/// no thermal zone, so the family is left out rather than shown as zero).
+pub fn prometheus_scrapes_every_board(lab: &Lab, limit: Duration) {
+    let ports: Vec<u16> = (1..=3)
+        .map(|i| {
+            lab.board(i)
+                .expect("board index")
+                .forwarded(baton_tests::API_PORT)
+                .expect("the API port is forwarded")
+        })
+        .collect();
+    let prometheus = baton_tests::prometheus::Prometheus::scraping_all(&ports, TOKEN);
+    let all = |query: &str, check: &dyn Fn(f64) -> bool| {
+        prometheus
+            .query(query)
+            .filter(|s| s.len() == 3 && s.iter().all(|s| check(s.value)))
+            .map(|_| ())
+    };
+    wait_until("Prometheus to scrape the three boards", limit, || {
+        all("up{job=\"baton\"}", &|v| v == 1.0)
+    });
+    wait_until("each board to count two alive peers", limit, || {
+        all("baton_cluster_members{state=\"alive\"}", &|v| v == 2.0)
+    });
+    wait_until("web's instances' memory from their boards", limit, || {
+        all("baton_instance_memory_bytes{service=\"web\"}", &|v| v > 0.0)
+    });
+    assert_eq!(
+        prometheus
+            .query("baton_board_temperature_celsius")
+            .map(|s| s.len()),
+        Some(0),
+        "a virt board has no thermal zone\n{}",
+        prometheus.log()
+    );
+}
+
+/// Board 1's `/v1/boards` (which the dashboard reads) has every board's own version and load,
+/// gathered from its peers.
+pub fn boards_from_one_board(clients: &[Client], limit: Duration) {
+    wait_until(
+        "board 1 to list the three boards with their load",
+        limit,
+        || {
+            let list = clients[0].get::<serde_json::Value>("/v1/boards").ok()?;
+            let boards = list["boards"].as_array()?;
+            let complete = boards.len() == 3
+                && (1..=3).all(|i| {
+                    boards.iter().any(|b| {
+                        b["name"] == board_name(i).as_str()
+                            && b["version"] == env!("CARGO_PKG_VERSION")
+                            && b.get("error").is_none()
+                            && b["load"]["memory_total_bytes"].as_u64() > Some(0)
+                    })
+                });
+            complete.then_some(())
+        },
+    );
 }

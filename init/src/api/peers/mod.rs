@@ -5,6 +5,7 @@
 //! |--------|-------------------------------|------|
 //! | GET    | `/v1/peer/events?tail=N&follow=1` | this board's instance events (the others every board raises alike) |
 //! | GET    | `/v1/peer/logs/{name}?tail=N&follow=1` | this board's lines of the service |
+//! | GET    | `/v1/peer/status`              | this board's load and version (for `/v1/boards`) |
 //!
 //! Both answer [`frame::Frame`]s, one JSON object a line: the past, [`frame::Frame::PastEnd`],
 //! then (with `follow=1`) what comes, with [`frame::Frame::Alive`] every
@@ -29,6 +30,7 @@ use super::{constant_time_eq, problem, Handles};
 use crate::containers::supervisor::logs::LogLine;
 use frame::Frame;
 
+pub mod boards;
 pub mod client;
 pub mod events;
 pub mod fanout;
@@ -42,6 +44,7 @@ pub fn routes(handles: Handles) -> Router<Handles> {
     Router::new()
         .route("/v1/peer/events", get(events))
         .route("/v1/peer/logs/{name}", get(logs))
+        .route("/v1/peer/status", get(boards::peer_status))
         .route_layer(middleware::from_fn_with_state(handles, require_peer_key))
 }
 
@@ -69,7 +72,7 @@ async fn require_peer_key(
     }
 }
 
-fn ndjson(body: Body) -> Response {
+pub(super) fn ndjson(body: Body) -> Response {
     (
         [
             (header::CONTENT_TYPE, frame::CONTENT_TYPE),

@@ -272,3 +272,33 @@ async fn a_reader_of_the_peers_resumes_after_the_last_id_it_got() {
         .collect();
     assert_eq!(seqs, [3], "only what came after pi-b's entry");
 }
+
+#[tokio::test]
+async fn a_peer_says_its_load_and_version() {
+    let (b_addr, _) = board("pi-b").await;
+    let ask = Ask {
+        first: "/v1/peer/status".to_string(),
+        again: String::new(),
+        last_event_id: None,
+        follow: false,
+    };
+    let mut fan: Fanout<baton_api::BoardView> = Fanout::start(peers(&[("pi-b", b_addr)], KEY), ask);
+    let (got, late) = fan
+        .past(
+            tokio::time::Instant::now() + Duration::from_secs(10),
+            8,
+            |_| 0,
+        )
+        .await;
+    assert!(late.is_empty());
+    let [(peer, Got::Item { v, .. })] = got.as_slice() else {
+        panic!("{got:?}");
+    };
+    assert_eq!(peer, "pi-b");
+    assert_eq!(v.version, env!("CARGO_PKG_VERSION"));
+    let load = v.load.as_ref().expect("this host's /proc read");
+    assert!(
+        load.cpus >= 1 && load.cpu_total_ms >= load.cpu_busy_ms,
+        "{load:?}"
+    );
+}

@@ -2,35 +2,6 @@
 // the CLI reads, and puts every text in through B.el (text nodes only).
 'use strict';
 
-// This board's figures from its own /metrics (CPU, memory, disk, version): the JSON routes
-// do not carry them, and the peers' are not reachable from here.
-B.metrics = async function () {
-  const answer = await B.call('/metrics');
-  if (!answer.ok) return null;
-  const text = await answer.text();
-  const out = {};
-  for (const line of text.split('\n')) {
-    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
-    if (!m) continue;
-    const labels = {};
-    for (const l of (m[2] || '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]] = l[2];
-    (out[m[1]] = out[m[1]] || []).push({labels: labels, value: Number(m[3])});
-  }
-  const one = (name, key, word) =>
-    ((out[name] || []).find((s) => !key || s.labels[key] === word) || {}).value;
-  const cpu = (out.baton_board_cpu_seconds_total || []);
-  return {
-    cpuTotal: cpu.reduce((a, s) => a + s.value, 0),
-    cpuIdle: cpu.filter((s) => s.labels.mode === 'idle' || s.labels.mode === 'iowait')
-      .reduce((a, s) => a + s.value, 0),
-    memUsed: one('baton_board_memory_bytes', 'kind', 'used'),
-    memTotal: one('baton_board_memory_bytes', 'kind', 'total'),
-    dataUsed: one('baton_board_data_bytes', 'kind', 'used'),
-    dataFree: one('baton_board_data_bytes', 'kind', 'free'),
-    version: ((out.baton_board_info || [])[0] || {labels: {}}).labels.version,
-  };
-};
-
 // Where a service's instances run: "web-1@pi-a".
 function where(service) {
   return (service.instances || []).map((i) => i.id + (i.board ? '@' + i.board : '')).join(', ');
@@ -45,22 +16,25 @@ B.pages.cluster = function (main) {
   const boards = B.el('section', {id: 'boards-box'});
   const services = B.el('section', {id: 'services-box'});
   B.put(main, B.el('h1', {}, 'Cluster'), board, boards, services);
-  let last = null;
+  // Each board's CPU times at the last reading: its share is the busy time between two.
+  let last = {};
   B.every(5000, async () => {
-    const [status, cluster, list, metrics] = await Promise.all([
+    const [status, cluster, list] = await Promise.all([
       B.json('/v1/status').catch((e) => e),
-      B.json('/v1/cluster').catch((e) => e),
+      B.json('/v1/boards').catch((e) => e),
       B.json('/v1/services').catch((e) => e),
-      B.metrics().catch(() => null),
     ]);
-    let cpu = null;
-    if (metrics && last && metrics.cpuTotal > last.cpuTotal) {
-      const busy = (metrics.cpuTotal - metrics.cpuIdle) - (last.cpuTotal - last.cpuIdle);
-      cpu = Math.round(100 * busy / (metrics.cpuTotal - last.cpuTotal)) + ' %';
+    const cpu = {};
+    for (const b of (cluster instanceof Error ? [] : cluster.boards || [])) {
+      const now = b.load, was = last[b.name];
+      if (now && was && now.cpu_total_ms > was.cpu_total_ms) {
+        cpu[b.name] = Math.round(100 * (now.cpu_busy_ms - was.cpu_busy_ms) /
+          (now.cpu_total_ms - was.cpu_total_ms)) + ' %';
+      }
+      if (now) last[b.name] = now;
     }
-    if (metrics) last = metrics;
     drawBoard(board, status);
-    drawBoards(boards, status, cluster, metrics, cpu);
+    drawBoards(boards, status, cluster, cpu);
     drawServices(services, list);
   });
 };
@@ -92,38 +66,29 @@ function drawBoard(box, status) {
   }
 }
 
-function drawBoards(box, status, cluster, metrics, cpu) {
+function drawBoards(box, status, cluster, cpu) {
   B.clear(box);
   B.put(box, B.el('h2', {}, 'Boards'));
-  const members = cluster instanceof Error || !cluster
-    ? [{name: status.hostname, state: 'self', generation: 0}]
-    : cluster.members;
-  if (cluster instanceof Error) B.put(box, B.el('p', {class: 'note'}, 'No cluster: ' + cluster.message));
-  const rows = members.map((m) => {
-    const self = m.state === 'self';
-    const cap = m.capacity;
-    const memory = self && metrics && metrics.memTotal
-      ? B.bytes(metrics.memUsed) + ' of ' + B.bytes(metrics.memTotal)
-      : (cap ? B.bytes(cap.memory_bytes) + ' offered' : '–');
-    const disk = self && metrics && metrics.dataUsed !== undefined
-      ? B.bytes(metrics.dataUsed) + ' used, ' + B.bytes(metrics.dataFree) + ' free'
+  if (cluster instanceof Error) { B.put(box, B.problem('/v1/boards', cluster)); return; }
+  const rows = (cluster.boards || []).map((b) => {
+    const load = b.load;
+    const memory = load && load.memory_total_bytes
+      ? B.bytes(load.memory_total_bytes - load.memory_available_bytes) + ' of ' +
+        B.bytes(load.memory_total_bytes)
       : '–';
-    const cores = cap ? (cap.cpu_millis / 1000) + ' cores offered' : '–';
-    return B.el('tr', {'data-board': m.name},
-      B.el('td', {class: 'name'}, m.name),
-      B.el('td', {}, B.chip(m.state)),
-      B.el('td', {class: 'cpu'}, self ? (cpu || 'measuring…') : cores),
+    const disk = load && load.data_used_bytes !== null && load.data_used_bytes !== undefined
+      ? B.bytes(load.data_used_bytes) + ' used, ' + B.bytes(load.data_free_bytes) + ' free'
+      : '–';
+    return B.el('tr', {'data-board': b.name},
+      B.el('td', {class: 'name'}, b.name),
+      B.el('td', {}, B.chip(b.state)),
+      B.el('td', {class: 'cpu'}, b.error ? '–' : (cpu[b.name] || 'measuring…')),
       B.el('td', {class: 'mem'}, memory),
       B.el('td', {class: 'disk'}, disk),
-      B.el('td', {class: 'version'}, self && metrics ? metrics.version : '–'),
-      B.el('td', {}, self ? 'now' : B.duration(m.last_heard_ms) + ' ago'));
+      B.el('td', {class: 'version'}, b.version || '–'),
+      B.el('td', {class: 'note'}, b.error || ''));
   });
-  B.put(box, B.table('boards', ['Board', 'State', 'CPU', 'Memory', 'Disk (/data)', 'Version', 'Heard'], rows));
-  if (members.length > 1) {
-    B.put(box, B.el('p', {class: 'note'},
-      'CPU, memory in use, disk and version are known for the board answering only; ' +
-      'for the others, what they offer to services.'));
-  }
+  B.put(box, B.table('boards', ['Board', 'State', 'CPU', 'Memory', 'Disk (/data)', 'Version', ''], rows));
 }
 
 function drawServices(box, list) {
