@@ -22,7 +22,7 @@ use crate::events_cli::printable;
 
 /// How often the view is read again.
 pub const PERIOD: Duration = Duration::from_secs(2);
-/// Boards asked at most (the rest are listed without figures).
+/// Boards shown and asked at most.
 pub const MAX_BOARDS: usize = 64;
 
 /// One board's answers at one time.
@@ -67,13 +67,23 @@ pub fn run(
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop))?;
     }
-    // The alternate screen, without a cursor; both given back below, however the loop ends.
+    // The alternate screen, without a cursor; both given back when the guard goes, however
+    // the loop ends (an error, a panic).
     write!(out, "\x1b[?1049h\x1b[?25l")?;
     out.flush()?;
-    let shown = show(&mut out, client, &client_for, &stop);
-    write!(out, "\x1b[?25h\x1b[?1049l")?;
-    out.flush()?;
-    shown
+    let _screen = Screen;
+    show(&mut out, client, &client_for, &stop)
+}
+
+/// Gives the terminal back as it was (the main screen, the cursor) when dropped.
+struct Screen;
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        let mut out = std::io::stdout();
+        let _ = write!(out, "\x1b[?25h\x1b[?1049l");
+        let _ = out.flush();
+    }
 }
 
 fn show(
@@ -128,8 +138,8 @@ pub fn read(
     let boards = std::thread::scope(|scope| {
         let asks: Vec<_> = members
             .into_iter()
-            .enumerate()
-            .map(|(i, (name, state, api))| {
+            .take(MAX_BOARDS)
+            .map(|(name, state, api)| {
                 scope.spawn(move || {
                     let mut board = Board {
                         name,
@@ -138,7 +148,7 @@ pub fn read(
                     };
                     let asked = match (state.as_str(), &api) {
                         ("self", _) => Some(Ok(client.clone())),
-                        ("alive", Some(url)) if i < MAX_BOARDS => Some(client_for(url)),
+                        ("alive", Some(url)) => Some(client_for(url)),
                         _ => None,
                     };
                     match asked {
@@ -233,7 +243,9 @@ fn board_line(board: &Board, was: Option<&Board>) -> String {
         format!("{}/{}", size(used), size(l.memory_total_bytes))
     });
     let data = match load.map(|l| (l.data_used_bytes, l.data_free_bytes)) {
-        Some((Some(used), Some(free))) => format!("{}/{}", size(used), size(used + free)),
+        Some((Some(used), Some(free))) => {
+            format!("{}/{}", size(used), size(used.saturating_add(free)))
+        }
         _ => "-".to_string(),
     };
     let version = match (&board.status, &board.error) {

@@ -14,8 +14,13 @@ with a deadline (no fixed sleeps):
 5. the service's page and the picture of who may call whom show that --caller may call it;
 screenshots of every page at desktop width and at 360 px go to --shots.
 
+With --boards a,b,c the cluster page must show each of those boards with its version and a
+CPU share (read from the peers through the board answering); with --cluster-only the script
+ends after the cluster page (a cluster whose services are not the lifecycle test's).
+
 Usage: dashboard.py --api https://127.0.0.1:PORT --token T --ca ca.pem --service-port P
        --service NAME --caller NAME --board NAME --shots DIR [--services a,b]
+       [--boards a,b,c] [--cluster-only]
 Exits 0 when every step passed; otherwise prints what failed and exits 1.
 """
 
@@ -99,6 +104,8 @@ def main() -> int:
     p.add_argument("--board", required=True)
     p.add_argument("--caller", required=True)
     p.add_argument("--shots", required=True)
+    p.add_argument("--boards", default="")
+    p.add_argument("--cluster-only", action="store_true")
     a = p.parse_args()
     os.makedirs(a.shots, exist_ok=True)
     with open(a.ca) as f:
@@ -155,10 +162,10 @@ def main() -> int:
         driver.find_element(By.CSS_SELECTOR, "#signin button").click()
         shown("#nav")
         cookies = {c["name"]: c for c in driver.get_cookies()}
-        cookie = cookies.get("__Host-baton_session")
+        cookie = cookies.get("__Host-baton_dash")
         if not cookie or not cookie["httpOnly"] or not cookie["secure"] or cookie.get("sameSite") != "Strict":
             raise AssertionError(f"session cookie: {cookies}")
-        if driver.execute_script("return document.cookie").find("baton_session") >= 0:
+        if driver.execute_script("return document.cookie").find("baton_dash") >= 0:
             raise AssertionError("the page's script can read the session cookie")
 
         step = "the cluster page shows the board and the services, as /v1/status says"
@@ -177,7 +184,13 @@ def main() -> int:
         mine = next(s for s in services if s["name"] == a.service)
         row = f'#services tr[data-service="{a.service}"]'
         shown(f"{row} td.desired", lambda t: t == str(mine["desired"]))
+        for board in [b for b in a.boards.split(",") if b]:
+            shown(f'#boards tr[data-board="{board}"] td.version', lambda t: t == status["version"])
+            shown(f'#boards tr[data-board="{board}"] td.cpu', lambda t: t.endswith("%"))
         shoot("cluster")
+        if a.cluster_only:
+            print(f"dashboard: the cluster page passed in {time.monotonic() - started:.1f} s; screenshots in", a.shots)
+            return 0
 
         step = "a service's page shows its log lines as they arrive, hostile ones as text"
         driver.find_element(By.CSS_SELECTOR, f"{row} a").click()

@@ -28,15 +28,20 @@ pub struct Dashboard<'a> {
     /// A service whose allow list names `service`: the service's page and the picture of who
     /// may call whom must show the call.
     pub caller: &'a str,
+    /// Boards the cluster page must show with their version and a CPU share (besides `board`).
+    pub boards: &'a [&'a str],
+    /// Only the sign-in and the cluster page (the other steps need the lifecycle test's
+    /// services); screenshots then go to `dashboard-cluster/`.
+    pub cluster_only: bool,
 }
 
-/// Where the screenshots go: `target/e2e-artifacts/dashboard/` (or under `$CARGO_TARGET_DIR`).
-pub fn shots_dir() -> PathBuf {
+/// Where the screenshots go: `target/e2e-artifacts/<name>/` (or under `$CARGO_TARGET_DIR`).
+pub fn shots_dir(name: &str) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target"))
         .join("e2e-artifacts")
-        .join("dashboard")
+        .join(name)
 }
 
 /// Runs the script against the board; panics with its output when a step fails or it takes
@@ -45,7 +50,11 @@ pub fn check(dashboard: &Dashboard, deadline: Duration) {
     let dir = tempfile::tempdir().expect("temp dir");
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, ca_bundle()).expect("ca.pem");
-    let shots = shots_dir();
+    let shots = shots_dir(if dashboard.cluster_only {
+        "dashboard-cluster"
+    } else {
+        "dashboard"
+    });
     let _ = std::fs::remove_dir_all(&shots);
     let log = dir.path().join("dashboard.log");
     let out = std::fs::File::create(&log).expect("log");
@@ -63,6 +72,8 @@ pub fn check(dashboard: &Dashboard, deadline: Duration) {
         .args(["--service-port", &dashboard.service_port.to_string()])
         .args(["--services", &dashboard.others.join(",")])
         .args(["--caller", dashboard.caller])
+        .args(["--boards", &dashboard.boards.join(",")])
+        .args(dashboard.cluster_only.then_some("--cluster-only"))
         .arg("--shots")
         .arg(&shots)
         .stdin(Stdio::null())

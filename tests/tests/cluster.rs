@@ -114,6 +114,7 @@ fn boards_form_one_cluster_share_work_and_survive_failures() {
     wait_until("pinned to run on board 3, seen from board 3", limit, || {
         running_on(&clients[2], "pinned").filter(|b| b.get(&board_name(3)) == Some(&1))
     });
+    observed::dashboard_shows_every_board(&lab);
 
     // Hostile input on the gossip port: a replayed datagram of board 2, and garbage.
     let replayed = lab

@@ -302,6 +302,8 @@ fn limits_restarts_live_changes_and_volumes() {
             service_port: port,
             others: &["crasher"],
             caller: "crasher",
+            boards: &[],
+            cluster_only: false,
         },
         Duration::from_secs(360),
     );

@@ -18,6 +18,9 @@ pub const X_BATON_IDENTITY: HeaderName = HeaderName::from_static(IDENTITY[2]);
 /// Cookies whose name starts with this are the front door's own (sign-in and session): the
 /// browser sends them on every request to the host, and no instance needs to see them.
 pub const BATON_COOKIE_PREFIX: &[u8] = b"__Host-baton_";
+/// The board dashboard's session cookie on a board without TLS (cookies ignore the port: a
+/// browser signed in on port 7070 sends it to the front door on port 80 of the same host too).
+pub const DASHBOARD_PLAIN_COOKIE: &[u8] = b"baton_dash=";
 
 /// Removes the identity headers, each of `extra` (such as a forward-auth route's
 /// `copy_headers`), and baton's cookies from `Cookie`. The other cookies stay, joined into one
@@ -54,7 +57,10 @@ fn strip_cookies(headers: &mut HeaderMap) {
     for value in headers.get_all(COOKIE) {
         for pair in value.as_bytes().split(|b| *b == b';') {
             let pair = trim(pair);
-            if pair.is_empty() || pair.starts_with(BATON_COOKIE_PREFIX) {
+            if pair.is_empty()
+                || pair.starts_with(BATON_COOKIE_PREFIX)
+                || pair.starts_with(DASHBOARD_PLAIN_COOKIE)
+            {
                 continue;
             }
             if !kept.is_empty() {
@@ -141,7 +147,10 @@ mod tests {
 
     #[test]
     fn a_cookie_header_of_only_baton_cookies_is_removed() {
-        let mut h = headers(&[("cookie", "__Host-baton_session=s; __Host-baton_login=l")]);
+        let mut h = headers(&[(
+            "cookie",
+            "__Host-baton_session=s; __Host-baton_login=l; __Host-baton_dash=d; baton_dash=p",
+        )]);
         strip(&mut h, &[]);
         assert!(!h.contains_key(COOKIE), "{h:?}");
     }

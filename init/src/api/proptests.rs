@@ -83,6 +83,12 @@ fn path() -> impl Strategy<Value = String> {
         Just("/v1/cluster"),
         Just("/v1/cluster/sync"),
         Just("/v1/network"),
+        Just("/v1/events"),
+        Just("/v1/boards"),
+        Just("/v1/peer/events"),
+        Just("/v1/peer/status"),
+        Just("/v1/session"),
+        Just("/"),
     ];
     let odd = "/[a-zA-Z0-9%./_~-]{0,40}";
     let query = proptest::option::of("[a-zA-Z0-9=&%+._-]{0,40}");
@@ -102,10 +108,12 @@ fn auth() -> impl Strategy<Value = (Option<String>, bool)> {
     ]
 }
 
-/// Endpoints that need the token (everything but health, sync and the 404 fallback).
+/// Endpoints that need the token: everything but health, sync, the dashboard's files and its
+/// sign-in (which answer without it by design), and the 404 fallback.
 fn needs_token(path: &str) -> bool {
     let path = path.split('?').next().unwrap_or_default();
-    path != "/v1/health" && path != "/v1/cluster/sync"
+    let dashboard = path == "/" || path.starts_with("/dash/") || path.starts_with("/v1/session");
+    path != "/v1/health" && path != "/v1/cluster/sync" && !dashboard
 }
 
 proptest! {

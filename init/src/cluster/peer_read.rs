@@ -47,6 +47,14 @@ pub trait Peers: Send + Sync + 'static {
     fn readable(&self) -> Vec<PeerApi>;
 }
 
+/// Whether `name` reads as a host name: 1 to 63 letters, digits, `-`, `_` or `.`.
+pub fn host_name(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
 impl Peers for Node {
     fn read_key(&self) -> String {
         key(&self.settings.key)
@@ -56,14 +64,15 @@ impl Peers for Node {
         self.settings.tls.clone()
     }
 
-    /// The alive peers that announce an API on the address their gossip comes from. An API
-    /// announced elsewhere is not asked: a board reads its peers, not an address a datagram
-    /// names.
+    /// The alive peers that announce an API on the address their gossip comes from, under a
+    /// host name. An API announced elsewhere is not asked: a board reads its peers, not an
+    /// address a datagram names; and a peer's name goes into what readers see, so a name
+    /// that is not a host name (a line break, say) is not read at all.
     fn readable(&self) -> Vec<PeerApi> {
         self.gossip
             .members()
             .into_iter()
-            .filter(|p| p.state == MemberState::Alive)
+            .filter(|p| p.state == MemberState::Alive && host_name(&p.name))
             .filter_map(|p| {
                 let api = p.values.api?;
                 (std::net::IpAddr::V4(*api.ip()) == p.addr.ip()).then_some(PeerApi {
@@ -78,6 +87,15 @@ impl Peers for Node {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_host_name_is_read() {
+        assert!(host_name("baton-ba0001"));
+        assert!(host_name("pi.lan"));
+        for bad in ["", "x\nfake-1@pi-a out", "a b", "é", &"a".repeat(64)] {
+            assert!(!host_name(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn the_key_is_the_same_for_the_same_cluster_key_and_only_for_it() {

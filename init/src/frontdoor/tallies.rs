@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use baton_frontdoor::tally::{ServiceTally, MAX_SERVICES};
+use baton_frontdoor::tally::{ServiceTally, MAX_SERVICES, OTHER};
 
 /// The totals of the process running now and of those before it.
 #[derive(Debug, Default)]
@@ -28,11 +28,15 @@ impl Tallies {
     }
 
     /// Takes the running process's report of the services whose totals changed. A service
-    /// beyond [`MAX_SERVICES`] is not kept (the process folds those into one already).
+    /// beyond [`MAX_SERVICES`] is not kept (the process folds those into [`OTHER`] already,
+    /// which is always kept).
     pub fn report(&self, services: Vec<ServiceTally>) {
         let mut kept = self.lock();
         for t in services {
-            if kept.now.len() < MAX_SERVICES || kept.now.contains_key(&t.service) {
+            if kept.now.len() < MAX_SERVICES
+                || kept.now.contains_key(&t.service)
+                || t.service == OTHER
+            {
                 kept.now.insert(t.service.clone(), t);
             }
         }
@@ -42,7 +46,10 @@ impl Tallies {
     pub fn ended(&self) {
         let kept = &mut *self.lock();
         for (service, t) in std::mem::take(&mut kept.now) {
-            if kept.before.len() < MAX_SERVICES || kept.before.contains_key(&service) {
+            if kept.before.len() < MAX_SERVICES
+                || kept.before.contains_key(&service)
+                || service == OTHER
+            {
                 kept.before.entry(service).or_default().merge(&t);
             }
         }

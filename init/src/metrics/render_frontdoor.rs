@@ -38,15 +38,19 @@ impl EncodeMetric for Histograms {
     }
 }
 
+/// The largest count shown: the encoders add the buckets up without checking, and the counts
+/// come from another process. Far beyond any real count (2^52 requests).
+const MAX_COUNT: u64 = 1 << 52;
+
 /// A service's totals as a histogram of seconds.
 fn counted(t: &ServiceTally) -> Counted {
     let mut buckets: Vec<(f64, u64)> = BUCKETS_MS
         .iter()
         .zip(t.buckets)
-        .map(|(le, n)| (*le as f64 / 1000.0, n))
+        .map(|(le, n)| (*le as f64 / 1000.0, n.min(MAX_COUNT)))
         .collect();
-    buckets.push((f64::INFINITY, t.slower));
-    let count = t.buckets.iter().sum::<u64>() + t.slower;
+    buckets.push((f64::INFINITY, t.slower.min(MAX_COUNT)));
+    let count = buckets.iter().map(|(_, n)| n).sum::<u64>();
     Counted {
         sum: t.sum_ms as f64 / 1000.0,
         count,

@@ -2,7 +2,7 @@
 //! instances that moved, and carry its peers' instance events; a service's lines come from
 //! its instances on every board, followed live, each prefixed with its instance and board;
 //! `baton top`, run from a laptop on the segment, shows every board and instance with figures;
-//! a real Prometheus scrapes every board.
+//! a real Prometheus scrapes every board; the dashboard in Chromium shows every board.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -196,5 +196,31 @@ pub fn boards_from_one_board(clients: &[Client], limit: Duration) {
                 });
             complete.then_some(())
         },
+    );
+}
+
+/// The dashboard of board 1 in Chromium: signed in, its cluster page shows the three boards,
+/// each with its version and a CPU share, and the services.
+pub fn dashboard_shows_every_board(lab: &Lab) {
+    let b1 = board_name(1);
+    let (b2, b3) = (board_name(2), board_name(3));
+    let api_port = lab
+        .board(1)
+        .expect("board index")
+        .forwarded(baton_tests::API_PORT)
+        .expect("the API port is forwarded");
+    baton_tests::browser::check(
+        &baton_tests::browser::Dashboard {
+            api_port,
+            token: TOKEN,
+            board: &b1,
+            service: "web",
+            service_port: 0,
+            others: &["pinned"],
+            caller: "",
+            boards: &[&b2, &b3],
+            cluster_only: true,
+        },
+        Duration::from_secs(300),
     );
 }

@@ -34,11 +34,15 @@ pub const INFO: &[u8] = b"baton dashboard session v1";
 pub const LIFETIME: Duration = Duration::from_secs(12 * 3600);
 
 /// The cookie's name over TLS: `__Host-` makes the browser keep it only when it is `Secure`,
-/// has `Path=/` and no `Domain`, so no other host can set or read it.
-pub const NAME_TLS: &str = "__Host-baton_session";
+/// has `Path=/` and no `Domain`, so no other host can set or read it. Cookies ignore ports:
+/// the front door on the same host strips every `__Host-baton_` cookie before a service sees
+/// it, and this name is not its own sign-in cookie's (`__Host-baton_session`), so neither
+/// overwrites the other.
+pub const NAME_TLS: &str = "__Host-baton_dash";
 
-/// The cookie's name on a plain-HTTP board (a card without a CA), where `Secure` cannot be.
-pub const NAME_PLAIN: &str = "baton_session";
+/// The cookie's name on a plain-HTTP board (a card without a CA), where `Secure` cannot be;
+/// the front door strips it too ([`baton_frontdoor::http::hygiene::DASHBOARD_PLAIN_COOKIE`]).
+pub const NAME_PLAIN: &str = "baton_dash";
 
 /// Bytes of a cookie value read at all: a sealed session is 70 characters.
 pub const MAX_VALUE: usize = 256;

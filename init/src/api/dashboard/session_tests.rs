@@ -86,18 +86,15 @@ fn without_randomness_no_session_is_made() {
 
 #[test]
 fn cookies_are_found_by_exact_name_and_set_with_their_attributes() {
-    let headers = [
-        "a=1; __Host-baton_session=two",
-        "__Host-baton_session=three",
-    ];
+    let headers = ["a=1; __Host-baton_dash=two", "__Host-baton_dash=three"];
     assert_eq!(find(headers.iter().copied(), NAME_TLS), Some("two"));
     assert_eq!(find(headers.iter().copied(), NAME_PLAIN), None);
     assert_eq!(
         set_cookie(NAME_TLS, "v", LIFETIME, true),
-        "__Host-baton_session=v; Max-Age=43200; Path=/; HttpOnly; SameSite=Strict; Secure"
+        "__Host-baton_dash=v; Max-Age=43200; Path=/; HttpOnly; SameSite=Strict; Secure"
     );
     assert_eq!(
         set_cookie(NAME_PLAIN, "", Duration::ZERO, false),
-        "baton_session=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict"
+        "baton_dash=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict"
     );
 }

@@ -63,7 +63,9 @@ pub async fn list(Extract(handles): Extract<Handles>) -> Response {
             follow: false,
         },
     );
-    let (got, late) = fan.past(Instant::now() + PAST_WAIT, MAX_PEERS, |_| 0).await;
+    let (got, late) = fan
+        .past(Instant::now() + PAST_WAIT, (1, MAX_PEERS), |_| 0)
+        .await;
     let mut said: BTreeMap<String, Result<BoardView, String>> = BTreeMap::new();
     for (peer, g) in got {
         match g {

@@ -23,8 +23,9 @@ use crate::cluster::peer_read::PeerApi;
 pub const CONNECT: Duration = Duration::from_secs(5);
 /// The longest silence between two reads of an answer.
 pub const IDLE: Duration = Duration::from_secs(30);
-/// The longest line read from a peer.
-pub const MAX_LINE: usize = 16 * 1024;
+/// The longest line read from a peer: a log line of the supervisor's largest
+/// (`logs::MAX_LINE`, 8 KiB) in JSON, where a control byte takes 6 bytes, with room to spare.
+pub const MAX_LINE: usize = 64 * 1024;
 
 /// Why a request to a peer failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,6 +50,9 @@ fn failed(what: &str, e: impl std::fmt::Display) -> Error {
 pub struct Lines {
     body: BodyDataStream,
     buf: Vec<u8>,
+    /// Where the next line starts in `buf` (what is before was handed out): the buffer is
+    /// compacted once per chunk, not once per line.
+    at: usize,
     /// The connection's task, ended with the answer.
     conn: AbortHandle,
 }
@@ -99,6 +103,7 @@ pub async fn get(
     let mut lines = Lines {
         body: body.into_data_stream(),
         buf: Vec::new(),
+        at: 0,
         conn,
     };
     match status {
@@ -153,18 +158,20 @@ impl Lines {
     /// [`MAX_LINE`], a silence longer than [`IDLE`] or a broken connection is an error.
     pub async fn next(&mut self) -> Result<Option<String>, Error> {
         loop {
-            if let Some(at) = self.buf.iter().position(|&b| b == b'\n') {
-                let rest = self.buf.split_off(at + 1);
-                let mut line = std::mem::replace(&mut self.buf, rest);
-                line.pop();
-                if line.len() > MAX_LINE {
+            let rest = &self.buf[self.at..];
+            if let Some(end) = rest.iter().position(|&b| b == b'\n') {
+                if end > MAX_LINE {
                     return Err(too_long());
                 }
-                return Ok(Some(String::from_utf8_lossy(&line).into_owned()));
+                let line = String::from_utf8_lossy(&rest[..end]).into_owned();
+                self.at += end + 1;
+                return Ok(Some(line));
             }
-            if self.buf.len() > MAX_LINE {
+            if rest.len() > MAX_LINE {
                 return Err(too_long());
             }
+            self.buf.drain(..self.at);
+            self.at = 0;
             match tokio::time::timeout(IDLE, self.body.next()).await {
                 Err(_) => {
                     return Err(failed(

@@ -53,7 +53,9 @@ pub async fn list(bus: &Bus, node: Arc<dyn Peers>, asked: Asked) -> Response {
     );
     let local = bus.recent(asked.after, asked.tail);
     let (got, late) = fan
-        .past(Instant::now() + PAST_WAIT, asked.tail, |e| e.at_ms)
+        .past(Instant::now() + PAST_WAIT, (asked.tail, asked.tail), |e| {
+            e.at_ms
+        })
         .await;
     let mut events: Vec<Event> = local.iter().map(|e| (**e).clone()).collect();
     events.extend(
@@ -80,7 +82,9 @@ pub fn stream(bus: Arc<Bus>, slot: StreamSlot, node: Arc<dyn Peers>, asked: Aske
         node,
         Ask {
             first: format!("/v1/peer/events?follow=1&tail={}", asked.tail),
-            again: "/v1/peer/events?follow=1&tail=0".to_string(),
+            // Again after a failure, from the last id got (a peer that rebooted since sends
+            // its whole ring: that id is of another boot).
+            again: format!("/v1/peer/events?follow=1&tail={}", baton_api::events::RING),
             last_event_id: asked.last_event_id,
             follow: true,
         },
@@ -89,7 +93,7 @@ pub fn stream(bus: Arc<Bus>, slot: StreamSlot, node: Arc<dyn Peers>, asked: Aske
     let head_bus = Arc::clone(&bus);
     let head = async move {
         let (got, late) = fan
-            .past(Instant::now() + PAST_WAIT, tail, |e| e.at_ms)
+            .past(Instant::now() + PAST_WAIT, (tail, tail), |e| e.at_ms)
             .await;
         let mut merged: Vec<(Option<String>, Event)> = past
             .iter()
@@ -169,11 +173,7 @@ fn from_peer(bus: &Bus, peer: &str, got: Got<Event>) -> Option<(Option<String>, 
             }
             event.board = peer.to_string();
             event.what.cut_texts();
-            let id = id.filter(|id| {
-                id.len() <= 128
-                    && !id.contains(',')
-                    && id.strip_prefix(peer).is_some_and(|r| r.starts_with(':'))
-            });
+            let id = id.filter(|id| own_id(peer, id));
             Some((id, event))
         }
         Got::Skipped(n) => {
@@ -184,6 +184,16 @@ fn from_peer(bus: &Bus, peer: &str, got: Got<Event>) -> Option<(Option<String>, 
         Got::Unreachable(error) => Some((None, unreachable(bus, peer.to_string(), &error))),
         Got::PastEnd => None,
     }
+}
+
+/// Whether `id` is an event id of `peer` and nothing else: `peer:BOOT.SEQ`, both numbers. It
+/// goes into the stream's `id:` line as it is, so nothing else may get through.
+fn own_id(peer: &str, id: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
+    id.strip_prefix(peer)
+        .and_then(|rest| rest.strip_prefix(':'))
+        .and_then(|rest| rest.split_once('.'))
+        .is_some_and(|(boot, seq)| digits(boot) && digits(seq))
 }
 
 fn unreachable(bus: &Bus, peer: String, error: &str) -> Event {
@@ -298,6 +308,24 @@ mod tests {
         )
         .expect("an instance event");
         assert_eq!(id, None, "an id naming another board is dropped");
+        for forged in [
+            "pi-b:1.1\n\nevent: board-left\ndata: {}\n\n:",
+            "pi-b:1.1,pi-a:1.9",
+            "pi-b:1.x",
+            "pi-b:.1",
+            "pi-b:1",
+        ] {
+            let (id, _) = from_peer(
+                &bus,
+                "pi-b",
+                Got::Item {
+                    id: Some(forged.into()),
+                    v: crashed("pi-b"),
+                },
+            )
+            .expect("an instance event");
+            assert_eq!(id, None, "{forged:?} is not pi-b's id");
+        }
         let decision = Event {
             what: What::BoardJoined {
                 member: "pi-q".into(),

@@ -86,6 +86,9 @@ struct Reach {
     tls: Option<Arc<rustls::ClientConfig>>,
     key: String,
     ask: Ask,
+    /// The last id got from each peer (one per peer read), kept when its task ends, so that a
+    /// peer read again later resumes there rather than from the reader's first id.
+    last_ids: Mutex<BTreeMap<String, String>>,
 }
 
 impl<T: DeserializeOwned + Send + 'static> Fanout<T> {
@@ -96,6 +99,7 @@ impl<T: DeserializeOwned + Send + 'static> Fanout<T> {
             tls: node.tls(),
             key: node.read_key(),
             ask,
+            last_ids: Mutex::new(BTreeMap::new()),
         });
         let tasks = Arc::new(Mutex::new(BTreeMap::new()));
         let peers = node.readable();
@@ -132,15 +136,20 @@ impl<T: DeserializeOwned + Send + 'static> Fanout<T> {
     }
 
     /// Everything the peers send until each has ended its past (or failed), or `deadline`,
-    /// and the peers whose past had not ended by then. At most `keep` items are kept (the
-    /// latest by `at`), so that many peers cannot make it large.
+    /// and the peers whose past had not ended by then. Each peer's items beyond `per_peer` are
+    /// dropped, and at most `keep` items are kept in all (the latest by `at`), so that neither
+    /// one peer nor many can make it large; a peer's skips are summed and said once, and so is
+    /// its failure.
     pub async fn past(
         &mut self,
         deadline: Instant,
-        keep: usize,
+        (per_peer, keep): (usize, usize),
         at: impl Fn(&T) -> u64,
     ) -> (Vec<(String, Got<T>)>, Vec<String>) {
         let mut got: Vec<(String, Got<T>)> = Vec::new();
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        let mut skipped: BTreeMap<String, u64> = BTreeMap::new();
+        let mut failed: BTreeMap<String, String> = BTreeMap::new();
         let mut waiting: std::collections::BTreeSet<String> =
             self.started.iter().cloned().collect();
         while !waiting.is_empty() {
@@ -148,16 +157,32 @@ impl<T: DeserializeOwned + Send + 'static> Fanout<T> {
             else {
                 break;
             };
-            if matches!(g, Got::PastEnd) {
-                waiting.remove(&peer);
-                continue;
-            }
-            got.push((peer, g));
-            if got.len() > keep.saturating_mul(2) {
-                trim(&mut got, keep, &at);
+            match g {
+                Got::PastEnd => {
+                    waiting.remove(&peer);
+                }
+                Got::Skipped(n) => {
+                    let sum = skipped.entry(peer).or_default();
+                    *sum = sum.saturating_add(n);
+                }
+                Got::Unreachable(e) => {
+                    failed.entry(peer).or_insert(e);
+                }
+                item @ Got::Item { .. } => {
+                    let count = counts.entry(peer.clone()).or_default();
+                    if *count < per_peer {
+                        *count += 1;
+                        got.push((peer, item));
+                        if got.len() > keep.saturating_mul(2) {
+                            trim(&mut got, keep, &at);
+                        }
+                    }
+                }
             }
         }
         trim(&mut got, keep, &at);
+        got.extend(skipped.into_iter().map(|(p, n)| (p, Got::Skipped(n))));
+        got.extend(failed.into_iter().map(|(p, e)| (p, Got::Unreachable(e))));
         (got, waiting.into_iter().collect())
     }
 
@@ -167,24 +192,14 @@ impl<T: DeserializeOwned + Send + 'static> Fanout<T> {
     }
 }
 
-/// Keeps the signals and the latest `keep` items, in the order of `at` (stable).
+/// Keeps the latest `keep` items (all of `got` is items), in the order of `at` (stable).
 fn trim<T>(got: &mut Vec<(String, Got<T>)>, keep: usize, at: &impl Fn(&T) -> u64) {
     got.sort_by_key(|(_, g)| match g {
         Got::Item { v, .. } => at(v),
         _ => 0,
     });
-    let items = got
-        .iter()
-        .filter(|(_, g)| matches!(g, Got::Item { .. }))
-        .count();
-    let mut drop = items.saturating_sub(keep);
-    got.retain(|(_, g)| {
-        if drop > 0 && matches!(g, Got::Item { .. }) {
-            drop -= 1;
-            return false;
-        }
-        true
-    });
+    let drop = got.len().saturating_sub(keep);
+    got.drain(..drop);
 }
 
 fn add<T: DeserializeOwned + Send + 'static>(
@@ -214,7 +229,10 @@ async fn read_peer<T: DeserializeOwned>(
 ) {
     let ask = &reach.ask;
     let mut path = if first { &ask.first } else { &ask.again };
-    let mut last_id = ask.last_event_id.clone();
+    let mut last_id = lock(&reach.last_ids)
+        .get(&peer.name)
+        .cloned()
+        .or_else(|| ask.last_event_id.clone());
     let mut past_pending = first;
     let mut down = false;
     let mut backoff = BACKOFF_MIN;
@@ -233,11 +251,15 @@ async fn read_peer<T: DeserializeOwned>(
                 down = false;
                 backoff = BACKOFF_MIN;
                 loop {
+                    // A peer that sends many short lines at once must not keep the runtime
+                    // from the board's other work.
+                    tokio::task::coop::consume_budget().await;
                     match lines.next().await {
                         Ok(Some(line)) => match serde_json::from_str::<Frame<T>>(&line) {
                             Ok(Frame::Item { id, v }) => {
-                                if id.is_some() {
-                                    last_id.clone_from(&id);
+                                if let Some(id) = &id {
+                                    last_id = Some(id.clone());
+                                    lock(&reach.last_ids).insert(peer.name.clone(), id.clone());
                                 }
                                 if send(Got::Item { id, v }).await.is_err() {
                                     return;

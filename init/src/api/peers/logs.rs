@@ -22,6 +22,9 @@ use crate::containers::supervisor::logs::{LogLine, ServiceLog, Stream, MAX_LINE}
 
 /// The longest instance name taken from a peer.
 const MAX_INSTANCE: usize = 80;
+/// The most past lines merged from every board (each line up to 8 KiB: what is held while
+/// the boards' pasts come in stays bounded).
+pub const MAX_TAIL: usize = 500;
 
 /// The lines of `service` on every board: the past `tail`, then (when `follow`) each new one.
 pub fn answer(
@@ -32,6 +35,7 @@ pub fn answer(
     tail: usize,
     follow: bool,
 ) -> Response {
+    let tail = tail.min(MAX_TAIL);
     let rx = log.as_ref().map(|l| l.subscribe());
     let past = log.as_ref().map(|l| l.tail(tail)).unwrap_or_default();
     // The path is the service name as the router matched it; it is put back escaped.
@@ -50,7 +54,7 @@ pub fn answer(
     );
     let head = async move {
         let (got, late) = fan
-            .past(Instant::now() + PAST_WAIT, tail, |l| l.time_ms)
+            .past(Instant::now() + PAST_WAIT, (tail, tail), |l| l.time_ms)
             .await;
         let mut merged: Vec<(u64, String)> =
             past.iter().map(|l| (l.time_ms, text(l, &board))).collect();
@@ -89,8 +93,8 @@ type Live = (
     String,
 );
 
-/// The next text of the live part: a line of this board, of a peer, or nothing for a while
-/// (an empty chunk, which keeps the connection checked).
+/// The next text of the live part: a line of this board, of a peer, or a blank line after
+/// [`KEEP_ALIVE`] of silence.
 async fn live((mut rx, mut fan, board): Live) -> Option<(String, Live)> {
     let deadline = Instant::now() + KEEP_ALIVE;
     loop {
@@ -113,7 +117,9 @@ async fn live((mut rx, mut fan, board): Live) -> Option<(String, Live)> {
                 Some((_, text)) => text,
                 None => continue,
             },
-            () = tokio::time::sleep_until(deadline) => String::new(),
+            // A blank line (the CLI and the dashboard show none): a write that fails once the
+            // reader has gone, which ends the stream and the peers' connections with it.
+            () = tokio::time::sleep_until(deadline) => "\n".to_string(),
         };
         return Some((text, (rx, fan, board)));
     }

@@ -171,7 +171,7 @@ async fn logs(
     };
     let line = |l: &LogLine| Frame::Item { id: None, v: l }.line();
     let rx = log.subscribe();
-    let past = log.tail(q.tail.unwrap_or(100));
+    let past = log.tail(q.tail.unwrap_or(100).min(logs::MAX_TAIL));
     let head = futures_util::stream::iter(
         past.iter()
             .map(line)

@@ -258,7 +258,7 @@ async fn a_reader_of_the_peers_resumes_after_the_last_id_it_got() {
     let (got, late) = fan
         .past(
             tokio::time::Instant::now() + Duration::from_secs(10),
-            100,
+            (100, 100),
             |e| e.at_ms,
         )
         .await;
@@ -286,7 +286,7 @@ async fn a_peer_says_its_load_and_version() {
     let (got, late) = fan
         .past(
             tokio::time::Instant::now() + Duration::from_secs(10),
-            8,
+            (1, 8),
             |_| 0,
         )
         .await;

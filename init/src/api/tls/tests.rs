@@ -220,7 +220,7 @@ async fn over_tls_the_session_cookie_is_host_only_and_secure() {
     .await
     .unwrap();
     assert_eq!(code, 200, "{body}");
-    assert!(cookie.starts_with("__Host-baton_session="), "{cookie}");
+    assert!(cookie.starts_with("__Host-baton_dash="), "{cookie}");
     for attribute in ["; Secure", "; HttpOnly", "; SameSite=Strict", "; Path=/"] {
         assert!(cookie.contains(attribute), "{attribute} missing: {cookie}");
     }

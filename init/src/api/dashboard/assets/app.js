@@ -155,7 +155,9 @@ B.route = function () {
   const page = B.pages[name] || B.pages.cluster;
   B.page = {left: false, leave: []};
   document.body.setAttribute('data-page', B.pages[name] ? name : 'cluster');
-  page(main, decodeURIComponent(parts.slice(1).join('/')));
+  let arg = parts.slice(1).join('/');
+  try { arg = decodeURIComponent(arg); } catch (e) { /* a malformed %: the text as written */ }
+  page(main, arg);
 };
 
 B.signedIn = function (session) {

@@ -131,12 +131,14 @@ B.pages.service = function (main, name) {
     drawAllow(allow, network, name);
   });
   const add = (line) => {
+    if (!line) return; // the stream's keep-alive
     B.put(logs, B.el('li', {}, line));
     while (logs.childNodes.length > 500) logs.removeChild(logs.firstChild);
     if (logs.parentNode) logs.parentNode.scrollTop = logs.parentNode.scrollHeight;
   };
   const page = B.page;
-  B.lines(path + '/logs?tail=100&follow=1', {}, add)
+  // Every board's instances, each line prefixed instance@board (a board alone: its own).
+  B.lines(path + '/logs?tail=100&follow=1&cluster=1', {}, add)
     .catch((e) => { if (!page.left) add('(the log stream ended: ' + e.message + ')'); });
 };
 
