@@ -43,16 +43,7 @@ async fn events(
         );
     };
     let bus = &handles.bus;
-    let after = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|id| bus.after(id));
-    // A reader that names where it stopped gets everything since (the ring's worth), so that
-    // only what the ring no longer holds is missed, and said.
-    let tail = match after {
-        Some(_) => RING,
-        None => q.tail.unwrap_or(DEFAULT_TAIL).min(RING),
-    };
+    let (after, tail) = position(bus, &headers, &q);
     let streamed = q.follow.unwrap_or(0) != 0
         || headers
             .get(header::ACCEPT)
@@ -119,6 +110,22 @@ async fn events(
         Body::from_stream(head.chain(rest)),
     )
         .into_response()
+}
+
+/// Where a reader goes on in `bus`: after the number its `Last-Event-ID` names for this
+/// board and boot, if any, and how many past events it gets. A reader that names where it
+/// stopped gets everything since (the ring's worth), so that only what the ring no longer
+/// holds is missed, and said.
+pub(super) fn position(bus: &Bus, headers: &HeaderMap, q: &EventsQuery) -> (Option<u64>, usize) {
+    let after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|id| bus.after(id));
+    let tail = match after {
+        Some(_) => RING,
+        None => q.tail.unwrap_or(DEFAULT_TAIL).min(RING),
+    };
+    (after, tail)
 }
 
 fn too_many() -> Response {

@@ -20,7 +20,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use baton_api::events::{Event, EventsQuery, DEFAULT_TAIL, RING};
+use baton_api::events::{Event, EventsQuery, RING};
 use baton_api::LogsQuery;
 use futures_util::StreamExt as _;
 use tokio::sync::broadcast::error::RecvError;
@@ -95,14 +95,7 @@ async fn events(
         );
     };
     let bus = std::sync::Arc::clone(&handles.bus);
-    let after = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|id| bus.after(id));
-    let tail = match after {
-        Some(_) => RING,
-        None => q.tail.unwrap_or(DEFAULT_TAIL).min(RING),
-    };
+    let (after, tail) = super::events::position(&bus, &headers, &q);
     let item = {
         let bus = std::sync::Arc::clone(&bus);
         move |e: &Event| {
