@@ -68,7 +68,7 @@ B.time = function (ms) {
 B.chip = function (word) {
   const known = {
     running: 'ok', self: 'ok', alive: 'ok', ready: 'ok', yes: 'ok',
-    starting: 'mid', degraded: 'mid', backoff: 'mid', frozen: 'mid', stopping: 'mid',
+    starting: 'mid', degraded: 'mid', idle: 'mid', backoff: 'mid', frozen: 'mid', stopping: 'mid',
     dead: 'bad', 'crash-loop': 'bad', stopped: 'bad', no: 'bad', removing: 'mid',
   };
   return B.el('span', {class: 'chip ' + (known[word] || 'none')}, word);

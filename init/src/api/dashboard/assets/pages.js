@@ -91,13 +91,25 @@ function drawBoards(box, status, cluster, cpu) {
   B.put(box, B.table('boards', ['Board', 'State', 'CPU', 'Memory', 'Disk (/data)', 'Version', ''], rows));
 }
 
+// A service's state over the whole cluster: the API's `state` speaks of this board's
+// instances only, which in a cluster may be none.
+function clusterState(s) {
+  const ready = readyCount(s);
+  if (s.state === 'removing') return 'removing';
+  if ((s.instances || []).some((i) => i.state === 'crash-loop')) return 'crash-loop';
+  // At zero (scaled down while idle, or scale.min = 0 and no call yet).
+  if (s.desired === 0) return ready > 0 ? 'stopping' : 'idle';
+  if (ready >= s.desired) return 'running';
+  return ready > 0 ? 'degraded' : 'starting';
+}
+
 function drawServices(box, list) {
   B.clear(box);
   B.put(box, B.el('h2', {}, 'Services'));
   if (list instanceof Error) { B.put(box, B.problem('/v1/services', list)); return; }
   const rows = (list.services || []).map((s) => B.el('tr', {'data-service': s.name},
     B.el('td', {class: 'name'}, B.el('a', {href: '#/service/' + encodeURIComponent(s.name)}, s.name)),
-    B.el('td', {}, B.chip(s.state)),
+    B.el('td', {class: 'state'}, B.chip(clusterState(s))),
     B.el('td', {class: 'desired'}, s.desired),
     B.el('td', {class: 'running'}, s.running),
     B.el('td', {class: 'ready'}, readyCount(s)),
