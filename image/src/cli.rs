@@ -201,6 +201,9 @@ enum ImageCommand {
     Build(BuildArgs),
     /// Show an image's partitions, board, package versions and config files.
     Inspect(InspectArgs),
+    /// Write an image to an SD card: the card is checked (not mounted, not the system disk,
+    /// removable, large enough), written with progress, synced and read back.
+    Flash(FlashArgs),
 }
 
 /// Arguments of `baton image build`.
@@ -243,6 +246,22 @@ pub struct BuildArgs {
     /// carries. Images must be linux/arm64.
     #[arg(long = "image", value_name = "REF=ARCHIVE")]
     pub images: Vec<String>,
+}
+
+/// Arguments of `baton image flash`.
+#[derive(Debug, Args)]
+struct FlashArgs {
+    /// Image file (from `baton image build`).
+    image: PathBuf,
+    /// The card's device (`/dev/sdb`, `/dev/mmcblk0`, `/dev/disk/by-id/...`).
+    device: PathBuf,
+    /// Write to a disk that does not say it is removable (still never a mounted disk or the
+    /// system's own).
+    #[arg(long)]
+    force: bool,
+    /// Do not ask for the device's name before erasing it.
+    #[arg(long)]
+    yes: bool,
 }
 
 /// Arguments of `baton image inspect`.
@@ -342,6 +361,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Image(ImageCommand::Build(args)) => crate::build::run_cli(args),
+        Command::Image(ImageCommand::Flash(args)) => {
+            crate::flash::run_cli(&args.image, &args.device, args.force, args.yes)
+        }
         Command::Image(ImageCommand::Inspect(args)) => {
             crate::inspect::run_cli(&args.image, args.json)
         }

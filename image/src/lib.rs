@@ -14,6 +14,7 @@ pub mod config_dir;
 pub mod debian;
 pub mod disk;
 pub mod events_cli;
+pub mod flash;
 pub mod forget_cli;
 pub mod inspect;
 pub mod kmod;
