@@ -651,6 +651,9 @@ mod tests {
         let pi3 = BoardConfig::load("pi3b", Some(&repo_dir())).unwrap();
         assert!(pi3.power_of_two_image);
         assert_eq!(pi3.qemu_machine.as_deref(), Some("raspi3b"));
+        let pi4 = BoardConfig::load("pi4b", Some(&repo_dir())).unwrap();
+        assert!(pi4.power_of_two_image);
+        assert_eq!(pi4.qemu_machine.as_deref(), Some("raspi4b"));
         let phy = pi3.modules.iter().position(|m| m == "phy_generic").unwrap();
         let dwc2 = pi3.modules.iter().position(|m| m == "dwc2").unwrap();
         assert!(phy < dwc2, "phy_generic must load before dwc2");

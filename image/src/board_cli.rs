@@ -66,6 +66,10 @@ fn status_text(status: &StatusReport) -> String {
         "board     {} ({}), kernel {}",
         status.hostname, status.board, status.kernel
     ));
+    // A board of an older version does not say: no line.
+    if !status.version.is_empty() {
+        line(format!("version   baton {}", status.version));
+    }
     line(format!(
         "uptime    {:.1} s",
         status.uptime_ms as f64 / 1000.0
@@ -319,10 +323,11 @@ mod tests {
             "memory": {"init_rss_bytes": 4096, "system_used_bytes": 3145728},
             "config_files": [], "data": null, "errors": ["a problem"], "config_errors": [],
             "clock": {"synced": true, "servers": 1, "refused_steps": 2, "note": "only one server"},
+            "version": "0.1.0",
         });
         assert_eq!(
             status_report(&status, None, false).unwrap(),
-            "board     pi-a (qemu-virt), kernel 6.12.1\nuptime    12.3 s\n\
+            "board     pi-a (qemu-virt), kernel 6.12.1\nversion   baton 0.1.0\nuptime    12.3 s\n\
              address   eth0 169.254.3.1/16 (link-local)\nmemory    init 4 KiB, system 3 MiB\n\
              clock     synced; 2 steps refused; only one server\n\
              error     a problem\n"

@@ -48,12 +48,14 @@ pub fn mac(index: usize, nic: u8) -> String {
 }
 
 /// The guest's name for the NIC on the shared segment: the second virtio NIC on `virt`
-/// (`eth1`), the second USB network adapter on `raspi3b` (`usb1`). The runner passes it to the
-/// init as `baton.cluster_interface=<name>`, so boards cluster on it whatever their config says.
+/// (`eth1`), the second USB network adapter on `raspi3b` (`usb1`); `raspi4b` has none. The
+/// runner passes it to the init as `baton.cluster_interface=<name>`, so boards cluster on it
+/// whatever their config says.
 pub fn segment_interface(machine: Machine) -> &'static str {
     match machine {
         Machine::Virt => "eth1",
         Machine::Raspi3b => "usb1",
+        Machine::Raspi4b => "none",
     }
 }
 
@@ -69,9 +71,10 @@ impl BoardCommand<'_> {
         let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
         let boot = self.boot;
         let mut append = boot.cmdline.clone();
-        if boot.machine == Machine::Raspi3b {
-            // QEMU's BCM2835 power-management model resets the machine as soon as the watchdog
-            // is armed instead of counting down, so an emulated Pi must not arm it.
+        if boot.machine.is_pi() {
+            // QEMU's BCM2835 power-management model (the Pi 4's too) resets the machine as soon
+            // as the watchdog is armed instead of counting down, so an emulated Pi must not arm
+            // it.
             append.push_str(" baton.watchdog=off");
         }
         if self.segment.is_some() {
@@ -142,6 +145,12 @@ impl BoardCommand<'_> {
                     push(&["-device", &dev]);
                 }
             }
+            // No network to attach (see `Machine::Raspi4b`): forwards and a segment are not
+            // possible, and the lab refuses them before it gets here.
+            Machine::Raspi4b => {
+                let drive = format!("if=sd,format=qcow2,file={}", opt(self.disk));
+                push(&["-drive", &drive]);
+            }
             Machine::Raspi3b => {
                 let drive = format!("if=sd,format=qcow2,file={}", opt(self.disk));
                 push(&["-drive", &drive]);
@@ -197,7 +206,7 @@ mod tests {
             machine,
             kernel: PathBuf::from("/w/vmlinuz"),
             initramfs: PathBuf::from("/w/initramfs"),
-            dtb: (machine == Machine::Raspi3b).then(|| PathBuf::from("/w/pi.dtb")),
+            dtb: machine.is_pi().then(|| PathBuf::from("/w/pi.dtb")),
             cmdline: "console=ttyAMA0".into(),
         }
     }
@@ -326,6 +335,18 @@ mod tests {
             devices.last().map(String::as_str),
             Some("virtio-net-pci,netdev=net1,mac=52:54:00:ba:01:02,romfile=")
         );
+    }
+
+    #[test]
+    fn raspi4b_uses_the_sd_card_and_dtb_and_no_network() {
+        let b = boot(Machine::Raspi4b);
+        let cmd = command(&b, &[], None);
+        let line = joined(&cmd);
+        assert!(line.contains("-M raspi4b"), "{line}");
+        assert!(line.contains("if=sd,format=qcow2"), "{line}");
+        assert_eq!(values(&cmd, "-dtb"), ["/w/pi.dtb"]);
+        assert!(!line.contains("-netdev") && !line.contains("-m "), "{line}");
+        assert!(line.contains("baton.watchdog=off"), "{line}");
     }
 
     #[test]

@@ -43,6 +43,14 @@ pub enum LabError {
         /// Number of boards.
         boards: usize,
     },
+    /// The image's machine has no network, and the lab was asked for one.
+    #[error(
+        "{machine} has no network in QEMU: it boots one board, without forwards or a LAN station"
+    )]
+    NoNetwork {
+        /// The machine.
+        machine: &'static str,
+    },
     /// A single board has no shared segment to cut or inspect.
     #[error("the lab has a single board and so no shared segment")]
     NoSegment,
@@ -222,6 +230,15 @@ impl Lab {
         let boot_dir = dir.join("boot");
         mkdir(&boot_dir)?;
         let boot = image::extract(&config.image, &boot_dir)?;
+        let wants_network = n > 1
+            || config.station
+            || !config.forwards.is_empty()
+            || !config.guest_forwards.is_empty();
+        if wants_network && !boot.machine.has_network() {
+            return Err(LabError::NoNetwork {
+                machine: boot.machine.qemu_name(),
+            });
+        }
         let size = disk::overlay_size(&boot.image, boot.image_size, config.disk_size)?;
         let mut own_boots = Vec::with_capacity(config.board_images.len());
         for (board, path) in &config.board_images {

@@ -15,6 +15,10 @@ pub enum Machine {
     Virt,
     /// `-M raspi3b`: SD card, USB network, fixed 1 GiB of memory and 4 cores.
     Raspi3b,
+    /// `-M raspi4b`: SD card, fixed 2 GiB of memory and 4 cores, and no network at all (QEMU
+    /// models neither the Pi 4's Ethernet, GENET, nor the PCIe bus its USB controller is on):
+    /// it boots the Pi 4's kernel, device tree and card, which is what it is used for.
+    Raspi4b,
 }
 
 impl Machine {
@@ -23,7 +27,18 @@ impl Machine {
         match self {
             Machine::Virt => "virt",
             Machine::Raspi3b => "raspi3b",
+            Machine::Raspi4b => "raspi4b",
         }
+    }
+
+    /// Whether it is a Raspberry Pi model (a device tree, an SD card, no PCI).
+    pub fn is_pi(self) -> bool {
+        matches!(self, Machine::Raspi3b | Machine::Raspi4b)
+    }
+
+    /// Whether the model has a network the runner can attach.
+    pub fn has_network(self) -> bool {
+        !matches!(self, Machine::Raspi4b)
     }
 
     /// Parses a `qemu_machine` value; `None` for machines the runner cannot boot.
@@ -31,6 +46,7 @@ impl Machine {
         match name {
             "virt" => Some(Machine::Virt),
             "raspi3b" => Some(Machine::Raspi3b),
+            "raspi4b" => Some(Machine::Raspi4b),
             _ => None,
         }
     }
@@ -109,6 +125,7 @@ mod tests {
 
     #[test]
     fn unknown_machine_is_not_bootable() {
-        assert_eq!(Machine::from_qemu_name("raspi4b"), None);
+        assert_eq!(Machine::from_qemu_name("raspi5"), None);
+        assert_eq!(Machine::from_qemu_name("raspi4b"), Some(Machine::Raspi4b));
     }
 }

@@ -185,8 +185,10 @@ pub fn extract(image: &Path, dest: &Path) -> Result<BootFiles> {
     let kernel = reader.extract(manifest.kernel(), dest)?;
     let initramfs = reader.extract(manifest.initramfs(), dest)?;
     let dtb = match (machine, &manifest.dtb) {
-        (Machine::Raspi3b, None) => return Err(ImageError::MissingDtb { path: abs }),
-        (Machine::Raspi3b, Some(name)) => Some(reader.extract(name, dest)?),
+        (Machine::Raspi3b | Machine::Raspi4b, None) => {
+            return Err(ImageError::MissingDtb { path: abs })
+        }
+        (Machine::Raspi3b | Machine::Raspi4b, Some(name)) => Some(reader.extract(name, dest)?),
         (Machine::Virt, _) => None,
     };
     Ok(BootFiles {
