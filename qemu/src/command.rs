@@ -77,6 +77,14 @@ impl BoardCommand<'_> {
             // it.
             append.push_str(" baton.watchdog=off");
         }
+        if boot.machine == Machine::Raspi4b {
+            // What QEMU's raspi4b does not model, and Linux would touch at boot and fault on
+            // (a synchronous external abort kills PID 1): the Broadcom L2 interrupt controllers
+            // and the HDMI I2C, and the clock gates the kernel turns off when unused.
+            append.push_str(
+                " clk_ignore_unused initcall_blacklist=brcmstb_l2_driver_init,brcmstb_i2c_driver_init",
+            );
+        }
         if self.segment.is_some() {
             // Tell the init which NIC is the shared segment: eth0 is the board's own user network.
             append.push_str(" baton.cluster_interface=");

@@ -2,6 +2,7 @@
 //! copies the kernel, initramfs, command line and (for Pi machines) device tree into its work
 //! directory. The image itself is only ever opened read-only.
 
+pub mod dtb;
 pub mod manifest;
 
 use std::fs::File;
@@ -188,7 +189,21 @@ pub fn extract(image: &Path, dest: &Path) -> Result<BootFiles> {
         (Machine::Raspi3b | Machine::Raspi4b, None) => {
             return Err(ImageError::MissingDtb { path: abs })
         }
-        (Machine::Raspi3b | Machine::Raspi4b, Some(name)) => Some(reader.extract(name, dest)?),
+        (Machine::Raspi3b, Some(name)) => Some(reader.extract(name, dest)?),
+        (Machine::Raspi4b, Some(name)) => {
+            let path = reader.extract(name, dest)?;
+            // See `dtb`: QEMU's raspi4b cannot power the SD card the way the board does.
+            if let Ok(mut blob) = std::fs::read(&path) {
+                let mut dropped = 0;
+                for (node, names) in [dtb::RASPI4B_SD, dtb::RASPI4B_SDHCI] {
+                    dropped += dtb::drop_properties(&mut blob, node, names).unwrap_or(0);
+                }
+                if dropped > 0 {
+                    let _ = std::fs::write(&path, &blob);
+                }
+            }
+            Some(path)
+        }
         (Machine::Virt, _) => None,
     };
     Ok(BootFiles {

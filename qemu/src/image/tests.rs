@@ -86,11 +86,11 @@ fn rejects_unsupported_machine_and_pi_without_dtb() {
         ("cmdline.txt", b"c"),
     ];
     let mut files = common.to_vec();
-    files.push(("baton.json", br#"{"qemu_machine":"raspi4b"}"#));
+    files.push(("baton.json", br#"{"qemu_machine":"raspi5"}"#));
     let image = fake_image::build(dir.path(), "pi4.img", &files);
     let err = extract(&image, dir.path()).unwrap_err();
     assert!(
-        matches!(err, ImageError::UnsupportedMachine { ref machine, .. } if machine == "raspi4b")
+        matches!(err, ImageError::UnsupportedMachine { ref machine, .. } if machine == "raspi5")
     );
 
     let mut files = common.to_vec();
